@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Installs the real programs Flotilla's tests run against, from pinned versions, into a per-machine
+# cache outside the repository. Idempotent: a second run finds everything cached and returns at once.
+#   kube-apiserver, kube-controller-manager  <- Go module proxy, k8s.io/kubernetes (wrapper module)
+#   etcd                                      <- Go module proxy, go.etcd.io/etcd/server/v3
+#   docker-registry, git, htpasswd            <- Debian packages
+#   helm, oras (only with --extras)           <- Go module proxy
+# Prints progress; exits non-zero naming the part that failed.
+set -euo pipefail
+
+K8S_VERSION="${FLOTILLA_K8S_VERSION:-v1.36.3}"
+ETCD_VERSION="${FLOTILLA_ETCD_VERSION:-v3.6.16}"
+HELM_VERSION="${FLOTILLA_HELM_VERSION:-v3.22.0}"
+ORAS_VERSION="${FLOTILLA_ORAS_VERSION:-v1.3.6}"
+CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}"
+EXTRAS=0
+for a in "$@"; do [ "$a" = "--extras" ] && EXTRAS=1; done
+
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+step() { printf '[flotilla-stack] %s\n' "$*" >&2; }
+fail() { printf '[flotilla-stack] FAILED: %s\n' "$*" >&2; exit 1; }
+
+command -v go >/dev/null || fail "go: no Go toolchain on PATH (needed to build kube-apiserver and etcd)"
+
+# --- Debian packages -------------------------------------------------------------------------
+need_apt=()
+command -v docker-registry >/dev/null || [ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
+command -v git >/dev/null || need_apt+=(git)
+command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
+command -v openssl >/dev/null || need_apt+=(openssl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  step "installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || fail "apt-get update failed"
+  # policy-rc.d keeps the packaged registry service from starting on :5000.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null \
+    || { rm -f /usr/sbin/policy-rc.d; fail "apt-get install ${need_apt[*]}"; }
+  rm -f /usr/sbin/policy-rc.d
+  # The package may have started its service anyway; stop it so it holds no port.
+  (systemctl stop docker-registry 2>/dev/null; pkill -f '/usr/bin/docker-registry serve /etc/docker/registry' 2>/dev/null) || true
+fi
+
+# --- Kubernetes --------------------------------------------------------------------------------
+K8S_DIR="$CACHE/kubernetes-$K8S_VERSION"
+if [ ! -x "$K8S_DIR/bin/kube-apiserver" ] || [ ! -x "$K8S_DIR/bin/kube-controller-manager" ]; then
+  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  staging="v0.${K8S_VERSION#v1.}"
+  work="$K8S_DIR/src"; mkdir -p "$work" "$K8S_DIR/bin"; cd "$work"
+  step "kubernetes $K8S_VERSION: preparing wrapper module (staging modules at $staging)"
+  cat > go.mod <<MOD
+module flotilla.dev/stack-tools/kubernetes
+
+go 1.24
+MOD
+  cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)
+GO
+  go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
+  modfile="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
+  [ -f "$modfile" ] || go mod download -x "k8s.io/kubernetes@$K8S_VERSION" 2>/dev/null || true
+  [ -f "$modfile" ] || go mod download "k8s.io/kubernetes@$K8S_VERSION" || fail "kubernetes: cannot download k8s.io/kubernetes@$K8S_VERSION"
+  # Every staging module replaced by ./staging/... upstream becomes its published v0.X.Y.
+  grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$modfile" | awk '{print $1}' | while read -r m; do
+    go mod edit -replace="$m=$m@$staging"
+  done
+  # The toolchain directive of upstream is irrelevant here; keep our go line compatible.
+  step "kubernetes $K8S_VERSION: resolving dependencies (downloads modules; first time only)"
+  go mod tidy -e >/dev/null 2>"$work/tidy.log" || { tail -20 "$work/tidy.log" >&2; fail "kubernetes: go mod tidy"; }
+  ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitTreeState=clean"
+  for cmd in kube-apiserver kube-controller-manager; do
+    step "kubernetes $K8S_VERSION: building $cmd (a cold build takes many minutes on 2 cores)"
+    go build -trimpath -ldflags "$ldflags" -o "$K8S_DIR/bin/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd" 2>"$work/build-$cmd.log" \
+      || { tail -30 "$work/build-$cmd.log" >&2; fail "kubernetes: building $cmd"; }
+    mv "$K8S_DIR/bin/$cmd.tmp" "$K8S_DIR/bin/$cmd"
+  done
+fi
+
+# --- etcd --------------------------------------------------------------------------------------
+ETCD_DIR="$CACHE/etcd-$ETCD_VERSION"
+if [ ! -x "$ETCD_DIR/bin/etcd" ]; then
+  work="$ETCD_DIR/src"; mkdir -p "$work" "$ETCD_DIR/bin"; cd "$work"
+  step "etcd $ETCD_VERSION: building"
+  cat > go.mod <<MOD
+module flotilla.dev/stack-tools/etcd
+
+go 1.24
+MOD
+  cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"
+GO
+  go mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  go mod tidy -e >/dev/null 2>"$work/tidy.log" || { tail -20 "$work/tidy.log" >&2; fail "etcd: go mod tidy"; }
+  go build -trimpath -ldflags "-s -w" -o "$ETCD_DIR/bin/etcd.tmp" go.etcd.io/etcd/server/v3 2>"$work/build.log" \
+    || { tail -30 "$work/build.log" >&2; fail "etcd: building"; }
+  mv "$ETCD_DIR/bin/etcd.tmp" "$ETCD_DIR/bin/etcd"
+fi
+
+# --- extras: helm, oras ----------------------------------------------------------------------
+if [ "$EXTRAS" = 1 ]; then
+  for spec in "helm:helm.sh/helm/v3/cmd/helm:$HELM_VERSION" "oras:oras.land/oras/cmd/oras:$ORAS_VERSION"; do
+    name="${spec%%:*}"; rest="${spec#*:}"; pkg="${rest%:*}"; ver="${rest##*:}"
+    dir="$CACHE/$name-$ver"
+    if [ ! -x "$dir/bin/$name" ]; then
+      step "$name $ver: building"
+      mkdir -p "$dir/bin"
+      GOBIN="$dir/bin" go install -trimpath -ldflags "-s -w" "$pkg@$ver" 2>"$dir/build.log" \
+        || { tail -30 "$dir/build.log" >&2; fail "$name: go install $pkg@$ver"; }
+    fi
+  done
+fi
+
+# A small manifest the TypeScript side reads to find the binaries.
+mkdir -p "$CACHE"
+cat > "$CACHE/stack-binaries.json" <<JSON
+{
+  "kubeApiserver": "$K8S_DIR/bin/kube-apiserver",
+  "kubeControllerManager": "$K8S_DIR/bin/kube-controller-manager",
+  "etcd": "$ETCD_DIR/bin/etcd",
+  "registry": "$(command -v docker-registry || echo /usr/bin/docker-registry)",
+  "git": "$(command -v git)",
+  "htpasswd": "$(command -v htpasswd)",
+  "helm": "$CACHE/helm-$HELM_VERSION/bin/helm",
+  "oras": "$CACHE/oras-$ORAS_VERSION/bin/oras",
+  "k8sVersion": "$K8S_VERSION",
+  "etcdVersion": "$ETCD_VERSION"
+}
+JSON
+step "binaries ready (cache: $CACHE)"
