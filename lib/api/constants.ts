@@ -1,0 +1,157 @@
+/**
+ * Flotilla's API constants: group/version, condition types, reasons, labels, annotations and finalizers.
+ *
+ * Every string that appears in a CRD, a condition, a label or a finalizer is defined here once, so the
+ * same word is used in code, objects, logs and docs. Condition types and reasons follow the Kubernetes
+ * conventions (PascalCase; `Ready`, `Reconciling`, `Stalled` as the summary conditions).
+ */
+
+/** The API group of every Flotilla kind. */
+export const GROUP = 'flotilla.dev';
+
+/** The only served (and stored) version of every Flotilla kind. */
+export const VERSION = 'v1alpha1';
+
+/** `apiVersion` of every Flotilla object: `flotilla.dev/v1alpha1`. */
+export const API_VERSION = `${GROUP}/${VERSION}` as const;
+
+/** The namespace Clusters and GitRepos live in when none is configured (Fleet's "fleet-default"). */
+export const DEFAULT_WORKSPACE_NAMESPACE = 'flotilla-default';
+
+/** Condition types used on Flotilla objects (`status.conditions[].type`). */
+export const ConditionType = {
+  /** Summary: the object is fully reconciled and everything it manages is ready. */
+  Ready: 'Ready',
+  /** Summary: a reconcile is in progress (new generation, new commit, new artifact being rolled out). */
+  Reconciling: 'Reconciling',
+  /** Summary: the object cannot progress until a person changes it (bad input, refused credentials). */
+  Stalled: 'Stalled',
+  /** GitRepo: the configured revision was fetched from git; `reason` says why not otherwise. */
+  GitFetched: 'GitFetched',
+  /** GitRepo / Bundle: bundle artifacts are stored in the OCI registry (OCI mode only). */
+  ArtifactsStored: 'ArtifactsStored',
+  /** GitRepo: every bundle path was read and turned into a Bundle object. */
+  BundlesBuilt: 'BundlesBuilt',
+  /** BundleDeployment: the desired resources were applied to the downstream cluster. */
+  Deployed: 'Deployed',
+  /** BundleDeployment: the agent checked readiness and drift of the applied resources. */
+  Monitored: 'Monitored',
+  /** Bundle: targets were evaluated and BundleDeployments exist for every matching cluster. */
+  Targeted: 'Targeted',
+  /** Cluster / ClusterRegistration: the agent registered and holds a credential for its cluster namespace. */
+  Registered: 'Registered',
+} as const;
+
+/** A condition type defined by Flotilla. */
+export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
+
+/** Values of `status.conditions[].status` (Kubernetes metav1.ConditionStatus). */
+export const ConditionStatus = {
+  /** The condition holds. */
+  True: 'True',
+  /** The condition does not hold. */
+  False: 'False',
+  /** It is not known (yet) whether the condition holds. */
+  Unknown: 'Unknown',
+} as const;
+
+/** One of "True", "False", "Unknown". */
+export type ConditionStatus = (typeof ConditionStatus)[keyof typeof ConditionStatus];
+
+/**
+ * Condition reasons (`status.conditions[].reason`). Stable: code above adapters and users' alerting match
+ * on them, so a reason is never renamed; it is also the `reason` of the Flotilla error that produced it.
+ */
+export const Reason = {
+  /** The step finished successfully. */
+  Succeeded: 'Succeeded',
+  /** Work is under way (new generation observed, rollout in progress). */
+  Progressing: 'Progressing',
+  /** A git operation (ls-remote, fetch, checkout) failed for a reason other than authentication. */
+  GitOperationFailed: 'GitOperationFailed',
+  /** Git or the registry refused the given credentials; the user must fix the Secret. */
+  AuthenticationFailed: 'AuthenticationFailed',
+  /** A Secret referenced by the spec (clientSecretName, authSecretName, ...) does not exist or lacks a key. */
+  SecretNotFound: 'SecretNotFound',
+  /** The spec itself is invalid in a way the schema cannot express (e.g. conflicting fields). */
+  InvalidSpec: 'InvalidSpec',
+  /** Bundle content is malformed: invalid YAML, invalid fleet.yaml, a path outside the bundle, a bad overlay. */
+  InvalidBundle: 'InvalidBundle',
+  /** The bundle is larger than the configured limit (bytes or number of resources). */
+  BundleTooLarge: 'BundleTooLarge',
+  /** The OCI registry could not be reached (connection refused, DNS, TLS, timeout, 5xx). */
+  RegistryUnreachable: 'RegistryUnreachable',
+  /** The OCI registry answered with a refusal other than authentication (4xx such as 403, 404 on push, 405). */
+  RegistryRefused: 'RegistryRefused',
+  /** Uploading a bundle artifact (blobs or manifest) to the registry failed. */
+  ArtifactPushFailed: 'ArtifactPushFailed',
+  /** Downloading a bundle artifact from the registry failed. */
+  ArtifactPullFailed: 'ArtifactPullFailed',
+  /** The registry served bytes whose digest differs from the pinned one: tampering or corruption; not applied. */
+  ArtifactTampered: 'ArtifactTampered',
+  /** No cluster matches the bundle's targets (not an error, but nothing is deployed). */
+  NoMatchingClusters: 'NoMatchingClusters',
+  /** A bundle listed in `dependsOn` is not ready yet; deployment waits. */
+  DependencyNotReady: 'DependencyNotReady',
+  /** Server-side apply (or pruning) of a resource was rejected by the downstream API server. */
+  ApplyFailed: 'ApplyFailed',
+  /** Applied resources are not ready yet (Deployment rolling out, Job running, ...). */
+  ResourcesNotReady: 'ResourcesNotReady',
+  /** Resources in the downstream cluster differ from the desired state (modified, missing or orphaned). */
+  Drifted: 'Drifted',
+  /** The object (or its GitRepo/Bundle) has `paused: true`; nothing new is rolled out. */
+  Paused: 'Paused',
+  /** The object is being deleted; its finalizer is cleaning up. */
+  Deleting: 'Deleting',
+  /** Cluster: the agent has not reported within the expected time. */
+  AgentNotSeen: 'AgentNotSeen',
+  /** ClusterRegistration: waiting for the controller to grant the request. */
+  RegistrationPending: 'RegistrationPending',
+  /** ClusterRegistrationToken: the token passed its `ttl` and is no longer valid. */
+  TokenExpired: 'TokenExpired',
+} as const;
+
+/** A reason defined by Flotilla. */
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+/** Labels Flotilla sets (and selects on). */
+export const Label = {
+  /** On Bundles and BundleDeployments: the name of the GitRepo that produced them. */
+  RepoName: 'flotilla.dev/repo-name',
+  /** On Bundles and BundleDeployments: the Bundle name. */
+  BundleName: 'flotilla.dev/bundle-name',
+  /** On BundleDeployments: the namespace of their Bundle (they live in the cluster namespace). */
+  BundleNamespace: 'flotilla.dev/bundle-namespace',
+  /** On BundleDeployments and cluster-namespace objects: the Cluster name. */
+  Cluster: 'flotilla.dev/cluster',
+  /** On cluster namespaces and their objects: the namespace of the Cluster object. */
+  ClusterNamespace: 'flotilla.dev/cluster-namespace',
+  /** On every object Flotilla creates: `"true"`. */
+  Managed: 'flotilla.dev/managed',
+  /** On resources the agent applies downstream: which bundle deployment owns them (for pruning). */
+  BundleID: 'flotilla.dev/bundle-id',
+} as const;
+
+/** The value of {@link Label.Managed} on objects Flotilla manages. */
+export const MANAGED_LABEL_VALUE = 'true';
+
+/** Annotations Flotilla sets. */
+export const Annotation = {
+  /** On applied downstream resources: the deployment ID (content + options hash) that applied them. */
+  DeploymentID: 'flotilla.dev/deployment-id',
+} as const;
+
+/** Finalizers Flotilla puts on the objects whose deletion needs clean-up. */
+export const Finalizer = {
+  /** GitRepo: delete its Bundles and its registry artifacts before it goes. */
+  GitRepo: 'flotilla.dev/gitrepo',
+  /** Bundle: delete its BundleDeployments before it goes. */
+  Bundle: 'flotilla.dev/bundle',
+  /** BundleDeployment: the agent prunes the downstream resources (unless keepResources) before it goes. */
+  BundleDeployment: 'flotilla.dev/bundledeployment',
+  /** Cluster: delete its cluster namespace and credentials before it goes. */
+  Cluster: 'flotilla.dev/cluster',
+} as const;
+
+/** The CRD category every Flotilla kind belongs to (`kubectl get flotilla`). */
+export const CATEGORY = 'flotilla';

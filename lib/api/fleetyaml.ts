@@ -1,0 +1,104 @@
+/**
+ * fleet.yaml: the optional per-bundle-directory file that says how the bundle is deployed.
+ *
+ * Flotilla supports the subset of Fleet's fleet.yaml listed in {@link FleetYamlSchema}, with Fleet's
+ * semantics. Fleet features Flotilla does not implement (helm, kustomize, ...) are rejected with a
+ * "not supported yet" message instead of being silently ignored, and unknown keys are rejected with
+ * their path: a typo must not deploy something else than the user meant.
+ */
+import yaml from 'js-yaml';
+import { z } from 'zod';
+import { StallingError } from '../errors.js';
+import { Reason } from './constants.js';
+import { stringMap } from './meta.js';
+import { BundleRefSchema, BundleTargetSchema, bundleDeploymentOptionsShape } from './options.js';
+import { formatIssues, type UnsupportedFields } from './validate.js';
+
+/** The largest fleet.yaml accepted, in bytes. */
+export const FLEET_YAML_MAX_BYTES = 1 << 20;
+
+/** The most YAML nodes (after expanding aliases) a fleet.yaml may have: protects against alias bombs. */
+export const FLEET_YAML_MAX_NODES = 100_000;
+
+/** The schema of fleet.yaml (the subset Flotilla supports). */
+export const FleetYamlSchema = z.strictObject({
+  labels: stringMap('Labels added to the Bundle; dependsOn selectors of other bundles match them.').optional(),
+  paused: z.boolean().optional().describe('Do not roll out new versions of this bundle.'),
+  ...bundleDeploymentOptionsShape,
+  targetCustomizations: z.array(BundleTargetSchema).optional()
+    .describe('Per-cluster customizations; for each cluster, the first matching entry applies.'),
+  dependsOn: z.array(BundleRefSchema).optional()
+    .describe('Bundles that must be ready on a cluster before this one is deployed there.'),
+}).describe('fleet.yaml: how the bundle in this directory is deployed.');
+
+/** A parsed fleet.yaml. */
+export type FleetYaml = z.infer<typeof FleetYamlSchema>;
+
+/** Fleet fleet.yaml features Flotilla recognizes but does not implement. */
+export const UNSUPPORTED_FLEET_YAML_FIELDS: UnsupportedFields = {
+  helm: 'Fleet "helm" bundles are not supported yet by Flotilla (plain YAML and overlays only)',
+  kustomize: 'Fleet "kustomize" bundles are not supported yet by Flotilla (plain YAML and overlays only)',
+  rolloutStrategy: 'Fleet "rolloutStrategy" is not supported yet by Flotilla',
+  overrideTargets: 'Fleet "overrideTargets" is not supported yet by Flotilla',
+  imageScans: 'Fleet "imageScans" is not supported yet by Flotilla',
+  ignore: 'Fleet "ignore" is not supported yet by Flotilla',
+  deleteNamespace: 'Fleet "deleteNamespace" is not supported yet by Flotilla',
+  deleteCRDResources: 'Fleet "deleteCRDResources" is not supported yet by Flotilla',
+};
+
+/**
+ * Parses and validates fleet.yaml text. An empty file is an empty fleet.yaml.
+ * Throws StallingError (reason InvalidBundle) naming `fileName`, the field path and, for YAML syntax
+ * errors, the line and column.
+ */
+export function parseFleetYaml(text: string, fileName: string): FleetYaml {
+  if (Buffer.byteLength(text, 'utf8') > FLEET_YAML_MAX_BYTES) {
+    throw invalid(`${fileName}: larger than ${FLEET_YAML_MAX_BYTES} bytes`);
+  }
+  let doc: unknown;
+  try {
+    doc = yaml.load(text, { filename: fileName });
+  } catch (err: unknown) {
+    throw invalid(yamlErrorMessage(err, fileName), err);
+  }
+  if (doc === undefined || doc === null) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw invalid(`${fileName}: must be a mapping of fields (got ${Array.isArray(doc) ? 'a list' : typeof doc})`);
+  }
+  if (!withinNodeBudget(doc, FLEET_YAML_MAX_NODES)) {
+    throw invalid(`${fileName}: more than ${FLEET_YAML_MAX_NODES} YAML nodes (after expanding aliases)`);
+  }
+  const result = FleetYamlSchema.safeParse(doc);
+  if (!result.success) {
+    const problems = formatIssues(result.error, [], UNSUPPORTED_FLEET_YAML_FIELDS);
+    throw invalid(`${fileName}: ${problems.join('; ')}`, result.error);
+  }
+  return result.data;
+}
+
+function invalid(message: string, cause?: unknown): StallingError {
+  return new StallingError(Reason.InvalidBundle, message, cause === undefined ? {} : { cause });
+}
+
+function yamlErrorMessage(err: unknown, fileName: string): string {
+  if (err instanceof yaml.YAMLException) {
+    const mark = err.mark as { line?: number; column?: number } | undefined;
+    const where = mark?.line === undefined ? '' : ` at line ${mark.line + 1}, column ${(mark.column ?? 0) + 1}`;
+    return `${fileName}: invalid YAML${where}: ${err.reason}`;
+  }
+  return `${fileName}: invalid YAML: ${err instanceof Error ? err.message : String(err)}`;
+}
+
+/** Counts nodes depth-first (aliases counted every time they appear) and stops once over `budget`. */
+function withinNodeBudget(root: unknown, budget: number): boolean {
+  let remaining = budget;
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (--remaining < 0) return false;
+    if (node !== null && typeof node === 'object') {
+      for (const child of Object.values(node)) stack.push(child);
+    }
+  }
+  return true;
+}

@@ -1,0 +1,11 @@
+/**
+ * Flotilla's API: every kind as a zod schema and TypeScript type, plus the constants (condition types,
+ * reasons, labels, annotations, finalizers) and helpers shared by the controller, the agent and the CLI.
+ * Import from here: `import { GitRepoSchema, ConditionType, setCondition } from '../lib/api/index.js'`.
+ */
+export * from './constants.js';
+export * from './crd-extensions.js';
+export * from './meta.js';
+export * from './options.js';
+export * from './validate.js';
+export * from './fleetyaml.js';
