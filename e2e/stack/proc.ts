@@ -46,6 +46,8 @@ function installHooks(): void {
   process.on('exit', killAllNow);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
+      // When the program has its own handler for this signal it stops the stack gracefully itself.
+      if (process.listenerCount(sig) > 1) return;
       killAllNow();
       process.exit(sig === 'SIGINT' ? 130 : 143);
     });

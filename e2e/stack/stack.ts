@@ -1,0 +1,130 @@
+import { mkdir, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { ensureBinaries, type StackBinaries } from './binaries.js';
+import { startControlPlane, type ControlPlane } from './kube.js';
+import { startGitServer, type GitServer } from './git.js';
+import { startRegistry, type RegistryHandle, type RegistryMode } from './registry.js';
+import { stopAll } from './proc.js';
+
+/**
+ * The complete local environment: N real Kubernetes control planes, real Docker Distribution
+ * registries and a real git server, all on loopback with ports picked at run time.
+ */
+
+/** Options for {@link startStack}. */
+export interface StackOptions {
+  /** Cluster names; default upstream, downstream-1, downstream-2. */
+  clusters?: string[];
+  /** Clusters that also run kube-controller-manager; default ["upstream"]. */
+  controllerManager?: string[];
+  /** Registry modes to start; default ["http"]. */
+  registries?: RegistryMode[];
+  /** Start the git server; default true. */
+  git?: boolean;
+  /** Working folder; default a new temporary one (removed on stop unless keepDir). */
+  dir?: string;
+  keepDir?: boolean;
+  /** Progress messages. */
+  log?: (message: string) => void;
+}
+
+/** What other processes need to reach the stack; written as JSON to `<dir>/stack.json`. */
+export interface StackDescription {
+  dir: string;
+  clusters: Record<string, { server: string; kubeconfig: string }>;
+  registries: Partial<Record<RegistryMode, { host: string; url: string; caFile?: string; username?: string; password?: string }>>;
+  git?: { url: string; username: string; password: string };
+}
+
+/** A running stack. */
+export interface Stack {
+  readonly dir: string;
+  readonly binaries: StackBinaries;
+  readonly clusters: Record<string, ControlPlane>;
+  readonly registries: Partial<Record<RegistryMode, RegistryHandle>>;
+  readonly git: GitServer | undefined;
+  /** The control plane named `name`, or an error naming the ones that exist. */
+  cluster(name: string): ControlPlane;
+  /** The registry in `mode`, or an error if that mode was not started. */
+  registry(mode: RegistryMode): RegistryHandle;
+  describe(): StackDescription;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_CLUSTERS = ['upstream', 'downstream-1', 'downstream-2'];
+
+/** Starts the stack: builds or reuses binaries, then starts every part in parallel. */
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const log = options.log ?? ((m: string) => process.stderr.write(`[flotilla-stack] ${m}\n`));
+  const binaries = await ensureBinaries();
+  const dir = options.dir ?? await mkdtemp(join(tmpdir(), 'flotilla-stack-'));
+  await mkdir(dir, { recursive: true });
+  const names = options.clusters ?? DEFAULT_CLUSTERS;
+  const withKcm = new Set(options.controllerManager ?? ['upstream']);
+  const modes = options.registries ?? ['http'];
+  const started = Date.now();
+
+  const clusters: Record<string, ControlPlane> = {};
+  const registries: Partial<Record<RegistryMode, RegistryHandle>> = {};
+  let git: GitServer | undefined;
+  try {
+    await Promise.all([
+      ...names.map(async (name) => {
+        log(`starting control plane ${name}`);
+        clusters[name] = await startControlPlane({ name, dir: join(dir, 'clusters', name), binaries, controllerManager: withKcm.has(name) });
+        log(`control plane ${name} ready at ${clusters[name]?.server}`);
+      }),
+      ...modes.map(async (mode) => {
+        registries[mode] = await startRegistry({ mode, rootDir: join(dir, 'registry', mode) });
+        log(`registry (${mode}) ready at ${registries[mode]?.url}`);
+      }),
+      (async () => {
+        if (options.git === false) return;
+        git = await startGitServer({ rootDir: join(dir, 'git') });
+        log(`git server ready at ${git.url}`);
+      })(),
+    ]);
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s (folder ${dir})`);
+
+  const stack: Stack = {
+    dir, binaries, clusters, registries, git,
+    cluster(name) {
+      const c = clusters[name];
+      if (!c) throw new Error(`no cluster named ${name} in the stack (have: ${Object.keys(clusters).join(', ')})`);
+      return c;
+    },
+    registry(mode) {
+      const r = registries[mode];
+      if (!r) throw new Error(`the stack has no registry in mode ${mode} (have: ${Object.keys(registries).join(', ')})`);
+      return r;
+    },
+    describe() {
+      const desc: StackDescription = { dir, clusters: {}, registries: {} };
+      for (const [name, c] of Object.entries(clusters)) desc.clusters[name] = { server: c.server, kubeconfig: c.kubeconfigPath };
+      for (const [mode, r] of Object.entries(registries) as [RegistryMode, RegistryHandle][]) {
+        desc.registries[mode] = { host: r.host, url: r.url, caFile: r.caFile, username: r.username, password: r.password };
+      }
+      if (git) desc.git = { url: git.url, username: git.username, password: git.password };
+      return desc;
+    },
+    async stop() {
+      await git?.stop();
+      await Promise.all(Object.values(registries).map((r) => r.stop()));
+      await Promise.all(Object.values(clusters).map((c) => c.stop()));
+      await stopAll();
+      if (!options.keepDir && options.dir === undefined) await rm(dir, { recursive: true, force: true });
+    },
+  };
+  await writeFile(join(dir, 'stack.json'), JSON.stringify(stack.describe(), null, 2), { mode: 0o600 });
+  return stack;
+}
+
+/** Reads a stack description written by {@link startStack}. */
+export async function readStackDescription(dir: string): Promise<StackDescription> {
+  return JSON.parse(await readFile(join(dir, 'stack.json'), 'utf8')) as StackDescription;
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command (README quick start; .ci/run calls it). On a fresh machine it installs what it needs:
+# npm dependencies, then the real stack's binaries (built once per machine into ~/.cache/flotilla).
+# Then: typecheck, CRDs up to date, unit tests, end-to-end tests on the real stack.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\n==> %s\n' "$*"; }
+
+say "npm dependencies"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+say "stack binaries (cached per machine; a cold build takes many minutes)"
+bash e2e/stack/tools/install.sh ${FLOTILLA_INSTALL_FLAGS:---extras}
+
+say "typecheck"
+npx tsc -p tsconfig.json --noEmit
+
+say "generated CRDs are up to date"
+npm run --silent crds:check
+
+status=0
+say "unit tests"
+FLOTILLA_TEST_SUITE=unit npx mocha --config .mocharc.unit.json || status=1
+
+say "end-to-end tests (real kube-apiservers, registry, git server)"
+FLOTILLA_TEST_SUITE=e2e npx mocha --config .mocharc.e2e.json || status=1
+
+# Every process the stack started lives under a flotilla-stack-* folder; none may outlive the run.
+leftover=$(pgrep -af 'flotilla-stack-' | grep -v -e pgrep -e test.sh || true)
+if [ -n "$leftover" ]; then
+  echo "processes left behind by the tests:"; echo "$leftover"; status=1
+fi
+exit $status
