@@ -1,0 +1,91 @@
+import { expect } from 'chai';
+import { StallingError } from '../errors.js';
+import { parseFleetYaml, type FleetYaml } from './index.js';
+
+function parseError(text: string): StallingError {
+  try {
+    parseFleetYaml(text, 'apps/web/fleet.yaml');
+  } catch (err: unknown) {
+    if (err instanceof StallingError) return err;
+    throw err;
+  }
+  throw new Error('expected parseFleetYaml to throw');
+}
+
+describe('parseFleetYaml', () => {
+  const valid: [string, string, FleetYaml][] = [
+    ['an empty file', '', {}],
+    ['a comment-only file', '# nothing here\n', {}],
+    ['namespaces and labels', 'defaultNamespace: web\nnamespace: web-prod\nlabels:\n  role: frontend\n',
+      { defaultNamespace: 'web', namespace: 'web-prod', labels: { role: 'frontend' } }],
+    ['target customizations with overlays', [
+      'targetCustomizations:',
+      '- name: prod',
+      '  clusterSelector:',
+      '    matchLabels: {env: prod}',
+      '  yaml:',
+      '    overlays: [prod, big]',
+      '  namespace: web-prod',
+      '- name: lab',
+      '  clusterGroup: lab',
+      '  doNotDeploy: true',
+    ].join('\n'), {
+      targetCustomizations: [
+        { name: 'prod', clusterSelector: { matchLabels: { env: 'prod' } }, yaml: { overlays: ['prod', 'big'] }, namespace: 'web-prod' },
+        { name: 'lab', clusterGroup: 'lab', doNotDeploy: true },
+      ],
+    }],
+    ['dependsOn, diff, correctDrift and keepResources', [
+      'dependsOn:',
+      '- name: crds',
+      '- selector: {matchLabels: {role: base}}',
+      'diff:',
+      '  comparePatches:',
+      '  - {apiVersion: apps/v1, kind: Deployment, name: web, namespace: web, jsonPointers: [/spec/replicas]}',
+      'correctDrift: {enabled: true}',
+      'keepResources: true',
+      'serviceAccount: deployer',
+      'namespaceLabels: {team: a}',
+    ].join('\n'), {
+      dependsOn: [{ name: 'crds' }, { selector: { matchLabels: { role: 'base' } } }],
+      diff: { comparePatches: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'web', jsonPointers: ['/spec/replicas'] }] },
+      correctDrift: { enabled: true }, keepResources: true, serviceAccount: 'deployer', namespaceLabels: { team: 'a' },
+    }],
+  ];
+  for (const [name, text, expected] of valid) {
+    it(`accepts ${name}`, () => expect(parseFleetYaml(text, 'fleet.yaml')).to.deep.equal(expected));
+  }
+
+  const invalid: [string, string, RegExp][] = [
+    ['a helm bundle, saying helm is not supported yet', 'helm:\n  chart: ./chart\n', /^apps\/web\/fleet\.yaml: helm: .*not supported yet/],
+    ['kustomize inside a target customization', 'targetCustomizations:\n- name: a\n  kustomize: {dir: prod}\n',
+      /targetCustomizations\[0\]\.kustomize: .*not supported yet/],
+    ['a misspelled key, naming its path', 'targetCustomizations:\n- name: a\n  clusterSelectr: {}\n', /targetCustomizations\[0\]\.clusterSelectr: unknown field/],
+    ['a wrong type, naming its path', 'targetCustomizations:\n- clusterSelector: {matchLabels: {env: 1}}\n',
+      /targetCustomizations\[0\]\.clusterSelector\.matchLabels\.env: .*expected string/],
+    ['an invalid namespace name', 'namespace: Web_Prod\n', /namespace: must be a lowercase DNS-1123 label/],
+    ['a YAML syntax error, naming the line', 'namespace: web\nlabels: {a: b\n', /^apps\/web\/fleet\.yaml: invalid YAML at line 3/],
+    ['a list instead of a mapping', '- a\n- b\n', /must be a mapping of fields \(got a list\)/],
+    ['a scalar instead of a mapping', 'just text\n', /must be a mapping of fields \(got string\)/],
+    ['several documents', 'a: 1\n---\nb: 2\n', /invalid YAML/],
+    ['an alias bomb', [
+      'a: &a [x, x, x, x, x, x, x, x, x, x]',
+      'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]',
+      'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]',
+      'd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]',
+      'e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]',
+      'f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]',
+    ].join('\n'), /more than 100000 YAML nodes/],
+  ];
+  for (const [name, text, pattern] of invalid) {
+    it(`rejects ${name}`, () => {
+      const err = parseError(text);
+      expect(err.reason).to.equal('InvalidBundle');
+      expect(err.message).to.match(pattern);
+    });
+  }
+
+  it('rejects a file larger than 1 MiB without parsing it', () => {
+    expect(parseError(`# ${'x'.repeat(1 << 20)}\n`).message).to.match(/larger than 1048576 bytes/);
+  });
+});
