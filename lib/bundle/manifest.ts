@@ -1,0 +1,182 @@
+import yaml from 'js-yaml';
+import { StallingError } from '../errors.js';
+import { Reason } from '../api/constants.js';
+
+/**
+ * Parsing and validation of manifest files (the resources of a bundle).
+ *
+ * - `.yaml` / `.yml` files may hold several documents separated by `---`; empty documents (only comments,
+ *   or a trailing `---`) are skipped, as kubectl does.
+ * - `.json` files hold exactly one object.
+ * - Every document must be a mapping with a string `apiVersion`, a string `kind` and a non-empty string
+ *   `metadata.name`.
+ * - YAML is read with the YAML 1.2 core schema plus merge keys (`<<`): timestamps stay strings (as they
+ *   reach the API server), `yes`/`no` are strings (YAML 1.2), duplicate keys are an error.
+ * Every failure is a StallingError with reason InvalidBundle whose message reads `file:line: cause`.
+ */
+
+/** A Kubernetes object as read from a manifest: only the identifying fields are typed. */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+/** One file of a bundle: its path relative to the bundle root (`/`-separated) and its bytes. */
+export interface BundleFile {
+  path: string;
+  content: Buffer;
+}
+
+/** One document of a manifest file, with the 1-based line it starts on (for messages). */
+export interface ManifestDocument {
+  object: KubeObject;
+  line: number;
+}
+
+/** The file names that hold a bundle's options (never a resource). */
+export const FLEET_YAML_NAMES: readonly string[] = ['fleet.yaml', 'fleet.yml'];
+
+/** The name of the directory, at a bundle's root, that holds its overlays (`overlays/<name>/...`). */
+export const OVERLAYS_DIR = 'overlays';
+
+/** File names that mean a Helm chart or a Kustomize directory, which Flotilla does not render (yet). */
+export const UNSUPPORTED_MARKERS: readonly string[] = ['Chart.yaml', 'kustomization.yaml', 'kustomization.yml', 'Kustomization'];
+
+const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
+
+/** The js-yaml schema used for manifests and fleet.yaml: YAML 1.2 core plus merge keys, no timestamps. */
+export const YAML_SCHEMA = yaml.CORE_SCHEMA.extend({
+  // @types/js-yaml does not declare `types`, which js-yaml 4 exports at runtime.
+  implicit: [(yaml as unknown as { types: { merge: yaml.Type } }).types.merge],
+});
+
+/** True if a file (by its base name) is a manifest: `.yaml`, `.yml` or `.json`, and not fleet.yaml. */
+export function isManifestName(baseName: string): boolean {
+  if (FLEET_YAML_NAMES.includes(baseName)) return false;
+  const lower = baseName.toLowerCase();
+  return MANIFEST_EXTENSIONS.some((ext) => lower.endsWith(ext));
+}
+
+/** Builds the InvalidBundle error for a file (and line, when known). */
+export function invalidBundle(file: string, line: number | undefined, cause: string, err?: unknown): StallingError {
+  const where = line === undefined ? file : `${file}:${line}`;
+  return new StallingError(Reason.InvalidBundle, `${where}: ${cause}`, err === undefined ? {} : { cause: err });
+}
+
+/** Translates a js-yaml error into InvalidBundle, with the line in the whole file. */
+function yamlError(file: string, lineOffset: number, err: unknown): StallingError {
+  if (err instanceof yaml.YAMLException) {
+    const line = err.mark ? err.mark.line + 1 + lineOffset : undefined;
+    return invalidBundle(file, line, `invalid YAML: ${err.reason}`, err);
+  }
+  return invalidBundle(file, undefined, `invalid YAML: ${String(err)}`, err);
+}
+
+/**
+ * Splits YAML text into documents at `---` marker lines, keeping the marker with the document it starts,
+ * and returns each with the 0-based line it starts on. A `---` at column 0 always starts a new document in
+ * YAML, so this split is the one the YAML parser makes; parsing per document gives exact line numbers.
+ */
+function splitDocuments(text: string): { text: string; startLine: number }[] {
+  const lines = text.split('\n');
+  const docs: { text: string; startLine: number }[] = [];
+  let start = 0;
+  for (let i = 0; i < lines.length; i++) {
+    if (i > start && /^---(?:[ \t].*)?\r?$/.test(lines[i] as string)) {
+      docs.push({ text: lines.slice(start, i).join('\n'), startLine: start });
+      start = i;
+    }
+  }
+  docs.push({ text: lines.slice(start).join('\n'), startLine: start });
+  return docs;
+}
+
+/** Parses YAML text (one or more documents) into plain values; empty documents are dropped. */
+export function parseYamlDocuments(file: string, text: string): { value: unknown; line: number }[] {
+  const out: { value: unknown; line: number }[] = [];
+  for (const doc of splitDocuments(text)) {
+    let value: unknown;
+    try {
+      value = yaml.load(doc.text, { filename: file, schema: YAML_SCHEMA });
+    } catch (err) {
+      throw yamlError(file, doc.startLine, err);
+    }
+    if (value === null || value === undefined) continue;
+    out.push({ value, line: doc.startLine + firstContentLine(doc.text) + 1 });
+  }
+  return out;
+}
+
+/** 0-based index of the first line that is not blank, a comment or a `---` marker (for messages). */
+function firstContentLine(text: string): number {
+  const lines = text.split('\n');
+  const index = lines.findIndex((l) => !/^\s*(?:#.*)?$/.test(l) && !/^---\s*$/.test(l));
+  return index < 0 ? 0 : index;
+}
+
+/** Parses JSON text into one value; a syntax error names the line (from the parser's position). */
+export function parseJsonDocument(file: string, text: string): { value: unknown; line: number } {
+  try {
+    return { value: JSON.parse(text) as unknown, line: 1 };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const position = /position (\d+)/.exec(message);
+    const line = position ? text.slice(0, Number(position[1])).split('\n').length : undefined;
+    throw invalidBundle(file, line, `invalid JSON: ${message}`, err);
+  }
+}
+
+/** Checks that a parsed document is a Kubernetes object; the message names the missing field. */
+export function validateObject(file: string, line: number, value: unknown): KubeObject {
+  const fail = (cause: string) => invalidBundle(file, line, cause);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw fail(`a resource must be a mapping with apiVersion, kind and metadata, got ${describe(value)}`);
+  }
+  const obj = value as Record<string, unknown>;
+  if (typeof obj.apiVersion !== 'string' || obj.apiVersion === '') throw fail('resource has no apiVersion');
+  if (typeof obj.kind !== 'string' || obj.kind === '') throw fail('resource has no kind');
+  const metadata = obj.metadata;
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw fail(`${obj.kind} has no metadata`);
+  }
+  const meta = metadata as Record<string, unknown>;
+  if (typeof meta.name !== 'string' || meta.name === '') throw fail(`${obj.kind} has no metadata.name`);
+  if (meta.namespace !== undefined && meta.namespace !== null && typeof meta.namespace !== 'string') {
+    throw fail(`${obj.kind} ${meta.name}: metadata.namespace must be a string`);
+  }
+  return value as KubeObject;
+}
+
+function describe(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'null';
+  return `a ${typeof value}`;
+}
+
+/** True if the path names a JSON file (one document) rather than YAML. */
+export function isJsonPath(path: string): boolean {
+  return path.toLowerCase().endsWith('.json');
+}
+
+/** Parses a file into raw documents (YAML: several; JSON: one), without validating them as objects. */
+export function parseDocuments(file: string, content: Buffer | string): { value: unknown; line: number }[] {
+  const text = typeof content === 'string' ? content : decodeUtf8(file, content);
+  return isJsonPath(file) ? [parseJsonDocument(file, text)] : parseYamlDocuments(file, text);
+}
+
+/** Parses and validates a manifest file into its Kubernetes objects. */
+export function parseManifest(file: string, content: Buffer | string): ManifestDocument[] {
+  return parseDocuments(file, content).map(({ value, line }) => ({ object: validateObject(file, line, value), line }));
+}
+
+/** Decodes UTF-8 strictly: a binary file with a manifest extension is an error, not garbage. */
+export function decodeUtf8(file: string, content: Buffer): string {
+  try {
+    // A leading byte-order mark is dropped by TextDecoder.
+    return new TextDecoder('utf-8', { fatal: true }).decode(content);
+  } catch (err) {
+    throw invalidBundle(file, undefined, 'not valid UTF-8 text', err);
+  }
+}
