@@ -135,7 +135,7 @@ export function caBundle(description: string) {
 export const OCIArtifactRefSchema = refineWithCel(z.strictObject({
   reference: z.string().max(1024).regex(PINNED_REFERENCE, 'must be "host[:port]/path@sha256:<64 hex>"')
     .describe('The artifact: repository pinned by manifest digest, "host[:port]/path@sha256:<hex>".'),
-  digest: z.string().regex(DIGEST, 'must be "sha256:<64 lowercase hex>"')
+  digest: z.string().max(71).regex(DIGEST, 'must be "sha256:<64 lowercase hex>"')
     .describe('Manifest digest "sha256:<hex>"; equals the digest in reference. Every pulled blob is verified against it.'),
   secretName: objectName('Secret (same namespace) with read credentials for the registry (username/password).').optional(),
   basicHTTP: z.boolean().optional().describe('Use plain HTTP instead of HTTPS (test registries only).'),
