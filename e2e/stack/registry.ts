@@ -1,0 +1,201 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Agent, request } from 'undici';
+import { cacheDir } from './binaries.js';
+import { freePort, waitFor } from './net.js';
+import { spawnManaged, type ManagedProcess } from './proc.js';
+import { startTokenServer, type TokenServer } from './registry-token.js';
+import { createCA, issueCert } from './tls.js';
+
+/**
+ * The real OCI registry of the stack: Docker Distribution (Debian `docker-registry`) on a free loopback
+ * port, in one of four modes:
+ * - `http`: plain HTTP, anonymous;
+ * - `tls`: HTTPS with a certificate from a CA generated for this run, anonymous;
+ * - `tls-auth`: HTTPS + htpasswd (bcrypt) basic auth;
+ * - `token`: HTTPS + `auth: token`, with a token server (registry-token.ts) issuing signed JWTs.
+ * The access log (Apache combined format) goes to the log file, so tests can count what the registry received.
+ */
+
+/** How the registry is served and authenticated. */
+export type RegistryMode = 'http' | 'tls' | 'tls-auth' | 'token';
+
+/** A running (or stopped) registry. */
+export interface RegistryHandle {
+  mode: RegistryMode;
+  /** `127.0.0.1:PORT`, as written in references. */
+  host: string;
+  /** `http://127.0.0.1:PORT` or `https://...`. */
+  url: string;
+  /** The CA that signed the registry's certificate (TLS modes). */
+  caPem?: string;
+  caFile?: string;
+  /** Credentials with full access (tls-auth and token modes). */
+  username?: string;
+  password?: string;
+  /** Credentials allowed to pull only (token mode). */
+  readerUsername?: string;
+  readerPassword?: string;
+  /** Token server realm and request count (token mode). */
+  tokenRealm?: string;
+  tokenRequests?: () => number;
+  /** Root of the registry's filesystem storage. */
+  storageDir: string;
+  /** Where a blob's bytes are stored on disk (for tampering tests). */
+  blobPath(digest: string): string;
+  stop(): Promise<void>;
+  /** Starts it again on the same port and storage. */
+  start(): Promise<void>;
+  /** Everything the registry wrote (access log and its own log). */
+  logs(): string;
+}
+
+/** Options of {@link startRegistry}. */
+export interface StartRegistryOptions {
+  mode: RegistryMode;
+  /** Folder for config, certificates and storage; default a new temporary folder. */
+  rootDir?: string;
+  port?: number;
+}
+
+/** One request in the registry's access log. */
+export interface AccessLogEntry {
+  method: string;
+  /** Path without query string. */
+  path: string;
+  status: number;
+}
+
+/** Parses the Apache combined-format lines Distribution writes for each request. */
+export function parseAccessLog(text: string): AccessLogEntry[] {
+  const out: AccessLogEntry[] = [];
+  const re = /"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP\/[\d.]+" (\d{3}) /g;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    out.push({ method: m[1] ?? '', path: (m[2] ?? '').split('?')[0] ?? '', status: Number(m[3]) });
+  }
+  return out;
+}
+
+const run = promisify(execFile);
+
+function binaryPath(key: 'registry' | 'htpasswd', fallback: string): string {
+  try {
+    const recorded = (JSON.parse(readFileSync(join(cacheDir(), 'stack-binaries.json'), 'utf8')) as Record<string, string>)[key];
+    if (recorded !== undefined && existsSync(recorded)) return recorded;
+  } catch {
+    // no manifest yet: use the Debian path
+  }
+  return fallback;
+}
+
+interface ModeSetup {
+  tls?: { certificate: string; key: string };
+  auth?: Record<string, unknown>;
+  extra: Partial<RegistryHandle>;
+  tokenServer?: TokenServer;
+}
+
+async function setupMode(mode: RegistryMode, dir: string): Promise<ModeSetup> {
+  if (mode === 'http') return { extra: {} };
+  const ca = await createCA(join(dir, 'pki'), `flotilla-registry-${mode}`);
+  const cert = await issueCert(ca, join(dir, 'pki'), { commonName: '127.0.0.1', ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'], fileName: 'registry', usage: 'server' });
+  const base: ModeSetup = { tls: { certificate: cert.certFile, key: cert.keyFile }, extra: { caPem: ca.certPem, caFile: ca.certFile } };
+  const username = 'flotilla';
+  const password = randomBytes(12).toString('hex');
+  if (mode === 'tls-auth') {
+    const { stdout } = await run(binaryPath('htpasswd', '/usr/bin/htpasswd'), ['-Bbn', username, password]);
+    const htpasswd = join(dir, 'htpasswd');
+    await writeFile(htpasswd, stdout.trim() + '\n');
+    return { ...base, auth: { htpasswd: { realm: 'flotilla', path: htpasswd } }, extra: { ...base.extra, username, password } };
+  }
+  if (mode === 'token') {
+    const readerPassword = randomBytes(12).toString('hex');
+    const tokenServer = await startTokenServer({
+      dir: join(dir, 'pki'), ca, service: 'flotilla-registry', issuer: 'flotilla-test-token-issuer',
+      users: [{ username, password }, { username: 'reader', password: readerPassword, actions: ['pull'] }],
+    });
+    return {
+      ...base, tokenServer,
+      auth: { token: { realm: tokenServer.realm, service: tokenServer.service, issuer: tokenServer.issuer, rootcertbundle: ca.certFile } },
+      extra: { ...base.extra, username, password, readerUsername: 'reader', readerPassword, tokenRealm: tokenServer.realm, tokenRequests: tokenServer.requests },
+    };
+  }
+  return base;
+}
+
+/**
+ * Starts Docker Distribution in `mode` and waits until `GET /v2/` answers (200, or 401 with auth).
+ * The process is registered with the stack's process registry, so it dies with the test run.
+ */
+export async function startRegistry(options: StartRegistryOptions): Promise<RegistryHandle> {
+  const dir = options.rootDir ?? (await mkdtemp(join(tmpdir(), `flotilla-registry-${options.mode}-`)));
+  await mkdir(dir, { recursive: true });
+  const storageDir = join(dir, 'storage');
+  await mkdir(storageDir, { recursive: true });
+  const port = options.port ?? (await freePort());
+  const setup = await setupMode(options.mode, dir);
+  // JSON is YAML: Distribution reads this file as YAML.
+  const config = {
+    version: 0.1,
+    log: { level: 'info', formatter: 'text', accesslog: { disabled: false } },
+    storage: { filesystem: { rootdirectory: storageDir }, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } },
+    http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex'), ...(setup.tls ? { tls: setup.tls } : {}) },
+    ...(setup.auth ? { auth: setup.auth } : {}),
+  };
+  const configFile = join(dir, 'config.yml');
+  await writeFile(configFile, JSON.stringify(config, null, 2));
+  const logFile = join(dir, 'registry.log');
+  const binary = binaryPath('registry', '/usr/bin/docker-registry');
+  const scheme = setup.tls ? 'https' : 'http';
+  const url = `${scheme}://127.0.0.1:${port}`;
+  let proc: ManagedProcess | undefined;
+  const logs = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+
+  const start = async () => {
+    if (proc?.running()) return;
+    proc = spawnManaged(`docker-registry (${options.mode})`, binary, ['serve', configFile], logFile);
+    const agent = new Agent({ connect: setup.extra.caPem ? { ca: setup.extra.caPem } : {} });
+    try {
+      await waitFor(async () => {
+        if (!proc?.running()) throw new Error('the registry process exited');
+        const res = await request(`${url}/v2/`, { dispatcher: agent });
+        await res.body.dump();
+        return res.statusCode === 200 || res.statusCode === 401;
+      }, { what: `docker-registry (${options.mode}) at ${url}`, timeoutMs: 30_000, intervalMs: 100, context: () => `registry log tail:\n${logs().slice(-2000)}` });
+    } finally {
+      await agent.close();
+    }
+  };
+  await start();
+  const handle: RegistryHandle = {
+    mode: options.mode,
+    host: `127.0.0.1:${port}`,
+    url,
+    ...setup.extra,
+    storageDir,
+    blobPath: (digest) => {
+      const [algorithm, hex = ''] = digest.split(':');
+      return join(storageDir, 'docker', 'registry', 'v2', 'blobs', algorithm ?? 'sha256', hex.slice(0, 2), hex, 'data');
+    },
+    stop: async () => { await proc?.stop(); },
+    start,
+    logs,
+  };
+  if (setup.tokenServer) tokenServers.set(handle, setup.tokenServer);
+  return handle;
+}
+
+// The token server outlives stop()/start() (a restart keeps the same realm); it is unref'd, so it never
+// keeps the process alive, and disposeRegistry closes it.
+const tokenServers = new WeakMap<RegistryHandle, TokenServer>();
+
+/** Stops a registry for good, with its token server (token mode). */
+export async function disposeRegistry(handle: RegistryHandle): Promise<void> {
+  await handle.stop();
+  await tokenServers.get(handle)?.stop();
+}

@@ -1,0 +1,153 @@
+import { Reason } from '../api/constants.js';
+import { digestFile, sha256Digest } from './digest.js';
+import { ArtifactError } from './errors.js';
+import { bundlePathProblem, compareUtf8, pathConflict } from './paths.js';
+import { OCI_MANIFEST_MEDIA_TYPE } from './client.js';
+import type { BlobSource, Descriptor } from './upload.js';
+
+/**
+ * The bundle artifact format (see FORMAT.md): an OCI image manifest v1.1 with Flotilla's artifactType, a
+ * small canonical JSON config, and one uncompressed layer per bundle file titled with its path. Every byte
+ * is a pure function of the files and the metadata, so the same content always has the same digest.
+ */
+
+/** `artifactType` of every bundle manifest. */
+export const BUNDLE_ARTIFACT_TYPE = 'application/vnd.flotilla.bundle.v1';
+/** Media type of the bundle config blob. */
+export const BUNDLE_CONFIG_MEDIA_TYPE = 'application/vnd.flotilla.bundle.config.v1+json';
+/** Media type of each file layer: the file's raw bytes, uncompressed. */
+export const BUNDLE_FILE_MEDIA_TYPE = 'application/vnd.flotilla.bundle.file.v1';
+/** Layer annotation holding the file's path in the bundle (what `oras pull` writes the file as). */
+export const ANNOTATION_TITLE = 'org.opencontainers.image.title';
+/** Manifest annotation: the git repository the bundle came from (credentials stripped). */
+export const ANNOTATION_SOURCE = 'org.opencontainers.image.source';
+/** Manifest annotation: the git commit the bundle came from. */
+export const ANNOTATION_REVISION = 'org.opencontainers.image.revision';
+/** `formatVersion` written in the config. */
+export const BUNDLE_FORMAT_VERSION = 1;
+
+/** A file of a bundle: its path in the bundle and its bytes, in memory or in a local file (streamed). */
+export type BundleFile = { path: string; content: Buffer } | { path: string; file: string };
+
+/** Bundle metadata recorded in the artifact. Nothing time-dependent belongs here. */
+export interface ArtifactMeta {
+  bundleName: string;
+  bundleNamespace: string;
+  /** Git repository URL (userinfo is removed before it is written). */
+  source?: string;
+  /** Git commit. */
+  revision?: string;
+  /** Flotilla's contents ID of the bundle, if the caller has one. */
+  contentsID?: string;
+}
+
+/** A blob of an artifact and where its bytes are. */
+export interface ArtifactBlob {
+  descriptor: Descriptor;
+  source: BlobSource;
+}
+
+/** An artifact ready to push. */
+export interface BuiltArtifact {
+  /** Exact manifest bytes. */
+  manifest: Buffer;
+  /** sha256 of `manifest`: the bundle version's identity. */
+  digest: string;
+  /** The config blob first, then each distinct layer blob once (files with equal bytes share one). */
+  blobs: ArtifactBlob[];
+  /** Layer descriptors in manifest order (sorted by path). */
+  layers: Descriptor[];
+  config: Descriptor;
+}
+
+/** The metadata read back from a bundle config. */
+export interface BundleConfig {
+  formatVersion: number;
+  bundle: { name: string; namespace: string };
+  contentsID?: string;
+}
+
+/** Serializes JSON with object keys sorted and no whitespace: one value, one byte sequence. */
+export function canonicalJSON(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJSON).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => compareUtf8(a, b));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJSON(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Removes `user:password@` from a URL (git URLs may carry tokens); non-URLs (scp-like) lose `user@`. */
+export function sanitizeSourceURL(source: string): string {
+  try {
+    const url = new URL(source);
+    url.username = '';
+    url.password = '';
+    return url.toString();
+  } catch {
+    return source.replace(/^[^@/]+@/, '');
+  }
+}
+
+function invalidBundle(message: string, layer?: string): ArtifactError {
+  return new ArtifactError(Reason.InvalidBundle, message, layer === undefined ? {} : { layer });
+}
+
+/** The config blob bytes for `meta` (canonical JSON). */
+export function bundleConfigBytes(meta: ArtifactMeta): Buffer {
+  if (meta.bundleName === '' || meta.bundleNamespace === '') throw invalidBundle('bundle name and namespace must not be empty');
+  return Buffer.from(canonicalJSON({
+    bundle: { name: meta.bundleName, namespace: meta.bundleNamespace },
+    contentsID: meta.contentsID,
+    formatVersion: BUNDLE_FORMAT_VERSION,
+  }), 'utf8');
+}
+
+async function describeFile(file: BundleFile): Promise<ArtifactBlob> {
+  const problem = bundlePathProblem(file.path);
+  if (problem !== undefined) throw invalidBundle(`bundle file path "${file.path}" ${problem}`, file.path);
+  const { digest, size } = 'content' in file
+    ? { digest: sha256Digest(file.content), size: file.content.length }
+    : await digestFile(file.file);
+  return {
+    descriptor: { mediaType: BUNDLE_FILE_MEDIA_TYPE, digest, size, annotations: { [ANNOTATION_TITLE]: file.path } },
+    source: 'content' in file ? file.content : { file: file.file },
+  };
+}
+
+/**
+ * Builds the artifact for `files` and `meta`: validates every path (clean, relative, no duplicates or
+ * file/directory clashes; ArtifactError InvalidBundle naming the file), hashes each file (streaming files
+ * on disk), sorts layers by path and serializes the manifest canonically.
+ */
+export async function buildArtifact(files: readonly BundleFile[], meta: ArtifactMeta): Promise<BuiltArtifact> {
+  const described = [];
+  for (const f of files) described.push(await describeFile(f));
+  const conflict = pathConflict(files.map((f) => f.path));
+  if (conflict) throw invalidBundle(`bundle file path "${conflict.path}" ${conflict.problem}`, conflict.path);
+  described.sort((a, b) => compareUtf8(a.descriptor.annotations?.[ANNOTATION_TITLE] ?? '', b.descriptor.annotations?.[ANNOTATION_TITLE] ?? ''));
+  const configBytes = bundleConfigBytes(meta);
+  const config: Descriptor = { mediaType: BUNDLE_CONFIG_MEDIA_TYPE, digest: sha256Digest(configBytes), size: configBytes.length };
+  const annotations: Record<string, string> = {};
+  if (meta.source !== undefined && meta.source !== '') annotations[ANNOTATION_SOURCE] = sanitizeSourceURL(meta.source);
+  if (meta.revision !== undefined && meta.revision !== '') annotations[ANNOTATION_REVISION] = meta.revision;
+  const layers = described.map((d) => d.descriptor);
+  const manifest = Buffer.from(canonicalJSON({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST_MEDIA_TYPE,
+    artifactType: BUNDLE_ARTIFACT_TYPE,
+    config,
+    layers,
+    annotations: Object.keys(annotations).length > 0 ? annotations : undefined,
+  }), 'utf8');
+  const blobs: ArtifactBlob[] = [{ descriptor: config, source: configBytes }];
+  const seen = new Set([config.digest]);
+  for (const d of described) {
+    if (seen.has(d.descriptor.digest)) continue;
+    seen.add(d.descriptor.digest);
+    blobs.push({ descriptor: { mediaType: d.descriptor.mediaType, digest: d.descriptor.digest, size: d.descriptor.size }, source: d.source });
+  }
+  return { manifest, digest: sha256Digest(manifest), blobs, layers, config };
+}

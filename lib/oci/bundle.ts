@@ -1,0 +1,193 @@
+import { copyFile, mkdir, readFile, readdir } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { Reason } from '../api/constants.js';
+import { StallingError } from '../errors.js';
+import { buildArtifact, type ArtifactMeta, type BuiltArtifact, type BundleConfig, type BundleFile } from './artifact.js';
+import { OCI_MANIFEST_MEDIA_TYPE, type RegistryClient } from './client.js';
+import { ArtifactError } from './errors.js';
+import { DEFAULT_BUNDLE_LIMITS, parseBundleConfig, parseBundleManifest, type BundleLayer, type BundleLimits, type BundleManifest } from './manifest.js';
+import { bundlePathProblem } from './paths.js';
+import { formatReference, parseReference, pinnedReference, type Reference } from './reference.js';
+
+/**
+ * Pushing and pulling bundles: the artifact format (artifact.ts, manifest.ts) over the registry client.
+ * A pull is all or nothing: the manifest, the config and every layer are verified before any file is
+ * returned or written, so a partially valid bundle is never applied.
+ */
+
+/** What a push did. */
+export interface PushBundleResult {
+  /** Manifest digest: the bundle version's identity. */
+  digest: string;
+  /** `host/repository@digest`, what Bundles and BundleDeployments pin. */
+  reference: string;
+  repository: Reference;
+  /** The tag pushed, if any. */
+  tag: string | undefined;
+  /** Blobs uploaded (config included). */
+  pushedBlobs: number;
+  /** Blobs the registry already had (not uploaded). */
+  skippedBlobs: number;
+  /** Blob bytes uploaded. */
+  bytesUploaded: number;
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time; the first failure rejects (others finish). */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  const workers = Array.from({ length: Math.min(limit, items.length) }, worker);
+  const settled = await Promise.allSettled(workers);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results;
+}
+
+function toReference(client: RegistryClient, ref: Reference | string): Reference {
+  const parsed = typeof ref === 'string' ? parseReference(ref) : ref;
+  client.checkReference(parsed);
+  return parsed;
+}
+
+/** Pushes an already built artifact: every blob (HEAD first), then the manifest under `tag` or its digest. */
+export async function pushArtifact(client: RegistryClient, repository: Reference | string, artifact: BuiltArtifact, tag?: string): Promise<PushBundleResult> {
+  const repo = toReference(client, repository);
+  const outcomes = await mapLimit(artifact.blobs, client.concurrency, async (blob) => ({
+    result: await client.pushBlob(repo.repository, blob.descriptor, blob.source), size: blob.descriptor.size,
+  }));
+  await client.putManifest(repo.repository, tag ?? artifact.digest, artifact.manifest, OCI_MANIFEST_MEDIA_TYPE);
+  const pushed = outcomes.filter((o) => o.result === 'uploaded');
+  return {
+    digest: artifact.digest,
+    reference: pinnedReference(repo, artifact.digest),
+    repository: { registry: repo.registry, repository: repo.repository },
+    tag,
+    pushedBlobs: pushed.length,
+    skippedBlobs: outcomes.length - pushed.length,
+    bytesUploaded: pushed.reduce((sum, o) => sum + o.size, 0),
+  };
+}
+
+/**
+ * Builds the artifact for `files` + `meta` and pushes it to `repository` (`host/path`, any tag or digest
+ * in it ignored), tagged `tag` when given. Blobs the registry has are not uploaded.
+ */
+export async function pushBundle(
+  client: RegistryClient, repository: Reference | string, files: readonly BundleFile[], meta: ArtifactMeta, tag?: string,
+): Promise<PushBundleResult> {
+  return await pushArtifact(client, repository, await buildArtifact(files, meta), tag);
+}
+
+/** Options of a pull. */
+export interface PullOptions {
+  /** Limits on count and sizes (defaults: {@link DEFAULT_BUNDLE_LIMITS}). */
+  limits?: Partial<BundleLimits>;
+}
+
+/** A verified bundle: manifest, config and the local (cache) path of each file's blob. */
+export interface VerifiedBundle {
+  digest: string;
+  reference: Reference;
+  manifest: BundleManifest;
+  config: BundleConfig;
+  /** Layer path -> verified blob path in the client's cache. */
+  blobs: Map<string, string>;
+}
+
+/**
+ * Fetches and verifies everything of a pinned bundle: the manifest (its digest must equal the pinned one),
+ * its format and limits, the config and each distinct layer blob (digest and size, streamed to the blob
+ * cache; cached blobs are not downloaded again). Throws before returning anything if any part fails.
+ */
+export async function fetchVerifiedBundle(client: RegistryClient, pinned: Reference | string, options: PullOptions = {}): Promise<VerifiedBundle> {
+  const ref = toReference(client, pinned);
+  if (ref.digest === undefined) {
+    throw new StallingError(Reason.InvalidSpec, `bundle reference ${formatReference(ref)} is not pinned by digest (expected host/path@sha256:...)`);
+  }
+  const limits = { ...DEFAULT_BUNDLE_LIMITS, ...options.limits };
+  const where = `bundle ${pinnedReference(ref, ref.digest)}`;
+  const fetched = await client.getManifest(ref.repository, ref.digest, { accept: [OCI_MANIFEST_MEDIA_TYPE], maxBytes: limits.maxManifestBytes });
+  const manifest = parseBundleManifest(fetched.bytes, where, limits);
+  const configPath = await client.fetchBlob(ref.repository, manifest.config, `${where}: config ${manifest.config.digest}`);
+  const config = parseBundleConfig(await readFile(configPath), where);
+  const distinct = new Map<string, BundleLayer>();
+  for (const layer of manifest.layers) if (!distinct.has(layer.descriptor.digest)) distinct.set(layer.descriptor.digest, layer);
+  const paths = new Map<string, string>();
+  await mapLimit([...distinct.values()], client.concurrency, async (layer) => {
+    paths.set(layer.descriptor.digest, await client.fetchBlob(ref.repository, layer.descriptor, `${where}: layer "${layer.path}"`));
+  });
+  const blobs = new Map(manifest.layers.map((l) => [l.path, paths.get(l.descriptor.digest) ?? '']));
+  return { digest: ref.digest, reference: ref, manifest, config, blobs };
+}
+
+/** A pulled file in memory. */
+export interface PulledFile {
+  path: string;
+  content: Buffer;
+  digest: string;
+}
+
+/** A bundle pulled into memory. */
+export interface PulledBundle {
+  digest: string;
+  config: BundleConfig;
+  /** Manifest annotations (source, revision). */
+  annotations: Record<string, string>;
+  /** Files sorted by path. */
+  files: PulledFile[];
+}
+
+/**
+ * Pulls a bundle pinned by digest (`host/path@sha256:...`) and returns its files in memory, after every
+ * check of {@link fetchVerifiedBundle}. Rejections are ArtifactError (ArtifactTampered, InvalidBundle,
+ * BundleTooLarge) naming the layer, or registry errors.
+ */
+export async function pullBundle(client: RegistryClient, pinned: Reference | string, options: PullOptions = {}): Promise<PulledBundle> {
+  const v = await fetchVerifiedBundle(client, pinned, options);
+  const files: PulledFile[] = [];
+  for (const layer of v.manifest.layers) {
+    files.push({ path: layer.path, content: await readFile(v.blobs.get(layer.path) ?? ''), digest: layer.descriptor.digest });
+  }
+  return { digest: v.digest, config: v.config, annotations: v.manifest.annotations, files };
+}
+
+/** A pulled file on disk. */
+export interface WrittenFile {
+  path: string;
+  /** Absolute path of the written file. */
+  file: string;
+  size: number;
+  digest: string;
+}
+
+/**
+ * Pulls a bundle pinned by digest and writes its files under `directory` (new or empty), streaming
+ * from the verified blob cache so memory stays bounded whatever the bundle size. Nothing is written unless
+ * the whole bundle verified; each target is re-checked to stay inside `directory`.
+ */
+export async function pullBundleToDirectory(
+  client: RegistryClient, pinned: Reference | string, directory: string, options: PullOptions = {},
+): Promise<{ digest: string; config: BundleConfig; annotations: Record<string, string>; files: WrittenFile[] }> {
+  const root = resolve(directory);
+  // An existing entry (a symlink above all) could redirect writes: only a new or empty folder is used.
+  const existing = await readdir(root).catch(() => [] as string[]);
+  if (existing.length > 0) throw new StallingError(Reason.InvalidSpec, `pull target ${root} is not empty`);
+  const v = await fetchVerifiedBundle(client, pinned, options);
+  const files: WrittenFile[] = [];
+  for (const layer of v.manifest.layers) {
+    const target = resolve(root, layer.path);
+    if (bundlePathProblem(layer.path) !== undefined || !target.startsWith(root + sep)) {
+      throw new ArtifactError(Reason.InvalidBundle, `bundle ${v.digest}: layer "${layer.path}" would be written outside ${root}`, { layer: layer.path });
+    }
+    await mkdir(dirname(target), { recursive: true });
+    await copyFile(v.blobs.get(layer.path) ?? '', target);
+    files.push({ path: layer.path, file: join(root, layer.path), size: layer.descriptor.size, digest: layer.descriptor.digest });
+  }
+  return { digest: v.digest, config: v.config, annotations: v.manifest.annotations, files };
+}
