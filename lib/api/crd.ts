@@ -4,7 +4,7 @@
  */
 import yaml from 'js-yaml';
 import { CATEGORY, GROUP, VERSION } from './constants.js';
-import { kinds } from './index.js';
+import { kinds } from './kinds.js';
 import type { KindDefinition } from './kind.js';
 import { toOpenAPI, type OpenAPISchema } from './openapi.js';
 

@@ -3,13 +3,6 @@
  * reasons, labels, annotations, finalizers) and helpers shared by the controller, the agent and the CLI.
  * Import from here: `import { GitRepoSchema, ConditionType, setCondition } from '../lib/api/index.js'`.
  */
-import { BundleKind } from './bundle.js';
-import { BundleDeploymentKind } from './bundledeployment.js';
-import { ClusterGroupKind, ClusterKind } from './cluster.js';
-import { GitRepoKind } from './gitrepo.js';
-import type { KindDefinition } from './kind.js';
-import { ClusterRegistrationKind, ClusterRegistrationTokenKind } from './registration.js';
-
 export * from './constants.js';
 export * from './crd-extensions.js';
 export * from './meta.js';
@@ -23,9 +16,6 @@ export * from './bundle.js';
 export * from './bundledeployment.js';
 export * from './cluster.js';
 export * from './registration.js';
-
-/** Every Flotilla kind, in the order CRDs are generated and installed. */
-export const kinds: readonly KindDefinition[] = [
-  GitRepoKind, BundleKind, BundleDeploymentKind, ClusterKind, ClusterGroupKind,
-  ClusterRegistrationTokenKind, ClusterRegistrationKind,
-];
+export * from './kinds.js';
+export * from './openapi.js';
+export * from './crd.js';

@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import { objectCases } from './examples.js';
-import { formatIssues, kinds, validateOrThrow, type KindDefinition } from './index.js';
+import { formatIssues, kindByName, kinds, validateOrThrow, type KindDefinition } from './index.js';
 import { StallingError } from '../errors.js';
 
 function kindOf(name: string): KindDefinition {
-  const def = kinds.find((k) => k.kind === name);
+  const def = kindByName(name);
   if (!def) throw new Error(`no kind ${name}`);
   return def;
 }
