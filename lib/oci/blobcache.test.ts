@@ -1,0 +1,59 @@
+import { expect } from 'chai';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { BlobCache } from './blobcache.js';
+import { sha256Digest } from './digest.js';
+import { ArtifactError } from './errors.js';
+
+describe('blob cache', () => {
+  let dir: string;
+  let cache: BlobCache;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'flotilla-cache-'));
+    cache = new BlobCache(dir);
+  });
+  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  const content = Buffer.from('kind: ConfigMap\n');
+  const digest = sha256Digest(content);
+
+  it('stores verified bytes under their digest and finds them again', async () => {
+    const path = await cache.store(digest, content.length, Readable.from([content.subarray(0, 5), content.subarray(5)]), 'layer "a"');
+    expect((await readFile(path)).equals(content)).to.equal(true);
+    expect(await cache.lookup(digest, content.length)).to.equal(path);
+  });
+
+  const tampered: Array<[string, Buffer, number, RegExp]> = [
+    ['other bytes of the same size', Buffer.from('kind: ConfigMaX\n'), content.length, /layer "a": digest mismatch: expected sha256:/],
+    ['more bytes than declared', Buffer.concat([content, Buffer.from('x')]), content.length, /layer "a": size mismatch: more than the 16 bytes/],
+    ['fewer bytes than declared', content.subarray(0, 10), content.length, /layer "a": size mismatch: got 10 bytes/],
+  ];
+  for (const [what, served, size, message] of tampered) {
+    it(`rejects ${what} as ArtifactTampered and keeps nothing`, async () => {
+      const err = await cache.store(digest, size, Readable.from([served]), 'layer "a"').then(() => undefined, (e: unknown) => e);
+      expect(err).to.be.instanceOf(ArtifactError);
+      expect((err as ArtifactError).reason).to.equal('ArtifactTampered');
+      expect((err as Error).message).to.match(message);
+      expect(await cache.lookup(digest, content.length)).to.equal(undefined);
+      expect(await readdir(join(dir, 'tmp'))).to.deep.equal([]);
+    });
+  }
+
+  it('evicts a cached blob corrupted on disk', async () => {
+    const path = await cache.store(digest, content.length, Readable.from([content]), 'x');
+    await writeFile(path, Buffer.from('kind: ConfigMaX\n'));
+    expect(await cache.lookup(digest, content.length)).to.equal(undefined);
+    expect(await readdir(join(dir, 'blobs', 'sha256'))).to.deep.equal([]);
+  });
+
+  it('prunes blobs not in the keep set', async () => {
+    const other = Buffer.from('other');
+    await cache.store(digest, content.length, Readable.from([content]), 'x');
+    await cache.store(sha256Digest(other), other.length, Readable.from([other]), 'y');
+    expect(await cache.prune(new Set([digest]))).to.equal(1);
+    expect(await cache.lookup(digest, content.length)).to.not.equal(undefined);
+    expect(await cache.lookup(sha256Digest(other), other.length)).to.equal(undefined);
+  });
+});
