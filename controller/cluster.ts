@@ -1,0 +1,313 @@
+import { createHash } from 'node:crypto';
+import { Controller } from '../lib/kube/controller.js';
+import { keyOf, splitKey } from '../lib/kube/informer.js';
+import type { KubeObject } from '../lib/kube/client.js';
+import { deepEqual } from '../lib/bundle/patch.js';
+import { groupsOf } from '../lib/bundle/target.js';
+import {
+  BundleState, ConditionType, Finalizer, Label, MAX_RESOURCE_STATUS_ITEMS, Reason, emptyBundleSummary, getCondition, setCondition,
+  type BundleDeployment, type BundleSummary, type Cluster, type ClusterGroup, type Condition, type LabelSelector,
+} from '../lib/api/index.js';
+import { Ref, type ControllerContext } from './context.js';
+import { addSummaries, summarize, worstState } from './rollup.js';
+import { applyObjects, ensureNotTerminating, managedLabels, namespaceObject } from './rbac.js';
+
+/**
+ * Cluster and ClusterGroup reconcilers: every Cluster gets its cluster namespace (also those an admin
+ * creates directly), a finalizer that removes that namespace and the cluster's credentials, and a status
+ * rolled up from the BundleDeployments in its namespace plus the agent's liveness; every ClusterGroup
+ * gets counts of its (non-)ready clusters. The roll-ups are pure functions below, tested with case tables.
+ */
+
+/** How often agents report (status.agent.lastSeen); Fleet's default. */
+export const AGENT_HEARTBEAT_MS = 15_000;
+/** Heartbeats an agent may miss before its Cluster says so. */
+export const MISSED_HEARTBEATS = 3;
+
+/**
+ * The cluster namespace of Cluster `clusterName` in workspace `workspace`: `cluster-<workspace>-<name>`, a
+ * DNS-1123 label. When that is longer than 63 characters (or a cluster name holds dots), it is truncated and
+ * suffixed with 8 hex digits of sha256("<workspace>/<name>"), so distinct clusters keep distinct namespaces.
+ */
+export function clusterNamespaceName(workspace: string, clusterName: string): string {
+  const plain = `cluster-${workspace}-${clusterName}`;
+  const clean = plain.toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  if (clean === plain && plain.length <= 63) return plain;
+  const hash = createHash('sha256').update(`${workspace}/${clusterName}`).digest('hex').slice(0, 8);
+  return `${clean.slice(0, 63 - hash.length - 1).replace(/-+$/, '')}-${hash}`;
+}
+
+const STATE_REASON: Record<BundleState, string> = {
+  Ready: Reason.Succeeded, NotReady: Reason.ResourcesNotReady, WaitApplied: Reason.Progressing, ErrApplied: Reason.ApplyFailed,
+  OutOfSync: Reason.Progressing, Modified: Reason.Drifted, Pending: Reason.Progressing,
+};
+
+/** Input of {@link clusterRollup}. */
+export interface ClusterRollupInput {
+  bundleDeployments: readonly BundleDeployment[];
+  /** status.agent.lastSeen (or status.agentLastSeen). */
+  lastSeen?: string | undefined;
+  /** metadata.creationTimestamp: an agent that never reported gets this long a grace. */
+  createdAt?: string | undefined;
+  now: Date;
+  heartbeatMs?: number;
+}
+
+/** What {@link clusterRollup} computes: the status fields and when to look again. */
+export interface ClusterRollup {
+  summary: BundleSummary;
+  readyBundles: number;
+  desiredReadyBundles: number;
+  display: { readyBundles: string; state?: string };
+  ready: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
+  /** When the agent's liveness verdict will change without any event (undefined: it will not). */
+  recheckAfterMs?: number;
+}
+
+/**
+ * The status of a Cluster: bundle counts and "n/m", the worst bundle state, and the Ready condition.
+ * Ready is False with AgentNotSeen when the agent missed {@link MISSED_HEARTBEATS} heartbeats (or never
+ * reported, after that long a grace from creation), else False with the worst bundle's reason, else True.
+ */
+export function clusterRollup(input: ClusterRollupInput): ClusterRollup {
+  const sorted = [...input.bundleDeployments].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const summary = summarize(sorted, (bd) => bd.metadata.name);
+  const worst = worstState(summary);
+  const staleAfter = MISSED_HEARTBEATS * (input.heartbeatMs ?? AGENT_HEARTBEAT_MS);
+  const nowMs = input.now.getTime();
+  const seenMs = input.lastSeen ? Date.parse(input.lastSeen) : NaN;
+  const fromMs = Number.isNaN(seenMs) ? Date.parse(input.createdAt ?? '') : seenMs;
+  const deadline = Number.isNaN(fromMs) ? nowMs : fromMs + staleAfter;
+  const counts = `${summary.ready}/${summary.desiredReady} bundles ready`;
+  const out: ClusterRollup = {
+    summary, readyBundles: summary.ready, desiredReadyBundles: summary.desiredReady,
+    display: { readyBundles: `${summary.ready}/${summary.desiredReady}`, ...(worst ? { state: worst } : {}) },
+    ready: { type: ConditionType.Ready, status: 'True', reason: Reason.Succeeded, message: counts },
+  };
+  if (nowMs >= deadline) {
+    const since = Number.isNaN(seenMs) ? 'has never reported' : `has not reported since ${input.lastSeen}`;
+    out.ready = { type: ConditionType.Ready, status: 'False', reason: Reason.AgentNotSeen,
+      message: `the agent ${since} (expected every ${Math.round(staleAfter / MISSED_HEARTBEATS / 1000)}s); ${counts}` };
+    return out;
+  }
+  out.recheckAfterMs = deadline - nowMs + 1000;
+  if (worst && worst !== BundleState.Ready) {
+    const first = summary.nonReadyResources?.[0];
+    const detail = first ? `; ${first.name}: ${first.bundleState}${first.message ? ` (${first.message})` : ''}` : '';
+    out.ready = { type: ConditionType.Ready, status: 'False', reason: STATE_REASON[worst], message: `${counts}${detail}`.slice(0, 4096) };
+  } else if (Number.isNaN(seenMs)) {
+    out.ready = { type: ConditionType.Ready, status: 'Unknown', reason: Reason.Progressing, message: `waiting for the agent's first report; ${counts}` };
+  }
+  return out;
+}
+
+/** The state a non-ready Cluster shows in a group summary: its worst bundle state, NotReady when that is Ready. */
+function clusterState(c: ClusterView): BundleState {
+  const state = c.status?.display?.state;
+  return state && state !== BundleState.Ready && (Object.values(BundleState) as string[]).includes(state) ? state as BundleState : BundleState.NotReady;
+}
+
+/** A Cluster as the group roll-up reads it. */
+export type ClusterView = Pick<Cluster, 'status'> & { metadata: { name: string; labels?: Record<string, string> | undefined } };
+
+/** What {@link groupRollup} computes for a ClusterGroup. */
+export interface GroupRollup {
+  clusterCount: number;
+  nonReadyClusterCount: number;
+  nonReadyClusters: string[];
+  summary: BundleSummary;
+  display: { readyClusters: string; readyBundles: string; state?: string };
+  ready: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
+}
+
+/**
+ * The status of a ClusterGroup from its member Clusters (those its selector matches; no selector, no
+ * members, as in targeting): counts, the first 10 non-ready cluster names, summed bundle counts and Ready.
+ */
+export function groupRollup(group: { name: string; labels?: Record<string, string> | undefined; selector?: LabelSelector | undefined },
+  clusters: readonly ClusterView[]): GroupRollup {
+  const info = { name: group.name, labels: group.labels ?? {}, selector: group.selector };
+  const members = clusters.filter((c) => groupsOf(c.metadata.labels ?? {}, [info]).length > 0)
+    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  let summary = emptyBundleSummary();
+  const nonReady: ClusterView[] = [];
+  for (const c of members) {
+    if (c.status?.summary) summary = addSummaries(summary, { ...c.status.summary, nonReadyResources: [] });
+    if (getCondition(c.status?.conditions, ConditionType.Ready)?.status !== 'True') nonReady.push(c);
+  }
+  const entries = nonReady.slice(0, MAX_RESOURCE_STATUS_ITEMS).map((c) => {
+    const message = getCondition(c.status?.conditions, ConditionType.Ready)?.message;
+    return { name: c.metadata.name, bundleState: clusterState(c), ...(message ? { message: message.slice(0, 4096) } : {}) };
+  });
+  if (entries.length > 0) summary.nonReadyResources = entries;
+  const worst = worstState(summary);
+  const names = nonReady.map((c) => c.metadata.name);
+  const readyClusters = `${members.length - nonReady.length}/${members.length}`;
+  const firstReason = getCondition(nonReady[0]?.status?.conditions, ConditionType.Ready)?.reason ?? Reason.Progressing;
+  return {
+    clusterCount: members.length, nonReadyClusterCount: nonReady.length, nonReadyClusters: names.slice(0, 10), summary,
+    display: { readyClusters, readyBundles: `${summary.ready}/${summary.desiredReady}`, ...(worst ? { state: worst } : {}) },
+    ready: nonReady.length === 0
+      ? { type: ConditionType.Ready, status: 'True', reason: Reason.Succeeded, message: `${readyClusters} clusters ready` }
+      : { type: ConditionType.Ready, status: 'False', reason: firstReason,
+        message: `${readyClusters} clusters ready; not ready: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', ...' : ''}` },
+  };
+}
+
+/**
+ * An RFC 7386 merge patch turning `current` into `desired` for the keys `desired` names: nested objects
+ * are diffed key by key (keys missing from `desired` become null, i.e. removed), arrays and scalars are
+ * replaced; keys equal on both sides are left out. Undefined in `desired` means "remove".
+ */
+export function mergePatchFor(current: Record<string, unknown> | undefined, desired: Record<string, unknown>): Record<string, unknown> {
+  const patch: Record<string, unknown> = {};
+  for (const [key, want] of Object.entries(desired)) {
+    const have = current?.[key];
+    if (deepEqual(have, want)) continue;
+    if (want === undefined) { if (have !== undefined) patch[key] = null; continue; }
+    if (isObject(want) && isObject(have)) {
+      const nested = mergePatchFor(have, want);
+      for (const k of Object.keys(have)) if (!(k in want)) nested[k] = null;
+      patch[key] = nested;
+    } else {
+      patch[key] = want;
+    }
+  }
+  return patch;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** How long a cluster namespace, once applied, is trusted to exist before it is applied again. */
+const NAMESPACE_RECHECK_MS = 10 * 60_000;
+
+/**
+ * Sets up the Cluster reconciler: cluster namespace and finalizer, deletion clean-up, and the status
+ * roll-up. A BundleDeployment change enqueues the Cluster whose namespace holds it; heartbeats (status
+ * changes) enqueue the Cluster itself. Status is patched only when it changes.
+ */
+export function setupClusterController(ctx: ControllerContext, options: { heartbeatMs?: number } = {}): Controller {
+  const log = ctx.log.child({ controller: 'cluster' });
+  const byNamespace = new Map<string, string>();
+  const index = (obj: Cluster & KubeObject, deleted: boolean): void => {
+    for (const ns of [obj.status?.namespace, clusterNamespaceName(obj.metadata.namespace ?? '', obj.metadata.name)]) {
+      if (!ns) continue;
+      if (deleted) byNamespace.delete(ns);
+      else byNamespace.set(ns, keyOf(obj));
+    }
+  };
+  for (const c of ctx.informers.clusters.list()) index(c, false);
+  ctx.informers.clusters.on((type, obj) => index(obj, type === 'DELETED'));
+  const ensured = new Map<string, number>();
+
+  const reconcile = async (key: string): Promise<{ requeueAfterMs?: number } | void> => {
+    const { namespace = '', name } = splitKey(key);
+    const cluster = await ctx.kube.get<Cluster & KubeObject>(Ref.cluster(namespace, name));
+    if (!cluster) { ensured.delete(key); return; }
+    const clusterNs = clusterNamespaceName(namespace, name);
+    if (cluster.metadata.deletionTimestamp) { await finalizeCluster(ctx, cluster, clusterNs); ensured.delete(key); return; }
+    if (!cluster.metadata.finalizers?.includes(Finalizer.Cluster)) {
+      await ctx.kube.mergePatch(Ref.cluster(namespace, name), { metadata: {
+        finalizers: [...(cluster.metadata.finalizers ?? []), Finalizer.Cluster], resourceVersion: cluster.metadata.resourceVersion } });
+    }
+    const last = ensured.get(key);
+    if (last === undefined || ctx.now().getTime() - last > NAMESPACE_RECHECK_MS) {
+      await ensureClusterNamespace(ctx, namespace, name);
+      ensured.set(key, ctx.now().getTime());
+    }
+    const bds = ctx.informers.bundleDeployments.list().filter((bd) => bd.metadata.namespace === clusterNs);
+    const now = ctx.now();
+    const rollup = clusterRollup({ bundleDeployments: bds, lastSeen: cluster.status?.agent?.lastSeen ?? cluster.status?.agentLastSeen,
+      createdAt: cluster.metadata.creationTimestamp, now, heartbeatMs: options.heartbeatMs });
+    const previous = getCondition(cluster.status?.conditions, ConditionType.Ready);
+    const conditions = setCondition(cluster.status?.conditions, { ...rollup.ready, observedGeneration: cluster.metadata.generation ?? 0 }, now);
+    const patch = mergePatchFor(cluster.status as Record<string, unknown> | undefined, {
+      namespace: clusterNs, observedGeneration: cluster.metadata.generation ?? 0, summary: rollup.summary,
+      readyBundles: rollup.readyBundles, desiredReadyBundles: rollup.desiredReadyBundles, display: rollup.display, conditions,
+    });
+    if (Object.keys(patch).length > 0) await ctx.kube.patchStatus(Ref.cluster(namespace, name), patch);
+    if (previous && previous.reason !== rollup.ready.reason && (rollup.ready.reason === Reason.AgentNotSeen || previous.reason === Reason.AgentNotSeen)) {
+      void ctx.events.emit(cluster, rollup.ready.reason === Reason.AgentNotSeen ? 'Warning' : 'Normal',
+        rollup.ready.reason === Reason.AgentNotSeen ? Reason.AgentNotSeen : 'AgentReporting', rollup.ready.message);
+      log.info({ cluster: key, reason: rollup.ready.reason }, 'cluster agent liveness changed');
+    }
+    return rollup.recheckAfterMs === undefined ? undefined : { requeueAfterMs: rollup.recheckAfterMs };
+  };
+
+  return new Controller('cluster', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) })
+    .watch(ctx.informers.clusters)
+    .watch(ctx.informers.bundleDeployments, (bd) => {
+      const key = byNamespace.get(bd.metadata.namespace ?? '');
+      return key ? [key] : [];
+    });
+}
+
+/** Applies the cluster namespace of Cluster `namespace/name`, labelled as Flotilla's and as that cluster's. */
+export async function ensureClusterNamespace(ctx: Pick<ControllerContext, 'kube'>, namespace: string, name: string): Promise<string> {
+  const clusterNs = clusterNamespaceName(namespace, name);
+  await ensureNotTerminating(ctx.kube, clusterNs);
+  await applyObjects(ctx.kube, [namespaceObject(clusterNs, managedLabels({ [Label.Cluster]: name, [Label.ClusterNamespace]: namespace }))]);
+  return clusterNs;
+}
+
+/**
+ * Deletion of a Cluster: deletes its cluster namespace (and with it the agent's ServiceAccount, so its
+ * credential stops working), the registration credential Secrets issued for it and its ClusterRegistrations,
+ * then removes the finalizer. Objects in the workspace namespace are owned by the Cluster (garbage collected).
+ */
+async function finalizeCluster(ctx: ControllerContext, cluster: Cluster & KubeObject, clusterNs: string): Promise<void> {
+  if (!cluster.metadata.finalizers?.includes(Finalizer.Cluster)) return;
+  const { namespace = '', name } = cluster.metadata;
+  await ctx.kube.delete(Ref.namespace(clusterNs));
+  const selector = `${Label.Cluster}=${name},${Label.ClusterNamespace}=${namespace}`;
+  const secrets = await ctx.kube.list({ apiVersion: 'v1', kind: 'Secret', namespace: ctx.config.registrationNamespace }, selector);
+  for (const s of secrets.items) await ctx.kube.delete(Ref.secret(ctx.config.registrationNamespace, s.metadata.name));
+  const clientID = cluster.spec?.clientID;
+  if (clientID) {
+    for (const reg of ctx.informers.registrations.list()) {
+      if (reg.metadata.namespace === namespace && reg.spec.clientID === clientID) await ctx.kube.delete(Ref.registration(namespace, reg.metadata.name));
+    }
+  }
+  await ctx.kube.mergePatch(Ref.cluster(namespace, name), { metadata: {
+    finalizers: (cluster.metadata.finalizers ?? []).filter((f) => f !== Finalizer.Cluster), resourceVersion: cluster.metadata.resourceVersion } });
+  void ctx.events.emit(cluster, 'Normal', Reason.Deleting, `deleted cluster namespace ${clusterNs} and the cluster's credentials`);
+}
+
+/** Reconcile metrics observer over the controller's metrics. */
+export function observerOf(ctx: ControllerContext): { observe(controller: string, outcome: 'success' | 'error', seconds: number): void } {
+  return {
+    observe(controller, outcome, seconds) {
+      ctx.metrics.reconciles.inc({ controller, outcome });
+      if (outcome === 'error') ctx.metrics.reconcileErrors.inc({ controller });
+      ctx.metrics.reconcileDuration.observe({ controller }, seconds);
+    },
+  };
+}
+
+/**
+ * Sets up the ClusterGroup reconciler: counts of member and non-ready clusters, summed bundle counts,
+ * display and Ready. Any Cluster change enqueues every ClusterGroup of the Cluster's namespace.
+ */
+export function setupClusterGroupController(ctx: ControllerContext): Controller {
+  const log = ctx.log.child({ controller: 'clustergroup' });
+  const reconcile = async (key: string): Promise<void> => {
+    const { namespace = '', name } = splitKey(key);
+    const group = await ctx.kube.get<ClusterGroup & KubeObject>(Ref.clusterGroup(namespace, name));
+    if (!group || group.metadata.deletionTimestamp) return;
+    const clusters = ctx.informers.clusters.list().filter((c) => c.metadata.namespace === namespace);
+    const rollup = groupRollup({ name, labels: group.metadata.labels, selector: group.spec?.selector }, clusters);
+    const conditions = setCondition(group.status?.conditions, { ...rollup.ready, observedGeneration: group.metadata.generation ?? 0 }, ctx.now());
+    const patch = mergePatchFor(group.status as Record<string, unknown> | undefined, {
+      observedGeneration: group.metadata.generation ?? 0, clusterCount: rollup.clusterCount,
+      nonReadyClusterCount: rollup.nonReadyClusterCount, nonReadyClusters: rollup.nonReadyClusters,
+      summary: rollup.summary, display: rollup.display, conditions,
+    });
+    if (Object.keys(patch).length > 0) await ctx.kube.patchStatus(Ref.clusterGroup(namespace, name), patch);
+  };
+  return new Controller('clustergroup', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) })
+    .watch(ctx.informers.clusterGroups)
+    .watch(ctx.informers.clusters, (cluster) => ctx.informers.clusterGroups.list()
+      .filter((g) => g.metadata.namespace === cluster.metadata.namespace).map(keyOf));
+}
