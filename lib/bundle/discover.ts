@@ -16,8 +16,8 @@ import { FLEET_YAML_NAMES, OVERLAYS_DIR, isManifestName } from './manifest.js';
  *   itself or in subdirectories that are not bundles of their own.
  * - Every directory below a scan root that holds its own fleet.yaml is a separate bundle, whose files do
  *   not belong to the parent bundle.
- * - `overlays/` directly under a bundle root belongs to that bundle: it is never a bundle, and fleet.yaml
- *   files inside it are ignored.
+ * - `overlays/` directly under a bundle root belongs to that bundle and is never a bundle; below any
+ *   directory named `overlays`, fleet.yaml files start no bundle.
  * - `.git` is skipped, symbolic links are never followed during discovery, and entries matched by
  *   `.fleetignore` files (from the checkout root down) are skipped.
  * - A `paths` entry that matches no directory is an error (InvalidBundle): a typo should not deploy nothing.
@@ -119,23 +119,23 @@ function baseName(dir: string): string {
 }
 
 /**
- * Collects the bundles rooted at or below `dir`: `dir` itself when it has a fleet.yaml or owns manifests,
- * plus every nested directory with a fleet.yaml (outside `dir`'s overlays). Returns whether `dir` owns
- * manifests (for its parent).
+ * Collects the bundles rooted at or below `dir`: `dir` itself when it is a scan root or has a fleet.yaml
+ * and owns manifests or a fleet.yaml, plus every nested directory with a fleet.yaml. Below a directory named
+ * `overlays`, fleet.yaml files start no bundle. Returns whether `dir` owns manifests (for its parent).
  */
-function collect(dirs: Map<string, DirInfo>, dir: string, isScanRoot: boolean, out: Set<string>): boolean {
+function collect(dirs: Map<string, DirInfo>, dir: string, isScanRoot: boolean, inOverlays: boolean, out: Set<string>): boolean {
   const info = dirs.get(dir);
   if (!info) return false;
-  const isBundleRoot = isScanRoot || info.hasFleetYaml;
+  const isBundleRoot = isScanRoot || (info.hasFleetYaml && !inOverlays);
   let owns = info.hasManifests;
   for (const sub of info.subdirs) {
-    if (isBundleRoot && baseName(sub) === OVERLAYS_DIR) continue; // overlay content, never a bundle
-    const subInfo = dirs.get(sub);
-    if (subInfo?.hasFleetYaml) {
-      collect(dirs, sub, true, out);
+    const isOverlays = baseName(sub) === OVERLAYS_DIR;
+    if (isBundleRoot && isOverlays) continue; // overlay content of this bundle, never a bundle
+    if (!inOverlays && dirs.get(sub)?.hasFleetYaml) {
+      collect(dirs, sub, true, false, out);
       continue;
     }
-    if (collect(dirs, sub, false, out)) owns = true;
+    if (collect(dirs, sub, false, inOverlays || isOverlays, out)) owns = true;
   }
   if (isBundleRoot && (info.hasFleetYaml || owns)) out.add(dir);
   return owns;
@@ -182,7 +182,7 @@ export async function discoverBundles(checkoutRoot: string, options: DiscoverOpt
     if (matched.length === 0) {
       throw new StallingError(Reason.InvalidBundle, `paths entry "${pattern}" matches no directory in the repository`);
     }
-    for (const dir of matched) collect(dirs, dir, true, found);
+    for (const dir of matched) collect(dirs, dir, true, false, found);
   }
   const bundles = [...found].sort().filter((dir) => !isInOverlaysOf(dir, found));
   return bundles.map((dir) => ({ name: bundleName(options.repoName, dir), dir }));

@@ -7,7 +7,7 @@ import { Reason } from '../api/constants.js';
  *
  * - `.yaml` / `.yml` files may hold several documents separated by `---`; empty documents (only comments,
  *   or a trailing `---`) are skipped, as kubectl does.
- * - `.json` files hold exactly one object.
+ * - `.json` files hold exactly one object (read with the YAML parser, as kubectl does).
  * - Every document must be a mapping with a string `apiVersion`, a string `kind` and a non-empty string
  *   `metadata.name`.
  * - YAML is read with the YAML 1.2 core schema plus merge keys (`<<`): timestamps stay strings (as they
@@ -116,15 +116,16 @@ function firstContentLine(text: string): number {
   return index < 0 ? 0 : index;
 }
 
-/** Parses JSON text into one value; a syntax error names the line (from the parser's position). */
+/**
+ * Parses a JSON file into one value. Like kubectl, which decodes JSON with its YAML decoder, the text is
+ * read by the YAML parser (JSON is YAML 1.2 flow syntax), which gives syntax errors a line number.
+ */
 export function parseJsonDocument(file: string, text: string): { value: unknown; line: number } {
   try {
-    return { value: JSON.parse(text) as unknown, line: 1 };
+    return { value: yaml.load(text, { filename: file, schema: YAML_SCHEMA }), line: 1 + firstContentLine(text) };
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    const position = /position (\d+)/.exec(message);
-    const line = position ? text.slice(0, Number(position[1])).split('\n').length : undefined;
-    throw invalidBundle(file, line, `invalid JSON: ${message}`, err);
+    const line = err instanceof yaml.YAMLException && err.mark ? err.mark.line + 1 : undefined;
+    throw invalidBundle(file, line, `invalid JSON: ${err instanceof yaml.YAMLException ? err.reason : String(err)}`, err);
   }
 }
 

@@ -158,7 +158,8 @@ async function walkDir(walk: Walk, abs: string, rel: string, rules: IgnoreRules,
     }
     if (here.ignores(entry.name, isDir)) continue;
     if (isDir) {
-      const startsOverlays = rel === '' && entry.name === OVERLAYS_DIR;
+      // As in discovery: below a directory named overlays, a fleet.yaml starts no bundle.
+      const startsOverlays = entry.name === OVERLAYS_DIR;
       if (entry.name === '.git' || (!inOverlays && !startsOverlays && (await hasFleetYaml(childAbs)))) continue;
       const real = await realpath(childAbs);
       if (walk.visited.has(real)) continue;

@@ -12,7 +12,9 @@ import { apiGroup, isKnownClusterScoped } from './scope.js';
  *    - a file that does not end in `_patch.yaml` / `_patch.yml` / `_patch.json` adds a new file or
  *      replaces the file with the same relative path (from the base or an earlier overlay);
  *    - a `*_patch.<ext>` file patches the file with `_patch` removed from its name
- *      (`overlays/prod/deploy_patch.yaml` patches `deploy.yaml`; a missing target is an error).
+ *      (`overlays/prod/deploy_patch.yaml` patches `deploy.yaml`); when that file does not exist, the one
+ *      file with the same name and another manifest extension (`deploy_patch.json` patches `deploy.yaml`);
+ *      no target is an error.
  *    Within one overlay, additions and replacements happen first, then patches, each in path order.
  * 3. Each document of a patch file is applied in turn (see patch.ts: a list is a JSON Patch, a mapping a
  *    merge patch that merges named lists by `name`). When the target file has one document, every patch
@@ -111,11 +113,23 @@ function applyOverlay(
   const manifests = inOverlay.filter((f) => isManifestName(baseName(f.path)));
   for (const file of manifests.filter((f) => !isPatchFile(f.path))) byPath.set(file.path.slice(prefix.length), parse(file));
   for (const file of manifests.filter((f) => isPatchFile(f.path))) {
-    const target = patchTarget(file.path.slice(prefix.length));
-    const docs = byPath.get(target);
-    if (!docs) throw invalidBundle(label(file.path), undefined, `patches ${target}, which is not in the bundle`);
+    const wanted = patchTarget(file.path.slice(prefix.length));
+    const target = resolvePatchTarget(wanted, byPath);
+    const docs = target === undefined ? undefined : byPath.get(target);
+    if (target === undefined || !docs) throw invalidBundle(label(file.path), undefined, `patches ${wanted}, which is not in the bundle`);
     byPath.set(target, applyPatchFile(docs, file, label(file.path), target));
   }
+}
+
+/**
+ * The file a patch applies to: `wanted` itself when present, otherwise the one file with the same name and
+ * another manifest extension (`deploy_patch.json` patches `deploy.yaml` when there is no `deploy.json`).
+ */
+function resolvePatchTarget(wanted: string, byPath: ReadonlyMap<string, unknown>): string | undefined {
+  if (byPath.has(wanted)) return wanted;
+  const stem = wanted.replace(/\.(?:ya?ml|json)$/i, '');
+  const candidates = ['.yaml', '.yml', '.json'].map((ext) => stem + ext).filter((p) => byPath.has(p));
+  return candidates.length === 1 ? candidates[0] : undefined;
 }
 
 /** Applies every document of a patch file to the documents of its target file. */

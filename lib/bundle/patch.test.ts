@@ -1,0 +1,70 @@
+import { expect } from 'chai';
+import { PatchError, jsonPatch, mergePatch } from './patch.js';
+
+describe('merge patch (RFC 7386 with named lists)', () => {
+  const cases: [what: string, target: unknown, patch: unknown, expected: unknown][] = [
+    ['replaces a scalar', { a: 1, b: 2 }, { a: 3 }, { a: 3, b: 2 }],
+    ['adds a key', { a: 1 }, { b: { c: 1 } }, { a: 1, b: { c: 1 } }],
+    ['merges nested mappings', { a: { b: 1, c: 2 } }, { a: { c: 3 } }, { a: { b: 1, c: 3 } }],
+    ['deletes a key with null', { a: 1, b: 2 }, { b: null }, { a: 1 }],
+    ['replaces a list of scalars', { a: [1, 2] }, { a: [3] }, { a: [3] }],
+    ['replaces a list with an empty list', { a: [{ name: 'x' }] }, { a: [] }, { a: [] }],
+    ['replaces a list of unnamed mappings', { a: [{ x: 1 }] }, { a: [{ y: 2 }] }, { a: [{ y: 2 }] }],
+    ['merges named lists by name',
+      { c: [{ name: 'web', image: 'web:1', ports: [80] }, { name: 'side', image: 'side:1' }] },
+      { c: [{ name: 'web', image: 'web:2' }, { name: 'new', image: 'new:1' }] },
+      { c: [{ name: 'web', image: 'web:2', ports: [80] }, { name: 'side', image: 'side:1' }, { name: 'new', image: 'new:1' }] }],
+    ['removes a named element with $patch: delete',
+      { c: [{ name: 'a' }, { name: 'b' }] }, { c: [{ name: 'a', $patch: 'delete' }] }, { c: [{ name: 'b' }] }],
+    ['replaces the whole target when the patch is not a mapping', { a: 1 }, [1, 2], [1, 2]],
+    ['replaces a scalar target by a mapping', { a: 'x' }, { a: { b: 1 } }, { a: { b: 1 } }],
+  ];
+  for (const [what, target, patch, expected] of cases) {
+    it(what, () => {
+      const before = structuredClone(target);
+      expect(mergePatch(target, patch)).to.deep.equal(expected);
+      expect(target).to.deep.equal(before);
+    });
+  }
+
+  it('keeps a "__proto__" key as data, never as a prototype', () => {
+    const patched = mergePatch({}, JSON.parse('{"__proto__": {"polluted": true}}')) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(patched)).to.equal(Object.prototype);
+    expect(Object.keys(patched)).to.deep.equal(['__proto__']);
+  });
+});
+
+describe('JSON patch (RFC 6902)', () => {
+  const doc = { spec: { replicas: 1, list: ['a', 'b'], 'x/y': 1, 't~': 2 } };
+  const cases: [what: string, ops: unknown[], expected: unknown][] = [
+    ['replaces a value', [{ op: 'replace', path: '/spec/replicas', value: 3 }], { spec: { ...doc.spec, replicas: 3 } }],
+    ['adds to the end of a list with -', [{ op: 'add', path: '/spec/list/-', value: 'c' }], { spec: { ...doc.spec, list: ['a', 'b', 'c'] } }],
+    ['inserts into a list', [{ op: 'add', path: '/spec/list/0', value: 'z' }], { spec: { ...doc.spec, list: ['z', 'a', 'b'] } }],
+    ['removes a list element', [{ op: 'remove', path: '/spec/list/0' }], { spec: { ...doc.spec, list: ['b'] } }],
+    ['unescapes ~1 and ~0', [{ op: 'remove', path: '/spec/x~1y' }, { op: 'remove', path: '/spec/t~0' }],
+      { spec: { replicas: 1, list: ['a', 'b'] } }],
+    ['moves a value', [{ op: 'move', from: '/spec/replicas', path: '/replicas' }],
+      { spec: { list: ['a', 'b'], 'x/y': 1, 't~': 2 }, replicas: 1 }],
+    ['copies a value', [{ op: 'copy', from: '/spec/list', path: '/copy' }], { ...doc, copy: ['a', 'b'] }],
+    ['passes a true test', [{ op: 'test', path: '/spec/replicas', value: 1 }], doc],
+  ];
+  for (const [what, ops, expected] of cases) {
+    it(what, () => {
+      expect(jsonPatch(doc, ops)).to.deep.equal(expected);
+    });
+  }
+
+  const failures: [what: string, ops: unknown[], message: RegExp][] = [
+    ['a failed test', [{ op: 'test', path: '/spec/replicas', value: 2 }], /test failed at "\/spec\/replicas"/],
+    ['replacing a missing key', [{ op: 'replace', path: '/spec/missing', value: 1 }], /does not exist/],
+    ['a path through a missing key', [{ op: 'add', path: '/nope/x', value: 1 }], /does not exist/],
+    ['an index out of range', [{ op: 'remove', path: '/spec/list/5' }], /out of range/],
+    ['an unknown op', [{ op: 'frobnicate', path: '/spec' }], /unknown op/],
+    ['an operation without path', [{ op: 'add', value: 1 }], /needs "op" and "path"/],
+  ];
+  for (const [what, ops, message] of failures) {
+    it(`refuses ${what}`, () => {
+      expect(() => jsonPatch(doc, ops)).to.throw(PatchError, message);
+    });
+  }
+});
