@@ -45,8 +45,8 @@ export class Controller {
    * Enqueues keys for every change `informer` sees: by default the object's own key; `map` lets a
    * controller react to related kinds (e.g. a BundleDeployment change enqueues its Bundle).
    */
-  watch<T extends KubeObject>(informer: Informer<T>, map: (obj: T) => string[] = (obj) => [keyOf(obj)]): this {
-    informer.on((_type, obj) => { for (const key of map(obj)) this.queue.add(key); });
+  watch<T extends KubeObject>(informer: Informer<T>, map: (obj: T, type: 'ADDED' | 'MODIFIED' | 'DELETED') => string[] = (obj) => [keyOf(obj)]): this {
+    informer.on((type, obj) => { for (const key of map(obj, type)) this.queue.add(key); });
     return this;
   }
 

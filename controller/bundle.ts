@@ -1,0 +1,197 @@
+import {
+  API_VERSION, ConditionType, Finalizer, Label, MANAGED_LABEL_VALUE, Reason, setCondition,
+  type Bundle, type BundleDeployment, type BundleDeploymentOptions, type BundleDeploymentSpec, type Cluster, type ClusterGroup,
+} from '../lib/api/index.js';
+import { deploymentID, optionsHash, selectClusters, type GroupInfo } from '../lib/bundle/index.js';
+import { messageOf } from '../lib/errors.js';
+import { Controller, type ReconcileResult } from '../lib/kube/controller.js';
+import { splitKey } from '../lib/kube/informer.js';
+import type { KubeObject } from '../lib/kube/client.js';
+import { Ref, type ControllerContext } from './context.js';
+import { readSecretData } from './store.js';
+import { summarize, worstState } from './rollup.js';
+import { observer } from './gitrepo.js';
+
+/**
+ * The Bundle reconciler: targeting -> one BundleDeployment per (bundle, cluster) in the cluster
+ * namespace, with that cluster's customized options; the registry credentials the agent needs are
+ * copied next to it; BundleDeployments of clusters that stopped matching are deleted; status rolls up.
+ */
+
+type BundleObject = Bundle & KubeObject;
+type BundleDeploymentObject = BundleDeployment & KubeObject;
+type ClusterObject = Cluster & KubeObject;
+
+const FIELD_MANAGER = 'flotilla-controller';
+
+/** Name of the Secret holding the agent's registry credentials for one BundleDeployment. */
+export function ociSecretName(bdName: string): string {
+  return `${bdName.slice(0, 248)}-oci`;
+}
+
+/** The deployment options a Bundle sets for every cluster (its spec minus content and targeting). */
+export function baseOptions(spec: Bundle['spec']): BundleDeploymentOptions {
+  const { paused: _p, resources: _r, oci: _o, contentsID: _c, targets: _t, targetRestrictions: _tr, dependsOn: _d, ...options } = spec;
+  return options;
+}
+
+/** The BundleDeployment spec for one cluster. */
+export function bundleDeploymentSpec(bundle: Bundle, options: BundleDeploymentOptions, bdName: string, existing?: BundleDeployment): BundleDeploymentSpec {
+  const id = deploymentID(bundle.spec.contentsID ?? 'unknown', optionsHash(options));
+  if (bundle.spec.paused && existing && existing.spec.deploymentID !== id) {
+    // Paused: the new version is staged, the applied one stays.
+    return { ...existing.spec, paused: true, stagedDeploymentID: id, stagedOptions: options };
+  }
+  const spec: BundleDeploymentSpec = { deploymentID: id, options };
+  if (bundle.spec.paused) spec.paused = true;
+  if (bundle.spec.oci) spec.oci = { ...bundle.spec.oci, ...(bundle.spec.oci.secretName ? { secretName: ociSecretName(bdName) } : {}) };
+  if (bundle.spec.resources) spec.resources = bundle.spec.resources;
+  if (bundle.spec.dependsOn) spec.dependsOn = bundle.spec.dependsOn;
+  if (options.correctDrift) spec.correctDrift = options.correctDrift;
+  return spec;
+}
+
+/** Read-only credentials for agents: agentUsername/agentPassword when the Secret has them, else username/password. */
+export function agentCredentialData(type: string | undefined, data: Record<string, string>): { type: string; stringData: Record<string, string> } {
+  if (data.agentUsername !== undefined && data.agentPassword !== undefined) {
+    return { type: 'kubernetes.io/basic-auth', stringData: { username: data.agentUsername, password: data.agentPassword } };
+  }
+  if (type === 'kubernetes.io/dockerconfigjson' && data['.dockerconfigjson'] !== undefined) {
+    return { type, stringData: { '.dockerconfigjson': data['.dockerconfigjson'] } };
+  }
+  return { type: 'kubernetes.io/basic-auth', stringData: { username: data.username ?? '', password: data.password ?? '' } };
+}
+
+function groupsIn(ctx: ControllerContext, namespace: string): GroupInfo[] {
+  return ctx.informers.clusterGroups.list()
+    .filter((g) => g.metadata.namespace === namespace)
+    .map((g: ClusterGroup & KubeObject) => ({ name: g.metadata.name, labels: g.metadata.labels ?? {}, selector: g.spec?.selector }));
+}
+
+function deploymentsOf(ctx: ControllerContext, namespace: string, name: string): BundleDeploymentObject[] {
+  return ctx.informers.bundleDeployments.list().filter((bd) =>
+    bd.metadata.labels?.[Label.BundleName] === name && bd.metadata.labels?.[Label.BundleNamespace] === namespace);
+}
+
+async function deleteDeployment(ctx: ControllerContext, bd: BundleDeploymentObject): Promise<void> {
+  const ns = bd.metadata.namespace ?? '';
+  await ctx.kube.delete(Ref.bundleDeployment(ns, bd.metadata.name));
+  await ctx.kube.delete(Ref.secret(ns, ociSecretName(bd.metadata.name)));
+}
+
+async function writeDeployment(ctx: ControllerContext, bundle: BundleObject, cluster: ClusterObject, clusterNs: string, options: BundleDeploymentOptions): Promise<void> {
+  const name = bundle.metadata.name;
+  const existing = ctx.informers.bundleDeployments.get(`${clusterNs}/${name}`);
+  const bd = {
+    apiVersion: API_VERSION, kind: 'BundleDeployment',
+    metadata: {
+      name, namespace: clusterNs,
+      labels: {
+        [Label.BundleName]: name, [Label.BundleNamespace]: bundle.metadata.namespace ?? '',
+        [Label.RepoName]: bundle.metadata.labels?.[Label.RepoName] ?? '', [Label.Cluster]: cluster.metadata.name,
+        [Label.Managed]: MANAGED_LABEL_VALUE,
+      },
+      finalizers: [Finalizer.BundleDeployment],
+    },
+    spec: bundleDeploymentSpec(bundle, options, name, existing),
+  };
+  const applied = await ctx.kube.apply<BundleDeploymentObject>(bd, FIELD_MANAGER);
+  const oci = bundle.spec.oci;
+  if (oci?.secretName) {
+    const source = await readSecretData(ctx.kube, bundle.metadata.namespace ?? '', oci.secretName, 'ociRegistry.authSecretName');
+    const creds = agentCredentialData(source.type, source.data);
+    await ctx.kube.apply({
+      apiVersion: 'v1', kind: 'Secret', type: creds.type,
+      metadata: {
+        name: ociSecretName(name), namespace: clusterNs,
+        labels: { [Label.Managed]: MANAGED_LABEL_VALUE, [Label.BundleName]: name },
+        ownerReferences: [{ apiVersion: API_VERSION, kind: 'BundleDeployment', name, uid: applied.metadata.uid ?? '', controller: true }],
+      },
+      stringData: creds.stringData,
+    }, FIELD_MANAGER);
+  }
+}
+
+async function finalize(ctx: ControllerContext, bundle: BundleObject): Promise<ReconcileResult | void> {
+  const ns = bundle.metadata.namespace ?? '';
+  for (const bd of deploymentsOf(ctx, ns, bundle.metadata.name)) await deleteDeployment(ctx, bd);
+  const finalizers = (bundle.metadata.finalizers ?? []).filter((f) => f !== Finalizer.Bundle);
+  await ctx.kube.mergePatch(Ref.bundle(ns, bundle.metadata.name), { metadata: { finalizers, resourceVersion: bundle.metadata.resourceVersion } });
+}
+
+/** Creates the Bundle controller. */
+export function setupBundleController(ctx: ControllerContext): Controller {
+  const reconcile = async (key: string): Promise<ReconcileResult | void> => {
+    const { namespace = 'default', name } = splitKey(key);
+    const bundle = await ctx.kube.get<BundleObject>(Ref.bundle(namespace, name));
+    if (!bundle) return;
+    if (bundle.metadata.deletionTimestamp) return await finalize(ctx, bundle);
+    if (!bundle.metadata.finalizers?.includes(Finalizer.Bundle)) {
+      await ctx.kube.mergePatch(Ref.bundle(namespace, name), { metadata: { finalizers: [...(bundle.metadata.finalizers ?? []), Finalizer.Bundle], resourceVersion: bundle.metadata.resourceVersion } });
+      return { requeueAfterMs: 0 };
+    }
+    const clusters = ctx.informers.clusters.list().filter((c) => c.metadata.namespace === namespace);
+    const selected = selectClusters(bundle.spec.targetRestrictions, bundle.spec.targets,
+      clusters.map((c) => ({ name: c.metadata.name, labels: c.metadata.labels ?? {} })), groupsIn(ctx, namespace), baseOptions(bundle.spec));
+    const wanted = new Set<string>();
+    let failure: unknown;
+    let waiting = 0;
+    try {
+      for (const sel of selected) {
+        const cluster = clusters.find((c) => c.metadata.name === sel.cluster);
+        const clusterNs = cluster?.status?.namespace;
+        if (!cluster || !clusterNs) { waiting += 1; continue; } // the Cluster reconciler creates its namespace first
+        wanted.add(`${clusterNs}/${name}`);
+        await writeDeployment(ctx, bundle, cluster, clusterNs, sel.options);
+      }
+      for (const bd of deploymentsOf(ctx, namespace, name)) {
+        if (!wanted.has(`${bd.metadata.namespace}/${bd.metadata.name}`)) await deleteDeployment(ctx, bd);
+      }
+    } catch (err) {
+      failure = err;
+    }
+    const bds = deploymentsOf(ctx, namespace, name).filter((bd) => wanted.has(`${bd.metadata.namespace}/${bd.metadata.name}`));
+    const summary = summarize(bds, (bd) => bd.metadata.labels?.[Label.Cluster] ?? bd.metadata.namespace ?? '');
+    const state = worstState(summary);
+    const now = ctx.now();
+    let conditions = setCondition(bundle.status?.conditions, {
+      type: ConditionType.Targeted, status: selected.length > 0 ? 'True' : 'False',
+      reason: selected.length > 0 ? Reason.Succeeded : Reason.NoMatchingClusters,
+      message: selected.length > 0 ? `${selected.length} cluster(s) targeted${waiting ? `, ${waiting} waiting for their namespace` : ''}` : 'no cluster matches the targets',
+    }, now);
+    const ready = !failure && state === 'Ready';
+    conditions = setCondition(conditions, {
+      type: ConditionType.Ready, status: ready ? 'True' : 'False',
+      reason: failure ? ((failure as { reason?: string }).reason ?? Reason.Progressing) : ready ? Reason.Succeeded : Reason.ResourcesNotReady,
+      message: failure ? messageOf(failure) : summary.nonReadyResources?.[0] ? `${summary.nonReadyResources[0].name}: ${summary.nonReadyResources[0].bundleState}` : '',
+    }, now);
+    await ctx.kube.patchStatus(Ref.bundle(namespace, name), {
+      observedGeneration: bundle.metadata.generation, conditions, summary,
+      display: { readyClusters: `${summary.ready}/${summary.desiredReady}`, state: state ?? 'NoTargets' },
+      observedContentsID: bundle.spec.contentsID,
+    });
+    if (failure) throw failure;
+    if (waiting > 0) return { requeueAfterMs: 2000 };
+  };
+  const controller = new Controller('bundle', reconcile, { log: ctx.log, workers: ctx.config.workers, observer: observer(ctx) });
+  controller.watch(ctx.informers.bundles);
+  controller.watch(ctx.informers.bundleDeployments, (bd) => {
+    const ns = bd.metadata.labels?.[Label.BundleNamespace];
+    const n = bd.metadata.labels?.[Label.BundleName];
+    return ns && n ? [`${ns}/${n}`] : [];
+  });
+  // A cluster or group change can change targeting for every bundle of its workspace.
+  const allBundlesIn = (namespace: string | undefined) => ctx.informers.bundles.list()
+    .filter((b) => b.metadata.namespace === namespace).map((b) => `${b.metadata.namespace}/${b.metadata.name}`);
+  // Heartbeats change Cluster status every few seconds: only labels and the cluster namespace matter here.
+  const seen = new Map<string, string>();
+  controller.watch(ctx.informers.clusters, (c, type) => {
+    const key = `${c.metadata.namespace}/${c.metadata.name}`;
+    const fingerprint = type === 'DELETED' || c.metadata.deletionTimestamp ? 'deleted' : JSON.stringify([c.metadata.labels ?? {}, c.status?.namespace ?? '']);
+    if (seen.get(key) === fingerprint) return [];
+    seen.set(key, fingerprint);
+    return allBundlesIn(c.metadata.namespace);
+  });
+  controller.watch(ctx.informers.clusterGroups, (g) => allBundlesIn(g.metadata.namespace));
+  return controller;
+}

@@ -1,0 +1,62 @@
+import type { Logger } from 'pino';
+import type { KubeClient, KubeObject } from '../lib/kube/client.js';
+import type { Informer } from '../lib/kube/informer.js';
+import type { EventRecorder } from '../lib/kube/events.js';
+import type { Counter, Histogram, Registry } from '../lib/ops/metrics.js';
+import type { ControllerConfig } from './config.js';
+import {
+  API_VERSION, type Bundle, type BundleDeployment, type Cluster, type ClusterGroup, type GitRepo,
+  type ClusterRegistration, type ClusterRegistrationToken,
+} from '../lib/api/index.js';
+
+/**
+ * Everything a controller reconciler needs, built once by main.ts and passed to every reconciler:
+ * the upstream client, the shared informer caches, configuration, logging, events, metrics and time.
+ */
+
+/** The informers (shared caches) the controller runs. */
+export interface Informers {
+  gitRepos: Informer<GitRepo & KubeObject>;
+  bundles: Informer<Bundle & KubeObject>;
+  bundleDeployments: Informer<BundleDeployment & KubeObject>;
+  clusters: Informer<Cluster & KubeObject>;
+  clusterGroups: Informer<ClusterGroup & KubeObject>;
+  registrationTokens: Informer<ClusterRegistrationToken & KubeObject>;
+  registrations: Informer<ClusterRegistration & KubeObject>;
+}
+
+/** The controller's own metrics. */
+export interface ControllerMetrics {
+  registry: Registry;
+  reconciles: Counter;
+  reconcileErrors: Counter;
+  reconcileDuration: Histogram;
+  bytesPushed: Counter;
+  blobsPushed: Counter;
+  blobsSkipped: Counter;
+  gitFetches: Counter;
+}
+
+/** Shared context of every reconciler. */
+export interface ControllerContext {
+  kube: KubeClient;
+  informers: Informers;
+  config: ControllerConfig;
+  log: Logger;
+  events: EventRecorder;
+  metrics: ControllerMetrics;
+  now: () => Date;
+}
+
+/** Object references for Flotilla's kinds. */
+export const Ref = {
+  gitRepo: (namespace: string, name: string) => ({ apiVersion: API_VERSION, kind: 'GitRepo', namespace, name }),
+  bundle: (namespace: string, name: string) => ({ apiVersion: API_VERSION, kind: 'Bundle', namespace, name }),
+  bundleDeployment: (namespace: string, name: string) => ({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace, name }),
+  cluster: (namespace: string, name: string) => ({ apiVersion: API_VERSION, kind: 'Cluster', namespace, name }),
+  clusterGroup: (namespace: string, name: string) => ({ apiVersion: API_VERSION, kind: 'ClusterGroup', namespace, name }),
+  registrationToken: (namespace: string, name: string) => ({ apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', namespace, name }),
+  registration: (namespace: string, name: string) => ({ apiVersion: API_VERSION, kind: 'ClusterRegistration', namespace, name }),
+  secret: (namespace: string, name: string) => ({ apiVersion: 'v1', kind: 'Secret', namespace, name }),
+  namespace: (name: string) => ({ apiVersion: 'v1', kind: 'Namespace', name }),
+} as const;

@@ -1,0 +1,157 @@
+import { mkdir, rm, writeFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { simpleGit, type SimpleGit } from 'simple-git';
+import { StallingError, TransientError } from '../lib/errors.js';
+import { Reason } from '../lib/api/index.js';
+
+/**
+ * The git adapter: resolves a GitRepo's branch or revision to a commit with `ls-remote` (cheap: the
+ * poll does nothing else when the commit did not change) and checks a commit out into a per-GitRepo
+ * folder with a shallow fetch. simple-git is touched here and nowhere else.
+ *
+ * Credentials never appear in a command line, a URL written to disk or an error message: HTTP basic
+ * auth travels as an `http.extraHeader` set through GIT_CONFIG_* environment variables, SSH keys as
+ * files readable only by us.
+ */
+
+/** Credentials and TLS settings for one repository. */
+export interface GitAuth {
+  /** HTTP basic auth (Secret type kubernetes.io/basic-auth or keys username/password). */
+  basic?: { username: string; password: string };
+  /** SSH private key (Secret type kubernetes.io/ssh-auth: key ssh-privatekey; optional known_hosts). */
+  ssh?: { privateKey: string; knownHosts?: string };
+  /** PEM CA bundle for HTTPS. */
+  caPem?: string;
+  insecureSkipTLSVerify?: boolean;
+}
+
+/** What to fetch. */
+export interface GitTarget {
+  repo: string;
+  branch?: string;
+  revision?: string;
+  auth: GitAuth;
+}
+
+/** The port the GitRepo reconciler uses. */
+export interface GitSource {
+  /** The commit `target` points at now. */
+  resolve(target: GitTarget): Promise<string>;
+  /** A folder holding the tree of `commit` (reused between calls for the same `key`). */
+  checkout(key: string, target: GitTarget, commit: string): Promise<string>;
+  /** Removes the folder of `key`. */
+  forget(key: string): Promise<void>;
+}
+
+const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+
+/** Translates a git failure into Flotilla's errors; the message names the repository, never credentials. */
+export function translateGitError(repo: string, operation: string, err: unknown): Error {
+  const text = err instanceof Error ? err.message : String(err);
+  const clean = text.replace(/(https?:\/\/)[^@/\s]+@/g, '$1').replace(/Authorization: \S+ \S+/gi, 'Authorization: [redacted]');
+  const lastLines = clean.trim().split('\n').filter(Boolean).slice(-2).join(' ').slice(0, 300);
+  if (/Authentication failed|could not read Username|401|403|Permission denied \(publickey/i.test(clean)) {
+    return new StallingError(Reason.AuthenticationFailed, `git ${operation} of ${repo}: authentication failed (${lastLines})`, { cause: err });
+  }
+  if (/couldn't find remote ref|not our ref|did not match any|unknown revision|Remote branch .* not found/i.test(clean)) {
+    return new StallingError(Reason.GitOperationFailed, `git ${operation} of ${repo}: ${lastLines}`, { cause: err });
+  }
+  if (/SSL certificate problem|server certificate verification failed|certificate/i.test(clean)) {
+    return new StallingError(Reason.GitOperationFailed, `git ${operation} of ${repo}: TLS verification failed (${lastLines}); set caBundle or insecureSkipTLSVerify`, { cause: err });
+  }
+  return new TransientError(Reason.GitOperationFailed, `git ${operation} of ${repo}: ${lastLines}`, { cause: err });
+}
+
+/** A GitSource that runs the git command line through simple-git. */
+export class CliGitSource implements GitSource {
+  constructor(private readonly workDir: string) {}
+
+  private async env(key: string, auth: GitAuth): Promise<Record<string, string>> {
+    const config: [string, string][] = [];
+    const secrets = join(this.workDir, '.auth', key.replace(/[^a-zA-Z0-9.-]/g, '_'));
+    if (auth.basic) {
+      const token = Buffer.from(`${auth.basic.username}:${auth.basic.password}`).toString('base64');
+      config.push(['http.extraHeader', `Authorization: Basic ${token}`]);
+    }
+    if (auth.caPem || auth.ssh) await mkdir(secrets, { recursive: true, mode: 0o700 });
+    if (auth.caPem) {
+      await writeFile(join(secrets, 'ca.pem'), auth.caPem, { mode: 0o600 });
+      config.push(['http.sslCAInfo', join(secrets, 'ca.pem')]);
+    }
+    if (auth.insecureSkipTLSVerify) config.push(['http.sslVerify', 'false']);
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', GIT_TERMINAL_PROMPT: '0',
+      GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_COUNT: String(config.length),
+    };
+    config.forEach(([k, v], i) => { env[`GIT_CONFIG_KEY_${i}`] = k; env[`GIT_CONFIG_VALUE_${i}`] = v; });
+    if (auth.ssh) {
+      await writeFile(join(secrets, 'id'), auth.ssh.privateKey.endsWith('\n') ? auth.ssh.privateKey : `${auth.ssh.privateKey}\n`, { mode: 0o600 });
+      const known = join(secrets, 'known_hosts');
+      await writeFile(known, auth.ssh.knownHosts ?? '', { mode: 0o600 });
+      const strict = auth.ssh.knownHosts ? 'yes' : 'accept-new';
+      env.GIT_SSH_COMMAND = `ssh -i ${join(secrets, 'id')} -o IdentitiesOnly=yes -o UserKnownHostsFile=${known} -o StrictHostKeyChecking=${strict}`;
+    }
+    return env;
+  }
+
+  private git(dir: string | undefined, env: Record<string, string>): SimpleGit {
+    return simpleGit({ baseDir: dir, timeout: { block: 120_000 } }).env(env);
+  }
+
+  async resolve(target: GitTarget): Promise<string> {
+    if (target.revision && SHA.test(target.revision)) return target.revision;
+    const env = await this.env(`resolve-${Buffer.from(target.repo).toString('hex').slice(0, 32)}`, target.auth);
+    const ref = target.revision ? target.revision : target.branch ? `refs/heads/${target.branch}` : 'HEAD';
+    let out: string;
+    try {
+      out = await this.git(undefined, env).listRemote([target.repo, ref, ...(target.revision ? [`${ref}^{}`] : [])]);
+    } catch (err) {
+      throw translateGitError(target.repo, 'ls-remote', err);
+    }
+    const lines = out.trim().split('\n').filter(Boolean).map((l) => l.split('\t'));
+    // For annotated tags prefer the peeled commit (ref^{}).
+    const peeled = lines.find(([, name]) => name?.endsWith('^{}'));
+    const exact = lines.find(([, name]) => name === ref || name === `refs/tags/${ref}` || name === `refs/heads/${ref}`);
+    const sha = (peeled ?? exact ?? lines[0])?.[0];
+    if (!sha || !SHA.test(sha)) {
+      const what = target.revision ? `revision ${target.revision}` : target.branch ? `branch ${target.branch}` : 'HEAD';
+      throw new StallingError(Reason.GitOperationFailed, `git ls-remote of ${target.repo}: ${what} not found`);
+    }
+    return sha;
+  }
+
+  async checkout(key: string, target: GitTarget, commit: string): Promise<string> {
+    const dir = join(this.workDir, 'repos', key.replace(/[^a-zA-Z0-9.-]/g, '_'));
+    const env = await this.env(key, target.auth);
+    try {
+      const exists = await stat(join(dir, '.git')).then(() => true, () => false);
+      if (!exists) {
+        await rm(dir, { recursive: true, force: true });
+        await mkdir(dir, { recursive: true });
+        await this.git(dir, env).init();
+      }
+      const git = this.git(dir, env);
+      await git.raw(['remote', 'remove', 'origin']).catch(() => undefined);
+      await git.addRemote('origin', target.repo);
+      const head = await git.revparse(['--verify', '-q', 'HEAD']).catch(() => '');
+      if (head.trim() === commit) return dir;
+      try {
+        await git.raw(['fetch', '--quiet', '--depth=1', '--no-tags', 'origin', commit]);
+      } catch {
+        // Servers that refuse fetching an arbitrary SHA: fetch the branch (or everything) and look for it.
+        const refspec = target.branch ? `+refs/heads/${target.branch}:refs/remotes/origin/${target.branch}` : '+refs/*:refs/remotes/origin/*';
+        await git.raw(['fetch', '--quiet', '--no-tags', 'origin', refspec]);
+      }
+      await git.raw(['checkout', '--quiet', '--force', '--detach', commit]);
+      await git.raw(['clean', '-ffdxq']);
+      return dir;
+    } catch (err) {
+      throw translateGitError(target.repo, 'fetch', err);
+    }
+  }
+
+  async forget(key: string): Promise<void> {
+    await rm(join(this.workDir, 'repos', key.replace(/[^a-zA-Z0-9.-]/g, '_')), { recursive: true, force: true });
+    await rm(join(this.workDir, '.auth', key.replace(/[^a-zA-Z0-9.-]/g, '_')), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,118 @@
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { KubeConfig } from '@kubernetes/client-node';
+import { API_VERSION } from '../lib/api/index.js';
+import { KubeClient } from '../lib/kube/client.js';
+import { Informer } from '../lib/kube/informer.js';
+import { EventRecorder } from '../lib/kube/events.js';
+import type { Controller } from '../lib/kube/controller.js';
+import { Registry } from '../lib/ops/metrics.js';
+import type { ControllerConfig } from './config.js';
+import type { ControllerContext, ControllerMetrics, Informers } from './context.js';
+import { CliGitSource, type GitSource } from './git.js';
+import { setupGitRepoController } from './gitrepo.js';
+import { setupBundleController } from './bundle.js';
+import { setupClusterController, setupClusterGroupController } from './cluster.js';
+import { setupRegistrationController, setupRegistrationTokenController } from './registration.js';
+import { LeaderElector } from './leader.js';
+
+/**
+ * The controller manager: one set of informers (shared caches) and one reconciler per kind, started
+ * only while this replica holds the leader Lease. Used by main.ts and by in-process tests.
+ */
+
+/** A running manager. */
+export interface Manager {
+  readonly context: ControllerContext;
+  /** True once the caches have synced (and, with leader election, while leading). */
+  ready(): boolean;
+  stop(): Promise<void>;
+}
+
+function metrics(): ControllerMetrics {
+  const registry = new Registry();
+  return {
+    registry,
+    reconciles: registry.counter('flotilla_reconcile_total', 'Reconciles by controller and outcome.'),
+    reconcileErrors: registry.counter('flotilla_reconcile_errors_total', 'Failed reconciles by controller.'),
+    reconcileDuration: registry.histogram('flotilla_reconcile_duration_seconds', 'Reconcile duration by controller.'),
+    bytesPushed: registry.counter('flotilla_artifact_bytes_pushed_total', 'Blob bytes uploaded to OCI registries.'),
+    blobsPushed: registry.counter('flotilla_artifact_blobs_pushed_total', 'Blobs uploaded to OCI registries.'),
+    blobsSkipped: registry.counter('flotilla_artifact_blobs_skipped_total', 'Blobs not uploaded because the registry had them.'),
+    gitFetches: registry.counter('flotilla_git_polls_total', 'Times git was asked for the current commit.'),
+  };
+}
+
+function informers(kube: KubeClient, log: Logger): Informers {
+  const make = <T>(kind: string) => new Informer<T & import('../lib/kube/client.js').KubeObject>(kube, { apiVersion: API_VERSION, kind }, { log });
+  return {
+    gitRepos: make('GitRepo'),
+    bundles: make('Bundle'),
+    bundleDeployments: make('BundleDeployment'),
+    clusters: make('Cluster'),
+    clusterGroups: make('ClusterGroup'),
+    registrationTokens: make('ClusterRegistrationToken'),
+    registrations: make('ClusterRegistration'),
+  } as Informers;
+}
+
+/** Options for {@link startManager}. */
+export interface ManagerOptions {
+  config: ControllerConfig;
+  kubeConfig: KubeConfig;
+  log: Logger;
+  git?: GitSource;
+  now?: () => Date;
+}
+
+/** Builds the context and controllers and starts them (after winning the Lease when leader election is on). */
+export async function startManager(options: ManagerOptions): Promise<Manager> {
+  const { config, log } = options;
+  const kube = await KubeClient.fromKubeConfig(options.kubeConfig);
+  const inf = informers(kube, log);
+  const context: ControllerContext = {
+    kube, informers: inf, config, log, metrics: metrics(),
+    events: new EventRecorder(kube, 'flotilla-controller', log),
+    now: options.now ?? (() => new Date()),
+  };
+  const controllers: Controller[] = [
+    setupGitRepoController(context, options.git ?? new CliGitSource(config.workDir)),
+    setupBundleController(context),
+    setupClusterController(context),
+    setupClusterGroupController(context),
+    setupRegistrationTokenController(context),
+    setupRegistrationController(context),
+  ];
+  let synced = false;
+  const run = async (): Promise<void> => {
+    for (const i of Object.values(inf)) i.start();
+    await Promise.all(Object.values(inf).map((i) => i.waitForSync()));
+    synced = true;
+    for (const c of controllers) c.start();
+    log.info('controllers started');
+  };
+  let elector: LeaderElector | undefined;
+  if (config.leaderElection) {
+    elector = new LeaderElector(kube, {
+      namespace: config.systemNamespace, name: config.leaseName, identity: config.identity ?? `${hostname()}-${process.pid}`,
+    }, log);
+    void elector.run(run, () => {
+      // Caches may be stale once leadership is lost: stop, and let the process supervisor restart us.
+      log.error('lost leadership; exiting');
+      process.exitCode = 1;
+      process.kill(process.pid, 'SIGTERM');
+    });
+  } else {
+    await run();
+  }
+  return {
+    context,
+    ready: () => synced && (!elector || elector.isLeader()),
+    async stop() {
+      await Promise.all(controllers.map((c) => c.stop()));
+      await Promise.all(Object.values(inf).map((i) => i.stop()));
+      await elector?.stop();
+      await kube.close();
+    },
+  };
+}

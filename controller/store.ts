@@ -1,0 +1,94 @@
+import { StallingError, WaitingError } from '../lib/errors.js';
+import { Reason, type GitRepo, type OCIRegistry } from '../lib/api/index.js';
+import {
+  RegistryClient, bundleRepository, pushBundleVersion, deleteAllVersions, credentialsFromSecretData, type Credentials,
+} from '../lib/oci/index.js';
+import { filesToResources, type LoadedBundle } from '../lib/bundle/index.js';
+import type { KubeClient, KubeObject } from '../lib/kube/client.js';
+import type { BundleResource, OCIArtifactRef } from '../lib/api/index.js';
+
+/**
+ * Where a bundle's content goes: the OCI registry named by `ociRegistry` (OCI mode), or inline into
+ * the Bundle object (etcd mode). There is no fallback from one to the other: a registry failure is an
+ * error, never a reason to write content into etcd.
+ */
+
+/** Content to put in a Bundle spec: exactly one of `oci` or `resources`. */
+export interface StoredContent {
+  oci?: OCIArtifactRef;
+  resources?: BundleResource[];
+  /** What the push did (OCI mode), for metrics and logs. */
+  push?: { pushedBlobs: number; skippedBlobs: number; bytesUploaded: number; unchanged: boolean; tag: string | undefined };
+}
+
+interface SecretObject extends KubeObject { type?: string; data?: Record<string, string> }
+
+/** Reads a Secret's data as UTF-8 strings; a missing Secret is a WaitingError naming it. */
+export async function readSecretData(kube: KubeClient, namespace: string, name: string, purpose: string): Promise<{ type?: string; data: Record<string, string> }> {
+  const secret = await kube.get<SecretObject>({ apiVersion: 'v1', kind: 'Secret', namespace, name });
+  if (!secret) {
+    throw new WaitingError(Reason.SecretNotFound, `Secret ${namespace}/${name} (${purpose}) does not exist`, { retryAfterMs: 10_000 });
+  }
+  const data: Record<string, string> = {};
+  for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
+  return { type: secret.type, data };
+}
+
+/** The registry credentials the controller pushes with (keys username/password, or a dockerconfigjson). */
+export async function pushCredentials(kube: KubeClient, namespace: string, registry: OCIRegistry): Promise<Credentials | undefined> {
+  if (!registry.authSecretName) return undefined;
+  const secret = await readSecretData(kube, namespace, registry.authSecretName, 'ociRegistry.authSecretName');
+  const host = registry.reference.split('/')[0] ?? registry.reference;
+  try {
+    return credentialsFromSecretData(secret.type, secret.data, host);
+  } catch (err) {
+    throw new StallingError(Reason.SecretNotFound, `Secret ${namespace}/${registry.authSecretName}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** A registry client for a GitRepo's `ociRegistry` settings. */
+export function registryClient(registry: OCIRegistry, credentials: Credentials | undefined, onEvent?: ConstructorParameters<typeof RegistryClient>[0]['onEvent']): RegistryClient {
+  const host = registry.reference.split('/')[0] ?? registry.reference;
+  return new RegistryClient({
+    registry: host,
+    basicHTTP: registry.basicHTTP,
+    insecureSkipTLS: registry.insecureSkipTLS,
+    caPem: registry.caBundle ? Buffer.from(registry.caBundle, 'base64').toString('utf8') : undefined,
+    credentials,
+    userAgent: 'flotilla-controller',
+    onEvent,
+  });
+}
+
+/** Pushes one bundle's files as a new artifact version (nothing when the newest version has the same content). */
+export async function storeInRegistry(client: RegistryClient, repo: GitRepo & KubeObject, bundle: LoadedBundle,
+  commit: string, contentsID: string, retain: number): Promise<StoredContent> {
+  const registry = repo.spec.ociRegistry as OCIRegistry;
+  const repository = bundleRepository(registry.reference, repo.metadata.namespace ?? 'default', bundle.name);
+  const result = await pushBundleVersion(client, repository, bundle.files, {
+    bundleName: bundle.name, bundleNamespace: repo.metadata.namespace ?? 'default', source: repo.spec.repo, revision: commit, contentsID,
+  }, { retain });
+  const oci: OCIArtifactRef = { reference: result.reference, digest: result.digest };
+  if (registry.authSecretName) oci.secretName = registry.authSecretName;
+  if (registry.basicHTTP) oci.basicHTTP = true;
+  if (registry.insecureSkipTLS) oci.insecureSkipTLS = true;
+  if (registry.caBundle) oci.caBundle = registry.caBundle;
+  return { oci, push: { pushedBlobs: result.pushedBlobs, skippedBlobs: result.skippedBlobs, bytesUploaded: result.bytesUploaded, unchanged: result.unchanged, tag: result.tag } };
+}
+
+/** Inline resources for etcd mode; too large a bundle is a StallingError that suggests OCI storage. */
+export function storeInline(bundle: LoadedBundle, maxBytes: number): StoredContent {
+  const resources = filesToResources(bundle.files);
+  const size = Buffer.byteLength(JSON.stringify(resources), 'utf8');
+  if (size > maxBytes) {
+    throw new StallingError(Reason.BundleTooLarge,
+      `bundle ${bundle.name} (${bundle.dir}) is ${size} bytes, more than ${maxBytes} bytes that fit in an etcd object; set spec.ociRegistry to store bundles as OCI artifacts`);
+  }
+  return { resources };
+}
+
+/** Deletes every version of a bundle's repository (GitRepo or bundle removed). Returns how many were deleted. */
+export async function deleteBundleArtifacts(client: RegistryClient, registry: OCIRegistry, namespace: string, bundleName: string): Promise<number> {
+  const repository = bundleRepository(registry.reference, namespace, bundleName);
+  return (await deleteAllVersions(client, repository)).length;
+}
