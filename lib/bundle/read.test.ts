@@ -123,6 +123,18 @@ describe('reading every bundle of a GitRepo checkout', () => {
     }
   });
 
+  it('treats a directory whose fleet.yaml is ignored as part of its parent bundle, in discovery and reading alike', async () => {
+    const root = await writeTree({
+      'app/a.yaml': cm('a'), 'app/sub/fleet.yaml': '{}\n', 'app/sub/x.yaml': cm('x'), 'app/sub/.fleetignore': 'fleet.yaml\n',
+    });
+    try {
+      const bundles = await readGitRepoBundles(root, { repoName: 'repo', paths: ['app'] });
+      expect(bundles.map((b) => [b.dir, b.files.map((f) => f.path)])).to.deep.equal([['app', ['a.yaml', 'sub/x.yaml']]]);
+    } finally {
+      await removeTree(root);
+    }
+  });
+
   it('refuses the whole checkout when one bundle is invalid', async () => {
     const root = await writeTree({ 'a/x.yaml': cm('x'), 'b/y.yaml': 'kind: [\n' });
     try {

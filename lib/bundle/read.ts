@@ -85,9 +85,13 @@ function isInside(path: string, root: string): boolean {
   return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
-async function hasFleetYaml(absDir: string): Promise<boolean> {
+/** True if a directory holds a fleet.yaml that its ignore rules (with its own .fleetignore) do not hide. */
+async function hasFleetYaml(absDir: string, rules: IgnoreRules, ignoreFileLabel: string): Promise<boolean> {
   const names = await readdir(absDir);
-  return names.some((n) => FLEET_YAML_NAMES.includes(n));
+  if (!names.some((n) => FLEET_YAML_NAMES.includes(n))) return false;
+  const own = names.includes(IGNORE_FILE) ? await readFile(join(absDir, IGNORE_FILE), 'utf8').catch(() => undefined) : undefined;
+  const here = rules.extend(own, ignoreFileLabel);
+  return names.some((n) => FLEET_YAML_NAMES.includes(n) && !here.ignores(n, false));
 }
 
 /** Reads the rules of every `.fleetignore` from the checkout root down to (not including) `dir`. */
@@ -160,7 +164,10 @@ async function walkDir(walk: Walk, abs: string, rel: string, rules: IgnoreRules,
     if (isDir) {
       // As in discovery: below a directory named overlays, a fleet.yaml starts no bundle.
       const startsOverlays = entry.name === OVERLAYS_DIR;
-      if (entry.name === '.git' || (!inOverlays && !startsOverlays && (await hasFleetYaml(childAbs)))) continue;
+      if (entry.name === '.git') continue;
+      const nestedBundle = !inOverlays && !startsOverlays &&
+        (await hasFleetYaml(childAbs, here, display(walk, `${childRel}/${IGNORE_FILE}`)));
+      if (nestedBundle) continue;
       const real = await realpath(childAbs);
       if (walk.visited.has(real)) continue;
       walk.visited.add(real);
