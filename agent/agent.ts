@@ -1,0 +1,215 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { API_VERSION, type BundleDeployment } from '../lib/api/index.js';
+import { messageOf } from '../lib/errors.js';
+import { KubeApiError, KubeClient, type KubeObject } from '../lib/kube/client.js';
+import { Controller } from '../lib/kube/controller.js';
+import { EventRecorder } from '../lib/kube/events.js';
+import { Informer } from '../lib/kube/informer.js';
+import type { BundleLimits } from '../lib/oci/index.js';
+import { Applier } from './applier.js';
+import { BundleDeploymentReconciler } from './bundledeployment.js';
+import { ContentLoader } from './content.js';
+import { BOOTSTRAP_SECRET_NAME, DEFAULT_AGENT_NAMESPACE, STATE_SECRET_NAME, type AgentCredential } from './credentials.js';
+import { INVENTORY_PREFIX, InventoryStore } from './inventory.js';
+import { Registration } from './registration.js';
+
+/**
+ * One agent for one downstream cluster: registers (registration.ts), then watches its cluster namespace's
+ * BundleDeployments upstream and reconciles them (bundledeployment.ts), heartbeats on its Cluster's status
+ * and keeps its credential valid. Everything is per instance (clients, caches, queue, registration), so
+ * several agents can run in one process, e.g. in tests and benchmarks; two agents on one downstream cluster
+ * need distinct namespaces (and clientIDs in their bootstrap Secrets).
+ */
+
+/** Limits on what one bundle may be. */
+export interface AgentLimits {
+  /** Most objects one bundle may render; default 5000. */
+  maxObjects: number;
+  /** Largest inline bundle (decoded), bytes; default 100 MiB. */
+  maxInlineBytes: number;
+  /** Limits on pulled OCI artifacts (lib/oci defaults otherwise). */
+  oci: Partial<BundleLimits>;
+}
+
+/** Options of an {@link Agent}. */
+export interface AgentOptions {
+  /** Access to the downstream cluster. */
+  downstream: KubeConfig;
+  /** The agent's namespace downstream (bootstrap, state and inventories); default flotilla-system. */
+  namespace?: string;
+  bootstrapSecretName?: string;
+  stateSecretName?: string;
+  /** Blob cache folder. */
+  cacheDir: string;
+  /** Heartbeat and credential check interval; default 15 s. */
+  heartbeatIntervalMs?: number;
+  /** Resync (drift detection) interval; default 30 s. */
+  resyncIntervalMs?: number;
+  /** Resync interval while objects are not ready; default 5 s. */
+  notReadyResyncMs?: number;
+  /** Poll interval while waiting for the registration grant; default 2 s. */
+  registrationPollMs?: number;
+  /** Parallel reconciles; default 2. */
+  workers?: number;
+  limits?: Partial<AgentLimits>;
+  log: Logger;
+  now?: () => Date;
+}
+
+/** The parts that exist once the agent is registered. */
+interface Deployer {
+  clusterNamespace: string;
+  informer: Informer<BundleDeployment & KubeObject>;
+  controller: Controller;
+}
+
+/** See the module comment. */
+export class Agent {
+  private readonly abort = new AbortController();
+  private downstream: KubeClient | undefined;
+  private registrationState: Registration | undefined;
+  private deployer: Deployer | undefined;
+  private loop: Promise<void> | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly o: AgentOptions) {
+    this.log = o.log.child({ agent: o.namespace ?? DEFAULT_AGENT_NAMESPACE });
+  }
+
+  private get namespace(): string {
+    return this.o.namespace ?? DEFAULT_AGENT_NAMESPACE;
+  }
+
+  /** The registration (after {@link start} began). */
+  get registration(): Registration {
+    if (!this.registrationState) throw new Error('the agent has not started');
+    return this.registrationState;
+  }
+
+  /** The credential in use, once registered. */
+  credential(): AgentCredential | undefined {
+    return this.registrationState?.credential();
+  }
+
+  /** True once registered and the BundleDeployment cache is loaded. */
+  isReady(): boolean {
+    return this.deployer?.informer.hasSynced() ?? false;
+  }
+
+  /** True until the agent is stopped (registration waits and upstream outages are retried, not fatal). */
+  isHealthy(): boolean {
+    return !this.abort.signal.aborted;
+  }
+
+  /** Registers (waiting for the grant), then starts reconciling, heartbeats and credential upkeep. */
+  async start(): Promise<void> {
+    this.downstream = await KubeClient.fromKubeConfig(this.o.downstream);
+    this.registrationState = new Registration({
+      downstream: this.downstream, namespace: this.namespace, log: this.log,
+      bootstrapSecretName: this.o.bootstrapSecretName ?? BOOTSTRAP_SECRET_NAME, stateSecretName: this.o.stateSecretName ?? STATE_SECRET_NAME,
+      ...(this.o.registrationPollMs !== undefined ? { pollMs: this.o.registrationPollMs } : {}),
+    });
+    const credential = await this.registrationState.ensureRegistered(this.abort.signal);
+    await this.startDeployer(credential);
+    this.loop = this.maintainLoop();
+  }
+
+  /** Stops reconciling and the loops, and closes the clients. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+    await this.stopDeployer();
+    await this.registrationState?.close();
+    await this.downstream?.close();
+  }
+
+  private async startDeployer(credential: AgentCredential): Promise<void> {
+    const registration = this.registration;
+    const downstream = this.downstream as KubeClient;
+    const upstream = registration.upstream;
+    const clusterNamespace = credential.clusterNamespace;
+    const log = this.log.child({ cluster: credential.clusterName });
+    const limits = this.o.limits ?? {};
+    const inventory = new InventoryStore(downstream, this.namespace, clusterNamespace);
+    const reconciler = new BundleDeploymentReconciler({
+      upstream, clusterNamespace, applier: new Applier(downstream), inventory, log,
+      content: new ContentLoader({ upstream, clusterNamespace, cacheDir: this.o.cacheDir, limits: limits.oci ?? {},
+        ...(limits.maxInlineBytes !== undefined ? { maxInlineBytes: limits.maxInlineBytes } : {}) }),
+      reserved: { namespace: this.namespace, inventoryPrefix: INVENTORY_PREFIX,
+        names: [this.o.bootstrapSecretName ?? BOOTSTRAP_SECRET_NAME, this.o.stateSecretName ?? STATE_SECRET_NAME] },
+      maxObjects: limits.maxObjects ?? 5000,
+      resyncMs: this.o.resyncIntervalMs ?? 30_000, notReadyResyncMs: this.o.notReadyResyncMs ?? 5000,
+      events: new EventRecorder(upstream, 'flotilla-agent', log),
+      ...(this.o.now ? { now: this.o.now } : {}),
+    });
+    const informer = new Informer<BundleDeployment & KubeObject>(upstream,
+      { apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: clusterNamespace }, { log });
+    const controller = new Controller('bundledeployment', reconciler.reconcile, { log, workers: this.o.workers ?? 2 }).watch(informer);
+    this.deployer = { clusterNamespace, informer, controller };
+    informer.start();
+    controller.start();
+    await informer.waitForSync();
+    // BundleDeployments removed while the agent was away still have inventories: reconcile them too.
+    for (const name of await inventory.list()) controller.queue.add(`${clusterNamespace}/${name}`);
+    log.info({ clusterNamespace }, 'agent started');
+  }
+
+  private async stopDeployer(): Promise<void> {
+    const d = this.deployer;
+    this.deployer = undefined;
+    if (!d) return;
+    await d.informer.stop();
+    await d.controller.stop();
+  }
+
+  /** Heartbeat and credential upkeep, every heartbeat interval, until stopped. */
+  private async maintainLoop(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      await this.heartbeat();
+      try {
+        const result = await this.registration.maintain(signal);
+        if (result === 'registered') await this.afterReregistration();
+      } catch (err) {
+        if (signal.aborted) break;
+        this.log.warn({ err: messageOf(err) }, 'credential upkeep failed; retrying at the next heartbeat');
+      }
+      await sleep(this.o.heartbeatIntervalMs ?? 15_000, undefined, { signal }).catch(() => undefined);
+    }
+  }
+
+  /** Merge-patches the Cluster's status.agent; a 401 means the credential is gone: register again. */
+  private async heartbeat(): Promise<void> {
+    const credential = this.credential();
+    const bootstrap = this.registration.bootstrapInfo();
+    if (!credential || !bootstrap) return;
+    const lastSeen = (this.o.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    try {
+      await this.registration.upstream.patchStatus({ apiVersion: API_VERSION, kind: 'Cluster', namespace: bootstrap.namespace, name: credential.clusterName },
+        { agent: { lastSeen, namespace: this.namespace }, agentLastSeen: lastSeen });
+    } catch (err) {
+      if (this.abort.signal.aborted) return;
+      if (err instanceof KubeApiError && err.statusCode === 401) {
+        try {
+          await this.registration.invalidate(this.abort.signal);
+          await this.afterReregistration();
+        } catch (again) {
+          if (!this.abort.signal.aborted) this.log.warn({ err: messageOf(again) }, 'registering again failed; retrying at the next heartbeat');
+        }
+        return;
+      }
+      this.log.warn({ err: messageOf(err) }, 'heartbeat failed');
+    }
+  }
+
+  /** The same clientID gives the same Cluster; should its namespace differ all the same, restart reconciling there. */
+  private async afterReregistration(): Promise<void> {
+    const credential = this.credential();
+    if (!credential || credential.clusterNamespace === this.deployer?.clusterNamespace) return;
+    this.log.warn({ clusterNamespace: credential.clusterNamespace }, 'the cluster namespace changed; restarting reconciliation there');
+    await this.stopDeployer();
+    await this.startDeployer(credential);
+  }
+}

@@ -1,0 +1,188 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Label, Reason } from '../lib/api/index.js';
+import { TransientError, WaitingError, messageOf } from '../lib/errors.js';
+import { KubeApiError, type KubeClient, type KubeObject } from '../lib/kube/client.js';
+import {
+  FIELD_MANAGER, NAMESPACE_FIELD_MANAGER, describeId, idOf, type EnsuredNamespace, type ObjectId,
+} from './objects.js';
+
+/**
+ * The downstream adapter: reads, dry-runs, applies and deletes objects in the agent's cluster with
+ * server-side apply as {@link FIELD_MANAGER}. API errors become ApplyFailed (transient: retried with
+ * backoff, since the cluster may change), except that a dry run which cannot be evaluated yet (its
+ * namespace does not exist, its kind is not served) is reported as such rather than as a failure.
+ */
+
+/** The outcome of a dry run. */
+export type DryRun = { verified: true; object: KubeObject } | { verified: false; why: string };
+
+/** Options of an {@link Applier}. */
+export interface ApplierOptions {
+  /** How long to wait for CRDs to become Established; default 60 s. */
+  crdTimeoutMs?: number;
+  /** How long to wait for a deleted object to disappear before re-creating it; default 30 s. */
+  deleteTimeoutMs?: number;
+  /** Poll interval for both waits; default 250 ms. */
+  pollMs?: number;
+}
+
+function applyFailed(what: string, err: unknown): TransientError {
+  return new TransientError(Reason.ApplyFailed, `${what}: ${messageOf(err)}`, { cause: err });
+}
+
+/** Reads and writes objects in the downstream cluster. */
+export class Applier {
+  private readonly crdTimeoutMs: number;
+  private readonly deleteTimeoutMs: number;
+  private readonly pollMs: number;
+
+  constructor(readonly client: KubeClient, options: ApplierOptions = {}) {
+    this.crdTimeoutMs = options.crdTimeoutMs ?? 60_000;
+    this.deleteTimeoutMs = options.deleteTimeoutMs ?? 30_000;
+    this.pollMs = options.pollMs ?? 250;
+  }
+
+  /** Whether a kind is namespaced; undefined when the cluster does not serve it. */
+  async isNamespaced(apiVersion: string, kind: string): Promise<boolean | undefined> {
+    try {
+      return await this.client.isNamespaced(apiVersion, kind);
+    } catch (err) {
+      if (err instanceof WaitingError && err.reason === 'KindNotFound') return undefined;
+      throw err;
+    }
+  }
+
+  /** Resolves the scope of every distinct kind of `objects` (one discovery call per group version). */
+  async scopes(objects: readonly { apiVersion: string; kind: string }[]): Promise<(apiVersion: string, kind: string) => boolean | undefined> {
+    const known = new Map<string, boolean | undefined>();
+    for (const { apiVersion, kind } of objects) {
+      const key = `${apiVersion}|${kind}`;
+      if (!known.has(key)) known.set(key, await this.isNamespaced(apiVersion, kind));
+    }
+    return (apiVersion, kind) => known.get(`${apiVersion}|${kind}`);
+  }
+
+  /** Forgets discovery (after CRDs were installed). */
+  resetDiscovery(): void {
+    this.client.resetDiscovery();
+  }
+
+  /** The live object, or undefined when it (or its kind) does not exist. */
+  async get(id: ObjectId): Promise<KubeObject | undefined> {
+    try {
+      return await this.client.get({ ...id });
+    } catch (err) {
+      if (err instanceof WaitingError && err.reason === 'KindNotFound') return undefined;
+      throw applyFailed(`reading ${describeId(id)}`, err);
+    }
+  }
+
+  private async applyPath(obj: KubeObject, manager: string, dryRun: boolean): Promise<string> {
+    const path = await this.client.pathFor({ apiVersion: obj.apiVersion, kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name });
+    return `${path}?fieldManager=${encodeURIComponent(manager)}&force=true${dryRun ? '&dryRun=All' : ''}`;
+  }
+
+  /**
+   * Server-side apply dry run: the object as the API server would store it (defaults, normalisation,
+   * admission). A rejection is ApplyFailed; a missing namespace or kind means "cannot verify yet".
+   */
+  async dryRun(obj: KubeObject): Promise<DryRun> {
+    const id = idOf(obj);
+    let path: string;
+    try {
+      path = await this.applyPath(obj, FIELD_MANAGER, true);
+    } catch (err) {
+      if (err instanceof WaitingError && err.reason === 'KindNotFound') return { verified: false, why: `kind ${obj.kind} is not served yet` };
+      throw applyFailed(`checking ${describeId(id)}`, err);
+    }
+    try {
+      return { verified: true, object: await this.client.raw<KubeObject>('PATCH', path, obj, 'application/apply-patch+yaml') };
+    } catch (err) {
+      // Apply creates missing objects, so a 404 can only mean that the namespace does not exist yet.
+      if (err instanceof KubeApiError && err.statusCode === 404 && id.namespace) return { verified: false, why: `namespace ${id.namespace} does not exist yet` };
+      throw applyFailed(`the API server rejects ${describeId(id)}`, err);
+    }
+  }
+
+  /** Applies an object (server-side apply, forced); returns the object as stored. */
+  async apply(obj: KubeObject): Promise<KubeObject> {
+    try {
+      return await this.client.raw<KubeObject>('PATCH', await this.applyPath(obj, FIELD_MANAGER, false), obj, 'application/apply-patch+yaml');
+    } catch (err) {
+      throw applyFailed(`applying ${describeId(idOf(obj))}`, err);
+    }
+  }
+
+  /** Deletes an object and re-creates it from `obj` (correctDrift.force, when apply is refused). */
+  async replace(obj: KubeObject): Promise<KubeObject> {
+    const id = idOf(obj);
+    await this.deleteAndWait(id);
+    return await this.apply(obj);
+  }
+
+  /** Deletes an object and waits until it is gone (finalizers may hold it for a while). */
+  async deleteAndWait(id: ObjectId): Promise<void> {
+    await this.delete(id);
+    const deadline = Date.now() + this.deleteTimeoutMs;
+    while (await this.get(id)) {
+      if (Date.now() > deadline) throw new WaitingError(Reason.ApplyFailed, `${describeId(id)} is still being deleted`, { retryAfterMs: 10_000 });
+      await sleep(this.pollMs);
+    }
+  }
+
+  /** Deletes an object; false when it was already gone. */
+  async delete(id: ObjectId): Promise<boolean> {
+    try {
+      return await this.client.delete({ ...id });
+    } catch (err) {
+      if (err instanceof WaitingError && err.reason === 'KindNotFound') return false;
+      throw new TransientError(Reason.ApplyFailed, `deleting ${describeId(id)}: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * Deletes an object listed in an inventory, unless the live object no longer carries this bundle
+   * deployment's label (another bundle took it over, or a person re-created it): then it is left alone.
+   * Returns what happened.
+   */
+  async prune(id: ObjectId, bundleDeploymentName: string): Promise<'deleted' | 'absent' | 'foreign'> {
+    const live = await this.get(id);
+    if (!live) return 'absent';
+    if (live.metadata.labels?.[Label.BundleID] !== bundleDeploymentName) return 'foreign';
+    return (await this.delete(id)) ? 'deleted' : 'absent';
+  }
+
+  /** Waits until every named CRD is Established (WaitingError after the timeout). */
+  async waitEstablished(names: readonly string[]): Promise<void> {
+    const deadline = Date.now() + this.crdTimeoutMs;
+    for (const name of names) {
+      for (;;) {
+        const crd = await this.get({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name });
+        const conditions = ((crd?.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions) ?? [];
+        if (conditions.some((c) => c.type === 'Established' && c.status === 'True')) break;
+        if (Date.now() > deadline) {
+          throw new WaitingError(Reason.ApplyFailed, `CustomResourceDefinition ${name} is not Established after ${this.crdTimeoutMs} ms`, { retryAfterMs: 10_000 });
+        }
+        await sleep(this.pollMs);
+      }
+    }
+  }
+
+  /**
+   * Makes sure a namespace exists, with the given labels and annotations (owned by a field manager of its
+   * own, so that they never compete with the bundle's objects). A namespace that exists and needs no
+   * labels is not touched.
+   */
+  async ensureNamespace(ns: EnsuredNamespace): Promise<void> {
+    const id = { apiVersion: 'v1', kind: 'Namespace', name: ns.name };
+    if (!ns.labels && !ns.annotations && await this.get(id)) return;
+    const obj: KubeObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns.name } };
+    if (ns.labels) obj.metadata.labels = ns.labels;
+    if (ns.annotations) obj.metadata.annotations = ns.annotations;
+    try {
+      await this.client.raw('PATCH', await this.applyPath(obj, NAMESPACE_FIELD_MANAGER, false), obj, 'application/apply-patch+yaml');
+    } catch (err) {
+      throw applyFailed(`creating namespace ${ns.name}`, err);
+    }
+  }
+}

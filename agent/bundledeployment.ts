@@ -1,0 +1,309 @@
+import type { Logger } from 'pino';
+import {
+  API_VERSION, ConditionType, Finalizer, Reason, getCondition,
+  type BundleDeployment, type BundleDeploymentStatus, type ModifiedStatus, type NonReadyStatus,
+} from '../lib/api/index.js';
+import { renderBundle, renderOptionsFrom, type BundleFile, type KubeObject as RenderedObject } from '../lib/bundle/index.js';
+import { FlotillaError, messageOf } from '../lib/errors.js';
+import { KubeApiError, type KubeClient, type KubeObject } from '../lib/kube/client.js';
+import type { ReconcileResult } from '../lib/kube/controller.js';
+import type { EventRecorder } from '../lib/kube/events.js';
+import { splitKey } from '../lib/kube/informer.js';
+import type { Applier } from './applier.js';
+import type { ContentLoader } from './content.js';
+import { applyPlan, needsWrite, planObjects, type PlannedObject } from './deploy.js';
+import { jsonEqual, modifiedStatusOf } from './drift.js';
+import { pruneList, unionIds, type Inventory, type InventoryStore } from './inventory.js';
+import {
+  crdScopes, describeId, idKey, namespacesToEnsure, prepareObjects, validateObjects,
+  type DesiredObject, type EnsuredNamespace, type ObjectId, type ReservedObjects,
+} from './objects.js';
+import { nonReadyStatusOf, readinessOf } from './readiness.js';
+import { computeStatus, type MonitorResult, type StepFailure } from './status.js';
+
+/**
+ * The agent's BundleDeployment reconciler: get -> deletion -> finalizer -> paused? -> steps (inventory,
+ * content, render, plan, apply + prune, monitor) -> in `finally`, compute the status and patch it once.
+ *
+ * - Deploying (the inventory's deployment ID or sync generation differs from the spec): write what changed,
+ *   prune what left the bundle, record the new inventory.
+ * - Otherwise: report drift (modified, missing); re-apply drifted objects when correctDrift.enabled.
+ * - Paused: nothing is written; a not yet applied deployment is reported OutOfSync and only the existence
+ *   and readiness of the objects already applied are checked.
+ * - A BundleDeployment that is gone (or being deleted) has its inventory's objects deleted unless
+ *   keepResources, then its inventory; the finalizer, when the agent may set it, makes that happen before
+ *   the object goes, and the downstream inventory makes it happen even if the agent missed the deletion.
+ * Failures are left in the status and rethrown so that the controller retries with the error's backoff.
+ */
+
+/** Options of the reconciler. */
+export interface BundleDeploymentReconcilerOptions {
+  upstream: KubeClient;
+  clusterNamespace: string;
+  applier: Applier;
+  inventory: InventoryStore;
+  content: ContentLoader;
+  reserved: ReservedObjects;
+  /** Most objects one bundle may render. */
+  maxObjects: number;
+  /** Requeue after a successful reconcile (drift detection). */
+  resyncMs: number;
+  /** Requeue while some objects are not ready. */
+  notReadyResyncMs: number;
+  concurrency?: number;
+  events?: EventRecorder;
+  log: Logger;
+  now?: () => Date;
+}
+
+type BD = BundleDeployment & KubeObject;
+
+/** What one reconcile found; the input of the status. */
+interface Run {
+  bd: BD;
+  inventory: Inventory | undefined;
+  deploying: boolean;
+  appliedDeploymentID: string | undefined;
+  desired: DesiredObject[];
+  namespaces: EnsuredNamespace[];
+  plan: PlannedObject[];
+  written: Map<string, KubeObject>;
+  pruned: number;
+  monitor: MonitorResult | undefined;
+  failure: StepFailure | undefined;
+}
+
+/** A step: does its part of the work, or says that the remaining steps must not run. */
+type Step = (run: Run) => Promise<'continue' | 'stop'>;
+
+/** Reconciles the BundleDeployments of one cluster namespace. */
+export class BundleDeploymentReconciler {
+  private finalizersAllowed = true;
+  private readonly now: () => Date;
+
+  constructor(private readonly o: BundleDeploymentReconcilerOptions) {
+    this.now = o.now ?? (() => new Date());
+  }
+
+  private ref(name: string) {
+    return { apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: this.o.clusterNamespace, name };
+  }
+
+  /** Reconciles the BundleDeployment with key `namespace/name`. */
+  readonly reconcile = async (key: string): Promise<ReconcileResult> => {
+    const { name } = splitKey(key);
+    const bd = await this.o.upstream.get<BD>(this.ref(name));
+    if (!bd) {
+      await this.removeResources(name, undefined);
+      return {};
+    }
+    if (bd.metadata.deletionTimestamp) {
+      await this.finalize(bd);
+      return {};
+    }
+    await this.ensureFinalizer(bd);
+    const run: Run = {
+      bd, inventory: undefined, deploying: false, appliedDeploymentID: undefined, desired: [], namespaces: [], plan: [],
+      written: new Map(), pruned: 0, monitor: undefined, failure: undefined,
+    };
+    const steps: Step[] = bd.spec.paused
+      ? [this.loadInventory, this.monitorPaused]
+      : [this.loadInventory, this.render, this.plan, this.apply, this.monitor];
+    let error: unknown;
+    try {
+      for (const step of steps) if ((await step(run)) === 'stop') break;
+    } catch (err) {
+      error = err;
+      run.failure = failureOf(err, run.deploying || run.inventory === undefined ? 'deploy' : 'monitor');
+    } finally {
+      await this.writeStatus(run, error);
+    }
+    if (error !== undefined) throw error;
+    return { requeueAfterMs: (run.monitor?.nonReady.length ?? 0) > 0 ? this.o.notReadyResyncMs : this.o.resyncMs };
+  };
+
+  private readonly loadInventory: Step = async (run) => {
+    run.inventory = await this.o.inventory.get(run.bd.metadata.name);
+    run.appliedDeploymentID = run.inventory?.deploymentID || undefined;
+    run.deploying = run.inventory?.deploymentID !== run.bd.spec.deploymentID
+      || run.inventory.syncGeneration !== (run.bd.spec.forceSyncGeneration ?? 0);
+    return 'continue';
+  };
+
+  /** Content -> rendered objects -> prepared and validated desired objects. */
+  private readonly render: Step = async (run) => {
+    const { files } = await this.o.content.load(run.bd);
+    const options = run.bd.spec.options;
+    const renderOptions = renderOptionsFrom(options);
+    const rough = renderBundle(files, renderOptions);
+    const served = await this.o.applier.scopes(rough);
+    const fromBundle = crdScopes(rough);
+    const isNamespaced = (apiVersion: string, kind: string) => served(apiVersion, kind) ?? fromBundle.get(`${groupOf(apiVersion)}/${kind}`);
+    const rendered: RenderedObject[] = renderBundle(files as BundleFile[], { ...renderOptions, isClusterScoped: (a, k) => isNamespaced(a, k) === false });
+    run.desired = prepareObjects(rendered, {
+      bundleDeploymentName: run.bd.metadata.name, deploymentID: run.bd.spec.deploymentID, isNamespaced: served,
+    });
+    validateObjects(run.desired, this.o.reserved, this.o.maxObjects);
+    run.namespaces = namespacesToEnsure(run.desired, {
+      target: options?.targetNamespace || options?.namespace || options?.defaultNamespace,
+      labels: options?.namespaceLabels, annotations: options?.namespaceAnnotations,
+    });
+    return 'continue';
+  };
+
+  private readonly plan: Step = async (run) => {
+    run.plan = await planObjects(this.deployContext(run), run.desired);
+    return 'continue';
+  };
+
+  private deployContext(run: Run) {
+    return { applier: this.o.applier, log: this.o.log.child({ bundleDeployment: run.bd.metadata.name }),
+      concurrency: this.o.concurrency ?? 8, comparePatches: run.bd.spec.options?.diff?.comparePatches };
+  }
+
+  /** Writes what must be written, prunes, records the inventory (see the module comment). */
+  private readonly apply: Step = async (run) => {
+    const bd = run.bd;
+    const correctDrift = bd.spec.options?.correctDrift ?? bd.spec.correctDrift;
+    if (!run.deploying && !correctDrift?.enabled) return 'continue';
+    if (!run.deploying && !run.plan.some(needsWrite)) return 'continue';
+    const desiredIds = run.desired.map((d) => d.id);
+    const previous = run.inventory?.objects ?? [];
+    const keepResources = bd.spec.options?.keepResources ?? false;
+    const base = { bundleDeployment: bd.metadata.name, keepResources };
+    // Recorded first, so that an agent killed while applying still knows every object it may have created.
+    await this.o.inventory.put({ ...base, deploymentID: run.inventory?.deploymentID ?? '', syncGeneration: run.inventory?.syncGeneration ?? 0,
+      objects: unionIds(previous, desiredIds) });
+    const outcome = await applyPlan(this.deployContext(run), run.plan, run.deploying ? run.namespaces : [], needsWrite, correctDrift?.force ?? false);
+    run.plan = outcome.plan;
+    run.written = outcome.written;
+    for (const id of run.deploying ? pruneList(previous, desiredIds) : []) {
+      const result = await this.o.applier.prune(id, bd.metadata.name);
+      if (result === 'deleted') run.pruned++;
+      if (result === 'foreign') this.o.log.info({ object: describeId(id) }, 'not pruning an object another owner took over');
+    }
+    await this.o.inventory.put({ ...base, deploymentID: bd.spec.deploymentID, syncGeneration: bd.spec.forceSyncGeneration ?? 0, objects: desiredIds });
+    run.appliedDeploymentID = bd.spec.deploymentID;
+    return 'continue';
+  };
+
+  /** Readiness and drift of every desired object. */
+  private readonly monitor: Step = async (run) => {
+    const nonReady: NonReadyStatus[] = [];
+    const modified: ModifiedStatus[] = [];
+    for (const p of run.plan) {
+      const live = run.written.get(idKey(p.id)) ?? p.live;
+      if (!run.written.has(idKey(p.id)) && p.drift.state !== 'unchanged') modified.push(modifiedStatusOf(p.drift));
+      if (!live) continue;
+      const readiness = readinessOf(live);
+      if (!readiness.ready) nonReady.push(nonReadyStatusOf(live, readiness));
+    }
+    run.monitor = { resources: run.plan.map((p) => p.id), nonReady, modified };
+    return 'continue';
+  };
+
+  /** Paused: only existence and readiness of what the inventory lists. */
+  private readonly monitorPaused: Step = async (run) => {
+    const ids: ObjectId[] = run.inventory?.objects ?? [];
+    const nonReady: NonReadyStatus[] = [];
+    const modified: ModifiedStatus[] = [];
+    for (const id of ids) {
+      const live = await this.o.applier.get(id);
+      if (!live) { modified.push(modifiedStatusOf({ id, state: 'missing' })); continue; }
+      const readiness = readinessOf(live);
+      if (!readiness.ready) nonReady.push(nonReadyStatusOf(live, readiness));
+    }
+    run.monitor = { resources: ids, nonReady, modified };
+    return 'stop';
+  };
+
+  private async writeStatus(run: Run, error: unknown): Promise<void> {
+    const bd = run.bd;
+    const status = computeStatus({
+      previous: bd.status, generation: bd.metadata.generation, deploymentID: bd.spec.deploymentID,
+      forceSyncGeneration: bd.spec.forceSyncGeneration, appliedDeploymentID: run.appliedDeploymentID,
+      paused: bd.spec.paused ?? false, failure: run.failure, monitor: run.monitor, now: this.now(),
+    });
+    this.recordEvents(run, bd.status, status);
+    if (jsonEqual(status, bd.status ?? {})) return;
+    const patch: Record<string, unknown> = { ...status };
+    for (const key of Object.keys(bd.status ?? {})) if (!(key in patch)) patch[key] = null;
+    try {
+      await this.o.upstream.patchStatus(this.ref(bd.metadata.name), patch);
+    } catch (err) {
+      if (error === undefined) throw err;
+      this.o.log.warn({ bundleDeployment: bd.metadata.name, err: messageOf(err) }, 'could not write status');
+    }
+  }
+
+  private recordEvents(run: Run, before: BundleDeploymentStatus | undefined, after: BundleDeploymentStatus): void {
+    const events = this.o.events;
+    if (!events) return;
+    const was = getCondition(before?.conditions, ConditionType.Deployed);
+    const now = getCondition(after.conditions, ConditionType.Deployed);
+    if (run.appliedDeploymentID && run.appliedDeploymentID !== before?.appliedDeploymentID && now?.status === 'True') {
+      void events.emit(run.bd, 'Normal', 'Deployed', `applied deployment ${run.appliedDeploymentID}: ${run.written.size} objects written, ${run.pruned} pruned`);
+    } else if (run.written.size > 0) {
+      void events.emit(run.bd, 'Normal', 'DriftCorrected', `re-applied ${run.written.size} modified or missing objects`);
+    }
+    if (now?.status === 'False' && (was?.status !== 'False' || was.reason !== now.reason)) {
+      void events.emit(run.bd, 'Warning', now.reason, now.message);
+    }
+    if ((after.modifiedStatus?.length ?? 0) > 0 && (before?.modifiedStatus?.length ?? 0) === 0) {
+      void events.emit(run.bd, 'Warning', Reason.Drifted, `${after.modifiedStatus?.length} objects modified or missing`);
+    }
+  }
+
+  /** Adds the finalizer, unless the agent's credential may not (then the inventory alone drives clean-up). */
+  private async ensureFinalizer(bd: BD): Promise<void> {
+    const finalizers = bd.metadata.finalizers ?? [];
+    if (!this.finalizersAllowed || finalizers.includes(Finalizer.BundleDeployment)) return;
+    await this.patchFinalizers(bd, [...finalizers, Finalizer.BundleDeployment]);
+  }
+
+  private async patchFinalizers(bd: BD, finalizers: string[]): Promise<void> {
+    try {
+      await this.o.upstream.mergePatch(this.ref(bd.metadata.name), { metadata: { finalizers, resourceVersion: bd.metadata.resourceVersion } });
+    } catch (err) {
+      if (err instanceof KubeApiError && err.statusCode === 403) {
+        this.finalizersAllowed = false;
+        this.o.log.info({ err: messageOf(err) }, 'the agent may not set finalizers on BundleDeployments; deletion relies on the downstream inventory');
+        return;
+      }
+      if (err instanceof KubeApiError && (err.statusCode === 409 || err.statusCode === 404)) return; // changed meanwhile: next reconcile
+      throw err;
+    }
+  }
+
+  private async finalize(bd: BD): Promise<void> {
+    await this.removeResources(bd.metadata.name, bd.spec.options?.keepResources);
+    const finalizers = bd.metadata.finalizers ?? [];
+    if (finalizers.includes(Finalizer.BundleDeployment)) {
+      await this.patchFinalizers(bd, finalizers.filter((f) => f !== Finalizer.BundleDeployment));
+    }
+  }
+
+  /** Deletes what a gone BundleDeployment's inventory lists (unless keepResources), then the inventory. */
+  private async removeResources(name: string, keepResources: boolean | undefined): Promise<void> {
+    const inventory = await this.o.inventory.get(name);
+    if (!inventory) return;
+    const keep = keepResources ?? inventory.keepResources;
+    let deleted = 0;
+    if (!keep) {
+      for (const id of pruneList(inventory.objects, [])) if ((await this.o.applier.prune(id, name)) === 'deleted') deleted++;
+    }
+    await this.o.inventory.delete(name);
+    this.o.log.info({ bundleDeployment: name, deleted, kept: keep ? inventory.objects.length : 0 }, 'bundle deployment removed');
+  }
+}
+
+function groupOf(apiVersion: string): string {
+  const i = apiVersion.indexOf('/');
+  return i < 0 ? '' : apiVersion.slice(0, i);
+}
+
+/** The status entry for an error: its reason when it is a Flotilla error. */
+export function failureOf(err: unknown, stage: StepFailure['stage']): StepFailure {
+  const reason = err instanceof FlotillaError && /^[A-Z][A-Za-z0-9]*$/.test(err.reason) ? err.reason : 'InternalError';
+  return { reason, message: messageOf(err).slice(0, 2048), stage };
+}

@@ -1,0 +1,30 @@
+import { expect } from 'chai';
+import { envName, parseAgentConfig } from './config.js';
+
+describe('agent configuration', () => {
+  it('has defaults for everything', () => {
+    const c = parseAgentConfig([], {});
+    expect(c).to.include({ namespace: 'flotilla-system', resync: 30_000, heartbeat: 15_000, probePort: 8081, logLevel: 'info', workers: 2 });
+    expect(c.kubeconfig).to.equal(undefined);
+  });
+
+  const cases: { name: string; argv: string[]; env?: Record<string, string>; want: Record<string, unknown> }[] = [
+    { name: 'reads flags with =', argv: ['--resync=1m', '--cache-dir=/c'], want: { resync: 60_000, cacheDir: '/c' } },
+    { name: 'reads flags with a separate value', argv: ['--heartbeat', '5s', '--log-level', 'debug'], want: { heartbeat: 5000, logLevel: 'debug' } },
+    { name: 'reads the environment', argv: [], env: { FLOTILLA_NAMESPACE: 'agents', FLOTILLA_PROBE_PORT: '9000' }, want: { namespace: 'agents', probePort: 9000 } },
+    { name: 'lets flags win over the environment', argv: ['--namespace=flag'], env: { FLOTILLA_NAMESPACE: 'env' }, want: { namespace: 'flag' } },
+  ];
+  for (const c of cases) it(c.name, () => expect(parseAgentConfig(c.argv, c.env ?? {})).to.include(c.want));
+
+  const bad: { name: string; argv: string[]; error: RegExp }[] = [
+    { name: 'a duration that is not one', argv: ['--resync=soon'], error: /resync: not a positive duration/ },
+    { name: 'an unknown flag', argv: ['--frobnicate=1'], error: /frobnicate/ },
+    { name: 'a positional argument', argv: ['oops'], error: /unexpected argument oops/ },
+    { name: 'an invalid namespace', argv: ['--namespace=Bad_NS'], error: /namespace/ },
+  ];
+  for (const c of bad) it(`refuses ${c.name}`, () => expect(() => parseAgentConfig(c.argv, {})).to.throw(c.error));
+
+  it('names environment variables in upper snake case', () => {
+    expect(envName('cacheDir')).to.equal('FLOTILLA_CACHE_DIR');
+  });
+});

@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import { parseDurationMs } from '../lib/api/index.js';
+import { DEFAULT_AGENT_NAMESPACE } from './credentials.js';
+
+/**
+ * The agent's configuration: flags (`--name=value` or `--name value`) over environment variables
+ * (FLOTILLA_<UPPER_SNAKE>, e.g. FLOTILLA_CACHE_DIR) over defaults, parsed once at start-up with zod.
+ */
+
+const durationMs = (fallback: string) => z.string().default(fallback).transform((text, ctx) => {
+  const ms = parseDurationMs(text);
+  if (ms === undefined || ms <= 0) { ctx.addIssue({ code: 'custom', message: `not a positive duration: ${text}` }); return z.NEVER; }
+  return ms;
+});
+
+/** Configuration schema (flags in kebab case: `resync` is `--resync`, `cacheDir` is `--cache-dir`). */
+export const AgentConfigSchema = z.strictObject({
+  kubeconfig: z.string().optional().describe('Kubeconfig of the downstream cluster; in-cluster config when unset.'),
+  namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).default(DEFAULT_AGENT_NAMESPACE)
+    .describe('Namespace of the agent downstream: bootstrap and state Secrets, inventories.'),
+  cacheDir: z.string().default('/var/cache/flotilla-agent').describe('Blob cache folder (content-addressed).'),
+  resync: durationMs('30s').describe('Interval of drift and readiness checks of each BundleDeployment.'),
+  heartbeat: durationMs('15s').describe('Interval of heartbeats on the Cluster and credential checks.'),
+  workers: z.coerce.number().int().min(1).max(64).default(2).describe('Concurrent BundleDeployment reconciles.'),
+  maxObjects: z.coerce.number().int().min(1).default(5000).describe('Most objects one bundle may render.'),
+  probePort: z.coerce.number().int().min(0).max(65535).default(8081).describe('Port of /healthz and /readyz (0 picks one).'),
+  probeAddress: z.string().default('0.0.0.0').describe('Address the probe server listens on.'),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level.'),
+});
+
+/** The parsed configuration. */
+export type AgentConfig = z.output<typeof AgentConfigSchema>;
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+/** The environment variable of a config key: `cacheDir` -> `FLOTILLA_CACHE_DIR`. */
+export function envName(key: string): string {
+  return `FLOTILLA_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+/** Parses flags and environment into a config; throws naming every problem. */
+export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfig {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(AgentConfigSchema.shape)) {
+    const value = env[envName(key)];
+    if (value !== undefined) raw[key] = value;
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`);
+    const eq = arg.indexOf('=');
+    const name = camel(arg.slice(2, eq < 0 ? undefined : eq));
+    raw[name] = eq < 0 ? argv[++i] : arg.slice(eq + 1);
+  }
+  const parsed = AgentConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new Error(`invalid agent configuration: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,135 @@
+import { Reason, type BundleDeployment, type OCIArtifactRef } from '../lib/api/index.js';
+import { resourcesToFiles, type BundleFile } from '../lib/bundle/index.js';
+import { StallingError, TransientError, WaitingError, messageOf } from '../lib/errors.js';
+import type { KubeClient, KubeObject } from '../lib/kube/client.js';
+import {
+  ArtifactError, RegistryClient, RegistryRefusedError, RegistryUnavailableError, credentialsFromSecretData, parseReference, pullBundle,
+  type BundleLimits, type Credentials,
+} from '../lib/oci/index.js';
+
+/**
+ * Obtaining a BundleDeployment's files: inline `spec.resources` (etcd mode) or the OCI artifact pinned by
+ * `spec.oci` (OCI mode), pulled with lib/oci, which verifies the manifest digest and every blob before
+ * returning anything; blobs are cached on disk by digest, so unchanged files are never downloaded again.
+ * Pulled bundles are also kept in memory by manifest digest (a few), so that a periodic resync of an
+ * unchanged bundle needs no registry at all.
+ *
+ * Failures say what happens next (the reconciler retries transient ones with backoff, and never applies
+ * anything from a failed pull): RegistryUnreachable (registry down), ArtifactPullFailed (the registry
+ * refuses or lacks the artifact: it may be pushed or fixed later), AuthenticationFailed, ArtifactTampered
+ * (bytes differ from the pinned digest: retried, since the registry may be repaired, but never applied),
+ * SecretNotFound (waiting), and InvalidBundle / BundleTooLarge (stalling: the pinned content never changes).
+ */
+
+/** Options of a {@link ContentLoader}. */
+export interface ContentLoaderOptions {
+  /** The upstream client (reads the registry Secret in the cluster namespace). */
+  upstream: KubeClient;
+  clusterNamespace: string;
+  /** Blob cache folder (shared by every pull; content-addressed). */
+  cacheDir: string;
+  /** Limits on pulled artifacts. */
+  limits?: Partial<BundleLimits>;
+  /** Largest inline bundle (sum of decoded resources), bytes; default 100 MiB. */
+  maxInlineBytes?: number;
+  /** Retries of one pull on transient registry failures before the reconciler backs off; default 2. */
+  pullRetries?: number;
+  /** Pulled bundles kept in memory; default 32. */
+  memoryEntries?: number;
+}
+
+/** Where a bundle's content came from, for logs and events. */
+export interface LoadedContent {
+  files: BundleFile[];
+  /** "oci <reference>" or "inline (<n> resources)". */
+  source: string;
+}
+
+/** Loads bundle content (see the module comment). */
+export class ContentLoader {
+  private readonly memory = new Map<string, BundleFile[]>();
+
+  constructor(private readonly options: ContentLoaderOptions) {}
+
+  /** The files of a BundleDeployment. */
+  async load(bd: BundleDeployment): Promise<LoadedContent> {
+    const oci = bd.spec.oci;
+    if (oci) return { files: await this.pull(oci), source: `oci ${oci.reference}` };
+    const resources = bd.spec.resources ?? [];
+    return { files: resourcesToFiles(resources, this.options.maxInlineBytes), source: `inline (${resources.length} resources)` };
+  }
+
+  private async credentials(oci: OCIArtifactRef, registry: string): Promise<Credentials | undefined> {
+    if (!oci.secretName) return undefined;
+    const secret = await this.options.upstream.get<KubeObject>({
+      apiVersion: 'v1', kind: 'Secret', namespace: this.options.clusterNamespace, name: oci.secretName,
+    });
+    if (!secret) {
+      throw new WaitingError(Reason.SecretNotFound,
+        `registry Secret ${this.options.clusterNamespace}/${oci.secretName} does not exist`, { retryAfterMs: 10_000 });
+    }
+    return credentialsFromSecretData(secret.type as string | undefined, secret.data as Record<string, string> | undefined, registry);
+  }
+
+  private remember(digest: string, files: BundleFile[]): void {
+    this.memory.delete(digest);
+    this.memory.set(digest, files);
+    const max = this.options.memoryEntries ?? 32;
+    while (this.memory.size > max) {
+      const oldest = this.memory.keys().next().value;
+      if (oldest === undefined) break;
+      this.memory.delete(oldest);
+    }
+  }
+
+  private async pull(oci: OCIArtifactRef): Promise<BundleFile[]> {
+    const ref = parseReference(oci.reference);
+    if (ref.digest !== oci.digest) {
+      throw new StallingError(Reason.InvalidSpec, `spec.oci.reference ${oci.reference} is not pinned by spec.oci.digest ${oci.digest}`);
+    }
+    const cached = this.memory.get(oci.digest);
+    if (cached) {
+      this.remember(oci.digest, cached);
+      return cached;
+    }
+    const credentials = await this.credentials(oci, ref.registry);
+    const client = new RegistryClient({
+      registry: ref.registry, basicHTTP: oci.basicHTTP ?? false, insecureSkipTLS: oci.insecureSkipTLS ?? false,
+      ...(oci.caBundle ? { caPem: Buffer.from(oci.caBundle, 'base64').toString('utf8') } : {}),
+      ...(credentials ? { credentials } : {}),
+      blobCacheDir: this.options.cacheDir, userAgent: 'flotilla-agent',
+      retry: { retries: this.options.pullRetries ?? 2 },
+    });
+    try {
+      const pulled = await pullBundle(client, oci.reference, { limits: this.options.limits ?? {} });
+      const files = pulled.files.map((f) => ({ path: f.path, content: f.content }));
+      this.remember(oci.digest, files);
+      return files;
+    } catch (err) {
+      throw translatePullError(err, oci.reference);
+    } finally {
+      await client.close().catch(() => undefined);
+    }
+  }
+}
+
+/** Registry error codes that mean "the artifact is not there". */
+const MISSING_CODES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'BLOB_UNKNOWN']);
+
+/**
+ * Maps lib/oci failures onto what the agent does next. Refusals become transient (the registry may be
+ * fixed, the artifact pushed, the Secret updated, none of which changes the BundleDeployment).
+ */
+export function translatePullError(err: unknown, reference: string): unknown {
+  const message = `pulling ${reference}: ${messageOf(err)}`;
+  if (err instanceof RegistryUnavailableError) return new TransientError(Reason.RegistryUnreachable, message, { cause: err });
+  if (err instanceof ArtifactError) {
+    return err.reason === Reason.ArtifactTampered ? new TransientError(Reason.ArtifactTampered, message, { cause: err }) : err;
+  }
+  if (err instanceof RegistryRefusedError) {
+    if (err.reason === Reason.AuthenticationFailed) return new TransientError(Reason.AuthenticationFailed, message, { cause: err });
+    const missing = MISSING_CODES.has(err.code) || err.status === 404;
+    return new TransientError(Reason.ArtifactPullFailed, missing ? `pulling ${reference}: the artifact is missing (${err.code}): ${messageOf(err)}` : message, { cause: err });
+  }
+  return err;
+}

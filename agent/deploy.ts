@@ -1,0 +1,130 @@
+import type { Logger } from 'pino';
+import { Annotation, type ComparePatch } from '../lib/api/index.js';
+import { FlotillaError } from '../lib/errors.js';
+import type { KubeObject } from '../lib/kube/client.js';
+import { mapLimit } from '../lib/oci/index.js';
+import type { Applier } from './applier.js';
+import { compareObject, type Drift } from './drift.js';
+import { applyPhases, applyRank, idKey, isCrdKind, type DesiredObject, type EnsuredNamespace } from './objects.js';
+
+/**
+ * Planning and applying the desired objects of one BundleDeployment.
+ *
+ * Plan: for each object, read the live object and ask the API server for a server-side apply dry run, then
+ * compare (drift.ts). The dry run is sent with the deployment-id annotation the live object already has, so
+ * that an object whose content did not change between two deployments compares as unchanged and is not
+ * written at all: the annotation records the deployment that last changed the object. The dry runs are
+ * also the validation: one object the API server rejects fails the plan, before anything is applied.
+ *
+ * Apply: namespaces the bundle needs, then Namespaces and CRDs of the bundle; wait for the CRDs to be
+ * Established; plan the objects that could not be verified before (in a namespace or of a kind that did
+ * not exist yet), then apply the rest in kind order (same-kind objects in parallel).
+ */
+
+/** A desired object with what the plan found. */
+export interface PlannedObject extends DesiredObject {
+  /** The live object, if it exists. */
+  live: KubeObject | undefined;
+  drift: Drift;
+  /** False when the dry run could not be evaluated yet (namespace or kind missing). */
+  verified: boolean;
+}
+
+/** What {@link planObjects} and {@link applyPlan} need. */
+export interface DeployContext {
+  applier: Applier;
+  log: Logger;
+  /** Parallel requests per step; default 8. */
+  concurrency?: number;
+  comparePatches?: readonly ComparePatch[] | undefined;
+}
+
+/** The object to dry-run: the desired one carrying the live object's deployment-id annotation. */
+function candidateFor(desired: KubeObject, live: KubeObject | undefined): KubeObject {
+  const liveId = live?.metadata.annotations?.[Annotation.DeploymentID];
+  if (liveId === undefined) return desired;
+  const candidate = structuredClone(desired);
+  candidate.metadata.annotations = { ...candidate.metadata.annotations, [Annotation.DeploymentID]: liveId };
+  return candidate;
+}
+
+/** Plans one object (see the module comment). */
+async function planOne(ctx: DeployContext, desired: DesiredObject): Promise<PlannedObject> {
+  const live = desired.served ? await ctx.applier.get(desired.id) : undefined;
+  const dry = desired.served ? await ctx.applier.dryRun(candidateFor(desired.object, live)) : { verified: false as const, why: 'kind not served yet' };
+  const drift = compareObject(desired.id, dry.verified ? dry.object : undefined, live, ctx.comparePatches);
+  return { ...desired, live, drift, verified: dry.verified };
+}
+
+/** Plans every object; throws (applying nothing) if the API server rejects any of them. */
+export async function planObjects(ctx: DeployContext, objects: readonly DesiredObject[]): Promise<PlannedObject[]> {
+  return await mapLimit(objects, ctx.concurrency ?? 8, (o) => planOne(ctx, o));
+}
+
+/** What {@link applyPlan} did. */
+export interface ApplyOutcome {
+  /** The objects written, by identity key, with the object as stored. */
+  written: Map<string, KubeObject>;
+  /** The plan after re-planning the objects that could not be verified at first. */
+  plan: PlannedObject[];
+}
+
+/** Whether a planned object must be written: it is missing or differs. */
+export function needsWrite(p: PlannedObject): boolean {
+  return p.drift.state !== 'unchanged';
+}
+
+async function writeOne(ctx: DeployContext, p: PlannedObject, force: boolean): Promise<KubeObject> {
+  try {
+    return await ctx.applier.apply(p.object);
+  } catch (err) {
+    if (!force || !p.live) throw err;
+    ctx.log.warn({ object: idKey(p.id), err: (err as Error).message }, 'apply refused; deleting and re-creating (correctDrift.force)');
+    return await ctx.applier.replace(p.object);
+  }
+}
+
+/** Applies one rank group in parallel. */
+async function writeGroup(ctx: DeployContext, group: readonly PlannedObject[], force: boolean, written: Map<string, KubeObject>): Promise<void> {
+  await mapLimit(group, ctx.concurrency ?? 8, async (p) => {
+    written.set(idKey(p.id), await writeOne(ctx, p, force));
+  });
+}
+
+/** Groups objects by apply rank, keeping their order. */
+function byRank(objects: readonly PlannedObject[]): PlannedObject[][] {
+  const groups: PlannedObject[][] = [];
+  let rank = -1;
+  for (const o of objects) {
+    const r = applyRank(o.id);
+    if (r !== rank || groups.length === 0) { groups.push([]); rank = r; }
+    (groups[groups.length - 1] as PlannedObject[]).push(o);
+  }
+  return groups;
+}
+
+/**
+ * Applies the objects `selected` chooses (see the module comment). Objects that were not verifiable in the
+ * plan are planned again once namespaces and CRDs exist; `selected` then decides for them too.
+ */
+export async function applyPlan(ctx: DeployContext, plan: readonly PlannedObject[], namespaces: readonly EnsuredNamespace[],
+  selected: (p: PlannedObject) => boolean, force: boolean): Promise<ApplyOutcome> {
+  const written = new Map<string, KubeObject>();
+  for (const ns of namespaces) await ctx.applier.ensureNamespace(ns);
+  const { first } = applyPhases(plan);
+  await writeGroup(ctx, first.filter(selected), force, written);
+  const crds = plan.filter((p) => isCrdKind(p.id)).map((p) => p.id.name);
+  if (crds.length > 0) {
+    await ctx.applier.waitEstablished(crds);
+    if (first.some((p) => isCrdKind(p.id) && written.has(idKey(p.id)))) ctx.applier.resetDiscovery();
+  }
+  const replanned = await mapLimit(plan, ctx.concurrency ?? 8, async (p) => (p.verified ? p : await planOne(ctx, { ...p, served: true })));
+  const { rest } = applyPhases(replanned);
+  for (const group of byRank(rest.filter(selected))) await writeGroup(ctx, group, force, written);
+  return { written, plan: replanned };
+}
+
+/** True for errors whose reason the status should show as is. */
+export function isFlotillaError(err: unknown): err is FlotillaError {
+  return err instanceof FlotillaError;
+}

@@ -1,0 +1,59 @@
+import { expect } from 'chai';
+import { FlotillaError } from '../lib/errors.js';
+import {
+  INVENTORY_OWNER_ANNOTATION, inventoryFromConfigMap, inventoryName, inventoryToConfigMap, normalizeIds, pruneList, unionIds,
+  type Inventory,
+} from './inventory.js';
+import type { ObjectId } from './objects.js';
+
+const cm = (name: string, namespace = 'app'): ObjectId => ({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name });
+const ns = (name: string): ObjectId => ({ apiVersion: 'v1', kind: 'Namespace', name });
+const deploy = (name: string, apiVersion = 'apps/v1'): ObjectId => ({ apiVersion, kind: 'Deployment', namespace: 'app', name });
+const show = (ids: ObjectId[]) => ids.map((i) => `${i.kind}:${i.namespace ?? ''}/${i.name}`);
+
+describe('agent inventory', () => {
+  describe('pruneList', () => {
+    const cases: { name: string; previous: ObjectId[]; desired: ObjectId[]; want: string[] }[] = [
+      { name: 'prunes nothing when nothing left the bundle', previous: [cm('a'), cm('b')], desired: [cm('a'), cm('b')], want: [] },
+      { name: 'prunes what left the bundle', previous: [cm('a'), cm('b')], desired: [cm('a')], want: ['ConfigMap:app/b'] },
+      { name: 'keeps what only moved to a new apiVersion', previous: [deploy('d', 'apps/v1beta1')], desired: [deploy('d')], want: [] },
+      { name: 'prunes an object that moved to another namespace from the old one', previous: [cm('a', 'x')], desired: [cm('a', 'y')], want: ['ConfigMap:x/a'] },
+      { name: 'prunes everything for an empty bundle, the namespace last', previous: [ns('app'), cm('a'), deploy('d')], desired: [],
+        want: ['Deployment:app/d', 'ConfigMap:app/a', 'Namespace:/app'] },
+      { name: 'prunes nothing on the first deployment', previous: [], desired: [cm('a')], want: [] },
+    ];
+    for (const c of cases) it(c.name, () => expect(show(pruneList(c.previous, c.desired))).to.deep.equal(c.want));
+  });
+
+  it('records the union of what was there and what is about to be applied, once each', () => {
+    expect(show(unionIds([cm('a'), cm('b')], [cm('b'), cm('c')]))).to.deep.equal(['ConfigMap:app/a', 'ConfigMap:app/b', 'ConfigMap:app/c']);
+  });
+
+  it('normalizes ids: sorted, duplicates dropped, the later apiVersion kept', () => {
+    const out = normalizeIds([deploy('d', 'apps/v1beta1'), cm('b'), deploy('d')]);
+    expect(out.map((i) => i.apiVersion)).to.deep.equal(['v1', 'apps/v1']);
+  });
+
+  describe('inventoryName', () => {
+    it('prefixes the BundleDeployment name', () => expect(inventoryName('web')).to.equal('flotilla-inv-web'));
+    it('keeps long names valid and distinct', () => {
+      const a = inventoryName(`${'a'.repeat(250)}-1`);
+      const b = inventoryName(`${'a'.repeat(250)}-2`);
+      expect(a.length).to.be.at.most(253);
+      expect(a).to.not.equal(b);
+    });
+  });
+
+  it('round-trips through its ConfigMap', () => {
+    const inv: Inventory = { bundleDeployment: 'web', deploymentID: 's-1:2', syncGeneration: 3, keepResources: true, objects: [cm('b'), ns('app')] };
+    const stored = inventoryToConfigMap(inv, 'flotilla-system', 'cluster-ns');
+    expect(stored.metadata.annotations?.[INVENTORY_OWNER_ANNOTATION]).to.equal('cluster-ns/web');
+    expect(inventoryFromConfigMap(stored)).to.deep.equal({ ...inv, objects: normalizeIds(inv.objects) });
+  });
+
+  it('refuses an inventory whose object list is unreadable rather than guessing', () => {
+    const stored = inventoryToConfigMap({ bundleDeployment: 'web', deploymentID: '', syncGeneration: 0, keepResources: false, objects: [] }, 'ns', 'c');
+    (stored.data as Record<string, string>).objects = '[{"kind":"ConfigMap"}]';
+    expect(() => inventoryFromConfigMap(stored)).to.throw(FlotillaError, /data.objects/);
+  });
+});

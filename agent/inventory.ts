@@ -1,0 +1,153 @@
+import { createHash } from 'node:crypto';
+import { Label, MANAGED_LABEL_VALUE } from '../lib/api/index.js';
+import { StallingError } from '../lib/errors.js';
+import type { KubeClient, KubeObject } from '../lib/kube/client.js';
+import { FIELD_MANAGER, idKey, sortForPrune, type ObjectId } from './objects.js';
+
+/**
+ * The inventory: for each BundleDeployment, a ConfigMap in the agent's namespace downstream listing every
+ * object the agent applied for it (apiVersion, kind, namespace, name), the deployment ID and sync
+ * generation last applied, and whether resources are kept on deletion. Pruning and deletion rely on this
+ * list, not on labels: a label can be removed or copied, the inventory is the agent's own record.
+ *
+ * It is kept level-based and crash-safe: before applying, the agent records the union of what was there
+ * and what it is about to apply; after applying and pruning, exactly what is desired. An agent killed in
+ * between finds every object it may have created still listed.
+ */
+
+/** Label on inventory ConfigMaps (value "true"), used to list them. */
+export const INVENTORY_LABEL = 'flotilla.dev/inventory';
+/** Annotation on inventory ConfigMaps: `<cluster namespace>/<BundleDeployment name>`. */
+export const INVENTORY_OWNER_ANNOTATION = 'flotilla.dev/bundle-deployment';
+/** Name prefix of inventory ConfigMaps. */
+export const INVENTORY_PREFIX = 'flotilla-inv-';
+
+/** What the inventory records for one BundleDeployment. */
+export interface Inventory {
+  /** Name of the BundleDeployment (in the agent's cluster namespace). */
+  bundleDeployment: string;
+  /** Deployment ID of the last completed apply ("" before the first one completed). */
+  deploymentID: string;
+  /** spec.forceSyncGeneration of the last completed apply. */
+  syncGeneration: number;
+  /** Keep the objects when the BundleDeployment goes away. */
+  keepResources: boolean;
+  /** Objects applied, in identity order. */
+  objects: ObjectId[];
+}
+
+/** The ConfigMap name of a BundleDeployment's inventory (hashed when the name would be too long). */
+export function inventoryName(bundleDeploymentName: string): string {
+  const name = `${INVENTORY_PREFIX}${bundleDeploymentName}`;
+  if (name.length <= 253) return name;
+  const hash = createHash('sha256').update(bundleDeploymentName).digest('hex').slice(0, 10);
+  return `${name.slice(0, 253 - 11).replace(/[-.]+$/, '')}-${hash}`;
+}
+
+/** Sorts ids by identity and drops duplicates (the later apiVersion of one identity wins). */
+export function normalizeIds(ids: readonly ObjectId[]): ObjectId[] {
+  const byKey = new Map<string, ObjectId>();
+  for (const id of ids) {
+    const clean: ObjectId = { apiVersion: id.apiVersion, kind: id.kind, name: id.name };
+    if (id.namespace) clean.namespace = id.namespace;
+    byKey.set(idKey(clean), clean);
+  }
+  return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, id]) => id);
+}
+
+/** The ids of both lists (for the record written before applying); `next` wins for apiVersion. */
+export function unionIds(previous: readonly ObjectId[], next: readonly ObjectId[]): ObjectId[] {
+  return normalizeIds([...previous, ...next]);
+}
+
+/**
+ * The objects to prune: recorded before but no longer desired, by identity (group, kind, namespace, name;
+ * a new apiVersion of the same object is not a new object), in prune order (Namespaces and CRDs last).
+ */
+export function pruneList(previous: readonly ObjectId[], desired: readonly ObjectId[]): ObjectId[] {
+  const keep = new Set(desired.map(idKey));
+  return sortForPrune(normalizeIds(previous).filter((id) => !keep.has(idKey(id))));
+}
+
+/** The ConfigMap that stores an inventory. */
+export function inventoryToConfigMap(inv: Inventory, namespace: string, clusterNamespace: string): KubeObject {
+  return {
+    apiVersion: 'v1', kind: 'ConfigMap',
+    metadata: {
+      name: inventoryName(inv.bundleDeployment), namespace,
+      labels: { [INVENTORY_LABEL]: 'true', [Label.Managed]: MANAGED_LABEL_VALUE },
+      annotations: { [INVENTORY_OWNER_ANNOTATION]: `${clusterNamespace}/${inv.bundleDeployment}` },
+    },
+    data: {
+      bundleDeployment: inv.bundleDeployment,
+      deploymentID: inv.deploymentID,
+      syncGeneration: String(inv.syncGeneration),
+      keepResources: String(inv.keepResources),
+      objects: JSON.stringify(normalizeIds(inv.objects)),
+    },
+  };
+}
+
+function isObjectId(value: unknown): value is ObjectId {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.apiVersion === 'string' && typeof v.kind === 'string' && typeof v.name === 'string'
+    && (v.namespace === undefined || typeof v.namespace === 'string');
+}
+
+/**
+ * Reads an inventory back from its ConfigMap. A ConfigMap whose object list is unreadable is an error
+ * (StallingError InventoryCorrupt): pruning from a guess could delete what it should not.
+ */
+export function inventoryFromConfigMap(cm: KubeObject): Inventory {
+  const data = (cm.data ?? {}) as Record<string, string | undefined>;
+  let objects: unknown;
+  try {
+    objects = JSON.parse(data.objects ?? '[]');
+  } catch {
+    objects = undefined;
+  }
+  if (!Array.isArray(objects) || !objects.every(isObjectId)) {
+    throw new StallingError('InventoryCorrupt',
+      `inventory ConfigMap ${cm.metadata.namespace}/${cm.metadata.name}: data.objects is not a list of objects; fix or delete it`);
+  }
+  const generation = Number(data.syncGeneration ?? '0');
+  return {
+    bundleDeployment: data.bundleDeployment ?? cm.metadata.name.slice(INVENTORY_PREFIX.length),
+    deploymentID: data.deploymentID ?? '',
+    syncGeneration: Number.isInteger(generation) ? generation : 0,
+    keepResources: data.keepResources === 'true',
+    objects: normalizeIds(objects),
+  };
+}
+
+/** Reads and writes inventories in the agent's namespace downstream. */
+export class InventoryStore {
+  constructor(private readonly client: KubeClient, private readonly namespace: string, private readonly clusterNamespace: string) {}
+
+  /** The inventory of a BundleDeployment, if it has one. */
+  async get(bundleDeploymentName: string): Promise<Inventory | undefined> {
+    const cm = await this.client.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: this.namespace, name: inventoryName(bundleDeploymentName) });
+    return cm ? inventoryFromConfigMap(cm) : undefined;
+  }
+
+  /** Writes (creates or replaces) an inventory. */
+  async put(inv: Inventory): Promise<void> {
+    await this.client.apply(inventoryToConfigMap(inv, this.namespace, this.clusterNamespace), FIELD_MANAGER, true);
+  }
+
+  /** Deletes an inventory. */
+  async delete(bundleDeploymentName: string): Promise<void> {
+    await this.client.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: this.namespace, name: inventoryName(bundleDeploymentName) });
+  }
+
+  /** Names of the BundleDeployments that have an inventory. */
+  async list(): Promise<string[]> {
+    const { items } = await this.client.list({ apiVersion: 'v1', kind: 'ConfigMap', namespace: this.namespace }, `${INVENTORY_LABEL}=true`);
+    return items.flatMap((cm) => {
+      const owner = cm.metadata.annotations?.[INVENTORY_OWNER_ANNOTATION];
+      const slash = owner?.indexOf('/') ?? -1;
+      return owner && slash > 0 && owner.slice(0, slash) === this.clusterNamespace ? [owner.slice(slash + 1)] : [];
+    });
+  }
+}

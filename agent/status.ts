@@ -1,0 +1,151 @@
+import {
+  BundleState, ConditionType, MAX_RESOURCE_STATUS_ITEMS, MAX_STATUS_RESOURCES, Reason, setCondition,
+  type BundleDeploymentStatus, type Condition, type ConditionInput, type ModifiedStatus, type NonReadyStatus,
+} from '../lib/api/index.js';
+import { describeId, type ObjectId } from './objects.js';
+
+/**
+ * The status of a BundleDeployment, as a pure function of what one reconcile found. Conditions:
+ * - Deployed: True when the objects downstream are those of spec.deploymentID; False with the failing
+ *   step's reason (ArtifactPullFailed, RegistryUnreachable, ArtifactTampered, InvalidBundle, ApplyFailed...)
+ *   or Paused;
+ * - Monitored: True when readiness and drift of every desired object were checked this time;
+ * - Ready: True when deployed, monitored, every object ready and none modified or missing.
+ * Lists are bounded: nonReadyStatus and modifiedStatus hold the first 10 (by identity), resources the first
+ * 100; messages say how many there are in all. When a reconcile could not look at the objects (content
+ * unavailable), the previous lists are kept rather than cleared.
+ */
+
+/** A failure of one reconcile, as shown on status. */
+export interface StepFailure {
+  /** PascalCase reason (a lib/api Reason or an error's own reason). */
+  reason: string;
+  message: string;
+  /** Whether the failure happened before (`deploy`) or while looking at the objects (`monitor`). */
+  stage: 'deploy' | 'monitor';
+}
+
+/** What a reconcile found, the input of {@link computeStatus}. */
+export interface StatusInput {
+  previous: BundleDeploymentStatus | undefined;
+  generation: number | undefined;
+  deploymentID: string;
+  forceSyncGeneration: number | undefined;
+  /** Deployment ID of the objects downstream (from the inventory), if any were applied. */
+  appliedDeploymentID: string | undefined;
+  paused: boolean;
+  failure: StepFailure | undefined;
+  /** The result of checking the objects; undefined when they were not looked at this time. */
+  monitor: MonitorResult | undefined;
+  now: Date;
+}
+
+/** Readiness and drift of the desired objects. */
+export interface MonitorResult {
+  /** Every desired object, in identity order. */
+  resources: ObjectId[];
+  nonReady: NonReadyStatus[];
+  modified: ModifiedStatus[];
+}
+
+const MAX_MESSAGE_ITEMS = 3;
+
+function entryName(e: { apiVersion: string; kind: string; name: string; namespace?: string | undefined }): string {
+  return describeId({ apiVersion: e.apiVersion, kind: e.kind, name: e.name, ...(e.namespace ? { namespace: e.namespace } : {}) });
+}
+
+/** "3 resources not ready: A (why), B (why), C (why)", listing at most three. */
+export function listMessage(what: string, items: readonly string[]): string {
+  const shown = items.slice(0, MAX_MESSAGE_ITEMS).join(', ');
+  const more = items.length > MAX_MESSAGE_ITEMS ? ` and ${items.length - MAX_MESSAGE_ITEMS} more` : '';
+  return `${items.length} ${items.length === 1 ? 'resource' : 'resources'} ${what}: ${shown}${more}`;
+}
+
+/** Keeps the first `max` entries of a list (callers sort it first). */
+export function bounded<T>(list: readonly T[], max = MAX_RESOURCE_STATUS_ITEMS): T[] {
+  return list.slice(0, max);
+}
+
+function deployedCondition(input: StatusInput, generation: number | undefined): ConditionInput {
+  const base = { type: ConditionType.Deployed, ...(generation !== undefined ? { observedGeneration: generation } : {}) };
+  if (input.failure?.stage === 'deploy') return { ...base, status: 'False', reason: input.failure.reason, message: input.failure.message };
+  if (input.appliedDeploymentID === input.deploymentID) {
+    return { ...base, status: 'True', reason: Reason.Succeeded, message: `deployment ${input.deploymentID} applied` };
+  }
+  if (input.paused) {
+    return { ...base, status: 'False', reason: Reason.Paused, message: `paused: deployment ${input.deploymentID} is not applied` };
+  }
+  return { ...base, status: 'Unknown', reason: Reason.Progressing, message: `applying deployment ${input.deploymentID}` };
+}
+
+function monitoredCondition(input: StatusInput, generation: number | undefined): ConditionInput {
+  const base = { type: ConditionType.Monitored, ...(generation !== undefined ? { observedGeneration: generation } : {}) };
+  const m = input.monitor;
+  if (m) {
+    return { ...base, status: 'True', reason: Reason.Succeeded,
+      message: `${m.resources.length} resources checked: ${m.nonReady.length} not ready, ${m.modified.length} modified or missing` };
+  }
+  const failure = input.failure;
+  return { ...base, status: 'False', reason: failure?.reason ?? Reason.Progressing,
+    message: failure ? `resources not checked: ${failure.message}` : 'resources not checked yet' };
+}
+
+function readyCondition(input: StatusInput, deployed: ConditionInput, monitored: ConditionInput, generation: number | undefined): ConditionInput {
+  const base = { type: ConditionType.Ready, ...(generation !== undefined ? { observedGeneration: generation } : {}) };
+  if (deployed.status !== 'True') return { ...base, status: 'False', reason: deployed.reason, message: deployed.message };
+  if (monitored.status !== 'True') return { ...base, status: 'False', reason: monitored.reason, message: monitored.message };
+  const m = input.monitor as MonitorResult;
+  if (m.modified.length > 0) {
+    return { ...base, status: 'False', reason: Reason.Drifted,
+      message: listMessage('modified or missing', m.modified.map((e) => `${entryName(e)}${e.missing ? ' (missing)' : ''}`)) };
+  }
+  if (m.nonReady.length > 0) {
+    return { ...base, status: 'False', reason: Reason.ResourcesNotReady,
+      message: listMessage('not ready', m.nonReady.map((e) => `${entryName(e)}${e.summary.message ? ` (${e.summary.message})` : ''}`)) };
+  }
+  return { ...base, status: 'True', reason: Reason.Succeeded, message: `${m.resources.length} resources ready` };
+}
+
+/** The bundle state shown in display.state. */
+export function bundleStateOf(input: StatusInput, deployed: ConditionInput): BundleState {
+  if (input.failure?.stage === 'deploy') return BundleState.ErrApplied;
+  if (deployed.status !== 'True') return input.paused ? BundleState.OutOfSync : BundleState.WaitApplied;
+  if (input.failure || !input.monitor) return BundleState.NotReady;
+  if (input.monitor.modified.length > 0) return BundleState.Modified;
+  if (input.monitor.nonReady.length > 0) return BundleState.NotReady;
+  return BundleState.Ready;
+}
+
+/** Computes the whole status (see the module comment). */
+export function computeStatus(input: StatusInput): BundleDeploymentStatus {
+  const generation = input.generation;
+  const deployed = deployedCondition(input, generation);
+  const monitored = monitoredCondition(input, generation);
+  const m = input.monitor;
+  const ready = readyCondition(input, deployed, monitored, generation);
+  let conditions: Condition[] | undefined = input.previous?.conditions;
+  for (const c of [ready, deployed, monitored]) conditions = setCondition(conditions, c, input.now);
+  const status: BundleDeploymentStatus = {
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    conditions,
+    ready: ready.status === 'True',
+    display: { deployed: deployed.status, monitored: monitored.status, state: bundleStateOf(input, deployed) },
+  };
+  if (input.appliedDeploymentID) status.appliedDeploymentID = input.appliedDeploymentID;
+  if (input.appliedDeploymentID === input.deploymentID && input.forceSyncGeneration !== undefined) {
+    status.syncGeneration = input.forceSyncGeneration;
+  } else if (input.previous?.syncGeneration !== undefined) {
+    status.syncGeneration = input.previous.syncGeneration;
+  }
+  if (m) {
+    status.nonModified = m.modified.length === 0;
+    status.nonReadyStatus = bounded(m.nonReady);
+    status.modifiedStatus = bounded(m.modified);
+    status.resources = bounded(m.resources, MAX_STATUS_RESOURCES).map((id) => ({ ...id }));
+  } else {
+    for (const key of ['nonModified', 'nonReadyStatus', 'modifiedStatus', 'resources'] as const) {
+      if (input.previous?.[key] !== undefined) (status as Record<string, unknown>)[key] = input.previous[key];
+    }
+  }
+  return status;
+}
