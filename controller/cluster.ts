@@ -200,11 +200,22 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
   };
   for (const c of ctx.informers.clusters.list()) index(c, false);
   ctx.informers.clusters.on((type, obj) => index(obj, type === 'DELETED'));
+  // BundleDeployments by namespace, so that a roll-up reads only its own cluster's.
+  const bdsByNamespace = new Map<string, Map<string, BundleDeployment>>();
+  const indexBD = (bd: BundleDeployment, deleted: boolean): void => {
+    const ns = bd.metadata.namespace ?? '';
+    const map = bdsByNamespace.get(ns) ?? new Map<string, BundleDeployment>();
+    if (deleted) map.delete(bd.metadata.name); else map.set(bd.metadata.name, bd);
+    if (map.size === 0) bdsByNamespace.delete(ns); else bdsByNamespace.set(ns, map);
+  };
+  for (const bd of ctx.informers.bundleDeployments.list()) indexBD(bd, false);
+  ctx.informers.bundleDeployments.on((type, bd) => indexBD(bd, type === 'DELETED'));
   const ensured = new Map<string, number>();
 
   const reconcile = async (key: string): Promise<{ requeueAfterMs?: number } | void> => {
     const { namespace = '', name } = splitKey(key);
-    const cluster = await ctx.kube.get<Cluster & KubeObject>(Ref.cluster(namespace, name));
+    // The informer cache is current enough for a roll-up, and heartbeats make this the busiest reconciler.
+    const cluster = ctx.informers.clusters.get(key);
     if (!cluster) { ensured.delete(key); return; }
     const clusterNs = clusterNamespaceName(namespace, name);
     if (cluster.metadata.deletionTimestamp) { await finalizeCluster(ctx, cluster, clusterNs); ensured.delete(key); return; }
@@ -217,7 +228,7 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
       await ensureClusterNamespace(ctx, namespace, name);
       ensured.set(key, ctx.now().getTime());
     }
-    const bds = ctx.informers.bundleDeployments.list().filter((bd) => bd.metadata.namespace === clusterNs);
+    const bds = [...(bdsByNamespace.get(clusterNs)?.values() ?? [])];
     const now = ctx.now();
     const rollup = clusterRollup({ bundleDeployments: bds, lastSeen: cluster.status?.agent?.lastSeen ?? cluster.status?.agentLastSeen,
       createdAt: cluster.metadata.creationTimestamp, now, heartbeatMs: options.heartbeatMs });
@@ -292,9 +303,10 @@ export function observerOf(ctx: ControllerContext): { observe(controller: string
  */
 export function setupClusterGroupController(ctx: ControllerContext): Controller {
   const log = ctx.log.child({ controller: 'clustergroup' });
+  const seen = new Map<string, string>();
   const reconcile = async (key: string): Promise<void> => {
     const { namespace = '', name } = splitKey(key);
-    const group = await ctx.kube.get<ClusterGroup & KubeObject>(Ref.clusterGroup(namespace, name));
+    const group = ctx.informers.clusterGroups.get(key);
     if (!group || group.metadata.deletionTimestamp) return;
     const clusters = ctx.informers.clusters.list().filter((c) => c.metadata.namespace === namespace);
     const rollup = groupRollup({ name, labels: group.metadata.labels, selector: group.spec?.selector }, clusters);
@@ -306,8 +318,29 @@ export function setupClusterGroupController(ctx: ControllerContext): Controller 
     });
     if (Object.keys(patch).length > 0) await ctx.kube.patchStatus(Ref.clusterGroup(namespace, name), patch);
   };
-  return new Controller('clustergroup', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) })
+  const groupsOfNamespace = (namespace: string | undefined): string[] =>
+    ctx.informers.clusterGroups.list().filter((g) => g.metadata.namespace === namespace).map(keyOf);
+  const controller = new Controller('clustergroup', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) })
     .watch(ctx.informers.clusterGroups)
-    .watch(ctx.informers.clusters, (cluster) => ctx.informers.clusterGroups.list()
-      .filter((g) => g.metadata.namespace === cluster.metadata.namespace).map(keyOf));
+    .watch(ctx.informers.clusters, (cluster) => {
+      // Heartbeats change only status.agent: enqueue the groups only when what they read changed.
+      const key = keyOf(cluster);
+      const print = groupFingerprint(cluster);
+      if (seen.get(key) === print) return [];
+      seen.set(key, print);
+      return groupsOfNamespace(cluster.metadata.namespace);
+    });
+  ctx.informers.clusters.on((type, cluster) => {
+    if (type !== 'DELETED') return;
+    seen.delete(keyOf(cluster));
+    for (const key of groupsOfNamespace(cluster.metadata.namespace)) controller.queue.add(key);
+  });
+  return controller;
+}
+
+/** What a ClusterGroup reads of a Cluster (labels, bundle counts, state, Ready), as one string. */
+function groupFingerprint(cluster: Cluster & KubeObject): string {
+  const ready = getCondition(cluster.status?.conditions, ConditionType.Ready);
+  return JSON.stringify([cluster.metadata.labels ?? {}, cluster.status?.summary ?? null, cluster.status?.display?.state ?? null,
+    ready?.status ?? null, ready?.reason ?? null, ready?.message ?? null]);
 }

@@ -88,9 +88,9 @@ export class LeaderElector {
 
   /**
    * Campaigns until it leads, calls `onStartedLeading` (not awaited by the renew loop), then renews until
-   * it loses the Lease or {@link stop} is called; then calls `onStoppedLeading` once. Resolves after that
-   * (a process should exit when leadership is lost, as its informers may be stale). Resolves without
-   * calling either callback when stopped before leading.
+   * it loses the Lease or {@link stop} is called, and resolves. `onStoppedLeading` is called only when
+   * leadership is lost (renewal failed past the renew deadline, or another candidate took the Lease), not
+   * on {@link stop}: a process should exit then, as its caches may be stale and another replica leads.
    */
   run(onStartedLeading: () => Promise<void> | void, onStoppedLeading: () => void): Promise<void> {
     this.running ??= this.loop(onStartedLeading, onStoppedLeading);
@@ -104,7 +104,7 @@ export class LeaderElector {
   }
 
   private async loop(onStartedLeading: () => Promise<void> | void, onStoppedLeading: () => void): Promise<void> {
-    while (!this.abort.signal.aborted && !(await this.tryAcquireOrRenew())) await this.pause();
+    while (!this.abort.signal.aborted && (await this.tryAcquireOrRenew()) !== 'held') await this.pause();
     if (this.abort.signal.aborted) return;
     this.leading = true;
     this.log.info({ lease: this.options.name, identity: this.options.identity }, 'became leader');
@@ -112,15 +112,17 @@ export class LeaderElector {
     while (!this.abort.signal.aborted) {
       await this.pause();
       if (this.abort.signal.aborted) break;
-      if (await this.tryAcquireOrRenew()) continue;
-      if (this.now().getTime() - this.lastRenewMs >= this.renewDeadlineMs) {
-        this.log.warn({ lease: this.options.name, identity: this.options.identity }, 'could not renew the lease in time; stepping down');
+      const outcome = await this.tryAcquireOrRenew();
+      if (outcome === 'held') continue;
+      if (outcome === 'taken' || this.now().getTime() - this.lastRenewMs >= this.renewDeadlineMs) {
+        this.log.warn({ lease: this.options.name, identity: this.options.identity, outcome }, 'lost the lease; stepping down');
         break;
       }
     }
-    if (this.abort.signal.aborted) await this.release();
+    const stopped = this.abort.signal.aborted;
+    if (stopped) await this.release();
     this.leading = false;
-    onStoppedLeading();
+    if (!stopped) onStoppedLeading();
   }
 
   private async pause(): Promise<void> {
@@ -131,13 +133,16 @@ export class LeaderElector {
     return { apiVersion: LEASE_API, kind: 'Lease', namespace: this.options.namespace, name: this.options.name };
   }
 
-  /** One attempt; true when this candidate holds the Lease afterwards. Conflicts and errors mean false. */
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /**
+   * One attempt: 'held' when this candidate holds the Lease afterwards, 'taken' when another candidate
+   * holds it, 'failed' when the attempt failed (conflict, API error) and the outcome is unknown.
+   */
+  private async tryAcquireOrRenew(): Promise<'held' | 'taken' | 'failed'> {
     const now = this.now();
     try {
       const lease = await this.kube.get<Lease>(this.ref());
       const decision = leaseDecision(lease, this.options.identity, now, this.leaseDurationMs);
-      if (decision === 'wait') return false;
+      if (decision === 'wait') return 'taken';
       const spec: LeaseSpec = {
         holderIdentity: this.options.identity,
         leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),
@@ -151,11 +156,11 @@ export class LeaderElector {
         await this.update(lease, spec);
       }
       this.lastRenewMs = now.getTime();
-      return true;
+      return 'held';
     } catch (err) {
-      if (isStatus(err, 409)) return false; // another candidate wrote first
+      if (isStatus(err, 409)) return 'failed'; // another candidate wrote first; the next read tells who
       this.log.warn({ lease: this.options.name, err: messageOf(err) }, 'lease update failed');
-      return false;
+      return 'failed';
     }
   }
 

@@ -121,15 +121,16 @@ export function agentRules(clusterName: string): { clusterNamespace: PolicyRule[
 }
 
 /**
- * Applies `objects` in order with server-side apply. A namespace being deleted becomes a WaitingError
+ * Applies `objects` in order with server-side apply and returns them as applied. A namespace being deleted becomes a WaitingError
  * (it will be gone soon and can then be created again); an object the API server rejects as invalid
  * becomes a StallingError naming it.
  */
-export async function applyObjects(kube: KubeClient, objects: readonly KubeObject[]): Promise<void> {
+export async function applyObjects(kube: KubeClient, objects: readonly KubeObject[]): Promise<KubeObject[]> {
+  const applied: KubeObject[] = [];
   for (const obj of objects) {
     const what = `${obj.kind} ${obj.metadata.namespace ? `${obj.metadata.namespace}/` : ''}${obj.metadata.name}`;
     try {
-      await kube.apply(obj, FIELD_MANAGER);
+      applied.push(await kube.apply(obj, FIELD_MANAGER));
     } catch (err) {
       if (isStatus(err, 403) && /being terminated/.test((err as Error).message)) {
         throw new WaitingError('NamespaceTerminating', `cannot create ${what}: its namespace is being deleted`, { cause: err, retryAfterMs: 5000 });
@@ -138,6 +139,7 @@ export async function applyObjects(kube: KubeClient, objects: readonly KubeObjec
       throw err;
     }
   }
+  return applied;
 }
 
 /** Throws a WaitingError when namespace `name` exists and is being deleted. */

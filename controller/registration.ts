@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { Controller } from '../lib/kube/controller.js';
 import { splitKey } from '../lib/kube/informer.js';
 import { isStatus, type KubeObject } from '../lib/kube/client.js';
-import { StallingError } from '../lib/errors.js';
+import { StallingError, WaitingError } from '../lib/errors.js';
 import {
   API_VERSION, DNS_SUBDOMAIN, Label, Reason, formatTime, parseDurationMs,
   type Cluster, type ClusterRegistration, type ClusterRegistrationToken,
@@ -29,6 +29,8 @@ import {
 export const DEFAULT_TOKEN_TTL = '168h';
 /** Annotation on credential Secrets: when the token inside expires (RFC 3339). */
 export const TOKEN_EXPIRES_ANNOTATION = 'flotilla.dev/token-expires';
+/** Annotation on import token Secrets: UID of the ServiceAccount the token was issued for. */
+export const ACCOUNT_UID_ANNOTATION = 'flotilla.dev/service-account-uid';
 /** Label on import RBAC objects in the registration namespace: the token they belong to. */
 export const TOKEN_LABEL = 'flotilla.dev/registration-token';
 /** Label a registering agent sets in clusterLabels to choose its Cluster's name. */
@@ -105,7 +107,7 @@ export function setupRegistrationTokenController(ctx: ControllerContext): Contro
     const labels = managedLabels({ [TOKEN_LABEL]: name });
     const owners = ownerRefTo(token);
     const rules = importRules();
-    await applyObjects(ctx.kube, [
+    const [serviceAccount] = await applyObjects(ctx.kube, [
       serviceAccountObject(W, account, labels, owners),
       roleObject(W, account, rules.workspace, labels, owners),
       roleBindingObject(W, account, account, { namespace: W, name: account }, labels, owners),
@@ -114,14 +116,17 @@ export function setupRegistrationTokenController(ctx: ControllerContext): Contro
     ]);
     const existing = await ctx.kube.get(Ref.secret(W, name));
     const expiresText = formatTime(expires);
+    // A token is re-issued when the ttl changed, or when its ServiceAccount was re-created (old tokens die with it).
+    const issuedFor = { [TOKEN_EXPIRES_ANNOTATION]: expiresText, [ACCOUNT_UID_ANNOTATION]: serviceAccount?.metadata.uid ?? '' };
     let value = secretValue(existing, 'token');
-    if (!value || existing?.metadata.annotations?.[TOKEN_EXPIRES_ANNOTATION] !== expiresText) {
+    const annotations = existing?.metadata.annotations ?? {};
+    if (!value || Object.entries(issuedFor).some(([k, v]) => annotations[k] !== v)) {
       value = (await requestToken(ctx.kube, W, account, (expires.getTime() - now.getTime()) / 1000)).token;
       log.info({ token: key, expires: expiresText }, 'issued a registration token');
     }
     const server = await apiServerInfo(ctx);
     await applyObjects(ctx.kube, [secretObject(W, name, { token: value, apiServerURL: server.url, apiServerCA: server.ca, namespace: W },
-      labels, { [TOKEN_EXPIRES_ANNOTATION]: expiresText }, owners)]);
+      labels, issuedFor, owners)]);
     if (token.status?.secretName !== name || token.status?.expires !== expiresText) {
       await ctx.kube.patchStatus(Ref.registrationToken(W, name), { secretName: name, expires: expiresText });
     }
@@ -144,6 +149,10 @@ async function ensureCluster(ctx: ControllerContext, reg: ClusterRegistration & 
   const clusters = await ctx.kube.list<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W });
   const owned = clusters.items.filter((c) => c.spec?.clientID === clientID)
     .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''));
+  if (owned[0]?.metadata.deletionTimestamp) {
+    throw new WaitingError('ClusterDeleting', `Cluster ${W}/${owned[0].metadata.name} of this client is being deleted; registering again once it is gone`,
+      { retryAfterMs: 5000 });
+  }
   let name = owned[0]?.metadata.name;
   if (!name) {
     name = clusterNameFor(clientID, clusterLabels);
@@ -182,13 +191,19 @@ async function ensureAgentAccess(ctx: ControllerContext, cluster: Cluster & Kube
   ]);
 }
 
-/** Deletes the ClusterRegistrations of `clientID` older than `reg`, and their credential Secrets. */
+/**
+ * Deletes the ClusterRegistrations of the same client older than `reg` (just granted), and their credential
+ * Secrets. Creation times have a resolution of one second: within the same second, only registrations
+ * already granted count as older, so that a newer request still waiting is never removed.
+ */
 async function deleteOlderRegistrations(ctx: ControllerContext, reg: ClusterRegistration & KubeObject): Promise<void> {
   const W = ctx.config.workspaceNamespace;
   const all = await ctx.kube.list<ClusterRegistration & KubeObject>({ apiVersion: API_VERSION, kind: 'ClusterRegistration', namespace: W });
-  const order = (r: KubeObject): string => `${r.metadata.creationTimestamp ?? ''}/${r.metadata.name}`;
+  const created = (r: KubeObject): number => Date.parse(r.metadata.creationTimestamp ?? '') || 0;
   for (const old of all.items) {
-    if (old.spec.clientID !== reg.spec.clientID || order(old) >= order(reg)) continue;
+    if (old.spec.clientID !== reg.spec.clientID || old.metadata.name === reg.metadata.name) continue;
+    const older = created(old) < created(reg) || (created(old) === created(reg) && old.status?.granted === true);
+    if (!older) continue;
     await ctx.kube.delete(Ref.registration(W, old.metadata.name));
     await ctx.kube.delete(Ref.secret(ctx.config.registrationNamespace, old.metadata.name));
   }
