@@ -44,17 +44,26 @@ describe('the e2e stack', () => {
         const kc = stack().cluster(name).kubeConfig();
         await installWidgetCrd(kc);
         const objects = kc.makeApiClient(CustomObjectsApi);
+        const list = { group: 'smoke.flotilla.dev', version: 'v1', namespace: 'default', plural: 'widgets' };
+        // A just-established CRD can take a moment before its endpoint serves lists and watches.
+        await waitFor(async () => { await objects.listNamespacedCustomObject(list); return true; }, { what: `widgets to be served on ${name}`, timeoutMs: 30_000 });
         const seen: string[] = [];
         const watch = new Watch(kc);
-        const req = await watch.watch('/apis/smoke.flotilla.dev/v1/namespaces/default/widgets', {},
-          (type: string, obj: { metadata?: { name?: string } }) => { seen.push(`${type}:${obj.metadata?.name}`); },
-          () => undefined);
+        let req: { abort(): void } | undefined;
+        let stopped = false;
+        const open = async (): Promise<void> => {
+          req = await watch.watch('/apis/smoke.flotilla.dev/v1/namespaces/default/widgets', {},
+            (type: string, obj: { metadata?: { name?: string } }) => { seen.push(`${type}:${obj.metadata?.name}`); },
+            () => { if (!stopped) setTimeout(() => void open(), 200); });
+        };
+        await open();
         try {
-          await objects.createNamespacedCustomObject({ group: 'smoke.flotilla.dev', version: 'v1', namespace: 'default',
-            plural: 'widgets', body: { apiVersion: 'smoke.flotilla.dev/v1', kind: 'Widget', metadata: { name: `w-${name}` }, spec: { size: 3 } } });
+          await objects.createNamespacedCustomObject({ ...list,
+            body: { apiVersion: 'smoke.flotilla.dev/v1', kind: 'Widget', metadata: { name: `w-${name}` }, spec: { size: 3 } } });
           await waitFor(async () => seen.includes(`ADDED:w-${name}`), { what: `the ADDED event on ${name}`, timeoutMs: 20_000 });
         } finally {
-          req.abort();
+          stopped = true;
+          req?.abort();
         }
         const version = await (await request(`${stack().cluster(name).server}/version`, {
           dispatcher: new Agent({ connect: { ca: stack().cluster(name).caPem } }) })).body.json() as { gitVersion: string };
@@ -71,24 +80,24 @@ describe('the e2e stack', () => {
         const dispatcher = new Agent({ connect: reg.caPem ? { ca: reg.caPem } : {} });
         const headers: Record<string, string> = {};
         if (reg.username) headers.authorization = `Basic ${Buffer.from(`${reg.username}:${reg.password}`).toString('base64')}`;
+        const upload = async (bytes: Buffer): Promise<string> => {
+          const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+          const start = await request(`${reg.url}/v2/smoke/blobs/uploads/`, { method: 'POST', headers, dispatcher });
+          expect(start.statusCode).to.equal(202);
+          await start.body.dump();
+          const location = new URL(String(start.headers.location), reg.url);
+          location.searchParams.set('digest', digest);
+          const put = await request(location.toString(), { method: 'PUT', body: bytes, headers: { ...headers, 'content-type': 'application/octet-stream' }, dispatcher });
+          expect(put.statusCode).to.equal(201);
+          await put.body.dump();
+          return digest;
+        };
         const blob = Buffer.from(`smoke blob for ${mode}`);
-        const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
-        const start = await request(`${reg.url}/v2/smoke/blobs/uploads/`, { method: 'POST', headers, dispatcher });
-        expect(start.statusCode).to.equal(202);
-        await start.body.dump();
-        const location = new URL(String(start.headers.location), reg.url);
-        location.searchParams.set('digest', digest);
-        const put = await request(location.toString(), { method: 'PUT', body: blob, headers: { ...headers, 'content-type': 'application/octet-stream' }, dispatcher });
-        expect(put.statusCode).to.equal(201);
-        await put.body.dump();
+        const digest = await upload(blob);
+        const configDigest = await upload(Buffer.from('{}'));
         const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          artifactType: 'application/vnd.flotilla.smoke', config: { mediaType: 'application/vnd.oci.empty.v1+json',
-            digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a', size: 2, data: 'e30=' },
+          artifactType: 'application/vnd.flotilla.smoke', config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: configDigest, size: 2 },
           layers: [{ mediaType: 'application/octet-stream', digest, size: blob.length }] }));
-        const empty = await request(`${reg.url}/v2/smoke/blobs/uploads/?digest=sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a`,
-          { method: 'POST', body: '{}', headers: { ...headers, 'content-type': 'application/octet-stream' }, dispatcher });
-        expect(empty.statusCode).to.equal(201);
-        await empty.body.dump();
         const mput = await request(`${reg.url}/v2/smoke/manifests/v1`, { method: 'PUT', body: manifest,
           headers: { ...headers, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, dispatcher });
         expect(mput.statusCode, await mput.body.text()).to.equal(201);
@@ -143,6 +152,17 @@ describe('the e2e stack', () => {
         await run('git', ['clone', '--quiet', `${git.url}/smoke-private.git`, join(work, 'x')], { env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
       } catch (err) { failure = (err as { stderr?: string }).stderr ?? ''; }
       expect(failure).to.match(/Authentication failed|could not read Username|401/);
+      // Push: clone with credentials, then push to the URL without them.
+      const url = new URL(`${git.url}/smoke-private.git`);
+      url.username = git.username; url.password = git.password;
+      const env = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' };
+      await run('git', ['clone', '--quiet', url.toString(), join(work, 'y')], { env });
+      await run('git', ['-C', join(work, 'y'), 'commit', '--quiet', '--allow-empty', '-m', 'anonymous'], { env });
+      let pushFailure = '';
+      try {
+        await run('git', ['-C', join(work, 'y'), 'push', '--quiet', `${git.url}/smoke-private.git`, 'HEAD:main'], { env });
+      } catch (err) { pushFailure = (err as { stderr?: string }).stderr ?? 'failed'; }
+      expect(pushFailure).to.match(/Authentication failed|could not read Username|401/);
     });
   });
 });
@@ -152,7 +172,7 @@ describe('the stack command', () => {
     this.timeout(180_000);
     const { spawn } = await import('node:child_process');
     const dir = await mkdtemp(join(tmpdir(), 'flotilla-stack-cmd-'));
-    const child = spawn('npx', ['tsx', 'e2e/stack/cli.ts', 'up', '--dir', dir, '--clusters', 'solo', '--kcm', ''],
+    const child = spawn(process.execPath, ['--import', 'tsx', 'e2e/stack/cli.ts', 'up', '--dir', dir, '--clusters', 'solo', '--kcm', ''],
       { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let out = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
@@ -165,7 +185,7 @@ describe('the stack command', () => {
       process.stdout.write(`      (stack with cached binaries ready in ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
       const desc = JSON.parse(out) as { clusters: Record<string, { kubeconfig: string }> };
       expect(Object.keys(desc.clusters)).to.deep.equal(['solo']);
-      process.kill(child.pid!, 'SIGINT');
+      process.kill(-child.pid!, 'SIGINT');
       expect(await exited).to.equal(0);
       const { stdout } = await run('ps', ['-eo', 'pid,args']);
       const leftovers = stdout.split('\n').filter((line) => line.includes(dir));

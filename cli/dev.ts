@@ -1,0 +1,233 @@
+import { spawn } from 'node:child_process';
+import { existsSync, openSync } from 'node:fs';
+import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { API_VERSION, DEFAULT_WORKSPACE_NAMESPACE, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
+import { KubeClient, type KubeObject } from '../lib/kube/client.js';
+import { ensureBinaries } from '../e2e/stack/binaries.js';
+import type { StackDescription } from '../e2e/stack/stack.js';
+import { installCrds } from '../e2e/support/crds.js';
+import { waitFor } from '../e2e/stack/net.js';
+import { freePort } from '../e2e/stack/net.js';
+import { sampleRepository } from './sample.js';
+import { statusReport } from './status.js';
+import { table } from './table.js';
+import type { RenderIO } from './render.js';
+
+const run = promisify(execFile);
+
+/**
+ * `flotilla dev up|down`: the main job on one machine. `up` starts the local stack (upstream + 2
+ * downstream clusters, registry, git server) as a background supervisor, installs the CRDs, starts the
+ * controller and one agent per downstream cluster as separate processes, registers the clusters
+ * through the token flow, pushes the sample repository and creates a GitRepo with `ociRegistry`; it
+ * shows progress until every bundle is Ready on both clusters and prints a summary. `down` stops it all.
+ */
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const DEV_USAGE = `Usage: flotilla dev up [--dir DIR] [--timeout SECONDS]
+       flotilla dev down [--dir DIR]
+
+up    start a local fleet with OCI storage and wait until the sample bundles are Ready on both clusters
+down  stop every process 'up' started and check that none is left
+Options:
+      --dir DIR          state folder (default .flotilla/dev)
+      --timeout SECONDS  how long 'up' waits for Ready (default 900)
+  -h, --help             print this help
+Exit codes: 0 ok, 1 failure (the message names the part), 2 usage error.
+`;
+
+const CLUSTERS = [
+  { name: 'downstream-1', labels: { env: 'prod', region: 'eu' } },
+  { name: 'downstream-2', labels: { env: 'dev', region: 'us' } },
+];
+
+interface Pids { supervisor?: number; controller?: number; agents: number[] }
+
+function startDetached(name: string, args: string[], dir: string): number {
+  const log = openSync(join(dir, 'logs', `${name}.log`), 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, detached: true, stdio: ['ignore', log, log] });
+  child.unref();
+  if (child.pid === undefined) throw new Error(`could not start ${name}`);
+  return child.pid;
+}
+
+async function savePids(dir: string, pids: Pids): Promise<void> {
+  await writeFile(join(dir, 'pids.json'), JSON.stringify(pids, null, 2));
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+async function clientFor(kubeconfig: string): Promise<KubeClient> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  return await KubeClient.fromKubeConfig(kc);
+}
+
+async function readSecret(kube: KubeClient, namespace: string, name: string): Promise<Record<string, string> | undefined> {
+  const s = await kube.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'Secret', namespace, name });
+  if (!s) return undefined;
+  return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+}
+
+/** Registers each downstream cluster through the token flow and starts its agent. */
+async function startAgents(upstream: KubeClient, desc: StackDescription, dir: string, pids: Pids, say: (m: string) => void): Promise<void> {
+  await upstream.apply({ apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: 'dev', namespace: DEFAULT_WORKSPACE_NAMESPACE }, spec: { ttl: '24h' } }, 'flotilla-dev');
+  const token = await waitFor(async () => readSecret(upstream, DEFAULT_WORKSPACE_NAMESPACE, 'dev'), { what: 'the registration token Secret', timeoutMs: 60_000 });
+  for (const cluster of CLUSTERS) {
+    const downstream = await clientFor(desc.clusters[cluster.name]!.kubeconfig);
+    try {
+      await downstream.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'flotilla-system' } }, 'flotilla-dev');
+      await downstream.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'flotilla-agent-bootstrap', namespace: 'flotilla-system' },
+        stringData: { apiServerURL: token.apiServerURL ?? '', apiServerCA: token.apiServerCA ?? '', token: token.token ?? '',
+          namespace: DEFAULT_WORKSPACE_NAMESPACE, clusterLabels: JSON.stringify({ ...cluster.labels, 'flotilla.dev/cluster-name': cluster.name }) } }, 'flotilla-dev');
+    } finally { await downstream.close(); }
+    pids.agents.push(startDetached(`agent-${cluster.name}`, ['agent/main.ts', '--kubeconfig', desc.clusters[cluster.name]!.kubeconfig,
+      '--cache-dir', join(dir, 'cache', cluster.name), '--probe-port', String(await freePort()), '--resync', '15s', '--heartbeat', '10s'], dir));
+    await savePids(dir, pids);
+    say(`agent for ${cluster.name} started (labels ${Object.entries(cluster.labels).map(([k, v]) => `${k}=${v}`).join(',')})`);
+  }
+  await waitFor(async () => {
+    const list = await upstream.list({ apiVersion: API_VERSION, kind: 'Cluster', namespace: DEFAULT_WORKSPACE_NAMESPACE });
+    return list.items.length >= CLUSTERS.length;
+  }, { what: 'both clusters to register', timeoutMs: 120_000, context: () => `see ${join(dir, 'logs')}` });
+}
+
+/** Waits until every BundleDeployment of the sample GitRepo is Ready, printing progress. */
+async function waitReady(upstream: KubeClient, timeoutMs: number, say: (m: string) => void, dir: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const repo = await upstream.get<GitRepo & KubeObject>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: DEFAULT_WORKSPACE_NAMESPACE, name: 'sample' });
+    const bds = (await upstream.list<BundleDeployment & KubeObject>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, 'flotilla.dev/repo-name=sample')).items;
+    const ready = bds.filter((b) => b.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && b.status.appliedDeploymentID === b.spec.deploymentID);
+    const line = `GitRepo sample: commit ${(repo?.status?.commit ?? '-').slice(0, 12)}, ${ready.length}/${bds.length} bundle deployments ready` +
+      (repo?.status?.display?.message ? ` (${repo.status.display.message})` : '');
+    if (line !== last) { say(line); last = line; }
+    const expected = repo?.status?.summary?.desiredReady ?? -1;
+    if (bds.length > 0 && ready.length === bds.length && expected === bds.length && repo?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return;
+    if (Date.now() > deadline) throw new Error(`the sample bundles did not become Ready in time; logs are in ${join(dir, 'logs')}`);
+    await sleep(2000);
+  }
+}
+
+async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number> {
+  const say = (m: string) => io.stdout.write(`[flotilla dev] ${m}\n`);
+  if (existsSync(join(dir, 'pids.json'))) {
+    const pids = JSON.parse(await readFile(join(dir, 'pids.json'), 'utf8')) as Pids;
+    if (pids.supervisor && alive(pids.supervisor)) throw new Error(`a dev fleet is already running from ${dir}; run 'flotilla dev down' first`);
+  }
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(join(dir, 'logs'), { recursive: true });
+  say('installing the stack binaries (cached after the first run)');
+  await ensureBinaries();
+  const pids: Pids = { agents: [] };
+  say('starting the clusters, the registry and the git server');
+  pids.supervisor = startDetached('stack', ['e2e/stack/cli.ts', 'up', '--dir', join(dir, 'stack'), '--registries', 'http', '--kcm', 'upstream'], dir);
+  await savePids(dir, pids);
+  await waitFor(async () => {
+    if (!alive(pids.supervisor!)) throw new Error(`the stack exited: see ${join(dir, 'logs', 'stack.log')}`);
+    return existsSync(join(dir, 'stack', 'stack.json'));
+  }, { what: 'the stack to start', timeoutMs: 600_000, intervalMs: 1000 });
+  const desc = JSON.parse(await readFile(join(dir, 'stack', 'stack.json'), 'utf8')) as StackDescription;
+  const upstreamDesc = desc.clusters.upstream!;
+  const upstream = await clientFor(upstreamDesc.kubeconfig);
+  try {
+    say('installing the CRDs upstream');
+    await installCrds(upstream);
+    for (const ns of [DEFAULT_WORKSPACE_NAMESPACE, 'flotilla-system', 'flotilla-registration']) {
+      await upstream.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, 'flotilla-dev');
+    }
+    pids.controller = startDetached('controller', ['controller/main.ts', '--kubeconfig', upstreamDesc.kubeconfig,
+      '--api-server-url', upstreamDesc.server, '--api-server-ca-file', join(dir, 'stack', 'clusters', 'upstream', 'ca.crt'),
+      '--work-dir', join(dir, 'controller'), '--probe-port', String(await freePort()), '--metrics-port', String(await freePort())], dir);
+    await savePids(dir, pids);
+    say('controller started');
+    await startAgents(upstream, desc, dir, pids, say);
+    const git = desc.git!;
+    const gitServerRoot = join(dir, 'stack', 'git');
+    const { startGitServer } = await import('../e2e/stack/git.js');
+    // Push through the running server's HTTP endpoint: a second handle on the same folder creates the repo.
+    const helper = await startGitServer({ rootDir: gitServerRoot, username: git.username, password: git.password });
+    try {
+      await helper.createRepo('sample');
+      const files = await sampleRepository(join(ROOT, 'examples', 'sample-repo'));
+      await helper.commit('sample', files, 'Flotilla sample repository');
+    } finally { await helper.stop(); }
+    say(`sample repository pushed to ${git.url}/sample.git (with a ~5 MiB bundle)`);
+    const registry = desc.registries.http!;
+    await upstream.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'sample-git', namespace: DEFAULT_WORKSPACE_NAMESPACE },
+      type: 'kubernetes.io/basic-auth', stringData: { username: git.username, password: git.password } }, 'flotilla-dev');
+    await upstream.apply({ apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name: 'sample', namespace: DEFAULT_WORKSPACE_NAMESPACE },
+      spec: { repo: `${git.url}/sample.git`, branch: 'main', clientSecretName: 'sample-git', pollingInterval: '15s',
+        paths: ['common', 'web', 'monitoring', 'big'], targets: [{ clusterSelector: {} }],
+        ociRegistry: { reference: `${registry.host}/flotilla`, basicHTTP: true } } }, 'flotilla-dev');
+    say(`GitRepo sample created, storing bundles in ${registry.host}/flotilla`);
+    await waitReady(upstream, timeoutMs, say, dir);
+    const { text } = await statusReport(upstream, DEFAULT_WORKSPACE_NAMESPACE);
+    io.stdout.write(`\n${text}\n`);
+    io.stdout.write(table(['WHAT', 'WHERE'], [
+      ['upstream kubeconfig', upstreamDesc.kubeconfig],
+      ...CLUSTERS.map((c) => [`${c.name} kubeconfig`, desc.clusters[c.name]!.kubeconfig]),
+      ['registry', registry.url], ['git', `${git.url}/sample.git`], ['logs', join(dir, 'logs')],
+      ['status', `flotilla status --kubeconfig ${upstreamDesc.kubeconfig}`], ['stop', 'flotilla dev down'],
+    ]));
+    return 0;
+  } finally {
+    await upstream.close();
+  }
+}
+
+async function down(dir: string, io: RenderIO): Promise<number> {
+  const say = (m: string) => io.stdout.write(`[flotilla dev] ${m}\n`);
+  if (!existsSync(join(dir, 'pids.json'))) { say(`nothing to stop (no ${join(dir, 'pids.json')})`); return 0; }
+  const pids = JSON.parse(await readFile(join(dir, 'pids.json'), 'utf8')) as Pids;
+  const all = [...pids.agents, pids.controller, pids.supervisor].filter((p): p is number => p !== undefined);
+  for (const pid of all) { try { process.kill(-pid, 'SIGTERM'); } catch { /* gone */ } }
+  const deadline = Date.now() + 30_000;
+  while (all.some(alive) && Date.now() < deadline) await sleep(250);
+  for (const pid of all.filter(alive)) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
+  await sleep(500);
+  const { stdout } = await run('ps', ['-eo', 'pid,args']);
+  const absDir = resolve(dir);
+  const left = stdout.split('\n').filter((l) => l.includes(absDir) && !l.includes(' ps '));
+  if (left.length > 0) {
+    io.stderr.write(`flotilla dev down: processes still running:\n${left.join('\n')}\n`);
+    return 1;
+  }
+  await rm(join(dir, 'pids.json'), { force: true });
+  say('stopped every process; none is left');
+  return 0;
+}
+
+/** Runs `flotilla dev`. */
+export async function runDev(argv: string[], io: RenderIO): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { dir: { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  } catch (err) {
+    io.stderr.write(`flotilla dev: ${(err as Error).message}\n\n${DEV_USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) { io.stdout.write(DEV_USAGE); return 0; }
+  const dir = resolve(values.dir ?? '.flotilla/dev');
+  const timeoutMs = Number(values.timeout ?? '900') * 1000;
+  try {
+    if (positionals[0] === 'up' && Number.isFinite(timeoutMs)) return await up(dir, timeoutMs, io);
+    if (positionals[0] === 'down') return await down(dir, io);
+  } catch (err) {
+    io.stderr.write(`flotilla dev: ${(err as Error).message}\n`);
+    return 1;
+  }
+  io.stderr.write(DEV_USAGE);
+  return 2;
+}

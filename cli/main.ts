@@ -1,0 +1,29 @@
+import { runRender, type RenderIO } from './render.js';
+import { runStatus } from './status.js';
+import { runDev } from './dev.js';
+
+/** The top-level usage of the `flotilla` command. */
+export const USAGE = `Usage: flotilla <command> [options]
+
+Commands:
+  dev up | dev down   start (or stop) a local fleet with OCI storage: 3 clusters, registry, git, controller, agents
+  status              GitRepos, Bundles and Clusters of an upstream cluster, with states and artifact digests
+  render DIR          print what a cluster with given labels would receive from the bundle in DIR (offline)
+
+Run 'flotilla <command> --help' for a command's options.
+Exit codes: 0 ok, 1 failure, 2 usage error (status: 3 when something is not Ready).
+`;
+
+/** Dispatches to a command; returns the exit code. */
+export async function main(argv: string[], io: RenderIO): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'render': return await runRender(rest, io);
+    case 'status': return await runStatus(rest, io);
+    case 'dev': return await runDev(rest, io);
+    case '-h': case '--help': case 'help': io.stdout.write(USAGE); return 0;
+    default:
+      io.stderr.write(command ? `flotilla: unknown command ${command}\n\n${USAGE}` : USAGE);
+      return 2;
+  }
+}

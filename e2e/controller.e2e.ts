@@ -1,0 +1,235 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { stack } from './fixture.js';
+import { waitFor } from './stack/net.js';
+import { startTestController, type TestController } from './support/controller.js';
+import { API_VERSION, ConditionType, Label, Reason, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
+import type { KubeClient, KubeObject } from '../lib/kube/client.js';
+import { RegistryClient, pullBundle } from '../lib/oci/index.js';
+import { renderBundle, renderOptionsFrom } from '../lib/bundle/index.js';
+
+type Obj<T> = T & KubeObject;
+
+const configMap = (name: string, data: Record<string, string>) =>
+  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n${Object.entries(data).map(([k, v]) => `  ${k}: "${v}"`).join('\n')}\n`;
+
+const appFleetYaml = [
+  'defaultNamespace: demo',
+  'targetCustomizations:',
+  '- name: prod',
+  '  clusterSelector:',
+  '    matchLabels: {env: prod}',
+  '  yaml:',
+  '    overlays: [prod]',
+  '',
+].join('\n');
+
+/** The sample repository: one bundle with a prod overlay, one plain bundle. */
+function sampleRepo(version: string): Record<string, string> {
+  return {
+    'app/fleet.yaml': appFleetYaml,
+    'app/settings.yaml': configMap('settings', { version, tier: 'base' }),
+    'app/overlays/prod/settings_patch.yaml': 'metadata:\n  name: settings\ndata:\n  tier: production\n',
+    'tools/tool.yaml': configMap('tool', { enabled: 'yes' }),
+  };
+}
+
+async function ensureNamespace(kube: KubeClient, name: string): Promise<void> {
+  await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, 'flotilla-e2e');
+}
+
+async function createCluster(kube: KubeClient, ns: string, name: string, labels: Record<string, string>): Promise<void> {
+  await kube.apply({ apiVersion: API_VERSION, kind: 'Cluster', metadata: { name, namespace: ns, labels }, spec: {} }, 'flotilla-e2e');
+}
+
+function condition(obj: { status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } } | undefined, type: string) {
+  return obj?.status?.conditions?.find((c) => c.type === type);
+}
+
+async function bundleDeployments(kube: KubeClient, repo: string): Promise<Obj<BundleDeployment>[]> {
+  return (await kube.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, `${Label.RepoName}=${repo}`)).items;
+}
+
+describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments', function () {
+  this.timeout(240_000);
+  let ctl: TestController;
+  let kube: KubeClient;
+  const ws = 'ctl-e2e';
+  let repoUrl: string;
+
+  before(async () => {
+    ctl = await startTestController(stack().cluster('upstream'));
+    kube = ctl.kube;
+    await ensureNamespace(kube, ws);
+    await createCluster(kube, ws, 'c1', { env: 'prod', region: 'eu' });
+    await createCluster(kube, ws, 'c2', { env: 'dev', region: 'us' });
+    await createCluster(kube, ws, 'c3', { env: 'prod', region: 'us' });
+    await kube.apply({ apiVersion: API_VERSION, kind: 'ClusterGroup', metadata: { name: 'prod', namespace: ws, labels: { tier: 'gold' } },
+      spec: { selector: { matchLabels: { env: 'prod' } } } }, 'flotilla-e2e');
+    const git = stack().git!;
+    repoUrl = await git.createRepo('ctl-sample');
+    await git.commit('ctl-sample', sampleRepo('1'), 'first');
+    await kube.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-creds', namespace: ws }, type: 'kubernetes.io/basic-auth',
+      stringData: { username: git.username, password: git.password } }, 'flotilla-e2e');
+  });
+  after(async () => { await ctl?.stop(); });
+
+  const gitRepo = (name: string, spec: Partial<GitRepo['spec']>) => ({
+    apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name, namespace: ws },
+    spec: { repo: repoUrl, branch: 'main', clientSecretName: 'git-creds', pollingInterval: '2s', ...spec },
+  });
+
+  const waitGitRepo = (name: string, what: string, ok: (r: Obj<GitRepo>) => boolean, timeoutMs = 60_000) =>
+    waitFor(async () => {
+      const r = await kube.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name });
+      return r && ok(r) ? r : undefined;
+    }, { what: `GitRepo ${name}: ${what}`, timeoutMs, context: () => JSON.stringify((ctl.logs.slice(-5)), null, 1) });
+
+  describe('in OCI mode', () => {
+    it('stores each bundle as an artifact and writes Bundles and BundleDeployments that hold no resources', async () => {
+      const reg = stack().registry('http');
+      await kube.apply(gitRepo('oci', { targets: [{ clusterSelector: { matchLabels: { env: 'prod' } } }],
+        ociRegistry: { reference: `${reg.host}/flotilla-e2e`, basicHTTP: true } }), 'flotilla-e2e');
+      const repo = await waitGitRepo('oci', 'artifacts stored', (r) => condition(r, ConditionType.ArtifactsStored)?.status === 'True' && (r.status?.artifacts?.length ?? 0) === 2);
+      expect(repo.status?.commit).to.match(/^[0-9a-f]{40}$/);
+      const bds = await waitFor(async () => { const l = await bundleDeployments(kube, 'oci'); return l.length === 4 ? l : undefined; },
+        { what: '4 BundleDeployments (2 bundles x 2 prod clusters)', timeoutMs: 30_000 });
+      expect(bds.map((b) => b.metadata.labels?.[Label.Cluster]).sort()).to.deep.equal(['c1', 'c1', 'c3', 'c3']);
+      const bundles = (await kube.list<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws }, `${Label.RepoName}=oci`)).items;
+      for (const b of bundles) {
+        expect(b.spec.resources, `Bundle ${b.metadata.name} holds no resources`).to.equal(undefined);
+        expect(b.spec.oci?.reference).to.match(new RegExp(`^${reg.host}/flotilla-e2e/.+@sha256:[0-9a-f]{64}$`));
+      }
+      for (const bd of bds) {
+        expect(bd.spec.resources, `BundleDeployment ${bd.metadata.namespace}/${bd.metadata.name} holds no resources`).to.equal(undefined);
+        expect(bd.spec.oci?.digest).to.match(/^sha256:/);
+      }
+      // The raw objects in the API server contain none of the manifests' content.
+      const raw = JSON.stringify([bundles, bds]);
+      expect(raw).not.to.include('tier: base');
+      // The artifact is really in the registry, with the files of the bundle.
+      const app = bundles.find((b) => b.metadata.name === 'oci-app')!;
+      const client = new RegistryClient({ registry: reg.host, basicHTTP: true });
+      try {
+        const pulled = await pullBundle(client, app.spec.oci!.reference);
+        expect(pulled.files.map((f) => f.path)).to.deep.equal(['overlays/prod/settings_patch.yaml', 'settings.yaml']);
+        // Overlays render per cluster as Fleet renders them: every BD here targets a prod cluster.
+        const bd = bds.find((b) => b.metadata.name === 'oci-app' && b.metadata.labels?.[Label.Cluster] === 'c1')!;
+        expect(bd.spec.options?.yaml?.overlays).to.deep.equal(['prod']);
+        const objects = renderBundle(pulled.files, renderOptionsFrom(bd.spec.options));
+        expect(objects).to.have.length(1);
+        expect(objects[0]?.metadata.namespace).to.equal('demo');
+        expect((objects[0] as { data?: Record<string, string> }).data).to.deep.equal({ version: '1', tier: 'production' });
+      } finally { await client.close(); }
+    });
+
+    it('pushes no blob for a new commit that leaves the bundles unchanged', async () => {
+      const before = ctl.manager.context.metrics.blobsPushed.get();
+      const first = (await waitGitRepo('oci', 'has a commit', (r) => Boolean(r.status?.commit))).status!;
+      await stack().git!.commit('ctl-sample', { 'README.md': `docs ${randomBytes(4).toString('hex')}\n` }, 'docs only');
+      const after = await waitGitRepo('oci', 'the docs commit synced', (r) => r.status?.commit !== first.commit && condition(r, ConditionType.ArtifactsStored)?.status === 'True');
+      expect(ctl.manager.context.metrics.blobsPushed.get() - before, 'blobs uploaded').to.equal(0);
+      expect(after.status?.artifacts?.map((a) => a.digest)).to.deep.equal(first.artifacts?.map((a) => a.digest));
+    });
+
+    it('reports an unreachable registry on the GitRepo and Bundles, logs it, writes nothing, and recovers', async () => {
+      const reg = stack().registry('http');
+      const before = (await waitGitRepo('oci', 'has artifacts', (r) => Boolean(r.status?.artifacts?.length))).status!;
+      const bundleBefore = await kube.get<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws, name: 'oci-app' });
+      await reg.stop();
+      try {
+        await stack().git!.commit('ctl-sample', { 'app/settings.yaml': configMap('settings', { version: '2', tier: 'base' }) }, 'v2');
+        const failed = await waitGitRepo('oci', 'not Ready because of the registry', (r) => condition(r, ConditionType.Ready)?.reason === Reason.RegistryUnreachable);
+        expect(condition(failed, ConditionType.Ready)?.message).to.include(reg.host);
+        const bundle = await waitFor(async () => {
+          const b = await kube.get<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws, name: 'oci-app' });
+          return condition(b, ConditionType.ArtifactsStored)?.status === 'False' ? b : undefined;
+        }, { what: 'the Bundle to show the registry failure', timeoutMs: 30_000 });
+        expect(condition(bundle, ConditionType.ArtifactsStored)?.message).to.include(reg.host);
+        // Nothing from the failed commit reached etcd: same artifact, no inline resources.
+        expect(bundle.spec.oci?.digest).to.equal(bundleBefore?.spec.oci?.digest);
+        expect(bundle.spec.resources).to.equal(undefined);
+        expect(failed.status?.commit).to.equal(before.commit);
+        expect(ctl.logs.some((l) => l.level === 50 && l.msg === 'artifact push failed' && String(l.registry).includes(reg.host))).to.equal(true);
+      } finally {
+        await reg.start();
+      }
+      const recovered = await waitGitRepo('oci', 'recovered', (r) => condition(r, ConditionType.ArtifactsStored)?.status === 'True' && r.status?.commit !== before.commit, 90_000);
+      expect(recovered.status?.artifacts?.find((a) => a.bundle === 'oci-app')?.digest).not.to.equal(before.artifacts?.find((a) => a.bundle === 'oci-app')?.digest);
+    });
+  });
+
+  describe('targeting', () => {
+    const cases: { name: string; targets: GitRepo['spec']['targets']; expected: string[] }[] = [
+      { name: 't-labels', targets: [{ clusterSelector: { matchLabels: { region: 'us' } } }], expected: ['c2', 'c3'] },
+      { name: 't-group', targets: [{ clusterGroup: 'prod' }], expected: ['c1', 'c3'] },
+      { name: 't-name', targets: [{ clusterName: 'c2' }], expected: ['c2'] },
+      { name: 't-groupsel', targets: [{ clusterGroupSelector: { matchLabels: { tier: 'gold' } } }], expected: ['c1', 'c3'] },
+      { name: 't-expr', targets: [{ clusterSelector: { matchExpressions: [{ key: 'env', operator: 'NotIn', values: ['prod'] }] } }], expected: ['c2'] },
+      { name: 't-none', targets: undefined, expected: [] }, // no targets: the "default" group, which does not exist here
+    ];
+    for (const c of cases) {
+      it(`${c.name}: deploys to ${c.expected.join(', ') || 'no cluster'}`, async () => {
+        await kube.apply(gitRepo(c.name, { paths: ['tools'], ...(c.targets ? { targets: c.targets } : {}) }), 'flotilla-e2e');
+        await waitGitRepo(c.name, 'bundles built', (r) => condition(r, ConditionType.BundlesBuilt)?.status === 'True');
+        const clusters = await waitFor(async () => {
+          const got = (await bundleDeployments(kube, c.name)).map((b) => b.metadata.labels?.[Label.Cluster] ?? '').sort();
+          return JSON.stringify(got) === JSON.stringify(c.expected) ? got : undefined;
+        }, { what: `BundleDeployments of ${c.name} on exactly ${c.expected.join(',')}`, timeoutMs: 30_000,
+          context: () => 'check the Bundle status' });
+        expect(clusters).to.deep.equal(c.expected);
+      });
+    }
+
+    it('removes the BundleDeployment of a cluster that stops matching', async () => {
+      await waitFor(async () => (await bundleDeployments(kube, 't-group')).length === 2, { what: 't-group on 2 clusters', timeoutMs: 30_000 });
+      await createCluster(kube, ws, 'c3', { env: 'dev', region: 'us' });
+      const left = await waitFor(async () => {
+        const got = (await bundleDeployments(kube, 't-group')).map((b) => b.metadata.labels?.[Label.Cluster]);
+        return got.length === 1 ? got : undefined;
+      }, { what: 'c3 to lose its BundleDeployment', timeoutMs: 30_000 });
+      expect(left).to.deep.equal(['c1']);
+      await createCluster(kube, ws, 'c3', { env: 'prod', region: 'us' });
+    });
+  });
+
+  describe('a 5 MiB bundle', () => {
+    before(async () => {
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 6; i++) files[`big/cm-${i}.yaml`] = configMap(`big-${i}`, { blob: randomBytes(450_000).toString('hex').slice(0, 880_000) });
+      await stack().git!.commit('ctl-sample', files, 'a big bundle');
+    });
+
+    it('is stored as an artifact in OCI mode', async () => {
+      const reg = stack().registry('http');
+      await kube.apply(gitRepo('big-oci', { paths: ['big'], targets: [{ clusterName: 'c1' }], ociRegistry: { reference: `${reg.host}/flotilla-e2e`, basicHTTP: true } }), 'flotilla-e2e');
+      const repo = await waitGitRepo('big-oci', 'artifact stored', (r) => condition(r, ConditionType.ArtifactsStored)?.status === 'True', 90_000);
+      expect(repo.status?.artifacts).to.have.length(1);
+      await waitFor(async () => (await bundleDeployments(kube, 'big-oci')).length === 1, { what: 'the big BundleDeployment', timeoutMs: 30_000 });
+    });
+
+    it('gets a clear condition suggesting OCI storage in etcd mode', async () => {
+      await kube.apply(gitRepo('big-etcd', { paths: ['big'], targets: [{ clusterName: 'c1' }] }), 'flotilla-e2e');
+      const repo = await waitGitRepo('big-etcd', 'stalled: too large', (r) => condition(r, ConditionType.Stalled)?.reason === Reason.BundleTooLarge);
+      expect(condition(repo, ConditionType.Stalled)?.message).to.match(/ociRegistry/);
+      const bundles = await kube.list({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws }, `${Label.RepoName}=big-etcd`);
+      expect(bundles.items).to.have.length(0);
+    });
+  });
+
+  describe('in etcd mode', () => {
+    it('writes the resources inline and deletes Bundles and BundleDeployments with the GitRepo', async () => {
+      await kube.apply(gitRepo('inline', { paths: ['tools'], targets: [{ clusterName: 'c2' }] }), 'flotilla-e2e');
+      const bd = await waitFor(async () => (await bundleDeployments(kube, 'inline'))[0], { what: 'the inline BundleDeployment', timeoutMs: 60_000 });
+      expect(bd.spec.resources?.map((r) => r.name)).to.deep.equal(['tool.yaml']);
+      expect(bd.spec.oci).to.equal(undefined);
+      await kube.delete({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'inline' });
+      await waitFor(async () => !(await kube.get({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'inline' })),
+        { what: 'the GitRepo to be deleted (finalizer done)', timeoutMs: 60_000 });
+      // With no agent on c2, the BundleDeployment waits (terminating) for the agent to prune and release it.
+      const left = await bundleDeployments(kube, 'inline');
+      expect(left.every((b) => Boolean(b.metadata.deletionTimestamp)), 'every BundleDeployment is being deleted').to.equal(true);
+      expect(await kube.list({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws }, `${Label.RepoName}=inline`)).to.have.property('items').with.length(0);
+    });
+  });
+});
