@@ -6,7 +6,7 @@ import { deepEqual } from '../lib/bundle/patch.js';
 import { groupsOf } from '../lib/bundle/target.js';
 import {
   BundleState, ConditionType, Finalizer, Label, MAX_RESOURCE_STATUS_ITEMS, Reason, emptyBundleSummary, getCondition, setCondition,
-  type BundleDeployment, type BundleSummary, type Cluster, type ClusterGroup, type Condition, type LabelSelector,
+  type BundleDeployment, type BundleSummary, type Cluster, type Condition, type LabelSelector,
 } from '../lib/api/index.js';
 import { Ref, type ControllerContext } from './context.js';
 import { addSummaries, summarize, worstState } from './rollup.js';
