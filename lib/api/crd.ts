@@ -34,7 +34,8 @@ export function objectOpenAPI(def: KindDefinition): OpenAPISchema {
     properties: {
       apiVersion: { type: 'string', description: `API version of the object: "${GROUP}/${VERSION}".` },
       kind: { type: 'string', description: `Kind of the object: "${def.kind}".` },
-      metadata: { type: 'object', description: 'Standard object metadata.' },
+      // The API server allows nothing here but name/generateName constraints (not even a description).
+      metadata: { type: 'object' },
       spec: toOpenAPI(def.specSchema, 'spec'),
       status: toOpenAPI(def.statusSchema, 'status'),
     },
@@ -83,4 +84,39 @@ export function renderCrdFiles(): Map<string, string> {
     files.set(crdFileName(def), HEADER + yaml.dump(buildCrd(def), { lineWidth: -1, noRefs: true, quotingType: '"' }));
   }
   return files;
+}
+
+/**
+ * @kubernetes/client-node's typed API (createCustomResourceDefinition and friends) serializes through
+ * its models, which name some schema keys differently (`enum` -> `_enum`, `x-kubernetes-validations`
+ * -> `x_kubernetes_validations`, ...) and silently drop the JSON names. Passing a CRD read from YAML
+ * would lose enums and CEL rules. This returns a copy with the model names, ready for the typed API.
+ * (The models type `items` and `additionalProperties` as `any`: those subtrees are sent as they are,
+ * so they keep their JSON names.)
+ */
+export function toClientNodeCrd(crd: CustomResourceDefinition): unknown {
+  return {
+    ...crd,
+    spec: {
+      ...crd.spec,
+      versions: crd.spec.versions.map((v) => ({ ...v, schema: { openAPIV3Schema: clientNodeSchema(v.schema.openAPIV3Schema) } })),
+    },
+  };
+}
+
+const CLIENT_NODE_KEYS: Record<string, string> = {
+  $ref: 'ref', $schema: 'schema', default: '_default', enum: '_enum',
+};
+
+function clientNodeSchema(node: OpenAPISchema): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node)) {
+    const name = CLIENT_NODE_KEYS[key] ?? key.replaceAll('-', '_');
+    if (key === 'properties') {
+      out[name] = Object.fromEntries(Object.entries(value as Record<string, OpenAPISchema>).map(([k, v]) => [k, clientNodeSchema(v)]));
+    } else {
+      out[name] = value;
+    }
+  }
+  return out;
 }

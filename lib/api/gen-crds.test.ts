@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
-import { renderCrdFiles } from './crd.js';
+import { buildCrd, renderCrdFiles, toClientNodeCrd } from './crd.js';
+import { kindByName, kinds } from './kinds.js';
 import { checkCrds, writeCrds } from './gen-crds.js';
 
 describe('CRD generation', () => {
@@ -45,5 +46,27 @@ describe('CRD generation', () => {
 
   it('finds the committed crds/ up to date with lib/api', async () => {
     expect(await checkCrds()).to.deep.equal([]);
+  });
+});
+
+describe('toClientNodeCrd', () => {
+  it('renames enum and x-kubernetes-* keys on typed schema nodes, and leaves items subtrees in JSON names', () => {
+    const crd = buildCrd(kindByName('BundleDeployment') ?? kinds[0]!);
+    const converted = toClientNodeCrd(crd) as typeof crd;
+    const spec = converted.spec.versions[0]?.schema.openAPIV3Schema.properties?.spec as Record<string, unknown>;
+    expect(spec).to.have.property('x_kubernetes_validations');
+    expect(spec).to.not.have.property('x-kubernetes-validations');
+    const conditions = (converted.spec.versions[0]?.schema.openAPIV3Schema.properties?.status?.properties?.conditions ?? {}) as Record<string, unknown>;
+    expect(conditions).to.have.property('x_kubernetes_list_type', 'map');
+    const item = (conditions.items ?? {}) as { properties?: { status?: Record<string, unknown> } };
+    expect(item.properties?.status).to.have.property('enum');
+    expect(item.properties?.status).to.not.have.property('_enum');
+  });
+
+  it('does not change the CRD it is given', () => {
+    const crd = buildCrd(kinds[0]!);
+    const before = JSON.stringify(crd);
+    toClientNodeCrd(crd);
+    expect(JSON.stringify(crd)).to.equal(before);
   });
 });
