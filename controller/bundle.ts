@@ -13,6 +13,10 @@ import { summarize, worstState } from './rollup.js';
 import { observer } from './gitrepo.js';
 
 /**
+ * The BundleDeployment finalizer is the agent's: it adds it when it first applies (it then owns
+ * downstream resources to prune) and removes it after pruning. A cluster whose agent never applied
+ * anything has nothing to prune, so its BundleDeployments delete at once.
+ *
  * The Bundle reconciler: targeting -> one BundleDeployment per (bundle, cluster) in the cluster
  * namespace, with that cluster's customized options; the registry credentials the agent needs are
  * copied next to it; BundleDeployments of clusters that stopped matching are deleted; status rolls up.
@@ -91,7 +95,6 @@ async function writeDeployment(ctx: ControllerContext, bundle: BundleObject, clu
         [Label.RepoName]: bundle.metadata.labels?.[Label.RepoName] ?? '', [Label.Cluster]: cluster.metadata.name,
         [Label.Managed]: MANAGED_LABEL_VALUE,
       },
-      finalizers: [Finalizer.BundleDeployment],
     },
     spec: bundleDeploymentSpec(bundle, options, name, existing),
   };

@@ -134,7 +134,10 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
         } catch (err) {
           const message = `storing bundle ${bundle.name} in ${registry.reference} failed: ${messageOf(err)}`;
           ctx.log.error({ gitrepo: `${ns}/${repo.metadata.name}`, bundle: bundle.name, registry: registry.reference, reason: (err as { reason?: string }).reason, err: messageOf(err) }, 'artifact push failed');
-          await markBundleStorage(ctx, ns, bundle.name, false, (err as { reason?: string }).reason ?? Reason.ArtifactPushFailed, message);
+          // Nothing of this commit is applied: every Bundle of the repository keeps its last good artifact and says why.
+          for (const existing of bundlesOf(ctx, repo)) {
+            await markBundleStorage(ctx, ns, existing.metadata.name, false, (err as { reason?: string }).reason ?? Reason.ArtifactPushFailed, message);
+          }
           setCond(run, ConditionType.ArtifactsStored, false, (err as { reason?: string }).reason ?? Reason.ArtifactPushFailed, message);
           throw err;
         }

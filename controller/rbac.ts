@@ -101,13 +101,14 @@ export function importRules(): { workspace: PolicyRule[]; registration: PolicyRu
 
 /**
  * What a registered agent may do (registration step 4): in its cluster namespace, read BundleDeployments
- * and Secrets (registry credentials), write BundleDeployment status, renew its own token and record
+ * and Secrets (registry credentials), patch BundleDeployments (their finalizer) and their status, renew its own token and record
  * events; in the workspace namespace, read and update the status of its own Cluster only.
  */
 export function agentRules(clusterName: string): { clusterNamespace: PolicyRule[]; workspace: PolicyRule[] } {
   return {
     clusterNamespace: [
-      { apiGroups: [GROUP], resources: ['bundledeployments'], verbs: ['get', 'list', 'watch'] },
+      // patch: the agent adds and removes its finalizer (it prunes downstream before a BundleDeployment goes).
+      { apiGroups: [GROUP], resources: ['bundledeployments'], verbs: ['get', 'list', 'watch', 'patch'] },
       { apiGroups: [GROUP], resources: ['bundledeployments/status'], verbs: ['get', 'patch', 'update'] },
       { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'], resourceNames: [AGENT_SERVICE_ACCOUNT] },
