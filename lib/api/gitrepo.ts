@@ -57,7 +57,7 @@ export const GitRepoSpecSchema = z.strictObject({
     messageTemplate: z.string().optional().describe('Ignored.'),
   }).optional().describe('Accepted for Fleet compatibility; image scanning is not implemented.'),
   targets: z.array(GitTargetSchema).optional()
-    .describe('Clusters to deploy to (by name, labels, group or group labels); they also restrict the targetCustomizations of fleet.yaml.'),
+    .describe('Clusters to deploy to (by name, labels, group or group labels); they also restrict the targetCustomizations of fleet.yaml. Without targets, the ClusterGroup named "default" (as in Fleet).'),
   ociRegistry: OCIRegistrySchema.optional(),
 }).describe('Desired state: which repository, which paths, which clusters, where bundles are stored.');
 
