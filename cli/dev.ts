@@ -198,7 +198,7 @@ async function down(dir: string, io: RenderIO): Promise<number> {
   await sleep(500);
   const { stdout } = await run('ps', ['-eo', 'pid,args']);
   const absDir = resolve(dir);
-  const left = stdout.split('\n').filter((l) => l.includes(absDir) && !l.includes(' ps '));
+  const left = stdout.split('\n').filter((l) => l.includes(absDir) && Number.parseInt(l.trim(), 10) !== process.pid);
   if (left.length > 0) {
     io.stderr.write(`flotilla dev down: processes still running:\n${left.join('\n')}\n`);
     return 1;

@@ -59,12 +59,12 @@ export function clusterNameFor(clientID: string, clusterLabels: Record<string, s
 
 /** The API server URL and CA handed to agents: configured, or this client's own server and the in-cluster CA. */
 async function apiServerInfo(ctx: ControllerContext): Promise<{ url: string; ca: string }> {
-  const caFile = ctx.config.apiServerCAFile ?? '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt';
+  const caFile = ctx.config.apiServerCaFile ?? '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt';
   let ca = '';
   try { ca = await readFile(caFile, 'utf8'); } catch (err) {
-    if (ctx.config.apiServerCAFile) throw new StallingError('InvalidSpec', `cannot read apiServerCAFile ${caFile}: ${(err as Error).message}`);
+    if (ctx.config.apiServerCaFile) throw new StallingError('InvalidSpec', `cannot read --api-server-ca-file ${caFile}: ${(err as Error).message}`);
   }
-  return { url: ctx.config.apiServerURL ?? ctx.kube.server, ca };
+  return { url: ctx.config.apiServerUrl ?? ctx.kube.server, ca };
 }
 
 /** Sets up the ClusterRegistrationToken reconciler (registration step 1, and expiry). */
