@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
+import { RegistryClient, type RegistryClientOptions } from '../../lib/oci/index.js';
 import { cacheDir } from './binaries.js';
 import { freePort, waitFor } from './net.js';
 import { spawnManaged, type ManagedProcess } from './proc.js';
@@ -198,4 +199,40 @@ const tokenServers = new WeakMap<RegistryHandle, TokenServer>();
 export async function disposeRegistry(handle: RegistryHandle): Promise<void> {
   await handle.stop();
   await tokenServers.get(handle)?.stop();
+}
+
+/**
+ * The registry's log once it has stopped growing for 300 ms (at most 10 s): the registry writes an
+ * access-log line after it has answered, so a log read right after a response may miss that line.
+ */
+export async function settledLog(reg: RegistryHandle): Promise<string> {
+  let text = reg.logs();
+  let stableMs = 0;
+  for (let waited = 0; waited < 10_000 && stableMs < 300; waited += 50) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const now = reg.logs();
+    stableMs = now.length === text.length ? stableMs + 50 : 0;
+    text = now;
+  }
+  return text;
+}
+
+/** Requests the registry logged after `mark` (a length of its settled log, see {@link settledLog}). */
+export async function requestsSince(reg: RegistryHandle, mark: number): Promise<AccessLogEntry[]> {
+  return parseAccessLog((await settledLog(reg)).slice(mark));
+}
+
+/**
+ * A Flotilla registry client for `reg`, configured as the controller would be (plain HTTP in http mode,
+ * the run's CA, full-access credentials), with retries that do not wait.
+ */
+export function registryClientFor(reg: RegistryHandle, options: Partial<RegistryClientOptions> = {}): RegistryClient {
+  return new RegistryClient({
+    registry: reg.host,
+    basicHTTP: reg.mode === 'http',
+    caPem: reg.caPem,
+    credentials: reg.username !== undefined && reg.password !== undefined ? { username: reg.username, password: reg.password } : undefined,
+    sleep: async () => {},
+    ...options,
+  });
 }

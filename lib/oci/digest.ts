@@ -58,7 +58,7 @@ export class Digester {
 /** Streams a file once and returns its sha256 digest and size (memory stays bounded). */
 export async function digestFile(path: string): Promise<{ digest: string; size: number }> {
   const digester = new Digester('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+  for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) {
     digester.update(chunk as Buffer);
   }
   return { digest: digester.digest(), size: digester.size };

@@ -1,4 +1,4 @@
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import {
@@ -100,9 +100,11 @@ export class Transport {
     this.baseURL = `${options.basicHTTP ? 'http' : 'https'}://${apiHost(options.registry)}`;
     this.origin = new URL(this.baseURL).origin;
     this.tokens = new TokenCache(options.now);
-    const ca = options.caPem ? [...rootCertificates, options.caPem] : undefined;
+    // One secure context for every connection: building one from ~140 root certificates costs tens of
+    // milliseconds, and undici reconnects after every HEAD (it never reuses a connection after one).
+    const secureContext = options.caPem ? createSecureContext({ ca: [...rootCertificates, options.caPem] }) : undefined;
     this.dispatcher = new Agent({
-      connect: { rejectUnauthorized: !options.insecureSkipTLS, ...(ca ? { ca } : {}), timeout: options.timeouts.connectMs },
+      connect: { rejectUnauthorized: !options.insecureSkipTLS, ...(secureContext ? { secureContext } : {}), timeout: options.timeouts.connectMs },
       headersTimeout: options.timeouts.headersMs,
       bodyTimeout: options.timeouts.bodyMs,
     });
@@ -289,8 +291,13 @@ export class Transport {
     const registry = this.options.registry;
     const text = await readLimited(res.body, MAX_ERROR_BODY).catch(() => '');
     const parsed = parseErrorBody(text);
-    if (res.status === 400 && /HTTP request to an HTTPS server/i.test(text)) {
-      throw new RegistryTLSError(`${operation}: registry ${registry} serves HTTPS but basicHTTP is set; unset basicHTTP`,
+    // Go's TLS server answers plain HTTP with a bare 400 ("Client sent an HTTP request to an HTTPS
+    // server", unseen for HEAD); a registry's own 400 carries an error body or its API version header.
+    const bare = parsed === undefined && header(res, 'docker-distribution-api-version') === undefined;
+    const said = /HTTP request to an HTTPS server/i.test(text);
+    if (res.status === 400 && (said || (this.options.basicHTTP && bare))) {
+      const why = said ? 'serves HTTPS' : 'answered plain HTTP with a bare 400, as an HTTPS server does';
+      throw new RegistryTLSError(`${operation}: registry ${registry} ${why}, but basicHTTP is set; unset basicHTTP`,
         { registry, code: TransportErrorCode.PlainHTTPToTls, status: 400 });
     }
     const code = parsed?.code ?? codeForStatus(res.status);
