@@ -294,9 +294,9 @@ export class Transport {
     // Go's TLS server answers plain HTTP with a bare 400 ("Client sent an HTTP request to an HTTPS
     // server", unseen for HEAD); a registry's own 400 carries an error body or its API version header.
     const bare = parsed === undefined && header(res, 'docker-distribution-api-version') === undefined;
-    const said = /HTTP request to an HTTPS server/i.test(text);
-    if (res.status === 400 && (said || (this.options.basicHTTP && bare))) {
-      const why = said ? 'serves HTTPS' : 'answered plain HTTP with a bare 400, as an HTTPS server does';
+    const httpsSaid = /HTTP request to an HTTPS server/i.test(text);
+    if (res.status === 400 && (httpsSaid || (this.options.basicHTTP && bare))) {
+      const why = httpsSaid ? 'serves HTTPS' : 'answered plain HTTP with a bare 400, as an HTTPS server does';
       throw new RegistryTLSError(`${operation}: registry ${registry} ${why}, but basicHTTP is set; unset basicHTTP`,
         { registry, code: TransportErrorCode.PlainHTTPToTls, status: 400 });
     }
