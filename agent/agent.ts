@@ -110,6 +110,7 @@ export class Agent {
       downstream: this.downstream, namespace: this.namespace, log: this.log,
       bootstrapSecretName: this.o.bootstrapSecretName ?? BOOTSTRAP_SECRET_NAME, stateSecretName: this.o.stateSecretName ?? STATE_SECRET_NAME,
       ...(this.o.registrationPollMs !== undefined ? { pollMs: this.o.registrationPollMs } : {}),
+      ...(this.o.now ? { now: () => (this.o.now as () => Date)().getTime() } : {}),
     });
     const credential = await this.registrationState.ensureRegistered(this.abort.signal);
     await this.startDeployer(credential);

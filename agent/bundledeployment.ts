@@ -4,13 +4,14 @@ import {
   type BundleDeployment, type BundleDeploymentStatus, type ModifiedStatus, type NonReadyStatus,
 } from '../lib/api/index.js';
 import { renderBundle, renderOptionsFrom, type BundleFile, type KubeObject as RenderedObject } from '../lib/bundle/index.js';
-import { FlotillaError, messageOf } from '../lib/errors.js';
+import { FlotillaError, WaitingError, messageOf } from '../lib/errors.js';
 import { KubeApiError, type KubeClient, type KubeObject } from '../lib/kube/client.js';
 import type { ReconcileResult } from '../lib/kube/controller.js';
 import type { EventRecorder } from '../lib/kube/events.js';
 import { splitKey } from '../lib/kube/informer.js';
 import type { Applier } from './applier.js';
 import type { ContentLoader } from './content.js';
+import { unreadyDependencies } from './dependencies.js';
 import { applyPlan, needsWrite, planObjects, type PlannedObject } from './deploy.js';
 import { jsonEqual, modifiedStatusOf } from './drift.js';
 import { pruneList, unionIds, type Inventory, type InventoryStore } from './inventory.js';
@@ -108,7 +109,7 @@ export class BundleDeploymentReconciler {
     };
     const steps: Step[] = bd.spec.paused
       ? [this.loadInventory, this.monitorPaused]
-      : [this.loadInventory, this.render, this.plan, this.apply, this.monitor];
+      : [this.loadInventory, this.dependencies, this.render, this.plan, this.apply, this.monitor];
     let error: unknown;
     try {
       for (const step of steps) if ((await step(run)) === 'stop') break;
@@ -127,6 +128,17 @@ export class BundleDeploymentReconciler {
     run.appliedDeploymentID = run.inventory?.deploymentID || undefined;
     run.deploying = run.inventory?.deploymentID !== run.bd.spec.deploymentID
       || run.inventory.syncGeneration !== (run.bd.spec.forceSyncGeneration ?? 0);
+    return 'continue';
+  };
+
+  /** A new deployment waits for the bundles it depends on to be ready on this cluster. */
+  private readonly dependencies: Step = async (run) => {
+    if (!run.deploying || (run.bd.spec.dependsOn ?? []).length === 0) return 'continue';
+    const { items } = await this.o.upstream.list<BD>({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: this.o.clusterNamespace });
+    const waiting = unreadyDependencies(run.bd, items);
+    if (waiting.length > 0) {
+      throw new WaitingError(Reason.DependencyNotReady, `waiting for ${waiting.join(', ')}`, { retryAfterMs: this.o.notReadyResyncMs });
+    }
     return 'continue';
   };
 
@@ -174,7 +186,7 @@ export class BundleDeploymentReconciler {
     // Recorded first, so that an agent killed while applying still knows every object it may have created.
     await this.o.inventory.put({ ...base, deploymentID: run.inventory?.deploymentID ?? '', syncGeneration: run.inventory?.syncGeneration ?? 0,
       objects: unionIds(previous, desiredIds) });
-    const outcome = await applyPlan(this.deployContext(run), run.plan, run.deploying ? run.namespaces : [], needsWrite, correctDrift?.force ?? false);
+    const outcome = await applyPlan(this.deployContext(run), run.plan, run.namespaces, needsWrite, correctDrift?.force ?? false);
     run.plan = outcome.plan;
     run.written = outcome.written;
     for (const id of run.deploying ? pruneList(previous, desiredIds) : []) {

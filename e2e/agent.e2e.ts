@@ -86,7 +86,7 @@ describe('agent (e2e)', function () {
     this.timeout(240_000);
     const upstream = stack().cluster('upstream');
     const caFile = join(dirname(upstream.kubeconfigPath), 'ca.crt');
-    controller = await startTestController(upstream, { workspaceNamespace: W, registrationNamespace: R, apiServerURL: upstream.server, apiServerCAFile: caFile });
+    controller = await startTestController(upstream, { workspaceNamespace: W, registrationNamespace: R, apiServerUrl: upstream.server, apiServerCaFile: caFile });
     up = controller.kube;
     for (const ns of [W, R]) await up.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, 'e2e');
     await up.create({ apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: 'agents', namespace: W }, spec: { ttl: '2h' } });
@@ -153,6 +153,19 @@ describe('agent (e2e)', function () {
     await up.apply(bundle(['one']), 'e2e');
     await waitFor(async () => (await present(1)) === undefined, { what: 'the ConfigMap removed from downstream-2, which stopped matching', timeoutMs: TIMEOUT, context: logTail(1) });
     expect(await present(0), 'downstream-1 keeps it').to.not.equal(undefined);
+  });
+
+  it('holds back a bundle until the bundles it depends on are ready on the cluster', async () => {
+    const write = (name: string, dependsOn?: { name: string }[]) => up.apply({ apiVersion: API_VERSION, kind: 'BundleDeployment',
+      metadata: { name, namespace: nsOf(1) }, spec: { deploymentID: `${name}-1`, options: { defaultNamespace: APP }, ...(dependsOn ? { dependsOn } : {}),
+        resources: [{ name: 'cm.yaml', content: cmYaml(name, { v: '1' }) }] } }, 'e2e');
+    await write('dep-app', [{ name: 'dep-db' }]);
+    const waiting = await waitBD(1, 'dep-app', 'dep-app waiting for dep-db', (b) => cond(b, 'Deployed')?.reason === 'DependencyNotReady');
+    expect(cond(waiting, 'Deployed')?.message).to.contain('dep-db');
+    expect(await d(1).kube.get(cmRef('dep-app')), 'nothing applied while waiting').to.equal(undefined);
+    await write('dep-db');
+    await waitBD(1, 'dep-app', 'dep-app deployed once dep-db is ready', (b) => b.status?.ready === true);
+    expect(await d(1).kube.get(cmRef('dep-app'))).to.not.equal(undefined);
   });
 
   describe('an OCI bundle over its life', () => {

@@ -1,0 +1,33 @@
+import { expect } from 'chai';
+import { Label, type BundleRef } from '../lib/api/index.js';
+import { unreadyDependencies } from './dependencies.js';
+
+function bd(name: string, opts: { ready?: boolean; applied?: string; labels?: Record<string, string>; dependsOn?: BundleRef[] } = {}) {
+  return {
+    metadata: { name, labels: { [Label.BundleName]: name, [Label.BundleNamespace]: 'ws', ...opts.labels } },
+    spec: { deploymentID: 'd1', ...(opts.dependsOn ? { dependsOn: opts.dependsOn } : {}) },
+    status: { ready: opts.ready ?? false, appliedDeploymentID: opts.applied ?? 'd1' },
+  };
+}
+
+describe('agent dependsOn', () => {
+  const cases: { name: string; dependsOn: BundleRef[]; others: ReturnType<typeof bd>[]; want: string[] }[] = [
+    { name: 'is satisfied by a ready bundle of that name', dependsOn: [{ name: 'db' }], others: [bd('db', { ready: true })], want: [] },
+    { name: 'waits for a bundle that is not ready', dependsOn: [{ name: 'db' }], others: [bd('db')], want: ['bundle db (not ready)'] },
+    { name: 'waits for a bundle whose latest deployment is not applied yet', dependsOn: [{ name: 'db' }],
+      others: [bd('db', { ready: true, applied: 'd0' })], want: ['bundle db (not ready)'] },
+    { name: 'waits for a bundle not deployed to this cluster', dependsOn: [{ name: 'db' }], others: [], want: ['bundle db (not deployed to this cluster)'] },
+    { name: 'ignores a same-named bundle of another bundle namespace', dependsOn: [{ name: 'db' }],
+      others: [bd('db', { ready: true, labels: { [Label.BundleNamespace]: 'other' } })], want: ['bundle db (not deployed to this cluster)'] },
+    { name: 'needs every bundle a selector matches to be ready', dependsOn: [{ selector: { matchLabels: { tier: 'data' } } }],
+      others: [bd('db', { ready: true, labels: { tier: 'data' } }), bd('cache', { labels: { tier: 'data' } })], want: ['bundles matching tier=data (not ready)'] },
+    { name: 'is satisfied when every selected bundle is ready', dependsOn: [{ selector: { matchLabels: { tier: 'data' } } }],
+      others: [bd('db', { ready: true, labels: { tier: 'data' } }), bd('web', { labels: { tier: 'front' } })], want: [] },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const self = bd('web', { dependsOn: c.dependsOn });
+      expect(unreadyDependencies(self, [self, ...c.others])).to.deep.equal(c.want);
+    });
+  }
+});
