@@ -78,6 +78,18 @@ async function readSecret(kube: KubeClient, namespace: string, name: string): Pr
   return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
 }
 
+/** Fails naming the process and its log's last lines when a process `up` started has exited. */
+async function assertAlive(pids: Pids, dir: string): Promise<void> {
+  const named: [string, number | undefined][] = [['stack', pids.supervisor], ['controller', pids.controller],
+    ...pids.agents.map((pid, i): [string, number] => [`agent-${CLUSTERS[i]?.name ?? i}`, pid])];
+  for (const [name, pid] of named) {
+    if (pid === undefined || alive(pid)) continue;
+    const log = join(dir, 'logs', `${name}.log`);
+    const tail = (await readFile(log, 'utf8').catch(() => '')).trim().split('\n').slice(-8).join('\n');
+    throw new Error(`the ${name} process exited; last lines of ${log}:\n${tail}`);
+  }
+}
+
 /** Registers each downstream cluster through the token flow and starts its agent. */
 async function startAgents(upstream: KubeClient, desc: StackDescription, dir: string, pids: Pids, say: (m: string) => void): Promise<void> {
   await upstream.apply({ apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: 'dev', namespace: DEFAULT_WORKSPACE_NAMESPACE }, spec: { ttl: '24h' } }, 'flotilla-dev');
@@ -96,6 +108,7 @@ async function startAgents(upstream: KubeClient, desc: StackDescription, dir: st
     say(`agent for ${cluster.name} started (labels ${Object.entries(cluster.labels).map(([k, v]) => `${k}=${v}`).join(',')})`);
   }
   await waitFor(async () => {
+    await assertAlive(pids, dir);
     const list = await upstream.list({ apiVersion: API_VERSION, kind: 'Cluster', namespace: DEFAULT_WORKSPACE_NAMESPACE });
     return list.items.length >= CLUSTERS.length;
   }, { what: 'both clusters to register', timeoutMs: 120_000, context: () => `see ${join(dir, 'logs')}` });
@@ -112,6 +125,7 @@ async function waitReady(upstream: KubeClient, timeoutMs: number, say: (m: strin
     const line = `GitRepo sample: commit ${(repo?.status?.commit ?? '-').slice(0, 12)}, ${ready.length}/${bds.length} bundle deployments ready` +
       (repo?.status?.display?.message ? ` (${repo.status.display.message})` : '');
     if (line !== last) { say(line); last = line; }
+    await assertAlive(JSON.parse(await readFile(join(dir, 'pids.json'), 'utf8')) as Pids, dir);
     const expected = repo?.status?.summary?.desiredReady ?? -1;
     if (bds.length > 0 && ready.length === bds.length && expected === bds.length && repo?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return;
     if (Date.now() > deadline) throw new Error(`the sample bundles did not become Ready in time; logs are in ${join(dir, 'logs')}`);
