@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import { Annotation, type ComparePatch } from '../lib/api/index.js';
-import { FlotillaError } from '../lib/errors.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { mapLimit } from '../lib/oci/index.js';
 import type { Applier } from './applier.js';
@@ -122,9 +121,4 @@ export async function applyPlan(ctx: DeployContext, plan: readonly PlannedObject
   const { rest } = applyPhases(replanned);
   for (const group of byRank(rest.filter(selected))) await writeGroup(ctx, group, force, written);
   return { written, plan: replanned };
-}
-
-/** True for errors whose reason the status should show as is. */
-export function isFlotillaError(err: unknown): err is FlotillaError {
-  return err instanceof FlotillaError;
 }

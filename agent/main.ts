@@ -1,24 +1,13 @@
-import { createServer, type Server } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../lib/log.js';
+import { startOpsServer } from '../lib/ops/server.js';
 import { Agent } from './agent.js';
 import { parseAgentConfig } from './config.js';
 
 /**
  * The agent process: parse the configuration once, build the downstream kubeconfig, start one Agent,
- * serve /healthz and /readyz, stop on SIGTERM/SIGINT. Nothing else happens here.
+ * serve /healthz and /readyz, stop on SIGTERM/SIGINT. Wiring only.
  */
-
-function probes(agent: Agent, port: number, address: string): Server {
-  const server = createServer((req, res) => {
-    const ok = req.url === '/healthz' ? agent.isHealthy() : req.url === '/readyz' ? agent.isReady() : undefined;
-    res.statusCode = ok === undefined ? 404 : ok ? 200 : 503;
-    res.end(ok === undefined ? 'not found\n' : ok ? 'ok\n' : 'not ready\n');
-  });
-  server.listen(port, address);
-  return server;
-}
-
 async function main(): Promise<void> {
   const config = parseAgentConfig(process.argv.slice(2), process.env);
   const log = createLogger({ name: 'agent', level: config.logLevel });
@@ -30,22 +19,28 @@ async function main(): Promise<void> {
     resyncIntervalMs: config.resync, heartbeatIntervalMs: config.heartbeat, workers: config.workers,
     limits: { maxObjects: config.maxObjects },
   });
-  const server = probes(agent, config.probePort, config.probeAddress);
+  const probes = await startOpsServer({ port: config.probePort, host: config.probeAddress, healthy: () => agent.isHealthy(), ready: () => agent.isReady() });
   let stopping = false;
   const stop = async (signal: string) => {
-    if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
-    server.close();
+    probes.close();
     await agent.stop();
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
-  await agent.start();
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  // Registration waits for the grant (retrying upstream outages); /readyz turns true once reconciling.
+  try {
+    await agent.start();
+  } catch (err) {
+    if (stopping) return; // stopped while waiting for the registration grant
+    throw err;
+  }
+  log.info({ probePort: config.probePort }, 'flotilla agent running');
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`flotilla-agent: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`flotilla agent: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });
