@@ -223,7 +223,7 @@ export class RegistryClient {
       method: 'HEAD', path: `/v2/${repository}/manifests/${tag}`, scope: repositoryScope(repository, ['pull']), operation, headers: { accept },
     });
     await res.body.dump();
-    if (res.status !== 200) await this.transport.fail(res, operation);
+    if (res.status !== 200) await this.transport.fail(res, operation, 'MANIFEST_UNKNOWN');
     const digest = header(res, 'docker-content-digest');
     if (digest !== undefined && parseDigest(digest)) return digest;
     return (await this.getManifest(repository, tag)).digest;

@@ -285,9 +285,10 @@ export class Transport {
 
   /**
    * Turns an unexpected response into a typed error (and consumes its body): the registry's error code
-   * from the body, else one derived from the status; 5xx and 429 are transient, other statuses stalling.
+   * from the body, else `notFoundCode` for a 404 (HEAD answers have no body), else one derived from the
+   * status; 5xx and 429 are transient, other statuses stalling.
    */
-  async fail(res: RegistryResponse, operation: string): Promise<never> {
+  async fail(res: RegistryResponse, operation: string, notFoundCode?: string): Promise<never> {
     const registry = this.options.registry;
     const text = await readLimited(res.body, MAX_ERROR_BODY).catch(() => '');
     const parsed = parseErrorBody(text);
@@ -300,7 +301,7 @@ export class Transport {
       throw new RegistryTLSError(`${operation}: registry ${registry} ${why}, but basicHTTP is set; unset basicHTTP`,
         { registry, code: TransportErrorCode.PlainHTTPToTls, status: 400 });
     }
-    const code = parsed?.code ?? codeForStatus(res.status);
+    const code = parsed?.code ?? (res.status === 404 && notFoundCode !== undefined ? notFoundCode : codeForStatus(res.status));
     const said = parsed?.message ? `: ${parsed.message}` : '';
     let message = `${operation}: registry ${registry} answered HTTP ${res.status} ${code}${said}`;
     if (res.status === 401) {
