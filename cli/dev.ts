@@ -145,7 +145,7 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
   await ensureBinaries();
   const pids: Pids = { agents: [] };
   say('starting the clusters, the registry and the git server');
-  pids.supervisor = startDetached('stack', ['e2e/stack/cli.ts', 'up', '--dir', join(dir, 'stack'), '--registries', 'http', '--kcm', 'upstream'], dir);
+  pids.supervisor = startDetached('stack', ['e2e/stack/cli.ts', 'up', '--dir', join(dir, 'stack'), '--registries', 'http', '--kcm', 'upstream,downstream-1,downstream-2'], dir);
   await savePids(dir, pids);
   await waitFor(async () => {
     if (!alive(pids.supervisor!)) throw new Error(`the stack exited: see ${join(dir, 'logs', 'stack.log')}`);
