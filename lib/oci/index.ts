@@ -16,3 +16,4 @@ export * from './artifact.js';
 export * from './manifest.js';
 export * from './bundle.js';
 export * from './versions.js';
+export * from './options.js';
