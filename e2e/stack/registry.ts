@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -188,17 +188,22 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Regi
     logs,
   };
   if (setup.tokenServer) tokenServers.set(handle, setup.tokenServer);
+  if (options.rootDir === undefined) ownedDirs.set(handle, dir);
   return handle;
 }
 
 // The token server outlives stop()/start() (a restart keeps the same realm); it is unref'd, so it never
 // keeps the process alive, and disposeRegistry closes it.
 const tokenServers = new WeakMap<RegistryHandle, TokenServer>();
+/** Temporary folders made by startRegistry (no rootDir given), removed by disposeRegistry. */
+const ownedDirs = new WeakMap<RegistryHandle, string>();
 
-/** Stops a registry for good, with its token server (token mode). */
+/** Stops a registry for good, with its token server (token mode), and removes the folder it made. */
 export async function disposeRegistry(handle: RegistryHandle): Promise<void> {
   await handle.stop();
   await tokenServers.get(handle)?.stop();
+  const dir = ownedDirs.get(handle);
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 }
 
 /**
