@@ -12,7 +12,7 @@ import { splitKey } from '../lib/kube/informer.js';
 import type { Applier } from './applier.js';
 import type { ContentLoader } from './content.js';
 import { unreadyDependencies } from './dependencies.js';
-import { applyPlan, needsWrite, planObjects, type PlannedObject } from './deploy.js';
+import { VerifiedCache, applyPlan, needsWrite, planObjects, type PlannedObject } from './deploy.js';
 import { jsonEqual, modifiedStatusOf } from './drift.js';
 import { pruneList, unionIds, type Inventory, type InventoryStore } from './inventory.js';
 import {
@@ -81,6 +81,7 @@ type Step = (run: Run) => Promise<'continue' | 'stop'>;
 export class BundleDeploymentReconciler {
   private finalizersAllowed = true;
   private readonly now: () => Date;
+  private readonly verified = new VerifiedCache();
 
   constructor(private readonly o: BundleDeploymentReconcilerOptions) {
     this.now = o.now ?? (() => new Date());
@@ -170,7 +171,7 @@ export class BundleDeploymentReconciler {
 
   private deployContext(run: Run) {
     return { applier: this.o.applier, log: this.o.log.child({ bundleDeployment: run.bd.metadata.name }),
-      concurrency: this.o.concurrency ?? 8, comparePatches: run.bd.spec.options?.diff?.comparePatches };
+      concurrency: this.o.concurrency ?? 8, comparePatches: run.bd.spec.options?.diff?.comparePatches, verified: this.verified };
   }
 
   /** Writes what must be written, prunes, records the inventory (see the module comment). */

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Annotation, type ComparePatch } from '../lib/api/index.js';
+import { canonicalJSON } from '../lib/bundle/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { mapLimit } from '../lib/oci/index.js';
 import type { Applier } from './applier.js';
@@ -14,6 +16,10 @@ import { applyPhases, applyRank, idKey, isCrdKind, type DesiredObject, type Ensu
  * that an object whose content did not change between two deployments compares as unchanged and is not
  * written at all: the annotation records the deployment that last changed the object. The dry runs are
  * also the validation: one object the API server rejects fails the plan, before anything is applied.
+ *
+ * A {@link VerifiedCache} remembers, per object, the live resourceVersion last found equal to the desired
+ * content: while neither changes, the next plan skips the dry run (an idle agent then costs one read per
+ * object and resync). Entries expire, so that server-side changes (new defaults, webhooks) are seen too.
  *
  * Apply: namespaces the bundle needs, then Namespaces and CRDs of the bundle; wait for the CRDs to be
  * Established; plan the objects that could not be verified before (in a namespace or of a kind that did
@@ -36,6 +42,40 @@ export interface DeployContext {
   /** Parallel requests per step; default 8. */
   concurrency?: number;
   comparePatches?: readonly ComparePatch[] | undefined;
+  verified?: VerifiedCache;
+}
+
+/** See the module comment. */
+export class VerifiedCache {
+  private readonly entries = new Map<string, { resourceVersion: string; at: number }>();
+
+  constructor(private readonly ttlMs = 10 * 60_000, private readonly maxEntries = 50_000, private readonly now: () => number = Date.now) {}
+
+  /** The key of a desired object: its identity and a hash of its content (deployment-id aside) and comparePatches. */
+  key(desired: DesiredObject, comparePatches: readonly ComparePatch[] | undefined): string {
+    const object = structuredClone(desired.object);
+    delete object.metadata.annotations?.[Annotation.DeploymentID];
+    const hash = createHash('sha256').update(canonicalJSON([object, comparePatches ?? []])).digest('hex');
+    return `${idKey(desired.id)}|${hash}`;
+  }
+
+  /** True when `live` is the very version found equal to this desired content, recently enough. */
+  has(key: string, live: KubeObject): boolean {
+    const entry = this.entries.get(key);
+    return entry !== undefined && entry.resourceVersion === live.metadata.resourceVersion && this.now() - entry.at < this.ttlMs;
+  }
+
+  /** Records that `live` equals the desired content of `key`. */
+  remember(key: string, live: KubeObject): void {
+    if (!live.metadata.resourceVersion) return;
+    if (this.entries.size >= this.maxEntries) this.entries.clear();
+    this.entries.set(key, { resourceVersion: live.metadata.resourceVersion, at: this.now() });
+  }
+
+  /** Forgets `key`. */
+  forget(key: string): void {
+    this.entries.delete(key);
+  }
 }
 
 /** The object to dry-run: the desired one carrying the live object's deployment-id annotation. */
@@ -50,8 +90,12 @@ function candidateFor(desired: KubeObject, live: KubeObject | undefined): KubeOb
 /** Plans one object (see the module comment). */
 async function planOne(ctx: DeployContext, desired: DesiredObject): Promise<PlannedObject> {
   const live = desired.served ? await ctx.applier.get(desired.id) : undefined;
+  const key = ctx.verified?.key(desired, ctx.comparePatches);
+  if (live && key !== undefined && ctx.verified?.has(key, live)) return { ...desired, live, drift: { id: desired.id, state: 'unchanged' }, verified: true };
   const dry = desired.served ? await ctx.applier.dryRun(candidateFor(desired.object, live)) : { verified: false as const, why: 'kind not served yet' };
   const drift = compareObject(desired.id, dry.verified ? dry.object : undefined, live, ctx.comparePatches);
+  if (key !== undefined && live && drift.state === 'unchanged') ctx.verified?.remember(key, live);
+  else if (key !== undefined) ctx.verified?.forget(key);
   return { ...desired, live, drift, verified: dry.verified };
 }
 
