@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README quick start; .ci/run calls it). On a fresh machine it installs what it needs:
 # npm dependencies, then the real stack's binaries (built once per machine into ~/.cache/flotilla).
-# Then: typecheck, CRDs up to date, unit tests, end-to-end tests on the real stack.
+# Then: typecheck, CRDs up to date, unit tests, end-to-end tests on the real stack, and the main job.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\n==> %s\n' "$*"; }
@@ -28,6 +28,9 @@ say "end-to-end tests (real kube-apiservers, registry, git server)"
 FLOTILLA_TEST_SUITE=e2e npx mocha --config .mocharc.e2e.json || status=1
 
 # Every process the stack started lives under a flotilla-stack-* folder; none may outlive the run.
+say "the main job, as the README runs it (flotilla dev up / status / down)"
+FLOTILLA_TEST_SUITE=main-job npx mocha --config .mocharc.main.json || status=1
+
 leftover=$(pgrep -af 'flotilla-stack-' | grep -v -e pgrep -e test.sh || true)
 if [ -n "$leftover" ]; then
   echo "processes left behind by the tests:"; echo "$leftover"; status=1
