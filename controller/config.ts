@@ -24,7 +24,7 @@ export const ControllerConfigSchema = z.strictObject({
   workDir: z.string().default('/tmp/flotilla-controller').describe('Folder for git checkouts.'),
   defaultPollingInterval: durationMs('15s').describe('Polling interval of GitRepos that set none (Fleet: 15s).'),
   artifactRetention: z.coerce.number().int().min(1).default(5).describe('Artifact versions kept per bundle repository.'),
-  agentTokenTTL: durationMs('24h').describe('Lifetime of agent credentials issued at registration.'),
+  agentTokenTtl: durationMs('24h').describe('Lifetime of agent credentials issued at registration.'),
   maxBundleBytesInEtcd: z.coerce.number().int().default(1_000_000).describe('Above this, a bundle cannot be stored inline (etcd mode).'),
   leaderElection: bool(true).describe('Run only while holding the Lease.'),
   leaseName: z.string().default('flotilla-controller').describe('Name of the leader-election Lease.'),

@@ -226,7 +226,7 @@ export function setupRegistrationController(ctx: ControllerContext): Controller 
     const clusterName = cluster.metadata.name;
     const clusterNs = await ensureClusterNamespace(ctx, W, clusterName);
     await ensureAgentAccess(ctx, cluster, clusterNs);
-    const issued = await requestToken(ctx.kube, clusterNs, AGENT_SERVICE_ACCOUNT, ctx.config.agentTokenTTL / 1000);
+    const issued = await requestToken(ctx.kube, clusterNs, AGENT_SERVICE_ACCOUNT, ctx.config.agentTokenTtl / 1000);
     const expires = formatTime(issued.expires);
     await applyObjects(ctx.kube, [secretObject(R, name,
       { token: issued.token, clusterName, clusterNamespace: clusterNs, expires },

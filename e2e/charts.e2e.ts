@@ -189,7 +189,7 @@ describe('Helm charts', function () {
       const c = containerOf(find(objects, 'Deployment'));
       const config = parseControllerConfig(c.args ?? [], { FLOTILLA_IDENTITY: 'pod-0' });
       expect(config).to.include({ workspaceNamespace: W, registrationNamespace: R, systemNamespace: NS, apiServerUrl: up.server,
-        apiServerCaFile: '/etc/flotilla/api-server-ca/ca.crt', defaultPollingInterval: 2000, artifactRetention: 3, agentTokenTTL: 7_200_000,
+        apiServerCaFile: '/etc/flotilla/api-server-ca/ca.crt', defaultPollingInterval: 2000, artifactRetention: 3, agentTokenTtl: 7_200_000,
         leaderElection: true, leaseName: 'flotilla-controller', probePort: 8081, metricsPort: 8080, logLevel: 'debug', identity: 'pod-0', workDir: '/tmp/flotilla-controller' });
       expect(c.env?.map((e) => e.name)).to.include('FLOTILLA_IDENTITY');
       expect((find(objects, 'ConfigMap', 'e2e-flotilla-api-server-ca').data as Record<string, string>)['ca.crt']).to.equal(up.caPem);

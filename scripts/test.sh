@@ -19,6 +19,7 @@ npx tsc -p tsconfig.json --noEmit
 
 say "generated CRDs are up to date"
 npm run --silent crds:check
+bash scripts/sync-chart-crds.sh --check
 
 status=0
 say "unit tests"
