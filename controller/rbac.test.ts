@@ -23,9 +23,9 @@ describe('registration RBAC rules', () => {
     expect(verbs(rules.registration, 'secrets')).to.deep.equal(['get']);
   });
 
-  it('lets an agent read its namespace and write only bundle deployment status there', () => {
+  it('lets an agent read its namespace and write only bundle deployment status and finalizers there', () => {
     const rules = agentRules('prod-eu').clusterNamespace;
-    expect(verbs(rules, 'bundledeployments')).to.deep.equal(['get', 'list', 'watch']);
+    expect(verbs(rules, 'bundledeployments')).to.deep.equal(['get', 'list', 'patch', 'watch']);
     expect(verbs(rules, 'bundledeployments/status')).to.deep.equal(['get', 'patch', 'update']);
     expect(verbs(rules, 'secrets')).to.deep.equal(['get', 'list', 'watch']);
     expect(rules.find((r) => r.resources.includes('serviceaccounts/token'))).to.have.property('resourceNames').that.deep.equals(['flotilla-agent']);
