@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
-import { API_VERSION, Annotation, Label, getCondition, type BundleDeployment, type Cluster } from '../lib/api/index.js';
+import { API_VERSION, Annotation, Finalizer, Label, getCondition, type BundleDeployment, type Cluster } from '../lib/api/index.js';
 import { KubeApiError, KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { createLogger } from '../lib/log.js';
 import { RegistryClient, pushBundle } from '../lib/oci/index.js';
@@ -145,13 +145,15 @@ describe('agent (e2e)', function () {
     const present = (i: number) => d(i).kube.get(cmRef('targeted', 'e2e-targeted'));
     const controllerTail = () => `controller log tail:\n${controller.rawLogs().split('\n').filter((l) => !l.includes('"level":30')).slice(-10).join('\n')}`;
     await waitFor(present.bind(null, 0), { what: 'the targeted ConfigMap on downstream-1', timeoutMs: TIMEOUT, context: () => `${logTail(0)()}\n${controllerTail()}` });
-    await waitBD(0, 'targeted', 'BundleDeployment targeted Ready on downstream-1', (bd) => bd.status?.ready === true);
+    const ready = await waitBD(0, 'targeted', 'BundleDeployment targeted Ready on downstream-1', (bd) => bd.status?.ready === true);
+    expect(ready.metadata.finalizers, 'the agent holds the BundleDeployment until it pruned').to.include(Finalizer.BundleDeployment);
     expect(await getBD(1, 'targeted'), 'no BundleDeployment for the cluster the targets do not select').to.equal(undefined);
     expect(await present(1), 'nothing on downstream-2').to.equal(undefined);
     await up.apply(bundle(['one', 'two']), 'e2e');
     await waitFor(present.bind(null, 1), { what: 'the targeted ConfigMap on downstream-2 once it matches', timeoutMs: TIMEOUT, context: logTail(1) });
     await up.apply(bundle(['one']), 'e2e');
     await waitFor(async () => (await present(1)) === undefined, { what: 'the ConfigMap removed from downstream-2, which stopped matching', timeoutMs: TIMEOUT, context: logTail(1) });
+    await waitFor(async () => (await getBD(1, 'targeted')) === undefined, { what: 'the agent to release the finalizer after pruning', timeoutMs: TIMEOUT, context: logTail(1) });
     expect(await present(0), 'downstream-1 keeps it').to.not.equal(undefined);
   });
 
@@ -288,6 +290,7 @@ describe('agent (e2e)', function () {
       await up.delete({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: nsOf(0), name: 'web' });
       await waitFor(async () => (await d(0).kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: AGENT_NS, name: 'flotilla-inv-web' })) === undefined,
         { what: 'the inventory of web removed', timeoutMs: TIMEOUT, context: logTail(0) });
+      await waitFor(async () => (await getBD(0, 'web')) === undefined, { what: 'the agent to release its finalizer', timeoutMs: TIMEOUT, context: logTail(0) });
       expect(await data('a'), 'kept').to.deep.equal({ v: '3' });
       await writeBD(applied, 'v3');
       await waitBD(0, 'web', 'web re-created', (b) => b.status?.appliedDeploymentID === 'v3');
