@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { DEFAULT_WORKSPACE_NAMESPACE, parseDurationMs } from '../lib/api/index.js';
+import { parseConfig } from '../lib/config.js';
 
 /**
- * The controller's configuration: flags (`--name=value` or `--name value`) over environment variables
- * (FLOTILLA_NAME in upper snake case) over defaults, parsed once at start-up with zod.
+ * The controller's configuration: flags over environment variables over defaults (lib/config.ts),
+ * parsed once at start-up with zod.
  */
 
 const durationMs = (fallback: string) => z.string().default(fallback).transform((text, ctx) => {
@@ -38,30 +39,7 @@ export const ControllerConfigSchema = z.strictObject({
 /** The parsed configuration. */
 export type ControllerConfig = z.output<typeof ControllerConfigSchema>;
 
-function camel(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
-}
-function envName(key: string): string {
-  return `FLOTILLA_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
-}
-
 /** Parses flags and environment into a config; throws with every problem named. */
 export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig {
-  const raw: Record<string, unknown> = {};
-  for (const key of Object.keys(ControllerConfigSchema.shape)) {
-    const value = env[envName(key)];
-    if (value !== undefined) raw[key] = value;
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`);
-    const eq = arg.indexOf('=');
-    const name = camel(arg.slice(2, eq < 0 ? undefined : eq));
-    raw[name] = eq < 0 ? argv[++i] : arg.slice(eq + 1);
-  }
-  const parsed = ControllerConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new Error(`invalid controller configuration: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  }
-  return parsed.data;
+  return parseConfig(ControllerConfigSchema, argv, env, 'controller');
 }
