@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { envName, parseAgentConfig } from './config.js';
+import { parseAgentConfig } from './config.js';
+import { envName } from '../lib/config.js';
 
 describe('agent configuration', () => {
   it('has defaults for everything', () => {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDurationMs } from '../lib/api/index.js';
+import { parseConfig } from '../lib/config.js';
 import { DEFAULT_AGENT_NAMESPACE } from './credentials.js';
 
 /**
@@ -31,32 +32,7 @@ export const AgentConfigSchema = z.strictObject({
 /** The parsed configuration. */
 export type AgentConfig = z.output<typeof AgentConfigSchema>;
 
-function camel(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
-}
-
-/** The environment variable of a config key: `cacheDir` -> `FLOTILLA_CACHE_DIR`. */
-export function envName(key: string): string {
-  return `FLOTILLA_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
-}
-
 /** Parses flags and environment into a config; throws naming every problem. */
 export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfig {
-  const raw: Record<string, unknown> = {};
-  for (const key of Object.keys(AgentConfigSchema.shape)) {
-    const value = env[envName(key)];
-    if (value !== undefined) raw[key] = value;
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`);
-    const eq = arg.indexOf('=');
-    const name = camel(arg.slice(2, eq < 0 ? undefined : eq));
-    raw[name] = eq < 0 ? argv[++i] : arg.slice(eq + 1);
-  }
-  const parsed = AgentConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new Error(`invalid agent configuration: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  }
-  return parsed.data;
+  return parseConfig(AgentConfigSchema, argv, env, 'agent');
 }
