@@ -29,7 +29,8 @@ export interface Manager {
   stop(): Promise<void>;
 }
 
-function metrics(): ControllerMetrics {
+/** The controller's metrics, registered in a new registry. */
+export function createMetrics(): ControllerMetrics {
   const registry = new Registry();
   return {
     registry,
@@ -43,7 +44,8 @@ function metrics(): ControllerMetrics {
   };
 }
 
-function informers(kube: KubeClient, log: Logger): Informers {
+/** One informer per Flotilla kind (not started). */
+export function createInformers(kube: KubeClient, log: Logger): Informers {
   const make = <T>(kind: string) => new Informer<T & import('../lib/kube/client.js').KubeObject>(kube, { apiVersion: API_VERSION, kind }, { log });
   return {
     gitRepos: make('GitRepo'),
@@ -69,9 +71,9 @@ export interface ManagerOptions {
 export async function startManager(options: ManagerOptions): Promise<Manager> {
   const { config, log } = options;
   const kube = await KubeClient.fromKubeConfig(options.kubeConfig);
-  const inf = informers(kube, log);
+  const inf = createInformers(kube, log);
   const context: ControllerContext = {
-    kube, informers: inf, config, log, metrics: metrics(),
+    kube, informers: inf, config, log, metrics: createMetrics(),
     events: new EventRecorder(kube, 'flotilla-controller', log),
     now: options.now ?? (() => new Date()),
   };

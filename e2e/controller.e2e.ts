@@ -160,6 +160,42 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
     });
   });
 
+  describe('bad input', () => {
+    it('stalls on malformed YAML with the file and line, and keeps the last good Bundles', async () => {
+      const reg = stack().registry('http');
+      await stack().git!.createRepo('ctl-bad');
+      await stack().git!.commit('ctl-bad', { 'app/cm.yaml': configMap('good', { a: '1' }) }, 'good');
+      await kube.apply(gitRepo('bad', { repo: repoUrl.replace('ctl-sample', 'ctl-bad'), targets: [{ clusterName: 'c1' }],
+        ociRegistry: { reference: `${reg.host}/flotilla-e2e`, basicHTTP: true } }), 'flotilla-e2e');
+      const good = await waitGitRepo('bad', 'the good commit stored', (r) => condition(r, ConditionType.ArtifactsStored)?.status === 'True');
+      const before = await kube.get<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws, name: 'bad-app' });
+      await stack().git!.commit('ctl-bad', { 'app/cm.yaml': configMap('good', { a: '2' }), 'app/broken.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n' }, 'broken');
+      const stalled = await waitGitRepo('bad', 'stalled on the malformed file', (r) => condition(r, ConditionType.Stalled)?.status === 'True');
+      const message = condition(stalled, ConditionType.Stalled)?.message ?? '';
+      expect(condition(stalled, ConditionType.Stalled)?.reason).to.equal(Reason.InvalidBundle);
+      expect(message).to.match(/broken\.yaml:\d+/);
+      expect(stalled.status?.commit, 'the status still names the last good commit').to.equal(good.status?.commit);
+      const after = await kube.get<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws, name: 'bad-app' });
+      expect(after?.spec.oci?.digest, 'the last good artifact stays').to.equal(before?.spec.oci?.digest);
+    });
+
+    it('deletes the artifacts of a deleted GitRepo from the registry', async () => {
+      const reg = stack().registry('http');
+      const repo = await waitGitRepo('bad', 'has artifacts', (r) => Boolean(r.status?.artifacts?.length));
+      const reference = repo.status!.artifacts![0]!.reference;
+      const client = new RegistryClient({ registry: reg.host, basicHTTP: true });
+      try {
+        await pullBundle(client, reference);
+        await kube.delete({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'bad' });
+        await waitFor(async () => !(await kube.get({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'bad' })),
+          { what: 'the GitRepo to be finalized', timeoutMs: 60_000 });
+        let error: unknown;
+        try { await pullBundle(client, reference); } catch (err) { error = err; }
+        expect((error as { code?: string } | undefined)?.code, 'the manifest is gone').to.equal('MANIFEST_UNKNOWN');
+      } finally { await client.close(); }
+    });
+  });
+
   describe('targeting', () => {
     const cases: { name: string; targets: GitRepo['spec']['targets']; expected: string[] }[] = [
       { name: 't-labels', targets: [{ clusterSelector: { matchLabels: { region: 'us' } } }], expected: ['c2', 'c3'] },

@@ -11,13 +11,12 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, ConditionType, Finalizer, Label, formatTime, getCondition, type Cluster, type ClusterGroup,
   type ClusterRegistration, type ClusterRegistrationToken } from '../lib/api/index.js';
 import { KubeClient, KubeApiError, type KubeObject } from '../lib/kube/client.js';
-import { Informer } from '../lib/kube/informer.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import type { Controller } from '../lib/kube/controller.js';
-import { Registry } from '../lib/ops/metrics.js';
 import { createLogger } from '../lib/log.js';
+import { createInformers, createMetrics } from '../controller/manager.js';
 import { ControllerConfigSchema } from '../controller/config.js';
-import { Ref, type ControllerContext, type Informers } from '../controller/context.js';
+import { Ref, type ControllerContext } from '../controller/context.js';
 import { clusterNamespaceName, setupClusterController, setupClusterGroupController } from '../controller/cluster.js';
 import { setupRegistrationController, setupRegistrationTokenController } from '../controller/registration.js';
 import { LeaderElector } from '../controller/leader.js';
@@ -51,22 +50,13 @@ async function statusOf(call: () => Promise<unknown>): Promise<number> {
 }
 
 function buildContext(kube: KubeClient): ControllerContext {
-  const make = <T>(kind: string) => new Informer<T & KubeObject>(kube, { apiVersion: API_VERSION, kind }, { log });
-  const informers = {
-    gitRepos: make('GitRepo'), bundles: make('Bundle'), bundleDeployments: make('BundleDeployment'), clusters: make('Cluster'),
-    clusterGroups: make('ClusterGroup'), registrationTokens: make('ClusterRegistrationToken'), registrations: make('ClusterRegistration'),
-  } as Informers;
-  const registry = new Registry();
   const up = stack().cluster('upstream');
   return {
-    kube, informers, log, now: () => new Date(),
+    kube, informers: createInformers(kube, log), log, now: () => new Date(),
     config: ControllerConfigSchema.parse({ workspaceNamespace: W, registrationNamespace: R, systemNamespace: SYSTEM,
-      apiServerURL: up.server, apiServerCAFile: join(dirname(up.kubeconfigPath), 'ca.crt'), workers: 2 }),
+      apiServerUrl: up.server, apiServerCaFile: join(dirname(up.kubeconfigPath), 'ca.crt'), workers: 2 }),
     events: new EventRecorder(kube, 'flotilla-controller', log),
-    metrics: {
-      registry, reconciles: registry.counter('r', 'r'), reconcileErrors: registry.counter('e', 'e'), reconcileDuration: registry.histogram('d', 'd'),
-      bytesPushed: registry.counter('b', 'b'), blobsPushed: registry.counter('p', 'p'), blobsSkipped: registry.counter('s', 's'), gitFetches: registry.counter('g', 'g'),
-    },
+    metrics: createMetrics(),
   };
 }
 
