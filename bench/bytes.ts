@@ -1,0 +1,134 @@
+import { randomInt } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { configMapFiles, configMapOfSize, folderBytes, gzippedSize, totalSize } from './lib/content.js';
+import { applyGitRepo, waitDeployed, type BenchStack } from './lib/fleet.js';
+import { REAL_LABEL, type RealFleet } from './lib/realfleet.js';
+import { median } from './lib/stats.js';
+import { blobFile, parseAccessLog, readTap, settledLength, tallyTap, trafficByAgent, type TappedEvent } from './lib/traffic.js';
+
+/**
+ * Bytes per change: a 100-file, 20 MiB bundle is deployed to both real clusters (OCI mode); then one file
+ * at a time changes (same size, new random bytes) and we count what the controller uploaded and what each
+ * agent downloaded, three independent ways: the registry clients' events (tap.ts), the registry's access
+ * log, and the growth of each agent's blob cache. A single-layer design (Fleet's Content object, Flux's
+ * tarball) moves the whole bundle for any change: that figure is shown next to ours.
+ */
+
+/** Figures of one one-file change. */
+export interface ChangeFigures {
+  changedFileBytes: number;
+  /** Controller: blob bytes uploaded (events) and manifest bytes. */
+  controllerBlobBytes: number;
+  controllerManifestBytes: number;
+  controllerBlobsUploaded: number;
+  controllerBlobsSkipped: number;
+  /** Per agent: blob bytes downloaded (events), manifest bytes, blobs served from the cache. */
+  agents: { cluster: string; blobBytes: number; manifestBytes: number; blobsDownloaded: number; cacheHits: number; cacheGrowth: number }[];
+  /** The registry's access log: bytes uploaded by the controller, downloaded by all agents (blobs + manifests). */
+  log: { controllerUploadBytes: number; agentsBlobBytes: number; agentsManifestBytes: number };
+  /** Controller's own Prometheus counters, deltas. */
+  metrics: { blobsPushed: number; bytesPushed: number };
+  propagationMs: number;
+}
+
+/** Result of the benchmark. */
+export interface BytesResult {
+  files: number;
+  bundleBytes: number;
+  bundleGzipBytes: number;
+  initial: { controllerBlobBytes: number; agentBlobBytes: number[] };
+  changes: ChangeFigures[];
+  median: { changedFileBytes: number; controllerTotal: number; agentTotal: number };
+}
+
+async function metric(port: number, name: string): Promise<number> {
+  const res = await request(`http://127.0.0.1:${port}/metrics`);
+  const text = await res.body.text();
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+function manifestBytes(events: readonly TappedEvent[], since: number, storageDir: string): number {
+  return events.filter((e) => e.t >= since && e.type === 'manifest-pushed').reduce((n, e) => {
+    const file = blobFile(storageDir, (e as { digest: string }).digest);
+    return n + (existsSync(file) ? statSync(file).size : Number.NaN);
+  }, 0);
+}
+
+interface Marks { t: number; log: number; caches: number[]; metrics: { blobs: number; bytes: number } }
+
+async function mark(s: BenchStack, fleet: RealFleet): Promise<Marks> {
+  return {
+    t: Date.now(), log: await settledLength(s.registry.logFile), caches: fleet.agents.map((a) => folderBytes(join(a.cacheDir, 'blobs'))),
+    metrics: { blobs: await metric(fleet.metricsPort, 'flotilla_artifact_blobs_pushed_total'), bytes: await metric(fleet.metricsPort, 'flotilla_artifact_bytes_pushed_total') },
+  };
+}
+
+async function measureChange(s: BenchStack, fleet: RealFleet, m: Marks, changedFileBytes: number, propagationMs: number): Promise<ChangeFigures> {
+  await settledLength(s.registry.logFile);
+  const logText = readFileSync(s.registry.logFile, 'utf8').slice(m.log);
+  const byAgent = trafficByAgent(parseAccessLog(logText), s.registry.storageDir);
+  const manifestGets = parseAccessLog(logText).filter((r) => r.userAgent === 'flotilla-agent' && r.method === 'GET' && r.target.includes('/manifests/') && r.status === 200);
+  const ctlEvents = readTap(fleet.controllerTap);
+  const ctl = tallyTap(ctlEvents, m.t);
+  const ctlManifest = manifestBytes(ctlEvents, m.t, s.registry.storageDir);
+  const ctlLog = byAgent['flotilla-controller'];
+  const agentManifestSize = manifestGets[0]?.bytes ?? 0;
+  return {
+    changedFileBytes, propagationMs,
+    controllerBlobBytes: ctl.bytesUploaded, controllerManifestBytes: ctlManifest, controllerBlobsUploaded: ctl.blobsUploaded, controllerBlobsSkipped: ctl.blobsSkipped,
+    agents: fleet.agents.map((a, i) => {
+      const t = tallyTap(readTap(a.tapFile), m.t);
+      return { cluster: a.cluster.name, blobBytes: t.bytesDownloaded, manifestBytes: t.manifestsFetched * agentManifestSize, blobsDownloaded: t.blobsDownloaded,
+        cacheHits: t.cacheHits, cacheGrowth: folderBytes(join(a.cacheDir, 'blobs')) - (m.caches[i] ?? 0) };
+    }),
+    log: {
+      controllerUploadBytes: (ctlLog?.bytesUploaded ?? 0),
+      agentsBlobBytes: byAgent['flotilla-agent']?.bytesDownloaded ?? 0,
+      agentsManifestBytes: manifestGets.reduce((n, r) => n + r.bytes, 0),
+    },
+    metrics: {
+      blobsPushed: (await metric(fleet.metricsPort, 'flotilla_artifact_blobs_pushed_total')) - m.metrics.blobs,
+      bytesPushed: (await metric(fleet.metricsPort, 'flotilla_artifact_bytes_pushed_total')) - m.metrics.bytes,
+    },
+  };
+}
+
+/** Runs the benchmark on the real fleet. */
+export async function benchBytes(s: BenchStack, fleet: RealFleet, o: { files: number; mib: number; rounds: number }, say: (m: string) => void): Promise<BytesResult> {
+  const files = configMapFiles('big', o.files, o.mib * 1024 * 1024);
+  const bundleBytes = totalSize(files);
+  await s.git.createRepo('bench-bytes');
+  let commit = await s.git.commit('bench-bytes', { ...files, 'big/fleet.yaml': 'defaultNamespace: bench-bytes\n' }, 'a 100-file bundle');
+  const m0 = await mark(s, fleet);
+  await applyGitRepo(s, { name: 'bench-bytes', repo: 'bench-bytes', paths: ['big'], targets: [{ clusterSelector: { matchLabels: { [REAL_LABEL]: 'true' } } }],
+    ociReference: `${s.registry.host}/bench` });
+  await waitDeployed(s.up, 'bench-bytes', commit, fleet.agents.length);
+  const first = await measureChange(s, fleet, m0, bundleBytes, Date.now() - m0.t);
+  say(`bytes: first deployment of ${o.files} files / ${bundleBytes} bytes done`);
+  const changes: ChangeFigures[] = [];
+  const paths = Object.keys(files);
+  for (let r = 0; r < o.rounds; r++) {
+    const path = paths[randomInt(paths.length)] ?? '';
+    const name = /([^/]+)\.yaml$/.exec(path)?.[1] ?? 'cm';
+    const content = configMapOfSize(name, files[path]?.length ?? 0);
+    const m = await mark(s, fleet);
+    commit = await s.git.commit('bench-bytes', { [path]: content }, `change ${path}`);
+    await waitDeployed(s.up, 'bench-bytes', commit, fleet.agents.length);
+    changes.push(await measureChange(s, fleet, m, content.length, Date.now() - m.t));
+    say(`bytes: change ${r + 1}/${o.rounds} (${path}) measured`);
+  }
+  const agentTotals = changes.flatMap((c) => c.agents.map((a) => a.blobBytes + a.manifestBytes));
+  return {
+    files: o.files, bundleBytes, bundleGzipBytes: gzippedSize(files),
+    initial: { controllerBlobBytes: first.controllerBlobBytes, agentBlobBytes: first.agents.map((a) => a.blobBytes) },
+    changes,
+    median: {
+      changedFileBytes: median(changes.map((c) => c.changedFileBytes)),
+      controllerTotal: median(changes.map((c) => c.controllerBlobBytes + c.controllerManifestBytes)),
+      agentTotal: median(agentTotals),
+    },
+  };
+}

@@ -1,0 +1,126 @@
+import { randomBytes, randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { applyGitRepo, deleteGitRepo, type BenchStack } from './lib/fleet.js';
+import { RolloutObserver, type Milestones } from './lib/observer.js';
+import { REAL_LABEL, type RealFleet } from './lib/realfleet.js';
+import { SimFleet, simName } from './lib/sims.js';
+import { summarize, type Summary } from './lib/stats.js';
+
+/**
+ * Propagation latency: from a git commit (its push returned) to the new content deployed and Ready on every
+ * target cluster, the controller polling git every second (GitRepo pollingInterval "1s"). Commits come one
+ * after the other, each once the previous one is everywhere, after a random pause of 0-1 s so that commits
+ * fall at every phase of the polling cycle. Each commit changes one small ConfigMap. Stages come from
+ * watches (observer.ts): controller (commit -> Bundle with the new contents), fan-out (-> last
+ * BundleDeployment carrying it), agents (-> last one deployed and Ready).
+ */
+
+/** Latency figures of one scenario, ms. */
+export interface LatencyResult {
+  scenario: string;
+  clusters: number;
+  commits: number;
+  /** Commit -> Ready on every target cluster. */
+  allReady: Summary;
+  /** Commit -> Ready, per (commit, cluster). */
+  perCluster: Summary;
+  /** Commit -> Bundle updated (git poll, fetch, build, push, Bundle written). */
+  controller: Summary;
+  /** Bundle updated -> last BundleDeployment updated. */
+  fanOut: Summary;
+  /** Last BundleDeployment updated -> last Ready. */
+  agents: Summary;
+  /** Time to register the simulated clusters (simulated scenarios). */
+  registrationMs?: number;
+  samples: { commit: number; allReadyMs: number; controllerMs: number; fanOutMs: number; agentsMs: number }[];
+}
+
+function appFile(round: number): string {
+  return `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: latency\ndata:\n  round: "${round}"\n  nonce: "${randomBytes(8).toString('hex')}"\n`;
+}
+
+async function waitComplete(observer: RolloutObserver, previous: string | undefined, expected: number, timeoutMs: number): Promise<{ id: string; m: Milestones }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const id = observer.contentsID();
+    const m = id !== undefined && id !== previous ? observer.complete(id, expected) : undefined;
+    if (id !== undefined && m) return { id, m };
+    if (Date.now() > deadline) throw new Error(`a commit did not reach ${expected} cluster(s) within ${timeoutMs / 1000} s`);
+    await sleep(50);
+  }
+}
+
+interface Scenario { name: string; repo: string; clusters: number; selector: Record<string, string>; fleetYaml: string }
+
+async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m: string) => void): Promise<LatencyResult> {
+  await s.git.createRepo(sc.repo);
+  await s.git.commit(sc.repo, { 'app/cm.yaml': appFile(0), 'app/fleet.yaml': sc.fleetYaml }, 'latency bundle');
+  const observer = new RolloutObserver(s.up, sc.repo);
+  await observer.start();
+  const samples: LatencyResult['samples'] = [];
+  const perCluster: number[] = [];
+  try {
+    await applyGitRepo(s, { name: sc.repo, repo: sc.repo, paths: ['app'], targets: [{ clusterSelector: { matchLabels: sc.selector } }],
+      ociReference: `${s.registry.host}/bench`, pollingInterval: '1s' });
+    let previous = (await waitComplete(observer, undefined, sc.clusters, 600_000)).id;
+    say(`latency ${sc.name}: first rollout done; measuring ${commits} commits`);
+    for (let round = 1; round <= commits; round++) {
+      await sleep(randomInt(1000));
+      await s.git.commit(sc.repo, { 'app/cm.yaml': appFile(round) }, `round ${round}`);
+      const t0 = Date.now();
+      const { id, m } = await waitComplete(observer, previous, sc.clusters, 300_000);
+      previous = id;
+      const lastSeen = Math.max(...m.deployments.map((d) => d.seen));
+      const lastReady = Math.max(...m.deployments.map((d) => d.ready));
+      samples.push({ commit: round, allReadyMs: lastReady - t0, controllerMs: m.bundle - t0, fanOutMs: lastSeen - m.bundle, agentsMs: lastReady - lastSeen });
+      perCluster.push(...m.deployments.map((d) => d.ready - t0));
+      if (round % 5 === 0) say(`latency ${sc.name}: ${round}/${commits} commits (last ${samples.at(-1)?.allReadyMs} ms)`);
+    }
+  } finally {
+    await observer.stop();
+  }
+  await deleteGitRepo(s.up, sc.repo);
+  return {
+    scenario: sc.name, clusters: sc.clusters, commits, samples,
+    allReady: summarize(samples.map((x) => x.allReadyMs)), perCluster: summarize(perCluster),
+    controller: summarize(samples.map((x) => x.controllerMs)), fanOut: summarize(samples.map((x) => x.fanOutMs)), agents: summarize(samples.map((x) => x.agentsMs)),
+  };
+}
+
+/** The 2 real clusters (agent processes). */
+export async function benchLatencyReal(s: BenchStack, fleet: RealFleet, commits: number, say: (m: string) => void): Promise<LatencyResult> {
+  return await runScenario(s, { name: '2 real clusters', repo: 'lat-real', clusters: fleet.agents.length, selector: { [REAL_LABEL]: 'true' },
+    fleetYaml: 'defaultNamespace: bench-latency\n' }, commits, say);
+}
+
+function simFleetYaml(count: number): string {
+  const lines = ['defaultNamespace: bench-latency', 'targetCustomizations:'];
+  for (let i = 0; i < count; i++) lines.push(`- name: ${simName(i)}`, `  clusterName: ${simName(i)}`, `  namespace: ${simName(i)}-app`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Label of the simulated clusters a scenario of `count` targets (cluster i < count carries it). */
+export const simLabel = (count: number): string => `bench-sim-${count}`;
+
+/** Simulated scenarios of growing sizes on one SimFleet (grown between scenarios, never restarted). */
+export async function benchLatencySims(s: BenchStack, fleet: RealFleet, counts: readonly number[], commits: number, downstream: string,
+  say: (m: string) => void): Promise<LatencyResult[]> {
+  const sorted = [...counts].sort((a, b) => a - b);
+  const sims = new SimFleet(s, downstream, fleet.token,
+    (i) => Object.fromEntries([['bench-sim', 'true'], ...sorted.filter((c) => i < c).map((c) => [simLabel(c), 'true'])]));
+  const out: LatencyResult[] = [];
+  try {
+    for (const count of sorted) {
+      const t0 = Date.now();
+      await sims.grow(count, say);
+      const registrationMs = Date.now() - t0;
+      say(`latency: ${count} simulated clusters registered in ${(registrationMs / 1000).toFixed(0)} s`);
+      const r = await runScenario(s, { name: `${count} simulated clusters`, repo: `lat-sim-${count}`, clusters: count,
+        selector: { [simLabel(count)]: 'true' }, fleetYaml: simFleetYaml(count) }, commits, say);
+      out.push({ ...r, registrationMs });
+    }
+  } finally {
+    await sims.stop();
+  }
+  return out;
+}

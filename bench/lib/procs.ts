@@ -1,0 +1,122 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { spawnManaged, type ManagedProcess } from '../../e2e/stack/proc.js';
+import { freePort, waitFor } from '../../e2e/stack/net.js';
+
+/**
+ * Flotilla processes started by the benchmarks (the controller, agents), the way production runs them:
+ * `node --import tsx controller/main.ts ...`, one process each, registered with the stack's process
+ * registry so none outlives the run. Memory is read from /proc/PID/status.
+ */
+
+/** The repository root. */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The preload that taps every registry client's events (see tap.ts). */
+export const TAP_MODULE = join(ROOT, 'bench', 'lib', 'tap.ts');
+
+/** A running Flotilla process. */
+export interface FlotillaProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly logFile: string;
+  /** Port of /healthz and /readyz. */
+  readonly probePort: number;
+  /** Peak resident set (VmHWM) so far, bytes; undefined once it has exited. */
+  peakRss(): number | undefined;
+  /** Current resident set (VmRSS), bytes. */
+  rss(): number | undefined;
+  running(): boolean;
+  stop(): Promise<void>;
+}
+
+/** A field of /proc/PID/status in bytes (the kernel reports kB). */
+export function procStatusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number | undefined {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Options of {@link startFlotillaProcess}. */
+export interface StartOptions {
+  name: string;
+  /** Entry point relative to the repository root, e.g. controller/main.ts. */
+  entry: string;
+  args: string[];
+  logFile: string;
+  /** When set, registry events of this process are appended to this file (see tap.ts). */
+  tapFile?: string;
+  /** Extra node flags, e.g. --max-old-space-size. */
+  nodeFlags?: string[];
+  /** How long to wait for /readyz; default 120 s. */
+  readyTimeoutMs?: number;
+  /** Wait for /readyz before returning; default true. */
+  waitReady?: boolean;
+}
+
+/** Starts `node --import tsx ENTRY ARGS --probe-port P` and waits until /readyz answers 200. */
+export async function startFlotillaProcess(o: StartOptions): Promise<FlotillaProcess> {
+  const probePort = await freePort();
+  const nodeArgs = [...(o.nodeFlags ?? []), '--import', 'tsx', ...(o.tapFile ? ['--import', TAP_MODULE] : []), o.entry, ...o.args, '--probe-port', String(probePort)];
+  const proc: ManagedProcess = spawnManaged(o.name, process.execPath, nodeArgs, o.logFile, {
+    cwd: ROOT, env: { ...process.env, ...(o.tapFile ? { BENCH_TAP_FILE: o.tapFile } : {}) },
+  });
+  const pid = proc.child.pid ?? -1;
+  const handle: FlotillaProcess = {
+    name: o.name, pid, logFile: o.logFile, probePort,
+    peakRss: () => (proc.running() ? procStatusBytes(pid, 'VmHWM') : undefined),
+    rss: () => (proc.running() ? procStatusBytes(pid, 'VmRSS') : undefined),
+    running: () => proc.running(),
+    stop: () => proc.stop(10_000),
+  };
+  if (o.waitReady === false) return handle;
+  await waitFor(async () => {
+    if (!proc.running()) throw new Error(`${o.name} exited; see ${o.logFile}`);
+    const res = await request(`http://127.0.0.1:${probePort}/readyz`);
+    await res.body.dump();
+    return res.statusCode === 200;
+  }, { what: `${o.name} to be ready`, timeoutMs: o.readyTimeoutMs ?? 120_000, intervalMs: 250, context: () => tailOf(o.logFile) });
+  return handle;
+}
+
+/** The last lines of a log file, for error messages. */
+export function tailOf(file: string, lines = 12): string {
+  try {
+    return `${file}:\n${readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n')}`;
+  } catch {
+    return `(no log at ${file})`;
+  }
+}
+
+/** Samples the peak RSS of processes every `intervalMs` (VmHWM is monotonic; sampling keeps the last value seen before exit). */
+export class PeakSampler {
+  private readonly peaks = new Map<string, number>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly procs: () => readonly FlotillaProcess[], intervalMs = 1000) {
+    this.timer = setInterval(() => this.sample(), intervalMs);
+    this.timer.unref();
+  }
+
+  /** Reads every process once now. */
+  sample(): void {
+    for (const p of this.procs()) {
+      const v = p.peakRss();
+      if (v !== undefined) this.peaks.set(p.name, Math.max(v, this.peaks.get(p.name) ?? 0));
+    }
+  }
+
+  /** Peak RSS per process name, bytes. */
+  result(): Record<string, number> {
+    this.sample();
+    return Object.fromEntries(this.peaks);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,70 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Agent } from '../../agent/agent.js';
+import { createLogger, type Logger } from '../../lib/log.js';
+import type { KubeClient } from '../../lib/kube/client.js';
+import { mapLimit } from '../../lib/oci/index.js';
+import { bootstrap, kubeClient, kubeConfigOf, waitClustersRegistered, type BenchStack, type ClusterSpec } from './fleet.js';
+
+/**
+ * Simulated clusters: many real Agent instances (agent/agent.ts, unchanged) in the benchmark process, each
+ * with its own bootstrap Secret, registration, credential, upstream watch, heartbeat, blob cache and work
+ * queue, exactly as a deployed agent has. What they share is one downstream API server: each agent lives in
+ * its own namespace there (`sim-NNN`, its bootstrap and state Secrets and inventories) and deploys into its
+ * own application namespace, set per cluster by a fleet.yaml targetCustomization (`namespace: sim-NNN-app`),
+ * so no two agents ever apply or prune the same object. Agents run with the same defaults as agent/main.ts.
+ */
+
+/** Name of simulated cluster `i`. */
+export function simName(i: number): string {
+  return `sim-${String(i).padStart(3, '0')}`;
+}
+
+/** A growing set of simulated clusters. */
+export class SimFleet {
+  private readonly agents: Agent[] = [];
+  private readonly log: Logger;
+  private down: KubeClient | undefined;
+
+  /**
+   * @param labelsFor labels of cluster `i` (decided at registration, as for a real cluster).
+   */
+  constructor(private readonly s: BenchStack, private readonly downstream: string, private readonly token: Record<string, string>,
+    private readonly labelsFor: (i: number) => Record<string, string>) {
+    this.log = createLogger({ name: 'sim-agents', level: 'warn', destination: pino.destination({ dest: join(s.work, 'sim-agents.log'), sync: false, mkdir: true }) });
+  }
+
+  /** How many agents run. */
+  get size(): number {
+    return this.agents.length;
+  }
+
+  /** Starts agents until `count` run, registering each through the token flow; resolves once all are registered. */
+  async grow(count: number, say: (m: string) => void): Promise<void> {
+    const kubeconfig = this.s.desc.clusters[this.downstream]?.kubeconfig ?? '';
+    this.down ??= await kubeClient(kubeconfig);
+    const down = this.down;
+    const from = this.agents.length;
+    const indexes = Array.from({ length: Math.max(0, count - from) }, (_, k) => from + k);
+    await mapLimit(indexes, 10, async (i) => {
+      const cluster: ClusterSpec = { name: simName(i), agentNamespace: simName(i), labels: this.labelsFor(i) };
+      await bootstrap(down, this.token, cluster);
+      const cacheDir = join(this.s.work, 'sim-cache', cluster.name);
+      await mkdir(cacheDir, { recursive: true });
+      const agent = new Agent({ downstream: kubeConfigOf(kubeconfig), namespace: cluster.agentNamespace, cacheDir, log: this.log.child({ cluster: cluster.name }) });
+      this.agents.push(agent);
+      await agent.start();
+      if ((i + 1) % 25 === 0) say(`simulated agents: ${i + 1}/${count} registered`);
+    });
+    await waitClustersRegistered(this.s.up, Array.from({ length: count }, (_, i) => simName(i)));
+  }
+
+  /** Stops every agent. */
+  async stop(): Promise<void> {
+    await mapLimit(this.agents, 20, (a) => a.stop());
+    this.agents.length = 0;
+    await this.down?.close();
+    this.down = undefined;
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * `npm run bench`: starts the real stack once, runs the benchmarks the knobs select (bench/lib/knobs.ts),
+ * prints a table per benchmark and writes every figure as JSON (bench/results/latest.json by default).
+ * Benchmarks report figures; nothing here passes or fails on time. Wiring only.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { stopAll } from '../e2e/stack/proc.js';
+import { benchBytes } from './bytes.js';
+import { benchThroughput } from './throughput.js';
+import { benchEtcd } from './etcd.js';
+import { benchLatencyReal, benchLatencySims } from './latency.js';
+import { openStack, type BenchStack } from './lib/fleet.js';
+import { readKnobs, type BenchmarkName, type Knobs } from './lib/knobs.js';
+import { machine } from './lib/machine.js';
+import { ROOT } from './lib/procs.js';
+import { startRealFleet, type RealFleet } from './lib/realfleet.js';
+import { report } from './report.js';
+
+const say = (m: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`); };
+
+/** Everything one run measured, as written to the JSON file. */
+export interface BenchResults {
+  machine: ReturnType<typeof machine>;
+  command: string;
+  knobs: Knobs;
+  startedAt: string;
+  durationMs: number;
+  results: Partial<Record<BenchmarkName, unknown>>;
+  errors: Partial<Record<BenchmarkName, string>>;
+}
+
+async function runOne(name: BenchmarkName, out: BenchResults, fn: () => Promise<unknown>): Promise<void> {
+  const started = Date.now();
+  say(`${name}: starting`);
+  try {
+    out.results[name] = await fn();
+    say(`${name}: done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  } catch (err) {
+    out.errors[name] = err instanceof Error ? err.message : String(err);
+    say(`${name}: FAILED: ${out.errors[name]}`);
+  }
+}
+
+async function run(knobs: Knobs, out: BenchResults): Promise<void> {
+  const want = (n: BenchmarkName) => knobs.BENCH_ONLY.includes(n);
+  let s: BenchStack | undefined;
+  let fleet: RealFleet | undefined;
+  try {
+    s = await openStack(knobs.BENCH_STACK_DIR, say);
+    const stack = s;
+    if (want('bytes') || want('etcd') || want('latency')) fleet = await startRealFleet(stack, say);
+    const real = fleet;
+    if (want('bytes') && real) {
+      await runOne('bytes', out, () => benchBytes(stack, real, { files: knobs.BENCH_BYTES_FILES, mib: knobs.BENCH_BYTES_MIB, rounds: knobs.BENCH_BYTES_ROUNDS }, say));
+    }
+    if (want('throughput')) {
+      await runOne('throughput', out, () => benchThroughput(stack, { mib: knobs.BENCH_TP_MIB, files: knobs.BENCH_TP_FILES, rounds: knobs.BENCH_TP_ROUNDS }, say));
+    }
+    if (want('etcd') && real) {
+      await runOne('etcd', out, () => benchEtcd(stack, knobs.BENCH_ETCD_SIZES, real.agents.length, say));
+    }
+    if (want('latency') && real) {
+      const sims = knobs.BENCH_LAT_SIMS.map(Number).filter((n) => n > 0);
+      await runOne('latency', out, async () => [
+        await benchLatencyReal(stack, real, knobs.BENCH_LAT_COMMITS, say),
+        ...(await benchLatencySims(stack, real, sims, knobs.BENCH_LAT_COMMITS, 'downstream-2', say)),
+      ]);
+    }
+  } finally {
+    await fleet?.stop();
+    await s?.stop();
+    await stopAll();
+  }
+}
+
+async function main(): Promise<number> {
+  const knobs = readKnobs(process.env);
+  const started = Date.now();
+  const out: BenchResults = {
+    machine: machine(), command: `${Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_') && k !== 'BENCH_TAP_FILE').map(([k, v]) => `${k}=${v ?? ''} `).join('')}npm run bench`,
+    knobs, startedAt: new Date(started).toISOString(), durationMs: 0, results: {}, errors: {},
+  };
+  await run(knobs, out);
+  out.durationMs = Date.now() - started;
+  const file = resolve(ROOT, knobs.BENCH_OUT);
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, `${JSON.stringify(out, null, 2)}\n`);
+  process.stdout.write(report(out));
+  process.stdout.write(`\nJSON written to ${file}\n`);
+  return Object.keys(out.errors).length > 0 ? 1 : 0;
+}
+
+main().then((code) => process.exit(code), (err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});

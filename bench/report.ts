@@ -1,0 +1,83 @@
+import { table } from '../cli/table.js';
+import type { BytesResult } from './bytes.js';
+import type { Footprint } from './etcd.js';
+import type { LatencyResult } from './latency.js';
+import type { ThroughputResult } from './throughput.js';
+import type { BenchResults } from './main.js';
+import { fmtBytes, fmtMs, fmtRate } from './lib/stats.js';
+
+/**
+ * The human-readable report of a run: one table per benchmark, from the same object written as JSON.
+ */
+
+function section(title: string, body: string): string {
+  return `\n== ${title}\n${body}`;
+}
+
+function bytesReport(r: BytesResult): string {
+  const rows = r.changes.map((c, i) => [
+    String(i + 1), fmtBytes(c.changedFileBytes),
+    `${fmtBytes(c.controllerBlobBytes + c.controllerManifestBytes)} (${c.controllerBlobsUploaded} up, ${c.controllerBlobsSkipped} skipped)`,
+    ...c.agents.map((a) => `${fmtBytes(a.blobBytes + a.manifestBytes)} (${a.blobsDownloaded} blobs, ${a.cacheHits} cached)`),
+    `${fmtBytes(c.log.controllerUploadBytes)} / ${fmtBytes(c.log.agentsBlobBytes + c.log.agentsManifestBytes)}`,
+    c.agents.map((a) => fmtBytes(a.cacheGrowth)).join(' / '),
+    fmtMs(c.propagationMs),
+  ]);
+  const agents = r.changes[0]?.agents.map((a) => `agent ${a.cluster} down`) ?? [];
+  return [
+    `bundle: ${r.files} files, ${fmtBytes(r.bundleBytes)} (gzipped as one stream: ${fmtBytes(r.bundleGzipBytes)}); first deployment uploaded ${fmtBytes(r.initial.controllerBlobBytes)}, agents downloaded ${r.initial.agentBlobBytes.map(fmtBytes).join(' / ')}`,
+    table(['change', 'file changed', 'controller up (events)', ...agents, 'registry log: up / agents down', 'cache growth', 'commit->Ready'], rows).trimEnd(),
+    `median per change: changed file ${fmtBytes(r.median.changedFileBytes)}; controller uploads ${fmtBytes(r.median.controllerTotal)}; each agent downloads ${fmtBytes(r.median.agentTotal)}` +
+      ` (manifest included); a single-layer design moves the whole bundle: ${fmtBytes(r.bundleBytes)} raw, ${fmtBytes(r.bundleGzipBytes)} gzipped, each way`,
+  ].join('\n');
+}
+
+function throughputReport(r: ThroughputResult): string {
+  const row = (tool: 'flotilla' | 'oras') => {
+    const push = tool === 'flotilla' ? r.push.flotillaMs : r.push.orasMs;
+    const pull = tool === 'flotilla' ? r.pull.flotillaMs : r.pull.orasMs;
+    return [tool, `${fmtMs(push)} (${fmtRate(r.bytes, push)})`, `${fmtMs(pull)} (${fmtRate(r.bytes, pull)})`];
+  };
+  return [
+    `bundle: ${r.files} files, ${fmtBytes(r.bytes)}; ${r.rounds} alternating rounds; ${r.orasVersion}`,
+    table(['tool', 'push (median)', 'pull (median)'], [row('flotilla'), row('oras')]).trimEnd(),
+    `ratio Flotilla / oras (time; above 1 = Flotilla slower): push ${r.push.ratio.toFixed(2)}, pull ${r.pull.ratio.toFixed(2)}`,
+  ].join('\n');
+}
+
+function etcdReport(r: Footprint[]): string {
+  const rows = r.map((f) => {
+    if (f.outcome === 'refused' || !f.bundle || !f.bundleDeployments) return [f.size, f.mode, `refused: ${(f.refusal ?? '').slice(0, 90)}`, '', '', '', '', ''];
+    const b = f.bundle;
+    const d = f.bundleDeployments;
+    return [f.size, f.mode, fmtBytes(b.etcdBytes), `${d.count} x ${fmtBytes(d.etcdBytes / Math.max(1, d.count))}`, fmtBytes(b.etcdBytes + d.etcdBytes),
+      fmtBytes(b.apiJsonBytes + d.apiJsonBytes), `${b.writes + d.writes} / ${fmtBytes(b.historyBytes + d.historyBytes)}`, fmtBytes(f.dbGrowthBytes ?? Number.NaN)];
+  });
+  return [
+    table(['bundle', 'mode', 'Bundle in etcd', 'BundleDeployments in etcd', 'total in etcd', 'total as API JSON', 'writes / bytes written', 'etcd db growth'], rows).trimEnd(),
+    '"in etcd": exact value bytes read from the upstream etcd; "bytes written": each write stores a whole copy until compaction (every 5 min).',
+  ].join('\n');
+}
+
+function latencyReport(r: LatencyResult[]): string {
+  const rows = r.map((l) => [l.scenario, String(l.commits), fmtMs(l.allReady.p50), fmtMs(l.allReady.p95), fmtMs(l.allReady.max),
+    `${fmtMs(l.perCluster.p50)} / ${fmtMs(l.perCluster.p95)}`,
+    `${fmtMs(l.controller.p50)} + ${fmtMs(l.fanOut.p50)} + ${fmtMs(l.agents.p50)}`,
+    l.registrationMs !== undefined ? fmtMs(l.registrationMs) : '-']);
+  return [
+    table(['clusters', 'commits', 'p50 all Ready', 'p95 all Ready', 'max', 'per cluster p50 / p95', 'p50 stages: controller + fan-out + agents', 'registration'], rows).trimEnd(),
+    'commit (push returned) -> new content applied and Ready on every target cluster; GitRepo pollingInterval 1s.',
+  ].join('\n');
+}
+
+/** Renders every benchmark present in `out`. */
+export function report(out: BenchResults): string {
+  const m = out.machine;
+  let text = `Flotilla benchmarks, ${out.startedAt}, ${m.nproc} cores (${m.cpuModel}), ${fmtBytes(m.memoryBytes)} RAM, Node ${m.node}, load at start ${m.loadAvg}\ncommand: ${out.command}\n`;
+  if (out.results.bytes) text += section('Bytes per change (1 file of the bundle changes)', bytesReport(out.results.bytes as BytesResult));
+  if (out.results.throughput) text += section('Throughput vs the oras CLI (same registry, same run, alternating)', throughputReport(out.results.throughput as ThroughputResult));
+  if (out.results.etcd) text += section('etcd footprint per bundle (Bundle + BundleDeployments, 2 clusters), OCI mode vs etcd mode', etcdReport(out.results.etcd as Footprint[]));
+  if (out.results.latency) text += section('Propagation latency (git commit -> Ready on every target cluster)', latencyReport(out.results.latency as LatencyResult[]));
+  for (const [name, message] of Object.entries(out.errors)) text += section(`${name}: FAILED`, message);
+  return `${text}\n`;
+}
