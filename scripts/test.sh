@@ -21,6 +21,9 @@ say "generated CRDs are up to date"
 npm run --silent crds:check
 bash scripts/sync-chart-crds.sh --check
 
+# Stack processes that were already running (another developer's stack) are not this run's leftovers.
+before=$(pgrep -f 'flotilla-stack-' | sort || true)
+
 status=0
 say "unit tests"
 FLOTILLA_TEST_SUITE=unit npx mocha --config .mocharc.unit.json || status=1
@@ -28,11 +31,12 @@ FLOTILLA_TEST_SUITE=unit npx mocha --config .mocharc.unit.json || status=1
 say "end-to-end tests (real kube-apiservers, registry, git server)"
 FLOTILLA_TEST_SUITE=e2e npx mocha --config .mocharc.e2e.json || status=1
 
-# Every process the stack started lives under a flotilla-stack-* folder; none may outlive the run.
 say "the main job, as the README runs it (flotilla dev up / status / down)"
 FLOTILLA_TEST_SUITE=main-job npx mocha --config .mocharc.main.json || status=1
 
-leftover=$(pgrep -af 'flotilla-stack-' | grep -v -e pgrep -e test.sh || true)
+# Every process the e2e stack started lives under a flotilla-stack-* folder; none may outlive the run.
+leftover=$(pgrep -af 'flotilla-stack-' | grep -v -e pgrep -e test.sh | while read -r pid rest; do
+  grep -qx "$pid" <<<"$before" || echo "$pid $rest"; done || true)
 if [ -n "$leftover" ]; then
   echo "processes left behind by the tests:"; echo "$leftover"; status=1
 fi
