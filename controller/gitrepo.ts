@@ -1,5 +1,5 @@
 import {
-  API_VERSION, ConditionType, Finalizer, Label, Reason, parseDurationMs, setCondition, removeCondition,
+  API_VERSION, Annotation, ConditionType, Finalizer, Label, Reason, parseDurationMs, setCondition, removeCondition,
   type Bundle, type BundleSpec, type Condition, type GitRepo, type GitRepoStatus, type OCIRegistry,
 } from '../lib/api/index.js';
 import { readGitRepoBundles, contentsID, fleetYamlOptions, type LoadedBundle } from '../lib/bundle/index.js';
@@ -67,7 +67,7 @@ async function gitAuth(ctx: ControllerContext, repo: GitRepoObject): Promise<Git
 }
 
 /** Builds the Bundle object for one bundle of the repository. */
-export function bundleObject(repo: GitRepoObject, bundle: LoadedBundle, content: StoredContent, id: string): BundleObject {
+export function bundleObject(repo: GitRepoObject, bundle: LoadedBundle, content: StoredContent, id: string, commit: string): BundleObject {
   const fy = bundle.fleetYaml;
   const spec: BundleSpec = {
     ...fleetYamlOptions(fy),
@@ -88,7 +88,7 @@ export function bundleObject(repo: GitRepoObject, bundle: LoadedBundle, content:
     metadata: {
       name: bundle.name, namespace: repo.metadata.namespace,
       labels: { ...(fy.labels ?? {}), [Label.RepoName]: repo.metadata.name, [Label.BundleName]: bundle.name },
-      annotations: { [`${API_VERSION.split('/')[0]}/commit`]: repo.status?.commit ?? '', 'flotilla.dev/source-dir': bundle.dir },
+      annotations: { [Annotation.Commit]: commit, [Annotation.SourceDir]: bundle.dir },
       ownerReferences: [{ apiVersion: API_VERSION, kind: 'GitRepo', name: repo.metadata.name, uid: repo.metadata.uid ?? '', controller: true, blockOwnerDeletion: true }],
     },
     spec,
@@ -160,7 +160,7 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
   for (const bundle of bundles) {
     const s = stored.get(bundle.name);
     if (!s) continue;
-    await ctx.kube.apply(bundleObject(repo, bundle, s.content, s.id), FIELD_MANAGER);
+    await ctx.kube.apply(bundleObject(repo, bundle, s.content, s.id, commit), FIELD_MANAGER);
     if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, `stored as ${s.content.oci?.reference ?? ''}`);
   }
   const keep = new Set(bundles.map((b) => b.name));

@@ -139,6 +139,10 @@ export const MANAGED_LABEL_VALUE = 'true';
 export const Annotation = {
   /** On applied downstream resources: the deployment ID (content + options hash) that applied them. */
   DeploymentID: 'flotilla.dev/deployment-id',
+  /** On Bundles: the git commit they were last built from. */
+  Commit: 'flotilla.dev/commit',
+  /** On Bundles: the directory of the repository the bundle comes from. */
+  SourceDir: 'flotilla.dev/source-dir',
 } as const;
 
 /** Finalizers Flotilla puts on the objects whose deletion needs clean-up. */

@@ -1,0 +1,119 @@
+import { expect } from 'chai';
+import { API_VERSION, Annotation, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
+import type { KubeObject } from '../lib/kube/client.js';
+import { bundleObject, pollDue, pollingIntervalMs } from './gitrepo.js';
+import { agentCredentialData, baseOptions, bundleDeploymentSpec, ociSecretName } from './bundle.js';
+import { bundleDeploymentState, rollUpGitRepo, summarize, worstState } from './rollup.js';
+
+const repo = (spec: Partial<GitRepo['spec']>, status?: GitRepo['status'], generation = 1): GitRepo & KubeObject => ({
+  apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name: 'apps', namespace: 'ws', uid: 'u1', generation },
+  spec: { repo: 'https://git.example/apps.git', ...spec }, ...(status ? { status } : {}),
+}) as GitRepo & KubeObject;
+
+describe('GitRepo polling', () => {
+  const now = new Date('2026-01-01T00:01:00Z');
+  const cases: { name: string; r: GitRepo; due: boolean }[] = [
+    { name: 'polls a GitRepo never fetched', r: repo({}), due: true },
+    { name: 'polls after a spec change', r: repo({}, { observedGeneration: 1, commit: 'a', lastPollingTime: '2026-01-01T00:00:59Z' }, 2), due: true },
+    { name: 'does not poll within the interval', r: repo({ pollingInterval: '30s' }, { observedGeneration: 1, commit: 'a', lastPollingTime: '2026-01-01T00:00:45Z' }), due: false },
+    { name: 'polls once the interval has passed', r: repo({ pollingInterval: '10s' }, { observedGeneration: 1, commit: 'a', lastPollingTime: '2026-01-01T00:00:45Z' }), due: true },
+    { name: 'never polls by time with disablePolling', r: repo({ disablePolling: true }, { observedGeneration: 1, commit: 'a', lastPollingTime: '2025-01-01T00:00:00Z' }), due: false },
+  ];
+  for (const c of cases) it(c.name, () => expect(pollDue(c.r, now)).to.equal(c.due));
+
+  it('uses Fleet\'s 15 s when no interval is set', () => {
+    expect(pollingIntervalMs(repo({}))).to.equal(15_000);
+    expect(pollingIntervalMs(repo({ pollingInterval: '1m30s' }))).to.equal(90_000);
+  });
+});
+
+describe('Bundle objects built from a GitRepo', () => {
+  const loaded = {
+    name: 'apps-web', dir: 'web', files: [],
+    fleetYaml: { defaultNamespace: 'web', labels: { team: 'a' }, targetCustomizations: [{ name: 'prod', clusterSelector: { matchLabels: { env: 'prod' } } }] },
+  };
+
+  it('carries the artifact, not the resources, in OCI mode, with GitRepo targets as restrictions', () => {
+    const oci = { reference: `r.example/x@sha256:${'a'.repeat(64)}`, digest: `sha256:${'a'.repeat(64)}` };
+    const b = bundleObject(repo({ targets: [{ clusterGroup: 'prod' }], keepResources: true }), loaded, { oci }, 'cid', 'c0ffee');
+    expect(b.spec.oci).to.deep.equal(oci);
+    expect(b.spec.resources).to.equal(undefined);
+    expect(b.spec.targetRestrictions).to.deep.equal([{ clusterGroup: 'prod' }]);
+    expect(b.spec.targets?.[0]?.name).to.equal('prod');
+    expect(b.spec.defaultNamespace).to.equal('web');
+    expect(b.spec.keepResources).to.equal(true);
+    expect(b.metadata.labels).to.include({ team: 'a', [Label.RepoName]: 'apps', [Label.BundleName]: 'apps-web' });
+    expect(b.metadata.annotations?.[Annotation.Commit]).to.equal('c0ffee');
+    expect(b.metadata.ownerReferences?.[0]).to.include({ kind: 'GitRepo', name: 'apps', uid: 'u1', controller: true });
+  });
+
+  it('carries inline resources in etcd mode', () => {
+    const b = bundleObject(repo({}), loaded, { resources: [{ name: 'a.yaml', content: 'x' }] }, 'cid', 'c0ffee');
+    expect(b.spec.resources).to.have.length(1);
+    expect(b.spec.oci).to.equal(undefined);
+  });
+});
+
+describe('BundleDeployment specs', () => {
+  const bundle = (spec: Partial<Bundle['spec']>): Bundle => ({
+    apiVersion: API_VERSION, kind: 'Bundle', metadata: { name: 'b', namespace: 'ws' },
+    spec: { contentsID: 'abc', oci: { reference: `r/x@sha256:${'b'.repeat(64)}`, digest: `sha256:${'b'.repeat(64)}`, secretName: 'push-creds' }, ...spec },
+  }) as Bundle;
+
+  it('points the agent at its own credential Secret and changes the deployment ID with the options', () => {
+    const a = bundleDeploymentSpec(bundle({}), { defaultNamespace: 'x' }, 'b');
+    const b = bundleDeploymentSpec(bundle({}), { defaultNamespace: 'y' }, 'b');
+    expect(a.oci?.secretName).to.equal(ociSecretName('b'));
+    expect(a.deploymentID).to.not.equal(b.deploymentID);
+  });
+
+  it('stages a new version of a paused bundle and keeps the applied one', () => {
+    const existing = { spec: bundleDeploymentSpec(bundle({}), {}, 'b') } as BundleDeployment;
+    const paused = bundleDeploymentSpec(bundle({ paused: true, contentsID: 'new' }), {}, 'b', existing);
+    expect(paused.deploymentID).to.equal(existing.spec.deploymentID);
+    expect(paused.stagedDeploymentID).to.not.equal(existing.spec.deploymentID);
+    expect(paused.paused).to.equal(true);
+  });
+
+  it('takes only deployment options from a Bundle spec', () => {
+    expect(baseOptions(bundle({ defaultNamespace: 'd', targets: [], dependsOn: [] }).spec)).to.deep.equal({ defaultNamespace: 'd' });
+  });
+
+  const creds: { name: string; type?: string; data: Record<string, string>; expected: Record<string, string> }[] = [
+    { name: 'hands agents the read-only credentials when there are some', data: { username: 'push', password: 'p', agentUsername: 'pull', agentPassword: 'q' }, expected: { username: 'pull', password: 'q' } },
+    { name: 'falls back to the push credentials', data: { username: 'push', password: 'p' }, expected: { username: 'push', password: 'p' } },
+    { name: 'copies a dockerconfigjson as it is', type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': '{}' }, expected: { '.dockerconfigjson': '{}' } },
+  ];
+  for (const c of creds) it(c.name, () => expect(agentCredentialData(c.type, c.data).stringData).to.deep.equal(c.expected));
+});
+
+describe('status roll-up', () => {
+  const bd = (name: string, ns: string, status: BundleDeployment['status'], deploymentID = 'd1'): BundleDeployment => ({
+    apiVersion: API_VERSION, kind: 'BundleDeployment', metadata: { name, namespace: ns }, spec: { deploymentID }, ...(status ? { status } : {}),
+  }) as BundleDeployment;
+  const ready = { appliedDeploymentID: 'd1', ready: true, conditions: [{ type: 'Ready', status: 'True' as const, reason: 'Succeeded', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }] };
+
+  const states: { name: string; b: BundleDeployment; state: string }[] = [
+    { name: 'Pending before the agent reports', b: bd('a', 'n', undefined), state: 'Pending' },
+    { name: 'WaitApplied while an older version is applied', b: bd('a', 'n', { ...ready, appliedDeploymentID: 'd0' }), state: 'WaitApplied' },
+    { name: 'Ready when applied and ready', b: bd('a', 'n', ready), state: 'Ready' },
+    { name: 'Modified when drifted', b: bd('a', 'n', { ...ready, nonModified: false }), state: 'Modified' },
+    { name: 'NotReady when applied but not ready', b: bd('a', 'n', { appliedDeploymentID: 'd1' }), state: 'NotReady' },
+  ];
+  for (const c of states) it(`says ${c.name}`, () => expect(bundleDeploymentState(c.b)).to.equal(c.state));
+
+  it('bounds the non-ready list whatever the number of clusters', () => {
+    const many = Array.from({ length: 50 }, (_, i) => bd(`b${i}`, `c${i}`, undefined));
+    const s = summarize(many, (b) => b.metadata.namespace ?? '');
+    expect(s.pending).to.equal(50);
+    expect(s.nonReadyResources).to.have.length(10);
+    expect(worstState(s)).to.equal('Pending');
+  });
+
+  it('counts clusters where every bundle is ready', () => {
+    const r = rollUpGitRepo([{} as Bundle], [bd('a', 'c1', ready), bd('b', 'c1', ready), bd('a', 'c2', ready), bd('b', 'c2', undefined)]);
+    expect(r.readyClusters).to.equal(1);
+    expect(r.desiredReadyClusters).to.equal(2);
+    expect(r.display?.readyBundleDeployments).to.equal('3/4');
+  });
+});
