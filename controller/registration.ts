@@ -5,7 +5,7 @@ import { splitKey } from '../lib/kube/informer.js';
 import { isStatus, type KubeObject } from '../lib/kube/client.js';
 import { StallingError, WaitingError } from '../lib/errors.js';
 import {
-  API_VERSION, DNS_SUBDOMAIN, Label, Reason, formatTime, parseDurationMs,
+  API_VERSION, ConditionType, DNS_SUBDOMAIN, Label, Reason, formatTime, isFalse, isTrue, parseDurationMs, setCondition,
   type Cluster, type ClusterRegistration, type ClusterRegistrationToken,
 } from '../lib/api/index.js';
 import { Ref, type ControllerContext } from './context.js';
@@ -94,8 +94,10 @@ export function setupRegistrationTokenController(ctx: ControllerContext): Contro
     if (expires.getTime() <= now.getTime()) {
       const deleted = await ctx.kube.delete(Ref.secret(W, name));
       await deleteImportAccess(name);
-      if (token.status?.secretName || token.status?.expires !== formatTime(expires)) {
-        await ctx.kube.patchStatus(Ref.registrationToken(W, name), { secretName: null, expires: formatTime(expires) });
+      if (token.status?.secretName || token.status?.expires !== formatTime(expires) || !isFalse(token.status?.conditions, ConditionType.Ready)) {
+        await ctx.kube.patchStatus(Ref.registrationToken(W, name), { secretName: null, expires: formatTime(expires),
+          conditions: setCondition(token.status?.conditions, { type: ConditionType.Ready, status: 'False', reason: Reason.TokenExpired,
+            message: `expired at ${formatTime(expires)}; create a new ClusterRegistrationToken` }, now) });
       }
       if (deleted) {
         log.info({ token: key }, 'registration token expired; its secret and service account were deleted');
@@ -127,8 +129,10 @@ export function setupRegistrationTokenController(ctx: ControllerContext): Contro
     const server = await apiServerInfo(ctx);
     await applyObjects(ctx.kube, [secretObject(W, name, { token: value, apiServerURL: server.url, apiServerCA: server.ca, namespace: W },
       labels, issuedFor, owners)]);
-    if (token.status?.secretName !== name || token.status?.expires !== expiresText) {
-      await ctx.kube.patchStatus(Ref.registrationToken(W, name), { secretName: name, expires: expiresText });
+    if (token.status?.secretName !== name || token.status?.expires !== expiresText || !isTrue(token.status?.conditions, ConditionType.Ready)) {
+      await ctx.kube.patchStatus(Ref.registrationToken(W, name), { secretName: name, expires: expiresText,
+        conditions: setCondition(token.status?.conditions, { type: ConditionType.Ready, status: 'True', reason: Reason.Succeeded,
+          message: `token in Secret ${name}, valid until ${expiresText}` }, now) });
     }
     return { requeueAfterMs: Math.min(MAX_TOKEN_RECHECK_MS, expires.getTime() - now.getTime() + 1000) };
   };
@@ -232,7 +236,9 @@ export function setupRegistrationController(ctx: ControllerContext): Controller 
       { token: issued.token, clusterName, clusterNamespace: clusterNs, expires },
       managedLabels({ [Label.Cluster]: clusterName, [Label.ClusterNamespace]: W }), { [TOKEN_EXPIRES_ANNOTATION]: expires })]);
     if (cluster.status?.namespace !== clusterNs) await ctx.kube.patchStatus(Ref.cluster(W, clusterName), { namespace: clusterNs });
-    await ctx.kube.patchStatus(Ref.registration(W, name), { clusterName, granted: true, secretName: name });
+    await ctx.kube.patchStatus(Ref.registration(W, name), { clusterName, granted: true, secretName: name,
+      conditions: setCondition(reg.status?.conditions, { type: ConditionType.Ready, status: 'True', reason: Reason.Succeeded,
+        message: `granted as Cluster ${clusterName}` }, ctx.now()) });
     log.info({ registration: key, cluster: clusterName, clusterNamespace: clusterNs, expires }, 'registration granted');
     void ctx.events.emit(reg, 'Normal', 'Registered', `registered cluster ${clusterName} (namespace ${clusterNs}); credential in Secret ${R}/${name}`);
     await deleteOlderRegistrations(ctx, reg);

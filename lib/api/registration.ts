@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { objectSchema, type KindDefinition } from './kind.js';
-import { duration, objectName, stringMap } from './meta.js';
+import { ConditionsSchema, duration, objectName, stringMap } from './meta.js';
 
 /** Spec of a ClusterRegistrationToken. */
 export const ClusterRegistrationTokenSpecSchema = z.strictObject({
@@ -19,6 +19,7 @@ export type ClusterRegistrationTokenSpec = z.infer<typeof ClusterRegistrationTok
 export const ClusterRegistrationTokenStatusSchema = z.strictObject({
   secretName: objectName('Secret holding the token and the values agents need to register.').optional(),
   expires: z.iso.datetime({ offset: true }).optional().describe('When the token stops being valid.'),
+  conditions: ConditionsSchema.optional(),
 }).describe('The issued token.');
 
 /** Status of a ClusterRegistrationToken. */
@@ -59,6 +60,7 @@ export const ClusterRegistrationStatusSchema = z.strictObject({
   clusterName: objectName('The Cluster created or matched for this registration.').optional(),
   granted: z.boolean().optional().describe('The credential was issued.'),
   secretName: objectName('Secret with the credential for the agent (reaches only its cluster namespace).').optional(),
+  conditions: ConditionsSchema.optional(),
 }).describe('Outcome of the registration.');
 
 /** Status of a ClusterRegistration. */
