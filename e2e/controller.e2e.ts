@@ -1,6 +1,11 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { stack } from './fixture.js';
+import { startGitServer, type GitServer } from './stack/git.js';
+import { createCA, issueCert } from './stack/tls.js';
 import { waitFor } from './stack/net.js';
 import { startTestController, type TestController } from './support/controller.js';
 import { API_VERSION, ConditionType, Label, Reason, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
@@ -193,6 +198,52 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
         try { await pullBundle(client, reference); } catch (err) { error = err; }
         expect((error as { code?: string } | undefined)?.code, 'the manifest is gone').to.equal('MANIFEST_UNKNOWN');
       } finally { await client.close(); }
+    });
+  });
+
+  describe('a git server over HTTPS with its own CA', () => {
+    let tlsGit: GitServer;
+    let caPem: string;
+    before(async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'flotilla-gittls-'));
+      const ca = await createCA(dir, 'git-ca');
+      const cert = await issueCert(ca, dir, { commonName: '127.0.0.1', ipAddresses: ['127.0.0.1'] });
+      caPem = ca.certPem;
+      tlsGit = await startGitServer({ rootDir: join(dir, 'repos'), tls: { certPem: cert.certPem, keyPem: cert.keyPem } });
+      await tlsGit.createRepo('tls');
+      await tlsGit.commit('tls', { 'app/cm.yaml': configMap('over-tls', { a: '1' }) }, 'first');
+      await kube.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'tls-git-creds', namespace: ws }, type: 'kubernetes.io/basic-auth',
+        stringData: { username: tlsGit.username, password: tlsGit.password } }, 'flotilla-e2e');
+    });
+    after(async () => { await tlsGit?.stop(); });
+
+    const tlsRepo = (name: string, spec: Partial<GitRepo['spec']>) =>
+      gitRepo(name, { repo: `${tlsGit.url}/tls.git`, clientSecretName: 'tls-git-creds', targets: [{ clusterName: 'c1' }], ...spec });
+
+    it('refuses the server without its CA, naming TLS verification', async () => {
+      await kube.apply(tlsRepo('tls-noca', {}), 'flotilla-e2e');
+      const r = await waitGitRepo('tls-noca', 'git fetch refused', (x) => condition(x, ConditionType.GitFetched)?.status === 'False');
+      expect(condition(r, ConditionType.GitFetched)?.message).to.match(/TLS verification failed|certificate/);
+      expect(JSON.stringify(r.status)).not.to.include(tlsGit.password);
+    });
+
+    it('fetches with caBundle', async () => {
+      await kube.apply(tlsRepo('tls-ca', { caBundle: Buffer.from(caPem).toString('base64') }), 'flotilla-e2e');
+      await waitGitRepo('tls-ca', 'bundles built', (x) => condition(x, ConditionType.BundlesBuilt)?.status === 'True');
+    });
+
+    it('fetches with insecureSkipTLSVerify', async () => {
+      await kube.apply(tlsRepo('tls-skip', { insecureSkipTLSVerify: true }), 'flotilla-e2e');
+      await waitGitRepo('tls-skip', 'bundles built', (x) => condition(x, ConditionType.BundlesBuilt)?.status === 'True');
+    });
+
+    it('stalls with AuthenticationFailed on a wrong password, without showing it', async () => {
+      await kube.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'tls-git-wrong', namespace: ws }, type: 'kubernetes.io/basic-auth',
+        stringData: { username: tlsGit.username, password: 'not-the-password' } }, 'flotilla-e2e');
+      await kube.apply(tlsRepo('tls-wrong', { insecureSkipTLSVerify: true, clientSecretName: 'tls-git-wrong' }), 'flotilla-e2e');
+      const r = await waitGitRepo('tls-wrong', 'stalled on credentials', (x) => condition(x, ConditionType.Stalled)?.reason === Reason.AuthenticationFailed);
+      expect(JSON.stringify(r.status)).not.to.include('not-the-password');
+      expect(ctl.rawLogs()).not.to.include('not-the-password');
     });
   });
 
