@@ -192,7 +192,7 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
       ['upstream kubeconfig', upstreamDesc.kubeconfig],
       ...CLUSTERS.map((c) => [`${c.name} kubeconfig`, desc.clusters[c.name]!.kubeconfig]),
       ['registry', registry.url], ['git', `${git.url}/sample.git`], ['logs', join(dir, 'logs')],
-      ['status', `flotilla status --kubeconfig ${upstreamDesc.kubeconfig}`], ['stop', 'flotilla dev down'],
+      ['status', `node bin/flotilla.js status --kubeconfig ${upstreamDesc.kubeconfig}`], ['stop', `node bin/flotilla.js dev down --dir ${dir}`],
     ]));
     return 0;
   } finally {
