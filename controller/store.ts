@@ -37,13 +37,13 @@ export async function readSecretData(kube: KubeClient, namespace: string, name: 
 /** The registry credentials the controller pushes with (keys username/password, or a dockerconfigjson). */
 export async function pushCredentials(kube: KubeClient, namespace: string, registry: OCIRegistry): Promise<Credentials | undefined> {
   if (!registry.authSecretName) return undefined;
-  const secret = await readSecretData(kube, namespace, registry.authSecretName, 'ociRegistry.authSecretName');
-  const host = registry.reference.split('/')[0] ?? registry.reference;
-  try {
-    return credentialsFromSecretData(secret.type, secret.data, host);
-  } catch (err) {
-    throw new StallingError(Reason.SecretNotFound, `Secret ${namespace}/${registry.authSecretName}: ${(err as Error).message}`, { cause: err });
+  const secret = await kube.get<SecretObject>({ apiVersion: 'v1', kind: 'Secret', namespace, name: registry.authSecretName });
+  if (!secret) {
+    throw new WaitingError(Reason.SecretNotFound, `Secret ${namespace}/${registry.authSecretName} (ociRegistry.authSecretName) does not exist`, { retryAfterMs: 10_000 });
   }
+  const host = registry.reference.split('/')[0] ?? registry.reference;
+  // credentialsFromSecretData reads Secret.data as the API serves it (base64 values).
+  return credentialsFromSecretData(secret.type, secret.data, host);
 }
 
 /** A registry client for a GitRepo's `ociRegistry` settings. */

@@ -129,6 +129,20 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       } finally { await client.close(); }
     });
 
+    it('pushes with authSecretName to a TLS registry with its CA, and hands agents only the read-only credentials', async () => {
+      const reg = stack().registry('tls-auth');
+      await kube.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'reg-auth', namespace: ws },
+        stringData: { username: reg.username!, password: reg.password!, agentUsername: 'puller', agentPassword: 'pull-only' } }, 'flotilla-e2e');
+      await kube.apply(gitRepo('auth', { paths: ['tools'], targets: [{ clusterName: 'c1' }],
+        ociRegistry: { reference: `${reg.host}/flotilla-auth`, authSecretName: 'reg-auth', caBundle: Buffer.from(reg.caPem!).toString('base64') } }), 'flotilla-e2e');
+      await waitGitRepo('auth', 'artifact stored with credentials', (r) => condition(r, ConditionType.ArtifactsStored)?.status === 'True');
+      const bd = await waitFor(async () => (await bundleDeployments(kube, 'auth'))[0], { what: 'the BundleDeployment', timeoutMs: 30_000 });
+      const secret = await waitFor(async () => kube.get<KubeObject & { data?: Record<string, string> }>(
+        { apiVersion: 'v1', kind: 'Secret', namespace: bd.metadata.namespace!, name: bd.spec.oci!.secretName! }), { what: 'the agent credential Secret', timeoutMs: 30_000 });
+      const decoded = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+      expect(decoded).to.deep.equal({ username: 'puller', password: 'pull-only' });
+    });
+
     it('pushes no blob for a new commit that leaves the bundles unchanged', async () => {
       const before = ctl.manager.context.metrics.blobsPushed.get();
       const first = (await waitGitRepo('oci', 'has a commit', (r) => Boolean(r.status?.commit))).status!;
