@@ -100,12 +100,13 @@ async function measureChange(s: BenchStack, fleet: RealFleet, m: Marks, changedF
 export async function benchBytes(s: BenchStack, fleet: RealFleet, o: { files: number; mib: number; rounds: number }, say: (m: string) => void): Promise<BytesResult> {
   const files = configMapFiles('big', o.files, o.mib * 1024 * 1024);
   const bundleBytes = totalSize(files);
-  await s.git.createRepo('bench-bytes');
-  let commit = await s.git.commit('bench-bytes', { ...files, 'big/fleet.yaml': 'defaultNamespace: bench-bytes\n' }, 'a 100-file bundle');
+  const repo = s.unique('bench-bytes');
+  await s.git.createRepo(repo);
+  let commit = await s.git.commit(repo, { ...files, 'big/fleet.yaml': 'defaultNamespace: bench-bytes\n' }, 'a 100-file bundle');
   const m0 = await mark(s, fleet);
-  await applyGitRepo(s, { name: 'bench-bytes', repo: 'bench-bytes', paths: ['big'], targets: [{ clusterSelector: { matchLabels: { [REAL_LABEL]: 'true' } } }],
+  await applyGitRepo(s, { name: repo, repo, paths: ['big'], targets: [{ clusterSelector: { matchLabels: { [REAL_LABEL]: 'true' } } }],
     ociReference: `${s.registry.host}/bench` });
-  await waitDeployed(s.up, 'bench-bytes', commit, fleet.agents.length);
+  await waitDeployed(s.up, repo, commit, fleet.agents.length);
   const first = await measureChange(s, fleet, m0, bundleBytes, Date.now() - m0.t);
   say(`bytes: first deployment of ${o.files} files / ${bundleBytes} bytes done`);
   const changes: ChangeFigures[] = [];
@@ -115,8 +116,8 @@ export async function benchBytes(s: BenchStack, fleet: RealFleet, o: { files: nu
     const name = /([^/]+)\.yaml$/.exec(path)?.[1] ?? 'cm';
     const content = configMapOfSize(name, files[path]?.length ?? 0);
     const m = await mark(s, fleet);
-    commit = await s.git.commit('bench-bytes', { [path]: content }, `change ${path}`);
-    await waitDeployed(s.up, 'bench-bytes', commit, fleet.agents.length);
+    commit = await s.git.commit(repo, { [path]: content }, `change ${path}`);
+    await waitDeployed(s.up, repo, commit, fleet.agents.length);
     changes.push(await measureChange(s, fleet, m, content.length, Date.now() - m.t));
     say(`bytes: change ${r + 1}/${o.rounds} (${path}) measured`);
   }

@@ -63,7 +63,7 @@ async function waitOutcome(s: BenchStack, name: string, commit: string, clusters
 
 async function one(s: BenchStack, etcdUrl: string, size: string, mode: 'oci' | 'etcd', clusters: number): Promise<Footprint> {
   const bytes = parseSize(size);
-  const name = `etcd-${mode}-${size.toLowerCase().replace(/[^a-z0-9]/g, '')}`;
+  const name = s.unique(`etcd-${mode}-${size.toLowerCase().replace(/[^a-z0-9]/g, '')}`);
   await s.git.createRepo(name);
   const files = configMapFiles('b', Math.max(1, Math.ceil(bytes / (256 * 1024))), bytes);
   const commit = await s.git.commit(name, { ...files, 'b/fleet.yaml': `defaultNamespace: ${name}\n` }, `a ${size} bundle`);

@@ -89,7 +89,7 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
 
 /** The 2 real clusters (agent processes). */
 export async function benchLatencyReal(s: BenchStack, fleet: RealFleet, commits: number, say: (m: string) => void): Promise<LatencyResult> {
-  return await runScenario(s, { name: '2 real clusters', repo: 'lat-real', clusters: fleet.agents.length, selector: { [REAL_LABEL]: 'true' },
+  return await runScenario(s, { name: '2 real clusters', repo: s.unique('lat-real'), clusters: fleet.agents.length, selector: { [REAL_LABEL]: 'true' },
     fleetYaml: 'defaultNamespace: bench-latency\n' }, commits, say);
 }
 
@@ -115,7 +115,7 @@ export async function benchLatencySims(s: BenchStack, fleet: RealFleet, counts: 
       await sims.grow(count, say);
       const registrationMs = Date.now() - t0;
       say(`latency: ${count} simulated clusters registered in ${(registrationMs / 1000).toFixed(0)} s`);
-      const r = await runScenario(s, { name: `${count} simulated clusters`, repo: `lat-sim-${count}`, clusters: count,
+      const r = await runScenario(s, { name: `${count} simulated clusters`, repo: s.unique(`lat-sim-${count}`), clusters: count,
         selector: { [simLabel(count)]: 'true' }, fleetYaml: simFleetYaml(count) }, commits, say);
       out.push({ ...r, registrationMs });
     }

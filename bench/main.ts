@@ -10,6 +10,8 @@ import { benchBytes } from './bytes.js';
 import { benchThroughput } from './throughput.js';
 import { benchEtcd } from './etcd.js';
 import { benchLatencyReal, benchLatencySims } from './latency.js';
+import { benchMemory } from './memory.js';
+import { compileForBench } from './lib/build.js';
 import { openStack, type BenchStack } from './lib/fleet.js';
 import { readKnobs, type BenchmarkName, type Knobs } from './lib/knobs.js';
 import { machine } from './lib/machine.js';
@@ -47,6 +49,8 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
   let s: BenchStack | undefined;
   let fleet: RealFleet | undefined;
   try {
+    say('compiling the sources (processes run compiled JavaScript, as in production)');
+    await compileForBench(ROOT, say);
     s = await openStack(knobs.BENCH_STACK_DIR, say);
     const stack = s;
     if (want('bytes') || want('etcd') || want('latency')) fleet = await startRealFleet(stack, say);
@@ -66,6 +70,11 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
         await benchLatencyReal(stack, real, knobs.BENCH_LAT_COMMITS, say),
         ...(await benchLatencySims(stack, real, sims, knobs.BENCH_LAT_COMMITS, 'downstream-2', say)),
       ]);
+    }
+    await fleet?.stop();
+    fleet = undefined;
+    if (want('memory')) {
+      await runOne('memory', out, () => benchMemory(stack, { bundles: knobs.BENCH_MEM_BUNDLES, clusters: knobs.BENCH_MEM_CLUSTERS, targets: knobs.BENCH_MEM_TARGETS }, say));
     }
   } finally {
     await fleet?.stop();

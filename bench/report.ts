@@ -2,6 +2,7 @@ import { table } from '../cli/table.js';
 import type { BytesResult } from './bytes.js';
 import type { Footprint } from './etcd.js';
 import type { LatencyResult } from './latency.js';
+import type { MemoryResult } from './memory.js';
 import type { ThroughputResult } from './throughput.js';
 import type { BenchResults } from './main.js';
 import { fmtBytes, fmtMs, fmtRate } from './lib/stats.js';
@@ -70,6 +71,20 @@ function latencyReport(r: LatencyResult[]): string {
   ].join('\n');
 }
 
+function memoryReport(r: MemoryResult): string {
+  return [
+    `${r.bundles} bundles across ${r.clusters} clusters, each bundle on ${r.targets}: ${r.bundleDeployments} bundle deployments (${r.bundleDeployments / r.clusters} per agent); rollout ${fmtMs(r.rolloutMs)}, then ${fmtMs(r.steadyMs)} steady`,
+    table(['process', 'RSS before the commit', 'peak RSS (VmHWM)', 'RSS at the end'], [
+      ['controller', fmtBytes(r.controller.idleRssBytes), fmtBytes(r.controller.peakRssBytes), fmtBytes(r.controller.rssAfterBytes)],
+      [`agent (median of ${r.agents.peakRssBytes.length})`, fmtBytes(r.agents.medianIdleRssBytes), fmtBytes(r.agents.medianPeakRssBytes), fmtBytes(r.agents.medianRssAfterBytes)],
+      ['agent (max)', '', fmtBytes(r.agents.maxPeakRssBytes), ''],
+    ]).trimEnd(),
+    `upstream API requests during the rollout: ${r.apiRequests.upstream.slice(0, 6).map((x) => `${x.request} ${x.count}`).join(', ')}`,
+    `downstream API requests during the rollout: ${r.apiRequests.downstream.slice(0, 6).map((x) => `${x.request} ${x.count}`).join(', ')}`,
+    `CPU seconds during the rollout: ${Object.entries(r.cpuSeconds).sort(([, a], [, b]) => b - a).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`,
+  ].join('\n');
+}
+
 /** Renders every benchmark present in `out`. */
 export function report(out: BenchResults): string {
   const m = out.machine;
@@ -78,6 +93,7 @@ export function report(out: BenchResults): string {
   if (out.results.throughput) text += section('Throughput vs the oras CLI (same registry, same run, alternating)', throughputReport(out.results.throughput as ThroughputResult));
   if (out.results.etcd) text += section('etcd footprint per bundle (Bundle + BundleDeployments, 2 clusters), OCI mode vs etcd mode', etcdReport(out.results.etcd as Footprint[]));
   if (out.results.latency) text += section('Propagation latency (git commit -> Ready on every target cluster)', latencyReport(out.results.latency as LatencyResult[]));
+  if (out.results.memory) text += section('Memory (peak RSS of separate processes)', memoryReport(out.results.memory as MemoryResult));
   for (const [name, message] of Object.entries(out.errors)) text += section(`${name}: FAILED`, message);
   return `${text}\n`;
 }

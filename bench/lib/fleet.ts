@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +35,8 @@ export interface BenchStack {
   git: GitServer;
   /** Admin client of the upstream cluster. */
   up: KubeClient;
+  /** `base` made unique to this run (git repositories and GitRepos), so that a reused stack never mixes runs. */
+  unique(base: string): string;
   stop(): Promise<void>;
 }
 
@@ -68,8 +71,9 @@ export async function openStack(reuseDir: string | undefined, say: (m: string) =
   const up = await kubeClient(desc.clusters.upstream?.kubeconfig ?? '');
   await prepareUpstream(up, desc);
   const regDir = join(dir, 'registry', 'http');
+  const runID = randomBytes(3).toString('hex');
   return {
-    desc, dir, work, git, up,
+    desc, dir, work, git, up, unique: (base) => `${base}-${runID}`,
     registry: { host: desc.registries.http.host, logFile: join(regDir, 'registry.log'), storageDir: join(regDir, 'storage') },
     async stop() {
       await git.stop();
@@ -79,7 +83,8 @@ export async function openStack(reuseDir: string | undefined, say: (m: string) =
   };
 }
 
-async function prepareUpstream(up: KubeClient, desc: StackDescription): Promise<void> {
+/** Installs the CRDs, the namespaces and the git credential Secret on an upstream cluster. */
+export async function prepareUpstream(up: KubeClient, desc: StackDescription): Promise<void> {
   await installCrds(up);
   for (const ns of [W, 'flotilla-system', 'flotilla-registration']) {
     await up.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, FIELD_MANAGER);

@@ -37,7 +37,8 @@ const KnobsSchema = z.object({
   BENCH_LAT_COMMITS: int(20).describe('Commits measured per propagation scenario.'),
   BENCH_LAT_SIMS: list('50,200').describe('Simulated cluster counts (0 or empty: only the 2 real clusters).'),
   BENCH_MEM_BUNDLES: int(1000).describe('Bundles of the memory benchmark.'),
-  BENCH_MEM_CLUSTERS: int(10).describe('Clusters (agent processes) of the memory benchmark; every cluster gets every bundle.'),
+  BENCH_MEM_CLUSTERS: int(10).describe('Clusters (agent processes) of the memory benchmark.'),
+  BENCH_MEM_TARGETS: int(1).describe('Clusters each bundle of the memory benchmark goes to (10: every bundle on every cluster).'),
 });
 
 /** The parsed knobs. */

@@ -1,20 +1,23 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { spawnManaged, type ManagedProcess } from '../../e2e/stack/proc.js';
 import { freePort, waitFor } from '../../e2e/stack/net.js';
+import { BUILD_DIR } from './build.js';
 
 /**
  * Flotilla processes started by the benchmarks (the controller, agents), the way production runs them:
- * `node --import tsx controller/main.ts ...`, one process each, registered with the stack's process
+ * `node --enable-source-maps controller/main.js ...` from the compiled sources (build.ts), one process each, registered with the stack's process
  * registry so none outlives the run. Memory is read from /proc/PID/status.
  */
 
 /** The repository root. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** The preload that taps every registry client's events (see tap.ts). */
-export const TAP_MODULE = join(ROOT, 'bench', 'lib', 'tap.ts');
+/** Compiled JavaScript the processes run (see build.ts). */
+const BUILT = join(ROOT, BUILD_DIR);
+/** The preload that taps every registry client's events (see tap.ts), compiled. */
+export const TAP_MODULE = join(BUILT, 'bench', 'lib', 'tap.js');
 
 /** A running Flotilla process. */
 export interface FlotillaProcess {
@@ -44,7 +47,7 @@ export function procStatusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number |
 /** Options of {@link startFlotillaProcess}. */
 export interface StartOptions {
   name: string;
-  /** Entry point relative to the repository root, e.g. controller/main.ts. */
+  /** Entry point relative to the repository root, e.g. controller/main.ts (its compiled .js is run). */
   entry: string;
   args: string[];
   logFile: string;
@@ -61,7 +64,9 @@ export interface StartOptions {
 /** Starts `node --import tsx ENTRY ARGS --probe-port P` and waits until /readyz answers 200. */
 export async function startFlotillaProcess(o: StartOptions): Promise<FlotillaProcess> {
   const probePort = await freePort();
-  const nodeArgs = [...(o.nodeFlags ?? []), '--import', 'tsx', ...(o.tapFile ? ['--import', TAP_MODULE] : []), o.entry, ...o.args, '--probe-port', String(probePort)];
+  const entry = join(BUILT, o.entry.replace(/\.ts$/, '.js'));
+  if (!existsSync(entry)) throw new Error(`${entry} does not exist: compile first (build.ts)`);
+  const nodeArgs = [...(o.nodeFlags ?? []), '--enable-source-maps', ...(o.tapFile ? ['--import', TAP_MODULE] : []), entry, ...o.args, '--probe-port', String(probePort)];
   const proc: ManagedProcess = spawnManaged(o.name, process.execPath, nodeArgs, o.logFile, {
     cwd: ROOT, env: { ...process.env, ...(o.tapFile ? { BENCH_TAP_FILE: o.tapFile } : {}) },
   });
@@ -119,4 +124,32 @@ export class PeakSampler {
   stop(): void {
     clearInterval(this.timer);
   }
+}
+
+/** CPU time (user + system) a process has used, seconds, from /proc/PID/stat (clock ticks of 1/100 s). */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** PIDs of running processes whose command line contains `needle` (e.g. a stack folder). */
+export function pidsMatching(needle: string): { pid: number; command: string }[] {
+  const out: { pid: number; command: string }[] = [];
+  for (const entry of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      if (args.some((a) => a.includes(needle))) out.push({ pid: Number(entry), command: args.map((a) => a.split('/').at(-1) ?? a).slice(0, 2).join(' ') });
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** CPU seconds per named process, for "where did the time go" notes: call once before and once after. */
+export function cpuByProcess(named: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(named).map(([name, pid]) => [name, cpuSeconds(pid) ?? Number.NaN]));
 }

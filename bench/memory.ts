@@ -1,0 +1,160 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readBinaries } from '../e2e/stack/binaries.js';
+import { startControlPlane, type ControlPlane } from '../e2e/stack/kube.js';
+import { waitFor } from '../e2e/stack/net.js';
+import type { KubeClient } from '../lib/kube/client.js';
+import { apiRequestCounts, topDeltas } from './lib/apimetrics.js';
+import { configMapOfSize } from './lib/content.js';
+import {
+  applyGitRepo, bootstrap, bundleDeploymentsOf, contentsIDsOf, isCurrent, kubeClient, prepareUpstream, registrationToken, startAgentProcess, startController,
+  waitClustersRegistered, type BenchStack, type ClusterSpec,
+} from './lib/fleet.js';
+import { PeakSampler, cpuSeconds, pidsMatching, type FlotillaProcess } from './lib/procs.js';
+import { median } from './lib/stats.js';
+
+/**
+ * Memory: peak RSS (VmHWM) of the controller process and of agent processes while a fleet of N bundles
+ * (default 1,000) deploys across C clusters (default 10), each bundle to T of them (default 1: N Bundles,
+ * N x T BundleDeployments upstream, N x T / C per agent), and after a steady period that includes a full
+ * drift-check resync of every agent. It runs on its own two control planes (an upstream and one
+ * downstream API server shared by the C agents, each in its own namespaces), so nothing left by the other
+ * benchmarks is in the caches measured. The registry and git server are the stack's.
+ */
+
+/** Result of the benchmark. */
+export interface MemoryResult {
+  bundles: number;
+  clusters: number;
+  bundleDeployments: number;
+  /** Commit -> every BundleDeployment deployed and Ready. */
+  rolloutMs: number;
+  steadyMs: number;
+  /** Clusters each bundle goes to. */
+  targets: number;
+  /** RSS before the commit (registered, nothing deployed), at the peak, and at the end. */
+  controller: { peakRssBytes: number; rssAfterBytes: number; idleRssBytes: number };
+  /** CPU seconds each part used from the commit to the end of the rollout (where the time went). */
+  cpuSeconds: Record<string, number>;
+  /** The most frequent requests each API server received during the rollout. */
+  apiRequests: { upstream: { request: string; count: number }[]; downstream: { request: string; count: number }[] };
+  /** Progress every ~10 s: seconds since the commit, Bundles, BundleDeployments, Ready ones. */
+  timeline: { s: number; bundles: number; bundleDeployments: number; ready: number }[];
+  agents: { peakRssBytes: number[]; maxPeakRssBytes: number; medianPeakRssBytes: number; medianRssAfterBytes: number; medianIdleRssBytes: number };
+}
+
+/**
+ * N bundle folders of one 1 KiB ConfigMap each. Bundle i goes to `targets` clusters (i, i+1, ... modulo C):
+ * its fleet.yaml gives each of them its own namespace and excludes every other cluster (doNotDeploy).
+ */
+function bundleTree(bundles: number, clusters: ClusterSpec[], targets: number): Record<string, Buffer | string> {
+  const files: Record<string, Buffer | string> = {};
+  for (let i = 0; i < bundles; i++) {
+    const mine = Array.from({ length: Math.min(targets, clusters.length) }, (_, k) => clusters[(i + k) % clusters.length] as ClusterSpec);
+    const dir = `b-${String(i).padStart(4, '0')}`;
+    files[`${dir}/fleet.yaml`] = ['defaultNamespace: bench-mem', 'targetCustomizations:',
+      ...mine.flatMap((c) => [`- name: ${c.name}`, `  clusterName: ${c.name}`, `  namespace: ${c.name}-app`]),
+      '- name: others', '  clusterSelector: {}', '  doNotDeploy: true'].join('\n') + '\n';
+    files[`${dir}/cm.yaml`] = configMapOfSize(`cm-${dir}`, 1024);
+  }
+  return files;
+}
+
+async function memStackOf(s: BenchStack, dir: string): Promise<{ ms: BenchStack; planes: ControlPlane[] }> {
+  const binaries = await readBinaries();
+  const [up, down] = await Promise.all([
+    startControlPlane({ name: 'mem-upstream', dir: join(dir, 'mem-upstream'), binaries, controllerManager: true }),
+    startControlPlane({ name: 'mem-downstream', dir: join(dir, 'mem-downstream'), binaries }),
+  ]);
+  const upKube: KubeClient = await kubeClient(up.kubeconfigPath);
+  const desc = { ...s.desc, clusters: { upstream: { server: up.server, kubeconfig: up.kubeconfigPath }, 'mem-downstream': { server: down.server, kubeconfig: down.kubeconfigPath } } };
+  await prepareUpstream(upKube, desc);
+  return { ms: { ...s, desc, up: upKube, work: dir }, planes: [up, down] };
+}
+
+async function waitRollout(up: KubeClient, repo: string, expected: number, t0: number, say: (m: string) => void): Promise<MemoryResult['timeline']> {
+  const timeline: MemoryResult['timeline'] = [];
+  await waitFor(async () => {
+    const ids = await contentsIDsOf(up, repo);
+    const bds = await bundleDeploymentsOf(up, repo);
+    const ready = bds.filter((bd) => isCurrent(bd, ids)).length;
+    timeline.push({ s: Math.round((Date.now() - t0) / 1000), bundles: ids.size, bundleDeployments: bds.length, ready });
+    if (timeline.length % 6 === 0 || ready === expected) say(`memory: ${ids.size} Bundles, ${bds.length} BundleDeployments, ${ready}/${expected} Ready`);
+    return ready === expected;
+  }, { what: `${expected} bundle deployments to be Ready`, timeoutMs: 40 * 60_000, intervalMs: 10_000 });
+  return timeline;
+}
+
+/** The processes whose CPU time is accounted: ours, and the control planes' and registry's found by folder. */
+function accounted(procs: readonly FlotillaProcess[], dir: string, registryDir: string): Record<string, number[]> {
+  const parts: Record<string, number[]> = { controller: [procs[0]?.pid ?? -1], agents: procs.slice(1).map((p) => p.pid) };
+  const ours = new Set(procs.map((p) => p.pid));
+  for (const plane of ['mem-upstream', 'mem-downstream']) {
+    for (const { pid, command } of pidsMatching(join(dir, plane)).filter((p) => !ours.has(p.pid))) {
+      (parts[`${plane} ${command.split(' ')[0] ?? ''}`] ??= []).push(pid);
+    }
+  }
+  parts.registry = pidsMatching(registryDir).map((p) => p.pid);
+  return parts;
+}
+
+function cpuOf(parts: Record<string, number[]>): Record<string, number> {
+  const out = Object.fromEntries(Object.entries(parts).map(([name, pids]) => [name, pids.reduce((n, pid) => n + (cpuSeconds(pid) ?? 0), 0)]));
+  out['benchmark process (git server, polling)'] = process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
+  return out;
+}
+
+/** Runs the benchmark; `steadyMs` is how long the fleet stays up once Ready (default 40 s: past one 30 s resync). */
+export async function benchMemory(s: BenchStack, o: { bundles: number; clusters: number; targets: number; steadyMs?: number }, say: (m: string) => void): Promise<MemoryResult> {
+  const dir = join(s.work, 'mem');
+  await mkdir(dir, { recursive: true });
+  const { ms, planes } = await memStackOf(s, dir);
+  const procs: FlotillaProcess[] = [];
+  const sampler = new PeakSampler(() => procs, 1000);
+  try {
+    const controller = await startController(ms, 'mem-controller');
+    procs.push(controller);
+    const token = await registrationToken(ms.up);
+    const down = await kubeClient(ms.desc.clusters['mem-downstream']?.kubeconfig ?? '');
+    const clusters: ClusterSpec[] = Array.from({ length: o.clusters }, (_, i) => ({ name: `mem-${String(i).padStart(2, '0')}`, agentNamespace: `mem-${String(i).padStart(2, '0')}`, labels: { 'bench-mem': 'true' } }));
+    for (const c of clusters) await bootstrap(down, token, c);
+    await down.close();
+    procs.push(...(await Promise.all(clusters.map((c) => startAgentProcess(ms, ms.desc.clusters['mem-downstream']?.kubeconfig ?? '', c)))));
+    await waitClustersRegistered(ms.up, clusters.map((c) => c.name));
+    say(`memory: controller and ${o.clusters} agent processes up; committing ${o.bundles} bundles`);
+    const repo = s.unique('bench-mem');
+    await s.git.createRepo(repo);
+    await s.git.commit(repo, bundleTree(o.bundles, clusters, o.targets), `${o.bundles} bundles`);
+    const idle = procs.map((p) => p.rss() ?? Number.NaN);
+    const parts = accounted(procs, dir, join(s.dir, 'registry'));
+    const cpu0 = cpuOf(parts);
+    const planeDirs = [join(dir, 'mem-upstream'), join(dir, 'mem-downstream')] as const;
+    const counts = () => Promise.all(planes.map((p, i) => apiRequestCounts(planeDirs[i] ?? '', p.server)));
+    const req0 = await counts();
+    const t0 = Date.now();
+    await applyGitRepo(ms, { name: repo, repo, targets: [{ clusterSelector: { matchLabels: { 'bench-mem': 'true' } } }],
+      ociReference: `${s.registry.host}/bench-mem`, pollingInterval: '15s' });
+    const timeline = await waitRollout(ms.up, repo, o.bundles * Math.min(o.targets, o.clusters), t0, say);
+    const rolloutMs = Date.now() - t0;
+    const cpu1 = cpuOf(parts);
+    const req1 = await counts();
+    const cpuSpent = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, Math.round((v - (cpu0[k] ?? 0)) * 10) / 10]));
+    const steadyMs = o.steadyMs ?? 40_000;
+    await sleep(steadyMs);
+    const peaks = sampler.result();
+    const agentPeaks = procs.slice(1).map((p) => peaks[p.name] ?? Number.NaN);
+    return {
+      bundles: o.bundles, clusters: o.clusters, targets: o.targets, bundleDeployments: o.bundles * Math.min(o.targets, o.clusters), rolloutMs, steadyMs, cpuSeconds: cpuSpent, timeline,
+      apiRequests: { upstream: topDeltas(req0[0] ?? {}, req1[0] ?? {}), downstream: topDeltas(req0[1] ?? {}, req1[1] ?? {}) },
+      controller: { peakRssBytes: peaks[controller.name] ?? Number.NaN, rssAfterBytes: controller.rss() ?? Number.NaN, idleRssBytes: idle[0] ?? Number.NaN },
+      agents: { peakRssBytes: agentPeaks, maxPeakRssBytes: Math.max(...agentPeaks), medianPeakRssBytes: median(agentPeaks),
+        medianRssAfterBytes: median(procs.slice(1).map((p) => p.rss() ?? Number.NaN)), medianIdleRssBytes: median(idle.slice(1)) },
+    };
+  } finally {
+    sampler.stop();
+    await Promise.all(procs.map((p) => p.stop()));
+    await ms.up.close();
+    await Promise.all(planes.map((p) => p.stop()));
+  }
+}
