@@ -133,12 +133,18 @@ describe('reliability: faults injected into real controller and agent processes'
     await converge('the first commit');
   });
 
+  let anyFailed = false;
   after(async function () {
     this.timeout(120_000);
     process.stdout.write(`\nreliability summary\n${faults.summary()}\n`);
     await fleet?.stop();
     for (const c of Object.values(downstream)) await c.close();
+    // Only after every process has stopped: a live controller may still be writing into its git checkout.
+    // Logs stay on disk when a test failed, to be read.
+    if (fleet && !anyFailed) await removeFleetDir(fleet);
   });
+
+  afterEach(function () { if (this.currentTest?.state === 'failed') anyFailed = true; });
 
   it('converges after kill -9 of an agent in the middle of applying a bundle', async () => {
     const before = await snapshot();
@@ -229,9 +235,8 @@ describe('reliability: faults injected into real controller and agent processes'
     ];
     const hits = findSecrets(texts, secrets);
     faults.record({ fault: `secret scan (${texts.length} texts, ${secrets.filter((s) => s.length >= 6).length} secrets)`,
-      result: hits.length === 0 ? 'refused' : 'failed', objectsLost: 0, note: `${hits.length} leaks` });
+      result: hits.length === 0 ? 'clean' : 'failed', objectsLost: 0, note: `${hits.length} leaks` });
     expect(texts.length).to.be.greaterThan(0);
     expect(hits.map((h) => `${h.where} (secret #${h.secretIndex})`)).to.deep.equal([]);
-    await removeFleetDir(fleet);
   });
 });

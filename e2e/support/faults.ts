@@ -11,8 +11,8 @@ import { table } from '../../cli/table.js';
 export interface FaultOutcome {
   /** The fault or input, e.g. "kill -9 agent during apply". */
   fault: string;
-  /** converged: back to the commit in git; refused: rejected cleanly; failed: neither (the test failed). */
-  result: 'converged' | 'refused' | 'failed';
+  /** converged: back to the commit in git; refused: rejected cleanly; clean: a scan found nothing; failed: none of these. */
+  result: 'converged' | 'refused' | 'clean' | 'failed';
   /** Objects that were applied before the fault and missing after (must be 0). */
   objectsLost: number;
   /** Free text: what was observed (e.g. whether the kill landed mid-apply). */

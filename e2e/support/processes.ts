@@ -190,5 +190,5 @@ export async function fleetLogs(fleet: Fleet): Promise<{ name: string; text: str
 
 /** Removes the fleet's log folder (call after the scans). */
 export async function removeFleetDir(fleet: Fleet): Promise<void> {
-  await rm(fleet.logDir, { recursive: true, force: true });
+  await rm(fleet.logDir, { recursive: true, force: true, maxRetries: 5 });
 }
