@@ -1,5 +1,6 @@
 import { startStack, type Stack } from './stack/stack.js';
 import { liveProcesses } from './stack/proc.js';
+import { faultLog } from './support/faults.js';
 
 /**
  * Mocha root hooks: the whole e2e run shares one stack, started once before the first test and
@@ -29,6 +30,7 @@ export const mochaHooks = {
   },
   async afterAll(this: Mocha.Context): Promise<void> {
     this.timeout(60_000);
+    if (faultLog.outcomes.length > 0) process.stdout.write(`\nreliability summary (every fault and bad input of this run)\n${faultLog.summary()}\n`);
     await current?.stop();
     current = undefined;
     const left = liveProcesses();

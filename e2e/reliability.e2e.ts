@@ -3,7 +3,7 @@ import { stack } from './fixture.js';
 import { waitFor } from './stack/net.js';
 import { registryClientFor } from './stack/registry.js';
 import { startFleet, fleetLogs, removeFleetDir, type Fleet } from './support/processes.js';
-import { FaultLog, findSecrets, eventTexts, flotillaStatusTexts } from './support/faults.js';
+import { faultLog, findSecrets, eventTexts, flotillaStatusTexts } from './support/faults.js';
 import { API_VERSION, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 
@@ -37,7 +37,7 @@ const ready = (o: { status?: { conditions?: { type: string; status: string }[] }
 
 describe('reliability: faults injected into real controller and agent processes', function () {
   this.timeout(20 * 60_000);
-  const faults = new FaultLog();
+  const faults = faultLog;
   const downstream: Record<string, KubeClient> = {};
   let fleet: Fleet;
   let commit = '';
@@ -136,7 +136,6 @@ describe('reliability: faults injected into real controller and agent processes'
   let anyFailed = false;
   after(async function () {
     this.timeout(120_000);
-    process.stdout.write(`\nreliability summary\n${faults.summary()}\n`);
     await fleet?.stop();
     for (const c of Object.values(downstream)) await c.close();
     // Only after every process has stopped: a live controller may still be writing into its git checkout.

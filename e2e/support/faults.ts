@@ -36,6 +36,12 @@ export class FaultLog {
   }
 }
 
+/**
+ * The run's one log of faults and bad inputs: every reliability suite records into it, and the e2e
+ * root hook (e2e/fixture.ts) prints it as one summary table after the last test.
+ */
+export const faultLog = new FaultLog();
+
 /** One place a secret value was found. */
 export interface SecretHit { where: string; secretIndex: number }
 
