@@ -13,6 +13,8 @@ export interface StackBinaries {
   registry: string;
   git: string;
   htpasswd: string;
+  /** OpenSSH's sshd (Debian openssh-server), for the SSH git server. */
+  sshd: string;
   helm: string;
   oras: string;
   k8sVersion: string;

@@ -3,7 +3,7 @@
 # cache outside the repository. Idempotent: a second run finds everything cached and returns at once.
 #   kube-apiserver, kube-controller-manager  <- Go module proxy, k8s.io/kubernetes (wrapper module)
 #   etcd                                      <- Go module proxy, go.etcd.io/etcd/server/v3
-#   docker-registry, git, htpasswd            <- Debian packages
+#   docker-registry, git, htpasswd, sshd      <- Debian packages (openssh-server: the SSH git server)
 #   helm, oras (only with --extras)           <- Go module proxy
 # Prints progress; exits non-zero naming the part that failed.
 set -euo pipefail
@@ -28,17 +28,22 @@ command -v docker-registry >/dev/null || [ -x /usr/bin/docker-registry ] || need
 command -v git >/dev/null || need_apt+=(git)
 command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
 command -v openssl >/dev/null || need_apt+=(openssl)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null || fail "apt-get update failed"
-  # policy-rc.d keeps the packaged registry service from starting on :5000.
+  # policy-rc.d keeps the packaged services (registry on :5000, sshd on :22) from starting.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null \
-    || { rm -f /usr/sbin/policy-rc.d; fail "apt-get install ${need_apt[*]}"; }
+  # Its stderr (debconf notices) goes to a log shown only on failure.
+  apt_log="$(mktemp)"
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null 2>"$apt_log" \
+    || { tail -20 "$apt_log" >&2; rm -f /usr/sbin/policy-rc.d "$apt_log"; fail "apt-get install ${need_apt[*]}"; }
+  rm -f "$apt_log"
   rm -f /usr/sbin/policy-rc.d
   # The package may have started its service anyway; stop it so it holds no port.
   (systemctl stop docker-registry 2>/dev/null; pkill -f '/usr/bin/docker-registry serve /etc/docker/registry' 2>/dev/null) || true
+  (systemctl stop ssh 2>/dev/null) || true
 fi
 
 # --- Kubernetes --------------------------------------------------------------------------------
@@ -131,6 +136,7 @@ cat > "$CACHE/stack-binaries.json" <<JSON
   "registry": "$(command -v docker-registry || echo /usr/bin/docker-registry)",
   "git": "$(command -v git)",
   "htpasswd": "$(command -v htpasswd)",
+  "sshd": "/usr/sbin/sshd",
   "helm": "$CACHE/helm-$HELM_VERSION/bin/helm",
   "oras": "$CACHE/oras-$ORAS_VERSION/bin/oras",
   "k8sVersion": "$K8S_VERSION",
