@@ -13,6 +13,8 @@ describe('agent configuration', () => {
     { name: 'reads flags with =', argv: ['--resync=1m', '--cache-dir=/c'], want: { resync: 60_000, cacheDir: '/c' } },
     { name: 'reads flags with a separate value', argv: ['--heartbeat', '5s', '--log-level', 'debug'], want: { heartbeat: 5000, logLevel: 'debug' } },
     { name: 'reads the environment', argv: [], env: { FLOTILLA_NAMESPACE: 'agents', FLOTILLA_PROBE_PORT: '9000' }, want: { namespace: 'agents', probePort: 9000 } },
+    { name: 'reads the limits on pulled bundles', argv: ['--max-file-bytes=1024'], env: { FLOTILLA_MAX_BUNDLE_BYTES: '4096', FLOTILLA_MAX_BUNDLE_FILES: '3' },
+      want: { maxFileBytes: 1024, maxBundleBytes: 4096, maxBundleFiles: 3 } },
     { name: 'lets flags win over the environment', argv: ['--namespace=flag'], env: { FLOTILLA_NAMESPACE: 'env' }, want: { namespace: 'flag' } },
   ];
   for (const c of cases) it(c.name, () => expect(parseAgentConfig(c.argv, c.env ?? {})).to.include(c.want));

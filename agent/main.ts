@@ -17,7 +17,8 @@ async function main(): Promise<void> {
   const agent = new Agent({
     downstream, namespace: config.namespace, cacheDir: config.cacheDir, log,
     resyncIntervalMs: config.resync, heartbeatIntervalMs: config.heartbeat, workers: config.workers,
-    limits: { maxObjects: config.maxObjects },
+    limits: { maxObjects: config.maxObjects,
+      oci: { maxFiles: config.maxBundleFiles, maxFileBytes: config.maxFileBytes, maxTotalBytes: config.maxBundleBytes } },
   });
   const probes = await startOpsServer({ port: config.probePort, host: config.probeAddress, healthy: () => agent.isHealthy(), ready: () => agent.isReady() });
   let stopping = false;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_WORKSPACE_NAMESPACE, parseDurationMs } from '../lib/api/index.js';
 import { parseConfig } from '../lib/config.js';
+import { DEFAULT_BUNDLE_LIMITS, type BundleLimits } from '../lib/bundle/index.js';
 
 /**
  * The controller's configuration: flags over environment variables over defaults (lib/config.ts),
@@ -27,6 +28,9 @@ export const ControllerConfigSchema = z.strictObject({
   artifactRetention: z.coerce.number().int().min(1).default(5).describe('Artifact versions kept per bundle repository.'),
   agentTokenTtl: durationMs('24h').describe('Lifetime of agent credentials issued at registration.'),
   maxBundleBytesInEtcd: z.coerce.number().int().default(1_000_000).describe('Above this, a bundle cannot be stored inline (etcd mode).'),
+  maxBundleFiles: z.coerce.number().int().min(1).default(DEFAULT_BUNDLE_LIMITS.maxFiles).describe('Most files one bundle directory may hold (BundleTooLarge above).'),
+  maxFileBytes: z.coerce.number().int().min(1).default(DEFAULT_BUNDLE_LIMITS.maxFileBytes).describe('Largest file of a bundle, in bytes (BundleTooLarge above).'),
+  maxBundleBytes: z.coerce.number().int().min(1).default(DEFAULT_BUNDLE_LIMITS.maxTotalBytes).describe('Largest sum of the files of one bundle, in bytes (BundleTooLarge above).'),
   leaderElection: bool(true).describe('Run only while holding the Lease.'),
   leaseName: z.string().default('flotilla-controller').describe('Name of the leader-election Lease.'),
   identity: z.string().optional().describe('Leader-election identity; default hostname + pid.'),
@@ -42,4 +46,9 @@ export type ControllerConfig = z.output<typeof ControllerConfigSchema>;
 /** Parses flags and environment into a config; throws with every problem named. */
 export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig {
   return parseConfig(ControllerConfigSchema, argv, env, 'controller');
+}
+
+/** The limits on what the controller reads from a bundle directory of a git checkout. */
+export function bundleLimitsOf(config: ControllerConfig): Partial<BundleLimits> {
+  return { maxFiles: config.maxBundleFiles, maxFileBytes: config.maxFileBytes, maxTotalBytes: config.maxBundleBytes };
 }

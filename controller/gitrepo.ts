@@ -9,6 +9,7 @@ import { splitKey } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import type { RegistryClient } from '../lib/oci/index.js';
 import { Ref, type ControllerContext } from './context.js';
+import { bundleLimitsOf } from './config.js';
 import type { GitAuth, GitSource } from './git.js';
 import { deleteBundleArtifacts, pushCredentials, readSecretData, registryClient, storeInline, storeInRegistry, type StoredContent } from './store.js';
 import { rollUpGitRepo } from './rollup.js';
@@ -115,7 +116,7 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
   const dir = await git.checkout(`${ns}/${repo.metadata.name}`, { repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth }, commit);
   let bundles: LoadedBundle[];
   try {
-    bundles = await readGitRepoBundles(dir, { repoName: repo.metadata.name, paths: repo.spec.paths });
+    bundles = await readGitRepoBundles(dir, { repoName: repo.metadata.name, paths: repo.spec.paths, limits: bundleLimitsOf(ctx.config) });
   } catch (err) {
     setCond(run, ConditionType.BundlesBuilt, false, (err as { reason?: string }).reason ?? Reason.InvalidBundle, `commit ${commit.slice(0, 12)}: ${messageOf(err)}`);
     throw err;

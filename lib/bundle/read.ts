@@ -184,7 +184,7 @@ async function visitFile(walk: Walk, abs: string, rel: string, name: string, atR
     if (!atRoot) return; // a fleet.yaml under overlays/ configures nothing
     if (walk.fleetYaml) throw invalidBundle(display(walk, rel), undefined, `both ${walk.fleetYaml.name} and ${name} exist; keep one`);
     const size = (await stat(abs)).size;
-    if (size > walk.limits.maxFileBytes) throw tooLarge(`${display(walk, rel)}: ${size} bytes is more than the limit`);
+    if (size > walk.limits.maxFileBytes) throw tooLarge(`${display(walk, rel)}: ${size} bytes is more than the limit of ${walk.limits.maxFileBytes} bytes per file`);
     walk.fleetYaml = { name, text: decodeUtf8(display(walk, rel), await readFile(abs)) };
     return;
   }
