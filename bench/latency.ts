@@ -1,5 +1,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
+import { apiRequestCounts, topDeltas, type RequestCounts } from './lib/apimetrics.js';
 import { applyGitRepo, deleteGitRepo, type BenchStack } from './lib/fleet.js';
 import { RolloutObserver, type Milestones } from './lib/observer.js';
 import { REAL_LABEL, type RealFleet } from './lib/realfleet.js';
@@ -30,6 +32,8 @@ export interface LatencyResult {
   fanOut: Summary;
   /** Last BundleDeployment updated -> last Ready. */
   agents: Summary;
+  /** The upstream API server's most frequent requests, per commit (averaged over the measured commits). */
+  upstreamRequestsPerCommit: { request: string; count: number }[];
   /** Time to register the simulated clusters (simulated scenarios). */
   registrationMs?: number;
   samples: { commit: number; allReadyMs: number; controllerMs: number; fanOutMs: number; agentsMs: number }[];
@@ -50,6 +54,10 @@ async function waitComplete(observer: RolloutObserver, previous: string | undefi
   }
 }
 
+function upstreamRequests(s: BenchStack): Promise<RequestCounts> {
+  return apiRequestCounts(join(s.dir, 'clusters', 'upstream'), s.desc.clusters.upstream?.server ?? '');
+}
+
 interface Scenario { name: string; repo: string; clusters: number; selector: Record<string, string>; fleetYaml: string }
 
 async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m: string) => void): Promise<LatencyResult> {
@@ -59,11 +67,14 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
   await observer.start();
   const samples: LatencyResult['samples'] = [];
   const perCluster: number[] = [];
+  let requests0: RequestCounts = {};
+  let requests1: RequestCounts = {};
   try {
     await applyGitRepo(s, { name: sc.repo, repo: sc.repo, paths: ['app'], targets: [{ clusterSelector: { matchLabels: sc.selector } }],
       ociReference: `${s.registry.host}/bench`, pollingInterval: '1s' });
     let previous = (await waitComplete(observer, undefined, sc.clusters, 600_000)).id;
     say(`latency ${sc.name}: first rollout done; measuring ${commits} commits`);
+    requests0 = await upstreamRequests(s);
     for (let round = 1; round <= commits; round++) {
       await sleep(randomInt(1000));
       await s.git.commit(sc.repo, { 'app/cm.yaml': appFile(round) }, `round ${round}`);
@@ -76,12 +87,14 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
       perCluster.push(...m.deployments.map((d) => d.ready - t0));
       if (round % 5 === 0) say(`latency ${sc.name}: ${round}/${commits} commits (last ${samples.at(-1)?.allReadyMs} ms)`);
     }
+    requests1 = await upstreamRequests(s);
   } finally {
     await observer.stop();
   }
   await deleteGitRepo(s.up, sc.repo);
   return {
     scenario: sc.name, clusters: sc.clusters, commits, samples,
+    upstreamRequestsPerCommit: topDeltas(requests0, requests1, 8).map((d) => ({ request: d.request, count: Math.round((d.count / commits) * 10) / 10 })),
     allReady: summarize(samples.map((x) => x.allReadyMs)), perCluster: summarize(perCluster),
     controller: summarize(samples.map((x) => x.controllerMs)), fanOut: summarize(samples.map((x) => x.fanOutMs)), agents: summarize(samples.map((x) => x.agentsMs)),
   };
@@ -93,21 +106,25 @@ export async function benchLatencyReal(s: BenchStack, fleet: RealFleet, commits:
     fleetYaml: 'defaultNamespace: bench-latency\n' }, commits, say);
 }
 
-function simFleetYaml(count: number): string {
+function simFleetYaml(prefix: string, count: number): string {
   const lines = ['defaultNamespace: bench-latency', 'targetCustomizations:'];
-  for (let i = 0; i < count; i++) lines.push(`- name: ${simName(i)}`, `  clusterName: ${simName(i)}`, `  namespace: ${simName(i)}-app`);
+  for (let i = 0; i < count; i++) {
+    const name = simName(prefix, i);
+    lines.push(`- name: ${name}`, `  clusterName: ${name}`, `  namespace: ${name}-app`);
+  }
   return `${lines.join('\n')}\n`;
 }
 
-/** Label of the simulated clusters a scenario of `count` targets (cluster i < count carries it). */
-export const simLabel = (count: number): string => `bench-sim-${count}`;
+/** Label of the simulated clusters a scenario of `count` targets (cluster i < count carries it), unique to the run. */
+export const simLabel = (prefix: string, count: number): string => `bench-${prefix}-first-${count}`;
 
 /** Simulated scenarios of growing sizes on one SimFleet (grown between scenarios, never restarted). */
 export async function benchLatencySims(s: BenchStack, fleet: RealFleet, counts: readonly number[], commits: number, downstream: string,
   say: (m: string) => void): Promise<LatencyResult[]> {
   const sorted = [...counts].sort((a, b) => a - b);
-  const sims = new SimFleet(s, downstream, fleet.token,
-    (i) => Object.fromEntries([['bench-sim', 'true'], ...sorted.filter((c) => i < c).map((c) => [simLabel(c), 'true'])]));
+  const prefix = s.unique('sim');
+  const sims = new SimFleet(prefix, s, downstream, fleet.token,
+    (i) => Object.fromEntries([['bench-sim', 'true'], ...sorted.filter((c) => i < c).map((c) => [simLabel(prefix, c), 'true'])]));
   const out: LatencyResult[] = [];
   try {
     for (const count of sorted) {
@@ -116,7 +133,7 @@ export async function benchLatencySims(s: BenchStack, fleet: RealFleet, counts: 
       const registrationMs = Date.now() - t0;
       say(`latency: ${count} simulated clusters registered in ${(registrationMs / 1000).toFixed(0)} s`);
       const r = await runScenario(s, { name: `${count} simulated clusters`, repo: s.unique(`lat-sim-${count}`), clusters: count,
-        selector: { [simLabel(count)]: 'true' }, fleetYaml: simFleetYaml(count) }, commits, say);
+        selector: { [simLabel(prefix, count)]: 'true' }, fleetYaml: simFleetYaml(sims.prefix, count) }, commits, say);
       out.push({ ...r, registrationMs });
     }
   } finally {

@@ -28,6 +28,8 @@ export interface BenchResults {
   knobs: Knobs;
   startedAt: string;
   durationMs: number;
+  /** The 1, 5 and 15 min load averages when the run ended (other work on the machine shows here). */
+  loadAtEnd: string;
   results: Partial<Record<BenchmarkName, unknown>>;
   errors: Partial<Record<BenchmarkName, string>>;
 }
@@ -78,7 +80,7 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
     }
   } finally {
     await fleet?.stop();
-    await s?.stop();
+    await s?.stop(Object.keys(out.errors).length > 0 || knobs.BENCH_KEEP);
     await stopAll();
   }
 }
@@ -88,10 +90,11 @@ async function main(): Promise<number> {
   const started = Date.now();
   const out: BenchResults = {
     machine: machine(), command: `${Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_') && k !== 'BENCH_TAP_FILE').map(([k, v]) => `${k}=${v ?? ''} `).join('')}npm run bench`,
-    knobs, startedAt: new Date(started).toISOString(), durationMs: 0, results: {}, errors: {},
+    knobs, startedAt: new Date(started).toISOString(), durationMs: 0, loadAtEnd: '', results: {}, errors: {},
   };
   await run(knobs, out);
   out.durationMs = Date.now() - started;
+  out.loadAtEnd = machine().loadAvg;
   const file = resolve(ROOT, knobs.BENCH_OUT);
   await mkdir(dirname(file), { recursive: true });
   await writeFile(file, `${JSON.stringify(out, null, 2)}\n`);

@@ -68,12 +68,13 @@ function latencyReport(r: LatencyResult[]): string {
   return [
     table(['clusters', 'commits', 'p50 all Ready', 'p95 all Ready', 'max', 'per cluster p50 / p95', 'p50 stages: controller + fan-out + agents', 'registration'], rows).trimEnd(),
     'commit (push returned) -> new content applied and Ready on every target cluster; GitRepo pollingInterval 1s.',
+    ...r.map((l) => `upstream API requests per commit, ${l.scenario}: ${l.upstreamRequestsPerCommit.slice(0, 6).map((x) => `${x.request} ${x.count}`).join(', ')}`),
   ].join('\n');
 }
 
 function memoryReport(r: MemoryResult): string {
   return [
-    `${r.bundles} bundles across ${r.clusters} clusters, each bundle on ${r.targets}: ${r.bundleDeployments} bundle deployments (${r.bundleDeployments / r.clusters} per agent); rollout ${fmtMs(r.rolloutMs)}, then ${fmtMs(r.steadyMs)} steady`,
+    `${r.bundles} bundles across ${r.clusters} clusters, each bundle on ${r.targets}: ${r.bundleDeployments} bundle deployments (${Math.round(r.bundleDeployments / r.clusters)} per agent); rollout ${fmtMs(r.rolloutMs)}, then ${fmtMs(r.steadyMs)} steady`,
     table(['process', 'RSS before the commit', 'peak RSS (VmHWM)', 'RSS at the end'], [
       ['controller', fmtBytes(r.controller.idleRssBytes), fmtBytes(r.controller.peakRssBytes), fmtBytes(r.controller.rssAfterBytes)],
       [`agent (median of ${r.agents.peakRssBytes.length})`, fmtBytes(r.agents.medianIdleRssBytes), fmtBytes(r.agents.medianPeakRssBytes), fmtBytes(r.agents.medianRssAfterBytes)],
@@ -88,7 +89,7 @@ function memoryReport(r: MemoryResult): string {
 /** Renders every benchmark present in `out`. */
 export function report(out: BenchResults): string {
   const m = out.machine;
-  let text = `Flotilla benchmarks, ${out.startedAt}, ${m.nproc} cores (${m.cpuModel}), ${fmtBytes(m.memoryBytes)} RAM, Node ${m.node}, load at start ${m.loadAvg}\ncommand: ${out.command}\n`;
+  let text = `Flotilla benchmarks, ${out.startedAt}, ${m.nproc} cores (${m.cpuModel}), ${fmtBytes(m.memoryBytes)} RAM, Node ${m.node}, load at start ${m.loadAvg}, at end ${out.loadAtEnd}; ran ${fmtMs(out.durationMs)}\ncommand: ${out.command}\n`;
   if (out.results.bytes) text += section('Bytes per change (1 file of the bundle changes)', bytesReport(out.results.bytes as BytesResult));
   if (out.results.throughput) text += section('Throughput vs the oras CLI (same registry, same run, alternating)', throughputReport(out.results.throughput as ThroughputResult));
   if (out.results.etcd) text += section('etcd footprint per bundle (Bundle + BundleDeployments, 2 clusters), OCI mode vs etcd mode', etcdReport(out.results.etcd as Footprint[]));

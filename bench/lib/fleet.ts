@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -37,7 +37,8 @@ export interface BenchStack {
   up: KubeClient;
   /** `base` made unique to this run (git repositories and GitRepos), so that a reused stack never mixes runs. */
   unique(base: string): string;
-  stop(): Promise<void>;
+  /** Stops what {@link openStack} started and removes the scratch folder unless `keepWork` (then it says where). */
+  stop(keepWork: boolean): Promise<void>;
 }
 
 /** A client for a kubeconfig file. */
@@ -75,10 +76,12 @@ export async function openStack(reuseDir: string | undefined, say: (m: string) =
   return {
     desc, dir, work, git, up, unique: (base) => `${base}-${runID}`,
     registry: { host: desc.registries.http.host, logFile: join(regDir, 'registry.log'), storageDir: join(regDir, 'storage') },
-    async stop() {
+    async stop(keepWork) {
       await git.stop();
       await up.close();
       await stopStack();
+      if (keepWork) say(`logs and scratch files kept in ${work}`);
+      else await rm(work, { recursive: true, force: true });
     },
   };
 }

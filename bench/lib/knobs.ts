@@ -26,6 +26,8 @@ export function parseSize(text: string): number {
 const KnobsSchema = z.object({
   BENCH_ONLY: list(BENCHMARKS.join(',')).describe('Benchmarks to run, comma-separated.'),
   BENCH_STACK_DIR: z.string().optional().describe('Reuse a stack started with `npm run stack -- up --dir DIR` instead of starting one.'),
+  BENCH_KEEP: z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1')
+    .describe('Keep the scratch folder (process logs, blob caches, registry event taps) even when every benchmark ran.'),
   BENCH_OUT: z.string().default('bench/results/latest.json').describe('Where the JSON results go.'),
   BENCH_BYTES_FILES: int(100).describe('Files in the bundle of the bytes-per-change benchmark.'),
   BENCH_BYTES_MIB: int(20).describe('Total size of that bundle, MiB.'),

@@ -11,14 +11,14 @@ import { bootstrap, kubeClient, kubeConfigOf, waitClustersRegistered, type Bench
  * Simulated clusters: many real Agent instances (agent/agent.ts, unchanged) in the benchmark process, each
  * with its own bootstrap Secret, registration, credential, upstream watch, heartbeat, blob cache and work
  * queue, exactly as a deployed agent has. What they share is one downstream API server: each agent lives in
- * its own namespace there (`sim-NNN`, its bootstrap and state Secrets and inventories) and deploys into its
- * own application namespace, set per cluster by a fleet.yaml targetCustomization (`namespace: sim-NNN-app`),
+ * its own namespace there (`<prefix>-NNN`, its bootstrap and state Secrets and inventories) and deploys into its
+ * own application namespace, set per cluster by a fleet.yaml targetCustomization (`namespace: <prefix>-NNN-app`),
  * so no two agents ever apply or prune the same object. Agents run with the same defaults as agent/main.ts.
  */
 
-/** Name of simulated cluster `i`. */
-export function simName(i: number): string {
-  return `sim-${String(i).padStart(3, '0')}`;
+/** Name of simulated cluster `i` of a run whose simulated clusters are named `<prefix>-NNN`. */
+export function simName(prefix: string, i: number): string {
+  return `${prefix}-${String(i).padStart(3, '0')}`;
 }
 
 /** A growing set of simulated clusters. */
@@ -28,9 +28,10 @@ export class SimFleet {
   private down: KubeClient | undefined;
 
   /**
+   * @param prefix names of the clusters and their namespaces, unique to the run (see {@link simName}).
    * @param labelsFor labels of cluster `i` (decided at registration, as for a real cluster).
    */
-  constructor(private readonly s: BenchStack, private readonly downstream: string, private readonly token: Record<string, string>,
+  constructor(readonly prefix: string, private readonly s: BenchStack, private readonly downstream: string, private readonly token: Record<string, string>,
     private readonly labelsFor: (i: number) => Record<string, string>) {
     this.log = createLogger({ name: 'sim-agents', level: 'warn', destination: pino.destination({ dest: join(s.work, 'sim-agents.log'), sync: false, mkdir: true }) });
   }
@@ -48,7 +49,7 @@ export class SimFleet {
     const from = this.agents.length;
     const indexes = Array.from({ length: Math.max(0, count - from) }, (_, k) => from + k);
     await mapLimit(indexes, 10, async (i) => {
-      const cluster: ClusterSpec = { name: simName(i), agentNamespace: simName(i), labels: this.labelsFor(i) };
+      const cluster: ClusterSpec = { name: simName(this.prefix, i), agentNamespace: simName(this.prefix, i), labels: this.labelsFor(i) };
       await bootstrap(down, this.token, cluster);
       const cacheDir = join(this.s.work, 'sim-cache', cluster.name);
       await mkdir(cacheDir, { recursive: true });
@@ -57,7 +58,7 @@ export class SimFleet {
       await agent.start();
       if ((i + 1) % 25 === 0) say(`simulated agents: ${i + 1}/${count} registered`);
     });
-    await waitClustersRegistered(this.s.up, Array.from({ length: count }, (_, i) => simName(i)));
+    await waitClustersRegistered(this.s.up, Array.from({ length: count }, (_, i) => simName(this.prefix, i)));
   }
 
   /** Stops every agent. */
