@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { ensureBinaries, type StackBinaries } from './binaries.js';
 import { startControlPlane, type ControlPlane } from './kube.js';
 import { startGitServer, type GitServer } from './git.js';
+import { startSshGitServer, type SshGitServer } from './git-ssh.js';
 import { startRegistry, type RegistryHandle, type RegistryMode } from './registry.js';
 import { stopAll } from './proc.js';
 
@@ -22,6 +23,8 @@ export interface StackOptions {
   registries?: RegistryMode[];
   /** Start the git server; default true. */
   git?: boolean;
+  /** Also serve the git server's repositories over SSH (sshd); default true when git is started. */
+  sshGit?: boolean;
   /** Working folder; default a new temporary one (removed on stop unless keepDir). */
   dir?: string;
   keepDir?: boolean;
@@ -44,6 +47,8 @@ export interface Stack {
   readonly clusters: Record<string, ControlPlane>;
   readonly registries: Partial<Record<RegistryMode, RegistryHandle>>;
   readonly git: GitServer | undefined;
+  /** The same repositories over SSH (see e2e/stack/git-ssh.ts). */
+  readonly sshGit: SshGitServer | undefined;
   /** The control plane named `name`, or an error naming the ones that exist. */
   cluster(name: string): ControlPlane;
   /** The registry in `mode`, or an error if that mode was not started. */
@@ -68,6 +73,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const clusters: Record<string, ControlPlane> = {};
   const registries: Partial<Record<RegistryMode, RegistryHandle>> = {};
   let git: GitServer | undefined;
+  let sshGit: SshGitServer | undefined;
   try {
     await Promise.all([
       ...names.map(async (name) => {
@@ -83,6 +89,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         if (options.git === false) return;
         git = await startGitServer({ rootDir: join(dir, 'git') });
         log(`git server ready at ${git.url}`);
+        if (options.sshGit === false) return;
+        sshGit = await startSshGitServer({ rootDir: git.rootDir, dir: join(dir, 'git-ssh'), sshd: binaries.sshd });
+        log(`ssh git server ready at ssh://${sshGit.user}@127.0.0.1:${sshGit.port}`);
       })(),
     ]);
   } catch (err) {
@@ -92,7 +101,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s (folder ${dir})`);
 
   const stack: Stack = {
-    dir, binaries, clusters, registries, git,
+    dir, binaries, clusters, registries, git, sshGit,
     cluster(name) {
       const c = clusters[name];
       if (!c) throw new Error(`no cluster named ${name} in the stack (have: ${Object.keys(clusters).join(', ')})`);
@@ -114,6 +123,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
     async stop() {
       await git?.stop();
+      await sshGit?.stop();
       await Promise.all(Object.values(registries).map((r) => r.stop()));
       await Promise.all(Object.values(clusters).map((c) => c.stop()));
       await stopAll();
