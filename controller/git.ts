@@ -1,4 +1,4 @@
-import { mkdir, rm, writeFile, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import { StallingError, TransientError } from '../lib/errors.js';
@@ -10,15 +10,21 @@ import { Reason } from '../lib/api/index.js';
  * folder with a shallow fetch. simple-git is touched here and nowhere else.
  *
  * Credentials never appear in a command line, a URL written to disk or an error message: HTTP basic
- * auth travels as an `http.extraHeader` set through GIT_CONFIG_* environment variables, SSH keys as
- * files readable only by us.
+ * auth travels as an `http.extraHeader` set through GIT_CONFIG_* environment variables; SSH keys, known
+ * hosts and CA bundles as files readable only by us, in a folder made for one git command and removed
+ * after it.
+ *
+ * SSH always checks the server's host key (StrictHostKeyChecking=yes): against `known_hosts` from the
+ * Secret when it has one, else against the system-wide /etc/ssh/ssh_known_hosts of the controller (where
+ * a deployment may mount one for every GitRepo); a server that neither knows is refused. Nothing is ever
+ * learned on first use.
  */
 
 /** Credentials and TLS settings for one repository. */
 export interface GitAuth {
   /** HTTP basic auth (Secret type kubernetes.io/basic-auth or keys username/password). */
   basic?: { username: string; password: string };
-  /** SSH private key (Secret type kubernetes.io/ssh-auth: key ssh-privatekey; optional known_hosts). */
+  /** SSH private key (Secret type kubernetes.io/ssh-auth: key ssh-privatekey; optional known_hosts, see the module comment). */
   ssh?: { privateKey: string; knownHosts?: string };
   /** PEM CA bundle for HTTPS. */
   caPem?: string;
@@ -45,53 +51,95 @@ export interface GitSource {
 
 const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
+/** The git or ssh output lines that say what went wrong (not git's generic "make sure you have access"). */
+function telling(clean: string): string {
+  const lines = clean.trim().split(/\r?\n/).map((l) => l.trim()).filter(Boolean)
+    .filter((l) => !/^(fatal: Could not read from remote repository|Please make sure you have the correct access rights|and the repository exists)/.test(l));
+  return lines.slice(-2).join(' ').slice(0, 300);
+}
+
 /** Translates a git failure into Flotilla's errors; the message names the repository, never credentials. */
 export function translateGitError(repo: string, operation: string, err: unknown): Error {
   const text = err instanceof Error ? err.message : String(err);
   const clean = text.replace(/(https?:\/\/)[^@/\s]+@/g, '$1').replace(/Authorization: \S+ \S+/gi, 'Authorization: [redacted]');
-  const lastLines = clean.trim().split('\n').filter(Boolean).slice(-2).join(' ').slice(0, 300);
-  if (/Authentication failed|could not read Username|401|403|Permission denied \(publickey/i.test(clean)) {
-    return new StallingError(Reason.AuthenticationFailed, `git ${operation} of ${repo}: authentication failed (${lastLines})`, { cause: err });
+  const lastLines = telling(clean);
+  const what = `git ${operation} of ${repo}`;
+  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/i.test(clean)) {
+    return new StallingError(Reason.GitOperationFailed, `${what}: host key verification failed: the server's host key differs from the one in known_hosts `
+      + '(the server changed its key, or the connection is intercepted); fix known_hosts in the clientSecretName Secret', { cause: err });
+  }
+  if (/Host key verification failed|host key is known for/i.test(clean)) {
+    return new StallingError(Reason.GitOperationFailed, `${what}: host key verification failed: no known_hosts entry for the server; `
+      + 'add its public host key (e.g. from ssh-keyscan, checked out of band) as known_hosts to the clientSecretName Secret', { cause: err });
+  }
+  if (/Load key .*: (invalid format|error in libcrypto)|incorrect passphrase|bad permissions/i.test(clean)) {
+    return new StallingError(Reason.AuthenticationFailed, `${what}: the ssh-privatekey of the clientSecretName Secret is not a usable private key `
+      + '(OpenSSH or PEM format, without passphrase)', { cause: err });
+  }
+  if (/Permission denied \(publickey/i.test(clean)) {
+    return new StallingError(Reason.AuthenticationFailed, `${what}: authentication failed: the server refused the SSH key of the clientSecretName Secret`, { cause: err });
+  }
+  if (/Authentication failed|could not read Username|401|403/i.test(clean)) {
+    return new StallingError(Reason.AuthenticationFailed, `${what}: authentication failed (${lastLines})`, { cause: err });
   }
   if (/couldn't find remote ref|not our ref|did not match any|unknown revision|Remote branch .* not found/i.test(clean)) {
-    return new StallingError(Reason.GitOperationFailed, `git ${operation} of ${repo}: ${lastLines}`, { cause: err });
+    return new StallingError(Reason.GitOperationFailed, `${what}: ${lastLines}`, { cause: err });
   }
   if (/SSL certificate problem|server certificate verification failed|certificate/i.test(clean)) {
-    return new StallingError(Reason.GitOperationFailed, `git ${operation} of ${repo}: TLS verification failed (${lastLines}); set caBundle or insecureSkipTLSVerify`, { cause: err });
+    return new StallingError(Reason.GitOperationFailed, `${what}: TLS verification failed (${lastLines}); set caBundle or insecureSkipTLSVerify`, { cause: err });
   }
-  return new TransientError(Reason.GitOperationFailed, `git ${operation} of ${repo}: ${lastLines}`, { cause: err });
+  return new TransientError(Reason.GitOperationFailed, `${what}: ${lastLines}`, { cause: err });
+}
+
+/** Quotes a word for the shell that runs GIT_SSH_COMMAND. */
+function shellQuote(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 /** A GitSource that runs the git command line through simple-git. */
 export class CliGitSource implements GitSource {
   constructor(private readonly workDir: string) {}
 
-  private async env(key: string, auth: GitAuth): Promise<Record<string, string>> {
+  /**
+   * Runs `fn` with the environment git needs for `auth`. Files (key, known_hosts, CA) live in a folder
+   * made for this call and removed after it, so that concurrent calls never see each other's files and
+   * no credential outlives the command.
+   */
+  private async withEnv<T>(auth: GitAuth, fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
     const config: [string, string][] = [];
-    const secrets = join(this.workDir, '.auth', key.replace(/[^a-zA-Z0-9.-]/g, '_'));
     if (auth.basic) {
       const token = Buffer.from(`${auth.basic.username}:${auth.basic.password}`).toString('base64');
       config.push(['http.extraHeader', `Authorization: Basic ${token}`]);
     }
-    if (auth.caPem || auth.ssh) await mkdir(secrets, { recursive: true, mode: 0o700 });
-    if (auth.caPem) {
-      await writeFile(join(secrets, 'ca.pem'), auth.caPem, { mode: 0o600 });
-      config.push(['http.sslCAInfo', join(secrets, 'ca.pem')]);
+    let secrets: string | undefined;
+    if (auth.caPem || auth.ssh) {
+      await mkdir(join(this.workDir, '.auth'), { recursive: true, mode: 0o700 });
+      secrets = await mkdtemp(join(this.workDir, '.auth', 'git-'));
     }
-    if (auth.insecureSkipTLSVerify) config.push(['http.sslVerify', 'false']);
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', GIT_TERMINAL_PROMPT: '0',
-      GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_COUNT: String(config.length),
-    };
-    config.forEach(([k, v], i) => { env[`GIT_CONFIG_KEY_${i}`] = k; env[`GIT_CONFIG_VALUE_${i}`] = v; });
-    if (auth.ssh) {
-      await writeFile(join(secrets, 'id'), auth.ssh.privateKey.endsWith('\n') ? auth.ssh.privateKey : `${auth.ssh.privateKey}\n`, { mode: 0o600 });
-      const known = join(secrets, 'known_hosts');
-      await writeFile(known, auth.ssh.knownHosts ?? '', { mode: 0o600 });
-      const strict = auth.ssh.knownHosts ? 'yes' : 'accept-new';
-      env.GIT_SSH_COMMAND = `ssh -i ${join(secrets, 'id')} -o IdentitiesOnly=yes -o UserKnownHostsFile=${known} -o StrictHostKeyChecking=${strict}`;
+    try {
+      if (auth.caPem && secrets) {
+        await writeFile(join(secrets, 'ca.pem'), auth.caPem, { mode: 0o600 });
+        config.push(['http.sslCAInfo', join(secrets, 'ca.pem')]);
+      }
+      if (auth.insecureSkipTLSVerify) config.push(['http.sslVerify', 'false']);
+      const env: Record<string, string> = {
+        PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', GIT_TERMINAL_PROMPT: '0',
+        GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_COUNT: String(config.length),
+      };
+      config.forEach(([k, v], i) => { env[`GIT_CONFIG_KEY_${i}`] = k; env[`GIT_CONFIG_VALUE_${i}`] = v; });
+      if (auth.ssh && secrets) {
+        const id = join(secrets, 'id');
+        const known = join(secrets, 'known_hosts');
+        await writeFile(id, auth.ssh.privateKey.endsWith('\n') ? auth.ssh.privateKey : `${auth.ssh.privateKey}\n`, { mode: 0o600 });
+        await writeFile(known, auth.ssh.knownHosts ?? '', { mode: 0o600 });
+        // Host keys are always checked and never learned (see the module comment); BatchMode: no prompt ever.
+        env.GIT_SSH_COMMAND = ['ssh', '-i', shellQuote(id), '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
+          '-o', `UserKnownHostsFile=${shellQuote(known)}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'UpdateHostKeys=no'].join(' ');
+      }
+      return await fn(env);
+    } finally {
+      if (secrets) await rm(secrets, { recursive: true, force: true });
     }
-    return env;
   }
 
   private git(dir: string | undefined, env: Record<string, string>): SimpleGit {
@@ -100,11 +148,11 @@ export class CliGitSource implements GitSource {
 
   async resolve(target: GitTarget): Promise<string> {
     if (target.revision && SHA.test(target.revision)) return target.revision;
-    const env = await this.env(`resolve-${Buffer.from(target.repo).toString('hex').slice(0, 32)}`, target.auth);
     const ref = target.revision ? target.revision : target.branch ? `refs/heads/${target.branch}` : 'HEAD';
     let out: string;
     try {
-      out = await this.git(undefined, env).listRemote([target.repo, ref, ...(target.revision ? [`${ref}^{}`] : [])]);
+      out = await this.withEnv(target.auth, (env) =>
+        this.git(undefined, env).listRemote([target.repo, ref, ...(target.revision ? [`${ref}^{}`] : [])]));
     } catch (err) {
       throw translateGitError(target.repo, 'ls-remote', err);
     }
@@ -122,29 +170,30 @@ export class CliGitSource implements GitSource {
 
   async checkout(key: string, target: GitTarget, commit: string): Promise<string> {
     const dir = join(this.workDir, 'repos', key.replace(/[^a-zA-Z0-9.-]/g, '_'));
-    const env = await this.env(key, target.auth);
     try {
-      const exists = await stat(join(dir, '.git')).then(() => true, () => false);
-      if (!exists) {
-        await rm(dir, { recursive: true, force: true });
-        await mkdir(dir, { recursive: true });
-        await this.git(dir, env).init();
-      }
-      const git = this.git(dir, env);
-      await git.raw(['remote', 'remove', 'origin']).catch(() => undefined);
-      await git.addRemote('origin', target.repo);
-      const head = await git.revparse(['--verify', '-q', 'HEAD']).catch(() => '');
-      if (head.trim() === commit) return dir;
-      try {
-        await git.raw(['fetch', '--quiet', '--depth=1', '--no-tags', 'origin', commit]);
-      } catch {
-        // Servers that refuse fetching an arbitrary SHA: fetch the branch (or everything) and look for it.
-        const refspec = target.branch ? `+refs/heads/${target.branch}:refs/remotes/origin/${target.branch}` : '+refs/*:refs/remotes/origin/*';
-        await git.raw(['fetch', '--quiet', '--no-tags', 'origin', refspec]);
-      }
-      await git.raw(['checkout', '--quiet', '--force', '--detach', commit]);
-      await git.raw(['clean', '-ffdxq']);
-      return dir;
+      return await this.withEnv(target.auth, async (env) => {
+        const exists = await stat(join(dir, '.git')).then(() => true, () => false);
+        if (!exists) {
+          await rm(dir, { recursive: true, force: true });
+          await mkdir(dir, { recursive: true });
+          await this.git(dir, env).init();
+        }
+        const git = this.git(dir, env);
+        await git.raw(['remote', 'remove', 'origin']).catch(() => undefined);
+        await git.addRemote('origin', target.repo);
+        const head = await git.revparse(['--verify', '-q', 'HEAD']).catch(() => '');
+        if (head.trim() === commit) return dir;
+        try {
+          await git.raw(['fetch', '--quiet', '--depth=1', '--no-tags', 'origin', commit]);
+        } catch {
+          // Servers that refuse fetching an arbitrary SHA: fetch the branch (or everything) and look for it.
+          const refspec = target.branch ? `+refs/heads/${target.branch}:refs/remotes/origin/${target.branch}` : '+refs/*:refs/remotes/origin/*';
+          await git.raw(['fetch', '--quiet', '--no-tags', 'origin', refspec]);
+        }
+        await git.raw(['checkout', '--quiet', '--force', '--detach', commit]);
+        await git.raw(['clean', '-ffdxq']);
+        return dir;
+      });
     } catch (err) {
       throw translateGitError(target.repo, 'fetch', err);
     }
