@@ -35,7 +35,7 @@ export function ociSecretName(bdName: string): string {
 
 /** The deployment options a Bundle sets for every cluster (its spec minus content and targeting). */
 export function baseOptions(spec: Bundle['spec']): BundleDeploymentOptions {
-  const { paused: _p, resources: _r, oci: _o, contentsID: _c, targets: _t, targetRestrictions: _tr, dependsOn: _d, ...options } = spec;
+  const { paused: _p, forceSyncGeneration: _f, resources: _r, oci: _o, contentsID: _c, targets: _t, targetRestrictions: _tr, dependsOn: _d, ...options } = spec;
   return options;
 }
 
@@ -51,6 +51,7 @@ export function bundleDeploymentSpec(bundle: Bundle, options: BundleDeploymentOp
   if (bundle.spec.oci) spec.oci = { ...bundle.spec.oci, ...(bundle.spec.oci.secretName ? { secretName: ociSecretName(bdName) } : {}) };
   if (bundle.spec.resources) spec.resources = bundle.spec.resources;
   if (bundle.spec.dependsOn) spec.dependsOn = bundle.spec.dependsOn;
+  if (bundle.spec.forceSyncGeneration) spec.forceSyncGeneration = bundle.spec.forceSyncGeneration;
   if (options.correctDrift) spec.correctDrift = options.correctDrift;
   return spec;
 }

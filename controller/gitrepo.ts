@@ -77,6 +77,7 @@ export function bundleObject(repo: GitRepoObject, bundle: LoadedBundle, content:
     ...(repo.spec.keepResources !== undefined ? { keepResources: repo.spec.keepResources } : {}),
     ...(repo.spec.correctDrift ? { correctDrift: repo.spec.correctDrift } : {}),
     ...(fy.paused || repo.spec.paused ? { paused: true } : {}),
+    ...(repo.spec.forceSyncGeneration ? { forceSyncGeneration: repo.spec.forceSyncGeneration } : {}),
     ...content.oci ? { oci: content.oci } : {},
     ...content.resources ? { resources: content.resources } : {},
     contentsID: id,

@@ -47,6 +47,12 @@ describe('Bundle objects built from a GitRepo', () => {
     expect(b.metadata.ownerReferences?.[0]).to.include({ kind: 'GitRepo', name: 'apps', uid: 'u1', controller: true });
   });
 
+  it('carries the GitRepo\'s paused and forceSyncGeneration', () => {
+    const b = bundleObject(repo({ paused: true, forceSyncGeneration: 4 }), loaded, { resources: [] }, 'cid', 'c0ffee');
+    expect(b.spec.paused).to.equal(true);
+    expect(b.spec.forceSyncGeneration).to.equal(4);
+  });
+
   it('carries inline resources in etcd mode', () => {
     const b = bundleObject(repo({}), loaded, { resources: [{ name: 'a.yaml', content: 'x' }] }, 'cid', 'c0ffee');
     expect(b.spec.resources).to.have.length(1);
@@ -76,7 +82,15 @@ describe('BundleDeployment specs', () => {
   });
 
   it('takes only deployment options from a Bundle spec', () => {
-    expect(baseOptions(bundle({ defaultNamespace: 'd', targets: [], dependsOn: [] }).spec)).to.deep.equal({ defaultNamespace: 'd' });
+    expect(baseOptions(bundle({ defaultNamespace: 'd', targets: [], dependsOn: [], forceSyncGeneration: 2 }).spec)).to.deep.equal({ defaultNamespace: 'd' });
+  });
+
+  it('hands forceSyncGeneration to the agent without changing the deployment ID', () => {
+    const before = bundleDeploymentSpec(bundle({}), {}, 'b');
+    const forced = bundleDeploymentSpec(bundle({ forceSyncGeneration: 3 }), {}, 'b');
+    expect(forced.forceSyncGeneration).to.equal(3);
+    expect(before.forceSyncGeneration).to.equal(undefined);
+    expect(forced.deploymentID).to.equal(before.deploymentID);
   });
 
   const creds: { name: string; type?: string; data: Record<string, string>; expected: Record<string, string> }[] = [

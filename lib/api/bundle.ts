@@ -24,6 +24,8 @@ export const RESOURCES_XOR_OCI = {
 export const BundleSpecSchema = refineWithCel(z.strictObject({
   ...bundleDeploymentOptionsShape,
   paused: z.boolean().optional().describe('Do not roll out new versions of this bundle.'),
+  forceSyncGeneration: z.int().min(0).optional()
+    .describe('From GitRepo.spec.forceSyncGeneration; copied to every BundleDeployment, whose agent re-applies when it changes.'),
   resources: z.array(BundleResourceSchema).optional()
     .describe('The files of the bundle, inline (etcd mode). Empty in OCI mode.'),
   oci: OCIArtifactRefSchema.optional(),
