@@ -1,7 +1,15 @@
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { Reason } from '../lib/api/index.js';
+import { contentsID, readGitRepoBundles } from '../lib/bundle/index.js';
 import { dispositionOf } from '../lib/errors.js';
-import { translateGitError } from './git.js';
+import { CliGitSource, translateGitError } from './git.js';
+
+const run = promisify(execFile);
 
 describe('git errors', () => {
   const repo = 'ssh://git@git.example:2222/apps.git';
@@ -33,4 +41,103 @@ describe('git errors', () => {
       expect(err.message).not.to.include('/w/.auth');
     });
   }
+});
+
+describe('CliGitSource on a real repository', function () {
+  this.timeout(60_000);
+  let base: string;
+  let origin: string;
+  let url: string;
+  let source: CliGitSource;
+  const key = 'ws/apps';
+  const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'T', GIT_AUTHOR_EMAIL: 't@flotilla.dev', GIT_COMMITTER_NAME: 'T', GIT_COMMITTER_EMAIL: 't@flotilla.dev' };
+
+  /** Commits `files` (null deletes) on main of the origin; returns the commit. */
+  async function commit(files: Record<string, string | null>): Promise<string> {
+    const work = await mkdtemp(join(base, 'work-'));
+    const g = (...args: string[]) => run('git', ['-C', work, ...args], { env: gitEnv });
+    await run('git', ['clone', '--quiet', origin, work], { env: gitEnv });
+    await g('checkout', '--quiet', '-B', 'main');
+    for (const [path, content] of Object.entries(files)) {
+      if (content === null) await rm(join(work, path));
+      else { await mkdir(dirname(join(work, path)), { recursive: true }); await writeFile(join(work, path), content); }
+    }
+    await g('add', '-A');
+    await g('commit', '--quiet', '-m', 'change');
+    await g('push', '--quiet', 'origin', 'HEAD:refs/heads/main');
+    const sha = (await g('rev-parse', 'HEAD')).stdout.trim();
+    await rm(work, { recursive: true, force: true });
+    return sha;
+  }
+  const target = () => ({ repo: url, branch: 'main', auth: {} });
+  /** The files of the checkout (relative paths, sorted) and the contents ID of its one bundle. */
+  async function checkedOut(dir: string): Promise<{ files: string[]; id: string }> {
+    const files = (await readdir(join(dir, 'app'))).sort();
+    const [bundle] = await readGitRepoBundles(dir, { repoName: 'apps', paths: ['app'] });
+    return { files, id: contentsID(bundle?.files ?? []) };
+  }
+  const cm = (name: string, v: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  v: "${v}"\n`;
+  const outage = () => rename(origin, `${origin}.away`);
+  const recover = () => rename(`${origin}.away`, origin);
+
+  beforeEach(async () => {
+    base = await mkdtemp(join(tmpdir(), 'flotilla-git-test-'));
+    origin = join(base, 'origin.git');
+    url = `file://${origin}`;
+    await run('git', ['init', '--quiet', '--bare', '--initial-branch=main', origin]);
+    source = new CliGitSource(join(base, 'controller'));
+  });
+  afterEach(async () => { await rm(base, { recursive: true, force: true }); });
+
+  const four = { 'app/a.yaml': cm('a', '1'), 'app/b.yaml': cm('b', '1'), 'app/c.yaml': cm('c', '1'), 'app/d.yaml': cm('d', '1') };
+  const removal = { 'app/a.yaml': cm('a', '2'), 'app/c.yaml': null, 'app/d.yaml': null };
+  const expected = { files: ['a.yaml', 'b.yaml'], id: contentsID([{ path: 'a.yaml', content: cm('a', '2') }, { path: 'b.yaml', content: cm('b', '1') }]) };
+
+  it('checks out a commit that removed files once the remote is back after an outage', async () => {
+    const c1 = await commit(four);
+    expect(await source.resolve(target())).to.equal(c1);
+    expect((await checkedOut(await source.checkout(key, target(), c1))).files).to.have.length(4);
+    await outage();
+    const c2Pending = commit(removal).catch((err: unknown) => err);
+    expect(await c2Pending, 'the push fails during the outage too').to.be.instanceOf(Error);
+    const refused = await source.resolve(target()).then(() => undefined, (err: unknown) => err);
+    expect(dispositionOf(refused), 'an unreachable remote is retried').to.equal('transient');
+    expect((refused as Error).message).to.match(/^git ls-remote of file:/);
+    await recover();
+    const c2 = await commit(removal);
+    expect(await source.resolve(target())).to.equal(c2);
+    expect(await checkedOut(await source.checkout(key, target(), c2))).to.deep.equal(expected);
+  });
+
+  it('checks out the resolved commit when the remote went away between resolving and fetching', async () => {
+    const c1 = await commit(four);
+    await source.checkout(key, target(), c1);
+    const c2 = await commit(removal);
+    expect(await source.resolve(target())).to.equal(c2);
+    await outage();
+    let failed: unknown;
+    await source.checkout(key, target(), c2).catch((err: unknown) => { failed = err; });
+    expect(dispositionOf(failed), 'an unreachable remote is retried').to.equal('transient');
+    await recover();
+    expect(await checkedOut(await source.checkout(key, target(), c2))).to.deep.equal(expected);
+  });
+
+  it('gives the commit\'s files even when the folder at that HEAD was left changed', async () => {
+    const c1 = await commit(four);
+    const c2 = await commit(removal);
+    const dir = await source.checkout(key, target(), c2);
+    // What an interrupted run could leave behind: a file of the previous commit, a missing one.
+    await writeFile(join(dir, 'app', 'c.yaml'), cm('c', '1'));
+    await rm(join(dir, 'app', 'b.yaml'));
+    expect(c1).to.not.equal(c2);
+    expect(await checkedOut(await source.checkout(key, target(), c2))).to.deep.equal(expected);
+  });
+
+  it('recovers a checkout that a killed git left locked', async () => {
+    const c1 = await commit(four);
+    const dir = await source.checkout(key, target(), c1);
+    await writeFile(join(dir, '.git', 'index.lock'), '');
+    const c2 = await commit(removal);
+    expect(await checkedOut(await source.checkout(key, target(), c2))).to.deep.equal(expected);
+  });
 });

@@ -91,6 +91,13 @@ export function translateGitError(repo: string, operation: string, err: unknown)
   return new TransientError(Reason.GitOperationFailed, `${what}: ${lastLines}`, { cause: err });
 }
 
+/** Removes the lock files a killed git leaves in `gitDir` (index, HEAD, shallow, config, refs). */
+async function removeStaleLocks(gitDir: string): Promise<void> {
+  for (const name of ['index.lock', 'HEAD.lock', 'shallow.lock', 'config.lock', 'packed-refs.lock']) {
+    await rm(join(gitDir, name), { force: true });
+  }
+}
+
 /** Quotes a word for the shell that runs GIT_SSH_COMMAND. */
 function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
@@ -178,20 +185,31 @@ export class CliGitSource implements GitSource {
           await mkdir(dir, { recursive: true });
           await this.git(dir, env).init();
         }
+        // Only one reconcile of this GitRepo runs at a time, so a lock file here is left by a git that was
+        // killed (the controller crashed or was stopped mid-checkout); it would fail every later checkout.
+        await removeStaleLocks(join(dir, '.git'));
         const git = this.git(dir, env);
         await git.raw(['remote', 'remove', 'origin']).catch(() => undefined);
         await git.addRemote('origin', target.repo);
         const head = await git.revparse(['--verify', '-q', 'HEAD']).catch(() => '');
-        if (head.trim() === commit) return dir;
-        try {
-          await git.raw(['fetch', '--quiet', '--depth=1', '--no-tags', 'origin', commit]);
-        } catch {
-          // Servers that refuse fetching an arbitrary SHA: fetch the branch (or everything) and look for it.
-          const refspec = target.branch ? `+refs/heads/${target.branch}:refs/remotes/origin/${target.branch}` : '+refs/*:refs/remotes/origin/*';
-          await git.raw(['fetch', '--quiet', '--no-tags', 'origin', refspec]);
+        if (head.trim() !== commit) {
+          try {
+            await git.raw(['fetch', '--quiet', '--depth=1', '--no-tags', 'origin', commit]);
+          } catch {
+            // Servers that refuse fetching an arbitrary SHA: fetch the branch (or everything) and look for it.
+            const refspec = target.branch ? `+refs/heads/${target.branch}:refs/remotes/origin/${target.branch}` : '+refs/*:refs/remotes/origin/*';
+            await git.raw(['fetch', '--quiet', '--no-tags', 'origin', refspec]);
+          }
         }
-        await git.raw(['checkout', '--quiet', '--force', '--detach', commit]);
-        await git.raw(['clean', '-ffdxq']);
+        // Even at the right HEAD: the files must be exactly the commit's, whatever an interrupted run left.
+        try {
+          await git.raw(['checkout', '--quiet', '--force', '--detach', commit]);
+          await git.raw(['clean', '-ffdxq']);
+        } catch (err) {
+          // A local failure: start from an empty folder next time rather than fail the same way forever.
+          await rm(dir, { recursive: true, force: true });
+          throw err;
+        }
         return dir;
       });
     } catch (err) {
