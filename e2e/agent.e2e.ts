@@ -11,14 +11,14 @@ import { writeFile, readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
-import { KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, Annotation, Finalizer, Label, getCondition, type BundleDeployment, type Cluster } from '../lib/api/index.js';
-import { KubeApiError, KubeClient, type KubeObject } from '../lib/kube/client.js';
+import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { createLogger } from '../lib/log.js';
 import { RegistryClient, pushBundle } from '../lib/oci/index.js';
 import { Agent } from '../agent/agent.js';
 import { decodeSecretData } from '../agent/credentials.js';
 import { stack } from './fixture.js';
+import { tokenClient, statusOf } from './support/kube.js';
 import { waitFor } from './stack/net.js';
 import { startTestController, type TestController } from './support/controller.js';
 
@@ -34,24 +34,6 @@ const cmYaml = (name: string, data: Record<string, string>) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n${Object.entries(data).map(([k, v]) => `  ${k}: "${v}"`).join('\n')}\n`;
 
 interface Downstream { name: string; kube: KubeClient; agent: Agent; logs: string[]; cacheDir: string }
-
-/** A client of the upstream API server that authenticates with a bearer token only. */
-async function tokenClient(token: string): Promise<KubeClient> {
-  const up = stack().cluster('upstream');
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'up', server: up.server, caData: Buffer.from(up.caPem).toString('base64'), skipTLSVerify: false }],
-    users: [{ name: 'u', token }], contexts: [{ name: 'c', cluster: 'up', user: 'u' }], currentContext: 'c',
-  });
-  return KubeClient.fromKubeConfig(kc);
-}
-
-async function statusOf(call: () => Promise<unknown>): Promise<number> {
-  try { await call(); return 0; } catch (err) {
-    if (err instanceof KubeApiError) return err.statusCode;
-    throw err;
-  }
-}
 
 describe('agent (e2e)', function () {
   this.timeout(180_000);

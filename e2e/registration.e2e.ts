@@ -7,10 +7,9 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, ConditionType, Finalizer, Label, formatTime, getCondition, type Cluster, type ClusterGroup,
   type ClusterRegistration, type ClusterRegistrationToken } from '../lib/api/index.js';
-import { KubeClient, KubeApiError, type KubeObject } from '../lib/kube/client.js';
+import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import type { Controller } from '../lib/kube/controller.js';
 import { createLogger } from '../lib/log.js';
@@ -22,6 +21,7 @@ import { setupRegistrationController, setupRegistrationTokenController } from '.
 import { LeaderElector } from '../controller/leader.js';
 import { agentRules, secretValue } from '../controller/rbac.js';
 import { stack } from './fixture.js';
+import { tokenClient, statusOf } from './support/kube.js';
 import { waitFor } from './stack/net.js';
 import { installCrds } from './support/crds.js';
 
@@ -29,25 +29,6 @@ const W = 'flotilla-e2e-reg';
 const R = 'flotilla-e2e-reg-credentials';
 const SYSTEM = 'flotilla-e2e-reg-system';
 const log = createLogger({ name: 'registration-e2e', level: 'warn' });
-
-/** A client of the upstream API server that authenticates with a bearer token only. */
-async function tokenClient(token: string): Promise<KubeClient> {
-  const up = stack().cluster('upstream');
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'upstream', server: up.server, caData: Buffer.from(up.caPem).toString('base64'), skipTLSVerify: false }],
-    users: [{ name: 'agent', token }], contexts: [{ name: 'agent', cluster: 'upstream', user: 'agent' }], currentContext: 'agent',
-  });
-  return KubeClient.fromKubeConfig(kc);
-}
-
-/** The HTTP status `call` fails with (0 when it succeeds). */
-async function statusOf(call: () => Promise<unknown>): Promise<number> {
-  try { await call(); return 0; } catch (err) {
-    if (err instanceof KubeApiError) return err.statusCode;
-    throw err;
-  }
-}
 
 function buildContext(kube: KubeClient): ControllerContext {
   const up = stack().cluster('upstream');
