@@ -16,7 +16,7 @@ import { VerifiedCache, applyPlan, needsWrite, planObjects, type PlannedObject }
 import { jsonEqual, modifiedStatusOf } from './drift.js';
 import { pruneList, unionIds, type Inventory, type InventoryStore } from './inventory.js';
 import {
-  crdScopes, describeId, idKey, namespacesToEnsure, prepareObjects, validateObjects,
+  crdScopes, describeId, idKey, namespacesOf, prepareObjects, validateObjects,
   type DesiredObject, type EnsuredNamespace, type ObjectId, type ReservedObjects,
 } from './objects.js';
 import { nonReadyStatusOf, readinessOf } from './readiness.js';
@@ -67,6 +67,8 @@ interface Run {
   appliedDeploymentID: string | undefined;
   desired: DesiredObject[];
   namespaces: EnsuredNamespace[];
+  /** Namespaces objects live in that must exist already (see namespacesOf). */
+  requiredNamespaces: string[];
   plan: PlannedObject[];
   written: Map<string, KubeObject>;
   pruned: number;
@@ -105,12 +107,12 @@ export class BundleDeploymentReconciler {
     }
     await this.ensureFinalizer(bd);
     const run: Run = {
-      bd, inventory: undefined, deploying: false, appliedDeploymentID: undefined, desired: [], namespaces: [], plan: [],
+      bd, inventory: undefined, deploying: false, appliedDeploymentID: undefined, desired: [], namespaces: [], requiredNamespaces: [], plan: [],
       written: new Map(), pruned: 0, monitor: undefined, failure: undefined,
     };
     const steps: Step[] = bd.spec.paused
       ? [this.loadInventory, this.monitorPaused]
-      : [this.loadInventory, this.dependencies, this.render, this.plan, this.apply, this.monitor];
+      : [this.loadInventory, this.dependencies, this.render, this.namespaces, this.plan, this.apply, this.monitor];
     let error: unknown;
     try {
       for (const step of steps) if ((await step(run)) === 'stop') break;
@@ -157,11 +159,30 @@ export class BundleDeploymentReconciler {
       bundleDeploymentName: run.bd.metadata.name, deploymentID: run.bd.spec.deploymentID, isNamespaced: served,
     });
     validateObjects(run.desired, this.o.reserved, this.o.maxObjects);
-    run.namespaces = namespacesToEnsure(run.desired, {
+    const namespaces = namespacesOf(run.desired, {
       target: options?.targetNamespace || options?.namespace || options?.defaultNamespace,
       labels: options?.namespaceLabels, annotations: options?.namespaceAnnotations,
     });
+    run.namespaces = namespaces.ensure;
+    run.requiredNamespaces = namespaces.required;
     return 'continue';
+  };
+
+  /**
+   * A new deployment applies nothing while an object's namespace is neither the target namespace, nor
+   * defined by the bundle, nor present (Fleet: `namespaces "x" not found`). Waiting: it may be created.
+   */
+  private readonly namespaces: Step = async (run) => {
+    if (!run.deploying) return 'continue';
+    const missing: string[] = [];
+    for (const name of run.requiredNamespaces) {
+      if (!(await this.o.applier.get({ apiVersion: 'v1', kind: 'Namespace', name }))) missing.push(name);
+    }
+    if (missing.length === 0) return 'continue';
+    const first = run.desired.find((d) => d.id.namespace === missing[0]);
+    throw new WaitingError(Reason.NamespaceNotFound, `${first ? `${describeId(first.id)}: ` : ''}namespace${missing.length > 1 ? 's' : ''} `
+      + `${missing.join(', ')} ${missing.length > 1 ? 'do' : 'does'} not exist downstream; nothing was applied. Add a Namespace object to the bundle, `
+      + 'set defaultNamespace or namespace in fleet.yaml (the agent creates that one), or create it', { retryAfterMs: 15_000 });
   };
 
   private readonly plan: Step = async (run) => {

@@ -3,7 +3,7 @@ import { Annotation, Label } from '../lib/api/index.js';
 import { FlotillaError } from '../lib/errors.js';
 import type { KubeObject as Rendered } from '../lib/bundle/index.js';
 import {
-  applyPhases, idKey, namespacesToEnsure, prepareObjects, sortForApply, sortForPrune, validateObjects,
+  applyPhases, idKey, namespacesOf, prepareObjects, sortForApply, sortForPrune, validateObjects,
   type DesiredObject, type ObjectId, type ScopeLookup,
 } from './objects.js';
 
@@ -135,25 +135,31 @@ describe('agent objects', () => {
     }
   });
 
-  describe('namespacesToEnsure', () => {
-    it('creates the namespaces objects live in, except those the bundle defines', () => {
-      const desired = prepare([obj('v1', 'ConfigMap', 'a', 'x'), obj('v1', 'ConfigMap', 'b', 'y'), obj('v1', 'Namespace', 'y')]);
-      expect(namespacesToEnsure(desired)).to.deep.equal([{ name: 'x' }]);
-    });
-
-    it('puts namespaceLabels and namespaceAnnotations on the target namespace', () => {
-      const desired = prepare([obj('v1', 'ConfigMap', 'a', 'x')]);
-      expect(namespacesToEnsure(desired, { target: 'x', labels: { team: 'a' }, annotations: { note: 'n' } }))
-        .to.deep.equal([{ name: 'x', labels: { team: 'a' }, annotations: { note: 'n' } }]);
-    });
-
-    it('ensures the target namespace even when no object lives there yet', () => {
-      expect(namespacesToEnsure([], { target: 't', labels: { a: 'b' } })).to.deep.equal([{ name: 't', labels: { a: 'b' } }]);
-    });
+  describe('namespacesOf', () => {
+    const cases: { name: string; objects: [string, string, string, string?][]; options?: Parameters<typeof namespacesOf>[1];
+      ensure: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }[]; required: string[] }[] = [
+      { name: 'creates the target namespace objects live in', objects: [['v1', 'ConfigMap', 'a', 'x']], options: { target: 'x' }, ensure: [{ name: 'x' }], required: [] },
+      { name: 'requires every other namespace to exist (Fleet: namespaces "y" not found)',
+        objects: [['v1', 'ConfigMap', 'a', 'x'], ['v1', 'ConfigMap', 'b', 'y']], options: { target: 'x' }, ensure: [{ name: 'x' }], required: ['y'] },
+      { name: 'requires nothing of namespaces the bundle defines',
+        objects: [['v1', 'ConfigMap', 'b', 'y'], ['v1', 'Namespace', 'y']], ensure: [], required: [] },
+      { name: 'creates no namespace without a target', objects: [['v1', 'ConfigMap', 'a', 'x'], ['v1', 'ConfigMap', 'b', 'z']], ensure: [], required: ['x', 'z'] },
+      { name: 'puts namespaceLabels and namespaceAnnotations on the target namespace', objects: [['v1', 'ConfigMap', 'a', 'x']],
+        options: { target: 'x', labels: { team: 'a' }, annotations: { note: 'n' } }, ensure: [{ name: 'x', labels: { team: 'a' }, annotations: { note: 'n' } }], required: [] },
+      { name: 'ensures a decorated target namespace even when no object lives there yet', objects: [],
+        options: { target: 't', labels: { a: 'b' } }, ensure: [{ name: 't', labels: { a: 'b' } }], required: [] },
+      { name: 'does not create an undecorated target no object uses', objects: [], options: { target: 't' }, ensure: [], required: [] },
+    ];
+    for (const c of cases) {
+      it(c.name, () => {
+        const desired = prepare(c.objects.map(([apiVersion, kind, name, ns]) => obj(apiVersion, kind, name, ns)));
+        expect(namespacesOf(desired, c.options)).to.deep.equal({ ensure: c.ensure, required: c.required });
+      });
+    }
 
     it('merges the labels into the bundle\'s own Namespace object instead', () => {
       const desired = prepare([obj('v1', 'Namespace', 'x')]);
-      expect(namespacesToEnsure(desired, { target: 'x', labels: { team: 'a' } })).to.deep.equal([]);
+      expect(namespacesOf(desired, { target: 'x', labels: { team: 'a' } })).to.deep.equal({ ensure: [], required: [] });
       expect(desired[0]?.object.metadata.labels).to.deep.equal({ [Label.BundleID]: 'bd-1', team: 'a' });
     });
   });

@@ -236,31 +236,32 @@ export interface NamespaceOptions {
 }
 
 /**
- * Namespaces the objects live in that the bundle does not itself define: the agent creates them (without
- * owning their lifecycle: they are never pruned), as `helm install --create-namespace` does. The target
- * namespace gets `namespaceLabels`/`namespaceAnnotations`: merged into the bundle's own Namespace object
- * when it has one (in place), else on the ensured namespace.
+ * The namespaces of a deployment, as Fleet has them: the agent creates the target namespace (as
+ * `helm install --create-namespace` creates the release namespace), without owning its lifecycle (it is
+ * never pruned), and puts `namespaceLabels`/`namespaceAnnotations` on it: merged into the bundle's own
+ * Namespace object when it has one (in place), else on the ensured namespace. Any other namespace an
+ * object lives in must be defined by the bundle or exist already: `required` lists those, for the agent
+ * to check before it applies anything (a typo in a namespace must not create namespaces across a fleet).
  */
-export function namespacesToEnsure(objects: readonly DesiredObject[], options: NamespaceOptions = {}): EnsuredNamespace[] {
+export function namespacesOf(objects: readonly DesiredObject[], options: NamespaceOptions = {}): { ensure: EnsuredNamespace[]; required: string[] } {
   const defined = new Map(objects.filter((o) => isNamespaceKind(o.id)).map((o) => [o.id.name, o.object]));
   const used = new Set(objects.flatMap((o) => (o.id.namespace ? [o.id.namespace] : [])));
-  const decorate = options.target !== undefined && (options.labels !== undefined || options.annotations !== undefined);
-  if (decorate && options.target !== undefined) {
-    const own = defined.get(options.target);
-    if (own) {
+  const target = options.target;
+  const decorate = target !== undefined && (options.labels !== undefined || options.annotations !== undefined);
+  const ensure: EnsuredNamespace[] = [];
+  if (target !== undefined) {
+    const own = defined.get(target);
+    if (own && decorate) {
       // The options (a cluster's customization) win over the manifest; the bundle-id label stays ours.
       own.metadata.labels = { ...own.metadata.labels, ...options.labels, [Label.BundleID]: own.metadata.labels?.[Label.BundleID] ?? '' };
       own.metadata.annotations = { ...own.metadata.annotations, ...options.annotations };
-    } else {
-      used.add(options.target);
+    } else if (!own && (used.has(target) || decorate)) {
+      const ns: EnsuredNamespace = { name: target };
+      if (decorate && options.labels) ns.labels = { ...options.labels };
+      if (decorate && options.annotations) ns.annotations = { ...options.annotations };
+      ensure.push(ns);
     }
   }
-  return [...used].filter((ns) => !defined.has(ns)).sort().map((name) => {
-    const ns: EnsuredNamespace = { name };
-    if (decorate && name === options.target) {
-      if (options.labels) ns.labels = { ...options.labels };
-      if (options.annotations) ns.annotations = { ...options.annotations };
-    }
-    return ns;
-  });
+  const required = [...used].filter((ns) => ns !== target && !defined.has(ns)).sort();
+  return { ensure, required };
 }

@@ -93,6 +93,8 @@ export const Reason = {
   NoMatchingClusters: 'NoMatchingClusters',
   /** A bundle listed in `dependsOn` is not ready yet; deployment waits. */
   DependencyNotReady: 'DependencyNotReady',
+  /** An object of the bundle lives in a namespace that is not the target namespace, not in the bundle and not downstream. */
+  NamespaceNotFound: 'NamespaceNotFound',
   /** Server-side apply (or pruning) of a resource was rejected by the downstream API server. */
   ApplyFailed: 'ApplyFailed',
   /** Applied resources are not ready yet (Deployment rolling out, Job running, ...). */
