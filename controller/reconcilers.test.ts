@@ -113,6 +113,9 @@ describe('status roll-up', () => {
     { name: 'Ready when applied and ready', b: bd('a', 'n', ready), state: 'Ready' },
     { name: 'Modified when drifted', b: bd('a', 'n', { ...ready, nonModified: false }), state: 'Modified' },
     { name: 'NotReady when applied but not ready', b: bd('a', 'n', { appliedDeploymentID: 'd1' }), state: 'NotReady' },
+    { name: 'OutOfSync when paused with a newer version staged (as Fleet)',
+      b: { ...bd('a', 'n', ready), spec: { deploymentID: 'd1', paused: true, stagedDeploymentID: 'd2' } }, state: 'OutOfSync' },
+    { name: 'Ready when paused with nothing new staged', b: { ...bd('a', 'n', ready), spec: { deploymentID: 'd1', paused: true, stagedDeploymentID: 'd1' } }, state: 'Ready' },
   ];
   for (const c of states) it(`says ${c.name}`, () => expect(bundleDeploymentState(c.b)).to.equal(c.state));
 

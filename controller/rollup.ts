@@ -23,6 +23,8 @@ export function bundleDeploymentState(bd: BundleDeployment): BundleState {
     return bd.spec.paused ? BundleState.OutOfSync : BundleState.WaitApplied;
   }
   if (cond(ConditionType.Deployed)?.status === 'False') return BundleState.ErrApplied;
+  // Paused with a newer version staged: applied, but not what git says (Fleet's OutOfSync).
+  if (bd.spec.stagedDeploymentID !== undefined && bd.spec.stagedDeploymentID !== bd.spec.deploymentID) return BundleState.OutOfSync;
   if (status.nonModified === false) return BundleState.Modified;
   if (cond(ConditionType.Ready)?.status === 'True' || status.ready === true) return BundleState.Ready;
   return BundleState.NotReady;
