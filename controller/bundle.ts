@@ -1,6 +1,6 @@
 import {
   API_VERSION, ConditionType, Finalizer, Label, MANAGED_LABEL_VALUE, Reason, setCondition,
-  type Bundle, type BundleDeployment, type BundleDeploymentOptions, type BundleDeploymentSpec, type Cluster, type ClusterGroup,
+  type Bundle, type BundleDeployment, type BundleDeploymentOptions, type BundleDeploymentSpec, type BundleSummary, type Cluster, type ClusterGroup,
 } from '../lib/api/index.js';
 import { deploymentID, optionsHash, selectClusters, type GroupInfo } from '../lib/bundle/index.js';
 import { messageOf } from '../lib/errors.js';
@@ -65,6 +65,16 @@ export function agentCredentialData(type: string | undefined, data: Record<strin
     return { type, stringData: { '.dockerconfigjson': data['.dockerconfigjson'] } };
   }
   return { type: 'kubernetes.io/basic-auth', stringData: { username: data.username ?? '', password: data.password ?? '' } };
+}
+
+/**
+ * The Ready message of a Bundle that is not ready: the first cluster that is not, its state and, when its
+ * BundleDeployment says why (the agent's refusal of a bad bundle, say), that message too.
+ */
+export function notReadyMessage(summary: BundleSummary): string {
+  const first = summary.nonReadyResources?.[0];
+  if (!first) return '';
+  return `${first.name}: ${first.bundleState}${first.message ? ` (${first.message})` : ''}`.slice(0, 1024);
 }
 
 function groupsIn(ctx: ControllerContext, namespace: string): GroupInfo[] {
@@ -167,7 +177,7 @@ export function setupBundleController(ctx: ControllerContext): Controller {
     conditions = setCondition(conditions, {
       type: ConditionType.Ready, status: ready ? 'True' : 'False',
       reason: failure ? ((failure as { reason?: string }).reason ?? Reason.Progressing) : ready ? Reason.Succeeded : Reason.ResourcesNotReady,
-      message: failure ? messageOf(failure) : summary.nonReadyResources?.[0] ? `${summary.nonReadyResources[0].name}: ${summary.nonReadyResources[0].bundleState}` : '',
+      message: failure ? messageOf(failure) : notReadyMessage(summary),
     }, now);
     await ctx.kube.patchStatus(Ref.bundle(namespace, name), {
       observedGeneration: bundle.metadata.generation, conditions, summary,
