@@ -111,7 +111,7 @@ describe('agent objects', () => {
     });
 
     it('refuses a kind the cluster does not serve and the bundle does not define, naming it', () => {
-      expect(() => prepare([obj('example.com/v1', 'Gadget', 'g', 'a')])).to.throw(FlotillaError, /Gadget \(example.com\/v1\)/);
+      expect(() => prepare([obj('example.com/v1', 'Gadget', 'g', 'a')])).to.throw(FlotillaError, /Gadget \(example.com\/v1\).*objects: Gadget a\/g\)/);
     });
   });
 

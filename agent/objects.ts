@@ -106,6 +106,7 @@ export interface DesiredObject {
 export function prepareObjects(rendered: readonly RenderedObject[], ctx: PrepareContext): DesiredObject[] {
   const bundleCrds = crdScopes(rendered);
   const missingKinds = new Set<string>();
+  const missingObjects: string[] = [];
   const out: DesiredObject[] = [];
   for (const source of rendered) {
     const served = ctx.isNamespaced(source.apiVersion, source.kind);
@@ -113,6 +114,7 @@ export function prepareObjects(rendered: readonly RenderedObject[], ctx: Prepare
     const namespaced = served ?? fromBundle;
     if (namespaced === undefined) {
       missingKinds.add(`${source.kind} (${source.apiVersion})`);
+      missingObjects.push(`${source.kind} ${source.metadata.namespace ? `${source.metadata.namespace}/` : ''}${source.metadata.name}`);
       continue;
     }
     const object = structuredClone(source) as unknown as KubeObject;
@@ -126,8 +128,10 @@ export function prepareObjects(rendered: readonly RenderedObject[], ctx: Prepare
   }
   if (missingKinds.size > 0) {
     // Waiting, not stalling: another bundle may install the CRD.
-    throw new WaitingError('KindNotFound',
-      `the cluster does not serve ${[...missingKinds].sort().join(', ')} and the bundle defines no CRD for it`, { retryAfterMs: 15_000 });
+    const objects = missingObjects.sort();
+    const more = objects.length > 3 ? ` and ${objects.length - 3} more` : '';
+    throw new WaitingError('KindNotFound', `the cluster does not serve ${[...missingKinds].sort().join(', ')} and the bundle defines no CRD for it `
+      + `(objects: ${objects.slice(0, 3).join(', ')}${more}); nothing was applied`, { retryAfterMs: 15_000 });
   }
   return out;
 }
