@@ -47,6 +47,8 @@ export interface AgentOptions {
   heartbeatIntervalMs?: number;
   /** Resync (drift detection) interval; default 30 s. */
   resyncIntervalMs?: number;
+  /** Interval between prunings of the blob cache (blobs of artifacts no BundleDeployment pins); default 10 min. */
+  cachePruneIntervalMs?: number;
   /** Resync interval while objects are not ready; default 5 s. */
   notReadyResyncMs?: number;
   /** Poll interval while waiting for the registration grant; default 2 s. */
@@ -63,6 +65,7 @@ interface Deployer {
   clusterNamespace: string;
   informer: Informer<BundleDeployment & KubeObject>;
   controller: Controller;
+  content: ContentLoader;
 }
 
 /** See the module comment. */
@@ -134,10 +137,10 @@ export class Agent {
     const log = this.log.child({ cluster: credential.clusterName });
     const limits = this.o.limits ?? {};
     const inventory = new InventoryStore(downstream, this.namespace, clusterNamespace);
+    const content = new ContentLoader({ upstream, clusterNamespace, cacheDir: this.o.cacheDir, limits: limits.oci ?? {},
+      ...(limits.maxInlineBytes !== undefined ? { maxInlineBytes: limits.maxInlineBytes } : {}) });
     const reconciler = new BundleDeploymentReconciler({
-      upstream, clusterNamespace, applier: new Applier(downstream), inventory, log,
-      content: new ContentLoader({ upstream, clusterNamespace, cacheDir: this.o.cacheDir, limits: limits.oci ?? {},
-        ...(limits.maxInlineBytes !== undefined ? { maxInlineBytes: limits.maxInlineBytes } : {}) }),
+      upstream, clusterNamespace, applier: new Applier(downstream), inventory, log, content,
       reserved: { namespace: this.namespace, inventoryPrefix: INVENTORY_PREFIX,
         names: [this.o.bootstrapSecretName ?? BOOTSTRAP_SECRET_NAME, this.o.stateSecretName ?? STATE_SECRET_NAME] },
       maxObjects: limits.maxObjects ?? 5000,
@@ -148,7 +151,7 @@ export class Agent {
     const informer = new Informer<BundleDeployment & KubeObject>(upstream,
       { apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: clusterNamespace }, { log });
     const controller = new Controller('bundledeployment', reconciler.reconcile, { log, workers: this.o.workers ?? 2 }).watch(informer);
-    this.deployer = { clusterNamespace, informer, controller };
+    this.deployer = { clusterNamespace, informer, controller, content };
     informer.start();
     controller.start();
     await informer.waitForSync();
@@ -165,11 +168,13 @@ export class Agent {
     await d.controller.stop();
   }
 
-  /** Heartbeat and credential upkeep, every heartbeat interval, until stopped. */
+  /** Heartbeat and credential upkeep, every heartbeat interval, until stopped; the blob cache pruning when due. */
   private async maintainLoop(): Promise<void> {
     const signal = this.abort.signal;
+    let pruneDue = Date.now() + (this.o.cachePruneIntervalMs ?? 10 * 60_000);
     while (!signal.aborted) {
       await this.heartbeat();
+      if (Date.now() >= pruneDue && (await this.pruneCache())) pruneDue = Date.now() + (this.o.cachePruneIntervalMs ?? 10 * 60_000);
       try {
         const result = await this.registration.maintain(signal);
         if (result === 'registered') await this.afterReregistration();
@@ -178,6 +183,25 @@ export class Agent {
         this.log.warn({ err: messageOf(err) }, 'credential upkeep failed; retrying at the next heartbeat');
       }
       await sleep(this.o.heartbeatIntervalMs ?? 15_000, undefined, { signal }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Removes cached blobs of artifacts that no BundleDeployment of this cluster pins any more. Returns
+   * false when it had to skip (retried at the next heartbeat).
+   */
+  async pruneCache(): Promise<boolean> {
+    const d = this.deployer;
+    if (!d?.informer.hasSynced()) return false;
+    const live = d.informer.list().map((bd) => bd.spec.oci?.digest).filter((x): x is string => Boolean(x));
+    try {
+      const result = await d.content.pruneCache(live);
+      if (!result.pruned) { this.log.debug({ why: result.why }, 'blob cache pruning skipped'); return false; }
+      if (result.removed > 0) this.log.info({ removed: result.removed, kept: result.kept }, 'pruned the blob cache');
+      return true;
+    } catch (err) {
+      this.log.warn({ err: messageOf(err) }, 'pruning the blob cache failed');
+      return false;
     }
   }
 

@@ -23,6 +23,7 @@ export const AgentConfigSchema = z.strictObject({
   cacheDir: z.string().default('/var/cache/flotilla-agent').describe('Blob cache folder (content-addressed).'),
   resync: durationMs('30s').describe('Interval of drift and readiness checks of each BundleDeployment.'),
   heartbeat: durationMs('15s').describe('Interval of heartbeats on the Cluster and credential checks.'),
+  cachePrune: durationMs('10m').describe('Interval between prunings of the blob cache (blobs of artifacts no BundleDeployment pins).'),
   workers: z.coerce.number().int().min(1).max(64).default(2).describe('Concurrent BundleDeployment reconciles.'),
   maxObjects: z.coerce.number().int().min(1).default(5000).describe('Most objects one bundle may render.'),
   maxBundleFiles: z.coerce.number().int().min(1).default(DEFAULT_BUNDLE_LIMITS.maxFiles).describe('Most files (layers) a pulled bundle artifact may have.'),

@@ -1,7 +1,11 @@
 import { expect } from 'chai';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { KubeClient } from '../lib/kube/client.js';
 import { FlotillaError, dispositionOf } from '../lib/errors.js';
 import { ArtifactError, RegistryRefusedError, RegistryUnavailableError } from '../lib/oci/index.js';
-import { translatePullError } from './content.js';
+import { ContentLoader, translatePullError } from './content.js';
 
 const ref = '127.0.0.1:5000/b@sha256:' + 'a'.repeat(64);
 
@@ -30,5 +34,28 @@ describe('agent content: what a failed pull means', () => {
   it('names the artifact in the message', () => {
     const out = translatePullError(new RegistryUnavailableError('connection refused', { registry: 'r', code: 'ECONNREFUSED' }), ref) as Error;
     expect(out.message).to.contain(ref).and.contain('connection refused');
+  });
+});
+
+describe('agent content: pruning the blob cache', () => {
+  const digest = (c: string) => `sha256:${c.repeat(64)}`;
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'flotilla-prune-'));
+    await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+    for (const c of ['a', 'b']) await writeFile(join(dir, 'blobs', 'sha256', c.repeat(64)), c);
+  });
+  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
+  const loader = () => new ContentLoader({ upstream: undefined as unknown as KubeClient, clusterNamespace: 'c', cacheDir: dir });
+
+  it('removes nothing while a referenced artifact was not pulled by this process (its blobs are unknown)', async () => {
+    const result = await loader().pruneCache([digest('f')]);
+    expect(result).to.deep.equal({ pruned: false, why: '1 referenced artifacts not pulled yet' });
+    expect((await readdir(join(dir, 'blobs', 'sha256'))).sort()).to.deep.equal(['a'.repeat(64), 'b'.repeat(64)]);
+  });
+
+  it('removes every blob when no BundleDeployment pins an artifact any more', async () => {
+    expect(await loader().pruneCache([])).to.deep.equal({ pruned: true, removed: 2, kept: 0 });
+    expect(await readdir(join(dir, 'blobs', 'sha256'))).to.deep.equal([]);
   });
 });

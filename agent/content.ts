@@ -3,7 +3,7 @@ import { resourcesToFiles, type BundleFile } from '../lib/bundle/index.js';
 import { StallingError, TransientError, WaitingError, messageOf } from '../lib/errors.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import {
-  ArtifactError, RegistryClient, RegistryRefusedError, RegistryUnavailableError, credentialsFromSecretData, parseReference, pullBundle,
+  ArtifactError, BlobCache, RegistryClient, RegistryRefusedError, RegistryUnavailableError, credentialsFromSecretData, parseReference, pullBundle,
   type BundleLimits, type Credentials,
 } from '../lib/oci/index.js';
 
@@ -19,6 +19,9 @@ import {
  * refuses or lacks the artifact: it may be pushed or fixed later), AuthenticationFailed, ArtifactTampered
  * (bytes differ from the pinned digest: retried, since the registry may be repaired, but never applied),
  * SecretNotFound (waiting), and InvalidBundle / BundleTooLarge (stalling: the pinned content never changes).
+ *
+ * The blob cache is pruned with {@link ContentLoader.pruneCache}: blobs of artifacts no BundleDeployment
+ * references any more are removed, so the cache holds what the cluster runs, not every version it ran.
  */
 
 /** Options of a {@link ContentLoader}. */
@@ -45,9 +48,19 @@ export interface LoadedContent {
   source: string;
 }
 
+/** What one pruning of the blob cache did. */
+export type PruneResult =
+  | { pruned: true; removed: number; kept: number }
+  /** Skipped: a pull was under way, or a referenced artifact was not pulled by this process yet (its blobs are unknown). */
+  | { pruned: false; why: string };
+
 /** Loads bundle content (see the module comment). */
 export class ContentLoader {
   private readonly memory = new Map<string, BundleFile[]>();
+  /** Blob digests of every artifact pulled (or found in memory) by this process, by manifest digest. */
+  private readonly blobsOf = new Map<string, string[]>();
+  private pulls = 0;
+  private pruning: Promise<unknown> | undefined;
 
   constructor(private readonly options: ContentLoaderOptions) {}
 
@@ -82,6 +95,28 @@ export class ContentLoader {
     }
   }
 
+  /**
+   * Removes from the blob cache every blob that none of `live` (the manifest digests the cluster's
+   * BundleDeployments pin) is made of. Conservative: skipped while a pull is under way, and when a live
+   * artifact has not been pulled by this process (after a restart), since its blobs are not known yet.
+   * Pulls wait while it runs.
+   */
+  async pruneCache(live: Iterable<string>): Promise<PruneResult> {
+    if (this.pulls > 0 || this.pruning) return { pruned: false, why: 'a pull is under way' };
+    const wanted = new Set(live);
+    const unknown = [...wanted].filter((d) => !this.blobsOf.has(d));
+    if (unknown.length > 0) return { pruned: false, why: `${unknown.length} referenced artifacts not pulled yet` };
+    for (const digest of [...this.blobsOf.keys()]) {
+      if (!wanted.has(digest)) { this.blobsOf.delete(digest); this.memory.delete(digest); }
+    }
+    const keep = new Set([...this.blobsOf.values()].flat());
+    const run = new BlobCache(this.options.cacheDir).prune(keep);
+    this.pruning = run;
+    try {
+      return { pruned: true, removed: await run, kept: keep.size };
+    } finally { this.pruning = undefined; }
+  }
+
   private async pull(oci: OCIArtifactRef): Promise<BundleFile[]> {
     const ref = parseReference(oci.reference);
     if (ref.digest !== oci.digest) {
@@ -92,9 +127,17 @@ export class ContentLoader {
       this.remember(oci.digest, cached);
       return cached;
     }
-    const credentials = await this.credentials(oci, ref.registry);
+    while (this.pruning) await this.pruning;
+    this.pulls++;
+    try {
+      return await this.pullFromRegistry(oci, ref.registry);
+    } finally { this.pulls--; }
+  }
+
+  private async pullFromRegistry(oci: OCIArtifactRef, registry: string): Promise<BundleFile[]> {
+    const credentials = await this.credentials(oci, registry);
     const client = new RegistryClient({
-      registry: ref.registry, basicHTTP: oci.basicHTTP ?? false, insecureSkipTLS: oci.insecureSkipTLS ?? false,
+      registry, basicHTTP: oci.basicHTTP ?? false, insecureSkipTLS: oci.insecureSkipTLS ?? false,
       ...(oci.caBundle ? { caPem: Buffer.from(oci.caBundle, 'base64').toString('utf8') } : {}),
       ...(credentials ? { credentials } : {}),
       blobCacheDir: this.options.cacheDir, userAgent: 'flotilla-agent',
@@ -104,6 +147,7 @@ export class ContentLoader {
       const pulled = await pullBundle(client, oci.reference, { limits: this.options.limits ?? {} });
       const files = pulled.files.map((f) => ({ path: f.path, content: f.content }));
       this.remember(oci.digest, files);
+      this.blobsOf.set(oci.digest, pulled.blobs);
       return files;
     } catch (err) {
       throw translatePullError(err, oci.reference);

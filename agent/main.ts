@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   else downstream.loadFromCluster();
   const agent = new Agent({
     downstream, namespace: config.namespace, cacheDir: config.cacheDir, log,
-    resyncIntervalMs: config.resync, heartbeatIntervalMs: config.heartbeat, workers: config.workers,
+    resyncIntervalMs: config.resync, heartbeatIntervalMs: config.heartbeat, cachePruneIntervalMs: config.cachePrune, workers: config.workers,
     limits: { maxObjects: config.maxObjects,
       oci: { maxFiles: config.maxBundleFiles, maxFileBytes: config.maxFileBytes, maxTotalBytes: config.maxBundleBytes } },
   });

@@ -202,6 +202,22 @@ describe('agent (e2e)', function () {
       await waitFor(async () => (await d(0).kube.get(cmRef('c'))) === undefined, { what: 'c pruned', timeoutMs: TIMEOUT, context: logTail(0) });
     });
 
+    it('prunes from its blob cache what no BundleDeployment pins any more, keeping what the current version uses', async () => {
+      const blobsOf = async (digest: string) => {
+        const m = JSON.parse((await client.getManifest('e2e-agent/web', digest)).bytes.toString('utf8')) as { config: { digest: string }; layers: { digest: string }[] };
+        return new Set([m.config.digest, ...m.layers.map((l) => l.digest)]);
+      };
+      const v1 = await push({ 'a.yaml': cmYaml('a', { v: '1' }), 'b.yaml': cmYaml('b', { v: '1' }), 'c.yaml': cmYaml('c', { v: '1' }) });
+      const [old, current] = [await blobsOf(v1.digest), await blobsOf(applied.digest)];
+      const cached = (digest: string) => readFile(join(d(0).cacheDir, 'blobs', ...digest.split(':'))).then(() => true, () => false);
+      const oldOnly = [...old].filter((x) => !current.has(x));
+      expect(oldOnly.length, 'blobs only version 1 has (a and c at v1, its config)').to.be.greaterThan(1);
+      for (const x of [...old, ...current]) expect(await cached(x), `${x} cached before pruning`).to.equal(true);
+      expect(await d(0).agent.pruneCache(), 'pruning ran').to.equal(true);
+      for (const x of oldOnly) expect(await cached(x), `${x} (version 1 only) pruned`).to.equal(false);
+      for (const x of current) expect(await cached(x), `${x} (current version) kept`).to.equal(true);
+    });
+
     it('reports a manual edit and a deletion downstream as drift, and reverts both with correctDrift', async () => {
       await d(0).kube.mergePatch(cmRef('a'), { data: { v: 'edited' } });
       await d(0).kube.delete(cmRef('b'));

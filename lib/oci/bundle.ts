@@ -141,6 +141,8 @@ export interface PulledBundle {
   annotations: Record<string, string>;
   /** Files sorted by path. */
   files: PulledFile[];
+  /** Digest of every blob the bundle is made of (config and layers), e.g. to keep them in a blob cache. */
+  blobs: string[];
 }
 
 /**
@@ -154,7 +156,8 @@ export async function pullBundle(client: RegistryClient, pinned: Reference | str
   for (const layer of v.manifest.layers) {
     files.push({ path: layer.path, content: await readFile(v.blobs.get(layer.path) ?? ''), digest: layer.descriptor.digest });
   }
-  return { digest: v.digest, config: v.config, annotations: v.manifest.annotations, files };
+  const blobs = [...new Set([v.manifest.config.digest, ...files.map((f) => f.digest)])];
+  return { digest: v.digest, config: v.config, annotations: v.manifest.annotations, files, blobs };
 }
 
 /** A pulled file on disk. */
