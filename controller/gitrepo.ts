@@ -3,7 +3,7 @@ import {
   type Bundle, type BundleSpec, type Condition, type GitRepo, type GitRepoStatus, type OCIRegistry,
 } from '../lib/api/index.js';
 import { readGitRepoBundles, contentsID, fleetYamlOptions, type LoadedBundle } from '../lib/bundle/index.js';
-import { dispositionOf, messageOf, StallingError } from '../lib/errors.js';
+import { dispositionOf, messageOf, StallingError, TransientError } from '../lib/errors.js';
 import { Controller, type ReconcileResult } from '../lib/kube/controller.js';
 import { splitKey } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
@@ -252,6 +252,11 @@ export function setupGitRepoController(ctx: ControllerContext, git: GitSource): 
       failure = err;
     } finally {
       await finishStatus(ctx, run, failure);
+    }
+    if (failure && dispositionOf(failure) === 'transient' && !repo.spec.disablePolling) {
+      // Back off, but never beyond the polling interval: after a long git or registry outage the GitRepo
+      // is tried again as soon as it would have been polled, not minutes later.
+      throw new TransientError((failure as { reason?: string }).reason ?? Reason.GitOperationFailed, messageOf(failure), { cause: failure, retryAfterMs: pollMs });
     }
     if (failure && dispositionOf(failure) !== 'stalling') throw failure;
     if (repo.spec.disablePolling) return;

@@ -93,6 +93,13 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
     await waitVersion(ns, cm, version);
   }
 
+  /** The backoff (ms) of every failed reconcile of the GitRepo with `key` the controller has logged so far. */
+  async function gitRetries(key: string): Promise<number[]> {
+    return (await fleet.controller.logs()).split('\n').filter((l) => l.includes('reconcile failed; retrying with backoff'))
+      .map((l) => { try { return JSON.parse(l) as { key?: string; controller?: string; retryAfterMs?: number }; } catch { return {}; } })
+      .filter((e) => e.controller === 'gitrepo' && e.key === key).map((e) => e.retryAfterMs ?? -1);
+  }
+
   /** Commits over SSH (git push through sshd's forced command), as a developer whose HTTP access is down would. */
   async function commitOverSsh(repo: string, files: Record<string, string | null>, message: string): Promise<string> {
     const work = await mkdtemp(join(tmpdir(), 'gs-e2e-push-'));
@@ -359,6 +366,16 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
       let c2 = '';
       try {
         await waitRepo('outage', 'reports the git server down', (r) => cond(r, 'Ready')?.status === 'False');
+        // A long outage means many failed attempts: make ten (each nudge of the GitRepo is one), so that an
+        // unbounded exponential backoff would now wait minutes; it must stay within the polling interval.
+        for (let i = 0; i < 10; i++) {
+          const seen = (await gitRetries('gs-e2e/outage')).length;
+          await up.mergePatch({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: 'outage' }, { metadata: { annotations: { 'gs-e2e/nudge': String(i) } } });
+          await waitFor(async () => (await gitRetries('gs-e2e/outage')).length > seen || undefined, { what: `failed attempt ${i + 1} during the outage`, timeoutMs: 30_000 });
+        }
+        const retries = await gitRetries('gs-e2e/outage');
+        expect(retries.length).to.be.greaterThan(10);
+        expect(retries.at(-1), 'the next attempt after many failures').to.be.at.most(2000);
         // Meanwhile a commit removes two files and changes the others (pushed over SSH: HTTP is down).
         c2 = await commitOverSsh('gs-outage', { 'app/cm-a.yaml': cmYaml('cm-a', '2'), 'app/cm-b.yaml': cmYaml('cm-b', '2'),
           'app/cm-c.yaml': null, 'app/cm-d.yaml': null }, 'remove two');

@@ -16,7 +16,7 @@ export type ErrorDisposition = 'stalling' | 'waiting' | 'transient';
 export interface FlotillaErrorOptions {
   /** The underlying error, kept for logs; never shown in status. */
   cause?: unknown;
-  /** For waiting errors: when to try again. */
+  /** For waiting errors: when to try again; for transient errors: the longest the backoff may wait. */
   retryAfterMs?: number;
 }
 

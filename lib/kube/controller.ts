@@ -95,7 +95,9 @@ export class Controller {
         break;
       }
       default: {
-        const after = this.queue.addRateLimited(key);
+        // A transient error may bound its backoff with retryAfterMs (see FlotillaErrorOptions).
+        const cap = (err as { retryAfterMs?: number }).retryAfterMs;
+        const after = this.queue.addRateLimited(key, cap);
         log.warn({ err: messageOf(err), retryAfterMs: after }, 'reconcile failed; retrying with backoff');
       }
     }

@@ -58,6 +58,14 @@ describe('WorkQueue', () => {
     expect(q.addRateLimited('a')).to.equal(100);
   });
 
+  it('bounds one backoff by the cap given, without forgetting the failures', () => {
+    const timers = manualTimers();
+    const q = new WorkQueue({ baseMs: 100, maxMs: 100_000 }, timers, timers.now);
+    const delays = [1, 2, 3, 4, 5].map(() => q.addRateLimited('a', 300));
+    expect(delays).to.deep.equal([100, 200, 300, 300, 300]);
+    expect(q.addRateLimited('a')).to.equal(3200);
+  });
+
   it('releases waiting workers with undefined on shutdown', async () => {
     const q = new WorkQueue();
     const pending = q.get();

@@ -57,11 +57,14 @@ export class WorkQueue {
     this.delayed.set(key, { at, handle });
   }
 
-  /** Queues `key` after its backoff delay and counts a failure; returns the delay used. */
-  addRateLimited(key: string): number {
+  /**
+   * Queues `key` after its backoff delay and counts a failure; returns the delay used. `capMs` bounds the
+   * delay for this retry (e.g. a GitRepo never waits longer than its polling interval).
+   */
+  addRateLimited(key: string, capMs = Number.POSITIVE_INFINITY): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
-    const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** n);
+    const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** n, Math.max(0, capMs));
     this.addAfter(key, delay);
     return delay;
   }
