@@ -38,6 +38,8 @@ export interface StackDescription {
   clusters: Record<string, { server: string; kubeconfig: string }>;
   registries: Partial<Record<RegistryMode, { host: string; url: string; caFile?: string; username?: string; password?: string }>>;
   git?: { url: string; username: string; password: string };
+  /** The same repositories over SSH: `${url}/NAME.git` with the client key, checking the host key against knownHosts. */
+  sshGit?: { url: string; clientKeyFile: string; knownHosts: string };
 }
 
 /** A running stack. */
@@ -119,6 +121,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         desc.registries[mode] = { host: r.host, url: r.url, caFile: r.caFile, username: r.username, password: r.password };
       }
       if (git) desc.git = { url: git.url, username: git.username, password: git.password };
+      if (sshGit) desc.sshGit = { url: `ssh://${sshGit.user}@${sshGit.host}:${sshGit.port}`, clientKeyFile: sshGit.clientKey.privateKeyFile, knownHosts: sshGit.knownHosts };
       return desc;
     },
     async stop() {
