@@ -35,11 +35,32 @@ export class Applier {
   private readonly crdTimeoutMs: number;
   private readonly deleteTimeoutMs: number;
   private readonly pollMs: number;
+  private readonly asAccount = new Map<string, Applier>();
 
-  constructor(readonly client: KubeClient, options: ApplierOptions = {}) {
+  constructor(readonly client: KubeClient, private readonly options: ApplierOptions = {}) {
     this.crdTimeoutMs = options.crdTimeoutMs ?? 60_000;
     this.deleteTimeoutMs = options.deleteTimeoutMs ?? 30_000;
     this.pollMs = options.pollMs ?? 250;
+  }
+
+  /**
+   * An applier that acts as ServiceAccount `namespace/name` (Kubernetes impersonation), as Fleet's agent
+   * does for a GitRepo's `serviceAccount`: the bundle can then do only what that account's RBAC allows.
+   * The account must exist; otherwise nothing is applied and the error says which one to create.
+   */
+  async impersonating(namespace: string, name: string): Promise<Applier> {
+    if (!(await this.client.get({ apiVersion: 'v1', kind: 'ServiceAccount', namespace, name }))) {
+      throw new WaitingError(Reason.ServiceAccountNotFound,
+        `service account ${namespace}/${name} (spec.serviceAccount) does not exist downstream; nothing was applied. `
+        + 'Create it, with the RBAC the bundle needs, in the agent\'s namespace', { retryAfterMs: 15_000 });
+    }
+    const key = `${namespace}/${name}`;
+    let applier = this.asAccount.get(key);
+    if (!applier) {
+      applier = new Applier(this.client.impersonatingServiceAccount(namespace, name), this.options);
+      this.asAccount.set(key, applier);
+    }
+    return applier;
   }
 
   /** Whether a kind is namespaced; undefined when the cluster does not serve it. */

@@ -62,6 +62,8 @@ type BD = BundleDeployment & KubeObject;
 /** What one reconcile found; the input of the status. */
 interface Run {
   bd: BD;
+  /** Reads and writes downstream: the agent itself, or the BundleDeployment's serviceAccount (see {@link identity}). */
+  applier: Applier;
   inventory: Inventory | undefined;
   deploying: boolean;
   appliedDeploymentID: string | undefined;
@@ -107,12 +109,12 @@ export class BundleDeploymentReconciler {
     }
     await this.ensureFinalizer(bd);
     const run: Run = {
-      bd, inventory: undefined, deploying: false, appliedDeploymentID: undefined, desired: [], namespaces: [], requiredNamespaces: [], plan: [],
+      bd, applier: this.o.applier, inventory: undefined, deploying: false, appliedDeploymentID: undefined, desired: [], namespaces: [], requiredNamespaces: [], plan: [],
       written: new Map(), pruned: 0, monitor: undefined, failure: undefined,
     };
     const steps: Step[] = bd.spec.paused
-      ? [this.loadInventory, this.monitorPaused]
-      : [this.loadInventory, this.dependencies, this.render, this.namespaces, this.plan, this.apply, this.monitor];
+      ? [this.identity, this.loadInventory, this.monitorPaused]
+      : [this.identity, this.loadInventory, this.dependencies, this.render, this.namespaces, this.plan, this.apply, this.monitor];
     let error: unknown;
     try {
       for (const step of steps) if ((await step(run)) === 'stop') break;
@@ -124,6 +126,17 @@ export class BundleDeploymentReconciler {
     }
     if (error !== undefined) throw error;
     return { requeueAfterMs: (run.monitor?.nonReady.length ?? 0) > 0 ? this.o.notReadyResyncMs : this.o.resyncMs };
+  };
+
+  /**
+   * With `options.serviceAccount`, every read and write of the bundle's objects acts as that ServiceAccount
+   * of the agent's namespace (as in Fleet); the inventory is still the agent's own. Objects of a removed
+   * BundleDeployment are deleted as the agent, since the BundleDeployment that named the account is gone.
+   */
+  private readonly identity: Step = async (run) => {
+    const account = run.bd.spec.options?.serviceAccount;
+    if (account) run.applier = await this.o.applier.impersonating(this.o.reserved.namespace, account);
+    return 'continue';
   };
 
   private readonly loadInventory: Step = async (run) => {
@@ -151,7 +164,7 @@ export class BundleDeploymentReconciler {
     const options = run.bd.spec.options;
     const renderOptions = renderOptionsFrom(options);
     const rough = renderBundle(files, renderOptions);
-    const served = await this.o.applier.scopes(rough);
+    const served = await run.applier.scopes(rough);
     const fromBundle = crdScopes(rough);
     const isNamespaced = (apiVersion: string, kind: string) => served(apiVersion, kind) ?? fromBundle.get(`${groupOf(apiVersion)}/${kind}`);
     const rendered: RenderedObject[] = renderBundle(files as BundleFile[], { ...renderOptions, isClusterScoped: (a, k) => isNamespaced(a, k) === false });
@@ -176,7 +189,7 @@ export class BundleDeploymentReconciler {
     if (!run.deploying) return 'continue';
     const missing: string[] = [];
     for (const name of run.requiredNamespaces) {
-      if (!(await this.o.applier.get({ apiVersion: 'v1', kind: 'Namespace', name }))) missing.push(name);
+      if (!(await run.applier.get({ apiVersion: 'v1', kind: 'Namespace', name }))) missing.push(name);
     }
     if (missing.length === 0) return 'continue';
     const first = run.desired.find((d) => d.id.namespace === missing[0]);
@@ -191,7 +204,7 @@ export class BundleDeploymentReconciler {
   };
 
   private deployContext(run: Run) {
-    return { applier: this.o.applier, log: this.o.log.child({ bundleDeployment: run.bd.metadata.name }),
+    return { applier: run.applier, log: this.o.log.child({ bundleDeployment: run.bd.metadata.name }),
       concurrency: this.o.concurrency ?? 8, comparePatches: run.bd.spec.options?.diff?.comparePatches, verified: this.verified };
   }
 
@@ -212,7 +225,7 @@ export class BundleDeploymentReconciler {
     run.plan = outcome.plan;
     run.written = outcome.written;
     for (const id of run.deploying ? pruneList(previous, desiredIds) : []) {
-      const result = await this.o.applier.prune(id, bd.metadata.name);
+      const result = await run.applier.prune(id, bd.metadata.name);
       if (result === 'deleted') run.pruned++;
       if (result === 'foreign') this.o.log.info({ object: describeId(id) }, 'not pruning an object another owner took over');
     }
@@ -242,7 +255,7 @@ export class BundleDeploymentReconciler {
     const nonReady: NonReadyStatus[] = [];
     const modified: ModifiedStatus[] = [];
     for (const id of ids) {
-      const live = await this.o.applier.get(id);
+      const live = await run.applier.get(id);
       if (!live) { modified.push(modifiedStatusOf({ id, state: 'missing' })); continue; }
       const readiness = readinessOf(live);
       if (!readiness.ready) nonReady.push(nonReadyStatusOf(live, readiness));

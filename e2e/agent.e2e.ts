@@ -152,6 +152,44 @@ describe('agent (e2e)', function () {
     expect(await d(1).kube.get(cmRef('dep-app'))).to.not.equal(undefined);
   });
 
+  it('applies as the BundleDeployment\'s serviceAccount, which may do only what its RBAC allows, and waits for a missing one', async () => {
+    const ns = 'e2e-sa-apps';
+    const k = d(1).kube;
+    const rbac = 'rbac.authorization.k8s.io/v1';
+    await k.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, 'e2e');
+    await k.apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'deployer', namespace: AGENT_NS } }, 'e2e');
+    await k.apply({ apiVersion: rbac, kind: 'ClusterRole', metadata: { name: 'e2e-deployer-namespaces' },
+      rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch', 'create', 'patch'] }] }, 'e2e');
+    await k.apply({ apiVersion: rbac, kind: 'ClusterRoleBinding', metadata: { name: 'e2e-deployer-namespaces' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'e2e-deployer-namespaces' },
+      subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: AGENT_NS }] }, 'e2e');
+    await k.apply({ apiVersion: rbac, kind: 'Role', metadata: { name: 'configmaps', namespace: ns },
+      rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['*'] }] }, 'e2e');
+    await k.apply({ apiVersion: rbac, kind: 'RoleBinding', metadata: { name: 'deployer-configmaps', namespace: ns },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'configmaps' },
+      subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: AGENT_NS }] }, 'e2e');
+    const write = (name: string, serviceAccount: string, files: { name: string; content: string }[]) => up.apply({ apiVersion: API_VERSION, kind: 'BundleDeployment',
+      metadata: { name, namespace: nsOf(1) }, spec: { deploymentID: `${name}-1`, options: { defaultNamespace: ns, serviceAccount }, resources: files } }, 'e2e');
+    const secretYaml = `apiVersion: v1\nkind: Secret\nmetadata:\n  name: sa-denied\nstringData:\n  k: v\n`;
+    try {
+      await write('sa-allowed', 'deployer', [{ name: 'cm.yaml', content: cmYaml('sa-allowed', { v: '1' }) }]);
+      await waitBD(1, 'sa-allowed', 'sa-allowed Ready as the deployer account', (b) => b.status?.ready === true);
+      expect(await k.get(cmRef('sa-allowed', ns))).to.not.equal(undefined);
+      // A Secret is outside the account's RBAC (the agent itself could write it): refused, nothing of the bundle applied.
+      await write('sa-denied', 'deployer', [{ name: 'cm.yaml', content: cmYaml('sa-denied', { v: '1' }) }, { name: 'secret.yaml', content: secretYaml }]);
+      const denied = await waitBD(1, 'sa-denied', 'sa-denied refused', (b) => cond(b, 'Deployed')?.status === 'False' && /forbidden/i.test(cond(b, 'Deployed')?.message ?? ''));
+      expect(cond(denied, 'Deployed')?.message).to.contain(`system:serviceaccount:${AGENT_NS}:deployer`);
+      expect(await k.get({ apiVersion: 'v1', kind: 'Secret', namespace: ns, name: 'sa-denied' }), 'the Secret').to.equal(undefined);
+      expect(await k.get(cmRef('sa-denied', ns)), 'nothing of the refused bundle').to.equal(undefined);
+      await write('sa-missing', 'nobody', [{ name: 'cm.yaml', content: cmYaml('sa-missing', { v: '1' }) }]);
+      const missing = await waitBD(1, 'sa-missing', 'sa-missing waiting for its account', (b) => cond(b, 'Deployed')?.reason === 'ServiceAccountNotFound');
+      expect(cond(missing, 'Deployed')?.message).to.contain(`${AGENT_NS}/nobody`);
+      expect(await k.get(cmRef('sa-missing', ns))).to.equal(undefined);
+    } finally {
+      for (const name of ['sa-allowed', 'sa-denied', 'sa-missing']) await up.delete({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: nsOf(1), name });
+    }
+  });
+
   describe('an OCI bundle over its life', () => {
     const reg = () => stack().registry('tls-auth');
     const repo = () => `${reg().host}/e2e-agent/web`;

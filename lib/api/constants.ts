@@ -95,6 +95,8 @@ export const Reason = {
   DependencyNotReady: 'DependencyNotReady',
   /** An object of the bundle lives in a namespace that is not the target namespace, not in the bundle and not downstream. */
   NamespaceNotFound: 'NamespaceNotFound',
+  /** The `serviceAccount` the bundle is to be applied as does not exist in the agent's namespace downstream. */
+  ServiceAccountNotFound: 'ServiceAccountNotFound',
   /** Server-side apply (or pruning) of a resource was rejected by the downstream API server. */
   ApplyFailed: 'ApplyFailed',
   /** Applied resources are not ready yet (Deployment rolling out, Job running, ...). */

@@ -66,10 +66,28 @@ export class KubeClient {
   private readonly resources = new Map<string, Promise<Map<string, ResourceInfo>>>();
   private readonly timeoutMs: number;
 
-  private constructor(private readonly kc: KubeConfig, server: string, dispatcher: Dispatcher, options: KubeClientOptions) {
+  private constructor(private readonly kc: KubeConfig, server: string, dispatcher: Dispatcher, options: KubeClientOptions,
+    private readonly impersonate?: { user: string; groups: string[] }) {
     this.server = server.replace(/\/$/, '');
     this.dispatcher = dispatcher;
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.options = options;
+  }
+
+  private readonly options: KubeClientOptions;
+
+  /**
+   * A client that acts as `user` (and `groups`) through Kubernetes impersonation, sharing this client's
+   * credentials and connections; the caller needs the `impersonate` verb. Closing it closes nothing shared.
+   */
+  impersonating(user: string, groups: string[] = []): KubeClient {
+    return new KubeClient(this.kc, this.server, this.dispatcher, this.options, { user, groups });
+  }
+
+  /** Acting as a ServiceAccount: its user name and the groups the API server gives ServiceAccount tokens. */
+  impersonatingServiceAccount(namespace: string, name: string): KubeClient {
+    return this.impersonating(`system:serviceaccount:${namespace}:${name}`,
+      ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated']);
   }
 
   /** Creates a client from a loaded KubeConfig (its current context). */
@@ -88,20 +106,26 @@ export class KubeClient {
     return new KubeClient(kc, cluster.server, dispatcher, options);
   }
 
-  /** Closes the connection pool. */
+  /** Closes the connection pool (of the client it was made from, for an impersonating client: nothing). */
   async close(): Promise<void> {
+    if (this.impersonate) return;
     await this.dispatcher.close();
   }
 
-  private async authHeaders(): Promise<Record<string, string>> {
+  private async authHeaders(): Promise<Record<string, string | string[]>> {
     const opts: { headers?: Record<string, string> } = { headers: {} };
     await this.kc.applyToHTTPSOptions(opts as never);
-    return opts.headers ?? {};
+    const headers: Record<string, string | string[]> = { ...opts.headers };
+    if (this.impersonate) {
+      headers['impersonate-user'] = this.impersonate.user;
+      if (this.impersonate.groups.length > 0) headers['impersonate-group'] = this.impersonate.groups;
+    }
+    return headers;
   }
 
   /** Sends a request; returns the parsed JSON body, or throws a translated error. */
   async raw<T>(method: Dispatcher.HttpMethod, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
-    const headers: Record<string, string> = { accept: 'application/json', ...(await this.authHeaders()) };
+    const headers: Record<string, string | string[]> = { accept: 'application/json', ...(await this.authHeaders()) };
     let payload: string | undefined;
     if (body !== undefined) {
       headers['content-type'] = contentType;
