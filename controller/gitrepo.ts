@@ -34,6 +34,8 @@ interface Run {
   status: GitRepoStatus;
   conditions: Condition[];
   now: Date;
+  /** The Bundles written by this run, as the API server returned them (the informer may not have them yet). */
+  written: BundleObject[];
 }
 
 function setCond(run: Run, type: string, ok: boolean, reason: string, message: string): void {
@@ -162,7 +164,7 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
   for (const bundle of bundles) {
     const s = stored.get(bundle.name);
     if (!s) continue;
-    await ctx.kube.apply(bundleObject(repo, bundle, s.content, s.id, commit), FIELD_MANAGER);
+    run.written.push(await ctx.kube.apply<BundleObject>(bundleObject(repo, bundle, s.content, s.id, commit), FIELD_MANAGER));
     if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, `stored as ${s.content.oci?.reference ?? ''}`);
   }
   const keep = new Set(bundles.map((b) => b.name));
@@ -228,7 +230,7 @@ export function setupGitRepoController(ctx: ControllerContext, git: GitSource): 
       await ctx.kube.mergePatch(Ref.gitRepo(namespace, name), { metadata: { finalizers: [...(repo.metadata.finalizers ?? []), Finalizer.GitRepo], resourceVersion: repo.metadata.resourceVersion } });
       return { requeueAfterMs: 0 };
     }
-    const run: Run = { repo, status: { ...(repo.status ?? {}) }, conditions: [...(repo.status?.conditions ?? [])], now: ctx.now() };
+    const run: Run = { repo, status: { ...(repo.status ?? {}) }, conditions: [...(repo.status?.conditions ?? [])], now: ctx.now(), written: [] };
     const pollMs = pollingIntervalMs(repo, ctx.config.defaultPollingInterval);
     let failure: unknown;
     try {
@@ -291,7 +293,9 @@ export function observer(ctx: ControllerContext) {
 /** Computes Ready/Stalled/Reconciling and the roll-up, then patches the status once. */
 async function finishStatus(ctx: ControllerContext, run: Run, failure: unknown): Promise<void> {
   const { repo } = run;
-  const rollup = rollUpGitRepo(bundlesOf(ctx, repo), ctx.informers.bundleDeployments.list().filter((bd) =>
+  const written = new Map(run.written.map((b) => [b.metadata.name, b]));
+  const bundles = bundlesOf(ctx, repo).map((b) => written.get(b.metadata.name) ?? b);
+  const rollup = rollUpGitRepo([...bundles, ...run.written.filter((b) => !bundles.includes(b))], ctx.informers.bundleDeployments.list().filter((bd) =>
     bd.metadata.labels?.[Label.RepoName] === repo.metadata.name && bd.metadata.labels?.[Label.BundleNamespace] === repo.metadata.namespace));
   Object.assign(run.status, rollup);
   if (failure) {

@@ -133,4 +133,15 @@ describe('status roll-up', () => {
     expect(r.desiredReadyClusters).to.equal(2);
     expect(r.display?.readyBundleDeployments).to.equal('3/4');
   });
+
+  const bundle = (generation: number, observedGeneration?: number) =>
+    ({ metadata: { name: 'app', generation }, ...(observedGeneration === undefined ? {} : { status: { observedGeneration } }) }) as unknown as Bundle;
+  const gitRepoStates: { name: string; bundles: Bundle[]; bds: BundleDeployment[]; state: string }[] = [
+    { name: 'Ready when every Bundle was acted on and its deployments are ready', bundles: [bundle(2, 2)], bds: [bd('app', 'c1', ready)], state: 'Ready' },
+    { name: 'not Ready at a new commit while a changed Bundle still has the deployments of its old content',
+      bundles: [bundle(3, 2)], bds: [bd('app', 'c1', ready)], state: 'WaitApplied' },
+    { name: 'not NoTargets while a new Bundle has no deployments yet', bundles: [bundle(1)], bds: [], state: 'WaitApplied' },
+    { name: 'the deployments\' own problem first', bundles: [bundle(3, 2)], bds: [bd('app', 'c1', undefined)], state: 'Pending' },
+  ];
+  for (const c of gitRepoStates) it(`GitRepo: ${c.name}`, () => expect(rollUpGitRepo(c.bundles, c.bds).display?.state).to.equal(c.state));
 });

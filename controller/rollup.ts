@@ -83,11 +83,17 @@ export function rollUpGitRepo(bundles: readonly Bundle[], bds: readonly BundleDe
     const ns = bd.metadata.namespace ?? '';
     byCluster.set(ns, (byCluster.get(ns) ?? true) && bundleDeploymentState(bd) === BundleState.Ready);
   }
-  const state = worstState(summary);
+  // A Bundle whose current spec the Bundle reconciler has not acted on yet still has the BundleDeployments
+  // of its previous content: they may all be Ready, but not at the GitRepo's new commit.
+  const pending = bundles.find((b) => b.status?.observedGeneration !== b.metadata?.generation);
+  const rolled = worstState(summary);
+  const state = pending && (rolled === undefined || rolled === BundleState.Ready) ? BundleState.WaitApplied : rolled;
   const firstProblem = summary.nonReadyResources?.[0];
   const message = state === undefined
     ? (bundles.length === 0 ? 'no bundles' : 'no cluster matches the targets')
-    : state === BundleState.Ready ? '' : `${firstProblem?.name ?? ''}: ${firstProblem?.bundleState ?? state}${firstProblem?.message ? ` (${firstProblem.message})` : ''}`;
+    : state === BundleState.Ready ? ''
+      : state !== rolled ? `Bundle ${pending?.metadata?.name ?? ''}: ${state} (its BundleDeployments are not updated to its content yet)`
+        : `${firstProblem?.name ?? ''}: ${firstProblem?.bundleState ?? state}${firstProblem?.message ? ` (${firstProblem.message})` : ''}`;
   return {
     summary,
     readyClusters: [...byCluster.values()].filter(Boolean).length,
