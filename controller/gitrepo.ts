@@ -181,8 +181,9 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
   }
 }
 
-function countRegistryEvent(ctx: ControllerContext, event: { type: string; bytes?: number }): void {
-  if (event.type === 'blob-uploaded') { ctx.metrics.blobsPushed.inc(); ctx.metrics.bytesPushed.inc({}, event.bytes ?? 0); }
+function countRegistryEvent(ctx: ControllerContext, event: { type: string; size?: number }): void {
+  // 'blob-uploaded' events carry the blob's size (lib/oci/stats.ts).
+  if (event.type === 'blob-uploaded') { ctx.metrics.blobsPushed.inc(); ctx.metrics.bytesPushed.inc({}, event.size ?? 0); }
   if (event.type === 'blob-skipped') ctx.metrics.blobsSkipped.inc();
 }
 
