@@ -48,7 +48,7 @@ function throughputReport(r: ThroughputResult): string {
 
 function etcdReport(r: Footprint[]): string {
   const rows = r.map((f) => {
-    if (f.outcome === 'refused' || !f.bundle || !f.bundleDeployments) return [f.size, f.mode, `refused: ${(f.refusal ?? '').slice(0, 90)}`, '', '', '', '', ''];
+    if (f.outcome === 'refused' || !f.bundle || !f.bundleDeployments) return [f.size, f.mode, 'refused (see below)', '', '', '', '', ''];
     const b = f.bundle;
     const d = f.bundleDeployments;
     return [f.size, f.mode, fmtBytes(b.etcdBytes), `${d.count} x ${fmtBytes(d.etcdBytes / Math.max(1, d.count))}`, fmtBytes(b.etcdBytes + d.etcdBytes),
@@ -57,6 +57,7 @@ function etcdReport(r: Footprint[]): string {
   return [
     table(['bundle', 'mode', 'Bundle in etcd', 'BundleDeployments in etcd', 'total in etcd', 'total as API JSON', 'writes / bytes written', 'etcd db growth'], rows).trimEnd(),
     '"in etcd": exact value bytes read from the upstream etcd; "bytes written": each write stores a whole copy until compaction (every 5 min).',
+    ...r.filter((f) => f.outcome === 'refused').map((f) => `refused, ${f.size} ${f.mode} mode: ${f.refusal ?? ''}`),
   ].join('\n');
 }
 
