@@ -30,6 +30,8 @@ leftover=$(pgrep -af -- "$run_tmp" | grep -v -e pgrep -e bench.sh || true)
 if [ -n "$leftover" ]; then
   echo "processes left behind by the benchmarks:"; echo "$leftover"; status=1
 fi
-# Empty unless a benchmark failed or BENCH_KEEP is set (then it holds the logs the run printed the path of).
+# tsx keeps its transpile cache in TMPDIR; the rest is empty unless a benchmark failed or BENCH_KEEP is
+# set (then it holds the logs the run printed the path of).
+rm -rf "$run_tmp"/tsx-*
 rmdir "$run_tmp" 2>/dev/null || true
 exit $status
