@@ -38,7 +38,7 @@ const OCI_BUNDLE = 'bad-e2e-crafted';
 const CLUSTER = 'downstream-1';
 /** The configured per-file limit of the controller and the agent (both read FLOTILLA_MAX_FILE_BYTES). */
 const MAX_FILE_BYTES = 64 * 1024;
-const TIMEOUT = 120_000;
+const TIMEOUT = 180_000; // a ceiling for a loaded 2-core CI machine, not a measure
 const DOCKER_MEDIA_TYPE = 'application/vnd.docker.distribution.manifest.v2+json';
 
 const cm = (name: string, version: string, namespace?: string) =>
