@@ -79,7 +79,8 @@ export function translateGitError(repo: string, operation: string, err: unknown)
   if (/Permission denied \(publickey/i.test(clean)) {
     return new StallingError(Reason.AuthenticationFailed, `${what}: authentication failed: the server refused the SSH key of the clientSecretName Secret`, { cause: err });
   }
-  if (/Authentication failed|could not read Username|401|403/i.test(clean)) {
+  // Status codes only where git reports an HTTP status: a bare 401 also matches a port such as 40137.
+  if (/Authentication failed|could not read Username|returned error: 40[13]\b|\bHTTP\/[\d.]+ 40[13]\b/i.test(clean)) {
     return new StallingError(Reason.AuthenticationFailed, `${what}: authentication failed (${lastLines})`, { cause: err });
   }
   if (/couldn't find remote ref|not our ref|did not match any|unknown revision|Remote branch .* not found/i.test(clean)) {
