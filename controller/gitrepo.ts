@@ -36,6 +36,8 @@ interface Run {
   now: Date;
   /** The Bundles written by this run, as the API server returned them (the informer may not have them yet). */
   written: BundleObject[];
+  /** Whether this run asked git (a poll); otherwise it only rolls up Bundle status. */
+  polled?: boolean;
 }
 
 function setCond(run: Run, type: string, ok: boolean, reason: string, message: string): void {
@@ -236,6 +238,7 @@ export function setupGitRepoController(ctx: ControllerContext, git: GitSource): 
     let failure: unknown;
     try {
       if (pollDue(repo, run.now, ctx.config.defaultPollingInterval)) {
+        run.polled = true;
         const auth = await gitAuth(ctx, repo);
         ctx.metrics.gitFetches.inc();
         let commit: string;
@@ -308,6 +311,10 @@ async function finishStatus(ctx: ControllerContext, run: Run, failure: unknown):
     setCond(run, ConditionType.Ready, false, reason, message);
     run.status.display = { ...run.status.display, state: stalled ? 'Stalled' : 'Error', message: message.slice(0, 1024), error: true };
     if (!hasFailure(repo) || getReadyMessage(repo) !== message) await ctx.events.emit(repo, 'Warning', reason, message);
+  } else if (!run.polled && hasFailure(repo)) {
+    // A roll-up of Bundle status between polls: the last git or build failure stands until a poll says otherwise
+    // (clearing it here made Stalled flap between polls and announced a recovery that had not happened).
+    if (repo.status?.display) run.status.display = repo.status.display;
   } else {
     run.conditions = removeCondition(run.conditions, ConditionType.Stalled);
     setCond(run, ConditionType.Reconciling, false, Reason.Succeeded, 'reconciled');
