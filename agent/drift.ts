@@ -2,6 +2,7 @@ import type { ComparePatch, ModifiedStatus } from '../lib/api/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { apiGroup } from '../lib/bundle/index.js';
 import type { ObjectId } from './objects.js';
+import { isPlainObject, jsonEqual } from '../lib/util/json.js';
 
 /**
  * Drift: does a live object differ from the desired one in the fields the agent manages?
@@ -37,23 +38,7 @@ export function comparable(obj: KubeObject): Record<string, unknown> {
   return { ...rest, metadata: meta };
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Deep equality of JSON values (object key order does not matter, array order does). */
-export function jsonEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a) || Array.isArray(b)) {
-    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((v, i) => jsonEqual(v, b[i]));
-  }
-  if (isPlainObject(a) && isPlainObject(b)) {
-    const ka = Object.keys(a).filter((k) => a[k] !== undefined);
-    const kb = Object.keys(b).filter((k) => b[k] !== undefined);
-    return ka.length === kb.length && ka.every((k) => jsonEqual(a[k], b[k]));
-  }
-  return false;
-}
+export { jsonEqual };
 
 /**
  * The JSON merge patch (RFC 7386) that turns `from` into `to`, or undefined when they are equal. Arrays

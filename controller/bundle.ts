@@ -1,9 +1,11 @@
 import {
   API_VERSION, ConditionType, Finalizer, Label, MANAGED_LABEL_VALUE, Reason, setCondition,
-  type Bundle, type BundleDeployment, type BundleDeploymentOptions, type BundleDeploymentSpec, type BundleSummary, type Cluster, type ClusterGroup,
+  type Bundle, type BundleDeployment, type BundleDeploymentOptions, type BundleDeploymentSpec, type BundleSummary, type ClusterGroup,
 } from '../lib/api/index.js';
 import { deploymentID, optionsHash, selectClusters, type GroupInfo } from '../lib/bundle/index.js';
 import { messageOf } from '../lib/errors.js';
+import { mapLimit } from '../lib/oci/index.js';
+import { jsonEqual } from '../lib/util/json.js';
 import { Controller, type ReconcileResult } from '../lib/kube/controller.js';
 import { splitKey } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
@@ -20,13 +22,21 @@ import { observer } from './gitrepo.js';
  * The Bundle reconciler: targeting -> one BundleDeployment per (bundle, cluster) in the cluster
  * namespace, with that cluster's customized options; the registry credentials the agent needs are
  * copied next to it; BundleDeployments of clusters that stopped matching are deleted; status rolls up.
+ *
+ * A pass runs on every change of the Bundle, of its BundleDeployments (their status included: the
+ * roll-up) and of targeting, so it writes only what changed: a BundleDeployment whose labels and spec
+ * already are what the informer holds is not applied again, nor are agent credentials already written
+ * from the same version of the registry Secret; the rest is written concurrently (at most
+ * {@link WRITE_CONCURRENCY} at once). With N clusters, an agent reporting Ready costs one status patch of
+ * the Bundle, not N applies.
  */
 
 type BundleObject = Bundle & KubeObject;
 type BundleDeploymentObject = BundleDeployment & KubeObject;
-type ClusterObject = Cluster & KubeObject;
 
 const FIELD_MANAGER = 'flotilla-controller';
+/** BundleDeployments written at once by one pass. */
+export const WRITE_CONCURRENCY = 8;
 
 /** Name of the Secret holding the agent's registry credentials for one BundleDeployment. */
 export function ociSecretName(bdName: string): string {
@@ -94,36 +104,73 @@ async function deleteDeployment(ctx: ControllerContext, bd: BundleDeploymentObje
   await ctx.kube.delete(Ref.secret(ns, ociSecretName(bd.metadata.name)));
 }
 
-async function writeDeployment(ctx: ControllerContext, bundle: BundleObject, cluster: ClusterObject, clusterNs: string, options: BundleDeploymentOptions): Promise<void> {
+/** The agents' copy of a Bundle's registry credentials, read once per pass. */
+interface AgentCredentials { type: string; stringData: Record<string, string>; version: string }
+
+async function agentCredentials(ctx: ControllerContext, bundle: BundleObject): Promise<AgentCredentials | undefined> {
+  const secretName = bundle.spec.oci?.secretName;
+  if (!secretName) return undefined;
+  const source = await readSecretData(ctx.kube, bundle.metadata.namespace ?? '', secretName, 'ociRegistry.authSecretName');
+  return { ...agentCredentialData(source.type, source.data), version: source.resourceVersion ?? '' };
+}
+
+/** The BundleDeployment of `bundle` for one cluster, as the controller writes it. */
+export function desiredDeployment(bundle: BundleObject, clusterName: string, clusterNs: string, options: BundleDeploymentOptions,
+  existing: BundleDeployment | undefined): BundleDeploymentObject {
   const name = bundle.metadata.name;
-  const existing = ctx.informers.bundleDeployments.get(`${clusterNs}/${name}`);
-  const bd = {
+  return {
     apiVersion: API_VERSION, kind: 'BundleDeployment',
     metadata: {
       name, namespace: clusterNs,
       labels: {
         [Label.BundleName]: name, [Label.BundleNamespace]: bundle.metadata.namespace ?? '',
-        [Label.RepoName]: bundle.metadata.labels?.[Label.RepoName] ?? '', [Label.Cluster]: cluster.metadata.name,
+        [Label.RepoName]: bundle.metadata.labels?.[Label.RepoName] ?? '', [Label.Cluster]: clusterName,
         [Label.Managed]: MANAGED_LABEL_VALUE,
       },
     },
     spec: bundleDeploymentSpec(bundle, options, name, existing),
   };
-  const applied = await ctx.kube.apply<BundleDeploymentObject>(bd, FIELD_MANAGER);
-  const oci = bundle.spec.oci;
-  if (oci?.secretName) {
-    const source = await readSecretData(ctx.kube, bundle.metadata.namespace ?? '', oci.secretName, 'ociRegistry.authSecretName');
-    const creds = agentCredentialData(source.type, source.data);
+}
+
+/** Whether `existing` already has everything `desired` sets (so applying it again would change nothing). */
+export function deploymentUpToDate(existing: BundleDeploymentObject | undefined, desired: BundleDeploymentObject): boolean {
+  if (!existing || existing.metadata.deletionTimestamp) return false;
+  const labels = existing.metadata.labels ?? {};
+  return Object.entries(desired.metadata.labels ?? {}).every(([k, v]) => labels[k] === v) && jsonEqual(existing.spec, desired.spec);
+}
+
+/**
+ * Which agent credentials this process wrote, by BundleDeployment key: the source Secret's
+ * resourceVersion and the BundleDeployment uid they were written for (their owner). After a restart
+ * it is empty, so every credential Secret is written once more; then only when the source changes.
+ */
+type WrittenCredentials = Map<string, string>;
+
+/** Writes one BundleDeployment and its agent credentials where they are not up to date; true when it wrote. */
+async function writeDeployment(ctx: ControllerContext, bundle: BundleObject, clusterName: string, clusterNs: string, options: BundleDeploymentOptions,
+  credentials: AgentCredentials | undefined, written: WrittenCredentials): Promise<boolean> {
+  const name = bundle.metadata.name;
+  const key = `${clusterNs}/${name}`;
+  const existing = ctx.informers.bundleDeployments.get(key);
+  const bd = desiredDeployment(bundle, clusterName, clusterNs, options, existing);
+  const bdUpToDate = deploymentUpToDate(existing, bd);
+  const credentialsUpToDate = !credentials || (bdUpToDate && written.get(key) === `${credentials.version}|${existing?.metadata.uid ?? ''}`);
+  ctx.metrics.deploymentWrites.inc({ outcome: bdUpToDate ? 'unchanged' : 'applied' });
+  if (bdUpToDate && credentialsUpToDate) return false;
+  const applied = bdUpToDate && existing ? existing : await ctx.kube.apply<BundleDeploymentObject>(bd, FIELD_MANAGER);
+  if (credentials) {
     await ctx.kube.apply({
-      apiVersion: 'v1', kind: 'Secret', type: creds.type,
+      apiVersion: 'v1', kind: 'Secret', type: credentials.type,
       metadata: {
         name: ociSecretName(name), namespace: clusterNs,
         labels: { [Label.Managed]: MANAGED_LABEL_VALUE, [Label.BundleName]: name },
         ownerReferences: [{ apiVersion: API_VERSION, kind: 'BundleDeployment', name, uid: applied.metadata.uid ?? '', controller: true }],
       },
-      stringData: creds.stringData,
+      stringData: credentials.stringData,
     }, FIELD_MANAGER);
+    written.set(key, `${credentials.version}|${applied.metadata.uid ?? ''}`);
   }
+  return true;
 }
 
 async function finalize(ctx: ControllerContext, bundle: BundleObject): Promise<ReconcileResult | void> {
@@ -135,6 +182,7 @@ async function finalize(ctx: ControllerContext, bundle: BundleObject): Promise<R
 
 /** Creates the Bundle controller. */
 export function setupBundleController(ctx: ControllerContext): Controller {
+  const written: WrittenCredentials = new Map();
   const reconcile = async (key: string): Promise<ReconcileResult | void> => {
     const { namespace = 'default', name } = splitKey(key);
     const bundle = await ctx.kube.get<BundleObject>(Ref.bundle(namespace, name));
@@ -151,15 +199,20 @@ export function setupBundleController(ctx: ControllerContext): Controller {
     let failure: unknown;
     let waiting = 0;
     try {
+      const targets: { cluster: string; clusterNs: string; options: BundleDeploymentOptions }[] = [];
       for (const sel of selected) {
         const cluster = clusters.find((c) => c.metadata.name === sel.cluster);
         const clusterNs = cluster?.status?.namespace;
         if (!cluster || !clusterNs) { waiting += 1; continue; } // the Cluster reconciler creates its namespace first
         wanted.add(`${clusterNs}/${name}`);
-        await writeDeployment(ctx, bundle, cluster, clusterNs, sel.options);
+        targets.push({ cluster: cluster.metadata.name, clusterNs, options: sel.options });
       }
+      const credentials = targets.length > 0 ? await agentCredentials(ctx, bundle) : undefined;
+      // A failed write fails the pass (retried with backoff) once the other writes are done.
+      await mapLimit(targets, WRITE_CONCURRENCY, (t) => writeDeployment(ctx, bundle, t.cluster, t.clusterNs, t.options, credentials, written));
       for (const bd of deploymentsOf(ctx, namespace, name)) {
-        if (!wanted.has(`${bd.metadata.namespace}/${bd.metadata.name}`)) await deleteDeployment(ctx, bd);
+        const key = `${bd.metadata.namespace}/${bd.metadata.name}`;
+        if (!wanted.has(key)) { await deleteDeployment(ctx, bd); written.delete(key); }
       }
     } catch (err) {
       failure = err;

@@ -35,6 +35,8 @@ export interface ControllerMetrics {
   blobsPushed: Counter;
   blobsSkipped: Counter;
   gitFetches: Counter;
+  /** BundleDeployment writes by outcome: applied, or skipped as already up to date. */
+  deploymentWrites: Counter;
 }
 
 /** Shared context of every reconciler. */

@@ -41,6 +41,7 @@ export function createMetrics(): ControllerMetrics {
     blobsPushed: registry.counter('flotilla_artifact_blobs_pushed_total', 'Blobs uploaded to OCI registries.'),
     blobsSkipped: registry.counter('flotilla_artifact_blobs_skipped_total', 'Blobs not uploaded because the registry had them.'),
     gitFetches: registry.counter('flotilla_git_polls_total', 'Times git was asked for the current commit.'),
+    deploymentWrites: registry.counter('flotilla_bundledeployment_writes_total', 'BundleDeployments written by the Bundle reconciler, by outcome (applied, unchanged).'),
   };
 }
 

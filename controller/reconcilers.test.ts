@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { API_VERSION, Annotation, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { bundleObject, pollDue, pollingIntervalMs } from './gitrepo.js';
-import { agentCredentialData, baseOptions, bundleDeploymentSpec, ociSecretName } from './bundle.js';
+import { agentCredentialData, baseOptions, bundleDeploymentSpec, deploymentUpToDate, desiredDeployment, ociSecretName } from './bundle.js';
 import { bundleDeploymentState, rollUpGitRepo, summarize, worstState } from './rollup.js';
 
 const repo = (spec: Partial<GitRepo['spec']>, status?: GitRepo['status'], generation = 1): GitRepo & KubeObject => ({
@@ -99,6 +99,46 @@ describe('BundleDeployment specs', () => {
     { name: 'copies a dockerconfigjson as it is', type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': '{}' }, expected: { '.dockerconfigjson': '{}' } },
   ];
   for (const c of creds) it(c.name, () => expect(agentCredentialData(c.type, c.data).stringData).to.deep.equal(c.expected));
+});
+
+describe('BundleDeployment writes: only what changed', () => {
+  const bundle = (spec: Partial<Bundle['spec']>, labels: Record<string, string> = { [Label.RepoName]: 'apps' }) => ({
+    apiVersion: API_VERSION, kind: 'Bundle', metadata: { name: 'b', namespace: 'ws', labels },
+    spec: { contentsID: 'abc', resources: [{ name: 'cm.yaml', content: 'x' }], ...spec },
+  }) as Bundle & KubeObject;
+  /** The object as the informer would hold it after the apply: the server adds metadata and status. */
+  const asStored = (bd: BundleDeployment & KubeObject, status: unknown = { ready: true }) => ({
+    ...bd, metadata: { ...bd.metadata, uid: 'u1', resourceVersion: '7', generation: 1, labels: { ...bd.metadata.labels, extra: 'kept' } }, status,
+  }) as BundleDeployment & KubeObject;
+
+  it('finds a stored BundleDeployment up to date whatever its status and extra labels', () => {
+    const desired = desiredDeployment(bundle({}), 'c1', 'cluster-ns', { defaultNamespace: 'x' }, undefined);
+    expect(deploymentUpToDate(asStored(desired), desired)).to.equal(true);
+    expect(deploymentUpToDate(asStored(desired, { ready: false, conditions: [] }), desired)).to.equal(true);
+  });
+
+  const cases: { name: string; change: (b: Bundle & KubeObject) => Bundle & KubeObject; options?: Record<string, unknown> }[] = [
+    { name: 'new content', change: (b) => ({ ...b, spec: { ...b.spec, contentsID: 'def' } }) },
+    { name: 'other options for the cluster', change: (b) => b, options: { defaultNamespace: 'y' } },
+    { name: 'a forceSyncGeneration bump', change: (b) => ({ ...b, spec: { ...b.spec, forceSyncGeneration: 2 } }) },
+    { name: 'a new repo label', change: (b) => ({ ...b, metadata: { ...b.metadata, labels: { [Label.RepoName]: 'other' } } }) },
+    { name: 'pausing', change: (b) => ({ ...b, spec: { ...b.spec, paused: true } }) },
+  ];
+  for (const c of cases) {
+    it(`writes again on ${c.name}`, () => {
+      const stored = asStored(desiredDeployment(bundle({}), 'c1', 'cluster-ns', { defaultNamespace: 'x' }, undefined));
+      const next = desiredDeployment(c.change(bundle({})), 'c1', 'cluster-ns', c.options ?? { defaultNamespace: 'x' }, stored);
+      expect(deploymentUpToDate(stored, next)).to.equal(false);
+    });
+  }
+
+  it('writes a BundleDeployment that does not exist or is being deleted', () => {
+    const desired = desiredDeployment(bundle({}), 'c1', 'cluster-ns', {}, undefined);
+    expect(deploymentUpToDate(undefined, desired)).to.equal(false);
+    const deleting = asStored(desired);
+    deleting.metadata.deletionTimestamp = '2026-01-01T00:00:00Z';
+    expect(deploymentUpToDate(deleting, desired)).to.equal(false);
+  });
 });
 
 describe('status roll-up', () => {

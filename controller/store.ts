@@ -24,14 +24,14 @@ export interface StoredContent {
 interface SecretObject extends KubeObject { type?: string; data?: Record<string, string> }
 
 /** Reads a Secret's data as UTF-8 strings; a missing Secret is a WaitingError naming it. */
-export async function readSecretData(kube: KubeClient, namespace: string, name: string, purpose: string): Promise<{ type?: string; data: Record<string, string> }> {
+export async function readSecretData(kube: KubeClient, namespace: string, name: string, purpose: string): Promise<{ type?: string; data: Record<string, string>; resourceVersion?: string }> {
   const secret = await kube.get<SecretObject>({ apiVersion: 'v1', kind: 'Secret', namespace, name });
   if (!secret) {
     throw new WaitingError(Reason.SecretNotFound, `Secret ${namespace}/${name} (${purpose}) does not exist`, { retryAfterMs: 10_000 });
   }
   const data: Record<string, string> = {};
   for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
-  return { type: secret.type, data };
+  return { type: secret.type, data, ...(secret.metadata.resourceVersion ? { resourceVersion: secret.metadata.resourceVersion } : {}) };
 }
 
 /** The registry credentials the controller pushes with (keys username/password, or a dockerconfigjson). */

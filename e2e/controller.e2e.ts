@@ -47,7 +47,7 @@ async function createCluster(kube: KubeClient, ns: string, name: string, labels:
   await kube.apply({ apiVersion: API_VERSION, kind: 'Cluster', metadata: { name, namespace: ns, labels }, spec: {} }, 'flotilla-e2e');
 }
 
-function condition(obj: { status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } } | undefined, type: string) {
+function condition(obj: { status?: { conditions?: { type: string; status: string; reason: string; message: string; lastTransitionTime?: string }[] } } | undefined, type: string) {
   return obj?.status?.conditions?.find((c) => c.type === type);
 }
 
@@ -152,6 +152,20 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       expect(after.status?.artifacts?.map((a) => a.digest)).to.deep.equal(first.artifacts?.map((a) => a.digest));
     });
 
+    it('rewrites no BundleDeployment when only their status changes, and every one of them on new content', async () => {
+      const m = ctl.manager.context.metrics.deploymentWrites;
+      const bds = await waitFor(async () => { const l = await bundleDeployments(kube, 'oci'); return l.length > 0 ? l : undefined; },
+        { what: 'the BundleDeployments of oci', timeoutMs: 30_000 });
+      const bd = bds[0]!;
+      const applied = m.get({ outcome: 'applied' });
+      const unchanged = m.get({ outcome: 'unchanged' });
+      // What an agent does: report status. The Bundle reconciler runs (its roll-up), and must write no BundleDeployment.
+      await kube.patchStatus({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: bd.metadata.namespace!, name: bd.metadata.name },
+        { display: { state: `probe-${randomBytes(3).toString('hex')}` } });
+      await waitFor(async () => m.get({ outcome: 'unchanged' }) > unchanged || undefined, { what: 'a Bundle pass after the status change', timeoutMs: 30_000 });
+      expect(m.get({ outcome: 'applied' }) - applied, 'BundleDeployments applied after a status-only change').to.equal(0);
+    });
+
     it('reports an unreachable registry on the GitRepo and Bundles, logs it, writes nothing, and recovers', async () => {
       const reg = stack().registry('http');
       const before = (await waitGitRepo('oci', 'has artifacts', (r) => Boolean(r.status?.artifacts?.length))).status!;
@@ -187,15 +201,30 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       await kube.apply(gitRepo('bad', { repo: repoUrl.replace('ctl-sample', 'ctl-bad'), targets: [{ clusterName: 'c1' }],
         ociRegistry: { reference: `${reg.host}/flotilla-e2e`, basicHTTP: true } }), 'flotilla-e2e');
       const good = await waitGitRepo('bad', 'the good commit stored', (r) => condition(r, ConditionType.ArtifactsStored)?.status === 'True');
-      const before = await kube.get<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws, name: 'bad-app' });
+      const badBundle = async () => {
+        const items = (await kube.list<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws }, `${Label.RepoName}=bad`)).items;
+        expect(items, 'the Bundles of GitRepo bad').to.have.length(1);
+        return items[0]!;
+      };
+      const before = await badBundle();
+      expect(before.spec.oci?.digest).to.match(/^sha256:/);
       await stack().git!.commit('ctl-bad', { 'app/cm.yaml': configMap('good', { a: '2' }), 'app/broken.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n' }, 'broken');
       const stalled = await waitGitRepo('bad', 'stalled on the malformed file', (r) => condition(r, ConditionType.Stalled)?.status === 'True');
       const message = condition(stalled, ConditionType.Stalled)?.message ?? '';
       expect(condition(stalled, ConditionType.Stalled)?.reason).to.equal(Reason.InvalidBundle);
       expect(message).to.match(/broken\.yaml:\d+/);
       expect(stalled.status?.commit, 'the status still names the last good commit').to.equal(good.status?.commit);
-      const after = await kube.get<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws, name: 'bad-app' });
-      expect(after?.spec.oci?.digest, 'the last good artifact stays').to.equal(before?.spec.oci?.digest);
+      const after = await badBundle();
+      expect(after.spec.oci?.digest, 'the last good artifact stays').to.equal(before.spec.oci?.digest);
+      // A Bundle status change rolls up into the GitRepo between polls: the stall must stand.
+      const reconciles = ctl.manager.context.metrics.reconciles;
+      const seen = reconciles.get({ controller: 'gitrepo', outcome: 'success' });
+      await kube.patchStatus({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws, name: after.metadata.name }, { display: { state: 'RollUpProbe' } });
+      await waitFor(async () => reconciles.get({ controller: 'gitrepo', outcome: 'success' }) > seen || undefined, { what: 'a GitRepo roll-up', timeoutMs: 30_000 });
+      const still = await kube.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'bad' });
+      expect(condition(still, ConditionType.Stalled)?.status, 'Stalled after a roll-up between polls').to.equal('True');
+      expect(condition(still, ConditionType.Stalled)?.lastTransitionTime, 'never cleared meanwhile')
+        .to.equal(condition(stalled, ConditionType.Stalled)?.lastTransitionTime);
     });
 
     it('deletes the artifacts of a deleted GitRepo from the registry', async () => {
