@@ -26,7 +26,7 @@ import { observer } from './gitrepo.js';
  * A pass runs on every change of the Bundle, of its BundleDeployments (their status included: the
  * roll-up) and of targeting, so it writes only what changed: a BundleDeployment whose labels and spec
  * already are what the informer holds is not applied again, nor are agent credentials already written
- * from the same version of the registry Secret; the rest is written concurrently (at most
+ * from the same version of the registry Secret (unless the agent reports them missing); the rest is written concurrently (at most
  * {@link WRITE_CONCURRENCY} at once). With N clusters, an agent reporting Ready costs one status patch of
  * the Bundle, not N applies.
  */
@@ -139,6 +139,11 @@ export function deploymentUpToDate(existing: BundleDeploymentObject | undefined,
   return Object.entries(desired.metadata.labels ?? {}).every(([k, v]) => labels[k] === v) && jsonEqual(existing.spec, desired.spec);
 }
 
+/** Whether the agent reports that the credential Secret of its BundleDeployment is missing (deleted by hand, say). */
+export function agentMissesCredentials(bd: BundleDeployment | undefined): boolean {
+  return (bd?.status?.conditions ?? []).some((c) => c.status === 'False' && c.reason === Reason.SecretNotFound);
+}
+
 /**
  * Which agent credentials this process wrote, by BundleDeployment key: the source Secret's
  * resourceVersion and the BundleDeployment uid they were written for (their owner). After a restart
@@ -154,7 +159,8 @@ async function writeDeployment(ctx: ControllerContext, bundle: BundleObject, clu
   const existing = ctx.informers.bundleDeployments.get(key);
   const bd = desiredDeployment(bundle, clusterName, clusterNs, options, existing);
   const bdUpToDate = deploymentUpToDate(existing, bd);
-  const credentialsUpToDate = !credentials || (bdUpToDate && written.get(key) === `${credentials.version}|${existing?.metadata.uid ?? ''}`);
+  const credentialsUpToDate = !credentials
+    || (bdUpToDate && written.get(key) === `${credentials.version}|${existing?.metadata.uid ?? ''}` && !agentMissesCredentials(existing));
   ctx.metrics.deploymentWrites.inc({ outcome: bdUpToDate ? 'unchanged' : 'applied' });
   if (bdUpToDate && credentialsUpToDate) return false;
   const applied = bdUpToDate && existing ? existing : await ctx.kube.apply<BundleDeploymentObject>(bd, FIELD_MANAGER);

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { API_VERSION, Annotation, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { bundleObject, pollDue, pollingIntervalMs } from './gitrepo.js';
-import { agentCredentialData, baseOptions, bundleDeploymentSpec, deploymentUpToDate, desiredDeployment, ociSecretName } from './bundle.js';
+import { agentCredentialData, agentMissesCredentials, baseOptions, bundleDeploymentSpec, deploymentUpToDate, desiredDeployment, ociSecretName } from './bundle.js';
 import { bundleDeploymentState, rollUpGitRepo, summarize, worstState } from './rollup.js';
 
 const repo = (spec: Partial<GitRepo['spec']>, status?: GitRepo['status'], generation = 1): GitRepo & KubeObject => ({
@@ -131,6 +131,14 @@ describe('BundleDeployment writes: only what changed', () => {
       expect(deploymentUpToDate(stored, next)).to.equal(false);
     });
   }
+
+  it('copies the agent credentials again when the agent reports their Secret missing', () => {
+    const bd = (reason: string, status = 'False') => ({ status: { conditions: [{ type: 'Deployed', status, reason, message: '' }] } }) as unknown as BundleDeployment;
+    expect(agentMissesCredentials(bd('SecretNotFound'))).to.equal(true);
+    expect(agentMissesCredentials(bd('RegistryUnreachable'))).to.equal(false);
+    expect(agentMissesCredentials(bd('SecretNotFound', 'True'))).to.equal(false);
+    expect(agentMissesCredentials(undefined)).to.equal(false);
+  });
 
   it('writes a BundleDeployment that does not exist or is being deleted', () => {
     const desired = desiredDeployment(bundle({}), 'c1', 'cluster-ns', {}, undefined);

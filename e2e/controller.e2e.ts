@@ -141,6 +141,14 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
         { apiVersion: 'v1', kind: 'Secret', namespace: bd.metadata.namespace!, name: bd.spec.oci!.secretName! }), { what: 'the agent credential Secret', timeoutMs: 30_000 });
       const decoded = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
       expect(decoded).to.deep.equal({ username: 'puller', password: 'pull-only' });
+      // Deleted by hand: the agent says so on the BundleDeployment, and the controller copies it again.
+      const ref = { apiVersion: 'v1', kind: 'Secret', namespace: bd.metadata.namespace!, name: bd.spec.oci!.secretName! };
+      await kube.delete(ref);
+      await waitFor(async () => (await kube.get(ref)) === undefined || undefined, { what: 'the credential Secret gone', timeoutMs: 30_000 });
+      await kube.patchStatus({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: bd.metadata.namespace!, name: bd.metadata.name },
+        { conditions: [{ type: 'Deployed', status: 'False', reason: 'SecretNotFound', message: `registry Secret ${ref.namespace}/${ref.name} does not exist`,
+          lastTransitionTime: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') }] });
+      await waitFor(async () => kube.get(ref), { what: 'the credential Secret copied again', timeoutMs: 30_000 });
     });
 
     it('pushes no blob for a new commit that leaves the bundles unchanged', async () => {
