@@ -13,7 +13,8 @@ import type { Applier } from './applier.js';
 import type { ContentLoader } from './content.js';
 import { unreadyDependencies } from './dependencies.js';
 import { VerifiedCache, applyPlan, needsWrite, planObjects, type PlannedObject } from './deploy.js';
-import { jsonEqual, modifiedStatusOf } from './drift.js';
+import { modifiedStatusOf } from './drift.js';
+import { jsonEqual } from '../lib/util/json.js';
 import { pruneList, unionIds, type Inventory, type InventoryStore } from './inventory.js';
 import {
   crdScopes, describeId, idKey, namespacesOf, prepareObjects, validateObjects,

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { Annotation, type ComparePatch } from '../lib/api/index.js';
 import { canonicalJSON } from '../lib/bundle/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
-import { mapLimit } from '../lib/oci/index.js';
+import { mapLimit } from '../lib/util/concurrency.js';
 import type { Applier } from './applier.js';
 import { compareObject, type Drift } from './drift.js';
 import { applyPhases, applyRank, idKey, isCrdKind, type DesiredObject, type EnsuredNamespace } from './objects.js';

@@ -38,8 +38,6 @@ export function comparable(obj: KubeObject): Record<string, unknown> {
   return { ...rest, metadata: meta };
 }
 
-export { jsonEqual };
-
 /**
  * The JSON merge patch (RFC 7386) that turns `from` into `to`, or undefined when they are equal. Arrays
  * are replaced whole; a key only in `from` becomes null.

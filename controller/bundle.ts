@@ -4,7 +4,7 @@ import {
 } from '../lib/api/index.js';
 import { deploymentID, optionsHash, selectClusters, type GroupInfo } from '../lib/bundle/index.js';
 import { messageOf } from '../lib/errors.js';
-import { mapLimit } from '../lib/oci/index.js';
+import { mapLimit } from '../lib/util/concurrency.js';
 import { jsonEqual } from '../lib/util/json.js';
 import { Controller, type ReconcileResult } from '../lib/kube/controller.js';
 import { splitKey } from '../lib/kube/informer.js';

@@ -158,82 +158,6 @@ describe('reliability: faults injected into real controller and agent processes'
 
   afterEach(function () { if (this.currentTest?.state === 'failed') anyFailed = true; });
 
-  it('converges after kill -9 of an agent in the middle of applying a bundle', async () => {
-    const before = await snapshot();
-    const agent = fleet.agents['downstream-1']!;
-    await push(2, 60, 'sixty ConfigMaps');
-    // Kill as soon as the first object of the new version lands: the agent is mid-apply then.
-    const seen = await waitFor(async () => {
-      const cms = await applied('downstream-1');
-      const fresh = [...cms.values()].filter((v) => v === '2').length;
-      return fresh > 0 ? fresh : undefined;
-    }, { what: 'the agent to start applying version 2', timeoutMs: CONVERGE_MS, intervalMs: 50 });
-    await agent.kill9();
-    const midApply = seen < 60;
-    agent.restart();
-    await converge('kill -9 of the agent');
-    const n = await lost(before);
-    faults.record({ fault: 'kill -9 agent during apply', result: 'converged', objectsLost: n,
-      note: midApply ? `killed after ${seen}/60 objects` : 'apply had finished before the kill landed' });
-    expect(n).to.equal(0);
-  });
-
-  it('resumes after the downstream kube-apiserver restarts', async () => {
-    const before = await snapshot();
-    const plane = stack().cluster('downstream-1');
-    await plane.stopApiServer();
-    try {
-      await push(3, 60, 'version 3 while downstream-1 is down');
-      // The other cluster keeps converging while one API server is down.
-      await waitFor(async () => [...(await applied('downstream-2')).values()].every((v) => v === '3') || undefined,
-        { what: 'downstream-2 to apply version 3 while downstream-1 is down', timeoutMs: CONVERGE_MS, intervalMs: 500 });
-    } finally { await plane.startApiServer(); }
-    await converge('the downstream kube-apiserver restart');
-    const n = await lost(before);
-    faults.record({ fault: 'downstream kube-apiserver restart', result: 'converged', objectsLost: n, note: 'agent not restarted' });
-    expect(n).to.equal(0);
-  });
-
-  it('converges after the registry restarts during a push', async () => {
-    const before = await snapshot();
-    const reg = registry();
-    const mark = reg.logs().length;
-    await push(4, 60, 'version 4 pushed across a registry restart');
-    // Stop the registry as soon as the controller starts uploading the new version.
-    await waitFor(async () => /"(PUT|POST|PATCH) /.test(reg.logs().slice(mark)) || undefined,
-      { what: 'the controller to start pushing version 4', timeoutMs: CONVERGE_MS, intervalMs: 50 });
-    await reg.stop();
-    try {
-      await waitFor(async () => {
-        const repo = await fleet.upstream.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: REPO });
-        return (repo?.status?.commit !== commit || !ready(repo)) || undefined;
-      }, { what: 'the GitRepo not to report Ready at version 4 while the registry is down', timeoutMs: 30_000 });
-    } finally { await reg.start(); }
-    await converge('the registry restart');
-    const n = await lost(before);
-    faults.record({ fault: 'registry restart during push', result: 'converged', objectsLost: n });
-    expect(n).to.equal(0);
-  });
-
-  it('reports the git server being down on the GitRepo and recovers', async () => {
-    const before = await snapshot();
-    await git().stop();
-    let message = '';
-    try {
-      message = await waitFor(async () => {
-        const repo = await fleet.upstream.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: REPO });
-        const bad = repo?.status?.conditions?.find((c) => (c.type === 'Ready' && c.status === 'False') || (c.type === 'Stalled' && c.status === 'True'));
-        return bad ? `${bad.type}=${bad.status} ${bad.reason}: ${bad.message}` : undefined;
-      }, { what: 'the GitRepo to report the git server down', timeoutMs: 60_000, intervalMs: 500 });
-    } finally { await git().start(); }
-    // Recovery: the GitRepo is Ready again at the same commit and nothing was lost meanwhile.
-    await converge('the git server outage');
-    const n = await lost(before);
-    faults.record({ fault: 'git server down', result: 'converged', objectsLost: n, note: message.slice(0, 60) });
-    expect(message).to.not.equal('');
-    expect(n).to.equal(0);
-  });
-
   /** The first condition of `o` that says something is wrong (Ready/Deployed/ArtifactsStored False, Stalled True), as text. */
   function trouble(o: { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } } | undefined): string | undefined {
     const c = o?.status?.conditions?.find((x) => (['Ready', 'Deployed', 'ArtifactsStored'].includes(x.type) && x.status === 'False') || (x.type === 'Stalled' && x.status === 'True'));
@@ -250,6 +174,76 @@ describe('reliability: faults injected into real controller and agent processes'
       expect([...cms.values()].filter((v) => v !== String(version)), `${c.name} objects not at version ${version}`).to.deep.equal([]);
     }
   }
+
+  /** After a fault: counts objects lost since `before`, records the outcome, and requires none lost. */
+  async function convergedWithoutLoss(fault: string, before: Map<string, Map<string, string>>, note?: string): Promise<void> {
+    const n = await lost(before);
+    faults.record({ fault, result: 'converged', objectsLost: n, ...(note !== undefined ? { note } : {}) });
+    expect(n).to.equal(0);
+  }
+
+  it('converges after kill -9 of an agent in the middle of applying a bundle', async () => {
+    const before = await snapshot();
+    const agent = fleet.agents['downstream-1']!;
+    await push(2, 60, 'sixty ConfigMaps');
+    // Kill as soon as the first object of the new version lands: the agent is mid-apply then.
+    const seen = await waitFor(async () => {
+      const cms = await applied('downstream-1');
+      const fresh = [...cms.values()].filter((v) => v === '2').length;
+      return fresh > 0 ? fresh : undefined;
+    }, { what: 'the agent to start applying version 2', timeoutMs: CONVERGE_MS, intervalMs: 50 });
+    await agent.kill9();
+    const midApply = seen < 60;
+    agent.restart();
+    await converge('kill -9 of the agent');
+    await convergedWithoutLoss('kill -9 agent during apply', before, midApply ? `killed after ${seen}/60 objects` : 'apply had finished before the kill landed');
+  });
+
+  it('resumes after the downstream kube-apiserver restarts', async () => {
+    const before = await snapshot();
+    const plane = stack().cluster('downstream-1');
+    await plane.stopApiServer();
+    try {
+      await push(3, 60, 'version 3 while downstream-1 is down');
+      // The other cluster keeps converging while one API server is down.
+      await waitFor(async () => [...(await applied('downstream-2')).values()].every((v) => v === '3') || undefined,
+        { what: 'downstream-2 to apply version 3 while downstream-1 is down', timeoutMs: CONVERGE_MS, intervalMs: 500 });
+    } finally { await plane.startApiServer(); }
+    await converge('the downstream kube-apiserver restart');
+    await convergedWithoutLoss('downstream kube-apiserver restart', before, 'agent not restarted');
+  });
+
+  it('converges after the registry restarts during a push', async () => {
+    const before = await snapshot();
+    const reg = registry();
+    const mark = reg.logs().length;
+    await push(4, 60, 'version 4 pushed across a registry restart');
+    // Stop the registry as soon as the controller starts uploading the new version.
+    await waitFor(async () => /"(PUT|POST|PATCH) /.test(reg.logs().slice(mark)) || undefined,
+      { what: 'the controller to start pushing version 4', timeoutMs: CONVERGE_MS, intervalMs: 50 });
+    await reg.stop();
+    try {
+      await waitFor(async () => {
+        const repo = await gitRepo();
+        return (repo?.status?.commit !== commit || !ready(repo)) || undefined;
+      }, { what: 'the GitRepo not to report Ready at version 4 while the registry is down', timeoutMs: 30_000 });
+    } finally { await reg.start(); }
+    await converge('the registry restart');
+    await convergedWithoutLoss('registry restart during push', before);
+  });
+
+  it('reports the git server being down on the GitRepo and recovers', async () => {
+    const before = await snapshot();
+    await git().stop();
+    let message = '';
+    try {
+      message = await waitFor(async () => trouble(await gitRepo()), { what: 'the GitRepo to report the git server down', timeoutMs: 60_000, intervalMs: 500 });
+    } finally { await git().start(); }
+    // Recovery: the GitRepo is Ready again at the same commit and nothing was lost meanwhile.
+    await converge('the git server outage');
+    expect(message).to.not.equal('');
+    await convergedWithoutLoss('git server down', before, message.slice(0, 60));
+  });
 
   it('converges after kill -9 of the controller in the middle of a push', async () => {
     const before = await snapshot();
@@ -288,9 +282,7 @@ describe('reliability: faults injected into real controller and agent processes'
       for (const p of [fleet.controller, ...Object.values(fleet.agents)]) expect(p.running(), `${p.name} still running while upstream is down`).to.equal(true);
     } finally { await plane.startApiServer(); }
     await converge('the upstream kube-apiserver restart');
-    const n = await lost(before);
-    faults.record({ fault: 'upstream kube-apiserver restart', result: 'converged', objectsLost: n, note: 'no process restarted' });
-    expect(n).to.equal(0);
+    await convergedWithoutLoss('upstream kube-apiserver restart', before, 'no process restarted');
   });
 
   it('reports a registry answering 500 on the GitRepo, keeps the last good state, and converges when it heals', async () => {
@@ -307,9 +299,7 @@ describe('reliability: faults injected into real controller and agent processes'
       await holds(6, 60);
     } finally { proxy.heal(); }
     await converge('the registry answering 500');
-    const n = await lost(before);
-    faults.record({ fault: 'registry answers 500 (push)', result: 'converged', objectsLost: n, note: message.slice(0, 90) });
-    expect(n).to.equal(0);
+    await convergedWithoutLoss('registry answers 500 (push)', before, message.slice(0, 90));
   });
 
   it('reports a registry answering 429 to pulls on the BundleDeployments, and converges when it heals', async () => {
@@ -331,9 +321,7 @@ describe('reliability: faults injected into real controller and agent processes'
       await holds(7, 60);
     } finally { proxy.heal(); }
     await converge('the registry answering 429');
-    const n = await lost(before);
-    faults.record({ fault: 'registry answers 429 (pull)', result: 'converged', objectsLost: n, note: message.slice(0, 90) });
-    expect(n).to.equal(0);
+    await convergedWithoutLoss('registry answers 429 (pull)', before, message.slice(0, 90));
   });
 
   {

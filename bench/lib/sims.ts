@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { Agent } from '../../agent/agent.js';
 import { createLogger, type Logger } from '../../lib/log.js';
 import type { KubeClient } from '../../lib/kube/client.js';
-import { mapLimit } from '../../lib/oci/index.js';
+import { mapLimit } from '../../lib/util/concurrency.js';
 import { bootstrap, kubeClient, kubeConfigOf, waitClustersRegistered, type BenchStack, type ClusterSpec } from './fleet.js';
 
 /**

@@ -8,6 +8,7 @@ import { ArtifactError } from './errors.js';
 import { DEFAULT_BUNDLE_LIMITS, parseBundleConfig, parseBundleManifest, type BundleLayer, type BundleLimits, type BundleManifest } from './manifest.js';
 import { bundlePathProblem } from './paths.js';
 import { formatReference, parseReference, pinnedReference, type Reference } from './reference.js';
+import { mapLimit } from '../util/concurrency.js';
 
 /**
  * Pushing and pulling bundles: the artifact format (artifact.ts, manifest.ts) over the registry client.
@@ -32,22 +33,6 @@ export interface PushBundleResult {
   bytesUploaded: number;
 }
 
-/** Runs `fn` over `items` with at most `limit` at a time; the first failure rejects (others finish). */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  };
-  const workers = Array.from({ length: Math.min(limit, items.length) }, worker);
-  const settled = await Promise.allSettled(workers);
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failed) throw failed.reason;
-  return results;
-}
 
 function toReference(client: RegistryClient, ref: Reference | string): Reference {
   const parsed = typeof ref === 'string' ? parseReference(ref) : ref;

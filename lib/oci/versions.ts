@@ -1,6 +1,7 @@
 import { buildArtifact, type ArtifactMeta, type BuiltArtifact, type BundleFile } from './artifact.js';
 import { OCI_MANIFEST_MEDIA_TYPE, type RegistryClient } from './client.js';
-import { mapLimit, pushArtifact, type PushBundleResult } from './bundle.js';
+import { mapLimit } from '../util/concurrency.js';
+import { pushArtifact, type PushBundleResult } from './bundle.js';
 import { pinnedReference, type Reference } from './reference.js';
 
 /**
