@@ -5,7 +5,8 @@ import yaml from 'js-yaml';
 import { FlotillaError } from '../lib/errors.js';
 import type { BundleDeploymentOptions } from '../lib/api/options.js';
 import { readBundle } from '../lib/bundle/read.js';
-import { renderBundle, renderOptionsFrom } from '../lib/bundle/render.js';
+import { bundleName } from '../lib/bundle/discover.js';
+import { DEFAULT_KUBE_VERSION, DEFAULT_RENDER_LIMITS, inApplyOrder, renderContent, renderToolsFromEnv } from '../lib/render/index.js';
 import { type ClusterInfo, customizationFor, mergeOptions } from '../lib/bundle/target.js';
 import { fleetYamlOptions } from '../lib/bundle/validate.js';
 import type { KubeObject } from '../lib/bundle/manifest.js';
@@ -13,7 +14,9 @@ import type { KubeObject } from '../lib/bundle/manifest.js';
 /**
  * `flotilla render`: prints, as multi-document YAML, what a cluster with the given name, labels and
  * cluster groups would receive from the bundle in a directory (fleet.yaml target customizations and
- * overlays applied), like `fleet test`. Offline: reads only the directory.
+ * overlays applied), like `fleet test`. Helm charts and kustomizations are rendered by lib/render's
+ * renderContent, the code the agent runs, with the helm and kustomize on PATH (or FLOTILLA_HELM,
+ * FLOTILLA_KUSTOMIZE). Offline: reads only the directory.
  */
 
 /** Where the command writes. */
@@ -30,13 +33,21 @@ export const RENDER_USAGE = `Usage: flotilla render DIR [options]
 
 Prints, as multi-document YAML, the resources a cluster would receive from the bundle in DIR:
 fleet.yaml's first matching targetCustomization and its yaml overlays are applied, then the
-namespace rules. Works offline; no cluster is needed.
+namespace rules. Helm charts (helm template) and kustomizations (kustomize build) are rendered by
+the code the agent runs, and printed in the order the agent applies them: CRDs of the chart's
+crds/, pre-install/upgrade hooks, the objects, post-install/upgrade hooks (test hooks are skipped).
+Works offline; no cluster is needed. helm and kustomize are found on PATH, or at FLOTILLA_HELM
+and FLOTILLA_KUSTOMIZE.
 
 Options:
   -l, --label KEY=VALUE     a label of the cluster (repeatable)
   -g, --cluster-group NAME  a cluster group the cluster belongs to (repeatable)
   -n, --cluster-name NAME   the name of the cluster (default "local")
       --namespace NS        force every namespaced resource into NS (as GitRepo targetNamespace)
+      --bundle-name NAME    the bundle's name, Helm's default release name (default: DIR's name as a bundle name)
+      --cluster-namespace NS  the cluster's namespace upstream (.ClusterNamespace; default "fleet-default")
+      --kube-version V      the cluster's Kubernetes version for Helm (default "${DEFAULT_KUBE_VERSION}")
+      --api-versions GV     an API the cluster serves, for Helm's .Capabilities.APIVersions (repeatable)
   -h, --help                print this help
 
 Exit codes: 0 rendered (or the cluster is excluded by doNotDeploy: nothing is printed),
@@ -48,6 +59,10 @@ interface RenderArgs {
   dir: string;
   cluster: ClusterInfo;
   targetNamespace: string | undefined;
+  bundleName: string | undefined;
+  clusterNamespace: string;
+  kubeVersion: string;
+  apiVersions: string[];
 }
 
 class UsageError extends Error {}
@@ -62,6 +77,12 @@ function parseLabels(values: readonly string[]): Record<string, string> {
   return labels;
 }
 
+function kubeVersionArg(value: string | undefined): string {
+  if (value === undefined) return DEFAULT_KUBE_VERSION;
+  if (!/^v?\d+\.\d+(\.\d+)?$/.test(value)) throw new UsageError(`--kube-version "${value}": expected a version like v1.31.2`);
+  return value.startsWith('v') ? value : `v${value}`;
+}
+
 function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
   let parsed;
   try {
@@ -73,6 +94,10 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
         'cluster-group': { type: 'string', short: 'g', multiple: true },
         'cluster-name': { type: 'string', short: 'n' },
         namespace: { type: 'string' },
+        'cluster-namespace': { type: 'string' },
+        'bundle-name': { type: 'string' },
+        'kube-version': { type: 'string' },
+        'api-versions': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -92,6 +117,10 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
       groups: (values['cluster-group'] ?? []).map((name) => ({ name, labels: {} })),
     },
     targetNamespace: values.namespace,
+    bundleName: values['bundle-name'],
+    clusterNamespace: values['cluster-namespace'] ?? 'fleet-default',
+    kubeVersion: kubeVersionArg(values['kube-version']),
+    apiVersions: values['api-versions'] ?? [],
   };
 }
 
@@ -105,7 +134,7 @@ async function render(args: RenderArgs): Promise<{ yaml: string; note: string }>
   const dir = resolve(args.dir);
   const st = await stat(dir).catch(() => undefined);
   if (!st?.isDirectory()) throw new Error(`${args.dir}: not a directory`);
-  const bundle = await readBundle(dir, { name: basename(dir), dir: '.' });
+  const bundle = await readBundle(dir, { name: args.bundleName ?? bundleName(basename(dir), '.'), dir: '.' });
   const targets = bundle.fleetYaml.targetCustomizations ?? [];
   const customization = customizationFor(targets, args.cluster);
   const label = customization ? `targetCustomizations[${targets.indexOf(customization)}]` : '';
@@ -115,12 +144,16 @@ async function render(args: RenderArgs): Promise<{ yaml: string; note: string }>
   }
   const options: BundleDeploymentOptions = mergeOptions(fleetYamlOptions(bundle.fleetYaml), customization);
   if (args.targetNamespace) options.targetNamespace = args.targetNamespace;
-  const objects = renderBundle(bundle.files, renderOptionsFrom(options));
+  const content = await renderContent(bundle.files, { bundleName: bundle.name, options }, {
+    name: args.cluster.name, namespace: args.clusterNamespace, labels: args.cluster.labels,
+    capabilities: { kubeVersion: args.kubeVersion, apiVersions: args.apiVersions },
+  }, { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS });
   const overlays = options.yaml?.overlays ?? [];
+  const engine = content.engine === 'yaml' ? '' : `; rendered with ${content.engine}`;
   const note = customization
-    ? `using ${label}${named}; overlays: ${overlays.length > 0 ? overlays.join(', ') : 'none'}\n`
-    : 'no target customization matches; base options\n';
-  return { yaml: toMultiDocumentYaml(objects), note };
+    ? `using ${label}${named}; overlays: ${overlays.length > 0 ? overlays.join(', ') : 'none'}${engine}\n`
+    : `no target customization matches; base options${engine}\n`;
+  return { yaml: toMultiDocumentYaml(inApplyOrder(content)), note };
 }
 
 /**

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { readBinaries } from '../stack/binaries.js';
 import { helmTemplate } from '../lib/render/helm.js';
@@ -9,6 +11,8 @@ import type { BundleFile } from '../lib/bundle/manifest.js';
 import { FlotillaError } from '../lib/errors.js';
 import { Reason } from '../lib/api/constants.js';
 import { filesUnder } from './support/bundlefiles.js';
+import { runRender } from '../cli/render.js';
+import yaml from 'js-yaml';
 
 /**
  * lib/render against the real helm and kustomize the stack's installer built (paths from stack/binaries.ts):
@@ -123,5 +127,71 @@ describe('rendering with the real helm and kustomize', function () {
       expect(out.engine).to.equal('kustomize');
       expect(out.objects.map((o) => `${o.metadata.namespace}/${o.metadata.name}`)).to.have.members(['kns/prod-kust-config', 'kns/prod-prod-generated']);
     });
+  });
+});
+
+describe('flotilla render with the real helm and kustomize', function () {
+  const saved = { helm: process.env.FLOTILLA_HELM, kustomize: process.env.FLOTILLA_KUSTOMIZE };
+  before(async () => {
+    const bin = await readBinaries();
+    process.env.FLOTILLA_HELM = bin.helm;
+    process.env.FLOTILLA_KUSTOMIZE = bin.kustomize;
+  });
+  after(() => {
+    for (const [k, v] of [['FLOTILLA_HELM', saved.helm], ['FLOTILLA_KUSTOMIZE', saved.kustomize]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+
+  async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    let stdout = '';
+    let stderr = '';
+    const code = await runRender(argv, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
+    return { code, stdout, stderr };
+  }
+
+  type Doc = { kind: string; metadata: { name: string; namespace?: string }; data?: Record<string, string> };
+  const ids = (docs: readonly Doc[]) => docs.map((d) => `${d.kind}/${d.metadata.name}`);
+
+  it('prints a chart as the agent applies it: CRDs, pre hooks, objects, post hooks, for the given version', async () => {
+    const { code, stdout, stderr } = await run(join(TESTDATA, 'helm', 'chart'), '--bundle-name', 'web', '--kube-version', 'v1.30.1',
+      '--api-versions', 'example.flotilla.dev/v1/Widget');
+    expect(code, stderr).to.equal(0);
+    expect(stderr).to.include('rendered with helm');
+    const docs = yaml.loadAll(stdout) as Doc[];
+    expect(ids(docs.slice(0, 2))).to.deep.equal(['CustomResourceDefinition/widgets.example.flotilla.dev', 'ConfigMap/web-flotilla-test-pre']);
+    expect(ids(docs.slice(2, 5))).to.have.members(['ConfigMap/web-flotilla-test', 'ConfigMap/web-flotilla-test-extra', 'Widget/web-flotilla-test']);
+    expect(ids(docs.slice(5))).to.deep.equal(['ConfigMap/web-flotilla-test-post']);
+    const cm = docs.find((d) => d.metadata.name === 'web-flotilla-test');
+    expect(cm?.metadata.namespace).to.equal('default');
+    expect(cm?.data).to.include({ kubeVersion: 'v1.30.1', widgets: 'served', color: 'blue' });
+  });
+
+  it('rejects a --kube-version that is not a version, with exit code 2', async () => {
+    expect((await run(join(TESTDATA, 'helm', 'chart'), '--kube-version', 'latest')).code).to.equal(2);
+  });
+
+  it('exits 1 naming the cause when helm fails, printing nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'render-e2e-'));
+    try {
+      await cp(join(TESTDATA, 'helm', 'chart'), dir, { recursive: true });
+      await writeFile(join(dir, 'fleet.yaml'), 'helm:\n  values:\n    color: purple\n');
+      const { code, stderr, stdout } = await run(dir);
+      expect(code).to.equal(1);
+      expect(stdout).to.equal('');
+      expect(stderr, stderr).to.include('color').and.to.include('helm template');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('prints the kustomize build of the per-target dir for a matching cluster', async () => {
+    const { code, stdout, stderr } = await run(join(TESTDATA, 'kustomize'), '-l', 'env=prod');
+    expect(code, stderr).to.equal(0);
+    const docs = yaml.loadAll(stdout) as Doc[];
+    expect(docs.map((d) => `${d.metadata.namespace}/${d.metadata.name}`)).to.have.members(['kust-ns/prod-kust-config', 'kust-ns/prod-prod-generated']);
+    const dev = await run(join(TESTDATA, 'kustomize'), '-l', 'env=dev');
+    expect((yaml.loadAll(dev.stdout) as Doc[]).map((d) => d.metadata.name)).to.deep.equal(['kust-config']);
   });
 });

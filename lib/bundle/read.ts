@@ -146,7 +146,7 @@ async function addFile(walk: Walk, abs: string, rel: string, size: number): Prom
 /** Walks one directory of the bundle (`rel` is relative to the bundle root, '' for the root). */
 async function walkDir(walk: Walk, abs: string, rel: string, rules: IgnoreRules, inOverlays: boolean, inEngine = false): Promise<void> {
   const listing = (await readdir(abs, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
-  const keepAll = inEngine || (!inOverlays && listing.some((e) => ENGINE_MARKERS.includes(e.name) && !e.isDirectory()));
+  const keepAll = inEngine || (listing.some((e) => ENGINE_MARKERS.includes(e.name) && !e.isDirectory()));
   walk.entries += listing.length;
   if (walk.entries > walk.limits.maxEntries) {
     throw tooLarge(`bundle ${walk.dir} has more than ${walk.limits.maxEntries} files and directories`);

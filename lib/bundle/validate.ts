@@ -76,7 +76,7 @@ export function engineDirs(files: readonly BundleFile[]): string[] {
   const dirs = new Set<string>();
   for (const f of files) {
     const slash = f.path.lastIndexOf('/');
-    if (ENGINE_MARKERS.includes(f.path.slice(slash + 1)) && !f.path.startsWith(`${OVERLAYS_DIR}/`)) dirs.add(slash < 0 ? '' : f.path.slice(0, slash));
+    if (ENGINE_MARKERS.includes(f.path.slice(slash + 1))) dirs.add(slash < 0 ? '' : f.path.slice(0, slash));
   }
   return [...dirs].sort();
 }

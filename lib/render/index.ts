@@ -117,6 +117,16 @@ export async function renderContent(
   return { engine, crds: renderBundle(asFiles(out.crds), rendered), objects: renderBundle(asFiles(out.resources), rendered), hooks };
 }
 
-export { renderToolsFromEnv } from './tools.js';
+export { DEFAULT_KUBE_VERSION, DEFAULT_RENDER_LIMITS, renderToolsFromEnv } from './tools.js';
 export type { RenderTools } from './tools.js';
 export type { Capabilities } from './helm.js';
+
+/** The objects of a rendered bundle in the order the agent applies them: CRDs, pre hooks, objects, post hooks. */
+export function inApplyOrder(content: RenderedContent): KubeObject[] {
+  return [
+    ...content.crds,
+    ...content.hooks.filter((h) => h.phase === 'pre').map((h) => h.object),
+    ...content.objects,
+    ...content.hooks.filter((h) => h.phase === 'post').map((h) => h.object),
+  ];
+}
