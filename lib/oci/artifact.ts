@@ -3,6 +3,7 @@ import { digestFile, sha256Digest } from './digest.js';
 import { ArtifactError } from './errors.js';
 import { bundlePathProblem, compareUtf8, pathConflict } from './paths.js';
 import { OCI_MANIFEST_MEDIA_TYPE } from './client.js';
+import { canonicalJSON } from '../util/json.js';
 import type { BlobSource, Descriptor } from './upload.js';
 
 /**
@@ -65,18 +66,6 @@ export interface BundleConfig {
   formatVersion: number;
   bundle: { name: string; namespace: string };
   contentsID?: string;
-}
-
-/** Serializes JSON with object keys sorted and no whitespace: one value, one byte sequence. */
-export function canonicalJSON(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJSON).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => compareUtf8(a, b));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJSON(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 /** Removes `user:password@` from a URL (git URLs may carry tokens); non-URLs (scp-like) lose `user@`. */
