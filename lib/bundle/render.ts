@@ -2,6 +2,7 @@ import type { BundleDeploymentOptions } from '../api/options.js';
 import { OVERLAYS_DIR, type BundleFile, type KubeObject, invalidBundle, isManifestName, parseDocuments, parseManifest, validateObject } from './manifest.js';
 import { PatchError, jsonPatch, mergePatch } from './patch.js';
 import { apiGroup, isKnownClusterScoped } from './scope.js';
+import { isPlainObject } from '../util/json.js';
 
 /**
  * Rendering: the Kubernetes objects one cluster receives from a bundle's files and its options.
@@ -155,7 +156,7 @@ function applyPatchFile(targetDocs: readonly Placed[], file: BundleFile, fileLab
 function patchedIndexes(docs: readonly Placed[], patch: unknown, fileLabel: string, line: number, target: string): number[] {
   if (docs.length === 1) return [0];
   if (docs.length === 0) throw invalidBundle(fileLabel, line, `${target} has no documents to patch`);
-  const selector = typeof patch === 'object' && patch !== null && !Array.isArray(patch) ? (patch as Record<string, unknown>) : undefined;
+  const selector = isPlainObject(patch) ? patch : undefined;
   const kind = selector?.kind;
   const metadata = selector?.metadata;
   const name = typeof metadata === 'object' && metadata !== null ? (metadata as Record<string, unknown>).name : undefined;
