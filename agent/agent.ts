@@ -14,6 +14,7 @@ import { ContentLoader } from './content.js';
 import { BOOTSTRAP_SECRET_NAME, DEFAULT_AGENT_NAMESPACE, STATE_SECRET_NAME, type AgentCredential } from './credentials.js';
 import { INVENTORY_PREFIX, InventoryStore } from './inventory.js';
 import { Registration } from './registration.js';
+import { formatTime } from '../lib/util/time.js';
 
 /**
  * One agent for one downstream cluster: registers (registration.ts), then watches its cluster namespace's
@@ -210,7 +211,7 @@ export class Agent {
     const credential = this.credential();
     const bootstrap = this.registration.bootstrapInfo();
     if (!credential || !bootstrap) return;
-    const lastSeen = (this.o.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const lastSeen = formatTime(this.o.now?.() ?? new Date());
     try {
       await this.registration.upstream.patchStatus({ apiVersion: API_VERSION, kind: 'Cluster', namespace: bootstrap.namespace, name: credential.clusterName },
         { agent: { lastSeen, namespace: this.namespace }, agentLastSeen: lastSeen });
