@@ -1,5 +1,5 @@
 import { Annotation, Label, Reason } from '../lib/api/index.js';
-import { apiGroup, type KubeObject as RenderedObject } from '../lib/bundle/index.js';
+import { apiGroup, type RenderedObject } from '../lib/bundle/index.js';
 import { StallingError, WaitingError } from '../lib/errors.js';
 import type { KubeObject } from '../lib/kube/client.js';
 

@@ -21,4 +21,4 @@ export type { HashedFile } from './id.js';
 export { filesToResources, resourcesToFiles } from './resources.js';
 export type { EncodeOptions } from './resources.js';
 export { parseManifest, isManifestName, FLEET_YAML_NAMES, OVERLAYS_DIR } from './manifest.js';
-export type { BundleFile, KubeObject, ManifestDocument } from './manifest.js';
+export type { BundleFile, RenderedObject, ManifestDocument } from './manifest.js';
