@@ -7,7 +7,7 @@ import { KubeApiError, KubeClient, type KubeObject } from '../lib/kube/client.js
 import { Controller } from '../lib/kube/controller.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import { Informer } from '../lib/kube/informer.js';
-import type { BundleLimits } from '../lib/oci/index.js';
+import type { ArtifactLimits } from '../lib/oci/index.js';
 import { Applier } from './applier.js';
 import { BundleDeploymentReconciler } from './bundledeployment.js';
 import { ContentLoader } from './content.js';
@@ -31,7 +31,7 @@ export interface AgentLimits {
   /** Largest inline bundle (decoded), bytes; default 100 MiB. */
   maxInlineBytes: number;
   /** Limits on pulled OCI artifacts (lib/oci defaults otherwise). */
-  oci: Partial<BundleLimits>;
+  oci: Partial<ArtifactLimits>;
 }
 
 /** Options of an {@link Agent}. */

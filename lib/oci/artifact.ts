@@ -27,8 +27,11 @@ export const ANNOTATION_REVISION = 'org.opencontainers.image.revision';
 /** `formatVersion` written in the config. */
 export const BUNDLE_FORMAT_VERSION = 1;
 
-/** A file of a bundle: its path in the bundle and its bytes, in memory or in a local file (streamed). */
-export type BundleFile = { path: string; content: Buffer } | { path: string; file: string };
+/**
+ * A file as the artifact builder takes it: its path in the bundle and its bytes, in memory or in a local
+ * file (streamed). A lib/bundle BundleFile (always in memory) is one.
+ */
+export type ArtifactFile = { path: string; content: Buffer } | { path: string; file: string };
 
 /** Bundle metadata recorded in the artifact. Nothing time-dependent belongs here. */
 export interface ArtifactMeta {
@@ -94,7 +97,7 @@ export function bundleConfigBytes(meta: ArtifactMeta): Buffer {
   }), 'utf8');
 }
 
-async function describeFile(file: BundleFile): Promise<ArtifactBlob> {
+async function describeFile(file: ArtifactFile): Promise<ArtifactBlob> {
   const problem = bundlePathProblem(file.path);
   if (problem !== undefined) throw invalidBundle(`bundle file path "${file.path}" ${problem}`, file.path);
   const { digest, size } = 'content' in file
@@ -111,7 +114,7 @@ async function describeFile(file: BundleFile): Promise<ArtifactBlob> {
  * file/directory clashes; ArtifactError InvalidBundle naming the file), hashes each file (streaming files
  * on disk), sorts layers by path and serializes the manifest canonically.
  */
-export async function buildArtifact(files: readonly BundleFile[], meta: ArtifactMeta): Promise<BuiltArtifact> {
+export async function buildArtifact(files: readonly ArtifactFile[], meta: ArtifactMeta): Promise<BuiltArtifact> {
   const described = [];
   for (const f of files) described.push(await describeFile(f));
   const conflict = pathConflict(files.map((f) => f.path));

@@ -16,7 +16,7 @@ import { isPlainObject } from '../util/json.js';
  */
 
 /** Limits applied when pulling a bundle; anything over them is refused (BundleTooLarge). */
-export interface BundleLimits {
+export interface ArtifactLimits {
   maxFiles: number;
   maxFileBytes: number;
   maxTotalBytes: number;
@@ -25,7 +25,7 @@ export interface BundleLimits {
 }
 
 /** Defaults: 10000 files, 64 MiB per file, 256 MiB in total, 4 MiB manifest, 64 KiB config. */
-export const DEFAULT_BUNDLE_LIMITS: BundleLimits = {
+export const DEFAULT_ARTIFACT_LIMITS: ArtifactLimits = {
   maxFiles: 10_000,
   maxFileBytes: 64 * 1024 * 1024,
   maxTotalBytes: 256 * 1024 * 1024,
@@ -74,7 +74,7 @@ function tooLarge(where: string, message: string, layer?: string): ArtifactError
   return new ArtifactError(Reason.BundleTooLarge, `${where}: ${message}`, layer === undefined ? {} : { layer });
 }
 
-function parseLayer(raw: unknown, index: number, where: string, limits: BundleLimits): BundleLayer {
+function parseLayer(raw: unknown, index: number, where: string, limits: ArtifactLimits): BundleLayer {
   const title = isPlainObject(raw) && isPlainObject(raw.annotations) ? raw.annotations[ANNOTATION_TITLE] : undefined;
   const name = typeof title === 'string' ? `layer "${title}"` : `layer ${index}`;
   const d = descriptor(raw, where, name, typeof title === 'string' ? title : undefined);
@@ -91,7 +91,7 @@ function parseLayer(raw: unknown, index: number, where: string, limits: BundleLi
  * and config media type, every layer a Flotilla file layer with a clean, unique title; counts and sizes
  * within `limits`. Throws ArtifactError (InvalidBundle or BundleTooLarge) naming `where` and the layer.
  */
-export function parseBundleManifest(bytes: Buffer, where: string, limits: BundleLimits = DEFAULT_BUNDLE_LIMITS): BundleManifest {
+export function parseBundleManifest(bytes: Buffer, where: string, limits: ArtifactLimits = DEFAULT_ARTIFACT_LIMITS): BundleManifest {
   if (bytes.length > limits.maxManifestBytes) throw tooLarge(where, `the manifest has ${bytes.length} bytes, over the ${limits.maxManifestBytes}-byte limit`);
   let json: unknown;
   try {
