@@ -9,6 +9,7 @@ import { splitKey } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import type { RegistryClient } from '../lib/oci/index.js';
 import { Ref, type ControllerContext } from './context.js';
+import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { bundleLimitsOf } from './config.js';
 import type { GitAuth, GitSource } from './git.js';
 import { deleteBundleArtifacts, pushCredentials, readSecretData, registryClient, storeInline, storeInRegistry, type StoredContent } from './store.js';
@@ -26,7 +27,7 @@ import { formatTime } from '../lib/util/time.js';
 type GitRepoObject = GitRepo & KubeObject;
 type BundleObject = Bundle & KubeObject;
 
-const FIELD_MANAGER = 'flotilla-controller';
+const FIELD_MANAGER = CONTROLLER_FIELD_MANAGER;
 const DEFAULT_POLL_MS = 15_000;
 
 /** Per-reconcile working state; the status is computed from it once, at the end. */
