@@ -7,13 +7,14 @@ import { KubeApiError, KubeClient, type KubeObject } from '../lib/kube/client.js
 import { Controller } from '../lib/kube/controller.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import { Informer } from '../lib/kube/informer.js';
-import type { BundleLimits } from '../lib/oci/index.js';
+import type { ArtifactLimits } from '../lib/oci/index.js';
 import { Applier } from './applier.js';
 import { BundleDeploymentReconciler } from './bundledeployment.js';
 import { ContentLoader } from './content.js';
 import { BOOTSTRAP_SECRET_NAME, DEFAULT_AGENT_NAMESPACE, STATE_SECRET_NAME, type AgentCredential } from './credentials.js';
 import { INVENTORY_PREFIX, InventoryStore } from './inventory.js';
 import { Registration } from './registration.js';
+import { formatTime } from '../lib/util/time.js';
 
 /**
  * One agent for one downstream cluster: registers (registration.ts), then watches its cluster namespace's
@@ -30,7 +31,7 @@ export interface AgentLimits {
   /** Largest inline bundle (decoded), bytes; default 100 MiB. */
   maxInlineBytes: number;
   /** Limits on pulled OCI artifacts (lib/oci defaults otherwise). */
-  oci: Partial<BundleLimits>;
+  oci: Partial<ArtifactLimits>;
 }
 
 /** Options of an {@link Agent}. */
@@ -210,7 +211,7 @@ export class Agent {
     const credential = this.credential();
     const bootstrap = this.registration.bootstrapInfo();
     if (!credential || !bootstrap) return;
-    const lastSeen = (this.o.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const lastSeen = formatTime(this.o.now?.() ?? new Date());
     try {
       await this.registration.upstream.patchStatus({ apiVersion: API_VERSION, kind: 'Cluster', namespace: bootstrap.namespace, name: credential.clusterName },
         { agent: { lastSeen, namespace: this.namespace }, agentLastSeen: lastSeen });

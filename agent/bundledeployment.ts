@@ -3,7 +3,7 @@ import {
   API_VERSION, ConditionType, Finalizer, Reason, getCondition,
   type BundleDeployment, type BundleDeploymentStatus, type ModifiedStatus, type NonReadyStatus,
 } from '../lib/api/index.js';
-import { renderBundle, renderOptionsFrom, type BundleFile, type KubeObject as RenderedObject } from '../lib/bundle/index.js';
+import { renderBundle, renderOptionsFrom, type BundleFile, type RenderedObject } from '../lib/bundle/index.js';
 import { FlotillaError, WaitingError, messageOf } from '../lib/errors.js';
 import { KubeApiError, type KubeClient, type KubeObject } from '../lib/kube/client.js';
 import type { ReconcileResult } from '../lib/kube/controller.js';

@@ -4,7 +4,7 @@ import { StallingError, TransientError, WaitingError, messageOf } from '../lib/e
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import {
   ArtifactError, BlobCache, RegistryClient, RegistryRefusedError, RegistryUnavailableError, credentialsFromSecretData, parseReference, pullBundle,
-  type BundleLimits, type Credentials,
+  type ArtifactLimits, type Credentials,
 } from '../lib/oci/index.js';
 
 /**
@@ -32,7 +32,7 @@ export interface ContentLoaderOptions {
   /** Blob cache folder (shared by every pull; content-addressed). */
   cacheDir: string;
   /** Limits on pulled artifacts. */
-  limits?: Partial<BundleLimits>;
+  limits?: Partial<ArtifactLimits>;
   /** Largest inline bundle (sum of decoded resources), bytes; default 100 MiB. */
   maxInlineBytes?: number;
   /** Retries of one pull on transient registry failures before the reconciler backs off; default 2. */

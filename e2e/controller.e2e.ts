@@ -12,6 +12,7 @@ import { API_VERSION, ConditionType, Label, Reason, type Bundle, type BundleDepl
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import { RegistryClient, pullBundle } from '../lib/oci/index.js';
 import { renderBundle, renderOptionsFrom } from '../lib/bundle/index.js';
+import { formatTime } from '../lib/util/time.js';
 
 type Obj<T> = T & KubeObject;
 
@@ -147,7 +148,7 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       await waitFor(async () => (await kube.get(ref)) === undefined || undefined, { what: 'the credential Secret gone', timeoutMs: 30_000 });
       await kube.patchStatus({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: bd.metadata.namespace!, name: bd.metadata.name },
         { conditions: [{ type: 'Deployed', status: 'False', reason: 'SecretNotFound', message: `registry Secret ${ref.namespace}/${ref.name} does not exist`,
-          lastTransitionTime: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') }] });
+          lastTransitionTime: formatTime(new Date()) }] });
       await waitFor(async () => kube.get(ref), { what: 'the credential Secret copied again', timeoutMs: 30_000 });
     });
 
