@@ -61,7 +61,7 @@ export function createAgentMetrics(options: RegistryOptions = {}): AgentMetrics 
     driftDetected: c('flotilla_drift_detected_objects_total', 'Objects found modified or missing downstream when their BundleDeployment was in sync until then.'),
     driftCorrected: c('flotilla_drift_corrected_objects_total', 'Objects re-applied downstream to correct drift (correctDrift.enabled).'),
     errors: c('flotilla_bundledeployment_errors_total', 'Failed BundleDeployment reconciles, by the reason shown in their status.', ['reason']),
-    bundleDeployments: gauge(registry, 'flotilla_bundledeployments', 'BundleDeployments of this cluster by state (display.state; Pending before the first report).',
+    bundleDeployments: gauge(registry, 'flotilla_agent_bundledeployments', 'BundleDeployments of this cluster by state (display.state; Pending before the first report).',
       ['state'], (g) => countStates(g, sources)),
   };
   return {

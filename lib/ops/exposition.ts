@@ -46,3 +46,19 @@ export function sampleSum(page: Exposition, name: string, labels: Record<string,
     .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
     .reduce((n, s) => n + s.value, 0);
 }
+
+/**
+ * Where the Flotilla families of a page break the naming rules (`flotilla_<subsystem>_<what>_<unit>`,
+ * counters in `_total`, histograms in a unit, gauges never in `_total`); empty when none do.
+ */
+export function namingProblems(page: Exposition): string[] {
+  const problems: string[] = [];
+  for (const [name, type] of page.types) {
+    if (!name.startsWith('flotilla_')) continue;
+    if (!/^flotilla_[a-z]+(_[a-z]+)+$/.test(name)) problems.push(`${name}: not flotilla_<subsystem>_<what>[_<unit>] in lower snake case`);
+    if (type === 'counter' && !name.endsWith('_total')) problems.push(`${name}: a counter must end in _total`);
+    if (type !== 'counter' && name.endsWith('_total')) problems.push(`${name}: only counters end in _total`);
+    if (type === 'histogram' && !/_(seconds|bytes)$/.test(name)) problems.push(`${name}: a histogram must end in its unit (_seconds, _bytes)`);
+  }
+  return problems;
+}

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseExposition, sampleSum } from './exposition.js';
+import { namingProblems, parseExposition, sampleSum } from './exposition.js';
 import { counter, createRegistry, gauge, histogram, reconcileMetrics, reconcileObserver, valueOf } from './metrics.js';
 import { startOpsServer } from './server.js';
 
@@ -95,6 +95,27 @@ describe('metrics registry', () => {
     const count = histogramValues.find((v) => v.metricName === 'flotilla_reconcile_duration_seconds_count' && v.labels.controller === 'gitrepo');
     expect(count?.value).to.equal(2);
   });
+});
+
+describe('metric naming rules', () => {
+  const cases: { name: string; type: string; problem: RegExp | undefined }[] = [
+    { name: 'flotilla_artifact_pulls_total', type: 'counter', problem: undefined },
+    { name: 'flotilla_reconcile_duration_seconds', type: 'histogram', problem: undefined },
+    { name: 'flotilla_agent_bundledeployments', type: 'gauge', problem: undefined },
+    { name: 'process_cpu_seconds_total', type: 'counter', problem: undefined },
+    { name: 'flotilla_artifact_pulls', type: 'counter', problem: /must end in _total/ },
+    { name: 'flotilla_agent_things_total', type: 'gauge', problem: /only counters/ },
+    { name: 'flotilla_reconcile_duration', type: 'histogram', problem: /end in its unit/ },
+    { name: 'flotilla_pulls', type: 'gauge', problem: /subsystem/ },
+    { name: 'flotilla_Artifact_pulls_total', type: 'counter', problem: /lower snake case/ },
+  ];
+  for (const c of cases) {
+    it(`${c.problem ? 'refuses' : 'accepts'} ${c.type} ${c.name}`, () => {
+      const problems = namingProblems({ types: new Map([[c.name, c.type]]), samples: [] });
+      if (c.problem) expect(problems.join('\n')).to.match(c.problem);
+      else expect(problems).to.deep.equal([]);
+    });
+  }
 });
 
 describe('ops server', () => {
