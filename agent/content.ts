@@ -1,5 +1,4 @@
 import { Reason, type BundleDeployment, type OCIArtifactRef } from '../lib/api/index.js';
-import type { AgentMetrics } from './metrics.js';
 import { resourcesToFiles, type BundleFile } from '../lib/bundle/index.js';
 import { StallingError, TransientError, WaitingError, messageOf } from '../lib/errors.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
@@ -7,6 +6,7 @@ import {
   ArtifactError, BlobCache, RegistryClient, RegistryRefusedError, RegistryUnavailableError, credentialsFromSecretData, parseReference, pullBundle,
   type BundleLimits, type Credentials,
 } from '../lib/oci/index.js';
+import type { AgentMetrics } from './metrics.js';
 
 /**
  * Obtaining a BundleDeployment's files: inline `spec.resources` (etcd mode) or the OCI artifact pinned by
