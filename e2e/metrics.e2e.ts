@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { request } from 'undici';
 import { stack } from './fixture.js';
-import { waitFor } from './stack/net.js';
+import { waitFor } from '../stack/net.js';
 import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
 import { API_VERSION, Label, type BundleDeployment } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
