@@ -9,10 +9,11 @@ import { EventRecorder } from '../lib/kube/events.js';
 import { Informer } from '../lib/kube/informer.js';
 import type { ArtifactLimits } from '../lib/oci/index.js';
 import { Applier } from './applier.js';
-import { BundleDeploymentReconciler } from './bundledeployment.js';
+import { BundleDeploymentReconciler, failureOf } from './bundledeployment.js';
 import { ContentLoader } from './content.js';
 import { BOOTSTRAP_SECRET_NAME, DEFAULT_AGENT_NAMESPACE, STATE_SECRET_NAME, type AgentCredential } from './credentials.js';
 import { INVENTORY_PREFIX, InventoryStore } from './inventory.js';
+import { createAgentMetrics, type AgentMetrics } from './metrics.js';
 import { Registration } from './registration.js';
 import { formatTime } from '../lib/util/time.js';
 
@@ -57,6 +58,8 @@ export interface AgentOptions {
   /** Parallel reconciles; default 2. */
   workers?: number;
   limits?: Partial<AgentLimits>;
+  /** Where the agent counts what it does; default: its own registry, without process metrics (main.ts passes the process's). */
+  metrics?: AgentMetrics;
   log: Logger;
   now?: () => Date;
 }
@@ -67,6 +70,8 @@ interface Deployer {
   informer: Informer<BundleDeployment & KubeObject>;
   controller: Controller;
   content: ContentLoader;
+  /** Removes the informer from the by-state gauge. */
+  untrack: () => void;
 }
 
 /** See the module comment. */
@@ -77,9 +82,12 @@ export class Agent {
   private deployer: Deployer | undefined;
   private loop: Promise<void> | undefined;
   private readonly log: Logger;
+  /** What this agent counts (see agent/metrics.ts). */
+  readonly metrics: AgentMetrics;
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.log.child({ agent: o.namespace ?? DEFAULT_AGENT_NAMESPACE });
+    this.metrics = o.metrics ?? createAgentMetrics({ defaultMetrics: false });
   }
 
   private get namespace(): string {
@@ -138,7 +146,8 @@ export class Agent {
     const log = this.log.child({ cluster: credential.clusterName });
     const limits = this.o.limits ?? {};
     const inventory = new InventoryStore(downstream, this.namespace, clusterNamespace);
-    const content = new ContentLoader({ upstream, clusterNamespace, cacheDir: this.o.cacheDir, limits: limits.oci ?? {},
+    const metrics = this.metrics;
+    const content = new ContentLoader({ upstream, clusterNamespace, cacheDir: this.o.cacheDir, limits: limits.oci ?? {}, metrics,
       ...(limits.maxInlineBytes !== undefined ? { maxInlineBytes: limits.maxInlineBytes } : {}) });
     const reconciler = new BundleDeploymentReconciler({
       upstream, clusterNamespace, applier: new Applier(downstream), inventory, log, content,
@@ -146,13 +155,21 @@ export class Agent {
         names: [this.o.bootstrapSecretName ?? BOOTSTRAP_SECRET_NAME, this.o.stateSecretName ?? STATE_SECRET_NAME] },
       maxObjects: limits.maxObjects ?? 5000,
       resyncMs: this.o.resyncIntervalMs ?? 30_000, notReadyResyncMs: this.o.notReadyResyncMs ?? 5000,
-      events: new EventRecorder(upstream, 'flotilla-agent', log),
+      events: new EventRecorder(upstream, 'flotilla-agent', log), observer: metrics.deployments,
       ...(this.o.now ? { now: this.o.now } : {}),
     });
     const informer = new Informer<BundleDeployment & KubeObject>(upstream,
       { apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: clusterNamespace }, { log });
-    const controller = new Controller('bundledeployment', reconciler.reconcile, { log, workers: this.o.workers ?? 2 }).watch(informer);
-    this.deployer = { clusterNamespace, informer, controller, content };
+    const reconcile = async (key: string) => {
+      try {
+        return await reconciler.reconcile(key);
+      } catch (err) {
+        metrics.errors.inc({ reason: failureOf(err, 'deploy').reason });
+        throw err;
+      }
+    };
+    const controller = new Controller('bundledeployment', reconcile, { log, workers: this.o.workers ?? 2, observer: metrics.observer }).watch(informer);
+    this.deployer = { clusterNamespace, informer, controller, content, untrack: metrics.track(() => informer.list()) };
     informer.start();
     controller.start();
     await informer.waitForSync();
@@ -165,6 +182,7 @@ export class Agent {
     const d = this.deployer;
     this.deployer = undefined;
     if (!d) return;
+    d.untrack();
     await d.informer.stop();
     await d.controller.stop();
   }

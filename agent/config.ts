@@ -30,7 +30,9 @@ export const AgentConfigSchema = z.strictObject({
   maxFileBytes: z.coerce.number().int().min(1).default(DEFAULT_ARTIFACT_LIMITS.maxFileBytes).describe('Largest file (layer) of a pulled bundle artifact, in bytes.'),
   maxBundleBytes: z.coerce.number().int().min(1).default(DEFAULT_ARTIFACT_LIMITS.maxTotalBytes).describe('Largest sum of the layers of a pulled bundle artifact, in bytes.'),
   probePort: z.coerce.number().int().min(0).max(65535).default(8081).describe('Port of /healthz and /readyz (0 picks one).'),
-  probeAddress: z.string().default('0.0.0.0').describe('Address the probe server listens on.'),
+  metricsPort: z.coerce.number().int().min(0).max(65535).optional()
+    .describe('Port of a separate /metrics server, as the controller has (0 picks one); /metrics is served on the probe port as well.'),
+  probeAddress: z.string().default('0.0.0.0').describe('Address the probe and metrics servers listen on.'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level.'),
 });
 

@@ -6,6 +6,7 @@ import {
   ArtifactError, BlobCache, RegistryClient, RegistryRefusedError, RegistryUnavailableError, credentialsFromSecretData, parseReference, pullBundle,
   type ArtifactLimits, type Credentials,
 } from '../lib/oci/index.js';
+import type { AgentMetrics } from './metrics.js';
 
 /**
  * Obtaining a BundleDeployment's files: inline `spec.resources` (etcd mode) or the OCI artifact pinned by
@@ -39,6 +40,8 @@ export interface ContentLoaderOptions {
   pullRetries?: number;
   /** Pulled bundles kept in memory; default 32. */
   memoryEntries?: number;
+  /** Counts pulls by outcome, bytes pulled and blob cache hits and misses. */
+  metrics?: Pick<AgentMetrics, 'artifactPulls' | 'registryEvent'>;
 }
 
 /** Where a bundle's content came from, for logs and events. */
@@ -123,14 +126,21 @@ export class ContentLoader {
       throw new StallingError(Reason.InvalidSpec, `spec.oci.reference ${oci.reference} is not pinned by spec.oci.digest ${oci.digest}`);
     }
     const cached = this.memory.get(oci.digest);
+    const metrics = this.options.metrics;
     if (cached) {
       this.remember(oci.digest, cached);
+      metrics?.artifactPulls.inc({ outcome: 'cached' });
       return cached;
     }
     while (this.pruning) await this.pruning;
     this.pulls++;
     try {
-      return await this.pullFromRegistry(oci, ref.registry);
+      const files = await this.pullFromRegistry(oci, ref.registry);
+      metrics?.artifactPulls.inc({ outcome: 'success' });
+      return files;
+    } catch (err) {
+      metrics?.artifactPulls.inc({ outcome: 'error' });
+      throw err;
     } finally { this.pulls--; }
   }
 
@@ -142,6 +152,7 @@ export class ContentLoader {
       ...(credentials ? { credentials } : {}),
       blobCacheDir: this.options.cacheDir, userAgent: 'flotilla-agent',
       retry: { retries: this.options.pullRetries ?? 2 },
+      ...(this.options.metrics ? { onEvent: this.options.metrics.registryEvent } : {}),
     });
     try {
       const pulled = await pullBundle(client, oci.reference, { limits: this.options.limits ?? {} });
