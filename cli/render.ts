@@ -9,7 +9,7 @@ import { bundleName } from '../lib/bundle/discover.js';
 import { DEFAULT_KUBE_VERSION, DEFAULT_RENDER_LIMITS, inApplyOrder, renderContent, renderToolsFromEnv } from '../lib/render/index.js';
 import { type ClusterInfo, customizationFor, mergeOptions } from '../lib/bundle/target.js';
 import { fleetYamlOptions } from '../lib/bundle/validate.js';
-import type { KubeObject } from '../lib/bundle/manifest.js';
+import type { RenderedObject } from '../lib/bundle/manifest.js';
 
 /**
  * `flotilla render`: prints, as multi-document YAML, what a cluster with the given name, labels and
@@ -125,7 +125,7 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
 }
 
 /** Formats objects as multi-document YAML, each document starting with `---`. */
-export function toMultiDocumentYaml(objects: readonly KubeObject[]): string {
+export function toMultiDocumentYaml(objects: readonly RenderedObject[]): string {
   return objects.map((o) => `---\n${yaml.dump(o, { noRefs: true, lineWidth: -1 })}`).join('');
 }
 
