@@ -122,7 +122,7 @@ export type { RenderTools } from './tools.js';
 export type { Capabilities } from './helm.js';
 
 /** The objects of a rendered bundle in the order the agent applies them: CRDs, pre hooks, objects, post hooks. */
-export function inApplyOrder(content: RenderedContent): KubeObject[] {
+export function inApplyOrder(content: RenderedContent): RenderedObject[] {
   return [
     ...content.crds,
     ...content.hooks.filter((h) => h.phase === 'pre').map((h) => h.object),
