@@ -10,6 +10,7 @@ import type { ReconcileResult } from '../lib/kube/controller.js';
 import type { EventRecorder } from '../lib/kube/events.js';
 import { splitKey } from '../lib/kube/informer.js';
 import type { Applier } from './applier.js';
+import { defaultEngineRendering, dryRunHooks, prepareRendered, renderEngine, runHooks, type EngineRendering, type PreparedHook } from './charts.js';
 import type { ContentLoader } from './content.js';
 import { unreadyDependencies } from './dependencies.js';
 import { VerifiedCache, applyPlan, needsWrite, planObjects, type PlannedObject } from './deploy.js';
@@ -58,6 +59,8 @@ export interface BundleDeploymentReconcilerOptions {
   observer?: DeploymentObserver;
   log: Logger;
   now?: () => Date;
+  /** Helm and Kustomize rendering (default: helm and kustomize from PATH or FLOTILLA_HELM / FLOTILLA_KUSTOMIZE). */
+  engines?: EngineRendering;
 }
 
 /** Observes what the reconciler changed downstream, for metrics (agent/metrics.ts). */
@@ -89,6 +92,10 @@ interface Run {
   pruned: number;
   monitor: MonitorResult | undefined;
   failure: StepFailure | undefined;
+  /** Helm hooks of the deployment (agent/charts.ts). */
+  hooks: PreparedHook[];
+  /** Identity keys of objects kept out of the inventory: a chart's crds/. */
+  unpruned: Set<string>;
 }
 
 /** A step: does its part of the work, or says that the remaining steps must not run. */
@@ -99,9 +106,11 @@ export class BundleDeploymentReconciler {
   private finalizersAllowed = true;
   private readonly now: () => Date;
   private readonly verified = new VerifiedCache();
+  private readonly engines: EngineRendering;
 
   constructor(private readonly o: BundleDeploymentReconcilerOptions) {
     this.now = o.now ?? (() => new Date());
+    this.engines = o.engines ?? defaultEngineRendering();
   }
 
   private ref(name: string) {
@@ -123,7 +132,7 @@ export class BundleDeploymentReconciler {
     await this.ensureFinalizer(bd);
     const run: Run = {
       bd, applier: this.o.applier, inventory: undefined, deploying: false, appliedDeploymentID: undefined, desired: [], namespaces: [], requiredNamespaces: [], plan: [],
-      written: new Map(), pruned: 0, monitor: undefined, failure: undefined,
+      written: new Map(), pruned: 0, monitor: undefined, failure: undefined, hooks: [], unpruned: new Set(),
     };
     const steps: Step[] = bd.spec.paused
       ? [this.identity, this.loadInventory, this.monitorPaused]
@@ -176,14 +185,18 @@ export class BundleDeploymentReconciler {
     const { files } = await this.o.content.load(run.bd);
     const options = run.bd.spec.options;
     const renderOptions = renderOptionsFrom(options);
-    const rough = renderBundle(files, renderOptions);
+    const engine = await renderEngine(files, run.bd, run.applier.client, this.engines);
+    const rough = engine ? [...engine.crds, ...engine.objects, ...engine.hooks.map((h) => h.object)] : renderBundle(files, renderOptions);
     const served = await run.applier.scopes(rough);
     const fromBundle = crdScopes(rough);
     const isNamespaced = (apiVersion: string, kind: string) => served(apiVersion, kind) ?? fromBundle.get(`${groupOf(apiVersion)}/${kind}`);
-    const rendered: RenderedObject[] = renderBundle(files as BundleFile[], { ...renderOptions, isClusterScoped: (a, k) => isNamespaced(a, k) === false });
-    run.desired = prepareObjects(rendered, {
-      bundleDeploymentName: run.bd.metadata.name, deploymentID: run.bd.spec.deploymentID, isNamespaced: served,
-    });
+    const prepare = { bundleDeploymentName: run.bd.metadata.name, deploymentID: run.bd.spec.deploymentID, isNamespaced: served };
+    const charted = engine ? prepareRendered(engine, prepare) : undefined;
+    run.hooks = charted?.hooks ?? [];
+    run.unpruned = charted?.crdKeys ?? new Set();
+    const rendered: RenderedObject[] = charted?.objects
+      ?? renderBundle(files as BundleFile[], { ...renderOptions, isClusterScoped: (a, k) => isNamespaced(a, k) === false });
+    run.desired = prepareObjects(rendered, prepare);
     validateObjects(run.desired, this.o.reserved, this.o.maxObjects);
     const namespaces = namespacesOf(run.desired, {
       target: options?.targetNamespace || options?.namespace || options?.defaultNamespace,
@@ -213,6 +226,7 @@ export class BundleDeploymentReconciler {
 
   private readonly plan: Step = async (run) => {
     run.plan = await planObjects(this.deployContext(run), run.desired);
+    if (run.deploying) await dryRunHooks(run.applier, run.hooks);
     const drifted = run.deploying ? 0 : run.plan.filter(needsWrite).length;
     // Once per episode: a BundleDeployment already reported modified was counted when its drift began.
     if (drifted > 0 && run.bd.status?.nonModified !== false) this.o.observer?.driftDetected(drifted);
@@ -230,14 +244,17 @@ export class BundleDeploymentReconciler {
     const correctDrift = bd.spec.options?.correctDrift ?? bd.spec.correctDrift;
     if (!run.deploying && !correctDrift?.enabled) return 'continue';
     if (!run.deploying && !run.plan.some(needsWrite)) return 'continue';
-    const desiredIds = run.desired.map((d) => d.id);
+    const desiredIds = run.desired.filter((d) => !run.unpruned.has(idKey(d.id))).map((d) => d.id); // a chart's crds/ are never pruned
     const previous = run.inventory?.objects ?? [];
     const keepResources = bd.spec.options?.keepResources ?? false;
     const base = { bundleDeployment: bd.metadata.name, keepResources };
     // Recorded first, so that an agent killed while applying still knows every object it may have created.
     await this.o.inventory.put({ ...base, deploymentID: run.inventory?.deploymentID ?? '', syncGeneration: run.inventory?.syncGeneration ?? 0,
       objects: unionIds(previous, desiredIds) });
+    const hookLog = this.o.log.child({ bundleDeployment: bd.metadata.name });
+    if (run.deploying) await runHooks(run.applier, run.hooks, 'pre', run.namespaces, hookLog);
     const outcome = await applyPlan(this.deployContext(run), run.plan, run.namespaces, needsWrite, correctDrift?.force ?? false);
+    if (run.deploying) await runHooks(run.applier, run.hooks, 'post', run.namespaces, hookLog);
     run.plan = outcome.plan;
     run.written = outcome.written;
     for (const id of run.deploying ? pruneList(previous, desiredIds) : []) {

@@ -6,6 +6,7 @@ import { FlotillaError } from '../lib/errors.js';
 import type { BundleDeploymentOptions } from '../lib/api/options.js';
 import { readBundle } from '../lib/bundle/read.js';
 import { bundleName } from '../lib/bundle/discover.js';
+import { inlineFleetYamlValuesFiles } from '../lib/render/values.js';
 import { DEFAULT_KUBE_VERSION, DEFAULT_RENDER_LIMITS, inApplyOrder, renderContent, renderToolsFromEnv } from '../lib/render/index.js';
 import { type ClusterInfo, customizationFor, mergeOptions } from '../lib/bundle/target.js';
 import { fleetYamlOptions } from '../lib/bundle/validate.js';
@@ -135,14 +136,16 @@ async function render(args: RenderArgs): Promise<{ yaml: string; note: string }>
   const st = await stat(dir).catch(() => undefined);
   if (!st?.isDirectory()) throw new Error(`${args.dir}: not a directory`);
   const bundle = await readBundle(dir, { name: args.bundleName ?? bundleName(basename(dir), '.'), dir: '.' });
-  const targets = bundle.fleetYaml.targetCustomizations ?? [];
+  // As the controller stores it in the Bundle: values files merged into values, for fleet.yaml and each target.
+  const fleetYaml = inlineFleetYamlValuesFiles(bundle.fleetYaml, bundle.files, { fleetYamlName: 'fleet.yaml', label: (p) => p });
+  const targets = fleetYaml.targetCustomizations ?? [];
   const customization = customizationFor(targets, args.cluster);
   const label = customization ? `targetCustomizations[${targets.indexOf(customization)}]` : '';
   const named = customization?.name ? ` "${customization.name}"` : '';
   if (customization?.doNotDeploy) {
     return { yaml: '', note: `cluster excluded by ${label}${named} (doNotDeploy): nothing is deployed\n` };
   }
-  const options: BundleDeploymentOptions = mergeOptions(fleetYamlOptions(bundle.fleetYaml), customization);
+  const options: BundleDeploymentOptions = mergeOptions(fleetYamlOptions(fleetYaml), customization);
   if (args.targetNamespace) options.targetNamespace = args.targetNamespace;
   const content = await renderContent(bundle.files, { bundleName: bundle.name, options }, {
     name: args.cluster.name, namespace: args.clusterNamespace, labels: args.cluster.labels,

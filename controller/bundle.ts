@@ -1,3 +1,4 @@
+import { clusterHelmOptions } from './chartvalues.js';
 import {
   API_VERSION, ConditionType, Finalizer, Label, MANAGED_LABEL_VALUE, Reason, setCondition,
   type Bundle, type BundleDeployment, type BundleDeploymentOptions, type BundleDeploymentSpec, type BundleSummary, type ClusterGroup,
@@ -212,7 +213,8 @@ export function setupBundleController(ctx: ControllerContext): Controller {
         const clusterNs = cluster?.status?.namespace;
         if (!cluster || !clusterNs) { waiting += 1; continue; } // the Cluster reconciler creates its namespace first
         wanted.add(`${clusterNs}/${name}`);
-        targets.push({ cluster: cluster.metadata.name, clusterNs, options: sel.options });
+        const templated = { name: cluster.metadata.name, namespace: cluster.metadata.namespace, labels: cluster.metadata.labels, annotations: cluster.metadata.annotations };
+        targets.push({ cluster: cluster.metadata.name, clusterNs, options: clusterHelmOptions(sel.options, templated, name) });
       }
       const credentials = targets.length > 0 ? await agentCredentials(ctx, bundle) : undefined;
       // A failed write fails the pass (retried with backoff) once the other writes are done.
