@@ -255,6 +255,7 @@ export class BundleDeploymentReconciler {
     if (run.deploying) await runHooks(run.applier, run.hooks, 'pre', run.namespaces, hookLog);
     const outcome = await applyPlan(this.deployContext(run), run.plan, run.namespaces, needsWrite, correctDrift?.force ?? false);
     if (run.deploying) await runHooks(run.applier, run.hooks, 'post', run.namespaces, hookLog);
+    if ([...outcome.written.values()].some((o) => o.kind === 'CustomResourceDefinition')) this.engines.capabilities.reset();
     run.plan = outcome.plan;
     run.written = outcome.written;
     for (const id of run.deploying ? pruneList(previous, desiredIds) : []) {
