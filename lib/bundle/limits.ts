@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Reason } from '../api/constants.js';
+import { parseDurationMs } from '../api/meta.js';
 import { StallingError } from '../errors.js';
 
 /**
@@ -64,6 +65,43 @@ export function contentLimits(partial: Partial<ContentLimits> = {}): ContentLimi
   return parsed.data;
 }
 
+const D = DEFAULT_CONTENT_LIMITS;
+const flagInt = (fallback: number, min: number, text: string) => z.coerce.number().int().min(min).default(fallback).describe(text);
+
+/**
+ * The content limits as process configuration (flags `--max-depth`, ..., `--render-timeout 20s`,
+ * `--render-memory 512`, or FLOTILLA_MAX_DEPTH, ...), spread into the controller's and the agent's config
+ * schemas; {@link contentLimitsFromConfig} turns the parsed values into {@link ContentLimits}.
+ */
+export const CONTENT_LIMIT_CONFIG_SHAPE = {
+  maxDocuments: flagInt(D.maxDocuments, 1, 'Most YAML documents in one file (ContentLimitExceeded above).'),
+  maxDepth: flagInt(D.maxDepth, 8, 'Deepest nesting of YAML/JSON content, aliases expanded.'),
+  maxAliases: flagInt(D.maxAliases, 0, 'Most alias nodes in one YAML file; 0 refuses aliases.'),
+  maxLineLength: flagInt(D.maxLineLength, 80, 'Longest line of a YAML file, characters.'),
+  maxKeyLength: flagInt(D.maxKeyLength, 16, 'Longest mapping key, characters.'),
+  maxStringLength: flagInt(D.maxStringLength, 64, 'Longest string value, characters.'),
+  maxNodes: flagInt(D.maxNodes, 1, 'Most YAML nodes, aliases expanded, of one file and of one rendered bundle.'),
+  maxExpandedBytes: flagInt(D.maxExpandedBytes, 1024, 'Largest estimated JSON size, aliases expanded, of one file and one rendered bundle.'),
+  renderTimeout: z.string().default(`${D.renderTimeoutMs / 1000}s`).transform((text, ctx) => {
+    const ms = parseDurationMs(text);
+    if (ms === undefined || ms < 100) { ctx.addIssue({ code: 'custom', message: `not a duration of at least 100ms: ${text}` }); return z.NEVER; }
+    return ms;
+  }).describe('Deadline of parsing and rendering one bundle (RenderBudgetExceeded above).'),
+  renderMemory: flagInt(D.renderMemoryMb, 16, 'Heap of the worker that parses and renders one bundle, MiB (RenderBudgetExceeded above).'),
+};
+
+/** The parsed values of {@link CONTENT_LIMIT_CONFIG_SHAPE} (plus `maxObjects`, which both processes have). */
+export type ContentLimitConfig = { [K in keyof typeof CONTENT_LIMIT_CONFIG_SHAPE]: z.output<(typeof CONTENT_LIMIT_CONFIG_SHAPE)[K]> } & { maxObjects: number };
+
+/** The content limits of a parsed process configuration (validated). */
+export function contentLimitsFromConfig(c: ContentLimitConfig): ContentLimits {
+  return contentLimits({
+    maxDocuments: c.maxDocuments, maxDepth: c.maxDepth, maxAliases: c.maxAliases, maxLineLength: c.maxLineLength,
+    maxKeyLength: c.maxKeyLength, maxStringLength: c.maxStringLength, maxNodes: c.maxNodes, maxExpandedBytes: c.maxExpandedBytes,
+    maxObjects: c.maxObjects, renderTimeoutMs: c.renderTimeout, renderMemoryMb: c.renderMemory,
+  });
+}
+
 let active: ContentLimits = DEFAULT_CONTENT_LIMITS;
 
 /**
@@ -109,6 +147,11 @@ export class ContentMeter {
   private readonly open = new Set<object>();
 
   constructor(private readonly limits: ContentLimits, private readonly where: string) {}
+
+  /** Estimated JSON bytes of everything added so far, aliases expanded. */
+  get expandedBytes(): number {
+    return this.bytes;
+  }
 
   /** Adds one value (a document, an object); `where` (e.g. `file:line`) names it in errors. */
   add(value: unknown, where = this.where): void {
