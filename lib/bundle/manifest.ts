@@ -116,7 +116,8 @@ function loadBounded(file: string, text: string, lineOffset: number, limits: Con
   const listener = (event: 'open' | 'close', state: { line: number; kind: string | null; result: unknown }) => {
     const where = `${file}:${state.line + 1 + lineOffset}`;
     if (event === 'open') {
-      if (++depth > limits.maxDepth) throw contentLimitExceeded(where, `nested deeper than ${limits.maxDepth} levels`, 'maxDepth', limits.maxDepth);
+      // js-yaml opens one node more than the value's nesting (the document's own), hence the + 1.
+      if (++depth > limits.maxDepth + 1) throw contentLimitExceeded(where, `nested deeper than ${limits.maxDepth} levels`, 'maxDepth', limits.maxDepth);
       return;
     }
     depth--;
