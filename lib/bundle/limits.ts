@@ -39,7 +39,7 @@ export const ContentLimitsSchema = z.strictObject({
   maxExpandedBytes: int(1024, 2 ** 40, 128 * 1024 * 1024).describe('Largest estimated JSON size, aliases expanded, of one file and of one rendered bundle.'),
   maxObjects: int(1, 1_000_000, 5_000).describe('Most Kubernetes objects one bundle may render.'),
   renderTimeoutMs: int(100, 3_600_000, 20_000).describe('Deadline of parsing and rendering one bundle, in ms.'),
-  renderMemoryMb: int(16, 65_536, 512).describe('Heap (V8 old generation) of the worker parsing and rendering one bundle, in MiB.'),
+  renderMemoryMb: int(16, 65_536, 256).describe('Heap (V8 old generation) of the worker parsing and rendering one bundle, in MiB.'),
 });
 
 /** Limits on parsing and rendering untrusted content (see the module comment). */
@@ -54,6 +54,12 @@ export const CONTENT_LIMIT_FLAGS: Readonly<Record<keyof ContentLimits, string>> 
   maxKeyLength: '--max-key-length', maxStringLength: '--max-string-length', maxNodes: '--max-nodes',
   maxExpandedBytes: '--max-expanded-bytes', maxObjects: '--max-objects', renderTimeoutMs: '--render-timeout',
   renderMemoryMb: '--render-memory',
+};
+
+/** The chart value of each limit (charts/flotilla and charts/flotilla-agent, under `limits:`). */
+const CHART_VALUES: Readonly<Record<keyof ContentLimits, string>> = {
+  ...(Object.fromEntries(Object.keys(CONTENT_LIMIT_FLAGS).map((k) => [k, `limits.${k}`])) as Record<keyof ContentLimits, string>),
+  renderTimeoutMs: 'limits.renderTimeout', renderMemoryMb: 'limits.renderMemory',
 };
 
 /** Validates partial limits over the defaults; throws naming each bad field. */
@@ -124,7 +130,7 @@ export function setActiveContentLimits(limits: ContentLimits): void {
 export function contentLimitExceeded(where: string, found: string, limit: keyof ContentLimits, value: number): StallingError {
   return new StallingError(Reason.ContentLimitExceeded,
     `${where}: ${found}, over the limit ${limit}=${value}; change the content, or if it is meant to be deployed raise ${CONTENT_LIMIT_FLAGS[limit]} `
-    + '(chart value limits.' + limit + ') on the controller and every agent');
+    + `(chart value ${CHART_VALUES[limit]}) on the controller and every agent`);
 }
 
 /** The size of a parsed value with aliases expanded. */
