@@ -46,8 +46,17 @@ export class BundleRenderer {
     this.isolate = options.isolate ?? new Isolate({ preload: [TASKS] });
   }
 
-  private get budget(): IsolateBudget {
-    return { timeoutMs: this.limits.renderTimeoutMs, memoryMb: this.limits.renderMemoryMb };
+  /**
+   * The budget of one job. Rendering needs memory in proportion to the content (JS objects are a few times
+   * the YAML), so a bundle of known size gets 32 times its size rounded up to a power of two, at least
+   * 64 MiB and at most `renderMemoryMb`: a small bundle that grows without bound (overlay patches) is stopped at a small
+   * heap, sooner and with less of the process's memory, while large CRD bundles get the whole ceiling.
+   */
+  private budget(contentBytes?: number): IsolateBudget {
+    const ceiling = this.limits.renderMemoryMb;
+    if (contentBytes === undefined) return { timeoutMs: this.limits.renderTimeoutMs, memoryMb: ceiling };
+    const wanted = Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(1, (32 * contentBytes) / (1024 * 1024)))));
+    return { timeoutMs: this.limits.renderTimeoutMs, memoryMb: Math.min(ceiling, wanted) };
   }
 
   private job<I>(task: string, input: I, label: string) {
@@ -64,7 +73,8 @@ export class BundleRenderer {
       return hit.objects;
     }
     const input: RenderTaskInput = { files: files.map((f) => ({ path: f.path, content: f.content })), options, limits: this.limits, label };
-    const result = await this.isolate.run<RenderTaskInput, RenderTaskResult>(this.job('renderTask', input, label), this.budget);
+    const bytes = files.reduce((n, f) => n + f.content.length, 0);
+    const result = await this.isolate.run<RenderTaskInput, RenderTaskResult>(this.job('renderTask', input, label), this.budget(bytes));
     this.remember(key, result);
     return result.objects;
   }
@@ -89,14 +99,14 @@ export class BundleRenderer {
   /** Reads, validates and checks every bundle of a checkout in a worker (see readGitRepoBundles). */
   async readGitRepoBundles(checkoutRoot: string, options: DiscoverOptions & { limits?: Partial<BundleLimits> }, label: string): Promise<LoadedBundle[]> {
     const input: ReadGitRepoTaskInput = { checkoutRoot, options, limits: this.limits };
-    const bundles = await this.isolate.run<ReadGitRepoTaskInput, LoadedBundle[]>(this.job('readGitRepoTask', input, label), this.budget);
+    const bundles = await this.isolate.run<ReadGitRepoTaskInput, LoadedBundle[]>(this.job('readGitRepoTask', input, label), this.budget());
     return bundles.map((b) => ({ ...b, files: asBuffers(b.files) }));
   }
 
   /** Reads, validates and checks one bundle directory in a worker (`flotilla render`). */
   async readBundle(dir: string, name: string): Promise<LoadedBundle> {
     const input: ReadBundleTaskInput = { dir, name, limits: this.limits };
-    const bundle = await this.isolate.run<ReadBundleTaskInput, LoadedBundle>(this.job('readBundleTask', input, `bundle ${dir}`), this.budget);
+    const bundle = await this.isolate.run<ReadBundleTaskInput, LoadedBundle>(this.job('readBundleTask', input, `bundle ${dir}`), this.budget());
     return { ...bundle, files: asBuffers(bundle.files) };
   }
 
