@@ -87,6 +87,8 @@ export const Reason = {
   ContentLimitExceeded: 'ContentLimitExceeded',
   /** Parsing and rendering one bundle took longer than its deadline or more memory than its budget (lib/isolate). */
   RenderBudgetExceeded: 'RenderBudgetExceeded',
+  /** helm or kustomize failed on the bundle (template error, time limit, cannot run); the message says which. */
+  RenderFailed: 'RenderFailed',
   /** The OCI registry could not be reached (connection refused, DNS, TLS, timeout, 5xx). */
   RegistryUnreachable: 'RegistryUnreachable',
   /** The OCI registry answered with a refusal other than authentication (4xx such as 403, 404 on push, 405). */
