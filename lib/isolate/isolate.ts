@@ -11,7 +11,7 @@ import type { WorkerReply, WorkerRequest, SerializedError } from './protocol.js'
  *
  * - A job names a module and one of its exported functions (`task(input)`), which runs in the worker; the
  *   input and the result cross the thread by structured clone.
- * - Workers are kept warm between jobs (at most `maxIdle` per heap size) and run one job at a time; a worker
+ * - Workers are kept warm between jobs (at most `maxIdle` in all) and run one job at a time; a worker
  *   whose job timed out, ran out of heap or crashed is thrown away. The deadline starts when the job is
  *   handed to a ready worker, so the start-up of a worker is not counted against the bundle.
  * - Errors keep their meaning across the thread: Flotilla errors come back with their class and reason;
@@ -43,7 +43,7 @@ export interface IsolateJob<I> {
 
 /** Options of an {@link Isolate}. */
 export interface IsolateOptions {
-  /** Idle workers kept warm per heap size; default 2. */
+  /** Idle workers kept warm (in all, whatever their heap size); default 2. */
   maxIdle?: number;
   /** Modules every worker imports when it starts (so that the first job does not pay for loading them). */
   preload?: URL[];
@@ -68,6 +68,8 @@ interface PooledWorker {
   worker: Worker;
   ready: Promise<void>;
   memoryMb: number;
+  /** Whether the worker answered its last job (rather than being stopped or dying). */
+  answered: boolean;
 }
 
 /** Runs jobs in capped, killable worker threads (see the module comment). */
@@ -85,18 +87,14 @@ export class Isolate {
     const pooled = this.take(budget.memoryMb);
     this.busy.add(pooled);
     pooled.worker.ref();
-    let reusable = false;
+    pooled.answered = false;
     try {
       await pooled.ready;
-      const result = await this.exchange<O>(pooled, job, budget);
-      reusable = true;
-      return result;
-    } catch (err) {
-      reusable = err instanceof Error && (err as { fromTask?: boolean }).fromTask === true;
-      throw err;
+      return await this.exchange<O>(pooled, job, budget);
     } finally {
       this.busy.delete(pooled);
-      this.release(pooled, reusable);
+      // Only a worker that answered (with a result or the task's own error) is healthy enough to reuse.
+      this.release(pooled, pooled.answered);
     }
   }
 
@@ -121,7 +119,8 @@ export class Isolate {
 
   private release(pooled: PooledWorker, reusable: boolean): void {
     const list = this.idle.get(pooled.memoryMb) ?? [];
-    if (!reusable || this.closed || list.length >= (this.options.maxIdle ?? 2)) {
+    const idle = [...this.idle.values()].reduce((n, l) => n + l.length, 0);
+    if (!reusable || this.closed || idle >= (this.options.maxIdle ?? 2)) {
       void pooled.worker.terminate().catch(() => undefined);
       return;
     }
@@ -145,7 +144,7 @@ export class Isolate {
       worker.once('exit', (code) => done(new TransientError(Reason.RenderBudgetExceeded, `a render worker exited at start (code ${code})`)));
     });
     ready.catch(() => undefined);
-    return { worker, ready, memoryMb };
+    return { worker, ready, memoryMb, answered: false };
   }
 
   /** Hands the job to the worker and waits for its reply, the deadline, or the worker's death. */
@@ -164,8 +163,9 @@ export class Isolate {
       const onMessage = (reply: WorkerReply) => {
         if (reply.type !== 'result' || reply.id !== id) return;
         cleanup();
+        pooled.answered = true;
         if (reply.ok) resolve(reply.result as O);
-        else reject(Object.assign(revive(reply.error, job.label, budget, flags), { fromTask: true }));
+        else reject(revive(reply.error, job.label, budget, flags));
       };
       const onError = (err: Error & { code?: string }) => {
         if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') {
