@@ -10,7 +10,7 @@ import type { KubeObject } from '../lib/kube/client.js';
 import type { RegistryClient } from '../lib/oci/index.js';
 import { Ref, type ControllerContext } from './context.js';
 import { bundleLimitsOf } from './config.js';
-import { bundleRendererFor } from './render.js';
+import { readCommitBundles } from './render.js';
 import type { GitAuth, GitSource } from './git.js';
 import { deleteBundleArtifacts, pushCredentials, readSecretData, registryClient, storeInline, storeInRegistry, type StoredContent } from './store.js';
 import { rollUpGitRepo } from './rollup.js';
@@ -122,8 +122,8 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
   const dir = await git.checkout(`${ns}/${repo.metadata.name}`, { repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth }, commit);
   let bundles: LoadedBundle[];
   try {
-    bundles = await bundleRendererFor(ctx.config).readGitRepoBundles(dir, { repoName: repo.metadata.name, paths: repo.spec.paths, limits: bundleLimitsOf(ctx.config) },
-      `GitRepo ${ns}/${repo.metadata.name} at commit ${commit.slice(0, 12)}`);
+    bundles = await readCommitBundles(ctx.config, dir, { repoName: repo.metadata.name, paths: repo.spec.paths, limits: bundleLimitsOf(ctx.config) },
+      `${ns}/${repo.metadata.name}`, commit);
   } catch (err) {
     setCond(run, ConditionType.BundlesBuilt, false, (err as { reason?: string }).reason ?? Reason.InvalidBundle, `commit ${commit.slice(0, 12)}: ${messageOf(err)}`);
     throw err;
