@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readBinaries } from '../e2e/stack/binaries.js';
-import { startControlPlane, type ControlPlane } from '../e2e/stack/kube.js';
-import { waitFor } from '../e2e/stack/net.js';
+import { readBinaries } from '../stack/binaries.js';
+import { startControlPlane, type ControlPlane } from '../stack/kube.js';
+import { waitFor } from '../stack/net.js';
 import type { KubeClient } from '../lib/kube/client.js';
 import { apiRequestCounts, topDeltas } from './lib/apimetrics.js';
 import { configMapOfSize } from './lib/content.js';

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { cacheDir } from '../e2e/stack/binaries.js';
+import { cacheDir } from '../stack/binaries.js';
 import { BUNDLE_ARTIFACT_TYPE, BUNDLE_FILE_MEDIA_TYPE, RegistryClient, pullBundleToDirectory, pushBundle, type BundleFile } from '../lib/oci/index.js';
 import { folderBytes } from './lib/content.js';
 import type { BenchStack } from './lib/fleet.js';
@@ -38,7 +38,7 @@ const run = promisify(execFile);
 /** The oras binary install.sh --extras built. */
 export function orasPath(): string {
   const recorded = (JSON.parse(readFileSync(join(cacheDir(), 'stack-binaries.json'), 'utf8')) as { oras?: string }).oras;
-  if (recorded === undefined) throw new Error('no oras in ~/.cache/flotilla/stack-binaries.json: run bash e2e/stack/tools/install.sh --extras');
+  if (recorded === undefined) throw new Error('no oras in ~/.cache/flotilla/stack-binaries.json: run bash stack/tools/install.sh --extras');
   return recorded;
 }
 

@@ -4,7 +4,7 @@ import {
   ArtifactError, RegistryClient, RegistryRefusedError, RegistryTLSError, RegistryUnavailableError, bundleRepository,
   listVersions, pullBundle, pushBundle, pushBundleVersion, type BundleFile,
 } from '../lib/oci/index.js';
-import { disposeRegistry, registryClientFor, startRegistry, type RegistryHandle } from './stack/registry.js';
+import { disposeRegistry, registryClientFor, startRegistry, type RegistryHandle } from '../stack/registry.js';
 
 /**
  * Reaching the real registry: credentials (basic and the Bearer token flow against `auth: token`), TLS

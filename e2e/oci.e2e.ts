@@ -10,7 +10,7 @@ import { runInNewContext } from 'node:vm';
 import { ArtifactError, pullBundle, pullBundleToDirectory, pushBundle, type BundleFile } from '../lib/oci/index.js';
 import {
   disposeRegistry, registryClientFor, requestsSince, settledLog, startRegistry, type AccessLogEntry, type RegistryHandle, type RegistryMode,
-} from './stack/registry.js';
+} from '../stack/registry.js';
 
 /**
  * The OCI client and the bundle format against the real Docker Distribution, in each serving mode:

@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, DEFAULT_WORKSPACE_NAMESPACE, getCondition, type BundleDeployment, type Cluster } from '../../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../../lib/kube/client.js';
-import { startGitServer, type GitServer } from '../../e2e/stack/git.js';
-import { waitFor } from '../../e2e/stack/net.js';
-import { readStackDescription, startStack, type StackDescription } from '../../e2e/stack/stack.js';
-import { installCrds } from '../../e2e/support/crds.js';
+import { startGitServer, type GitServer } from '../../stack/git.js';
+import { waitFor } from '../../stack/net.js';
+import { readStackDescription, startStack, type StackDescription } from '../../stack/stack.js';
+import { installCrds } from '../../stack/crds.js';
 import { startFlotillaProcess, type FlotillaProcess } from './procs.js';
 
 /**

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { freePort } from '../../e2e/stack/net.js';
+import { freePort } from '../../stack/net.js';
 import { bootstrap, kubeClient, registrationToken, startAgentProcess, startController, waitClustersRegistered, type BenchStack, type ClusterSpec } from './fleet.js';
 import type { FlotillaProcess } from './procs.js';
 

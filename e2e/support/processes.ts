@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { API_VERSION } from '../../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../../lib/kube/client.js';
-import type { Stack } from '../stack/stack.js';
-import { freePort, waitFor } from '../stack/net.js';
-import { spawnManaged, type ManagedProcess } from '../stack/proc.js';
-import { installCrds } from './crds.js';
+import type { Stack } from '../../stack/stack.js';
+import { freePort, waitFor } from '../../stack/net.js';
+import { spawnManaged, type ManagedProcess } from '../../stack/proc.js';
+import { installCrds } from '../../stack/crds.js';
 
 /**
  * The controller and one agent per downstream cluster as REAL child processes (`node --import tsx

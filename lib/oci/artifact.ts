@@ -6,7 +6,7 @@ import { OCI_MANIFEST_MEDIA_TYPE } from './client.js';
 import type { BlobSource, Descriptor } from './upload.js';
 
 /**
- * The bundle artifact format (see FORMAT.md): an OCI image manifest v1.1 with Flotilla's artifactType, a
+ * The bundle artifact format (see docs/artifact-format.md): an OCI image manifest v1.1 with Flotilla's artifactType, a
  * small canonical JSON config, and one uncompressed layer per bundle file titled with its path. Every byte
  * is a pure function of the files and the metadata, so the same content always has the same digest.
  */
