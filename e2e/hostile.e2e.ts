@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { stack } from './fixture.js';
-import { waitFor } from './stack/net.js';
-import { registryClientFor } from './stack/registry.js';
+import { waitFor } from '../stack/net.js';
+import { registryClientFor } from '../stack/registry.js';
 import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
 import { faultLog } from './support/faults.js';
 import { API_VERSION, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
