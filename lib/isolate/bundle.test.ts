@@ -36,6 +36,7 @@ describe('BundleRenderer (bundles parsed and rendered behind a bulkhead)', funct
     const err = await failure(renderer.render([file('bomb.yaml', text)], {}, 'bundle bomb'));
     expect(err.reason).to.equal(Reason.ContentLimitExceeded);
     expect(err.message).to.match(/^bomb\.yaml:1: more than .* over the limit max(Nodes|ExpandedBytes)=/);
+    expect(await failure(renderer.render([file('bomb.yaml', text)], {}, 'bundle bomb')), 'the same refusal, remembered').to.equal(err);
   });
 
   it('refuses a rendered bundle that overlays grew past the limit, though every file is within it', async () => {

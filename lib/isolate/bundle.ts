@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { DiscoverOptions } from '../bundle/discover.js';
 import { CONTENT_LIMIT_FLAGS, contentLimits, type ContentLimits } from '../bundle/limits.js';
+import { StallingError } from '../errors.js';
 import type { BundleFile, KubeObject as RenderedObject } from '../bundle/manifest.js';
 import type { BundleLimits, LoadedBundle } from '../bundle/read.js';
 import { apiGroup, isKnownClusterScoped } from '../bundle/scope.js';
@@ -15,7 +16,8 @@ import { Isolate, siblingModule, type IsolateBudget } from './isolate.js';
  * so all three refuse the same content the same way.
  *
  * Rendered results are cached by content (a hash of the files, options and limits), up to a byte budget,
- * so a periodic resync of an unchanged bundle does not render it again. Cached objects are shared: callers
+ * so a periodic resync of an unchanged bundle does not render it again; refusals too (the same bytes always
+ * fail), so a refused bundle reconciled again costs nothing. Cached objects are shared: callers
  * must not change them (the agent clones before it changes anything).
  */
 
@@ -38,6 +40,8 @@ export class BundleRenderer {
   private readonly isolate: Isolate;
   private readonly ownIsolate: boolean;
   private readonly cache = new Map<string, RenderTaskResult>();
+  /** Refusals (StallingError) by the same key: the same bytes, options and limits always fail the same way. */
+  private readonly refused = new Map<string, StallingError>();
   private cachedBytes = 0;
 
   constructor(private readonly options: BundleRendererOptions = {}) {
@@ -72,9 +76,17 @@ export class BundleRenderer {
       this.cache.set(key, hit);
       return hit.objects;
     }
+    const known = this.refused.get(key);
+    if (known) throw known;
     const input: RenderTaskInput = { files: files.map((f) => ({ path: f.path, content: f.content })), options, limits: this.limits, label };
     const bytes = files.reduce((n, f) => n + f.content.length, 0);
-    const result = await this.isolate.run<RenderTaskInput, RenderTaskResult>(this.job('renderTask', input, label), this.budget(bytes));
+    let result: RenderTaskResult;
+    try {
+      result = await this.isolate.run<RenderTaskInput, RenderTaskResult>(this.job('renderTask', input, label), this.budget(bytes));
+    } catch (err) {
+      if (err instanceof StallingError) this.rememberRefusal(key, err);
+      throw err;
+    }
     this.remember(key, result);
     return result.objects;
   }
@@ -119,6 +131,14 @@ export class BundleRenderer {
     const hash = createHash('sha256').update(JSON.stringify([options, this.limits]));
     for (const f of files) hash.update(`\0${f.path}\0${f.content.length}\0`).update(f.content);
     return hash.digest('hex');
+  }
+
+  private rememberRefusal(key: string, err: StallingError): void {
+    this.refused.set(key, err);
+    for (const old of this.refused.keys()) {
+      if (this.refused.size <= 256) break;
+      this.refused.delete(old);
+    }
   }
 
   private remember(key: string, result: RenderTaskResult): void {
