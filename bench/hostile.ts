@@ -10,6 +10,7 @@ import type { BundleFile } from '../lib/bundle/manifest.js';
 import { contentsID, filesToResources } from '../lib/bundle/index.js';
 import { messageOf } from '../lib/errors.js';
 import { BundleRenderer } from '../lib/isolate/bundle.js';
+import { Isolate, siblingModule } from '../lib/isolate/isolate.js';
 import { costlyToRender, hostileCorpus, type HostileInput } from '../e2e/support/hostile.js';
 import { W, applyGitRepo, waitDeployed, type BenchStack } from './lib/fleet.js';
 import { REAL_LABEL, type RealFleet } from './lib/realfleet.js';
@@ -104,27 +105,41 @@ const cm = (name: string, v: string) => `apiVersion: v1\nkind: ConfigMap\nmetada
 const filesOf = (c: HostileInput): BundleFile[] => [{ path: 'base.yaml', content: Buffer.from(cm('base', '1')) },
   ...Object.entries(c.extraFiles ?? {}).map(([path, content]) => ({ path, content: Buffer.from(content) })), { path: c.file, content: Buffer.from(c.content) }];
 
-/** Part 1: every input through the controller's and the agent's path, in this process (no stack needed). */
+/** Harmless files of the same total size as `files` (comment lines), so that a warm-up gets a worker of the same heap size. */
+function lookalike(files: readonly BundleFile[]): BundleFile[] {
+  const bytes = files.reduce((n, f) => n + f.content.length, 0);
+  const line = `# ${'x'.repeat(97)}\n`;
+  return [{ path: 'warm.yaml', content: Buffer.from(`${cm('warm', '1')}${line.repeat(Math.ceil(bytes / line.length))}`) }];
+}
+
+/**
+ * Part 1: every input through the controller's and the agent's path, in this process (no stack needed).
+ * Each measurement uses a fresh renderer (no remembered refusal) on a shared pool of workers that a
+ * harmless look-alike warmed first, so the figures are those of the refusal, not of a worker's start-up.
+ */
 export async function hostileInProcess(say: (m: string) => void): Promise<HostileRow[]> {
-  const renderer = new BundleRenderer({ cacheBytes: 0 });
+  const isolate = new Isolate({ preload: [siblingModule(import.meta.url, '../lib/isolate/bundle-tasks')] });
+  const fresh = () => new BundleRenderer({ cacheBytes: 0, isolate });
   const work = await mkdtemp(join(tmpdir(), 'bench-hostile-'));
   const rows: HostileRow[] = [];
   try {
-    await renderer.render([{ path: 'warm.yaml', content: Buffer.from(cm('warm', '1')) }], {}, 'warm-up'); // worker start-up is not the bundle's
     const inputs: { input: HostileInput; files: BundleFile[] }[] = [...hostileCorpus(''), costlyToRender()].map((c) => ({ input: c, files: filesOf(c) }));
     const crds = crdBundle(4);
     const legit = { input: { input: `large CRD bundle, ${fmtBytes(crds.reduce((n, f) => n + f.content.length, 0))} (must pass)` } as HostileInput, files: crds };
     for (const { input, files } of [...inputs, legit]) {
       const checkout = join(work, 'checkout');
-      await writeCheckout(checkout, files);
       if (!input.overlays) {
-        rows.push(await measure(input.input, 'controller', () => renderer.readGitRepoBundles(checkout, { repoName: 'bench', paths: ['app'] }, 'bench checkout')));
+        await writeCheckout(checkout, lookalike(files));
+        await fresh().readGitRepoBundles(checkout, { repoName: 'bench', paths: ['app'] }, 'warm-up');
+        await writeCheckout(checkout, files);
+        rows.push(await measure(input.input, 'controller', () => fresh().readGitRepoBundles(checkout, { repoName: 'bench', paths: ['app'] }, 'bench checkout')));
       }
-      rows.push(await measure(input.input, 'agent', () => renderer.render(files, input.overlays ? { overlays: input.overlays } : {}, 'bench bundle')));
+      await fresh().render(lookalike(files), {}, 'warm-up');
+      rows.push(await measure(input.input, 'agent', () => fresh().render(files, input.overlays ? { overlays: input.overlays } : {}, 'bench bundle')));
       say(`hostile: ${input.input}: ${rows.at(-1)?.outcome ?? ''}`);
     }
   } finally {
-    await renderer.close();
+    await isolate.close();
     await rm(work, { recursive: true, force: true });
   }
   return rows;
@@ -200,6 +215,7 @@ export function hostileReport(r: HostileResult): string {
     table(['input', 'path', 'outcome', 'time (target)', 'peak RSS growth (target)', 'longest event-loop stall (target)'], rows).trimEnd(),
     `another GitRepo's commit->Ready on both clusters: alone median ${fmtMs(median(r.alone))} (${r.alone.map(fmtMs).join(', ')}); `
       + `while hostile content is refused median ${fmtMs(median(r.withHostile))} (${r.withHostile.map(fmtMs).join(', ')})`,
-    `peak RSS growth of the real processes during the hostile rounds: ${Object.entries(r.processRssGrowth).map(([k, v]) => `${k} ${fmtBytes(v)}`).join(', ')}`,
+    `peak RSS growth of the real processes during the hostile rounds: ${Object.entries(r.processRssGrowth)
+      .map(([k, v]) => `${k} ${beside(fmtBytes(v), v < t.rssGrowthBytes, fmtBytes(t.rssGrowthBytes))}`).join(', ')}`,
   ].join('\n');
 }

@@ -11,7 +11,7 @@ import type { WorkerReply, WorkerRequest, SerializedError } from './protocol.js'
  *
  * - A job names a module and one of its exported functions (`task(input)`), which runs in the worker; the
  *   input and the result cross the thread by structured clone.
- * - Workers are kept warm between jobs (at most `maxIdle` in all) and run one job at a time; a worker
+ * - Workers are kept warm between jobs (at most `maxIdle` in all, the least recently used go first) and run one job at a time; a worker
  *   whose job timed out, ran out of heap or crashed is thrown away. The deadline starts when the job is
  *   handed to a ready worker, so the start-up of a worker is not counted against the bundle.
  * - Errors keep their meaning across the thread: Flotilla errors come back with their class and reason;
@@ -74,7 +74,8 @@ interface PooledWorker {
 
 /** Runs jobs in capped, killable worker threads (see the module comment). */
 export class Isolate {
-  private readonly idle = new Map<number, PooledWorker[]>();
+  /** Idle workers, least recently used first. */
+  private idle: PooledWorker[] = [];
   private readonly busy = new Set<PooledWorker>();
   private nextId = 1;
   private closed = false;
@@ -101,32 +102,31 @@ export class Isolate {
   /** Terminates every worker. */
   async close(): Promise<void> {
     this.closed = true;
-    const all = [...this.busy, ...[...this.idle.values()].flat()];
-    this.idle.clear();
+    const all = [...this.busy, ...this.idle];
+    this.idle = [];
     await Promise.all(all.map((p) => p.worker.terminate().catch(() => undefined)));
   }
 
   /** Workers started and not yet terminated (idle and busy), for tests and metrics. */
   get size(): number {
-    return this.busy.size + [...this.idle.values()].reduce((n, list) => n + list.length, 0);
+    return this.busy.size + this.idle.length;
   }
 
   private take(memoryMb: number): PooledWorker {
-    const list = this.idle.get(memoryMb);
-    const reused = list?.pop();
-    return reused ?? this.spawn(memoryMb);
+    const index = this.idle.map((p) => p.memoryMb).lastIndexOf(memoryMb);
+    if (index < 0) return this.spawn(memoryMb);
+    return this.idle.splice(index, 1)[0] as PooledWorker;
   }
 
   private release(pooled: PooledWorker, reusable: boolean): void {
-    const list = this.idle.get(pooled.memoryMb) ?? [];
-    const idle = [...this.idle.values()].reduce((n, l) => n + l.length, 0);
-    if (!reusable || this.closed || idle >= (this.options.maxIdle ?? 2)) {
+    if (!reusable || this.closed) {
       void pooled.worker.terminate().catch(() => undefined);
       return;
     }
     pooled.worker.unref();
-    list.push(pooled);
-    this.idle.set(pooled.memoryMb, list);
+    this.idle.push(pooled);
+    // Over the allowance, the least recently used idle worker goes.
+    while (this.idle.length > (this.options.maxIdle ?? 2)) void this.idle.shift()?.worker.terminate().catch(() => undefined);
   }
 
   private spawn(memoryMb: number): PooledWorker {
