@@ -10,7 +10,7 @@ import { BundleRenderer } from '../lib/isolate/bundle.js';
 import { z } from 'zod';
 import { type ClusterInfo, customizationFor, mergeOptions } from '../lib/bundle/target.js';
 import { fleetYamlOptions } from '../lib/bundle/validate.js';
-import type { KubeObject } from '../lib/bundle/manifest.js';
+import type { RenderedObject } from '../lib/bundle/manifest.js';
 
 /**
  * `flotilla render`: prints, as multi-document YAML, what a cluster with the given name, labels and
@@ -120,7 +120,7 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
 }
 
 /** Formats objects as multi-document YAML, each document starting with `---`. */
-export function toMultiDocumentYaml(objects: readonly KubeObject[]): string {
+export function toMultiDocumentYaml(objects: readonly RenderedObject[]): string {
   return objects.map((o) => `---\n${yaml.dump(o, { noRefs: true, lineWidth: -1 })}`).join('');
 }
 

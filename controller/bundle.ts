@@ -10,6 +10,7 @@ import { Controller, type ReconcileResult } from '../lib/kube/controller.js';
 import { splitKey } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { Ref, type ControllerContext } from './context.js';
+import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { readSecretData } from './store.js';
 import { summarize, worstState } from './rollup.js';
 import { observer } from './gitrepo.js';
@@ -34,7 +35,7 @@ import { observer } from './gitrepo.js';
 type BundleObject = Bundle & KubeObject;
 type BundleDeploymentObject = BundleDeployment & KubeObject;
 
-const FIELD_MANAGER = 'flotilla-controller';
+const FIELD_MANAGER = CONTROLLER_FIELD_MANAGER;
 /** BundleDeployments written at once by one pass. */
 export const WRITE_CONCURRENCY = 8;
 

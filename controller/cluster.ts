@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Controller } from '../lib/kube/controller.js';
 import { keyOf, splitKey } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
-import { deepEqual } from '../lib/bundle/patch.js';
+import { mergePatchForKeys } from '../lib/util/json.js';
 import { groupsOf } from '../lib/bundle/target.js';
 import {
   BundleState, ConditionType, Finalizer, Label, MAX_RESOURCE_STATUS_ITEMS, Reason, emptyBundleSummary, getCondition, setCondition,
@@ -154,32 +154,6 @@ export function groupRollup(group: { name: string; labels?: Record<string, strin
   };
 }
 
-/**
- * An RFC 7386 merge patch turning `current` into `desired` for the keys `desired` names: nested objects
- * are diffed key by key (keys missing from `desired` become null, i.e. removed), arrays and scalars are
- * replaced; keys equal on both sides are left out. Undefined in `desired` means "remove".
- */
-export function mergePatchFor(current: Record<string, unknown> | undefined, desired: Record<string, unknown>): Record<string, unknown> {
-  const patch: Record<string, unknown> = {};
-  for (const [key, want] of Object.entries(desired)) {
-    const have = current?.[key];
-    if (deepEqual(have, want)) continue;
-    if (want === undefined) { if (have !== undefined) patch[key] = null; continue; }
-    if (isObject(want) && isObject(have)) {
-      const nested = mergePatchFor(have, want);
-      for (const k of Object.keys(have)) if (!(k in want)) nested[k] = null;
-      patch[key] = nested;
-    } else {
-      patch[key] = want;
-    }
-  }
-  return patch;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** How long a cluster namespace, once applied, is trusted to exist before it is applied again. */
 const NAMESPACE_RECHECK_MS = 10 * 60_000;
 
@@ -234,7 +208,7 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
       createdAt: cluster.metadata.creationTimestamp, now, heartbeatMs: options.heartbeatMs });
     const previous = getCondition(cluster.status?.conditions, ConditionType.Ready);
     const conditions = setCondition(cluster.status?.conditions, { ...rollup.ready, observedGeneration: cluster.metadata.generation ?? 0 }, now);
-    const patch = mergePatchFor(cluster.status as Record<string, unknown> | undefined, {
+    const patch = mergePatchForKeys(cluster.status as Record<string, unknown> | undefined, {
       namespace: clusterNs, observedGeneration: cluster.metadata.generation ?? 0, summary: rollup.summary,
       readyBundles: rollup.readyBundles, desiredReadyBundles: rollup.desiredReadyBundles, display: rollup.display, conditions,
     });
@@ -311,7 +285,7 @@ export function setupClusterGroupController(ctx: ControllerContext): Controller 
     const clusters = ctx.informers.clusters.list().filter((c) => c.metadata.namespace === namespace);
     const rollup = groupRollup({ name, labels: group.metadata.labels, selector: group.spec?.selector }, clusters);
     const conditions = setCondition(group.status?.conditions, { ...rollup.ready, observedGeneration: group.metadata.generation ?? 0 }, ctx.now());
-    const patch = mergePatchFor(group.status as Record<string, unknown> | undefined, {
+    const patch = mergePatchForKeys(group.status as Record<string, unknown> | undefined, {
       observedGeneration: group.metadata.generation ?? 0, clusterCount: rollup.clusterCount,
       nonReadyClusterCount: rollup.nonReadyClusterCount, nonReadyClusters: rollup.nonReadyClusters,
       summary: rollup.summary, display: rollup.display, conditions,

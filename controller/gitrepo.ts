@@ -9,11 +9,13 @@ import { splitKey } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import type { RegistryClient } from '../lib/oci/index.js';
 import { Ref, type ControllerContext } from './context.js';
+import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { bundleLimitsOf } from './config.js';
 import { readCommitBundles } from './render.js';
 import type { GitAuth, GitSource } from './git.js';
 import { deleteBundleArtifacts, pushCredentials, readSecretData, registryClient, storeInline, storeInRegistry, type StoredContent } from './store.js';
 import { rollUpGitRepo } from './rollup.js';
+import { formatTime } from '../lib/util/time.js';
 
 /**
  * The GitRepo reconciler: git -> Bundles (-> OCI artifacts).
@@ -26,7 +28,7 @@ import { rollUpGitRepo } from './rollup.js';
 type GitRepoObject = GitRepo & KubeObject;
 type BundleObject = Bundle & KubeObject;
 
-const FIELD_MANAGER = 'flotilla-controller';
+const FIELD_MANAGER = CONTROLLER_FIELD_MANAGER;
 const DEFAULT_POLL_MS = 15_000;
 
 /** Per-reconcile working state; the status is computed from it once, at the end. */
@@ -180,7 +182,7 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
     ? bundles.slice(0, 100).map((b) => ({ bundle: b.name, reference: stored.get(b.name)?.content.oci?.reference ?? '', digest: stored.get(b.name)?.content.oci?.digest ?? '' }))
     : undefined;
   if (repo.status?.commit !== commit) {
-    run.status.lastSyncedCommitTime = run.now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    run.status.lastSyncedCommitTime = formatTime(run.now);
     await ctx.events.emit(repo, 'Normal', 'CommitSynced', `commit ${commit.slice(0, 12)}: ${bundles.length} bundle(s) ${registry ? `stored in ${registry.reference}` : 'stored inline'}`);
   }
 }
@@ -250,7 +252,7 @@ export function setupGitRepoController(ctx: ControllerContext, git: GitSource): 
           setCond(run, ConditionType.GitFetched, false, (err as { reason?: string }).reason ?? Reason.GitOperationFailed, messageOf(err));
           throw err;
         }
-        run.status.lastPollingTime = run.now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+        run.status.lastPollingTime = formatTime(run.now);
         const unchanged = commit === repo.status?.commit && repo.status.observedGeneration === repo.metadata.generation && !hasFailure(repo);
         if (!unchanged) await syncCommit(ctx, git, run, commit, auth);
         setCond(run, ConditionType.GitFetched, true, Reason.Succeeded, `commit ${commit.slice(0, 12)}`);

@@ -5,13 +5,13 @@ import { splitKey } from '../lib/kube/informer.js';
 import { isStatus, type KubeObject } from '../lib/kube/client.js';
 import { StallingError, WaitingError } from '../lib/errors.js';
 import {
-  API_VERSION, ConditionType, DNS_SUBDOMAIN, Label, Reason, formatTime, isFalse, isTrue, parseDurationMs, setCondition,
+  AGENT_SERVICE_ACCOUNT, API_VERSION, ConditionType, DNS_SUBDOMAIN, Label, Reason, formatTime, isFalse, isTrue, parseDurationMs, setCondition,
   type Cluster, type ClusterRegistration, type ClusterRegistrationToken,
 } from '../lib/api/index.js';
 import { Ref, type ControllerContext } from './context.js';
 import { ensureClusterNamespace, observerOf } from './cluster.js';
 import {
-  AGENT_SERVICE_ACCOUNT, FIELD_MANAGER, agentRules, applyObjects, boundedName, importRules, managedLabels, ownerRefTo,
+  CONTROLLER_FIELD_MANAGER, agentRules, applyObjects, boundedName, importRules, managedLabels, ownerRefTo,
   requestToken, roleBindingObject, roleObject, secretObject, secretValue, serviceAccountObject,
 } from './rbac.js';
 
@@ -171,7 +171,7 @@ async function ensureCluster(ctx: ControllerContext, reg: ClusterRegistration & 
   }
   try {
     return await ctx.kube.apply<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster',
-      metadata: { name, namespace: W, labels: clusterLabels }, spec: { clientID } }, FIELD_MANAGER);
+      metadata: { name, namespace: W, labels: clusterLabels }, spec: { clientID } }, CONTROLLER_FIELD_MANAGER);
   } catch (err) {
     if (isStatus(err, 422)) throw new StallingError('InvalidSpec', `ClusterRegistration ${W}/${reg.metadata.name}: ${(err as Error).message}`, { cause: err });
     throw err;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  ArtifactError, BUNDLE_ARTIFACT_TYPE, BUNDLE_CONFIG_MEDIA_TYPE, BUNDLE_FILE_MEDIA_TYPE, pullBundle, pushBundle, type BundleFile,
+  ArtifactError, BUNDLE_ARTIFACT_TYPE, BUNDLE_CONFIG_MEDIA_TYPE, BUNDLE_FILE_MEDIA_TYPE, pullBundle, pushBundle, type ArtifactFile,
 } from '../lib/oci/index.js';
 import { cacheDir } from '../stack/binaries.js';
 import { disposeRegistry, registryClientFor, startRegistry, type RegistryHandle } from '../stack/registry.js';
@@ -32,7 +32,7 @@ function orasBinary(): string {
   return recorded;
 }
 
-const FILES: BundleFile[] = [
+const FILES: ArtifactFile[] = [
   { path: 'deploy.yaml', content: Buffer.from('apiVersion: apps/v1\nkind: Deployment\n') },
   { path: 'overlays/prod/x_patch.yaml', content: Buffer.from('spec:\n  replicas: 3\n') },
   { path: 'empty.yaml', content: Buffer.alloc(0) },

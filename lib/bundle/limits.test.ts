@@ -3,7 +3,7 @@ import { Reason } from '../api/constants.js';
 import { StallingError } from '../errors.js';
 import { checkRendered } from '../isolate/bundle-tasks.js';
 import { CONTENT_LIMIT_FLAGS, DEFAULT_CONTENT_LIMITS, contentLimits, type ContentLimits } from './limits.js';
-import { parseDocuments, type KubeObject } from './manifest.js';
+import { parseDocuments, type RenderedObject } from './manifest.js';
 
 /** Runs `fn`; returns the ContentLimitExceeded error it threw, or undefined when it passed. */
 function refusal(fn: () => unknown): StallingError | undefined {
@@ -114,7 +114,7 @@ describe('content limits (parsing)', () => {
 });
 
 describe('content limits (rendered bundle)', () => {
-  const object = (name: string, data: Record<string, unknown> = {}): KubeObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data });
+  const object = (name: string, data: Record<string, unknown> = {}): RenderedObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data });
 
   it('maxObjects: passes at the limit, refuses one over it', () => {
     const limits = contentLimits({ maxObjects: 3 });

@@ -1,6 +1,6 @@
 import type { DiscoverOptions } from '../bundle/discover.js';
 import { ContentMeter, contentLimitExceeded, setActiveContentLimits, type ContentLimits } from '../bundle/limits.js';
-import type { BundleFile, KubeObject as RenderedObject } from '../bundle/manifest.js';
+import type { BundleFile, RenderedObject } from '../bundle/manifest.js';
 import { readBundle, readGitRepoBundles, type BundleLimits, type LoadedBundle } from '../bundle/read.js';
 import { renderBundle, renderOptionsFrom, type RenderOptions } from '../bundle/render.js';
 import { apiGroup } from '../bundle/scope.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { DiscoverOptions } from '../bundle/discover.js';
 import { CONTENT_LIMIT_FLAGS, contentLimits, type ContentLimits } from '../bundle/limits.js';
 import { StallingError } from '../errors.js';
-import type { BundleFile, KubeObject as RenderedObject } from '../bundle/manifest.js';
+import type { BundleFile, RenderedObject } from '../bundle/manifest.js';
 import type { BundleLimits, LoadedBundle } from '../bundle/read.js';
 import { apiGroup, isKnownClusterScoped } from '../bundle/scope.js';
 import type { PortableRenderOptions, ReadBundleTaskInput, ReadGitRepoTaskInput, RenderTaskInput, RenderTaskResult } from './bundle-tasks.js';
