@@ -3,7 +3,8 @@ import {
   API_VERSION, ConditionType, Finalizer, Reason, getCondition,
   type BundleDeployment, type BundleDeploymentStatus, type ModifiedStatus, type NonReadyStatus,
 } from '../lib/api/index.js';
-import { renderBundle, renderOptionsFrom, type BundleFile, type RenderedObject } from '../lib/bundle/index.js';
+import { renderOptionsFrom, type RenderedObject } from '../lib/bundle/index.js';
+import { BundleRenderer } from '../lib/isolate/bundle.js';
 import { FlotillaError, WaitingError, messageOf } from '../lib/errors.js';
 import { KubeApiError, type KubeClient, type KubeObject } from '../lib/kube/client.js';
 import type { ReconcileResult } from '../lib/kube/controller.js';
@@ -48,6 +49,8 @@ export interface BundleDeploymentReconcilerOptions {
   reserved: ReservedObjects;
   /** Most objects one bundle may render. */
   maxObjects: number;
+  /** Parses and renders bundles in capped worker threads (lib/isolate); default one with the default limits and maxObjects. */
+  renderer?: BundleRenderer;
   /** Requeue after a successful reconcile (drift detection). */
   resyncMs: number;
   /** Requeue while some objects are not ready. */
@@ -99,9 +102,11 @@ export class BundleDeploymentReconciler {
   private finalizersAllowed = true;
   private readonly now: () => Date;
   private readonly verified = new VerifiedCache();
+  private readonly renderer: BundleRenderer;
 
   constructor(private readonly o: BundleDeploymentReconcilerOptions) {
     this.now = o.now ?? (() => new Date());
+    this.renderer = o.renderer ?? new BundleRenderer({ limits: { maxObjects: o.maxObjects } });
   }
 
   private ref(name: string) {
@@ -176,11 +181,12 @@ export class BundleDeploymentReconciler {
     const { files } = await this.o.content.load(run.bd);
     const options = run.bd.spec.options;
     const renderOptions = renderOptionsFrom(options);
-    const rough = renderBundle(files, renderOptions);
-    const served = await run.applier.scopes(rough);
-    const fromBundle = crdScopes(rough);
-    const isNamespaced = (apiVersion: string, kind: string) => served(apiVersion, kind) ?? fromBundle.get(`${groupOf(apiVersion)}/${kind}`);
-    const rendered: RenderedObject[] = renderBundle(files as BundleFile[], { ...renderOptions, isClusterScoped: (a, k) => isNamespaced(a, k) === false });
+    let served: Awaited<ReturnType<Applier['scopes']>> = () => undefined;
+    const rendered: RenderedObject[] = await this.renderer.renderForCluster(files, renderOptions, `BundleDeployment ${run.bd.metadata.name}`, async (rough) => {
+      served = await run.applier.scopes([...rough]);
+      const fromBundle = crdScopes([...rough]);
+      return (apiVersion, kind) => (served(apiVersion, kind) ?? fromBundle.get(`${groupOf(apiVersion)}/${kind}`)) === false;
+    });
     run.desired = prepareObjects(rendered, {
       bundleDeploymentName: run.bd.metadata.name, deploymentID: run.bd.spec.deploymentID, isNamespaced: served,
     });

@@ -4,8 +4,10 @@ import { parseArgs } from 'node:util';
 import yaml from 'js-yaml';
 import { FlotillaError } from '../lib/errors.js';
 import type { BundleDeploymentOptions } from '../lib/api/options.js';
-import { readBundle } from '../lib/bundle/read.js';
-import { renderBundle, renderOptionsFrom } from '../lib/bundle/render.js';
+import { renderOptionsFrom } from '../lib/bundle/render.js';
+import { CONTENT_LIMIT_CONFIG_SHAPE, DEFAULT_CONTENT_LIMITS, contentLimitsFromConfig, type ContentLimits } from '../lib/bundle/limits.js';
+import { BundleRenderer } from '../lib/isolate/bundle.js';
+import { z } from 'zod';
 import { type ClusterInfo, customizationFor, mergeOptions } from '../lib/bundle/target.js';
 import { fleetYamlOptions } from '../lib/bundle/validate.js';
 import type { RenderedObject } from '../lib/bundle/manifest.js';
@@ -39,6 +41,13 @@ Options:
       --namespace NS        force every namespaced resource into NS (as GitRepo targetNamespace)
   -h, --help                print this help
 
+Content limits (the controller's and agents' flags of the same names; see the README):
+  --max-documents N (${DEFAULT_CONTENT_LIMITS.maxDocuments})  --max-depth N (${DEFAULT_CONTENT_LIMITS.maxDepth})  --max-aliases N (${DEFAULT_CONTENT_LIMITS.maxAliases})
+  --max-line-length N (${DEFAULT_CONTENT_LIMITS.maxLineLength})  --max-key-length N (${DEFAULT_CONTENT_LIMITS.maxKeyLength})
+  --max-string-length N (${DEFAULT_CONTENT_LIMITS.maxStringLength})  --max-nodes N (${DEFAULT_CONTENT_LIMITS.maxNodes})
+  --max-expanded-bytes N (${DEFAULT_CONTENT_LIMITS.maxExpandedBytes})  --max-objects N (${DEFAULT_CONTENT_LIMITS.maxObjects})
+  --render-timeout D (${DEFAULT_CONTENT_LIMITS.renderTimeoutMs / 1000}s)  --render-memory MIB (${DEFAULT_CONTENT_LIMITS.renderMemoryMb})
+
 Exit codes: 0 rendered (or the cluster is excluded by doNotDeploy: nothing is printed),
 1 invalid bundle (the message names the file, line and cause), 2 usage error.
 `;
@@ -48,6 +57,19 @@ interface RenderArgs {
   dir: string;
   cluster: ClusterInfo;
   targetNamespace: string | undefined;
+  limits: ContentLimits;
+}
+
+/** The content limit flags: `--max-depth` for `maxDepth`, ... (the same names as the controller's and agent's). */
+const LIMIT_KEYS = [...Object.keys(CONTENT_LIMIT_CONFIG_SHAPE), 'maxObjects'];
+const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const LimitFlagsSchema = z.strictObject({ ...CONTENT_LIMIT_CONFIG_SHAPE, maxObjects: z.coerce.number().int().min(1).default(DEFAULT_CONTENT_LIMITS.maxObjects) });
+
+function parseLimits(values: Record<string, unknown>): ContentLimits {
+  const raw = Object.fromEntries(LIMIT_KEYS.filter((k) => values[kebab(k)] !== undefined).map((k) => [k, values[kebab(k)]]));
+  const parsed = LimitFlagsSchema.safeParse(raw);
+  if (!parsed.success) throw new UsageError(parsed.error.issues.map((i) => `--${kebab(String(i.path[0] ?? ''))}: ${i.message}`).join('; '));
+  return contentLimitsFromConfig(parsed.data);
 }
 
 class UsageError extends Error {}
@@ -74,6 +96,7 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
         'cluster-name': { type: 'string', short: 'n' },
         namespace: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        ...Object.fromEntries(LIMIT_KEYS.map((k) => [kebab(k), { type: 'string' as const }])),
       },
     });
   } catch (err) {
@@ -91,7 +114,8 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
       labels: parseLabels(values.label ?? []),
       groups: (values['cluster-group'] ?? []).map((name) => ({ name, labels: {} })),
     },
-    targetNamespace: values.namespace,
+    targetNamespace: values.namespace as string | undefined,
+    limits: parseLimits(values),
   };
 }
 
@@ -105,7 +129,17 @@ async function render(args: RenderArgs): Promise<{ yaml: string; note: string }>
   const dir = resolve(args.dir);
   const st = await stat(dir).catch(() => undefined);
   if (!st?.isDirectory()) throw new Error(`${args.dir}: not a directory`);
-  const bundle = await readBundle(dir, { name: basename(dir), dir: '.' });
+  // Parsed and rendered in a capped worker with the same limits as the controller and agents.
+  const renderer = new BundleRenderer({ limits: args.limits, cacheBytes: 0 });
+  try {
+    return await renderWith(renderer, dir, args);
+  } finally {
+    await renderer.close();
+  }
+}
+
+async function renderWith(renderer: BundleRenderer, dir: string, args: RenderArgs): Promise<{ yaml: string; note: string }> {
+  const bundle = await renderer.readBundle(dir, basename(dir));
   const targets = bundle.fleetYaml.targetCustomizations ?? [];
   const customization = customizationFor(targets, args.cluster);
   const label = customization ? `targetCustomizations[${targets.indexOf(customization)}]` : '';
@@ -115,7 +149,7 @@ async function render(args: RenderArgs): Promise<{ yaml: string; note: string }>
   }
   const options: BundleDeploymentOptions = mergeOptions(fleetYamlOptions(bundle.fleetYaml), customization);
   if (args.targetNamespace) options.targetNamespace = args.targetNamespace;
-  const objects = renderBundle(bundle.files, renderOptionsFrom(options));
+  const objects = await renderer.render(bundle.files, renderOptionsFrom(options), `bundle ${args.dir}`);
   const overlays = options.yaml?.overlays ?? [];
   const note = customization
     ? `using ${label}${named}; overlays: ${overlays.length > 0 ? overlays.join(', ') : 'none'}\n`

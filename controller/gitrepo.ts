@@ -2,7 +2,7 @@ import {
   API_VERSION, Annotation, ConditionType, Finalizer, Label, Reason, parseDurationMs, setCondition, removeCondition,
   type Bundle, type BundleSpec, type Condition, type GitRepo, type GitRepoStatus, type OCIRegistry,
 } from '../lib/api/index.js';
-import { readGitRepoBundles, contentsID, fleetYamlOptions, type LoadedBundle } from '../lib/bundle/index.js';
+import { contentsID, fleetYamlOptions, type LoadedBundle } from '../lib/bundle/index.js';
 import { dispositionOf, messageOf, StallingError, TransientError } from '../lib/errors.js';
 import { Controller, type ReconcileResult } from '../lib/kube/controller.js';
 import { splitKey } from '../lib/kube/informer.js';
@@ -11,6 +11,7 @@ import type { RegistryClient } from '../lib/oci/index.js';
 import { Ref, type ControllerContext } from './context.js';
 import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { bundleLimitsOf } from './config.js';
+import { readCommitBundles } from './render.js';
 import type { GitAuth, GitSource } from './git.js';
 import { deleteBundleArtifacts, pushCredentials, readSecretData, registryClient, storeInline, storeInRegistry, type StoredContent } from './store.js';
 import { rollUpGitRepo } from './rollup.js';
@@ -123,7 +124,8 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
   const dir = await git.checkout(`${ns}/${repo.metadata.name}`, { repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth }, commit);
   let bundles: LoadedBundle[];
   try {
-    bundles = await readGitRepoBundles(dir, { repoName: repo.metadata.name, paths: repo.spec.paths, limits: bundleLimitsOf(ctx.config) });
+    bundles = await readCommitBundles(ctx.config, dir, { repoName: repo.metadata.name, paths: repo.spec.paths, limits: bundleLimitsOf(ctx.config) },
+      `${ns}/${repo.metadata.name}`, commit);
   } catch (err) {
     setCond(run, ConditionType.BundlesBuilt, false, (err as { reason?: string }).reason ?? Reason.InvalidBundle, `commit ${commit.slice(0, 12)}: ${messageOf(err)}`);
     throw err;

@@ -79,6 +79,14 @@ export const Reason = {
   InvalidBundle: 'InvalidBundle',
   /** The bundle is larger than the configured limit (bytes or number of resources). */
   BundleTooLarge: 'BundleTooLarge',
+  /**
+   * Bundle content is over a parsing limit (alias expansion, nesting depth, documents per file, line, key or
+   * string length, nodes or expanded size, objects per bundle; lib/bundle/limits.ts). The same bytes always
+   * fail: stalled until the content or the limit changes, never retried with backoff.
+   */
+  ContentLimitExceeded: 'ContentLimitExceeded',
+  /** Parsing and rendering one bundle took longer than its deadline or more memory than its budget (lib/isolate). */
+  RenderBudgetExceeded: 'RenderBudgetExceeded',
   /** helm or kustomize failed on the bundle (template error, time limit, cannot run); the message says which. */
   RenderFailed: 'RenderFailed',
   /** The OCI registry could not be reached (connection refused, DNS, TLS, timeout, 5xx). */
