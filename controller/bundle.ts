@@ -7,7 +7,7 @@ import { mapLimit } from '../lib/util/concurrency.js';
 import { jsonEqual } from '../lib/util/json.js';
 import { Controller } from '../lib/kube/controller.js';
 import { reconciler, type RunState, type Step } from '../lib/kube/reconciler.js';
-import { SUMMARY_CONDITIONS, applyStatusWriter } from '../lib/kube/reconciler-status.js';
+import { SUMMARY_CONDITIONS, applyStatusWriter, type StatusClient, type StatusWriter } from '../lib/kube/reconciler-status.js';
 import { splitKey } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { Ref, type ControllerContext } from './context.js';
@@ -201,6 +201,11 @@ export const BUNDLE_STATUS_MANAGER = 'flotilla-bundle-status';
 const OWNED_STATUS = ['observedGeneration', 'conditions', 'summary', 'display', 'observedContentsID'];
 const OWNED_CONDITIONS = [ConditionType.Targeted, ...SUMMARY_CONDITIONS];
 
+/** The Bundle reconciler's status writer: server-side apply with {@link BUNDLE_STATUS_MANAGER}, owning its keys and conditions only. */
+export function bundleStatusWriter(kube: StatusClient): StatusWriter {
+  return applyStatusWriter(kube, BUNDLE_STATUS_MANAGER, OWNED_STATUS, OWNED_CONDITIONS);
+}
+
 const keyIn = (bd: { metadata: { namespace?: string | undefined; name: string } }) => `${bd.metadata.namespace ?? ''}/${bd.metadata.name}`;
 
 /**
@@ -288,7 +293,7 @@ export function setupBundleController(ctx: ControllerContext): Controller {
           display: { readyClusters: `${summary.ready}/${summary.desiredReady}`, state: worstState(summary) ?? 'NoTargets' },
           observedContentsID: run.object.spec.contentsID };
       },
-      writer: applyStatusWriter(ctx.kube, BUNDLE_STATUS_MANAGER, OWNED_STATUS, OWNED_CONDITIONS),
+      writer: bundleStatusWriter(ctx.kube),
     },
     requeue: (run) => (run.waiting > 0 ? { requeueAfterMs: 2000 } : {}),
   });

@@ -7,7 +7,7 @@ import { messageOf, reasonOf, StallingError } from '../lib/errors.js';
 import { Controller, type ReconcileResult } from '../lib/kube/controller.js';
 import { reconciler, type RunState, type Step } from '../lib/kube/reconciler.js';
 import { splitKey } from '../lib/kube/informer.js';
-import type { KubeObject } from '../lib/kube/client.js';
+import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import type { RegistryClient } from '../lib/oci/index.js';
 import { Ref, type ControllerContext } from './context.js';
 import { bundleLimitsOf } from './config.js';
@@ -117,12 +117,18 @@ export function artifactsStoredStatus(bundle: Pick<BundleObject, 'status'> | und
   return { conditions };
 }
 
-/** Sets the `ArtifactsStored` condition on a Bundle (registry errors must show on Bundles too), by server-side apply. */
+/** Applies the ArtifactsStored condition of Bundle `namespace/name` with {@link ARTIFACTS_STATUS_MANAGER}; `current` gives its transition time. */
+export async function applyArtifactsStored(kube: Pick<KubeClient, 'applyStatus'>, namespace: string, name: string, current: Pick<BundleObject, 'status'> | undefined,
+  ok: boolean, reason: string, message: string, now: Date): Promise<void> {
+  await kube.applyStatus({ ...Ref.bundle(namespace, name), metadata: { name, namespace }, status: artifactsStoredStatus(current, ok, reason, message, now) },
+    ARTIFACTS_STATUS_MANAGER);
+}
+
+/** Sets the `ArtifactsStored` condition on a Bundle (registry errors must show on Bundles too). */
 async function markBundleStorage(ctx: ControllerContext, namespace: string, name: string, ok: boolean, reason: string, message: string,
   bundle?: BundleObject): Promise<void> {
   const current = bundle ?? ctx.informers.bundles.get(`${namespace}/${name}`);
-  await ctx.kube.applyStatus({ ...Ref.bundle(namespace, name), metadata: { name, namespace }, status: artifactsStoredStatus(current, ok, reason, message, ctx.now()) },
-    ARTIFACTS_STATUS_MANAGER).catch((err: unknown) =>
+  await applyArtifactsStored(ctx.kube, namespace, name, current, ok, reason, message, ctx.now()).catch((err: unknown) =>
     ctx.log.warn({ bundle: `${namespace}/${name}`, err: messageOf(err) }, 'could not record artifact storage on Bundle'));
 }
 
