@@ -79,6 +79,8 @@ export const Reason = {
   InvalidBundle: 'InvalidBundle',
   /** The bundle is larger than the configured limit (bytes or number of resources). */
   BundleTooLarge: 'BundleTooLarge',
+  /** helm or kustomize failed on the bundle (template error, time limit, cannot run); the message says which. */
+  RenderFailed: 'RenderFailed',
   /** The OCI registry could not be reached (connection refused, DNS, TLS, timeout, 5xx). */
   RegistryUnreachable: 'RegistryUnreachable',
   /** The OCI registry answered with a refusal other than authentication (4xx such as 403, 404 on push, 405). */

@@ -51,15 +51,54 @@ describe('parseFleetYaml', () => {
       diff: { comparePatches: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'web', jsonPointers: ['/spec/replicas'] }] },
       correctDrift: { enabled: true }, keepResources: true, serviceAccount: 'deployer', namespaceLabels: { team: 'a' },
     }],
+    ['helm options and per-target helm values and kustomize dirs', [
+      'helm:',
+      '  chart: ./chart',
+      '  releaseName: web',
+      '  values: {replicas: 2, image: {tag: "${ .ClusterLabels.tag }"}}',
+      '  valuesFiles: [values/common.yaml]',
+      '  takeOwnership: true',
+      '  force: false',
+      '  waitForJobs: true',
+      '  skipSchemaValidation: true',
+      '  disableDNS: true',
+      '  disablePreProcess: false',
+      '  disableDependencyUpdate: true',
+      '  maxHistory: 3',
+      'kustomize: {dir: base}',
+      'targetCustomizations:',
+      '- name: prod',
+      '  clusterSelector: {matchLabels: {env: prod}}',
+      '  helm: {values: {replicas: 5}, valuesFiles: [values/prod.yaml]}',
+      '  kustomize: {dir: overlays-k/prod}',
+    ].join('\n'), {
+      helm: {
+        chart: './chart', releaseName: 'web', values: { replicas: 2, image: { tag: '${ .ClusterLabels.tag }' } },
+        valuesFiles: ['values/common.yaml'], takeOwnership: true, force: false, waitForJobs: true, skipSchemaValidation: true,
+        disableDNS: true, disablePreProcess: false, disableDependencyUpdate: true, maxHistory: 3,
+      },
+      kustomize: { dir: 'base' },
+      targetCustomizations: [{
+        name: 'prod', clusterSelector: { matchLabels: { env: 'prod' } },
+        helm: { values: { replicas: 5 }, valuesFiles: ['values/prod.yaml'] }, kustomize: { dir: 'overlays-k/prod' },
+      }],
+    }],
   ];
   for (const [name, text, expected] of valid) {
     it(`accepts ${name}`, () => expect(parseFleetYaml(text, 'fleet.yaml')).to.deep.equal(expected));
   }
 
   const invalid: [string, string, RegExp][] = [
-    ['a helm bundle, saying helm is not supported yet', 'helm:\n  chart: ./chart\n', /^apps\/web\/fleet\.yaml: helm: .*not supported yet/],
-    ['kustomize inside a target customization', 'targetCustomizations:\n- name: a\n  kustomize: {dir: prod}\n',
-      /targetCustomizations\[0\]\.kustomize: .*not supported yet/],
+    ['helm.repo, by name and saying why', 'helm:\n  chart: web\n  repo: https://charts.example\n',
+      /^apps\/web\/fleet\.yaml: helm\.repo: Fleet "helm\.repo" \(charts from a Helm repository\) is not supported yet/],
+    ['helm.atomic, saying there is no release to roll back', 'helm: {atomic: true}\n', /helm\.atomic: .*no Helm releases to roll back/],
+    ['helm.valuesFrom in a target customization', 'targetCustomizations:\n- name: a\n  helm: {valuesFrom: []}\n',
+      /targetCustomizations\[0\]\.helm\.valuesFrom: .*not supported yet/],
+    ['an oci:// chart', 'helm: {chart: "oci://registry.example/charts/web"}\n', /helm\.chart: remote charts .* not supported yet/],
+    ['a values file outside the bundle', 'helm: {valuesFiles: [../secrets.yaml]}\n', /helm\.valuesFiles\[0\]: must be a path inside the bundle/],
+    ['a kustomize dir outside the bundle', 'kustomize: {dir: /etc}\n', /kustomize\.dir: must be a path inside the bundle/],
+    ['a misspelled helm key', 'helm: {relaseName: web}\n', /helm\.relaseName: unknown field/],
+    ['values that are not a mapping', 'helm: {values: [1]}\n', /helm\.values: /],
     ['a misspelled key, naming its path', 'targetCustomizations:\n- name: a\n  clusterSelectr: {}\n', /targetCustomizations\[0\]\.clusterSelectr: unknown field/],
     ['a wrong type, naming its path', 'targetCustomizations:\n- clusterSelector: {matchLabels: {env: 1}}\n',
       /targetCustomizations\[0\]\.clusterSelector\.matchLabels\.env: .*expected string/],

@@ -2,8 +2,8 @@
  * fleet.yaml: the optional per-bundle-directory file that says how the bundle is deployed.
  *
  * Flotilla supports the subset of Fleet's fleet.yaml listed in {@link FleetYamlSchema}, with Fleet's
- * semantics. Fleet features Flotilla does not implement (helm, kustomize, ...) are rejected with a
- * "not supported yet" message instead of being silently ignored, and unknown keys are rejected with
+ * semantics (`helm` and `kustomize`: see lib/api/helm.ts). Fleet features Flotilla does not implement
+ * (remote charts, rolloutStrategy, ...) are rejected by name with the reason instead of being silently ignored, and unknown keys are rejected with
  * their path: a typo must not deploy something else than the user meant.
  */
 import yaml from 'js-yaml';
@@ -12,6 +12,7 @@ import { StallingError } from '../errors.js';
 import { Reason } from './constants.js';
 import { stringMap } from './meta.js';
 import { BundleRefSchema, BundleTargetSchema, bundleDeploymentOptionsShape } from './options.js';
+import { UNSUPPORTED_HELM_FIELDS } from './helm.js';
 import { formatIssues, type UnsupportedFields } from './validate.js';
 
 /** The largest fleet.yaml accepted, in bytes. */
@@ -36,8 +37,7 @@ export type FleetYaml = z.infer<typeof FleetYamlSchema>;
 
 /** Fleet fleet.yaml features Flotilla recognizes but does not implement. */
 export const UNSUPPORTED_FLEET_YAML_FIELDS: UnsupportedFields = {
-  helm: 'Fleet "helm" bundles are not supported yet by Flotilla (plain YAML and overlays only)',
-  kustomize: 'Fleet "kustomize" bundles are not supported yet by Flotilla (plain YAML and overlays only)',
+  ...UNSUPPORTED_HELM_FIELDS,
   rolloutStrategy: 'Fleet "rolloutStrategy" is not supported yet by Flotilla',
   overrideTargets: 'Fleet "overrideTargets" is not supported yet by Flotilla',
   imageScans: 'Fleet "imageScans" is not supported yet by Flotilla',

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { refineWithCel } from './crd-extensions.js';
+import { HelmOptionsSchema, KustomizeOptionsSchema } from './helm.js';
 import { LabelSelectorSchema, namespaceName, objectName, stringMap } from './meta.js';
 
 /** Drift correction settings (Fleet `correctDrift`). */
@@ -66,6 +67,8 @@ export const bundleDeploymentOptionsShape = {
   correctDrift: CorrectDriftSchema.optional(),
   diff: DiffOptionsSchema.optional(),
   yaml: YamlOptionsSchema.optional(),
+  helm: HelmOptionsSchema.optional(),
+  kustomize: KustomizeOptionsSchema.optional(),
   namespaceLabels: stringMap('Labels put on the namespace the bundle deploys into.').optional(),
   namespaceAnnotations: stringMap('Annotations put on the namespace the bundle deploys into.').optional(),
 };

@@ -65,8 +65,25 @@ function checkOverlaysExist(files: readonly BundleFile[], fleetYaml: FleetYaml, 
   }
 }
 
+/**
+ * Until the agent and `flotilla render` call lib/render (issue 14), fleet.yaml `helm` and `kustomize` options
+ * are refused rather than ignored on a plain YAML bundle.
+ */
+function refuseUnwiredEngines(fleetYaml: FleetYaml, ctx: ValidateContext): void {
+  const uses = [
+    ...(['helm', 'kustomize'] as const).filter((k) => fleetYaml[k] !== undefined),
+    ...(fleetYaml.targetCustomizations ?? []).flatMap((t, i) =>
+      (['helm', 'kustomize'] as const).filter((k) => t[k] !== undefined).map((k) => `targetCustomizations[${i}].${k}`)),
+  ];
+  if (uses.length > 0) {
+    throw invalidBundle(ctx.fleetYamlName, undefined,
+      `${uses.join(', ')}: Helm and Kustomize bundles are not supported yet by Flotilla (plain YAML and overlays only)`);
+  }
+}
+
 /** Validates a bundle's files against its fleet.yaml (see the module comment). */
 export function validateBundle(files: readonly BundleFile[], fleetYaml: FleetYaml, ctx: ValidateContext): void {
+  refuseUnwiredEngines(fleetYaml, ctx);
   checkManifests(files, ctx);
   checkOverlaysExist(files, fleetYaml, ctx);
   const base = fleetYamlOptions(fleetYaml);

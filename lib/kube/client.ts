@@ -2,6 +2,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { FlotillaError, StallingError, TransientError, WaitingError, type ErrorDisposition } from '../errors.js';
 import { Reason } from '../api/constants.js';
+import { utf8Lines } from './lines.js';
 
 /**
  * The Kubernetes adapter: a small REST client for any kind, built on undici with the authentication a
@@ -299,22 +300,14 @@ export class KubeClient {
       const text = await res.body.text();
       throw new KubeApiError(res.statusCode, '', `watch ${ref.kind}: ${res.statusCode} ${text.slice(0, 300)}`);
     }
-    let buffer = '';
-    for await (const chunk of res.body) {
-      buffer += (chunk as Buffer).toString('utf8');
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl).trim();
-        buffer = buffer.slice(nl + 1);
-        if (!line) continue;
-        const event = JSON.parse(line) as { type: string; object: T };
-        if (event.type === 'ERROR') {
-          const status = event.object as unknown as { code?: number; message?: string };
-          throw new KubeApiError(status.code ?? 500, 'WatchError', `watch ${ref.kind}: ${status.message ?? 'error'}`);
-        }
-        if (event.type !== 'BOOKMARK') { event.object.apiVersion = ref.apiVersion; event.object.kind = ref.kind; }
-        onEvent(event.type, event.object);
+    for await (const line of utf8Lines(res.body)) {
+      const event = JSON.parse(line) as { type: string; object: T };
+      if (event.type === 'ERROR') {
+        const status = event.object as unknown as { code?: number; message?: string };
+        throw new KubeApiError(status.code ?? 500, 'WatchError', `watch ${ref.kind}: ${status.message ?? 'error'}`);
       }
+      if (event.type !== 'BOOKMARK') { event.object.apiVersion = ref.apiVersion; event.object.kind = ref.kind; }
+      onEvent(event.type, event.object);
     }
   }
 }

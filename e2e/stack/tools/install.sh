@@ -4,13 +4,18 @@
 #   kube-apiserver, kube-controller-manager  <- Go module proxy, k8s.io/kubernetes (wrapper module)
 #   etcd                                      <- Go module proxy, go.etcd.io/etcd/server/v3
 #   docker-registry, git, htpasswd, sshd      <- Debian packages (openssh-server: the SSH git server)
-#   helm, oras (only with --extras)           <- Go module proxy
+#   helm, kustomize (always: they render bundles) <- Go module proxy
+#   oras (only with --extras)                 <- Go module proxy
 # Prints progress; exits non-zero naming the part that failed.
 set -euo pipefail
 
 K8S_VERSION="${FLOTILLA_K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${FLOTILLA_ETCD_VERSION:-v3.6.16}"
-HELM_VERSION="${FLOTILLA_HELM_VERSION:-v3.22.0}"
+# Helm v4: Fleet renders charts with the helm.sh/helm/v4 library since Fleet v0.15, so a chart renders
+# here as it does under Fleet (v3 would be the engine of Fleet <= v0.14).
+HELM_VERSION="${FLOTILLA_HELM_VERSION:-v4.3.1}"
+# v5.8.3 needs Go 1.27; v5.8.1 builds with the machine's Go 1.26.
+KUSTOMIZE_VERSION="${FLOTILLA_KUSTOMIZE_VERSION:-v5.8.1}"
 ORAS_VERSION="${FLOTILLA_ORAS_VERSION:-v1.3.6}"
 CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}"
 EXTRAS=0
@@ -112,19 +117,19 @@ GO
   mv "$ETCD_DIR/bin/etcd.tmp" "$ETCD_DIR/bin/etcd"
 fi
 
-# --- extras: helm, oras ----------------------------------------------------------------------
-if [ "$EXTRAS" = 1 ]; then
-  for spec in "helm:helm.sh/helm/v3/cmd/helm:$HELM_VERSION" "oras:oras.land/oras/cmd/oras:$ORAS_VERSION"; do
-    name="${spec%%:*}"; rest="${spec#*:}"; pkg="${rest%:*}"; ver="${rest##*:}"
-    dir="$CACHE/$name-$ver"
-    if [ ! -x "$dir/bin/$name" ]; then
-      step "$name $ver: building"
-      mkdir -p "$dir/bin"
-      GOBIN="$dir/bin" go install -trimpath -ldflags "-s -w" "$pkg@$ver" 2>"$dir/build.log" \
-        || { tail -30 "$dir/build.log" >&2; fail "$name: go install $pkg@$ver"; }
-    fi
-  done
-fi
+# --- Go programs: helm and kustomize always (the agent and `flotilla render` run them), oras with --extras
+go_tools=("helm:helm.sh/helm/v4/cmd/helm:$HELM_VERSION" "kustomize:sigs.k8s.io/kustomize/kustomize/v5:$KUSTOMIZE_VERSION")
+[ "$EXTRAS" = 1 ] && go_tools+=("oras:oras.land/oras/cmd/oras:$ORAS_VERSION")
+for spec in "${go_tools[@]}"; do
+  name="${spec%%:*}"; rest="${spec#*:}"; pkg="${rest%:*}"; ver="${rest##*:}"
+  dir="$CACHE/$name-$ver"
+  if [ ! -x "$dir/bin/$name" ]; then
+    step "$name $ver: building"
+    mkdir -p "$dir/bin"
+    GOBIN="$dir/bin" go install -trimpath -ldflags "-s -w" "$pkg@$ver" 2>"$dir/build.log" \
+      || { tail -30 "$dir/build.log" >&2; fail "$name: go install $pkg@$ver"; }
+  fi
+done
 
 # A small manifest the TypeScript side reads to find the binaries.
 mkdir -p "$CACHE"
@@ -138,6 +143,7 @@ cat > "$CACHE/stack-binaries.json" <<JSON
   "htpasswd": "$(command -v htpasswd)",
   "sshd": "/usr/sbin/sshd",
   "helm": "$CACHE/helm-$HELM_VERSION/bin/helm",
+  "kustomize": "$CACHE/kustomize-$KUSTOMIZE_VERSION/bin/kustomize",
   "oras": "$CACHE/oras-$ORAS_VERSION/bin/oras",
   "k8sVersion": "$K8S_VERSION",
   "etcdVersion": "$ETCD_VERSION"

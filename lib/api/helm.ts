@@ -1,0 +1,87 @@
+/**
+ * The `helm` and `kustomize` deployment options, with Fleet's field names (fleet.yaml, Bundle and
+ * BundleDeployment `options`, `targetCustomizations[]`).
+ *
+ * What Flotilla does with each field, beside Fleet:
+ * - `chart`: a chart folder (or `.`) inside the bundle. Remote charts (`repo`, an `oci://` or HTTP(S) URL in
+ *   `chart`, `version`) are refused until the controller fetches charts into the artifact.
+ * - `releaseName`, `values`, `valuesFiles` (files of the bundle, merged over `values` as Fleet does),
+ *   `disablePreProcess` (no `${ }` cluster templating in values), `skipSchemaValidation`, `disableDNS`: as Fleet.
+ * - `takeOwnership`, `force`: Flotilla applies with server-side apply and a field manager, so there are no
+ *   Helm ownership annotations to check; `force` also re-creates objects that cannot be patched, like
+ *   `correctDrift.force`.
+ * - `waitForJobs`: a Job is reported not ready until it completes, always; accepted for Fleet compatibility.
+ * - `maxHistory`: Flotilla writes no Helm release history, so there is nothing to limit; accepted.
+ * - `disableDependencyUpdate`: chart dependencies must be in the chart's `charts/` folder (Flotilla does
+ *   not fetch them yet), so there is never an update to disable; accepted.
+ * - `atomic`, `timeoutSeconds`, `valuesFrom`, `templateValues`: refused by name (see
+ *   {@link UNSUPPORTED_HELM_FIELDS}).
+ */
+import { z } from 'zod';
+import { crdExtensions, freeForm, refineWithCel } from './crd-extensions.js';
+
+/** Values given to Helm: any YAML mapping (free-form in the CRDs). */
+export function helmValues(description: string) {
+  const schema = z.record(z.string(), freeForm('A value: any YAML.')).describe(description);
+  crdExtensions.add(schema, { preserveUnknownFields: true });
+  return schema;
+}
+
+const REMOTE_CHART = /^(?:oci|https?):\/\//i;
+
+/** `.`, or a relative `/`-separated path without `.` or `..` segments, optionally starting with `./`. */
+// Segments as in options.ts BUNDLE_PATH (not imported: options.ts imports this module).
+const INSIDE_BUNDLE = /^(\.|(\.\/)?([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)(\/([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+))*)\/?$/;
+
+/** A path inside the bundle. */
+function bundleRelativePath(description: string) {
+  return z.string().min(1).max(4096).regex(INSIDE_BUNDLE, 'must be a path inside the bundle (relative, no ".." segment)')
+    .describe(description);
+}
+
+/** Fleet `helm` options (the ones Flotilla honours; see the module comment). */
+export const HelmOptionsSchema = z.strictObject({
+  chart: refineWithCel(bundleRelativePath('Chart folder inside the bundle (default: the bundle folder when it holds a Chart.yaml).'), {
+    rule: "!self.matches('^(?i)(oci|https?)://')",
+    message: 'remote charts (oci://, http(s):// URLs) are not supported yet by Flotilla; put the chart in the repository and name its folder',
+    check: (c) => !REMOTE_CHART.test(c),
+  }).describe('Chart folder inside the bundle (default: the bundle folder when it holds a Chart.yaml).').optional(),
+  releaseName: z.string().max(53).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+    'must be a lowercase DNS name of at most 53 characters').optional()
+    .describe('Release name the chart is rendered with (.Release.Name); default: the bundle name.'),
+  values: helmValues('Values given to the chart; ${ } cluster templating and global.fleet.clusterLabels.* apply.').optional(),
+  valuesFiles: z.array(bundleRelativePath('A values file of the bundle.')).optional()
+    .describe('Values files of the bundle, merged over values in order (Fleet order).'),
+  takeOwnership: z.boolean().optional().describe('Take over objects that exist downstream (server-side apply always does).'),
+  force: z.boolean().optional().describe('Delete and re-create objects that cannot be patched.'),
+  waitForJobs: z.boolean().optional().describe('Jobs count as ready only once complete (always true in Flotilla).'),
+  maxHistory: z.int32().min(0).optional().describe('Accepted for Fleet compatibility: Flotilla keeps no Helm history.'),
+  skipSchemaValidation: z.boolean().optional().describe('Do not validate values against the chart\'s values.schema.json.'),
+  disableDNS: z.boolean().optional().describe('Templates may not resolve host names (Fleet enables DNS by default).'),
+  disablePreProcess: z.boolean().optional().describe('Do not apply ${ } cluster templating to values.'),
+  disableDependencyUpdate: z.boolean().optional()
+    .describe('Accepted for Fleet compatibility: dependencies are taken from the chart\'s charts/ folder.'),
+}).describe('Helm options: which chart of the bundle and how it is rendered.');
+
+/** Fleet `helm` options. */
+export type HelmOptions = z.infer<typeof HelmOptionsSchema>;
+
+/** Fleet `kustomize` options. */
+export const KustomizeOptionsSchema = z.strictObject({
+  dir: bundleRelativePath('Folder of the bundle holding the kustomization.yaml to build (default: the bundle folder).').optional(),
+}).describe('Kustomize options.');
+
+/** Fleet `kustomize` options. */
+export type KustomizeOptions = z.infer<typeof KustomizeOptionsSchema>;
+
+/** Fleet `helm` fields Flotilla refuses, with the reason shown to the user. */
+export const UNSUPPORTED_HELM_FIELDS = {
+  repo: 'Fleet "helm.repo" (charts from a Helm repository) is not supported yet by Flotilla; put the chart in the repository',
+  version: 'Fleet "helm.version" selects a remote chart\'s version; remote charts are not supported yet by Flotilla',
+  valuesFrom: 'Fleet "helm.valuesFrom" (values read downstream from ConfigMaps and Secrets) is not supported yet by Flotilla',
+  templateValues: 'Fleet "helm.templateValues" is not supported yet by Flotilla; use ${ } templating inside helm.values',
+  atomic: 'Fleet "helm.atomic" rolls a failed Helm upgrade back; Flotilla keeps no Helm releases to roll back to '
+    + '(every object is dry-run before any is applied); remove it',
+  timeoutSeconds: 'Fleet "helm.timeoutSeconds" is how long Helm waits for resources; Flotilla does not wait inside a deploy '
+    + '(readiness is reported in status as it changes); remove it',
+} as const;

@@ -1,0 +1,122 @@
+import type { BundleDeploymentOptions } from '../api/options.js';
+import { type BundleFile, type KubeObject, isManifestName } from '../bundle/manifest.js';
+import { type RenderOptions, renderBundle, renderOptionsFrom } from '../bundle/render.js';
+import { type Capabilities, type HelmDocument, helmTemplate } from './helm.js';
+import { kustomizationIn, kustomizeBuild } from './kustomize.js';
+import type { RenderTools } from './tools.js';
+import { type TemplateCluster, inlineValuesFiles, preprocessValues } from './values.js';
+
+/**
+ * lib/render: the objects one cluster receives from a bundle's files, for plain YAML (lib/bundle/render.ts),
+ * Helm charts (helm.ts) and Kustomize folders (kustomize.ts). One plain async function,
+ * {@link renderContent}, used by the agent's render step and by `flotilla render`, so that what
+ * `flotilla render` prints is what a cluster gets.
+ *
+ * Which engine (Fleet's rules): `helm.chart` set, or a Chart.yaml at the bundle root -> Helm; else
+ * `kustomize.dir` set, or a kustomization at the bundle root -> Kustomize; else plain YAML with overlays.
+ * The output of helm and kustomize goes through the same namespace rules as plain YAML (objects without a
+ * namespace get the release namespace: `namespace`, else `defaultNamespace`, else `default`).
+ */
+
+/** The cluster a bundle is rendered for. */
+export interface RenderCluster extends TemplateCluster {
+  /** The downstream cluster's version and served APIs (Helm's `.Capabilities`). */
+  capabilities: Capabilities;
+}
+
+/** Programs and limits. */
+export interface RenderSettings {
+  tools: RenderTools;
+  /** Longest one helm or kustomize run may take. */
+  timeoutMs: number;
+  /** Most bytes one helm or kustomize run may print. */
+  maxOutputBytes: number;
+}
+
+/** What to render: the bundle's name (the default release name), its deployment options for the cluster. */
+export interface ContentOptions {
+  bundleName: string;
+  options: BundleDeploymentOptions | undefined;
+  /** Decides which kinds are cluster-scoped (see lib/bundle/render.ts). */
+  isClusterScoped?: RenderOptions['isClusterScoped'];
+  /** The bundle's folder in the repository, shown before file paths in errors. */
+  sourceDir?: string | undefined;
+}
+
+/** A Helm hook object and when it is applied. */
+export interface RenderedHook {
+  phase: 'pre' | 'post';
+  weight: number;
+  deletePolicy: string[];
+  object: KubeObject;
+}
+
+/** The rendered bundle. */
+export interface RenderedContent {
+  engine: 'yaml' | 'helm' | 'kustomize';
+  /** CustomResourceDefinitions of a chart's crds/: applied first, never pruned. */
+  crds: KubeObject[];
+  /** The bundle's objects. */
+  objects: KubeObject[];
+  /** pre-install/upgrade and post-install/upgrade hooks, in order. */
+  hooks: RenderedHook[];
+}
+
+/** Drops a leading `./` and a trailing `/`; `.` and `''` are the bundle root (`''`). */
+function bundleDir(path: string | undefined): string {
+  const p = (path ?? '').replace(/^\.\//, '').replace(/\/$/, '');
+  return p === '.' ? '' : p;
+}
+
+/** Which engine renders the bundle, and from which folder. */
+export function engineOf(files: readonly BundleFile[], options: BundleDeploymentOptions | undefined): { engine: RenderedContent['engine']; dir: string } {
+  if (options?.helm?.chart !== undefined) return { engine: 'helm', dir: bundleDir(options.helm.chart) };
+  if (files.some((f) => f.path === 'Chart.yaml')) return { engine: 'helm', dir: '' };
+  if (options?.kustomize?.dir !== undefined) return { engine: 'kustomize', dir: bundleDir(options.kustomize.dir) };
+  if (kustomizationIn(files, '')) return { engine: 'kustomize', dir: '' };
+  return { engine: 'yaml', dir: '' };
+}
+
+/** Helm and kustomize output as bundle files named by their source, for the manifest parser and namespace rules. */
+function asFiles(docs: readonly HelmDocument[]): BundleFile[] {
+  const bySource = new Map<string, string[]>();
+  for (const doc of docs) {
+    const name = `[rendered] ${isManifestName(doc.source.slice(doc.source.lastIndexOf('/') + 1)) ? doc.source : `${doc.source}.yaml`}`;
+    bySource.set(name, [...(bySource.get(name) ?? []), doc.text]);
+  }
+  return [...bySource].map(([path, texts]) => ({ path, content: Buffer.from(texts.join('\n---\n')) }));
+}
+
+/** Renders a bundle's files for one cluster (see the module comment). */
+export async function renderContent(
+  files: readonly BundleFile[], content: ContentOptions, cluster: RenderCluster, settings: RenderSettings,
+): Promise<RenderedContent> {
+  const options = content.options;
+  const base: RenderOptions = { ...renderOptionsFrom(options), isClusterScoped: content.isClusterScoped, sourceDir: content.sourceDir };
+  const { engine, dir } = engineOf(files, options);
+  const label = (p: string) => (content.sourceDir && content.sourceDir !== '.' ? `${content.sourceDir}/${p}` : p);
+  const what = `bundle ${content.bundleName}`;
+  const limits = { timeoutMs: settings.timeoutMs, maxOutputBytes: settings.maxOutputBytes, what };
+  const namespace = options?.targetNamespace || options?.namespace || options?.defaultNamespace || 'default';
+  const rendered = { ...base, overlays: [], defaultNamespace: namespace };
+  if (engine === 'yaml') return { engine, crds: [], objects: renderBundle(files, base), hooks: [] };
+  if (engine === 'kustomize') {
+    const text = await kustomizeBuild({ ...limits, files, dir, kustomizePath: settings.tools.kustomize, label });
+    return { engine, crds: [], objects: renderBundle(asFiles([{ source: `kustomize build ${label(dir || '.')}`, text }]), rendered), hooks: [] };
+  }
+  const helm = inlineValuesFiles(options?.helm ?? {}, files, { field: 'helm', fleetYamlName: label('fleet.yaml'), label });
+  const values = preprocessValues(helm.values ?? {}, cluster, helm.disablePreProcess ?? false, label('fleet.yaml'));
+  const out = await helmTemplate({
+    ...limits, files, chart: dir || '.', releaseName: (helm.releaseName || content.bundleName).slice(0, 53), namespace, values, helm,
+    capabilities: cluster.capabilities, helmPath: settings.tools.helm,
+  });
+  const hooks = out.hooks.map((h) => ({
+    phase: h.phase, weight: h.weight, deletePolicy: h.deletePolicy,
+    object: renderBundle(asFiles([h]), rendered)[0] as KubeObject,
+  }));
+  return { engine, crds: renderBundle(asFiles(out.crds), rendered), objects: renderBundle(asFiles(out.resources), rendered), hooks };
+}
+
+export { renderToolsFromEnv } from './tools.js';
+export type { RenderTools } from './tools.js';
+export type { Capabilities } from './helm.js';

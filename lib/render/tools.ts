@@ -1,0 +1,17 @@
+/**
+ * Where the helm and kustomize programs are. The agent image and `flotilla render` find them on PATH by
+ * default; FLOTILLA_HELM / FLOTILLA_KUSTOMIZE (or the caller's own configuration) name other paths. The
+ * project's install script (stack/tools/install.sh) builds the pinned versions: helm v4.3.1 (the engine
+ * Fleet renders with since v0.15) and kustomize v5.8.1.
+ */
+
+/** Paths (or PATH names) of the rendering programs. */
+export interface RenderTools {
+  helm: string;
+  kustomize: string;
+}
+
+/** The programs named by FLOTILLA_HELM and FLOTILLA_KUSTOMIZE in `env`, else `helm` and `kustomize` on PATH. */
+export function renderToolsFromEnv(env: NodeJS.ProcessEnv = process.env): RenderTools {
+  return { helm: env.FLOTILLA_HELM || 'helm', kustomize: env.FLOTILLA_KUSTOMIZE || 'kustomize' };
+}
