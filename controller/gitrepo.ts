@@ -120,7 +120,7 @@ export function artifactsStoredStatus(bundle: Pick<BundleObject, 'status'> | und
 /** Applies the ArtifactsStored condition of Bundle `namespace/name` with {@link ARTIFACTS_STATUS_MANAGER}; `current` gives its transition time. */
 export async function applyArtifactsStored(kube: Pick<KubeClient, 'applyStatus'>, namespace: string, name: string, current: Pick<BundleObject, 'status'> | undefined,
   ok: boolean, reason: string, message: string, now: Date): Promise<void> {
-  await kube.applyStatus({ ...Ref.bundle(namespace, name), metadata: { name, namespace }, status: artifactsStoredStatus(current, ok, reason, message, now) },
+  await kube.applyStatus({ apiVersion: API_VERSION, kind: 'Bundle', metadata: { name, namespace }, status: artifactsStoredStatus(current, ok, reason, message, now) },
     ARTIFACTS_STATUS_MANAGER);
 }
 
