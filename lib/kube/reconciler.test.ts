@@ -187,6 +187,19 @@ describe('the reconciler skeleton', () => {
     expect(result?.error).to.equal(undefined);
   });
 
+  it('summarizes from the detailed conditions the verdict sets', async () => {
+    const api = new FakeApi();
+    api.objects.set('a', object('a', { finalizers: ['test/finalizer'] }));
+    const base = definition(api, [step('one')]);
+    const def = definition(api, [step('one')], { status: { ...base.status, readiness: (run) => {
+      run.conditions = [cond('Deployed', 'True')];
+      return { status: 'True', reason: 'Succeeded', message: 'ok' };
+    } } });
+    await reconciler(def)('a');
+    const conditions = (api.statusWrites[0]?.body as { status: { conditions: Condition[] } }).status.conditions;
+    expect(conditions.map((c) => c.type)).to.deep.equal(['Deployed', 'Reconciling', 'Ready']);
+  });
+
   it('does nothing for a suspended object, and calls gone for a missing one', async () => {
     const api = new FakeApi();
     api.objects.set('a', object('a', { finalizers: ['test/finalizer'] }));

@@ -161,8 +161,10 @@ async function finish<T extends KubeObject, R extends RunState<T>>(def: Reconcil
   const spec = def.status;
   const before = (run.object as { status?: StatusFields }).status;
   try {
+    // The verdict first: it may set the run's detailed conditions (from a roll-up) that the summary starts from.
+    const readiness = spec.readiness(run, error);
     const conditions = summarize({ conditions: run.conditions, generation: run.object.metadata.generation, error,
-      fallbackReason: spec.fallbackReason, readiness: spec.readiness(run, error), now: run.now });
+      fallbackReason: spec.fallbackReason, readiness, now: run.now });
     const after = spec.build(run, conditions, error);
     if (spec.writer.changed(before, after)) await spec.writer.write(run.object, before, after);
     await spec.transitions?.(run, before, after, error);
