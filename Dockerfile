@@ -19,7 +19,7 @@ COPY lib lib
 COPY controller controller
 COPY agent agent
 # Only lib, controller and agent are copied: tsc compiles what tsconfig includes and exists. The CLI
-# (and the e2e stack it drives) is a developer tool and stays out of the image.
+# (and the local fleet in stack/ it drives) is a developer tool and stays out of the image.
 RUN npx tsc -p tsconfig.json && find dist -name '*.test.js*' -delete
 
 FROM node:20-slim

@@ -7,13 +7,15 @@ import { KubeApiError, KubeClient, type KubeObject } from '../lib/kube/client.js
 import { Controller } from '../lib/kube/controller.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import { Informer } from '../lib/kube/informer.js';
-import type { BundleLimits } from '../lib/oci/index.js';
+import type { ArtifactLimits } from '../lib/oci/index.js';
 import { Applier } from './applier.js';
-import { BundleDeploymentReconciler } from './bundledeployment.js';
+import { BundleDeploymentReconciler, failureOf } from './bundledeployment.js';
 import { ContentLoader } from './content.js';
 import { BOOTSTRAP_SECRET_NAME, DEFAULT_AGENT_NAMESPACE, STATE_SECRET_NAME, type AgentCredential } from './credentials.js';
 import { INVENTORY_PREFIX, InventoryStore } from './inventory.js';
+import { createAgentMetrics, type AgentMetrics } from './metrics.js';
 import { Registration } from './registration.js';
+import { formatTime } from '../lib/util/time.js';
 
 /**
  * One agent for one downstream cluster: registers (registration.ts), then watches its cluster namespace's
@@ -30,7 +32,7 @@ export interface AgentLimits {
   /** Largest inline bundle (decoded), bytes; default 100 MiB. */
   maxInlineBytes: number;
   /** Limits on pulled OCI artifacts (lib/oci defaults otherwise). */
-  oci: Partial<BundleLimits>;
+  oci: Partial<ArtifactLimits>;
 }
 
 /** Options of an {@link Agent}. */
@@ -56,6 +58,8 @@ export interface AgentOptions {
   /** Parallel reconciles; default 2. */
   workers?: number;
   limits?: Partial<AgentLimits>;
+  /** Where the agent counts what it does; default: its own registry, without process metrics (main.ts passes the process's). */
+  metrics?: AgentMetrics;
   log: Logger;
   now?: () => Date;
 }
@@ -66,6 +70,8 @@ interface Deployer {
   informer: Informer<BundleDeployment & KubeObject>;
   controller: Controller;
   content: ContentLoader;
+  /** Removes the informer from the by-state gauge. */
+  untrack: () => void;
 }
 
 /** See the module comment. */
@@ -76,9 +82,12 @@ export class Agent {
   private deployer: Deployer | undefined;
   private loop: Promise<void> | undefined;
   private readonly log: Logger;
+  /** What this agent counts (see agent/metrics.ts). */
+  readonly metrics: AgentMetrics;
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.log.child({ agent: o.namespace ?? DEFAULT_AGENT_NAMESPACE });
+    this.metrics = o.metrics ?? createAgentMetrics({ defaultMetrics: false });
   }
 
   private get namespace(): string {
@@ -137,7 +146,8 @@ export class Agent {
     const log = this.log.child({ cluster: credential.clusterName });
     const limits = this.o.limits ?? {};
     const inventory = new InventoryStore(downstream, this.namespace, clusterNamespace);
-    const content = new ContentLoader({ upstream, clusterNamespace, cacheDir: this.o.cacheDir, limits: limits.oci ?? {},
+    const metrics = this.metrics;
+    const content = new ContentLoader({ upstream, clusterNamespace, cacheDir: this.o.cacheDir, limits: limits.oci ?? {}, metrics,
       ...(limits.maxInlineBytes !== undefined ? { maxInlineBytes: limits.maxInlineBytes } : {}) });
     const reconciler = new BundleDeploymentReconciler({
       upstream, clusterNamespace, applier: new Applier(downstream), inventory, log, content,
@@ -145,13 +155,21 @@ export class Agent {
         names: [this.o.bootstrapSecretName ?? BOOTSTRAP_SECRET_NAME, this.o.stateSecretName ?? STATE_SECRET_NAME] },
       maxObjects: limits.maxObjects ?? 5000,
       resyncMs: this.o.resyncIntervalMs ?? 30_000, notReadyResyncMs: this.o.notReadyResyncMs ?? 5000,
-      events: new EventRecorder(upstream, 'flotilla-agent', log),
+      events: new EventRecorder(upstream, 'flotilla-agent', log), observer: metrics.deployments,
       ...(this.o.now ? { now: this.o.now } : {}),
     });
     const informer = new Informer<BundleDeployment & KubeObject>(upstream,
       { apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: clusterNamespace }, { log });
-    const controller = new Controller('bundledeployment', reconciler.reconcile, { log, workers: this.o.workers ?? 2 }).watch(informer);
-    this.deployer = { clusterNamespace, informer, controller, content };
+    const reconcile = async (key: string) => {
+      try {
+        return await reconciler.reconcile(key);
+      } catch (err) {
+        metrics.errors.inc({ reason: failureOf(err, 'deploy').reason });
+        throw err;
+      }
+    };
+    const controller = new Controller('bundledeployment', reconcile, { log, workers: this.o.workers ?? 2, observer: metrics.observer }).watch(informer);
+    this.deployer = { clusterNamespace, informer, controller, content, untrack: metrics.track(() => informer.list()) };
     informer.start();
     controller.start();
     await informer.waitForSync();
@@ -164,6 +182,7 @@ export class Agent {
     const d = this.deployer;
     this.deployer = undefined;
     if (!d) return;
+    d.untrack();
     await d.informer.stop();
     await d.controller.stop();
   }
@@ -210,7 +229,7 @@ export class Agent {
     const credential = this.credential();
     const bootstrap = this.registration.bootstrapInfo();
     if (!credential || !bootstrap) return;
-    const lastSeen = (this.o.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const lastSeen = formatTime(this.o.now?.() ?? new Date());
     try {
       await this.registration.upstream.patchStatus({ apiVersion: API_VERSION, kind: 'Cluster', namespace: bootstrap.namespace, name: credential.clusterName },
         { agent: { lastSeen, namespace: this.namespace }, agentLastSeen: lastSeen });

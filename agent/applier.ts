@@ -3,12 +3,12 @@ import { Label, Reason } from '../lib/api/index.js';
 import { TransientError, WaitingError, messageOf } from '../lib/errors.js';
 import { KubeApiError, type KubeClient, type KubeObject } from '../lib/kube/client.js';
 import {
-  FIELD_MANAGER, NAMESPACE_FIELD_MANAGER, describeId, idOf, type EnsuredNamespace, type ObjectId,
+  AGENT_FIELD_MANAGER, NAMESPACE_FIELD_MANAGER, describeId, idOf, type EnsuredNamespace, type ObjectId,
 } from './objects.js';
 
 /**
  * The downstream adapter: reads, dry-runs, applies and deletes objects in the agent's cluster with
- * server-side apply as {@link FIELD_MANAGER}. API errors become ApplyFailed (transient: retried with
+ * server-side apply as {@link AGENT_FIELD_MANAGER}. API errors become ApplyFailed (transient: retried with
  * backoff, since the cluster may change), except that a dry run which cannot be evaluated yet (its
  * namespace does not exist, its kind is not served) is reported as such rather than as a failure.
  */
@@ -111,7 +111,7 @@ export class Applier {
     const id = idOf(obj);
     let path: string;
     try {
-      path = await this.applyPath(obj, FIELD_MANAGER, true);
+      path = await this.applyPath(obj, AGENT_FIELD_MANAGER, true);
     } catch (err) {
       if (err instanceof WaitingError && err.reason === 'KindNotFound') return { verified: false, why: `kind ${obj.kind} is not served yet` };
       throw applyFailed(`checking ${describeId(id)}`, err);
@@ -128,7 +128,7 @@ export class Applier {
   /** Applies an object (server-side apply, forced); returns the object as stored. */
   async apply(obj: KubeObject): Promise<KubeObject> {
     try {
-      return await this.client.raw<KubeObject>('PATCH', await this.applyPath(obj, FIELD_MANAGER, false), obj, 'application/apply-patch+yaml');
+      return await this.client.raw<KubeObject>('PATCH', await this.applyPath(obj, AGENT_FIELD_MANAGER, false), obj, 'application/apply-patch+yaml');
     } catch (err) {
       throw applyFailed(`applying ${describeId(idOf(obj))}`, err);
     }

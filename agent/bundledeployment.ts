@@ -3,7 +3,7 @@ import {
   API_VERSION, ConditionType, Finalizer, Reason, getCondition,
   type BundleDeployment, type BundleDeploymentStatus, type ModifiedStatus, type NonReadyStatus,
 } from '../lib/api/index.js';
-import { renderBundle, renderOptionsFrom, type BundleFile, type KubeObject as RenderedObject } from '../lib/bundle/index.js';
+import { renderBundle, renderOptionsFrom, type BundleFile, type RenderedObject } from '../lib/bundle/index.js';
 import { WaitingError, messageOf, reasonOf } from '../lib/errors.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import type { Reconcile } from '../lib/kube/controller.js';
@@ -55,8 +55,20 @@ export interface BundleDeploymentReconcilerOptions {
   notReadyResyncMs: number;
   concurrency?: number;
   events?: EventRecorder;
+  /** Told what reconciles changed downstream (metrics). */
+  observer?: DeploymentObserver;
   log: Logger;
   now?: () => Date;
+}
+
+/** Observes what the reconciler changed downstream, for metrics (agent/metrics.ts). */
+export interface DeploymentObserver {
+  /** Objects written by a deploy, or re-applied by a drift correction (`driftCorrection`). */
+  applied(count: number, driftCorrection: boolean): void;
+  /** Objects deleted because they left the bundle or their BundleDeployment is gone. */
+  pruned(count: number): void;
+  /** Objects found modified or missing by the drift check of a BundleDeployment that was in sync until then. */
+  driftDetected(count: number): void;
 }
 
 type BD = BundleDeployment & KubeObject;
@@ -214,6 +226,9 @@ export class BundleDeploymentReconciler {
 
   private readonly plan: Step<Run> = async (run) => {
     run.plan = await planObjects(this.deployContext(run), run.desired);
+    const drifted = run.deploying ? 0 : run.plan.filter(needsWrite).length;
+    // Once per episode: a BundleDeployment already reported modified was counted when its drift began.
+    if (drifted > 0 && run.bd.status?.nonModified !== false) this.o.observer?.driftDetected(drifted);
     return 'continue';
   };
 
@@ -243,6 +258,8 @@ export class BundleDeploymentReconciler {
       if (result === 'deleted') run.pruned++;
       if (result === 'foreign') this.o.log.info({ object: describeId(id) }, 'not pruning an object another owner took over');
     }
+    this.o.observer?.applied(run.written.size, !run.deploying);
+    this.o.observer?.pruned(run.pruned);
     await this.o.inventory.put({ ...base, deploymentID: bd.spec.deploymentID, syncGeneration: bd.spec.forceSyncGeneration ?? 0, objects: desiredIds });
     run.appliedDeploymentID = bd.spec.deploymentID;
     return 'continue';
@@ -317,6 +334,7 @@ export class BundleDeploymentReconciler {
     if (!keep) {
       for (const id of pruneList(inventory.objects, [])) if ((await this.o.applier.prune(id, name)) === 'deleted') deleted++;
     }
+    this.o.observer?.pruned(deleted);
     await this.o.inventory.delete(name);
     this.o.log.info({ bundleDeployment: name, deleted, kept: keep ? inventory.objects.length : 0 }, 'bundle deployment removed');
   }

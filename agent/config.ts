@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseDurationMs } from '../lib/api/index.js';
 import { parseConfig } from '../lib/config.js';
-import { DEFAULT_BUNDLE_LIMITS } from '../lib/oci/index.js';
+import { DEFAULT_ARTIFACT_LIMITS } from '../lib/oci/index.js';
 import { DEFAULT_AGENT_NAMESPACE } from './credentials.js';
 
 /**
@@ -26,11 +26,13 @@ export const AgentConfigSchema = z.strictObject({
   cachePrune: durationMs('10m').describe('Interval between prunings of the blob cache (blobs of artifacts no BundleDeployment pins).'),
   workers: z.coerce.number().int().min(1).max(64).default(2).describe('Concurrent BundleDeployment reconciles.'),
   maxObjects: z.coerce.number().int().min(1).default(5000).describe('Most objects one bundle may render.'),
-  maxBundleFiles: z.coerce.number().int().min(1).default(DEFAULT_BUNDLE_LIMITS.maxFiles).describe('Most files (layers) a pulled bundle artifact may have.'),
-  maxFileBytes: z.coerce.number().int().min(1).default(DEFAULT_BUNDLE_LIMITS.maxFileBytes).describe('Largest file (layer) of a pulled bundle artifact, in bytes.'),
-  maxBundleBytes: z.coerce.number().int().min(1).default(DEFAULT_BUNDLE_LIMITS.maxTotalBytes).describe('Largest sum of the layers of a pulled bundle artifact, in bytes.'),
+  maxBundleFiles: z.coerce.number().int().min(1).default(DEFAULT_ARTIFACT_LIMITS.maxFiles).describe('Most files (layers) a pulled bundle artifact may have.'),
+  maxFileBytes: z.coerce.number().int().min(1).default(DEFAULT_ARTIFACT_LIMITS.maxFileBytes).describe('Largest file (layer) of a pulled bundle artifact, in bytes.'),
+  maxBundleBytes: z.coerce.number().int().min(1).default(DEFAULT_ARTIFACT_LIMITS.maxTotalBytes).describe('Largest sum of the layers of a pulled bundle artifact, in bytes.'),
   probePort: z.coerce.number().int().min(0).max(65535).default(8081).describe('Port of /healthz and /readyz (0 picks one).'),
-  probeAddress: z.string().default('0.0.0.0').describe('Address the probe server listens on.'),
+  metricsPort: z.coerce.number().int().min(0).max(65535).optional()
+    .describe('Port of a separate /metrics server, as the controller has (0 picks one); /metrics is served on the probe port as well.'),
+  probeAddress: z.string().default('0.0.0.0').describe('Address the probe and metrics servers listen on.'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level.'),
 });
 

@@ -4,8 +4,9 @@ import { StallingError, TransientError, WaitingError, messageOf } from '../lib/e
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import {
   ArtifactError, BlobCache, RegistryClient, RegistryRefusedError, RegistryUnavailableError, credentialsFromSecretData, parseReference, pullBundle,
-  type BundleLimits, type Credentials,
+  type ArtifactLimits, type Credentials,
 } from '../lib/oci/index.js';
+import type { AgentMetrics } from './metrics.js';
 
 /**
  * Obtaining a BundleDeployment's files: inline `spec.resources` (etcd mode) or the OCI artifact pinned by
@@ -32,13 +33,15 @@ export interface ContentLoaderOptions {
   /** Blob cache folder (shared by every pull; content-addressed). */
   cacheDir: string;
   /** Limits on pulled artifacts. */
-  limits?: Partial<BundleLimits>;
+  limits?: Partial<ArtifactLimits>;
   /** Largest inline bundle (sum of decoded resources), bytes; default 100 MiB. */
   maxInlineBytes?: number;
   /** Retries of one pull on transient registry failures before the reconciler backs off; default 2. */
   pullRetries?: number;
   /** Pulled bundles kept in memory; default 32. */
   memoryEntries?: number;
+  /** Counts pulls by outcome, bytes pulled and blob cache hits and misses. */
+  metrics?: Pick<AgentMetrics, 'artifactPulls' | 'registryEvent'>;
 }
 
 /** Where a bundle's content came from, for logs and events. */
@@ -123,14 +126,21 @@ export class ContentLoader {
       throw new StallingError(Reason.InvalidSpec, `spec.oci.reference ${oci.reference} is not pinned by spec.oci.digest ${oci.digest}`);
     }
     const cached = this.memory.get(oci.digest);
+    const metrics = this.options.metrics;
     if (cached) {
       this.remember(oci.digest, cached);
+      metrics?.artifactPulls.inc({ outcome: 'cached' });
       return cached;
     }
     while (this.pruning) await this.pruning;
     this.pulls++;
     try {
-      return await this.pullFromRegistry(oci, ref.registry);
+      const files = await this.pullFromRegistry(oci, ref.registry);
+      metrics?.artifactPulls.inc({ outcome: 'success' });
+      return files;
+    } catch (err) {
+      metrics?.artifactPulls.inc({ outcome: 'error' });
+      throw err;
     } finally { this.pulls--; }
   }
 
@@ -142,6 +152,7 @@ export class ContentLoader {
       ...(credentials ? { credentials } : {}),
       blobCacheDir: this.options.cacheDir, userAgent: 'flotilla-agent',
       retry: { retries: this.options.pullRetries ?? 2 },
+      ...(this.options.metrics ? { onEvent: this.options.metrics.registryEvent } : {}),
     });
     try {
       const pulled = await pullBundle(client, oci.reference, { limits: this.options.limits ?? {} });

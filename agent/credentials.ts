@@ -17,8 +17,6 @@ export const BOOTSTRAP_SECRET_NAME = 'flotilla-agent-bootstrap';
 export const STATE_SECRET_NAME = 'flotilla-agent';
 /** Upstream namespace holding the per-registration credential Secrets, unless the bootstrap names another. */
 export const DEFAULT_REGISTRATION_NAMESPACE = 'flotilla-registration';
-/** Upstream ServiceAccount (in the cluster namespace) whose tokens the agent uses and renews. */
-export const AGENT_SERVICE_ACCOUNT = 'flotilla-agent';
 /** Token lifetime asked for on renewal when the current token does not say its own. */
 export const DEFAULT_TOKEN_SECONDS = 86_400;
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Annotation, type ComparePatch } from '../lib/api/index.js';
-import { canonicalJSON } from '../lib/bundle/index.js';
+import { canonicalJSON } from '../lib/util/json.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { mapLimit } from '../lib/util/concurrency.js';
 import type { Applier } from './applier.js';

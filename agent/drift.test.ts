@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { ComparePatch } from '../lib/api/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
-import { MAX_PATCH_CHARS, compareObject, comparePatchMatches, mergePatchBetween, modifiedStatusOf, removeAt } from './drift.js';
+import { MAX_PATCH_CHARS, compareObject, comparePatchMatches, modifiedStatusOf, removeAt } from './drift.js';
 import type { ObjectId } from './objects.js';
 
 const id: ObjectId = { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'app', name: 'web' };
@@ -51,19 +51,6 @@ describe('agent drift', () => {
       compareObject(id, deployment(), live, [{ jsonPointers: ['/spec/replicas'] }]);
       expect((live.spec as { replicas: number }).replicas).to.equal(5);
     });
-  });
-
-  describe('mergePatchBetween', () => {
-    const cases: { name: string; from: unknown; to: unknown; want: unknown }[] = [
-      { name: 'equal values give no patch', from: { a: [1, { b: 2 }] }, to: { a: [1, { b: 2 }] }, want: undefined },
-      { name: 'key order does not matter', from: { a: 1, b: 2 }, to: { b: 2, a: 1 }, want: undefined },
-      { name: 'a new key is added', from: { a: 1 }, to: { a: 1, b: 2 }, want: { b: 2 } },
-      { name: 'a removed key becomes null', from: { a: 1, b: 2 }, to: { a: 1 }, want: { b: null } },
-      { name: 'nested changes stay nested', from: { a: { b: 1, c: 1 } }, to: { a: { b: 2, c: 1 } }, want: { a: { b: 2 } } },
-      { name: 'arrays are replaced whole', from: { a: [1, 2] }, to: { a: [1, 3] }, want: { a: [1, 3] } },
-      { name: 'a scalar replacing an object is kept as is', from: { a: { b: 1 } }, to: { a: 'x' }, want: { a: 'x' } },
-    ];
-    for (const c of cases) it(c.name, () => expect(mergePatchBetween(c.from, c.to)).to.deep.equal(c.want));
   });
 
   describe('removeAt', () => {

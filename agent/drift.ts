@@ -2,7 +2,8 @@ import type { ComparePatch, ModifiedStatus } from '../lib/api/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { apiGroup } from '../lib/bundle/index.js';
 import type { ObjectId } from './objects.js';
-import { isPlainObject, jsonEqual } from '../lib/util/json.js';
+import { isPlainObject, mergePatchBetween } from '../lib/util/json.js';
+import { parsePointer } from '../lib/util/pointer.js';
 
 /**
  * Drift: does a live object differ from the desired one in the fields the agent manages?
@@ -36,32 +37,6 @@ export function comparable(obj: KubeObject): Record<string, unknown> {
   if (metadata.labels && Object.keys(metadata.labels).length > 0) meta.labels = metadata.labels;
   if (metadata.annotations && Object.keys(metadata.annotations).length > 0) meta.annotations = metadata.annotations;
   return { ...rest, metadata: meta };
-}
-
-/**
- * The JSON merge patch (RFC 7386) that turns `from` into `to`, or undefined when they are equal. Arrays
- * are replaced whole; a key only in `from` becomes null.
- */
-export function mergePatchBetween(from: unknown, to: unknown): unknown {
-  if (jsonEqual(from, to)) return undefined;
-  if (!isPlainObject(from) || !isPlainObject(to)) return to === undefined ? null : to;
-  const patch: Record<string, unknown> = {};
-  for (const key of new Set([...Object.keys(from), ...Object.keys(to)])) {
-    if (to[key] === undefined) {
-      if (from[key] !== undefined) patch[key] = null;
-      continue;
-    }
-    const sub = mergePatchBetween(from[key], to[key]);
-    if (sub !== undefined) patch[key] = sub;
-  }
-  return Object.keys(patch).length === 0 ? undefined : patch;
-}
-
-/** Decodes a JSON pointer (RFC 6901) into its tokens; undefined if it is not one. */
-export function parsePointer(pointer: string): string[] | undefined {
-  if (pointer === '') return [];
-  if (!pointer.startsWith('/')) return undefined;
-  return pointer.slice(1).split('/').map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 /** Removes the value at `pointer` from `root` in place; a path that does not exist is left alone. */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Label, MANAGED_LABEL_VALUE } from '../lib/api/index.js';
 import { StallingError } from '../lib/errors.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
-import { FIELD_MANAGER, idKey, sortForPrune, type ObjectId } from './objects.js';
+import { AGENT_FIELD_MANAGER, idKey, sortForPrune, type ObjectId } from './objects.js';
 
 /**
  * The inventory: for each BundleDeployment, a ConfigMap in the agent's namespace downstream listing every
@@ -133,7 +133,7 @@ export class InventoryStore {
 
   /** Writes (creates or replaces) an inventory. */
   async put(inv: Inventory): Promise<void> {
-    await this.client.apply(inventoryToConfigMap(inv, this.namespace, this.clusterNamespace), FIELD_MANAGER, true);
+    await this.client.apply(inventoryToConfigMap(inv, this.namespace, this.clusterNamespace), AGENT_FIELD_MANAGER, true);
   }
 
   /** Deletes an inventory. */

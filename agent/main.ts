@@ -3,10 +3,12 @@ import { createLogger } from '../lib/log.js';
 import { startOpsServer } from '../lib/ops/server.js';
 import { Agent } from './agent.js';
 import { parseAgentConfig } from './config.js';
+import { createAgentMetrics } from './metrics.js';
 
 /**
  * The agent process: parse the configuration once, build the downstream kubeconfig, start one Agent,
- * serve /healthz and /readyz, stop on SIGTERM/SIGINT. Wiring only.
+ * serve /healthz, /readyz and /metrics (on the probe port, and on --metrics-port when set), stop on
+ * SIGTERM/SIGINT. Wiring only.
  */
 async function main(): Promise<void> {
   const config = parseAgentConfig(process.argv.slice(2), process.env);
@@ -14,18 +16,23 @@ async function main(): Promise<void> {
   const downstream = new KubeConfig();
   if (config.kubeconfig) downstream.loadFromFile(config.kubeconfig);
   else downstream.loadFromCluster();
+  const metrics = createAgentMetrics();
   const agent = new Agent({
+    metrics,
     downstream, namespace: config.namespace, cacheDir: config.cacheDir, log,
     resyncIntervalMs: config.resync, heartbeatIntervalMs: config.heartbeat, cachePruneIntervalMs: config.cachePrune, workers: config.workers,
     limits: { maxObjects: config.maxObjects,
       oci: { maxFiles: config.maxBundleFiles, maxFileBytes: config.maxFileBytes, maxTotalBytes: config.maxBundleBytes } },
   });
-  const probes = await startOpsServer({ port: config.probePort, host: config.probeAddress, healthy: () => agent.isHealthy(), ready: () => agent.isReady() });
+  const ops = { host: config.probeAddress, healthy: () => agent.isHealthy(), ready: () => agent.isReady(), metrics: metrics.registry };
+  const probes = await startOpsServer({ ...ops, port: config.probePort });
+  const metricsServer = config.metricsPort === undefined ? undefined : await startOpsServer({ ...ops, port: config.metricsPort });
   let stopping = false;
   const stop = async (signal: string) => {
     stopping = true;
     log.info({ signal }, 'stopping');
     probes.close();
+    metricsServer?.close();
     await agent.stop();
     process.exit(0);
   };
@@ -38,7 +45,7 @@ async function main(): Promise<void> {
     if (stopping) return; // stopped while waiting for the registration grant
     throw err;
   }
-  log.info({ probePort: config.probePort }, 'flotilla agent running');
+  log.info({ probePort: config.probePort, metricsPort: config.metricsPort }, 'flotilla agent running');
 }
 
 main().catch((err: unknown) => {

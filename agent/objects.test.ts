@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Annotation, Label } from '../lib/api/index.js';
 import { FlotillaError } from '../lib/errors.js';
-import type { KubeObject as Rendered } from '../lib/bundle/index.js';
+import type { RenderedObject as Rendered } from '../lib/bundle/index.js';
 import {
   applyPhases, idKey, namespacesOf, prepareObjects, sortForApply, sortForPrune, validateObjects,
   type DesiredObject, type ObjectId, type ScopeLookup,

@@ -1,5 +1,5 @@
 import { Annotation, Label, Reason } from '../lib/api/index.js';
-import { apiGroup, type KubeObject as RenderedObject } from '../lib/bundle/index.js';
+import { apiGroup, type RenderedObject } from '../lib/bundle/index.js';
 import { StallingError, WaitingError } from '../lib/errors.js';
 import type { KubeObject } from '../lib/kube/client.js';
 
@@ -10,7 +10,7 @@ import type { KubeObject } from '../lib/kube/client.js';
  */
 
 /** The server-side apply field manager of every write the agent makes downstream. */
-export const FIELD_MANAGER = 'flotilla-agent';
+export const AGENT_FIELD_MANAGER = 'flotilla-agent';
 
 /** Field manager for namespaces the agent creates (or labels) because the bundle deploys into them. */
 export const NAMESPACE_FIELD_MANAGER = 'flotilla-agent-namespace';

@@ -1,6 +1,7 @@
 import type { NonReadyStatus } from '../lib/api/index.js';
 import { apiGroup } from '../lib/bundle/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
+import { isPlainObject } from '../lib/util/json.js';
 
 /**
  * Readiness of applied objects, from their status alone (kstatus-like, simplified):
@@ -45,7 +46,7 @@ function num(value: unknown, fallback = 0): number {
 
 function field(obj: Obj, key: string): Obj {
   const v = obj[key];
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : {};
+  return isPlainObject(v) ? v : {};
 }
 
 interface Condition { type?: string; status?: string; reason?: string; message?: string }

@@ -1,14 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { API_VERSION, Label, MANAGED_LABEL_VALUE, Reason, type ClusterRegistration } from '../lib/api/index.js';
+import { AGENT_SERVICE_ACCOUNT, API_VERSION, Label, MANAGED_LABEL_VALUE, Reason, type ClusterRegistration } from '../lib/api/index.js';
 import { TransientError, WaitingError, messageOf } from '../lib/errors.js';
 import { KubeApiError, KubeClient, type KubeObject } from '../lib/kube/client.js';
 import {
-  AGENT_SERVICE_ACCOUNT, BOOTSTRAP_SECRET_NAME, STATE_SECRET_NAME, decodeSecretData, encodeSecretData, newClientRandom,
+  BOOTSTRAP_SECRET_NAME, STATE_SECRET_NAME, decodeSecretData, encodeSecretData, newClientRandom,
   parseBootstrap, registrationName, renewalDueAt, renewalSeconds, stateFromSecret, stateToSecret, upstreamKubeConfig,
   type AgentCredential, type AgentState, type Bootstrap,
 } from './credentials.js';
-import { FIELD_MANAGER } from './objects.js';
+import { AGENT_FIELD_MANAGER } from './objects.js';
 
 /**
  * The agent side of registration (see the registration protocol):
@@ -84,7 +84,7 @@ export class Registration {
       apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
       metadata: { name: ref.name, namespace: ref.namespace, labels: { [Label.Managed]: MANAGED_LABEL_VALUE } },
       data: encodeSecretData(stateToSecret(state)),
-    }, FIELD_MANAGER, true);
+    }, AGENT_FIELD_MANAGER, true);
   }
 
   private async clientID(bootstrap: Bootstrap): Promise<string> {

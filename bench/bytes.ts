@@ -62,7 +62,7 @@ interface Marks { t: number; log: number; caches: number[]; metrics: { blobs: nu
 async function mark(s: BenchStack, fleet: RealFleet): Promise<Marks> {
   return {
     t: Date.now(), log: await settledLength(s.registry.logFile), caches: fleet.agents.map((a) => folderBytes(join(a.cacheDir, 'blobs'))),
-    metrics: { blobs: await metric(fleet.metricsPort, 'flotilla_artifact_blobs_pushed_total'), bytes: await metric(fleet.metricsPort, 'flotilla_artifact_bytes_pushed_total') },
+    metrics: { blobs: await metric(fleet.metricsPort, 'flotilla_artifact_pushed_blobs_total'), bytes: await metric(fleet.metricsPort, 'flotilla_artifact_pushed_bytes_total') },
   };
 }
 
@@ -90,8 +90,8 @@ async function measureChange(s: BenchStack, fleet: RealFleet, m: Marks, changedF
       agentsManifestBytes: manifestGets.reduce((n, r) => n + r.bytes, 0),
     },
     metrics: {
-      blobsPushed: (await metric(fleet.metricsPort, 'flotilla_artifact_blobs_pushed_total')) - m.metrics.blobs,
-      bytesPushed: (await metric(fleet.metricsPort, 'flotilla_artifact_bytes_pushed_total')) - m.metrics.bytes,
+      blobsPushed: (await metric(fleet.metricsPort, 'flotilla_artifact_pushed_blobs_total')) - m.metrics.blobs,
+      bytesPushed: (await metric(fleet.metricsPort, 'flotilla_artifact_pushed_bytes_total')) - m.metrics.bytes,
     },
   };
 }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { API_VERSION, type BundleDeployment } from '../lib/api/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
-import { waitFor } from '../e2e/stack/net.js';
+import { waitFor } from '../stack/net.js';
 import { configMapFiles } from './lib/content.js';
 import { dbSizeInUse, etcdUrlOf, storedValue, type StoredValue } from './lib/etcdclient.js';
 import { W, applyGitRepo, bundleDeploymentsOf, contentsIDsOf, deleteGitRepo, isCurrent, type BenchStack } from './lib/fleet.js';

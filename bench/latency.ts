@@ -6,7 +6,7 @@ import { applyGitRepo, deleteGitRepo, type BenchStack } from './lib/fleet.js';
 import { RolloutObserver, type Milestones } from './lib/observer.js';
 import { REAL_LABEL, type RealFleet } from './lib/realfleet.js';
 import { SimFleet, simName } from './lib/sims.js';
-import { summarize, type Summary } from './lib/stats.js';
+import { summarizeSample, type Summary } from './lib/stats.js';
 
 /**
  * Propagation latency: from a git commit (its push returned) to the new content deployed and Ready on every
@@ -95,8 +95,8 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
   return {
     scenario: sc.name, clusters: sc.clusters, commits, samples,
     upstreamRequestsPerCommit: topDeltas(requests0, requests1, 8).map((d) => ({ request: d.request, count: Math.round((d.count / commits) * 10) / 10 })),
-    allReady: summarize(samples.map((x) => x.allReadyMs)), perCluster: summarize(perCluster),
-    controller: summarize(samples.map((x) => x.controllerMs)), fanOut: summarize(samples.map((x) => x.fanOutMs)), agents: summarize(samples.map((x) => x.agentsMs)),
+    allReady: summarizeSample(samples.map((x) => x.allReadyMs)), perCluster: summarizeSample(perCluster),
+    controller: summarizeSample(samples.map((x) => x.controllerMs)), fanOut: summarizeSample(samples.map((x) => x.fanOutMs)), agents: summarizeSample(samples.map((x) => x.agentsMs)),
   };
 }
 

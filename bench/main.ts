@@ -5,7 +5,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { stopAll } from '../e2e/stack/proc.js';
+import { stopAll } from '../stack/proc.js';
 import { benchBytes } from './bytes.js';
 import { benchThroughput } from './throughput.js';
 import { benchEtcd } from './etcd.js';

@@ -1,15 +1,15 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readBinaries } from '../e2e/stack/binaries.js';
-import { startControlPlane, type ControlPlane } from '../e2e/stack/kube.js';
-import { waitFor } from '../e2e/stack/net.js';
+import { readBinaries } from '../stack/binaries.js';
+import { startControlPlane, type ControlPlane } from '../stack/kube.js';
+import { waitFor } from '../stack/net.js';
 import type { KubeClient } from '../lib/kube/client.js';
 import { apiRequestCounts, topDeltas } from './lib/apimetrics.js';
 import { configMapOfSize } from './lib/content.js';
 import {
   applyGitRepo, bootstrap, bundleDeploymentsOf, contentsIDsOf, isCurrent, kubeClient, prepareUpstream, registrationToken, startAgentProcess, startController,
-  waitClustersRegistered, type BenchStack, type ClusterSpec,
+  waitClustersRegistered, type BenchStack, type BenchCluster,
 } from './lib/fleet.js';
 import { PeakSampler, cpuSeconds, pidsMatching, type FlotillaProcess } from './lib/procs.js';
 import { median } from './lib/stats.js';
@@ -48,10 +48,10 @@ export interface MemoryResult {
  * N bundle folders of one 1 KiB ConfigMap each. Bundle i goes to `targets` clusters (i, i+1, ... modulo C):
  * its fleet.yaml gives each of them its own namespace and excludes every other cluster (doNotDeploy).
  */
-function bundleTree(bundles: number, clusters: ClusterSpec[], targets: number): Record<string, Buffer | string> {
+function bundleTree(bundles: number, clusters: BenchCluster[], targets: number): Record<string, Buffer | string> {
   const files: Record<string, Buffer | string> = {};
   for (let i = 0; i < bundles; i++) {
-    const mine = Array.from({ length: Math.min(targets, clusters.length) }, (_, k) => clusters[(i + k) % clusters.length] as ClusterSpec);
+    const mine = Array.from({ length: Math.min(targets, clusters.length) }, (_, k) => clusters[(i + k) % clusters.length] as BenchCluster);
     const dir = `b-${String(i).padStart(4, '0')}`;
     files[`${dir}/fleet.yaml`] = ['defaultNamespace: bench-mem', 'targetCustomizations:',
       ...mine.flatMap((c) => [`- name: ${c.name}`, `  clusterName: ${c.name}`, `  namespace: ${c.name}-app`]),
@@ -117,7 +117,7 @@ export async function benchMemory(s: BenchStack, o: { bundles: number; clusters:
     procs.push(controller);
     const token = await registrationToken(ms.up);
     const down = await kubeClient(ms.desc.clusters['mem-downstream']?.kubeconfig ?? '');
-    const clusters: ClusterSpec[] = Array.from({ length: o.clusters }, (_, i) => ({ name: `mem-${String(i).padStart(2, '0')}`, agentNamespace: `mem-${String(i).padStart(2, '0')}`, labels: { 'bench-mem': 'true' } }));
+    const clusters: BenchCluster[] = Array.from({ length: o.clusters }, (_, i) => ({ name: `mem-${String(i).padStart(2, '0')}`, agentNamespace: `mem-${String(i).padStart(2, '0')}`, labels: { 'bench-mem': 'true' } }));
     for (const c of clusters) await bootstrap(down, token, c);
     await down.close();
     procs.push(...(await Promise.all(clusters.map((c) => startAgentProcess(ms, ms.desc.clusters['mem-downstream']?.kubeconfig ?? '', c)))));

@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { cacheDir } from '../e2e/stack/binaries.js';
-import { BUNDLE_ARTIFACT_TYPE, BUNDLE_FILE_MEDIA_TYPE, RegistryClient, pullBundleToDirectory, pushBundle, type BundleFile } from '../lib/oci/index.js';
+import { cacheDir } from '../stack/binaries.js';
+import { BUNDLE_ARTIFACT_TYPE, BUNDLE_FILE_MEDIA_TYPE, RegistryClient, pullBundleToDirectory, pushBundle, type ArtifactFile } from '../lib/oci/index.js';
 import { folderBytes } from './lib/content.js';
 import type { BenchStack } from './lib/fleet.js';
 import { median } from './lib/stats.js';
@@ -38,7 +38,7 @@ const run = promisify(execFile);
 /** The oras binary install.sh --extras built. */
 export function orasPath(): string {
   const recorded = (JSON.parse(readFileSync(join(cacheDir(), 'stack-binaries.json'), 'utf8')) as { oras?: string }).oras;
-  if (recorded === undefined) throw new Error('no oras in ~/.cache/flotilla/stack-binaries.json: run bash e2e/stack/tools/install.sh --extras');
+  if (recorded === undefined) throw new Error('no oras in ~/.cache/flotilla/stack-binaries.json: run bash stack/tools/install.sh --extras');
   return recorded;
 }
 
@@ -66,7 +66,7 @@ interface RoundContext { s: BenchStack; oras: string; work: string; round: numbe
 async function flotillaRound(c: RoundContext): Promise<Timing[]> {
   const src = join(c.work, `flotilla-src-${c.round}`);
   const names = await writeBundle(src, c.files, c.bytes);
-  const bundle: BundleFile[] = names.map((path) => ({ path, file: join(src, path) }));
+  const bundle: ArtifactFile[] = names.map((path) => ({ path, file: join(src, path) }));
   const repo = `${c.s.registry.host}/tp/flotilla-r${c.round}`;
   const pusher = new RegistryClient({ registry: c.s.registry.host, basicHTTP: true });
   let reference = '';

@@ -10,11 +10,11 @@ import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, DEFAULT_WORKSPACE_NAMESPACE, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
-import { ensureBinaries } from '../e2e/stack/binaries.js';
-import type { StackDescription } from '../e2e/stack/stack.js';
-import { installCrds } from '../e2e/support/crds.js';
-import { waitFor } from '../e2e/stack/net.js';
-import { freePort } from '../e2e/stack/net.js';
+import { ensureBinaries } from '../stack/binaries.js';
+import type { StackDescription } from '../stack/stack.js';
+import { installCrds } from '../stack/crds.js';
+import { waitFor } from '../stack/net.js';
+import { freePort } from '../stack/net.js';
 import { sampleRepository } from './sample.js';
 import { statusReport } from './status.js';
 import { table } from './table.js';
@@ -145,7 +145,7 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
   await ensureBinaries();
   const pids: Pids = { agents: [] };
   say('starting the clusters, the registry and the git server');
-  pids.supervisor = startDetached('stack', ['e2e/stack/cli.ts', 'up', '--dir', join(dir, 'stack'), '--registries', 'http', '--kcm', 'upstream,downstream-1,downstream-2'], dir);
+  pids.supervisor = startDetached('stack', ['stack/cli.ts', 'up', '--dir', join(dir, 'stack'), '--registries', 'http', '--kcm', 'upstream,downstream-1,downstream-2'], dir);
   await savePids(dir, pids);
   await waitFor(async () => {
     if (!alive(pids.supervisor!)) throw new Error(`the stack exited: see ${join(dir, 'logs', 'stack.log')}`);
@@ -168,7 +168,7 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
     await startAgents(upstream, desc, dir, pids, say);
     const git = desc.git!;
     const gitServerRoot = join(dir, 'stack', 'git');
-    const { startGitServer } = await import('../e2e/stack/git.js');
+    const { startGitServer } = await import('../stack/git.js');
     // Push through the running server's HTTP endpoint: a second handle on the same folder creates the repo.
     const helper = await startGitServer({ rootDir: gitServerRoot, username: git.username, password: git.password });
     try {

@@ -8,7 +8,7 @@ import { readBundle } from '../lib/bundle/read.js';
 import { renderBundle, renderOptionsFrom } from '../lib/bundle/render.js';
 import { type ClusterInfo, customizationFor, mergeOptions } from '../lib/bundle/target.js';
 import { fleetYamlOptions } from '../lib/bundle/validate.js';
-import type { KubeObject } from '../lib/bundle/manifest.js';
+import type { RenderedObject } from '../lib/bundle/manifest.js';
 
 /**
  * `flotilla render`: prints, as multi-document YAML, what a cluster with the given name, labels and
@@ -96,7 +96,7 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
 }
 
 /** Formats objects as multi-document YAML, each document starting with `---`. */
-export function toMultiDocumentYaml(objects: readonly KubeObject[]): string {
+export function toMultiDocumentYaml(objects: readonly RenderedObject[]): string {
   return objects.map((o) => `---\n${yaml.dump(o, { noRefs: true, lineWidth: -1 })}`).join('');
 }
 

@@ -11,6 +11,7 @@ import { SUMMARY_CONDITIONS, applyStatusWriter, type StatusClient, type StatusWr
 import { splitKey } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { Ref, type ControllerContext } from './context.js';
+import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { readSecretData } from './store.js';
 import { summarize, worstState } from './rollup.js';
 import { observer } from './gitrepo.js';
@@ -35,7 +36,7 @@ import { observer } from './gitrepo.js';
 type BundleObject = Bundle & KubeObject;
 type BundleDeploymentObject = BundleDeployment & KubeObject;
 
-const FIELD_MANAGER = 'flotilla-controller';
+const FIELD_MANAGER = CONTROLLER_FIELD_MANAGER;
 /** BundleDeployments written at once by one pass. */
 export const WRITE_CONCURRENCY = 8;
 

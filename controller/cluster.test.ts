@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { BundleState, type BundleDeployment, type Condition } from '../lib/api/index.js';
-import { clusterNamespaceName, clusterRollup, groupRollup, mergePatchFor, type ClusterView } from './cluster.js';
+import { clusterNamespaceName, clusterRollup, groupRollup, type ClusterView } from './cluster.js';
 
 const NOW = new Date('2026-01-01T12:00:00Z');
 const ago = (seconds: number): string => new Date(NOW.getTime() - seconds * 1000).toISOString();
@@ -129,16 +129,4 @@ describe('groupRollup', () => {
     expect(r.summary.nonReadyResources).to.have.length(10);
     expect(r.ready.message).to.match(/, \.\.\.$/);
   });
-});
-
-describe('mergePatchFor', () => {
-  const cases: { name: string; current: Record<string, unknown> | undefined; desired: Record<string, unknown>; patch: Record<string, unknown> }[] = [
-    { name: 'is empty when nothing changes', current: { a: 1, b: { c: [1] } }, desired: { a: 1, b: { c: [1] } }, patch: {} },
-    { name: 'sets what is new', current: undefined, desired: { a: 1 }, patch: { a: 1 } },
-    { name: 'removes nested keys the desired state lacks', current: { s: { n: 1, list: [1] } }, desired: { s: { n: 2 } }, patch: { s: { n: 2, list: null } } },
-    { name: 'replaces arrays whole', current: { l: [1, 2] }, desired: { l: [2] }, patch: { l: [2] } },
-    { name: 'leaves keys it does not own alone', current: { agent: { lastSeen: 'x' }, a: 1 }, desired: { a: 2 }, patch: { a: 2 } },
-    { name: 'removes keys set to undefined', current: { a: 1 }, desired: { a: undefined }, patch: { a: null } },
-  ];
-  for (const c of cases) it(c.name, () => expect(mergePatchFor(c.current, c.desired)).to.deep.equal(c.patch));
 });

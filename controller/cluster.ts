@@ -4,7 +4,6 @@ import { reconciler, type RunState, type Step } from '../lib/kube/reconciler.js'
 import { mergeStatusWriter } from '../lib/kube/reconciler-status.js';
 import { keyOf } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
-import { deepEqual } from '../lib/bundle/patch.js';
 import { groupsOf } from '../lib/bundle/target.js';
 import {
   BundleState, ConditionType, Finalizer, Label, MAX_RESOURCE_STATUS_ITEMS, Reason, emptyBundleSummary, getCondition,
@@ -154,32 +153,6 @@ export function groupRollup(group: { name: string; labels?: Record<string, strin
       : { type: ConditionType.Ready, status: 'False', reason: firstReason,
         message: `${readyClusters} clusters ready; not ready: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', ...' : ''}` },
   };
-}
-
-/**
- * An RFC 7386 merge patch turning `current` into `desired` for the keys `desired` names: nested objects
- * are diffed key by key (keys missing from `desired` become null, i.e. removed), arrays and scalars are
- * replaced; keys equal on both sides are left out. Undefined in `desired` means "remove".
- */
-export function mergePatchFor(current: Record<string, unknown> | undefined, desired: Record<string, unknown>): Record<string, unknown> {
-  const patch: Record<string, unknown> = {};
-  for (const [key, want] of Object.entries(desired)) {
-    const have = current?.[key];
-    if (deepEqual(have, want)) continue;
-    if (want === undefined) { if (have !== undefined) patch[key] = null; continue; }
-    if (isObject(want) && isObject(have)) {
-      const nested = mergePatchFor(have, want);
-      for (const k of Object.keys(have)) if (!(k in want)) nested[k] = null;
-      patch[key] = nested;
-    } else {
-      patch[key] = want;
-    }
-  }
-  return patch;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** The working state of one Cluster reconcile. */

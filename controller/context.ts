@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import type { Informer } from '../lib/kube/informer.js';
 import type { EventRecorder } from '../lib/kube/events.js';
-import type { Counter, Histogram, Registry } from '../lib/ops/metrics.js';
+import type { ReconcileObserver } from '../lib/kube/controller.js';
+import type { Counter, ReconcileMetrics, Registry } from '../lib/ops/metrics.js';
 import type { ControllerConfig } from './config.js';
 import {
   API_VERSION, type Bundle, type BundleDeployment, type Cluster, type ClusterGroup, type GitRepo,
@@ -25,18 +26,22 @@ export interface Informers {
   registrations: Informer<ClusterRegistration & KubeObject>;
 }
 
-/** The controller's own metrics. */
-export interface ControllerMetrics {
+/** The controller's own metrics (names and meaning: docs/metrics.md). */
+export interface ControllerMetrics extends ReconcileMetrics {
+  /** The controller process's registry, served on /metrics. */
   registry: Registry;
-  reconciles: Counter;
-  reconcileErrors: Counter;
-  reconcileDuration: Histogram;
+  /** Feeds the reconcile metrics; the `observer` option of every controller. */
+  observer: ReconcileObserver;
+  /** Blob bytes uploaded to OCI registries. */
   bytesPushed: Counter;
+  /** Blobs uploaded to OCI registries. */
   blobsPushed: Counter;
+  /** Blobs not uploaded because the registry had them. */
   blobsSkipped: Counter;
+  /** Times git was asked for the current commit of a GitRepo. */
   gitFetches: Counter;
   /** BundleDeployment writes by outcome: applied, or skipped as already up to date. */
-  deploymentWrites: Counter;
+  deploymentWrites: Counter<'outcome'>;
 }
 
 /** Shared context of every reconciler. */

@@ -32,7 +32,7 @@ export interface GitAuth {
 }
 
 /** What to fetch. */
-export interface GitTarget {
+export interface GitFetchTarget {
   repo: string;
   branch?: string;
   revision?: string;
@@ -42,9 +42,9 @@ export interface GitTarget {
 /** The port the GitRepo reconciler uses. */
 export interface GitSource {
   /** The commit `target` points at now. */
-  resolve(target: GitTarget): Promise<string>;
+  resolve(target: GitFetchTarget): Promise<string>;
   /** A folder holding the tree of `commit` (reused between calls for the same `key`). */
-  checkout(key: string, target: GitTarget, commit: string): Promise<string>;
+  checkout(key: string, target: GitFetchTarget, commit: string): Promise<string>;
   /** Removes the folder of `key`. */
   forget(key: string): Promise<void>;
 }
@@ -154,7 +154,7 @@ export class CliGitSource implements GitSource {
     return simpleGit({ baseDir: dir, timeout: { block: 120_000 } }).env(env);
   }
 
-  async resolve(target: GitTarget): Promise<string> {
+  async resolve(target: GitFetchTarget): Promise<string> {
     if (target.revision && SHA.test(target.revision)) return target.revision;
     const ref = target.revision ? target.revision : target.branch ? `refs/heads/${target.branch}` : 'HEAD';
     let out: string;
@@ -176,7 +176,7 @@ export class CliGitSource implements GitSource {
     return sha;
   }
 
-  async checkout(key: string, target: GitTarget, commit: string): Promise<string> {
+  async checkout(key: string, target: GitFetchTarget, commit: string): Promise<string> {
     const dir = join(this.workDir, 'repos', key.replace(/[^a-zA-Z0-9.-]/g, '_'));
     try {
       return await this.withEnv(target.auth, async (env) => {

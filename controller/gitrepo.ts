@@ -1,5 +1,5 @@
 import {
-  API_VERSION, Annotation, ConditionType, Finalizer, Label, Reason, formatTime, getCondition, parseDurationMs, setCondition, removeCondition,
+  API_VERSION, Annotation, ConditionType, Finalizer, Label, Reason, getCondition, parseDurationMs, setCondition, removeCondition,
   type Bundle, type BundleSpec, type Condition, type GitRepo, type GitRepoStatus, type OCIRegistry,
 } from '../lib/api/index.js';
 import { readGitRepoBundles, contentsID, fleetYamlOptions, type LoadedBundle } from '../lib/bundle/index.js';
@@ -10,10 +10,12 @@ import { splitKey } from '../lib/kube/informer.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import type { RegistryClient } from '../lib/oci/index.js';
 import { Ref, type ControllerContext } from './context.js';
+import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { bundleLimitsOf } from './config.js';
 import type { GitAuth, GitSource } from './git.js';
 import { deleteBundleArtifacts, pushCredentials, readSecretData, registryClient, storeInline, storeInRegistry, type StoredContent } from './store.js';
 import { gitRepoStatusSpec, hasFailure } from './gitrepo-status.js';
+import { formatTime } from '../lib/util/time.js';
 
 /**
  * The GitRepo reconciler: git -> Bundles (-> OCI artifacts).
@@ -26,7 +28,7 @@ import { gitRepoStatusSpec, hasFailure } from './gitrepo-status.js';
 type GitRepoObject = GitRepo & KubeObject;
 type BundleObject = Bundle & KubeObject;
 
-const FIELD_MANAGER = 'flotilla-controller';
+const FIELD_MANAGER = CONTROLLER_FIELD_MANAGER;
 const DEFAULT_POLL_MS = 15_000;
 
 /** Per-reconcile working state; the status is computed from it once, at the end. */

@@ -1,8 +1,9 @@
 import { expect } from 'chai';
-import { leaseDecision, microTime, type Lease, type LeaseDecision } from './leader.js';
+import { formatMicroTime } from '../lib/util/time.js';
+import { leaseDecision, type Lease, type LeaseDecision } from './leader.js';
 
 const NOW = new Date('2026-01-01T12:00:00.000Z');
-const ago = (seconds: number): string => microTime(new Date(NOW.getTime() - seconds * 1000));
+const ago = (seconds: number): string => formatMicroTime(new Date(NOW.getTime() - seconds * 1000));
 const lease = (spec: Lease['spec']): Lease => ({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'l', namespace: 'ns' }, spec });
 
 describe('leaseDecision', () => {
@@ -20,10 +21,4 @@ describe('leaseDecision', () => {
     { name: 'acquires a held lease without any time (unreadable)', lease: lease({ holderIdentity: 'other' }), expected: 'acquire' },
   ];
   for (const c of cases) it(c.name, () => expect(leaseDecision(c.lease, 'me', NOW, 10_000)).to.equal(c.expected));
-});
-
-describe('microTime', () => {
-  it('writes RFC 3339 with microseconds, as Kubernetes MicroTime', () => {
-    expect(microTime(new Date('2026-01-01T12:00:00.123Z'))).to.equal('2026-01-01T12:00:00.123000Z');
-  });
 });

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { isStatus, type KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { messageOf } from '../lib/errors.js';
+import { formatMicroTime } from '../lib/util/time.js';
 
 /**
  * Leader election with a coordination.k8s.io/v1 Lease, as client-go's leaderelection does: only the
@@ -41,11 +42,6 @@ export function leaseDecision(lease: Lease | undefined, identity: string, now: D
   if (Number.isNaN(renewed)) return 'acquire';
   const durationMs = spec.leaseDurationSeconds ? spec.leaseDurationSeconds * 1000 : defaultDurationMs;
   return renewed + durationMs <= now.getTime() ? 'acquire' : 'wait';
-}
-
-/** Kubernetes MicroTime: RFC 3339 with microseconds. */
-export function microTime(date: Date): string {
-  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
 /** Options of {@link LeaderElector}. */
@@ -146,8 +142,8 @@ export class LeaderElector {
       const spec: LeaseSpec = {
         holderIdentity: this.options.identity,
         leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),
-        acquireTime: decision === 'renew' ? lease?.spec?.acquireTime ?? microTime(now) : microTime(now),
-        renewTime: microTime(now),
+        acquireTime: decision === 'renew' ? lease?.spec?.acquireTime ?? formatMicroTime(now) : formatMicroTime(now),
+        renewTime: formatMicroTime(now),
         leaseTransitions: (lease?.spec?.leaseTransitions ?? 0) + (decision === 'acquire' ? 1 : 0),
       };
       if (decision === 'create') {
@@ -176,7 +172,7 @@ export class LeaderElector {
     try {
       const lease = await this.kube.get<Lease>(this.ref());
       if (lease?.spec?.holderIdentity !== this.options.identity) return;
-      const now = microTime(this.now());
+      const now = formatMicroTime(this.now());
       await this.update(lease, { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: now });
       this.log.info({ lease: this.options.name, identity: this.options.identity }, 'released the lease');
     } catch (err) {

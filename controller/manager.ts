@@ -6,7 +6,7 @@ import { KubeClient } from '../lib/kube/client.js';
 import { Informer } from '../lib/kube/informer.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import type { Controller } from '../lib/kube/controller.js';
-import { Registry } from '../lib/ops/metrics.js';
+import { counter, createRegistry, reconcileMetrics, reconcileObserver, type RegistryOptions } from '../lib/ops/metrics.js';
 import type { ControllerConfig } from './config.js';
 import type { ControllerContext, ControllerMetrics, Informers } from './context.js';
 import { CliGitSource, type GitSource } from './git.js';
@@ -29,19 +29,20 @@ export interface Manager {
   stop(): Promise<void>;
 }
 
-/** The controller's metrics, registered in a new registry. */
-export function createMetrics(): ControllerMetrics {
-  const registry = new Registry();
+/** The controller's metrics, registered in a new registry (with the process and Node runtime metrics unless turned off). */
+export function createMetrics(options: RegistryOptions = {}): ControllerMetrics {
+  const registry = createRegistry(options);
+  const reconcile = reconcileMetrics(registry);
   return {
     registry,
-    reconciles: registry.counter('flotilla_reconcile_total', 'Reconciles by controller and outcome.'),
-    reconcileErrors: registry.counter('flotilla_reconcile_errors_total', 'Failed reconciles by controller.'),
-    reconcileDuration: registry.histogram('flotilla_reconcile_duration_seconds', 'Reconcile duration by controller.'),
-    bytesPushed: registry.counter('flotilla_artifact_bytes_pushed_total', 'Blob bytes uploaded to OCI registries.'),
-    blobsPushed: registry.counter('flotilla_artifact_blobs_pushed_total', 'Blobs uploaded to OCI registries.'),
-    blobsSkipped: registry.counter('flotilla_artifact_blobs_skipped_total', 'Blobs not uploaded because the registry had them.'),
-    gitFetches: registry.counter('flotilla_git_polls_total', 'Times git was asked for the current commit.'),
-    deploymentWrites: registry.counter('flotilla_bundledeployment_writes_total', 'BundleDeployments written by the Bundle reconciler, by outcome (applied, unchanged).'),
+    ...reconcile,
+    observer: reconcileObserver(reconcile),
+    bytesPushed: counter(registry, 'flotilla_artifact_pushed_bytes_total', 'Blob bytes uploaded to OCI registries (manifests excluded).'),
+    blobsPushed: counter(registry, 'flotilla_artifact_pushed_blobs_total', 'Blobs uploaded to OCI registries.'),
+    blobsSkipped: counter(registry, 'flotilla_artifact_skipped_blobs_total', 'Blobs not uploaded because the registry had them.'),
+    gitFetches: counter(registry, 'flotilla_git_polls_total', 'Times git was asked for the current commit of a GitRepo.'),
+    deploymentWrites: counter(registry, 'flotilla_bundledeployment_writes_total',
+      'BundleDeployments written by the Bundle reconciler, by outcome (applied, unchanged).', ['outcome']),
   };
 }
 

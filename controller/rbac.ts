@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isStatus, type KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { StallingError, WaitingError } from '../lib/errors.js';
-import { API_VERSION, Label, MANAGED_LABEL_VALUE } from '../lib/api/index.js';
+import { AGENT_SERVICE_ACCOUNT, API_VERSION, Label, MANAGED_LABEL_VALUE } from '../lib/api/index.js';
 
 /**
  * The upstream objects that give agents (and agents-to-be) their access: namespaces, ServiceAccounts,
@@ -11,10 +11,7 @@ import { API_VERSION, Label, MANAGED_LABEL_VALUE } from '../lib/api/index.js';
  */
 
 /** Field manager of every object the controller applies. */
-export const FIELD_MANAGER = 'flotilla-controller';
-
-/** Name of the agent's ServiceAccount (and of its Role and RoleBinding) in each cluster namespace. */
-export const AGENT_SERVICE_ACCOUNT = 'flotilla-agent';
+export const CONTROLLER_FIELD_MANAGER = 'flotilla-controller';
 
 /** One RBAC policy rule (rbac.authorization.k8s.io/v1 PolicyRule). */
 export interface PolicyRule {
@@ -131,7 +128,7 @@ export async function applyObjects(kube: KubeClient, objects: readonly KubeObjec
   for (const obj of objects) {
     const what = `${obj.kind} ${obj.metadata.namespace ? `${obj.metadata.namespace}/` : ''}${obj.metadata.name}`;
     try {
-      applied.push(await kube.apply(obj, FIELD_MANAGER));
+      applied.push(await kube.apply(obj, CONTROLLER_FIELD_MANAGER));
     } catch (err) {
       if (isStatus(err, 403) && /being terminated/.test((err as Error).message)) {
         throw new WaitingError('NamespaceTerminating', `cannot create ${what}: its namespace is being deleted`, { cause: err, retryAfterMs: 5000 });

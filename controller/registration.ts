@@ -7,13 +7,13 @@ import { splitKey } from '../lib/kube/informer.js';
 import { isStatus, type KubeObject } from '../lib/kube/client.js';
 import { StallingError, WaitingError, messageOf, reasonOf } from '../lib/errors.js';
 import {
-  API_VERSION, DNS_SUBDOMAIN, Label, Reason, formatTime, parseDurationMs,
+  AGENT_SERVICE_ACCOUNT, API_VERSION, DNS_SUBDOMAIN, Label, Reason, formatTime, parseDurationMs,
   type Cluster, type ClusterRegistration, type ClusterRegistrationToken,
 } from '../lib/api/index.js';
 import { Ref, type ControllerContext } from './context.js';
 import { ensureClusterNamespace, observerOf } from './cluster.js';
 import {
-  AGENT_SERVICE_ACCOUNT, FIELD_MANAGER, agentRules, applyObjects, boundedName, importRules, managedLabels, ownerRefTo,
+  CONTROLLER_FIELD_MANAGER, agentRules, applyObjects, boundedName, importRules, managedLabels, ownerRefTo,
   requestToken, roleBindingObject, roleObject, secretObject, secretValue, serviceAccountObject,
 } from './rbac.js';
 
@@ -195,7 +195,7 @@ async function ensureCluster(ctx: ControllerContext, reg: ClusterRegistration & 
   }
   try {
     return await ctx.kube.apply<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster',
-      metadata: { name, namespace: W, labels: clusterLabels }, spec: { clientID } }, FIELD_MANAGER);
+      metadata: { name, namespace: W, labels: clusterLabels }, spec: { clientID } }, CONTROLLER_FIELD_MANAGER);
   } catch (err) {
     if (isStatus(err, 422)) throw new StallingError(Reason.InvalidSpec, `ClusterRegistration ${W}/${reg.metadata.name}: ${(err as Error).message}`, { cause: err });
     throw err;

@@ -19,7 +19,7 @@ import { Agent } from '../agent/agent.js';
 import { decodeSecretData } from '../agent/credentials.js';
 import { stack } from './fixture.js';
 import { tokenClient, statusOf } from './support/kube.js';
-import { waitFor } from './stack/net.js';
+import { waitFor } from '../stack/net.js';
 import { startTestController, type TestController } from './support/controller.js';
 
 const W = 'flotilla-e2e-agent';

@@ -13,7 +13,7 @@ import {
   ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
 import { stack } from './fixture.js';
-import { waitFor } from './stack/net.js';
+import { waitFor } from '../stack/net.js';
 import { CRDS_DIR } from '../lib/api/gen-crds.js';
 import { objectCases, type ObjectCase } from '../lib/api/examples.js';
 import {

@@ -1,6 +1,6 @@
 /**
  * The Helm charts (charts/flotilla, charts/flotilla-agent) with the real helm binary, built from the Go
- * module proxy by e2e/stack/tools/install.sh --extras: lint and template offline (embedded registry on and
+ * module proxy by stack/tools/install.sh --extras: lint and template offline (embedded registry on and
  * off), then install on the stack's real kube-apiservers. No kubelet runs there, so the objects are
  * asserted, not the pods; instead the controller and an agent run in-process with exactly the credentials
  * the charts' ServiceAccounts get, so the real authorizer proves the charts' RBAC is enough for the whole
@@ -25,9 +25,9 @@ import { startManager, type Manager } from '../controller/manager.js';
 import { parseAgentConfig } from '../agent/config.js';
 import { parseBootstrap, decodeSecretData } from '../agent/credentials.js';
 import { Agent } from '../agent/agent.js';
-import type { ControlPlane } from './stack/kube.js';
+import type { ControlPlane } from '../stack/kube.js';
 import { stack } from './fixture.js';
-import { waitFor } from './stack/net.js';
+import { waitFor } from '../stack/net.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CONTROLLER_CHART = join(ROOT, 'charts', 'flotilla');
@@ -135,7 +135,7 @@ describe('Helm charts', function () {
     const { helm: bin, k8sVersion } = stack().binaries;
     if (!bin || !existsSync(bin)) {
       throw new Error(`the helm binary is missing (${bin || 'no "helm" key in ~/.cache/flotilla/stack-binaries.json'}): `
-        + 'run `bash e2e/stack/tools/install.sh --extras`, which builds it from the Go module proxy');
+        + 'run `bash stack/tools/install.sh --extras`, which builds it from the Go module proxy');
     }
     helm = new Helm(bin, k8sVersion, await mkdtemp(join(tmpdir(), 'flotilla-helm-')));
     up = stack().cluster('upstream');

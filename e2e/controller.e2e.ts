@@ -4,14 +4,16 @@ import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { stack } from './fixture.js';
-import { startGitServer, type GitServer } from './stack/git.js';
-import { createCA, issueCert } from './stack/tls.js';
-import { waitFor } from './stack/net.js';
+import { startGitServer, type GitServer } from '../stack/git.js';
+import { createCA, issueCert } from '../stack/tls.js';
+import { waitFor } from '../stack/net.js';
 import { startTestController, type TestController } from './support/controller.js';
 import { API_VERSION, ConditionType, Label, Reason, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import { RegistryClient, pullBundle } from '../lib/oci/index.js';
 import { renderBundle, renderOptionsFrom } from '../lib/bundle/index.js';
+import { formatTime } from '../lib/util/time.js';
+import { valueOf } from '../lib/ops/metrics.js';
 
 type Obj<T> = T & KubeObject;
 
@@ -147,16 +149,16 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       await waitFor(async () => (await kube.get(ref)) === undefined || undefined, { what: 'the credential Secret gone', timeoutMs: 30_000 });
       await kube.patchStatus({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: bd.metadata.namespace!, name: bd.metadata.name },
         { conditions: [{ type: 'Deployed', status: 'False', reason: 'SecretNotFound', message: `registry Secret ${ref.namespace}/${ref.name} does not exist`,
-          lastTransitionTime: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') }] });
+          lastTransitionTime: formatTime(new Date()) }] });
       await waitFor(async () => kube.get(ref), { what: 'the credential Secret copied again', timeoutMs: 30_000 });
     });
 
     it('pushes no blob for a new commit that leaves the bundles unchanged', async () => {
-      const before = ctl.manager.context.metrics.blobsPushed.get();
+      const before = await valueOf(ctl.manager.context.metrics.blobsPushed);
       const first = (await waitGitRepo('oci', 'has a commit', (r) => Boolean(r.status?.commit))).status!;
       await stack().git!.commit('ctl-sample', { 'README.md': `docs ${randomBytes(4).toString('hex')}\n` }, 'docs only');
       const after = await waitGitRepo('oci', 'the docs commit synced', (r) => r.status?.commit !== first.commit && condition(r, ConditionType.ArtifactsStored)?.status === 'True');
-      expect(ctl.manager.context.metrics.blobsPushed.get() - before, 'blobs uploaded').to.equal(0);
+      expect((await valueOf(ctl.manager.context.metrics.blobsPushed)) - before, 'blobs uploaded').to.equal(0);
       expect(after.status?.artifacts?.map((a) => a.digest)).to.deep.equal(first.artifacts?.map((a) => a.digest));
     });
 
@@ -165,13 +167,13 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       const bds = await waitFor(async () => { const l = await bundleDeployments(kube, 'oci'); return l.length > 0 ? l : undefined; },
         { what: 'the BundleDeployments of oci', timeoutMs: 30_000 });
       const bd = bds[0]!;
-      const applied = m.get({ outcome: 'applied' });
-      const unchanged = m.get({ outcome: 'unchanged' });
+      const applied = await valueOf(m, { outcome: 'applied' });
+      const unchanged = await valueOf(m, { outcome: 'unchanged' });
       // What an agent does: report status. The Bundle reconciler runs (its roll-up), and must write no BundleDeployment.
       await kube.patchStatus({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: bd.metadata.namespace!, name: bd.metadata.name },
         { display: { state: `probe-${randomBytes(3).toString('hex')}` } });
-      await waitFor(async () => m.get({ outcome: 'unchanged' }) > unchanged || undefined, { what: 'a Bundle pass after the status change', timeoutMs: 30_000 });
-      expect(m.get({ outcome: 'applied' }) - applied, 'BundleDeployments applied after a status-only change').to.equal(0);
+      await waitFor(async () => (await valueOf(m, { outcome: 'unchanged' })) > unchanged || undefined, { what: 'a Bundle pass after the status change', timeoutMs: 30_000 });
+      expect((await valueOf(m, { outcome: 'applied' })) - applied, 'BundleDeployments applied after a status-only change').to.equal(0);
     });
 
     it('reports an unreachable registry on the GitRepo and Bundles, logs it, writes nothing, and recovers', async () => {
@@ -226,9 +228,9 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       expect(after.spec.oci?.digest, 'the last good artifact stays').to.equal(before.spec.oci?.digest);
       // A Bundle status change rolls up into the GitRepo between polls: the stall must stand.
       const reconciles = ctl.manager.context.metrics.reconciles;
-      const seen = reconciles.get({ controller: 'gitrepo', outcome: 'success' });
+      const seen = await valueOf(reconciles, { controller: 'gitrepo', outcome: 'success' });
       await kube.patchStatus({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws, name: after.metadata.name }, { display: { state: 'RollUpProbe' } });
-      await waitFor(async () => reconciles.get({ controller: 'gitrepo', outcome: 'success' }) > seen || undefined, { what: 'a GitRepo roll-up', timeoutMs: 30_000 });
+      await waitFor(async () => (await valueOf(reconciles, { controller: 'gitrepo', outcome: 'success' })) > seen || undefined, { what: 'a GitRepo roll-up', timeoutMs: 30_000 });
       const still = await kube.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'bad' });
       expect(condition(still, ConditionType.Stalled)?.status, 'Stalled after a roll-up between polls').to.equal('True');
       expect(condition(still, ConditionType.Stalled)?.lastTransitionTime, 'never cleared meanwhile')

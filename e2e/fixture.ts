@@ -1,10 +1,10 @@
-import { startStack, type Stack } from './stack/stack.js';
-import { liveProcesses } from './stack/proc.js';
+import { startStack, type Stack } from '../stack/stack.js';
+import { liveProcesses } from '../stack/proc.js';
 import { faultLog } from './support/faults.js';
 
 /**
  * Mocha root hooks: the whole e2e run shares one stack, started once before the first test and
- * stopped after the last (and on failure, Ctrl-C or a crash: see e2e/stack/proc.ts).
+ * stopped after the last (and on failure, Ctrl-C or a crash: see stack/proc.ts).
  *
  * Tests call {@link stack} to reach it. Environment knobs:
  * - FLOTILLA_E2E_CLUSTERS: comma-separated cluster names (default upstream,downstream-1,downstream-2)

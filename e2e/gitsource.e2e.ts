@@ -1,7 +1,7 @@
 /**
  * Git sources on the real stack: the controller and an agent run as real processes (e2e/support/processes.ts),
  * git is served by `git http-backend` (push helpers) and by OpenSSH's sshd over the same repositories
- * (e2e/stack/git-ssh.ts). Covers SSH keys and host key checks, `revision` pinning (commit and tag),
+ * (stack/git-ssh.ts). Covers SSH keys and host key checks, `revision` pinning (commit and tag),
  * `paused`, `disablePolling`, `forceSyncGeneration`, and convergence after a git outage.
  */
 import { expect } from 'chai';
@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { stack } from './fixture.js';
-import { waitFor } from './stack/net.js';
-import { generateSshKey, knownHostsLine, type SshGitServer } from './stack/git-ssh.js';
+import { waitFor } from '../stack/net.js';
+import { generateSshKey, knownHostsLine, type SshGitServer } from '../stack/git-ssh.js';
 import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
 import { API_VERSION, Annotation, Label, getCondition, type Bundle, type BundleDeployment, type Condition, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';

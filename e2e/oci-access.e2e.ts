@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import {
   ArtifactError, RegistryClient, RegistryRefusedError, RegistryTLSError, RegistryUnavailableError, bundleRepository,
-  listVersions, pullBundle, pushBundle, pushBundleVersion, type BundleFile,
+  listVersions, pullBundle, pushBundle, pushBundleVersion, type ArtifactFile,
 } from '../lib/oci/index.js';
-import { disposeRegistry, registryClientFor, startRegistry, type RegistryHandle } from './stack/registry.js';
+import { disposeRegistry, registryClientFor, startRegistry, type RegistryHandle } from '../stack/registry.js';
 
 /**
  * Reaching the real registry: credentials (basic and the Bearer token flow against `auth: token`), TLS
@@ -12,7 +12,7 @@ import { disposeRegistry, registryClientFor, startRegistry, type RegistryHandle 
  */
 
 const META = { bundleName: 'hello', bundleNamespace: 'fleet-default' };
-const FILES: BundleFile[] = [{ path: 'cm.yaml', content: Buffer.from('kind: ConfigMap\n') }];
+const FILES: ArtifactFile[] = [{ path: 'cm.yaml', content: Buffer.from('kind: ConfigMap\n') }];
 
 async function failure(p: Promise<unknown>): Promise<Error> {
   return await p.then(() => { throw new Error('expected a failure, got success'); }, (e: unknown) => e as Error);

@@ -6,13 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  ArtifactError, BUNDLE_ARTIFACT_TYPE, BUNDLE_CONFIG_MEDIA_TYPE, BUNDLE_FILE_MEDIA_TYPE, pullBundle, pushBundle, type BundleFile,
+  ArtifactError, BUNDLE_ARTIFACT_TYPE, BUNDLE_CONFIG_MEDIA_TYPE, BUNDLE_FILE_MEDIA_TYPE, pullBundle, pushBundle, type ArtifactFile,
 } from '../lib/oci/index.js';
-import { cacheDir } from './stack/binaries.js';
-import { disposeRegistry, registryClientFor, startRegistry, type RegistryHandle } from './stack/registry.js';
+import { cacheDir } from '../stack/binaries.js';
+import { disposeRegistry, registryClientFor, startRegistry, type RegistryHandle } from '../stack/registry.js';
 
 /**
- * Interoperability with the real `oras` CLI (built by `e2e/stack/tools/install.sh --extras`): `oras pull`
+ * Interoperability with the real `oras` CLI (built by `stack/tools/install.sh --extras`): `oras pull`
  * of a Flotilla artifact writes the bundle's files, and a bundle pushed by `oras` in Flotilla's format is
  * pulled by Flotilla while any other artifact is refused. Without the binary these tests fail, saying so.
  */
@@ -27,12 +27,12 @@ function orasBinary(): string {
     // no manifest: fall through to the message below
   }
   if (recorded === undefined || !existsSync(recorded)) {
-    throw new Error(`the oras CLI is required by this test and missing (${recorded ?? 'no stack-binaries.json'}); build it with: bash e2e/stack/tools/install.sh --extras`);
+    throw new Error(`the oras CLI is required by this test and missing (${recorded ?? 'no stack-binaries.json'}); build it with: bash stack/tools/install.sh --extras`);
   }
   return recorded;
 }
 
-const FILES: BundleFile[] = [
+const FILES: ArtifactFile[] = [
   { path: 'deploy.yaml', content: Buffer.from('apiVersion: apps/v1\nkind: Deployment\n') },
   { path: 'overlays/prod/x_patch.yaml', content: Buffer.from('spec:\n  replicas: 3\n') },
   { path: 'empty.yaml', content: Buffer.alloc(0) },

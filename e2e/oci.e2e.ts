@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { ArtifactError, pullBundle, pullBundleToDirectory, pushBundle, type BundleFile } from '../lib/oci/index.js';
+import { ArtifactError, pullBundle, pullBundleToDirectory, pushBundle, type ArtifactFile } from '../lib/oci/index.js';
 import {
   disposeRegistry, registryClientFor, requestsSince, settledLog, startRegistry, type AccessLogEntry, type RegistryHandle, type RegistryMode,
-} from './stack/registry.js';
+} from '../stack/registry.js';
 
 /**
  * The OCI client and the bundle format against the real Docker Distribution, in each serving mode:
@@ -94,7 +94,7 @@ async function sha256OfFile(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-function hundredFiles(changed?: number): BundleFile[] {
+function hundredFiles(changed?: number): ArtifactFile[] {
   return Array.from({ length: 100 }, (_, i) => ({
     path: `manifests/cm-${String(i).padStart(3, '0')}.yaml`,
     content: Buffer.from(`apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\ndata:\n  v: "${i === changed ? 'changed' : 'original'}"\n`),
@@ -117,7 +117,7 @@ for (const mode of ['http', 'tls', 'tls-auth'] as RegistryMode[]) {
     });
 
     it('round-trips a bundle with exact bytes', async () => {
-      const files: BundleFile[] = [
+      const files: ArtifactFile[] = [
         { path: 'deploy.yaml', content: Buffer.from('apiVersion: apps/v1\nkind: Deployment\n') },
         { path: 'overlays/prod/x_patch.yaml', content: Buffer.from('spec:\n  replicas: 3\n') },
         { path: 'empty.yaml', content: Buffer.alloc(0) },
@@ -206,7 +206,7 @@ for (const mode of ['http', 'tls', 'tls-auth'] as RegistryMode[]) {
       const src = join(work, 'big-src');
       await mkdir(src, { recursive: true });
       const hashes = new Map<string, string>();
-      const files: BundleFile[] = [];
+      const files: ArtifactFile[] = [];
       for (let i = 0; i < 5; i++) {
         const path = join(src, `part-${i}.bin`);
         hashes.set(`data/part-${i}.bin`, await writeRandomFile(path, 10 * MiB));
@@ -242,7 +242,7 @@ for (const mode of ['http', 'tls', 'tls-auth'] as RegistryMode[]) {
     });
 
     it('rejects a blob tampered on the registry disk with a digest error, writing nothing', async () => {
-      const files: BundleFile[] = [{ path: 'a.yaml', content: Buffer.from('kind: A\n') }, { path: 'victim.yaml', content: Buffer.from('replicas: 1\n') }];
+      const files: ArtifactFile[] = [{ path: 'a.yaml', content: Buffer.from('kind: A\n') }, { path: 'victim.yaml', content: Buffer.from('replicas: 1\n') }];
       const controller = registryClientFor(reg);
       const pushed = await pushBundle(controller, `${reg.host}/flotilla/tamper`, files, META, 'v1');
       await controller.close();

@@ -22,8 +22,8 @@ import { LeaderElector } from '../controller/leader.js';
 import { agentRules, secretValue } from '../controller/rbac.js';
 import { stack } from './fixture.js';
 import { tokenClient, statusOf } from './support/kube.js';
-import { waitFor } from './stack/net.js';
-import { installCrds } from './support/crds.js';
+import { waitFor } from '../stack/net.js';
+import { installCrds } from '../stack/crds.js';
 
 const W = 'flotilla-e2e-reg';
 const R = 'flotilla-e2e-reg-credentials';

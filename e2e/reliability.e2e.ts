@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { stack } from './fixture.js';
-import { waitFor } from './stack/net.js';
-import { registryClientFor } from './stack/registry.js';
+import { waitFor } from '../stack/net.js';
+import { registryClientFor } from '../stack/registry.js';
 import { tokenClient, statusOf } from './support/kube.js';
 import { startFaultProxy, type FaultProxy } from './support/faultproxy.js';
 import { startFleet, fleetLogs, removeFleetDir, type Fleet } from './support/processes.js';

@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { ApiextensionsV1Api, CustomObjectsApi, Watch, type KubeConfig } from '@kubernetes/client-node';
 import { stack } from './fixture.js';
-import { waitFor } from './stack/net.js';
-import type { RegistryMode } from './stack/registry.js';
+import { waitFor } from '../stack/net.js';
+import type { RegistryMode } from '../stack/registry.js';
 
 const run = promisify(execFile);
 
@@ -172,7 +172,7 @@ describe('the stack command', () => {
     this.timeout(180_000);
     const { spawn } = await import('node:child_process');
     const dir = await mkdtemp(join(tmpdir(), 'flotilla-stack-cmd-'));
-    const child = spawn(process.execPath, ['--import', 'tsx', 'e2e/stack/cli.ts', 'up', '--dir', dir, '--clusters', 'solo', '--kcm', ''],
+    const child = spawn(process.execPath, ['--import', 'tsx', 'stack/cli.ts', 'up', '--dir', dir, '--clusters', 'solo', '--kcm', ''],
       { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let out = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });

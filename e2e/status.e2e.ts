@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { stack } from './fixture.js';
-import { waitFor } from './stack/net.js';
-import { installCrds } from './support/crds.js';
+import { waitFor } from '../stack/net.js';
+import { installCrds } from '../stack/crds.js';
 import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
 import { API_VERSION, ConditionType, Label, setCondition, type Bundle, type BundleDeployment, type Condition, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';

@@ -15,7 +15,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 say "stack binaries with extras (cached per machine; a cold build takes many minutes)"
-bash e2e/stack/tools/install.sh --extras
+bash stack/tools/install.sh --extras
 
 say "benchmarks"
 # Every folder this run creates (the stack's, the scratch folder, the memory benchmark's control planes)

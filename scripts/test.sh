@@ -12,7 +12,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 say "stack binaries (cached per machine; a cold build takes many minutes)"
-bash e2e/stack/tools/install.sh ${FLOTILLA_INSTALL_FLAGS:---extras}
+bash stack/tools/install.sh ${FLOTILLA_INSTALL_FLAGS:---extras}
 
 say "typecheck"
 npx tsc -p tsconfig.json --noEmit
@@ -29,7 +29,7 @@ say "unit tests"
 FLOTILLA_TEST_SUITE=unit npx mocha --config .mocharc.unit.json || status=1
 
 say "end-to-end tests (real kube-apiservers, registry, git server)"
-FLOTILLA_TEST_SUITE=e2e npx mocha --config .mocharc.e2e.json || status=1
+FLOTILLA_TEST_SUITE=e2e npx mocha --config .mocharc.e2e.json 'e2e/**/*.e2e.ts' || status=1
 
 say "the main job, as the README runs it (flotilla dev up / status / down)"
 FLOTILLA_TEST_SUITE=main-job npx mocha --config .mocharc.main.json || status=1

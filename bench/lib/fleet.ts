@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, DEFAULT_WORKSPACE_NAMESPACE, getCondition, type BundleDeployment, type Cluster } from '../../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../../lib/kube/client.js';
-import { startGitServer, type GitServer } from '../../e2e/stack/git.js';
-import { waitFor } from '../../e2e/stack/net.js';
-import { readStackDescription, startStack, type StackDescription } from '../../e2e/stack/stack.js';
-import { installCrds } from '../../e2e/support/crds.js';
+import { startGitServer, type GitServer } from '../../stack/git.js';
+import { waitFor } from '../../stack/net.js';
+import { readStackDescription, startStack, type StackDescription } from '../../stack/stack.js';
+import { installCrds } from '../../stack/crds.js';
 import { startFlotillaProcess, type FlotillaProcess } from './procs.js';
 
 /**
@@ -119,7 +119,7 @@ export async function registrationToken(up: KubeClient): Promise<Record<string, 
 }
 
 /** One cluster to register: its agent's namespace downstream, its name and labels. */
-export interface ClusterSpec {
+export interface BenchCluster {
   name: string;
   /** The agent's namespace downstream (several agents can share a downstream API server). */
   agentNamespace: string;
@@ -127,7 +127,7 @@ export interface ClusterSpec {
 }
 
 /** Writes the agent's namespace and bootstrap Secret downstream (clientID = cluster name, so agents sharing a server differ). */
-export async function bootstrap(down: KubeClient, token: Record<string, string>, c: ClusterSpec): Promise<void> {
+export async function bootstrap(down: KubeClient, token: Record<string, string>, c: BenchCluster): Promise<void> {
   await down.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: c.agentNamespace } }, FIELD_MANAGER);
   await down.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'flotilla-agent-bootstrap', namespace: c.agentNamespace },
     stringData: { apiServerURL: token.apiServerURL ?? '', apiServerCA: token.apiServerCA ?? '', token: token.token ?? '', namespace: W,
@@ -135,7 +135,7 @@ export async function bootstrap(down: KubeClient, token: Record<string, string>,
 }
 
 /** Starts an agent process for one cluster (bootstrapped already). */
-export async function startAgentProcess(s: BenchStack, kubeconfig: string, c: ClusterSpec, options: { tapFile?: string; cacheDir?: string } = {}): Promise<FlotillaProcess> {
+export async function startAgentProcess(s: BenchStack, kubeconfig: string, c: BenchCluster, options: { tapFile?: string; cacheDir?: string } = {}): Promise<FlotillaProcess> {
   const cacheDir = options.cacheDir ?? join(s.work, `cache-${c.name}`);
   await mkdir(cacheDir, { recursive: true });
   return await startFlotillaProcess({
@@ -155,7 +155,7 @@ export async function waitClustersRegistered(up: KubeClient, names: readonly str
 }
 
 /** GitRepo settings the benchmarks vary. */
-export interface GitRepoSpec {
+export interface BenchGitRepo {
   name: string;
   /** Repository name on the git server. */
   repo: string;
@@ -167,7 +167,7 @@ export interface GitRepoSpec {
 }
 
 /** Creates or updates a GitRepo reading from the stack's git server. */
-export async function applyGitRepo(s: BenchStack, g: GitRepoSpec): Promise<void> {
+export async function applyGitRepo(s: BenchStack, g: BenchGitRepo): Promise<void> {
   await s.up.apply({ apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name: g.name, namespace: W },
     spec: { repo: `${s.desc.git?.url ?? ''}/${g.repo}.git`, branch: 'main', clientSecretName: 'bench-git', pollingInterval: g.pollingInterval ?? '1s',
       ...(g.paths ? { paths: g.paths } : {}), targets: g.targets,

@@ -2,8 +2,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { spawnManaged, type ManagedProcess } from '../../e2e/stack/proc.js';
-import { freePort, waitFor } from '../../e2e/stack/net.js';
+import { spawnManaged, type ManagedProcess } from '../../stack/proc.js';
+import { freePort, waitFor } from '../../stack/net.js';
 import { BUILD_DIR } from './build.js';
 
 /**

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { freePort } from '../../e2e/stack/net.js';
-import { bootstrap, kubeClient, registrationToken, startAgentProcess, startController, waitClustersRegistered, type BenchStack, type ClusterSpec } from './fleet.js';
+import { freePort } from '../../stack/net.js';
+import { bootstrap, kubeClient, registrationToken, startAgentProcess, startController, waitClustersRegistered, type BenchStack, type BenchCluster } from './fleet.js';
 import type { FlotillaProcess } from './procs.js';
 
 /**
@@ -14,7 +14,7 @@ export const REAL_LABEL = 'bench-real';
 
 /** An agent process of the real fleet. */
 export interface RealAgent {
-  cluster: ClusterSpec;
+  cluster: BenchCluster;
   proc: FlotillaProcess;
   tapFile: string;
   cacheDir: string;
@@ -42,7 +42,7 @@ export async function startRealFleet(s: BenchStack, say: (m: string) => void): P
   const agents: RealAgent[] = [];
   for (const name of ['downstream-1', 'downstream-2']) {
     const kubeconfig = s.desc.clusters[name]?.kubeconfig ?? '';
-    const cluster: ClusterSpec = { name, agentNamespace: 'flotilla-system', labels: { [REAL_LABEL]: 'true' } };
+    const cluster: BenchCluster = { name, agentNamespace: 'flotilla-system', labels: { [REAL_LABEL]: 'true' } };
     const down = await kubeClient(kubeconfig);
     try { await bootstrap(down, token, cluster); } finally { await down.close(); }
     const tapFile = join(s.work, `tap-agent-${name}.jsonl`);

@@ -5,7 +5,7 @@ import { Agent } from '../../agent/agent.js';
 import { createLogger, type Logger } from '../../lib/log.js';
 import type { KubeClient } from '../../lib/kube/client.js';
 import { mapLimit } from '../../lib/util/concurrency.js';
-import { bootstrap, kubeClient, kubeConfigOf, waitClustersRegistered, type BenchStack, type ClusterSpec } from './fleet.js';
+import { bootstrap, kubeClient, kubeConfigOf, waitClustersRegistered, type BenchStack, type BenchCluster } from './fleet.js';
 
 /**
  * Simulated clusters: many real Agent instances (agent/agent.ts, unchanged) in the benchmark process, each
@@ -49,7 +49,7 @@ export class SimFleet {
     const from = this.agents.length;
     const indexes = Array.from({ length: Math.max(0, count - from) }, (_, k) => from + k);
     await mapLimit(indexes, 10, async (i) => {
-      const cluster: ClusterSpec = { name: simName(this.prefix, i), agentNamespace: simName(this.prefix, i), labels: this.labelsFor(i) };
+      const cluster: BenchCluster = { name: simName(this.prefix, i), agentNamespace: simName(this.prefix, i), labels: this.labelsFor(i) };
       await bootstrap(down, this.token, cluster);
       const cacheDir = join(this.s.work, 'sim-cache', cluster.name);
       await mkdir(cacheDir, { recursive: true });

@@ -29,7 +29,7 @@ export interface Summary {
 }
 
 /** Summarizes a sample. */
-export function summarize(values: readonly number[]): Summary {
+export function summarizeSample(values: readonly number[]): Summary {
   return {
     n: values.length, min: Math.min(...values), p50: percentile(values, 50), p95: percentile(values, 95), max: Math.max(...values),
   };

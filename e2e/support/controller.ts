@@ -6,8 +6,8 @@ import { createLogger } from '../../lib/log.js';
 import { KubeClient } from '../../lib/kube/client.js';
 import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
 import { startManager, type Manager } from '../../controller/manager.js';
-import type { ControlPlane } from '../stack/kube.js';
-import { installCrds } from './crds.js';
+import type { ControlPlane } from '../../stack/kube.js';
+import { installCrds } from '../../stack/crds.js';
 
 /** A controller manager running in the test process, with its log lines captured. */
 export interface TestController {

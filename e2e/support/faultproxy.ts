@@ -1,7 +1,7 @@
 import { createServer as createHttpsServer, request as httpsRequest, Agent as HttpsAgent, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createCA, issueCert } from '../stack/tls.js';
+import { createCA, issueCert } from '../../stack/tls.js';
 
 /**
  * A fault-injecting HTTPS reverse proxy in front of a real registry. It passes every request through

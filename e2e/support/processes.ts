@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { API_VERSION } from '../../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../../lib/kube/client.js';
-import type { Stack } from '../stack/stack.js';
-import { freePort, waitFor } from '../stack/net.js';
-import { spawnManaged, type ManagedProcess } from '../stack/proc.js';
-import { installCrds } from './crds.js';
+import type { Stack } from '../../stack/stack.js';
+import { freePort, waitFor } from '../../stack/net.js';
+import { spawnManaged, type ManagedProcess } from '../../stack/proc.js';
+import { installCrds } from '../../stack/crds.js';
 
 /**
  * The controller and one agent per downstream cluster as REAL child processes (`node --import tsx
@@ -35,6 +35,8 @@ export interface FlotillaProcess {
   stop(): Promise<void>;
   /** The log text of every incarnation so far. */
   logs(): Promise<string>;
+  /** Port of its /metrics server on 127.0.0.1. */
+  readonly metricsPort: number;
 }
 
 /** A downstream cluster to register, with its labels. */
@@ -67,12 +69,12 @@ export interface Fleet {
   stop(): Promise<void>;
 }
 
-function flotillaProcess(name: string, args: string[], logFile: string): FlotillaProcess {
+function flotillaProcess(name: string, args: string[], logFile: string, metricsPort: number): FlotillaProcess {
   let current: ManagedProcess | undefined;
   const start = () => { current = spawnManaged(name, process.execPath, ['--import', 'tsx', ...args], logFile, { cwd: ROOT }); };
   start();
   return {
-    name, logFile,
+    name, logFile, metricsPort,
     pid: () => current?.child.pid,
     running: () => current?.running() ?? false,
     async kill9() {
@@ -121,12 +123,13 @@ export async function startFleet(stack: Stack, options: FleetOptions): Promise<F
   }
   const caFile = join(logDir, 'upstream-ca.crt');
   await writeFile(caFile, upstreamPlane.caPem);
+  const controllerMetricsPort = await freePort();
   const controller = flotillaProcess('controller', ['controller/main.ts', '--kubeconfig', upstreamPlane.kubeconfigPath,
     '--workspace-namespace', ws, '--registration-namespace', registrationNamespace, '--system-namespace', systemNamespace,
     '--lease-name', `${ws}-controller`, '--leader-election', 'true',
     '--api-server-url', upstreamPlane.server, '--api-server-ca-file', caFile, '--work-dir', join(logDir, 'controller'),
     '--default-polling-interval', options.pollingInterval ?? '2s',
-    '--probe-port', String(await freePort()), '--metrics-port', String(await freePort())], join(logDir, 'controller.log'));
+    '--probe-port', String(await freePort()), '--metrics-port', String(controllerMetricsPort)], join(logDir, 'controller.log'), controllerMetricsPort);
   const agents: Record<string, FlotillaProcess> = {};
   const secrets: string[] = [];
   const fleet: Fleet = {
@@ -171,10 +174,11 @@ async function registerAgents(fleet: Fleet, stack: Stack, clusters: FleetCluster
           namespace: ws, registrationNamespace: fleet.registrationNamespace,
           clusterLabels: JSON.stringify({ ...cluster.labels, 'flotilla.dev/cluster-name': cluster.name }) } }, MANAGER);
     } finally { await downstream.close(); }
+    const metricsPort = await freePort();
     fleet.agents[cluster.name] = flotillaProcess(`agent-${cluster.name}`, ['agent/main.ts', '--kubeconfig', plane.kubeconfigPath,
       '--namespace', fleet.agentNamespace, '--cache-dir', join(fleet.logDir, 'cache', cluster.name),
-      '--probe-port', String(await freePort()), '--probe-address', '127.0.0.1', '--resync', '5s', '--heartbeat', '5s'],
-    join(fleet.logDir, `agent-${cluster.name}.log`));
+      '--probe-port', String(await freePort()), '--probe-address', '127.0.0.1', '--metrics-port', String(metricsPort), '--resync', '5s', '--heartbeat', '5s'],
+    join(fleet.logDir, `agent-${cluster.name}.log`), metricsPort);
   }
   await waitFor(async () => {
     await fleet.assertAlive();

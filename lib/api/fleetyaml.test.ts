@@ -94,7 +94,7 @@ describe('parseFleetYaml', () => {
     ['helm.atomic, saying there is no release to roll back', 'helm: {atomic: true}\n', /helm\.atomic: .*no Helm releases to roll back/],
     ['helm.valuesFrom in a target customization', 'targetCustomizations:\n- name: a\n  helm: {valuesFrom: []}\n',
       /targetCustomizations\[0\]\.helm\.valuesFrom: .*not supported yet/],
-    ['an oci:// chart', 'helm: {chart: "oci://registry.example/charts/web"}\n', /helm\.chart: remote charts .* not supported yet/],
+    ['an oci:// chart', 'helm: {chart: "oci://registry.example/charts/web"}\n', /helm\.chart: .*remote charts .* not supported yet/],
     ['a values file outside the bundle', 'helm: {valuesFiles: [../secrets.yaml]}\n', /helm\.valuesFiles\[0\]: must be a path inside the bundle/],
     ['a kustomize dir outside the bundle', 'kustomize: {dir: /etc}\n', /kustomize\.dir: must be a path inside the bundle/],
     ['a misspelled helm key', 'helm: {relaseName: web}\n', /helm\.relaseName: unknown field/],

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { ConditionStatus } from './constants.js';
 import { listMap } from './crd-extensions.js';
+import { formatTime } from '../util/time.js';
 
 /** A Kubernetes object name (DNS-1123 subdomain). */
 export const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -128,10 +129,8 @@ export const ConditionsSchema = listMap(
   ['type'],
 );
 
-/** Formats a time the way metav1.Time does (RFC 3339, seconds precision, UTC). */
-export function formatTime(now: Date): string {
-  return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+/** metav1.Time formatting; it lives in lib/util/time.ts and is re-exported for users of the API. */
+export { formatTime };
 
 /**
  * Returns a new conditions list with `cond` set. The transition time is kept when the status did not

@@ -7,6 +7,12 @@ import { z } from 'zod';
 import { objectSchema, type KindDefinition } from './kind.js';
 import { ConditionsSchema, duration, objectName, stringMap } from './meta.js';
 
+/**
+ * Name of the agent's upstream ServiceAccount (and of its Role and RoleBinding) in each cluster namespace:
+ * the controller creates it when it grants a registration, the agent requests and renews its tokens.
+ */
+export const AGENT_SERVICE_ACCOUNT = 'flotilla-agent';
+
 /** Spec of a ClusterRegistrationToken. */
 export const ClusterRegistrationTokenSpecSchema = z.strictObject({
   ttl: duration('How long the token is valid after creation, e.g. "24h"; empty means forever.').optional(),

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { BundleDeploymentOptions } from '../api/options.js';
+import { canonicalJSON } from '../util/json.js';
 
 /**
  * Deterministic identifiers of a bundle version and of a deployment (Fleet style):
  * - {@link contentsID}: sha256 (hex) over the files sorted by path; each file contributes its path, its
  *   length and its bytes, framed so that no two different file sets hash alike;
- * - {@link optionsHash}: sha256 (hex) of the options as canonical JSON (keys sorted, undefined dropped);
+ * - {@link optionsHash}: sha256 (hex) of the options as canonical JSON (lib/util/json.ts);
  * - {@link deploymentID}: `s-<contentsID>:<optionsHash>`, which changes exactly when what a cluster
  *   receives may change (new content or new options).
  */
@@ -29,16 +30,6 @@ export function contentsID(files: readonly HashedFile[]): string {
     hash.update(`${path.length}:`).update(path).update(`${content.length}:`).update(content);
   }
   return hash.digest('hex');
-}
-
-/** JSON with object keys sorted and undefined values dropped, so that equal values serialize alike. */
-export function canonicalJSON(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJSON(v))).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJSON(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
 }
 
 /** sha256 (hex) of the deployment options in canonical form; absent options hash like `{}`. */

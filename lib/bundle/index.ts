@@ -16,9 +16,9 @@ export {
   matchesSelector, matchTarget, customizationFor, selectClusters, mergeOptions, groupsOf, hasCriteria, DEFAULT_TARGETS,
 } from './target.js';
 export type { ClusterInfo, ClusterSelection, GroupInfo, Labels, TargetMatch } from './target.js';
-export { contentsID, optionsHash, deploymentID, canonicalJSON } from './id.js';
+export { contentsID, optionsHash, deploymentID } from './id.js';
 export type { HashedFile } from './id.js';
 export { filesToResources, resourcesToFiles } from './resources.js';
 export type { EncodeOptions } from './resources.js';
 export { parseManifest, isManifestName, FLEET_YAML_NAMES, OVERLAYS_DIR } from './manifest.js';
-export type { BundleFile, KubeObject, ManifestDocument } from './manifest.js';
+export type { BundleFile, RenderedObject, ManifestDocument } from './manifest.js';

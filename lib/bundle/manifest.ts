@@ -15,8 +15,8 @@ import { Reason } from '../api/constants.js';
  * Every failure is a StallingError with reason InvalidBundle whose message reads `file:line: cause`.
  */
 
-/** A Kubernetes object as read from a manifest: only the identifying fields are typed. */
-export interface KubeObject {
+/** A Kubernetes object as read from a bundle manifest (before it is applied; lib/kube's KubeObject is the API server's): only the identifying fields are typed. */
+export interface RenderedObject {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace?: string; [key: string]: unknown };
@@ -31,7 +31,7 @@ export interface BundleFile {
 
 /** One document of a manifest file, with the 1-based line it starts on (for messages). */
 export interface ManifestDocument {
-  object: KubeObject;
+  object: RenderedObject;
   line: number;
 }
 
@@ -130,7 +130,7 @@ export function parseJsonDocument(file: string, text: string): { value: unknown;
 }
 
 /** Checks that a parsed document is a Kubernetes object; the message names the missing field. */
-export function validateObject(file: string, line: number, value: unknown): KubeObject {
+export function validateObject(file: string, line: number, value: unknown): RenderedObject {
   const fail = (cause: string) => invalidBundle(file, line, cause);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw fail(`a resource must be a mapping with apiVersion, kind and metadata, got ${describe(value)}`);
@@ -147,7 +147,7 @@ export function validateObject(file: string, line: number, value: unknown): Kube
   if (meta.namespace !== undefined && meta.namespace !== null && typeof meta.namespace !== 'string') {
     throw fail(`${obj.kind} ${meta.name}: metadata.namespace must be a string`);
   }
-  return value as KubeObject;
+  return value as RenderedObject;
 }
 
 function describe(value: unknown): string {

@@ -15,20 +15,14 @@
  * Both return new values and never modify their inputs.
  */
 
+import { isPlainObject, jsonEqual, setOwn } from '../util/json.js';
+import { parsePointer } from '../util/pointer.js';
+
 /** A JSON value as produced by YAML or JSON parsing. */
 export type JsonValue = unknown;
 
 /** A patch that cannot be applied; the message says why (callers add the file). */
 export class PatchError extends Error {}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Sets a key as an own data property, so that a key such as `__proto__` is data, never a prototype. */
-function setKey(obj: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
-}
 
 function isNamedList(value: unknown): value is Record<string, unknown>[] {
   return Array.isArray(value) && value.length > 0 && value.every((e) => isPlainObject(e) && typeof e.name === 'string');
@@ -65,9 +59,9 @@ export function mergePatch(target: JsonValue, patch: JsonValue): JsonValue {
     if (value === null) {
       delete result[key];
     } else if (isNamedList(result[key]) && isNamedList(value)) {
-      setKey(result, key, mergeNamedLists(result[key] as Record<string, unknown>[], value));
+      setOwn(result, key, mergeNamedLists(result[key] as Record<string, unknown>[], value));
     } else {
-      setKey(result, key, mergePatch(Object.hasOwn(result, key) ? result[key] : undefined, value));
+      setOwn(result, key, mergePatch(Object.hasOwn(result, key) ? result[key] : undefined, value));
     }
   }
   return result;
@@ -81,10 +75,10 @@ interface Operation {
   value?: unknown;
 }
 
-function parsePointer(pointer: string): string[] {
-  if (pointer === '') return [];
-  if (!pointer.startsWith('/')) throw new PatchError(`JSON pointer "${pointer}" must start with "/"`);
-  return pointer.slice(1).split('/').map((t) => t.replaceAll('~1', '/').replaceAll('~0', '~'));
+function tokensOf(pointer: string): string[] {
+  const tokens = parsePointer(pointer);
+  if (tokens === undefined) throw new PatchError(`JSON pointer "${pointer}" must start with "/"`);
+  return tokens;
 }
 
 function listIndex(list: unknown[], token: string, forAdd: boolean, pointer: string): number {
@@ -108,7 +102,7 @@ function parentOf(doc: unknown, tokens: string[], pointer: string): unknown {
 }
 
 function getAt(doc: unknown, pointer: string): unknown {
-  const tokens = parsePointer(pointer);
+  const tokens = tokensOf(pointer);
   if (tokens.length === 0) return doc;
   const parent = parentOf(doc, tokens, pointer);
   const last = tokens[tokens.length - 1] as string;
@@ -118,7 +112,7 @@ function getAt(doc: unknown, pointer: string): unknown {
 }
 
 function removeAt(doc: unknown, pointer: string): unknown {
-  const tokens = parsePointer(pointer);
+  const tokens = tokensOf(pointer);
   if (tokens.length === 0) throw new PatchError('cannot remove the whole document');
   const value = getAt(doc, pointer);
   const parent = parentOf(doc, tokens, pointer);
@@ -129,7 +123,7 @@ function removeAt(doc: unknown, pointer: string): unknown {
 }
 
 function addAt(doc: unknown, pointer: string, value: unknown, replace: boolean): unknown {
-  const tokens = parsePointer(pointer);
+  const tokens = tokensOf(pointer);
   if (tokens.length === 0) return value;
   const parent = parentOf(doc, tokens, pointer);
   const last = tokens[tokens.length - 1] as string;
@@ -138,7 +132,7 @@ function addAt(doc: unknown, pointer: string, value: unknown, replace: boolean):
     parent.splice(index, replace ? 1 : 0, value);
   } else {
     if (replace && !Object.hasOwn(parent as object, last)) throw new PatchError(`"${pointer}" does not exist`);
-    setKey(parent as Record<string, unknown>, last, value);
+    setOwn(parent as Record<string, unknown>, last, value);
   }
   return doc;
 }
@@ -172,21 +166,10 @@ export function jsonPatch(target: JsonValue, operations: readonly unknown[]): Js
       }
       case 'copy': doc = addAt(doc, op.path, structuredClone(getAt(doc, op.from as string)), false); break;
       case 'test':
-        if (!deepEqual(getAt(doc, op.path), op.value)) throw new PatchError(`test failed at "${op.path}"`);
+        if (!jsonEqual(getAt(doc, op.path), op.value)) throw new PatchError(`test failed at "${op.path}"`);
         break;
       default: throw new PatchError(`operation ${index + 1}: unknown op "${op.op}"`);
     }
   });
   return doc;
-}
-
-/** Structural equality of JSON values (key order does not matter). */
-export function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((v, i) => deepEqual(v, b[i]));
-  if (isPlainObject(a) && isPlainObject(b)) {
-    const keys = Object.keys(a);
-    return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]));
-  }
-  return false;
 }

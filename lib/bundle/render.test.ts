@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { StallingError } from '../errors.js';
-import type { BundleFile, KubeObject } from './manifest.js';
+import type { BundleFile, RenderedObject } from './manifest.js';
 import { type RenderOptions, renderBundle, renderOptionsFrom } from './render.js';
 
 function files(tree: Record<string, string>): BundleFile[] {
@@ -32,11 +32,11 @@ spec:
 const base = { 'deployment.yaml': deployment, 'svc.yaml': service };
 
 /** A compact view of rendered objects: "Kind ns/name". */
-function ids(objects: KubeObject[]): string[] {
+function ids(objects: RenderedObject[]): string[] {
   return objects.map((o) => `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`);
 }
 
-function find(objects: KubeObject[], kind: string, name: string): Record<string, unknown> {
+function find(objects: RenderedObject[], kind: string, name: string): Record<string, unknown> {
   const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
   if (!found) throw new Error(`no ${kind} ${name} in ${ids(objects).join(', ')}`);
   return found as Record<string, unknown>;

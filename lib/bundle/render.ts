@@ -1,7 +1,8 @@
 import type { BundleDeploymentOptions } from '../api/options.js';
-import { OVERLAYS_DIR, type BundleFile, type KubeObject, invalidBundle, isManifestName, parseDocuments, parseManifest, validateObject } from './manifest.js';
+import { OVERLAYS_DIR, type BundleFile, type RenderedObject, invalidBundle, isManifestName, parseDocuments, parseManifest, validateObject } from './manifest.js';
 import { PatchError, jsonPatch, mergePatch } from './patch.js';
 import { apiGroup, isKnownClusterScoped } from './scope.js';
+import { isPlainObject } from '../util/json.js';
 
 /**
  * Rendering: the Kubernetes objects one cluster receives from a bundle's files and its options.
@@ -55,7 +56,7 @@ export function renderOptionsFrom(options: BundleDeploymentOptions | undefined):
 
 /** An object and the file that defined it (for messages). */
 interface Placed {
-  object: KubeObject;
+  object: RenderedObject;
   origin: string;
 }
 
@@ -80,7 +81,7 @@ function isOverlayPath(path: string): boolean {
 }
 
 /** Renders the objects a cluster receives (see the module comment for the exact rules). */
-export function renderBundle(files: readonly BundleFile[], options: RenderOptions = {}): KubeObject[] {
+export function renderBundle(files: readonly BundleFile[], options: RenderOptions = {}): RenderedObject[] {
   const label = (path: string) => (options.sourceDir && options.sourceDir !== '.' ? `${options.sourceDir}/${path}` : path);
   const parse = (file: BundleFile): Placed[] =>
     parseManifest(label(file.path), file.content).map((d) => ({ object: d.object, origin: label(file.path) }));
@@ -155,7 +156,7 @@ function applyPatchFile(targetDocs: readonly Placed[], file: BundleFile, fileLab
 function patchedIndexes(docs: readonly Placed[], patch: unknown, fileLabel: string, line: number, target: string): number[] {
   if (docs.length === 1) return [0];
   if (docs.length === 0) throw invalidBundle(fileLabel, line, `${target} has no documents to patch`);
-  const selector = typeof patch === 'object' && patch !== null && !Array.isArray(patch) ? (patch as Record<string, unknown>) : undefined;
+  const selector = isPlainObject(patch) ? patch : undefined;
   const kind = selector?.kind;
   const metadata = selector?.metadata;
   const name = typeof metadata === 'object' && metadata !== null ? (metadata as Record<string, unknown>).name : undefined;
@@ -169,7 +170,7 @@ function patchedIndexes(docs: readonly Placed[], patch: unknown, fileLabel: stri
 }
 
 /** Applies the namespace rules (rule 4) to one object, in place. */
-function applyNamespace(object: KubeObject, options: RenderOptions): void {
+function applyNamespace(object: RenderedObject, options: RenderOptions): void {
   const isClusterScoped = options.isClusterScoped ?? isKnownClusterScoped;
   if (isClusterScoped(object.apiVersion, object.kind)) return;
   const forced = options.targetNamespace || options.namespace;

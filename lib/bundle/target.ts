@@ -1,5 +1,6 @@
 import type { LabelSelector } from '../api/meta.js';
 import type { BundleDeploymentOptions, BundleTarget, TargetRestriction } from '../api/options.js';
+import { isPlainObject } from '../util/json.js';
 
 /**
  * Pure targeting: which clusters get a bundle, and with which options (Fleet semantics).
@@ -113,10 +114,6 @@ export function customizationFor<T extends TargetMatch>(targets: readonly T[] | 
 }
 
 const MATCH_FIELDS = new Set(['name', 'clusterName', 'clusterSelector', 'clusterGroup', 'clusterGroupSelector', 'doNotDeploy']);
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function mergeValues(base: unknown, override: unknown): unknown {
   if (!isPlainObject(base) || !isPlainObject(override)) return override;

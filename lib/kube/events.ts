@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { KubeClient, KubeObject } from './client.js';
+import { formatTime } from '../util/time.js';
 
 /**
  * Records Kubernetes Events (core/v1) about objects, for transitions only (new revision applied,
@@ -16,7 +17,7 @@ export class EventRecorder {
   async emit(obj: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const namespace = obj.metadata.namespace ?? 'default';
     const key = `${obj.kind}/${namespace}/${obj.metadata.name}/${type}/${reason}/${message}`;
-    const time = this.now().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const time = formatTime(this.now());
     const existing = this.recent.get(key);
     try {
       if (existing) {

@@ -1,6 +1,6 @@
 import { ConditionType, Reason, getCondition, removeCondition, setCondition, type Condition, type ConditionInput } from '../api/index.js';
 import { dispositionOf, messageOf, reasonOf } from '../errors.js';
-import { jsonEqual } from '../util/json.js';
+import { jsonEqual, mergePatchForKeys } from '../util/json.js';
 import type { KubeClient, KubeObject } from './client.js';
 
 /**
@@ -92,20 +92,17 @@ function refOf(obj: KubeObject) {
 }
 
 /**
- * A writer for a status with one writer per top-level key: a JSON merge patch of the keys that changed
- * (a key set to undefined is removed). `ownedKeys` names the keys this writer owns when others write
+ * A writer for a status with one writer per top-level key: a JSON merge patch of what changed under the
+ * keys it owns (a key set to undefined is removed). `ownedKeys` names the keys this writer owns when others write
  * other keys of the same status (the agent writes a Cluster's `agent`); without it, it owns every key.
  */
 export function mergeStatusWriter(kube: StatusClient, ownedKeys?: readonly string[]): StatusWriter {
   const keysOf = (current: StatusFields | undefined, desired: StatusFields): string[] =>
     ownedKeys ? [...ownedKeys] : [...new Set([...Object.keys(current ?? {}), ...Object.keys(desired)])];
   const diff = (current: StatusFields | undefined, desired: StatusFields): StatusFields => {
-    const patch: StatusFields = {};
-    for (const key of keysOf(current, desired)) {
-      const want = desired[key];
-      if (!jsonEqual(current?.[key], want)) patch[key] = want === undefined ? null : want;
-    }
-    return patch;
+    const named: StatusFields = {};
+    for (const key of keysOf(current, desired)) named[key] = desired[key];
+    return mergePatchForKeys(current, named);
   };
   return {
     changed: (current, desired) => Object.keys(diff(current, desired)).length > 0,

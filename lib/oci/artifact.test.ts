@@ -4,14 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ANNOTATION_REVISION, ANNOTATION_SOURCE, ANNOTATION_TITLE, BUNDLE_ARTIFACT_TYPE, BUNDLE_CONFIG_MEDIA_TYPE, BUNDLE_FILE_MEDIA_TYPE,
-  buildArtifact, canonicalJSON, sanitizeSourceURL, type ArtifactMeta, type BundleFile,
+  buildArtifact, sanitizeSourceURL, type ArtifactMeta, type ArtifactFile,
 } from './artifact.js';
+import { canonicalJSON } from '../util/json.js';
 import { sha256Digest } from './digest.js';
 import { ArtifactError } from './errors.js';
 import { parseBundleConfig, parseBundleManifest } from './manifest.js';
 
 const meta: ArtifactMeta = { bundleName: 'hello', bundleNamespace: 'fleet-default', source: 'https://git.example.com/r.git', revision: 'abc123' };
-const file = (path: string, text: string): BundleFile => ({ path, content: Buffer.from(text) });
+const file = (path: string, text: string): ArtifactFile => ({ path, content: Buffer.from(text) });
 const files = [file('b.yaml', 'kind: B\n'), file('a.yaml', 'kind: A\n'), file('dir/c.yaml', 'kind: C\n')];
 
 describe('bundle artifact format', () => {
@@ -23,7 +24,7 @@ describe('bundle artifact format', () => {
     expect(one.digest).to.equal(sha256Digest(one.manifest));
   });
 
-  const changes: Array<[string, BundleFile[], ArtifactMeta]> = [
+  const changes: Array<[string, ArtifactFile[], ArtifactMeta]> = [
     ['one byte of one file', [file('b.yaml', 'kind: B \n'), files[1]!, files[2]!], meta],
     ['a file path', [file('b2.yaml', 'kind: B\n'), files[1]!, files[2]!], meta],
     ['a file added', [...files, file('d.yaml', '')], meta],
@@ -88,7 +89,7 @@ describe('bundle artifact format', () => {
     }
   });
 
-  const invalid: Array<[string, BundleFile[], RegExp]> = [
+  const invalid: Array<[string, ArtifactFile[], RegExp]> = [
     ['an absolute path', [file('/etc/x', '')], /"\/etc\/x" is absolute/],
     ['a path leaving the bundle', [file('a/../../x', '')], /contains "\.\."/],
     ['a duplicate path', [file('a', '1'), file('a', '2')], /"a" appears twice/],
@@ -109,9 +110,5 @@ describe('bundle artifact format', () => {
     expect(parsed.layers.map((l) => l.path)).to.deep.equal(['a.yaml', 'b.yaml', 'dir/c.yaml']);
     expect(parsed.config).to.deep.include({ digest: built.config.digest });
     expect(parsed.totalBytes).to.equal(24);
-  });
-
-  it('serializes canonical JSON with sorted keys and no undefined members', () => {
-    expect(canonicalJSON({ b: 1, a: [{ d: undefined, c: 'x' }], e: null })).to.equal('{"a":[{"c":"x"}],"b":1,"e":null}');
   });
 });

@@ -3,10 +3,11 @@ import { digestFile, sha256Digest } from './digest.js';
 import { ArtifactError } from './errors.js';
 import { bundlePathProblem, compareUtf8, pathConflict } from './paths.js';
 import { OCI_MANIFEST_MEDIA_TYPE } from './client.js';
+import { canonicalJSON } from '../util/json.js';
 import type { BlobSource, Descriptor } from './upload.js';
 
 /**
- * The bundle artifact format (see FORMAT.md): an OCI image manifest v1.1 with Flotilla's artifactType, a
+ * The bundle artifact format (see docs/artifact-format.md): an OCI image manifest v1.1 with Flotilla's artifactType, a
  * small canonical JSON config, and one uncompressed layer per bundle file titled with its path. Every byte
  * is a pure function of the files and the metadata, so the same content always has the same digest.
  */
@@ -26,8 +27,11 @@ export const ANNOTATION_REVISION = 'org.opencontainers.image.revision';
 /** `formatVersion` written in the config. */
 export const BUNDLE_FORMAT_VERSION = 1;
 
-/** A file of a bundle: its path in the bundle and its bytes, in memory or in a local file (streamed). */
-export type BundleFile = { path: string; content: Buffer } | { path: string; file: string };
+/**
+ * A file as the artifact builder takes it: its path in the bundle and its bytes, in memory or in a local
+ * file (streamed). A lib/bundle BundleFile (always in memory) is one.
+ */
+export type ArtifactFile = { path: string; content: Buffer } | { path: string; file: string };
 
 /** Bundle metadata recorded in the artifact. Nothing time-dependent belongs here. */
 export interface ArtifactMeta {
@@ -67,18 +71,6 @@ export interface BundleConfig {
   contentsID?: string;
 }
 
-/** Serializes JSON with object keys sorted and no whitespace: one value, one byte sequence. */
-export function canonicalJSON(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJSON).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => compareUtf8(a, b));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJSON(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 /** Removes `user:password@` from a URL (git URLs may carry tokens); non-URLs (scp-like) lose `user@`. */
 export function sanitizeSourceURL(source: string): string {
   try {
@@ -105,7 +97,7 @@ export function bundleConfigBytes(meta: ArtifactMeta): Buffer {
   }), 'utf8');
 }
 
-async function describeFile(file: BundleFile): Promise<ArtifactBlob> {
+async function describeFile(file: ArtifactFile): Promise<ArtifactBlob> {
   const problem = bundlePathProblem(file.path);
   if (problem !== undefined) throw invalidBundle(`bundle file path "${file.path}" ${problem}`, file.path);
   const { digest, size } = 'content' in file
@@ -122,7 +114,7 @@ async function describeFile(file: BundleFile): Promise<ArtifactBlob> {
  * file/directory clashes; ArtifactError InvalidBundle naming the file), hashes each file (streaming files
  * on disk), sorts layers by path and serializes the manifest canonically.
  */
-export async function buildArtifact(files: readonly BundleFile[], meta: ArtifactMeta): Promise<BuiltArtifact> {
+export async function buildArtifact(files: readonly ArtifactFile[], meta: ArtifactMeta): Promise<BuiltArtifact> {
   const described = [];
   for (const f of files) described.push(await describeFile(f));
   const conflict = pathConflict(files.map((f) => f.path));

@@ -2,10 +2,10 @@ import { copyFile, mkdir, readFile, readdir } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Reason } from '../api/constants.js';
 import { StallingError } from '../errors.js';
-import { buildArtifact, type ArtifactMeta, type BuiltArtifact, type BundleConfig, type BundleFile } from './artifact.js';
+import { buildArtifact, type ArtifactMeta, type BuiltArtifact, type BundleConfig, type ArtifactFile } from './artifact.js';
 import { OCI_MANIFEST_MEDIA_TYPE, type RegistryClient } from './client.js';
 import { ArtifactError } from './errors.js';
-import { DEFAULT_BUNDLE_LIMITS, parseBundleConfig, parseBundleManifest, type BundleLayer, type BundleLimits, type BundleManifest } from './manifest.js';
+import { DEFAULT_ARTIFACT_LIMITS, parseBundleConfig, parseBundleManifest, type BundleLayer, type ArtifactLimits, type BundleManifest } from './manifest.js';
 import { bundlePathProblem } from './paths.js';
 import { formatReference, parseReference, pinnedReference, type Reference } from './reference.js';
 import { mapLimit } from '../util/concurrency.js';
@@ -64,15 +64,15 @@ export async function pushArtifact(client: RegistryClient, repository: Reference
  * in it ignored), tagged `tag` when given. Blobs the registry has are not uploaded.
  */
 export async function pushBundle(
-  client: RegistryClient, repository: Reference | string, files: readonly BundleFile[], meta: ArtifactMeta, tag?: string,
+  client: RegistryClient, repository: Reference | string, files: readonly ArtifactFile[], meta: ArtifactMeta, tag?: string,
 ): Promise<PushBundleResult> {
   return await pushArtifact(client, repository, await buildArtifact(files, meta), tag);
 }
 
 /** Options of a pull. */
 export interface PullOptions {
-  /** Limits on count and sizes (defaults: {@link DEFAULT_BUNDLE_LIMITS}). */
-  limits?: Partial<BundleLimits>;
+  /** Limits on count and sizes (defaults: {@link DEFAULT_ARTIFACT_LIMITS}). */
+  limits?: Partial<ArtifactLimits>;
 }
 
 /** A verified bundle: manifest, config and the local (cache) path of each file's blob. */
@@ -95,7 +95,7 @@ export async function fetchVerifiedBundle(client: RegistryClient, pinned: Refere
   if (ref.digest === undefined) {
     throw new StallingError(Reason.InvalidSpec, `bundle reference ${formatReference(ref)} is not pinned by digest (expected host/path@sha256:...)`);
   }
-  const limits = { ...DEFAULT_BUNDLE_LIMITS, ...options.limits };
+  const limits = { ...DEFAULT_ARTIFACT_LIMITS, ...options.limits };
   const where = `bundle ${pinnedReference(ref, ref.digest)}`;
   const fetched = await client.getManifest(ref.repository, ref.digest, { accept: [OCI_MANIFEST_MEDIA_TYPE], maxBytes: limits.maxManifestBytes });
   const manifest = parseBundleManifest(fetched.bytes, where, limits);

@@ -1,6 +1,6 @@
 /**
  * Flotilla's OCI layer: a registry client for the OCI distribution API (undici) and the bundle artifact
- * format. Import from here; the files behind it are implementation detail. See FORMAT.md for the format.
+ * format. Import from here; the files behind it are implementation detail. See docs/artifact-format.md for the format.
  */
 export * from './reference.js';
 export * from './digest.js';

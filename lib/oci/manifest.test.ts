@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { ANNOTATION_TITLE, BUNDLE_ARTIFACT_TYPE, BUNDLE_CONFIG_MEDIA_TYPE, BUNDLE_FILE_MEDIA_TYPE } from './artifact.js';
 import { ArtifactError } from './errors.js';
-import { DEFAULT_BUNDLE_LIMITS, parseBundleConfig, parseBundleManifest, type BundleLimits } from './manifest.js';
+import { DEFAULT_ARTIFACT_LIMITS, parseBundleConfig, parseBundleManifest, type ArtifactLimits } from './manifest.js';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
 const layer = (title: unknown, extra: Record<string, unknown> = {}) => ({
@@ -25,7 +25,7 @@ describe('pulled bundle manifests', () => {
     expect(parsed.totalBytes).to.equal(20);
   });
 
-  const small: BundleLimits = { ...DEFAULT_BUNDLE_LIMITS, maxFiles: 2, maxFileBytes: 100, maxTotalBytes: 150, maxManifestBytes: 2000, maxConfigBytes: 60 };
+  const small: ArtifactLimits = { ...DEFAULT_ARTIFACT_LIMITS, maxFiles: 2, maxFileBytes: 100, maxTotalBytes: 150, maxManifestBytes: 2000, maxConfigBytes: 60 };
   const rejected: Array<[string, unknown, string, RegExp, string?]> = [
     ['not JSON', '{', 'InvalidBundle', /not JSON/],
     ['a JSON array', '[]', 'InvalidBundle', /not a JSON object/],

@@ -7,6 +7,7 @@ import {
 } from './artifact.js';
 import { OCI_MANIFEST_MEDIA_TYPE } from './client.js';
 import type { Descriptor } from './upload.js';
+import { isPlainObject } from '../util/json.js';
 
 /**
  * Reading a bundle manifest pulled from a registry. The manifest's bytes are trusted only because they
@@ -15,7 +16,7 @@ import type { Descriptor } from './upload.js';
  */
 
 /** Limits applied when pulling a bundle; anything over them is refused (BundleTooLarge). */
-export interface BundleLimits {
+export interface ArtifactLimits {
   maxFiles: number;
   maxFileBytes: number;
   maxTotalBytes: number;
@@ -24,7 +25,7 @@ export interface BundleLimits {
 }
 
 /** Defaults: 10000 files, 64 MiB per file, 256 MiB in total, 4 MiB manifest, 64 KiB config. */
-export const DEFAULT_BUNDLE_LIMITS: BundleLimits = {
+export const DEFAULT_ARTIFACT_LIMITS: ArtifactLimits = {
   maxFiles: 10_000,
   maxFileBytes: 64 * 1024 * 1024,
   maxTotalBytes: 256 * 1024 * 1024,
@@ -51,19 +52,15 @@ function invalid(where: string, message: string, layer?: string): ArtifactError 
   return new ArtifactError(Reason.InvalidBundle, `${where}: ${message}`, layer === undefined ? {} : { layer });
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function stringMap(v: unknown): Record<string, string> | undefined {
   if (v === undefined) return {};
-  if (!isRecord(v) || !Object.values(v).every((x) => typeof x === 'string')) return undefined;
+  if (!isPlainObject(v) || !Object.values(v).every((x) => typeof x === 'string')) return undefined;
   return v as Record<string, string>;
 }
 
 /** Checks one descriptor's shape; `what` names it in messages. */
 function descriptor(v: unknown, where: string, what: string, layer?: string): Descriptor {
-  if (!isRecord(v)) throw invalid(where, `${what} is not an object`, layer);
+  if (!isPlainObject(v)) throw invalid(where, `${what} is not an object`, layer);
   const { mediaType, digest, size } = v;
   if (typeof mediaType !== 'string') throw invalid(where, `${what} has no mediaType`, layer);
   if (typeof digest !== 'string' || !isDigest(digest)) throw invalid(where, `${what} has no valid digest (sha256 or sha512)`, layer);
@@ -77,8 +74,8 @@ function tooLarge(where: string, message: string, layer?: string): ArtifactError
   return new ArtifactError(Reason.BundleTooLarge, `${where}: ${message}`, layer === undefined ? {} : { layer });
 }
 
-function parseLayer(raw: unknown, index: number, where: string, limits: BundleLimits): BundleLayer {
-  const title = isRecord(raw) && isRecord(raw.annotations) ? raw.annotations[ANNOTATION_TITLE] : undefined;
+function parseLayer(raw: unknown, index: number, where: string, limits: ArtifactLimits): BundleLayer {
+  const title = isPlainObject(raw) && isPlainObject(raw.annotations) ? raw.annotations[ANNOTATION_TITLE] : undefined;
   const name = typeof title === 'string' ? `layer "${title}"` : `layer ${index}`;
   const d = descriptor(raw, where, name, typeof title === 'string' ? title : undefined);
   if (typeof title !== 'string') throw invalid(where, `${name} has no ${ANNOTATION_TITLE} annotation`);
@@ -94,7 +91,7 @@ function parseLayer(raw: unknown, index: number, where: string, limits: BundleLi
  * and config media type, every layer a Flotilla file layer with a clean, unique title; counts and sizes
  * within `limits`. Throws ArtifactError (InvalidBundle or BundleTooLarge) naming `where` and the layer.
  */
-export function parseBundleManifest(bytes: Buffer, where: string, limits: BundleLimits = DEFAULT_BUNDLE_LIMITS): BundleManifest {
+export function parseBundleManifest(bytes: Buffer, where: string, limits: ArtifactLimits = DEFAULT_ARTIFACT_LIMITS): BundleManifest {
   if (bytes.length > limits.maxManifestBytes) throw tooLarge(where, `the manifest has ${bytes.length} bytes, over the ${limits.maxManifestBytes}-byte limit`);
   let json: unknown;
   try {
@@ -102,7 +99,7 @@ export function parseBundleManifest(bytes: Buffer, where: string, limits: Bundle
   } catch {
     throw invalid(where, 'the manifest is not JSON');
   }
-  if (!isRecord(json)) throw invalid(where, 'the manifest is not a JSON object');
+  if (!isPlainObject(json)) throw invalid(where, 'the manifest is not a JSON object');
   if (json.schemaVersion !== 2) throw invalid(where, `schemaVersion is ${String(json.schemaVersion)}, expected 2`);
   if (json.mediaType !== OCI_MANIFEST_MEDIA_TYPE) throw invalid(where, `mediaType is ${String(json.mediaType)}, expected ${OCI_MANIFEST_MEDIA_TYPE}`);
   if (json.artifactType !== BUNDLE_ARTIFACT_TYPE) {
@@ -131,7 +128,7 @@ export function parseBundleConfig(bytes: Buffer, where: string): BundleConfig {
   } catch {
     throw invalid(where, 'the config is not JSON');
   }
-  if (!isRecord(json) || !isRecord(json.bundle) || typeof json.bundle.name !== 'string' || typeof json.bundle.namespace !== 'string') {
+  if (!isPlainObject(json) || !isPlainObject(json.bundle) || typeof json.bundle.name !== 'string' || typeof json.bundle.namespace !== 'string') {
     throw invalid(where, 'the config has no bundle name and namespace');
   }
   if (typeof json.formatVersion !== 'number' || json.formatVersion < 1) throw invalid(where, 'the config has no formatVersion');

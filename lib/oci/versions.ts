@@ -1,4 +1,4 @@
-import { buildArtifact, type ArtifactMeta, type BuiltArtifact, type BundleFile } from './artifact.js';
+import { buildArtifact, type ArtifactMeta, type BuiltArtifact, type ArtifactFile } from './artifact.js';
 import { OCI_MANIFEST_MEDIA_TYPE, type RegistryClient } from './client.js';
 import { mapLimit } from '../util/concurrency.js';
 import { pushArtifact, type PushBundleResult } from './bundle.js';
@@ -119,7 +119,7 @@ function sameContent(latestManifest: Buffer, artifact: BuiltArtifact): boolean {
  * versions beyond `retain` (none when `retain` is undefined).
  */
 export async function pushBundleVersion(
-  client: RegistryClient, repository: Reference, files: readonly BundleFile[], meta: ArtifactMeta,
+  client: RegistryClient, repository: Reference, files: readonly ArtifactFile[], meta: ArtifactMeta,
   options: Partial<RetentionOptions> = {},
 ): Promise<PushVersionResult> {
   const artifact = await buildArtifact(files, meta);

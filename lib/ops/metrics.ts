@@ -1,90 +1,96 @@
 /**
- * A tiny Prometheus registry: counters, gauges and histograms with labels, rendered in the text
- * exposition format on /metrics. Enough for Flotilla's own figures; no dependency needed.
+ * Metrics through prom-client: each process builds its own {@link Registry} (never prom-client's global
+ * one, so that several controllers or agents in one test process stay apart) with the default process and
+ * Node runtime collectors, and registers its own counters, gauges and histograms on it. Names follow
+ * `flotilla_<subsystem>_<what>_<unit>` (docs/metrics.md lists them); the call shapes are prom-client's:
+ * `counter.inc(labels, value)`, `gauge.set(labels, value)`, `histogram.observe(labels, seconds)`.
  */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ReconcileObserver } from '../kube/controller.js';
 
-type LabelValues = Record<string, string>;
+export { Counter, Gauge, Histogram, Registry };
 
-function labelKey(labels: LabelValues): string {
-  const entries = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b));
-  return entries.map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
+/** Options of {@link createRegistry}. */
+export interface RegistryOptions {
+  /**
+   * Collect the default process and Node runtime metrics (CPU, resident memory, heap, event-loop lag, GC,
+   * open file descriptors) under their standard `process_` and `nodejs_` names; default true. Tests that
+   * build many registries in one process may turn them off.
+   */
+  defaultMetrics?: boolean;
 }
 
-interface Metric { render(): string[] }
-
-/** A monotonically increasing counter. */
-export class Counter implements Metric {
-  private readonly values = new Map<string, number>();
-  constructor(readonly name: string, readonly help: string) {}
-  /** Adds `value` (default 1) for `labels`. */
-  inc(labels: LabelValues = {}, value = 1): void {
-    const key = labelKey(labels);
-    this.values.set(key, (this.values.get(key) ?? 0) + value);
-  }
-  /** Current value for `labels`. */
-  get(labels: LabelValues = {}): number {
-    return this.values.get(labelKey(labels)) ?? 0;
-  }
-  render(): string[] {
-    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const [k, v] of this.values) out.push(`${this.name}${k ? `{${k}}` : ''} ${v}`);
-    return out;
-  }
+/** A new registry for one process (see the module comment). */
+export function createRegistry(options: RegistryOptions = {}): Registry {
+  const registry = new Registry();
+  // No prefix: dashboards and alerts expect the standard process_* and nodejs_* names of every client library.
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  return registry;
 }
 
-/** A value that goes up and down. */
-export class Gauge implements Metric {
-  private readonly values = new Map<string, number>();
-  constructor(readonly name: string, readonly help: string) {}
-  /** Sets the value for `labels`. */
-  set(labels: LabelValues, value: number): void {
-    this.values.set(labelKey(labels), value);
-  }
-  render(): string[] {
-    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
-    for (const [k, v] of this.values) out.push(`${this.name}${k ? `{${k}}` : ''} ${v}`);
-    return out;
-  }
+/** Histogram buckets for durations, in seconds (a reconcile takes milliseconds to a minute). */
+export const DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Registers a counter on `registry`. Its name must end in `_total`. */
+export function counter<L extends string = never>(registry: Registry, name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
+  return new Counter<L>({ name, help, labelNames, registers: [registry] });
 }
 
-/** A histogram of durations in seconds. */
-export class Histogram implements Metric {
-  private readonly series = new Map<string, { buckets: number[]; sum: number; count: number }>();
-  constructor(readonly name: string, readonly help: string,
-    private readonly bounds: number[] = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]) {}
-  /** Records one observation. */
-  observe(labels: LabelValues, value: number): void {
-    const key = labelKey(labels);
-    let s = this.series.get(key);
-    if (!s) { s = { buckets: this.bounds.map(() => 0), sum: 0, count: 0 }; this.series.set(key, s); }
-    this.bounds.forEach((b, i) => { if (value <= b) s.buckets[i] = (s.buckets[i] ?? 0) + 1; });
-    s.sum += value;
-    s.count += 1;
-  }
-  render(): string[] {
-    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    for (const [k, s] of this.series) {
-      const sep = k ? `${k},` : '';
-      this.bounds.forEach((b, i) => out.push(`${this.name}_bucket{${sep}le="${b}"} ${s.buckets[i] ?? 0}`));
-      out.push(`${this.name}_bucket{${sep}le="+Inf"} ${s.count}`);
-      out.push(`${this.name}_sum${k ? `{${k}}` : ''} ${s.sum}`);
-      out.push(`${this.name}_count${k ? `{${k}}` : ''} ${s.count}`);
-    }
-    return out;
-  }
+/** Registers a gauge on `registry`; `collect` (optional) refreshes it at every scrape. */
+export function gauge<L extends string = never>(registry: Registry, name: string, help: string, labelNames: readonly L[] = [],
+  collect?: (gauge: Gauge<L>) => void): Gauge<L> {
+  return new Gauge<L>({
+    name, help, labelNames, registers: [registry],
+    ...(collect ? { collect(this: Gauge<L>) { collect(this); } } : {}),
+  });
 }
 
-/** A set of metrics rendered together. */
-export class Registry {
-  private readonly metrics: Metric[] = [];
-  /** Adds and returns a counter. */
-  counter(name: string, help: string): Counter { const m = new Counter(name, help); this.metrics.push(m); return m; }
-  /** Adds and returns a gauge. */
-  gauge(name: string, help: string): Gauge { const m = new Gauge(name, help); this.metrics.push(m); return m; }
-  /** Adds and returns a histogram. */
-  histogram(name: string, help: string): Histogram { const m = new Histogram(name, help); this.metrics.push(m); return m; }
-  /** The exposition text. */
-  render(): string {
-    return `${this.metrics.flatMap((m) => m.render()).join('\n')}\n`;
-  }
+/** Registers a histogram of durations in seconds on `registry`. */
+export function histogram<L extends string = never>(registry: Registry, name: string, help: string, labelNames: readonly L[] = [],
+  buckets: readonly number[] = DURATION_BUCKETS): Histogram<L> {
+  return new Histogram<L>({ name, help, labelNames, buckets: [...buckets], registers: [registry] });
+}
+
+/**
+ * The current value of a counter or gauge for exactly `labels` (0 when that series does not exist yet),
+ * for tests and benchmarks that read a process's own metrics.
+ */
+export async function valueOf(metric: Counter<string> | Gauge<string>, labels: Record<string, string> = {}): Promise<number> {
+  const { values } = await metric.get();
+  const wanted = Object.entries(labels);
+  const match = values.find((v) => {
+    const have = Object.entries(v.labels);
+    return have.length === wanted.length && wanted.every(([k, x]) => String(v.labels[k]) === x);
+  });
+  return match?.value ?? 0;
+}
+
+/** The reconcile metrics of every process, fed by lib/kube's controllers through {@link reconcileObserver}. */
+export interface ReconcileMetrics {
+  /** `flotilla_reconcile_total{controller, outcome}`: reconciles by controller and outcome (success, error). */
+  reconciles: Counter<'controller' | 'outcome'>;
+  /** `flotilla_reconcile_errors_total{controller}`: failed reconciles by controller. */
+  reconcileErrors: Counter<'controller'>;
+  /** `flotilla_reconcile_duration_seconds{controller}`: how long reconciles took. */
+  reconcileDuration: Histogram<'controller'>;
+}
+
+/** Registers the {@link ReconcileMetrics} on `registry`. */
+export function reconcileMetrics(registry: Registry): ReconcileMetrics {
+  return {
+    reconciles: counter(registry, 'flotilla_reconcile_total', 'Reconciles by controller and outcome (success, error).', ['controller', 'outcome']),
+    reconcileErrors: counter(registry, 'flotilla_reconcile_errors_total', 'Failed reconciles by controller.', ['controller']),
+    reconcileDuration: histogram(registry, 'flotilla_reconcile_duration_seconds', 'Duration of reconciles by controller, in seconds.', ['controller']),
+  };
+}
+
+/** A {@link ReconcileObserver} (the Controller option) that records into `metrics`. */
+export function reconcileObserver(metrics: ReconcileMetrics): ReconcileObserver {
+  return {
+    observe(controller, outcome, seconds) {
+      metrics.reconciles.inc({ controller, outcome });
+      if (outcome === 'error') metrics.reconcileErrors.inc({ controller });
+      metrics.reconcileDuration.observe({ controller }, seconds);
+    },
+  };
 }

@@ -1,5 +1,5 @@
 import type { BundleDeploymentOptions } from '../api/options.js';
-import { type BundleFile, type KubeObject, isManifestName } from '../bundle/manifest.js';
+import { type BundleFile, type RenderedObject, isManifestName } from '../bundle/manifest.js';
 import { type RenderOptions, renderBundle, renderOptionsFrom } from '../bundle/render.js';
 import { type Capabilities, type HelmDocument, helmTemplate } from './helm.js';
 import { kustomizationIn, kustomizeBuild } from './kustomize.js';
@@ -48,16 +48,16 @@ export interface RenderedHook {
   phase: 'pre' | 'post';
   weight: number;
   deletePolicy: string[];
-  object: KubeObject;
+  object: RenderedObject;
 }
 
 /** The rendered bundle. */
 export interface RenderedContent {
   engine: 'yaml' | 'helm' | 'kustomize';
   /** CustomResourceDefinitions of a chart's crds/: applied first, never pruned. */
-  crds: KubeObject[];
+  crds: RenderedObject[];
   /** The bundle's objects. */
-  objects: KubeObject[];
+  objects: RenderedObject[];
   /** pre-install/upgrade and post-install/upgrade hooks, in order. */
   hooks: RenderedHook[];
 }
@@ -112,7 +112,7 @@ export async function renderContent(
   });
   const hooks = out.hooks.map((h) => ({
     phase: h.phase, weight: h.weight, deletePolicy: h.deletePolicy,
-    object: renderBundle(asFiles([h]), rendered)[0] as KubeObject,
+    object: renderBundle(asFiles([h]), rendered)[0] as RenderedObject,
   }));
   return { engine, crds: renderBundle(asFiles(out.crds), rendered), objects: renderBundle(asFiles(out.resources), rendered), hooks };
 }

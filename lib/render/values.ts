@@ -2,6 +2,7 @@ import yaml from 'js-yaml';
 import type { HelmOptions } from '../api/helm.js';
 import { type BundleFile, YAML_SCHEMA, decodeUtf8, invalidBundle } from '../bundle/manifest.js';
 import { TemplateError, expandTemplate } from './template.js';
+import { isPlainObject } from '../util/json.js';
 
 /**
  * Helm values as Fleet computes them.
@@ -34,7 +35,7 @@ const CLUSTER_LABEL_PREFIX = 'global.fleet.clusterLabels.';
 const MAX_DEPTH = 50;
 
 function isMap(v: unknown): v is Values {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+  return isPlainObject(v);
 }
 
 /** Deep merge of mappings (Helm's and Fleet's): `over` wins, except that mappings merge key by key. */

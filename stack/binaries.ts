@@ -5,7 +5,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 
-/** Paths of the real programs the stack runs, as written by e2e/stack/tools/install.sh. */
+/** Paths of the real programs the stack runs, as written by stack/tools/install.sh. */
 export interface StackBinaries {
   kubeApiserver: string;
   kubeControllerManager: string;

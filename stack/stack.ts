@@ -49,7 +49,7 @@ export interface Stack {
   readonly clusters: Record<string, ControlPlane>;
   readonly registries: Partial<Record<RegistryMode, RegistryHandle>>;
   readonly git: GitServer | undefined;
-  /** The same repositories over SSH (see e2e/stack/git-ssh.ts). */
+  /** The same repositories over SSH (see stack/git-ssh.ts). */
   readonly sshGit: SshGitServer | undefined;
   /** The control plane named `name`, or an error naming the ones that exist. */
   cluster(name: string): ControlPlane;

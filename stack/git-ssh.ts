@@ -14,7 +14,7 @@ const run = promisify(execFile);
  * script (`command=`, `restrict`) that runs only git-upload-pack or git-receive-pack on a repository of
  * `rootDir`, so the key grants nothing but fetch and push there. No password authentication.
  *
- * It serves the same folder as the HTTP git server (e2e/stack/git.ts): push over HTTP with that
+ * It serves the same folder as the HTTP git server (stack/git.ts): push over HTTP with that
  * server's helpers, fetch over SSH at {@link SshGitServer.repoUrl}.
  */
 

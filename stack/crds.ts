@@ -1,15 +1,15 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
-import { CRDS_DIR } from '../../lib/api/gen-crds.js';
-import { API_VERSION, kinds } from '../../lib/api/index.js';
-import type { KubeClient, KubeObject } from '../../lib/kube/client.js';
-import { waitFor } from '../stack/net.js';
+import { CRDS_DIR } from '../lib/api/gen-crds.js';
+import { API_VERSION, kinds } from '../lib/api/index.js';
+import type { KubeClient, KubeObject } from '../lib/kube/client.js';
+import { waitFor } from './net.js';
 
 /**
- * Installs Flotilla's generated CRDs (crds/*.yaml) on a test API server, for e2e files that run
- * reconcilers in-process. Idempotent and shared: server-side apply (so it coexists with other installers),
- * and one installation per API server per test run, whichever file asks first.
+ * Installs Flotilla's generated CRDs (crds/*.yaml) on an API server of the local fleet: `flotilla dev`,
+ * the e2e tests and the benchmarks use it. Idempotent and shared: server-side apply (so it coexists with
+ * other installers), and one installation per API server per process, whichever caller asks first.
  */
 
 const installed = new Map<string, Promise<void>>();
@@ -31,7 +31,7 @@ export function installCrds(kube: KubeClient): Promise<void> {
 async function install(kube: KubeClient): Promise<void> {
   const files = (await readdir(CRDS_DIR)).filter((f) => f.endsWith('.yaml')).sort();
   const crds = await Promise.all(files.map(async (f) => yaml.load(await readFile(join(CRDS_DIR, f), 'utf8')) as KubeObject));
-  for (const crd of crds) await kube.apply(crd, 'flotilla-e2e');
+  for (const crd of crds) await kube.apply(crd, 'flotilla-stack');
   for (const crd of crds) {
     await waitFor(async () => {
       const live = await kube.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>(

@@ -1,5 +1,6 @@
 /**
- * `npm run stack -- <command>`: the e2e stack as a command.
+ * `npm run stack -- <command>`: the local fleet (stack/) as a command, the same one `flotilla dev`,
+ * the e2e tests and the benchmarks start.
  *   install            build or reuse the pinned binaries (kube-apiserver, etcd, ...) and exit
  *   up [--dir D] [--registries http,tls,tls-auth] [--clusters a,b,c] [--kcm a,b]
  *                      start the stack, print its description (JSON) and run until Ctrl-C/SIGTERM
@@ -8,6 +9,8 @@ import { ensureBinaries } from './binaries.js';
 import { startStack, DEFAULT_CLUSTERS } from './stack.js';
 import type { RegistryMode } from './registry.js';
 
+const USAGE = 'usage: npm run stack -- install [--extras] | up [--dir D] [--clusters a,b] [--kcm a] [--registries http,tls,tls-auth]\n';
+
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
@@ -15,6 +18,10 @@ function flag(args: string[], name: string): string | undefined {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   if (command === 'install') {
     await ensureBinaries({ extras: args.includes('--extras') });
     return 0;
@@ -36,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
     await stack.stop();
     return 0;
   }
-  process.stderr.write('usage: npm run stack -- install [--extras] | up [--dir D] [--clusters a,b] [--kcm a] [--registries http,tls,tls-auth]\n');
+  process.stderr.write(USAGE);
   return 2;
 }
 

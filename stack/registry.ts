@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
-import { RegistryClient, type RegistryClientOptions } from '../../lib/oci/index.js';
+import { RegistryClient, type RegistryClientOptions } from '../lib/oci/index.js';
 import { cacheDir } from './binaries.js';
 import { freePort, waitFor } from './net.js';
 import { spawnManaged, type ManagedProcess } from './proc.js';
