@@ -189,6 +189,8 @@ function revive(e: SerializedError, label: string, budget: IsolateBudget, flags:
     stalling: (r, m) => new StallingError(r, m),
     waiting: (r, m) => new WaitingError(r, m, e.retryAfterMs === undefined ? {} : { retryAfterMs: e.retryAfterMs }),
     transient: (r, m) => new TransientError(r, m),
+    // A 409 comes only from the Kubernetes API, which a task never calls; should one cross anyway, it is retried.
+    conflict: (r, m) => new TransientError(r, m),
   };
   if (e.disposition && e.reason) return make[e.disposition](e.reason, e.message);
   if (e.name === 'RangeError' && /call stack|Invalid (?:string|array|typed array) length|Array buffer allocation/i.test(e.message)) {
