@@ -8,6 +8,8 @@ import { Controller } from '../lib/kube/controller.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import { Informer } from '../lib/kube/informer.js';
 import type { ArtifactLimits } from '../lib/oci/index.js';
+import type { ContentLimits } from '../lib/bundle/limits.js';
+import { BundleRenderer } from '../lib/isolate/bundle.js';
 import { Applier } from './applier.js';
 import { BundleDeploymentReconciler, failureOf } from './bundledeployment.js';
 import { ContentLoader } from './content.js';
@@ -33,6 +35,8 @@ export interface AgentLimits {
   maxInlineBytes: number;
   /** Limits on pulled OCI artifacts (lib/oci defaults otherwise). */
   oci: Partial<ArtifactLimits>;
+  /** Limits on parsing and rendering content, and its time and heap budget (lib/bundle/limits.ts). */
+  content: Partial<ContentLimits>;
 }
 
 /** Options of an {@link Agent}. */
@@ -154,6 +158,7 @@ export class Agent {
       reserved: { namespace: this.namespace, inventoryPrefix: INVENTORY_PREFIX,
         names: [this.o.bootstrapSecretName ?? BOOTSTRAP_SECRET_NAME, this.o.stateSecretName ?? STATE_SECRET_NAME] },
       maxObjects: limits.maxObjects ?? 5000,
+      renderer: new BundleRenderer({ limits: { ...limits.content, maxObjects: limits.maxObjects ?? 5000 } }),
       resyncMs: this.o.resyncIntervalMs ?? 30_000, notReadyResyncMs: this.o.notReadyResyncMs ?? 5000,
       events: new EventRecorder(upstream, 'flotilla-agent', log), observer: metrics.deployments,
       ...(this.o.now ? { now: this.o.now } : {}),

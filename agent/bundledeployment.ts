@@ -3,10 +3,13 @@ import {
   API_VERSION, ConditionType, Finalizer, Reason, getCondition,
   type BundleDeployment, type BundleDeploymentStatus, type ModifiedStatus, type NonReadyStatus,
 } from '../lib/api/index.js';
-import { renderBundle, renderOptionsFrom, type BundleFile, type RenderedObject } from '../lib/bundle/index.js';
-import { FlotillaError, WaitingError, messageOf } from '../lib/errors.js';
-import { KubeApiError, type KubeClient, type KubeObject } from '../lib/kube/client.js';
-import type { ReconcileResult } from '../lib/kube/controller.js';
+import { renderOptionsFrom, type RenderedObject } from '../lib/bundle/index.js';
+import { BundleRenderer } from '../lib/isolate/bundle.js';
+import { WaitingError, messageOf, reasonOf } from '../lib/errors.js';
+import type { KubeClient, KubeObject } from '../lib/kube/client.js';
+import type { Reconcile } from '../lib/kube/controller.js';
+import { reconciler, type ReconcilerDefinition, type RunState, type Step } from '../lib/kube/reconciler.js';
+import { mergeStatusWriter } from '../lib/kube/reconciler-status.js';
 import type { EventRecorder } from '../lib/kube/events.js';
 import { splitKey } from '../lib/kube/informer.js';
 import type { Applier } from './applier.js';
@@ -15,7 +18,6 @@ import type { ContentLoader } from './content.js';
 import { unreadyDependencies } from './dependencies.js';
 import { VerifiedCache, applyPlan, needsWrite, planObjects, type PlannedObject } from './deploy.js';
 import { modifiedStatusOf } from './drift.js';
-import { jsonEqual } from '../lib/util/json.js';
 import { pruneList, unionIds, type Inventory, type InventoryStore } from './inventory.js';
 import {
   crdScopes, describeId, idKey, namespacesOf, prepareObjects, validateObjects,
@@ -49,6 +51,8 @@ export interface BundleDeploymentReconcilerOptions {
   reserved: ReservedObjects;
   /** Most objects one bundle may render. */
   maxObjects: number;
+  /** Parses and renders bundles in capped worker threads (lib/isolate); default one with the default limits and maxObjects. */
+  renderer?: BundleRenderer;
   /** Requeue after a successful reconcile (drift detection). */
   resyncMs: number;
   /** Requeue while some objects are not ready. */
@@ -76,7 +80,7 @@ export interface DeploymentObserver {
 type BD = BundleDeployment & KubeObject;
 
 /** What one reconcile found; the input of the status. */
-interface Run {
+interface Run extends RunState<BD> {
   bd: BD;
   /** Reads and writes downstream: the agent itself, or the BundleDeployment's serviceAccount (see {@link identity}). */
   applier: Applier;
@@ -91,77 +95,91 @@ interface Run {
   written: Map<string, KubeObject>;
   pruned: number;
   monitor: MonitorResult | undefined;
-  failure: StepFailure | undefined;
+  /** The status computed at the end (see {@link computeStatus}). */
+  computed?: BundleDeploymentStatus;
   /** Helm hooks of the deployment (agent/charts.ts). */
   hooks: PreparedHook[];
   /** Identity keys of objects kept out of the inventory: a chart's crds/. */
   unpruned: Set<string>;
 }
 
-/** A step: does its part of the work, or says that the remaining steps must not run. */
-type Step = (run: Run) => Promise<'continue' | 'stop'>;
-
 /** Reconciles the BundleDeployments of one cluster namespace. */
 export class BundleDeploymentReconciler {
   private finalizersAllowed = true;
   private readonly now: () => Date;
   private readonly verified = new VerifiedCache();
+  private readonly renderer: BundleRenderer;
   private readonly engines: EngineRendering;
+
+  /** Reconciles the BundleDeployment with key `namespace/name` (the shared skeleton: lib/kube/reconciler.ts). */
+  readonly reconcile: Reconcile;
 
   constructor(private readonly o: BundleDeploymentReconcilerOptions) {
     this.now = o.now ?? (() => new Date());
+    this.renderer = o.renderer ?? new BundleRenderer({ limits: { maxObjects: o.maxObjects } });
     this.engines = o.engines ?? defaultEngineRendering();
+    this.reconcile = reconciler(this.definition());
   }
 
   private ref(name: string) {
     return { apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: this.o.clusterNamespace, name };
   }
 
-  /** Reconciles the BundleDeployment with key `namespace/name`. */
-  readonly reconcile = async (key: string): Promise<ReconcileResult> => {
-    const { name } = splitKey(key);
-    const bd = await this.o.upstream.get<BD>(this.ref(name));
-    if (!bd) {
-      await this.removeResources(name, undefined);
-      return {};
-    }
-    if (bd.metadata.deletionTimestamp) {
-      await this.finalize(bd);
-      return {};
-    }
-    await this.ensureFinalizer(bd);
-    const run: Run = {
-      bd, applier: this.o.applier, inventory: undefined, deploying: false, appliedDeploymentID: undefined, desired: [], namespaces: [], requiredNamespaces: [], plan: [],
-      written: new Map(), pruned: 0, monitor: undefined, failure: undefined, hooks: [], unpruned: new Set(),
+  /** The skeleton's definition: get, finalizer, steps (paused: monitor only), status and requeue. */
+  private definition(): ReconcilerDefinition<BD, Run> {
+    return {
+      name: 'bundledeployment', log: this.o.log, now: () => this.now(), kube: this.o.upstream,
+      get: async (key) => await this.o.upstream.get<BD>(this.ref(splitKey(key).name)),
+      gone: async (key) => { await this.removeResources(splitKey(key).name, undefined); },
+      finalizer: {
+        name: Finalizer.BundleDeployment,
+        always: true,
+        finalize: async (bd) => { await this.removeResources(bd.metadata.name, bd.spec.options?.keepResources); return 'done'; },
+        shouldAdd: () => this.finalizersAllowed,
+        onForbidden: (err) => {
+          this.finalizersAllowed = false;
+          this.o.log.info({ err: messageOf(err) }, 'the agent may not set finalizers on BundleDeployments; deletion relies on the downstream inventory');
+        },
+      },
+      start: (bd, now) => ({
+        object: bd, now, conditions: [...(bd.status?.conditions ?? [])],
+        bd, applier: this.o.applier, inventory: undefined, deploying: false, appliedDeploymentID: undefined, desired: [], namespaces: [], requiredNamespaces: [], plan: [],
+        written: new Map(), pruned: 0, monitor: undefined, hooks: [], unpruned: new Set(),
+      }),
+      steps: (run) => run.bd.spec.paused
+        ? [this.identity, this.loadInventory, this.monitorPaused]
+        : [this.identity, this.loadInventory, this.dependencies, this.render, this.namespaces, this.plan, this.apply, this.monitor],
+      status: {
+        fallbackReason: Reason.InternalError,
+        readiness: (run, error) => {
+          const status = this.statusOf(run, error);
+          run.conditions = status.conditions ?? [];
+          const ready = getCondition(status.conditions, ConditionType.Ready);
+          const deployed = getCondition(status.conditions, ConditionType.Deployed);
+          return { status: ready?.status ?? 'Unknown', reason: ready?.reason ?? Reason.Progressing, message: ready?.message ?? '',
+            progressing: deployed?.status === 'Unknown' };
+        },
+        build: (run, conditions) => ({ ...run.computed, conditions }),
+        writer: mergeStatusWriter(this.o.upstream),
+        transitions: (run, before, after) => this.recordEvents(run, before as BundleDeploymentStatus | undefined, after as BundleDeploymentStatus),
+      },
+      requeue: (run, error) => error !== undefined ? {}
+        : { requeueAfterMs: (run.monitor?.nonReady.length ?? 0) > 0 ? this.o.notReadyResyncMs : this.o.resyncMs },
     };
-    const steps: Step[] = bd.spec.paused
-      ? [this.identity, this.loadInventory, this.monitorPaused]
-      : [this.identity, this.loadInventory, this.dependencies, this.render, this.namespaces, this.plan, this.apply, this.monitor];
-    let error: unknown;
-    try {
-      for (const step of steps) if ((await step(run)) === 'stop') break;
-    } catch (err) {
-      error = err;
-      run.failure = failureOf(err, run.deploying || run.inventory === undefined ? 'deploy' : 'monitor');
-    } finally {
-      await this.writeStatus(run, error);
-    }
-    if (error !== undefined) throw error;
-    return { requeueAfterMs: (run.monitor?.nonReady.length ?? 0) > 0 ? this.o.notReadyResyncMs : this.o.resyncMs };
-  };
+  }
 
   /**
    * With `options.serviceAccount`, every read and write of the bundle's objects acts as that ServiceAccount
    * of the agent's namespace (as in Fleet); the inventory is still the agent's own. Objects of a removed
    * BundleDeployment are deleted as the agent, since the BundleDeployment that named the account is gone.
    */
-  private readonly identity: Step = async (run) => {
+  private readonly identity: Step<Run> = async (run) => {
     const account = run.bd.spec.options?.serviceAccount;
     if (account) run.applier = await this.o.applier.impersonating(this.o.reserved.namespace, account);
     return 'continue';
   };
 
-  private readonly loadInventory: Step = async (run) => {
+  private readonly loadInventory: Step<Run> = async (run) => {
     run.inventory = await this.o.inventory.get(run.bd.metadata.name);
     run.appliedDeploymentID = run.inventory?.deploymentID || undefined;
     run.deploying = run.inventory?.deploymentID !== run.bd.spec.deploymentID
@@ -170,7 +188,7 @@ export class BundleDeploymentReconciler {
   };
 
   /** A new deployment waits for the bundles it depends on to be ready on this cluster. */
-  private readonly dependencies: Step = async (run) => {
+  private readonly dependencies: Step<Run> = async (run) => {
     if (!run.deploying || (run.bd.spec.dependsOn ?? []).length === 0) return 'continue';
     const { items } = await this.o.upstream.list<BD>({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: this.o.clusterNamespace });
     const waiting = unreadyDependencies(run.bd, items);
@@ -181,21 +199,24 @@ export class BundleDeploymentReconciler {
   };
 
   /** Content -> rendered objects -> prepared and validated desired objects. */
-  private readonly render: Step = async (run) => {
+  private readonly render: Step<Run> = async (run) => {
     const { files } = await this.o.content.load(run.bd);
     const options = run.bd.spec.options;
     const renderOptions = renderOptionsFrom(options);
+    let served: Awaited<ReturnType<Applier['scopes']>> = () => undefined;
+    // Helm and Kustomize bundles: agent/charts.ts (helm and kustomize run as bounded subprocesses).
     const engine = await renderEngine(files, run.bd, run.applier.client, this.engines);
-    const rough = engine ? [...engine.crds, ...engine.objects, ...engine.hooks.map((h) => h.object)] : renderBundle(files, renderOptions);
-    const served = await run.applier.scopes(rough);
-    const fromBundle = crdScopes(rough);
-    const isNamespaced = (apiVersion: string, kind: string) => served(apiVersion, kind) ?? fromBundle.get(`${groupOf(apiVersion)}/${kind}`);
-    const prepare = { bundleDeploymentName: run.bd.metadata.name, deploymentID: run.bd.spec.deploymentID, isNamespaced: served };
+    if (engine) served = await run.applier.scopes([...engine.crds, ...engine.objects, ...engine.hooks.map((h) => h.object)]);
+    const prepare = { bundleDeploymentName: run.bd.metadata.name, deploymentID: run.bd.spec.deploymentID, isNamespaced: (a: string, k: string) => served(a, k) };
     const charted = engine ? prepareRendered(engine, prepare) : undefined;
     run.hooks = charted?.hooks ?? [];
     run.unpruned = charted?.crdKeys ?? new Set();
     const rendered: RenderedObject[] = charted?.objects
-      ?? renderBundle(files as BundleFile[], { ...renderOptions, isClusterScoped: (a, k) => isNamespaced(a, k) === false });
+      ?? await this.renderer.renderForCluster(files, renderOptions, `BundleDeployment ${run.bd.metadata.name}`, async (rough) => {
+        served = await run.applier.scopes([...rough]);
+        const fromBundle = crdScopes([...rough]);
+        return (apiVersion, kind) => (served(apiVersion, kind) ?? fromBundle.get(`${groupOf(apiVersion)}/${kind}`)) === false;
+      });
     run.desired = prepareObjects(rendered, prepare);
     validateObjects(run.desired, this.o.reserved, this.o.maxObjects);
     const namespaces = namespacesOf(run.desired, {
@@ -211,7 +232,7 @@ export class BundleDeploymentReconciler {
    * A new deployment applies nothing while an object's namespace is neither the target namespace, nor
    * defined by the bundle, nor present (Fleet: `namespaces "x" not found`). Waiting: it may be created.
    */
-  private readonly namespaces: Step = async (run) => {
+  private readonly namespaces: Step<Run> = async (run) => {
     if (!run.deploying) return 'continue';
     const missing: string[] = [];
     for (const name of run.requiredNamespaces) {
@@ -224,7 +245,7 @@ export class BundleDeploymentReconciler {
       + 'set defaultNamespace or namespace in fleet.yaml (the agent creates that one), or create it', { retryAfterMs: 15_000 });
   };
 
-  private readonly plan: Step = async (run) => {
+  private readonly plan: Step<Run> = async (run) => {
     run.plan = await planObjects(this.deployContext(run), run.desired);
     if (run.deploying) await dryRunHooks(run.applier, run.hooks);
     const drifted = run.deploying ? 0 : run.plan.filter(needsWrite).length;
@@ -239,7 +260,7 @@ export class BundleDeploymentReconciler {
   }
 
   /** Writes what must be written, prunes, records the inventory (see the module comment). */
-  private readonly apply: Step = async (run) => {
+  private readonly apply: Step<Run> = async (run) => {
     const bd = run.bd;
     const correctDrift = bd.spec.options?.correctDrift ?? bd.spec.correctDrift;
     if (!run.deploying && !correctDrift?.enabled) return 'continue';
@@ -271,7 +292,7 @@ export class BundleDeploymentReconciler {
   };
 
   /** Readiness and drift of every desired object. */
-  private readonly monitor: Step = async (run) => {
+  private readonly monitor: Step<Run> = async (run) => {
     const nonReady: NonReadyStatus[] = [];
     const modified: ModifiedStatus[] = [];
     for (const p of run.plan) {
@@ -286,7 +307,7 @@ export class BundleDeploymentReconciler {
   };
 
   /** Paused: only existence and readiness of what the inventory lists. */
-  private readonly monitorPaused: Step = async (run) => {
+  private readonly monitorPaused: Step<Run> = async (run) => {
     const ids: ObjectId[] = run.inventory?.objects ?? [];
     const nonReady: NonReadyStatus[] = [];
     const modified: ModifiedStatus[] = [];
@@ -300,23 +321,16 @@ export class BundleDeploymentReconciler {
     return 'stop';
   };
 
-  private async writeStatus(run: Run, error: unknown): Promise<void> {
+  /** The status of this run (conditions Ready, Deployed, Monitored and the lists); the skeleton adds the summary. */
+  private statusOf(run: Run, error: unknown): BundleDeploymentStatus {
     const bd = run.bd;
-    const status = computeStatus({
+    const failure = error === undefined ? undefined : failureOf(error, run.deploying || run.inventory === undefined ? 'deploy' : 'monitor');
+    run.computed = computeStatus({
       previous: bd.status, generation: bd.metadata.generation, deploymentID: bd.spec.deploymentID,
       forceSyncGeneration: bd.spec.forceSyncGeneration, appliedDeploymentID: run.appliedDeploymentID,
-      paused: bd.spec.paused ?? false, failure: run.failure, monitor: run.monitor, now: this.now(),
+      paused: bd.spec.paused ?? false, failure, monitor: run.monitor, now: run.now,
     });
-    this.recordEvents(run, bd.status, status);
-    if (jsonEqual(status, bd.status ?? {})) return;
-    const patch: Record<string, unknown> = { ...status };
-    for (const key of Object.keys(bd.status ?? {})) if (!(key in patch)) patch[key] = null;
-    try {
-      await this.o.upstream.patchStatus(this.ref(bd.metadata.name), patch);
-    } catch (err) {
-      if (error === undefined) throw err;
-      this.o.log.warn({ bundleDeployment: bd.metadata.name, err: messageOf(err) }, 'could not write status');
-    }
+    return run.computed;
   }
 
   private recordEvents(run: Run, before: BundleDeploymentStatus | undefined, after: BundleDeploymentStatus): void {
@@ -334,35 +348,6 @@ export class BundleDeploymentReconciler {
     }
     if ((after.modifiedStatus?.length ?? 0) > 0 && (before?.modifiedStatus?.length ?? 0) === 0) {
       void events.emit(run.bd, 'Warning', Reason.Drifted, `${after.modifiedStatus?.length} objects modified or missing`);
-    }
-  }
-
-  /** Adds the finalizer, unless the agent's credential may not (then the inventory alone drives clean-up). */
-  private async ensureFinalizer(bd: BD): Promise<void> {
-    const finalizers = bd.metadata.finalizers ?? [];
-    if (!this.finalizersAllowed || finalizers.includes(Finalizer.BundleDeployment)) return;
-    await this.patchFinalizers(bd, [...finalizers, Finalizer.BundleDeployment]);
-  }
-
-  private async patchFinalizers(bd: BD, finalizers: string[]): Promise<void> {
-    try {
-      await this.o.upstream.mergePatch(this.ref(bd.metadata.name), { metadata: { finalizers, resourceVersion: bd.metadata.resourceVersion } });
-    } catch (err) {
-      if (err instanceof KubeApiError && err.statusCode === 403) {
-        this.finalizersAllowed = false;
-        this.o.log.info({ err: messageOf(err) }, 'the agent may not set finalizers on BundleDeployments; deletion relies on the downstream inventory');
-        return;
-      }
-      if (err instanceof KubeApiError && (err.statusCode === 409 || err.statusCode === 404)) return; // changed meanwhile: next reconcile
-      throw err;
-    }
-  }
-
-  private async finalize(bd: BD): Promise<void> {
-    await this.removeResources(bd.metadata.name, bd.spec.options?.keepResources);
-    const finalizers = bd.metadata.finalizers ?? [];
-    if (finalizers.includes(Finalizer.BundleDeployment)) {
-      await this.patchFinalizers(bd, finalizers.filter((f) => f !== Finalizer.BundleDeployment));
     }
   }
 
@@ -388,6 +373,5 @@ function groupOf(apiVersion: string): string {
 
 /** The status entry for an error: its reason when it is a Flotilla error. */
 export function failureOf(err: unknown, stage: StepFailure['stage']): StepFailure {
-  const reason = err instanceof FlotillaError && /^[A-Z][A-Za-z0-9]*$/.test(err.reason) ? err.reason : 'InternalError';
-  return { reason, message: messageOf(err).slice(0, 2048), stage };
+  return { reason: reasonOf(err, Reason.InternalError), message: messageOf(err).slice(0, 2048), stage };
 }

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { parseAgentConfig } from './config.js';
+import { contentLimitsOf, parseAgentConfig } from './config.js';
+import { DEFAULT_CONTENT_LIMITS } from '../lib/bundle/limits.js';
 import { envName } from '../lib/config.js';
 
 describe('agent configuration', () => {
@@ -29,5 +30,11 @@ describe('agent configuration', () => {
 
   it('names environment variables in upper snake case', () => {
     expect(envName('cacheDir')).to.equal('FLOTILLA_CACHE_DIR');
+  });
+
+  it('has the same content limits as the controller by default, each settable by flag', () => {
+    expect(contentLimitsOf(parseAgentConfig([], {}))).to.deep.equal(DEFAULT_CONTENT_LIMITS);
+    expect(contentLimitsOf(parseAgentConfig(['--max-nodes=1000', '--render-timeout', '500ms', '--max-objects', '7'], {})))
+      .to.deep.include({ maxNodes: 1000, renderTimeoutMs: 500, maxObjects: 7 });
   });
 });

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseDurationMs } from '../lib/api/index.js';
 import { parseConfig } from '../lib/config.js';
 import { DEFAULT_ARTIFACT_LIMITS } from '../lib/oci/index.js';
+import { CONTENT_LIMIT_CONFIG_SHAPE, DEFAULT_CONTENT_LIMITS, contentLimitsFromConfig, type ContentLimits } from '../lib/bundle/limits.js';
 import { DEFAULT_AGENT_NAMESPACE } from './credentials.js';
 
 /**
@@ -25,7 +26,8 @@ export const AgentConfigSchema = z.strictObject({
   heartbeat: durationMs('15s').describe('Interval of heartbeats on the Cluster and credential checks.'),
   cachePrune: durationMs('10m').describe('Interval between prunings of the blob cache (blobs of artifacts no BundleDeployment pins).'),
   workers: z.coerce.number().int().min(1).max(64).default(2).describe('Concurrent BundleDeployment reconciles.'),
-  maxObjects: z.coerce.number().int().min(1).default(5000).describe('Most objects one bundle may render.'),
+  maxObjects: z.coerce.number().int().min(1).default(DEFAULT_CONTENT_LIMITS.maxObjects).describe('Most objects one bundle may render.'),
+  ...CONTENT_LIMIT_CONFIG_SHAPE,
   maxBundleFiles: z.coerce.number().int().min(1).default(DEFAULT_ARTIFACT_LIMITS.maxFiles).describe('Most files (layers) a pulled bundle artifact may have.'),
   maxFileBytes: z.coerce.number().int().min(1).default(DEFAULT_ARTIFACT_LIMITS.maxFileBytes).describe('Largest file (layer) of a pulled bundle artifact, in bytes.'),
   maxBundleBytes: z.coerce.number().int().min(1).default(DEFAULT_ARTIFACT_LIMITS.maxTotalBytes).describe('Largest sum of the layers of a pulled bundle artifact, in bytes.'),
@@ -42,4 +44,9 @@ export type AgentConfig = z.output<typeof AgentConfigSchema>;
 /** Parses flags and environment into a config; throws naming every problem. */
 export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfig {
   return parseConfig(AgentConfigSchema, argv, env, 'agent');
+}
+
+/** The limits on parsing and rendering bundle content (lib/bundle/limits.ts), validated. */
+export function contentLimitsOf(config: AgentConfig): ContentLimits {
+  return contentLimitsFromConfig(config);
 }

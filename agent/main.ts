@@ -2,7 +2,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../lib/log.js';
 import { startOpsServer } from '../lib/ops/server.js';
 import { Agent } from './agent.js';
-import { parseAgentConfig } from './config.js';
+import { contentLimitsOf, parseAgentConfig } from './config.js';
 import { createAgentMetrics } from './metrics.js';
 
 /**
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
     metrics,
     downstream, namespace: config.namespace, cacheDir: config.cacheDir, log,
     resyncIntervalMs: config.resync, heartbeatIntervalMs: config.heartbeat, cachePruneIntervalMs: config.cachePrune, workers: config.workers,
-    limits: { maxObjects: config.maxObjects,
+    limits: { maxObjects: config.maxObjects, content: contentLimitsOf(config),
       oci: { maxFiles: config.maxBundleFiles, maxFileBytes: config.maxFileBytes, maxTotalBytes: config.maxBundleBytes } },
   });
   const ops = { host: config.probeAddress, healthy: () => agent.isHealthy(), ready: () => agent.isReady(), metrics: metrics.registry };

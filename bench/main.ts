@@ -11,6 +11,7 @@ import { benchThroughput } from './throughput.js';
 import { benchEtcd } from './etcd.js';
 import { benchLatencyReal, benchLatencySims } from './latency.js';
 import { benchMemory } from './memory.js';
+import { benchHostile } from './hostile.js';
 import { compileForBench } from './lib/build.js';
 import { openStack, type BenchStack } from './lib/fleet.js';
 import { readKnobs, type BenchmarkName, type Knobs } from './lib/knobs.js';
@@ -55,7 +56,7 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
     await compileForBench(ROOT, say);
     s = await openStack(knobs.BENCH_STACK_DIR, say);
     const stack = s;
-    if (want('bytes') || want('etcd') || want('latency')) fleet = await startRealFleet(stack, say);
+    if (want('bytes') || want('etcd') || want('latency') || want('hostile')) fleet = await startRealFleet(stack, say);
     const real = fleet;
     if (want('bytes') && real) {
       await runOne('bytes', out, () => benchBytes(stack, real, { files: knobs.BENCH_BYTES_FILES, mib: knobs.BENCH_BYTES_MIB, rounds: knobs.BENCH_BYTES_ROUNDS }, say));
@@ -72,6 +73,9 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
         await benchLatencyReal(stack, real, knobs.BENCH_LAT_COMMITS, say),
         ...(await benchLatencySims(stack, real, sims, knobs.BENCH_LAT_COMMITS, 'downstream-2', say)),
       ]);
+    }
+    if (want('hostile') && real) {
+      await runOne('hostile', out, () => benchHostile(stack, real, knobs.BENCH_HOSTILE_ROUNDS, say));
     }
     await fleet?.stop();
     fleet = undefined;

@@ -3,6 +3,7 @@ import type { BytesResult } from './bytes.js';
 import type { Footprint } from './etcd.js';
 import type { LatencyResult } from './latency.js';
 import type { MemoryResult } from './memory.js';
+import { hostileReport, type HostileResult } from './hostile.js';
 import type { ThroughputResult } from './throughput.js';
 import type { BenchResults } from './main.js';
 import { fmtBytes, fmtMs, fmtRate } from './lib/stats.js';
@@ -96,6 +97,7 @@ export function report(out: BenchResults): string {
   if (out.results.etcd) text += section('etcd footprint per bundle (Bundle + BundleDeployments, 2 clusters), OCI mode vs etcd mode', etcdReport(out.results.etcd as Footprint[]));
   if (out.results.latency) text += section('Propagation latency (git commit -> Ready on every target cluster)', latencyReport(out.results.latency as LatencyResult[]));
   if (out.results.memory) text += section('Memory (peak RSS of separate processes)', memoryReport(out.results.memory as MemoryResult));
+  if (out.results.hostile) text += section('Hostile content (refusal in this process; another GitRepo on the real fleet meanwhile)', hostileReport(out.results.hostile as HostileResult));
   for (const [name, message] of Object.entries(out.errors)) text += section(`${name}: FAILED`, message);
   return `${text}\n`;
 }

@@ -4,10 +4,13 @@ import { parseArgs } from 'node:util';
 import yaml from 'js-yaml';
 import { FlotillaError } from '../lib/errors.js';
 import type { BundleDeploymentOptions } from '../lib/api/options.js';
-import { readBundle } from '../lib/bundle/read.js';
 import { bundleName } from '../lib/bundle/discover.js';
 import { inlineFleetYamlValuesFiles } from '../lib/render/values.js';
-import { DEFAULT_KUBE_VERSION, DEFAULT_RENDER_LIMITS, inApplyOrder, renderContent, renderToolsFromEnv } from '../lib/render/index.js';
+import { DEFAULT_KUBE_VERSION, DEFAULT_RENDER_LIMITS, engineOf, inApplyOrder, renderContent, renderToolsFromEnv } from '../lib/render/index.js';
+import { renderOptionsFrom } from '../lib/bundle/render.js';
+import { CONTENT_LIMIT_CONFIG_SHAPE, DEFAULT_CONTENT_LIMITS, contentLimitsFromConfig, type ContentLimits } from '../lib/bundle/limits.js';
+import { BundleRenderer } from '../lib/isolate/bundle.js';
+import { z } from 'zod';
 import { type ClusterInfo, customizationFor, mergeOptions } from '../lib/bundle/target.js';
 import { fleetYamlOptions } from '../lib/bundle/validate.js';
 import type { RenderedObject } from '../lib/bundle/manifest.js';
@@ -51,6 +54,13 @@ Options:
       --api-versions GV     an API the cluster serves, for Helm's .Capabilities.APIVersions (repeatable)
   -h, --help                print this help
 
+Content limits (the controller's and agents' flags of the same names; see the README):
+  --max-documents N (${DEFAULT_CONTENT_LIMITS.maxDocuments})  --max-depth N (${DEFAULT_CONTENT_LIMITS.maxDepth})  --max-aliases N (${DEFAULT_CONTENT_LIMITS.maxAliases})
+  --max-line-length N (${DEFAULT_CONTENT_LIMITS.maxLineLength})  --max-key-length N (${DEFAULT_CONTENT_LIMITS.maxKeyLength})
+  --max-string-length N (${DEFAULT_CONTENT_LIMITS.maxStringLength})  --max-nodes N (${DEFAULT_CONTENT_LIMITS.maxNodes})
+  --max-expanded-bytes N (${DEFAULT_CONTENT_LIMITS.maxExpandedBytes})  --max-objects N (${DEFAULT_CONTENT_LIMITS.maxObjects})
+  --render-timeout D (${DEFAULT_CONTENT_LIMITS.renderTimeoutMs / 1000}s)  --render-memory MIB (${DEFAULT_CONTENT_LIMITS.renderMemoryMb})
+
 Exit codes: 0 rendered (or the cluster is excluded by doNotDeploy: nothing is printed),
 1 invalid bundle (the message names the file, line and cause), 2 usage error.
 `;
@@ -64,6 +74,19 @@ interface RenderArgs {
   clusterNamespace: string;
   kubeVersion: string;
   apiVersions: string[];
+  limits: ContentLimits;
+}
+
+/** The content limit flags: `--max-depth` for `maxDepth`, ... (the same names as the controller's and agent's). */
+const LIMIT_KEYS = [...Object.keys(CONTENT_LIMIT_CONFIG_SHAPE), 'maxObjects'];
+const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const LimitFlagsSchema = z.strictObject({ ...CONTENT_LIMIT_CONFIG_SHAPE, maxObjects: z.coerce.number().int().min(1).default(DEFAULT_CONTENT_LIMITS.maxObjects) });
+
+function parseLimits(values: Record<string, unknown>): ContentLimits {
+  const raw = Object.fromEntries(LIMIT_KEYS.filter((k) => values[kebab(k)] !== undefined).map((k) => [k, values[kebab(k)]]));
+  const parsed = LimitFlagsSchema.safeParse(raw);
+  if (!parsed.success) throw new UsageError(parsed.error.issues.map((i) => `--${kebab(String(i.path[0] ?? ''))}: ${i.message}`).join('; '));
+  return contentLimitsFromConfig(parsed.data);
 }
 
 class UsageError extends Error {}
@@ -100,6 +123,7 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
         'kube-version': { type: 'string' },
         'api-versions': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
+        ...Object.fromEntries(LIMIT_KEYS.map((k) => [kebab(k), { type: 'string' as const }])),
       },
     });
   } catch (err) {
@@ -117,11 +141,12 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
       labels: parseLabels(values.label ?? []),
       groups: (values['cluster-group'] ?? []).map((name) => ({ name, labels: {} })),
     },
-    targetNamespace: values.namespace,
-    bundleName: values['bundle-name'],
-    clusterNamespace: values['cluster-namespace'] ?? 'fleet-default',
-    kubeVersion: kubeVersionArg(values['kube-version']),
-    apiVersions: values['api-versions'] ?? [],
+    targetNamespace: values.namespace as string | undefined,
+    bundleName: values['bundle-name'] as string | undefined,
+    clusterNamespace: (values['cluster-namespace'] as string | undefined) ?? 'fleet-default',
+    kubeVersion: kubeVersionArg(values['kube-version'] as string | undefined),
+    apiVersions: (values['api-versions'] as string[] | undefined) ?? [],
+    limits: parseLimits(values),
   };
 }
 
@@ -135,7 +160,17 @@ async function render(args: RenderArgs): Promise<{ yaml: string; note: string }>
   const dir = resolve(args.dir);
   const st = await stat(dir).catch(() => undefined);
   if (!st?.isDirectory()) throw new Error(`${args.dir}: not a directory`);
-  const bundle = await readBundle(dir, { name: args.bundleName ?? bundleName(basename(dir), '.'), dir: '.' });
+  // Parsed and rendered in a capped worker with the same limits as the controller and agents.
+  const renderer = new BundleRenderer({ limits: args.limits, cacheBytes: 0 });
+  try {
+    return await renderWith(renderer, dir, args);
+  } finally {
+    await renderer.close();
+  }
+}
+
+async function renderWith(renderer: BundleRenderer, dir: string, args: RenderArgs): Promise<{ yaml: string; note: string }> {
+  const bundle = await renderer.readBundle(dir, args.bundleName ?? bundleName(basename(dir), '.'));
   // As the controller stores it in the Bundle: values files merged into values, for fleet.yaml and each target.
   const fleetYaml = inlineFleetYamlValuesFiles(bundle.fleetYaml, bundle.files, { fleetYamlName: 'fleet.yaml', label: (p) => p });
   const targets = fleetYaml.targetCustomizations ?? [];
@@ -147,16 +182,18 @@ async function render(args: RenderArgs): Promise<{ yaml: string; note: string }>
   }
   const options: BundleDeploymentOptions = mergeOptions(fleetYamlOptions(fleetYaml), customization);
   if (args.targetNamespace) options.targetNamespace = args.targetNamespace;
+  const overlays = options.yaml?.overlays ?? [];
+  const where = customization ? `using ${label}${named}; overlays: ${overlays.length > 0 ? overlays.join(', ') : 'none'}` : 'no target customization matches; base options';
+  if (engineOf(bundle.files, options).engine === 'yaml') {
+    // Plain YAML: parsed and rendered in the capped worker, as the agent does.
+    return { yaml: toMultiDocumentYaml(await renderer.render(bundle.files, renderOptionsFrom(options), `bundle ${args.dir}`)), note: `${where}\n` };
+  }
+  // Helm and Kustomize: lib/render's renderContent, the agent's code (helm and kustomize are bounded subprocesses).
   const content = await renderContent(bundle.files, { bundleName: bundle.name, options }, {
     name: args.cluster.name, namespace: args.clusterNamespace, labels: args.cluster.labels,
     capabilities: { kubeVersion: args.kubeVersion, apiVersions: args.apiVersions },
   }, { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS });
-  const overlays = options.yaml?.overlays ?? [];
-  const engine = content.engine === 'yaml' ? '' : `; rendered with ${content.engine}`;
-  const note = customization
-    ? `using ${label}${named}; overlays: ${overlays.length > 0 ? overlays.join(', ') : 'none'}${engine}\n`
-    : `no target customization matches; base options${engine}\n`;
-  return { yaml: toMultiDocumentYaml(inApplyOrder(content)), note };
+  return { yaml: toMultiDocumentYaml(inApplyOrder(content)), note: `${where}; rendered with ${content.engine}\n` };
 }
 
 /**

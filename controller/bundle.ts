@@ -1,13 +1,14 @@
 import { clusterHelmOptions } from './chartvalues.js';
 import {
-  API_VERSION, ConditionType, Finalizer, Label, MANAGED_LABEL_VALUE, Reason, setCondition,
+  API_VERSION, BundleState, ConditionType, Finalizer, Label, MANAGED_LABEL_VALUE, Reason, emptyBundleSummary, setCondition,
   type Bundle, type BundleDeployment, type BundleDeploymentOptions, type BundleDeploymentSpec, type BundleSummary, type ClusterGroup,
 } from '../lib/api/index.js';
 import { deploymentID, optionsHash, selectClusters, type GroupInfo } from '../lib/bundle/index.js';
-import { messageOf } from '../lib/errors.js';
 import { mapLimit } from '../lib/util/concurrency.js';
 import { jsonEqual } from '../lib/util/json.js';
-import { Controller, type ReconcileResult } from '../lib/kube/controller.js';
+import { Controller } from '../lib/kube/controller.js';
+import { reconciler, type RunState, type Step } from '../lib/kube/reconciler.js';
+import { SUMMARY_CONDITIONS, applyStatusWriter, type StatusClient, type StatusWriter } from '../lib/kube/reconciler-status.js';
 import { splitKey } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { Ref, type ControllerContext } from './context.js';
@@ -153,9 +154,9 @@ export function agentMissesCredentials(bd: BundleDeployment | undefined): boolea
  */
 type WrittenCredentials = Map<string, string>;
 
-/** Writes one BundleDeployment and its agent credentials where they are not up to date; true when it wrote. */
+/** Writes one BundleDeployment and its agent credentials where they are not up to date; returns what it wrote (undefined: nothing). */
 async function writeDeployment(ctx: ControllerContext, bundle: BundleObject, clusterName: string, clusterNs: string, options: BundleDeploymentOptions,
-  credentials: AgentCredentials | undefined, written: WrittenCredentials): Promise<boolean> {
+  credentials: AgentCredentials | undefined, written: WrittenCredentials): Promise<BundleDeploymentObject | undefined> {
   const name = bundle.metadata.name;
   const key = `${clusterNs}/${name}`;
   const existing = ctx.informers.bundleDeployments.get(key);
@@ -164,7 +165,7 @@ async function writeDeployment(ctx: ControllerContext, bundle: BundleObject, clu
   const credentialsUpToDate = !credentials
     || (bdUpToDate && written.get(key) === `${credentials.version}|${existing?.metadata.uid ?? ''}` && !agentMissesCredentials(existing));
   ctx.metrics.deploymentWrites.inc({ outcome: bdUpToDate ? 'unchanged' : 'applied' });
-  if (bdUpToDate && credentialsUpToDate) return false;
+  if (bdUpToDate && credentialsUpToDate) return undefined;
   const applied = bdUpToDate && existing ? existing : await ctx.kube.apply<BundleDeploymentObject>(bd, FIELD_MANAGER);
   if (credentials) {
     await ctx.kube.apply({
@@ -178,77 +179,129 @@ async function writeDeployment(ctx: ControllerContext, bundle: BundleObject, clu
     }, FIELD_MANAGER);
     written.set(key, `${credentials.version}|${applied.metadata.uid ?? ''}`);
   }
-  return true;
+  return applied;
 }
 
-async function finalize(ctx: ControllerContext, bundle: BundleObject): Promise<ReconcileResult | void> {
-  const ns = bundle.metadata.namespace ?? '';
-  for (const bd of deploymentsOf(ctx, ns, bundle.metadata.name)) await deleteDeployment(ctx, bd);
-  const finalizers = (bundle.metadata.finalizers ?? []).filter((f) => f !== Finalizer.Bundle);
-  await ctx.kube.mergePatch(Ref.bundle(ns, bundle.metadata.name), { metadata: { finalizers, resourceVersion: bundle.metadata.resourceVersion } });
+/** One cluster a Bundle targets, with the BundleDeployment it gets there. */
+interface Target { cluster: string; clusterNs: string; options: BundleDeploymentOptions; desired: BundleDeploymentObject }
+
+/** The working state of one Bundle reconcile. */
+interface BundleRun extends RunState<BundleObject> {
+  /** Clusters selected by the targets (some may still wait for their cluster namespace). */
+  selected: number;
+  /** Selected clusters without a cluster namespace yet. */
+  waiting: number;
+  targets: Target[];
+  /** The BundleDeployments as written by this run (the informer may not have them yet). */
+  applied: Map<string, BundleDeploymentObject>;
+  summary?: BundleSummary;
+}
+
+/** Field manager of the Bundle reconciler's part of Bundle status (the GitRepo reconciler writes ArtifactsStored). */
+export const BUNDLE_STATUS_MANAGER = 'flotilla-bundle-status';
+/** The status fields and conditions the Bundle reconciler owns. */
+const OWNED_STATUS = ['observedGeneration', 'conditions', 'summary', 'display', 'observedContentsID'];
+const OWNED_CONDITIONS = [ConditionType.Targeted, ...SUMMARY_CONDITIONS];
+
+/** The Bundle reconciler's status writer: server-side apply with {@link BUNDLE_STATUS_MANAGER}, owning its keys and conditions only. */
+export function bundleStatusWriter(kube: StatusClient): StatusWriter {
+  return applyStatusWriter(kube, BUNDLE_STATUS_MANAGER, OWNED_STATUS, OWNED_CONDITIONS);
+}
+
+const keyIn = (bd: { metadata: { namespace?: string | undefined; name: string } }) => `${bd.metadata.namespace ?? ''}/${bd.metadata.name}`;
+
+/**
+ * The roll-up of a Bundle: every targeted cluster's BundleDeployment (as just written when the informer
+ * does not hold it yet) compared with the deployment ID the current Bundle implies for that cluster.
+ */
+export function bundleSummary(targets: readonly Target[], current: (key: string) => BundleDeploymentObject | undefined): BundleSummary {
+  const bds = targets.map((t) => current(keyIn(t.desired)) ?? t.desired);
+  const expected = new Map(targets.map((t) => [keyIn(t.desired), t.desired.spec]));
+  return summarize(bds, (bd) => bd.metadata.labels?.[Label.Cluster] ?? bd.metadata.namespace ?? '', (bd) => expected.get(keyIn(bd)) ?? bd.spec);
 }
 
 /** Creates the Bundle controller. */
 export function setupBundleController(ctx: ControllerContext): Controller {
   const written: WrittenCredentials = new Map();
-  const reconcile = async (key: string): Promise<ReconcileResult | void> => {
-    const { namespace = 'default', name } = splitKey(key);
-    const bundle = await ctx.kube.get<BundleObject>(Ref.bundle(namespace, name));
-    if (!bundle) return;
-    if (bundle.metadata.deletionTimestamp) return await finalize(ctx, bundle);
-    if (!bundle.metadata.finalizers?.includes(Finalizer.Bundle)) {
-      await ctx.kube.mergePatch(Ref.bundle(namespace, name), { metadata: { finalizers: [...(bundle.metadata.finalizers ?? []), Finalizer.Bundle], resourceVersion: bundle.metadata.resourceVersion } });
-      return { requeueAfterMs: 0 };
-    }
+  const current = (key: string) => ctx.informers.bundleDeployments.get(key);
+
+  /** Targeting: the clusters the Bundle selects, and the BundleDeployment each gets. */
+  const target: Step<BundleRun> = async (run) => {
+    const bundle = run.object;
+    const namespace = bundle.metadata.namespace ?? '';
     const clusters = ctx.informers.clusters.list().filter((c) => c.metadata.namespace === namespace);
     const selected = selectClusters(bundle.spec.targetRestrictions, bundle.spec.targets,
       clusters.map((c) => ({ name: c.metadata.name, labels: c.metadata.labels ?? {} })), groupsIn(ctx, namespace), baseOptions(bundle.spec));
-    const wanted = new Set<string>();
-    let failure: unknown;
-    let waiting = 0;
-    try {
-      const targets: { cluster: string; clusterNs: string; options: BundleDeploymentOptions }[] = [];
-      for (const sel of selected) {
-        const cluster = clusters.find((c) => c.metadata.name === sel.cluster);
-        const clusterNs = cluster?.status?.namespace;
-        if (!cluster || !clusterNs) { waiting += 1; continue; } // the Cluster reconciler creates its namespace first
-        wanted.add(`${clusterNs}/${name}`);
-        const templated = { name: cluster.metadata.name, namespace: cluster.metadata.namespace, labels: cluster.metadata.labels, annotations: cluster.metadata.annotations };
-        targets.push({ cluster: cluster.metadata.name, clusterNs, options: clusterHelmOptions(sel.options, templated, name) });
-      }
-      const credentials = targets.length > 0 ? await agentCredentials(ctx, bundle) : undefined;
-      // A failed write fails the pass (retried with backoff) once the other writes are done.
-      await mapLimit(targets, WRITE_CONCURRENCY, (t) => writeDeployment(ctx, bundle, t.cluster, t.clusterNs, t.options, credentials, written));
-      for (const bd of deploymentsOf(ctx, namespace, name)) {
-        const key = `${bd.metadata.namespace}/${bd.metadata.name}`;
-        if (!wanted.has(key)) { await deleteDeployment(ctx, bd); written.delete(key); }
-      }
-    } catch (err) {
-      failure = err;
+    run.selected = selected.length;
+    for (const sel of selected) {
+      const cluster = clusters.find((c) => c.metadata.name === sel.cluster);
+      const clusterNs = cluster?.status?.namespace;
+      if (!cluster || !clusterNs) { run.waiting += 1; continue; } // the Cluster reconciler creates its namespace first
+      // Helm values templated for this cluster (cluster labels, ${ }), as Fleet's controller does: controller/chartvalues.ts.
+      const templated = { name: cluster.metadata.name, namespace: cluster.metadata.namespace, labels: cluster.metadata.labels, annotations: cluster.metadata.annotations };
+      const options = clusterHelmOptions(sel.options, templated, bundle.metadata.name);
+      const desired = desiredDeployment(bundle, cluster.metadata.name, clusterNs, options, current(`${clusterNs}/${bundle.metadata.name}`));
+      run.targets.push({ cluster: cluster.metadata.name, clusterNs, options, desired });
     }
-    const bds = deploymentsOf(ctx, namespace, name).filter((bd) => wanted.has(`${bd.metadata.namespace}/${bd.metadata.name}`));
-    const summary = summarize(bds, (bd) => bd.metadata.labels?.[Label.Cluster] ?? bd.metadata.namespace ?? '');
-    const state = worstState(summary);
-    const now = ctx.now();
-    let conditions = setCondition(bundle.status?.conditions, {
-      type: ConditionType.Targeted, status: selected.length > 0 ? 'True' : 'False',
-      reason: selected.length > 0 ? Reason.Succeeded : Reason.NoMatchingClusters,
-      message: selected.length > 0 ? `${selected.length} cluster(s) targeted${waiting ? `, ${waiting} waiting for their namespace` : ''}` : 'no cluster matches the targets',
-    }, now);
-    const ready = !failure && state === 'Ready';
-    conditions = setCondition(conditions, {
-      type: ConditionType.Ready, status: ready ? 'True' : 'False',
-      reason: failure ? ((failure as { reason?: string }).reason ?? Reason.Progressing) : ready ? Reason.Succeeded : Reason.ResourcesNotReady,
-      message: failure ? messageOf(failure) : notReadyMessage(summary),
-    }, now);
-    await ctx.kube.patchStatus(Ref.bundle(namespace, name), {
-      observedGeneration: bundle.metadata.generation, conditions, summary,
-      display: { readyClusters: `${summary.ready}/${summary.desiredReady}`, state: state ?? 'NoTargets' },
-      observedContentsID: bundle.spec.contentsID,
-    });
-    if (failure) throw failure;
-    if (waiting > 0) return { requeueAfterMs: 2000 };
+    return 'continue';
   };
+
+  /** Writes what changed (at most WRITE_CONCURRENCY at once); a failed write fails the pass once the others are done. */
+  const write: Step<BundleRun> = async (run) => {
+    const credentials = run.targets.length > 0 ? await agentCredentials(ctx, run.object) : undefined;
+    await mapLimit(run.targets, WRITE_CONCURRENCY, async (t) => {
+      const applied = await writeDeployment(ctx, run.object, t.cluster, t.clusterNs, t.options, credentials, written);
+      if (applied) run.applied.set(keyIn(applied), applied);
+    });
+    return 'continue';
+  };
+
+  /** Deletes the BundleDeployments of clusters no longer targeted. */
+  const prune: Step<BundleRun> = async (run) => {
+    const wanted = new Set(run.targets.map((t) => keyIn(t.desired)));
+    for (const bd of deploymentsOf(ctx, run.object.metadata.namespace ?? '', run.object.metadata.name)) {
+      if (!wanted.has(keyIn(bd))) { await deleteDeployment(ctx, bd); written.delete(keyIn(bd)); }
+    }
+    return 'continue';
+  };
+
+  const reconcile = reconciler<BundleObject, BundleRun>({
+    name: 'bundle', log: ctx.log, now: ctx.now, kube: ctx.kube,
+    get: async (key) => { const { namespace = 'default', name } = splitKey(key); return await ctx.kube.get<BundleObject>(Ref.bundle(namespace, name)); },
+    finalizer: {
+      name: Finalizer.Bundle,
+      finalize: async (bundle) => {
+        for (const bd of deploymentsOf(ctx, bundle.metadata.namespace ?? '', bundle.metadata.name)) await deleteDeployment(ctx, bd);
+        return 'done';
+      },
+    },
+    start: (bundle, now) => ({ object: bundle, now, conditions: [...(bundle.status?.conditions ?? [])], selected: 0, waiting: 0, targets: [], applied: new Map() }),
+    steps: () => [target, write, prune],
+    status: {
+      fallbackReason: Reason.Progressing,
+      readiness: (run) => {
+        run.conditions = setCondition(run.conditions, {
+          type: ConditionType.Targeted, status: run.selected > 0 ? 'True' : 'False', observedGeneration: run.object.metadata.generation,
+          reason: run.selected > 0 ? Reason.Succeeded : Reason.NoMatchingClusters,
+          message: run.selected > 0 ? `${run.selected} cluster(s) targeted${run.waiting ? `, ${run.waiting} waiting for their namespace` : ''}` : 'no cluster matches the targets',
+        }, run.now);
+        run.summary = bundleSummary(run.targets, (key) => run.applied.get(key) ?? current(key));
+        const state = worstState(run.summary);
+        const ready = state === BundleState.Ready && run.waiting === 0;
+        return { status: ready ? 'True' : 'False', reason: ready ? Reason.Succeeded : Reason.ResourcesNotReady,
+          message: ready ? '' : notReadyMessage(run.summary) || (run.waiting ? `${run.waiting} cluster(s) waiting for their namespace` : ''),
+          progressing: state === BundleState.WaitApplied || state === BundleState.Pending || run.waiting > 0 };
+      },
+      build: (run, conditions) => {
+        const summary = run.summary ?? emptyBundleSummary();
+        return { observedGeneration: run.object.metadata.generation, conditions, summary,
+          display: { readyClusters: `${summary.ready}/${summary.desiredReady}`, state: worstState(summary) ?? 'NoTargets' },
+          observedContentsID: run.object.spec.contentsID };
+      },
+      writer: bundleStatusWriter(ctx.kube),
+    },
+    requeue: (run) => (run.waiting > 0 ? { requeueAfterMs: 2000 } : {}),
+  });
   const controller = new Controller('bundle', reconcile, { log: ctx.log, workers: ctx.config.workers, observer: observer(ctx) });
   controller.watch(ctx.informers.bundles);
   controller.watch(ctx.informers.bundleDeployments, (bd) => {

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { Controller } from '../lib/kube/controller.js';
-import { keyOf, splitKey } from '../lib/kube/informer.js';
+import { reconciler, type RunState, type Step } from '../lib/kube/reconciler.js';
+import { mergeStatusWriter } from '../lib/kube/reconciler-status.js';
+import { keyOf } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
-import { mergePatchForKeys } from '../lib/util/json.js';
 import { groupsOf } from '../lib/bundle/target.js';
 import {
-  BundleState, ConditionType, Finalizer, Label, MAX_RESOURCE_STATUS_ITEMS, Reason, emptyBundleSummary, getCondition, setCondition,
-  type BundleDeployment, type BundleSummary, type Cluster, type Condition, type LabelSelector,
+  BundleState, ConditionType, Finalizer, Label, MAX_RESOURCE_STATUS_ITEMS, Reason, emptyBundleSummary, getCondition,
+  type BundleDeployment, type BundleSummary, type Cluster, type ClusterGroup, type Condition, type LabelSelector,
 } from '../lib/api/index.js';
 import { Ref, type ControllerContext } from './context.js';
 import { addSummaries, summarize, worstState } from './rollup.js';
@@ -154,6 +155,11 @@ export function groupRollup(group: { name: string; labels?: Record<string, strin
   };
 }
 
+/** The working state of one Cluster reconcile. */
+interface ClusterRun extends RunState<Cluster & KubeObject> { rollup?: ClusterRollup }
+/** The working state of one ClusterGroup reconcile. */
+interface GroupRun extends RunState<ClusterGroup & KubeObject> { rollup?: GroupRollup }
+
 /** How long a cluster namespace, once applied, is trusted to exist before it is applied again. */
 const NAMESPACE_RECHECK_MS = 10 * 60_000;
 
@@ -186,40 +192,63 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
   ctx.informers.bundleDeployments.on((type, bd) => indexBD(bd, type === 'DELETED'));
   const ensured = new Map<string, number>();
 
-  const reconcile = async (key: string): Promise<{ requeueAfterMs?: number } | void> => {
-    const { namespace = '', name } = splitKey(key);
-    // The informer cache is current enough for a roll-up, and heartbeats make this the busiest reconciler.
-    const cluster = ctx.informers.clusters.get(key);
-    if (!cluster) { ensured.delete(key); return; }
-    const clusterNs = clusterNamespaceName(namespace, name);
-    if (cluster.metadata.deletionTimestamp) { await finalizeCluster(ctx, cluster, clusterNs); ensured.delete(key); return; }
-    if (!cluster.metadata.finalizers?.includes(Finalizer.Cluster)) {
-      await ctx.kube.mergePatch(Ref.cluster(namespace, name), { metadata: {
-        finalizers: [...(cluster.metadata.finalizers ?? []), Finalizer.Cluster], resourceVersion: cluster.metadata.resourceVersion } });
-    }
+  /** The cluster namespace, applied again when it was last applied long ago (or never by this process). */
+  const namespaceStep: Step<ClusterRun> = async (run) => {
+    const key = keyOf(run.object);
     const last = ensured.get(key);
-    if (last === undefined || ctx.now().getTime() - last > NAMESPACE_RECHECK_MS) {
-      await ensureClusterNamespace(ctx, namespace, name);
-      ensured.set(key, ctx.now().getTime());
+    if (last === undefined || run.now.getTime() - last > NAMESPACE_RECHECK_MS) {
+      await ensureClusterNamespace(ctx, run.object.metadata.namespace ?? '', run.object.metadata.name);
+      ensured.set(key, run.now.getTime());
     }
-    const bds = [...(bdsByNamespace.get(clusterNs)?.values() ?? [])];
-    const now = ctx.now();
-    const rollup = clusterRollup({ bundleDeployments: bds, lastSeen: cluster.status?.agent?.lastSeen ?? cluster.status?.agentLastSeen,
-      createdAt: cluster.metadata.creationTimestamp, now, heartbeatMs: options.heartbeatMs });
-    const previous = getCondition(cluster.status?.conditions, ConditionType.Ready);
-    const conditions = setCondition(cluster.status?.conditions, { ...rollup.ready, observedGeneration: cluster.metadata.generation ?? 0 }, now);
-    const patch = mergePatchForKeys(cluster.status as Record<string, unknown> | undefined, {
-      namespace: clusterNs, observedGeneration: cluster.metadata.generation ?? 0, summary: rollup.summary,
-      readyBundles: rollup.readyBundles, desiredReadyBundles: rollup.desiredReadyBundles, display: rollup.display, conditions,
-    });
-    if (Object.keys(patch).length > 0) await ctx.kube.patchStatus(Ref.cluster(namespace, name), patch);
-    if (previous && previous.reason !== rollup.ready.reason && (rollup.ready.reason === Reason.AgentNotSeen || previous.reason === Reason.AgentNotSeen)) {
-      void ctx.events.emit(cluster, rollup.ready.reason === Reason.AgentNotSeen ? 'Warning' : 'Normal',
-        rollup.ready.reason === Reason.AgentNotSeen ? Reason.AgentNotSeen : 'AgentReporting', rollup.ready.message);
-      log.info({ cluster: key, reason: rollup.ready.reason }, 'cluster agent liveness changed');
-    }
-    return rollup.recheckAfterMs === undefined ? undefined : { requeueAfterMs: rollup.recheckAfterMs };
+    return 'continue';
   };
+
+  const reconcile = reconciler<Cluster & KubeObject, ClusterRun>({
+    name: 'cluster', log, now: ctx.now, kube: ctx.kube,
+    // The informer cache is current enough for a roll-up, and heartbeats make this the busiest reconciler.
+    get: async (key) => ctx.informers.clusters.get(key),
+    gone: async (key) => { ensured.delete(key); },
+    finalizer: {
+      name: Finalizer.Cluster,
+      finalize: async (cluster) => {
+        await finalizeCluster(ctx, cluster, clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name));
+        ensured.delete(keyOf(cluster));
+        return 'done';
+      },
+    },
+    start: (cluster, now) => ({ object: cluster, now, conditions: [...(cluster.status?.conditions ?? [])] }),
+    steps: () => [namespaceStep],
+    status: {
+      fallbackReason: Reason.Progressing,
+      readiness: (run) => {
+        const cluster = run.object;
+        const clusterNs = clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name);
+        run.rollup = clusterRollup({ bundleDeployments: [...(bdsByNamespace.get(clusterNs)?.values() ?? [])],
+          lastSeen: cluster.status?.agent?.lastSeen ?? cluster.status?.agentLastSeen, createdAt: cluster.metadata.creationTimestamp,
+          now: run.now, heartbeatMs: options.heartbeatMs });
+        const { status, reason, message } = run.rollup.ready;
+        return { status, reason, message };
+      },
+      build: (run, conditions) => {
+        const cluster = run.object;
+        const rollup = run.rollup as ClusterRollup;
+        return { namespace: clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name), observedGeneration: cluster.metadata.generation ?? 0,
+          summary: rollup.summary, readyBundles: rollup.readyBundles, desiredReadyBundles: rollup.desiredReadyBundles, display: rollup.display, conditions };
+      },
+      // The agent writes status.agent (heartbeats) and the registration sets status.namespace: this writer owns only its keys.
+      writer: mergeStatusWriter(ctx.kube, ['namespace', 'observedGeneration', 'summary', 'readyBundles', 'desiredReadyBundles', 'display', 'conditions']),
+      transitions: (run, before) => {
+        const previous = getCondition((before as Cluster['status'])?.conditions, ConditionType.Ready);
+        const ready = (run.rollup as ClusterRollup).ready;
+        if (previous && previous.reason !== ready.reason && (ready.reason === Reason.AgentNotSeen || previous.reason === Reason.AgentNotSeen)) {
+          void ctx.events.emit(run.object, ready.reason === Reason.AgentNotSeen ? 'Warning' : 'Normal',
+            ready.reason === Reason.AgentNotSeen ? Reason.AgentNotSeen : 'AgentReporting', ready.message);
+          log.info({ cluster: keyOf(run.object), reason: ready.reason }, 'cluster agent liveness changed');
+        }
+      },
+    },
+    requeue: (run) => (run.rollup?.recheckAfterMs === undefined ? {} : { requeueAfterMs: run.rollup.recheckAfterMs }),
+  });
 
   return new Controller('cluster', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) })
     .watch(ctx.informers.clusters)
@@ -240,10 +269,9 @@ export async function ensureClusterNamespace(ctx: Pick<ControllerContext, 'kube'
 /**
  * Deletion of a Cluster: deletes its cluster namespace (and with it the agent's ServiceAccount, so its
  * credential stops working), the registration credential Secrets issued for it and its ClusterRegistrations,
- * then removes the finalizer. Objects in the workspace namespace are owned by the Cluster (garbage collected).
+ * then the skeleton removes the finalizer. Objects in the workspace namespace are owned by the Cluster (garbage collected).
  */
 async function finalizeCluster(ctx: ControllerContext, cluster: Cluster & KubeObject, clusterNs: string): Promise<void> {
-  if (!cluster.metadata.finalizers?.includes(Finalizer.Cluster)) return;
   const { namespace = '', name } = cluster.metadata;
   await ctx.kube.delete(Ref.namespace(clusterNs));
   const selector = `${Label.Cluster}=${name},${Label.ClusterNamespace}=${namespace}`;
@@ -255,8 +283,6 @@ async function finalizeCluster(ctx: ControllerContext, cluster: Cluster & KubeOb
       if (reg.metadata.namespace === namespace && reg.spec.clientID === clientID) await ctx.kube.delete(Ref.registration(namespace, reg.metadata.name));
     }
   }
-  await ctx.kube.mergePatch(Ref.cluster(namespace, name), { metadata: {
-    finalizers: (cluster.metadata.finalizers ?? []).filter((f) => f !== Finalizer.Cluster), resourceVersion: cluster.metadata.resourceVersion } });
   void ctx.events.emit(cluster, 'Normal', Reason.Deleting, `deleted cluster namespace ${clusterNs} and the cluster's credentials`);
 }
 
@@ -278,20 +304,29 @@ export function observerOf(ctx: ControllerContext): { observe(controller: string
 export function setupClusterGroupController(ctx: ControllerContext): Controller {
   const log = ctx.log.child({ controller: 'clustergroup' });
   const seen = new Map<string, string>();
-  const reconcile = async (key: string): Promise<void> => {
-    const { namespace = '', name } = splitKey(key);
-    const group = ctx.informers.clusterGroups.get(key);
-    if (!group || group.metadata.deletionTimestamp) return;
-    const clusters = ctx.informers.clusters.list().filter((c) => c.metadata.namespace === namespace);
-    const rollup = groupRollup({ name, labels: group.metadata.labels, selector: group.spec?.selector }, clusters);
-    const conditions = setCondition(group.status?.conditions, { ...rollup.ready, observedGeneration: group.metadata.generation ?? 0 }, ctx.now());
-    const patch = mergePatchForKeys(group.status as Record<string, unknown> | undefined, {
-      observedGeneration: group.metadata.generation ?? 0, clusterCount: rollup.clusterCount,
-      nonReadyClusterCount: rollup.nonReadyClusterCount, nonReadyClusters: rollup.nonReadyClusters,
-      summary: rollup.summary, display: rollup.display, conditions,
-    });
-    if (Object.keys(patch).length > 0) await ctx.kube.patchStatus(Ref.clusterGroup(namespace, name), patch);
-  };
+  const reconcile = reconciler<ClusterGroup & KubeObject, GroupRun>({
+    name: 'clustergroup', log, now: ctx.now,
+    get: async (key) => ctx.informers.clusterGroups.get(key),
+    start: (group, now) => ({ object: group, now, conditions: [...(group.status?.conditions ?? [])] }),
+    steps: () => [],
+    status: {
+      fallbackReason: Reason.Progressing,
+      readiness: (run) => {
+        const group = run.object;
+        const clusters = ctx.informers.clusters.list().filter((c) => c.metadata.namespace === group.metadata.namespace);
+        run.rollup = groupRollup({ name: group.metadata.name, labels: group.metadata.labels, selector: group.spec?.selector }, clusters);
+        const { status, reason, message } = run.rollup.ready;
+        return { status, reason, message };
+      },
+      build: (run, conditions) => {
+        const rollup = run.rollup as GroupRollup;
+        return { observedGeneration: run.object.metadata.generation ?? 0, clusterCount: rollup.clusterCount,
+          nonReadyClusterCount: rollup.nonReadyClusterCount, nonReadyClusters: rollup.nonReadyClusters,
+          summary: rollup.summary, display: rollup.display, conditions };
+      },
+      writer: mergeStatusWriter(ctx.kube),
+    },
+  });
   const groupsOfNamespace = (namespace: string | undefined): string[] =>
     ctx.informers.clusterGroups.list().filter((g) => g.metadata.namespace === namespace).map(keyOf);
   const controller = new Controller('clustergroup', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) })

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { DEFAULT_BUNDLE_LIMITS } from '../lib/bundle/index.js';
-import { bundleLimitsOf, parseControllerConfig } from './config.js';
+import { DEFAULT_CONTENT_LIMITS } from '../lib/bundle/limits.js';
+import { bundleLimitsOf, contentLimitsOf, parseControllerConfig } from './config.js';
 
 describe('controller configuration', () => {
   const cases: { name: string; argv: string[]; env?: Record<string, string>; want: Record<string, number> }[] = [
@@ -13,5 +14,17 @@ describe('controller configuration', () => {
 
   it('refuses a limit that is not a positive integer', () => {
     expect(() => parseControllerConfig(['--max-file-bytes=0'], {})).to.throw(/maxFileBytes/);
+  });
+
+  it('has the content limits of lib/bundle/limits.ts by default, and takes each from a flag or the environment', () => {
+    expect(contentLimitsOf(parseControllerConfig([], {}))).to.deep.equal(DEFAULT_CONTENT_LIMITS);
+    const c = contentLimitsOf(parseControllerConfig(['--max-depth', '64', '--render-timeout=3s', '--render-memory', '256', '--max-objects=9'],
+      { FLOTILLA_MAX_ALIASES: '0', FLOTILLA_MAX_EXPANDED_BYTES: '65536' }));
+    expect(c).to.deep.include({ maxDepth: 64, renderTimeoutMs: 3000, renderMemoryMb: 256, maxObjects: 9, maxAliases: 0, maxExpandedBytes: 65536 });
+  });
+
+  it('refuses a content limit below its minimum, naming it', () => {
+    expect(() => contentLimitsOf(parseControllerConfig(['--max-depth=2'], {}))).to.throw(/maxDepth/);
+    expect(() => parseControllerConfig(['--render-timeout=soon'], {})).to.throw(/renderTimeout/);
   });
 });

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DEFAULT_WORKSPACE_NAMESPACE, parseDurationMs } from '../lib/api/index.js';
 import { parseConfig } from '../lib/config.js';
 import { DEFAULT_BUNDLE_LIMITS, type BundleLimits } from '../lib/bundle/index.js';
+import { CONTENT_LIMIT_CONFIG_SHAPE, DEFAULT_CONTENT_LIMITS, contentLimitsFromConfig, type ContentLimits } from '../lib/bundle/limits.js';
 
 /**
  * The controller's configuration: flags over environment variables over defaults (lib/config.ts),
@@ -31,6 +32,8 @@ export const ControllerConfigSchema = z.strictObject({
   maxBundleFiles: z.coerce.number().int().min(1).default(DEFAULT_BUNDLE_LIMITS.maxFiles).describe('Most files one bundle directory may hold (BundleTooLarge above).'),
   maxFileBytes: z.coerce.number().int().min(1).default(DEFAULT_BUNDLE_LIMITS.maxFileBytes).describe('Largest file of a bundle, in bytes (BundleTooLarge above).'),
   maxBundleBytes: z.coerce.number().int().min(1).default(DEFAULT_BUNDLE_LIMITS.maxTotalBytes).describe('Largest sum of the files of one bundle, in bytes (BundleTooLarge above).'),
+  maxObjects: z.coerce.number().int().min(1).default(DEFAULT_CONTENT_LIMITS.maxObjects).describe('Most objects one bundle may render (ContentLimitExceeded above).'),
+  ...CONTENT_LIMIT_CONFIG_SHAPE,
   leaderElection: bool(true).describe('Run only while holding the Lease.'),
   leaseName: z.string().default('flotilla-controller').describe('Name of the leader-election Lease.'),
   identity: z.string().optional().describe('Leader-election identity; default hostname + pid.'),
@@ -51,4 +54,9 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
 /** The limits on what the controller reads from a bundle directory of a git checkout. */
 export function bundleLimitsOf(config: ControllerConfig): Partial<BundleLimits> {
   return { maxFiles: config.maxBundleFiles, maxFileBytes: config.maxFileBytes, maxTotalBytes: config.maxBundleBytes };
+}
+
+/** The limits on parsing and rendering bundle content (lib/bundle/limits.ts), the same the agents use by default. */
+export function contentLimitsOf(config: ControllerConfig): ContentLimits {
+  return contentLimitsFromConfig(config);
 }

@@ -1,26 +1,28 @@
 import {
-  API_VERSION, Annotation, ConditionType, Finalizer, Label, Reason, parseDurationMs, setCondition, removeCondition,
+  API_VERSION, Annotation, ConditionType, Finalizer, Label, Reason, getCondition, parseDurationMs, setCondition, removeCondition,
   type Bundle, type BundleSpec, type Condition, type GitRepo, type GitRepoStatus, type OCIRegistry,
 } from '../lib/api/index.js';
 import { inlineFleetYamlValuesFiles } from '../lib/render/values.js';
-import { readGitRepoBundles, contentsID, fleetYamlOptions, type LoadedBundle } from '../lib/bundle/index.js';
-import { dispositionOf, messageOf, StallingError, TransientError } from '../lib/errors.js';
+import { contentsID, fleetYamlOptions, type LoadedBundle } from '../lib/bundle/index.js';
+import { messageOf, reasonOf, StallingError } from '../lib/errors.js';
 import { Controller, type ReconcileResult } from '../lib/kube/controller.js';
+import { reconciler, type RunState, type Step } from '../lib/kube/reconciler.js';
 import { splitKey } from '../lib/kube/informer.js';
-import type { KubeObject } from '../lib/kube/client.js';
+import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import type { RegistryClient } from '../lib/oci/index.js';
 import { Ref, type ControllerContext } from './context.js';
 import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { bundleLimitsOf } from './config.js';
+import { readCommitBundles } from './render.js';
 import type { GitAuth, GitSource } from './git.js';
 import { deleteBundleArtifacts, pushCredentials, readSecretData, registryClient, storeInline, storeInRegistry, type StoredContent } from './store.js';
-import { rollUpGitRepo } from './rollup.js';
+import { gitRepoStatusSpec, hasFailure } from './gitrepo-status.js';
 import { formatTime } from '../lib/util/time.js';
 
 /**
  * The GitRepo reconciler: git -> Bundles (-> OCI artifacts).
  *
- * get -> deletion -> finalizer -> paused? -> poll due? -> resolve commit -> (unchanged: done) ->
+ * On the reconciler skeleton (lib/kube/reconciler.ts): get -> deletion -> finalizer -> steps: poll due? -> resolve commit -> (unchanged: done) ->
  * checkout -> read + validate every bundle (all or nothing) -> store every bundle (registry or inline;
  * all or nothing) -> write Bundles, delete the ones that left git -> finally: roll up and patch status once.
  */
@@ -32,15 +34,16 @@ const FIELD_MANAGER = CONTROLLER_FIELD_MANAGER;
 const DEFAULT_POLL_MS = 15_000;
 
 /** Per-reconcile working state; the status is computed from it once, at the end. */
-interface Run {
+export interface Run extends RunState<GitRepoObject> {
   repo: GitRepoObject;
   status: GitRepoStatus;
-  conditions: Condition[];
-  now: Date;
   /** The Bundles written by this run, as the API server returned them (the informer may not have them yet). */
   written: BundleObject[];
   /** Whether this run asked git (a poll); otherwise it only rolls up Bundle status. */
   polled?: boolean;
+  auth?: GitAuth;
+  /** The commit git resolved this time. */
+  commit?: string;
 }
 
 function setCond(run: Run, type: string, ok: boolean, reason: string, message: string): void {
@@ -104,13 +107,33 @@ export function bundleObject(repo: GitRepoObject, bundle: LoadedBundle, content:
   } as BundleObject;
 }
 
+/**
+ * Field manager of the GitRepo reconciler's part of Bundle status: the ArtifactsStored condition. The
+ * Bundle reconciler applies its own conditions with its own manager; `conditions` is a list-map keyed by
+ * type, so server-side apply keeps both writers' entries whatever the order of their writes.
+ */
+export const ARTIFACTS_STATUS_MANAGER = 'flotilla-gitrepo-artifacts';
+
+/** The status the GitRepo reconciler applies to a Bundle: only its ArtifactsStored condition. */
+export function artifactsStoredStatus(bundle: Pick<BundleObject, 'status'> | undefined, ok: boolean, reason: string, message: string, now: Date): { conditions: Condition[] } {
+  const previous = getCondition(bundle?.status?.conditions, ConditionType.ArtifactsStored);
+  const conditions = setCondition(previous ? [previous] : [], { type: ConditionType.ArtifactsStored, status: ok ? 'True' : 'False', reason, message: message.slice(0, 1024) }, now);
+  return { conditions };
+}
+
+/** Applies the ArtifactsStored condition of Bundle `namespace/name` with {@link ARTIFACTS_STATUS_MANAGER}; `current` gives its transition time. */
+export async function applyArtifactsStored(kube: Pick<KubeClient, 'applyStatus'>, namespace: string, name: string, current: Pick<BundleObject, 'status'> | undefined,
+  ok: boolean, reason: string, message: string, now: Date): Promise<void> {
+  await kube.applyStatus({ apiVersion: API_VERSION, kind: 'Bundle', metadata: { name, namespace }, status: artifactsStoredStatus(current, ok, reason, message, now) },
+    ARTIFACTS_STATUS_MANAGER);
+}
+
 /** Sets the `ArtifactsStored` condition on a Bundle (registry errors must show on Bundles too). */
-async function markBundleStorage(ctx: ControllerContext, namespace: string, name: string, ok: boolean, reason: string, message: string): Promise<void> {
-  const current = ctx.informers.bundles.get(`${namespace}/${name}`);
-  if (!current) return;
-  const conditions = setCondition(current.status?.conditions, { type: ConditionType.ArtifactsStored, status: ok ? 'True' : 'False', reason, message }, ctx.now());
-  await ctx.kube.patchStatus(Ref.bundle(namespace, name), { conditions }).catch((err: unknown) =>
-    ctx.log.warn({ bundle: `${namespace}/${name}`, err: messageOf(err) }, 'could not record storage failure on Bundle'));
+async function markBundleStorage(ctx: ControllerContext, namespace: string, name: string, ok: boolean, reason: string, message: string,
+  bundle?: BundleObject): Promise<void> {
+  const current = bundle ?? ctx.informers.bundles.get(`${namespace}/${name}`);
+  await applyArtifactsStored(ctx.kube, namespace, name, current, ok, reason, message, ctx.now()).catch((err: unknown) =>
+    ctx.log.warn({ bundle: `${namespace}/${name}`, err: messageOf(err) }, 'could not record artifact storage on Bundle'));
 }
 
 function bundlesOf(ctx: ControllerContext, repo: GitRepoObject): BundleObject[] {
@@ -124,9 +147,10 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
   const dir = await git.checkout(`${ns}/${repo.metadata.name}`, { repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth }, commit);
   let bundles: LoadedBundle[];
   try {
-    bundles = await readGitRepoBundles(dir, { repoName: repo.metadata.name, paths: repo.spec.paths, limits: bundleLimitsOf(ctx.config) });
+    bundles = await readCommitBundles(ctx.config, dir, { repoName: repo.metadata.name, paths: repo.spec.paths, limits: bundleLimitsOf(ctx.config) },
+      `${ns}/${repo.metadata.name}`, commit);
   } catch (err) {
-    setCond(run, ConditionType.BundlesBuilt, false, (err as { reason?: string }).reason ?? Reason.InvalidBundle, `commit ${commit.slice(0, 12)}: ${messageOf(err)}`);
+    setCond(run, ConditionType.BundlesBuilt, false, reasonOf(err, Reason.InvalidBundle), `commit ${commit.slice(0, 12)}: ${messageOf(err)}`);
     throw err;
   }
   setCond(run, ConditionType.BundlesBuilt, true, Reason.Succeeded, `${bundles.length} bundle(s) from commit ${commit.slice(0, 12)}`);
@@ -142,12 +166,13 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
           stored.set(bundle.name, { content: await storeInRegistry(client, repo, bundle, commit, id, ctx.config.artifactRetention), id });
         } catch (err) {
           const message = `storing bundle ${bundle.name} in ${registry.reference} failed: ${messageOf(err)}`;
-          ctx.log.error({ gitrepo: `${ns}/${repo.metadata.name}`, bundle: bundle.name, registry: registry.reference, reason: (err as { reason?: string }).reason, err: messageOf(err) }, 'artifact push failed');
+          const reason = reasonOf(err, Reason.ArtifactPushFailed);
+          ctx.log.error({ gitrepo: `${ns}/${repo.metadata.name}`, bundle: bundle.name, registry: registry.reference, reason, err: messageOf(err) }, 'artifact push failed');
           // Nothing of this commit is applied: every Bundle of the repository keeps its last good artifact and says why.
           for (const existing of bundlesOf(ctx, repo)) {
-            await markBundleStorage(ctx, ns, existing.metadata.name, false, (err as { reason?: string }).reason ?? Reason.ArtifactPushFailed, message);
+            await markBundleStorage(ctx, ns, existing.metadata.name, false, reason, message, existing);
           }
-          setCond(run, ConditionType.ArtifactsStored, false, (err as { reason?: string }).reason ?? Reason.ArtifactPushFailed, message);
+          setCond(run, ConditionType.ArtifactsStored, false, reason, message);
           throw err;
         }
       }
@@ -169,8 +194,9 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
   for (const bundle of bundles) {
     const s = stored.get(bundle.name);
     if (!s) continue;
-    run.written.push(await ctx.kube.apply<BundleObject>(bundleObject(repo, bundle, s.content, s.id, commit), FIELD_MANAGER));
-    if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, `stored as ${s.content.oci?.reference ?? ''}`);
+    const applied = await ctx.kube.apply<BundleObject>(bundleObject(repo, bundle, s.content, s.id, commit), FIELD_MANAGER);
+    run.written.push(applied);
+    if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, `stored as ${s.content.oci?.reference ?? ''}`, applied);
   }
   const keep = new Set(bundles.map((b) => b.name));
   for (const old of bundlesOf(ctx, repo).filter((b) => !keep.has(b.metadata.name))) {
@@ -207,8 +233,8 @@ async function deleteArtifactsQuietly(ctx: ControllerContext, repo: GitRepoObjec
   }
 }
 
-/** Deletion: Bundles first (their finalizers remove BundleDeployments), then the artifacts, then our finalizer. */
-async function finalize(ctx: ControllerContext, git: GitSource, repo: GitRepoObject): Promise<ReconcileResult | void> {
+/** Deletion: Bundles first (their finalizers remove BundleDeployments), then the artifacts; then the finalizer goes. */
+async function finalize(ctx: ControllerContext, git: GitSource, repo: GitRepoObject): Promise<'done' | ReconcileResult> {
   const ns = repo.metadata.namespace ?? 'default';
   const bundles = bundlesOf(ctx, repo);
   for (const b of bundles) await ctx.kube.delete(Ref.bundle(ns, b.metadata.name));
@@ -221,56 +247,52 @@ async function finalize(ctx: ControllerContext, git: GitSource, repo: GitRepoObj
     if (!ok) return { requeueAfterMs: 10_000 };
   }
   await git.forget(`${ns}/${repo.metadata.name}`);
-  const finalizers = (repo.metadata.finalizers ?? []).filter((f) => f !== Finalizer.GitRepo);
-  await ctx.kube.mergePatch(Ref.gitRepo(ns, repo.metadata.name), { metadata: { finalizers, resourceVersion: repo.metadata.resourceVersion } });
+  return 'done';
 }
 
 /** Creates the GitRepo controller. */
 export function setupGitRepoController(ctx: ControllerContext, git: GitSource): Controller {
-  const reconcile = async (key: string): Promise<ReconcileResult | void> => {
-    const { namespace = 'default', name } = splitKey(key);
-    const repo = await ctx.kube.get<GitRepoObject>(Ref.gitRepo(namespace, name));
-    if (!repo) return;
-    if (repo.metadata.deletionTimestamp) return await finalize(ctx, git, repo);
-    if (!repo.metadata.finalizers?.includes(Finalizer.GitRepo)) {
-      await ctx.kube.mergePatch(Ref.gitRepo(namespace, name), { metadata: { finalizers: [...(repo.metadata.finalizers ?? []), Finalizer.GitRepo], resourceVersion: repo.metadata.resourceVersion } });
-      return { requeueAfterMs: 0 };
-    }
-    const run: Run = { repo, status: { ...(repo.status ?? {}) }, conditions: [...(repo.status?.conditions ?? [])], now: ctx.now(), written: [] };
-    const pollMs = pollingIntervalMs(repo, ctx.config.defaultPollingInterval);
-    let failure: unknown;
+  /** Asks git for the commit when a poll is due; otherwise the run only rolls up Bundle status. */
+  const resolve: Step<Run> = async (run) => {
+    const { repo } = run;
+    if (!pollDue(repo, run.now, ctx.config.defaultPollingInterval)) return 'stop';
+    run.polled = true;
+    run.auth = await gitAuth(ctx, repo);
+    ctx.metrics.gitFetches.inc();
     try {
-      if (pollDue(repo, run.now, ctx.config.defaultPollingInterval)) {
-        run.polled = true;
-        const auth = await gitAuth(ctx, repo);
-        ctx.metrics.gitFetches.inc();
-        let commit: string;
-        try {
-          commit = await git.resolve({ repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth });
-        } catch (err) {
-          setCond(run, ConditionType.GitFetched, false, (err as { reason?: string }).reason ?? Reason.GitOperationFailed, messageOf(err));
-          throw err;
-        }
-        run.status.lastPollingTime = formatTime(run.now);
-        const unchanged = commit === repo.status?.commit && repo.status.observedGeneration === repo.metadata.generation && !hasFailure(repo);
-        if (!unchanged) await syncCommit(ctx, git, run, commit, auth);
-        setCond(run, ConditionType.GitFetched, true, Reason.Succeeded, `commit ${commit.slice(0, 12)}`);
-        run.status.observedGeneration = repo.metadata.generation;
-      }
+      run.commit = await git.resolve({ repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth: run.auth });
     } catch (err) {
-      failure = err;
-    } finally {
-      await finishStatus(ctx, run, failure);
+      setCond(run, ConditionType.GitFetched, false, reasonOf(err, Reason.GitOperationFailed), messageOf(err));
+      throw err;
     }
-    if (failure && dispositionOf(failure) === 'transient' && !repo.spec.disablePolling) {
-      // Back off, but never beyond the polling interval: after a long git or registry outage the GitRepo
-      // is tried again as soon as it would have been polled, not minutes later.
-      throw new TransientError((failure as { reason?: string }).reason ?? Reason.GitOperationFailed, messageOf(failure), { cause: failure, retryAfterMs: pollMs });
-    }
-    if (failure && dispositionOf(failure) !== 'stalling') throw failure;
-    if (repo.spec.disablePolling) return;
-    return { requeueAfterMs: pollMs };
+    run.status.lastPollingTime = formatTime(run.now);
+    return 'continue';
   };
+  /** A new commit (or spec, or a failure to retry): build, store and write every bundle. */
+  const sync: Step<Run> = async (run) => {
+    const { repo } = run;
+    const commit = run.commit ?? '';
+    const unchanged = commit === repo.status?.commit && repo.status.observedGeneration === repo.metadata.generation && !hasFailure(repo);
+    if (!unchanged) await syncCommit(ctx, git, run, commit, run.auth ?? {});
+    setCond(run, ConditionType.GitFetched, true, Reason.Succeeded, `commit ${commit.slice(0, 12)}`);
+    run.status.observedGeneration = repo.metadata.generation;
+    return 'continue';
+  };
+  const reconcile = reconciler<GitRepoObject, Run>({
+    name: 'gitrepo', log: ctx.log, now: ctx.now, kube: ctx.kube,
+    get: async (key) => { const { namespace = 'default', name } = splitKey(key); return await ctx.kube.get<GitRepoObject>(Ref.gitRepo(namespace, name)); },
+    finalizer: { name: Finalizer.GitRepo, finalize: async (repo) => await finalize(ctx, git, repo) },
+    start: (repo, now) => ({ object: repo, repo, now, status: { ...(repo.status ?? {}) }, conditions: [...(repo.status?.conditions ?? [])], written: [] }),
+    steps: () => [resolve, sync],
+    status: gitRepoStatusSpec(ctx, (repo) => bundlesOf(ctx, repo)),
+    requeue: (run) => {
+      if (run.repo.spec.disablePolling) return {};
+      // Polls go on whatever happened; a transient failure backs off at most to the polling interval, so a
+      // recovered git server or registry is noticed when the GitRepo would have been polled anyway.
+      const pollMs = pollingIntervalMs(run.repo, ctx.config.defaultPollingInterval);
+      return { requeueAfterMs: pollMs, maxBackoffMs: pollMs };
+    },
+  });
   const controller = new Controller('gitrepo', reconcile, { log: ctx.log, workers: ctx.config.workers, observer: observer(ctx) });
   controller.watch(ctx.informers.gitRepos);
   // Bundle status changes roll up into the GitRepo (no git work: the poll is not due).
@@ -279,11 +301,6 @@ export function setupGitRepoController(ctx: ControllerContext, git: GitSource): 
     return repoName ? [`${b.metadata.namespace}/${repoName}`] : [];
   });
   return controller;
-}
-
-function hasFailure(repo: GitRepo): boolean {
-  return (repo.status?.conditions ?? []).some((c) => c.type === ConditionType.Stalled && c.status === 'True')
-    || (repo.status?.conditions ?? []).some((c) => c.type === ConditionType.Ready && c.status === 'False' && c.reason !== Reason.Progressing && c.reason !== Reason.ResourcesNotReady);
 }
 
 /** Shared observer that feeds reconcile metrics. */
@@ -295,44 +312,4 @@ export function observer(ctx: ControllerContext) {
       ctx.metrics.reconcileDuration.observe({ controller }, seconds);
     },
   };
-}
-
-/** Computes Ready/Stalled/Reconciling and the roll-up, then patches the status once. */
-async function finishStatus(ctx: ControllerContext, run: Run, failure: unknown): Promise<void> {
-  const { repo } = run;
-  const written = new Map(run.written.map((b) => [b.metadata.name, b]));
-  const bundles = bundlesOf(ctx, repo).map((b) => written.get(b.metadata.name) ?? b);
-  const rollup = rollUpGitRepo([...bundles, ...run.written.filter((b) => !bundles.includes(b))], ctx.informers.bundleDeployments.list().filter((bd) =>
-    bd.metadata.labels?.[Label.RepoName] === repo.metadata.name && bd.metadata.labels?.[Label.BundleNamespace] === repo.metadata.namespace));
-  Object.assign(run.status, rollup);
-  if (failure) {
-    const reason = (failure as { reason?: string }).reason ?? Reason.GitOperationFailed;
-    const message = messageOf(failure);
-    const stalled = dispositionOf(failure) === 'stalling';
-    setCond(run, ConditionType.Stalled, stalled, stalled ? reason : Reason.Progressing, stalled ? message : 'retrying');
-    setCond(run, ConditionType.Reconciling, !stalled, stalled ? reason : Reason.Progressing, stalled ? 'waiting for a change to the GitRepo or its inputs' : `retrying: ${message}`);
-    setCond(run, ConditionType.Ready, false, reason, message);
-    run.status.display = { ...run.status.display, state: stalled ? 'Stalled' : 'Error', message: message.slice(0, 1024), error: true };
-    if (!hasFailure(repo) || getReadyMessage(repo) !== message) await ctx.events.emit(repo, 'Warning', reason, message);
-  } else if (!run.polled && hasFailure(repo)) {
-    // A roll-up of Bundle status between polls: the last git or build failure stands until a poll says otherwise
-    // (clearing it here made Stalled flap between polls and announced a recovery that had not happened).
-    if (repo.status?.display) run.status.display = repo.status.display;
-  } else {
-    run.conditions = removeCondition(run.conditions, ConditionType.Stalled);
-    setCond(run, ConditionType.Reconciling, false, Reason.Succeeded, 'reconciled');
-    const ready = rollup.display?.state === 'Ready';
-    setCond(run, ConditionType.Ready, ready, ready ? Reason.Succeeded : Reason.ResourcesNotReady, rollup.display?.message ?? '');
-    if (hasFailure(repo)) await ctx.events.emit(repo, 'Normal', 'Recovered', `commit ${run.status.commit?.slice(0, 12) ?? ''} reconciled`);
-  }
-  run.status.conditions = run.conditions;
-  try {
-    await ctx.kube.patchStatus(Ref.gitRepo(repo.metadata.namespace ?? 'default', repo.metadata.name), run.status);
-  } catch (err) {
-    ctx.log.warn({ gitrepo: `${repo.metadata.namespace}/${repo.metadata.name}`, err: messageOf(err) }, 'status patch failed');
-  }
-}
-
-function getReadyMessage(repo: GitRepo): string | undefined {
-  return repo.status?.conditions?.find((c) => c.type === ConditionType.Ready)?.message;
 }

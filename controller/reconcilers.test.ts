@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { API_VERSION, Annotation, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { bundleObject, pollDue, pollingIntervalMs } from './gitrepo.js';
-import { agentCredentialData, agentMissesCredentials, baseOptions, bundleDeploymentSpec, deploymentUpToDate, desiredDeployment, ociSecretName } from './bundle.js';
-import { bundleDeploymentState, rollUpGitRepo, summarize, worstState } from './rollup.js';
+import { agentCredentialData, agentMissesCredentials, baseOptions, bundleDeploymentSpec, deploymentUpToDate, bundleSummary, desiredDeployment, ociSecretName } from './bundle.js';
+import { bundleBehind, bundleDeploymentState, rollUpGitRepo, summarize, worstState } from './rollup.js';
 
 const repo = (spec: Partial<GitRepo['spec']>, status?: GitRepo['status'], generation = 1): GitRepo & KubeObject => ({
   apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name: 'apps', namespace: 'ws', uid: 'u1', generation },
@@ -192,4 +192,55 @@ describe('status roll-up', () => {
     { name: 'the deployments\' own problem first', bundles: [bundle(3, 2)], bds: [bd('app', 'c1', undefined)], state: 'Pending' },
   ];
   for (const c of gitRepoStates) it(`GitRepo: ${c.name}`, () => expect(rollUpGitRepo(c.bundles, c.bds).display?.state).to.equal(c.state));
+});
+
+describe('Ready means ready: roll-ups compare with what the current Bundle implies', () => {
+  const applied = (appliedDeploymentID: string, specID: string, extra: Partial<NonNullable<BundleDeployment['status']>> = {}): BundleDeployment => ({
+    apiVersion: API_VERSION, kind: 'BundleDeployment', metadata: { name: 'app', namespace: 'c1' }, spec: { deploymentID: specID },
+    status: { appliedDeploymentID, ready: true, conditions: [{ type: 'Ready', status: 'True', reason: 'Succeeded', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }], ...extra },
+  }) as BundleDeployment;
+  const cases: { name: string; bd: BundleDeployment; expected: { deploymentID: string; forceSyncGeneration?: number }; state: string }[] = [
+    { name: 'a cached BundleDeployment still Ready for the previous content is WaitApplied', bd: applied('old', 'old'), expected: { deploymentID: 'new' }, state: 'WaitApplied' },
+    { name: 'Ready once the agent reports the new deployment ID', bd: applied('new', 'old'), expected: { deploymentID: 'new' }, state: 'Ready' },
+    { name: 'a forced re-apply waits for the agent to report that sync generation', bd: applied('new', 'new', { syncGeneration: 1 }),
+      expected: { deploymentID: 'new', forceSyncGeneration: 2 }, state: 'WaitApplied' },
+    { name: 'a forced re-apply the agent reported is Ready', bd: applied('new', 'new', { syncGeneration: 2 }),
+      expected: { deploymentID: 'new', forceSyncGeneration: 2 }, state: 'Ready' },
+  ];
+  for (const c of cases) it(c.name, () => expect(bundleDeploymentState(c.bd, c.expected)).to.equal(c.state));
+
+  const readyCond = (generation: number) => ({ type: 'Ready', status: 'True' as const, reason: 'Succeeded', message: '', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: generation });
+  const bundleAt = (commit: string, generation: number, status: Partial<NonNullable<Bundle['status']>>, extra: Record<string, unknown> = {}) => ({
+    metadata: { name: 'app', generation, annotations: { [Annotation.Commit]: commit }, ...extra }, spec: { contentsID: 'c2' }, status,
+  }) as unknown as Bundle;
+  const behind: { name: string; bundle: Bundle; why: RegExp | undefined }[] = [
+    { name: 'a Bundle of the commit, Ready for its generation and contents', bundle: bundleAt('b', 2, { observedGeneration: 2, observedContentsID: 'c2', conditions: [readyCond(2)] }), why: undefined },
+    { name: 'a cached Bundle of the previous commit', bundle: bundleAt('a', 2, { observedGeneration: 2, observedContentsID: 'c2', conditions: [readyCond(2)] }), why: /commit/ },
+    { name: 'a Bundle whose status describes older contents', bundle: bundleAt('b', 2, { observedGeneration: 2, observedContentsID: 'c1', conditions: [readyCond(2)] }), why: /not updated/ },
+    { name: 'a Bundle whose Ready is from an older generation', bundle: bundleAt('b', 3, { observedGeneration: 3, observedContentsID: 'c2', conditions: [readyCond(2)] }), why: /not updated/ },
+    { name: 'a Bundle being deleted', bundle: bundleAt('b', 2, { observedGeneration: 2, observedContentsID: 'c2', conditions: [readyCond(2)] }, { deletionTimestamp: 'x' }), why: /removed/ },
+  ];
+  for (const c of behind) {
+    it(`GitRepo at commit b: ${c.name} ${c.why ? 'holds Ready back' : 'counts'}`, () => {
+      const why = bundleBehind(c.bundle, 'b');
+      if (c.why) expect(why).to.match(c.why); else expect(why).to.equal(undefined);
+    });
+  }
+
+  it('a GitRepo is not Ready while its cached Bundle is of the previous commit, although every BundleDeployment is', () => {
+    const stale = bundleAt('a', 2, { observedGeneration: 2, observedContentsID: 'c2', conditions: [readyCond(2)] });
+    const r = rollUpGitRepo([stale], [applied('d', 'd')], 'b');
+    expect(r.display?.state).to.equal('WaitApplied');
+  });
+
+  it('a Bundle counts a targeted cluster whose BundleDeployment the cache does not hold yet as Pending', () => {
+    const b = { apiVersion: API_VERSION, kind: 'Bundle', metadata: { name: 'app', namespace: 'ws' }, spec: { contentsID: 'c', resources: [] } } as unknown as Bundle & KubeObject;
+    const targets = ['c1', 'c2'].map((cluster) => ({ cluster, clusterNs: `ns-${cluster}`, options: {}, desired: desiredDeployment(b, cluster, `ns-${cluster}`, {}, undefined) }));
+    const first = targets[0]!.desired;
+    const onlyFirst = (key: string) => (key === `ns-c1/app` ? { ...first, status: { appliedDeploymentID: first.spec.deploymentID, ready: true } } as typeof first : undefined);
+    const summary = bundleSummary(targets, onlyFirst);
+    expect(summary.ready).to.equal(1);
+    expect(summary.pending).to.equal(1);
+    expect(worstState(summary)).to.equal('Pending');
+  });
 });

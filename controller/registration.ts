@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Controller } from '../lib/kube/controller.js';
+import { reconciler, type RunState, type Step } from '../lib/kube/reconciler.js';
+import { mergeStatusWriter } from '../lib/kube/reconciler-status.js';
 import { splitKey } from '../lib/kube/informer.js';
 import { isStatus, type KubeObject } from '../lib/kube/client.js';
-import { StallingError, WaitingError } from '../lib/errors.js';
+import { StallingError, WaitingError, messageOf, reasonOf } from '../lib/errors.js';
 import {
-  AGENT_SERVICE_ACCOUNT, API_VERSION, ConditionType, DNS_SUBDOMAIN, Label, Reason, formatTime, isFalse, isTrue, parseDurationMs, setCondition,
+  AGENT_SERVICE_ACCOUNT, API_VERSION, DNS_SUBDOMAIN, Label, Reason, formatTime, parseDurationMs,
   type Cluster, type ClusterRegistration, type ClusterRegistrationToken,
 } from '../lib/api/index.js';
 import { Ref, type ControllerContext } from './context.js';
@@ -62,10 +64,15 @@ async function apiServerInfo(ctx: ControllerContext): Promise<{ url: string; ca:
   const caFile = ctx.config.apiServerCaFile ?? '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt';
   let ca = '';
   try { ca = await readFile(caFile, 'utf8'); } catch (err) {
-    if (ctx.config.apiServerCaFile) throw new StallingError('InvalidSpec', `cannot read --api-server-ca-file ${caFile}: ${(err as Error).message}`);
+    if (ctx.config.apiServerCaFile) throw new StallingError(Reason.InvalidSpec, `cannot read --api-server-ca-file ${caFile}: ${(err as Error).message}`);
   }
   return { url: ctx.config.apiServerUrl ?? ctx.kube.server, ca };
 }
+
+/** The working state of one ClusterRegistrationToken reconcile. */
+interface TokenRun extends RunState<ClusterRegistrationToken & KubeObject> { expires: Date; expired: boolean }
+/** The working state of one ClusterRegistration reconcile. */
+interface RegistrationRun extends RunState<ClusterRegistration & KubeObject> { granted?: { clusterName: string; clusterNs: string; expires: string } }
 
 /** Sets up the ClusterRegistrationToken reconciler (registration step 1, and expiry). */
 export function setupRegistrationTokenController(ctx: ControllerContext): Controller {
@@ -82,29 +89,25 @@ export function setupRegistrationTokenController(ctx: ControllerContext): Contro
     await ctx.kube.delete({ apiVersion: 'v1', kind: 'ServiceAccount', namespace: W, name: account });
   };
 
-  const reconcile = async (key: string): Promise<{ requeueAfterMs?: number } | void> => {
-    const { namespace = '', name } = splitKey(key);
-    if (namespace !== W) return;
-    const token = await ctx.kube.get<ClusterRegistrationToken & KubeObject>(Ref.registrationToken(W, name));
-    // Objects in W are owned by the token (garbage collected); those in R cannot be, so they go here.
-    if (!token) { await deleteImportAccess(name); return; }
-    if (token.metadata.deletionTimestamp) return;
-    const now = ctx.now();
-    const expires = tokenExpiry(new Date(token.metadata.creationTimestamp ?? now), token.spec?.ttl);
-    if (expires.getTime() <= now.getTime()) {
-      const deleted = await ctx.kube.delete(Ref.secret(W, name));
-      await deleteImportAccess(name);
-      if (token.status?.secretName || token.status?.expires !== formatTime(expires) || !isFalse(token.status?.conditions, ConditionType.Ready)) {
-        await ctx.kube.patchStatus(Ref.registrationToken(W, name), { secretName: null, expires: formatTime(expires),
-          conditions: setCondition(token.status?.conditions, { type: ConditionType.Ready, status: 'False', reason: Reason.TokenExpired,
-            message: `expired at ${formatTime(expires)}; create a new ClusterRegistrationToken` }, now) });
-      }
-      if (deleted) {
-        log.info({ token: key }, 'registration token expired; its secret and service account were deleted');
-        void ctx.events.emit(token, 'Normal', Reason.TokenExpired, `the token expired at ${formatTime(expires)}; Secret ${name} was deleted`);
-      }
-      return;
+  /** Past its ttl: the Secret and the import account go. */
+  const expiry: Step<TokenRun> = async (run) => {
+    const token = run.object;
+    const name = token.metadata.name;
+    if (run.expires.getTime() > run.now.getTime()) return 'continue';
+    run.expired = true;
+    const deleted = await ctx.kube.delete(Ref.secret(W, name));
+    await deleteImportAccess(name);
+    if (deleted) {
+      log.info({ token: `${W}/${name}` }, 'registration token expired; its secret and service account were deleted');
+      void ctx.events.emit(token, 'Normal', Reason.TokenExpired, `the token expired at ${formatTime(run.expires)}; Secret ${name} was deleted`);
     }
+    return 'stop';
+  };
+
+  /** The import account (ServiceAccount, Roles) and the Secret with its token. */
+  const issue: Step<TokenRun> = async (run) => {
+    const token = run.object;
+    const name = token.metadata.name;
     const account = importAccountName(name);
     const labels = managedLabels({ [TOKEN_LABEL]: name });
     const owners = ownerRefTo(token);
@@ -117,25 +120,46 @@ export function setupRegistrationTokenController(ctx: ControllerContext): Contro
       roleBindingObject(R, account, account, { namespace: W, name: account }, labels),
     ]);
     const existing = await ctx.kube.get(Ref.secret(W, name));
-    const expiresText = formatTime(expires);
+    const expiresText = formatTime(run.expires);
     // A token is re-issued when the ttl changed, or when its ServiceAccount was re-created (old tokens die with it).
     const issuedFor = { [TOKEN_EXPIRES_ANNOTATION]: expiresText, [ACCOUNT_UID_ANNOTATION]: serviceAccount?.metadata.uid ?? '' };
     let value = secretValue(existing, 'token');
     const annotations = existing?.metadata.annotations ?? {};
     if (!value || Object.entries(issuedFor).some(([k, v]) => annotations[k] !== v)) {
-      value = (await requestToken(ctx.kube, W, account, (expires.getTime() - now.getTime()) / 1000)).token;
-      log.info({ token: key, expires: expiresText }, 'issued a registration token');
+      value = (await requestToken(ctx.kube, W, account, (run.expires.getTime() - run.now.getTime()) / 1000)).token;
+      log.info({ token: `${W}/${name}`, expires: expiresText }, 'issued a registration token');
     }
     const server = await apiServerInfo(ctx);
     await applyObjects(ctx.kube, [secretObject(W, name, { token: value, apiServerURL: server.url, apiServerCA: server.ca, namespace: W },
       labels, issuedFor, owners)]);
-    if (token.status?.secretName !== name || token.status?.expires !== expiresText || !isTrue(token.status?.conditions, ConditionType.Ready)) {
-      await ctx.kube.patchStatus(Ref.registrationToken(W, name), { secretName: name, expires: expiresText,
-        conditions: setCondition(token.status?.conditions, { type: ConditionType.Ready, status: 'True', reason: Reason.Succeeded,
-          message: `token in Secret ${name}, valid until ${expiresText}` }, now) });
-    }
-    return { requeueAfterMs: Math.min(MAX_TOKEN_RECHECK_MS, expires.getTime() - now.getTime() + 1000) };
+    return 'continue';
   };
+
+  const reconcile = reconciler<ClusterRegistrationToken & KubeObject, TokenRun>({
+    name: 'clusterregistrationtoken', log, now: ctx.now,
+    get: async (key) => {
+      const { namespace = '', name } = splitKey(key);
+      return namespace === W ? await ctx.kube.get<ClusterRegistrationToken & KubeObject>(Ref.registrationToken(W, name)) : undefined;
+    },
+    // Objects in W are owned by the token (garbage collected); those in R cannot be, so they go here.
+    gone: async (key) => { const { namespace = '', name } = splitKey(key); if (namespace === W) await deleteImportAccess(name); },
+    start: (token, now) => ({ object: token, now, conditions: [...(token.status?.conditions ?? [])], expired: false,
+      expires: tokenExpiry(new Date(token.metadata.creationTimestamp ?? now), token.spec?.ttl) }),
+    steps: () => [expiry, issue],
+    status: {
+      fallbackReason: Reason.Progressing,
+      readiness: (run) => run.expired
+        ? { status: 'False', reason: Reason.TokenExpired, message: `expired at ${formatTime(run.expires)}; create a new ClusterRegistrationToken` }
+        : { status: 'True', reason: Reason.Succeeded, message: `token in Secret ${run.object.metadata.name}, valid until ${formatTime(run.expires)}` },
+      build: (run, conditions, error) => ({
+        secretName: run.expired ? undefined : error === undefined ? run.object.metadata.name : run.object.status?.secretName,
+        expires: formatTime(run.expires), conditions,
+      }),
+      writer: mergeStatusWriter(ctx.kube),
+    },
+    requeue: (run, error) => (run.expired || error !== undefined ? {}
+      : { requeueAfterMs: Math.min(MAX_TOKEN_RECHECK_MS, run.expires.getTime() - run.now.getTime() + 1000) }),
+  });
 
   return new Controller('clusterregistrationtoken', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) })
     .watch(ctx.informers.registrationTokens);
@@ -154,18 +178,18 @@ async function ensureCluster(ctx: ControllerContext, reg: ClusterRegistration & 
   const owned = clusters.items.filter((c) => c.spec?.clientID === clientID)
     .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''));
   if (owned[0]?.metadata.deletionTimestamp) {
-    throw new WaitingError('ClusterDeleting', `Cluster ${W}/${owned[0].metadata.name} of this client is being deleted; registering again once it is gone`,
+    throw new WaitingError(Reason.ClusterDeleting, `Cluster ${W}/${owned[0].metadata.name} of this client is being deleted; registering again once it is gone`,
       { retryAfterMs: 5000 });
   }
   let name = owned[0]?.metadata.name;
   if (!name) {
     name = clusterNameFor(clientID, clusterLabels);
     if (name.length > 63 || !DNS_SUBDOMAIN.test(name)) {
-      throw new StallingError('InvalidSpec', `ClusterRegistration ${W}/${reg.metadata.name}: cluster name "${name}" from label ${CLUSTER_NAME_LABEL} is not a DNS-1123 name of at most 63 characters`);
+      throw new StallingError(Reason.InvalidSpec, `ClusterRegistration ${W}/${reg.metadata.name}: cluster name "${name}" from label ${CLUSTER_NAME_LABEL} is not a DNS-1123 name of at most 63 characters`);
     }
     const taken = clusters.items.find((c) => c.metadata.name === name);
     if (taken) {
-      throw new StallingError('ClusterNameTaken', `ClusterRegistration ${W}/${reg.metadata.name}: Cluster ${name} already exists for another client; `
+      throw new StallingError(Reason.ClusterNameTaken, `ClusterRegistration ${W}/${reg.metadata.name}: Cluster ${name} already exists for another client; `
         + `set its spec.clientID to this client's ID to let the agent register into it, or choose another ${CLUSTER_NAME_LABEL}`);
     }
   }
@@ -173,7 +197,7 @@ async function ensureCluster(ctx: ControllerContext, reg: ClusterRegistration & 
     return await ctx.kube.apply<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster',
       metadata: { name, namespace: W, labels: clusterLabels }, spec: { clientID } }, CONTROLLER_FIELD_MANAGER);
   } catch (err) {
-    if (isStatus(err, 422)) throw new StallingError('InvalidSpec', `ClusterRegistration ${W}/${reg.metadata.name}: ${(err as Error).message}`, { cause: err });
+    if (isStatus(err, 422)) throw new StallingError(Reason.InvalidSpec, `ClusterRegistration ${W}/${reg.metadata.name}: ${(err as Error).message}`, { cause: err });
     throw err;
   }
 }
@@ -219,13 +243,10 @@ export function setupRegistrationController(ctx: ControllerContext): Controller 
   const W = ctx.config.workspaceNamespace;
   const R = ctx.config.registrationNamespace;
 
-  const reconcile = async (key: string): Promise<void> => {
-    const { namespace = '', name } = splitKey(key);
-    if (namespace !== W) return;
-    const reg = await ctx.kube.get<ClusterRegistration & KubeObject>(Ref.registration(W, name));
-    // The credential Secret lives in R and cannot be owned by the registration: remove it here.
-    if (!reg) { await ctx.kube.delete(Ref.secret(R, name)); return; }
-    if (reg.metadata.deletionTimestamp || reg.status?.granted) return;
+  /** Registration step 4: the Cluster, its namespace, the agent's access and its credential. */
+  const grant: Step<RegistrationRun> = async (run) => {
+    const reg = run.object;
+    const name = reg.metadata.name;
     const cluster = await ensureCluster(ctx, reg);
     const clusterName = cluster.metadata.name;
     const clusterNs = await ensureClusterNamespace(ctx, W, clusterName);
@@ -236,13 +257,41 @@ export function setupRegistrationController(ctx: ControllerContext): Controller 
       { token: issued.token, clusterName, clusterNamespace: clusterNs, expires },
       managedLabels({ [Label.Cluster]: clusterName, [Label.ClusterNamespace]: W }), { [TOKEN_EXPIRES_ANNOTATION]: expires })]);
     if (cluster.status?.namespace !== clusterNs) await ctx.kube.patchStatus(Ref.cluster(W, clusterName), { namespace: clusterNs });
-    await ctx.kube.patchStatus(Ref.registration(W, name), { clusterName, granted: true, secretName: name,
-      conditions: setCondition(reg.status?.conditions, { type: ConditionType.Ready, status: 'True', reason: Reason.Succeeded,
-        message: `granted as Cluster ${clusterName}` }, ctx.now()) });
-    log.info({ registration: key, cluster: clusterName, clusterNamespace: clusterNs, expires }, 'registration granted');
-    void ctx.events.emit(reg, 'Normal', 'Registered', `registered cluster ${clusterName} (namespace ${clusterNs}); credential in Secret ${R}/${name}`);
-    await deleteOlderRegistrations(ctx, reg);
+    run.granted = { clusterName, clusterNs, expires };
+    return 'continue';
   };
+
+  const reconcile = reconciler<ClusterRegistration & KubeObject, RegistrationRun>({
+    name: 'clusterregistration', log, now: ctx.now,
+    get: async (key) => {
+      const { namespace = '', name } = splitKey(key);
+      return namespace === W ? await ctx.kube.get<ClusterRegistration & KubeObject>(Ref.registration(W, name)) : undefined;
+    },
+    // The credential Secret lives in R and cannot be owned by the registration: remove it here.
+    gone: async (key) => { const { namespace = '', name } = splitKey(key); if (namespace === W) await ctx.kube.delete(Ref.secret(R, name)); },
+    // Granted once: a registration is never processed again.
+    suspended: (reg) => reg.status?.granted === true,
+    start: (reg, now) => ({ object: reg, now, conditions: [...(reg.status?.conditions ?? [])] }),
+    steps: () => [grant],
+    status: {
+      fallbackReason: Reason.RegistrationPending,
+      readiness: (run, error) => (run.granted
+        ? { status: 'True', reason: Reason.Succeeded, message: `granted as Cluster ${run.granted.clusterName}` }
+        : { status: 'False', reason: reasonOf(error, Reason.RegistrationPending), progressing: true,
+          message: error === undefined ? 'waiting for the controller to grant the request' : messageOf(error) }),
+      build: (run, conditions) => (run.granted
+        ? { clusterName: run.granted.clusterName, granted: true, secretName: run.object.metadata.name, conditions }
+        : { ...run.object.status, conditions }),
+      writer: mergeStatusWriter(ctx.kube),
+      transitions: async (run) => {
+        if (!run.granted) return;
+        const { clusterName, clusterNs, expires } = run.granted;
+        log.info({ registration: `${W}/${run.object.metadata.name}`, cluster: clusterName, clusterNamespace: clusterNs, expires }, 'registration granted');
+        void ctx.events.emit(run.object, 'Normal', 'Registered', `registered cluster ${clusterName} (namespace ${clusterNs}); credential in Secret ${R}/${run.object.metadata.name}`);
+        await deleteOlderRegistrations(ctx, run.object);
+      },
+    },
+  });
 
   return new Controller('clusterregistration', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) })
     .watch(ctx.informers.registrations);

@@ -1,6 +1,6 @@
 import {
-  BundleState, ConditionType, MAX_RESOURCE_STATUS_ITEMS, emptyBundleSummary,
-  type Bundle, type BundleDeployment, type BundleSummary, type GitRepoStatus,
+  Annotation, BundleState, ConditionType, MAX_RESOURCE_STATUS_ITEMS, Reason, emptyBundleSummary, getCondition,
+  type Bundle, type BundleDeployment, type BundleDeploymentSpec, type BundleSummary, type GitRepoStatus,
 } from '../lib/api/index.js';
 
 /**
@@ -13,18 +13,28 @@ const WORST_FIRST: BundleState[] = [
   BundleState.Pending, BundleState.NotReady, BundleState.Ready,
 ];
 
-/** The state of one bundle on one cluster, from its BundleDeployment. */
-export function bundleDeploymentState(bd: BundleDeployment): BundleState {
+/** What a BundleDeployment must have applied: the spec its current Bundle implies. */
+export type ExpectedDeployment = Pick<BundleDeploymentSpec, 'deploymentID' | 'paused' | 'stagedDeploymentID' | 'forceSyncGeneration'>;
+
+/**
+ * The state of one bundle on one cluster, from its BundleDeployment's status (what the agent applied and
+ * reported) compared with `expected`, the spec the current Bundle implies. By default that is the
+ * BundleDeployment's own spec; a Bundle roll-up passes the spec it computed, so that a cached
+ * BundleDeployment older than the Bundle never counts as Ready for content it did not apply.
+ */
+export function bundleDeploymentState(bd: BundleDeployment, expected: ExpectedDeployment = bd.spec): BundleState {
   const status = bd.status ?? {};
   const cond = (type: string) => status.conditions?.find((c) => c.type === type);
-  if (cond(ConditionType.Deployed)?.status === 'False' && status.appliedDeploymentID !== bd.spec.deploymentID) return BundleState.ErrApplied;
+  if (cond(ConditionType.Deployed)?.status === 'False' && status.appliedDeploymentID !== expected.deploymentID) return BundleState.ErrApplied;
   if (status.appliedDeploymentID === undefined) return BundleState.Pending;
-  if (status.appliedDeploymentID !== bd.spec.deploymentID) {
-    return bd.spec.paused ? BundleState.OutOfSync : BundleState.WaitApplied;
+  if (status.appliedDeploymentID !== expected.deploymentID) {
+    return expected.paused ? BundleState.OutOfSync : BundleState.WaitApplied;
   }
+  // A forced re-apply counts only once the agent reports it.
+  if (expected.forceSyncGeneration && status.syncGeneration !== expected.forceSyncGeneration) return BundleState.WaitApplied;
   if (cond(ConditionType.Deployed)?.status === 'False') return BundleState.ErrApplied;
   // Paused with a newer version staged: applied, but not what git says (Fleet's OutOfSync).
-  if (bd.spec.stagedDeploymentID !== undefined && bd.spec.stagedDeploymentID !== bd.spec.deploymentID) return BundleState.OutOfSync;
+  if (expected.stagedDeploymentID !== undefined && expected.stagedDeploymentID !== expected.deploymentID) return BundleState.OutOfSync;
   if (status.nonModified === false) return BundleState.Modified;
   if (cond(ConditionType.Ready)?.status === 'True' || status.ready === true) return BundleState.Ready;
   return BundleState.NotReady;
@@ -35,12 +45,16 @@ const FIELD: Record<BundleState, keyof Omit<BundleSummary, 'nonReadyResources' |
   OutOfSync: 'outOfSync', Modified: 'modified', Pending: 'pending',
 };
 
-/** Summarizes BundleDeployments; `nameOf` names an entry of the bounded non-ready list (cluster or BD). */
-export function summarize(bds: readonly BundleDeployment[], nameOf: (bd: BundleDeployment) => string): BundleSummary {
+/**
+ * Summarizes BundleDeployments; `nameOf` names an entry of the bounded non-ready list (cluster or BD);
+ * `expectedOf` gives the spec each must have applied (see {@link bundleDeploymentState}).
+ */
+export function summarize(bds: readonly BundleDeployment[], nameOf: (bd: BundleDeployment) => string,
+  expectedOf: (bd: BundleDeployment) => ExpectedDeployment = (bd) => bd.spec): BundleSummary {
   const summary = emptyBundleSummary();
   const nonReady: NonNullable<BundleSummary['nonReadyResources']> = [];
   for (const bd of bds) {
-    const state = bundleDeploymentState(bd);
+    const state = bundleDeploymentState(bd, expectedOf(bd));
     summary[FIELD[state]] += 1;
     summary.desiredReady += 1;
     if (state !== BundleState.Ready && nonReady.length < MAX_RESOURCE_STATUS_ITEMS) {
@@ -75,8 +89,35 @@ export function addSummaries(a: BundleSummary, b: BundleSummary): BundleSummary 
   return out;
 }
 
-/** The status fields a GitRepo derives from its Bundles and their BundleDeployments. */
-export function rollUpGitRepo(bundles: readonly Bundle[], bds: readonly BundleDeployment[]): Partial<GitRepoStatus> {
+/**
+ * Why a Bundle does not yet show the result of `commit` (undefined when it does): its status must describe
+ * its current generation and contents (the Bundle reconciler compared every BundleDeployment with the
+ * deployment ID that content implies), it must come from that commit (a cached Bundle may be older than
+ * the one just written), must not be being deleted (its objects are pruned first), and must be Ready unless
+ * no cluster is targeted.
+ */
+export function bundleBehind(bundle: Bundle, commit: string | undefined): string | undefined {
+  const generation = bundle.metadata?.generation;
+  const ready = getCondition(bundle.status?.conditions, ConditionType.Ready);
+  const targeted = getCondition(bundle.status?.conditions, ConditionType.Targeted);
+  if (bundle.metadata?.deletionTimestamp) return 'its objects are being removed';
+  if (commit !== undefined && bundle.metadata?.annotations?.[Annotation.Commit] !== undefined
+    && bundle.metadata.annotations[Annotation.Commit] !== commit) return `it is not updated to commit ${commit.slice(0, 12)} yet`;
+  if (bundle.status?.observedGeneration !== generation || (bundle.spec?.contentsID !== undefined && bundle.status?.observedContentsID !== bundle.spec.contentsID)
+    || (ready !== undefined && ready.observedGeneration !== undefined && ready.observedGeneration !== generation)) {
+    return 'its BundleDeployments are not updated to its content yet';
+  }
+  if (targeted?.status === 'False' && targeted.reason === Reason.NoMatchingClusters) return undefined;
+  if (ready === undefined) return undefined;
+  if (ready.status !== 'True') return `not ready${ready.message ? `: ${ready.message}` : ''}`;
+  return undefined;
+}
+
+/**
+ * The status fields a GitRepo derives from its Bundles and their BundleDeployments. Ready only when
+ * every Bundle shows the result of `commit` (see {@link bundleBehind}) and every BundleDeployment is Ready.
+ */
+export function rollUpGitRepo(bundles: readonly Bundle[], bds: readonly BundleDeployment[], commit?: string): Partial<GitRepoStatus> {
   const summary = summarize(bds, (bd) => `${bd.metadata.namespace}/${bd.metadata.name}`);
   const byCluster = new Map<string, boolean>();
   for (const bd of bds) {
@@ -85,14 +126,18 @@ export function rollUpGitRepo(bundles: readonly Bundle[], bds: readonly BundleDe
   }
   // A Bundle whose current spec the Bundle reconciler has not acted on yet still has the BundleDeployments
   // of its previous content: they may all be Ready, but not at the GitRepo's new commit.
-  const pending = bundles.find((b) => b.status?.observedGeneration !== b.metadata?.generation);
+  let pending: { bundle: Bundle; why: string } | undefined;
+  for (const bundle of bundles) {
+    const why = bundleBehind(bundle, commit);
+    if (why !== undefined) { pending = { bundle, why }; break; }
+  }
   const rolled = worstState(summary);
   const state = pending && (rolled === undefined || rolled === BundleState.Ready) ? BundleState.WaitApplied : rolled;
   const firstProblem = summary.nonReadyResources?.[0];
   const message = state === undefined
     ? (bundles.length === 0 ? 'no bundles' : 'no cluster matches the targets')
     : state === BundleState.Ready ? ''
-      : state !== rolled ? `Bundle ${pending?.metadata?.name ?? ''}: ${state} (its BundleDeployments are not updated to its content yet)`
+      : state !== rolled ? `Bundle ${pending?.bundle.metadata?.name ?? ''}: ${state} (${pending?.why ?? ''})`
         : `${firstProblem?.name ?? ''}: ${firstProblem?.bundleState ?? state}${firstProblem?.message ? ` (${firstProblem.message})` : ''}`;
   return {
     summary,

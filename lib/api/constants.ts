@@ -79,6 +79,14 @@ export const Reason = {
   InvalidBundle: 'InvalidBundle',
   /** The bundle is larger than the configured limit (bytes or number of resources). */
   BundleTooLarge: 'BundleTooLarge',
+  /**
+   * Bundle content is over a parsing limit (alias expansion, nesting depth, documents per file, line, key or
+   * string length, nodes or expanded size, objects per bundle; lib/bundle/limits.ts). The same bytes always
+   * fail: stalled until the content or the limit changes, never retried with backoff.
+   */
+  ContentLimitExceeded: 'ContentLimitExceeded',
+  /** Parsing and rendering one bundle took longer than its deadline or more memory than its budget (lib/isolate). */
+  RenderBudgetExceeded: 'RenderBudgetExceeded',
   /** helm or kustomize failed on the bundle (template error, time limit, cannot run); the message says which. */
   RenderFailed: 'RenderFailed',
   /** The OCI registry could not be reached (connection refused, DNS, TLS, timeout, 5xx). */
@@ -115,6 +123,30 @@ export const Reason = {
   RegistrationPending: 'RegistrationPending',
   /** ClusterRegistrationToken: the token passed its `ttl` and is no longer valid. */
   TokenExpired: 'TokenExpired',
+  /** ClusterRegistration: the Cluster of this client is being deleted; registration continues once it is gone. */
+  ClusterDeleting: 'ClusterDeleting',
+  /** ClusterRegistration: the Cluster name asked for belongs to another client. */
+  ClusterNameTaken: 'ClusterNameTaken',
+  /** The API server (upstream or downstream) does not serve a kind (its CRD is not installed yet). */
+  KindNotFound: 'KindNotFound',
+  /** A kubeconfig has no usable current cluster. */
+  InvalidKubeconfig: 'InvalidKubeconfig',
+  /** The Kubernetes API server could not be reached (connection refused, DNS, TLS, timeout). */
+  ApiServerUnreachable: 'ApiServerUnreachable',
+  /** The Kubernetes API server refused a request for lack of permission (HTTP 403): RBAC must change. */
+  Forbidden: 'Forbidden',
+  /** The Kubernetes API server found no such object (HTTP 404). */
+  NotFound: 'NotFound',
+  /** A write lost a race with another writer (HTTP 409): re-read and retry at once. */
+  Conflict: 'Conflict',
+  /** The Kubernetes API server rejected an object as invalid (HTTP 422): what was sent must change. */
+  Invalid: 'Invalid',
+  /** The Kubernetes API server asked to slow down (HTTP 429). */
+  TooManyRequests: 'TooManyRequests',
+  /** The Kubernetes API server failed (HTTP 5xx) or answered with another unexpected status. */
+  ApiServerError: 'ApiServerError',
+  /** An unexpected failure without a reason of its own (a bug): the message says what happened. */
+  InternalError: 'InternalError',
 } as const;
 
 /** A reason defined by Flotilla. */

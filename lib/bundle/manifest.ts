@@ -1,6 +1,7 @@
 import yaml from 'js-yaml';
 import { StallingError } from '../errors.js';
 import { Reason } from '../api/constants.js';
+import { ContentMeter, activeContentLimits, contentLimitExceeded, type ContentLimits } from './limits.js';
 
 /**
  * Parsing and validation of manifest files (the resources of a bundle).
@@ -12,7 +13,11 @@ import { Reason } from '../api/constants.js';
  *   `metadata.name`.
  * - YAML is read with the YAML 1.2 core schema plus merge keys (`<<`): timestamps stay strings (as they
  *   reach the API server), `yes`/`no` are strings (YAML 1.2), duplicate keys are an error.
- * Every failure is a StallingError with reason InvalidBundle whose message reads `file:line: cause`.
+ * - Parsing is bounded by {@link ContentLimits} (limits.ts): documents per file, line length (YAML), nesting
+ *   depth and alias nodes (checked while js-yaml parses, so a deep file never recurses far), then key and
+ *   string length, nodes and expanded bytes of each document with aliases expanded. `.json` files may not
+ *   use aliases at all. A file over a limit is a StallingError with reason ContentLimitExceeded.
+ * Every other failure is a StallingError with reason InvalidBundle whose message reads `file:line: cause`.
  */
 
 /** A Kubernetes object as read from a bundle manifest (before it is applied; lib/kube's KubeObject is the API server's): only the identifying fields are typed. */
@@ -67,6 +72,7 @@ export function invalidBundle(file: string, line: number | undefined, cause: str
 
 /** Translates a js-yaml error into InvalidBundle, with the line in the whole file. */
 function yamlError(file: string, lineOffset: number, err: unknown): StallingError {
+  if (err instanceof StallingError) return err;
   if (err instanceof yaml.YAMLException) {
     const line = err.mark ? err.mark.line + 1 + lineOffset : undefined;
     return invalidBundle(file, line, `invalid YAML: ${err.reason}`, err);
@@ -78,33 +84,69 @@ function yamlError(file: string, lineOffset: number, err: unknown): StallingErro
  * Splits YAML text into documents at `---` marker lines, keeping the marker with the document it starts,
  * and returns each with the 0-based line it starts on. A `---` at column 0 always starts a new document in
  * YAML, so this split is the one the YAML parser makes; parsing per document gives exact line numbers.
+ * Refuses, before anything is parsed, more than `maxDocuments` documents and lines over `maxLineLength`.
  */
-function splitDocuments(text: string): { text: string; startLine: number }[] {
+function splitDocuments(file: string, text: string, limits: ContentLimits): { text: string; startLine: number }[] {
   const lines = text.split('\n');
   const docs: { text: string; startLine: number }[] = [];
   let start = 0;
   for (let i = 0; i < lines.length; i++) {
-    if (i > start && /^---(?:[ \t].*)?\r?$/.test(lines[i] as string)) {
+    const line = lines[i] as string;
+    if (line.length > limits.maxLineLength) {
+      throw contentLimitExceeded(`${file}:${i + 1}`, `a line of ${line.length} characters`, 'maxLineLength', limits.maxLineLength);
+    }
+    if (i > start && /^---(?:[ \t].*)?\r?$/.test(line)) {
       docs.push({ text: lines.slice(start, i).join('\n'), startLine: start });
       start = i;
+      if (docs.length >= limits.maxDocuments) {
+        throw contentLimitExceeded(`${file}:${i + 1}`, `more than ${limits.maxDocuments} YAML documents`, 'maxDocuments', limits.maxDocuments);
+      }
     }
   }
   docs.push({ text: lines.slice(start).join('\n'), startLine: start });
   return docs;
 }
 
+/**
+ * Loads one YAML document, refusing while it parses nesting deeper than `maxDepth` and more alias nodes
+ * than the file's remaining allowance (`aliases.left`, shared by the documents of a file).
+ */
+function loadBounded(file: string, text: string, lineOffset: number, limits: ContentLimits, aliases: { left: number }): unknown {
+  let depth = 0;
+  const listener = (event: 'open' | 'close', state: { line: number; kind: string | null; result: unknown }) => {
+    const where = `${file}:${state.line + 1 + lineOffset}`;
+    if (event === 'open') {
+      // js-yaml opens one node more than the value's nesting (the document's own), hence the + 1.
+      if (++depth > limits.maxDepth + 1) throw contentLimitExceeded(where, `nested deeper than ${limits.maxDepth} levels`, 'maxDepth', limits.maxDepth);
+      return;
+    }
+    depth--;
+    // An alias node is the only node that closes with a value but no kind (js-yaml reuses the anchored value).
+    if (state.kind === null && state.result !== null && --aliases.left < 0) {
+      throw limits.maxAliases === 0 && isJsonPath(file)
+        ? invalidBundle(where, undefined, 'JSON has no aliases (*name); this file is YAML, name it .yaml')
+        : contentLimitExceeded(where, `more than ${limits.maxAliases} alias nodes (*name) in the file`, 'maxAliases', limits.maxAliases);
+    }
+  };
+  return yaml.load(text, { filename: file, schema: YAML_SCHEMA, listener } as yaml.LoadOptions);
+}
+
 /** Parses YAML text (one or more documents) into plain values; empty documents are dropped. */
-export function parseYamlDocuments(file: string, text: string): { value: unknown; line: number }[] {
+export function parseYamlDocuments(file: string, text: string, limits: ContentLimits = activeContentLimits()): { value: unknown; line: number }[] {
   const out: { value: unknown; line: number }[] = [];
-  for (const doc of splitDocuments(text)) {
+  const meter = new ContentMeter(limits, file);
+  const aliases = { left: limits.maxAliases };
+  for (const doc of splitDocuments(file, text, limits)) {
     let value: unknown;
     try {
-      value = yaml.load(doc.text, { filename: file, schema: YAML_SCHEMA });
+      value = loadBounded(file, doc.text, doc.startLine, limits, aliases);
     } catch (err) {
       throw yamlError(file, doc.startLine, err);
     }
     if (value === null || value === undefined) continue;
-    out.push({ value, line: doc.startLine + firstContentLine(doc.text) + 1 });
+    const line = doc.startLine + firstContentLine(doc.text) + 1;
+    meter.add(value, `${file}:${line}`);
+    out.push({ value, line });
   }
   return out;
 }
@@ -120,13 +162,19 @@ function firstContentLine(text: string): number {
  * Parses a JSON file into one value. Like kubectl, which decodes JSON with its YAML decoder, the text is
  * read by the YAML parser (JSON is YAML 1.2 flow syntax), which gives syntax errors a line number.
  */
-export function parseJsonDocument(file: string, text: string): { value: unknown; line: number } {
+export function parseJsonDocument(file: string, text: string, limits: ContentLimits = activeContentLimits()): { value: unknown; line: number } {
+  const bounded = { ...limits, maxAliases: 0, maxLineLength: Number.MAX_SAFE_INTEGER, maxDocuments: 1 };
+  let value: unknown;
   try {
-    return { value: yaml.load(text, { filename: file, schema: YAML_SCHEMA }), line: 1 + firstContentLine(text) };
+    value = loadBounded(file, text, 0, bounded, { left: 0 });
   } catch (err) {
+    if (err instanceof StallingError) throw err;
     const line = err instanceof yaml.YAMLException && err.mark ? err.mark.line + 1 : undefined;
     throw invalidBundle(file, line, `invalid JSON: ${err instanceof yaml.YAMLException ? err.reason : String(err)}`, err);
   }
+  const line = 1 + firstContentLine(text);
+  new ContentMeter(limits, file).add(value, `${file}:${line}`);
+  return { value, line };
 }
 
 /** Checks that a parsed document is a Kubernetes object; the message names the missing field. */
@@ -162,14 +210,14 @@ export function isJsonPath(path: string): boolean {
 }
 
 /** Parses a file into raw documents (YAML: several; JSON: one), without validating them as objects. */
-export function parseDocuments(file: string, content: Buffer | string): { value: unknown; line: number }[] {
+export function parseDocuments(file: string, content: Buffer | string, limits: ContentLimits = activeContentLimits()): { value: unknown; line: number }[] {
   const text = typeof content === 'string' ? content : decodeUtf8(file, content);
-  return isJsonPath(file) ? [parseJsonDocument(file, text)] : parseYamlDocuments(file, text);
+  return isJsonPath(file) ? [parseJsonDocument(file, text, limits)] : parseYamlDocuments(file, text, limits);
 }
 
 /** Parses and validates a manifest file into its Kubernetes objects. */
-export function parseManifest(file: string, content: Buffer | string): ManifestDocument[] {
-  return parseDocuments(file, content).map(({ value, line }) => ({ object: validateObject(file, line, value), line }));
+export function parseManifest(file: string, content: Buffer | string, limits: ContentLimits = activeContentLimits()): ManifestDocument[] {
+  return parseDocuments(file, content, limits).map(({ value, line }) => ({ object: validateObject(file, line, value), line }));
 }
 
 /** Decodes UTF-8 strictly: a binary file with a manifest extension is an error, not garbage. */

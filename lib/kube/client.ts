@@ -1,6 +1,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { StallingError, TransientError, WaitingError } from '../errors.js';
+import { FlotillaError, StallingError, TransientError, WaitingError, type ErrorDisposition } from '../errors.js';
+import { Reason } from '../api/constants.js';
 import { utf8Lines } from './lines.js';
 
 /**
@@ -40,10 +41,29 @@ export interface ObjectRef {
   name?: string;
 }
 
-/** An API error from the server, with the HTTP status and the Status reason. */
-export class KubeApiError extends TransientError {
+/**
+ * What an HTTP status of the Kubernetes API means for the caller, decided here once:
+ * 403 and 422 stall (RBAC or the object sent must change; retrying the same request fails the same way),
+ * 404 stalls too (what the request needs is gone; its return is an event), 409 is a conflict (the caller
+ * acted on a stale view: re-read and retry at once), everything else (401, 429, 5xx) is transient.
+ * A caller that knows better (the agent's apply errors, say) wraps the error in its own class.
+ */
+export const KUBE_STATUS: Readonly<Record<number, { reason: string; disposition: ErrorDisposition }>> = {
+  403: { reason: Reason.Forbidden, disposition: 'stalling' },
+  404: { reason: Reason.NotFound, disposition: 'stalling' },
+  409: { reason: Reason.Conflict, disposition: 'conflict' },
+  422: { reason: Reason.Invalid, disposition: 'stalling' },
+  429: { reason: Reason.TooManyRequests, disposition: 'transient' },
+};
+
+/** An API error from the server: the HTTP status, the server's Status reason, and the disposition the status implies. */
+export class KubeApiError extends FlotillaError {
+  readonly disposition: ErrorDisposition;
+
   constructor(readonly statusCode: number, readonly apiReason: string, message: string) {
-    super(apiReason || `Http${statusCode}`, message);
+    const known = KUBE_STATUS[statusCode];
+    super(known?.reason ?? Reason.ApiServerError, message);
+    this.disposition = known?.disposition ?? 'transient';
   }
 }
 
@@ -94,7 +114,7 @@ export class KubeClient {
   /** Creates a client from a loaded KubeConfig (its current context). */
   static async fromKubeConfig(kc: KubeConfig, options: KubeClientOptions = {}): Promise<KubeClient> {
     const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new StallingError('InvalidKubeconfig', 'the kubeconfig has no current cluster');
+    if (!cluster) throw new StallingError(Reason.InvalidKubeconfig, 'the kubeconfig has no current cluster');
     const tls: { ca?: unknown; cert?: unknown; key?: unknown; rejectUnauthorized?: boolean; headers?: unknown } = {};
     await kc.applyToHTTPSOptions(tls as never);
     const connect = {
@@ -138,7 +158,7 @@ export class KubeClient {
         headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
-      throw new TransientError('ApiServerUnreachable', `cannot reach the Kubernetes API server ${this.server}: ${code || (err as Error).message}`, { cause: err });
+      throw new TransientError(Reason.ApiServerUnreachable, `cannot reach the Kubernetes API server ${this.server}: ${code || (err as Error).message}`, { cause: err });
     }
     const text = await res.body.text();
     if (res.statusCode >= 200 && res.statusCode < 300) return (text ? JSON.parse(text) : {}) as T;
@@ -170,7 +190,7 @@ export class KubeClient {
     }
     if (!info) {
       this.resources.delete(apiVersion); // a CRD may be installed later
-      throw new WaitingError('KindNotFound', `the API server does not serve kind ${kind} in ${apiVersion}`, { retryAfterMs: 5000 });
+      throw new WaitingError(Reason.KindNotFound, `the API server does not serve kind ${kind} in ${apiVersion}`, { retryAfterMs: 5000 });
     }
     return info;
   }
@@ -225,6 +245,17 @@ export class KubeClient {
     const ref = { apiVersion: obj.apiVersion, kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name };
     const query = `?fieldManager=${encodeURIComponent(fieldManager)}${force ? '&force=true' : ''}`;
     return await this.raw<T>('PATCH', `${await this.pathFor(ref)}${query}`, obj, 'application/apply-patch+yaml');
+  }
+
+  /**
+   * Server-side apply of the status subresource with `fieldManager`: `obj` carries apiVersion, kind, the
+   * name (and namespace) and the status fields this manager owns. Fields it applied before and leaves out
+   * are removed; fields of other managers (other entries of a list-map such as `conditions`) are kept.
+   */
+  async applyStatus<T extends KubeObject>(obj: KubeObject, fieldManager: string, force = true): Promise<T> {
+    const ref = { apiVersion: obj.apiVersion, kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name };
+    const query = `?fieldManager=${encodeURIComponent(fieldManager)}${force ? '&force=true' : ''}`;
+    return await this.raw<T>('PATCH', `${await this.pathFor(ref, 'status')}${query}`, obj, 'application/apply-patch+yaml');
   }
 
   /** JSON merge patch of an object (or of its status subresource). */

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { dispositionOf, messageOf } from '../errors.js';
+import { dispositionOf, messageOf, retryAfterOf } from '../errors.js';
 import { WorkQueue, type BackoffPolicy } from './queue.js';
 import { keyOf, type Informer } from './informer.js';
 import type { KubeObject } from './client.js';
@@ -7,13 +7,25 @@ import type { KubeObject } from './client.js';
 /**
  * The reconcile loop: informers feed keys into a de-duplicating work queue; workers call the
  * reconciler with a key, and the result (or the error's disposition) decides when the key comes back.
- * Requeue timing is decided here and nowhere else.
+ * Requeue timing is decided here and nowhere else:
+ * - success: again after `requeueAfterMs` when set (polling, heartbeats), else on the next change;
+ * - stalling error: on the next change of the object, or after `requeueAfterMs` when the reconciler polls anyway;
+ * - waiting error: after the error's `retryAfterMs` (5 s without one);
+ * - transient error: exponential backoff per key, at most the error's `retryAfterMs` and `maxBackoffMs`;
+ * - conflict (HTTP 409): at once; a second conflict in a row backs off like a transient error.
  */
 
 /** What a reconcile asks for next. */
 export interface ReconcileResult {
   /** Reconcile this key again after this long even if nothing changes (polling, heartbeats). */
   requeueAfterMs?: number;
+  /**
+   * The failure the reconcile ended with, already shown on status by the reconciler; its disposition
+   * decides the requeue (a thrown error is handled the same way).
+   */
+  error?: unknown;
+  /** The longest a transient failure's backoff may wait (e.g. a GitRepo's polling interval). */
+  maxBackoffMs?: number;
 }
 
 /** A reconciler: converge the object named by `key` (re-reading current state) and report. */
@@ -36,6 +48,8 @@ export interface ControllerOptions {
 export class Controller {
   readonly queue: WorkQueue;
   private workers: Promise<void>[] = [];
+  /** Keys whose last reconcile ended in a conflict (a second one in a row backs off). */
+  private readonly conflicts = new Set<string>();
 
   constructor(readonly name: string, private readonly reconcile: Reconcile, private readonly options: ControllerOptions) {
     this.queue = new WorkQueue(options.backoff);
@@ -69,38 +83,61 @@ export class Controller {
       const started = process.hrtime.bigint();
       try {
         const result = await this.reconcile(key);
-        this.queue.forget(key);
-        if (result?.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
-        this.observe('success', started);
+        if (result?.error !== undefined) {
+          this.observe('error', started);
+          this.handleError(key, result.error, result);
+        } else {
+          this.queue.forget(key);
+          this.conflicts.delete(key);
+          if (result?.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
+          this.observe('success', started);
+        }
       } catch (err) {
         this.observe('error', started);
-        this.handleError(key, err);
+        this.handleError(key, err, {});
       } finally {
         this.queue.done(key);
       }
     }
   }
 
-  private handleError(key: string, err: unknown): void {
+  private handleError(key: string, err: unknown, result: ReconcileResult): void {
     const log = this.options.log.child({ controller: this.name, key });
-    switch (dispositionOf(err)) {
+    const disposition = dispositionOf(err);
+    if (disposition !== 'conflict') this.conflicts.delete(key);
+    switch (disposition) {
       case 'stalling':
-        // The user must change the object; its next change enqueues it again.
+        // The user must change the object; its next change enqueues it again (or the reconciler's own poll).
         log.error({ err: messageOf(err) }, 'reconcile stalled');
+        this.queue.forget(key);
+        if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
         break;
       case 'waiting': {
-        const after = (err as { retryAfterMs?: number }).retryAfterMs ?? 5000;
+        const after = retryAfterOf(err) ?? 5000;
         log.info({ err: messageOf(err), retryAfterMs: after }, 'reconcile waiting');
         this.queue.addAfter(key, after);
         break;
       }
-      default: {
-        // A transient error may bound its backoff with retryAfterMs (see FlotillaErrorOptions).
-        const cap = (err as { retryAfterMs?: number }).retryAfterMs;
-        const after = this.queue.addRateLimited(key, cap);
-        log.warn({ err: messageOf(err), retryAfterMs: after }, 'reconcile failed; retrying with backoff');
-      }
+      case 'conflict':
+        if (!this.conflicts.has(key)) {
+          // Another writer won a race: re-read at once.
+          this.conflicts.add(key);
+          log.debug({ err: messageOf(err) }, 'reconcile lost a write race; again at once');
+          this.queue.add(key);
+          break;
+        }
+        this.backOff(log, key, err, result);
+        break;
+      default:
+        this.backOff(log, key, err, result);
     }
+  }
+
+  /** Requeues with the key's exponential backoff, bounded by the error's retryAfterMs and the result's maxBackoffMs. */
+  private backOff(log: Logger, key: string, err: unknown, result: ReconcileResult): void {
+    const cap = Math.min(retryAfterOf(err) ?? Number.POSITIVE_INFINITY, result.maxBackoffMs ?? Number.POSITIVE_INFINITY);
+    const after = this.queue.addRateLimited(key, cap);
+    log.warn({ err: messageOf(err), retryAfterMs: after }, 'reconcile failed; retrying with backoff');
   }
 
   private observe(outcome: 'success' | 'error', started: bigint): void {
