@@ -23,7 +23,8 @@ import { runRender } from '../cli/render.js';
  *   deleted, the post hook stays, the test hook never runs; `.Capabilities.KubeVersion` is the cluster's;
  * - `flotilla render` for each cluster's labels prints what the agent applied;
  * - an upgrade that removes a template prunes its object downstream, and keeps the CRD;
- * - a Kustomize bundle whose per-target kustomize.dir gives the prod cluster the prod overlay.
+ * - a Kustomize bundle whose per-target kustomize.dir gives the prod cluster the prod overlay;
+ * - a template that fails: the Bundle says which file, nothing of that version is applied.
  */
 
 type Obj<T> = T & KubeObject;
@@ -193,5 +194,23 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
       expect(await downstream[c.name]!.get({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: 'widgets.example.flotilla.dev' }), c.name)
         .to.not.equal(undefined);
     }
+  });
+
+  it('refuses a template that fails on every cluster, naming the file, and keeps the last good objects', async () => {
+    const before = Object.fromEntries(await Promise.all(CLUSTERS.map(async (c) => [c.name, (await cm(c.name, APP_NS, 'web-flotilla-test'))?.metadata.resourceVersion])));
+    const good = { ...repoFiles, 'chart/templates/extra.yaml': null };
+    await git().commit(REPO, { ...good, 'chart/templates/broken.yaml': '{{ .Values.nope.deeper }}\n', 'chart/values.yaml': 'color: blue\nreplicas: 5\nextra: true\n' }, 'a broken template');
+    let seen = '';
+    await waitFor(async () => {
+      const b = await fleet.upstream.get<Obj<{ status?: { conditions?: Cond[] } }>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: WS, name: bundleName(REPO, 'chart') });
+      seen = cond(b, 'Ready')?.message ?? '';
+      return (cond(b, 'Ready')?.status === 'False' && seen.includes('templates/broken.yaml')) || undefined;
+    }, { what: 'the chart Bundle not Ready, naming templates/broken.yaml', timeoutMs: TIMEOUT, intervalMs: 1000, context: () => `last message: ${seen}; logs in ${fleet.logDir}` });
+    for (const c of CLUSTERS) {
+      const live = await cm(c.name, APP_NS, 'web-flotilla-test');
+      expect(live?.metadata.resourceVersion, `${c.name}: nothing of the broken version applied`).to.equal(before[c.name]);
+      expect(live?.data?.replicas).to.equal('2');
+    }
+    await converged(await git().commit(REPO, { ...good, 'chart/templates/broken.yaml': null, 'chart/values.yaml': String(repoFiles['chart/values.yaml']) }, 'fixed'));
   });
 });
