@@ -7,7 +7,7 @@ import { FlotillaError, dispositionOf } from '../lib/errors.js';
 import { ArtifactError, RegistryRefusedError, RegistryUnavailableError } from '../lib/oci/index.js';
 import { ContentLoader, translatePullError } from './content.js';
 
-const ref = '127.0.0.1:5000/b@sha256:' + 'a'.repeat(64);
+const ref = `127.0.0.1:5000/b@sha256:${'a'.repeat(64)}`;
 
 describe('agent content: what a failed pull means', () => {
   const cases: { name: string; err: unknown; reason: string; disposition: string }[] = [

@@ -53,9 +53,9 @@ function bundleTree(bundles: number, clusters: BenchCluster[], targets: number):
   for (let i = 0; i < bundles; i++) {
     const mine = Array.from({ length: Math.min(targets, clusters.length) }, (_, k) => clusters[(i + k) % clusters.length] as BenchCluster);
     const dir = `b-${String(i).padStart(4, '0')}`;
-    files[`${dir}/fleet.yaml`] = ['defaultNamespace: bench-mem', 'targetCustomizations:',
+    files[`${dir}/fleet.yaml`] = `${['defaultNamespace: bench-mem', 'targetCustomizations:',
       ...mine.flatMap((c) => [`- name: ${c.name}`, `  clusterName: ${c.name}`, `  namespace: ${c.name}-app`]),
-      '- name: others', '  clusterSelector: {}', '  doNotDeploy: true'].join('\n') + '\n';
+      '- name: others', '  clusterSelector: {}', '  doNotDeploy: true'].join('\n')}\n`;
     files[`${dir}/cm.yaml`] = configMapOfSize(`cm-${dir}`, 1024);
   }
   return files;
@@ -92,7 +92,8 @@ function accounted(procs: readonly FlotillaProcess[], dir: string, registryDir: 
   const ours = new Set(procs.map((p) => p.pid));
   for (const plane of ['mem-upstream', 'mem-downstream']) {
     for (const { pid, command } of pidsMatching(join(dir, plane)).filter((p) => !ours.has(p.pid))) {
-      (parts[`${plane} ${command.split(' ')[0] ?? ''}`] ??= []).push(pid);
+      const key = `${plane} ${command.split(' ')[0] ?? ''}`;
+      parts[key] = [...(parts[key] ?? []), pid];
     }
   }
   parts.registry = pidsMatching(registryDir).map((p) => p.pid);

@@ -90,19 +90,25 @@ async function assertAlive(pids: Pids, dir: string): Promise<void> {
   }
 }
 
+/** A part the stack description must have; its absence means the stack did not start as asked. */
+function required<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`the local fleet's stack has no ${what}: run 'flotilla dev down', then 'flotilla dev up' again (the stack's log is in the dev folder's logs/)`);
+  return value;
+}
+
 /** Registers each downstream cluster through the token flow and starts its agent. */
 async function startAgents(upstream: KubeClient, desc: StackDescription, dir: string, pids: Pids, say: (m: string) => void): Promise<void> {
   await upstream.apply({ apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: 'dev', namespace: DEFAULT_WORKSPACE_NAMESPACE }, spec: { ttl: '24h' } }, 'flotilla-dev');
   const token = await waitFor(async () => readSecret(upstream, DEFAULT_WORKSPACE_NAMESPACE, 'dev'), { what: 'the registration token Secret', timeoutMs: 60_000 });
   for (const cluster of CLUSTERS) {
-    const downstream = await clientFor(desc.clusters[cluster.name]!.kubeconfig);
+    const downstream = await clientFor(required(desc.clusters[cluster.name], `cluster ${cluster.name}`).kubeconfig);
     try {
       await downstream.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'flotilla-system' } }, 'flotilla-dev');
       await downstream.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'flotilla-agent-bootstrap', namespace: 'flotilla-system' },
         stringData: { apiServerURL: token.apiServerURL ?? '', apiServerCA: token.apiServerCA ?? '', token: token.token ?? '',
           namespace: DEFAULT_WORKSPACE_NAMESPACE, clusterLabels: JSON.stringify({ ...cluster.labels, 'flotilla.dev/cluster-name': cluster.name }) } }, 'flotilla-dev');
     } finally { await downstream.close(); }
-    pids.agents.push(startDetached(`agent-${cluster.name}`, ['agent/main.ts', '--kubeconfig', desc.clusters[cluster.name]!.kubeconfig,
+    pids.agents.push(startDetached(`agent-${cluster.name}`, ['agent/main.ts', '--kubeconfig', required(desc.clusters[cluster.name], `cluster ${cluster.name}`).kubeconfig,
       '--cache-dir', join(dir, 'cache', cluster.name), '--probe-port', String(await freePort()), '--resync', '15s', '--heartbeat', '10s'], dir));
     await savePids(dir, pids);
     say(`agent for ${cluster.name} started (labels ${Object.entries(cluster.labels).map(([k, v]) => `${k}=${v}`).join(',')})`);
@@ -145,14 +151,15 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
   await ensureBinaries();
   const pids: Pids = { agents: [] };
   say('starting the clusters, the registry and the git server');
-  pids.supervisor = startDetached('stack', ['stack/cli.ts', 'up', '--dir', join(dir, 'stack'), '--registries', 'http', '--kcm', 'upstream,downstream-1,downstream-2'], dir);
+  const supervisor = startDetached('stack', ['stack/cli.ts', 'up', '--dir', join(dir, 'stack'), '--registries', 'http', '--kcm', 'upstream,downstream-1,downstream-2'], dir);
+  pids.supervisor = supervisor;
   await savePids(dir, pids);
   await waitFor(async () => {
-    if (!alive(pids.supervisor!)) throw new Error(`the stack exited: see ${join(dir, 'logs', 'stack.log')}`);
+    if (!alive(supervisor)) throw new Error(`the stack exited: see ${join(dir, 'logs', 'stack.log')}`);
     return existsSync(join(dir, 'stack', 'stack.json'));
   }, { what: 'the stack to start', timeoutMs: 600_000, intervalMs: 1000 });
   const desc = JSON.parse(await readFile(join(dir, 'stack', 'stack.json'), 'utf8')) as StackDescription;
-  const upstreamDesc = desc.clusters.upstream!;
+  const upstreamDesc = required(desc.clusters.upstream, 'the upstream cluster');
   const upstream = await clientFor(upstreamDesc.kubeconfig);
   try {
     say('installing the CRDs upstream');
@@ -166,7 +173,7 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
     await savePids(dir, pids);
     say('controller started');
     await startAgents(upstream, desc, dir, pids, say);
-    const git = desc.git!;
+    const git = required(desc.git, 'a git server');
     const gitServerRoot = join(dir, 'stack', 'git');
     const { startGitServer } = await import('../stack/git.js');
     // Push through the running server's HTTP endpoint: a second handle on the same folder creates the repo.
@@ -177,7 +184,7 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
       await helper.commit('sample', files, 'Flotilla sample repository');
     } finally { await helper.stop(); }
     say(`sample repository pushed to ${git.url}/sample.git (with a ~5 MiB bundle)`);
-    const registry = desc.registries.http!;
+    const registry = required(desc.registries.http, 'a plain-HTTP registry');
     await upstream.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'sample-git', namespace: DEFAULT_WORKSPACE_NAMESPACE },
       type: 'kubernetes.io/basic-auth', stringData: { username: git.username, password: git.password } }, 'flotilla-dev');
     await upstream.apply({ apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name: 'sample', namespace: DEFAULT_WORKSPACE_NAMESPACE },
@@ -190,7 +197,7 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
     io.stdout.write(`\n${text}\n`);
     io.stdout.write(table(['WHAT', 'WHERE'], [
       ['upstream kubeconfig', upstreamDesc.kubeconfig],
-      ...CLUSTERS.map((c) => [`${c.name} kubeconfig`, desc.clusters[c.name]!.kubeconfig]),
+      ...CLUSTERS.map((c) => [`${c.name} kubeconfig`, required(desc.clusters[c.name], `cluster ${c.name}`).kubeconfig]),
       ['registry', registry.url], ['git', `${git.url}/sample.git`], ['logs', join(dir, 'logs')],
       ['status', `node bin/flotilla.js status --kubeconfig ${upstreamDesc.kubeconfig}`], ['stop', `node bin/flotilla.js dev down --dir ${dir}`],
     ]));
@@ -224,6 +231,7 @@ async function down(dir: string, io: RenderIO): Promise<number> {
 
 /** Runs `flotilla dev`. */
 export async function runDev(argv: string[], io: RenderIO): Promise<number> {
+  // biome-ignore lint/suspicious/noImplicitAnyLet: typed by the parseArgs call that assigns it below
   let parsed;
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, options: { dir: { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });

@@ -42,21 +42,22 @@ export async function statusReport(kube: KubeClient, namespace: string | undefin
   const list = async <T>(kind: string) => (await kube.list<Obj<T>>({ apiVersion: API_VERSION, kind, namespace })).items;
   const [repos, bundles, clusters] = await Promise.all([list<GitRepo>('GitRepo'), list<Bundle>('Bundle'), list<Cluster>('Cluster')]);
   const out: string[] = [];
-  out.push('GITREPOS\n' + table(['NAMESPACE', 'NAME', 'COMMIT', 'READY', 'DEPLOYMENTS', 'STATE', 'MESSAGE'],
+  out.push(`GITREPOS\n${table(['NAMESPACE', 'NAME', 'COMMIT', 'READY', 'DEPLOYMENTS', 'STATE', 'MESSAGE'],
     repos.map((r) => [r.metadata.namespace ?? '', r.metadata.name, (r.status?.commit ?? '').slice(0, 12), ready(r),
-      r.status?.display?.readyBundleDeployments ?? '-', r.status?.display?.state ?? '-', (r.status?.display?.message ?? '').slice(0, 80)])));
-  out.push('BUNDLES\n' + table(['NAMESPACE', 'NAME', 'CLUSTERS', 'STATE', 'STORAGE', 'DIGEST'],
+      r.status?.display?.readyBundleDeployments ?? '-', r.status?.display?.state ?? '-', (r.status?.display?.message ?? '').slice(0, 80)]))}`);
+  out.push(`BUNDLES\n${table(['NAMESPACE', 'NAME', 'CLUSTERS', 'STATE', 'STORAGE', 'DIGEST'],
     bundles.map((b) => [b.metadata.namespace ?? '', b.metadata.name, b.status?.display?.readyClusters ?? '-', b.status?.display?.state ?? '-',
-      b.spec.oci ? 'oci' : 'etcd', short(b.spec.oci?.digest)])));
-  out.push('CLUSTERS\n' + table(['NAMESPACE', 'NAME', 'LABELS', 'BUNDLES', 'STATE', 'LAST SEEN'],
+      b.spec.oci ? 'oci' : 'etcd', short(b.spec.oci?.digest)]))}`);
+  out.push(`CLUSTERS\n${table(['NAMESPACE', 'NAME', 'LABELS', 'BUNDLES', 'STATE', 'LAST SEEN'],
     clusters.map((c) => [c.metadata.namespace ?? '', c.metadata.name,
       Object.entries(c.metadata.labels ?? {}).filter(([k]) => !k.startsWith('flotilla.dev/')).map(([k, v]) => `${k}=${v}`).join(','),
-      c.status?.display?.readyBundles ?? '-', c.status?.display?.state ?? '-', c.status?.agent?.lastSeen ?? '-'])));
+      c.status?.display?.readyBundles ?? '-', c.status?.display?.state ?? '-', c.status?.agent?.lastSeen ?? '-']))}`);
   return { text: out.join('\n'), allReady: repos.every((r) => ready(r) === 'True') };
 }
 
 /** Runs `flotilla status`. */
 export async function runStatus(argv: string[], io: RenderIO): Promise<number> {
+  // biome-ignore lint/suspicious/noImplicitAnyLet: typed by the parseArgs call that assigns it below
   let values;
   try {
     ({ values } = parseArgs({ args: argv, options: {

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION } from '../lib/api/index.js';
 import { KubeClient } from '../lib/kube/client.js';
 import { Informer } from '../lib/kube/informer.js';

@@ -226,7 +226,7 @@ describe('agent (e2e)', function () {
       expect(a?.metadata.labels?.[Label.BundleID]).to.equal('web');
       expect(a?.metadata.annotations?.[Annotation.DeploymentID]).to.equal('v1');
       const inventory = await d(0).kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: AGENT_NS, name: 'flotilla-inv-web' });
-      expect(JSON.parse((inventory?.data as { objects: string }).objects)).to.have.length(3);
+      expect(JSON.parse((inventory?.data as { objects: string } | undefined)?.objects ?? 'null')).to.have.length(3);
     });
 
     it('changes only what changed on an update, and prunes the file that left the bundle', async () => {

@@ -13,7 +13,7 @@ import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import { RegistryClient, pullBundle } from '../lib/oci/index.js';
 import { renderBundle, renderOptionsFrom } from '../lib/bundle/index.js';
 import { formatTime } from '../lib/util/time.js';
-import { valueOf } from '../lib/ops/metrics.js';
+import { metricValue } from '../lib/ops/metrics.js';
 
 type Obj<T> = T & KubeObject;
 
@@ -154,11 +154,11 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
     });
 
     it('pushes no blob for a new commit that leaves the bundles unchanged', async () => {
-      const before = await valueOf(ctl.manager.context.metrics.blobsPushed);
+      const before = await metricValue(ctl.manager.context.metrics.blobsPushed);
       const first = (await waitGitRepo('oci', 'has a commit', (r) => Boolean(r.status?.commit))).status!;
       await stack().git!.commit('ctl-sample', { 'README.md': `docs ${randomBytes(4).toString('hex')}\n` }, 'docs only');
       const after = await waitGitRepo('oci', 'the docs commit synced', (r) => r.status?.commit !== first.commit && condition(r, ConditionType.ArtifactsStored)?.status === 'True');
-      expect((await valueOf(ctl.manager.context.metrics.blobsPushed)) - before, 'blobs uploaded').to.equal(0);
+      expect((await metricValue(ctl.manager.context.metrics.blobsPushed)) - before, 'blobs uploaded').to.equal(0);
       expect(after.status?.artifacts?.map((a) => a.digest)).to.deep.equal(first.artifacts?.map((a) => a.digest));
     });
 
@@ -167,13 +167,13 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       const bds = await waitFor(async () => { const l = await bundleDeployments(kube, 'oci'); return l.length > 0 ? l : undefined; },
         { what: 'the BundleDeployments of oci', timeoutMs: 30_000 });
       const bd = bds[0]!;
-      const applied = await valueOf(m, { outcome: 'applied' });
-      const unchanged = await valueOf(m, { outcome: 'unchanged' });
+      const applied = await metricValue(m, { outcome: 'applied' });
+      const unchanged = await metricValue(m, { outcome: 'unchanged' });
       // What an agent does: report status. The Bundle reconciler runs (its roll-up), and must write no BundleDeployment.
       await kube.patchStatus({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: bd.metadata.namespace!, name: bd.metadata.name },
         { display: { state: `probe-${randomBytes(3).toString('hex')}` } });
-      await waitFor(async () => (await valueOf(m, { outcome: 'unchanged' })) > unchanged || undefined, { what: 'a Bundle pass after the status change', timeoutMs: 30_000 });
-      expect((await valueOf(m, { outcome: 'applied' })) - applied, 'BundleDeployments applied after a status-only change').to.equal(0);
+      await waitFor(async () => (await metricValue(m, { outcome: 'unchanged' })) > unchanged || undefined, { what: 'a Bundle pass after the status change', timeoutMs: 30_000 });
+      expect((await metricValue(m, { outcome: 'applied' })) - applied, 'BundleDeployments applied after a status-only change').to.equal(0);
     });
 
     it('reports an unreachable registry on the GitRepo and Bundles, logs it, writes nothing, and recovers', async () => {
@@ -228,9 +228,9 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       expect(after.spec.oci?.digest, 'the last good artifact stays').to.equal(before.spec.oci?.digest);
       // A Bundle status change rolls up into the GitRepo between polls: the stall must stand.
       const reconciles = ctl.manager.context.metrics.reconciles;
-      const seen = await valueOf(reconciles, { controller: 'gitrepo', outcome: 'success' });
+      const seen = await metricValue(reconciles, { controller: 'gitrepo', outcome: 'success' });
       await kube.patchStatus({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws, name: after.metadata.name }, { display: { state: 'RollUpProbe' } });
-      await waitFor(async () => (await valueOf(reconciles, { controller: 'gitrepo', outcome: 'success' })) > seen || undefined, { what: 'a GitRepo roll-up', timeoutMs: 30_000 });
+      await waitFor(async () => (await metricValue(reconciles, { controller: 'gitrepo', outcome: 'success' })) > seen || undefined, { what: 'a GitRepo roll-up', timeoutMs: 30_000 });
       const still = await kube.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'bad' });
       expect(condition(still, ConditionType.Stalled)?.status, 'Stalled after a roll-up between polls').to.equal('True');
       expect(condition(still, ConditionType.Stalled)?.lastTransitionTime, 'never cleared meanwhile')

@@ -58,7 +58,7 @@ function authorized(req: IncomingMessage, username: string, password: string): b
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-function isPush(req: IncomingMessage, url: URL): boolean {
+function isPush(_req: IncomingMessage, url: URL): boolean {
   return url.pathname.endsWith('/git-receive-pack') || url.searchParams.get('service') === 'git-receive-pack';
 }
 

@@ -111,7 +111,7 @@ async function setupMode(mode: RegistryMode, dir: string): Promise<ModeSetup> {
   if (mode === 'tls-auth') {
     const { stdout } = await run(binaryPath('htpasswd', '/usr/bin/htpasswd'), ['-Bbn', username, password]);
     const htpasswd = join(dir, 'htpasswd');
-    await writeFile(htpasswd, stdout.trim() + '\n');
+    await writeFile(htpasswd, `${stdout.trim()}\n`);
     return { ...base, auth: { htpasswd: { realm: 'flotilla', path: htpasswd } }, extra: { ...base.extra, username, password } };
   }
   if (mode === 'token') {

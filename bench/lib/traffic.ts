@@ -98,7 +98,9 @@ function storedManifestSize(storageDir: string, path: string): number {
 export function trafficByAgent(requests: readonly LoggedRequest[], storageDir: string): Record<string, Traffic> {
   const out: Record<string, Traffic> = {};
   for (const r of requests) {
-    const t = (out[r.userAgent || '(none)'] ??= zero());
+    const agent = r.userAgent || '(none)';
+    const t = out[agent] ?? zero();
+    out[agent] = t;
     t.requests++;
     const path = r.target.split('?')[0] ?? '';
     if (r.method === 'GET' && /\/blobs\/sha256:[0-9a-f]{64}$/.test(path) && r.status === 200) { t.blobsDownloaded++; t.bytesDownloaded += r.bytes; }

@@ -51,7 +51,7 @@ function segmentSource(segment: string, pattern: string): string {
 
 /** Compiles a glob into an anchored RegExp over `/`-separated relative paths. */
 export function globToRegExp(pattern: string): RegExp {
-  const segments = pattern.split('/').filter((s, i, all) => s !== '' || all.length === 1);
+  const segments = pattern.split('/').filter((s, _i, all) => s !== '' || all.length === 1);
   let source = '';
   segments.forEach((segment, index) => {
     const last = index === segments.length - 1;

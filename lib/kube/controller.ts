@@ -29,6 +29,7 @@ export interface ReconcileResult {
 }
 
 /** A reconciler: converge the object named by `key` (re-reading current state) and report. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a reconcile with nothing to ask for simply returns
 export type Reconcile = (key: string) => Promise<ReconcileResult | void>;
 
 /** Observes reconciles (metrics). */

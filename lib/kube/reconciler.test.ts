@@ -123,7 +123,7 @@ describe('the reconciler skeleton', () => {
     expect(result).to.deep.equal({});
     expect(api.patches).to.have.length(1);
     expect(api.statusWrites).to.have.length(1);
-    expect((api.statusWrites[0]?.body as { status: { note: string } }).status.note).to.equal('one,two');
+    expect((api.statusWrites[0]?.body as { status: { note: string } } | undefined)?.status.note).to.equal('one,two');
   });
 
   it('writes nothing when the status would not change', async () => {
@@ -131,7 +131,7 @@ describe('the reconciler skeleton', () => {
     const first = new FakeApi();
     first.objects.set('a', object('a', { finalizers: ['test/finalizer'] }));
     await reconciler(definition(first, [step('one')]))('a');
-    const written = (first.statusWrites[0]?.body as { status: Obj['status'] }).status;
+    const written = (first.statusWrites[0]?.body as { status: Obj['status'] } | undefined)?.status;
     api.objects.set('a', object('a', { finalizers: ['test/finalizer'] }, written));
     await reconciler(definition(api, [step('one')]))('a');
     expect(api.statusWrites).to.deep.equal([]);
@@ -143,7 +143,7 @@ describe('the reconciler skeleton', () => {
     const failing: Step<R> = async () => { throw new StallingError('InvalidBundle', 'bad'); };
     const result = await reconciler(definition(api, [failing]))('a');
     expect(dispositionOf(result?.error)).to.equal('stalling');
-    const conditions = (api.statusWrites[0]?.body as { status: { conditions: Condition[] } }).status.conditions;
+    const conditions = (api.statusWrites[0]?.body as { status: { conditions: Condition[] } } | undefined)?.status.conditions ?? [];
     expect(typesOf(conditions)).to.deep.equal({ Stalled: 'True/InvalidBundle', Reconciling: 'False/InvalidBundle', Ready: 'False/InvalidBundle' });
   });
 
@@ -196,7 +196,7 @@ describe('the reconciler skeleton', () => {
       return { status: 'True', reason: 'Succeeded', message: 'ok' };
     } } });
     await reconciler(def)('a');
-    const conditions = (api.statusWrites[0]?.body as { status: { conditions: Condition[] } }).status.conditions;
+    const conditions = (api.statusWrites[0]?.body as { status: { conditions: Condition[] } } | undefined)?.status.conditions ?? [];
     expect(conditions.map((c) => c.type)).to.deep.equal(['Deployed', 'Reconciling', 'Ready']);
   });
 

@@ -93,6 +93,7 @@ export interface ReconcilerDefinition<T extends KubeObject, R extends RunState<T
   /** Reads the object named by `key` (current state: from the API server, or a cache where that is enough). */
   get(key: string): Promise<T | undefined>;
   /** The object is gone: clean up what it left (objects it cannot own). */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a clean-up with nothing to ask for simply returns
   gone?(key: string): Promise<ReconcileResult | void>;
   finalizer?: FinalizerSpec<T>;
   /** Used to add and remove the finalizer. */

@@ -7,7 +7,7 @@ import { repositoryScope, type Credentials } from './auth.js';
 import { BlobCache } from './blobcache.js';
 import { parseDigest, Digester } from './digest.js';
 import { ArtifactError, RegistryUnavailableError } from './errors.js';
-import { type Reference } from './reference.js';
+import type { Reference } from './reference.js';
 import { DEFAULT_RETRY_POLICY, backoffDelay, realSleep, type RetryPolicy, type Sleep } from './retry.js';
 import { RegistryEventSink, type RegistryEvent, type RegistryStats } from './stats.js';
 import { Transport, header, type RegistryResponse } from './transport.js';

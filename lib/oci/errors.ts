@@ -207,21 +207,25 @@ export function translateNetworkError(err: unknown, registry: string, operation:
     new RegistryTLSError(`${operation}: TLS error talking to registry ${registry}: ${what}`, { registry, code, cause: err });
   const down = (code: string, what: string) =>
     new RegistryUnavailableError(`${operation}: cannot reach registry ${registry}: ${what}`, { registry, code, cause: err });
-  let c: string | undefined;
-  if ((c = has(UNKNOWN_CA_CODES))) {
-    return tls(TransportErrorCode.TlsUnknownCA, `its certificate is not signed by a trusted CA (${c}); give the registry's CA (caBundle), or insecureSkipTLS for tests only`);
+  const unknownCA = has(UNKNOWN_CA_CODES);
+  if (unknownCA) {
+    return tls(TransportErrorCode.TlsUnknownCA, `its certificate is not signed by a trusted CA (${unknownCA}); give the registry's CA (caBundle), or insecureSkipTLS for tests only`);
   }
-  if ((c = has(HOSTNAME_CODES))) return tls(TransportErrorCode.TlsHostnameMismatch, `its certificate does not name ${registry} (${c})`);
-  if ((c = has(EXPIRED_CODES))) return tls(TransportErrorCode.TlsCertExpired, `its certificate is expired or not yet valid (${c})`);
+  const hostname = has(HOSTNAME_CODES);
+  if (hostname) return tls(TransportErrorCode.TlsHostnameMismatch, `its certificate does not name ${registry} (${hostname})`);
+  const expired = has(EXPIRED_CODES);
+  if (expired) return tls(TransportErrorCode.TlsCertExpired, `its certificate is expired or not yet valid (${expired})`);
   if (has(PLAIN_HTTP_CODES) || /wrong version number|packet length too long|http request/i.test(raw)) {
     return tls(TransportErrorCode.TlsToPlainHTTP, 'it answered the TLS handshake with plain HTTP; this registry serves plain HTTP: set basicHTTP: true to use it without TLS');
   }
-  if ((c = codes.find((x) => x.startsWith('ERR_SSL_') || x.startsWith('ERR_TLS_') || x === 'EPROTO'))) {
-    return tls(TransportErrorCode.Tls, `${c}`);
-  }
+  const otherTls = codes.find((x) => x.startsWith('ERR_SSL_') || x.startsWith('ERR_TLS_') || x === 'EPROTO');
+  if (otherTls) return tls(TransportErrorCode.Tls, otherTls);
   if (has(REFUSED_CODES)) return down(TransportErrorCode.ConnectionRefused, 'connection refused');
-  if ((c = has(TIMEOUT_CODES))) return down(TransportErrorCode.Timeout, `timed out (${c})`);
-  if ((c = has(DNS_CODES))) return down(TransportErrorCode.HostNotFound, `the host does not resolve (${c})`);
-  if ((c = has(RESET_CODES))) return down(TransportErrorCode.ConnectionReset, `the connection broke (${c})`);
+  const timeout = has(TIMEOUT_CODES);
+  if (timeout) return down(TransportErrorCode.Timeout, `timed out (${timeout})`);
+  const dns = has(DNS_CODES);
+  if (dns) return down(TransportErrorCode.HostNotFound, `the host does not resolve (${dns})`);
+  const reset = has(RESET_CODES);
+  if (reset) return down(TransportErrorCode.ConnectionReset, `the connection broke (${reset})`);
   return down(codes[0] ?? 'UNKNOWN', raw.replace(/\/\/[^/@\s]*@/g, '//'));
 }

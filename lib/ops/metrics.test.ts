@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { namingProblems, parseExposition, sampleSum } from './exposition.js';
-import { counter, createRegistry, gauge, histogram, reconcileMetrics, reconcileObserver, valueOf } from './metrics.js';
+import { counter, createRegistry, gauge, histogram, reconcileMetrics, reconcileObserver, metricValue } from './metrics.js';
 import { startOpsServer } from './server.js';
 
 /** The process and Node runtime metrics every Flotilla process serves, with their types. */
@@ -43,8 +43,8 @@ describe('metrics registry', () => {
     const cb = counter(b, 'flotilla_test_things_total', 'Things.', ['kind']);
     ca.inc({ kind: 'x' }, 3);
     cb.inc({ kind: 'x' });
-    expect(await valueOf(ca, { kind: 'x' })).to.equal(3);
-    expect(await valueOf(cb, { kind: 'x' })).to.equal(1);
+    expect(await metricValue(ca, { kind: 'x' })).to.equal(3);
+    expect(await metricValue(cb, { kind: 'x' })).to.equal(1);
   });
 
   it('renders counters, gauges and histograms with their labels in the text format', async () => {
@@ -76,9 +76,9 @@ describe('metrics registry', () => {
   it('reads 0 for a series that does not exist, and matches label sets exactly', async () => {
     const c = counter(createRegistry({ defaultMetrics: false }), 'flotilla_test_writes_total', 'Writes.', ['outcome', 'kind']);
     c.inc({ outcome: 'applied', kind: 'a' });
-    expect(await valueOf(c, { outcome: 'applied', kind: 'a' })).to.equal(1);
-    expect(await valueOf(c, { outcome: 'applied' })).to.equal(0);
-    expect(await valueOf(c, { outcome: 'unchanged', kind: 'a' })).to.equal(0);
+    expect(await metricValue(c, { outcome: 'applied', kind: 'a' })).to.equal(1);
+    expect(await metricValue(c, { outcome: 'applied' })).to.equal(0);
+    expect(await metricValue(c, { outcome: 'unchanged', kind: 'a' })).to.equal(0);
   });
 
   it('counts reconciles, failures and durations through the reconcile observer', async () => {
@@ -87,10 +87,10 @@ describe('metrics registry', () => {
     observer.observe('gitrepo', 'success', 0.01);
     observer.observe('gitrepo', 'error', 2);
     observer.observe('bundle', 'success', 0.5);
-    expect(await valueOf(m.reconciles, { controller: 'gitrepo', outcome: 'success' })).to.equal(1);
-    expect(await valueOf(m.reconciles, { controller: 'gitrepo', outcome: 'error' })).to.equal(1);
-    expect(await valueOf(m.reconcileErrors, { controller: 'gitrepo' })).to.equal(1);
-    expect(await valueOf(m.reconcileErrors, { controller: 'bundle' })).to.equal(0);
+    expect(await metricValue(m.reconciles, { controller: 'gitrepo', outcome: 'success' })).to.equal(1);
+    expect(await metricValue(m.reconciles, { controller: 'gitrepo', outcome: 'error' })).to.equal(1);
+    expect(await metricValue(m.reconcileErrors, { controller: 'gitrepo' })).to.equal(1);
+    expect(await metricValue(m.reconcileErrors, { controller: 'bundle' })).to.equal(0);
     const histogramValues = (await m.reconcileDuration.get()).values;
     const count = histogramValues.find((v) => v.metricName === 'flotilla_reconcile_duration_seconds_count' && v.labels.controller === 'gitrepo');
     expect(count?.value).to.equal(2);

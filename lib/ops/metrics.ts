@@ -55,7 +55,7 @@ export function histogram<L extends string = never>(registry: Registry, name: st
  * The current value of a counter or gauge for exactly `labels` (0 when that series does not exist yet),
  * for tests and benchmarks that read a process's own metrics.
  */
-export async function valueOf(metric: Counter<string> | Gauge<string>, labels: Record<string, string> = {}): Promise<number> {
+export async function metricValue(metric: Counter<string> | Gauge<string>, labels: Record<string, string> = {}): Promise<number> {
   const { values } = await metric.get();
   const wanted = Object.entries(labels);
   const match = values.find((v) => {
