@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: Fleet's ${ } cluster templating is the data under test
 import { expect } from 'chai';
 import { StallingError } from '../lib/errors.js';
 import { clusterHelmOptions } from './chartvalues.js';

@@ -23,7 +23,7 @@ import yaml from 'js-yaml';
 const TESTDATA = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
 const CAPS = { kubeVersion: 'v1.31.4', apiVersions: ['example.flotilla.dev/v1/Widget'] };
 
-describe('rendering with the real helm and kustomize', function () {
+describe('rendering with the real helm and kustomize', () => {
   let settings: RenderSettings;
   let chart: BundleFile[];
   let kust: BundleFile[];
@@ -131,7 +131,7 @@ describe('rendering with the real helm and kustomize', function () {
   });
 });
 
-describe('flotilla render with the real helm and kustomize', function () {
+describe('flotilla render with the real helm and kustomize', () => {
   const saved = { helm: process.env.FLOTILLA_HELM, kustomize: process.env.FLOTILLA_KUSTOMIZE };
   before(async () => {
     const bin = await ensureBinaries();

@@ -58,9 +58,9 @@ function checkManifests(files: readonly BundleFile[], ctx: ValidateContext): voi
 
 function checkOverlaysExist(files: readonly BundleFile[], fleetYaml: FleetYaml, ctx: ValidateContext): void {
   const uses: { field: string; name: string }[] = [];
-  (fleetYaml.yaml?.overlays ?? []).forEach((name, i) => uses.push({ field: `yaml.overlays[${i}]`, name }));
+  (fleetYaml.yaml?.overlays ?? []).forEach((name, i) => { uses.push({ field: `yaml.overlays[${i}]`, name }); });
   (fleetYaml.targetCustomizations ?? []).forEach((target, t) => {
-    (target.yaml?.overlays ?? []).forEach((name, i) => uses.push({ field: `targetCustomizations[${t}].yaml.overlays[${i}]`, name }));
+    (target.yaml?.overlays ?? []).forEach((name, i) => { uses.push({ field: `targetCustomizations[${t}].yaml.overlays[${i}]`, name }); });
   });
   for (const { field, name } of uses) {
     const prefix = `${OVERLAYS_DIR}/${name}/`;
