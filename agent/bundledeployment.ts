@@ -13,6 +13,7 @@ import { mergeStatusWriter } from '../lib/kube/reconciler-status.js';
 import type { EventRecorder } from '../lib/kube/events.js';
 import { splitKey } from '../lib/kube/informer.js';
 import type { Applier } from './applier.js';
+import { defaultEngineRendering, dryRunHooks, prepareRendered, renderEngine, runHooks, type EngineRendering, type PreparedHook } from './charts.js';
 import type { ContentLoader } from './content.js';
 import { unreadyDependencies } from './dependencies.js';
 import { VerifiedCache, applyPlan, needsWrite, planObjects, type PlannedObject } from './deploy.js';
@@ -62,6 +63,8 @@ export interface BundleDeploymentReconcilerOptions {
   observer?: DeploymentObserver;
   log: Logger;
   now?: () => Date;
+  /** Helm and Kustomize rendering (default: helm and kustomize from PATH or FLOTILLA_HELM / FLOTILLA_KUSTOMIZE). */
+  engines?: EngineRendering;
 }
 
 /** Observes what the reconciler changed downstream, for metrics (agent/metrics.ts). */
@@ -94,6 +97,10 @@ interface Run extends RunState<BD> {
   monitor: MonitorResult | undefined;
   /** The status computed at the end (see {@link computeStatus}). */
   computed?: BundleDeploymentStatus;
+  /** Helm hooks of the deployment (agent/charts.ts). */
+  hooks: PreparedHook[];
+  /** Identity keys of objects kept out of the inventory: a chart's crds/. */
+  unpruned: Set<string>;
 }
 
 /** Reconciles the BundleDeployments of one cluster namespace. */
@@ -102,6 +109,7 @@ export class BundleDeploymentReconciler {
   private readonly now: () => Date;
   private readonly verified = new VerifiedCache();
   private readonly renderer: BundleRenderer;
+  private readonly engines: EngineRendering;
 
   /** Reconciles the BundleDeployment with key `namespace/name` (the shared skeleton: lib/kube/reconciler.ts). */
   readonly reconcile: Reconcile;
@@ -109,6 +117,7 @@ export class BundleDeploymentReconciler {
   constructor(private readonly o: BundleDeploymentReconcilerOptions) {
     this.now = o.now ?? (() => new Date());
     this.renderer = o.renderer ?? new BundleRenderer({ limits: { maxObjects: o.maxObjects } });
+    this.engines = o.engines ?? defaultEngineRendering();
     this.reconcile = reconciler(this.definition());
   }
 
@@ -135,7 +144,7 @@ export class BundleDeploymentReconciler {
       start: (bd, now) => ({
         object: bd, now, conditions: [...(bd.status?.conditions ?? [])],
         bd, applier: this.o.applier, inventory: undefined, deploying: false, appliedDeploymentID: undefined, desired: [], namespaces: [], requiredNamespaces: [], plan: [],
-        written: new Map(), pruned: 0, monitor: undefined,
+        written: new Map(), pruned: 0, monitor: undefined, hooks: [], unpruned: new Set(),
       }),
       steps: (run) => run.bd.spec.paused
         ? [this.identity, this.loadInventory, this.monitorPaused]
@@ -195,14 +204,20 @@ export class BundleDeploymentReconciler {
     const options = run.bd.spec.options;
     const renderOptions = renderOptionsFrom(options);
     let served: Awaited<ReturnType<Applier['scopes']>> = () => undefined;
-    const rendered: RenderedObject[] = await this.renderer.renderForCluster(files, renderOptions, `BundleDeployment ${run.bd.metadata.name}`, async (rough) => {
-      served = await run.applier.scopes([...rough]);
-      const fromBundle = crdScopes([...rough]);
-      return (apiVersion, kind) => (served(apiVersion, kind) ?? fromBundle.get(`${groupOf(apiVersion)}/${kind}`)) === false;
-    });
-    run.desired = prepareObjects(rendered, {
-      bundleDeploymentName: run.bd.metadata.name, deploymentID: run.bd.spec.deploymentID, isNamespaced: served,
-    });
+    // Helm and Kustomize bundles: agent/charts.ts (helm and kustomize run as bounded subprocesses).
+    const engine = await renderEngine(files, run.bd, run.applier.client, this.engines);
+    if (engine) served = await run.applier.scopes([...engine.crds, ...engine.objects, ...engine.hooks.map((h) => h.object)]);
+    const prepare = { bundleDeploymentName: run.bd.metadata.name, deploymentID: run.bd.spec.deploymentID, isNamespaced: (a: string, k: string) => served(a, k) };
+    const charted = engine ? prepareRendered(engine, prepare) : undefined;
+    run.hooks = charted?.hooks ?? [];
+    run.unpruned = charted?.crdKeys ?? new Set();
+    const rendered: RenderedObject[] = charted?.objects
+      ?? await this.renderer.renderForCluster(files, renderOptions, `BundleDeployment ${run.bd.metadata.name}`, async (rough) => {
+        served = await run.applier.scopes([...rough]);
+        const fromBundle = crdScopes([...rough]);
+        return (apiVersion, kind) => (served(apiVersion, kind) ?? fromBundle.get(`${groupOf(apiVersion)}/${kind}`)) === false;
+      });
+    run.desired = prepareObjects(rendered, prepare);
     validateObjects(run.desired, this.o.reserved, this.o.maxObjects);
     const namespaces = namespacesOf(run.desired, {
       target: options?.targetNamespace || options?.namespace || options?.defaultNamespace,
@@ -232,6 +247,7 @@ export class BundleDeploymentReconciler {
 
   private readonly plan: Step<Run> = async (run) => {
     run.plan = await planObjects(this.deployContext(run), run.desired);
+    if (run.deploying) await dryRunHooks(run.applier, run.hooks);
     const drifted = run.deploying ? 0 : run.plan.filter(needsWrite).length;
     // Once per episode: a BundleDeployment already reported modified was counted when its drift began.
     if (drifted > 0 && run.bd.status?.nonModified !== false) this.o.observer?.driftDetected(drifted);
@@ -249,14 +265,18 @@ export class BundleDeploymentReconciler {
     const correctDrift = bd.spec.options?.correctDrift ?? bd.spec.correctDrift;
     if (!run.deploying && !correctDrift?.enabled) return 'continue';
     if (!run.deploying && !run.plan.some(needsWrite)) return 'continue';
-    const desiredIds = run.desired.map((d) => d.id);
+    const desiredIds = run.desired.filter((d) => !run.unpruned.has(idKey(d.id))).map((d) => d.id); // a chart's crds/ are never pruned
     const previous = run.inventory?.objects ?? [];
     const keepResources = bd.spec.options?.keepResources ?? false;
     const base = { bundleDeployment: bd.metadata.name, keepResources };
     // Recorded first, so that an agent killed while applying still knows every object it may have created.
     await this.o.inventory.put({ ...base, deploymentID: run.inventory?.deploymentID ?? '', syncGeneration: run.inventory?.syncGeneration ?? 0,
       objects: unionIds(previous, desiredIds) });
+    const hookLog = this.o.log.child({ bundleDeployment: bd.metadata.name });
+    if (run.deploying) await runHooks(run.applier, run.hooks, 'pre', run.namespaces, hookLog);
     const outcome = await applyPlan(this.deployContext(run), run.plan, run.namespaces, needsWrite, correctDrift?.force ?? false);
+    if (run.deploying) await runHooks(run.applier, run.hooks, 'post', run.namespaces, hookLog);
+    if ([...outcome.written.values()].some((o) => o.kind === 'CustomResourceDefinition')) this.engines.capabilities.reset();
     run.plan = outcome.plan;
     run.written = outcome.written;
     for (const id of run.deploying ? pruneList(previous, desiredIds) : []) {

@@ -4,6 +4,9 @@ import { parseArgs } from 'node:util';
 import yaml from 'js-yaml';
 import { FlotillaError } from '../lib/errors.js';
 import type { BundleDeploymentOptions } from '../lib/api/options.js';
+import { bundleName } from '../lib/bundle/discover.js';
+import { inlineFleetYamlValuesFiles } from '../lib/render/values.js';
+import { DEFAULT_KUBE_VERSION, DEFAULT_RENDER_LIMITS, engineOf, inApplyOrder, renderContent, renderToolsFromEnv } from '../lib/render/index.js';
 import { renderOptionsFrom } from '../lib/bundle/render.js';
 import { CONTENT_LIMIT_CONFIG_SHAPE, DEFAULT_CONTENT_LIMITS, contentLimitsFromConfig, type ContentLimits } from '../lib/bundle/limits.js';
 import { BundleRenderer } from '../lib/isolate/bundle.js';
@@ -15,7 +18,9 @@ import type { RenderedObject } from '../lib/bundle/manifest.js';
 /**
  * `flotilla render`: prints, as multi-document YAML, what a cluster with the given name, labels and
  * cluster groups would receive from the bundle in a directory (fleet.yaml target customizations and
- * overlays applied), like `fleet test`. Offline: reads only the directory.
+ * overlays applied), like `fleet test`. Helm charts and kustomizations are rendered by lib/render's
+ * renderContent, the code the agent runs, with the helm and kustomize on PATH (or FLOTILLA_HELM,
+ * FLOTILLA_KUSTOMIZE). Offline: reads only the directory.
  */
 
 /** Where the command writes. */
@@ -32,13 +37,21 @@ export const RENDER_USAGE = `Usage: flotilla render DIR [options]
 
 Prints, as multi-document YAML, the resources a cluster would receive from the bundle in DIR:
 fleet.yaml's first matching targetCustomization and its yaml overlays are applied, then the
-namespace rules. Works offline; no cluster is needed.
+namespace rules. Helm charts (helm template) and kustomizations (kustomize build) are rendered by
+the code the agent runs, and printed in the order the agent applies them: CRDs of the chart's
+crds/, pre-install/upgrade hooks, the objects, post-install/upgrade hooks (test hooks are skipped).
+Works offline; no cluster is needed. helm and kustomize are found on PATH, or at FLOTILLA_HELM
+and FLOTILLA_KUSTOMIZE.
 
 Options:
   -l, --label KEY=VALUE     a label of the cluster (repeatable)
   -g, --cluster-group NAME  a cluster group the cluster belongs to (repeatable)
   -n, --cluster-name NAME   the name of the cluster (default "local")
       --namespace NS        force every namespaced resource into NS (as GitRepo targetNamespace)
+      --bundle-name NAME    the bundle's name, Helm's default release name (default: DIR's name as a bundle name)
+      --cluster-namespace NS  the cluster's namespace upstream (.ClusterNamespace; default "fleet-default")
+      --kube-version V      the cluster's Kubernetes version for Helm (default "${DEFAULT_KUBE_VERSION}")
+      --api-versions GV     an API the cluster serves, for Helm's .Capabilities.APIVersions (repeatable)
   -h, --help                print this help
 
 Content limits (the controller's and agents' flags of the same names; see the README):
@@ -57,6 +70,10 @@ interface RenderArgs {
   dir: string;
   cluster: ClusterInfo;
   targetNamespace: string | undefined;
+  bundleName: string | undefined;
+  clusterNamespace: string;
+  kubeVersion: string;
+  apiVersions: string[];
   limits: ContentLimits;
 }
 
@@ -84,6 +101,12 @@ function parseLabels(values: readonly string[]): Record<string, string> {
   return labels;
 }
 
+function kubeVersionArg(value: string | undefined): string {
+  if (value === undefined) return DEFAULT_KUBE_VERSION;
+  if (!/^v?\d+\.\d+(\.\d+)?$/.test(value)) throw new UsageError(`--kube-version "${value}": expected a version like v1.31.2`);
+  return value.startsWith('v') ? value : `v${value}`;
+}
+
 function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
   let parsed;
   try {
@@ -95,6 +118,10 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
         'cluster-group': { type: 'string', short: 'g', multiple: true },
         'cluster-name': { type: 'string', short: 'n' },
         namespace: { type: 'string' },
+        'cluster-namespace': { type: 'string' },
+        'bundle-name': { type: 'string' },
+        'kube-version': { type: 'string' },
+        'api-versions': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
         ...Object.fromEntries(LIMIT_KEYS.map((k) => [kebab(k), { type: 'string' as const }])),
       },
@@ -115,6 +142,10 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
       groups: (values['cluster-group'] ?? []).map((name) => ({ name, labels: {} })),
     },
     targetNamespace: values.namespace as string | undefined,
+    bundleName: values['bundle-name'] as string | undefined,
+    clusterNamespace: (values['cluster-namespace'] as string | undefined) ?? 'fleet-default',
+    kubeVersion: kubeVersionArg(values['kube-version'] as string | undefined),
+    apiVersions: (values['api-versions'] as string[] | undefined) ?? [],
     limits: parseLimits(values),
   };
 }
@@ -139,22 +170,30 @@ async function render(args: RenderArgs): Promise<{ yaml: string; note: string }>
 }
 
 async function renderWith(renderer: BundleRenderer, dir: string, args: RenderArgs): Promise<{ yaml: string; note: string }> {
-  const bundle = await renderer.readBundle(dir, basename(dir));
-  const targets = bundle.fleetYaml.targetCustomizations ?? [];
+  const bundle = await renderer.readBundle(dir, args.bundleName ?? bundleName(basename(dir), '.'));
+  // As the controller stores it in the Bundle: values files merged into values, for fleet.yaml and each target.
+  const fleetYaml = inlineFleetYamlValuesFiles(bundle.fleetYaml, bundle.files, { fleetYamlName: 'fleet.yaml', label: (p) => p });
+  const targets = fleetYaml.targetCustomizations ?? [];
   const customization = customizationFor(targets, args.cluster);
   const label = customization ? `targetCustomizations[${targets.indexOf(customization)}]` : '';
   const named = customization?.name ? ` "${customization.name}"` : '';
   if (customization?.doNotDeploy) {
     return { yaml: '', note: `cluster excluded by ${label}${named} (doNotDeploy): nothing is deployed\n` };
   }
-  const options: BundleDeploymentOptions = mergeOptions(fleetYamlOptions(bundle.fleetYaml), customization);
+  const options: BundleDeploymentOptions = mergeOptions(fleetYamlOptions(fleetYaml), customization);
   if (args.targetNamespace) options.targetNamespace = args.targetNamespace;
-  const objects = await renderer.render(bundle.files, renderOptionsFrom(options), `bundle ${args.dir}`);
   const overlays = options.yaml?.overlays ?? [];
-  const note = customization
-    ? `using ${label}${named}; overlays: ${overlays.length > 0 ? overlays.join(', ') : 'none'}\n`
-    : 'no target customization matches; base options\n';
-  return { yaml: toMultiDocumentYaml(objects), note };
+  const where = customization ? `using ${label}${named}; overlays: ${overlays.length > 0 ? overlays.join(', ') : 'none'}` : 'no target customization matches; base options';
+  if (engineOf(bundle.files, options).engine === 'yaml') {
+    // Plain YAML: parsed and rendered in the capped worker, as the agent does.
+    return { yaml: toMultiDocumentYaml(await renderer.render(bundle.files, renderOptionsFrom(options), `bundle ${args.dir}`)), note: `${where}\n` };
+  }
+  // Helm and Kustomize: lib/render's renderContent, the agent's code (helm and kustomize are bounded subprocesses).
+  const content = await renderContent(bundle.files, { bundleName: bundle.name, options }, {
+    name: args.cluster.name, namespace: args.clusterNamespace, labels: args.cluster.labels,
+    capabilities: { kubeVersion: args.kubeVersion, apiVersions: args.apiVersions },
+  }, { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS });
+  return { yaml: toMultiDocumentYaml(inApplyOrder(content)), note: `${where}; rendered with ${content.engine}\n` };
 }
 
 /**

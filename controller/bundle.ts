@@ -1,3 +1,4 @@
+import { clusterHelmOptions } from './chartvalues.js';
 import {
   API_VERSION, BundleState, ConditionType, Finalizer, Label, MANAGED_LABEL_VALUE, Reason, emptyBundleSummary, setCondition,
   type Bundle, type BundleDeployment, type BundleDeploymentOptions, type BundleDeploymentSpec, type BundleSummary, type ClusterGroup,
@@ -236,8 +237,11 @@ export function setupBundleController(ctx: ControllerContext): Controller {
       const cluster = clusters.find((c) => c.metadata.name === sel.cluster);
       const clusterNs = cluster?.status?.namespace;
       if (!cluster || !clusterNs) { run.waiting += 1; continue; } // the Cluster reconciler creates its namespace first
-      const desired = desiredDeployment(bundle, cluster.metadata.name, clusterNs, sel.options, current(`${clusterNs}/${bundle.metadata.name}`));
-      run.targets.push({ cluster: cluster.metadata.name, clusterNs, options: sel.options, desired });
+      // Helm values templated for this cluster (cluster labels, ${ }), as Fleet's controller does: controller/chartvalues.ts.
+      const templated = { name: cluster.metadata.name, namespace: cluster.metadata.namespace, labels: cluster.metadata.labels, annotations: cluster.metadata.annotations };
+      const options = clusterHelmOptions(sel.options, templated, bundle.metadata.name);
+      const desired = desiredDeployment(bundle, cluster.metadata.name, clusterNs, options, current(`${clusterNs}/${bundle.metadata.name}`));
+      run.targets.push({ cluster: cluster.metadata.name, clusterNs, options, desired });
     }
     return 'continue';
   };

@@ -2,6 +2,7 @@ import {
   API_VERSION, Annotation, ConditionType, Finalizer, Label, Reason, getCondition, parseDurationMs, setCondition, removeCondition,
   type Bundle, type BundleSpec, type Condition, type GitRepo, type GitRepoStatus, type OCIRegistry,
 } from '../lib/api/index.js';
+import { inlineFleetYamlValuesFiles } from '../lib/render/values.js';
 import { contentsID, fleetYamlOptions, type LoadedBundle } from '../lib/bundle/index.js';
 import { messageOf, reasonOf, StallingError } from '../lib/errors.js';
 import { Controller, type ReconcileResult } from '../lib/kube/controller.js';
@@ -78,7 +79,7 @@ async function gitAuth(ctx: ControllerContext, repo: GitRepoObject): Promise<Git
 
 /** Builds the Bundle object for one bundle of the repository. */
 export function bundleObject(repo: GitRepoObject, bundle: LoadedBundle, content: StoredContent, id: string, commit: string): BundleObject {
-  const fy = bundle.fleetYaml;
+  const fy = inlineFleetYamlValuesFiles(bundle.fleetYaml, bundle.files, { fleetYamlName: `${bundle.dir}/fleet.yaml`, label: (p) => `${bundle.dir}/${p}` });
   const spec: BundleSpec = {
     ...fleetYamlOptions(fy),
     ...(repo.spec.targetNamespace ? { targetNamespace: repo.spec.targetNamespace } : {}),

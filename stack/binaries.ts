@@ -16,6 +16,7 @@ export interface StackBinaries {
   /** OpenSSH's sshd (Debian openssh-server), for the SSH git server. */
   sshd: string;
   helm: string;
+  kustomize: string;
   oras: string;
   k8sVersion: string;
   etcdVersion: string;

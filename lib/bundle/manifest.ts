@@ -46,8 +46,8 @@ export const FLEET_YAML_NAMES: readonly string[] = ['fleet.yaml', 'fleet.yml'];
 /** The name of the directory, at a bundle's root, that holds its overlays (`overlays/<name>/...`). */
 export const OVERLAYS_DIR = 'overlays';
 
-/** File names that mean a Helm chart or a Kustomize directory, which Flotilla does not render (yet). */
-export const UNSUPPORTED_MARKERS: readonly string[] = ['Chart.yaml', 'kustomization.yaml', 'kustomization.yml', 'Kustomization'];
+/** File names that make their directory a Helm chart or a Kustomize folder (rendered by lib/render, kept whole). */
+export const ENGINE_MARKERS: readonly string[] = ['Chart.yaml', 'kustomization.yaml', 'kustomization.yml', 'Kustomization'];
 
 const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
 

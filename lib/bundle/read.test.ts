@@ -40,6 +40,33 @@ describe('reading a bundle', () => {
     expect(bundle.files[1]?.content.toString()).to.equal(cm('web'));
   });
 
+  it('keeps a chart at the bundle root whole, without parsing its templates as manifests', async () => {
+    const b = await read({
+      'app/fleet.yaml': 'helm: {releaseName: web}\n', 'app/Chart.yaml': 'apiVersion: v2\nname: x\nversion: 0.1.0\n',
+      'app/values.yaml': 'a: 1\n', 'app/.helmignore': '*.md\n', 'app/values.schema.json': '{}',
+      'app/templates/_helpers.tpl': '{{- define "x" -}}x{{- end -}}\n', 'app/templates/cm.yaml': 'kind: ConfigMap\nname: {{ include "x" . }}\n',
+      'app/templates/NOTES.txt': 'hi', 'app/crds/w.yaml': cm('w'), 'app/charts/sub-0.1.0.tgz': Buffer.from([0x1f, 0x8b, 0]),
+    });
+    expect(b).not.to.be.instanceOf(StallingError);
+    expect((b as { files: { path: string }[] }).files.map((f) => f.path)).to.deep.equal([
+      '.helmignore', 'Chart.yaml', 'charts/sub-0.1.0.tgz', 'crds/w.yaml', 'templates/NOTES.txt', 'templates/_helpers.tpl', 'templates/cm.yaml',
+      'values.schema.json', 'values.yaml',
+    ]);
+  });
+
+  it('keeps a chart folder named by helm.chart and kustomization folders whole, and only manifests elsewhere', async () => {
+    const b = await read({
+      'app/fleet.yaml': 'targetCustomizations:\n- {clusterName: a, helm: {chart: chart}}\n- {clusterName: c, kustomize: {dir: k/prod}}\n',
+      'app/README.md': 'ignored', 'app/chart/Chart.yaml': 'apiVersion: v2\nname: x\nversion: 0.1.0\n', 'app/chart/templates/a.yaml': '{{ . }}',
+      'app/k/base/kustomization.yaml': 'resources: [a.yaml]\n', 'app/k/base/a.yaml': cm('a'), 'app/k/base/app.env': 'A=1\n',
+      'app/k/prod/kustomization.yaml': 'resources: [../base]\n',
+    });
+    expect(b).not.to.be.instanceOf(StallingError);
+    expect((b as { files: { path: string }[] }).files.map((f) => f.path)).to.deep.equal([
+      'chart/Chart.yaml', 'chart/templates/a.yaml', 'k/base/a.yaml', 'k/base/app.env', 'k/base/kustomization.yaml', 'k/prod/kustomization.yaml',
+    ]);
+  });
+
   it('applies .fleetignore files of the directories above the bundle', async () => {
     const bundle = await read({ '.fleetignore': '*.tmp.yaml\n', 'app/a.yaml': cm('a'), 'app/b.tmp.yaml': cm('b') });
     if (bundle instanceof Error) throw bundle;
@@ -76,10 +103,24 @@ describe('reading a bundle', () => {
     }, 'InvalidBundle', /^app\/overlays\/prod\/b_patch\.yaml: patches b\.yaml, which is not in the bundle/],
     ['a patch document that is a scalar', { 'app/a.yaml': cm('a'), 'app/overlays/p/a_patch.yaml': 'just text\n' },
       'InvalidBundle', /^app\/overlays\/p\/a_patch\.yaml:1: a patch must be a mapping/],
-    ['helm values on a plain YAML bundle until rendering is wired, naming the fields',
-      { 'app/fleet.yaml': 'helm: {values: {a: 1}}\ntargetCustomizations:\n- {clusterName: c, kustomize: {dir: k}}\n', 'app/a.yaml': cm('a') },
-      'InvalidBundle', /^app\/fleet\.yaml: helm, targetCustomizations\[0\]\.kustomize: Helm and Kustomize bundles are not supported yet/],
-    ['a Helm chart', { 'app/Chart.yaml': 'apiVersion: v2\nname: x\n' }, 'InvalidBundle', /^app\/Chart\.yaml: Helm charts and Kustomize/],
+    ['helm options on a bundle without a chart, naming the field',
+      { 'app/fleet.yaml': 'helm: {values: {a: 1}}\n', 'app/a.yaml': cm('a') },
+      'InvalidBundle', /^app\/fleet\.yaml: helm: the bundle has no chart/],
+    ['a customization whose kustomize.dir has no kustomization',
+      { 'app/fleet.yaml': 'targetCustomizations:\n- {clusterName: c, kustomize: {dir: k}}\n', 'app/a.yaml': cm('a') },
+      'InvalidBundle', /^app\/k: has no kustomization\.yaml/],
+    ['helm.chart naming a folder without Chart.yaml', { 'app/fleet.yaml': 'helm: {chart: nochart}\n', 'app/nochart/a.yaml': cm('a') },
+      'InvalidBundle', /^app\/fleet\.yaml: helm\.chart: app\/nochart\/Chart\.yaml is not in the bundle/],
+    ['a missing values file', { 'app/fleet.yaml': 'helm: {valuesFiles: [v/prod.yaml]}\n', 'app/Chart.yaml': 'apiVersion: v2\nname: x\nversion: 0.1.0\n' },
+      'InvalidBundle', /^app\/fleet\.yaml: helm\.valuesFiles\[0\]: values file app\/v\/prod\.yaml is not in the bundle/],
+    ['a kustomization with a remote base', { 'app/kustomization.yaml': 'resources: [github.com/org/repo//base?ref=v1]\n' },
+      'InvalidBundle', /^app\/kustomization\.yaml: resources: "github\.com\/org\/repo\/\/base\?ref=v1" is a remote base/],
+    ['a kustomization with a path outside the bundle', { 'app/kustomization.yaml': 'resources: [../other]\n', 'other/a.yaml': cm('a') },
+      'InvalidBundle', /^app\/kustomization\.yaml: resources: "\.\.\/other" is outside the bundle/],
+    ['a chart in a bundle rendered as plain YAML', { 'app/a.yaml': cm('a'), 'app/sub/Chart.yaml': 'apiVersion: v2\nname: x\n' },
+      'InvalidBundle', /^app\/sub\/Chart\.yaml: is a Helm chart or a kustomization inside a bundle rendered as plain YAML/],
+    ['Helm and Kustomize together', { 'app/fleet.yaml': 'helm: {values: {a: 1}}\n', 'app/kustomization.yaml': 'resources: [a.yaml]\n', 'app/a.yaml': cm('a') },
+      'InvalidBundle', /^app\/fleet\.yaml: helm: Helm and Kustomize together/],
     ['a symbolic link to a file outside the bundle', { 'secret.yaml': cm('s'), 'app/a.yaml': { symlink: '../secret.yaml' } },
       'InvalidBundle', /^app\/a\.yaml: is a symbolic link to outside the bundle directory/],
     ['a symbolic link to a directory outside the bundle', { 'other/s.yaml': cm('s'), 'app/dir': { symlink: '../other' } },

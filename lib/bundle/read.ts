@@ -6,7 +6,7 @@ import { type FleetYaml, parseFleetYaml } from '../api/fleetyaml.js';
 import { type DiscoverOptions, type DiscoveredBundle, discoverBundles } from './discover.js';
 import { IGNORE_FILE, IgnoreRules } from './ignore.js';
 import {
-  type BundleFile, FLEET_YAML_NAMES, OVERLAYS_DIR, UNSUPPORTED_MARKERS, decodeUtf8, invalidBundle, isManifestName,
+  type BundleFile, ENGINE_MARKERS, FLEET_YAML_NAMES, OVERLAYS_DIR, decodeUtf8, invalidBundle, isManifestName,
 } from './manifest.js';
 import { validateBundle } from './validate.js';
 
@@ -17,7 +17,10 @@ import { validateBundle } from './validate.js';
  * `.json`) in its directory and subdirectories, except subdirectories with their own fleet.yaml (separate
  * bundles), `.git`, and entries matched by `.fleetignore` files (from the checkout root down). Files under
  * `overlays/` are kept (rendering needs them) but are not base resources. Other files (README.md, ...)
- * are ignored. `Chart.yaml` / `kustomization.yaml` are refused: Helm and Kustomize bundles are not supported.
+ * are ignored, except in a Helm chart or a Kustomize folder: a directory holding a `Chart.yaml` or a
+ * kustomization (see {@link ENGINE_MARKERS}), the bundle root included, is kept whole with everything below
+ * it (templates/*.tpl, .helmignore, crds/, charts/*.tgz, values.schema.json, generator inputs), as helm and
+ * kustomize read them.
  *
  * Symbolic links are followed only when they resolve inside the bundle directory (a link to outside, or
  * to nothing, is an error); a directory reached twice through links is read once.
@@ -141,8 +144,9 @@ async function addFile(walk: Walk, abs: string, rel: string, size: number): Prom
 }
 
 /** Walks one directory of the bundle (`rel` is relative to the bundle root, '' for the root). */
-async function walkDir(walk: Walk, abs: string, rel: string, rules: IgnoreRules, inOverlays: boolean): Promise<void> {
+async function walkDir(walk: Walk, abs: string, rel: string, rules: IgnoreRules, inOverlays: boolean, inEngine = false): Promise<void> {
   const listing = (await readdir(abs, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const keepAll = inEngine || (listing.some((e) => ENGINE_MARKERS.includes(e.name) && !e.isDirectory()));
   walk.entries += listing.length;
   if (walk.entries > walk.limits.maxEntries) {
     throw tooLarge(`bundle ${walk.dir} has more than ${walk.limits.maxEntries} files and directories`);
@@ -171,15 +175,15 @@ async function walkDir(walk: Walk, abs: string, rel: string, rules: IgnoreRules,
       const real = await realpath(childAbs);
       if (walk.visited.has(real)) continue;
       walk.visited.add(real);
-      await walkDir(walk, childAbs, childRel, here, inOverlays || startsOverlays);
+      await walkDir(walk, childAbs, childRel, here, inOverlays || startsOverlays, keepAll);
     } else if (isFile) {
-      await visitFile(walk, childAbs, childRel, entry.name, rel === '', inOverlays);
+      await visitFile(walk, childAbs, childRel, entry.name, rel === '', keepAll);
     }
   }
 }
 
-/** Decides what one regular file is: fleet.yaml, an unsupported marker, a manifest, or ignored. */
-async function visitFile(walk: Walk, abs: string, rel: string, name: string, atRoot: boolean, inOverlays: boolean): Promise<void> {
+/** Decides what one regular file is: fleet.yaml, a manifest or a file of a chart or kustomization (kept), or ignored. */
+async function visitFile(walk: Walk, abs: string, rel: string, name: string, atRoot: boolean, keepAll: boolean): Promise<void> {
   if (FLEET_YAML_NAMES.includes(name)) {
     if (!atRoot) return; // a fleet.yaml under overlays/ configures nothing
     if (walk.fleetYaml) throw invalidBundle(display(walk, rel), undefined, `both ${walk.fleetYaml.name} and ${name} exist; keep one`);
@@ -188,11 +192,7 @@ async function visitFile(walk: Walk, abs: string, rel: string, name: string, atR
     walk.fleetYaml = { name, text: decodeUtf8(display(walk, rel), await readFile(abs)) };
     return;
   }
-  if (!inOverlays && UNSUPPORTED_MARKERS.includes(name)) {
-    throw invalidBundle(display(walk, rel), undefined,
-      'Helm charts and Kustomize directories are not supported yet by Flotilla (plain YAML and overlays only)');
-  }
-  if (isManifestName(name)) await addFile(walk, abs, rel, (await stat(abs)).size);
+  if (keepAll || isManifestName(name)) await addFile(walk, abs, rel, (await stat(abs)).size);
 }
 
 /**

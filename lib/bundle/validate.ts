@@ -1,6 +1,9 @@
 import type { FleetYaml } from '../api/fleetyaml.js';
 import type { BundleDeploymentOptions } from '../api/options.js';
-import { OVERLAYS_DIR, type BundleFile, invalidBundle, isManifestName, parseDocuments, parseManifest } from './manifest.js';
+import { ENGINE_MARKERS, OVERLAYS_DIR, type BundleFile, invalidBundle, isManifestName, parseDocuments, parseManifest } from './manifest.js';
+import { engineOf } from '../render/index.js';
+import { checkKustomization } from '../render/kustomize.js';
+import { inlineValuesFiles } from '../render/values.js';
 import { isPatchFile, renderBundle, renderOptionsFrom } from './render.js';
 import { mergeOptions } from './target.js';
 
@@ -11,7 +14,9 @@ import { mergeOptions } from './target.js';
  * 2. every overlay named in fleet.yaml (`yaml.overlays`, `targetCustomizations[].yaml.overlays`) has files;
  * 3. the bundle renders with the fleet.yaml options and with each target customization applied to them,
  *    so that a patch whose target is missing, or two objects with one identity, are found before any
- *    cluster gets the bundle.
+ *    cluster gets the bundle. Helm charts and kustomizations are checked, not rendered (their output
+ *    depends on the cluster; the agent renders them): see checkVariant. Files of chart and kustomization
+ *    folders are not parsed as manifests (templates are not YAML).
  * Throws StallingError (reason InvalidBundle) naming the file (and line) or the fleet.yaml field.
  */
 
@@ -34,9 +39,10 @@ export function fleetYamlOptions(fleetYaml: FleetYaml): BundleDeploymentOptions 
 }
 
 function checkManifests(files: readonly BundleFile[], ctx: ValidateContext): void {
+  const dirs = engineDirs(files);
   for (const file of files) {
     const name = file.path.slice(file.path.lastIndexOf('/') + 1);
-    if (!isManifestName(name)) continue;
+    if (!isManifestName(name) || inEngineDir(file.path, dirs)) continue;
     const shown = label(ctx, file.path);
     if (!file.path.startsWith(`${OVERLAYS_DIR}/`) || !isPatchFile(file.path)) {
       parseManifest(shown, file.content);
@@ -52,9 +58,9 @@ function checkManifests(files: readonly BundleFile[], ctx: ValidateContext): voi
 
 function checkOverlaysExist(files: readonly BundleFile[], fleetYaml: FleetYaml, ctx: ValidateContext): void {
   const uses: { field: string; name: string }[] = [];
-  (fleetYaml.yaml?.overlays ?? []).forEach((name, i) => uses.push({ field: `yaml.overlays[${i}]`, name }));
+  (fleetYaml.yaml?.overlays ?? []).forEach((name, i) => { uses.push({ field: `yaml.overlays[${i}]`, name }); });
   (fleetYaml.targetCustomizations ?? []).forEach((target, t) => {
-    (target.yaml?.overlays ?? []).forEach((name, i) => uses.push({ field: `targetCustomizations[${t}].yaml.overlays[${i}]`, name }));
+    (target.yaml?.overlays ?? []).forEach((name, i) => { uses.push({ field: `targetCustomizations[${t}].yaml.overlays[${i}]`, name }); });
   });
   for (const { field, name } of uses) {
     const prefix = `${OVERLAYS_DIR}/${name}/`;
@@ -65,28 +71,68 @@ function checkOverlaysExist(files: readonly BundleFile[], fleetYaml: FleetYaml, 
   }
 }
 
-/**
- * Until the agent and `flotilla render` call lib/render (issue 14), fleet.yaml `helm` and `kustomize` options
- * are refused rather than ignored on a plain YAML bundle.
- */
-function refuseUnwiredEngines(fleetYaml: FleetYaml, ctx: ValidateContext): void {
-  const uses = [
-    ...(['helm', 'kustomize'] as const).filter((k) => fleetYaml[k] !== undefined),
-    ...(fleetYaml.targetCustomizations ?? []).flatMap((t, i) =>
-      (['helm', 'kustomize'] as const).filter((k) => t[k] !== undefined).map((k) => `targetCustomizations[${i}].${k}`)),
-  ];
-  if (uses.length > 0) {
-    throw invalidBundle(ctx.fleetYamlName, undefined,
-      `${uses.join(', ')}: Helm and Kustomize bundles are not supported yet by Flotilla (plain YAML and overlays only)`);
+/** Folders (`''` for the root) holding a Chart.yaml or a kustomization: helm and kustomize read them, not the manifest parser. */
+export function engineDirs(files: readonly BundleFile[]): string[] {
+  const dirs = new Set<string>();
+  for (const f of files) {
+    const slash = f.path.lastIndexOf('/');
+    if (ENGINE_MARKERS.includes(f.path.slice(slash + 1))) dirs.add(slash < 0 ? '' : f.path.slice(0, slash));
   }
+  return [...dirs].sort();
+}
+
+/** True if a bundle path lies in one of `dirs` (see {@link engineDirs}). */
+export function inEngineDir(path: string, dirs: readonly string[]): boolean {
+  return dirs.some((d) => d === '' || path.startsWith(`${d}/`));
+}
+
+/**
+ * Checks one variant (the fleet.yaml options, or a target customization merged over them) without running
+ * helm or kustomize (the agent renders for each cluster): the chart folder holds a Chart.yaml and its values
+ * files exist; the kustomization exists and names no remote base or path outside the bundle. A plain YAML
+ * variant renders here; one that would read a chart or a kustomization as manifests is refused, unless
+ * another variant names an engine (as in Fleet, such a variant only fails on a cluster that gets it).
+ */
+function checkVariant(files: readonly BundleFile[], options: BundleDeploymentOptions, field: string, ctx: ValidateContext, anyEngine: boolean): void {
+  const { engine, dir } = engineOf(files, options);
+  const show = (p: string) => label(ctx, p);
+  const helmSet = Object.keys(options.helm ?? {}).length > 0;
+  if (engine !== 'helm' && helmSet) {
+    throw invalidBundle(ctx.fleetYamlName, undefined, engine === 'kustomize'
+      ? `${field}helm: Helm and Kustomize together (a chart built by kustomize) are not supported yet by Flotilla; use one of them`
+      : `${field}helm: the bundle has no chart (no Chart.yaml in its folder, no helm.chart), so these options would be ignored; `
+        + 'name the chart folder in helm.chart or remove helm');
+  }
+  if (engine === 'helm') {
+    const chartYaml = dir ? `${dir}/Chart.yaml` : 'Chart.yaml';
+    if (!files.some((f) => f.path === chartYaml)) {
+      throw invalidBundle(ctx.fleetYamlName, undefined, `${field}helm.chart: ${show(chartYaml)} is not in the bundle; name a chart folder of the bundle`);
+    }
+    inlineValuesFiles(options.helm ?? {}, files, { field: `${field}helm`, fleetYamlName: ctx.fleetYamlName, label: show });
+    return;
+  }
+  if (engine === 'kustomize') {
+    checkKustomization(files, dir, show);
+    return;
+  }
+  const dirs = engineDirs(files);
+  if (dirs.length > 0) {
+    if (anyEngine) return;
+    const marker = files.find((f) => inEngineDir(f.path, dirs) && ENGINE_MARKERS.includes(f.path.slice(f.path.lastIndexOf('/') + 1)));
+    throw invalidBundle(show(marker?.path ?? dirs[0] ?? '.'), undefined,
+      `is a Helm chart or a kustomization inside a bundle rendered as plain YAML${field ? ` (${field.slice(0, -1)})` : ''}; `
+      + 'name its folder in fleet.yaml helm.chart or kustomize.dir, or give it its own fleet.yaml');
+  }
+  renderBundle(files, { ...renderOptionsFrom(options), sourceDir: ctx.sourceDir });
 }
 
 /** Validates a bundle's files against its fleet.yaml (see the module comment). */
 export function validateBundle(files: readonly BundleFile[], fleetYaml: FleetYaml, ctx: ValidateContext): void {
-  refuseUnwiredEngines(fleetYaml, ctx);
   checkManifests(files, ctx);
   checkOverlaysExist(files, fleetYaml, ctx);
   const base = fleetYamlOptions(fleetYaml);
-  const variants = [base, ...(fleetYaml.targetCustomizations ?? []).filter((t) => !t.doNotDeploy).map((t) => mergeOptions(base, t))];
-  for (const options of variants) renderBundle(files, { ...renderOptionsFrom(options), sourceDir: ctx.sourceDir });
+  const variants = [{ field: '', options: base }, ...(fleetYaml.targetCustomizations ?? []).flatMap((t, i) =>
+    t.doNotDeploy ? [] : [{ field: `targetCustomizations[${i}].`, options: mergeOptions(base, t) }])];
+  const anyEngine = variants.some((v) => engineOf(files, v.options).engine !== 'yaml');
+  for (const { field, options } of variants) checkVariant(files, options, field, ctx, anyEngine);
 }

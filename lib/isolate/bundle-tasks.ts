@@ -1,3 +1,4 @@
+import { engineOf } from '../render/index.js';
 import type { DiscoverOptions } from '../bundle/discover.js';
 import { ContentMeter, contentLimitExceeded, setActiveContentLimits, type ContentLimits } from '../bundle/limits.js';
 import type { BundleFile, RenderedObject } from '../bundle/manifest.js';
@@ -5,7 +6,7 @@ import { readBundle, readGitRepoBundles, type BundleLimits, type LoadedBundle } 
 import { renderBundle, renderOptionsFrom, type RenderOptions } from '../bundle/render.js';
 import { apiGroup } from '../bundle/scope.js';
 import { mergeOptions } from '../bundle/target.js';
-import { fleetYamlOptions } from '../bundle/validate.js';
+import { engineDirs, fleetYamlOptions } from '../bundle/validate.js';
 
 /**
  * The bundle work that runs inside an isolate's worker thread (see bundle.ts for the calling side). Each
@@ -76,6 +77,8 @@ function checkVariants(bundle: LoadedBundle, limits: ContentLimits): void {
   const base = fleetYamlOptions(bundle.fleetYaml);
   const variants = [base, ...(bundle.fleetYaml.targetCustomizations ?? []).filter((t) => !t.doNotDeploy).map((t) => mergeOptions(base, t))];
   for (const options of variants) {
+    // Helm and Kustomize variants are checked by validateBundle and rendered per cluster by the agent (lib/render).
+    if (engineOf(bundle.files, options).engine !== 'yaml' || engineDirs(bundle.files).length > 0) continue;
     const objects = renderBundle(bundle.files, { ...renderOptionsFrom(options), sourceDir: bundle.dir });
     checkRendered(objects, limits, `bundle ${bundle.name} (${bundle.dir})`);
   }

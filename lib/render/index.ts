@@ -1,5 +1,5 @@
 import type { BundleDeploymentOptions } from '../api/options.js';
-import { type BundleFile, type RenderedObject, isManifestName } from '../bundle/manifest.js';
+import { type BundleFile, type RenderedObject, isManifestName, parseYamlDocuments } from '../bundle/manifest.js';
 import { type RenderOptions, renderBundle, renderOptionsFrom } from '../bundle/render.js';
 import { type Capabilities, type HelmDocument, helmTemplate } from './helm.js';
 import { kustomizationIn, kustomizeBuild } from './kustomize.js';
@@ -87,6 +87,37 @@ function asFiles(docs: readonly HelmDocument[]): BundleFile[] {
   return [...bySource].map(([path, texts]) => ({ path, content: Buffer.from(texts.join('\n---\n')) }));
 }
 
+/**
+ * The cluster's capabilities plus the APIs of the chart's crds/ (its own and its unpacked subcharts'): Helm
+ * installs those CRDs before it renders, so templates see their kinds in `.Capabilities.APIVersions` on the
+ * first install already; Flotilla applies them first too. A crds/ file that does not parse adds nothing
+ * (the error comes from helm's output).
+ */
+export function withChartCrds(files: readonly BundleFile[], chartDir: string, capabilities: Capabilities): Capabilities {
+  const prefix = chartDir ? `${chartDir}/` : '';
+  const crdFile = /^(charts\/[^/]+\/)*crds\/[^/]+\.(ya?ml|json)$/i;
+  const added: string[] = [];
+  for (const file of files) {
+    if (!file.path.startsWith(prefix) || !crdFile.test(file.path.slice(prefix.length))) continue;
+    let docs: { value: unknown }[];
+    try {
+      docs = parseYamlDocuments(file.path, file.content.toString('utf8'));
+    } catch {
+      continue;
+    }
+    for (const { value } of docs) {
+      const crd = value as { kind?: unknown; spec?: { group?: unknown; names?: { kind?: unknown }; versions?: { name?: unknown; served?: unknown }[] } } | null;
+      if (crd?.kind !== 'CustomResourceDefinition' || typeof crd.spec?.group !== 'string' || typeof crd.spec.names?.kind !== 'string') continue;
+      for (const v of Array.isArray(crd.spec.versions) ? crd.spec.versions : []) {
+        if (typeof v?.name !== 'string' || v.served === false) continue;
+        added.push(`${crd.spec.group}/${v.name}`, `${crd.spec.group}/${v.name}/${crd.spec.names.kind}`);
+      }
+    }
+  }
+  if (added.length === 0) return capabilities;
+  return { ...capabilities, apiVersions: [...new Set([...capabilities.apiVersions, ...added])].sort() };
+}
+
 /** Renders a bundle's files for one cluster (see the module comment). */
 export async function renderContent(
   files: readonly BundleFile[], content: ContentOptions, cluster: RenderCluster, settings: RenderSettings,
@@ -108,7 +139,7 @@ export async function renderContent(
   const values = preprocessValues(helm.values ?? {}, cluster, helm.disablePreProcess ?? false, label('fleet.yaml'));
   const out = await helmTemplate({
     ...limits, files, chart: dir || '.', releaseName: (helm.releaseName || content.bundleName).slice(0, 53), namespace, values, helm,
-    capabilities: cluster.capabilities, helmPath: settings.tools.helm,
+    capabilities: withChartCrds(files, dir, cluster.capabilities), helmPath: settings.tools.helm,
   });
   const hooks = out.hooks.map((h) => ({
     phase: h.phase, weight: h.weight, deletePolicy: h.deletePolicy,
@@ -117,6 +148,16 @@ export async function renderContent(
   return { engine, crds: renderBundle(asFiles(out.crds), rendered), objects: renderBundle(asFiles(out.resources), rendered), hooks };
 }
 
-export { renderToolsFromEnv } from './tools.js';
+export { DEFAULT_KUBE_VERSION, DEFAULT_RENDER_LIMITS, renderToolsFromEnv } from './tools.js';
 export type { RenderTools } from './tools.js';
 export type { Capabilities } from './helm.js';
+
+/** The objects of a rendered bundle in the order the agent applies them: CRDs, pre hooks, objects, post hooks. */
+export function inApplyOrder(content: RenderedContent): RenderedObject[] {
+  return [
+    ...content.crds,
+    ...content.hooks.filter((h) => h.phase === 'pre').map((h) => h.object),
+    ...content.objects,
+    ...content.hooks.filter((h) => h.phase === 'post').map((h) => h.object),
+  ];
+}

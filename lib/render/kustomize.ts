@@ -37,7 +37,7 @@ export function kustomizationIn(files: readonly BundleFile[], dir: string): Bund
 function namedPaths(doc: Record<string, unknown>): { field: string; entry: string }[] {
   const out: { field: string; entry: string }[] = [];
   const add = (field: string, v: unknown) => { if (typeof v === 'string') out.push({ field, entry: v }); };
-  for (const field of PATH_LISTS) (Array.isArray(doc[field]) ? doc[field] : []).forEach((v: unknown) => add(field, v));
+  for (const field of PATH_LISTS) for (const v of Array.isArray(doc[field]) ? doc[field] : []) add(field, v);
   for (const field of OBJECT_PATH_LISTS) {
     for (const v of Array.isArray(doc[field]) ? doc[field] : []) add(field, (v as { path?: unknown } | null)?.path);
   }

@@ -15,3 +15,9 @@ export interface RenderTools {
 export function renderToolsFromEnv(env: NodeJS.ProcessEnv = process.env): RenderTools {
   return { helm: env.FLOTILLA_HELM || 'helm', kustomize: env.FLOTILLA_KUSTOMIZE || 'kustomize' };
 }
+
+/** Limits of one helm or kustomize run when the caller configures none: one minute, 32 MiB of output. */
+export const DEFAULT_RENDER_LIMITS: Readonly<{ timeoutMs: number; maxOutputBytes: number }> = { timeoutMs: 60_000, maxOutputBytes: 32 * 1024 * 1024 };
+
+/** Kubernetes version given to Helm's `.Capabilities` when the cluster's is not known (`flotilla render` without --kube-version). */
+export const DEFAULT_KUBE_VERSION = 'v1.36.0';

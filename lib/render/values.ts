@@ -130,3 +130,20 @@ export function preprocessValues(values: Values, cluster: TemplateCluster, disab
     throw invalidBundle(source, undefined, `helm.values for cluster ${cluster.name}: ${err.message} (set helm.disablePreProcess to keep \${ } as text)`, err);
   }
 }
+
+/**
+ * Step 1 for a whole fleet.yaml, as Fleet does when it builds a bundle: the values files of `helm` and of
+ * every target customization's `helm` merged into their `values` (read from the bundle's files). The
+ * controller stores the result in the Bundle, so that step 3 can run per cluster on the controller.
+ */
+export function inlineFleetYamlValuesFiles<T extends { helm?: HelmOptions | undefined; targetCustomizations?: { helm?: HelmOptions | undefined }[] | undefined }>(
+  fleetYaml: T, files: readonly BundleFile[], where: { fleetYamlName: string; label: (p: string) => string },
+): T {
+  const out: T = { ...fleetYaml };
+  if (fleetYaml.helm) out.helm = inlineValuesFiles(fleetYaml.helm, files, { ...where, field: 'helm' });
+  if (fleetYaml.targetCustomizations) {
+    out.targetCustomizations = fleetYaml.targetCustomizations.map((t, i) =>
+      (t.helm ? { ...t, helm: inlineValuesFiles(t.helm, files, { ...where, field: `targetCustomizations[${i}].helm` }) } : t));
+  }
+  return out;
+}
