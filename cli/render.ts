@@ -108,6 +108,7 @@ function kubeVersionArg(value: string | undefined): string {
 }
 
 function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
+  // biome-ignore lint/suspicious/noImplicitAnyLet: typed by the parseArgs call that assigns it below
   let parsed;
   try {
     parsed = parseArgs({

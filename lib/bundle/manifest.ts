@@ -155,7 +155,7 @@ export function parseYamlDocuments(file: string, text: string, limits: ContentLi
 function firstContentLine(text: string): number {
   const lines = text.split('\n');
   const index = lines.findIndex((l) => !/^\s*(?:#.*)?$/.test(l) && !/^---\s*$/.test(l));
-  return index < 0 ? 0 : index;
+  return Math.max(index, 0);
 }
 
 /**
