@@ -123,8 +123,11 @@ export class Agent {
   async start(): Promise<void> {
     this.downstream = await KubeClient.fromKubeConfig(this.o.downstream);
     this.registrationState = new Registration({
-      downstream: this.downstream, namespace: this.namespace, log: this.log,
-      bootstrapSecretName: this.o.bootstrapSecretName ?? BOOTSTRAP_SECRET_NAME, stateSecretName: this.o.stateSecretName ?? STATE_SECRET_NAME,
+      downstream: this.downstream,
+      namespace: this.namespace,
+      log: this.log,
+      bootstrapSecretName: this.o.bootstrapSecretName ?? BOOTSTRAP_SECRET_NAME,
+      stateSecretName: this.o.stateSecretName ?? STATE_SECRET_NAME,
       ...(this.o.registrationPollMs !== undefined ? { pollMs: this.o.registrationPollMs } : {}),
       ...(this.o.now ? { now: () => (this.o.now as () => Date)().getTime() } : {}),
     });
@@ -151,20 +154,39 @@ export class Agent {
     const limits = this.o.limits ?? {};
     const inventory = new InventoryStore(downstream, this.namespace, clusterNamespace);
     const metrics = this.metrics;
-    const content = new ContentLoader({ upstream, clusterNamespace, cacheDir: this.o.cacheDir, limits: limits.oci ?? {}, metrics,
-      ...(limits.maxInlineBytes !== undefined ? { maxInlineBytes: limits.maxInlineBytes } : {}) });
+    const content = new ContentLoader({
+      upstream,
+      clusterNamespace,
+      cacheDir: this.o.cacheDir,
+      limits: limits.oci ?? {},
+      metrics,
+      ...(limits.maxInlineBytes !== undefined ? { maxInlineBytes: limits.maxInlineBytes } : {}),
+    });
     const reconciler = new BundleDeploymentReconciler({
-      upstream, clusterNamespace, applier: new Applier(downstream), inventory, log, content,
-      reserved: { namespace: this.namespace, inventoryPrefix: INVENTORY_PREFIX,
-        names: [this.o.bootstrapSecretName ?? BOOTSTRAP_SECRET_NAME, this.o.stateSecretName ?? STATE_SECRET_NAME] },
+      upstream,
+      clusterNamespace,
+      applier: new Applier(downstream),
+      inventory,
+      log,
+      content,
+      reserved: {
+        namespace: this.namespace,
+        inventoryPrefix: INVENTORY_PREFIX,
+        names: [this.o.bootstrapSecretName ?? BOOTSTRAP_SECRET_NAME, this.o.stateSecretName ?? STATE_SECRET_NAME],
+      },
       maxObjects: limits.maxObjects ?? 5000,
       renderer: new BundleRenderer({ limits: { ...limits.content, maxObjects: limits.maxObjects ?? 5000 } }),
-      resyncMs: this.o.resyncIntervalMs ?? 30_000, notReadyResyncMs: this.o.notReadyResyncMs ?? 5000,
-      events: new EventRecorder(upstream, 'flotilla-agent', log), observer: metrics.deployments,
+      resyncMs: this.o.resyncIntervalMs ?? 30_000,
+      notReadyResyncMs: this.o.notReadyResyncMs ?? 5000,
+      events: new EventRecorder(upstream, 'flotilla-agent', log),
+      observer: metrics.deployments,
       ...(this.o.now ? { now: this.o.now } : {}),
     });
-    const informer = new Informer<BundleDeployment & KubeObject>(upstream,
-      { apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: clusterNamespace }, { log });
+    const informer = new Informer<BundleDeployment & KubeObject>(
+      upstream,
+      { apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: clusterNamespace },
+      { log },
+    );
     const reconcile = async (key: string) => {
       try {
         return await reconciler.reconcile(key);
@@ -217,10 +239,16 @@ export class Agent {
   async pruneCache(): Promise<boolean> {
     const d = this.deployer;
     if (!d?.informer.hasSynced()) return false;
-    const live = d.informer.list().map((bd) => bd.spec.oci?.digest).filter((x): x is string => Boolean(x));
+    const live = d.informer
+      .list()
+      .map((bd) => bd.spec.oci?.digest)
+      .filter((x): x is string => Boolean(x));
     try {
       const result = await d.content.pruneCache(live);
-      if (!result.pruned) { this.log.debug({ why: result.why }, 'blob cache pruning skipped'); return false; }
+      if (!result.pruned) {
+        this.log.debug({ why: result.why }, 'blob cache pruning skipped');
+        return false;
+      }
       if (result.removed > 0) this.log.info({ removed: result.removed, kept: result.kept }, 'pruned the blob cache');
       return true;
     } catch (err) {
@@ -236,8 +264,10 @@ export class Agent {
     if (!credential || !bootstrap) return;
     const lastSeen = formatTime(this.o.now?.() ?? new Date());
     try {
-      await this.registration.upstream.patchStatus({ apiVersion: API_VERSION, kind: 'Cluster', namespace: bootstrap.namespace, name: credential.clusterName },
-        { agent: { lastSeen, namespace: this.namespace }, agentLastSeen: lastSeen });
+      await this.registration.upstream.patchStatus(
+        { apiVersion: API_VERSION, kind: 'Cluster', namespace: bootstrap.namespace, name: credential.clusterName },
+        { agent: { lastSeen, namespace: this.namespace }, agentLastSeen: lastSeen },
+      );
     } catch (err) {
       if (this.abort.signal.aborted) return;
       if (err instanceof KubeApiError && err.statusCode === 401) {

@@ -2,9 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Label, Reason } from '../lib/api/index.js';
 import { TransientError, WaitingError, messageOf } from '../lib/errors.js';
 import { KubeApiError, type KubeClient, type KubeObject } from '../lib/kube/client.js';
-import {
-  AGENT_FIELD_MANAGER, NAMESPACE_FIELD_MANAGER, describeId, idOf, type EnsuredNamespace, type ObjectId,
-} from './objects.js';
+import { AGENT_FIELD_MANAGER, NAMESPACE_FIELD_MANAGER, describeId, idOf, type EnsuredNamespace, type ObjectId } from './objects.js';
 
 /**
  * The downstream adapter: reads, dry-runs, applies and deletes objects in the agent's cluster with
@@ -37,7 +35,10 @@ export class Applier {
   private readonly pollMs: number;
   private readonly asAccount = new Map<string, Applier>();
 
-  constructor(readonly client: KubeClient, private readonly options: ApplierOptions = {}) {
+  constructor(
+    readonly client: KubeClient,
+    private readonly options: ApplierOptions = {},
+  ) {
     this.crdTimeoutMs = options.crdTimeoutMs ?? 60_000;
     this.deleteTimeoutMs = options.deleteTimeoutMs ?? 30_000;
     this.pollMs = options.pollMs ?? 250;
@@ -50,9 +51,12 @@ export class Applier {
    */
   async impersonating(namespace: string, name: string): Promise<Applier> {
     if (!(await this.client.get({ apiVersion: 'v1', kind: 'ServiceAccount', namespace, name }))) {
-      throw new WaitingError(Reason.ServiceAccountNotFound,
-        `service account ${namespace}/${name} (spec.serviceAccount) does not exist downstream; nothing was applied. `
-        + 'Create it, with the RBAC the bundle needs, in the agent\'s namespace', { retryAfterMs: 15_000 });
+      throw new WaitingError(
+        Reason.ServiceAccountNotFound,
+        `service account ${namespace}/${name} (spec.serviceAccount) does not exist downstream; nothing was applied. ` +
+          "Create it, with the RBAC the bundle needs, in the agent's namespace",
+        { retryAfterMs: 15_000 },
+      );
     }
     const key = `${namespace}/${name}`;
     let applier = this.asAccount.get(key);
@@ -120,7 +124,8 @@ export class Applier {
       return { verified: true, object: await this.client.raw<KubeObject>('PATCH', path, obj, 'application/apply-patch+yaml') };
     } catch (err) {
       // Apply creates missing objects, so a 404 can only mean that the namespace does not exist yet.
-      if (err instanceof KubeApiError && err.statusCode === 404 && id.namespace) return { verified: false, why: `namespace ${id.namespace} does not exist yet` };
+      if (err instanceof KubeApiError && err.statusCode === 404 && id.namespace)
+        return { verified: false, why: `namespace ${id.namespace} does not exist yet` };
       throw applyFailed(`the API server rejects ${describeId(id)}`, err);
     }
   }
@@ -179,10 +184,12 @@ export class Applier {
     for (const name of names) {
       for (;;) {
         const crd = await this.get({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name });
-        const conditions = ((crd?.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions) ?? [];
+        const conditions = (crd?.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? [];
         if (conditions.some((c) => c.type === 'Established' && c.status === 'True')) break;
         if (Date.now() > deadline) {
-          throw new WaitingError(Reason.ApplyFailed, `CustomResourceDefinition ${name} is not Established after ${this.crdTimeoutMs} ms`, { retryAfterMs: 10_000 });
+          throw new WaitingError(Reason.ApplyFailed, `CustomResourceDefinition ${name} is not Established after ${this.crdTimeoutMs} ms`, {
+            retryAfterMs: 10_000,
+          });
         }
         await sleep(this.pollMs);
       }
@@ -196,7 +203,7 @@ export class Applier {
    */
   async ensureNamespace(ns: EnsuredNamespace): Promise<void> {
     const id = { apiVersion: 'v1', kind: 'Namespace', name: ns.name };
-    if (!ns.labels && !ns.annotations && await this.get(id)) return;
+    if (!ns.labels && !ns.annotations && (await this.get(id))) return;
     const obj: KubeObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns.name } };
     if (ns.labels) obj.metadata.labels = ns.labels;
     if (ns.annotations) obj.metadata.annotations = ns.annotations;

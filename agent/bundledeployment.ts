@@ -1,7 +1,14 @@
 import type { Logger } from 'pino';
 import {
-  API_VERSION, ConditionType, Finalizer, Reason, getCondition,
-  type BundleDeployment, type BundleDeploymentStatus, type ModifiedStatus, type NonReadyStatus,
+  API_VERSION,
+  ConditionType,
+  Finalizer,
+  Reason,
+  getCondition,
+  type BundleDeployment,
+  type BundleDeploymentStatus,
+  type ModifiedStatus,
+  type NonReadyStatus,
 } from '../lib/api/index.js';
 import { renderOptionsFrom, type RenderedObject } from '../lib/bundle/index.js';
 import { BundleRenderer } from '../lib/isolate/bundle.js';
@@ -20,8 +27,16 @@ import { VerifiedCache, applyPlan, needsWrite, planObjects, type PlannedObject }
 import { modifiedStatusOf } from './drift.js';
 import { pruneList, unionIds, type Inventory, type InventoryStore } from './inventory.js';
 import {
-  crdScopes, describeId, idKey, namespacesOf, prepareObjects, validateObjects,
-  type DesiredObject, type EnsuredNamespace, type ObjectId, type ReservedObjects,
+  crdScopes,
+  describeId,
+  idKey,
+  namespacesOf,
+  prepareObjects,
+  validateObjects,
+  type DesiredObject,
+  type EnsuredNamespace,
+  type ObjectId,
+  type ReservedObjects,
 } from './objects.js';
 import { nonReadyStatusOf, readinessOf } from './readiness.js';
 import { computeStatus, type MonitorResult, type StepFailure } from './status.js';
@@ -128,13 +143,21 @@ export class BundleDeploymentReconciler {
   /** The skeleton's definition: get, finalizer, steps (paused: monitor only), status and requeue. */
   private definition(): ReconcilerDefinition<BD, Run> {
     return {
-      name: 'bundledeployment', log: this.o.log, now: () => this.now(), kube: this.o.upstream,
+      name: 'bundledeployment',
+      log: this.o.log,
+      now: () => this.now(),
+      kube: this.o.upstream,
       get: async (key) => await this.o.upstream.get<BD>(this.ref(splitKey(key).name)),
-      gone: async (key) => { await this.removeResources(splitKey(key).name, undefined); },
+      gone: async (key) => {
+        await this.removeResources(splitKey(key).name, undefined);
+      },
       finalizer: {
         name: Finalizer.BundleDeployment,
         always: true,
-        finalize: async (bd) => { await this.removeResources(bd.metadata.name, bd.spec.options?.keepResources); return 'done'; },
+        finalize: async (bd) => {
+          await this.removeResources(bd.metadata.name, bd.spec.options?.keepResources);
+          return 'done';
+        },
         shouldAdd: () => this.finalizersAllowed,
         onForbidden: (err) => {
           this.finalizersAllowed = false;
@@ -142,13 +165,28 @@ export class BundleDeploymentReconciler {
         },
       },
       start: (bd, now) => ({
-        object: bd, now, conditions: [...(bd.status?.conditions ?? [])],
-        bd, applier: this.o.applier, inventory: undefined, deploying: false, appliedDeploymentID: undefined, desired: [], namespaces: [], requiredNamespaces: [], plan: [],
-        written: new Map(), pruned: 0, monitor: undefined, hooks: [], unpruned: new Set(),
+        object: bd,
+        now,
+        conditions: [...(bd.status?.conditions ?? [])],
+        bd,
+        applier: this.o.applier,
+        inventory: undefined,
+        deploying: false,
+        appliedDeploymentID: undefined,
+        desired: [],
+        namespaces: [],
+        requiredNamespaces: [],
+        plan: [],
+        written: new Map(),
+        pruned: 0,
+        monitor: undefined,
+        hooks: [],
+        unpruned: new Set(),
       }),
-      steps: (run) => run.bd.spec.paused
-        ? [this.identity, this.loadInventory, this.monitorPaused]
-        : [this.identity, this.loadInventory, this.dependencies, this.render, this.namespaces, this.plan, this.apply, this.monitor],
+      steps: (run) =>
+        run.bd.spec.paused
+          ? [this.identity, this.loadInventory, this.monitorPaused]
+          : [this.identity, this.loadInventory, this.dependencies, this.render, this.namespaces, this.plan, this.apply, this.monitor],
       status: {
         fallbackReason: Reason.InternalError,
         readiness: (run, error) => {
@@ -156,15 +194,19 @@ export class BundleDeploymentReconciler {
           run.conditions = status.conditions ?? [];
           const ready = getCondition(status.conditions, ConditionType.Ready);
           const deployed = getCondition(status.conditions, ConditionType.Deployed);
-          return { status: ready?.status ?? 'Unknown', reason: ready?.reason ?? Reason.Progressing, message: ready?.message ?? '',
-            progressing: deployed?.status === 'Unknown' };
+          return {
+            status: ready?.status ?? 'Unknown',
+            reason: ready?.reason ?? Reason.Progressing,
+            message: ready?.message ?? '',
+            progressing: deployed?.status === 'Unknown',
+          };
         },
         build: (run, conditions) => ({ ...run.computed, conditions }),
         writer: mergeStatusWriter(this.o.upstream),
         transitions: (run, before, after) => this.recordEvents(run, before as BundleDeploymentStatus | undefined, after as BundleDeploymentStatus),
       },
-      requeue: (run, error) => error !== undefined ? {}
-        : { requeueAfterMs: (run.monitor?.nonReady.length ?? 0) > 0 ? this.o.notReadyResyncMs : this.o.resyncMs },
+      requeue: (run, error) =>
+        error !== undefined ? {} : { requeueAfterMs: (run.monitor?.nonReady.length ?? 0) > 0 ? this.o.notReadyResyncMs : this.o.resyncMs },
     };
   }
 
@@ -182,8 +224,7 @@ export class BundleDeploymentReconciler {
   private readonly loadInventory: Step<Run> = async (run) => {
     run.inventory = await this.o.inventory.get(run.bd.metadata.name);
     run.appliedDeploymentID = run.inventory?.deploymentID || undefined;
-    run.deploying = run.inventory?.deploymentID !== run.bd.spec.deploymentID
-      || run.inventory.syncGeneration !== (run.bd.spec.forceSyncGeneration ?? 0);
+    run.deploying = run.inventory?.deploymentID !== run.bd.spec.deploymentID || run.inventory.syncGeneration !== (run.bd.spec.forceSyncGeneration ?? 0);
     return 'continue';
   };
 
@@ -207,21 +248,27 @@ export class BundleDeploymentReconciler {
     // Helm and Kustomize bundles: agent/charts.ts (helm and kustomize run as bounded subprocesses).
     const engine = await renderEngine(files, run.bd, run.applier.client, this.engines);
     if (engine) served = await run.applier.scopes([...engine.crds, ...engine.objects, ...engine.hooks.map((h) => h.object)]);
-    const prepare = { bundleDeploymentName: run.bd.metadata.name, deploymentID: run.bd.spec.deploymentID, isNamespaced: (a: string, k: string) => served(a, k) };
+    const prepare = {
+      bundleDeploymentName: run.bd.metadata.name,
+      deploymentID: run.bd.spec.deploymentID,
+      isNamespaced: (a: string, k: string) => served(a, k),
+    };
     const charted = engine ? prepareRendered(engine, prepare) : undefined;
     run.hooks = charted?.hooks ?? [];
     run.unpruned = charted?.crdKeys ?? new Set();
-    const rendered: RenderedObject[] = charted?.objects
-      ?? await this.renderer.renderForCluster(files, renderOptions, `BundleDeployment ${run.bd.metadata.name}`, async (rough) => {
+    const rendered: RenderedObject[] =
+      charted?.objects ??
+      (await this.renderer.renderForCluster(files, renderOptions, `BundleDeployment ${run.bd.metadata.name}`, async (rough) => {
         served = await run.applier.scopes([...rough]);
         const fromBundle = crdScopes([...rough]);
         return (apiVersion, kind) => (served(apiVersion, kind) ?? fromBundle.get(`${groupOf(apiVersion)}/${kind}`)) === false;
-      });
+      }));
     run.desired = prepareObjects(rendered, prepare);
     validateObjects(run.desired, this.o.reserved, this.o.maxObjects);
     const namespaces = namespacesOf(run.desired, {
       target: options?.targetNamespace || options?.namespace || options?.defaultNamespace,
-      labels: options?.namespaceLabels, annotations: options?.namespaceAnnotations,
+      labels: options?.namespaceLabels,
+      annotations: options?.namespaceAnnotations,
     });
     run.namespaces = namespaces.ensure;
     run.requiredNamespaces = namespaces.required;
@@ -240,9 +287,13 @@ export class BundleDeploymentReconciler {
     }
     if (missing.length === 0) return 'continue';
     const first = run.desired.find((d) => d.id.namespace === missing[0]);
-    throw new WaitingError(Reason.NamespaceNotFound, `${first ? `${describeId(first.id)}: ` : ''}namespace${missing.length > 1 ? 's' : ''} `
-      + `${missing.join(', ')} ${missing.length > 1 ? 'do' : 'does'} not exist downstream; nothing was applied. Add a Namespace object to the bundle, `
-      + 'set defaultNamespace or namespace in fleet.yaml (the agent creates that one), or create it', { retryAfterMs: 15_000 });
+    throw new WaitingError(
+      Reason.NamespaceNotFound,
+      `${first ? `${describeId(first.id)}: ` : ''}namespace${missing.length > 1 ? 's' : ''} ` +
+        `${missing.join(', ')} ${missing.length > 1 ? 'do' : 'does'} not exist downstream; nothing was applied. Add a Namespace object to the bundle, ` +
+        'set defaultNamespace or namespace in fleet.yaml (the agent creates that one), or create it',
+      { retryAfterMs: 15_000 },
+    );
   };
 
   private readonly plan: Step<Run> = async (run) => {
@@ -255,8 +306,13 @@ export class BundleDeploymentReconciler {
   };
 
   private deployContext(run: Run) {
-    return { applier: run.applier, log: this.o.log.child({ bundleDeployment: run.bd.metadata.name }),
-      concurrency: this.o.concurrency ?? 8, comparePatches: run.bd.spec.options?.diff?.comparePatches, verified: this.verified };
+    return {
+      applier: run.applier,
+      log: this.o.log.child({ bundleDeployment: run.bd.metadata.name }),
+      concurrency: this.o.concurrency ?? 8,
+      comparePatches: run.bd.spec.options?.diff?.comparePatches,
+      verified: this.verified,
+    };
   }
 
   /** Writes what must be written, prunes, records the inventory (see the module comment). */
@@ -270,8 +326,12 @@ export class BundleDeploymentReconciler {
     const keepResources = bd.spec.options?.keepResources ?? false;
     const base = { bundleDeployment: bd.metadata.name, keepResources };
     // Recorded first, so that an agent killed while applying still knows every object it may have created.
-    await this.o.inventory.put({ ...base, deploymentID: run.inventory?.deploymentID ?? '', syncGeneration: run.inventory?.syncGeneration ?? 0,
-      objects: unionIds(previous, desiredIds) });
+    await this.o.inventory.put({
+      ...base,
+      deploymentID: run.inventory?.deploymentID ?? '',
+      syncGeneration: run.inventory?.syncGeneration ?? 0,
+      objects: unionIds(previous, desiredIds),
+    });
     const hookLog = this.o.log.child({ bundleDeployment: bd.metadata.name });
     if (run.deploying) await runHooks(run.applier, run.hooks, 'pre', run.namespaces, hookLog);
     const outcome = await applyPlan(this.deployContext(run), run.plan, run.namespaces, needsWrite, correctDrift?.force ?? false);
@@ -313,7 +373,10 @@ export class BundleDeploymentReconciler {
     const modified: ModifiedStatus[] = [];
     for (const id of ids) {
       const live = await run.applier.get(id);
-      if (!live) { modified.push(modifiedStatusOf({ id, state: 'missing' })); continue; }
+      if (!live) {
+        modified.push(modifiedStatusOf({ id, state: 'missing' }));
+        continue;
+      }
       const readiness = readinessOf(live);
       if (!readiness.ready) nonReady.push(nonReadyStatusOf(live, readiness));
     }
@@ -326,9 +389,15 @@ export class BundleDeploymentReconciler {
     const bd = run.bd;
     const failure = error === undefined ? undefined : failureOf(error, run.deploying || run.inventory === undefined ? 'deploy' : 'monitor');
     run.computed = computeStatus({
-      previous: bd.status, generation: bd.metadata.generation, deploymentID: bd.spec.deploymentID,
-      forceSyncGeneration: bd.spec.forceSyncGeneration, appliedDeploymentID: run.appliedDeploymentID,
-      paused: bd.spec.paused ?? false, failure, monitor: run.monitor, now: run.now,
+      previous: bd.status,
+      generation: bd.metadata.generation,
+      deploymentID: bd.spec.deploymentID,
+      forceSyncGeneration: bd.spec.forceSyncGeneration,
+      appliedDeploymentID: run.appliedDeploymentID,
+      paused: bd.spec.paused ?? false,
+      failure,
+      monitor: run.monitor,
+      now: run.now,
     });
     return run.computed;
   }
@@ -339,7 +408,12 @@ export class BundleDeploymentReconciler {
     const was = getCondition(before?.conditions, ConditionType.Deployed);
     const now = getCondition(after.conditions, ConditionType.Deployed);
     if (run.appliedDeploymentID && run.appliedDeploymentID !== before?.appliedDeploymentID && now?.status === 'True') {
-      void events.emit(run.bd, 'Normal', 'Deployed', `applied deployment ${run.appliedDeploymentID}: ${run.written.size} objects written, ${run.pruned} pruned`);
+      void events.emit(
+        run.bd,
+        'Normal',
+        'Deployed',
+        `applied deployment ${run.appliedDeploymentID}: ${run.written.size} objects written, ${run.pruned} pruned`,
+      );
     } else if (run.written.size > 0) {
       void events.emit(run.bd, 'Normal', 'DriftCorrected', `re-applied ${run.written.size} modified or missing objects`);
     }

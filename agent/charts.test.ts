@@ -10,9 +10,17 @@ function fakeApplier(jobOutcome: 'Complete' | 'Failed' = 'Complete') {
   const live = new Map<string, KubeObject>();
   const calls: string[] = [];
   const applier = {
-    ensureNamespace: async (ns: { name: string }) => { calls.push(`ns ${ns.name}`); },
-    deleteAndWait: async (id: ObjectId) => { calls.push(`replace-delete ${id.name}`); live.delete(idKey(id)); },
-    delete: async (id: ObjectId) => { calls.push(`delete ${id.name}`); return live.delete(idKey(id)); },
+    ensureNamespace: async (ns: { name: string }) => {
+      calls.push(`ns ${ns.name}`);
+    },
+    deleteAndWait: async (id: ObjectId) => {
+      calls.push(`replace-delete ${id.name}`);
+      live.delete(idKey(id));
+    },
+    delete: async (id: ObjectId) => {
+      calls.push(`delete ${id.name}`);
+      return live.delete(idKey(id));
+    },
     apply: async (obj: KubeObject) => {
       calls.push(`apply ${obj.metadata.name}`);
       const stored = obj.kind === 'Job' ? { ...obj, status: { conditions: [{ type: jobOutcome, status: 'True' }] } } : obj;
@@ -35,9 +43,7 @@ const noSleep = async () => {};
 describe('runHooks', () => {
   it('applies the hooks of one phase in order, ensuring namespaces first and honouring delete policies', async () => {
     const { applier, calls, live } = fakeApplier();
-    const hooks = [
-      hook('a', 'pre', ['before-hook-creation']), hook('b', 'pre', ['hook-succeeded'], 'Job'), hook('c', 'post', ['before-hook-creation']),
-    ];
+    const hooks = [hook('a', 'pre', ['before-hook-creation']), hook('b', 'pre', ['hook-succeeded'], 'Job'), hook('c', 'post', ['before-hook-creation'])];
     expect(await runHooks(applier, hooks, 'pre', [{ name: 'apps' } as never], log, noSleep)).to.equal(2);
     expect(calls).to.deep.equal(['ns apps', 'replace-delete a', 'apply a', 'apply b', 'delete b']);
     expect([...live.keys()].map((k) => k.split('/').pop())).to.deep.equal(['a']);
@@ -45,7 +51,10 @@ describe('runHooks', () => {
 
   it('fails on a failed Job hook, deleting it under hook-failed', async () => {
     const { applier, calls } = fakeApplier('Failed');
-    const err = await runHooks(applier, [hook('migrate', 'post', ['hook-failed'], 'Job')], 'post', [], log, noSleep).then(() => undefined, (e: unknown) => e);
+    const err = await runHooks(applier, [hook('migrate', 'post', ['hook-failed'], 'Job')], 'post', [], log, noSleep).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect((err as Error).message).to.match(/post-install\/upgrade hook Job apps\/migrate.* failed/);
     expect(calls).to.deep.equal(['apply migrate', 'delete migrate']);
   });

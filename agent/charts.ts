@@ -4,8 +4,13 @@ import type { BundleFile, RenderedObject } from '../lib/bundle/index.js';
 import { TransientError } from '../lib/errors.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import {
-  DEFAULT_RENDER_LIMITS, engineOf, renderContent, renderToolsFromEnv,
-  type Capabilities, type RenderSettings, type RenderedContent,
+  DEFAULT_RENDER_LIMITS,
+  engineOf,
+  renderContent,
+  renderToolsFromEnv,
+  type Capabilities,
+  type RenderSettings,
+  type RenderedContent,
 } from '../lib/render/index.js';
 import type { Applier } from './applier.js';
 import { describeId, idKey, prepareObjects, type DesiredObject, type EnsuredNamespace, type PrepareContext } from './objects.js';
@@ -47,7 +52,9 @@ export class CapabilitiesCache {
     if (!this.cached || this.now() - this.cached.at > CAPABILITIES_TTL_MS) {
       const value = discoverCapabilities(client);
       this.cached = { at: this.now(), value };
-      value.catch(() => { this.cached = undefined; });
+      value.catch(() => {
+        this.cached = undefined;
+      });
     }
     return await this.cached.value;
   }
@@ -88,12 +95,16 @@ export function defaultEngineRendering(): EngineRendering {
 
 /** Renders a Helm or Kustomize BundleDeployment for this cluster; undefined for plain YAML. */
 export async function renderEngine(
-  files: readonly BundleFile[], bd: BundleDeployment & KubeObject, client: KubeClient, rendering: EngineRendering,
+  files: readonly BundleFile[],
+  bd: BundleDeployment & KubeObject,
+  client: KubeClient,
+  rendering: EngineRendering,
 ): Promise<RenderedContent | undefined> {
   const options = bd.spec.options;
   if (engineOf(files, options).engine === 'yaml') return undefined;
   const cluster = {
-    name: bd.metadata.labels?.[Label.Cluster] ?? '', namespace: bd.metadata.namespace,
+    name: bd.metadata.labels?.[Label.Cluster] ?? '',
+    namespace: bd.metadata.namespace,
     capabilities: await rendering.capabilities.get(client),
   };
   return await renderContent(files, { bundleName: bd.metadata.name, options }, cluster, rendering.settings);
@@ -109,7 +120,9 @@ export interface PreparedHook {
 /** The objects the plan covers (CRDs, then the rest) and the hooks, prepared like every desired object. */
 export function prepareRendered(content: RenderedContent, ctx: PrepareContext): { objects: RenderedObject[]; hooks: PreparedHook[]; crdKeys: Set<string> } {
   const hooks = content.hooks.map((h) => ({
-    phase: h.phase, deletePolicy: h.deletePolicy, desired: prepareObjects([h.object], ctx)[0] as DesiredObject,
+    phase: h.phase,
+    deletePolicy: h.deletePolicy,
+    desired: prepareObjects([h.object], ctx)[0] as DesiredObject,
   }));
   const crdKeys = new Set(prepareObjects(content.crds, ctx).map((d) => idKey(d.id)));
   return { objects: [...content.crds, ...content.objects], hooks, crdKeys };
@@ -145,7 +158,11 @@ async function awaitHook(applier: Applier, hook: PreparedHook, sleep: (ms: numbe
 
 /** Applies the hooks of one phase in order, honouring their delete policies (see the module comment). */
 export async function runHooks(
-  applier: Applier, hooks: readonly PreparedHook[], phase: 'pre' | 'post', namespaces: readonly EnsuredNamespace[], log: Logger,
+  applier: Applier,
+  hooks: readonly PreparedHook[],
+  phase: 'pre' | 'post',
+  namespaces: readonly EnsuredNamespace[],
+  log: Logger,
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
 ): Promise<number> {
   const due = hooks.filter((h) => h.phase === phase);

@@ -13,9 +13,18 @@ describe('agent configuration', () => {
   const cases: { name: string; argv: string[]; env?: Record<string, string>; want: Record<string, unknown> }[] = [
     { name: 'reads flags with =', argv: ['--resync=1m', '--cache-dir=/c'], want: { resync: 60_000, cacheDir: '/c' } },
     { name: 'reads flags with a separate value', argv: ['--heartbeat', '5s', '--log-level', 'debug'], want: { heartbeat: 5000, logLevel: 'debug' } },
-    { name: 'reads the environment', argv: [], env: { FLOTILLA_NAMESPACE: 'agents', FLOTILLA_PROBE_PORT: '9000' }, want: { namespace: 'agents', probePort: 9000 } },
-    { name: 'reads the limits on pulled bundles', argv: ['--max-file-bytes=1024'], env: { FLOTILLA_MAX_BUNDLE_BYTES: '4096', FLOTILLA_MAX_BUNDLE_FILES: '3' },
-      want: { maxFileBytes: 1024, maxBundleBytes: 4096, maxBundleFiles: 3 } },
+    {
+      name: 'reads the environment',
+      argv: [],
+      env: { FLOTILLA_NAMESPACE: 'agents', FLOTILLA_PROBE_PORT: '9000' },
+      want: { namespace: 'agents', probePort: 9000 },
+    },
+    {
+      name: 'reads the limits on pulled bundles',
+      argv: ['--max-file-bytes=1024'],
+      env: { FLOTILLA_MAX_BUNDLE_BYTES: '4096', FLOTILLA_MAX_BUNDLE_FILES: '3' },
+      want: { maxFileBytes: 1024, maxBundleBytes: 4096, maxBundleFiles: 3 },
+    },
     { name: 'lets flags win over the environment', argv: ['--namespace=flag'], env: { FLOTILLA_NAMESPACE: 'env' }, want: { namespace: 'flag' } },
   ];
   for (const c of cases) it(c.name, () => expect(parseAgentConfig(c.argv, c.env ?? {})).to.include(c.want));
@@ -34,7 +43,10 @@ describe('agent configuration', () => {
 
   it('has the same content limits as the controller by default, each settable by flag', () => {
     expect(contentLimitsOf(parseAgentConfig([], {}))).to.deep.equal(DEFAULT_CONTENT_LIMITS);
-    expect(contentLimitsOf(parseAgentConfig(['--max-nodes=1000', '--render-timeout', '500ms', '--max-objects', '7'], {})))
-      .to.deep.include({ maxNodes: 1000, renderTimeoutMs: 500, maxObjects: 7 });
+    expect(contentLimitsOf(parseAgentConfig(['--max-nodes=1000', '--render-timeout', '500ms', '--max-objects', '7'], {}))).to.deep.include({
+      maxNodes: 1000,
+      renderTimeoutMs: 500,
+      maxObjects: 7,
+    });
   });
 });

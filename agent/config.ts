@@ -10,16 +10,26 @@ import { DEFAULT_AGENT_NAMESPACE } from './credentials.js';
  * (FLOTILLA_<UPPER_SNAKE>, e.g. FLOTILLA_CACHE_DIR) over defaults, parsed once at start-up with zod.
  */
 
-const durationMs = (fallback: string) => z.string().default(fallback).transform((text, ctx) => {
-  const ms = parseDurationMs(text);
-  if (ms === undefined || ms <= 0) { ctx.addIssue({ code: 'custom', message: `not a positive duration: ${text}` }); return z.NEVER; }
-  return ms;
-});
+const durationMs = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const ms = parseDurationMs(text);
+      if (ms === undefined || ms <= 0) {
+        ctx.addIssue({ code: 'custom', message: `not a positive duration: ${text}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
 
 /** Configuration schema (flags in kebab case: `resync` is `--resync`, `cacheDir` is `--cache-dir`). */
 export const AgentConfigSchema = z.strictObject({
   kubeconfig: z.string().optional().describe('Kubeconfig of the downstream cluster; in-cluster config when unset.'),
-  namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).default(DEFAULT_AGENT_NAMESPACE)
+  namespace: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+    .default(DEFAULT_AGENT_NAMESPACE)
     .describe('Namespace of the agent downstream: bootstrap and state Secrets, inventories.'),
   cacheDir: z.string().default('/var/cache/flotilla-agent').describe('Blob cache folder (content-addressed).'),
   resync: durationMs('30s').describe('Interval of drift and readiness checks of each BundleDeployment.'),
@@ -29,10 +39,25 @@ export const AgentConfigSchema = z.strictObject({
   maxObjects: z.coerce.number().int().min(1).default(DEFAULT_CONTENT_LIMITS.maxObjects).describe('Most objects one bundle may render.'),
   ...CONTENT_LIMIT_CONFIG_SHAPE,
   maxBundleFiles: z.coerce.number().int().min(1).default(DEFAULT_ARTIFACT_LIMITS.maxFiles).describe('Most files (layers) a pulled bundle artifact may have.'),
-  maxFileBytes: z.coerce.number().int().min(1).default(DEFAULT_ARTIFACT_LIMITS.maxFileBytes).describe('Largest file (layer) of a pulled bundle artifact, in bytes.'),
-  maxBundleBytes: z.coerce.number().int().min(1).default(DEFAULT_ARTIFACT_LIMITS.maxTotalBytes).describe('Largest sum of the layers of a pulled bundle artifact, in bytes.'),
+  maxFileBytes: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(DEFAULT_ARTIFACT_LIMITS.maxFileBytes)
+    .describe('Largest file (layer) of a pulled bundle artifact, in bytes.'),
+  maxBundleBytes: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(DEFAULT_ARTIFACT_LIMITS.maxTotalBytes)
+    .describe('Largest sum of the layers of a pulled bundle artifact, in bytes.'),
   probePort: z.coerce.number().int().min(0).max(65535).default(8081).describe('Port of /healthz and /readyz (0 picks one).'),
-  metricsPort: z.coerce.number().int().min(0).max(65535).optional()
+  metricsPort: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .optional()
     .describe('Port of a separate /metrics server, as the controller has (0 picks one); /metrics is served on the probe port as well.'),
   probeAddress: z.string().default('0.0.0.0').describe('Address the probe and metrics servers listen on.'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level.'),

@@ -11,16 +11,36 @@ const ref = `127.0.0.1:5000/b@sha256:${'a'.repeat(64)}`;
 
 describe('agent content: what a failed pull means', () => {
   const cases: { name: string; err: unknown; reason: string; disposition: string }[] = [
-    { name: 'an unreachable registry is retried with backoff', err: new RegistryUnavailableError('connection refused', { registry: 'r', code: 'ECONNREFUSED' }),
-      reason: 'RegistryUnreachable', disposition: 'transient' },
-    { name: 'a missing manifest is retried (it may be pushed yet)', err: new RegistryRefusedError('unknown', { registry: 'r', code: 'MANIFEST_UNKNOWN', status: 404 }),
-      reason: 'ArtifactPullFailed', disposition: 'transient' },
-    { name: 'refused credentials are retried (the Secret may be fixed)', err: new RegistryRefusedError('denied', { registry: 'r', code: 'UNAUTHORIZED', status: 401 }),
-      reason: 'AuthenticationFailed', disposition: 'transient' },
-    { name: 'tampered bytes are retried but keep their reason', err: new ArtifactError('ArtifactTampered', 'digest mismatch'),
-      reason: 'ArtifactTampered', disposition: 'transient' },
-    { name: 'an invalid artifact stalls: the pinned content never changes', err: new ArtifactError('InvalidBundle', 'not a bundle'),
-      reason: 'InvalidBundle', disposition: 'stalling' },
+    {
+      name: 'an unreachable registry is retried with backoff',
+      err: new RegistryUnavailableError('connection refused', { registry: 'r', code: 'ECONNREFUSED' }),
+      reason: 'RegistryUnreachable',
+      disposition: 'transient',
+    },
+    {
+      name: 'a missing manifest is retried (it may be pushed yet)',
+      err: new RegistryRefusedError('unknown', { registry: 'r', code: 'MANIFEST_UNKNOWN', status: 404 }),
+      reason: 'ArtifactPullFailed',
+      disposition: 'transient',
+    },
+    {
+      name: 'refused credentials are retried (the Secret may be fixed)',
+      err: new RegistryRefusedError('denied', { registry: 'r', code: 'UNAUTHORIZED', status: 401 }),
+      reason: 'AuthenticationFailed',
+      disposition: 'transient',
+    },
+    {
+      name: 'tampered bytes are retried but keep their reason',
+      err: new ArtifactError('ArtifactTampered', 'digest mismatch'),
+      reason: 'ArtifactTampered',
+      disposition: 'transient',
+    },
+    {
+      name: 'an invalid artifact stalls: the pinned content never changes',
+      err: new ArtifactError('InvalidBundle', 'not a bundle'),
+      reason: 'InvalidBundle',
+      disposition: 'stalling',
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -45,7 +65,9 @@ describe('agent content: pruning the blob cache', () => {
     await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
     for (const c of ['a', 'b']) await writeFile(join(dir, 'blobs', 'sha256', c.repeat(64)), c);
   });
-  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
   const loader = () => new ContentLoader({ upstream: undefined as unknown as KubeClient, clusterNamespace: 'c', cacheDir: dir });
 
   it('removes nothing while a referenced artifact was not pulled by this process (its blobs are unknown)', async () => {

@@ -3,8 +3,16 @@ import { resourcesToFiles, type BundleFile } from '../lib/bundle/index.js';
 import { StallingError, TransientError, WaitingError, messageOf } from '../lib/errors.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import {
-  ArtifactError, BlobCache, RegistryClient, RegistryRefusedError, RegistryUnavailableError, credentialsFromSecretData, parseReference, pullBundle,
-  type ArtifactLimits, type Credentials,
+  ArtifactError,
+  BlobCache,
+  RegistryClient,
+  RegistryRefusedError,
+  RegistryUnavailableError,
+  credentialsFromSecretData,
+  parseReference,
+  pullBundle,
+  type ArtifactLimits,
+  type Credentials,
 } from '../lib/oci/index.js';
 import type { AgentMetrics } from './metrics.js';
 
@@ -78,11 +86,15 @@ export class ContentLoader {
   private async credentials(oci: OCIArtifactRef, registry: string): Promise<Credentials | undefined> {
     if (!oci.secretName) return undefined;
     const secret = await this.options.upstream.get<KubeObject>({
-      apiVersion: 'v1', kind: 'Secret', namespace: this.options.clusterNamespace, name: oci.secretName,
+      apiVersion: 'v1',
+      kind: 'Secret',
+      namespace: this.options.clusterNamespace,
+      name: oci.secretName,
     });
     if (!secret) {
-      throw new WaitingError(Reason.SecretNotFound,
-        `registry Secret ${this.options.clusterNamespace}/${oci.secretName} does not exist`, { retryAfterMs: 10_000 });
+      throw new WaitingError(Reason.SecretNotFound, `registry Secret ${this.options.clusterNamespace}/${oci.secretName} does not exist`, {
+        retryAfterMs: 10_000,
+      });
     }
     return credentialsFromSecretData(secret.type as string | undefined, secret.data as Record<string, string> | undefined, registry);
   }
@@ -110,14 +122,19 @@ export class ContentLoader {
     const unknown = [...wanted].filter((d) => !this.blobsOf.has(d));
     if (unknown.length > 0) return { pruned: false, why: `${unknown.length} referenced artifacts not pulled yet` };
     for (const digest of [...this.blobsOf.keys()]) {
-      if (!wanted.has(digest)) { this.blobsOf.delete(digest); this.memory.delete(digest); }
+      if (!wanted.has(digest)) {
+        this.blobsOf.delete(digest);
+        this.memory.delete(digest);
+      }
     }
     const keep = new Set([...this.blobsOf.values()].flat());
     const run = new BlobCache(this.options.cacheDir).prune(keep);
     this.pruning = run;
     try {
       return { pruned: true, removed: await run, kept: keep.size };
-    } finally { this.pruning = undefined; }
+    } finally {
+      this.pruning = undefined;
+    }
   }
 
   private async pull(oci: OCIArtifactRef): Promise<BundleFile[]> {
@@ -141,16 +158,21 @@ export class ContentLoader {
     } catch (err) {
       metrics?.artifactPulls.inc({ outcome: 'error' });
       throw err;
-    } finally { this.pulls--; }
+    } finally {
+      this.pulls--;
+    }
   }
 
   private async pullFromRegistry(oci: OCIArtifactRef, registry: string): Promise<BundleFile[]> {
     const credentials = await this.credentials(oci, registry);
     const client = new RegistryClient({
-      registry, basicHTTP: oci.basicHTTP ?? false, insecureSkipTLS: oci.insecureSkipTLS ?? false,
+      registry,
+      basicHTTP: oci.basicHTTP ?? false,
+      insecureSkipTLS: oci.insecureSkipTLS ?? false,
       ...(oci.caBundle ? { caPem: Buffer.from(oci.caBundle, 'base64').toString('utf8') } : {}),
       ...(credentials ? { credentials } : {}),
-      blobCacheDir: this.options.cacheDir, userAgent: 'flotilla-agent',
+      blobCacheDir: this.options.cacheDir,
+      userAgent: 'flotilla-agent',
       retry: { retries: this.options.pullRetries ?? 2 },
       ...(this.options.metrics ? { onEvent: this.options.metrics.registryEvent } : {}),
     });
@@ -184,7 +206,9 @@ export function translatePullError(err: unknown, reference: string): unknown {
   if (err instanceof RegistryRefusedError) {
     if (err.reason === Reason.AuthenticationFailed) return new TransientError(Reason.AuthenticationFailed, message, { cause: err });
     const missing = MISSING_CODES.has(err.code) || err.status === 404;
-    return new TransientError(Reason.ArtifactPullFailed, missing ? `pulling ${reference}: the artifact is missing (${err.code}): ${messageOf(err)}` : message, { cause: err });
+    return new TransientError(Reason.ArtifactPullFailed, missing ? `pulling ${reference}: the artifact is missing (${err.code}): ${messageOf(err)}` : message, {
+      cause: err,
+    });
   }
   return err;
 }

@@ -26,15 +26,20 @@ export const BootstrapSchema = z.object({
   apiServerCA: z.string().min(1),
   token: z.string().min(1),
   namespace: z.string().min(1),
-  clusterLabels: z.string().optional().transform((text, ctx) => {
-    if (text === undefined || text.trim() === '') return undefined;
-    try {
-      const parsed = z.record(z.string(), z.string()).safeParse(JSON.parse(text));
-      if (parsed.success) return parsed.data;
-    } catch { /* reported below */ }
-    ctx.addIssue({ code: 'custom', message: 'must be a JSON object of string values' });
-    return z.NEVER;
-  }),
+  clusterLabels: z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      if (text === undefined || text.trim() === '') return undefined;
+      try {
+        const parsed = z.record(z.string(), z.string()).safeParse(JSON.parse(text));
+        if (parsed.success) return parsed.data;
+      } catch {
+        /* reported below */
+      }
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object of string values' });
+      return z.NEVER;
+    }),
   clientID: z.string().min(1).optional(),
   registrationNamespace: z.string().min(1).default(DEFAULT_REGISTRATION_NAMESPACE),
 });
@@ -102,7 +107,12 @@ export function stateToSecret(state: AgentState): Record<string, string | undefi
 
 /** The clientID as a name prefix: lowercase alphanumerics and dashes, at most 40 characters. */
 export function sanitizeClientID(clientID: string): string {
-  const clean = clientID.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 40).replace(/-+$/, '');
+  const clean = clientID
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+/, '')
+    .slice(0, 40)
+    .replace(/-+$/, '');
   return clean === '' ? createHash('sha256').update(clientID).digest('hex').slice(0, 12) : clean;
 }
 
@@ -161,7 +171,12 @@ export function renewalSeconds(token: string): number {
  */
 export function upstreamKubeConfig(server: string, caPem: string, token: () => string): KubeConfig {
   const kc = new KubeConfig();
-  const user = { name: 'flotilla-agent', get token(): string { return token(); } };
+  const user = {
+    name: 'flotilla-agent',
+    get token(): string {
+      return token();
+    },
+  };
   kc.loadFromOptions({
     clusters: [{ name: 'upstream', server, caData: Buffer.from(caPem, 'utf8').toString('base64'), skipTLSVerify: false }],
     users: [user],

@@ -14,15 +14,31 @@ describe('agent dependsOn', () => {
   const cases: { name: string; dependsOn: BundleRef[]; others: ReturnType<typeof bd>[]; want: string[] }[] = [
     { name: 'is satisfied by a ready bundle of that name', dependsOn: [{ name: 'db' }], others: [bd('db', { ready: true })], want: [] },
     { name: 'waits for a bundle that is not ready', dependsOn: [{ name: 'db' }], others: [bd('db')], want: ['bundle db (not ready)'] },
-    { name: 'waits for a bundle whose latest deployment is not applied yet', dependsOn: [{ name: 'db' }],
-      others: [bd('db', { ready: true, applied: 'd0' })], want: ['bundle db (not ready)'] },
+    {
+      name: 'waits for a bundle whose latest deployment is not applied yet',
+      dependsOn: [{ name: 'db' }],
+      others: [bd('db', { ready: true, applied: 'd0' })],
+      want: ['bundle db (not ready)'],
+    },
     { name: 'waits for a bundle not deployed to this cluster', dependsOn: [{ name: 'db' }], others: [], want: ['bundle db (not deployed to this cluster)'] },
-    { name: 'ignores a same-named bundle of another bundle namespace', dependsOn: [{ name: 'db' }],
-      others: [bd('db', { ready: true, labels: { [Label.BundleNamespace]: 'other' } })], want: ['bundle db (not deployed to this cluster)'] },
-    { name: 'needs every bundle a selector matches to be ready', dependsOn: [{ selector: { matchLabels: { tier: 'data' } } }],
-      others: [bd('db', { ready: true, labels: { tier: 'data' } }), bd('cache', { labels: { tier: 'data' } })], want: ['bundles matching tier=data (not ready)'] },
-    { name: 'is satisfied when every selected bundle is ready', dependsOn: [{ selector: { matchLabels: { tier: 'data' } } }],
-      others: [bd('db', { ready: true, labels: { tier: 'data' } }), bd('web', { labels: { tier: 'front' } })], want: [] },
+    {
+      name: 'ignores a same-named bundle of another bundle namespace',
+      dependsOn: [{ name: 'db' }],
+      others: [bd('db', { ready: true, labels: { [Label.BundleNamespace]: 'other' } })],
+      want: ['bundle db (not deployed to this cluster)'],
+    },
+    {
+      name: 'needs every bundle a selector matches to be ready',
+      dependsOn: [{ selector: { matchLabels: { tier: 'data' } } }],
+      others: [bd('db', { ready: true, labels: { tier: 'data' } }), bd('cache', { labels: { tier: 'data' } })],
+      want: ['bundles matching tier=data (not ready)'],
+    },
+    {
+      name: 'is satisfied when every selected bundle is ready',
+      dependsOn: [{ selector: { matchLabels: { tier: 'data' } } }],
+      others: [bd('db', { ready: true, labels: { tier: 'data' } }), bd('web', { labels: { tier: 'front' } })],
+      want: [],
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {

@@ -16,7 +16,9 @@ function isReady(bd: Dependent): boolean {
 
 function describeRef(ref: BundleRef): string {
   if (ref.name) return `bundle ${ref.name}`;
-  const labels = Object.entries(ref.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+  const labels = Object.entries(ref.selector?.matchLabels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
   return `bundles matching ${labels || 'a selector'}`;
 }
 

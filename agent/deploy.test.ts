@@ -5,7 +5,12 @@ import { VerifiedCache } from './deploy.js';
 import type { DesiredObject } from './objects.js';
 
 function desired(data: Record<string, string>, deploymentID = 'd1'): DesiredObject {
-  const object: KubeObject = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'a', annotations: { [Annotation.DeploymentID]: deploymentID } }, data };
+  const object: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'c', namespace: 'a', annotations: { [Annotation.DeploymentID]: deploymentID } },
+    data,
+  };
   return { object, id: { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'a', name: 'c' }, namespaced: true, served: true };
 }
 const live = (resourceVersion: string): KubeObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'a', resourceVersion } });

@@ -49,13 +49,19 @@ export interface DeployContext {
 export class VerifiedCache {
   private readonly entries = new Map<string, { resourceVersion: string; at: number }>();
 
-  constructor(private readonly ttlMs = 10 * 60_000, private readonly maxEntries = 50_000, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly ttlMs = 10 * 60_000,
+    private readonly maxEntries = 50_000,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** The key of a desired object: its identity and a hash of its content (deployment-id aside) and comparePatches. */
   key(desired: DesiredObject, comparePatches: readonly ComparePatch[] | undefined): string {
     const object = structuredClone(desired.object);
     delete object.metadata.annotations?.[Annotation.DeploymentID];
-    const hash = createHash('sha256').update(canonicalJSON([object, comparePatches ?? []])).digest('hex');
+    const hash = createHash('sha256')
+      .update(canonicalJSON([object, comparePatches ?? []]))
+      .digest('hex');
     return `${idKey(desired.id)}|${hash}`;
   }
 
@@ -140,7 +146,10 @@ function byRank(objects: readonly PlannedObject[]): PlannedObject[][] {
   let rank = -1;
   for (const o of objects) {
     const r = applyRank(o.id);
-    if (r !== rank || groups.length === 0) { groups.push([]); rank = r; }
+    if (r !== rank || groups.length === 0) {
+      groups.push([]);
+      rank = r;
+    }
     (groups[groups.length - 1] as PlannedObject[]).push(o);
   }
   return groups;
@@ -150,8 +159,13 @@ function byRank(objects: readonly PlannedObject[]): PlannedObject[][] {
  * Applies the objects `selected` chooses (see the module comment). Objects that were not verifiable in the
  * plan are planned again once namespaces and CRDs exist; `selected` then decides for them too.
  */
-export async function applyPlan(ctx: DeployContext, plan: readonly PlannedObject[], namespaces: readonly EnsuredNamespace[],
-  selected: (p: PlannedObject) => boolean, force: boolean): Promise<ApplyOutcome> {
+export async function applyPlan(
+  ctx: DeployContext,
+  plan: readonly PlannedObject[],
+  namespaces: readonly EnsuredNamespace[],
+  selected: (p: PlannedObject) => boolean,
+  force: boolean,
+): Promise<ApplyOutcome> {
   const written = new Map<string, KubeObject>();
   for (const ns of namespaces) await ctx.applier.ensureNamespace(ns);
   const { first } = applyPhases(plan);

@@ -6,11 +6,22 @@ import type { ObjectId } from './objects.js';
 
 const id: ObjectId = { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'app', name: 'web' };
 
-function deployment(patch: { replicas?: number; labels?: Record<string, string>; image?: string; extra?: Record<string, unknown>; meta?: Record<string, unknown> } = {}): KubeObject {
+function deployment(
+  patch: { replicas?: number; labels?: Record<string, string>; image?: string; extra?: Record<string, unknown>; meta?: Record<string, unknown> } = {},
+): KubeObject {
   return {
-    apiVersion: 'apps/v1', kind: 'Deployment',
-    metadata: { name: 'web', namespace: 'app', uid: 'u1', resourceVersion: '7', generation: 3, managedFields: [{ manager: 'x' }],
-      labels: patch.labels ?? { app: 'web' }, ...patch.meta },
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name: 'web',
+      namespace: 'app',
+      uid: 'u1',
+      resourceVersion: '7',
+      generation: 3,
+      managedFields: [{ manager: 'x' }],
+      labels: patch.labels ?? { app: 'web' },
+      ...patch.meta,
+    },
     spec: { replicas: patch.replicas ?? 2, template: { spec: { containers: [{ name: 'c', image: patch.image ?? 'nginx:1' }] } }, ...patch.extra },
     status: { availableReplicas: 1 },
   };
@@ -18,26 +29,60 @@ function deployment(patch: { replicas?: number; labels?: Record<string, string>;
 
 describe('agent drift', () => {
   describe('compareObject', () => {
-    const cases: { name: string; expected: KubeObject | undefined; live: KubeObject | undefined; patches?: ComparePatch[];
-      state: string; patch?: unknown }[] = [
-      { name: 'an absent object is missing', expected: deployment(), live: undefined, state: 'missing' },
-      { name: 'equal objects are unchanged, whatever their server-owned metadata and status', expected: deployment(),
-        live: { ...deployment(), metadata: { ...deployment().metadata, resourceVersion: '99', generation: 9 }, status: { availableReplicas: 0 } },
-        state: 'unchanged' },
-      { name: 'a changed managed field is modified, with the live value in the patch', expected: deployment(), live: deployment({ replicas: 5 }),
-        state: 'modified', patch: { spec: { replicas: 5 } } },
-      { name: 'a removed label is modified, the patch deleting it', expected: deployment({ labels: { app: 'web', team: 'a' } }),
-        live: deployment({ labels: { app: 'web' } }), state: 'modified', patch: { metadata: { labels: { team: null } } } },
-      { name: 'a changed container image replaces the list in the patch', expected: deployment(), live: deployment({ image: 'evil:1' }),
-        state: 'modified', patch: { spec: { template: { spec: { containers: [{ name: 'c', image: 'evil:1' }] } } } } },
-      { name: 'a comparePatches operation path is ignored', expected: deployment(), live: deployment({ replicas: 5 }),
-        patches: [{ kind: 'Deployment', name: 'web', operations: [{ op: 'remove', path: '/spec/replicas' }] }], state: 'unchanged' },
-      { name: 'a comparePatches jsonPointer is ignored', expected: deployment(), live: deployment({ replicas: 5 }),
-        patches: [{ apiVersion: 'apps/v1', jsonPointers: ['/spec/replicas'] }], state: 'unchanged' },
-      { name: 'a comparePatches entry for another object does not hide drift', expected: deployment(), live: deployment({ replicas: 5 }),
-        patches: [{ kind: 'Deployment', name: 'other', jsonPointers: ['/spec/replicas'] }], state: 'modified', patch: { spec: { replicas: 5 } } },
-      { name: 'an object whose expected state is unknown but that exists is modified', expected: undefined, live: deployment(), state: 'modified' },
-    ];
+    const cases: { name: string; expected: KubeObject | undefined; live: KubeObject | undefined; patches?: ComparePatch[]; state: string; patch?: unknown }[] =
+      [
+        { name: 'an absent object is missing', expected: deployment(), live: undefined, state: 'missing' },
+        {
+          name: 'equal objects are unchanged, whatever their server-owned metadata and status',
+          expected: deployment(),
+          live: { ...deployment(), metadata: { ...deployment().metadata, resourceVersion: '99', generation: 9 }, status: { availableReplicas: 0 } },
+          state: 'unchanged',
+        },
+        {
+          name: 'a changed managed field is modified, with the live value in the patch',
+          expected: deployment(),
+          live: deployment({ replicas: 5 }),
+          state: 'modified',
+          patch: { spec: { replicas: 5 } },
+        },
+        {
+          name: 'a removed label is modified, the patch deleting it',
+          expected: deployment({ labels: { app: 'web', team: 'a' } }),
+          live: deployment({ labels: { app: 'web' } }),
+          state: 'modified',
+          patch: { metadata: { labels: { team: null } } },
+        },
+        {
+          name: 'a changed container image replaces the list in the patch',
+          expected: deployment(),
+          live: deployment({ image: 'evil:1' }),
+          state: 'modified',
+          patch: { spec: { template: { spec: { containers: [{ name: 'c', image: 'evil:1' }] } } } },
+        },
+        {
+          name: 'a comparePatches operation path is ignored',
+          expected: deployment(),
+          live: deployment({ replicas: 5 }),
+          patches: [{ kind: 'Deployment', name: 'web', operations: [{ op: 'remove', path: '/spec/replicas' }] }],
+          state: 'unchanged',
+        },
+        {
+          name: 'a comparePatches jsonPointer is ignored',
+          expected: deployment(),
+          live: deployment({ replicas: 5 }),
+          patches: [{ apiVersion: 'apps/v1', jsonPointers: ['/spec/replicas'] }],
+          state: 'unchanged',
+        },
+        {
+          name: 'a comparePatches entry for another object does not hide drift',
+          expected: deployment(),
+          live: deployment({ replicas: 5 }),
+          patches: [{ kind: 'Deployment', name: 'other', jsonPointers: ['/spec/replicas'] }],
+          state: 'modified',
+          patch: { spec: { replicas: 5 } },
+        },
+        { name: 'an object whose expected state is unknown but that exists is modified', expected: undefined, live: deployment(), state: 'modified' },
+      ];
     for (const c of cases) {
       it(c.name, () => {
         const drift = compareObject(id, c.expected, c.live, c.patches);
@@ -79,14 +124,21 @@ describe('agent drift', () => {
       { patch: { namespace: 'other' }, want: false },
       { patch: { kind: 'Service' }, want: false },
     ];
-    for (const c of cases) it(`${JSON.stringify(c.patch)} ${c.want ? 'matches' : 'does not match'} Deployment app/web`, () => {
-      expect(comparePatchMatches(c.patch, id)).to.equal(c.want);
-    });
+    for (const c of cases)
+      it(`${JSON.stringify(c.patch)} ${c.want ? 'matches' : 'does not match'} Deployment app/web`, () => {
+        expect(comparePatchMatches(c.patch, id)).to.equal(c.want);
+      });
   });
 
   describe('modifiedStatusOf', () => {
     it('marks a missing object', () => {
-      expect(modifiedStatusOf({ id, state: 'missing' })).to.deep.equal({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'app', missing: true });
+      expect(modifiedStatusOf({ id, state: 'missing' })).to.deep.equal({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        name: 'web',
+        namespace: 'app',
+        missing: true,
+      });
     });
     it('bounds the patch of a large change', () => {
       const entry = modifiedStatusOf({ id, state: 'modified', patch: { data: 'x'.repeat(10_000) } });

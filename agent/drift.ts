@@ -67,16 +67,14 @@ export function comparePatchMatches(patch: ComparePatch, id: ObjectId): boolean 
 
 /** The JSON pointers whose differences are ignored for this object. */
 export function ignoredPointers(patches: readonly ComparePatch[] | undefined, id: ObjectId): string[] {
-  return (patches ?? []).filter((p) => comparePatchMatches(p, id))
-    .flatMap((p) => [...(p.operations ?? []).map((op) => op.path), ...(p.jsonPointers ?? [])]);
+  return (patches ?? []).filter((p) => comparePatchMatches(p, id)).flatMap((p) => [...(p.operations ?? []).map((op) => op.path), ...(p.jsonPointers ?? [])]);
 }
 
 /**
  * Compares the expected state of an object (the dry-run answer; undefined when it could not be computed
  * because the object's namespace or kind does not exist yet) with the live object (undefined if absent).
  */
-export function compareObject(id: ObjectId, expected: KubeObject | undefined, live: KubeObject | undefined,
-  comparePatches?: readonly ComparePatch[]): Drift {
+export function compareObject(id: ObjectId, expected: KubeObject | undefined, live: KubeObject | undefined, comparePatches?: readonly ComparePatch[]): Drift {
   if (!live) return { id, state: 'missing' };
   if (!expected) return { id, state: 'modified', patch: null };
   const want = structuredClone(comparable(expected));

@@ -1,7 +1,13 @@
 import { expect } from 'chai';
 import { FlotillaError } from '../lib/errors.js';
 import {
-  INVENTORY_OWNER_ANNOTATION, inventoryFromConfigMap, inventoryName, inventoryToConfigMap, normalizeIds, pruneList, unionIds,
+  INVENTORY_OWNER_ANNOTATION,
+  inventoryFromConfigMap,
+  inventoryName,
+  inventoryToConfigMap,
+  normalizeIds,
+  pruneList,
+  unionIds,
   type Inventory,
 } from './inventory.js';
 import type { ObjectId } from './objects.js';
@@ -18,8 +24,12 @@ describe('agent inventory', () => {
       { name: 'prunes what left the bundle', previous: [cm('a'), cm('b')], desired: [cm('a')], want: ['ConfigMap:app/b'] },
       { name: 'keeps what only moved to a new apiVersion', previous: [deploy('d', 'apps/v1beta1')], desired: [deploy('d')], want: [] },
       { name: 'prunes an object that moved to another namespace from the old one', previous: [cm('a', 'x')], desired: [cm('a', 'y')], want: ['ConfigMap:x/a'] },
-      { name: 'prunes everything for an empty bundle, the namespace last', previous: [ns('app'), cm('a'), deploy('d')], desired: [],
-        want: ['Deployment:app/d', 'ConfigMap:app/a', 'Namespace:/app'] },
+      {
+        name: 'prunes everything for an empty bundle, the namespace last',
+        previous: [ns('app'), cm('a'), deploy('d')],
+        desired: [],
+        want: ['Deployment:app/d', 'ConfigMap:app/a', 'Namespace:/app'],
+      },
       { name: 'prunes nothing on the first deployment', previous: [], desired: [cm('a')], want: [] },
     ];
     for (const c of cases) it(c.name, () => expect(show(pruneList(c.previous, c.desired))).to.deep.equal(c.want));

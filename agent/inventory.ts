@@ -72,9 +72,11 @@ export function pruneList(previous: readonly ObjectId[], desired: readonly Objec
 /** The ConfigMap that stores an inventory. */
 export function inventoryToConfigMap(inv: Inventory, namespace: string, clusterNamespace: string): KubeObject {
   return {
-    apiVersion: 'v1', kind: 'ConfigMap',
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
     metadata: {
-      name: inventoryName(inv.bundleDeployment), namespace,
+      name: inventoryName(inv.bundleDeployment),
+      namespace,
       labels: { [INVENTORY_LABEL]: 'true', [Label.Managed]: MANAGED_LABEL_VALUE },
       annotations: { [INVENTORY_OWNER_ANNOTATION]: `${clusterNamespace}/${inv.bundleDeployment}` },
     },
@@ -91,8 +93,12 @@ export function inventoryToConfigMap(inv: Inventory, namespace: string, clusterN
 function isObjectId(value: unknown): value is ObjectId {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
-  return typeof v.apiVersion === 'string' && typeof v.kind === 'string' && typeof v.name === 'string'
-    && (v.namespace === undefined || typeof v.namespace === 'string');
+  return (
+    typeof v.apiVersion === 'string' &&
+    typeof v.kind === 'string' &&
+    typeof v.name === 'string' &&
+    (v.namespace === undefined || typeof v.namespace === 'string')
+  );
 }
 
 /**
@@ -108,8 +114,10 @@ export function inventoryFromConfigMap(cm: KubeObject): Inventory {
     objects = undefined;
   }
   if (!Array.isArray(objects) || !objects.every(isObjectId)) {
-    throw new StallingError('InventoryCorrupt',
-      `inventory ConfigMap ${cm.metadata.namespace}/${cm.metadata.name}: data.objects is not a list of objects; fix or delete it`);
+    throw new StallingError(
+      'InventoryCorrupt',
+      `inventory ConfigMap ${cm.metadata.namespace}/${cm.metadata.name}: data.objects is not a list of objects; fix or delete it`,
+    );
   }
   const generation = Number(data.syncGeneration ?? '0');
   return {
@@ -123,7 +131,11 @@ export function inventoryFromConfigMap(cm: KubeObject): Inventory {
 
 /** Reads and writes inventories in the agent's namespace downstream. */
 export class InventoryStore {
-  constructor(private readonly client: KubeClient, private readonly namespace: string, private readonly clusterNamespace: string) {}
+  constructor(
+    private readonly client: KubeClient,
+    private readonly namespace: string,
+    private readonly clusterNamespace: string,
+  ) {}
 
   /** The inventory of a BundleDeployment, if it has one. */
   async get(bundleDeploymentName: string): Promise<Inventory | undefined> {

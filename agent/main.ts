@@ -19,10 +19,19 @@ async function main(): Promise<void> {
   const metrics = createAgentMetrics();
   const agent = new Agent({
     metrics,
-    downstream, namespace: config.namespace, cacheDir: config.cacheDir, log,
-    resyncIntervalMs: config.resync, heartbeatIntervalMs: config.heartbeat, cachePruneIntervalMs: config.cachePrune, workers: config.workers,
-    limits: { maxObjects: config.maxObjects, content: contentLimitsOf(config),
-      oci: { maxFiles: config.maxBundleFiles, maxFileBytes: config.maxFileBytes, maxTotalBytes: config.maxBundleBytes } },
+    downstream,
+    namespace: config.namespace,
+    cacheDir: config.cacheDir,
+    log,
+    resyncIntervalMs: config.resync,
+    heartbeatIntervalMs: config.heartbeat,
+    cachePruneIntervalMs: config.cachePrune,
+    workers: config.workers,
+    limits: {
+      maxObjects: config.maxObjects,
+      content: contentLimitsOf(config),
+      oci: { maxFiles: config.maxBundleFiles, maxFileBytes: config.maxFileBytes, maxTotalBytes: config.maxBundleBytes },
+    },
   });
   const ops = { host: config.probeAddress, healthy: () => agent.isHealthy(), ready: () => agent.isReady(), metrics: metrics.registry };
   const probes = await startOpsServer({ ...ops, port: config.probePort });

@@ -79,19 +79,31 @@ describe('agent metrics', () => {
 
   it('counts a pull from an unreachable registry as an error', async () => {
     const closed = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)); });
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as { port: number };
+        s.close(() => resolve(port));
+      });
     });
     const dir = await mkdtemp(join(tmpdir(), 'flotilla-metrics-'));
     const m = createAgentMetrics({ defaultMetrics: false });
     const loader = new ContentLoader({ upstream: undefined as unknown as KubeClient, clusterNamespace: 'c', cacheDir: dir, pullRetries: 0, metrics: m });
     const digest = `sha256:${'a'.repeat(64)}`;
     try {
-      const failed = await loader.load({ metadata: { name: 'x' }, spec: { deploymentID: 'd',
-        oci: { reference: `127.0.0.1:${closed}/b@${digest}`, digest, basicHTTP: true } } } as unknown as BundleDeployment).then(() => false, () => true);
+      const failed = await loader
+        .load({
+          metadata: { name: 'x' },
+          spec: { deploymentID: 'd', oci: { reference: `127.0.0.1:${closed}/b@${digest}`, digest, basicHTTP: true } },
+        } as unknown as BundleDeployment)
+        .then(
+          () => false,
+          () => true,
+        );
       expect(failed, 'the pull fails').to.equal(true);
       const page = await scrape(m);
       expect(sampleSum(page, 'flotilla_artifact_pulls_total', { outcome: 'error' })).to.equal(1);
       expect(sampleSum(page, 'flotilla_artifact_pulls_total', { outcome: 'success' })).to.equal(0);
-    } finally { await rm(dir, { recursive: true, force: true }); }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

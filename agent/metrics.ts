@@ -2,8 +2,16 @@ import { BundleState, type BundleDeployment } from '../lib/api/index.js';
 import type { ReconcileObserver } from '../lib/kube/controller.js';
 import type { RegistryEvent } from '../lib/oci/index.js';
 import {
-  counter, createRegistry, gauge, reconcileMetrics, reconcileObserver,
-  type Counter, type Gauge, type ReconcileMetrics, type Registry, type RegistryOptions,
+  counter,
+  createRegistry,
+  gauge,
+  reconcileMetrics,
+  reconcileObserver,
+  type Counter,
+  type Gauge,
+  type ReconcileMetrics,
+  type Registry,
+  type RegistryOptions,
 } from '../lib/ops/metrics.js';
 import type { DeploymentObserver } from './bundledeployment.js';
 
@@ -51,33 +59,59 @@ export function createAgentMetrics(options: RegistryOptions = {}): AgentMetrics 
   const sources = new Set<() => readonly BundleDeployment[]>();
   const c = <L extends string = never>(name: string, help: string, labels: readonly L[] = []) => counter(registry, name, help, labels);
   const m = {
-    registry, ...reconcile, observer: reconcileObserver(reconcile),
-    artifactPulls: c('flotilla_artifact_pulls_total', 'Bundle artifacts obtained, by outcome: success (pulled from the registry), error, cached (in memory, no registry).', ['outcome']),
+    registry,
+    ...reconcile,
+    observer: reconcileObserver(reconcile),
+    artifactPulls: c(
+      'flotilla_artifact_pulls_total',
+      'Bundle artifacts obtained, by outcome: success (pulled from the registry), error, cached (in memory, no registry).',
+      ['outcome'],
+    ),
     pulledBytes: c('flotilla_artifact_pulled_bytes_total', 'Blob bytes downloaded from OCI registries (manifests and cached blobs excluded).'),
     blobCacheHits: c('flotilla_blob_cache_hits_total', 'Blobs read from the on-disk blob cache instead of the registry.'),
     blobCacheMisses: c('flotilla_blob_cache_misses_total', 'Blobs not in the on-disk blob cache, downloaded from the registry.'),
     objectsApplied: c('flotilla_objects_applied_total', 'Objects written downstream by deploys and drift corrections.'),
     objectsPruned: c('flotilla_objects_pruned_total', 'Objects deleted downstream: they left their bundle, or their BundleDeployment is gone.'),
-    driftDetected: c('flotilla_drift_detected_objects_total', 'Objects found modified or missing downstream when their BundleDeployment was in sync until then.'),
+    driftDetected: c(
+      'flotilla_drift_detected_objects_total',
+      'Objects found modified or missing downstream when their BundleDeployment was in sync until then.',
+    ),
     driftCorrected: c('flotilla_drift_corrected_objects_total', 'Objects re-applied downstream to correct drift (correctDrift.enabled).'),
     errors: c('flotilla_bundledeployment_errors_total', 'Failed BundleDeployment reconciles, by the reason shown in their status.', ['reason']),
-    bundleDeployments: gauge(registry, 'flotilla_agent_bundledeployments', 'BundleDeployments of this cluster by state (display.state; Pending before the first report).',
-      ['state'], (g) => countStates(g, sources)),
+    bundleDeployments: gauge(
+      registry,
+      'flotilla_agent_bundledeployments',
+      'BundleDeployments of this cluster by state (display.state; Pending before the first report).',
+      ['state'],
+      (g) => countStates(g, sources),
+    ),
   };
   return {
     ...m,
     deployments: {
-      applied(count, driftCorrection) { m.objectsApplied.inc(count); if (driftCorrection) m.driftCorrected.inc(count); },
-      pruned(count) { m.objectsPruned.inc(count); },
-      driftDetected(count) { m.driftDetected.inc(count); },
+      applied(count, driftCorrection) {
+        m.objectsApplied.inc(count);
+        if (driftCorrection) m.driftCorrected.inc(count);
+      },
+      pruned(count) {
+        m.objectsPruned.inc(count);
+      },
+      driftDetected(count) {
+        m.driftDetected.inc(count);
+      },
     },
     registryEvent(event) {
-      if (event.type === 'blob-downloaded') { m.blobCacheMisses.inc(); m.pulledBytes.inc(event.size); }
+      if (event.type === 'blob-downloaded') {
+        m.blobCacheMisses.inc();
+        m.pulledBytes.inc(event.size);
+      }
       if (event.type === 'cache-hit') m.blobCacheHits.inc();
     },
     track(list) {
       sources.add(list);
-      return () => { sources.delete(list); };
+      return () => {
+        sources.delete(list);
+      };
     },
   };
 }

@@ -73,8 +73,16 @@ export function crdScopes(objects: readonly RenderedObject[]): Map<string, boole
 }
 
 /** Metadata fields owned by the API server; a manifest that carries them would break server-side apply. */
-const SERVER_METADATA = ['uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp',
-  'deletionGracePeriodSeconds', 'managedFields', 'selfLink'];
+const SERVER_METADATA = [
+  'uid',
+  'resourceVersion',
+  'generation',
+  'creationTimestamp',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+  'managedFields',
+  'selfLink',
+];
 
 /** What {@link prepareObjects} needs besides the rendered objects. */
 export interface PrepareContext {
@@ -130,8 +138,12 @@ export function prepareObjects(rendered: readonly RenderedObject[], ctx: Prepare
     // Waiting, not stalling: another bundle may install the CRD.
     const objects = missingObjects.sort();
     const more = objects.length > 3 ? ` and ${objects.length - 3} more` : '';
-    throw new WaitingError('KindNotFound', `the cluster does not serve ${[...missingKinds].sort().join(', ')} and the bundle defines no CRD for it `
-      + `(objects: ${objects.slice(0, 3).join(', ')}${more}); nothing was applied`, { retryAfterMs: 15_000 });
+    throw new WaitingError(
+      'KindNotFound',
+      `the cluster does not serve ${[...missingKinds].sort().join(', ')} and the bundle defines no CRD for it ` +
+        `(objects: ${objects.slice(0, 3).join(', ')}${more}); nothing was applied`,
+      { retryAfterMs: 15_000 },
+    );
   }
   return out;
 }
@@ -184,11 +196,36 @@ function isPathSafeName(name: string): boolean {
  * referenced comes before what references it). Kinds not listed, custom resources above all, come last.
  */
 const KIND_ORDER = [
-  'NetworkPolicy', 'ResourceQuota', 'LimitRange', 'PodSecurityPolicy', 'PodDisruptionBudget', 'ServiceAccount',
-  'Secret', 'ConfigMap', 'StorageClass', 'PersistentVolume', 'PersistentVolumeClaim',
-  'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Service', 'DaemonSet', 'Pod',
-  'ReplicationController', 'ReplicaSet', 'Deployment', 'HorizontalPodAutoscaler', 'StatefulSet', 'Job', 'CronJob',
-  'IngressClass', 'Ingress', 'APIService', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration',
+  'NetworkPolicy',
+  'ResourceQuota',
+  'LimitRange',
+  'PodSecurityPolicy',
+  'PodDisruptionBudget',
+  'ServiceAccount',
+  'Secret',
+  'ConfigMap',
+  'StorageClass',
+  'PersistentVolume',
+  'PersistentVolumeClaim',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'Role',
+  'RoleBinding',
+  'Service',
+  'DaemonSet',
+  'Pod',
+  'ReplicationController',
+  'ReplicaSet',
+  'Deployment',
+  'HorizontalPodAutoscaler',
+  'StatefulSet',
+  'Job',
+  'CronJob',
+  'IngressClass',
+  'Ingress',
+  'APIService',
+  'MutatingWebhookConfiguration',
+  'ValidatingWebhookConfiguration',
 ];
 
 /** Rank of an object in apply order: Namespaces, then CRDs, then {@link KIND_ORDER}, then everything else. */

@@ -49,7 +49,12 @@ function field(obj: Obj, key: string): Obj {
   return isPlainObject(v) ? v : {};
 }
 
-interface Condition { type?: string; status?: string; reason?: string; message?: string }
+interface Condition {
+  type?: string;
+  status?: string;
+  reason?: string;
+  message?: string;
+}
 
 function conditionOf(status: Obj, type: string): Condition | undefined {
   const list = status.conditions;
@@ -70,11 +75,19 @@ function replicas(kind: string, obj: KubeObject, spec: Obj, status: Obj): Readin
   const stale = staleGeneration(obj, status);
   if (stale) return stale;
   const want = num(spec.replicas, 1);
-  const checks: [string, unknown][] = kind === 'Deployment'
-    ? [['updated', status.updatedReplicas], ['ready', status.readyReplicas], ['available', status.availableReplicas]]
-    : kind === 'StatefulSet'
-      ? [['ready', status.readyReplicas], ['updated', status.updatedReplicas]]
-      : [['ready', status.readyReplicas]];
+  const checks: [string, unknown][] =
+    kind === 'Deployment'
+      ? [
+          ['updated', status.updatedReplicas],
+          ['ready', status.readyReplicas],
+          ['available', status.availableReplicas],
+        ]
+      : kind === 'StatefulSet'
+        ? [
+            ['ready', status.readyReplicas],
+            ['updated', status.updatedReplicas],
+          ]
+        : [['ready', status.readyReplicas]];
   for (const [what, have] of checks) {
     if (num(have) < want) return inProgress(`${num(have)} of ${want} replicas ${what}`);
   }
@@ -145,7 +158,9 @@ export function readinessOf(obj: KubeObject): Readiness {
 /** The status entry of a non-ready object. */
 export function nonReadyStatusOf(obj: KubeObject, readiness: Readiness): NonReadyStatus {
   const entry: NonReadyStatus = {
-    apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name,
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    name: obj.metadata.name,
     summary: { state: readiness.state },
   };
   if (obj.metadata.namespace) entry.namespace = obj.metadata.namespace;

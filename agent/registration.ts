@@ -4,9 +4,21 @@ import { AGENT_SERVICE_ACCOUNT, API_VERSION, Label, MANAGED_LABEL_VALUE, Reason,
 import { TransientError, WaitingError, messageOf } from '../lib/errors.js';
 import { KubeApiError, KubeClient, type KubeObject } from '../lib/kube/client.js';
 import {
-  BOOTSTRAP_SECRET_NAME, STATE_SECRET_NAME, decodeSecretData, encodeSecretData, newClientRandom,
-  parseBootstrap, registrationName, renewalDueAt, renewalSeconds, stateFromSecret, stateToSecret, upstreamKubeConfig,
-  type AgentCredential, type AgentState, type Bootstrap,
+  BOOTSTRAP_SECRET_NAME,
+  STATE_SECRET_NAME,
+  decodeSecretData,
+  encodeSecretData,
+  newClientRandom,
+  parseBootstrap,
+  registrationName,
+  renewalDueAt,
+  renewalSeconds,
+  stateFromSecret,
+  stateToSecret,
+  upstreamKubeConfig,
+  type AgentCredential,
+  type AgentState,
+  type Bootstrap,
 } from './credentials.js';
 import { AGENT_FIELD_MANAGER } from './objects.js';
 
@@ -80,17 +92,24 @@ export class Registration {
 
   private async writeState(state: AgentState): Promise<void> {
     const ref = this.stateRef();
-    await this.o.downstream.apply({
-      apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
-      metadata: { name: ref.name, namespace: ref.namespace, labels: { [Label.Managed]: MANAGED_LABEL_VALUE } },
-      data: encodeSecretData(stateToSecret(state)),
-    }, AGENT_FIELD_MANAGER, true);
+    await this.o.downstream.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'Opaque',
+        metadata: { name: ref.name, namespace: ref.namespace, labels: { [Label.Managed]: MANAGED_LABEL_VALUE } },
+        data: encodeSecretData(stateToSecret(state)),
+      },
+      AGENT_FIELD_MANAGER,
+      true,
+    );
   }
 
   private async clientID(bootstrap: Bootstrap): Promise<string> {
     if (bootstrap.clientID) return bootstrap.clientID;
     const ns = await this.o.downstream.get({ apiVersion: 'v1', kind: 'Namespace', name: 'kube-system' });
-    if (!ns?.metadata.uid) throw new WaitingError(Reason.RegistrationPending, 'the kube-system namespace has no UID to identify the cluster', { retryAfterMs: 5000 });
+    if (!ns?.metadata.uid)
+      throw new WaitingError(Reason.RegistrationPending, 'the kube-system namespace has no UID to identify the cluster', { retryAfterMs: 5000 });
     return ns.metadata.uid;
   }
 
@@ -135,8 +154,12 @@ export class Registration {
     const client = await KubeClient.fromKubeConfig(upstreamKubeConfig(bootstrap.apiServerURL, bootstrap.apiServerCA, () => bootstrap.token));
     try {
       const ref = { apiVersion: API_VERSION, kind: 'ClusterRegistration', namespace: bootstrap.namespace, name };
-      const body = { apiVersion: API_VERSION, kind: 'ClusterRegistration', metadata: { name, namespace: bootstrap.namespace },
-        spec: { clientID, clientRandom, ...(bootstrap.clusterLabels ? { clusterLabels: bootstrap.clusterLabels } : {}) } };
+      const body = {
+        apiVersion: API_VERSION,
+        kind: 'ClusterRegistration',
+        metadata: { name, namespace: bootstrap.namespace },
+        spec: { clientID, clientRandom, ...(bootstrap.clusterLabels ? { clusterLabels: bootstrap.clusterLabels } : {}) },
+      };
       let granted: ClusterRegistration | undefined;
       for (let created = false; !granted; await sleep(this.o.pollMs ?? 2000, undefined, { signal })) {
         const current = await client.get<ClusterRegistration & KubeObject>(ref);
@@ -164,8 +187,14 @@ export class Registration {
       const values = secret ? decodeSecretData(secret.data) : {};
       const { token, clusterName, clusterNamespace, expires } = values;
       if (token && clusterName && clusterNamespace) {
-        return { token, clusterName, clusterNamespace, apiServerURL: bootstrap.apiServerURL, apiServerCA: bootstrap.apiServerCA,
-          ...(expires ? { expires } : {}) };
+        return {
+          token,
+          clusterName,
+          clusterNamespace,
+          apiServerURL: bootstrap.apiServerURL,
+          apiServerCA: bootstrap.apiServerCA,
+          ...(expires ? { expires } : {}),
+        };
       }
       await sleep(this.o.pollMs ?? 2000, undefined, { signal });
     }
@@ -218,7 +247,9 @@ export class Registration {
     let answer: { status?: { token?: string; expirationTimestamp?: string } };
     try {
       answer = await this.upstream.raw('POST', path, {
-        apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: renewalSeconds(credential.token) },
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { expirationSeconds: renewalSeconds(credential.token) },
       });
     } catch (err) {
       if (err instanceof KubeApiError && err.statusCode === 401) {

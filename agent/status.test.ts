@@ -9,28 +9,85 @@ const modified = (n: number): ModifiedStatus[] => ids(n).map((id) => ({ ...id, m
 const monitor = (m: Partial<MonitorResult> = {}): MonitorResult => ({ resources: ids(2), nonReady: [], modified: [], ...m });
 
 function input(over: Partial<StatusInput> = {}): StatusInput {
-  return { previous: undefined, generation: 4, deploymentID: 's-new', forceSyncGeneration: undefined, appliedDeploymentID: 's-new',
-    paused: false, failure: undefined, monitor: monitor(), now, ...over };
+  return {
+    previous: undefined,
+    generation: 4,
+    deploymentID: 's-new',
+    forceSyncGeneration: undefined,
+    appliedDeploymentID: 's-new',
+    paused: false,
+    failure: undefined,
+    monitor: monitor(),
+    now,
+    ...over,
+  };
 }
 
 describe('agent status', () => {
   const cases: { name: string; input: StatusInput; ready: string; deployed: string; monitored: string; reason: string; state: string }[] = [
     { name: 'applied, ready and unmodified is Ready', input: input(), ready: 'True', deployed: 'True', monitored: 'True', reason: 'Succeeded', state: 'Ready' },
-    { name: 'a registry that cannot be reached keeps the old deployment and says why',
-      input: input({ appliedDeploymentID: 's-old', monitor: undefined, failure: { reason: 'RegistryUnreachable', message: 'connection refused', stage: 'deploy' } }),
-      ready: 'False', deployed: 'False', monitored: 'False', reason: 'RegistryUnreachable', state: 'ErrApplied' },
-    { name: 'a tampered artifact is reported as such', input: input({ appliedDeploymentID: undefined, monitor: undefined,
-      failure: { reason: 'ArtifactTampered', message: 'digest mismatch', stage: 'deploy' } }),
-      ready: 'False', deployed: 'False', monitored: 'False', reason: 'ArtifactTampered', state: 'ErrApplied' },
-    { name: 'a failure while only monitoring leaves Deployed true', input: input({ monitor: undefined,
-      failure: { reason: 'RegistryUnreachable', message: 'down', stage: 'monitor' } }),
-      ready: 'False', deployed: 'True', monitored: 'False', reason: 'RegistryUnreachable', state: 'NotReady' },
-    { name: 'drift is Modified, reason Drifted', input: input({ monitor: monitor({ modified: modified(1) }) }),
-      ready: 'False', deployed: 'True', monitored: 'True', reason: 'Drifted', state: 'Modified' },
-    { name: 'objects not ready yet are NotReady', input: input({ monitor: monitor({ nonReady: notReady(1) }) }),
-      ready: 'False', deployed: 'True', monitored: 'True', reason: 'ResourcesNotReady', state: 'NotReady' },
-    { name: 'paused with a newer deployment waiting is OutOfSync', input: input({ paused: true, appliedDeploymentID: 's-old' }),
-      ready: 'False', deployed: 'False', monitored: 'True', reason: 'Paused', state: 'OutOfSync' },
+    {
+      name: 'a registry that cannot be reached keeps the old deployment and says why',
+      input: input({
+        appliedDeploymentID: 's-old',
+        monitor: undefined,
+        failure: { reason: 'RegistryUnreachable', message: 'connection refused', stage: 'deploy' },
+      }),
+      ready: 'False',
+      deployed: 'False',
+      monitored: 'False',
+      reason: 'RegistryUnreachable',
+      state: 'ErrApplied',
+    },
+    {
+      name: 'a tampered artifact is reported as such',
+      input: input({
+        appliedDeploymentID: undefined,
+        monitor: undefined,
+        failure: { reason: 'ArtifactTampered', message: 'digest mismatch', stage: 'deploy' },
+      }),
+      ready: 'False',
+      deployed: 'False',
+      monitored: 'False',
+      reason: 'ArtifactTampered',
+      state: 'ErrApplied',
+    },
+    {
+      name: 'a failure while only monitoring leaves Deployed true',
+      input: input({ monitor: undefined, failure: { reason: 'RegistryUnreachable', message: 'down', stage: 'monitor' } }),
+      ready: 'False',
+      deployed: 'True',
+      monitored: 'False',
+      reason: 'RegistryUnreachable',
+      state: 'NotReady',
+    },
+    {
+      name: 'drift is Modified, reason Drifted',
+      input: input({ monitor: monitor({ modified: modified(1) }) }),
+      ready: 'False',
+      deployed: 'True',
+      monitored: 'True',
+      reason: 'Drifted',
+      state: 'Modified',
+    },
+    {
+      name: 'objects not ready yet are NotReady',
+      input: input({ monitor: monitor({ nonReady: notReady(1) }) }),
+      ready: 'False',
+      deployed: 'True',
+      monitored: 'True',
+      reason: 'ResourcesNotReady',
+      state: 'NotReady',
+    },
+    {
+      name: 'paused with a newer deployment waiting is OutOfSync',
+      input: input({ paused: true, appliedDeploymentID: 's-old' }),
+      ready: 'False',
+      deployed: 'False',
+      monitored: 'True',
+      reason: 'Paused',
+      state: 'OutOfSync',
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {

@@ -1,6 +1,15 @@
 import {
-  BundleState, ConditionType, MAX_RESOURCE_STATUS_ITEMS, MAX_STATUS_RESOURCES, Reason, setCondition,
-  type BundleDeploymentStatus, type Condition, type ConditionInput, type ModifiedStatus, type NonReadyStatus,
+  BundleState,
+  ConditionType,
+  MAX_RESOURCE_STATUS_ITEMS,
+  MAX_STATUS_RESOURCES,
+  Reason,
+  setCondition,
+  type BundleDeploymentStatus,
+  type Condition,
+  type ConditionInput,
+  type ModifiedStatus,
+  type NonReadyStatus,
 } from '../lib/api/index.js';
 import { describeId, type ObjectId } from './objects.js';
 
@@ -82,12 +91,20 @@ function monitoredCondition(input: StatusInput, generation: number | undefined):
   const base = { type: ConditionType.Monitored, ...(generation !== undefined ? { observedGeneration: generation } : {}) };
   const m = input.monitor;
   if (m) {
-    return { ...base, status: 'True', reason: Reason.Succeeded,
-      message: `${m.resources.length} resources checked: ${m.nonReady.length} not ready, ${m.modified.length} modified or missing` };
+    return {
+      ...base,
+      status: 'True',
+      reason: Reason.Succeeded,
+      message: `${m.resources.length} resources checked: ${m.nonReady.length} not ready, ${m.modified.length} modified or missing`,
+    };
   }
   const failure = input.failure;
-  return { ...base, status: 'False', reason: failure?.reason ?? Reason.Progressing,
-    message: failure ? `resources not checked: ${failure.message}` : 'resources not checked yet' };
+  return {
+    ...base,
+    status: 'False',
+    reason: failure?.reason ?? Reason.Progressing,
+    message: failure ? `resources not checked: ${failure.message}` : 'resources not checked yet',
+  };
 }
 
 function readyCondition(input: StatusInput, deployed: ConditionInput, monitored: ConditionInput, generation: number | undefined): ConditionInput {
@@ -96,12 +113,26 @@ function readyCondition(input: StatusInput, deployed: ConditionInput, monitored:
   if (monitored.status !== 'True') return { ...base, status: 'False', reason: monitored.reason, message: monitored.message };
   const m = input.monitor as MonitorResult;
   if (m.modified.length > 0) {
-    return { ...base, status: 'False', reason: Reason.Drifted,
-      message: listMessage('modified or missing', m.modified.map((e) => `${entryName(e)}${e.missing ? ' (missing)' : ''}`)) };
+    return {
+      ...base,
+      status: 'False',
+      reason: Reason.Drifted,
+      message: listMessage(
+        'modified or missing',
+        m.modified.map((e) => `${entryName(e)}${e.missing ? ' (missing)' : ''}`),
+      ),
+    };
   }
   if (m.nonReady.length > 0) {
-    return { ...base, status: 'False', reason: Reason.ResourcesNotReady,
-      message: listMessage('not ready', m.nonReady.map((e) => `${entryName(e)}${e.summary.message ? ` (${e.summary.message})` : ''}`)) };
+    return {
+      ...base,
+      status: 'False',
+      reason: Reason.ResourcesNotReady,
+      message: listMessage(
+        'not ready',
+        m.nonReady.map((e) => `${entryName(e)}${e.summary.message ? ` (${e.summary.message})` : ''}`),
+      ),
+    };
   }
   return { ...base, status: 'True', reason: Reason.Succeeded, message: `${m.resources.length} resources ready` };
 }

@@ -51,18 +51,30 @@ async function metric(port: number, name: string): Promise<number> {
 }
 
 function manifestBytes(events: readonly TappedEvent[], since: number, storageDir: string): number {
-  return events.filter((e) => e.t >= since && e.type === 'manifest-pushed').reduce((n, e) => {
-    const file = blobFile(storageDir, (e as { digest: string }).digest);
-    return n + (existsSync(file) ? statSync(file).size : Number.NaN);
-  }, 0);
+  return events
+    .filter((e) => e.t >= since && e.type === 'manifest-pushed')
+    .reduce((n, e) => {
+      const file = blobFile(storageDir, (e as { digest: string }).digest);
+      return n + (existsSync(file) ? statSync(file).size : Number.NaN);
+    }, 0);
 }
 
-interface Marks { t: number; log: number; caches: number[]; metrics: { blobs: number; bytes: number } }
+interface Marks {
+  t: number;
+  log: number;
+  caches: number[];
+  metrics: { blobs: number; bytes: number };
+}
 
 async function mark(s: BenchStack, fleet: RealFleet): Promise<Marks> {
   return {
-    t: Date.now(), log: await settledLength(s.registry.logFile), caches: fleet.agents.map((a) => folderBytes(join(a.cacheDir, 'blobs'))),
-    metrics: { blobs: await metric(fleet.metricsPort, 'flotilla_artifact_pushed_blobs_total'), bytes: await metric(fleet.metricsPort, 'flotilla_artifact_pushed_bytes_total') },
+    t: Date.now(),
+    log: await settledLength(s.registry.logFile),
+    caches: fleet.agents.map((a) => folderBytes(join(a.cacheDir, 'blobs'))),
+    metrics: {
+      blobs: await metric(fleet.metricsPort, 'flotilla_artifact_pushed_blobs_total'),
+      bytes: await metric(fleet.metricsPort, 'flotilla_artifact_pushed_bytes_total'),
+    },
   };
 }
 
@@ -70,22 +82,34 @@ async function measureChange(s: BenchStack, fleet: RealFleet, m: Marks, changedF
   await settledLength(s.registry.logFile);
   const logText = readFileSync(s.registry.logFile, 'utf8').slice(m.log);
   const byAgent = trafficByAgent(parseAccessLog(logText), s.registry.storageDir);
-  const manifestGets = parseAccessLog(logText).filter((r) => r.userAgent === 'flotilla-agent' && r.method === 'GET' && r.target.includes('/manifests/') && r.status === 200);
+  const manifestGets = parseAccessLog(logText).filter(
+    (r) => r.userAgent === 'flotilla-agent' && r.method === 'GET' && r.target.includes('/manifests/') && r.status === 200,
+  );
   const ctlEvents = readTap(fleet.controllerTap);
   const ctl = tallyTap(ctlEvents, m.t);
   const ctlManifest = manifestBytes(ctlEvents, m.t, s.registry.storageDir);
   const ctlLog = byAgent['flotilla-controller'];
   const agentManifestSize = manifestGets[0]?.bytes ?? 0;
   return {
-    changedFileBytes, propagationMs,
-    controllerBlobBytes: ctl.bytesUploaded, controllerManifestBytes: ctlManifest, controllerBlobsUploaded: ctl.blobsUploaded, controllerBlobsSkipped: ctl.blobsSkipped,
+    changedFileBytes,
+    propagationMs,
+    controllerBlobBytes: ctl.bytesUploaded,
+    controllerManifestBytes: ctlManifest,
+    controllerBlobsUploaded: ctl.blobsUploaded,
+    controllerBlobsSkipped: ctl.blobsSkipped,
     agents: fleet.agents.map((a, i) => {
       const t = tallyTap(readTap(a.tapFile), m.t);
-      return { cluster: a.cluster.name, blobBytes: t.bytesDownloaded, manifestBytes: t.manifestsFetched * agentManifestSize, blobsDownloaded: t.blobsDownloaded,
-        cacheHits: t.cacheHits, cacheGrowth: folderBytes(join(a.cacheDir, 'blobs')) - (m.caches[i] ?? 0) };
+      return {
+        cluster: a.cluster.name,
+        blobBytes: t.bytesDownloaded,
+        manifestBytes: t.manifestsFetched * agentManifestSize,
+        blobsDownloaded: t.blobsDownloaded,
+        cacheHits: t.cacheHits,
+        cacheGrowth: folderBytes(join(a.cacheDir, 'blobs')) - (m.caches[i] ?? 0),
+      };
     }),
     log: {
-      controllerUploadBytes: (ctlLog?.bytesUploaded ?? 0),
+      controllerUploadBytes: ctlLog?.bytesUploaded ?? 0,
       agentsBlobBytes: byAgent['flotilla-agent']?.bytesDownloaded ?? 0,
       agentsManifestBytes: manifestGets.reduce((n, r) => n + r.bytes, 0),
     },
@@ -97,15 +121,25 @@ async function measureChange(s: BenchStack, fleet: RealFleet, m: Marks, changedF
 }
 
 /** Runs the benchmark on the real fleet. */
-export async function benchBytes(s: BenchStack, fleet: RealFleet, o: { files: number; mib: number; rounds: number }, say: (m: string) => void): Promise<BytesResult> {
+export async function benchBytes(
+  s: BenchStack,
+  fleet: RealFleet,
+  o: { files: number; mib: number; rounds: number },
+  say: (m: string) => void,
+): Promise<BytesResult> {
   const files = configMapFiles('big', o.files, o.mib * 1024 * 1024);
   const bundleBytes = totalSize(files);
   const repo = s.unique('bench-bytes');
   await s.git.createRepo(repo);
   let commit = await s.git.commit(repo, { ...files, 'big/fleet.yaml': 'defaultNamespace: bench-bytes\n' }, 'a 100-file bundle');
   const m0 = await mark(s, fleet);
-  await applyGitRepo(s, { name: repo, repo, paths: ['big'], targets: [{ clusterSelector: { matchLabels: { [REAL_LABEL]: 'true' } } }],
-    ociReference: `${s.registry.host}/bench` });
+  await applyGitRepo(s, {
+    name: repo,
+    repo,
+    paths: ['big'],
+    targets: [{ clusterSelector: { matchLabels: { [REAL_LABEL]: 'true' } } }],
+    ociReference: `${s.registry.host}/bench`,
+  });
   await waitDeployed(s.up, repo, commit, fleet.agents.length);
   const first = await measureChange(s, fleet, m0, bundleBytes, Date.now() - m0.t);
   say(`bytes: first deployment of ${o.files} files / ${bundleBytes} bytes done`);
@@ -123,7 +157,9 @@ export async function benchBytes(s: BenchStack, fleet: RealFleet, o: { files: nu
   }
   const agentTotals = changes.flatMap((c) => c.agents.map((a) => a.blobBytes + a.manifestBytes));
   return {
-    files: o.files, bundleBytes, bundleGzipBytes: gzippedSize(files),
+    files: o.files,
+    bundleBytes,
+    bundleGzipBytes: gzippedSize(files),
     initial: { controllerBlobBytes: first.controllerBlobBytes, agentBlobBytes: first.agents.map((a) => a.blobBytes) },
     changes,
     median: {

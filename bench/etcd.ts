@@ -16,7 +16,13 @@ import { REAL_LABEL } from './lib/realfleet.js';
  */
 
 /** Sizes of stored objects of one kind. */
-export interface Stored { count: number; apiJsonBytes: number; etcdBytes: number; writes: number; historyBytes: number }
+export interface Stored {
+  count: number;
+  apiJsonBytes: number;
+  etcdBytes: number;
+  writes: number;
+  historyBytes: number;
+}
 
 /** One (size, mode) measurement. */
 export interface Footprint {
@@ -49,16 +55,20 @@ async function measure(s: BenchStack, etcdUrl: string, objects: KubeObject[], pl
 type Outcome = { kind: 'deployed' } | { kind: 'refused'; message: string };
 
 async function waitOutcome(s: BenchStack, name: string, commit: string, clusters: number): Promise<Outcome> {
-  return await waitFor(async () => {
-    const repo = await s.up.get<KubeObject & { status?: { commit?: string; conditions?: { type: string; status: string; reason?: string; message?: string }[] } }>(
-      { apiVersion: API_VERSION, kind: 'GitRepo', namespace: W, name });
-    const tooLarge = repo?.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'False' && c.reason === 'BundleTooLarge');
-    if (tooLarge) return { kind: 'refused', message: tooLarge.message ?? '' } as Outcome;
-    if (repo?.status?.commit !== commit) return undefined;
-    const ids = await contentsIDsOf(s.up, name);
-    const bds = await bundleDeploymentsOf(s.up, name);
-    return bds.length === clusters && bds.every((bd) => isCurrent(bd, ids)) ? { kind: 'deployed' } as Outcome : undefined;
-  }, { what: `GitRepo ${name} to deploy or be refused`, timeoutMs: 300_000, intervalMs: 500 });
+  return await waitFor(
+    async () => {
+      const repo = await s.up.get<
+        KubeObject & { status?: { commit?: string; conditions?: { type: string; status: string; reason?: string; message?: string }[] } }
+      >({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: W, name });
+      const tooLarge = repo?.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'False' && c.reason === 'BundleTooLarge');
+      if (tooLarge) return { kind: 'refused', message: tooLarge.message ?? '' } as Outcome;
+      if (repo?.status?.commit !== commit) return undefined;
+      const ids = await contentsIDsOf(s.up, name);
+      const bds = await bundleDeploymentsOf(s.up, name);
+      return bds.length === clusters && bds.every((bd) => isCurrent(bd, ids)) ? ({ kind: 'deployed' } as Outcome) : undefined;
+    },
+    { what: `GitRepo ${name} to deploy or be refused`, timeoutMs: 300_000, intervalMs: 500 },
+  );
 }
 
 async function one(s: BenchStack, etcdUrl: string, size: string, mode: 'oci' | 'etcd', clusters: number): Promise<Footprint> {
@@ -68,8 +78,13 @@ async function one(s: BenchStack, etcdUrl: string, size: string, mode: 'oci' | '
   const files = configMapFiles('b', Math.max(1, Math.ceil(bytes / (256 * 1024))), bytes);
   const commit = await s.git.commit(name, { ...files, 'b/fleet.yaml': `defaultNamespace: ${name}\n` }, `a ${size} bundle`);
   const db0 = await dbSizeInUse(etcdUrl);
-  await applyGitRepo(s, { name, repo: name, paths: ['b'], targets: [{ clusterSelector: { matchLabels: { [REAL_LABEL]: 'true' } } }],
-    ...(mode === 'oci' ? { ociReference: `${s.registry.host}/bench` } : {}) });
+  await applyGitRepo(s, {
+    name,
+    repo: name,
+    paths: ['b'],
+    targets: [{ clusterSelector: { matchLabels: { [REAL_LABEL]: 'true' } } }],
+    ...(mode === 'oci' ? { ociReference: `${s.registry.host}/bench` } : {}),
+  });
   const outcome = await waitOutcome(s, name, commit, clusters);
   const result: Footprint = { size, bundleBytes: bytes, mode, outcome: outcome.kind === 'deployed' ? 'stored' : 'refused' };
   if (outcome.kind === 'refused') {

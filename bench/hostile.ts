@@ -58,7 +58,12 @@ function vm(field: 'VmHWM' | 'VmRSS', pid: number | 'self' = 'self'): number {
 
 /** Resets the peak RSS (VmHWM) of a process to its current RSS; false where the kernel refuses. */
 function resetPeak(pid: number | 'self' = 'self'): boolean {
-  try { writeFileSync(`/proc/${pid}/clear_refs`, '5'); return true; } catch { return false; }
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A CRD-like bundle (as large charts ship): `count` files of about 2.5 MB, schemas about 45 levels deep. */
@@ -66,12 +71,31 @@ export function crdBundle(count: number): BundleFile[] {
   const schema = (depth: number): Record<string, unknown> => {
     if (depth >= 19) return { type: 'string', description: 'A field.' };
     const width = depth >= 16 ? 5 : depth === 0 ? 14 : 1;
-    return { type: 'object', description: 'An object.', properties: Object.fromEntries(Array.from({ length: width }, (_, i) => [`f${depth}x${i}`, schema(depth + 1)])) };
+    return {
+      type: 'object',
+      description: 'An object.',
+      properties: Object.fromEntries(Array.from({ length: width }, (_, i) => [`f${depth}x${i}`, schema(depth + 1)])),
+    };
   };
-  return Array.from({ length: count }, (_, f) => ({ path: `crd${f}.yaml`, content: Buffer.from(yaml.dump({
-    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: `things${f}.example.com` },
-    spec: { group: 'example.com', scope: 'Namespaced', names: { kind: `Thing${f}`, plural: `things${f}` },
-      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: schema(0) } }] } }, { lineWidth: -1 })) }));
+  return Array.from({ length: count }, (_, f) => ({
+    path: `crd${f}.yaml`,
+    content: Buffer.from(
+      yaml.dump(
+        {
+          apiVersion: 'apiextensions.k8s.io/v1',
+          kind: 'CustomResourceDefinition',
+          metadata: { name: `things${f}.example.com` },
+          spec: {
+            group: 'example.com',
+            scope: 'Namespaced',
+            names: { kind: `Thing${f}`, plural: `things${f}` },
+            versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: schema(0) } }],
+          },
+        },
+        { lineWidth: -1 },
+      ),
+    ),
+  }));
 }
 
 /** Runs `work`, measuring time, peak RSS growth of this process and the longest event-loop stall. */
@@ -102,8 +126,11 @@ async function writeCheckout(dir: string, files: readonly BundleFile[]): Promise
 }
 
 const cm = (name: string, v: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  v: "${v}"\n`;
-const filesOf = (c: HostileInput): BundleFile[] => [{ path: 'base.yaml', content: Buffer.from(cm('base', '1')) },
-  ...Object.entries(c.extraFiles ?? {}).map(([path, content]) => ({ path, content: Buffer.from(content) })), { path: c.file, content: Buffer.from(c.content) }];
+const filesOf = (c: HostileInput): BundleFile[] => [
+  { path: 'base.yaml', content: Buffer.from(cm('base', '1')) },
+  ...Object.entries(c.extraFiles ?? {}).map(([path, content]) => ({ path, content: Buffer.from(content) })),
+  { path: c.file, content: Buffer.from(c.content) },
+];
 
 /** Harmless files of the same total size as `files` (comment lines), so that a warm-up gets a worker of the same heap size. */
 function lookalike(files: readonly BundleFile[]): BundleFile[] {
@@ -125,14 +152,19 @@ export async function hostileInProcess(say: (m: string) => void): Promise<Hostil
   try {
     const inputs: { input: HostileInput; files: BundleFile[] }[] = [...hostileCorpus(''), costlyToRender()].map((c) => ({ input: c, files: filesOf(c) }));
     const crds = crdBundle(4);
-    const legit = { input: { input: `large CRD bundle, ${fmtBytes(crds.reduce((n, f) => n + f.content.length, 0))} (must pass)` } as HostileInput, files: crds };
+    const legit = {
+      input: { input: `large CRD bundle, ${fmtBytes(crds.reduce((n, f) => n + f.content.length, 0))} (must pass)` } as HostileInput,
+      files: crds,
+    };
     for (const { input, files } of [...inputs, legit]) {
       const checkout = join(work, 'checkout');
       if (!input.overlays) {
         await writeCheckout(checkout, lookalike(files));
         await fresh().readGitRepoBundles(checkout, { repoName: 'bench', paths: ['app'] }, 'warm-up');
         await writeCheckout(checkout, files);
-        rows.push(await measure(input.input, 'controller', () => fresh().readGitRepoBundles(checkout, { repoName: 'bench', paths: ['app'] }, 'bench checkout')));
+        rows.push(
+          await measure(input.input, 'controller', () => fresh().readGitRepoBundles(checkout, { repoName: 'bench', paths: ['app'] }, 'bench checkout')),
+        );
       }
       await fresh().render(lookalike(files), {}, 'warm-up');
       rows.push(await measure(input.input, 'agent', () => fresh().render(files, input.overlays ? { overlays: input.overlays } : {}, 'bench bundle')));
@@ -146,7 +178,12 @@ export async function hostileInProcess(say: (m: string) => void): Promise<Hostil
 }
 
 /** Part 2: the good GitRepo's commit->Ready alone, and while hostile content is refused. */
-async function onFleet(s: BenchStack, fleet: RealFleet, rounds: number, say: (m: string) => void): Promise<Pick<HostileResult, 'alone' | 'withHostile' | 'processRssGrowth'>> {
+async function onFleet(
+  s: BenchStack,
+  fleet: RealFleet,
+  rounds: number,
+  say: (m: string) => void,
+): Promise<Pick<HostileResult, 'alone' | 'withHostile' | 'processRssGrowth'>> {
   const good = s.unique('hostile-good');
   const bad = s.unique('hostile-bad');
   const targets = [{ clusterSelector: { matchLabels: { [REAL_LABEL]: 'true' } } }];
@@ -178,8 +215,15 @@ async function onFleet(s: BenchStack, fleet: RealFleet, rounds: number, say: (m:
     const name = `${bad}-direct-${i}`;
     if (c.overlays) {
       const files = filesOf(c);
-      await s.up.apply({ apiVersion: API_VERSION, kind: 'Bundle', metadata: { name, namespace: W },
-        spec: { contentsID: contentsID(files), targetRestrictions: targets, resources: filesToResources(files), yaml: { overlays: c.overlays } } }, 'flotilla-bench');
+      await s.up.apply(
+        {
+          apiVersion: API_VERSION,
+          kind: 'Bundle',
+          metadata: { name, namespace: W },
+          spec: { contentsID: contentsID(files), targetRestrictions: targets, resources: filesToResources(files), yaml: { overlays: c.overlays } },
+        },
+        'flotilla-bench',
+      );
     } else {
       await s.git.commit(bad, { [c.file]: c.content }, c.input);
     }
@@ -206,16 +250,21 @@ export function hostileReport(r: HostileResult): string {
   // The targets are for refusals; content that must pass shows its figures without one.
   const rows = r.rows.map((x) => {
     const passed = x.outcome === 'passed';
-    return [x.input, x.path, x.outcome,
+    return [
+      x.input,
+      x.path,
+      x.outcome,
       passed ? fmtMs(x.ms) : beside(fmtMs(x.ms), x.ms < t.refusalMs, fmtMs(t.refusalMs)),
       passed ? fmtBytes(x.rssGrowthBytes) : beside(fmtBytes(x.rssGrowthBytes), x.rssGrowthBytes < t.rssGrowthBytes, fmtBytes(t.rssGrowthBytes)),
-      beside(`${x.maxStallMs.toFixed(0)} ms`, x.maxStallMs < t.stallMs, `${t.stallMs} ms`)];
+      beside(`${x.maxStallMs.toFixed(0)} ms`, x.maxStallMs < t.stallMs, `${t.stallMs} ms`),
+    ];
   });
   return [
     table(['input', 'path', 'outcome', 'time (target)', 'peak RSS growth (target)', 'longest event-loop stall (target)'], rows).trimEnd(),
-    `another GitRepo's commit->Ready on both clusters: alone median ${fmtMs(median(r.alone))} (${r.alone.map(fmtMs).join(', ')}); `
-      + `while hostile content is refused median ${fmtMs(median(r.withHostile))} (${r.withHostile.map(fmtMs).join(', ')})`,
+    `another GitRepo's commit->Ready on both clusters: alone median ${fmtMs(median(r.alone))} (${r.alone.map(fmtMs).join(', ')}); ` +
+      `while hostile content is refused median ${fmtMs(median(r.withHostile))} (${r.withHostile.map(fmtMs).join(', ')})`,
     `peak RSS growth of the real processes during the hostile rounds: ${Object.entries(r.processRssGrowth)
-      .map(([k, v]) => `${k} ${beside(fmtBytes(v), v < t.rssGrowthBytes, fmtBytes(t.rssGrowthBytes))}`).join(', ')}`,
+      .map(([k, v]) => `${k} ${beside(fmtBytes(v), v < t.rssGrowthBytes, fmtBytes(t.rssGrowthBytes))}`)
+      .join(', ')}`,
   ].join('\n');
 }

@@ -43,7 +43,12 @@ function appFile(round: number): string {
   return `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: latency\ndata:\n  round: "${round}"\n  nonce: "${randomBytes(8).toString('hex')}"\n`;
 }
 
-async function waitComplete(observer: RolloutObserver, previous: string | undefined, expected: number, timeoutMs: number): Promise<{ id: string; m: Milestones }> {
+async function waitComplete(
+  observer: RolloutObserver,
+  previous: string | undefined,
+  expected: number,
+  timeoutMs: number,
+): Promise<{ id: string; m: Milestones }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const id = observer.contentsID();
@@ -58,7 +63,13 @@ function upstreamRequests(s: BenchStack): Promise<RequestCounts> {
   return apiRequestCounts(join(s.dir, 'clusters', 'upstream'), s.desc.clusters.upstream?.server ?? '');
 }
 
-interface Scenario { name: string; repo: string; clusters: number; selector: Record<string, string>; fleetYaml: string }
+interface Scenario {
+  name: string;
+  repo: string;
+  clusters: number;
+  selector: Record<string, string>;
+  fleetYaml: string;
+}
 
 async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m: string) => void): Promise<LatencyResult> {
   await s.git.createRepo(sc.repo);
@@ -70,8 +81,14 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
   let requests0: RequestCounts = {};
   let requests1: RequestCounts = {};
   try {
-    await applyGitRepo(s, { name: sc.repo, repo: sc.repo, paths: ['app'], targets: [{ clusterSelector: { matchLabels: sc.selector } }],
-      ociReference: `${s.registry.host}/bench`, pollingInterval: '1s' });
+    await applyGitRepo(s, {
+      name: sc.repo,
+      repo: sc.repo,
+      paths: ['app'],
+      targets: [{ clusterSelector: { matchLabels: sc.selector } }],
+      ociReference: `${s.registry.host}/bench`,
+      pollingInterval: '1s',
+    });
     let previous = (await waitComplete(observer, undefined, sc.clusters, 600_000)).id;
     say(`latency ${sc.name}: first rollout done; measuring ${commits} commits`);
     requests0 = await upstreamRequests(s);
@@ -93,17 +110,33 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
   }
   await deleteGitRepo(s.up, sc.repo);
   return {
-    scenario: sc.name, clusters: sc.clusters, commits, samples,
+    scenario: sc.name,
+    clusters: sc.clusters,
+    commits,
+    samples,
     upstreamRequestsPerCommit: topDeltas(requests0, requests1, 8).map((d) => ({ request: d.request, count: Math.round((d.count / commits) * 10) / 10 })),
-    allReady: summarizeSample(samples.map((x) => x.allReadyMs)), perCluster: summarizeSample(perCluster),
-    controller: summarizeSample(samples.map((x) => x.controllerMs)), fanOut: summarizeSample(samples.map((x) => x.fanOutMs)), agents: summarizeSample(samples.map((x) => x.agentsMs)),
+    allReady: summarizeSample(samples.map((x) => x.allReadyMs)),
+    perCluster: summarizeSample(perCluster),
+    controller: summarizeSample(samples.map((x) => x.controllerMs)),
+    fanOut: summarizeSample(samples.map((x) => x.fanOutMs)),
+    agents: summarizeSample(samples.map((x) => x.agentsMs)),
   };
 }
 
 /** The 2 real clusters (agent processes). */
 export async function benchLatencyReal(s: BenchStack, fleet: RealFleet, commits: number, say: (m: string) => void): Promise<LatencyResult> {
-  return await runScenario(s, { name: '2 real clusters', repo: s.unique('lat-real'), clusters: fleet.agents.length, selector: { [REAL_LABEL]: 'true' },
-    fleetYaml: 'defaultNamespace: bench-latency\n' }, commits, say);
+  return await runScenario(
+    s,
+    {
+      name: '2 real clusters',
+      repo: s.unique('lat-real'),
+      clusters: fleet.agents.length,
+      selector: { [REAL_LABEL]: 'true' },
+      fleetYaml: 'defaultNamespace: bench-latency\n',
+    },
+    commits,
+    say,
+  );
 }
 
 function simFleetYaml(prefix: string, count: number): string {
@@ -119,12 +152,19 @@ function simFleetYaml(prefix: string, count: number): string {
 export const simLabel = (prefix: string, count: number): string => `bench-${prefix}-first-${count}`;
 
 /** Simulated scenarios of growing sizes on one SimFleet (grown between scenarios, never restarted). */
-export async function benchLatencySims(s: BenchStack, fleet: RealFleet, counts: readonly number[], commits: number, downstream: string,
-  say: (m: string) => void): Promise<LatencyResult[]> {
+export async function benchLatencySims(
+  s: BenchStack,
+  fleet: RealFleet,
+  counts: readonly number[],
+  commits: number,
+  downstream: string,
+  say: (m: string) => void,
+): Promise<LatencyResult[]> {
   const sorted = [...counts].sort((a, b) => a - b);
   const prefix = s.unique('sim');
-  const sims = new SimFleet(prefix, s, downstream, fleet.token,
-    (i) => Object.fromEntries([['bench-sim', 'true'], ...sorted.filter((c) => i < c).map((c) => [simLabel(prefix, c), 'true'])]));
+  const sims = new SimFleet(prefix, s, downstream, fleet.token, (i) =>
+    Object.fromEntries([['bench-sim', 'true'], ...sorted.filter((c) => i < c).map((c) => [simLabel(prefix, c), 'true'])]),
+  );
   const out: LatencyResult[] = [];
   try {
     for (const count of sorted) {
@@ -132,8 +172,18 @@ export async function benchLatencySims(s: BenchStack, fleet: RealFleet, counts: 
       await sims.grow(count, say);
       const registrationMs = Date.now() - t0;
       say(`latency: ${count} simulated clusters registered in ${(registrationMs / 1000).toFixed(0)} s`);
-      const r = await runScenario(s, { name: `${count} simulated clusters`, repo: s.unique(`lat-sim-${count}`), clusters: count,
-        selector: { [simLabel(prefix, count)]: 'true' }, fleetYaml: simFleetYaml(sims.prefix, count) }, commits, say);
+      const r = await runScenario(
+        s,
+        {
+          name: `${count} simulated clusters`,
+          repo: s.unique(`lat-sim-${count}`),
+          clusters: count,
+          selector: { [simLabel(prefix, count)]: 'true' },
+          fleetYaml: simFleetYaml(sims.prefix, count),
+        },
+        commits,
+        say,
+      );
       out.push({ ...r, registrationMs });
     }
   } finally {

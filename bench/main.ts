@@ -20,7 +20,9 @@ import { ROOT } from './lib/procs.js';
 import { startRealFleet, type RealFleet } from './lib/realfleet.js';
 import { report } from './report.js';
 
-const say = (m: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`); };
+const say = (m: string): void => {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+};
 
 /** Everything one run measured, as written to the JSON file. */
 export interface BenchResults {
@@ -59,10 +61,14 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
     if (want('bytes') || want('etcd') || want('latency') || want('hostile')) fleet = await startRealFleet(stack, say);
     const real = fleet;
     if (want('bytes') && real) {
-      await runOne('bytes', out, () => benchBytes(stack, real, { files: knobs.BENCH_BYTES_FILES, mib: knobs.BENCH_BYTES_MIB, rounds: knobs.BENCH_BYTES_ROUNDS }, say));
+      await runOne('bytes', out, () =>
+        benchBytes(stack, real, { files: knobs.BENCH_BYTES_FILES, mib: knobs.BENCH_BYTES_MIB, rounds: knobs.BENCH_BYTES_ROUNDS }, say),
+      );
     }
     if (want('throughput')) {
-      await runOne('throughput', out, () => benchThroughput(stack, { mib: knobs.BENCH_TP_MIB, files: knobs.BENCH_TP_FILES, rounds: knobs.BENCH_TP_ROUNDS }, say));
+      await runOne('throughput', out, () =>
+        benchThroughput(stack, { mib: knobs.BENCH_TP_MIB, files: knobs.BENCH_TP_FILES, rounds: knobs.BENCH_TP_ROUNDS }, say),
+      );
     }
     if (want('etcd') && real) {
       await runOne('etcd', out, () => benchEtcd(stack, knobs.BENCH_ETCD_SIZES, real.agents.length, say));
@@ -80,7 +86,9 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
     await fleet?.stop();
     fleet = undefined;
     if (want('memory')) {
-      await runOne('memory', out, () => benchMemory(stack, { bundles: knobs.BENCH_MEM_BUNDLES, clusters: knobs.BENCH_MEM_CLUSTERS, targets: knobs.BENCH_MEM_TARGETS }, say));
+      await runOne('memory', out, () =>
+        benchMemory(stack, { bundles: knobs.BENCH_MEM_BUNDLES, clusters: knobs.BENCH_MEM_CLUSTERS, targets: knobs.BENCH_MEM_TARGETS }, say),
+      );
     }
   } finally {
     await fleet?.stop();
@@ -93,8 +101,17 @@ async function main(): Promise<number> {
   const knobs = readKnobs(process.env);
   const started = Date.now();
   const out: BenchResults = {
-    machine: machine(), command: `${Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_') && k !== 'BENCH_TAP_FILE').map(([k, v]) => `${k}=${v ?? ''} `).join('')}npm run bench`,
-    knobs, startedAt: new Date(started).toISOString(), durationMs: 0, loadAtEnd: '', results: {}, errors: {},
+    machine: machine(),
+    command: `${Object.entries(process.env)
+      .filter(([k]) => k.startsWith('BENCH_') && k !== 'BENCH_TAP_FILE')
+      .map(([k, v]) => `${k}=${v ?? ''} `)
+      .join('')}npm run bench`,
+    knobs,
+    startedAt: new Date(started).toISOString(),
+    durationMs: 0,
+    loadAtEnd: '',
+    results: {},
+    errors: {},
   };
   await run(knobs, out);
   out.durationMs = Date.now() - started;
@@ -107,7 +124,10 @@ async function main(): Promise<number> {
   return Object.keys(out.errors).length > 0 ? 1 : 0;
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

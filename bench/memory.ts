@@ -8,8 +8,19 @@ import type { KubeClient } from '../lib/kube/client.js';
 import { apiRequestCounts, topDeltas } from './lib/apimetrics.js';
 import { configMapOfSize } from './lib/content.js';
 import {
-  applyGitRepo, bootstrap, bundleDeploymentsOf, contentsIDsOf, isCurrent, kubeClient, prepareUpstream, registrationToken, startAgentProcess, startController,
-  waitClustersRegistered, type BenchStack, type BenchCluster,
+  applyGitRepo,
+  bootstrap,
+  bundleDeploymentsOf,
+  contentsIDsOf,
+  isCurrent,
+  kubeClient,
+  prepareUpstream,
+  registrationToken,
+  startAgentProcess,
+  startController,
+  waitClustersRegistered,
+  type BenchStack,
+  type BenchCluster,
 } from './lib/fleet.js';
 import { PeakSampler, cpuSeconds, pidsMatching, type FlotillaProcess } from './lib/procs.js';
 import { median } from './lib/stats.js';
@@ -53,9 +64,14 @@ function bundleTree(bundles: number, clusters: BenchCluster[], targets: number):
   for (let i = 0; i < bundles; i++) {
     const mine = Array.from({ length: Math.min(targets, clusters.length) }, (_, k) => clusters[(i + k) % clusters.length] as BenchCluster);
     const dir = `b-${String(i).padStart(4, '0')}`;
-    files[`${dir}/fleet.yaml`] = `${['defaultNamespace: bench-mem', 'targetCustomizations:',
+    files[`${dir}/fleet.yaml`] = `${[
+      'defaultNamespace: bench-mem',
+      'targetCustomizations:',
       ...mine.flatMap((c) => [`- name: ${c.name}`, `  clusterName: ${c.name}`, `  namespace: ${c.name}-app`]),
-      '- name: others', '  clusterSelector: {}', '  doNotDeploy: true'].join('\n')}\n`;
+      '- name: others',
+      '  clusterSelector: {}',
+      '  doNotDeploy: true',
+    ].join('\n')}\n`;
     files[`${dir}/cm.yaml`] = configMapOfSize(`cm-${dir}`, 1024);
   }
   return files;
@@ -68,21 +84,27 @@ async function memStackOf(s: BenchStack, dir: string): Promise<{ ms: BenchStack;
     startControlPlane({ name: 'mem-downstream', dir: join(dir, 'mem-downstream'), binaries }),
   ]);
   const upKube: KubeClient = await kubeClient(up.kubeconfigPath);
-  const desc = { ...s.desc, clusters: { upstream: { server: up.server, kubeconfig: up.kubeconfigPath }, 'mem-downstream': { server: down.server, kubeconfig: down.kubeconfigPath } } };
+  const desc = {
+    ...s.desc,
+    clusters: { upstream: { server: up.server, kubeconfig: up.kubeconfigPath }, 'mem-downstream': { server: down.server, kubeconfig: down.kubeconfigPath } },
+  };
   await prepareUpstream(upKube, desc);
   return { ms: { ...s, desc, up: upKube, work: dir }, planes: [up, down] };
 }
 
 async function waitRollout(up: KubeClient, repo: string, expected: number, t0: number, say: (m: string) => void): Promise<MemoryResult['timeline']> {
   const timeline: MemoryResult['timeline'] = [];
-  await waitFor(async () => {
-    const ids = await contentsIDsOf(up, repo);
-    const bds = await bundleDeploymentsOf(up, repo);
-    const ready = bds.filter((bd) => isCurrent(bd, ids)).length;
-    timeline.push({ s: Math.round((Date.now() - t0) / 1000), bundles: ids.size, bundleDeployments: bds.length, ready });
-    if (timeline.length % 6 === 0 || ready === expected) say(`memory: ${ids.size} Bundles, ${bds.length} BundleDeployments, ${ready}/${expected} Ready`);
-    return ready === expected;
-  }, { what: `${expected} bundle deployments to be Ready`, timeoutMs: 40 * 60_000, intervalMs: 10_000 });
+  await waitFor(
+    async () => {
+      const ids = await contentsIDsOf(up, repo);
+      const bds = await bundleDeploymentsOf(up, repo);
+      const ready = bds.filter((bd) => isCurrent(bd, ids)).length;
+      timeline.push({ s: Math.round((Date.now() - t0) / 1000), bundles: ids.size, bundleDeployments: bds.length, ready });
+      if (timeline.length % 6 === 0 || ready === expected) say(`memory: ${ids.size} Bundles, ${bds.length} BundleDeployments, ${ready}/${expected} Ready`);
+      return ready === expected;
+    },
+    { what: `${expected} bundle deployments to be Ready`, timeoutMs: 40 * 60_000, intervalMs: 10_000 },
+  );
   return timeline;
 }
 
@@ -107,7 +129,11 @@ function cpuOf(parts: Record<string, number[]>): Record<string, number> {
 }
 
 /** Runs the benchmark; `steadyMs` is how long the fleet stays up once Ready (default 40 s: past one 30 s resync). */
-export async function benchMemory(s: BenchStack, o: { bundles: number; clusters: number; targets: number; steadyMs?: number }, say: (m: string) => void): Promise<MemoryResult> {
+export async function benchMemory(
+  s: BenchStack,
+  o: { bundles: number; clusters: number; targets: number; steadyMs?: number },
+  say: (m: string) => void,
+): Promise<MemoryResult> {
   const dir = join(s.work, 'mem');
   await mkdir(dir, { recursive: true });
   const { ms, planes } = await memStackOf(s, dir);
@@ -118,11 +144,18 @@ export async function benchMemory(s: BenchStack, o: { bundles: number; clusters:
     procs.push(controller);
     const token = await registrationToken(ms.up);
     const down = await kubeClient(ms.desc.clusters['mem-downstream']?.kubeconfig ?? '');
-    const clusters: BenchCluster[] = Array.from({ length: o.clusters }, (_, i) => ({ name: `mem-${String(i).padStart(2, '0')}`, agentNamespace: `mem-${String(i).padStart(2, '0')}`, labels: { 'bench-mem': 'true' } }));
+    const clusters: BenchCluster[] = Array.from({ length: o.clusters }, (_, i) => ({
+      name: `mem-${String(i).padStart(2, '0')}`,
+      agentNamespace: `mem-${String(i).padStart(2, '0')}`,
+      labels: { 'bench-mem': 'true' },
+    }));
     for (const c of clusters) await bootstrap(down, token, c);
     await down.close();
     procs.push(...(await Promise.all(clusters.map((c) => startAgentProcess(ms, ms.desc.clusters['mem-downstream']?.kubeconfig ?? '', c)))));
-    await waitClustersRegistered(ms.up, clusters.map((c) => c.name));
+    await waitClustersRegistered(
+      ms.up,
+      clusters.map((c) => c.name),
+    );
     say(`memory: controller and ${o.clusters} agent processes up; committing ${o.bundles} bundles`);
     const repo = s.unique('bench-mem');
     await s.git.createRepo(repo);
@@ -134,8 +167,13 @@ export async function benchMemory(s: BenchStack, o: { bundles: number; clusters:
     const counts = () => Promise.all(planes.map((p, i) => apiRequestCounts(planeDirs[i] ?? '', p.server)));
     const req0 = await counts();
     const t0 = Date.now();
-    await applyGitRepo(ms, { name: repo, repo, targets: [{ clusterSelector: { matchLabels: { 'bench-mem': 'true' } } }],
-      ociReference: `${s.registry.host}/bench-mem`, pollingInterval: '15s' });
+    await applyGitRepo(ms, {
+      name: repo,
+      repo,
+      targets: [{ clusterSelector: { matchLabels: { 'bench-mem': 'true' } } }],
+      ociReference: `${s.registry.host}/bench-mem`,
+      pollingInterval: '15s',
+    });
     const timeline = await waitRollout(ms.up, repo, o.bundles * Math.min(o.targets, o.clusters), t0, say);
     const rolloutMs = Date.now() - t0;
     const cpu1 = cpuOf(parts);
@@ -146,11 +184,23 @@ export async function benchMemory(s: BenchStack, o: { bundles: number; clusters:
     const peaks = sampler.result();
     const agentPeaks = procs.slice(1).map((p) => peaks[p.name] ?? Number.NaN);
     return {
-      bundles: o.bundles, clusters: o.clusters, targets: o.targets, bundleDeployments: o.bundles * Math.min(o.targets, o.clusters), rolloutMs, steadyMs, cpuSeconds: cpuSpent, timeline,
+      bundles: o.bundles,
+      clusters: o.clusters,
+      targets: o.targets,
+      bundleDeployments: o.bundles * Math.min(o.targets, o.clusters),
+      rolloutMs,
+      steadyMs,
+      cpuSeconds: cpuSpent,
+      timeline,
       apiRequests: { upstream: topDeltas(req0[0] ?? {}, req1[0] ?? {}), downstream: topDeltas(req0[1] ?? {}, req1[1] ?? {}) },
       controller: { peakRssBytes: peaks[controller.name] ?? Number.NaN, rssAfterBytes: controller.rss() ?? Number.NaN, idleRssBytes: idle[0] ?? Number.NaN },
-      agents: { peakRssBytes: agentPeaks, maxPeakRssBytes: Math.max(...agentPeaks), medianPeakRssBytes: median(agentPeaks),
-        medianRssAfterBytes: median(procs.slice(1).map((p) => p.rss() ?? Number.NaN)), medianIdleRssBytes: median(idle.slice(1)) },
+      agents: {
+        peakRssBytes: agentPeaks,
+        maxPeakRssBytes: Math.max(...agentPeaks),
+        medianPeakRssBytes: median(agentPeaks),
+        medianRssAfterBytes: median(procs.slice(1).map((p) => p.rss() ?? Number.NaN)),
+        medianIdleRssBytes: median(idle.slice(1)),
+      },
     };
   } finally {
     sampler.stop();

@@ -18,7 +18,8 @@ function section(title: string, body: string): string {
 
 function bytesReport(r: BytesResult): string {
   const rows = r.changes.map((c, i) => [
-    String(i + 1), fmtBytes(c.changedFileBytes),
+    String(i + 1),
+    fmtBytes(c.changedFileBytes),
     `${fmtBytes(c.controllerBlobBytes + c.controllerManifestBytes)} (${c.controllerBlobsUploaded} up, ${c.controllerBlobsSkipped} skipped)`,
     ...c.agents.map((a) => `${fmtBytes(a.blobBytes + a.manifestBytes)} (${a.blobsDownloaded} blobs, ${a.cacheHits} cached)`),
     `${fmtBytes(c.log.controllerUploadBytes)} / ${fmtBytes(c.log.agentsBlobBytes + c.log.agentsManifestBytes)}`,
@@ -52,39 +53,82 @@ function etcdReport(r: Footprint[]): string {
     if (f.outcome === 'refused' || !f.bundle || !f.bundleDeployments) return [f.size, f.mode, 'refused (see below)', '', '', '', '', ''];
     const b = f.bundle;
     const d = f.bundleDeployments;
-    return [f.size, f.mode, fmtBytes(b.etcdBytes), `${d.count} x ${fmtBytes(d.etcdBytes / Math.max(1, d.count))}`, fmtBytes(b.etcdBytes + d.etcdBytes),
-      fmtBytes(b.apiJsonBytes + d.apiJsonBytes), `${b.writes + d.writes} / ${fmtBytes(b.historyBytes + d.historyBytes)}`, fmtBytes(f.dbGrowthBytes ?? Number.NaN)];
+    return [
+      f.size,
+      f.mode,
+      fmtBytes(b.etcdBytes),
+      `${d.count} x ${fmtBytes(d.etcdBytes / Math.max(1, d.count))}`,
+      fmtBytes(b.etcdBytes + d.etcdBytes),
+      fmtBytes(b.apiJsonBytes + d.apiJsonBytes),
+      `${b.writes + d.writes} / ${fmtBytes(b.historyBytes + d.historyBytes)}`,
+      fmtBytes(f.dbGrowthBytes ?? Number.NaN),
+    ];
   });
   return [
-    table(['bundle', 'mode', 'Bundle in etcd', 'BundleDeployments in etcd', 'total in etcd', 'total as API JSON', 'writes / bytes written', 'etcd db growth'], rows).trimEnd(),
+    table(
+      ['bundle', 'mode', 'Bundle in etcd', 'BundleDeployments in etcd', 'total in etcd', 'total as API JSON', 'writes / bytes written', 'etcd db growth'],
+      rows,
+    ).trimEnd(),
     '"in etcd": exact value bytes read from the upstream etcd; "bytes written": each write stores a whole copy until compaction (every 5 min).',
     ...r.filter((f) => f.outcome === 'refused').map((f) => `refused, ${f.size} ${f.mode} mode: ${f.refusal ?? ''}`),
   ].join('\n');
 }
 
 function latencyReport(r: LatencyResult[]): string {
-  const rows = r.map((l) => [l.scenario, String(l.commits), fmtMs(l.allReady.p50), fmtMs(l.allReady.p95), fmtMs(l.allReady.max),
+  const rows = r.map((l) => [
+    l.scenario,
+    String(l.commits),
+    fmtMs(l.allReady.p50),
+    fmtMs(l.allReady.p95),
+    fmtMs(l.allReady.max),
     `${fmtMs(l.perCluster.p50)} / ${fmtMs(l.perCluster.p95)}`,
     `${fmtMs(l.controller.p50)} + ${fmtMs(l.fanOut.p50)} + ${fmtMs(l.agents.p50)}`,
-    l.registrationMs !== undefined ? fmtMs(l.registrationMs) : '-']);
+    l.registrationMs !== undefined ? fmtMs(l.registrationMs) : '-',
+  ]);
   return [
-    table(['clusters', 'commits', 'p50 all Ready', 'p95 all Ready', 'max', 'per cluster p50 / p95', 'p50 stages: controller + fan-out + agents', 'registration'], rows).trimEnd(),
+    table(
+      ['clusters', 'commits', 'p50 all Ready', 'p95 all Ready', 'max', 'per cluster p50 / p95', 'p50 stages: controller + fan-out + agents', 'registration'],
+      rows,
+    ).trimEnd(),
     'commit (push returned) -> new content applied and Ready on every target cluster; GitRepo pollingInterval 1s.',
-    ...r.map((l) => `upstream API requests per commit, ${l.scenario}: ${l.upstreamRequestsPerCommit.slice(0, 6).map((x) => `${x.request} ${x.count}`).join(', ')}`),
+    ...r.map(
+      (l) =>
+        `upstream API requests per commit, ${l.scenario}: ${l.upstreamRequestsPerCommit
+          .slice(0, 6)
+          .map((x) => `${x.request} ${x.count}`)
+          .join(', ')}`,
+    ),
   ].join('\n');
 }
 
 function memoryReport(r: MemoryResult): string {
   return [
     `${r.bundles} bundles across ${r.clusters} clusters, each bundle on ${r.targets}: ${r.bundleDeployments} bundle deployments (${Math.round(r.bundleDeployments / r.clusters)} per agent); rollout ${fmtMs(r.rolloutMs)}, then ${fmtMs(r.steadyMs)} steady`,
-    table(['process', 'RSS before the commit', 'peak RSS (VmHWM)', 'RSS at the end'], [
-      ['controller', fmtBytes(r.controller.idleRssBytes), fmtBytes(r.controller.peakRssBytes), fmtBytes(r.controller.rssAfterBytes)],
-      [`agent (median of ${r.agents.peakRssBytes.length})`, fmtBytes(r.agents.medianIdleRssBytes), fmtBytes(r.agents.medianPeakRssBytes), fmtBytes(r.agents.medianRssAfterBytes)],
-      ['agent (max)', '', fmtBytes(r.agents.maxPeakRssBytes), ''],
-    ]).trimEnd(),
-    `upstream API requests during the rollout: ${r.apiRequests.upstream.slice(0, 6).map((x) => `${x.request} ${x.count}`).join(', ')}`,
-    `downstream API requests during the rollout: ${r.apiRequests.downstream.slice(0, 6).map((x) => `${x.request} ${x.count}`).join(', ')}`,
-    `CPU seconds during the rollout: ${Object.entries(r.cpuSeconds).sort(([, a], [, b]) => b - a).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`,
+    table(
+      ['process', 'RSS before the commit', 'peak RSS (VmHWM)', 'RSS at the end'],
+      [
+        ['controller', fmtBytes(r.controller.idleRssBytes), fmtBytes(r.controller.peakRssBytes), fmtBytes(r.controller.rssAfterBytes)],
+        [
+          `agent (median of ${r.agents.peakRssBytes.length})`,
+          fmtBytes(r.agents.medianIdleRssBytes),
+          fmtBytes(r.agents.medianPeakRssBytes),
+          fmtBytes(r.agents.medianRssAfterBytes),
+        ],
+        ['agent (max)', '', fmtBytes(r.agents.maxPeakRssBytes), ''],
+      ],
+    ).trimEnd(),
+    `upstream API requests during the rollout: ${r.apiRequests.upstream
+      .slice(0, 6)
+      .map((x) => `${x.request} ${x.count}`)
+      .join(', ')}`,
+    `downstream API requests during the rollout: ${r.apiRequests.downstream
+      .slice(0, 6)
+      .map((x) => `${x.request} ${x.count}`)
+      .join(', ')}`,
+    `CPU seconds during the rollout: ${Object.entries(r.cpuSeconds)
+      .sort(([, a], [, b]) => b - a)
+      .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+      .join(', ')}`,
   ].join('\n');
 }
 
@@ -93,11 +137,18 @@ export function report(out: BenchResults): string {
   const m = out.machine;
   let text = `Flotilla benchmarks, ${out.startedAt}, ${m.nproc} cores (${m.cpuModel}), ${fmtBytes(m.memoryBytes)} RAM, Node ${m.node}, load at start ${m.loadAvg}, at end ${out.loadAtEnd}; ran ${fmtMs(out.durationMs)}\ncommand: ${out.command}\n`;
   if (out.results.bytes) text += section('Bytes per change (1 file of the bundle changes)', bytesReport(out.results.bytes as BytesResult));
-  if (out.results.throughput) text += section('Throughput vs the oras CLI (same registry, same run, alternating)', throughputReport(out.results.throughput as ThroughputResult));
-  if (out.results.etcd) text += section('etcd footprint per bundle (Bundle + BundleDeployments, 2 clusters), OCI mode vs etcd mode', etcdReport(out.results.etcd as Footprint[]));
-  if (out.results.latency) text += section('Propagation latency (git commit -> Ready on every target cluster)', latencyReport(out.results.latency as LatencyResult[]));
+  if (out.results.throughput)
+    text += section('Throughput vs the oras CLI (same registry, same run, alternating)', throughputReport(out.results.throughput as ThroughputResult));
+  if (out.results.etcd)
+    text += section('etcd footprint per bundle (Bundle + BundleDeployments, 2 clusters), OCI mode vs etcd mode', etcdReport(out.results.etcd as Footprint[]));
+  if (out.results.latency)
+    text += section('Propagation latency (git commit -> Ready on every target cluster)', latencyReport(out.results.latency as LatencyResult[]));
   if (out.results.memory) text += section('Memory (peak RSS of separate processes)', memoryReport(out.results.memory as MemoryResult));
-  if (out.results.hostile) text += section('Hostile content (refusal in this process; another GitRepo on the real fleet meanwhile)', hostileReport(out.results.hostile as HostileResult));
+  if (out.results.hostile)
+    text += section(
+      'Hostile content (refusal in this process; another GitRepo on the real fleet meanwhile)',
+      hostileReport(out.results.hostile as HostileResult),
+    );
   for (const [name, message] of Object.entries(out.errors)) text += section(`${name}: FAILED`, message);
   return `${text}\n`;
 }

@@ -19,7 +19,13 @@ import { median } from './lib/stats.js';
  */
 
 /** One timed operation. */
-export interface Timing { tool: 'flotilla' | 'oras'; op: 'push' | 'pull'; round: number; ms: number; bytes: number }
+export interface Timing {
+  tool: 'flotilla' | 'oras';
+  op: 'push' | 'pull';
+  round: number;
+  ms: number;
+  bytes: number;
+}
 
 /** Result of the benchmark. */
 export interface ThroughputResult {
@@ -61,7 +67,14 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t0;
 }
 
-interface RoundContext { s: BenchStack; oras: string; work: string; round: number; files: number; bytes: number }
+interface RoundContext {
+  s: BenchStack;
+  oras: string;
+  work: string;
+  round: number;
+  files: number;
+  bytes: number;
+}
 
 async function flotillaRound(c: RoundContext): Promise<Timing[]> {
   const src = join(c.work, `flotilla-src-${c.round}`);
@@ -70,7 +83,9 @@ async function flotillaRound(c: RoundContext): Promise<Timing[]> {
   const repo = `${c.s.registry.host}/tp/flotilla-r${c.round}`;
   const pusher = new RegistryClient({ registry: c.s.registry.host, basicHTTP: true });
   let reference = '';
-  const push = await timed(async () => { reference = (await pushBundle(pusher, repo, bundle, { bundleName: 'tp', bundleNamespace: 'bench' }, 'v1')).reference; });
+  const push = await timed(async () => {
+    reference = (await pushBundle(pusher, repo, bundle, { bundleName: 'tp', bundleNamespace: 'bench' }, 'v1')).reference;
+  });
   await pusher.close();
   const out = join(c.work, `flotilla-out-${c.round}`);
   const puller = new RegistryClient({ registry: c.s.registry.host, basicHTTP: true, blobCacheDir: join(c.work, `flotilla-cache-${c.round}`) });
@@ -78,7 +93,10 @@ async function flotillaRound(c: RoundContext): Promise<Timing[]> {
   await puller.close();
   if (folderBytes(out) !== c.bytes) throw new Error(`flotilla pulled ${folderBytes(out)} bytes, expected ${c.bytes}`);
   await Promise.all([src, out, join(c.work, `flotilla-cache-${c.round}`)].map((d) => rm(d, { recursive: true, force: true })));
-  return [{ tool: 'flotilla', op: 'push', round: c.round, ms: push, bytes: c.bytes }, { tool: 'flotilla', op: 'pull', round: c.round, ms: pull, bytes: c.bytes }];
+  return [
+    { tool: 'flotilla', op: 'push', round: c.round, ms: push, bytes: c.bytes },
+    { tool: 'flotilla', op: 'pull', round: c.round, ms: pull, bytes: c.bytes },
+  ];
 }
 
 async function orasRound(c: RoundContext): Promise<Timing[]> {
@@ -87,13 +105,22 @@ async function orasRound(c: RoundContext): Promise<Timing[]> {
   const ref = `${c.s.registry.host}/tp/oras-r${c.round}:v1`;
   // HOME is a scratch folder: oras touches no credential store of the machine.
   const opts = { cwd: src, env: { ...process.env, HOME: c.work }, maxBuffer: 16 * 1024 * 1024 };
-  const push = await timed(() => run(c.oras, ['push', '--plain-http', '--no-tty', ref, '--artifact-type', BUNDLE_ARTIFACT_TYPE, ...names.map((n) => `${n}:${BUNDLE_FILE_MEDIA_TYPE}`)], opts));
+  const push = await timed(() =>
+    run(
+      c.oras,
+      ['push', '--plain-http', '--no-tty', ref, '--artifact-type', BUNDLE_ARTIFACT_TYPE, ...names.map((n) => `${n}:${BUNDLE_FILE_MEDIA_TYPE}`)],
+      opts,
+    ),
+  );
   const out = join(c.work, `oras-out-${c.round}`);
   await mkdir(out, { recursive: true });
   const pull = await timed(() => run(c.oras, ['pull', '--plain-http', '--no-tty', ref, '-o', out], { ...opts, cwd: out }));
   if (folderBytes(out) !== c.bytes) throw new Error(`oras pulled ${folderBytes(out)} bytes, expected ${c.bytes}`);
   await Promise.all([src, out].map((d) => rm(d, { recursive: true, force: true })));
-  return [{ tool: 'oras', op: 'push', round: c.round, ms: push, bytes: c.bytes }, { tool: 'oras', op: 'pull', round: c.round, ms: pull, bytes: c.bytes }];
+  return [
+    { tool: 'oras', op: 'push', round: c.round, ms: push, bytes: c.bytes },
+    { tool: 'oras', op: 'pull', round: c.round, ms: pull, bytes: c.bytes },
+  ];
 }
 
 /** Runs `rounds` alternating rounds. */
@@ -107,7 +134,12 @@ export async function benchThroughput(s: BenchStack, o: { mib: number; files: nu
     const c: RoundContext = { s, oras, work, round, files: o.files, bytes };
     const order = round % 2 === 0 ? [flotillaRound, orasRound] : [orasRound, flotillaRound];
     for (const step of order) timings.push(...(await step(c)));
-    say(`throughput: round ${round + 1}/${o.rounds}: ${timings.slice(-4).map((t) => `${t.tool} ${t.op} ${(t.ms / 1000).toFixed(2)} s`).join(', ')}`);
+    say(
+      `throughput: round ${round + 1}/${o.rounds}: ${timings
+        .slice(-4)
+        .map((t) => `${t.tool} ${t.op} ${(t.ms / 1000).toFixed(2)} s`)
+        .join(', ')}`,
+    );
   }
   const med = (tool: Timing['tool'], op: Timing['op']) => median(timings.filter((t) => t.tool === tool && t.op === op).map((t) => t.ms));
   const pair = (op: Timing['op']) => ({ flotillaMs: med('flotilla', op), orasMs: med('oras', op), ratio: med('flotilla', op) / med('oras', op) });

@@ -48,7 +48,11 @@ const CLUSTERS = [
   { name: 'downstream-2', labels: { env: 'dev', region: 'us' } },
 ];
 
-interface Pids { supervisor?: number; controller?: number; agents: number[] }
+interface Pids {
+  supervisor?: number;
+  controller?: number;
+  agents: number[];
+}
 
 function startDetached(name: string, args: string[], dir: string): number {
   const log = openSync(join(dir, 'logs', `${name}.log`), 'a');
@@ -63,7 +67,12 @@ async function savePids(dir: string, pids: Pids): Promise<void> {
 }
 
 function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function clientFor(kubeconfig: string): Promise<KubeClient> {
@@ -80,8 +89,11 @@ async function readSecret(kube: KubeClient, namespace: string, name: string): Pr
 
 /** Fails naming the process and its log's last lines when a process `up` started has exited. */
 async function assertAlive(pids: Pids, dir: string): Promise<void> {
-  const named: [string, number | undefined][] = [['stack', pids.supervisor], ['controller', pids.controller],
-    ...pids.agents.map((pid, i): [string, number] => [`agent-${CLUSTERS[i]?.name ?? i}`, pid])];
+  const named: [string, number | undefined][] = [
+    ['stack', pids.supervisor],
+    ['controller', pids.controller],
+    ...pids.agents.map((pid, i): [string, number] => [`agent-${CLUSTERS[i]?.name ?? i}`, pid]),
+  ];
   for (const [name, pid] of named) {
     if (pid === undefined || alive(pid)) continue;
     const log = join(dir, 'logs', `${name}.log`);
@@ -92,32 +104,79 @@ async function assertAlive(pids: Pids, dir: string): Promise<void> {
 
 /** A part the stack description must have; its absence means the stack did not start as asked. */
 function required<T>(value: T | undefined, what: string): T {
-  if (value === undefined) throw new Error(`the local fleet's stack has no ${what}: run 'flotilla dev down', then 'flotilla dev up' again (the stack's log is in the dev folder's logs/)`);
+  if (value === undefined)
+    throw new Error(
+      `the local fleet's stack has no ${what}: run 'flotilla dev down', then 'flotilla dev up' again (the stack's log is in the dev folder's logs/)`,
+    );
   return value;
 }
 
 /** Registers each downstream cluster through the token flow and starts its agent. */
 async function startAgents(upstream: KubeClient, desc: StackDescription, dir: string, pids: Pids, say: (m: string) => void): Promise<void> {
-  await upstream.apply({ apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: 'dev', namespace: DEFAULT_WORKSPACE_NAMESPACE }, spec: { ttl: '24h' } }, 'flotilla-dev');
-  const token = await waitFor(async () => readSecret(upstream, DEFAULT_WORKSPACE_NAMESPACE, 'dev'), { what: 'the registration token Secret', timeoutMs: 60_000 });
+  await upstream.apply(
+    { apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: 'dev', namespace: DEFAULT_WORKSPACE_NAMESPACE }, spec: { ttl: '24h' } },
+    'flotilla-dev',
+  );
+  const token = await waitFor(async () => readSecret(upstream, DEFAULT_WORKSPACE_NAMESPACE, 'dev'), {
+    what: 'the registration token Secret',
+    timeoutMs: 60_000,
+  });
   for (const cluster of CLUSTERS) {
     const downstream = await clientFor(required(desc.clusters[cluster.name], `cluster ${cluster.name}`).kubeconfig);
     try {
       await downstream.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'flotilla-system' } }, 'flotilla-dev');
-      await downstream.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'flotilla-agent-bootstrap', namespace: 'flotilla-system' },
-        stringData: { apiServerURL: token.apiServerURL ?? '', apiServerCA: token.apiServerCA ?? '', token: token.token ?? '',
-          namespace: DEFAULT_WORKSPACE_NAMESPACE, clusterLabels: JSON.stringify({ ...cluster.labels, 'flotilla.dev/cluster-name': cluster.name }) } }, 'flotilla-dev');
-    } finally { await downstream.close(); }
-    pids.agents.push(startDetached(`agent-${cluster.name}`, ['agent/main.ts', '--kubeconfig', required(desc.clusters[cluster.name], `cluster ${cluster.name}`).kubeconfig,
-      '--cache-dir', join(dir, 'cache', cluster.name), '--probe-port', String(await freePort()), '--resync', '15s', '--heartbeat', '10s'], dir));
+      await downstream.apply(
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'flotilla-agent-bootstrap', namespace: 'flotilla-system' },
+          stringData: {
+            apiServerURL: token.apiServerURL ?? '',
+            apiServerCA: token.apiServerCA ?? '',
+            token: token.token ?? '',
+            namespace: DEFAULT_WORKSPACE_NAMESPACE,
+            clusterLabels: JSON.stringify({ ...cluster.labels, 'flotilla.dev/cluster-name': cluster.name }),
+          },
+        },
+        'flotilla-dev',
+      );
+    } finally {
+      await downstream.close();
+    }
+    pids.agents.push(
+      startDetached(
+        `agent-${cluster.name}`,
+        [
+          'agent/main.ts',
+          '--kubeconfig',
+          required(desc.clusters[cluster.name], `cluster ${cluster.name}`).kubeconfig,
+          '--cache-dir',
+          join(dir, 'cache', cluster.name),
+          '--probe-port',
+          String(await freePort()),
+          '--resync',
+          '15s',
+          '--heartbeat',
+          '10s',
+        ],
+        dir,
+      ),
+    );
     await savePids(dir, pids);
-    say(`agent for ${cluster.name} started (labels ${Object.entries(cluster.labels).map(([k, v]) => `${k}=${v}`).join(',')})`);
+    say(
+      `agent for ${cluster.name} started (labels ${Object.entries(cluster.labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',')})`,
+    );
   }
-  await waitFor(async () => {
-    await assertAlive(pids, dir);
-    const list = await upstream.list({ apiVersion: API_VERSION, kind: 'Cluster', namespace: DEFAULT_WORKSPACE_NAMESPACE });
-    return list.items.length >= CLUSTERS.length;
-  }, { what: 'both clusters to register', timeoutMs: 120_000, context: () => `see ${join(dir, 'logs')}` });
+  await waitFor(
+    async () => {
+      await assertAlive(pids, dir);
+      const list = await upstream.list({ apiVersion: API_VERSION, kind: 'Cluster', namespace: DEFAULT_WORKSPACE_NAMESPACE });
+      return list.items.length >= CLUSTERS.length;
+    },
+    { what: 'both clusters to register', timeoutMs: 120_000, context: () => `see ${join(dir, 'logs')}` },
+  );
 }
 
 /** Waits until every BundleDeployment of the sample GitRepo is Ready, printing progress. */
@@ -126,14 +185,27 @@ async function waitReady(upstream: KubeClient, timeoutMs: number, say: (m: strin
   let last = '';
   for (;;) {
     const repo = await upstream.get<GitRepo & KubeObject>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: DEFAULT_WORKSPACE_NAMESPACE, name: 'sample' });
-    const bds = (await upstream.list<BundleDeployment & KubeObject>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, 'flotilla.dev/repo-name=sample')).items;
-    const ready = bds.filter((b) => b.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && b.status.appliedDeploymentID === b.spec.deploymentID);
-    const line = `GitRepo sample: commit ${(repo?.status?.commit ?? '-').slice(0, 12)}, ${ready.length}/${bds.length} bundle deployments ready` +
+    const bds = (await upstream.list<BundleDeployment & KubeObject>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, 'flotilla.dev/repo-name=sample'))
+      .items;
+    const ready = bds.filter(
+      (b) => b.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && b.status.appliedDeploymentID === b.spec.deploymentID,
+    );
+    const line =
+      `GitRepo sample: commit ${(repo?.status?.commit ?? '-').slice(0, 12)}, ${ready.length}/${bds.length} bundle deployments ready` +
       (repo?.status?.display?.message ? ` (${repo.status.display.message})` : '');
-    if (line !== last) { say(line); last = line; }
+    if (line !== last) {
+      say(line);
+      last = line;
+    }
     await assertAlive(JSON.parse(await readFile(join(dir, 'pids.json'), 'utf8')) as Pids, dir);
     const expected = repo?.status?.summary?.desiredReady ?? -1;
-    if (bds.length > 0 && ready.length === bds.length && expected === bds.length && repo?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return;
+    if (
+      bds.length > 0 &&
+      ready.length === bds.length &&
+      expected === bds.length &&
+      repo?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+    )
+      return;
     if (Date.now() > deadline) throw new Error(`the sample bundles did not become Ready in time; logs are in ${join(dir, 'logs')}`);
     await sleep(2000);
   }
@@ -151,13 +223,20 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
   await ensureBinaries();
   const pids: Pids = { agents: [] };
   say('starting the clusters, the registry and the git server');
-  const supervisor = startDetached('stack', ['stack/cli.ts', 'up', '--dir', join(dir, 'stack'), '--registries', 'http', '--kcm', 'upstream,downstream-1,downstream-2'], dir);
+  const supervisor = startDetached(
+    'stack',
+    ['stack/cli.ts', 'up', '--dir', join(dir, 'stack'), '--registries', 'http', '--kcm', 'upstream,downstream-1,downstream-2'],
+    dir,
+  );
   pids.supervisor = supervisor;
   await savePids(dir, pids);
-  await waitFor(async () => {
-    if (!alive(supervisor)) throw new Error(`the stack exited: see ${join(dir, 'logs', 'stack.log')}`);
-    return existsSync(join(dir, 'stack', 'stack.json'));
-  }, { what: 'the stack to start', timeoutMs: 600_000, intervalMs: 1000 });
+  await waitFor(
+    async () => {
+      if (!alive(supervisor)) throw new Error(`the stack exited: see ${join(dir, 'logs', 'stack.log')}`);
+      return existsSync(join(dir, 'stack', 'stack.json'));
+    },
+    { what: 'the stack to start', timeoutMs: 600_000, intervalMs: 1000 },
+  );
   const desc = JSON.parse(await readFile(join(dir, 'stack', 'stack.json'), 'utf8')) as StackDescription;
   const upstreamDesc = required(desc.clusters.upstream, 'the upstream cluster');
   const upstream = await clientFor(upstreamDesc.kubeconfig);
@@ -167,9 +246,25 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
     for (const ns of [DEFAULT_WORKSPACE_NAMESPACE, 'flotilla-system', 'flotilla-registration']) {
       await upstream.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, 'flotilla-dev');
     }
-    pids.controller = startDetached('controller', ['controller/main.ts', '--kubeconfig', upstreamDesc.kubeconfig,
-      '--api-server-url', upstreamDesc.server, '--api-server-ca-file', join(dir, 'stack', 'clusters', 'upstream', 'ca.crt'),
-      '--work-dir', join(dir, 'controller'), '--probe-port', String(await freePort()), '--metrics-port', String(await freePort())], dir);
+    pids.controller = startDetached(
+      'controller',
+      [
+        'controller/main.ts',
+        '--kubeconfig',
+        upstreamDesc.kubeconfig,
+        '--api-server-url',
+        upstreamDesc.server,
+        '--api-server-ca-file',
+        join(dir, 'stack', 'clusters', 'upstream', 'ca.crt'),
+        '--work-dir',
+        join(dir, 'controller'),
+        '--probe-port',
+        String(await freePort()),
+        '--metrics-port',
+        String(await freePort()),
+      ],
+      dir,
+    );
     await savePids(dir, pids);
     say('controller started');
     await startAgents(upstream, desc, dir, pids, say);
@@ -182,25 +277,56 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
       await helper.createRepo('sample');
       const files = await sampleRepository(join(ROOT, 'examples', 'sample-repo'));
       await helper.commit('sample', files, 'Flotilla sample repository');
-    } finally { await helper.stop(); }
+    } finally {
+      await helper.stop();
+    }
     say(`sample repository pushed to ${git.url}/sample.git (with a ~5 MiB bundle)`);
     const registry = required(desc.registries.http, 'a plain-HTTP registry');
-    await upstream.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'sample-git', namespace: DEFAULT_WORKSPACE_NAMESPACE },
-      type: 'kubernetes.io/basic-auth', stringData: { username: git.username, password: git.password } }, 'flotilla-dev');
-    await upstream.apply({ apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name: 'sample', namespace: DEFAULT_WORKSPACE_NAMESPACE },
-      spec: { repo: `${git.url}/sample.git`, branch: 'main', clientSecretName: 'sample-git', pollingInterval: '15s',
-        paths: ['common', 'web', 'monitoring', 'big'], targets: [{ clusterSelector: {} }],
-        ociRegistry: { reference: `${registry.host}/flotilla`, basicHTTP: true } } }, 'flotilla-dev');
+    await upstream.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'sample-git', namespace: DEFAULT_WORKSPACE_NAMESPACE },
+        type: 'kubernetes.io/basic-auth',
+        stringData: { username: git.username, password: git.password },
+      },
+      'flotilla-dev',
+    );
+    await upstream.apply(
+      {
+        apiVersion: API_VERSION,
+        kind: 'GitRepo',
+        metadata: { name: 'sample', namespace: DEFAULT_WORKSPACE_NAMESPACE },
+        spec: {
+          repo: `${git.url}/sample.git`,
+          branch: 'main',
+          clientSecretName: 'sample-git',
+          pollingInterval: '15s',
+          paths: ['common', 'web', 'monitoring', 'big'],
+          targets: [{ clusterSelector: {} }],
+          ociRegistry: { reference: `${registry.host}/flotilla`, basicHTTP: true },
+        },
+      },
+      'flotilla-dev',
+    );
     say(`GitRepo sample created, storing bundles in ${registry.host}/flotilla`);
     await waitReady(upstream, timeoutMs, say, dir);
     const { text } = await statusReport(upstream, DEFAULT_WORKSPACE_NAMESPACE);
     io.stdout.write(`\n${text}\n`);
-    io.stdout.write(table(['WHAT', 'WHERE'], [
-      ['upstream kubeconfig', upstreamDesc.kubeconfig],
-      ...CLUSTERS.map((c) => [`${c.name} kubeconfig`, required(desc.clusters[c.name], `cluster ${c.name}`).kubeconfig]),
-      ['registry', registry.url], ['git', `${git.url}/sample.git`], ['logs', join(dir, 'logs')],
-      ['status', `node bin/flotilla.js status --kubeconfig ${upstreamDesc.kubeconfig}`], ['stop', `node bin/flotilla.js dev down --dir ${dir}`],
-    ]));
+    io.stdout.write(
+      table(
+        ['WHAT', 'WHERE'],
+        [
+          ['upstream kubeconfig', upstreamDesc.kubeconfig],
+          ...CLUSTERS.map((c) => [`${c.name} kubeconfig`, required(desc.clusters[c.name], `cluster ${c.name}`).kubeconfig]),
+          ['registry', registry.url],
+          ['git', `${git.url}/sample.git`],
+          ['logs', join(dir, 'logs')],
+          ['status', `node bin/flotilla.js status --kubeconfig ${upstreamDesc.kubeconfig}`],
+          ['stop', `node bin/flotilla.js dev down --dir ${dir}`],
+        ],
+      ),
+    );
     return 0;
   } finally {
     await upstream.close();
@@ -209,13 +335,28 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
 
 async function down(dir: string, io: RenderIO): Promise<number> {
   const say = (m: string) => io.stdout.write(`[flotilla dev] ${m}\n`);
-  if (!existsSync(join(dir, 'pids.json'))) { say(`nothing to stop (no ${join(dir, 'pids.json')})`); return 0; }
+  if (!existsSync(join(dir, 'pids.json'))) {
+    say(`nothing to stop (no ${join(dir, 'pids.json')})`);
+    return 0;
+  }
   const pids = JSON.parse(await readFile(join(dir, 'pids.json'), 'utf8')) as Pids;
   const all = [...pids.agents, pids.controller, pids.supervisor].filter((p): p is number => p !== undefined);
-  for (const pid of all) { try { process.kill(-pid, 'SIGTERM'); } catch { /* gone */ } }
+  for (const pid of all) {
+    try {
+      process.kill(-pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
   const deadline = Date.now() + 30_000;
   while (all.some(alive) && Date.now() < deadline) await sleep(250);
-  for (const pid of all.filter(alive)) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
+  for (const pid of all.filter(alive)) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
   await sleep(500);
   const { stdout } = await run('ps', ['-eo', 'pid,args']);
   const absDir = resolve(dir);
@@ -234,13 +375,20 @@ export async function runDev(argv: string[], io: RenderIO): Promise<number> {
   // biome-ignore lint/suspicious/noImplicitAnyLet: typed by the parseArgs call that assigns it below
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { dir: { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { dir: { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    });
   } catch (err) {
     io.stderr.write(`flotilla dev: ${(err as Error).message}\n\n${DEV_USAGE}`);
     return 2;
   }
   const { values, positionals } = parsed;
-  if (values.help) { io.stdout.write(DEV_USAGE); return 0; }
+  if (values.help) {
+    io.stdout.write(DEV_USAGE);
+    return 0;
+  }
   const dir = resolve(values.dir ?? '.flotilla/dev');
   const timeoutMs = Number(values.timeout ?? '900') * 1000;
   try {

@@ -18,10 +18,17 @@ Exit codes: 0 ok, 1 failure, 2 usage error (status: 3 when something is not Read
 export async function main(argv: string[], io: RenderIO): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'render': return await runRender(rest, io);
-    case 'status': return await runStatus(rest, io);
-    case 'dev': return await runDev(rest, io);
-    case '-h': case '--help': case 'help': io.stdout.write(USAGE); return 0;
+    case 'render':
+      return await runRender(rest, io);
+    case 'status':
+      return await runStatus(rest, io);
+    case 'dev':
+      return await runDev(rest, io);
+    case '-h':
+    case '--help':
+    case 'help':
+      io.stdout.write(USAGE);
+      return 0;
     default:
       io.stderr.write(command ? `flotilla: unknown command ${command}\n\n${USAGE}` : USAGE);
       return 2;

@@ -19,7 +19,10 @@ async function run(...argv: string[]): Promise<{ code: number; stdout: string; s
 
 // The objects of lib/bundle/testdata/webapp, written out in full so that every rendered field is checked.
 const configMap = (ns: string, data: Record<string, string>) => ({
-  apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'web-config', namespace: ns }, data,
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name: 'web-config', namespace: ns },
+  data,
 });
 const deployment = (ns: string, replicas: number, image: string, logLevel: string) => ({
   apiVersion: 'apps/v1',
@@ -32,7 +35,14 @@ const deployment = (ns: string, replicas: number, image: string, logLevel: strin
       metadata: { labels: { app: 'web' } },
       spec: {
         containers: [
-          { name: 'web', image, env: [{ name: 'LOG_LEVEL', value: logLevel }, { name: 'LISTEN', value: ':8080' }] },
+          {
+            name: 'web',
+            image,
+            env: [
+              { name: 'LOG_LEVEL', value: logLevel },
+              { name: 'LISTEN', value: ':8080' },
+            ],
+          },
           { name: 'metrics', image: 'registry.example/metrics-sidecar:0.3' },
         ],
       },
@@ -40,35 +50,60 @@ const deployment = (ns: string, replicas: number, image: string, logLevel: strin
   },
 });
 const service = (ns: string) => ({
-  apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: ns },
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name: 'web', namespace: ns },
   spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
 });
 const hpa = (ns: string, maxReplicas: number) => ({
-  apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'web', namespace: ns },
+  apiVersion: 'autoscaling/v2',
+  kind: 'HorizontalPodAutoscaler',
+  metadata: { name: 'web', namespace: ns },
   spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web' }, minReplicas: 3, maxReplicas },
 });
 const baseData = { mode: 'standard', greeting: 'hello' };
 
 describe('flotilla render', () => {
   const cases: [what: string, args: string[], expected: unknown[], note: RegExp][] = [
-    ['a cluster no customization matches gets the base resources in defaultNamespace', [],
+    [
+      'a cluster no customization matches gets the base resources in defaultNamespace',
+      [],
       [configMap('webapp', baseData), deployment('webapp', 1, 'registry.example/web:1.0', 'debug'), service('webapp')],
-      /no target customization matches/],
-    ['a prod cluster gets the prod overlay: patched Deployment, added HorizontalPodAutoscaler', ['--label', 'env=prod'],
+      /no target customization matches/,
+    ],
+    [
+      'a prod cluster gets the prod overlay: patched Deployment, added HorizontalPodAutoscaler',
+      ['--label', 'env=prod'],
       [configMap('webapp', baseData), deployment('webapp', 3, 'registry.example/web:1.1', 'info'), hpa('webapp', 10), service('webapp')],
-      /using targetCustomizations\[2\] "prod"; overlays: prod/],
-    ['an edge cluster gets the prod then the edge overlay (which patches what prod added)', ['-l', 'env=prod', '--cluster-group', 'edge'],
+      /using targetCustomizations\[2\] "prod"; overlays: prod/,
+    ],
+    [
+      'an edge cluster gets the prod then the edge overlay (which patches what prod added)',
+      ['-l', 'env=prod', '--cluster-group', 'edge'],
       [configMap('webapp', baseData), deployment('webapp', 3, 'registry.example/web:1.1', 'info'), hpa('webapp', 4), service('webapp')],
-      /using targetCustomizations\[1\] "edge"; overlays: prod, edge/],
-    ['a test cluster gets the dev overlay (replaced Service, JSON-patched ConfigMap) in the forced namespace', ['--label=env=test'],
-      [configMap('webapp-dev', { mode: 'dev' }), deployment('webapp-dev', 1, 'registry.example/web:1.0', 'debug'), {
-        apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'webapp-dev' },
-        spec: { type: 'NodePort', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080, nodePort: 30080 }] },
-      }],
-      /using targetCustomizations\[3\] "dev"; overlays: dev/],
-    ['--namespace forces every namespaced resource, as GitRepo targetNamespace', ['-l', 'env=prod', '--namespace', 'team-a'],
+      /using targetCustomizations\[1\] "edge"; overlays: prod, edge/,
+    ],
+    [
+      'a test cluster gets the dev overlay (replaced Service, JSON-patched ConfigMap) in the forced namespace',
+      ['--label=env=test'],
+      [
+        configMap('webapp-dev', { mode: 'dev' }),
+        deployment('webapp-dev', 1, 'registry.example/web:1.0', 'debug'),
+        {
+          apiVersion: 'v1',
+          kind: 'Service',
+          metadata: { name: 'web', namespace: 'webapp-dev' },
+          spec: { type: 'NodePort', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080, nodePort: 30080 }] },
+        },
+      ],
+      /using targetCustomizations\[3\] "dev"; overlays: dev/,
+    ],
+    [
+      '--namespace forces every namespaced resource, as GitRepo targetNamespace',
+      ['-l', 'env=prod', '--namespace', 'team-a'],
       [configMap('team-a', baseData), deployment('team-a', 3, 'registry.example/web:1.1', 'info'), hpa('team-a', 10), service('team-a')],
-      /"prod"/],
+      /"prod"/,
+    ],
   ];
   for (const [what, args, expected, note] of cases) {
     it(`renders: ${what}`, async () => {
@@ -83,7 +118,9 @@ describe('flotilla render', () => {
   it('prints nothing for a cluster that a doNotDeploy customization excludes', async () => {
     const result = await run(webapp, '-l', 'env=prod', '-l', 'lab=true');
     expect(result).to.deep.equal({
-      code: 0, stdout: '', stderr: 'cluster excluded by targetCustomizations[0] "lab" (doNotDeploy): nothing is deployed\n',
+      code: 0,
+      stdout: '',
+      stderr: 'cluster excluded by targetCustomizations[0] "lab" (doNotDeploy): nothing is deployed\n',
     });
   });
 

@@ -80,7 +80,10 @@ interface RenderArgs {
 /** The content limit flags: `--max-depth` for `maxDepth`, ... (the same names as the controller's and agent's). */
 const LIMIT_KEYS = [...Object.keys(CONTENT_LIMIT_CONFIG_SHAPE), 'maxObjects'];
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-const LimitFlagsSchema = z.strictObject({ ...CONTENT_LIMIT_CONFIG_SHAPE, maxObjects: z.coerce.number().int().min(1).default(DEFAULT_CONTENT_LIMITS.maxObjects) });
+const LimitFlagsSchema = z.strictObject({
+  ...CONTENT_LIMIT_CONFIG_SHAPE,
+  maxObjects: z.coerce.number().int().min(1).default(DEFAULT_CONTENT_LIMITS.maxObjects),
+});
 
 function parseLimits(values: Record<string, unknown>): ContentLimits {
   const raw = Object.fromEntries(LIMIT_KEYS.filter((k) => values[kebab(k)] !== undefined).map((k) => [k, values[kebab(k)]]));
@@ -184,16 +187,25 @@ async function renderWith(renderer: BundleRenderer, dir: string, args: RenderArg
   const options: BundleDeploymentOptions = mergeOptions(fleetYamlOptions(fleetYaml), customization);
   if (args.targetNamespace) options.targetNamespace = args.targetNamespace;
   const overlays = options.yaml?.overlays ?? [];
-  const where = customization ? `using ${label}${named}; overlays: ${overlays.length > 0 ? overlays.join(', ') : 'none'}` : 'no target customization matches; base options';
+  const where = customization
+    ? `using ${label}${named}; overlays: ${overlays.length > 0 ? overlays.join(', ') : 'none'}`
+    : 'no target customization matches; base options';
   if (engineOf(bundle.files, options).engine === 'yaml') {
     // Plain YAML: parsed and rendered in the capped worker, as the agent does.
     return { yaml: toMultiDocumentYaml(await renderer.render(bundle.files, renderOptionsFrom(options), `bundle ${args.dir}`)), note: `${where}\n` };
   }
   // Helm and Kustomize: lib/render's renderContent, the agent's code (helm and kustomize are bounded subprocesses).
-  const content = await renderContent(bundle.files, { bundleName: bundle.name, options }, {
-    name: args.cluster.name, namespace: args.clusterNamespace, labels: args.cluster.labels,
-    capabilities: { kubeVersion: args.kubeVersion, apiVersions: args.apiVersions },
-  }, { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS });
+  const content = await renderContent(
+    bundle.files,
+    { bundleName: bundle.name, options },
+    {
+      name: args.cluster.name,
+      namespace: args.clusterNamespace,
+      labels: args.cluster.labels,
+      capabilities: { kubeVersion: args.kubeVersion, apiVersions: args.apiVersions },
+    },
+    { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS },
+  );
   return { yaml: toMultiDocumentYaml(inApplyOrder(content)), note: `${where}; rendered with ${content.engine}\n` };
 }
 

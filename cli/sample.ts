@@ -36,7 +36,8 @@ export function bigBundle(count = 6, bytesEach = 850 * 1024): Record<string, str
     'big/namespace.yaml': 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo-big\n',
   };
   for (let i = 0; i < count; i++) {
-    files[`big/payload-${i}.yaml`] = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: payload-${i}\ndata:\n  blob: "${filler(`payload-${i}`, bytesEach)}"\n`;
+    files[`big/payload-${i}.yaml`] =
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: payload-${i}\ndata:\n  blob: "${filler(`payload-${i}`, bytesEach)}"\n`;
   }
   return files;
 }

@@ -32,7 +32,8 @@ const short = (digest: string | undefined) => (digest ? digest.replace(/^sha256:
 /** Loads a KubeConfig from flags or the usual defaults. */
 export function loadKubeConfig(file: string | undefined, context: string | undefined): KubeConfig {
   const kc = new KubeConfig();
-  if (file) kc.loadFromFile(file); else kc.loadFromDefault();
+  if (file) kc.loadFromFile(file);
+  else kc.loadFromDefault();
   if (context) kc.setCurrentContext(context);
   return kc;
 }
@@ -42,16 +43,49 @@ export async function statusReport(kube: KubeClient, namespace: string | undefin
   const list = async <T>(kind: string) => (await kube.list<Obj<T>>({ apiVersion: API_VERSION, kind, namespace })).items;
   const [repos, bundles, clusters] = await Promise.all([list<GitRepo>('GitRepo'), list<Bundle>('Bundle'), list<Cluster>('Cluster')]);
   const out: string[] = [];
-  out.push(`GITREPOS\n${table(['NAMESPACE', 'NAME', 'COMMIT', 'READY', 'DEPLOYMENTS', 'STATE', 'MESSAGE'],
-    repos.map((r) => [r.metadata.namespace ?? '', r.metadata.name, (r.status?.commit ?? '').slice(0, 12), ready(r),
-      r.status?.display?.readyBundleDeployments ?? '-', r.status?.display?.state ?? '-', (r.status?.display?.message ?? '').slice(0, 80)]))}`);
-  out.push(`BUNDLES\n${table(['NAMESPACE', 'NAME', 'CLUSTERS', 'STATE', 'STORAGE', 'DIGEST'],
-    bundles.map((b) => [b.metadata.namespace ?? '', b.metadata.name, b.status?.display?.readyClusters ?? '-', b.status?.display?.state ?? '-',
-      b.spec.oci ? 'oci' : 'etcd', short(b.spec.oci?.digest)]))}`);
-  out.push(`CLUSTERS\n${table(['NAMESPACE', 'NAME', 'LABELS', 'BUNDLES', 'STATE', 'LAST SEEN'],
-    clusters.map((c) => [c.metadata.namespace ?? '', c.metadata.name,
-      Object.entries(c.metadata.labels ?? {}).filter(([k]) => !k.startsWith('flotilla.dev/')).map(([k, v]) => `${k}=${v}`).join(','),
-      c.status?.display?.readyBundles ?? '-', c.status?.display?.state ?? '-', c.status?.agent?.lastSeen ?? '-']))}`);
+  out.push(
+    `GITREPOS\n${table(
+      ['NAMESPACE', 'NAME', 'COMMIT', 'READY', 'DEPLOYMENTS', 'STATE', 'MESSAGE'],
+      repos.map((r) => [
+        r.metadata.namespace ?? '',
+        r.metadata.name,
+        (r.status?.commit ?? '').slice(0, 12),
+        ready(r),
+        r.status?.display?.readyBundleDeployments ?? '-',
+        r.status?.display?.state ?? '-',
+        (r.status?.display?.message ?? '').slice(0, 80),
+      ]),
+    )}`,
+  );
+  out.push(
+    `BUNDLES\n${table(
+      ['NAMESPACE', 'NAME', 'CLUSTERS', 'STATE', 'STORAGE', 'DIGEST'],
+      bundles.map((b) => [
+        b.metadata.namespace ?? '',
+        b.metadata.name,
+        b.status?.display?.readyClusters ?? '-',
+        b.status?.display?.state ?? '-',
+        b.spec.oci ? 'oci' : 'etcd',
+        short(b.spec.oci?.digest),
+      ]),
+    )}`,
+  );
+  out.push(
+    `CLUSTERS\n${table(
+      ['NAMESPACE', 'NAME', 'LABELS', 'BUNDLES', 'STATE', 'LAST SEEN'],
+      clusters.map((c) => [
+        c.metadata.namespace ?? '',
+        c.metadata.name,
+        Object.entries(c.metadata.labels ?? {})
+          .filter(([k]) => !k.startsWith('flotilla.dev/'))
+          .map(([k, v]) => `${k}=${v}`)
+          .join(','),
+        c.status?.display?.readyBundles ?? '-',
+        c.status?.display?.state ?? '-',
+        c.status?.agent?.lastSeen ?? '-',
+      ]),
+    )}`,
+  );
   return { text: out.join('\n'), allReady: repos.every((r) => ready(r) === 'True') };
 }
 
@@ -60,14 +94,23 @@ export async function runStatus(argv: string[], io: RenderIO): Promise<number> {
   // biome-ignore lint/suspicious/noImplicitAnyLet: typed by the parseArgs call that assigns it below
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: {
-      kubeconfig: { type: 'string' }, context: { type: 'string' }, namespace: { type: 'string', short: 'n' }, help: { type: 'boolean', short: 'h' },
-    } }));
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        kubeconfig: { type: 'string' },
+        context: { type: 'string' },
+        namespace: { type: 'string', short: 'n' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
   } catch (err) {
     io.stderr.write(`flotilla status: ${(err as Error).message}\n\n${STATUS_USAGE}`);
     return 2;
   }
-  if (values.help) { io.stdout.write(STATUS_USAGE); return 0; }
+  if (values.help) {
+    io.stdout.write(STATUS_USAGE);
+    return 0;
+  }
   let kube: KubeClient | undefined;
   try {
     kube = await KubeClient.fromKubeConfig(loadKubeConfig(values.kubeconfig, values.context));

@@ -1,7 +1,20 @@
 import { clusterHelmOptions } from './chartvalues.js';
 import {
-  API_VERSION, BundleState, ConditionType, Finalizer, Label, MANAGED_LABEL_VALUE, Reason, emptyBundleSummary, setCondition,
-  type Bundle, type BundleDeployment, type BundleDeploymentOptions, type BundleDeploymentSpec, type BundleSummary, type ClusterGroup,
+  API_VERSION,
+  BundleState,
+  ConditionType,
+  Finalizer,
+  Label,
+  MANAGED_LABEL_VALUE,
+  Reason,
+  emptyBundleSummary,
+  setCondition,
+  type Bundle,
+  type BundleDeployment,
+  type BundleDeploymentOptions,
+  type BundleDeploymentSpec,
+  type BundleSummary,
+  type ClusterGroup,
 } from '../lib/api/index.js';
 import { deploymentID, optionsHash, selectClusters, type GroupInfo } from '../lib/bundle/index.js';
 import { mapLimit } from '../lib/util/concurrency.js';
@@ -91,14 +104,16 @@ export function notReadyMessage(summary: BundleSummary): string {
 }
 
 function groupsIn(ctx: ControllerContext, namespace: string): GroupInfo[] {
-  return ctx.informers.clusterGroups.list()
+  return ctx.informers.clusterGroups
+    .list()
     .filter((g) => g.metadata.namespace === namespace)
     .map((g: ClusterGroup & KubeObject) => ({ name: g.metadata.name, labels: g.metadata.labels ?? {}, selector: g.spec?.selector }));
 }
 
 function deploymentsOf(ctx: ControllerContext, namespace: string, name: string): BundleDeploymentObject[] {
-  return ctx.informers.bundleDeployments.list().filter((bd) =>
-    bd.metadata.labels?.[Label.BundleName] === name && bd.metadata.labels?.[Label.BundleNamespace] === namespace);
+  return ctx.informers.bundleDeployments
+    .list()
+    .filter((bd) => bd.metadata.labels?.[Label.BundleName] === name && bd.metadata.labels?.[Label.BundleNamespace] === namespace);
 }
 
 async function deleteDeployment(ctx: ControllerContext, bd: BundleDeploymentObject): Promise<void> {
@@ -108,7 +123,11 @@ async function deleteDeployment(ctx: ControllerContext, bd: BundleDeploymentObje
 }
 
 /** The agents' copy of a Bundle's registry credentials, read once per pass. */
-interface AgentCredentials { type: string; stringData: Record<string, string>; version: string }
+interface AgentCredentials {
+  type: string;
+  stringData: Record<string, string>;
+  version: string;
+}
 
 async function agentCredentials(ctx: ControllerContext, bundle: BundleObject): Promise<AgentCredentials | undefined> {
   const secretName = bundle.spec.oci?.secretName;
@@ -118,16 +137,25 @@ async function agentCredentials(ctx: ControllerContext, bundle: BundleObject): P
 }
 
 /** The BundleDeployment of `bundle` for one cluster, as the controller writes it. */
-export function desiredDeployment(bundle: BundleObject, clusterName: string, clusterNs: string, options: BundleDeploymentOptions,
-  existing: BundleDeployment | undefined): BundleDeploymentObject {
+export function desiredDeployment(
+  bundle: BundleObject,
+  clusterName: string,
+  clusterNs: string,
+  options: BundleDeploymentOptions,
+  existing: BundleDeployment | undefined,
+): BundleDeploymentObject {
   const name = bundle.metadata.name;
   return {
-    apiVersion: API_VERSION, kind: 'BundleDeployment',
+    apiVersion: API_VERSION,
+    kind: 'BundleDeployment',
     metadata: {
-      name, namespace: clusterNs,
+      name,
+      namespace: clusterNs,
       labels: {
-        [Label.BundleName]: name, [Label.BundleNamespace]: bundle.metadata.namespace ?? '',
-        [Label.RepoName]: bundle.metadata.labels?.[Label.RepoName] ?? '', [Label.Cluster]: clusterName,
+        [Label.BundleName]: name,
+        [Label.BundleNamespace]: bundle.metadata.namespace ?? '',
+        [Label.RepoName]: bundle.metadata.labels?.[Label.RepoName] ?? '',
+        [Label.Cluster]: clusterName,
         [Label.Managed]: MANAGED_LABEL_VALUE,
       },
     },
@@ -155,35 +183,53 @@ export function agentMissesCredentials(bd: BundleDeployment | undefined): boolea
 type WrittenCredentials = Map<string, string>;
 
 /** Writes one BundleDeployment and its agent credentials where they are not up to date; returns what it wrote (undefined: nothing). */
-async function writeDeployment(ctx: ControllerContext, bundle: BundleObject, clusterName: string, clusterNs: string, options: BundleDeploymentOptions,
-  credentials: AgentCredentials | undefined, written: WrittenCredentials): Promise<BundleDeploymentObject | undefined> {
+async function writeDeployment(
+  ctx: ControllerContext,
+  bundle: BundleObject,
+  clusterName: string,
+  clusterNs: string,
+  options: BundleDeploymentOptions,
+  credentials: AgentCredentials | undefined,
+  written: WrittenCredentials,
+): Promise<BundleDeploymentObject | undefined> {
   const name = bundle.metadata.name;
   const key = `${clusterNs}/${name}`;
   const existing = ctx.informers.bundleDeployments.get(key);
   const bd = desiredDeployment(bundle, clusterName, clusterNs, options, existing);
   const bdUpToDate = deploymentUpToDate(existing, bd);
-  const credentialsUpToDate = !credentials
-    || (bdUpToDate && written.get(key) === `${credentials.version}|${existing?.metadata.uid ?? ''}` && !agentMissesCredentials(existing));
+  const credentialsUpToDate =
+    !credentials || (bdUpToDate && written.get(key) === `${credentials.version}|${existing?.metadata.uid ?? ''}` && !agentMissesCredentials(existing));
   ctx.metrics.deploymentWrites.inc({ outcome: bdUpToDate ? 'unchanged' : 'applied' });
   if (bdUpToDate && credentialsUpToDate) return undefined;
   const applied = bdUpToDate && existing ? existing : await ctx.kube.apply<BundleDeploymentObject>(bd, FIELD_MANAGER);
   if (credentials) {
-    await ctx.kube.apply({
-      apiVersion: 'v1', kind: 'Secret', type: credentials.type,
-      metadata: {
-        name: ociSecretName(name), namespace: clusterNs,
-        labels: { [Label.Managed]: MANAGED_LABEL_VALUE, [Label.BundleName]: name },
-        ownerReferences: [{ apiVersion: API_VERSION, kind: 'BundleDeployment', name, uid: applied.metadata.uid ?? '', controller: true }],
+    await ctx.kube.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: credentials.type,
+        metadata: {
+          name: ociSecretName(name),
+          namespace: clusterNs,
+          labels: { [Label.Managed]: MANAGED_LABEL_VALUE, [Label.BundleName]: name },
+          ownerReferences: [{ apiVersion: API_VERSION, kind: 'BundleDeployment', name, uid: applied.metadata.uid ?? '', controller: true }],
+        },
+        stringData: credentials.stringData,
       },
-      stringData: credentials.stringData,
-    }, FIELD_MANAGER);
+      FIELD_MANAGER,
+    );
     written.set(key, `${credentials.version}|${applied.metadata.uid ?? ''}`);
   }
   return applied;
 }
 
 /** One cluster a Bundle targets, with the BundleDeployment it gets there. */
-interface Target { cluster: string; clusterNs: string; options: BundleDeploymentOptions; desired: BundleDeploymentObject }
+interface Target {
+  cluster: string;
+  clusterNs: string;
+  options: BundleDeploymentOptions;
+  desired: BundleDeploymentObject;
+}
 
 /** The working state of one Bundle reconcile. */
 interface BundleRun extends RunState<BundleObject> {
@@ -217,7 +263,11 @@ const keyIn = (bd: { metadata: { namespace?: string | undefined; name: string } 
 export function bundleSummary(targets: readonly Target[], current: (key: string) => BundleDeploymentObject | undefined): BundleSummary {
   const bds = targets.map((t) => current(keyIn(t.desired)) ?? t.desired);
   const expected = new Map(targets.map((t) => [keyIn(t.desired), t.desired.spec]));
-  return summarize(bds, (bd) => bd.metadata.labels?.[Label.Cluster] ?? bd.metadata.namespace ?? '', (bd) => expected.get(keyIn(bd)) ?? bd.spec);
+  return summarize(
+    bds,
+    (bd) => bd.metadata.labels?.[Label.Cluster] ?? bd.metadata.namespace ?? '',
+    (bd) => expected.get(keyIn(bd)) ?? bd.spec,
+  );
 }
 
 /** Creates the Bundle controller. */
@@ -230,15 +280,28 @@ export function setupBundleController(ctx: ControllerContext): Controller {
     const bundle = run.object;
     const namespace = bundle.metadata.namespace ?? '';
     const clusters = ctx.informers.clusters.list().filter((c) => c.metadata.namespace === namespace);
-    const selected = selectClusters(bundle.spec.targetRestrictions, bundle.spec.targets,
-      clusters.map((c) => ({ name: c.metadata.name, labels: c.metadata.labels ?? {} })), groupsIn(ctx, namespace), baseOptions(bundle.spec));
+    const selected = selectClusters(
+      bundle.spec.targetRestrictions,
+      bundle.spec.targets,
+      clusters.map((c) => ({ name: c.metadata.name, labels: c.metadata.labels ?? {} })),
+      groupsIn(ctx, namespace),
+      baseOptions(bundle.spec),
+    );
     run.selected = selected.length;
     for (const sel of selected) {
       const cluster = clusters.find((c) => c.metadata.name === sel.cluster);
       const clusterNs = cluster?.status?.namespace;
-      if (!cluster || !clusterNs) { run.waiting += 1; continue; } // the Cluster reconciler creates its namespace first
+      if (!cluster || !clusterNs) {
+        run.waiting += 1;
+        continue;
+      } // the Cluster reconciler creates its namespace first
       // Helm values templated for this cluster (cluster labels, ${ }), as Fleet's controller does: controller/chartvalues.ts.
-      const templated = { name: cluster.metadata.name, namespace: cluster.metadata.namespace, labels: cluster.metadata.labels, annotations: cluster.metadata.annotations };
+      const templated = {
+        name: cluster.metadata.name,
+        namespace: cluster.metadata.namespace,
+        labels: cluster.metadata.labels,
+        annotations: cluster.metadata.annotations,
+      };
       const options = clusterHelmOptions(sel.options, templated, bundle.metadata.name);
       const desired = desiredDeployment(bundle, cluster.metadata.name, clusterNs, options, current(`${clusterNs}/${bundle.metadata.name}`));
       run.targets.push({ cluster: cluster.metadata.name, clusterNs, options, desired });
@@ -260,14 +323,23 @@ export function setupBundleController(ctx: ControllerContext): Controller {
   const prune: Step<BundleRun> = async (run) => {
     const wanted = new Set(run.targets.map((t) => keyIn(t.desired)));
     for (const bd of deploymentsOf(ctx, run.object.metadata.namespace ?? '', run.object.metadata.name)) {
-      if (!wanted.has(keyIn(bd))) { await deleteDeployment(ctx, bd); written.delete(keyIn(bd)); }
+      if (!wanted.has(keyIn(bd))) {
+        await deleteDeployment(ctx, bd);
+        written.delete(keyIn(bd));
+      }
     }
     return 'continue';
   };
 
   const reconcile = reconciler<BundleObject, BundleRun>({
-    name: 'bundle', log: ctx.log, now: ctx.now, kube: ctx.kube,
-    get: async (key) => { const { namespace = 'default', name } = splitKey(key); return await ctx.kube.get<BundleObject>(Ref.bundle(namespace, name)); },
+    name: 'bundle',
+    log: ctx.log,
+    now: ctx.now,
+    kube: ctx.kube,
+    get: async (key) => {
+      const { namespace = 'default', name } = splitKey(key);
+      return await ctx.kube.get<BundleObject>(Ref.bundle(namespace, name));
+    },
     finalizer: {
       name: Finalizer.Bundle,
       finalize: async (bundle) => {
@@ -275,28 +347,52 @@ export function setupBundleController(ctx: ControllerContext): Controller {
         return 'done';
       },
     },
-    start: (bundle, now) => ({ object: bundle, now, conditions: [...(bundle.status?.conditions ?? [])], selected: 0, waiting: 0, targets: [], applied: new Map() }),
+    start: (bundle, now) => ({
+      object: bundle,
+      now,
+      conditions: [...(bundle.status?.conditions ?? [])],
+      selected: 0,
+      waiting: 0,
+      targets: [],
+      applied: new Map(),
+    }),
     steps: () => [target, write, prune],
     status: {
       fallbackReason: Reason.Progressing,
       readiness: (run) => {
-        run.conditions = setCondition(run.conditions, {
-          type: ConditionType.Targeted, status: run.selected > 0 ? 'True' : 'False', observedGeneration: run.object.metadata.generation,
-          reason: run.selected > 0 ? Reason.Succeeded : Reason.NoMatchingClusters,
-          message: run.selected > 0 ? `${run.selected} cluster(s) targeted${run.waiting ? `, ${run.waiting} waiting for their namespace` : ''}` : 'no cluster matches the targets',
-        }, run.now);
+        run.conditions = setCondition(
+          run.conditions,
+          {
+            type: ConditionType.Targeted,
+            status: run.selected > 0 ? 'True' : 'False',
+            observedGeneration: run.object.metadata.generation,
+            reason: run.selected > 0 ? Reason.Succeeded : Reason.NoMatchingClusters,
+            message:
+              run.selected > 0
+                ? `${run.selected} cluster(s) targeted${run.waiting ? `, ${run.waiting} waiting for their namespace` : ''}`
+                : 'no cluster matches the targets',
+          },
+          run.now,
+        );
         run.summary = bundleSummary(run.targets, (key) => run.applied.get(key) ?? current(key));
         const state = worstState(run.summary);
         const ready = state === BundleState.Ready && run.waiting === 0;
-        return { status: ready ? 'True' : 'False', reason: ready ? Reason.Succeeded : Reason.ResourcesNotReady,
+        return {
+          status: ready ? 'True' : 'False',
+          reason: ready ? Reason.Succeeded : Reason.ResourcesNotReady,
           message: ready ? '' : notReadyMessage(run.summary) || (run.waiting ? `${run.waiting} cluster(s) waiting for their namespace` : ''),
-          progressing: state === BundleState.WaitApplied || state === BundleState.Pending || run.waiting > 0 };
+          progressing: state === BundleState.WaitApplied || state === BundleState.Pending || run.waiting > 0,
+        };
       },
       build: (run, conditions) => {
         const summary = run.summary ?? emptyBundleSummary();
-        return { observedGeneration: run.object.metadata.generation, conditions, summary,
+        return {
+          observedGeneration: run.object.metadata.generation,
+          conditions,
+          summary,
           display: { readyClusters: `${summary.ready}/${summary.desiredReady}`, state: worstState(summary) ?? 'NoTargets' },
-          observedContentsID: run.object.spec.contentsID };
+          observedContentsID: run.object.spec.contentsID,
+        };
       },
       writer: bundleStatusWriter(ctx.kube),
     },
@@ -310,8 +406,11 @@ export function setupBundleController(ctx: ControllerContext): Controller {
     return ns && n ? [`${ns}/${n}`] : [];
   });
   // A cluster or group change can change targeting for every bundle of its workspace.
-  const allBundlesIn = (namespace: string | undefined) => ctx.informers.bundles.list()
-    .filter((b) => b.metadata.namespace === namespace).map((b) => `${b.metadata.namespace}/${b.metadata.name}`);
+  const allBundlesIn = (namespace: string | undefined) =>
+    ctx.informers.bundles
+      .list()
+      .filter((b) => b.metadata.namespace === namespace)
+      .map((b) => `${b.metadata.namespace}/${b.metadata.name}`);
   // Heartbeats change Cluster status every few seconds: only labels and the cluster namespace matter here.
   const seen = new Map<string, string>();
   controller.watch(ctx.informers.clusters, (c, type) => {

@@ -7,12 +7,20 @@ describe('clusterHelmOptions', () => {
   const cluster = { name: 'c1', namespace: 'fleet-default', labels: { env: 'prod', region: 'eu' } };
 
   it('templates helm values for the cluster and marks them done for the agent', () => {
-    const out = clusterHelmOptions({ defaultNamespace: 'apps', helm: { values: { env: 'global.fleet.clusterLabels.env', name: '${ .ClusterName }-${ .ClusterLabels.region }' } } }, cluster, 'web');
+    const out = clusterHelmOptions(
+      { defaultNamespace: 'apps', helm: { values: { env: 'global.fleet.clusterLabels.env', name: '${ .ClusterName }-${ .ClusterLabels.region }' } } },
+      cluster,
+      'web',
+    );
     expect(out).to.deep.equal({ defaultNamespace: 'apps', helm: { values: { env: 'prod', name: 'c1-eu' }, disablePreProcess: true } });
   });
 
   it('keeps ${ } as text but still substitutes labels under disablePreProcess', () => {
-    const out = clusterHelmOptions({ helm: { disablePreProcess: true, values: { a: '${ .ClusterName }', b: 'global.fleet.clusterLabels.env' } } }, cluster, 'web');
+    const out = clusterHelmOptions(
+      { helm: { disablePreProcess: true, values: { a: '${ .ClusterName }', b: 'global.fleet.clusterLabels.env' } } },
+      cluster,
+      'web',
+    );
     expect(out.helm?.values).to.deep.equal({ a: '${ .ClusterName }', b: 'prod' });
   });
 
@@ -22,7 +30,9 @@ describe('clusterHelmOptions', () => {
   });
 
   it('refuses a missing label key, naming the bundle and the cluster', () => {
-    expect(() => clusterHelmOptions({ helm: { values: { a: '${ .ClusterLabels.nope }' } } }, cluster, 'web'))
-      .to.throw(StallingError, /bundle web: helm\.values for cluster c1: .*"nope"/);
+    expect(() => clusterHelmOptions({ helm: { values: { a: '${ .ClusterLabels.nope }' } } }, cluster, 'web')).to.throw(
+      StallingError,
+      /bundle web: helm\.values for cluster c1: .*"nope"/,
+    );
   });
 });

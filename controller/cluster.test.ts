@@ -7,10 +7,12 @@ const ago = (seconds: number): string => new Date(NOW.getTime() - seconds * 1000
 
 function bd(name: string, state: 'ready' | 'notReady' | 'waiting' | 'failed' | 'modified'): BundleDeployment {
   const applied = state === 'waiting' || state === 'failed' ? 'old' : 'v1';
-  const conditions: Condition[] = state === 'failed'
-    ? [{ type: 'Deployed', status: 'False', reason: 'ApplyFailed', message: 'admission webhook denied', lastTransitionTime: ago(5) }] : [];
+  const conditions: Condition[] =
+    state === 'failed' ? [{ type: 'Deployed', status: 'False', reason: 'ApplyFailed', message: 'admission webhook denied', lastTransitionTime: ago(5) }] : [];
   return {
-    apiVersion: 'flotilla.dev/v1alpha1', kind: 'BundleDeployment', metadata: { name, namespace: 'cluster-ns' },
+    apiVersion: 'flotilla.dev/v1alpha1',
+    kind: 'BundleDeployment',
+    metadata: { name, namespace: 'cluster-ns' },
     spec: { deploymentID: 'v1' },
     status: { appliedDeploymentID: applied, ready: state === 'ready' || state === 'modified', nonModified: state !== 'modified', conditions },
   };
@@ -42,25 +44,77 @@ describe('clusterNamespaceName', () => {
 
 describe('clusterRollup', () => {
   const cases: {
-    name: string; bds: BundleDeployment[]; lastSeen?: string; createdAt?: string;
-    readyBundles: string; state?: string; ready: [string, string]; recheck: boolean;
+    name: string;
+    bds: BundleDeployment[];
+    lastSeen?: string;
+    createdAt?: string;
+    readyBundles: string;
+    state?: string;
+    ready: [string, string];
+    recheck: boolean;
   }[] = [
-    { name: 'a fresh agent with every bundle ready is Ready', bds: [bd('a', 'ready'), bd('b', 'ready')], lastSeen: ago(10),
-      readyBundles: '2/2', state: BundleState.Ready, ready: ['True', 'Succeeded'], recheck: true },
-    { name: 'a fresh agent without bundles is Ready with 0/0', bds: [], lastSeen: ago(1),
-      readyBundles: '0/0', ready: ['True', 'Succeeded'], recheck: true },
-    { name: 'the worst bundle decides the state and the reason', bds: [bd('a', 'ready'), bd('b', 'notReady'), bd('c', 'failed')], lastSeen: ago(1),
-      readyBundles: '1/3', state: BundleState.ErrApplied, ready: ['False', 'ApplyFailed'], recheck: true },
-    { name: 'drift shows as Modified', bds: [bd('a', 'modified')], lastSeen: ago(1),
-      readyBundles: '0/1', state: BundleState.Modified, ready: ['False', 'Drifted'], recheck: true },
-    { name: 'a bundle not applied yet waits', bds: [bd('a', 'waiting')], lastSeen: ago(1),
-      readyBundles: '0/1', state: BundleState.WaitApplied, ready: ['False', 'Progressing'], recheck: true },
-    { name: 'an agent silent for 3 heartbeats is not seen, even with ready bundles', bds: [bd('a', 'ready')], lastSeen: ago(45),
-      readyBundles: '1/1', state: BundleState.Ready, ready: ['False', 'AgentNotSeen'], recheck: false },
-    { name: 'an agent that never reported gets a grace period from creation', bds: [], createdAt: ago(20),
-      readyBundles: '0/0', ready: ['Unknown', 'Progressing'], recheck: true },
-    { name: 'an agent that never reported after the grace period is not seen', bds: [], createdAt: ago(46),
-      readyBundles: '0/0', ready: ['False', 'AgentNotSeen'], recheck: false },
+    {
+      name: 'a fresh agent with every bundle ready is Ready',
+      bds: [bd('a', 'ready'), bd('b', 'ready')],
+      lastSeen: ago(10),
+      readyBundles: '2/2',
+      state: BundleState.Ready,
+      ready: ['True', 'Succeeded'],
+      recheck: true,
+    },
+    { name: 'a fresh agent without bundles is Ready with 0/0', bds: [], lastSeen: ago(1), readyBundles: '0/0', ready: ['True', 'Succeeded'], recheck: true },
+    {
+      name: 'the worst bundle decides the state and the reason',
+      bds: [bd('a', 'ready'), bd('b', 'notReady'), bd('c', 'failed')],
+      lastSeen: ago(1),
+      readyBundles: '1/3',
+      state: BundleState.ErrApplied,
+      ready: ['False', 'ApplyFailed'],
+      recheck: true,
+    },
+    {
+      name: 'drift shows as Modified',
+      bds: [bd('a', 'modified')],
+      lastSeen: ago(1),
+      readyBundles: '0/1',
+      state: BundleState.Modified,
+      ready: ['False', 'Drifted'],
+      recheck: true,
+    },
+    {
+      name: 'a bundle not applied yet waits',
+      bds: [bd('a', 'waiting')],
+      lastSeen: ago(1),
+      readyBundles: '0/1',
+      state: BundleState.WaitApplied,
+      ready: ['False', 'Progressing'],
+      recheck: true,
+    },
+    {
+      name: 'an agent silent for 3 heartbeats is not seen, even with ready bundles',
+      bds: [bd('a', 'ready')],
+      lastSeen: ago(45),
+      readyBundles: '1/1',
+      state: BundleState.Ready,
+      ready: ['False', 'AgentNotSeen'],
+      recheck: false,
+    },
+    {
+      name: 'an agent that never reported gets a grace period from creation',
+      bds: [],
+      createdAt: ago(20),
+      readyBundles: '0/0',
+      ready: ['Unknown', 'Progressing'],
+      recheck: true,
+    },
+    {
+      name: 'an agent that never reported after the grace period is not seen',
+      bds: [],
+      createdAt: ago(46),
+      readyBundles: '0/0',
+      ready: ['False', 'AgentNotSeen'],
+      recheck: false,
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -91,9 +145,26 @@ describe('groupRollup', () => {
   const cluster = (name: string, labels: Record<string, string>, ready: boolean, bundles: [number, number]): ClusterView => ({
     metadata: { name, labels },
     status: {
-      summary: { notReady: bundles[1] - bundles[0], waitApplied: 0, errApplied: 0, outOfSync: 0, modified: 0, ready: bundles[0], pending: 0, desiredReady: bundles[1] },
+      summary: {
+        notReady: bundles[1] - bundles[0],
+        waitApplied: 0,
+        errApplied: 0,
+        outOfSync: 0,
+        modified: 0,
+        ready: bundles[0],
+        pending: 0,
+        desiredReady: bundles[1],
+      },
       display: { readyBundles: `${bundles[0]}/${bundles[1]}`, state: bundles[0] === bundles[1] ? 'Ready' : 'NotReady' },
-      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', reason: ready ? 'Succeeded' : 'ResourcesNotReady', message: ready ? 'ok' : 'not ready', lastTransitionTime: ago(1) }],
+      conditions: [
+        {
+          type: 'Ready',
+          status: ready ? 'True' : 'False',
+          reason: ready ? 'Succeeded' : 'ResourcesNotReady',
+          message: ready ? 'ok' : 'not ready',
+          lastTransitionTime: ago(1),
+        },
+      ],
     },
   });
   const clusters = [
@@ -102,11 +173,42 @@ describe('groupRollup', () => {
     cluster('us-1', { env: 'prod', region: 'us' }, true, [2, 2]),
     cluster('dev-1', { env: 'dev' }, false, [0, 1]),
   ];
-  const cases: { name: string; selector?: { matchLabels?: Record<string, string> }; count: number; nonReady: string[]; readyClusters: string; readyBundles: string; ready: string }[] = [
-    { name: 'counts the clusters its selector matches and names the non-ready ones', selector: { matchLabels: { env: 'prod' } },
-      count: 3, nonReady: ['eu-2'], readyClusters: '2/3', readyBundles: '5/6', ready: 'False' },
-    { name: 'is Ready when every member is', selector: { matchLabels: { region: 'us' } }, count: 1, nonReady: [], readyClusters: '1/1', readyBundles: '2/2', ready: 'True' },
-    { name: 'an empty selector matches every cluster', selector: {}, count: 4, nonReady: ['dev-1', 'eu-2'], readyClusters: '2/4', readyBundles: '5/7', ready: 'False' },
+  const cases: {
+    name: string;
+    selector?: { matchLabels?: Record<string, string> };
+    count: number;
+    nonReady: string[];
+    readyClusters: string;
+    readyBundles: string;
+    ready: string;
+  }[] = [
+    {
+      name: 'counts the clusters its selector matches and names the non-ready ones',
+      selector: { matchLabels: { env: 'prod' } },
+      count: 3,
+      nonReady: ['eu-2'],
+      readyClusters: '2/3',
+      readyBundles: '5/6',
+      ready: 'False',
+    },
+    {
+      name: 'is Ready when every member is',
+      selector: { matchLabels: { region: 'us' } },
+      count: 1,
+      nonReady: [],
+      readyClusters: '1/1',
+      readyBundles: '2/2',
+      ready: 'True',
+    },
+    {
+      name: 'an empty selector matches every cluster',
+      selector: {},
+      count: 4,
+      nonReady: ['dev-1', 'eu-2'],
+      readyClusters: '2/4',
+      readyBundles: '5/7',
+      ready: 'False',
+    },
     { name: 'no selector matches no cluster', count: 0, nonReady: [], readyClusters: '0/0', readyBundles: '0/0', ready: 'True' },
   ];
   for (const c of cases) {

@@ -6,8 +6,20 @@ import { keyOf } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { groupsOf } from '../lib/bundle/target.js';
 import {
-  BundleState, ConditionType, Finalizer, Label, MAX_RESOURCE_STATUS_ITEMS, Reason, emptyBundleSummary, getCondition,
-  type BundleDeployment, type BundleSummary, type Cluster, type ClusterGroup, type Condition, type LabelSelector,
+  BundleState,
+  ConditionType,
+  Finalizer,
+  Label,
+  MAX_RESOURCE_STATUS_ITEMS,
+  Reason,
+  emptyBundleSummary,
+  getCondition,
+  type BundleDeployment,
+  type BundleSummary,
+  type Cluster,
+  type ClusterGroup,
+  type Condition,
+  type LabelSelector,
 } from '../lib/api/index.js';
 import { Ref, type ControllerContext } from './context.js';
 import { addSummaries, summarize, worstState } from './rollup.js';
@@ -39,8 +51,13 @@ export function clusterNamespaceName(workspace: string, clusterName: string): st
 }
 
 const STATE_REASON: Record<BundleState, string> = {
-  Ready: Reason.Succeeded, NotReady: Reason.ResourcesNotReady, WaitApplied: Reason.Progressing, ErrApplied: Reason.ApplyFailed,
-  OutOfSync: Reason.Progressing, Modified: Reason.Drifted, Pending: Reason.Progressing,
+  Ready: Reason.Succeeded,
+  NotReady: Reason.ResourcesNotReady,
+  WaitApplied: Reason.Progressing,
+  ErrApplied: Reason.ApplyFailed,
+  OutOfSync: Reason.Progressing,
+  Modified: Reason.Drifted,
+  Pending: Reason.Progressing,
 };
 
 /** Input of {@link clusterRollup}. */
@@ -81,14 +98,20 @@ export function clusterRollup(input: ClusterRollupInput): ClusterRollup {
   const deadline = Number.isNaN(fromMs) ? nowMs : fromMs + staleAfter;
   const counts = `${summary.ready}/${summary.desiredReady} bundles ready`;
   const out: ClusterRollup = {
-    summary, readyBundles: summary.ready, desiredReadyBundles: summary.desiredReady,
+    summary,
+    readyBundles: summary.ready,
+    desiredReadyBundles: summary.desiredReady,
     display: { readyBundles: `${summary.ready}/${summary.desiredReady}`, ...(worst ? { state: worst } : {}) },
     ready: { type: ConditionType.Ready, status: 'True', reason: Reason.Succeeded, message: counts },
   };
   if (nowMs >= deadline) {
     const since = Number.isNaN(seenMs) ? 'has never reported' : `has not reported since ${input.lastSeen}`;
-    out.ready = { type: ConditionType.Ready, status: 'False', reason: Reason.AgentNotSeen,
-      message: `the agent ${since} (expected every ${Math.round(staleAfter / MISSED_HEARTBEATS / 1000)}s); ${counts}` };
+    out.ready = {
+      type: ConditionType.Ready,
+      status: 'False',
+      reason: Reason.AgentNotSeen,
+      message: `the agent ${since} (expected every ${Math.round(staleAfter / MISSED_HEARTBEATS / 1000)}s); ${counts}`,
+    };
     return out;
   }
   out.recheckAfterMs = deadline - nowMs + 1000;
@@ -105,7 +128,7 @@ export function clusterRollup(input: ClusterRollupInput): ClusterRollup {
 /** The state a non-ready Cluster shows in a group summary: its worst bundle state, NotReady when that is Ready. */
 function clusterState(c: ClusterView): BundleState {
   const state = c.status?.display?.state;
-  return state && state !== BundleState.Ready && (Object.values(BundleState) as string[]).includes(state) ? state as BundleState : BundleState.NotReady;
+  return state && state !== BundleState.Ready && (Object.values(BundleState) as string[]).includes(state) ? (state as BundleState) : BundleState.NotReady;
 }
 
 /** A Cluster as the group roll-up reads it. */
@@ -125,11 +148,12 @@ export interface GroupRollup {
  * The status of a ClusterGroup from its member Clusters (those its selector matches; no selector, no
  * members, as in targeting): counts, the first 10 non-ready cluster names, summed bundle counts and Ready.
  */
-export function groupRollup(group: { name: string; labels?: Record<string, string> | undefined; selector?: LabelSelector | undefined },
-  clusters: readonly ClusterView[]): GroupRollup {
+export function groupRollup(
+  group: { name: string; labels?: Record<string, string> | undefined; selector?: LabelSelector | undefined },
+  clusters: readonly ClusterView[],
+): GroupRollup {
   const info = { name: group.name, labels: group.labels ?? {}, selector: group.selector };
-  const members = clusters.filter((c) => groupsOf(c.metadata.labels ?? {}, [info]).length > 0)
-    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const members = clusters.filter((c) => groupsOf(c.metadata.labels ?? {}, [info]).length > 0).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   let summary = emptyBundleSummary();
   const nonReady: ClusterView[] = [];
   for (const c of members) {
@@ -146,19 +170,31 @@ export function groupRollup(group: { name: string; labels?: Record<string, strin
   const readyClusters = `${members.length - nonReady.length}/${members.length}`;
   const firstReason = getCondition(nonReady[0]?.status?.conditions, ConditionType.Ready)?.reason ?? Reason.Progressing;
   return {
-    clusterCount: members.length, nonReadyClusterCount: nonReady.length, nonReadyClusters: names.slice(0, 10), summary,
+    clusterCount: members.length,
+    nonReadyClusterCount: nonReady.length,
+    nonReadyClusters: names.slice(0, 10),
+    summary,
     display: { readyClusters, readyBundles: `${summary.ready}/${summary.desiredReady}`, ...(worst ? { state: worst } : {}) },
-    ready: nonReady.length === 0
-      ? { type: ConditionType.Ready, status: 'True', reason: Reason.Succeeded, message: `${readyClusters} clusters ready` }
-      : { type: ConditionType.Ready, status: 'False', reason: firstReason,
-        message: `${readyClusters} clusters ready; not ready: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', ...' : ''}` },
+    ready:
+      nonReady.length === 0
+        ? { type: ConditionType.Ready, status: 'True', reason: Reason.Succeeded, message: `${readyClusters} clusters ready` }
+        : {
+            type: ConditionType.Ready,
+            status: 'False',
+            reason: firstReason,
+            message: `${readyClusters} clusters ready; not ready: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', ...' : ''}`,
+          },
   };
 }
 
 /** The working state of one Cluster reconcile. */
-interface ClusterRun extends RunState<Cluster & KubeObject> { rollup?: ClusterRollup }
+interface ClusterRun extends RunState<Cluster & KubeObject> {
+  rollup?: ClusterRollup;
+}
 /** The working state of one ClusterGroup reconcile. */
-interface GroupRun extends RunState<ClusterGroup & KubeObject> { rollup?: GroupRollup }
+interface GroupRun extends RunState<ClusterGroup & KubeObject> {
+  rollup?: GroupRollup;
+}
 
 /** How long a cluster namespace, once applied, is trusted to exist before it is applied again. */
 const NAMESPACE_RECHECK_MS = 10 * 60_000;
@@ -185,8 +221,10 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
   const indexBD = (bd: BundleDeployment, deleted: boolean): void => {
     const ns = bd.metadata.namespace ?? '';
     const map = bdsByNamespace.get(ns) ?? new Map<string, BundleDeployment>();
-    if (deleted) map.delete(bd.metadata.name); else map.set(bd.metadata.name, bd);
-    if (map.size === 0) bdsByNamespace.delete(ns); else bdsByNamespace.set(ns, map);
+    if (deleted) map.delete(bd.metadata.name);
+    else map.set(bd.metadata.name, bd);
+    if (map.size === 0) bdsByNamespace.delete(ns);
+    else bdsByNamespace.set(ns, map);
   };
   for (const bd of ctx.informers.bundleDeployments.list()) indexBD(bd, false);
   ctx.informers.bundleDeployments.on((type, bd) => indexBD(bd, type === 'DELETED'));
@@ -204,10 +242,15 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
   };
 
   const reconcile = reconciler<Cluster & KubeObject, ClusterRun>({
-    name: 'cluster', log, now: ctx.now, kube: ctx.kube,
+    name: 'cluster',
+    log,
+    now: ctx.now,
+    kube: ctx.kube,
     // The informer cache is current enough for a roll-up, and heartbeats make this the busiest reconciler.
     get: async (key) => ctx.informers.clusters.get(key),
-    gone: async (key) => { ensured.delete(key); },
+    gone: async (key) => {
+      ensured.delete(key);
+    },
     finalizer: {
       name: Finalizer.Cluster,
       finalize: async (cluster) => {
@@ -223,17 +266,28 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
       readiness: (run) => {
         const cluster = run.object;
         const clusterNs = clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name);
-        run.rollup = clusterRollup({ bundleDeployments: [...(bdsByNamespace.get(clusterNs)?.values() ?? [])],
-          lastSeen: cluster.status?.agent?.lastSeen ?? cluster.status?.agentLastSeen, createdAt: cluster.metadata.creationTimestamp,
-          now: run.now, heartbeatMs: options.heartbeatMs });
+        run.rollup = clusterRollup({
+          bundleDeployments: [...(bdsByNamespace.get(clusterNs)?.values() ?? [])],
+          lastSeen: cluster.status?.agent?.lastSeen ?? cluster.status?.agentLastSeen,
+          createdAt: cluster.metadata.creationTimestamp,
+          now: run.now,
+          heartbeatMs: options.heartbeatMs,
+        });
         const { status, reason, message } = run.rollup.ready;
         return { status, reason, message };
       },
       build: (run, conditions) => {
         const cluster = run.object;
         const rollup = run.rollup as ClusterRollup;
-        return { namespace: clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name), observedGeneration: cluster.metadata.generation ?? 0,
-          summary: rollup.summary, readyBundles: rollup.readyBundles, desiredReadyBundles: rollup.desiredReadyBundles, display: rollup.display, conditions };
+        return {
+          namespace: clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name),
+          observedGeneration: cluster.metadata.generation ?? 0,
+          summary: rollup.summary,
+          readyBundles: rollup.readyBundles,
+          desiredReadyBundles: rollup.desiredReadyBundles,
+          display: rollup.display,
+          conditions,
+        };
       },
       // The agent writes status.agent (heartbeats) and the registration sets status.namespace: this writer owns only its keys.
       writer: mergeStatusWriter(ctx.kube, ['namespace', 'observedGeneration', 'summary', 'readyBundles', 'desiredReadyBundles', 'display', 'conditions']),
@@ -241,8 +295,12 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
         const previous = getCondition((before as Cluster['status'])?.conditions, ConditionType.Ready);
         const ready = (run.rollup as ClusterRollup).ready;
         if (previous && previous.reason !== ready.reason && (ready.reason === Reason.AgentNotSeen || previous.reason === Reason.AgentNotSeen)) {
-          void ctx.events.emit(run.object, ready.reason === Reason.AgentNotSeen ? 'Warning' : 'Normal',
-            ready.reason === Reason.AgentNotSeen ? Reason.AgentNotSeen : 'AgentReporting', ready.message);
+          void ctx.events.emit(
+            run.object,
+            ready.reason === Reason.AgentNotSeen ? 'Warning' : 'Normal',
+            ready.reason === Reason.AgentNotSeen ? Reason.AgentNotSeen : 'AgentReporting',
+            ready.message,
+          );
           log.info({ cluster: keyOf(run.object), reason: ready.reason }, 'cluster agent liveness changed');
         }
       },
@@ -305,7 +363,9 @@ export function setupClusterGroupController(ctx: ControllerContext): Controller 
   const log = ctx.log.child({ controller: 'clustergroup' });
   const seen = new Map<string, string>();
   const reconcile = reconciler<ClusterGroup & KubeObject, GroupRun>({
-    name: 'clustergroup', log, now: ctx.now,
+    name: 'clustergroup',
+    log,
+    now: ctx.now,
     get: async (key) => ctx.informers.clusterGroups.get(key),
     start: (group, now) => ({ object: group, now, conditions: [...(group.status?.conditions ?? [])] }),
     steps: () => [],
@@ -320,15 +380,24 @@ export function setupClusterGroupController(ctx: ControllerContext): Controller 
       },
       build: (run, conditions) => {
         const rollup = run.rollup as GroupRollup;
-        return { observedGeneration: run.object.metadata.generation ?? 0, clusterCount: rollup.clusterCount,
-          nonReadyClusterCount: rollup.nonReadyClusterCount, nonReadyClusters: rollup.nonReadyClusters,
-          summary: rollup.summary, display: rollup.display, conditions };
+        return {
+          observedGeneration: run.object.metadata.generation ?? 0,
+          clusterCount: rollup.clusterCount,
+          nonReadyClusterCount: rollup.nonReadyClusterCount,
+          nonReadyClusters: rollup.nonReadyClusters,
+          summary: rollup.summary,
+          display: rollup.display,
+          conditions,
+        };
       },
       writer: mergeStatusWriter(ctx.kube),
     },
   });
   const groupsOfNamespace = (namespace: string | undefined): string[] =>
-    ctx.informers.clusterGroups.list().filter((g) => g.metadata.namespace === namespace).map(keyOf);
+    ctx.informers.clusterGroups
+      .list()
+      .filter((g) => g.metadata.namespace === namespace)
+      .map(keyOf);
   const controller = new Controller('clustergroup', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) })
     .watch(ctx.informers.clusterGroups)
     .watch(ctx.informers.clusters, (cluster) => {
@@ -350,6 +419,12 @@ export function setupClusterGroupController(ctx: ControllerContext): Controller 
 /** What a ClusterGroup reads of a Cluster (labels, bundle counts, state, Ready), as one string. */
 function groupFingerprint(cluster: Cluster & KubeObject): string {
   const ready = getCondition(cluster.status?.conditions, ConditionType.Ready);
-  return JSON.stringify([cluster.metadata.labels ?? {}, cluster.status?.summary ?? null, cluster.status?.display?.state ?? null,
-    ready?.status ?? null, ready?.reason ?? null, ready?.message ?? null]);
+  return JSON.stringify([
+    cluster.metadata.labels ?? {},
+    cluster.status?.summary ?? null,
+    cluster.status?.display?.state ?? null,
+    ready?.status ?? null,
+    ready?.reason ?? null,
+    ready?.message ?? null,
+  ]);
 }

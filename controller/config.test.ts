@@ -5,10 +5,17 @@ import { bundleLimitsOf, contentLimitsOf, parseControllerConfig } from './config
 
 describe('controller configuration', () => {
   const cases: { name: string; argv: string[]; env?: Record<string, string>; want: Record<string, number> }[] = [
-    { name: 'reads lib/bundle\'s limits by default', argv: [],
-      want: { maxFiles: DEFAULT_BUNDLE_LIMITS.maxFiles, maxFileBytes: DEFAULT_BUNDLE_LIMITS.maxFileBytes, maxTotalBytes: DEFAULT_BUNDLE_LIMITS.maxTotalBytes } },
-    { name: 'takes the bundle limits from flags and the environment', argv: ['--max-file-bytes=2048', '--max-bundle-files', '7'],
-      env: { FLOTILLA_MAX_BUNDLE_BYTES: '9000' }, want: { maxFiles: 7, maxFileBytes: 2048, maxTotalBytes: 9000 } },
+    {
+      name: "reads lib/bundle's limits by default",
+      argv: [],
+      want: { maxFiles: DEFAULT_BUNDLE_LIMITS.maxFiles, maxFileBytes: DEFAULT_BUNDLE_LIMITS.maxFileBytes, maxTotalBytes: DEFAULT_BUNDLE_LIMITS.maxTotalBytes },
+    },
+    {
+      name: 'takes the bundle limits from flags and the environment',
+      argv: ['--max-file-bytes=2048', '--max-bundle-files', '7'],
+      env: { FLOTILLA_MAX_BUNDLE_BYTES: '9000' },
+      want: { maxFiles: 7, maxFileBytes: 2048, maxTotalBytes: 9000 },
+    },
   ];
   for (const c of cases) it(c.name, () => expect(bundleLimitsOf(parseControllerConfig(c.argv, c.env ?? {}))).to.deep.equal(c.want));
 
@@ -18,8 +25,12 @@ describe('controller configuration', () => {
 
   it('has the content limits of lib/bundle/limits.ts by default, and takes each from a flag or the environment', () => {
     expect(contentLimitsOf(parseControllerConfig([], {}))).to.deep.equal(DEFAULT_CONTENT_LIMITS);
-    const c = contentLimitsOf(parseControllerConfig(['--max-depth', '64', '--render-timeout=3s', '--render-memory', '256', '--max-objects=9'],
-      { FLOTILLA_MAX_ALIASES: '0', FLOTILLA_MAX_EXPANDED_BYTES: '65536' }));
+    const c = contentLimitsOf(
+      parseControllerConfig(['--max-depth', '64', '--render-timeout=3s', '--render-memory', '256', '--max-objects=9'], {
+        FLOTILLA_MAX_ALIASES: '0',
+        FLOTILLA_MAX_EXPANDED_BYTES: '65536',
+      }),
+    );
     expect(c).to.deep.include({ maxDepth: 64, renderTimeoutMs: 3000, renderMemoryMb: 256, maxObjects: 9, maxAliases: 0, maxExpandedBytes: 65536 });
   });
 

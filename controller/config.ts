@@ -9,11 +9,18 @@ import { CONTENT_LIMIT_CONFIG_SHAPE, DEFAULT_CONTENT_LIMITS, contentLimitsFromCo
  * parsed once at start-up with zod.
  */
 
-const durationMs = (fallback: string) => z.string().default(fallback).transform((text, ctx) => {
-  const ms = parseDurationMs(text);
-  if (ms === undefined) { ctx.addIssue({ code: 'custom', message: `not a duration: ${text}` }); return z.NEVER; }
-  return ms;
-});
+const durationMs = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const ms = parseDurationMs(text);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `not a duration: ${text}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
 const bool = (fallback: boolean) => z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(fallback);
 
 /** Configuration schema; every field is documented in the README's configuration table. */
@@ -29,10 +36,30 @@ export const ControllerConfigSchema = z.strictObject({
   artifactRetention: z.coerce.number().int().min(1).default(5).describe('Artifact versions kept per bundle repository.'),
   agentTokenTtl: durationMs('24h').describe('Lifetime of agent credentials issued at registration.'),
   maxBundleBytesInEtcd: z.coerce.number().int().default(1_000_000).describe('Above this, a bundle cannot be stored inline (etcd mode).'),
-  maxBundleFiles: z.coerce.number().int().min(1).default(DEFAULT_BUNDLE_LIMITS.maxFiles).describe('Most files one bundle directory may hold (BundleTooLarge above).'),
-  maxFileBytes: z.coerce.number().int().min(1).default(DEFAULT_BUNDLE_LIMITS.maxFileBytes).describe('Largest file of a bundle, in bytes (BundleTooLarge above).'),
-  maxBundleBytes: z.coerce.number().int().min(1).default(DEFAULT_BUNDLE_LIMITS.maxTotalBytes).describe('Largest sum of the files of one bundle, in bytes (BundleTooLarge above).'),
-  maxObjects: z.coerce.number().int().min(1).default(DEFAULT_CONTENT_LIMITS.maxObjects).describe('Most objects one bundle may render (ContentLimitExceeded above).'),
+  maxBundleFiles: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(DEFAULT_BUNDLE_LIMITS.maxFiles)
+    .describe('Most files one bundle directory may hold (BundleTooLarge above).'),
+  maxFileBytes: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(DEFAULT_BUNDLE_LIMITS.maxFileBytes)
+    .describe('Largest file of a bundle, in bytes (BundleTooLarge above).'),
+  maxBundleBytes: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(DEFAULT_BUNDLE_LIMITS.maxTotalBytes)
+    .describe('Largest sum of the files of one bundle, in bytes (BundleTooLarge above).'),
+  maxObjects: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(DEFAULT_CONTENT_LIMITS.maxObjects)
+    .describe('Most objects one bundle may render (ContentLimitExceeded above).'),
   ...CONTENT_LIMIT_CONFIG_SHAPE,
   leaderElection: bool(true).describe('Run only while holding the Lease.'),
   leaseName: z.string().default('flotilla-controller').describe('Name of the leader-election Lease.'),

@@ -6,8 +6,14 @@ import type { ReconcileObserver } from '../lib/kube/controller.js';
 import type { Counter, ReconcileMetrics, Registry } from '../lib/ops/metrics.js';
 import type { ControllerConfig } from './config.js';
 import {
-  API_VERSION, type Bundle, type BundleDeployment, type Cluster, type ClusterGroup, type GitRepo,
-  type ClusterRegistration, type ClusterRegistrationToken,
+  API_VERSION,
+  type Bundle,
+  type BundleDeployment,
+  type Cluster,
+  type ClusterGroup,
+  type GitRepo,
+  type ClusterRegistration,
+  type ClusterRegistrationToken,
 } from '../lib/api/index.js';
 
 /**

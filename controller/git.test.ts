@@ -15,27 +15,55 @@ describe('git errors', () => {
   const repo = 'ssh://git@git.example:2222/apps.git';
   const generic = 'fatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.\n';
   const cases: { name: string; stderr: string; reason: string; stalls: boolean; says: RegExp }[] = [
-    { name: 'stalls on a refused SSH key, naming the Secret, not git\'s generic advice',
-      stderr: `git@git.example: Permission denied (publickey).\r\n${generic}`, reason: Reason.AuthenticationFailed, stalls: true,
-      says: /authentication failed: the server refused the SSH key of the clientSecretName Secret$/ },
-    { name: 'stalls on a host missing from known_hosts and says how to add it',
+    {
+      name: "stalls on a refused SSH key, naming the Secret, not git's generic advice",
+      stderr: `git@git.example: Permission denied (publickey).\r\n${generic}`,
+      reason: Reason.AuthenticationFailed,
+      stalls: true,
+      says: /authentication failed: the server refused the SSH key of the clientSecretName Secret$/,
+    },
+    {
+      name: 'stalls on a host missing from known_hosts and says how to add it',
       stderr: `No ED25519 host key is known for [git.example]:2222 and you have requested strict checking.\r\nHost key verification failed.\r\n${generic}`,
-      reason: Reason.GitOperationFailed, stalls: true, says: /host key verification failed: no known_hosts entry for the server/ },
-    { name: 'stalls on a host key that differs from known_hosts',
+      reason: Reason.GitOperationFailed,
+      stalls: true,
+      says: /host key verification failed: no known_hosts entry for the server/,
+    },
+    {
+      name: 'stalls on a host key that differs from known_hosts',
       stderr: `@@@@@@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\nOffending ED25519 key in /w/.auth/git-x/known_hosts:1\r\nHost key verification failed.\r\n${generic}`,
-      reason: Reason.GitOperationFailed, stalls: true, says: /host key differs from the one in known_hosts/ },
-    { name: 'stalls on a private key ssh cannot load',
+      reason: Reason.GitOperationFailed,
+      stalls: true,
+      says: /host key differs from the one in known_hosts/,
+    },
+    {
+      name: 'stalls on a private key ssh cannot load',
       stderr: `Load key "/w/.auth/git-x/id": invalid format\r\ngit@git.example: Permission denied (publickey).\r\n${generic}`,
-      reason: Reason.AuthenticationFailed, stalls: true, says: /not a usable private key/ },
-    { name: 'retries a refused HTTP connection even when the port contains 401 (not an authentication failure)',
-      stderr: 'fatal: unable to access \'http://127.0.0.1:40137/apps.git/\': Failed to connect to 127.0.0.1 port 40137 after 0 ms: Couldn\'t connect to server\n',
-      reason: Reason.GitOperationFailed, stalls: false, says: /Couldn't connect to server$/ },
-    { name: 'stalls on an HTTP 403 from the git server',
-      stderr: 'fatal: unable to access \'http://127.0.0.1:8403/apps.git/\': The requested URL returned error: 403\n',
-      reason: Reason.AuthenticationFailed, stalls: true, says: /authentication failed/ },
-    { name: 'retries a refused connection, saying what ssh said',
-      stderr: `ssh: connect to host git.example port 2222: Connection refused\r\n${generic}`, reason: Reason.GitOperationFailed, stalls: false,
-      says: /Connection refused$/ },
+      reason: Reason.AuthenticationFailed,
+      stalls: true,
+      says: /not a usable private key/,
+    },
+    {
+      name: 'retries a refused HTTP connection even when the port contains 401 (not an authentication failure)',
+      stderr: "fatal: unable to access 'http://127.0.0.1:40137/apps.git/': Failed to connect to 127.0.0.1 port 40137 after 0 ms: Couldn't connect to server\n",
+      reason: Reason.GitOperationFailed,
+      stalls: false,
+      says: /Couldn't connect to server$/,
+    },
+    {
+      name: 'stalls on an HTTP 403 from the git server',
+      stderr: "fatal: unable to access 'http://127.0.0.1:8403/apps.git/': The requested URL returned error: 403\n",
+      reason: Reason.AuthenticationFailed,
+      stalls: true,
+      says: /authentication failed/,
+    },
+    {
+      name: 'retries a refused connection, saying what ssh said',
+      stderr: `ssh: connect to host git.example port 2222: Connection refused\r\n${generic}`,
+      reason: Reason.GitOperationFailed,
+      stalls: false,
+      says: /Connection refused$/,
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -66,7 +94,10 @@ describe('CliGitSource on a real repository', function () {
     await g('checkout', '--quiet', '-B', 'main');
     for (const [path, content] of Object.entries(files)) {
       if (content === null) await rm(join(work, path));
-      else { await mkdir(dirname(join(work, path)), { recursive: true }); await writeFile(join(work, path), content); }
+      else {
+        await mkdir(dirname(join(work, path)), { recursive: true });
+        await writeFile(join(work, path), content);
+      }
     }
     await g('add', '-A');
     await g('commit', '--quiet', '-m', 'change');
@@ -93,11 +124,19 @@ describe('CliGitSource on a real repository', function () {
     await run('git', ['init', '--quiet', '--bare', '--initial-branch=main', origin]);
     source = new CliGitSource(join(base, 'controller'));
   });
-  afterEach(async () => { await rm(base, { recursive: true, force: true }); });
+  afterEach(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
 
   const four = { 'app/a.yaml': cm('a', '1'), 'app/b.yaml': cm('b', '1'), 'app/c.yaml': cm('c', '1'), 'app/d.yaml': cm('d', '1') };
   const removal = { 'app/a.yaml': cm('a', '2'), 'app/c.yaml': null, 'app/d.yaml': null };
-  const expected = { files: ['a.yaml', 'b.yaml'], id: contentsID([{ path: 'a.yaml', content: cm('a', '2') }, { path: 'b.yaml', content: cm('b', '1') }]) };
+  const expected = {
+    files: ['a.yaml', 'b.yaml'],
+    id: contentsID([
+      { path: 'a.yaml', content: cm('a', '2') },
+      { path: 'b.yaml', content: cm('b', '1') },
+    ]),
+  };
 
   it('checks out a commit that removed files once the remote is back after an outage', async () => {
     const c1 = await commit(four);
@@ -106,7 +145,10 @@ describe('CliGitSource on a real repository', function () {
     await outage();
     const c2Pending = commit(removal).catch((err: unknown) => err);
     expect(await c2Pending, 'the push fails during the outage too').to.be.instanceOf(Error);
-    const refused = await source.resolve(target()).then(() => undefined, (err: unknown) => err);
+    const refused = await source.resolve(target()).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(dispositionOf(refused), 'an unreachable remote is retried').to.equal('transient');
     expect((refused as Error).message).to.match(/^git ls-remote of file:/);
     await recover();
@@ -122,13 +164,15 @@ describe('CliGitSource on a real repository', function () {
     expect(await source.resolve(target())).to.equal(c2);
     await outage();
     let failed: unknown;
-    await source.checkout(key, target(), c2).catch((err: unknown) => { failed = err; });
+    await source.checkout(key, target(), c2).catch((err: unknown) => {
+      failed = err;
+    });
     expect(dispositionOf(failed), 'an unreachable remote is retried').to.equal('transient');
     await recover();
     expect(await checkedOut(await source.checkout(key, target(), c2))).to.deep.equal(expected);
   });
 
-  it('gives the commit\'s files even when the folder at that HEAD was left changed', async () => {
+  it("gives the commit's files even when the folder at that HEAD was left changed", async () => {
     const c1 = await commit(four);
     const c2 = await commit(removal);
     const dir = await source.checkout(key, target(), c2);

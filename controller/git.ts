@@ -53,7 +53,11 @@ const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
 /** The git or ssh output lines that say what went wrong (not git's generic "make sure you have access"). */
 function telling(clean: string): string {
-  const lines = clean.trim().split(/\r?\n/).map((l) => l.trim()).filter(Boolean)
+  const lines = clean
+    .trim()
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean)
     .filter((l) => !/^(fatal: Could not read from remote repository|Please make sure you have the correct access rights|and the repository exists)/.test(l));
   return lines.slice(-2).join(' ').slice(0, 300);
 }
@@ -65,19 +69,32 @@ export function translateGitError(repo: string, operation: string, err: unknown)
   const lastLines = telling(clean);
   const what = `git ${operation} of ${repo}`;
   if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/i.test(clean)) {
-    return new StallingError(Reason.GitOperationFailed, `${what}: host key verification failed: the server's host key differs from the one in known_hosts `
-      + '(the server changed its key, or the connection is intercepted); fix known_hosts in the clientSecretName Secret', { cause: err });
+    return new StallingError(
+      Reason.GitOperationFailed,
+      `${what}: host key verification failed: the server's host key differs from the one in known_hosts ` +
+        '(the server changed its key, or the connection is intercepted); fix known_hosts in the clientSecretName Secret',
+      { cause: err },
+    );
   }
   if (/Host key verification failed|host key is known for/i.test(clean)) {
-    return new StallingError(Reason.GitOperationFailed, `${what}: host key verification failed: no known_hosts entry for the server; `
-      + 'add its public host key (e.g. from ssh-keyscan, checked out of band) as known_hosts to the clientSecretName Secret', { cause: err });
+    return new StallingError(
+      Reason.GitOperationFailed,
+      `${what}: host key verification failed: no known_hosts entry for the server; ` +
+        'add its public host key (e.g. from ssh-keyscan, checked out of band) as known_hosts to the clientSecretName Secret',
+      { cause: err },
+    );
   }
   if (/Load key .*: (invalid format|error in libcrypto)|incorrect passphrase|bad permissions/i.test(clean)) {
-    return new StallingError(Reason.AuthenticationFailed, `${what}: the ssh-privatekey of the clientSecretName Secret is not a usable private key `
-      + '(OpenSSH or PEM format, without passphrase)', { cause: err });
+    return new StallingError(
+      Reason.AuthenticationFailed,
+      `${what}: the ssh-privatekey of the clientSecretName Secret is not a usable private key (OpenSSH or PEM format, without passphrase)`,
+      { cause: err },
+    );
   }
   if (/Permission denied \(publickey/i.test(clean)) {
-    return new StallingError(Reason.AuthenticationFailed, `${what}: authentication failed: the server refused the SSH key of the clientSecretName Secret`, { cause: err });
+    return new StallingError(Reason.AuthenticationFailed, `${what}: authentication failed: the server refused the SSH key of the clientSecretName Secret`, {
+      cause: err,
+    });
   }
   // Status codes only where git reports an HTTP status: a bare 401 also matches a port such as 40137.
   if (/Authentication failed|could not read Username|returned error: 40[13]\b|\bHTTP\/[\d.]+ 40[13]\b/i.test(clean)) {
@@ -87,7 +104,9 @@ export function translateGitError(repo: string, operation: string, err: unknown)
     return new StallingError(Reason.GitOperationFailed, `${what}: ${lastLines}`, { cause: err });
   }
   if (/SSL certificate problem|server certificate verification failed|certificate/i.test(clean)) {
-    return new StallingError(Reason.GitOperationFailed, `${what}: TLS verification failed (${lastLines}); set caBundle or insecureSkipTLSVerify`, { cause: err });
+    return new StallingError(Reason.GitOperationFailed, `${what}: TLS verification failed (${lastLines}); set caBundle or insecureSkipTLSVerify`, {
+      cause: err,
+    });
   }
   return new TransientError(Reason.GitOperationFailed, `${what}: ${lastLines}`, { cause: err });
 }
@@ -131,18 +150,37 @@ export class CliGitSource implements GitSource {
       }
       if (auth.insecureSkipTLSVerify) config.push(['http.sslVerify', 'false']);
       const env: Record<string, string> = {
-        PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', GIT_TERMINAL_PROMPT: '0',
-        GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_COUNT: String(config.length),
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/tmp',
+        GIT_TERMINAL_PROMPT: '0',
+        GIT_CONFIG_NOSYSTEM: '1',
+        GIT_CONFIG_COUNT: String(config.length),
       };
-      config.forEach(([k, v], i) => { env[`GIT_CONFIG_KEY_${i}`] = k; env[`GIT_CONFIG_VALUE_${i}`] = v; });
+      config.forEach(([k, v], i) => {
+        env[`GIT_CONFIG_KEY_${i}`] = k;
+        env[`GIT_CONFIG_VALUE_${i}`] = v;
+      });
       if (auth.ssh && secrets) {
         const id = join(secrets, 'id');
         const known = join(secrets, 'known_hosts');
         await writeFile(id, auth.ssh.privateKey.endsWith('\n') ? auth.ssh.privateKey : `${auth.ssh.privateKey}\n`, { mode: 0o600 });
         await writeFile(known, auth.ssh.knownHosts ?? '', { mode: 0o600 });
         // Host keys are always checked and never learned (see the module comment); BatchMode: no prompt ever.
-        env.GIT_SSH_COMMAND = ['ssh', '-i', shellQuote(id), '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
-          '-o', `UserKnownHostsFile=${shellQuote(known)}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'UpdateHostKeys=no'].join(' ');
+        env.GIT_SSH_COMMAND = [
+          'ssh',
+          '-i',
+          shellQuote(id),
+          '-o',
+          'IdentitiesOnly=yes',
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          `UserKnownHostsFile=${shellQuote(known)}`,
+          '-o',
+          'StrictHostKeyChecking=yes',
+          '-o',
+          'UpdateHostKeys=no',
+        ].join(' ');
       }
       return await fn(env);
     } finally {
@@ -159,12 +197,15 @@ export class CliGitSource implements GitSource {
     const ref = target.revision ? target.revision : target.branch ? `refs/heads/${target.branch}` : 'HEAD';
     let out: string;
     try {
-      out = await this.withEnv(target.auth, (env) =>
-        this.git(undefined, env).listRemote([target.repo, ref, ...(target.revision ? [`${ref}^{}`] : [])]));
+      out = await this.withEnv(target.auth, (env) => this.git(undefined, env).listRemote([target.repo, ref, ...(target.revision ? [`${ref}^{}`] : [])]));
     } catch (err) {
       throw translateGitError(target.repo, 'ls-remote', err);
     }
-    const lines = out.trim().split('\n').filter(Boolean).map((l) => l.split('\t'));
+    const lines = out
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('\t'));
     // For annotated tags prefer the peeled commit (ref^{}).
     const peeled = lines.find(([, name]) => name?.endsWith('^{}'));
     const exact = lines.find(([, name]) => name === ref || name === `refs/tags/${ref}` || name === `refs/heads/${ref}`);
@@ -180,7 +221,10 @@ export class CliGitSource implements GitSource {
     const dir = join(this.workDir, 'repos', key.replace(/[^a-zA-Z0-9.-]/g, '_'));
     try {
       return await this.withEnv(target.auth, async (env) => {
-        const exists = await stat(join(dir, '.git')).then(() => true, () => false);
+        const exists = await stat(join(dir, '.git')).then(
+          () => true,
+          () => false,
+        );
         if (!exists) {
           await rm(dir, { recursive: true, force: true });
           await mkdir(dir, { recursive: true });

@@ -16,8 +16,12 @@ type GitRepoObject = GitRepo & KubeObject;
 
 /** True when the GitRepo's status shows a git, build or storage failure (Stalled, or Ready False for a reason other than a rollout). */
 export function hasFailure(repo: GitRepo): boolean {
-  return (repo.status?.conditions ?? []).some((c) => c.type === ConditionType.Stalled && c.status === 'True')
-    || (repo.status?.conditions ?? []).some((c) => c.type === ConditionType.Ready && c.status === 'False' && c.reason !== Reason.Progressing && c.reason !== Reason.ResourcesNotReady);
+  return (
+    (repo.status?.conditions ?? []).some((c) => c.type === ConditionType.Stalled && c.status === 'True') ||
+    (repo.status?.conditions ?? []).some(
+      (c) => c.type === ConditionType.Ready && c.status === 'False' && c.reason !== Reason.Progressing && c.reason !== Reason.ResourcesNotReady,
+    )
+  );
 }
 
 /**
@@ -28,8 +32,12 @@ export function hasFailure(repo: GitRepo): boolean {
 export function gitRepoReadiness(repo: GitRepo, polled: boolean, state: string | undefined, message: string): Readiness {
   if (!polled && hasFailure(repo)) return 'unchanged';
   const ready = state === BundleState.Ready;
-  return { status: ready ? 'True' : 'False', reason: ready ? Reason.Succeeded : Reason.ResourcesNotReady, message,
-    progressing: state === BundleState.WaitApplied || state === BundleState.Pending };
+  return {
+    status: ready ? 'True' : 'False',
+    reason: ready ? Reason.Succeeded : Reason.ResourcesNotReady,
+    message,
+    progressing: state === BundleState.WaitApplied || state === BundleState.Pending,
+  };
 }
 
 /** The status part of the GitRepo reconciler's definition; `bundlesOf` lists the GitRepo's Bundles in the cache. */
@@ -42,8 +50,9 @@ export function gitRepoStatusSpec(ctx: ControllerContext, bundlesOf: (repo: GitR
       const written = new Map(run.written.map((b) => [b.metadata.name, b]));
       const cached = bundlesOf(repo).map((b) => written.get(b.metadata.name) ?? b);
       const bundles = [...cached, ...run.written.filter((b) => !cached.includes(b))];
-      const bds = ctx.informers.bundleDeployments.list().filter((bd) =>
-        bd.metadata.labels?.[Label.RepoName] === repo.metadata.name && bd.metadata.labels?.[Label.BundleNamespace] === repo.metadata.namespace);
+      const bds = ctx.informers.bundleDeployments
+        .list()
+        .filter((bd) => bd.metadata.labels?.[Label.RepoName] === repo.metadata.name && bd.metadata.labels?.[Label.BundleNamespace] === repo.metadata.namespace);
       const rollup = rollUpGitRepo(bundles, bds, run.status.commit);
       Object.assign(run.status, rollup);
       if (error !== undefined) return { status: 'False', reason: reasonOf(error, Reason.GitOperationFailed), message: messageOf(error) };

@@ -1,6 +1,20 @@
 import {
-  API_VERSION, Annotation, ConditionType, Finalizer, Label, Reason, getCondition, parseDurationMs, setCondition, removeCondition,
-  type Bundle, type BundleSpec, type Condition, type GitRepo, type GitRepoStatus, type OCIRegistry,
+  API_VERSION,
+  Annotation,
+  ConditionType,
+  Finalizer,
+  Label,
+  Reason,
+  getCondition,
+  parseDurationMs,
+  setCondition,
+  removeCondition,
+  type Bundle,
+  type BundleSpec,
+  type Condition,
+  type GitRepo,
+  type GitRepoStatus,
+  type OCIRegistry,
 } from '../lib/api/index.js';
 import { inlineFleetYamlValuesFiles } from '../lib/render/values.js';
 import { contentsID, fleetYamlOptions, type LoadedBundle } from '../lib/bundle/index.js';
@@ -47,9 +61,17 @@ export interface Run extends RunState<GitRepoObject> {
 }
 
 function setCond(run: Run, type: string, ok: boolean, reason: string, message: string): void {
-  run.conditions = setCondition(run.conditions, {
-    type, status: ok ? 'True' : 'False', reason, message: message.slice(0, 1024), observedGeneration: run.repo.metadata.generation,
-  }, run.now);
+  run.conditions = setCondition(
+    run.conditions,
+    {
+      type,
+      status: ok ? 'True' : 'False',
+      reason,
+      message: message.slice(0, 1024),
+      observedGeneration: run.repo.metadata.generation,
+    },
+    run.now,
+  );
 }
 
 /** The GitRepo's polling interval in ms. */
@@ -88,20 +110,24 @@ export function bundleObject(repo: GitRepoObject, bundle: LoadedBundle, content:
     ...(repo.spec.correctDrift ? { correctDrift: repo.spec.correctDrift } : {}),
     ...(fy.paused || repo.spec.paused ? { paused: true } : {}),
     ...(repo.spec.forceSyncGeneration ? { forceSyncGeneration: repo.spec.forceSyncGeneration } : {}),
-    ...content.oci ? { oci: content.oci } : {},
-    ...content.resources ? { resources: content.resources } : {},
+    ...(content.oci ? { oci: content.oci } : {}),
+    ...(content.resources ? { resources: content.resources } : {}),
     contentsID: id,
     ...(fy.targetCustomizations ? { targets: fy.targetCustomizations } : {}),
     ...(repo.spec.targets && repo.spec.targets.length > 0 ? { targetRestrictions: repo.spec.targets } : {}),
     ...(fy.dependsOn ? { dependsOn: fy.dependsOn } : {}),
   };
   return {
-    apiVersion: API_VERSION, kind: 'Bundle',
+    apiVersion: API_VERSION,
+    kind: 'Bundle',
     metadata: {
-      name: bundle.name, namespace: repo.metadata.namespace,
+      name: bundle.name,
+      namespace: repo.metadata.namespace,
       labels: { ...(fy.labels ?? {}), [Label.RepoName]: repo.metadata.name, [Label.BundleName]: bundle.name },
       annotations: { [Annotation.Commit]: commit, [Annotation.SourceDir]: bundle.dir },
-      ownerReferences: [{ apiVersion: API_VERSION, kind: 'GitRepo', name: repo.metadata.name, uid: repo.metadata.uid ?? '', controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        { apiVersion: API_VERSION, kind: 'GitRepo', name: repo.metadata.name, uid: repo.metadata.uid ?? '', controller: true, blockOwnerDeletion: true },
+      ],
     },
     spec,
   } as BundleObject;
@@ -115,29 +141,59 @@ export function bundleObject(repo: GitRepoObject, bundle: LoadedBundle, content:
 export const ARTIFACTS_STATUS_MANAGER = 'flotilla-gitrepo-artifacts';
 
 /** The status the GitRepo reconciler applies to a Bundle: only its ArtifactsStored condition. */
-export function artifactsStoredStatus(bundle: Pick<BundleObject, 'status'> | undefined, ok: boolean, reason: string, message: string, now: Date): { conditions: Condition[] } {
+export function artifactsStoredStatus(
+  bundle: Pick<BundleObject, 'status'> | undefined,
+  ok: boolean,
+  reason: string,
+  message: string,
+  now: Date,
+): { conditions: Condition[] } {
   const previous = getCondition(bundle?.status?.conditions, ConditionType.ArtifactsStored);
-  const conditions = setCondition(previous ? [previous] : [], { type: ConditionType.ArtifactsStored, status: ok ? 'True' : 'False', reason, message: message.slice(0, 1024) }, now);
+  const conditions = setCondition(
+    previous ? [previous] : [],
+    { type: ConditionType.ArtifactsStored, status: ok ? 'True' : 'False', reason, message: message.slice(0, 1024) },
+    now,
+  );
   return { conditions };
 }
 
 /** Applies the ArtifactsStored condition of Bundle `namespace/name` with {@link ARTIFACTS_STATUS_MANAGER}; `current` gives its transition time. */
-export async function applyArtifactsStored(kube: Pick<KubeClient, 'applyStatus'>, namespace: string, name: string, current: Pick<BundleObject, 'status'> | undefined,
-  ok: boolean, reason: string, message: string, now: Date): Promise<void> {
-  await kube.applyStatus({ apiVersion: API_VERSION, kind: 'Bundle', metadata: { name, namespace }, status: artifactsStoredStatus(current, ok, reason, message, now) },
-    ARTIFACTS_STATUS_MANAGER);
+export async function applyArtifactsStored(
+  kube: Pick<KubeClient, 'applyStatus'>,
+  namespace: string,
+  name: string,
+  current: Pick<BundleObject, 'status'> | undefined,
+  ok: boolean,
+  reason: string,
+  message: string,
+  now: Date,
+): Promise<void> {
+  await kube.applyStatus(
+    { apiVersion: API_VERSION, kind: 'Bundle', metadata: { name, namespace }, status: artifactsStoredStatus(current, ok, reason, message, now) },
+    ARTIFACTS_STATUS_MANAGER,
+  );
 }
 
 /** Sets the `ArtifactsStored` condition on a Bundle (registry errors must show on Bundles too). */
-async function markBundleStorage(ctx: ControllerContext, namespace: string, name: string, ok: boolean, reason: string, message: string,
-  bundle?: BundleObject): Promise<void> {
+async function markBundleStorage(
+  ctx: ControllerContext,
+  namespace: string,
+  name: string,
+  ok: boolean,
+  reason: string,
+  message: string,
+  bundle?: BundleObject,
+): Promise<void> {
   const current = bundle ?? ctx.informers.bundles.get(`${namespace}/${name}`);
   await applyArtifactsStored(ctx.kube, namespace, name, current, ok, reason, message, ctx.now()).catch((err: unknown) =>
-    ctx.log.warn({ bundle: `${namespace}/${name}`, err: messageOf(err) }, 'could not record artifact storage on Bundle'));
+    ctx.log.warn({ bundle: `${namespace}/${name}`, err: messageOf(err) }, 'could not record artifact storage on Bundle'),
+  );
 }
 
 function bundlesOf(ctx: ControllerContext, repo: GitRepoObject): BundleObject[] {
-  return ctx.informers.bundles.list().filter((b) => b.metadata.namespace === repo.metadata.namespace && b.metadata.labels?.[Label.RepoName] === repo.metadata.name);
+  return ctx.informers.bundles
+    .list()
+    .filter((b) => b.metadata.namespace === repo.metadata.namespace && b.metadata.labels?.[Label.RepoName] === repo.metadata.name);
 }
 
 /** Builds, stores and writes every bundle of `commit`. All or nothing up to the writes. */
@@ -147,8 +203,13 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
   const dir = await git.checkout(`${ns}/${repo.metadata.name}`, { repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth }, commit);
   let bundles: LoadedBundle[];
   try {
-    bundles = await readCommitBundles(ctx.config, dir, { repoName: repo.metadata.name, paths: repo.spec.paths, limits: bundleLimitsOf(ctx.config) },
-      `${ns}/${repo.metadata.name}`, commit);
+    bundles = await readCommitBundles(
+      ctx.config,
+      dir,
+      { repoName: repo.metadata.name, paths: repo.spec.paths, limits: bundleLimitsOf(ctx.config) },
+      `${ns}/${repo.metadata.name}`,
+      commit,
+    );
   } catch (err) {
     setCond(run, ConditionType.BundlesBuilt, false, reasonOf(err, Reason.InvalidBundle), `commit ${commit.slice(0, 12)}: ${messageOf(err)}`);
     throw err;
@@ -167,7 +228,10 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
         } catch (err) {
           const message = `storing bundle ${bundle.name} in ${registry.reference} failed: ${messageOf(err)}`;
           const reason = reasonOf(err, Reason.ArtifactPushFailed);
-          ctx.log.error({ gitrepo: `${ns}/${repo.metadata.name}`, bundle: bundle.name, registry: registry.reference, reason, err: messageOf(err) }, 'artifact push failed');
+          ctx.log.error(
+            { gitrepo: `${ns}/${repo.metadata.name}`, bundle: bundle.name, registry: registry.reference, reason, err: messageOf(err) },
+            'artifact push failed',
+          );
           // Nothing of this commit is applied: every Bundle of the repository keeps its last good artifact and says why.
           for (const existing of bundlesOf(ctx, repo)) {
             await markBundleStorage(ctx, ns, existing.metadata.name, false, reason, message, existing);
@@ -204,17 +268,27 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
     if (registry) await deleteArtifactsQuietly(ctx, repo, registry, old.metadata.name);
   }
   run.status.artifacts = registry
-    ? bundles.slice(0, 100).map((b) => ({ bundle: b.name, reference: stored.get(b.name)?.content.oci?.reference ?? '', digest: stored.get(b.name)?.content.oci?.digest ?? '' }))
+    ? bundles
+        .slice(0, 100)
+        .map((b) => ({ bundle: b.name, reference: stored.get(b.name)?.content.oci?.reference ?? '', digest: stored.get(b.name)?.content.oci?.digest ?? '' }))
     : undefined;
   if (repo.status?.commit !== commit) {
     run.status.lastSyncedCommitTime = formatTime(run.now);
-    await ctx.events.emit(repo, 'Normal', 'CommitSynced', `commit ${commit.slice(0, 12)}: ${bundles.length} bundle(s) ${registry ? `stored in ${registry.reference}` : 'stored inline'}`);
+    await ctx.events.emit(
+      repo,
+      'Normal',
+      'CommitSynced',
+      `commit ${commit.slice(0, 12)}: ${bundles.length} bundle(s) ${registry ? `stored in ${registry.reference}` : 'stored inline'}`,
+    );
   }
 }
 
 function countRegistryEvent(ctx: ControllerContext, event: { type: string; size?: number }): void {
   // 'blob-uploaded' events carry the blob's size (lib/oci/stats.ts).
-  if (event.type === 'blob-uploaded') { ctx.metrics.blobsPushed.inc(); ctx.metrics.bytesPushed.inc({}, event.size ?? 0); }
+  if (event.type === 'blob-uploaded') {
+    ctx.metrics.blobsPushed.inc();
+    ctx.metrics.bytesPushed.inc({}, event.size ?? 0);
+  }
   if (event.type === 'blob-skipped') ctx.metrics.blobsSkipped.inc();
 }
 
@@ -226,7 +300,12 @@ async function deleteArtifactsQuietly(ctx: ControllerContext, repo: GitRepoObjec
     await deleteBundleArtifacts(client, registry, ns, bundleName);
     return true;
   } catch (err) {
-    await ctx.events.emit(repo, 'Warning', 'ArtifactDeleteFailed', `deleting the artifacts of bundle ${bundleName} from ${registry.reference} failed: ${messageOf(err)}`);
+    await ctx.events.emit(
+      repo,
+      'Warning',
+      'ArtifactDeleteFailed',
+      `deleting the artifacts of bundle ${bundleName} from ${registry.reference} failed: ${messageOf(err)}`,
+    );
     return false;
   } finally {
     await client?.close();
@@ -279,8 +358,14 @@ export function setupGitRepoController(ctx: ControllerContext, git: GitSource): 
     return 'continue';
   };
   const reconcile = reconciler<GitRepoObject, Run>({
-    name: 'gitrepo', log: ctx.log, now: ctx.now, kube: ctx.kube,
-    get: async (key) => { const { namespace = 'default', name } = splitKey(key); return await ctx.kube.get<GitRepoObject>(Ref.gitRepo(namespace, name)); },
+    name: 'gitrepo',
+    log: ctx.log,
+    now: ctx.now,
+    kube: ctx.kube,
+    get: async (key) => {
+      const { namespace = 'default', name } = splitKey(key);
+      return await ctx.kube.get<GitRepoObject>(Ref.gitRepo(namespace, name));
+    },
     finalizer: { name: Finalizer.GitRepo, finalize: async (repo) => await finalize(ctx, git, repo) },
     start: (repo, now) => ({ object: repo, repo, now, status: { ...(repo.status ?? {}) }, conditions: [...(repo.status?.conditions ?? [])], written: [] }),
     steps: () => [resolve, sync],

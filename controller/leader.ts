@@ -69,8 +69,12 @@ export class LeaderElector {
   private lastRenewMs = 0;
   private running: Promise<void> | undefined;
 
-  constructor(private readonly kube: KubeClient, private readonly options: LeaderElectorOptions, private readonly log: Logger,
-    private readonly now: () => Date = () => new Date()) {
+  constructor(
+    private readonly kube: KubeClient,
+    private readonly options: LeaderElectorOptions,
+    private readonly log: Logger,
+    private readonly now: () => Date = () => new Date(),
+  ) {
     this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
@@ -104,7 +108,9 @@ export class LeaderElector {
     if (this.abort.signal.aborted) return;
     this.leading = true;
     this.log.info({ lease: this.options.name, identity: this.options.identity }, 'became leader');
-    Promise.resolve().then(onStartedLeading).catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'onStartedLeading failed'));
+    Promise.resolve()
+      .then(onStartedLeading)
+      .catch((err: unknown) => this.log.error({ err: messageOf(err) }, 'onStartedLeading failed'));
     while (!this.abort.signal.aborted) {
       await this.pause();
       if (this.abort.signal.aborted) break;
@@ -142,7 +148,7 @@ export class LeaderElector {
       const spec: LeaseSpec = {
         holderIdentity: this.options.identity,
         leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),
-        acquireTime: decision === 'renew' ? lease?.spec?.acquireTime ?? formatMicroTime(now) : formatMicroTime(now),
+        acquireTime: decision === 'renew' ? (lease?.spec?.acquireTime ?? formatMicroTime(now)) : formatMicroTime(now),
         renewTime: formatMicroTime(now),
         leaseTransitions: (lease?.spec?.leaseTransitions ?? 0) + (decision === 'acquire' ? 1 : 0),
       };

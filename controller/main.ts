@@ -16,7 +16,12 @@ async function main(): Promise<void> {
   else kubeConfig.loadFromCluster();
   const manager = await startManager({ config, kubeConfig, log });
   const probes = await startOpsServer({ port: config.probePort, healthy: () => true, ready: () => manager.ready() });
-  const metricsServer = await startOpsServer({ port: config.metricsPort, healthy: () => true, ready: () => manager.ready(), metrics: manager.context.metrics.registry });
+  const metricsServer = await startOpsServer({
+    port: config.metricsPort,
+    healthy: () => true,
+    ready: () => manager.ready(),
+    metrics: manager.context.metrics.registry,
+  });
   log.info({ probePort: config.probePort, metricsPort: config.metricsPort }, 'flotilla controller running');
   const stop = async (signal: string) => {
     log.info({ signal }, 'stopping');

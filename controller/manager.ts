@@ -41,8 +41,12 @@ export function createMetrics(options: RegistryOptions = {}): ControllerMetrics 
     blobsPushed: counter(registry, 'flotilla_artifact_pushed_blobs_total', 'Blobs uploaded to OCI registries.'),
     blobsSkipped: counter(registry, 'flotilla_artifact_skipped_blobs_total', 'Blobs not uploaded because the registry had them.'),
     gitFetches: counter(registry, 'flotilla_git_polls_total', 'Times git was asked for the current commit of a GitRepo.'),
-    deploymentWrites: counter(registry, 'flotilla_bundledeployment_writes_total',
-      'BundleDeployments written by the Bundle reconciler, by outcome (applied, unchanged).', ['outcome']),
+    deploymentWrites: counter(
+      registry,
+      'flotilla_bundledeployment_writes_total',
+      'BundleDeployments written by the Bundle reconciler, by outcome (applied, unchanged).',
+      ['outcome'],
+    ),
   };
 }
 
@@ -75,7 +79,11 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   const kube = await KubeClient.fromKubeConfig(options.kubeConfig);
   const inf = createInformers(kube, log);
   const context: ControllerContext = {
-    kube, informers: inf, config, log, metrics: createMetrics(),
+    kube,
+    informers: inf,
+    config,
+    log,
+    metrics: createMetrics(),
     events: new EventRecorder(kube, 'flotilla-controller', log),
     now: options.now ?? (() => new Date()),
   };
@@ -97,9 +105,15 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
   };
   let elector: LeaderElector | undefined;
   if (config.leaderElection) {
-    elector = new LeaderElector(kube, {
-      namespace: config.systemNamespace, name: config.leaseName, identity: config.identity ?? `${hostname()}-${process.pid}`,
-    }, log);
+    elector = new LeaderElector(
+      kube,
+      {
+        namespace: config.systemNamespace,
+        name: config.leaseName,
+        identity: config.identity ?? `${hostname()}-${process.pid}`,
+      },
+      log,
+    );
     void elector.run(run, () => {
       // Caches may be stale once leadership is lost: stop, and let the process supervisor restart us.
       log.error('lost leadership; exiting');

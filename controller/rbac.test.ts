@@ -6,14 +6,19 @@ describe('boundedName', () => {
   it('truncates long names with a hash suffix, keeping them distinct', () => {
     const a = boundedName(`${'n'.repeat(300)}a`, 253);
     const b = boundedName(`${'n'.repeat(300)}b`, 253);
-    expect(a).to.have.length.at.most(253).and.match(/-[0-9a-f]{8}$/);
+    expect(a)
+      .to.have.length.at.most(253)
+      .and.match(/-[0-9a-f]{8}$/);
     expect(a).to.not.equal(b);
   });
 });
 
 describe('registration RBAC rules', () => {
   const verbs = (rules: { resources: string[]; verbs: string[] }[], resource: string) =>
-    rules.filter((r) => r.resources.includes(resource)).flatMap((r) => r.verbs).sort();
+    rules
+      .filter((r) => r.resources.includes(resource))
+      .flatMap((r) => r.verbs)
+      .sort();
 
   it('lets an import token only create and get registrations, and get (never list) secrets', () => {
     const rules = importRules();
@@ -28,8 +33,16 @@ describe('registration RBAC rules', () => {
     expect(verbs(rules, 'bundledeployments')).to.deep.equal(['get', 'list', 'patch', 'watch']);
     expect(verbs(rules, 'bundledeployments/status')).to.deep.equal(['get', 'patch', 'update']);
     expect(verbs(rules, 'secrets')).to.deep.equal(['get', 'list', 'watch']);
-    expect(rules.find((r) => r.resources.includes('serviceaccounts/token'))).to.have.property('resourceNames').that.deep.equals(['flotilla-agent']);
-    expect(rules.flatMap((r) => r.resources).sort()).to.deep.equal(['bundledeployments', 'bundledeployments/status', 'events', 'secrets', 'serviceaccounts/token']);
+    expect(rules.find((r) => r.resources.includes('serviceaccounts/token')))
+      .to.have.property('resourceNames')
+      .that.deep.equals(['flotilla-agent']);
+    expect(rules.flatMap((r) => r.resources).sort()).to.deep.equal([
+      'bundledeployments',
+      'bundledeployments/status',
+      'events',
+      'secrets',
+      'serviceaccounts/token',
+    ]);
   });
 
   it('limits an agent to its own Cluster in the workspace namespace', () => {

@@ -52,7 +52,9 @@ export function ownerRefTo(obj: { kind: string; metadata: { name: string; uid?: 
 
 function meta(name: string, namespace: string | undefined, labels: Record<string, string>, owners: OwnerRef[]): KubeObject['metadata'] {
   return {
-    name, ...(namespace ? { namespace } : {}), labels,
+    name,
+    ...(namespace ? { namespace } : {}),
+    labels,
     ...(owners.length > 0 ? { ownerReferences: owners } : {}),
   };
 }
@@ -73,10 +75,18 @@ export function roleObject(namespace: string, name: string, rules: PolicyRule[],
 }
 
 /** A RoleBinding of Role `roleName` (same namespace) to one ServiceAccount. */
-export function roleBindingObject(namespace: string, name: string, roleName: string, subject: { namespace: string; name: string },
-  labels: Record<string, string>, owners: OwnerRef[] = []): KubeObject {
+export function roleBindingObject(
+  namespace: string,
+  name: string,
+  roleName: string,
+  subject: { namespace: string; name: string },
+  labels: Record<string, string>,
+  owners: OwnerRef[] = [],
+): KubeObject {
   return {
-    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta(name, namespace, labels, owners),
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: meta(name, namespace, labels, owners),
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: roleName },
     subjects: [{ kind: 'ServiceAccount', namespace: subject.namespace, name: subject.name }],
   };
@@ -165,18 +175,26 @@ export const MIN_TOKEN_SECONDS = 600;
 export async function requestToken(kube: KubeClient, namespace: string, name: string, expirationSeconds: number): Promise<IssuedToken> {
   const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(name)}/token`;
   const res = await kube.raw<{ status?: { token?: string; expirationTimestamp?: string } }>('POST', path, {
-    apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest',
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
     spec: { expirationSeconds: Math.max(MIN_TOKEN_SECONDS, Math.ceil(expirationSeconds)) },
   });
   const token = res.status?.token;
   const expires = res.status?.expirationTimestamp;
-  if (!token || !expires) throw new WaitingError('TokenNotIssued', `the API server issued no token for ServiceAccount ${namespace}/${name}`, { retryAfterMs: 5000 });
+  if (!token || !expires)
+    throw new WaitingError('TokenNotIssued', `the API server issued no token for ServiceAccount ${namespace}/${name}`, { retryAfterMs: 5000 });
   return { token, expires: new Date(expires) };
 }
 
 /** A Secret of type Opaque holding `values` (base64-encoded here; apply never sends stringData). */
-export function secretObject(namespace: string, name: string, values: Record<string, string>, labels: Record<string, string>,
-  annotations: Record<string, string> = {}, owners: OwnerRef[] = []): KubeObject {
+export function secretObject(
+  namespace: string,
+  name: string,
+  values: Record<string, string>,
+  labels: Record<string, string>,
+  annotations: Record<string, string> = {},
+  owners: OwnerRef[] = [],
+): KubeObject {
   const data = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')]));
   const metadata = meta(name, namespace, labels, owners);
   if (Object.keys(annotations).length > 0) metadata.annotations = annotations;

@@ -2,26 +2,51 @@ import { expect } from 'chai';
 import { API_VERSION, Annotation, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { bundleObject, pollDue, pollingIntervalMs } from './gitrepo.js';
-import { agentCredentialData, agentMissesCredentials, baseOptions, bundleDeploymentSpec, deploymentUpToDate, bundleSummary, desiredDeployment, ociSecretName } from './bundle.js';
+import {
+  agentCredentialData,
+  agentMissesCredentials,
+  baseOptions,
+  bundleDeploymentSpec,
+  deploymentUpToDate,
+  bundleSummary,
+  desiredDeployment,
+  ociSecretName,
+} from './bundle.js';
 import { bundleBehind, bundleDeploymentState, rollUpGitRepo, summarize, worstState } from './rollup.js';
 
-const repo = (spec: Partial<GitRepo['spec']>, status?: GitRepo['status'], generation = 1): GitRepo & KubeObject => ({
-  apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name: 'apps', namespace: 'ws', uid: 'u1', generation },
-  spec: { repo: 'https://git.example/apps.git', ...spec }, ...(status ? { status } : {}),
-}) as GitRepo & KubeObject;
+const repo = (spec: Partial<GitRepo['spec']>, status?: GitRepo['status'], generation = 1): GitRepo & KubeObject =>
+  ({
+    apiVersion: API_VERSION,
+    kind: 'GitRepo',
+    metadata: { name: 'apps', namespace: 'ws', uid: 'u1', generation },
+    spec: { repo: 'https://git.example/apps.git', ...spec },
+    ...(status ? { status } : {}),
+  }) as GitRepo & KubeObject;
 
 describe('GitRepo polling', () => {
   const now = new Date('2026-01-01T00:01:00Z');
   const cases: { name: string; r: GitRepo; due: boolean }[] = [
     { name: 'polls a GitRepo never fetched', r: repo({}), due: true },
     { name: 'polls after a spec change', r: repo({}, { observedGeneration: 1, commit: 'a', lastPollingTime: '2026-01-01T00:00:59Z' }, 2), due: true },
-    { name: 'does not poll within the interval', r: repo({ pollingInterval: '30s' }, { observedGeneration: 1, commit: 'a', lastPollingTime: '2026-01-01T00:00:45Z' }), due: false },
-    { name: 'polls once the interval has passed', r: repo({ pollingInterval: '10s' }, { observedGeneration: 1, commit: 'a', lastPollingTime: '2026-01-01T00:00:45Z' }), due: true },
-    { name: 'never polls by time with disablePolling', r: repo({ disablePolling: true }, { observedGeneration: 1, commit: 'a', lastPollingTime: '2025-01-01T00:00:00Z' }), due: false },
+    {
+      name: 'does not poll within the interval',
+      r: repo({ pollingInterval: '30s' }, { observedGeneration: 1, commit: 'a', lastPollingTime: '2026-01-01T00:00:45Z' }),
+      due: false,
+    },
+    {
+      name: 'polls once the interval has passed',
+      r: repo({ pollingInterval: '10s' }, { observedGeneration: 1, commit: 'a', lastPollingTime: '2026-01-01T00:00:45Z' }),
+      due: true,
+    },
+    {
+      name: 'never polls by time with disablePolling',
+      r: repo({ disablePolling: true }, { observedGeneration: 1, commit: 'a', lastPollingTime: '2025-01-01T00:00:00Z' }),
+      due: false,
+    },
   ];
   for (const c of cases) it(c.name, () => expect(pollDue(c.r, now)).to.equal(c.due));
 
-  it('uses Fleet\'s 15 s when no interval is set', () => {
+  it("uses Fleet's 15 s when no interval is set", () => {
     expect(pollingIntervalMs(repo({}))).to.equal(15_000);
     expect(pollingIntervalMs(repo({ pollingInterval: '1m30s' }))).to.equal(90_000);
   });
@@ -29,7 +54,9 @@ describe('GitRepo polling', () => {
 
 describe('Bundle objects built from a GitRepo', () => {
   const loaded = {
-    name: 'apps-web', dir: 'web', files: [],
+    name: 'apps-web',
+    dir: 'web',
+    files: [],
     fleetYaml: { defaultNamespace: 'web', labels: { team: 'a' }, targetCustomizations: [{ name: 'prod', clusterSelector: { matchLabels: { env: 'prod' } } }] },
   };
 
@@ -47,7 +74,7 @@ describe('Bundle objects built from a GitRepo', () => {
     expect(b.metadata.ownerReferences?.[0]).to.include({ kind: 'GitRepo', name: 'apps', uid: 'u1', controller: true });
   });
 
-  it('carries the GitRepo\'s paused and forceSyncGeneration', () => {
+  it("carries the GitRepo's paused and forceSyncGeneration", () => {
     const b = bundleObject(repo({ paused: true, forceSyncGeneration: 4 }), loaded, { resources: [] }, 'cid', 'c0ffee');
     expect(b.spec.paused).to.equal(true);
     expect(b.spec.forceSyncGeneration).to.equal(4);
@@ -61,10 +88,13 @@ describe('Bundle objects built from a GitRepo', () => {
 });
 
 describe('BundleDeployment specs', () => {
-  const bundle = (spec: Partial<Bundle['spec']>): Bundle => ({
-    apiVersion: API_VERSION, kind: 'Bundle', metadata: { name: 'b', namespace: 'ws' },
-    spec: { contentsID: 'abc', oci: { reference: `r/x@sha256:${'b'.repeat(64)}`, digest: `sha256:${'b'.repeat(64)}`, secretName: 'push-creds' }, ...spec },
-  }) as Bundle;
+  const bundle = (spec: Partial<Bundle['spec']>): Bundle =>
+    ({
+      apiVersion: API_VERSION,
+      kind: 'Bundle',
+      metadata: { name: 'b', namespace: 'ws' },
+      spec: { contentsID: 'abc', oci: { reference: `r/x@sha256:${'b'.repeat(64)}`, digest: `sha256:${'b'.repeat(64)}`, secretName: 'push-creds' }, ...spec },
+    }) as Bundle;
 
   it('points the agent at its own credential Secret and changes the deployment ID with the options', () => {
     const a = bundleDeploymentSpec(bundle({}), { defaultNamespace: 'x' }, 'b');
@@ -94,22 +124,37 @@ describe('BundleDeployment specs', () => {
   });
 
   const creds: { name: string; type?: string; data: Record<string, string>; expected: Record<string, string> }[] = [
-    { name: 'hands agents the read-only credentials when there are some', data: { username: 'push', password: 'p', agentUsername: 'pull', agentPassword: 'q' }, expected: { username: 'pull', password: 'q' } },
+    {
+      name: 'hands agents the read-only credentials when there are some',
+      data: { username: 'push', password: 'p', agentUsername: 'pull', agentPassword: 'q' },
+      expected: { username: 'pull', password: 'q' },
+    },
     { name: 'falls back to the push credentials', data: { username: 'push', password: 'p' }, expected: { username: 'push', password: 'p' } },
-    { name: 'copies a dockerconfigjson as it is', type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': '{}' }, expected: { '.dockerconfigjson': '{}' } },
+    {
+      name: 'copies a dockerconfigjson as it is',
+      type: 'kubernetes.io/dockerconfigjson',
+      data: { '.dockerconfigjson': '{}' },
+      expected: { '.dockerconfigjson': '{}' },
+    },
   ];
   for (const c of creds) it(c.name, () => expect(agentCredentialData(c.type, c.data).stringData).to.deep.equal(c.expected));
 });
 
 describe('BundleDeployment writes: only what changed', () => {
-  const bundle = (spec: Partial<Bundle['spec']>, labels: Record<string, string> = { [Label.RepoName]: 'apps' }) => ({
-    apiVersion: API_VERSION, kind: 'Bundle', metadata: { name: 'b', namespace: 'ws', labels },
-    spec: { contentsID: 'abc', resources: [{ name: 'cm.yaml', content: 'x' }], ...spec },
-  }) as Bundle & KubeObject;
+  const bundle = (spec: Partial<Bundle['spec']>, labels: Record<string, string> = { [Label.RepoName]: 'apps' }) =>
+    ({
+      apiVersion: API_VERSION,
+      kind: 'Bundle',
+      metadata: { name: 'b', namespace: 'ws', labels },
+      spec: { contentsID: 'abc', resources: [{ name: 'cm.yaml', content: 'x' }], ...spec },
+    }) as Bundle & KubeObject;
   /** The object as the informer would hold it after the apply: the server adds metadata and status. */
-  const asStored = (bd: BundleDeployment & KubeObject, status: unknown = { ready: true }) => ({
-    ...bd, metadata: { ...bd.metadata, uid: 'u1', resourceVersion: '7', generation: 1, labels: { ...bd.metadata.labels, extra: 'kept' } }, status,
-  }) as BundleDeployment & KubeObject;
+  const asStored = (bd: BundleDeployment & KubeObject, status: unknown = { ready: true }) =>
+    ({
+      ...bd,
+      metadata: { ...bd.metadata, uid: 'u1', resourceVersion: '7', generation: 1, labels: { ...bd.metadata.labels, extra: 'kept' } },
+      status,
+    }) as BundleDeployment & KubeObject;
 
   it('finds a stored BundleDeployment up to date whatever its status and extra labels', () => {
     const desired = desiredDeployment(bundle({}), 'c1', 'cluster-ns', { defaultNamespace: 'x' }, undefined);
@@ -133,7 +178,8 @@ describe('BundleDeployment writes: only what changed', () => {
   }
 
   it('copies the agent credentials again when the agent reports their Secret missing', () => {
-    const bd = (reason: string, status = 'False') => ({ status: { conditions: [{ type: 'Deployed', status, reason, message: '' }] } }) as unknown as BundleDeployment;
+    const bd = (reason: string, status = 'False') =>
+      ({ status: { conditions: [{ type: 'Deployed', status, reason, message: '' }] } }) as unknown as BundleDeployment;
     expect(agentMissesCredentials(bd('SecretNotFound'))).to.equal(true);
     expect(agentMissesCredentials(bd('RegistryUnreachable'))).to.equal(false);
     expect(agentMissesCredentials(bd('SecretNotFound', 'True'))).to.equal(false);
@@ -150,10 +196,19 @@ describe('BundleDeployment writes: only what changed', () => {
 });
 
 describe('status roll-up', () => {
-  const bd = (name: string, ns: string, status: BundleDeployment['status'], deploymentID = 'd1'): BundleDeployment => ({
-    apiVersion: API_VERSION, kind: 'BundleDeployment', metadata: { name, namespace: ns }, spec: { deploymentID }, ...(status ? { status } : {}),
-  }) as BundleDeployment;
-  const ready = { appliedDeploymentID: 'd1', ready: true, conditions: [{ type: 'Ready', status: 'True' as const, reason: 'Succeeded', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }] };
+  const bd = (name: string, ns: string, status: BundleDeployment['status'], deploymentID = 'd1'): BundleDeployment =>
+    ({
+      apiVersion: API_VERSION,
+      kind: 'BundleDeployment',
+      metadata: { name, namespace: ns },
+      spec: { deploymentID },
+      ...(status ? { status } : {}),
+    }) as BundleDeployment;
+  const ready = {
+    appliedDeploymentID: 'd1',
+    ready: true,
+    conditions: [{ type: 'Ready', status: 'True' as const, reason: 'Succeeded', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }],
+  };
 
   const states: { name: string; b: BundleDeployment; state: string }[] = [
     { name: 'Pending before the agent reports', b: bd('a', 'n', undefined), state: 'Pending' },
@@ -161,9 +216,16 @@ describe('status roll-up', () => {
     { name: 'Ready when applied and ready', b: bd('a', 'n', ready), state: 'Ready' },
     { name: 'Modified when drifted', b: bd('a', 'n', { ...ready, nonModified: false }), state: 'Modified' },
     { name: 'NotReady when applied but not ready', b: bd('a', 'n', { appliedDeploymentID: 'd1' }), state: 'NotReady' },
-    { name: 'OutOfSync when paused with a newer version staged (as Fleet)',
-      b: { ...bd('a', 'n', ready), spec: { deploymentID: 'd1', paused: true, stagedDeploymentID: 'd2' } }, state: 'OutOfSync' },
-    { name: 'Ready when paused with nothing new staged', b: { ...bd('a', 'n', ready), spec: { deploymentID: 'd1', paused: true, stagedDeploymentID: 'd1' } }, state: 'Ready' },
+    {
+      name: 'OutOfSync when paused with a newer version staged (as Fleet)',
+      b: { ...bd('a', 'n', ready), spec: { deploymentID: 'd1', paused: true, stagedDeploymentID: 'd2' } },
+      state: 'OutOfSync',
+    },
+    {
+      name: 'Ready when paused with nothing new staged',
+      b: { ...bd('a', 'n', ready), spec: { deploymentID: 'd1', paused: true, stagedDeploymentID: 'd1' } },
+      state: 'Ready',
+    },
   ];
   for (const c of states) it(`says ${c.name}`, () => expect(bundleDeploymentState(c.b)).to.equal(c.state));
 
@@ -186,44 +248,101 @@ describe('status roll-up', () => {
     ({ metadata: { name: 'app', generation }, ...(observedGeneration === undefined ? {} : { status: { observedGeneration } }) }) as unknown as Bundle;
   const gitRepoStates: { name: string; bundles: Bundle[]; bds: BundleDeployment[]; state: string }[] = [
     { name: 'Ready when every Bundle was acted on and its deployments are ready', bundles: [bundle(2, 2)], bds: [bd('app', 'c1', ready)], state: 'Ready' },
-    { name: 'not Ready at a new commit while a changed Bundle still has the deployments of its old content',
-      bundles: [bundle(3, 2)], bds: [bd('app', 'c1', ready)], state: 'WaitApplied' },
+    {
+      name: 'not Ready at a new commit while a changed Bundle still has the deployments of its old content',
+      bundles: [bundle(3, 2)],
+      bds: [bd('app', 'c1', ready)],
+      state: 'WaitApplied',
+    },
     { name: 'not NoTargets while a new Bundle has no deployments yet', bundles: [bundle(1)], bds: [], state: 'WaitApplied' },
-    { name: 'the deployments\' own problem first', bundles: [bundle(3, 2)], bds: [bd('app', 'c1', undefined)], state: 'Pending' },
+    { name: "the deployments' own problem first", bundles: [bundle(3, 2)], bds: [bd('app', 'c1', undefined)], state: 'Pending' },
   ];
   for (const c of gitRepoStates) it(`GitRepo: ${c.name}`, () => expect(rollUpGitRepo(c.bundles, c.bds).display?.state).to.equal(c.state));
 });
 
 describe('Ready means ready: roll-ups compare with what the current Bundle implies', () => {
-  const applied = (appliedDeploymentID: string, specID: string, extra: Partial<NonNullable<BundleDeployment['status']>> = {}): BundleDeployment => ({
-    apiVersion: API_VERSION, kind: 'BundleDeployment', metadata: { name: 'app', namespace: 'c1' }, spec: { deploymentID: specID },
-    status: { appliedDeploymentID, ready: true, conditions: [{ type: 'Ready', status: 'True', reason: 'Succeeded', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }], ...extra },
-  }) as BundleDeployment;
+  const applied = (appliedDeploymentID: string, specID: string, extra: Partial<NonNullable<BundleDeployment['status']>> = {}): BundleDeployment =>
+    ({
+      apiVersion: API_VERSION,
+      kind: 'BundleDeployment',
+      metadata: { name: 'app', namespace: 'c1' },
+      spec: { deploymentID: specID },
+      status: {
+        appliedDeploymentID,
+        ready: true,
+        conditions: [{ type: 'Ready', status: 'True', reason: 'Succeeded', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }],
+        ...extra,
+      },
+    }) as BundleDeployment;
   const cases: { name: string; bd: BundleDeployment; expected: { deploymentID: string; forceSyncGeneration?: number }; state: string }[] = [
-    { name: 'a cached BundleDeployment still Ready for the previous content is WaitApplied', bd: applied('old', 'old'), expected: { deploymentID: 'new' }, state: 'WaitApplied' },
+    {
+      name: 'a cached BundleDeployment still Ready for the previous content is WaitApplied',
+      bd: applied('old', 'old'),
+      expected: { deploymentID: 'new' },
+      state: 'WaitApplied',
+    },
     { name: 'Ready once the agent reports the new deployment ID', bd: applied('new', 'old'), expected: { deploymentID: 'new' }, state: 'Ready' },
-    { name: 'a forced re-apply waits for the agent to report that sync generation', bd: applied('new', 'new', { syncGeneration: 1 }),
-      expected: { deploymentID: 'new', forceSyncGeneration: 2 }, state: 'WaitApplied' },
-    { name: 'a forced re-apply the agent reported is Ready', bd: applied('new', 'new', { syncGeneration: 2 }),
-      expected: { deploymentID: 'new', forceSyncGeneration: 2 }, state: 'Ready' },
+    {
+      name: 'a forced re-apply waits for the agent to report that sync generation',
+      bd: applied('new', 'new', { syncGeneration: 1 }),
+      expected: { deploymentID: 'new', forceSyncGeneration: 2 },
+      state: 'WaitApplied',
+    },
+    {
+      name: 'a forced re-apply the agent reported is Ready',
+      bd: applied('new', 'new', { syncGeneration: 2 }),
+      expected: { deploymentID: 'new', forceSyncGeneration: 2 },
+      state: 'Ready',
+    },
   ];
   for (const c of cases) it(c.name, () => expect(bundleDeploymentState(c.bd, c.expected)).to.equal(c.state));
 
-  const readyCond = (generation: number) => ({ type: 'Ready', status: 'True' as const, reason: 'Succeeded', message: '', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: generation });
-  const bundleAt = (commit: string, generation: number, status: Partial<NonNullable<Bundle['status']>>, extra: Record<string, unknown> = {}) => ({
-    metadata: { name: 'app', generation, annotations: { [Annotation.Commit]: commit }, ...extra }, spec: { contentsID: 'c2' }, status,
-  }) as unknown as Bundle;
+  const readyCond = (generation: number) => ({
+    type: 'Ready',
+    status: 'True' as const,
+    reason: 'Succeeded',
+    message: '',
+    lastTransitionTime: '2026-01-01T00:00:00Z',
+    observedGeneration: generation,
+  });
+  const bundleAt = (commit: string, generation: number, status: Partial<NonNullable<Bundle['status']>>, extra: Record<string, unknown> = {}) =>
+    ({
+      metadata: { name: 'app', generation, annotations: { [Annotation.Commit]: commit }, ...extra },
+      spec: { contentsID: 'c2' },
+      status,
+    }) as unknown as Bundle;
   const behind: { name: string; bundle: Bundle; why: RegExp | undefined }[] = [
-    { name: 'a Bundle of the commit, Ready for its generation and contents', bundle: bundleAt('b', 2, { observedGeneration: 2, observedContentsID: 'c2', conditions: [readyCond(2)] }), why: undefined },
-    { name: 'a cached Bundle of the previous commit', bundle: bundleAt('a', 2, { observedGeneration: 2, observedContentsID: 'c2', conditions: [readyCond(2)] }), why: /commit/ },
-    { name: 'a Bundle whose status describes older contents', bundle: bundleAt('b', 2, { observedGeneration: 2, observedContentsID: 'c1', conditions: [readyCond(2)] }), why: /not updated/ },
-    { name: 'a Bundle whose Ready is from an older generation', bundle: bundleAt('b', 3, { observedGeneration: 3, observedContentsID: 'c2', conditions: [readyCond(2)] }), why: /not updated/ },
-    { name: 'a Bundle being deleted', bundle: bundleAt('b', 2, { observedGeneration: 2, observedContentsID: 'c2', conditions: [readyCond(2)] }, { deletionTimestamp: 'x' }), why: /removed/ },
+    {
+      name: 'a Bundle of the commit, Ready for its generation and contents',
+      bundle: bundleAt('b', 2, { observedGeneration: 2, observedContentsID: 'c2', conditions: [readyCond(2)] }),
+      why: undefined,
+    },
+    {
+      name: 'a cached Bundle of the previous commit',
+      bundle: bundleAt('a', 2, { observedGeneration: 2, observedContentsID: 'c2', conditions: [readyCond(2)] }),
+      why: /commit/,
+    },
+    {
+      name: 'a Bundle whose status describes older contents',
+      bundle: bundleAt('b', 2, { observedGeneration: 2, observedContentsID: 'c1', conditions: [readyCond(2)] }),
+      why: /not updated/,
+    },
+    {
+      name: 'a Bundle whose Ready is from an older generation',
+      bundle: bundleAt('b', 3, { observedGeneration: 3, observedContentsID: 'c2', conditions: [readyCond(2)] }),
+      why: /not updated/,
+    },
+    {
+      name: 'a Bundle being deleted',
+      bundle: bundleAt('b', 2, { observedGeneration: 2, observedContentsID: 'c2', conditions: [readyCond(2)] }, { deletionTimestamp: 'x' }),
+      why: /removed/,
+    },
   ];
   for (const c of behind) {
     it(`GitRepo at commit b: ${c.name} ${c.why ? 'holds Ready back' : 'counts'}`, () => {
       const why = bundleBehind(c.bundle, 'b');
-      if (c.why) expect(why).to.match(c.why); else expect(why).to.equal(undefined);
+      if (c.why) expect(why).to.match(c.why);
+      else expect(why).to.equal(undefined);
     });
   }
 
@@ -234,10 +353,21 @@ describe('Ready means ready: roll-ups compare with what the current Bundle impli
   });
 
   it('a Bundle counts a targeted cluster whose BundleDeployment the cache does not hold yet as Pending', () => {
-    const b = { apiVersion: API_VERSION, kind: 'Bundle', metadata: { name: 'app', namespace: 'ws' }, spec: { contentsID: 'c', resources: [] } } as unknown as Bundle & KubeObject;
-    const targets = ['c1', 'c2'].map((cluster) => ({ cluster, clusterNs: `ns-${cluster}`, options: {}, desired: desiredDeployment(b, cluster, `ns-${cluster}`, {}, undefined) }));
+    const b = {
+      apiVersion: API_VERSION,
+      kind: 'Bundle',
+      metadata: { name: 'app', namespace: 'ws' },
+      spec: { contentsID: 'c', resources: [] },
+    } as unknown as Bundle & KubeObject;
+    const targets = ['c1', 'c2'].map((cluster) => ({
+      cluster,
+      clusterNs: `ns-${cluster}`,
+      options: {},
+      desired: desiredDeployment(b, cluster, `ns-${cluster}`, {}, undefined),
+    }));
     const first = targets[0]!.desired;
-    const onlyFirst = (key: string) => (key === `ns-c1/app` ? { ...first, status: { appliedDeploymentID: first.spec.deploymentID, ready: true } } as typeof first : undefined);
+    const onlyFirst = (key: string) =>
+      key === `ns-c1/app` ? ({ ...first, status: { appliedDeploymentID: first.spec.deploymentID, ready: true } } as typeof first) : undefined;
     const summary = bundleSummary(targets, onlyFirst);
     expect(summary.ready).to.equal(1);
     expect(summary.pending).to.equal(1);

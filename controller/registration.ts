@@ -7,14 +7,33 @@ import { splitKey } from '../lib/kube/informer.js';
 import { isStatus, type KubeObject } from '../lib/kube/client.js';
 import { StallingError, WaitingError, messageOf, reasonOf } from '../lib/errors.js';
 import {
-  AGENT_SERVICE_ACCOUNT, API_VERSION, DNS_SUBDOMAIN, Label, Reason, formatTime, parseDurationMs,
-  type Cluster, type ClusterRegistration, type ClusterRegistrationToken,
+  AGENT_SERVICE_ACCOUNT,
+  API_VERSION,
+  DNS_SUBDOMAIN,
+  Label,
+  Reason,
+  formatTime,
+  parseDurationMs,
+  type Cluster,
+  type ClusterRegistration,
+  type ClusterRegistrationToken,
 } from '../lib/api/index.js';
 import { Ref, type ControllerContext } from './context.js';
 import { ensureClusterNamespace, observerOf } from './cluster.js';
 import {
-  CONTROLLER_FIELD_MANAGER, agentRules, applyObjects, boundedName, importRules, managedLabels, ownerRefTo,
-  requestToken, roleBindingObject, roleObject, secretObject, secretValue, serviceAccountObject,
+  CONTROLLER_FIELD_MANAGER,
+  agentRules,
+  applyObjects,
+  boundedName,
+  importRules,
+  managedLabels,
+  ownerRefTo,
+  requestToken,
+  roleBindingObject,
+  roleObject,
+  secretObject,
+  secretValue,
+  serviceAccountObject,
 } from './rbac.js';
 
 /**
@@ -63,16 +82,23 @@ export function clusterNameFor(clientID: string, clusterLabels: Record<string, s
 async function apiServerInfo(ctx: ControllerContext): Promise<{ url: string; ca: string }> {
   const caFile = ctx.config.apiServerCaFile ?? '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt';
   let ca = '';
-  try { ca = await readFile(caFile, 'utf8'); } catch (err) {
+  try {
+    ca = await readFile(caFile, 'utf8');
+  } catch (err) {
     if (ctx.config.apiServerCaFile) throw new StallingError(Reason.InvalidSpec, `cannot read --api-server-ca-file ${caFile}: ${(err as Error).message}`);
   }
   return { url: ctx.config.apiServerUrl ?? ctx.kube.server, ca };
 }
 
 /** The working state of one ClusterRegistrationToken reconcile. */
-interface TokenRun extends RunState<ClusterRegistrationToken & KubeObject> { expires: Date; expired: boolean }
+interface TokenRun extends RunState<ClusterRegistrationToken & KubeObject> {
+  expires: Date;
+  expired: boolean;
+}
 /** The working state of one ClusterRegistration reconcile. */
-interface RegistrationRun extends RunState<ClusterRegistration & KubeObject> { granted?: { clusterName: string; clusterNs: string; expires: string } }
+interface RegistrationRun extends RunState<ClusterRegistration & KubeObject> {
+  granted?: { clusterName: string; clusterNs: string; expires: string };
+}
 
 /** Sets up the ClusterRegistrationToken reconciler (registration step 1, and expiry). */
 export function setupRegistrationTokenController(ctx: ControllerContext): Controller {
@@ -130,39 +156,53 @@ export function setupRegistrationTokenController(ctx: ControllerContext): Contro
       log.info({ token: `${W}/${name}`, expires: expiresText }, 'issued a registration token');
     }
     const server = await apiServerInfo(ctx);
-    await applyObjects(ctx.kube, [secretObject(W, name, { token: value, apiServerURL: server.url, apiServerCA: server.ca, namespace: W },
-      labels, issuedFor, owners)]);
+    await applyObjects(ctx.kube, [
+      secretObject(W, name, { token: value, apiServerURL: server.url, apiServerCA: server.ca, namespace: W }, labels, issuedFor, owners),
+    ]);
     return 'continue';
   };
 
   const reconcile = reconciler<ClusterRegistrationToken & KubeObject, TokenRun>({
-    name: 'clusterregistrationtoken', log, now: ctx.now,
+    name: 'clusterregistrationtoken',
+    log,
+    now: ctx.now,
     get: async (key) => {
       const { namespace = '', name } = splitKey(key);
       return namespace === W ? await ctx.kube.get<ClusterRegistrationToken & KubeObject>(Ref.registrationToken(W, name)) : undefined;
     },
     // Objects in W are owned by the token (garbage collected); those in R cannot be, so they go here.
-    gone: async (key) => { const { namespace = '', name } = splitKey(key); if (namespace === W) await deleteImportAccess(name); },
-    start: (token, now) => ({ object: token, now, conditions: [...(token.status?.conditions ?? [])], expired: false,
-      expires: tokenExpiry(new Date(token.metadata.creationTimestamp ?? now), token.spec?.ttl) }),
+    gone: async (key) => {
+      const { namespace = '', name } = splitKey(key);
+      if (namespace === W) await deleteImportAccess(name);
+    },
+    start: (token, now) => ({
+      object: token,
+      now,
+      conditions: [...(token.status?.conditions ?? [])],
+      expired: false,
+      expires: tokenExpiry(new Date(token.metadata.creationTimestamp ?? now), token.spec?.ttl),
+    }),
     steps: () => [expiry, issue],
     status: {
       fallbackReason: Reason.Progressing,
-      readiness: (run) => run.expired
-        ? { status: 'False', reason: Reason.TokenExpired, message: `expired at ${formatTime(run.expires)}; create a new ClusterRegistrationToken` }
-        : { status: 'True', reason: Reason.Succeeded, message: `token in Secret ${run.object.metadata.name}, valid until ${formatTime(run.expires)}` },
+      readiness: (run) =>
+        run.expired
+          ? { status: 'False', reason: Reason.TokenExpired, message: `expired at ${formatTime(run.expires)}; create a new ClusterRegistrationToken` }
+          : { status: 'True', reason: Reason.Succeeded, message: `token in Secret ${run.object.metadata.name}, valid until ${formatTime(run.expires)}` },
       build: (run, conditions, error) => ({
         secretName: run.expired ? undefined : error === undefined ? run.object.metadata.name : run.object.status?.secretName,
-        expires: formatTime(run.expires), conditions,
+        expires: formatTime(run.expires),
+        conditions,
       }),
       writer: mergeStatusWriter(ctx.kube),
     },
-    requeue: (run, error) => (run.expired || error !== undefined ? {}
-      : { requeueAfterMs: Math.min(MAX_TOKEN_RECHECK_MS, run.expires.getTime() - run.now.getTime() + 1000) }),
+    requeue: (run, error) =>
+      run.expired || error !== undefined ? {} : { requeueAfterMs: Math.min(MAX_TOKEN_RECHECK_MS, run.expires.getTime() - run.now.getTime() + 1000) },
   });
 
-  return new Controller('clusterregistrationtoken', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) })
-    .watch(ctx.informers.registrationTokens);
+  return new Controller('clusterregistrationtoken', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) }).watch(
+    ctx.informers.registrationTokens,
+  );
 }
 
 /**
@@ -175,29 +215,42 @@ async function ensureCluster(ctx: ControllerContext, reg: ClusterRegistration & 
   const W = ctx.config.workspaceNamespace;
   const { clientID, clusterLabels = {} } = reg.spec;
   const clusters = await ctx.kube.list<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W });
-  const owned = clusters.items.filter((c) => c.spec?.clientID === clientID)
+  const owned = clusters.items
+    .filter((c) => c.spec?.clientID === clientID)
     .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? ''));
   if (owned[0]?.metadata.deletionTimestamp) {
-    throw new WaitingError(Reason.ClusterDeleting, `Cluster ${W}/${owned[0].metadata.name} of this client is being deleted; registering again once it is gone`,
-      { retryAfterMs: 5000 });
+    throw new WaitingError(
+      Reason.ClusterDeleting,
+      `Cluster ${W}/${owned[0].metadata.name} of this client is being deleted; registering again once it is gone`,
+      { retryAfterMs: 5000 },
+    );
   }
   let name = owned[0]?.metadata.name;
   if (!name) {
     name = clusterNameFor(clientID, clusterLabels);
     if (name.length > 63 || !DNS_SUBDOMAIN.test(name)) {
-      throw new StallingError(Reason.InvalidSpec, `ClusterRegistration ${W}/${reg.metadata.name}: cluster name "${name}" from label ${CLUSTER_NAME_LABEL} is not a DNS-1123 name of at most 63 characters`);
+      throw new StallingError(
+        Reason.InvalidSpec,
+        `ClusterRegistration ${W}/${reg.metadata.name}: cluster name "${name}" from label ${CLUSTER_NAME_LABEL} is not a DNS-1123 name of at most 63 characters`,
+      );
     }
     const taken = clusters.items.find((c) => c.metadata.name === name);
     if (taken) {
-      throw new StallingError(Reason.ClusterNameTaken, `ClusterRegistration ${W}/${reg.metadata.name}: Cluster ${name} already exists for another client; `
-        + `set its spec.clientID to this client's ID to let the agent register into it, or choose another ${CLUSTER_NAME_LABEL}`);
+      throw new StallingError(
+        Reason.ClusterNameTaken,
+        `ClusterRegistration ${W}/${reg.metadata.name}: Cluster ${name} already exists for another client; ` +
+          `set its spec.clientID to this client's ID to let the agent register into it, or choose another ${CLUSTER_NAME_LABEL}`,
+      );
     }
   }
   try {
-    return await ctx.kube.apply<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster',
-      metadata: { name, namespace: W, labels: clusterLabels }, spec: { clientID } }, CONTROLLER_FIELD_MANAGER);
+    return await ctx.kube.apply<Cluster & KubeObject>(
+      { apiVersion: API_VERSION, kind: 'Cluster', metadata: { name, namespace: W, labels: clusterLabels }, spec: { clientID } },
+      CONTROLLER_FIELD_MANAGER,
+    );
   } catch (err) {
-    if (isStatus(err, 422)) throw new StallingError(Reason.InvalidSpec, `ClusterRegistration ${W}/${reg.metadata.name}: ${(err as Error).message}`, { cause: err });
+    if (isStatus(err, 422))
+      throw new StallingError(Reason.InvalidSpec, `ClusterRegistration ${W}/${reg.metadata.name}: ${(err as Error).message}`, { cause: err });
     throw err;
   }
 }
@@ -253,46 +306,67 @@ export function setupRegistrationController(ctx: ControllerContext): Controller 
     await ensureAgentAccess(ctx, cluster, clusterNs);
     const issued = await requestToken(ctx.kube, clusterNs, AGENT_SERVICE_ACCOUNT, ctx.config.agentTokenTtl / 1000);
     const expires = formatTime(issued.expires);
-    await applyObjects(ctx.kube, [secretObject(R, name,
-      { token: issued.token, clusterName, clusterNamespace: clusterNs, expires },
-      managedLabels({ [Label.Cluster]: clusterName, [Label.ClusterNamespace]: W }), { [TOKEN_EXPIRES_ANNOTATION]: expires })]);
+    await applyObjects(ctx.kube, [
+      secretObject(
+        R,
+        name,
+        { token: issued.token, clusterName, clusterNamespace: clusterNs, expires },
+        managedLabels({ [Label.Cluster]: clusterName, [Label.ClusterNamespace]: W }),
+        { [TOKEN_EXPIRES_ANNOTATION]: expires },
+      ),
+    ]);
     if (cluster.status?.namespace !== clusterNs) await ctx.kube.patchStatus(Ref.cluster(W, clusterName), { namespace: clusterNs });
     run.granted = { clusterName, clusterNs, expires };
     return 'continue';
   };
 
   const reconcile = reconciler<ClusterRegistration & KubeObject, RegistrationRun>({
-    name: 'clusterregistration', log, now: ctx.now,
+    name: 'clusterregistration',
+    log,
+    now: ctx.now,
     get: async (key) => {
       const { namespace = '', name } = splitKey(key);
       return namespace === W ? await ctx.kube.get<ClusterRegistration & KubeObject>(Ref.registration(W, name)) : undefined;
     },
     // The credential Secret lives in R and cannot be owned by the registration: remove it here.
-    gone: async (key) => { const { namespace = '', name } = splitKey(key); if (namespace === W) await ctx.kube.delete(Ref.secret(R, name)); },
+    gone: async (key) => {
+      const { namespace = '', name } = splitKey(key);
+      if (namespace === W) await ctx.kube.delete(Ref.secret(R, name));
+    },
     // Granted once: a registration is never processed again.
     suspended: (reg) => reg.status?.granted === true,
     start: (reg, now) => ({ object: reg, now, conditions: [...(reg.status?.conditions ?? [])] }),
     steps: () => [grant],
     status: {
       fallbackReason: Reason.RegistrationPending,
-      readiness: (run, error) => (run.granted
-        ? { status: 'True', reason: Reason.Succeeded, message: `granted as Cluster ${run.granted.clusterName}` }
-        : { status: 'False', reason: reasonOf(error, Reason.RegistrationPending), progressing: true,
-          message: error === undefined ? 'waiting for the controller to grant the request' : messageOf(error) }),
-      build: (run, conditions) => (run.granted
-        ? { clusterName: run.granted.clusterName, granted: true, secretName: run.object.metadata.name, conditions }
-        : { ...run.object.status, conditions }),
+      readiness: (run, error) =>
+        run.granted
+          ? { status: 'True', reason: Reason.Succeeded, message: `granted as Cluster ${run.granted.clusterName}` }
+          : {
+              status: 'False',
+              reason: reasonOf(error, Reason.RegistrationPending),
+              progressing: true,
+              message: error === undefined ? 'waiting for the controller to grant the request' : messageOf(error),
+            },
+      build: (run, conditions) =>
+        run.granted
+          ? { clusterName: run.granted.clusterName, granted: true, secretName: run.object.metadata.name, conditions }
+          : { ...run.object.status, conditions },
       writer: mergeStatusWriter(ctx.kube),
       transitions: async (run) => {
         if (!run.granted) return;
         const { clusterName, clusterNs, expires } = run.granted;
         log.info({ registration: `${W}/${run.object.metadata.name}`, cluster: clusterName, clusterNamespace: clusterNs, expires }, 'registration granted');
-        void ctx.events.emit(run.object, 'Normal', 'Registered', `registered cluster ${clusterName} (namespace ${clusterNs}); credential in Secret ${R}/${run.object.metadata.name}`);
+        void ctx.events.emit(
+          run.object,
+          'Normal',
+          'Registered',
+          `registered cluster ${clusterName} (namespace ${clusterNs}); credential in Secret ${R}/${run.object.metadata.name}`,
+        );
         await deleteOlderRegistrations(ctx, run.object);
       },
     },
   });
 
-  return new Controller('clusterregistration', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) })
-    .watch(ctx.informers.registrations);
+  return new Controller('clusterregistration', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) }).watch(ctx.informers.registrations);
 }

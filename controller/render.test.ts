@@ -18,7 +18,9 @@ describe('controller: reading a commit behind the bulkhead', function () {
     dir = await mkdtemp(join(tmpdir(), 'flotilla-render-test-'));
     await mkdir(join(dir, 'app'));
   });
-  after(async () => { await rm(dir, { recursive: true, force: true }); });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   async function refusal(commit: string): Promise<StallingError | undefined> {
     try {

@@ -38,7 +38,11 @@ function stateFor(config: ControllerConfig): State {
  * throws the refusal remembered for that commit and those paths.
  */
 export async function readCommitBundles(
-  config: ControllerConfig, checkoutRoot: string, options: DiscoverOptions & { limits?: Partial<BundleLimits> }, repo: string, commit: string,
+  config: ControllerConfig,
+  checkoutRoot: string,
+  options: DiscoverOptions & { limits?: Partial<BundleLimits> },
+  repo: string,
+  commit: string,
 ): Promise<LoadedBundle[]> {
   const state = stateFor(config);
   const key = `${repo}@${commit} ${JSON.stringify(options.paths ?? [])}`;

@@ -1,6 +1,16 @@
 import {
-  Annotation, BundleState, ConditionType, MAX_RESOURCE_STATUS_ITEMS, Reason, emptyBundleSummary, getCondition,
-  type Bundle, type BundleDeployment, type BundleDeploymentSpec, type BundleSummary, type GitRepoStatus,
+  Annotation,
+  BundleState,
+  ConditionType,
+  MAX_RESOURCE_STATUS_ITEMS,
+  Reason,
+  emptyBundleSummary,
+  getCondition,
+  type Bundle,
+  type BundleDeployment,
+  type BundleDeploymentSpec,
+  type BundleSummary,
+  type GitRepoStatus,
 } from '../lib/api/index.js';
 
 /**
@@ -9,8 +19,13 @@ import {
  */
 
 const WORST_FIRST: BundleState[] = [
-  BundleState.ErrApplied, BundleState.Modified, BundleState.OutOfSync, BundleState.WaitApplied,
-  BundleState.Pending, BundleState.NotReady, BundleState.Ready,
+  BundleState.ErrApplied,
+  BundleState.Modified,
+  BundleState.OutOfSync,
+  BundleState.WaitApplied,
+  BundleState.Pending,
+  BundleState.NotReady,
+  BundleState.Ready,
 ];
 
 /** What a BundleDeployment must have applied: the spec its current Bundle implies. */
@@ -41,16 +56,24 @@ export function bundleDeploymentState(bd: BundleDeployment, expected: ExpectedDe
 }
 
 const FIELD: Record<BundleState, keyof Omit<BundleSummary, 'nonReadyResources' | 'desiredReady'>> = {
-  Ready: 'ready', NotReady: 'notReady', WaitApplied: 'waitApplied', ErrApplied: 'errApplied',
-  OutOfSync: 'outOfSync', Modified: 'modified', Pending: 'pending',
+  Ready: 'ready',
+  NotReady: 'notReady',
+  WaitApplied: 'waitApplied',
+  ErrApplied: 'errApplied',
+  OutOfSync: 'outOfSync',
+  Modified: 'modified',
+  Pending: 'pending',
 };
 
 /**
  * Summarizes BundleDeployments; `nameOf` names an entry of the bounded non-ready list (cluster or BD);
  * `expectedOf` gives the spec each must have applied (see {@link bundleDeploymentState}).
  */
-export function summarize(bds: readonly BundleDeployment[], nameOf: (bd: BundleDeployment) => string,
-  expectedOf: (bd: BundleDeployment) => ExpectedDeployment = (bd) => bd.spec): BundleSummary {
+export function summarize(
+  bds: readonly BundleDeployment[],
+  nameOf: (bd: BundleDeployment) => string,
+  expectedOf: (bd: BundleDeployment) => ExpectedDeployment = (bd) => bd.spec,
+): BundleSummary {
   const summary = emptyBundleSummary();
   const nonReady: NonNullable<BundleSummary['nonReadyResources']> = [];
   for (const bd of bds) {
@@ -60,7 +83,8 @@ export function summarize(bds: readonly BundleDeployment[], nameOf: (bd: BundleD
     if (state !== BundleState.Ready && nonReady.length < MAX_RESOURCE_STATUS_ITEMS) {
       const message = bd.status?.conditions?.find((c) => c.status === 'False' && c.message)?.message;
       nonReady.push({
-        name: nameOf(bd), bundleState: state,
+        name: nameOf(bd),
+        bundleState: state,
         ...(message ? { message: message.slice(0, 4096) } : {}),
         ...(bd.status?.modifiedStatus?.length ? { modifiedStatus: bd.status.modifiedStatus.slice(0, MAX_RESOURCE_STATUS_ITEMS) } : {}),
         ...(bd.status?.nonReadyStatus?.length ? { nonReadyStatus: bd.status.nonReadyStatus.slice(0, MAX_RESOURCE_STATUS_ITEMS) } : {}),
@@ -101,10 +125,13 @@ export function bundleBehind(bundle: Bundle, commit: string | undefined): string
   const ready = getCondition(bundle.status?.conditions, ConditionType.Ready);
   const targeted = getCondition(bundle.status?.conditions, ConditionType.Targeted);
   if (bundle.metadata?.deletionTimestamp) return 'its objects are being removed';
-  if (commit !== undefined && bundle.metadata?.annotations?.[Annotation.Commit] !== undefined
-    && bundle.metadata.annotations[Annotation.Commit] !== commit) return `it is not updated to commit ${commit.slice(0, 12)} yet`;
-  if (bundle.status?.observedGeneration !== generation || (bundle.spec?.contentsID !== undefined && bundle.status?.observedContentsID !== bundle.spec.contentsID)
-    || (ready !== undefined && ready.observedGeneration !== undefined && ready.observedGeneration !== generation)) {
+  if (commit !== undefined && bundle.metadata?.annotations?.[Annotation.Commit] !== undefined && bundle.metadata.annotations[Annotation.Commit] !== commit)
+    return `it is not updated to commit ${commit.slice(0, 12)} yet`;
+  if (
+    bundle.status?.observedGeneration !== generation ||
+    (bundle.spec?.contentsID !== undefined && bundle.status?.observedContentsID !== bundle.spec.contentsID) ||
+    (ready !== undefined && ready.observedGeneration !== undefined && ready.observedGeneration !== generation)
+  ) {
     return 'its BundleDeployments are not updated to its content yet';
   }
   if (targeted?.status === 'False' && targeted.reason === Reason.NoMatchingClusters) return undefined;
@@ -129,16 +156,24 @@ export function rollUpGitRepo(bundles: readonly Bundle[], bds: readonly BundleDe
   let pending: { bundle: Bundle; why: string } | undefined;
   for (const bundle of bundles) {
     const why = bundleBehind(bundle, commit);
-    if (why !== undefined) { pending = { bundle, why }; break; }
+    if (why !== undefined) {
+      pending = { bundle, why };
+      break;
+    }
   }
   const rolled = worstState(summary);
   const state = pending && (rolled === undefined || rolled === BundleState.Ready) ? BundleState.WaitApplied : rolled;
   const firstProblem = summary.nonReadyResources?.[0];
-  const message = state === undefined
-    ? (bundles.length === 0 ? 'no bundles' : 'no cluster matches the targets')
-    : state === BundleState.Ready ? ''
-      : state !== rolled ? `Bundle ${pending?.bundle.metadata?.name ?? ''}: ${state} (${pending?.why ?? ''})`
-        : `${firstProblem?.name ?? ''}: ${firstProblem?.bundleState ?? state}${firstProblem?.message ? ` (${firstProblem.message})` : ''}`;
+  const message =
+    state === undefined
+      ? bundles.length === 0
+        ? 'no bundles'
+        : 'no cluster matches the targets'
+      : state === BundleState.Ready
+        ? ''
+        : state !== rolled
+          ? `Bundle ${pending?.bundle.metadata?.name ?? ''}: ${state} (${pending?.why ?? ''})`
+          : `${firstProblem?.name ?? ''}: ${firstProblem?.bundleState ?? state}${firstProblem?.message ? ` (${firstProblem.message})` : ''}`;
   return {
     summary,
     readyClusters: [...byCluster.values()].filter(Boolean).length,

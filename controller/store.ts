@@ -1,8 +1,6 @@
 import { StallingError, WaitingError } from '../lib/errors.js';
 import { Reason, type GitRepo, type OCIRegistry } from '../lib/api/index.js';
-import {
-  RegistryClient, bundleRepository, pushBundleVersion, deleteAllVersions, credentialsFromSecretData, type Credentials,
-} from '../lib/oci/index.js';
+import { RegistryClient, bundleRepository, pushBundleVersion, deleteAllVersions, credentialsFromSecretData, type Credentials } from '../lib/oci/index.js';
 import { filesToResources, type LoadedBundle } from '../lib/bundle/index.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import type { BundleResource, OCIArtifactRef } from '../lib/api/index.js';
@@ -21,10 +19,18 @@ export interface StoredContent {
   push?: { pushedBlobs: number; skippedBlobs: number; bytesUploaded: number; unchanged: boolean; tag: string | undefined };
 }
 
-interface SecretObject extends KubeObject { type?: string; data?: Record<string, string> }
+interface SecretObject extends KubeObject {
+  type?: string;
+  data?: Record<string, string>;
+}
 
 /** Reads a Secret's data as UTF-8 strings; a missing Secret is a WaitingError naming it. */
-export async function readSecretData(kube: KubeClient, namespace: string, name: string, purpose: string): Promise<{ type?: string; data: Record<string, string>; resourceVersion?: string }> {
+export async function readSecretData(
+  kube: KubeClient,
+  namespace: string,
+  name: string,
+  purpose: string,
+): Promise<{ type?: string; data: Record<string, string>; resourceVersion?: string }> {
   const secret = await kube.get<SecretObject>({ apiVersion: 'v1', kind: 'Secret', namespace, name });
   if (!secret) {
     throw new WaitingError(Reason.SecretNotFound, `Secret ${namespace}/${name} (${purpose}) does not exist`, { retryAfterMs: 10_000 });
@@ -39,7 +45,9 @@ export async function pushCredentials(kube: KubeClient, namespace: string, regis
   if (!registry.authSecretName) return undefined;
   const secret = await kube.get<SecretObject>({ apiVersion: 'v1', kind: 'Secret', namespace, name: registry.authSecretName });
   if (!secret) {
-    throw new WaitingError(Reason.SecretNotFound, `Secret ${namespace}/${registry.authSecretName} (ociRegistry.authSecretName) does not exist`, { retryAfterMs: 10_000 });
+    throw new WaitingError(Reason.SecretNotFound, `Secret ${namespace}/${registry.authSecretName} (ociRegistry.authSecretName) does not exist`, {
+      retryAfterMs: 10_000,
+    });
   }
   const host = registry.reference.split('/')[0] ?? registry.reference;
   // credentialsFromSecretData reads Secret.data as the API serves it (base64 values).
@@ -47,7 +55,11 @@ export async function pushCredentials(kube: KubeClient, namespace: string, regis
 }
 
 /** A registry client for a GitRepo's `ociRegistry` settings. */
-export function registryClient(registry: OCIRegistry, credentials: Credentials | undefined, onEvent?: ConstructorParameters<typeof RegistryClient>[0]['onEvent']): RegistryClient {
+export function registryClient(
+  registry: OCIRegistry,
+  credentials: Credentials | undefined,
+  onEvent?: ConstructorParameters<typeof RegistryClient>[0]['onEvent'],
+): RegistryClient {
   const host = registry.reference.split('/')[0] ?? registry.reference;
   return new RegistryClient({
     registry: host,
@@ -61,19 +73,44 @@ export function registryClient(registry: OCIRegistry, credentials: Credentials |
 }
 
 /** Pushes one bundle's files as a new artifact version (nothing when the newest version has the same content). */
-export async function storeInRegistry(client: RegistryClient, repo: GitRepo & KubeObject, bundle: LoadedBundle,
-  commit: string, contentsID: string, retain: number): Promise<StoredContent> {
+export async function storeInRegistry(
+  client: RegistryClient,
+  repo: GitRepo & KubeObject,
+  bundle: LoadedBundle,
+  commit: string,
+  contentsID: string,
+  retain: number,
+): Promise<StoredContent> {
   const registry = repo.spec.ociRegistry as OCIRegistry;
   const repository = bundleRepository(registry.reference, repo.metadata.namespace ?? 'default', bundle.name);
-  const result = await pushBundleVersion(client, repository, bundle.files, {
-    bundleName: bundle.name, bundleNamespace: repo.metadata.namespace ?? 'default', source: repo.spec.repo, revision: commit, contentsID,
-  }, { retain });
+  const result = await pushBundleVersion(
+    client,
+    repository,
+    bundle.files,
+    {
+      bundleName: bundle.name,
+      bundleNamespace: repo.metadata.namespace ?? 'default',
+      source: repo.spec.repo,
+      revision: commit,
+      contentsID,
+    },
+    { retain },
+  );
   const oci: OCIArtifactRef = { reference: result.reference, digest: result.digest };
   if (registry.authSecretName) oci.secretName = registry.authSecretName;
   if (registry.basicHTTP) oci.basicHTTP = true;
   if (registry.insecureSkipTLS) oci.insecureSkipTLS = true;
   if (registry.caBundle) oci.caBundle = registry.caBundle;
-  return { oci, push: { pushedBlobs: result.pushedBlobs, skippedBlobs: result.skippedBlobs, bytesUploaded: result.bytesUploaded, unchanged: result.unchanged, tag: result.tag } };
+  return {
+    oci,
+    push: {
+      pushedBlobs: result.pushedBlobs,
+      skippedBlobs: result.skippedBlobs,
+      bytesUploaded: result.bytesUploaded,
+      unchanged: result.unchanged,
+      tag: result.tag,
+    },
+  };
 }
 
 /** Inline resources for etcd mode; too large a bundle is a StallingError that suggests OCI storage. */
@@ -81,8 +118,10 @@ export function storeInline(bundle: LoadedBundle, maxBytes: number): StoredConte
   const resources = filesToResources(bundle.files);
   const size = Buffer.byteLength(JSON.stringify(resources), 'utf8');
   if (size > maxBytes) {
-    throw new StallingError(Reason.BundleTooLarge,
-      `bundle ${bundle.name} (${bundle.dir}) is ${size} bytes, more than ${maxBytes} bytes that fit in an etcd object; set spec.ociRegistry to store bundles as OCI artifacts`);
+    throw new StallingError(
+      Reason.BundleTooLarge,
+      `bundle ${bundle.name} (${bundle.dir}) is ${size} bytes, more than ${maxBytes} bytes that fit in an etcd object; set spec.ociRegistry to store bundles as OCI artifacts`,
+    );
   }
   return { resources };
 }

@@ -31,9 +31,17 @@ const TIMEOUT = 60_000;
 type BD = BundleDeployment & KubeObject;
 const cmRef = (name: string, namespace = APP) => ({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name });
 const cmYaml = (name: string, data: Record<string, string>) =>
-  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n${Object.entries(data).map(([k, v]) => `  ${k}: "${v}"`).join('\n')}\n`;
+  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n${Object.entries(data)
+    .map(([k, v]) => `  ${k}: "${v}"`)
+    .join('\n')}\n`;
 
-interface Downstream { name: string; kube: KubeClient; agent: Agent; logs: string[]; cacheDir: string }
+interface Downstream {
+  name: string;
+  kube: KubeClient;
+  agent: Agent;
+  logs: string[];
+  cacheDir: string;
+}
 
 describe('agent (e2e)', function () {
   this.timeout(180_000);
@@ -46,7 +54,13 @@ describe('agent (e2e)', function () {
 
   const getBD = (i: number, name: string) => up.get<BD>({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: nsOf(i), name });
   const waitBD = (i: number, name: string, what: string, test: (bd: BD) => boolean) =>
-    waitFor(async () => { const bd = await getBD(i, name); return bd && test(bd) ? bd : undefined; }, { what, timeoutMs: TIMEOUT, context: logTail(i) });
+    waitFor(
+      async () => {
+        const bd = await getBD(i, name);
+        return bd && test(bd) ? bd : undefined;
+      },
+      { what, timeoutMs: TIMEOUT, context: logTail(i) },
+    );
   const cond = (bd: BD, type: string) => getCondition(bd.status?.conditions, type);
 
   async function bootstrap(i: number, downName: string, labels: Record<string, string>): Promise<void> {
@@ -54,13 +68,36 @@ describe('agent (e2e)', function () {
     await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: AGENT_NS } }, 'e2e');
     const token = await up.get({ apiVersion: 'v1', kind: 'Secret', namespace: W, name: 'agents' });
     const extra = { clusterLabels: JSON.stringify(labels), registrationNamespace: R };
-    await kube.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'flotilla-agent-bootstrap', namespace: AGENT_NS },
-      data: { ...(token?.data as Record<string, string>), ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) } }, 'e2e');
+    await kube.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'flotilla-agent-bootstrap', namespace: AGENT_NS },
+        data: {
+          ...(token?.data as Record<string, string>),
+          ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+        },
+      },
+      'e2e',
+    );
     const logs: string[] = [];
-    const sink = new Writable({ write(chunk: Buffer, _e, done) { logs.push(chunk.toString()); if (logs.length > 500) logs.shift(); done(); } });
+    const sink = new Writable({
+      write(chunk: Buffer, _e, done) {
+        logs.push(chunk.toString());
+        if (logs.length > 500) logs.shift();
+        done();
+      },
+    });
     const cacheDir = await mkdtemp(join(tmpdir(), 'flotilla-agent-cache-'));
-    const agent = new Agent({ downstream: stack().cluster(downName).kubeConfig(), cacheDir, heartbeatIntervalMs: 1000,
-      resyncIntervalMs: 2000, notReadyResyncMs: 1000, registrationPollMs: 300, log: createLogger({ name: `agent-${i}`, level: 'info', destination: sink }) });
+    const agent = new Agent({
+      downstream: stack().cluster(downName).kubeConfig(),
+      cacheDir,
+      heartbeatIntervalMs: 1000,
+      resyncIntervalMs: 2000,
+      notReadyResyncMs: 1000,
+      registrationPollMs: 300,
+      log: createLogger({ name: `agent-${i}`, level: 'info', destination: sink }),
+    });
     downs[i] = { name: downName, kube, agent, logs, cacheDir };
   }
 
@@ -68,12 +105,19 @@ describe('agent (e2e)', function () {
     this.timeout(240_000);
     const upstream = stack().cluster('upstream');
     const caFile = join(dirname(upstream.kubeconfigPath), 'ca.crt');
-    controller = await startTestController(upstream, { workspaceNamespace: W, registrationNamespace: R, apiServerUrl: upstream.server, apiServerCaFile: caFile });
+    controller = await startTestController(upstream, {
+      workspaceNamespace: W,
+      registrationNamespace: R,
+      apiServerUrl: upstream.server,
+      apiServerCaFile: caFile,
+    });
     up = controller.kube;
     for (const ns of [W, R]) await up.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, 'e2e');
     await up.create({ apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: 'agents', namespace: W }, spec: { ttl: '2h' } });
-    await waitFor(async () => (await up.get({ apiVersion: 'v1', kind: 'Secret', namespace: W, name: 'agents' })) !== undefined,
-      { what: 'the registration token Secret', timeoutMs: TIMEOUT });
+    await waitFor(async () => (await up.get({ apiVersion: 'v1', kind: 'Secret', namespace: W, name: 'agents' })) !== undefined, {
+      what: 'the registration token Secret',
+      timeoutMs: TIMEOUT,
+    });
     await bootstrap(0, 'downstream-1', { env: 'one', 'flotilla.dev/cluster-name': 'e2e-d1' });
     await bootstrap(1, 'downstream-2', { env: 'two', 'flotilla.dev/cluster-name': 'e2e-d2' });
     await Promise.all(downs.map((x) => x.agent.start()));
@@ -81,12 +125,19 @@ describe('agent (e2e)', function () {
 
   after(async function () {
     this.timeout(60_000);
-    for (const x of downs) { await x.agent.stop(); await x.kube.close(); await rm(x.cacheDir, { recursive: true, force: true }); }
+    for (const x of downs) {
+      await x.agent.stop();
+      await x.kube.close();
+      await rm(x.cacheDir, { recursive: true, force: true });
+    }
     await controller?.stop();
   });
 
   it('registers each cluster through the token flow and heartbeats on its Cluster', async () => {
-    for (const [i, name] of [[0, 'e2e-d1'], [1, 'e2e-d2']] as const) {
+    for (const [i, name] of [
+      [0, 'e2e-d1'],
+      [1, 'e2e-d2'],
+    ] as const) {
       const kubeSystem = await d(i).kube.get({ apiVersion: 'v1', kind: 'Namespace', name: 'kube-system' });
       const cluster = await up.get<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W, name });
       expect(cluster?.spec?.clientID, `Cluster ${name} belongs to ${d(i).name}`).to.equal(kubeSystem?.metadata.uid);
@@ -95,10 +146,13 @@ describe('agent (e2e)', function () {
       expect(state).to.include({ clusterName: name, clusterNamespace: nsOf(i) });
       expect(state.token, 'credential kept in the state Secret').to.be.a('string').and.not.equal('');
       const first = cluster?.status?.agent?.lastSeen ?? '';
-      await waitFor(async () => {
-        const c = await up.get<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W, name });
-        return (c?.status?.agent?.lastSeen ?? '') > first && c?.status?.agent?.namespace === AGENT_NS;
-      }, { what: `a newer heartbeat on Cluster ${name}`, timeoutMs: 15_000 });
+      await waitFor(
+        async () => {
+          const c = await up.get<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W, name });
+          return (c?.status?.agent?.lastSeen ?? '') > first && c?.status?.agent?.namespace === AGENT_NS;
+        },
+        { what: `a newer heartbeat on Cluster ${name}`, timeoutMs: 15_000 },
+      );
     }
   });
 
@@ -110,7 +164,9 @@ describe('agent (e2e)', function () {
       expect(await statusOf(() => client.list(bd(nsOf(1)))), 'list BundleDeployments of the other cluster').to.equal(403);
       expect(await statusOf(() => client.get({ ...bd(nsOf(1)), name: 'anything' })), 'get a BundleDeployment of the other cluster').to.equal(403);
       expect(await statusOf(() => client.list({ apiVersion: 'v1', kind: 'Secret', namespace: nsOf(1) })), 'list Secrets of the other cluster').to.equal(403);
-      expect(await statusOf(() => client.get({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W, name: 'e2e-d2' })), 'read the other Cluster').to.equal(403);
+      expect(await statusOf(() => client.get({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W, name: 'e2e-d2' })), 'read the other Cluster').to.equal(
+        403,
+      );
       expect(await statusOf(() => client.list({ apiVersion: 'v1', kind: 'Secret', namespace: R })), 'list registration credentials').to.equal(403);
     } finally {
       await client.close();
@@ -119,14 +175,32 @@ describe('agent (e2e)', function () {
 
   it('deploys a bundle to exactly the clusters its targets select, and removes it from a cluster that stops matching', async () => {
     const files = [{ name: 'cm.yaml', content: cmYaml('targeted', { hello: 'world' }) }];
-    const bundle = (values: string[]) => ({ apiVersion: API_VERSION, kind: 'Bundle', metadata: { name: 'targeted', namespace: W },
-      spec: { resources: files, contentsID: 'sha256:e2e-targeted', defaultNamespace: 'e2e-targeted',
+    const bundle = (values: string[]) => ({
+      apiVersion: API_VERSION,
+      kind: 'Bundle',
+      metadata: { name: 'targeted', namespace: W },
+      spec: {
+        resources: files,
+        contentsID: 'sha256:e2e-targeted',
+        defaultNamespace: 'e2e-targeted',
         // GitRepo targets reach Bundles as targetRestrictions: they choose the clusters (Bundle targets only customize).
-        targetRestrictions: [{ clusterSelector: { matchExpressions: [{ key: 'env', operator: 'In' as const, values }] } }] } });
+        targetRestrictions: [{ clusterSelector: { matchExpressions: [{ key: 'env', operator: 'In' as const, values }] } }],
+      },
+    });
     await up.apply(bundle(['one']), 'e2e');
     const present = (i: number) => d(i).kube.get(cmRef('targeted', 'e2e-targeted'));
-    const controllerTail = () => `controller log tail:\n${controller.rawLogs().split('\n').filter((l) => !l.includes('"level":30')).slice(-10).join('\n')}`;
-    await waitFor(present.bind(null, 0), { what: 'the targeted ConfigMap on downstream-1', timeoutMs: TIMEOUT, context: () => `${logTail(0)()}\n${controllerTail()}` });
+    const controllerTail = () =>
+      `controller log tail:\n${controller
+        .rawLogs()
+        .split('\n')
+        .filter((l) => !l.includes('"level":30'))
+        .slice(-10)
+        .join('\n')}`;
+    await waitFor(present.bind(null, 0), {
+      what: 'the targeted ConfigMap on downstream-1',
+      timeoutMs: TIMEOUT,
+      context: () => `${logTail(0)()}\n${controllerTail()}`,
+    });
     const ready = await waitBD(0, 'targeted', 'BundleDeployment targeted Ready on downstream-1', (bd) => bd.status?.ready === true);
     expect(ready.metadata.finalizers, 'the agent holds the BundleDeployment until it pruned').to.include(Finalizer.BundleDeployment);
     expect(await getBD(1, 'targeted'), 'no BundleDeployment for the cluster the targets do not select').to.equal(undefined);
@@ -134,15 +208,35 @@ describe('agent (e2e)', function () {
     await up.apply(bundle(['one', 'two']), 'e2e');
     await waitFor(present.bind(null, 1), { what: 'the targeted ConfigMap on downstream-2 once it matches', timeoutMs: TIMEOUT, context: logTail(1) });
     await up.apply(bundle(['one']), 'e2e');
-    await waitFor(async () => (await present(1)) === undefined, { what: 'the ConfigMap removed from downstream-2, which stopped matching', timeoutMs: TIMEOUT, context: logTail(1) });
-    await waitFor(async () => (await getBD(1, 'targeted')) === undefined, { what: 'the agent to release the finalizer after pruning', timeoutMs: TIMEOUT, context: logTail(1) });
+    await waitFor(async () => (await present(1)) === undefined, {
+      what: 'the ConfigMap removed from downstream-2, which stopped matching',
+      timeoutMs: TIMEOUT,
+      context: logTail(1),
+    });
+    await waitFor(async () => (await getBD(1, 'targeted')) === undefined, {
+      what: 'the agent to release the finalizer after pruning',
+      timeoutMs: TIMEOUT,
+      context: logTail(1),
+    });
     expect(await present(0), 'downstream-1 keeps it').to.not.equal(undefined);
   });
 
   it('holds back a bundle until the bundles it depends on are ready on the cluster', async () => {
-    const write = (name: string, dependsOn?: { name: string }[]) => up.apply({ apiVersion: API_VERSION, kind: 'BundleDeployment',
-      metadata: { name, namespace: nsOf(1) }, spec: { deploymentID: `${name}-1`, options: { defaultNamespace: APP }, ...(dependsOn ? { dependsOn } : {}),
-        resources: [{ name: 'cm.yaml', content: cmYaml(name, { v: '1' }) }] } }, 'e2e');
+    const write = (name: string, dependsOn?: { name: string }[]) =>
+      up.apply(
+        {
+          apiVersion: API_VERSION,
+          kind: 'BundleDeployment',
+          metadata: { name, namespace: nsOf(1) },
+          spec: {
+            deploymentID: `${name}-1`,
+            options: { defaultNamespace: APP },
+            ...(dependsOn ? { dependsOn } : {}),
+            resources: [{ name: 'cm.yaml', content: cmYaml(name, { v: '1' }) }],
+          },
+        },
+        'e2e',
+      );
     await write('dep-app', [{ name: 'dep-db' }]);
     const waiting = await waitBD(1, 'dep-app', 'dep-app waiting for dep-db', (b) => cond(b, 'Deployed')?.reason === 'DependencyNotReady');
     expect(cond(waiting, 'Deployed')?.message).to.contain('dep-db');
@@ -152,32 +246,76 @@ describe('agent (e2e)', function () {
     expect(await d(1).kube.get(cmRef('dep-app'))).to.not.equal(undefined);
   });
 
-  it('applies as the BundleDeployment\'s serviceAccount, which may do only what its RBAC allows, and waits for a missing one', async () => {
+  it("applies as the BundleDeployment's serviceAccount, which may do only what its RBAC allows, and waits for a missing one", async () => {
     const ns = 'e2e-sa-apps';
     const k = d(1).kube;
     const rbac = 'rbac.authorization.k8s.io/v1';
     await k.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, 'e2e');
     await k.apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'deployer', namespace: AGENT_NS } }, 'e2e');
-    await k.apply({ apiVersion: rbac, kind: 'ClusterRole', metadata: { name: 'e2e-deployer-namespaces' },
-      rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch', 'create', 'patch'] }] }, 'e2e');
-    await k.apply({ apiVersion: rbac, kind: 'ClusterRoleBinding', metadata: { name: 'e2e-deployer-namespaces' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'e2e-deployer-namespaces' },
-      subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: AGENT_NS }] }, 'e2e');
-    await k.apply({ apiVersion: rbac, kind: 'Role', metadata: { name: 'configmaps', namespace: ns },
-      rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['*'] }] }, 'e2e');
-    await k.apply({ apiVersion: rbac, kind: 'RoleBinding', metadata: { name: 'deployer-configmaps', namespace: ns },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'configmaps' },
-      subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: AGENT_NS }] }, 'e2e');
-    const write = (name: string, serviceAccount: string, files: { name: string; content: string }[]) => up.apply({ apiVersion: API_VERSION, kind: 'BundleDeployment',
-      metadata: { name, namespace: nsOf(1) }, spec: { deploymentID: `${name}-1`, options: { defaultNamespace: ns, serviceAccount }, resources: files } }, 'e2e');
+    await k.apply(
+      {
+        apiVersion: rbac,
+        kind: 'ClusterRole',
+        metadata: { name: 'e2e-deployer-namespaces' },
+        rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch', 'create', 'patch'] }],
+      },
+      'e2e',
+    );
+    await k.apply(
+      {
+        apiVersion: rbac,
+        kind: 'ClusterRoleBinding',
+        metadata: { name: 'e2e-deployer-namespaces' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'e2e-deployer-namespaces' },
+        subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: AGENT_NS }],
+      },
+      'e2e',
+    );
+    await k.apply(
+      {
+        apiVersion: rbac,
+        kind: 'Role',
+        metadata: { name: 'configmaps', namespace: ns },
+        rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['*'] }],
+      },
+      'e2e',
+    );
+    await k.apply(
+      {
+        apiVersion: rbac,
+        kind: 'RoleBinding',
+        metadata: { name: 'deployer-configmaps', namespace: ns },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'configmaps' },
+        subjects: [{ kind: 'ServiceAccount', name: 'deployer', namespace: AGENT_NS }],
+      },
+      'e2e',
+    );
+    const write = (name: string, serviceAccount: string, files: { name: string; content: string }[]) =>
+      up.apply(
+        {
+          apiVersion: API_VERSION,
+          kind: 'BundleDeployment',
+          metadata: { name, namespace: nsOf(1) },
+          spec: { deploymentID: `${name}-1`, options: { defaultNamespace: ns, serviceAccount }, resources: files },
+        },
+        'e2e',
+      );
     const secretYaml = `apiVersion: v1\nkind: Secret\nmetadata:\n  name: sa-denied\nstringData:\n  k: v\n`;
     try {
       await write('sa-allowed', 'deployer', [{ name: 'cm.yaml', content: cmYaml('sa-allowed', { v: '1' }) }]);
       await waitBD(1, 'sa-allowed', 'sa-allowed Ready as the deployer account', (b) => b.status?.ready === true);
       expect(await k.get(cmRef('sa-allowed', ns))).to.not.equal(undefined);
       // A Secret is outside the account's RBAC (the agent itself could write it): refused, nothing of the bundle applied.
-      await write('sa-denied', 'deployer', [{ name: 'cm.yaml', content: cmYaml('sa-denied', { v: '1' }) }, { name: 'secret.yaml', content: secretYaml }]);
-      const denied = await waitBD(1, 'sa-denied', 'sa-denied refused', (b) => cond(b, 'Deployed')?.status === 'False' && /forbidden/i.test(cond(b, 'Deployed')?.message ?? ''));
+      await write('sa-denied', 'deployer', [
+        { name: 'cm.yaml', content: cmYaml('sa-denied', { v: '1' }) },
+        { name: 'secret.yaml', content: secretYaml },
+      ]);
+      const denied = await waitBD(
+        1,
+        'sa-denied',
+        'sa-denied refused',
+        (b) => cond(b, 'Deployed')?.status === 'False' && /forbidden/i.test(cond(b, 'Deployed')?.message ?? ''),
+      );
       expect(cond(denied, 'Deployed')?.message).to.contain(`system:serviceaccount:${AGENT_NS}:deployer`);
       expect(await k.get({ apiVersion: 'v1', kind: 'Secret', namespace: ns, name: 'sa-denied' }), 'the Secret').to.equal(undefined);
       expect(await k.get(cmRef('sa-denied', ns)), 'nothing of the refused bundle').to.equal(undefined);
@@ -186,7 +324,8 @@ describe('agent (e2e)', function () {
       expect(cond(missing, 'Deployed')?.message).to.contain(`${AGENT_NS}/nobody`);
       expect(await k.get(cmRef('sa-missing', ns))).to.equal(undefined);
     } finally {
-      for (const name of ['sa-allowed', 'sa-denied', 'sa-missing']) await up.delete({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: nsOf(1), name });
+      for (const name of ['sa-allowed', 'sa-denied', 'sa-missing'])
+        await up.delete({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: nsOf(1), name });
     }
   });
 
@@ -197,23 +336,51 @@ describe('agent (e2e)', function () {
     let applied: { digest: string; reference: string } = { digest: '', reference: '' };
 
     const push = async (files: Record<string, string>) => {
-      const r = await pushBundle(client, repo(), Object.entries(files).map(([path, text]) => ({ path, content: Buffer.from(text) })),
-        { bundleName: 'web', bundleNamespace: W });
+      const r = await pushBundle(
+        client,
+        repo(),
+        Object.entries(files).map(([path, text]) => ({ path, content: Buffer.from(text) })),
+        { bundleName: 'web', bundleNamespace: W },
+      );
       return { digest: r.digest, reference: r.reference };
     };
     const writeBD = async (artifact: { digest: string; reference: string }, id: string, options: Record<string, unknown> = {}) => {
-      await up.apply({ apiVersion: API_VERSION, kind: 'BundleDeployment', metadata: { name: 'web', namespace: nsOf(0) },
-        spec: { deploymentID: id, options: { defaultNamespace: APP, ...options },
-          oci: { ...artifact, secretName: 'registry-read', caBundle: Buffer.from(reg().caPem ?? '').toString('base64') } } }, 'e2e');
+      await up.apply(
+        {
+          apiVersion: API_VERSION,
+          kind: 'BundleDeployment',
+          metadata: { name: 'web', namespace: nsOf(0) },
+          spec: {
+            deploymentID: id,
+            options: { defaultNamespace: APP, ...options },
+            oci: { ...artifact, secretName: 'registry-read', caBundle: Buffer.from(reg().caPem ?? '').toString('base64') },
+          },
+        },
+        'e2e',
+      );
     };
     const data = async (name: string) => (await d(0).kube.get(cmRef(name)))?.data as Record<string, string> | undefined;
 
     before(async () => {
-      client = new RegistryClient({ registry: reg().host, caPem: reg().caPem ?? '', credentials: { username: reg().username ?? '', password: reg().password ?? '' } });
-      await up.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-read', namespace: nsOf(0) },
-        stringData: { username: reg().username ?? '', password: reg().password ?? '' } }, 'e2e');
+      client = new RegistryClient({
+        registry: reg().host,
+        caPem: reg().caPem ?? '',
+        credentials: { username: reg().username ?? '', password: reg().password ?? '' },
+      });
+      await up.apply(
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'registry-read', namespace: nsOf(0) },
+          stringData: { username: reg().username ?? '', password: reg().password ?? '' },
+        },
+        'e2e',
+      );
     });
-    after(async () => { await reg().start(); await client.close(); });
+    after(async () => {
+      await reg().start();
+      await client.close();
+    });
 
     it('pulls by digest with the credentials of its cluster namespace and applies, labelled and annotated', async () => {
       applied = await push({ 'a.yaml': cmYaml('a', { v: '1' }), 'b.yaml': cmYaml('b', { v: '1' }), 'c.yaml': cmYaml('c', { v: '1' }) });
@@ -242,12 +409,19 @@ describe('agent (e2e)', function () {
 
     it('prunes from its blob cache what no BundleDeployment pins any more, keeping what the current version uses', async () => {
       const blobsOf = async (digest: string) => {
-        const m = JSON.parse((await client.getManifest('e2e-agent/web', digest)).bytes.toString('utf8')) as { config: { digest: string }; layers: { digest: string }[] };
+        const m = JSON.parse((await client.getManifest('e2e-agent/web', digest)).bytes.toString('utf8')) as {
+          config: { digest: string };
+          layers: { digest: string }[];
+        };
         return new Set([m.config.digest, ...m.layers.map((l) => l.digest)]);
       };
       const v1 = await push({ 'a.yaml': cmYaml('a', { v: '1' }), 'b.yaml': cmYaml('b', { v: '1' }), 'c.yaml': cmYaml('c', { v: '1' }) });
       const [old, current] = [await blobsOf(v1.digest), await blobsOf(applied.digest)];
-      const cached = (digest: string) => readFile(join(d(0).cacheDir, 'blobs', ...digest.split(':'))).then(() => true, () => false);
+      const cached = (digest: string) =>
+        readFile(join(d(0).cacheDir, 'blobs', ...digest.split(':'))).then(
+          () => true,
+          () => false,
+        );
       const oldOnly = [...old].filter((x) => !current.has(x));
       expect(oldOnly.length, 'blobs only version 1 has (a and c at v1, its config)').to.be.greaterThan(1);
       for (const x of [...old, ...current]) expect(await cached(x), `${x} cached before pruning`).to.equal(true);
@@ -293,7 +467,9 @@ describe('agent (e2e)', function () {
     it('applies nothing of an artifact whose blob was tampered with, and says which', async () => {
       const text = cmYaml('a', { v: '4' });
       const next = await push({ 'a.yaml': text, 'b.yaml': cmYaml('b', { v: '1' }), 'd.yaml': cmYaml('d', { v: '4' }) });
-      const manifest = JSON.parse((await client.getManifest('e2e-agent/web', next.digest)).bytes.toString()) as { layers: { digest: string; annotations: Record<string, string> }[] };
+      const manifest = JSON.parse((await client.getManifest('e2e-agent/web', next.digest)).bytes.toString()) as {
+        layers: { digest: string; annotations: Record<string, string> }[];
+      };
       const layer = manifest.layers.find((l) => l.annotations['org.opencontainers.image.title'] === 'a.yaml');
       const file = reg().blobPath(layer?.digest ?? '');
       await writeFile(file, (await readFile(file, 'utf8')).replace('"4"', '"X"'));
@@ -307,9 +483,20 @@ describe('agent (e2e)', function () {
 
     it('applies nothing of a bundle with a malformed file or an object the API server rejects', async () => {
       const cases: { files: Record<string, string>; reason: string; id: string }[] = [
-        { files: { 'a.yaml': cmYaml('a', { v: '5' }), 'e.yaml': cmYaml('e', { v: '5' }), 'broken.yaml': 'kind: [unclosed\n' }, reason: 'InvalidBundle', id: 'v5' },
-        { files: { 'a.yaml': cmYaml('a', { v: '6' }), 'e.yaml': cmYaml('e', { v: '6' }),
-          'svc.yaml': 'apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  ports:\n  - port: 70000\n' }, reason: 'ApplyFailed', id: 'v6' },
+        {
+          files: { 'a.yaml': cmYaml('a', { v: '5' }), 'e.yaml': cmYaml('e', { v: '5' }), 'broken.yaml': 'kind: [unclosed\n' },
+          reason: 'InvalidBundle',
+          id: 'v5',
+        },
+        {
+          files: {
+            'a.yaml': cmYaml('a', { v: '6' }),
+            'e.yaml': cmYaml('e', { v: '6' }),
+            'svc.yaml': 'apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  ports:\n  - port: 70000\n',
+          },
+          reason: 'ApplyFailed',
+          id: 'v6',
+        },
       ];
       for (const c of cases) {
         await writeBD(await push(c.files), c.id);
@@ -324,15 +511,21 @@ describe('agent (e2e)', function () {
       await writeBD(applied, 'v3-keep', { keepResources: true });
       await waitBD(0, 'web', 'keepResources recorded', (b) => b.status?.appliedDeploymentID === 'v3-keep');
       await up.delete({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: nsOf(0), name: 'web' });
-      await waitFor(async () => (await d(0).kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: AGENT_NS, name: 'flotilla-inv-web' })) === undefined,
-        { what: 'the inventory of web removed', timeoutMs: TIMEOUT, context: logTail(0) });
+      await waitFor(async () => (await d(0).kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: AGENT_NS, name: 'flotilla-inv-web' })) === undefined, {
+        what: 'the inventory of web removed',
+        timeoutMs: TIMEOUT,
+        context: logTail(0),
+      });
       await waitFor(async () => (await getBD(0, 'web')) === undefined, { what: 'the agent to release its finalizer', timeoutMs: TIMEOUT, context: logTail(0) });
       expect(await data('a'), 'kept').to.deep.equal({ v: '3' });
       await writeBD(applied, 'v3');
       await waitBD(0, 'web', 'web re-created', (b) => b.status?.appliedDeploymentID === 'v3');
       await up.delete({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: nsOf(0), name: 'web' });
-      await waitFor(async () => (await d(0).kube.get(cmRef('a'))) === undefined && (await d(0).kube.get(cmRef('b'))) === undefined,
-        { what: 'web\'s objects deleted', timeoutMs: TIMEOUT, context: logTail(0) });
+      await waitFor(async () => (await d(0).kube.get(cmRef('a'))) === undefined && (await d(0).kube.get(cmRef('b'))) === undefined, {
+        what: "web's objects deleted",
+        timeoutMs: TIMEOUT,
+        context: logTail(0),
+      });
     });
   });
 
@@ -342,9 +535,20 @@ describe('agent (e2e)', function () {
       await upstream.stopApiServer();
       await new Promise((r) => setTimeout(r, 4000));
       await upstream.startApiServer();
-      await up.apply({ apiVersion: API_VERSION, kind: 'BundleDeployment', metadata: { name: 'after-outage', namespace: nsOf(1) },
-        spec: { deploymentID: 'o1', options: { defaultNamespace: APP }, resources: [{ name: 'x.yaml', content: cmYaml('after-outage', { ok: 'yes' }) }] } }, 'e2e');
-      await waitFor(async () => d(1).kube.get(cmRef('after-outage')), { what: 'a BundleDeployment created after the outage applied', timeoutMs: 90_000, context: logTail(1) });
+      await up.apply(
+        {
+          apiVersion: API_VERSION,
+          kind: 'BundleDeployment',
+          metadata: { name: 'after-outage', namespace: nsOf(1) },
+          spec: { deploymentID: 'o1', options: { defaultNamespace: APP }, resources: [{ name: 'x.yaml', content: cmYaml('after-outage', { ok: 'yes' }) }] },
+        },
+        'e2e',
+      );
+      await waitFor(async () => d(1).kube.get(cmRef('after-outage')), {
+        what: 'a BundleDeployment created after the outage applied',
+        timeoutMs: 90_000,
+        context: logTail(1),
+      });
     });
 
     it('renews its credential with the TokenRequest API', async () => {
@@ -355,7 +559,11 @@ describe('agent (e2e)', function () {
       const state = decodeSecretData((await d(1).kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: AGENT_NS, name: 'flotilla-agent' }))?.data);
       expect(state.token, 'renewed token stored').to.equal(after);
       const client = await tokenClient(after ?? '');
-      try { expect(await statusOf(() => client.list({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: nsOf(1) }))).to.equal(0); } finally { await client.close(); }
+      try {
+        expect(await statusOf(() => client.list({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: nsOf(1) }))).to.equal(0);
+      } finally {
+        await client.close();
+      }
     });
 
     it('registers again, into the same Cluster, when its stored credential is deleted or refused', async () => {
@@ -363,17 +571,30 @@ describe('agent (e2e)', function () {
       const tokenOf = async () => decodeSecretData((await d(1).kube.get(stateRef))?.data).token;
       const first = await tokenOf();
       await d(1).kube.delete(stateRef);
-      const second = await waitFor(async () => { const t = await tokenOf(); return t && t !== first ? t : undefined; },
-        { what: 'a new credential after the state Secret was deleted', timeoutMs: TIMEOUT, context: logTail(1) });
+      const second = await waitFor(
+        async () => {
+          const t = await tokenOf();
+          return t && t !== first ? t : undefined;
+        },
+        { what: 'a new credential after the state Secret was deleted', timeoutMs: TIMEOUT, context: logTail(1) },
+      );
       expect(d(1).agent.credential()?.clusterName).to.equal('e2e-d2');
       // Deleting the ServiceAccount invalidates its tokens: upstream answers 401 and the agent registers again.
       await up.delete({ apiVersion: 'v1', kind: 'ServiceAccount', namespace: nsOf(1), name: 'flotilla-agent' });
-      await waitFor(async () => { const t = await tokenOf(); return t && t !== second ? t : undefined; },
-        { what: 'a new credential after upstream refused the old one', timeoutMs: TIMEOUT, context: logTail(1) });
-      await waitFor(async () => {
-        const c = await up.get<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W, name: 'e2e-d2' });
-        return Date.parse(c?.status?.agent?.lastSeen ?? '') > Date.now() - 5000;
-      }, { what: 'heartbeats with the new credential', timeoutMs: 30_000, context: logTail(1) });
+      await waitFor(
+        async () => {
+          const t = await tokenOf();
+          return t && t !== second ? t : undefined;
+        },
+        { what: 'a new credential after upstream refused the old one', timeoutMs: TIMEOUT, context: logTail(1) },
+      );
+      await waitFor(
+        async () => {
+          const c = await up.get<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W, name: 'e2e-d2' });
+          return Date.parse(c?.status?.agent?.lastSeen ?? '') > Date.now() - 5000;
+        },
+        { what: 'heartbeats with the new credential', timeoutMs: 30_000, context: logTail(1) },
+      );
     });
   });
 });

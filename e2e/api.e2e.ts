@@ -9,22 +9,22 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { Agent, request } from 'undici';
-import {
-  ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1CustomResourceDefinition,
-} from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { stack } from './fixture.js';
 import { waitFor } from '../stack/net.js';
 import { CRDS_DIR } from '../lib/api/gen-crds.js';
 import { objectCases, type ObjectCase } from '../lib/api/examples.js';
-import {
-  GROUP, VERSION, formatIssues, kindByName, kinds, toClientNodeCrd, type CustomResourceDefinition, type KindDefinition,
-} from '../lib/api/index.js';
+import { GROUP, VERSION, formatIssues, kindByName, kinds, toClientNodeCrd, type CustomResourceDefinition, type KindDefinition } from '../lib/api/index.js';
 
 /** The message of a Kubernetes Status in a client-node ApiException (its body is the JSON text). */
 function serverMessage(err: unknown): string {
   const body = (err as { body?: unknown }).body;
   if (typeof body === 'string') {
-    try { return String((JSON.parse(body) as { message?: unknown }).message ?? body); } catch { return body; }
+    try {
+      return String((JSON.parse(body) as { message?: unknown }).message ?? body);
+    } catch {
+      return body;
+    }
   }
   if (body && typeof body === 'object' && 'message' in body) return String(body.message);
   return err instanceof Error ? err.message : String(err);
@@ -56,13 +56,23 @@ async function installCrds(kc: KubeConfig): Promise<V1CustomResourceDefinition[]
     } catch (err: unknown) {
       if ((err as { code?: number }).code !== 409) throw err;
       const existing = await ext.readCustomResourceDefinition({ name });
-      await ext.replaceCustomResourceDefinition({ name, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
+      await ext.replaceCustomResourceDefinition({
+        name,
+        body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } },
+      });
     }
   }
-  return Promise.all(crds.map((crd) => waitFor(async () => {
-    const live = await ext.readCustomResourceDefinition({ name: crd.metadata.name });
-    return live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? live : undefined;
-  }, { what: `CRD ${crd.metadata.name} to be Established`, timeoutMs: 60_000 })));
+  return Promise.all(
+    crds.map((crd) =>
+      waitFor(
+        async () => {
+          const live = await ext.readCustomResourceDefinition({ name: crd.metadata.name });
+          return live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? live : undefined;
+        },
+        { what: `CRD ${crd.metadata.name} to be Established`, timeoutMs: 60_000 },
+      ),
+    ),
+  );
 }
 
 function kindOf(name: string): KindDefinition {
@@ -85,15 +95,21 @@ describe('the Flotilla API on a real kube-apiserver', () => {
     await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: namespace } } });
     // Established CRDs can take a moment to be served: wait until every kind can be listed.
     for (const def of kinds) {
-      await waitFor(async () => {
-        await objects.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: def.plural });
-        return true;
-      }, { what: `${def.plural} to be served`, timeoutMs: 30_000 });
+      await waitFor(
+        async () => {
+          await objects.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: def.plural });
+          return true;
+        },
+        { what: `${def.plural} to be served`, timeoutMs: 30_000 },
+      );
     }
   });
 
   after(async () => {
-    await kc?.makeApiClient(CoreV1Api).deleteNamespace({ name: namespace }).catch(() => undefined);
+    await kc
+      ?.makeApiClient(CoreV1Api)
+      .deleteNamespace({ name: namespace })
+      .catch(() => undefined);
   });
 
   it('installs one Established CRD per kind, with the names, short names and category from lib/api', () => {
@@ -108,7 +124,7 @@ describe('the Flotilla API on a real kube-apiserver', () => {
   it('stores every CRD schema exactly as generated (nothing dropped on the way)', async () => {
     for (const file of (await readdir(CRDS_DIR)).filter((f) => f.endsWith('.yaml'))) {
       const crd = yaml.load(await readFile(join(CRDS_DIR, file), 'utf8')) as CustomResourceDefinition;
-      const live = await get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`) as CustomResourceDefinition;
+      const live = (await get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`)) as CustomResourceDefinition;
       expect(live.spec.versions[0]?.schema, file).to.deep.equal(crd.spec.versions[0]?.schema);
       expect(live.spec.versions[0]?.additionalPrinterColumns, file).to.deep.equal(crd.spec.versions[0]?.additionalPrinterColumns);
     }
@@ -125,7 +141,10 @@ describe('the Flotilla API on a real kube-apiserver', () => {
         expect(server, 'the API server refused a valid example').to.equal(undefined);
         return;
       }
-      expect(zodLines.some((l) => l.startsWith(c.invalidField ?? '')), `zod did not name ${c.invalidField}: ${zodLines.join('; ')}`).to.equal(true);
+      expect(
+        zodLines.some((l) => l.startsWith(c.invalidField ?? '')),
+        `zod did not name ${c.invalidField}: ${zodLines.join('; ')}`,
+      ).to.equal(true);
       expect(server, 'the API server accepted an invalid example').to.be.a('string');
       expect(server).to.include(c.invalidField);
       // A rule written once for both sides (refineWithCel) must give the same message on both. The API
@@ -148,18 +167,22 @@ describe('the Flotilla API on a real kube-apiserver', () => {
     const target = { group: GROUP, version: VERSION, namespace, plural };
     let created: { metadata?: { resourceVersion?: string } } = {};
     const createRefusal = await refusal(async () => {
-      created = await objects.createNamespacedCustomObject({ ...target, body: withoutStatus, fieldValidation: 'Strict' }) as typeof created;
+      created = (await objects.createNamespacedCustomObject({ ...target, body: withoutStatus, fieldValidation: 'Strict' })) as typeof created;
     });
     if (createRefusal !== undefined) return createRefusal;
     try {
       if (status !== undefined) {
-        const statusRefusal = await refusal(() => objects.replaceNamespacedCustomObjectStatus({
-          ...target, name: c.object.metadata.name, fieldValidation: 'Strict',
-          body: { ...withoutStatus, metadata: { ...c.object.metadata, resourceVersion: created.metadata?.resourceVersion }, status },
-        }));
+        const statusRefusal = await refusal(() =>
+          objects.replaceNamespacedCustomObjectStatus({
+            ...target,
+            name: c.object.metadata.name,
+            fieldValidation: 'Strict',
+            body: { ...withoutStatus, metadata: { ...c.object.metadata, resourceVersion: created.metadata?.resourceVersion }, status },
+          }),
+        );
         if (statusRefusal !== undefined) return statusRefusal;
       }
-      const stored = await objects.getNamespacedCustomObject({ ...target, name: c.object.metadata.name }) as Record<string, unknown>;
+      const stored = (await objects.getNamespacedCustomObject({ ...target, name: c.object.metadata.name })) as Record<string, unknown>;
       expect(stored.spec, 'the stored spec differs from the one sent').to.deep.equal(c.object.spec);
       expect(stored.status, 'the stored status differs from the one sent').to.deep.equal(status);
       return undefined;
@@ -185,16 +208,16 @@ describe('the Flotilla API on a real kube-apiserver', () => {
 
   it('publishes field descriptions in the OpenAPI v3 document (what kubectl explain shows)', async () => {
     type Node = { properties?: Record<string, Node>; description?: string };
-    const doc = await get(`/openapi/v3/apis/${GROUP}/${VERSION}`) as { components: { schemas: Record<string, Node> } };
+    const doc = (await get(`/openapi/v3/apis/${GROUP}/${VERSION}`)) as { components: { schemas: Record<string, Node> } };
     const gitRepo = Object.entries(doc.components.schemas).find(([name]) => name.endsWith(`${GROUP.split('.').reverse().join('.')}.${VERSION}.GitRepo`))?.[1];
     const reference = gitRepo?.properties?.spec?.properties?.ociRegistry?.properties?.reference;
     expect(reference?.description).to.match(/no tag, no digest/);
   });
 
   it('shows the printer columns of lib/api in kubectl get (Table)', async () => {
-    const table = await get(`/apis/${GROUP}/${VERSION}/namespaces/${namespace}/gitrepos`,
-      'application/json;as=Table;v=v1;g=meta.k8s.io') as { columnDefinitions: { name: string }[] };
-    expect(table.columnDefinitions.map((c) => c.name)).to.deep.equal(
-      ['Name', ...kindOf('GitRepo').printerColumns.map((c) => c.name), 'Age']);
+    const table = (await get(`/apis/${GROUP}/${VERSION}/namespaces/${namespace}/gitrepos`, 'application/json;as=Table;v=v1;g=meta.k8s.io')) as {
+      columnDefinitions: { name: string }[];
+    };
+    expect(table.columnDefinitions.map((c) => c.name)).to.deep.equal(['Name', ...kindOf('GitRepo').printerColumns.map((c) => c.name), 'Age']);
   });
 });

@@ -70,14 +70,22 @@ describe('bad input through the controller and agent processes', function () {
   const getRepo = (name: string) => fleet.upstream.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name });
   const bundlesOf = async (repo: string) =>
     (await fleet.upstream.list<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: WS }, `${Label.RepoName}=${repo}`)).items;
-  const bundleDeployment = async (bundle: string) => (await fleet.upstream.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' },
-    `${Label.BundleName}=${bundle},${Label.BundleNamespace}=${WS}`)).items[0];
+  const bundleDeployment = async (bundle: string) =>
+    (
+      await fleet.upstream.list<Obj<BundleDeployment>>(
+        { apiVersion: API_VERSION, kind: 'BundleDeployment' },
+        `${Label.BundleName}=${bundle},${Label.BundleNamespace}=${WS}`,
+      )
+    ).items[0];
 
   /** ConfigMaps downstream in `namespace`, name -> "resourceVersion version": any write or deletion changes it. */
   async function objects(namespace: string): Promise<Map<string, string>> {
     const list = await downstream.list<KubeObject & { data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', namespace });
-    return new Map(list.items.filter((c) => c.metadata.name.startsWith('bad-'))
-      .map((c) => [c.metadata.name, `${c.metadata.resourceVersion ?? ''} v${c.data?.version ?? ''}`]));
+    return new Map(
+      list.items
+        .filter((c) => c.metadata.name.startsWith('bad-'))
+        .map((c) => [c.metadata.name, `${c.metadata.resourceVersion ?? ''} v${c.data?.version ?? ''}`]),
+    );
   }
 
   /** Objects of `before` that are gone now. */
@@ -95,25 +103,35 @@ describe('bad input through the controller and agent processes', function () {
   async function goodKeepsDeploying(): Promise<void> {
     goodVersion++;
     await git().commit(GOOD_REPO, { 'good/cm.yaml': cm('bad-good', String(goodVersion)) }, `good v${goodVersion}`);
-    await waitFor(async () => (await objects(GOOD_NS)).get('bad-good')?.endsWith(` v${goodVersion}`) || undefined,
-      { what: `the good bundle to deploy version ${goodVersion} meanwhile`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `logs in ${fleet.logDir}` });
+    await waitFor(async () => (await objects(GOOD_NS)).get('bad-good')?.endsWith(` v${goodVersion}`) || undefined, {
+      what: `the good bundle to deploy version ${goodVersion} meanwhile`,
+      timeoutMs: TIMEOUT,
+      intervalMs: 500,
+      context: () => `logs in ${fleet.logDir}`,
+    });
   }
 
   /** Waits for a GitRepo to be Ready at its newest commit with every BundleDeployment applied. */
   async function converged(repo: string, commit: string): Promise<void> {
     let last = '';
-    await waitFor(async () => {
-      await fleet.assertAlive();
-      const r = await getRepo(repo);
-      last = `commit ${r?.status?.commit?.slice(0, 12) ?? '-'}, Ready: ${cond(r, 'Ready')?.message ?? '-'}`;
-      return (r?.status?.commit === commit && ready(r)) || undefined;
-    }, { what: `GitRepo ${repo} Ready at ${commit.slice(0, 12)}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `${last}; logs in ${fleet.logDir}` });
+    await waitFor(
+      async () => {
+        await fleet.assertAlive();
+        const r = await getRepo(repo);
+        last = `commit ${r?.status?.commit?.slice(0, 12) ?? '-'}, Ready: ${cond(r, 'Ready')?.message ?? '-'}`;
+        return (r?.status?.commit === commit && ready(r)) || undefined;
+      },
+      { what: `GitRepo ${repo} Ready at ${commit.slice(0, 12)}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `${last}; logs in ${fleet.logDir}` },
+    );
   }
 
   /** Restores the bad-input repository to its good state (also after a failed test, so the next one starts clean). */
   async function restoreBadRepo(added: readonly string[]): Promise<void> {
-    badCommit = await git().commit(BAD_REPO, { ...GOOD_APP, ...Object.fromEntries(added.filter((p) => !(p in GOOD_APP)).map((p) => [p, null])) },
-      'back to the good state');
+    badCommit = await git().commit(
+      BAD_REPO,
+      { ...GOOD_APP, ...Object.fromEntries(added.filter((p) => !(p in GOOD_APP)).map((p) => [p, null])) },
+      'back to the good state',
+    );
   }
 
   before(async function () {
@@ -124,22 +142,55 @@ describe('bad input through the controller and agent processes', function () {
     process.env.FLOTILLA_MAX_FILE_BYTES = String(MAX_FILE_BYTES);
     try {
       fleet = await startFleet(stack(), { workspace: WS, clusters: [{ name: CLUSTER, labels: { env: 'bad-e2e' } }] });
-    } finally { delete process.env.FLOTILLA_MAX_FILE_BYTES; }
+    } finally {
+      delete process.env.FLOTILLA_MAX_FILE_BYTES;
+    }
     const up = fleet.upstream;
-    await up.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-auth', namespace: WS }, type: 'kubernetes.io/basic-auth',
-      stringData: { username: git().username, password: git().password } }, 'bad-e2e');
-    await up.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-auth', namespace: WS },
-      stringData: { username: reg().username ?? '', password: reg().password ?? '' } }, 'bad-e2e');
+    await up.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'git-auth', namespace: WS },
+        type: 'kubernetes.io/basic-auth',
+        stringData: { username: git().username, password: git().password },
+      },
+      'bad-e2e',
+    );
+    await up.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'registry-auth', namespace: WS },
+        stringData: { username: reg().username ?? '', password: reg().password ?? '' },
+      },
+      'bad-e2e',
+    );
     await git().createRepo(BAD_REPO);
     await git().createRepo(GOOD_REPO);
     badCommit = await git().commit(BAD_REPO, GOOD_APP, 'good state');
     goodVersion = 1;
     const goodCommit = await git().commit(GOOD_REPO, { 'good/fleet.yaml': `defaultNamespace: ${GOOD_NS}\n`, 'good/cm.yaml': cm('bad-good', '1') }, 'good v1');
-    for (const [name, path] of [[BAD_REPO, 'app'], [GOOD_REPO, 'good']] as const) {
-      await up.apply({ apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name, namespace: WS },
-        spec: { repo: `${git().url}/${name}.git`, branch: 'main', clientSecretName: 'git-auth', pollingInterval: '2s', paths: [path],
-          targets: [{ clusterSelector: {} }],
-          ociRegistry: { reference: `${reg().host}/bad-e2e`, authSecretName: 'registry-auth', caBundle: caBundle() } } }, 'bad-e2e');
+    for (const [name, path] of [
+      [BAD_REPO, 'app'],
+      [GOOD_REPO, 'good'],
+    ] as const) {
+      await up.apply(
+        {
+          apiVersion: API_VERSION,
+          kind: 'GitRepo',
+          metadata: { name, namespace: WS },
+          spec: {
+            repo: `${git().url}/${name}.git`,
+            branch: 'main',
+            clientSecretName: 'git-auth',
+            pollingInterval: '2s',
+            paths: [path],
+            targets: [{ clusterSelector: {} }],
+            ociRegistry: { reference: `${reg().host}/bad-e2e`, authSecretName: 'registry-auth', caBundle: caBundle() },
+          },
+        },
+        'bad-e2e',
+      );
     }
     await converged(BAD_REPO, badCommit);
     await converged(GOOD_REPO, goodCommit);
@@ -147,7 +198,9 @@ describe('bad input through the controller and agent processes', function () {
     registry = registryClientFor(reg());
   });
 
-  afterEach(function () { if (this.currentTest?.state === 'failed') anyFailed = true; });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') anyFailed = true;
+  });
 
   after(async function () {
     this.timeout(120_000);
@@ -160,19 +213,25 @@ describe('bad input through the controller and agent processes', function () {
   /** Waits for a Bundle's Ready condition to be False with a message matching `pattern` (the agent's, rolled up). */
   async function bundleSays(name: string, pattern: RegExp): Promise<void> {
     let seen = '';
-    await waitFor(async () => {
-      const b = await fleet.upstream.get<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: WS, name });
-      seen = cond(b, 'Ready')?.message ?? '';
-      return (cond(b, 'Ready')?.status === 'False' && pattern.test(seen)) || undefined;
-    }, { what: `Bundle ${name} Ready=False saying ${String(pattern)}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `last message: ${seen}` });
+    await waitFor(
+      async () => {
+        const b = await fleet.upstream.get<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: WS, name });
+        seen = cond(b, 'Ready')?.message ?? '';
+        return (cond(b, 'Ready')?.status === 'False' && pattern.test(seen)) || undefined;
+      },
+      { what: `Bundle ${name} Ready=False saying ${String(pattern)}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `last message: ${seen}` },
+    );
   }
 
   /** Waits for the GitRepo to stall on `commit`; returns the Stalled message after checking reason and pattern. */
   async function stalledOn(commit: string, c: { input: string; reason: string; message: RegExp }): Promise<string> {
-    const stalled = await waitFor(async () => {
-      const r = await getRepo(BAD_REPO);
-      return cond(r, 'Stalled')?.status === 'True' && cond(r, 'BundlesBuilt')?.message?.includes(commit.slice(0, 12)) ? r : undefined;
-    }, { what: `GitRepo ${BAD_REPO} stalled on the ${c.input}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `logs in ${fleet.logDir}` });
+    const stalled = await waitFor(
+      async () => {
+        const r = await getRepo(BAD_REPO);
+        return cond(r, 'Stalled')?.status === 'True' && cond(r, 'BundlesBuilt')?.message?.includes(commit.slice(0, 12)) ? r : undefined;
+      },
+      { what: `GitRepo ${BAD_REPO} stalled on the ${c.input}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `logs in ${fleet.logDir}` },
+    );
     const message = cond(stalled, 'Stalled')?.message ?? '';
     expect(cond(stalled, 'Stalled')?.reason).to.equal(c.reason);
     expect(message).to.match(c.message);
@@ -187,20 +246,29 @@ describe('bad input through the controller and agent processes', function () {
    * Returns the BundleDeployment's Deployed message.
    */
   async function refusedByAgent(name: string, commit: string, c: { reason: string; message: RegExp }): Promise<string> {
-    await waitFor(async () => (await getRepo(BAD_REPO))?.status?.commit === commit || undefined,
-      { what: `the controller to store commit ${commit.slice(0, 12)}`, timeoutMs: TIMEOUT, intervalMs: 500 });
-    const bd = await waitFor(async () => {
-      const b = await bundleDeployment(name);
-      const deployed = cond(b, 'Deployed');
-      return deployed?.status === 'False' && deployed.reason === c.reason ? b : undefined;
-    }, { what: `the BundleDeployment of ${name} to report ${c.reason}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `logs in ${fleet.logDir}` });
+    await waitFor(async () => (await getRepo(BAD_REPO))?.status?.commit === commit || undefined, {
+      what: `the controller to store commit ${commit.slice(0, 12)}`,
+      timeoutMs: TIMEOUT,
+      intervalMs: 500,
+    });
+    const bd = await waitFor(
+      async () => {
+        const b = await bundleDeployment(name);
+        const deployed = cond(b, 'Deployed');
+        return deployed?.status === 'False' && deployed.reason === c.reason ? b : undefined;
+      },
+      { what: `the BundleDeployment of ${name} to report ${c.reason}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `logs in ${fleet.logDir}` },
+    );
     const message = cond(bd, 'Deployed')?.message ?? '';
     expect(message).to.match(c.message);
     expect(bd.status?.appliedDeploymentID, 'the applied deployment is still the last good one').to.not.equal(bd.spec.deploymentID);
-    const repo = await waitFor(async () => {
-      const r = await getRepo(BAD_REPO);
-      return cond(r, 'Ready')?.status === 'False' && c.message.test(cond(r, 'Ready')?.message ?? '') ? r : undefined;
-    }, { what: 'the GitRepo Ready condition to carry the agent\'s message', timeoutMs: TIMEOUT, intervalMs: 500 });
+    const repo = await waitFor(
+      async () => {
+        const r = await getRepo(BAD_REPO);
+        return cond(r, 'Ready')?.status === 'False' && c.message.test(cond(r, 'Ready')?.message ?? '') ? r : undefined;
+      },
+      { what: "the GitRepo Ready condition to carry the agent's message", timeoutMs: TIMEOUT, intervalMs: 500 },
+    );
     expect(repo.status?.display?.state).to.equal('ErrApplied');
     await bundleSays(name, c.message);
     return message;
@@ -208,12 +276,24 @@ describe('bad input through the controller and agent processes', function () {
 
   describe('from git, refused by the controller', () => {
     const cases: { input: string; files: Record<string, string>; reason: string; message: RegExp }[] = [
-      { input: 'malformed YAML', reason: 'InvalidBundle', message: /app\/broken\.yaml:\d+/,
-        files: { 'app/broken.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad-broken\n  labels: {a: [1, 2\n' } },
-      { input: 'fleet.yaml with wrong types', reason: 'InvalidBundle', message: /app\/fleet\.yaml.*(defaultNamespace|keepResources)/s,
-        files: { 'app/fleet.yaml': 'defaultNamespace: [not, a, string]\nkeepResources: "sometimes"\n' } },
-      { input: `file over --max-file-bytes (${MAX_FILE_BYTES})`, reason: 'BundleTooLarge', message: new RegExp(`app/huge\\.yaml: \\d+ bytes .*limit of ${MAX_FILE_BYTES}`),
-        files: { 'app/huge.yaml': cm('bad-huge', 'x'.repeat(MAX_FILE_BYTES * 3)) } },
+      {
+        input: 'malformed YAML',
+        reason: 'InvalidBundle',
+        message: /app\/broken\.yaml:\d+/,
+        files: { 'app/broken.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad-broken\n  labels: {a: [1, 2\n' },
+      },
+      {
+        input: 'fleet.yaml with wrong types',
+        reason: 'InvalidBundle',
+        message: /app\/fleet\.yaml.*(defaultNamespace|keepResources)/s,
+        files: { 'app/fleet.yaml': 'defaultNamespace: [not, a, string]\nkeepResources: "sometimes"\n' },
+      },
+      {
+        input: `file over --max-file-bytes (${MAX_FILE_BYTES})`,
+        reason: 'BundleTooLarge',
+        message: new RegExp(`app/huge\\.yaml: \\d+ bytes .*limit of ${MAX_FILE_BYTES}`),
+        files: { 'app/huge.yaml': cm('bad-huge', 'x'.repeat(MAX_FILE_BYTES * 3)) },
+      },
     ];
     for (const c of cases) {
       it(`stalls on a ${c.input} naming the file, keeps the last good Bundle and objects, while another GitRepo deploys`, async () => {
@@ -227,8 +307,15 @@ describe('bad input through the controller and agent processes', function () {
           const [message] = await Promise.all([stalledOn(commit, c), goodKeepsDeploying()]);
           expect((await bundlesOf(BAD_REPO))[0]?.spec.oci?.digest, 'the Bundle keeps its last good artifact').to.equal(digest);
           await expectUntouched(APP_NS, before, c.input);
-          faultLog.record({ fault: `bad input: ${c.input} (git)`, result: 'refused', objectsLost: await lostSince(APP_NS, before), note: `${c.reason}: ${message}`.slice(0, 110) });
-        } finally { await restoreBadRepo(Object.keys(c.files)); }
+          faultLog.record({
+            fault: `bad input: ${c.input} (git)`,
+            result: 'refused',
+            objectsLost: await lostSince(APP_NS, before),
+            note: `${c.reason}: ${message}`.slice(0, 110),
+          });
+        } finally {
+          await restoreBadRepo(Object.keys(c.files));
+        }
         await converged(BAD_REPO, badCommit);
       });
     }
@@ -236,13 +323,20 @@ describe('bad input through the controller and agent processes', function () {
 
   describe('from git, refused by the agent', () => {
     const cases: { input: string; files: Record<string, string>; reason: string; message: RegExp; absent: () => Promise<boolean> }[] = [
-      { input: 'unknown kind (no CRD downstream)', reason: 'KindNotFound', message: /Gizmo \(widgets\.bad-e2e\.flotilla\.dev\/v1\).*objects: Gizmo bad-e2e-app\/bad-gizmo/,
+      {
+        input: 'unknown kind (no CRD downstream)',
+        reason: 'KindNotFound',
+        message: /Gizmo \(widgets\.bad-e2e\.flotilla\.dev\/v1\).*objects: Gizmo bad-e2e-app\/bad-gizmo/,
         files: { 'app/gizmo.yaml': 'apiVersion: widgets.bad-e2e.flotilla.dev/v1\nkind: Gizmo\nmetadata:\n  name: bad-gizmo\nspec:\n  size: 3\n' },
-        absent: async () => true },
-      { input: 'object in a namespace that does not exist', reason: 'NamespaceNotFound',
+        absent: async () => true,
+      },
+      {
+        input: 'object in a namespace that does not exist',
+        reason: 'NamespaceNotFound',
         message: /ConfigMap bad-e2e-nowhere\/bad-elsewhere: namespace bad-e2e-nowhere does not exist/,
         files: { 'app/elsewhere.yaml': cm('bad-elsewhere', '1', 'bad-e2e-nowhere') },
-        absent: async () => (await downstream.get({ apiVersion: 'v1', kind: 'Namespace', name: 'bad-e2e-nowhere' })) === undefined },
+        absent: async () => (await downstream.get({ apiVersion: 'v1', kind: 'Namespace', name: 'bad-e2e-nowhere' })) === undefined,
+      },
     ];
     for (const c of cases) {
       it(`refuses an ${c.input} on the BundleDeployment, GitRepo and Bundle, applying nothing of that version`, async () => {
@@ -254,8 +348,15 @@ describe('bad input through the controller and agent processes', function () {
           const [message] = await Promise.all([refusedByAgent(name, commit, c), goodKeepsDeploying()]);
           await expectUntouched(APP_NS, before, c.input);
           expect(await c.absent(), 'nothing else of the bad version exists downstream').to.equal(true);
-          faultLog.record({ fault: `bad input: ${c.input} (git)`, result: 'refused', objectsLost: await lostSince(APP_NS, before), note: `${c.reason}: ${message}`.slice(0, 110) });
-        } finally { await restoreBadRepo(Object.keys(c.files)); }
+          faultLog.record({
+            fault: `bad input: ${c.input} (git)`,
+            result: 'refused',
+            objectsLost: await lostSince(APP_NS, before),
+            note: `${c.reason}: ${message}`.slice(0, 110),
+          });
+        } finally {
+          await restoreBadRepo(Object.keys(c.files));
+        }
         // Back at the good content, the agent has nothing to write: the objects stay as they were.
         await converged(BAD_REPO, badCommit);
         await expectUntouched(APP_NS, before, `${c.input}, restored`);
@@ -273,7 +374,9 @@ describe('bad input through the controller and agent processes', function () {
         await converged(BAD_REPO, commit);
         expect((await objects(APP_NS)).get('bad-a')).to.match(/ v2$/);
         expect((await objects('bad-e2e-later')).has('bad-later')).to.equal(true);
-      } finally { await restoreBadRepo(Object.keys(files)); }
+      } finally {
+        await restoreBadRepo(Object.keys(files));
+      }
       await converged(BAD_REPO, badCommit);
       expect((await objects('bad-e2e-later')).has('bad-later'), 'pruned when it left git').to.equal(false);
     });
@@ -286,20 +389,37 @@ describe('bad input through the controller and agent processes', function () {
     let lastGood = new Map<string, string>();
 
     /** The crafted bundle's files: a version-2 change of a good file, so that any partial apply shows. */
-    const v2 = (extra: Record<string, Buffer | string> = {}) => Object.entries({ 'cm-a.yaml': cm('bad-oci-a', '2'), 'cm-b.yaml': cm('bad-oci-b', '1'), ...extra })
-      .map(([path, content]) => ({ path, content: Buffer.from(content) }));
+    const v2 = (extra: Record<string, Buffer | string> = {}) =>
+      Object.entries({ 'cm-a.yaml': cm('bad-oci-a', '2'), 'cm-b.yaml': cm('bad-oci-b', '1'), ...extra }).map(([path, content]) => ({
+        path,
+        content: Buffer.from(content),
+      }));
 
     /** Points the Bundle at an artifact (its digest is also its contents ID, so each is a new deployment). */
     async function deploy(artifact: { digest: string; reference: string }): Promise<void> {
-      await fleet.upstream.apply({ apiVersion: API_VERSION, kind: 'Bundle', metadata: { name: OCI_BUNDLE, namespace: WS },
-        // GitRepo targets reach Bundles as targetRestrictions: they choose the clusters (Bundle targets only customize).
-        spec: { defaultNamespace: OCI_NS, contentsID: artifact.digest, targetRestrictions: [{ clusterSelector: {} }],
-          oci: { reference: artifact.reference, digest: artifact.digest, secretName: 'registry-auth', caBundle: caBundle() } } }, 'bad-e2e');
+      await fleet.upstream.apply(
+        {
+          apiVersion: API_VERSION,
+          kind: 'Bundle',
+          metadata: { name: OCI_BUNDLE, namespace: WS },
+          // GitRepo targets reach Bundles as targetRestrictions: they choose the clusters (Bundle targets only customize).
+          spec: {
+            defaultNamespace: OCI_NS,
+            contentsID: artifact.digest,
+            targetRestrictions: [{ clusterSelector: {} }],
+            oci: { reference: artifact.reference, digest: artifact.digest, secretName: 'registry-auth', caBundle: caBundle() },
+          },
+        },
+        'bad-e2e',
+      );
     }
 
     /** Pushes a manifest edited by `edit` from the artifact of `files`; its blobs are pushed as they are. */
-    async function craft(files: ReturnType<typeof v2>, edit: (m: Record<string, unknown> & { layers: Record<string, unknown>[] }) => void,
-      mediaType = OCI_MANIFEST_MEDIA_TYPE): Promise<{ digest: string; reference: string }> {
+    async function craft(
+      files: ReturnType<typeof v2>,
+      edit: (m: Record<string, unknown> & { layers: Record<string, unknown>[] }) => void,
+      mediaType = OCI_MANIFEST_MEDIA_TYPE,
+    ): Promise<{ digest: string; reference: string }> {
       const built = await buildArtifact(files, meta);
       for (const blob of built.blobs) await registry.pushBlob(repository, blob.descriptor, blob.source);
       const manifest = JSON.parse(built.manifest.toString('utf8')) as Record<string, unknown> & { layers: Record<string, unknown>[] };
@@ -316,33 +436,81 @@ describe('bad input through the controller and agent processes', function () {
       const pushed = await pushBundle(registry, `${reg().host}/${repository}`, v2({ 'cm-a.yaml': cm('bad-oci-a', '1') }), meta, 'v1');
       good = { digest: pushed.digest, reference: pushed.reference };
       await deploy(good);
-      await waitFor(async () => {
-        const bd = await bundleDeployment(OCI_BUNDLE);
-        return (bd?.status?.appliedDeploymentID === bd?.spec.deploymentID && ready(bd)) || undefined;
-      }, { what: 'the user-created Bundle to deploy its good artifact', timeoutMs: TIMEOUT, intervalMs: 500, context: () => `logs in ${fleet.logDir}` });
+      await waitFor(
+        async () => {
+          const bd = await bundleDeployment(OCI_BUNDLE);
+          return (bd?.status?.appliedDeploymentID === bd?.spec.deploymentID && ready(bd)) || undefined;
+        },
+        { what: 'the user-created Bundle to deploy its good artifact', timeoutMs: TIMEOUT, intervalMs: 500, context: () => `logs in ${fleet.logDir}` },
+      );
       lastGood = await objects(OCI_NS);
       expect([...lastGood.keys()].sort()).to.deep.equal(['bad-oci-a', 'bad-oci-b']);
     });
 
-    const cases: { input: string; reason: string; message: RegExp; artifact: () => Promise<{ digest: string; reference: string }>; check?: (mark: number) => Promise<void> }[] = [
-      { input: 'layer title "../x" (path traversal)', reason: 'InvalidBundle', message: /layer "\.\.\/x\.yaml": path contains "\.\."/,
-        artifact: () => craft(v2(), (m) => title(m, 0, '../x.yaml')) },
-      { input: 'layer title "/etc/x" (absolute path)', reason: 'InvalidBundle', message: /layer "\/etc\/x\.yaml": path is absolute/,
-        artifact: () => craft(v2(), (m) => title(m, 0, '/etc/x.yaml')) },
-      { input: `layer over --max-file-bytes (${MAX_FILE_BYTES})`, reason: 'BundleTooLarge', message: new RegExp(`layer "big\\.yaml" has \\d+ bytes, over the ${MAX_FILE_BYTES}-byte limit per file`),
+    const cases: {
+      input: string;
+      reason: string;
+      message: RegExp;
+      artifact: () => Promise<{ digest: string; reference: string }>;
+      check?: (mark: number) => Promise<void>;
+    }[] = [
+      {
+        input: 'layer title "../x" (path traversal)',
+        reason: 'InvalidBundle',
+        message: /layer "\.\.\/x\.yaml": path contains "\.\."/,
+        artifact: () => craft(v2(), (m) => title(m, 0, '../x.yaml')),
+      },
+      {
+        input: 'layer title "/etc/x" (absolute path)',
+        reason: 'InvalidBundle',
+        message: /layer "\/etc\/x\.yaml": path is absolute/,
+        artifact: () => craft(v2(), (m) => title(m, 0, '/etc/x.yaml')),
+      },
+      {
+        input: `layer over --max-file-bytes (${MAX_FILE_BYTES})`,
+        reason: 'BundleTooLarge',
+        message: new RegExp(`layer "big\\.yaml" has \\d+ bytes, over the ${MAX_FILE_BYTES}-byte limit per file`),
         artifact: () => craft(v2({ 'big.yaml': cm('bad-oci-big', 'y'.repeat(MAX_FILE_BYTES * 2)) }), () => undefined),
         // Refused from the declared size: the big layer is never downloaded.
         check: async (mark) => {
           const gets = (await requestsSince(reg(), mark)).filter((e) => e.method === 'GET' && e.path.startsWith(`/v2/${repository}/blobs/`));
-          expect(gets.map((e) => e.path), 'blobs downloaded for an artifact refused from its manifest').to.deep.equal([]);
-        } },
-      { input: 'layer larger than its declared size', reason: 'ArtifactTampered', message: /layer "cm-a\.yaml": size mismatch/,
-        artifact: () => craft(v2(), (m) => { (m.layers[0] as { size: number }).size = 8; }) },
-      { input: 'gzip layer media type (nothing is decompressed)', reason: 'InvalidBundle', message: /layer "cm-a\.yaml" has media type application\/vnd\.oci\.image\.layer\.v1\.tar\+gzip/,
-        artifact: () => craft(v2(), (m) => { (m.layers[0] as { mediaType: string }).mediaType = 'application/vnd.oci.image.layer.v1.tar+gzip'; }) },
-      { input: 'wrong artifactType', reason: 'InvalidBundle', message: /artifactType is application\/vnd\.example\.not-a-bundle.*not a Flotilla bundle/,
-        artifact: () => craft(v2(), (m) => { m.artifactType = 'application/vnd.example.not-a-bundle'; }) },
-      { input: 'layer bytes changed on the registry disk (digest mismatch)', reason: 'ArtifactTampered', message: /layer "victim\.yaml".*digest mismatch/,
+          expect(
+            gets.map((e) => e.path),
+            'blobs downloaded for an artifact refused from its manifest',
+          ).to.deep.equal([]);
+        },
+      },
+      {
+        input: 'layer larger than its declared size',
+        reason: 'ArtifactTampered',
+        message: /layer "cm-a\.yaml": size mismatch/,
+        artifact: () =>
+          craft(v2(), (m) => {
+            (m.layers[0] as { size: number }).size = 8;
+          }),
+      },
+      {
+        input: 'gzip layer media type (nothing is decompressed)',
+        reason: 'InvalidBundle',
+        message: /layer "cm-a\.yaml" has media type application\/vnd\.oci\.image\.layer\.v1\.tar\+gzip/,
+        artifact: () =>
+          craft(v2(), (m) => {
+            (m.layers[0] as { mediaType: string }).mediaType = 'application/vnd.oci.image.layer.v1.tar+gzip';
+          }),
+      },
+      {
+        input: 'wrong artifactType',
+        reason: 'InvalidBundle',
+        message: /artifactType is application\/vnd\.example\.not-a-bundle.*not a Flotilla bundle/,
+        artifact: () =>
+          craft(v2(), (m) => {
+            m.artifactType = 'application/vnd.example.not-a-bundle';
+          }),
+      },
+      {
+        input: 'layer bytes changed on the registry disk (digest mismatch)',
+        reason: 'ArtifactTampered',
+        message: /layer "victim\.yaml".*digest mismatch/,
         artifact: async () => {
           const content = cm('bad-oci-victim', randomBytes(8).toString('hex'));
           const a = await craft(v2({ 'victim.yaml': content }), () => undefined);
@@ -350,8 +518,12 @@ describe('bad input through the controller and agent processes', function () {
           // Same size, other bytes: only the digest can tell.
           await writeFile(reg().blobPath(built.layers[0]!.digest), content.replace(/[0-9a-f]{16}/, 'f'.repeat(16)));
           return a;
-        } },
-      { input: 'manifest changed on the registry disk (digest mismatch)', reason: 'ArtifactTampered', message: /manifest sha256:[0-9a-f]{64}.*digest mismatch/,
+        },
+      },
+      {
+        input: 'manifest changed on the registry disk (digest mismatch)',
+        reason: 'ArtifactTampered',
+        message: /manifest sha256:[0-9a-f]{64}.*digest mismatch/,
         artifact: async () => {
           const a = await craft(v2(), () => undefined);
           // The attacker rewrites an artifact already pinned: a traversal title in the stored manifest bytes.
@@ -360,9 +532,21 @@ describe('bad input through the controller and agent processes', function () {
           title(stored, 0, '../../escape.yaml');
           await writeFile(path, JSON.stringify(stored));
           return a;
-        } },
-      { input: 'wrong manifest media type (Docker schema 2)', reason: 'InvalidBundle', message: /mediaType is application\/vnd\.docker\.distribution\.manifest\.v2\+json/,
-        artifact: () => craft(v2(), (m) => { m.mediaType = DOCKER_MEDIA_TYPE; }, DOCKER_MEDIA_TYPE) },
+        },
+      },
+      {
+        input: 'wrong manifest media type (Docker schema 2)',
+        reason: 'InvalidBundle',
+        message: /mediaType is application\/vnd\.docker\.distribution\.manifest\.v2\+json/,
+        artifact: () =>
+          craft(
+            v2(),
+            (m) => {
+              m.mediaType = DOCKER_MEDIA_TYPE;
+            },
+            DOCKER_MEDIA_TYPE,
+          ),
+      },
     ];
     for (const c of cases) {
       it(`refuses a ${c.input} with a clear condition, applying nothing`, async () => {
@@ -373,12 +557,20 @@ describe('bad input through the controller and agent processes', function () {
         await Promise.all([
           (async () => {
             let seen = '';
-            const bd = await waitFor(async () => {
-              const b = await bundleDeployment(OCI_BUNDLE);
-              const deployed = cond(b, 'Deployed');
-              seen = JSON.stringify(deployed);
-              return b?.spec.oci?.digest === a.digest && deployed?.status === 'False' && deployed.reason === c.reason && c.message.test(deployed.message ?? '') ? b : undefined;
-            }, { what: `the agent to refuse the ${c.input}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `Deployed: ${seen}; logs in ${fleet.logDir}` });
+            const bd = await waitFor(
+              async () => {
+                const b = await bundleDeployment(OCI_BUNDLE);
+                const deployed = cond(b, 'Deployed');
+                seen = JSON.stringify(deployed);
+                return b?.spec.oci?.digest === a.digest &&
+                  deployed?.status === 'False' &&
+                  deployed.reason === c.reason &&
+                  c.message.test(deployed.message ?? '')
+                  ? b
+                  : undefined;
+              },
+              { what: `the agent to refuse the ${c.input}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `Deployed: ${seen}; logs in ${fleet.logDir}` },
+            );
             message = cond(bd, 'Deployed')?.message ?? '';
             expect(message, 'the message names the artifact').to.include(a.digest);
             expect(bd.status?.appliedDeploymentID).to.not.equal(bd.spec.deploymentID);
@@ -389,7 +581,12 @@ describe('bad input through the controller and agent processes', function () {
         await c.check?.(mark);
         await expectUntouched(OCI_NS, lastGood, c.input);
         await fleet.assertAlive();
-        faultLog.record({ fault: `bad input: ${c.input} (OCI)`, result: 'refused', objectsLost: await lostSince(OCI_NS, lastGood), note: `${c.reason}: ${message.replaceAll(a.reference, 'ARTIFACT')}`.slice(0, 110) });
+        faultLog.record({
+          fault: `bad input: ${c.input} (OCI)`,
+          result: 'refused',
+          objectsLost: await lostSince(OCI_NS, lastGood),
+          note: `${c.reason}: ${message.replaceAll(a.reference, 'ARTIFACT')}`.slice(0, 110),
+        });
       });
     }
 
@@ -397,10 +594,13 @@ describe('bad input through the controller and agent processes', function () {
       // Back to the good artifact: the agent reports it applied again, with the objects never rewritten.
       if (!good.digest) return;
       await deploy(good);
-      await waitFor(async () => {
-        const bd = await bundleDeployment(OCI_BUNDLE);
-        return (bd?.spec.oci?.digest === good.digest && bd.status?.appliedDeploymentID === bd.spec.deploymentID && ready(bd)) || undefined;
-      }, { what: 'the Bundle back on its good artifact', timeoutMs: TIMEOUT, intervalMs: 500 });
+      await waitFor(
+        async () => {
+          const bd = await bundleDeployment(OCI_BUNDLE);
+          return (bd?.spec.oci?.digest === good.digest && bd.status?.appliedDeploymentID === bd.spec.deploymentID && ready(bd)) || undefined;
+        },
+        { what: 'the Bundle back on its good artifact', timeoutMs: TIMEOUT, intervalMs: 500 },
+      );
       await expectUntouched(OCI_NS, lastGood, 'back on the good artifact');
     });
   });

@@ -18,7 +18,9 @@ import { metricValue } from '../lib/ops/metrics.js';
 type Obj<T> = T & KubeObject;
 
 const configMap = (name: string, data: Record<string, string>) =>
-  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n${Object.entries(data).map(([k, v]) => `  ${k}: "${v}"`).join('\n')}\n`;
+  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n${Object.entries(data)
+    .map(([k, v]) => `  ${k}: "${v}"`)
+    .join('\n')}\n`;
 
 const appFleetYaml = [
   'defaultNamespace: demo',
@@ -49,13 +51,17 @@ async function createCluster(kube: KubeClient, ns: string, name: string, labels:
   await kube.apply({ apiVersion: API_VERSION, kind: 'Cluster', metadata: { name, namespace: ns, labels }, spec: {} }, 'flotilla-e2e');
 }
 
-function condition(obj: { status?: { conditions?: { type: string; status: string; reason: string; message: string; lastTransitionTime?: string }[] } } | undefined, type: string) {
+function condition(
+  obj: { status?: { conditions?: { type: string; status: string; reason: string; message: string; lastTransitionTime?: string }[] } } | undefined,
+  type: string,
+) {
   return obj?.status?.conditions?.find((c) => c.type === type);
 }
 
 async function bundleDeployments(kube: KubeClient, repo: string): Promise<Obj<BundleDeployment>[]> {
-  return (await kube.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, `${Label.RepoName}=${repo}`)).items
-    .filter((bd) => !bd.metadata.deletionTimestamp);
+  return (await kube.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, `${Label.RepoName}=${repo}`)).items.filter(
+    (bd) => !bd.metadata.deletionTimestamp,
+  );
 }
 
 describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments', function () {
@@ -72,36 +78,72 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
     await createCluster(kube, ws, 'c1', { env: 'prod', region: 'eu' });
     await createCluster(kube, ws, 'c2', { env: 'dev', region: 'us' });
     await createCluster(kube, ws, 'c3', { env: 'prod', region: 'us' });
-    await kube.apply({ apiVersion: API_VERSION, kind: 'ClusterGroup', metadata: { name: 'prod', namespace: ws, labels: { tier: 'gold' } },
-      spec: { selector: { matchLabels: { env: 'prod' } } } }, 'flotilla-e2e');
+    await kube.apply(
+      {
+        apiVersion: API_VERSION,
+        kind: 'ClusterGroup',
+        metadata: { name: 'prod', namespace: ws, labels: { tier: 'gold' } },
+        spec: { selector: { matchLabels: { env: 'prod' } } },
+      },
+      'flotilla-e2e',
+    );
     const git = stack().git!;
     repoUrl = await git.createRepo('ctl-sample');
     await git.commit('ctl-sample', sampleRepo('1'), 'first');
-    await kube.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-creds', namespace: ws }, type: 'kubernetes.io/basic-auth',
-      stringData: { username: git.username, password: git.password } }, 'flotilla-e2e');
+    await kube.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'git-creds', namespace: ws },
+        type: 'kubernetes.io/basic-auth',
+        stringData: { username: git.username, password: git.password },
+      },
+      'flotilla-e2e',
+    );
   });
-  after(async () => { await ctl?.stop(); });
+  after(async () => {
+    await ctl?.stop();
+  });
 
   const gitRepo = (name: string, spec: Partial<GitRepo['spec']>) => ({
-    apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name, namespace: ws },
+    apiVersion: API_VERSION,
+    kind: 'GitRepo',
+    metadata: { name, namespace: ws },
     spec: { repo: repoUrl, branch: 'main', clientSecretName: 'git-creds', pollingInterval: '2s', ...spec },
   });
 
   const waitGitRepo = (name: string, what: string, ok: (r: Obj<GitRepo>) => boolean, timeoutMs = 60_000) =>
-    waitFor(async () => {
-      const r = await kube.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name });
-      return r && ok(r) ? r : undefined;
-    }, { what: `GitRepo ${name}: ${what}`, timeoutMs, context: () => JSON.stringify((ctl.logs.slice(-5)), null, 1) });
+    waitFor(
+      async () => {
+        const r = await kube.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name });
+        return r && ok(r) ? r : undefined;
+      },
+      { what: `GitRepo ${name}: ${what}`, timeoutMs, context: () => JSON.stringify(ctl.logs.slice(-5), null, 1) },
+    );
 
   describe('in OCI mode', () => {
     it('stores each bundle as an artifact and writes Bundles and BundleDeployments that hold no resources', async () => {
       const reg = stack().registry('http');
-      await kube.apply(gitRepo('oci', { targets: [{ clusterSelector: { matchLabels: { env: 'prod' } } }],
-        ociRegistry: { reference: `${reg.host}/flotilla-e2e`, basicHTTP: true } }), 'flotilla-e2e');
-      const repo = await waitGitRepo('oci', 'artifacts stored', (r) => condition(r, ConditionType.ArtifactsStored)?.status === 'True' && (r.status?.artifacts?.length ?? 0) === 2);
+      await kube.apply(
+        gitRepo('oci', {
+          targets: [{ clusterSelector: { matchLabels: { env: 'prod' } } }],
+          ociRegistry: { reference: `${reg.host}/flotilla-e2e`, basicHTTP: true },
+        }),
+        'flotilla-e2e',
+      );
+      const repo = await waitGitRepo(
+        'oci',
+        'artifacts stored',
+        (r) => condition(r, ConditionType.ArtifactsStored)?.status === 'True' && (r.status?.artifacts?.length ?? 0) === 2,
+      );
       expect(repo.status?.commit).to.match(/^[0-9a-f]{40}$/);
-      const bds = await waitFor(async () => { const l = await bundleDeployments(kube, 'oci'); return l.length === 4 ? l : undefined; },
-        { what: '4 BundleDeployments (2 bundles x 2 prod clusters)', timeoutMs: 30_000 });
+      const bds = await waitFor(
+        async () => {
+          const l = await bundleDeployments(kube, 'oci');
+          return l.length === 4 ? l : undefined;
+        },
+        { what: '4 BundleDeployments (2 bundles x 2 prod clusters)', timeoutMs: 30_000 },
+      );
       expect(bds.map((b) => b.metadata.labels?.[Label.Cluster]).sort()).to.deep.equal(['c1', 'c1', 'c3', 'c3']);
       const bundles = (await kube.list<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws }, `${Label.RepoName}=oci`)).items;
       for (const b of bundles) {
@@ -128,28 +170,62 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
         expect(objects).to.have.length(1);
         expect(objects[0]?.metadata.namespace).to.equal('demo');
         expect((objects[0] as { data?: Record<string, string> }).data).to.deep.equal({ version: '1', tier: 'production' });
-      } finally { await client.close(); }
+      } finally {
+        await client.close();
+      }
     });
 
     it('pushes with authSecretName to a TLS registry with its CA, and hands agents only the read-only credentials', async () => {
       const reg = stack().registry('tls-auth');
-      await kube.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'reg-auth', namespace: ws },
-        stringData: { username: reg.username!, password: reg.password!, agentUsername: 'puller', agentPassword: 'pull-only' } }, 'flotilla-e2e');
-      await kube.apply(gitRepo('auth', { paths: ['tools'], targets: [{ clusterName: 'c1' }],
-        ociRegistry: { reference: `${reg.host}/flotilla-auth`, authSecretName: 'reg-auth', caBundle: Buffer.from(reg.caPem!).toString('base64') } }), 'flotilla-e2e');
+      await kube.apply(
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'reg-auth', namespace: ws },
+          stringData: { username: reg.username!, password: reg.password!, agentUsername: 'puller', agentPassword: 'pull-only' },
+        },
+        'flotilla-e2e',
+      );
+      await kube.apply(
+        gitRepo('auth', {
+          paths: ['tools'],
+          targets: [{ clusterName: 'c1' }],
+          ociRegistry: { reference: `${reg.host}/flotilla-auth`, authSecretName: 'reg-auth', caBundle: Buffer.from(reg.caPem!).toString('base64') },
+        }),
+        'flotilla-e2e',
+      );
       await waitGitRepo('auth', 'artifact stored with credentials', (r) => condition(r, ConditionType.ArtifactsStored)?.status === 'True');
       const bd = await waitFor(async () => (await bundleDeployments(kube, 'auth'))[0], { what: 'the BundleDeployment', timeoutMs: 30_000 });
-      const secret = await waitFor(async () => kube.get<KubeObject & { data?: Record<string, string> }>(
-        { apiVersion: 'v1', kind: 'Secret', namespace: bd.metadata.namespace!, name: bd.spec.oci!.secretName! }), { what: 'the agent credential Secret', timeoutMs: 30_000 });
+      const secret = await waitFor(
+        async () =>
+          kube.get<KubeObject & { data?: Record<string, string> }>({
+            apiVersion: 'v1',
+            kind: 'Secret',
+            namespace: bd.metadata.namespace!,
+            name: bd.spec.oci!.secretName!,
+          }),
+        { what: 'the agent credential Secret', timeoutMs: 30_000 },
+      );
       const decoded = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
       expect(decoded).to.deep.equal({ username: 'puller', password: 'pull-only' });
       // Deleted by hand: the agent says so on the BundleDeployment, and the controller copies it again.
       const ref = { apiVersion: 'v1', kind: 'Secret', namespace: bd.metadata.namespace!, name: bd.spec.oci!.secretName! };
       await kube.delete(ref);
       await waitFor(async () => (await kube.get(ref)) === undefined || undefined, { what: 'the credential Secret gone', timeoutMs: 30_000 });
-      await kube.patchStatus({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: bd.metadata.namespace!, name: bd.metadata.name },
-        { conditions: [{ type: 'Deployed', status: 'False', reason: 'SecretNotFound', message: `registry Secret ${ref.namespace}/${ref.name} does not exist`,
-          lastTransitionTime: formatTime(new Date()) }] });
+      await kube.patchStatus(
+        { apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: bd.metadata.namespace!, name: bd.metadata.name },
+        {
+          conditions: [
+            {
+              type: 'Deployed',
+              status: 'False',
+              reason: 'SecretNotFound',
+              message: `registry Secret ${ref.namespace}/${ref.name} does not exist`,
+              lastTransitionTime: formatTime(new Date()),
+            },
+          ],
+        },
+      );
       await waitFor(async () => kube.get(ref), { what: 'the credential Secret copied again', timeoutMs: 30_000 });
     });
 
@@ -157,22 +233,36 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       const before = await metricValue(ctl.manager.context.metrics.blobsPushed);
       const first = (await waitGitRepo('oci', 'has a commit', (r) => Boolean(r.status?.commit))).status!;
       await stack().git!.commit('ctl-sample', { 'README.md': `docs ${randomBytes(4).toString('hex')}\n` }, 'docs only');
-      const after = await waitGitRepo('oci', 'the docs commit synced', (r) => r.status?.commit !== first.commit && condition(r, ConditionType.ArtifactsStored)?.status === 'True');
+      const after = await waitGitRepo(
+        'oci',
+        'the docs commit synced',
+        (r) => r.status?.commit !== first.commit && condition(r, ConditionType.ArtifactsStored)?.status === 'True',
+      );
       expect((await metricValue(ctl.manager.context.metrics.blobsPushed)) - before, 'blobs uploaded').to.equal(0);
       expect(after.status?.artifacts?.map((a) => a.digest)).to.deep.equal(first.artifacts?.map((a) => a.digest));
     });
 
     it('rewrites no BundleDeployment when only their status changes, and every one of them on new content', async () => {
       const m = ctl.manager.context.metrics.deploymentWrites;
-      const bds = await waitFor(async () => { const l = await bundleDeployments(kube, 'oci'); return l.length > 0 ? l : undefined; },
-        { what: 'the BundleDeployments of oci', timeoutMs: 30_000 });
+      const bds = await waitFor(
+        async () => {
+          const l = await bundleDeployments(kube, 'oci');
+          return l.length > 0 ? l : undefined;
+        },
+        { what: 'the BundleDeployments of oci', timeoutMs: 30_000 },
+      );
       const bd = bds[0]!;
       const applied = await metricValue(m, { outcome: 'applied' });
       const unchanged = await metricValue(m, { outcome: 'unchanged' });
       // What an agent does: report status. The Bundle reconciler runs (its roll-up), and must write no BundleDeployment.
-      await kube.patchStatus({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: bd.metadata.namespace!, name: bd.metadata.name },
-        { display: { state: `probe-${randomBytes(3).toString('hex')}` } });
-      await waitFor(async () => (await metricValue(m, { outcome: 'unchanged' })) > unchanged || undefined, { what: 'a Bundle pass after the status change', timeoutMs: 30_000 });
+      await kube.patchStatus(
+        { apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: bd.metadata.namespace!, name: bd.metadata.name },
+        { display: { state: `probe-${randomBytes(3).toString('hex')}` } },
+      );
+      await waitFor(async () => (await metricValue(m, { outcome: 'unchanged' })) > unchanged || undefined, {
+        what: 'a Bundle pass after the status change',
+        timeoutMs: 30_000,
+      });
       expect((await metricValue(m, { outcome: 'applied' })) - applied, 'BundleDeployments applied after a status-only change').to.equal(0);
     });
 
@@ -183,12 +273,19 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       await reg.stop();
       try {
         await stack().git!.commit('ctl-sample', { 'app/settings.yaml': configMap('settings', { version: '2', tier: 'base' }) }, 'v2');
-        const failed = await waitGitRepo('oci', 'not Ready because of the registry', (r) => condition(r, ConditionType.Ready)?.reason === Reason.RegistryUnreachable);
+        const failed = await waitGitRepo(
+          'oci',
+          'not Ready because of the registry',
+          (r) => condition(r, ConditionType.Ready)?.reason === Reason.RegistryUnreachable,
+        );
         expect(condition(failed, ConditionType.Ready)?.message).to.include(reg.host);
-        const bundle = await waitFor(async () => {
-          const b = await kube.get<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws, name: 'oci-app' });
-          return condition(b, ConditionType.ArtifactsStored)?.status === 'False' ? b : undefined;
-        }, { what: 'the Bundle to show the registry failure', timeoutMs: 30_000 });
+        const bundle = await waitFor(
+          async () => {
+            const b = await kube.get<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws, name: 'oci-app' });
+            return condition(b, ConditionType.ArtifactsStored)?.status === 'False' ? b : undefined;
+          },
+          { what: 'the Bundle to show the registry failure', timeoutMs: 30_000 },
+        );
         expect(condition(bundle, ConditionType.ArtifactsStored)?.message).to.include(reg.host);
         // Nothing from the failed commit reached etcd: same artifact, no inline resources.
         expect(bundle.spec.oci?.digest).to.equal(bundleBefore?.spec.oci?.digest);
@@ -198,8 +295,15 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       } finally {
         await reg.start();
       }
-      const recovered = await waitGitRepo('oci', 'recovered', (r) => condition(r, ConditionType.ArtifactsStored)?.status === 'True' && r.status?.commit !== before.commit, 90_000);
-      expect(recovered.status?.artifacts?.find((a) => a.bundle === 'oci-app')?.digest).not.to.equal(before.artifacts?.find((a) => a.bundle === 'oci-app')?.digest);
+      const recovered = await waitGitRepo(
+        'oci',
+        'recovered',
+        (r) => condition(r, ConditionType.ArtifactsStored)?.status === 'True' && r.status?.commit !== before.commit,
+        90_000,
+      );
+      expect(recovered.status?.artifacts?.find((a) => a.bundle === 'oci-app')?.digest).not.to.equal(
+        before.artifacts?.find((a) => a.bundle === 'oci-app')?.digest,
+      );
     });
   });
 
@@ -208,8 +312,14 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       const reg = stack().registry('http');
       await stack().git!.createRepo('ctl-bad');
       await stack().git!.commit('ctl-bad', { 'app/cm.yaml': configMap('good', { a: '1' }) }, 'good');
-      await kube.apply(gitRepo('bad', { repo: repoUrl.replace('ctl-sample', 'ctl-bad'), targets: [{ clusterName: 'c1' }],
-        ociRegistry: { reference: `${reg.host}/flotilla-e2e`, basicHTTP: true } }), 'flotilla-e2e');
+      await kube.apply(
+        gitRepo('bad', {
+          repo: repoUrl.replace('ctl-sample', 'ctl-bad'),
+          targets: [{ clusterName: 'c1' }],
+          ociRegistry: { reference: `${reg.host}/flotilla-e2e`, basicHTTP: true },
+        }),
+        'flotilla-e2e',
+      );
       const good = await waitGitRepo('bad', 'the good commit stored', (r) => condition(r, ConditionType.ArtifactsStored)?.status === 'True');
       const badBundle = async () => {
         const items = (await kube.list<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws }, `${Label.RepoName}=bad`)).items;
@@ -218,7 +328,11 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       };
       const before = await badBundle();
       expect(before.spec.oci?.digest).to.match(/^sha256:/);
-      await stack().git!.commit('ctl-bad', { 'app/cm.yaml': configMap('good', { a: '2' }), 'app/broken.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n' }, 'broken');
+      await stack().git!.commit(
+        'ctl-bad',
+        { 'app/cm.yaml': configMap('good', { a: '2' }), 'app/broken.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n' },
+        'broken',
+      );
       const stalled = await waitGitRepo('bad', 'stalled on the malformed file', (r) => condition(r, ConditionType.Stalled)?.status === 'True');
       const message = condition(stalled, ConditionType.Stalled)?.message ?? '';
       expect(condition(stalled, ConditionType.Stalled)?.reason).to.equal(Reason.InvalidBundle);
@@ -230,11 +344,15 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       const reconciles = ctl.manager.context.metrics.reconciles;
       const seen = await metricValue(reconciles, { controller: 'gitrepo', outcome: 'success' });
       await kube.patchStatus({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws, name: after.metadata.name }, { display: { state: 'RollUpProbe' } });
-      await waitFor(async () => (await metricValue(reconciles, { controller: 'gitrepo', outcome: 'success' })) > seen || undefined, { what: 'a GitRepo roll-up', timeoutMs: 30_000 });
+      await waitFor(async () => (await metricValue(reconciles, { controller: 'gitrepo', outcome: 'success' })) > seen || undefined, {
+        what: 'a GitRepo roll-up',
+        timeoutMs: 30_000,
+      });
       const still = await kube.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'bad' });
       expect(condition(still, ConditionType.Stalled)?.status, 'Stalled after a roll-up between polls').to.equal('True');
-      expect(condition(still, ConditionType.Stalled)?.lastTransitionTime, 'never cleared meanwhile')
-        .to.equal(condition(stalled, ConditionType.Stalled)?.lastTransitionTime);
+      expect(condition(still, ConditionType.Stalled)?.lastTransitionTime, 'never cleared meanwhile').to.equal(
+        condition(stalled, ConditionType.Stalled)?.lastTransitionTime,
+      );
     });
 
     it('deletes the artifacts of a deleted GitRepo from the registry', async () => {
@@ -245,12 +363,20 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       try {
         await pullBundle(client, reference);
         await kube.delete({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'bad' });
-        await waitFor(async () => !(await kube.get({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'bad' })),
-          { what: 'the GitRepo to be finalized', timeoutMs: 60_000 });
+        await waitFor(async () => !(await kube.get({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'bad' })), {
+          what: 'the GitRepo to be finalized',
+          timeoutMs: 60_000,
+        });
         let error: unknown;
-        try { await pullBundle(client, reference); } catch (err) { error = err; }
+        try {
+          await pullBundle(client, reference);
+        } catch (err) {
+          error = err;
+        }
         expect((error as { code?: string } | undefined)?.code, 'the manifest is gone').to.equal('MANIFEST_UNKNOWN');
-      } finally { await client.close(); }
+      } finally {
+        await client.close();
+      }
     });
   });
 
@@ -265,10 +391,20 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       tlsGit = await startGitServer({ rootDir: join(dir, 'repos'), tls: { certPem: cert.certPem, keyPem: cert.keyPem } });
       await tlsGit.createRepo('tls');
       await tlsGit.commit('tls', { 'app/cm.yaml': configMap('over-tls', { a: '1' }) }, 'first');
-      await kube.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'tls-git-creds', namespace: ws }, type: 'kubernetes.io/basic-auth',
-        stringData: { username: tlsGit.username, password: tlsGit.password } }, 'flotilla-e2e');
+      await kube.apply(
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'tls-git-creds', namespace: ws },
+          type: 'kubernetes.io/basic-auth',
+          stringData: { username: tlsGit.username, password: tlsGit.password },
+        },
+        'flotilla-e2e',
+      );
     });
-    after(async () => { await tlsGit?.stop(); });
+    after(async () => {
+      await tlsGit?.stop();
+    });
 
     const tlsRepo = (name: string, spec: Partial<GitRepo['spec']>) =>
       gitRepo(name, { repo: `${tlsGit.url}/tls.git`, clientSecretName: 'tls-git-creds', targets: [{ clusterName: 'c1' }], ...spec });
@@ -291,8 +427,16 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
     });
 
     it('stalls with AuthenticationFailed on a wrong password, without showing it', async () => {
-      await kube.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'tls-git-wrong', namespace: ws }, type: 'kubernetes.io/basic-auth',
-        stringData: { username: tlsGit.username, password: 'not-the-password' } }, 'flotilla-e2e');
+      await kube.apply(
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'tls-git-wrong', namespace: ws },
+          type: 'kubernetes.io/basic-auth',
+          stringData: { username: tlsGit.username, password: 'not-the-password' },
+        },
+        'flotilla-e2e',
+      );
       await kube.apply(tlsRepo('tls-wrong', { insecureSkipTLSVerify: true, clientSecretName: 'tls-git-wrong' }), 'flotilla-e2e');
       const r = await waitGitRepo('tls-wrong', 'stalled on credentials', (x) => condition(x, ConditionType.Stalled)?.reason === Reason.AuthenticationFailed);
       expect(JSON.stringify(r.status)).not.to.include('not-the-password');
@@ -313,11 +457,13 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       it(`${c.name}: deploys to ${c.expected.join(', ') || 'no cluster'}`, async () => {
         await kube.apply(gitRepo(c.name, { paths: ['tools'], ...(c.targets ? { targets: c.targets } : {}) }), 'flotilla-e2e');
         await waitGitRepo(c.name, 'bundles built', (r) => condition(r, ConditionType.BundlesBuilt)?.status === 'True');
-        const clusters = await waitFor(async () => {
-          const got = (await bundleDeployments(kube, c.name)).map((b) => b.metadata.labels?.[Label.Cluster] ?? '').sort();
-          return JSON.stringify(got) === JSON.stringify(c.expected) ? got : undefined;
-        }, { what: `BundleDeployments of ${c.name} on exactly ${c.expected.join(',')}`, timeoutMs: 30_000,
-          context: () => 'check the Bundle status' });
+        const clusters = await waitFor(
+          async () => {
+            const got = (await bundleDeployments(kube, c.name)).map((b) => b.metadata.labels?.[Label.Cluster] ?? '').sort();
+            return JSON.stringify(got) === JSON.stringify(c.expected) ? got : undefined;
+          },
+          { what: `BundleDeployments of ${c.name} on exactly ${c.expected.join(',')}`, timeoutMs: 30_000, context: () => 'check the Bundle status' },
+        );
         expect(clusters).to.deep.equal(c.expected);
       });
     }
@@ -325,10 +471,13 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
     it('removes the BundleDeployment of a cluster that stops matching', async () => {
       await waitFor(async () => (await bundleDeployments(kube, 't-group')).length === 2, { what: 't-group on 2 clusters', timeoutMs: 30_000 });
       await createCluster(kube, ws, 'c3', { env: 'dev', region: 'us' });
-      const left = await waitFor(async () => {
-        const got = (await bundleDeployments(kube, 't-group')).map((b) => b.metadata.labels?.[Label.Cluster]);
-        return got.length === 1 ? got : undefined;
-      }, { what: 'c3 to lose its BundleDeployment', timeoutMs: 30_000 });
+      const left = await waitFor(
+        async () => {
+          const got = (await bundleDeployments(kube, 't-group')).map((b) => b.metadata.labels?.[Label.Cluster]);
+          return got.length === 1 ? got : undefined;
+        },
+        { what: 'c3 to lose its BundleDeployment', timeoutMs: 30_000 },
+      );
       expect(left).to.deep.equal(['c1']);
       await createCluster(kube, ws, 'c3', { env: 'prod', region: 'us' });
     });
@@ -343,7 +492,10 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
 
     it('is stored as an artifact in OCI mode', async () => {
       const reg = stack().registry('http');
-      await kube.apply(gitRepo('big-oci', { paths: ['big'], targets: [{ clusterName: 'c1' }], ociRegistry: { reference: `${reg.host}/flotilla-e2e`, basicHTTP: true } }), 'flotilla-e2e');
+      await kube.apply(
+        gitRepo('big-oci', { paths: ['big'], targets: [{ clusterName: 'c1' }], ociRegistry: { reference: `${reg.host}/flotilla-e2e`, basicHTTP: true } }),
+        'flotilla-e2e',
+      );
       const repo = await waitGitRepo('big-oci', 'artifact stored', (r) => condition(r, ConditionType.ArtifactsStored)?.status === 'True', 90_000);
       expect(repo.status?.artifacts).to.have.length(1);
       await waitFor(async () => (await bundleDeployments(kube, 'big-oci')).length === 1, { what: 'the big BundleDeployment', timeoutMs: 30_000 });
@@ -365,11 +517,15 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       expect(bd.spec.resources?.map((r) => r.name)).to.deep.equal(['tool.yaml']);
       expect(bd.spec.oci).to.equal(undefined);
       await kube.delete({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'inline' });
-      await waitFor(async () => !(await kube.get({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'inline' })),
-        { what: 'the GitRepo to be deleted (finalizer done)', timeoutMs: 60_000 });
+      await waitFor(async () => !(await kube.get({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ws, name: 'inline' })), {
+        what: 'the GitRepo to be deleted (finalizer done)',
+        timeoutMs: 60_000,
+      });
       // No agent ever applied it (no agent finalizer), so nothing holds the BundleDeployment back.
       await waitFor(async () => (await bundleDeployments(kube, 'inline')).length === 0, { what: 'the BundleDeployments to go', timeoutMs: 30_000 });
-      expect(await kube.list({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws }, `${Label.RepoName}=inline`)).to.have.property('items').with.length(0);
+      expect(await kube.list({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws }, `${Label.RepoName}=inline`))
+        .to.have.property('items')
+        .with.length(0);
     });
   });
 });

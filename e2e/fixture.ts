@@ -21,7 +21,9 @@ export function stack(): Stack {
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context): Promise<void> {
     this.timeout(45 * 60_000); // a cold build of kube-apiserver on 2 cores takes many minutes
-    const clusters = process.env.FLOTILLA_E2E_CLUSTERS?.split(',').map((s) => s.trim()).filter(Boolean);
+    const clusters = process.env.FLOTILLA_E2E_CLUSTERS?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     current = await startStack({
       clusters,
       controllerManager: ['upstream', 'downstream-1'],

@@ -27,8 +27,7 @@ const WS = 'gs-e2e';
 const MANAGER = 'gs-e2e';
 const TIMEOUT = 90_000;
 
-const cmYaml = (name: string, version: string) =>
-  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  version: "${version}"\n`;
+const cmYaml = (name: string, version: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  version: "${version}"\n`;
 
 /** One bundle `app` deploying ConfigMaps `names` (each carrying `version`) into namespace `ns`. */
 function appFiles(ns: string, version: string, names: string[] = ['settings']): Record<string, string> {
@@ -53,15 +52,30 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
   const getRepo = (name: string) => up.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name });
   const waitRepo = (name: string, what: string, ok: (r: Obj<GitRepo>) => boolean) => {
     let last: Obj<GitRepo> | undefined;
-    return waitFor(async () => { last = await getRepo(name); return last && ok(last) ? last : undefined; },
-      { what: `GitRepo ${name}: ${what}`, timeoutMs: TIMEOUT, context: () => `last status: ${JSON.stringify(last?.status?.conditions ?? [])}; logs in ${fleet.logDir}` });
+    return waitFor(
+      async () => {
+        last = await getRepo(name);
+        return last && ok(last) ? last : undefined;
+      },
+      {
+        what: `GitRepo ${name}: ${what}`,
+        timeoutMs: TIMEOUT,
+        context: () => `last status: ${JSON.stringify(last?.status?.conditions ?? [])}; logs in ${fleet.logDir}`,
+      },
+    );
   };
   const cond = (r: { status?: { conditions?: Condition[] } } | undefined, type: string) => getCondition(r?.status?.conditions, type);
   const applyRepo = (name: string, spec: Partial<GitRepo['spec']> & { repo: string }) =>
-    up.apply({ apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name, namespace: WS },
-      spec: { branch: 'main', pollingInterval: '2s', paths: ['app'], targets: [{ clusterSelector: {} }], ...spec } }, MANAGER);
-  const patchRepo = (name: string, spec: Record<string, unknown>) =>
-    up.mergePatch({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name }, { spec });
+    up.apply(
+      {
+        apiVersion: API_VERSION,
+        kind: 'GitRepo',
+        metadata: { name, namespace: WS },
+        spec: { branch: 'main', pollingInterval: '2s', paths: ['app'], targets: [{ clusterSelector: {} }], ...spec },
+      },
+      MANAGER,
+    );
+  const patchRepo = (name: string, spec: Record<string, unknown>) => up.mergePatch({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name }, { spec });
   const deleteRepo = async (name: string) => {
     await up.delete({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name });
     await waitFor(async () => (await getRepo(name)) === undefined, { what: `GitRepo ${name} to be deleted`, timeoutMs: TIMEOUT });
@@ -69,12 +83,16 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
   const bundleOf = async (repo: string) =>
     (await up.list<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: WS }, `${Label.RepoName}=${repo}`)).items[0];
   const deploymentOf = async (repo: string) =>
-    (await up.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, `${Label.RepoName}=${repo}`)).items
-      .find((bd) => !bd.metadata.deletionTimestamp);
+    (await up.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, `${Label.RepoName}=${repo}`)).items.find(
+      (bd) => !bd.metadata.deletionTimestamp,
+    );
   const configMap = (ns: string, name: string) => down.get<ConfigMap>({ apiVersion: 'v1', kind: 'ConfigMap', namespace: ns, name });
   const waitVersion = (ns: string, name: string, version: string) =>
-    waitFor(async () => (await configMap(ns, name))?.data?.version === version || undefined,
-      { what: `ConfigMap ${ns}/${name} at version ${version} downstream`, timeoutMs: TIMEOUT, context: () => `logs in ${fleet.logDir}` });
+    waitFor(async () => (await configMap(ns, name))?.data?.version === version || undefined, {
+      what: `ConfigMap ${ns}/${name} at version ${version} downstream`,
+      timeoutMs: TIMEOUT,
+      context: () => `logs in ${fleet.logDir}`,
+    });
   const sshSecret = (name: string, data: Record<string, string>) =>
     up.apply({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/ssh-auth', metadata: { name, namespace: WS }, stringData: data }, MANAGER);
   const namespaceDown = (name: string) => down.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, MANAGER);
@@ -87,7 +105,14 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
   }
 
   /** Creates GitRepo `name` and waits until it is Ready at `commit` and ConfigMap `ns/cm` is at `version` downstream. */
-  async function deployed(name: string, spec: Partial<GitRepo['spec']> & { repo: string }, commit: string, ns: string, cm: string, version: string): Promise<void> {
+  async function deployed(
+    name: string,
+    spec: Partial<GitRepo['spec']> & { repo: string },
+    commit: string,
+    ns: string,
+    cm: string,
+    version: string,
+  ): Promise<void> {
     await applyRepo(name, { clientSecretName: 'http-auth', ...spec });
     await waitRepo(name, `Ready at ${commit.slice(0, 12)}`, (r) => r.status?.commit === commit && cond(r, 'Ready')?.status === 'True');
     await waitVersion(ns, cm, version);
@@ -95,9 +120,18 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
 
   /** The backoff (ms) of every failed reconcile of the GitRepo with `key` the controller has logged so far. */
   async function gitRetries(key: string): Promise<number[]> {
-    return (await fleet.controller.logs()).split('\n').filter((l) => l.includes('reconcile failed; retrying with backoff'))
-      .map((l) => { try { return JSON.parse(l) as { key?: string; controller?: string; retryAfterMs?: number }; } catch { return {}; } })
-      .filter((e) => e.controller === 'gitrepo' && e.key === key).map((e) => e.retryAfterMs ?? -1);
+    return (await fleet.controller.logs())
+      .split('\n')
+      .filter((l) => l.includes('reconcile failed; retrying with backoff'))
+      .map((l) => {
+        try {
+          return JSON.parse(l) as { key?: string; controller?: string; retryAfterMs?: number };
+        } catch {
+          return {};
+        }
+      })
+      .filter((e) => e.controller === 'gitrepo' && e.key === key)
+      .map((e) => e.retryAfterMs ?? -1);
   }
 
   /** Commits over SSH (git push through sshd's forced command), as a developer whose HTTP access is down would. */
@@ -106,16 +140,25 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
     const s = ssh();
     const known = join(work, '.known_hosts');
     await writeFile(known, s.knownHosts);
-    const env = { ...process.env, GIT_TERMINAL_PROMPT: '0',
+    const env = {
+      ...process.env,
+      GIT_TERMINAL_PROMPT: '0',
       GIT_SSH_COMMAND: `ssh -i '${s.clientKey.privateKeyFile}' -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile='${known}' -o StrictHostKeyChecking=yes`,
-      GIT_AUTHOR_NAME: 'T', GIT_AUTHOR_EMAIL: 't@flotilla.dev', GIT_COMMITTER_NAME: 'T', GIT_COMMITTER_EMAIL: 't@flotilla.dev' };
+      GIT_AUTHOR_NAME: 'T',
+      GIT_AUTHOR_EMAIL: 't@flotilla.dev',
+      GIT_COMMITTER_NAME: 'T',
+      GIT_COMMITTER_EMAIL: 't@flotilla.dev',
+    };
     const g = (...args: string[]) => run('git', ['-C', join(work, 'c'), ...args], { env });
     try {
       await run('git', ['clone', '--quiet', '--depth=1', s.repoUrl(repo), join(work, 'c')], { env });
       for (const [path, content] of Object.entries(files)) {
         const target = join(work, 'c', path);
         if (content === null) await rm(target, { force: true });
-        else { await mkdir(dirname(target), { recursive: true }); await writeFile(target, content); }
+        else {
+          await mkdir(dirname(target), { recursive: true });
+          await writeFile(target, content);
+        }
       }
       await g('add', '-A');
       await g('commit', '--quiet', '-m', message);
@@ -131,11 +174,21 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
     fleet = await startFleet(stack(), { workspace: WS, clusters: [{ name: 'downstream-1', labels: { env: 'gs' } }] });
     up = fleet.upstream;
     down = await KubeClient.fromKubeConfig(stack().cluster('downstream-1').kubeConfig());
-    await up.apply({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/basic-auth', metadata: { name: 'http-auth', namespace: WS },
-      stringData: { username: git().username, password: git().password } }, MANAGER);
+    await up.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'kubernetes.io/basic-auth',
+        metadata: { name: 'http-auth', namespace: WS },
+        stringData: { username: git().username, password: git().password },
+      },
+      MANAGER,
+    );
   });
 
-  afterEach(function () { if (this.currentTest?.state === 'failed') anyFailed = true; });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') anyFailed = true;
+  });
 
   after(async function () {
     this.timeout(120_000);
@@ -170,7 +223,10 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
 
     /** Every 16-character piece of the base64 body of a private key: none may appear anywhere. */
     const keyPieces = (pem: string) => {
-      const body = pem.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
+      const body = pem
+        .split('\n')
+        .filter((l) => l && !l.startsWith('-----'))
+        .join('');
       const pieces: string[] = [];
       for (let i = 0; i + 16 <= body.length; i += 16) pieces.push(body.slice(i, i + 16));
       return pieces;
@@ -188,8 +244,11 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
         expect(stalled.message).to.include('the server refused the SSH key of the clientSecretName Secret');
         expect(cond(repo, 'Ready')?.status).to.equal('False');
         expect(repo.status?.commit, 'nothing was fetched').to.equal(undefined);
-        const everything = [JSON.stringify(repo.status), await fleet.controller.logs(),
-          JSON.stringify((await up.list({ apiVersion: 'v1', kind: 'Event', namespace: WS })).items)].join('\n');
+        const everything = [
+          JSON.stringify(repo.status),
+          await fleet.controller.logs(),
+          JSON.stringify((await up.list({ apiVersion: 'v1', kind: 'Event', namespace: WS })).items),
+        ].join('\n');
         expect(everything).to.not.include('PRIVATE KEY');
         for (const key of [wrong.privateKey, ssh().clientKey.privateKey]) {
           const leaked = keyPieces(key).filter((p) => everything.includes(p));
@@ -205,12 +264,14 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
       const dir = await mkdtemp(join(tmpdir(), 'gs-e2e-host-'));
       try {
         const impostor = await generateSshKey(join(dir, 'host'), 'other-host');
-        await sshSecret('ssh-other-host', { 'ssh-privatekey': ssh().clientKey.privateKey,
-          known_hosts: knownHostsLine('127.0.0.1', ssh().port, impostor.publicKey) });
+        await sshSecret('ssh-other-host', {
+          'ssh-privatekey': ssh().clientKey.privateKey,
+          known_hosts: knownHostsLine('127.0.0.1', ssh().port, impostor.publicKey),
+        });
         await applyRepo('ssh-other-host', { repo: ssh().repoUrl('gs-ssh'), clientSecretName: 'ssh-other-host' });
         const repo = await waitRepo('ssh-other-host', 'Stalled', (r) => cond(r, 'Stalled')?.status === 'True');
         expect(cond(repo, 'Stalled')?.reason).to.equal('GitOperationFailed');
-        expect(cond(repo, 'Stalled')?.message).to.include('host key verification failed: the server\'s host key differs from the one in known_hosts');
+        expect(cond(repo, 'Stalled')?.message).to.include("host key verification failed: the server's host key differs from the one in known_hosts");
         expect(repo.status?.commit).to.equal(undefined);
       } finally {
         await rm(dir, { recursive: true, force: true });
@@ -235,22 +296,29 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
     it('stays on a pinned commit, and on a tag, while the branch moves on; changing revision moves it', async () => {
       const c1 = await newRepo('gs-pin', NS, appFiles(NS, '1'));
       // An annotated tag on c1, created in the served repository (as a push of a tag would).
-      await run('git', ['-C', join(git().rootDir, 'gs-pin.git'), 'tag', '-a', '-m', 'release 1', 'release-1', c1],
-        { env: { ...process.env, GIT_COMMITTER_NAME: 'T', GIT_COMMITTER_EMAIL: 't@flotilla.dev' } });
+      await run('git', ['-C', join(git().rootDir, 'gs-pin.git'), 'tag', '-a', '-m', 'release 1', 'release-1', c1], {
+        env: { ...process.env, GIT_COMMITTER_NAME: 'T', GIT_COMMITTER_EMAIL: 't@flotilla.dev' },
+      });
       await deployed('pin', { repo: `${git().url}/gs-pin.git`, revision: c1 }, c1, NS, 'settings', '1');
 
       const c2 = await git().commit('gs-pin', appFiles(NS, '2'), 'v2');
       const pushedAt = Date.now();
       // Two polls after the push, the GitRepo is still on c1.
-      const polled = await waitRepo('pin', 'polled twice after the branch moved', (r) =>
-        Date.parse(r.status?.lastPollingTime ?? '') >= Math.ceil(pushedAt / 1000) * 1000 + 4000);
+      const polled = await waitRepo(
+        'pin',
+        'polled twice after the branch moved',
+        (r) => Date.parse(r.status?.lastPollingTime ?? '') >= Math.ceil(pushedAt / 1000) * 1000 + 4000,
+      );
       expect(polled.status?.commit).to.equal(c1);
       expect((await configMap(NS, 'settings'))?.data?.version).to.equal('1');
 
       // A tag pins too: the annotated tag resolves to the commit it points at.
       await patchRepo('pin', { revision: 'release-1' });
-      const byTag = await waitRepo('pin', 'observed the tag revision', (r) => r.status?.observedGeneration === r.metadata.generation
-        && cond(r, 'GitFetched')?.status === 'True');
+      const byTag = await waitRepo(
+        'pin',
+        'observed the tag revision',
+        (r) => r.status?.observedGeneration === r.metadata.generation && cond(r, 'GitFetched')?.status === 'True',
+      );
       expect(byTag.status?.commit).to.equal(c1);
       expect((await bundleOf('pin'))?.metadata.annotations?.[Annotation.Commit]).to.equal(c1);
 
@@ -275,18 +343,24 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
       await waitRepo('pause', `reports ${c2.slice(0, 12)}`, (r) => r.status?.commit === c2);
       const bundle = (await bundleOf('pause'))!;
       expect(bundle.spec.paused).to.equal(true);
-      const staged = await waitFor(async () => {
-        const bd = await deploymentOf('pause');
-        return bd?.spec.stagedDeploymentID?.startsWith(`s-${bundle.spec.contentsID}:`)
-          && bd.status?.observedGeneration === bd.metadata.generation ? bd : undefined;
-      }, { what: 'the BundleDeployment to stage the new version and the agent to observe it', timeoutMs: TIMEOUT });
+      const staged = await waitFor(
+        async () => {
+          const bd = await deploymentOf('pause');
+          return bd?.spec.stagedDeploymentID?.startsWith(`s-${bundle.spec.contentsID}:`) && bd.status?.observedGeneration === bd.metadata.generation
+            ? bd
+            : undefined;
+        },
+        { what: 'the BundleDeployment to stage the new version and the agent to observe it', timeoutMs: TIMEOUT },
+      );
       expect(staged.spec.paused).to.equal(true);
       expect(staged.spec.deploymentID).to.equal(applied);
       expect(staged.status?.appliedDeploymentID).to.equal(applied);
       expect((await configMap(NS, 'settings'))?.data?.version, 'nothing rolled out while paused').to.equal('1');
       // As in Fleet, what is applied but behind git shows as OutOfSync.
-      await waitFor(async () => (await bundleOf('pause'))?.status?.display?.state === 'OutOfSync' || undefined,
-        { what: 'the Bundle to show OutOfSync while paused', timeoutMs: TIMEOUT });
+      await waitFor(async () => (await bundleOf('pause'))?.status?.display?.state === 'OutOfSync' || undefined, {
+        what: 'the Bundle to show OutOfSync while paused',
+        timeoutMs: TIMEOUT,
+      });
       await waitRepo('pause', 'shows OutOfSync while paused', (r) => r.status?.display?.state === 'OutOfSync' && cond(r, 'Ready')?.status === 'False');
 
       await patchRepo('pause', { paused: false });
@@ -311,8 +385,10 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
       const c2 = await git().commit('gs-poll', appFiles(NS, '2'), 'v2');
       const afterPush = git().requestCount('gs-poll'); // the push itself talks to the server
       const controlStart = git().requestCount('gs-poll-control');
-      await waitFor(async () => git().requestCount('gs-poll-control') >= controlStart + 6 || undefined,
-        { what: 'the control GitRepo to poll three times', timeoutMs: TIMEOUT });
+      await waitFor(async () => git().requestCount('gs-poll-control') >= controlStart + 6 || undefined, {
+        what: 'the control GitRepo to poll three times',
+        timeoutMs: TIMEOUT,
+      });
       expect(afterPush).to.be.greaterThan(requests);
       expect(git().requestCount('gs-poll'), 'requests for the repository with disablePolling').to.equal(afterPush);
       expect((await getRepo('no-poll'))?.status?.commit).to.equal(c1);
@@ -328,25 +404,34 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
       const ns = 'gs-force';
       const c1 = await newRepo('gs-force', ns, appFiles(ns, '1', ['settings', 'extra']));
       await deployed('force', { repo: `${git().url}/gs-force.git` }, c1, ns, 'extra', '1');
-      const before = (await waitFor(async () => {
-        const bd = await deploymentOf('force');
-        return bd?.status?.appliedDeploymentID === bd?.spec.deploymentID ? bd : undefined;
-      }, { what: 'the first deployment to be applied', timeoutMs: TIMEOUT }))!;
+      const before = (await waitFor(
+        async () => {
+          const bd = await deploymentOf('force');
+          return bd?.status?.appliedDeploymentID === bd?.spec.deploymentID ? bd : undefined;
+        },
+        { what: 'the first deployment to be applied', timeoutMs: TIMEOUT },
+      ))!;
 
       await down.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: ns, name: 'extra' });
       // Without drift correction the agent reports the object missing and leaves it so.
-      await waitFor(async () => {
-        const bd = await deploymentOf('force');
-        return (bd?.status?.modifiedStatus ?? []).some((m) => m.name === 'extra' && m.missing) || undefined;
-      }, { what: 'the agent to report ConfigMap extra missing', timeoutMs: TIMEOUT });
+      await waitFor(
+        async () => {
+          const bd = await deploymentOf('force');
+          return (bd?.status?.modifiedStatus ?? []).some((m) => m.name === 'extra' && m.missing) || undefined;
+        },
+        { what: 'the agent to report ConfigMap extra missing', timeoutMs: TIMEOUT },
+      );
       expect(await configMap(ns, 'extra')).to.equal(undefined);
 
       await patchRepo('force', { forceSyncGeneration: 7 });
       await waitVersion(ns, 'extra', '1');
-      const after = await waitFor(async () => {
-        const bd = await deploymentOf('force');
-        return bd?.status?.syncGeneration === 7 ? bd : undefined;
-      }, { what: 'the agent to report syncGeneration 7', timeoutMs: TIMEOUT });
+      const after = await waitFor(
+        async () => {
+          const bd = await deploymentOf('force');
+          return bd?.status?.syncGeneration === 7 ? bd : undefined;
+        },
+        { what: 'the agent to report syncGeneration 7', timeoutMs: TIMEOUT },
+      );
       expect(after.spec.forceSyncGeneration).to.equal(7);
       expect((await bundleOf('force'))?.spec.forceSyncGeneration).to.equal(7);
       expect(after.spec.deploymentID, 'same content and options: same deployment ID').to.equal(before.spec.deploymentID);
@@ -370,15 +455,24 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
         // unbounded exponential backoff would now wait minutes; it must stay within the polling interval.
         for (let i = 0; i < 10; i++) {
           const seen = (await gitRetries('gs-e2e/outage')).length;
-          await up.mergePatch({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: 'outage' }, { metadata: { annotations: { 'gs-e2e/nudge': String(i) } } });
-          await waitFor(async () => (await gitRetries('gs-e2e/outage')).length > seen || undefined, { what: `failed attempt ${i + 1} during the outage`, timeoutMs: 30_000 });
+          await up.mergePatch(
+            { apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: 'outage' },
+            { metadata: { annotations: { 'gs-e2e/nudge': String(i) } } },
+          );
+          await waitFor(async () => (await gitRetries('gs-e2e/outage')).length > seen || undefined, {
+            what: `failed attempt ${i + 1} during the outage`,
+            timeoutMs: 30_000,
+          });
         }
         const retries = await gitRetries('gs-e2e/outage');
         expect(retries.length).to.be.greaterThan(10);
         expect(retries.at(-1), 'the next attempt after many failures').to.be.at.most(2000);
         // Meanwhile a commit removes two files and changes the others (pushed over SSH: HTTP is down).
-        c2 = await commitOverSsh('gs-outage', { 'app/cm-a.yaml': cmYaml('cm-a', '2'), 'app/cm-b.yaml': cmYaml('cm-b', '2'),
-          'app/cm-c.yaml': null, 'app/cm-d.yaml': null }, 'remove two');
+        c2 = await commitOverSsh(
+          'gs-outage',
+          { 'app/cm-a.yaml': cmYaml('cm-a', '2'), 'app/cm-b.yaml': cmYaml('cm-b', '2'), 'app/cm-c.yaml': null, 'app/cm-d.yaml': null },
+          'remove two',
+        );
       } finally {
         await git().start();
       }
@@ -392,18 +486,25 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
       try {
         const pulled = await pullBundle(client, bundle.spec.oci!.reference);
         expect(pulled.files.map((f) => f.path)).to.deep.equal(['cm-a.yaml', 'cm-b.yaml']);
-        expect(pulled.config.contentsID, 'the artifact was built for the Bundle\'s contents ID').to.equal(bundle.spec.contentsID);
-        expect(contentsID(pulled.files), 'the Bundle\'s contents ID is that of the artifact\'s files').to.equal(bundle.spec.contentsID);
+        expect(pulled.config.contentsID, "the artifact was built for the Bundle's contents ID").to.equal(bundle.spec.contentsID);
+        expect(contentsID(pulled.files), "the Bundle's contents ID is that of the artifact's files").to.equal(bundle.spec.contentsID);
         expect(pulled.annotations['org.opencontainers.image.revision']).to.equal(c2);
-      } finally { await client.close(); }
-      const bd = await waitFor(async () => {
-        const d = await deploymentOf('outage');
-        return d?.status?.appliedDeploymentID === d?.spec.deploymentID ? d : undefined;
-      }, { what: 'the BundleDeployment to be applied', timeoutMs: TIMEOUT });
+      } finally {
+        await client.close();
+      }
+      const bd = await waitFor(
+        async () => {
+          const d = await deploymentOf('outage');
+          return d?.status?.appliedDeploymentID === d?.spec.deploymentID ? d : undefined;
+        },
+        { what: 'the BundleDeployment to be applied', timeoutMs: TIMEOUT },
+      );
       expect(bd.spec.deploymentID.startsWith(`s-${bundle.spec.contentsID}:`)).to.equal(true);
       expect(bd.spec.oci?.digest).to.equal(bundle.spec.oci!.digest);
-      await waitFor(async () => (await bundleOf('outage'))?.status?.observedContentsID === bundle.spec.contentsID || undefined,
-        { what: 'the Bundle reconciler to observe the new contents ID', timeoutMs: TIMEOUT });
+      await waitFor(async () => (await bundleOf('outage'))?.status?.observedContentsID === bundle.spec.contentsID || undefined, {
+        what: 'the Bundle reconciler to observe the new contents ID',
+        timeoutMs: TIMEOUT,
+      });
       await deleteRepo('outage');
     });
   });

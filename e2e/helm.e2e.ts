@@ -68,16 +68,18 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
 
   async function converged(commit: string): Promise<void> {
     let last = '';
-    await waitFor(async () => {
-      await fleet.assertAlive();
-      const r = await fleet.upstream.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: REPO });
-      last = `commit ${r?.status?.commit?.slice(0, 12) ?? '-'}, Ready: ${cond(r, 'Ready')?.status ?? '-'} ${cond(r, 'Ready')?.message ?? ''}`;
-      return (r?.status?.commit === commit && cond(r, 'Ready')?.status === 'True') || undefined;
-    }, { what: `GitRepo ${REPO} Ready at ${commit.slice(0, 12)}`, timeoutMs: TIMEOUT, intervalMs: 1000, context: () => `${last}; logs in ${fleet.logDir}` });
+    await waitFor(
+      async () => {
+        await fleet.assertAlive();
+        const r = await fleet.upstream.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: REPO });
+        last = `commit ${r?.status?.commit?.slice(0, 12) ?? '-'}, Ready: ${cond(r, 'Ready')?.status ?? '-'} ${cond(r, 'Ready')?.message ?? ''}`;
+        return (r?.status?.commit === commit && cond(r, 'Ready')?.status === 'True') || undefined;
+      },
+      { what: `GitRepo ${REPO} Ready at ${commit.slice(0, 12)}`, timeoutMs: TIMEOUT, intervalMs: 1000, context: () => `${last}; logs in ${fleet.logDir}` },
+    );
   }
 
-  const cm = (cluster: string, namespace: string, name: string) =>
-    downstream[cluster]!.get<Cm>({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name });
+  const cm = (cluster: string, namespace: string, name: string) => downstream[cluster]!.get<Cm>({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name });
 
   before(async function () {
     this.timeout(8 * 60_000);
@@ -93,24 +95,54 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
       delete process.env.FLOTILLA_HELM;
       delete process.env.FLOTILLA_KUSTOMIZE;
     }
-    await fleet.upstream.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-auth', namespace: WS }, type: 'kubernetes.io/basic-auth',
-      stringData: { username: git().username, password: git().password } }, WS);
-    await fleet.upstream.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-auth', namespace: WS },
-      stringData: { username: reg().username ?? '', password: reg().password ?? '' } }, WS);
+    await fleet.upstream.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'git-auth', namespace: WS },
+        type: 'kubernetes.io/basic-auth',
+        stringData: { username: git().username, password: git().password },
+      },
+      WS,
+    );
+    await fleet.upstream.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'registry-auth', namespace: WS },
+        stringData: { username: reg().username ?? '', password: reg().password ?? '' },
+      },
+      WS,
+    );
     repoFiles = { 'chart/fleet.yaml': CHART_FLEET_YAML, 'kust/fleet.yaml': KUST_FLEET_YAML };
     for (const f of await filesUnder(join(TESTDATA, 'helm', 'chart'))) repoFiles[`chart/${f.path}`] = f.content;
     for (const f of await filesUnder(join(TESTDATA, 'kustomize'))) if (f.path !== 'fleet.yaml') repoFiles[`kust/${f.path}`] = f.content;
     await git().createRepo(REPO);
     const commit = await git().commit(REPO, repoFiles, 'a chart and a kustomization');
     await writeCheckout(repoFiles);
-    await fleet.upstream.apply({ apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name: REPO, namespace: WS },
-      spec: { repo: `${git().url}/${REPO}.git`, branch: 'main', clientSecretName: 'git-auth', pollingInterval: '2s', paths: ['chart', 'kust'],
-        targets: [{ clusterSelector: {} }],
-        ociRegistry: { reference: `${reg().host}/helm-e2e`, authSecretName: 'registry-auth', caBundle: Buffer.from(reg().caPem ?? '').toString('base64') } } }, WS);
+    await fleet.upstream.apply(
+      {
+        apiVersion: API_VERSION,
+        kind: 'GitRepo',
+        metadata: { name: REPO, namespace: WS },
+        spec: {
+          repo: `${git().url}/${REPO}.git`,
+          branch: 'main',
+          clientSecretName: 'git-auth',
+          pollingInterval: '2s',
+          paths: ['chart', 'kust'],
+          targets: [{ clusterSelector: {} }],
+          ociRegistry: { reference: `${reg().host}/helm-e2e`, authSecretName: 'registry-auth', caBundle: Buffer.from(reg().caPem ?? '').toString('base64') },
+        },
+      },
+      WS,
+    );
     await converged(commit);
   });
 
-  afterEach(function () { if (this.currentTest?.state === 'failed') anyFailed = true; });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') anyFailed = true;
+  });
 
   after(async function () {
     this.timeout(120_000);
@@ -120,17 +152,26 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
     if (fleet && !anyFailed) await removeFleetDir(fleet);
   });
 
-  it('deploys the chart to both clusters with each cluster\'s label value and its Kubernetes version', async () => {
+  it("deploys the chart to both clusters with each cluster's label value and its Kubernetes version", async () => {
     for (const c of CLUSTERS) {
       const live = await cm(c.name, APP_NS, 'web-flotilla-test');
       expect(live?.data, c.name).to.deep.equal({ color: c.labels.color, replicas: '2', kubeVersion: bin.k8sVersion, widgets: 'served' });
     }
   });
 
-  it('applies the chart\'s crds/ first: the CRD exists and was created before the Widget that uses it', async () => {
+  it("applies the chart's crds/ first: the CRD exists and was created before the Widget that uses it", async () => {
     for (const c of CLUSTERS) {
-      const crd = await downstream[c.name]!.get({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: 'widgets.example.flotilla.dev' });
-      const widget = await downstream[c.name]!.get<KubeObject & { spec?: { size?: number } }>({ apiVersion: 'example.flotilla.dev/v1', kind: 'Widget', namespace: APP_NS, name: 'web-flotilla-test' });
+      const crd = await downstream[c.name]!.get({
+        apiVersion: 'apiextensions.k8s.io/v1',
+        kind: 'CustomResourceDefinition',
+        name: 'widgets.example.flotilla.dev',
+      });
+      const widget = await downstream[c.name]!.get<KubeObject & { spec?: { size?: number } }>({
+        apiVersion: 'example.flotilla.dev/v1',
+        kind: 'Widget',
+        namespace: APP_NS,
+        name: 'web-flotilla-test',
+      });
       expect(crd, c.name).to.not.equal(undefined);
       expect(widget?.spec?.size, c.name).to.equal(2);
       expect(Date.parse(crd!.metadata.creationTimestamp as string)).to.be.at.most(Date.parse(widget!.metadata.creationTimestamp as string));
@@ -145,7 +186,7 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
     }
   });
 
-  it('builds the Kustomize bundle from each cluster\'s kustomize.dir', async () => {
+  it("builds the Kustomize bundle from each cluster's kustomize.dir", async () => {
     expect((await cm('downstream-1', KUST_NS, 'kust-config'))?.data).to.deep.equal({ env: 'base' });
     expect(await cm('downstream-1', KUST_NS, 'prod-kust-config')).to.equal(undefined);
     expect((await cm('downstream-2', KUST_NS, 'prod-kust-config'))?.data).to.deep.equal({ env: 'prod' });
@@ -153,7 +194,7 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
     expect(await cm('downstream-2', KUST_NS, 'kust-config')).to.equal(undefined);
   });
 
-  it('flotilla render prints, for each cluster\'s labels, what the agent applied', async () => {
+  it("flotilla render prints, for each cluster's labels, what the agent applied", async () => {
     process.env.FLOTILLA_HELM = bin.helm;
     process.env.FLOTILLA_KUSTOMIZE = bin.kustomize;
     try {
@@ -162,17 +203,25 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
           let stdout = '';
           let stderr = '';
           const labels = Object.entries(c.labels).flatMap(([k, v]) => ['-l', `${k}=${v}`]);
-          const code = await runRender([join(checkout, dir), ...labels, '-n', c.name, '--bundle-name', bundleName(REPO, dir), '--kube-version', bin.k8sVersion],
-            { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
+          const code = await runRender(
+            [join(checkout, dir), ...labels, '-n', c.name, '--bundle-name', bundleName(REPO, dir), '--kube-version', bin.k8sVersion],
+            { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } },
+          );
           expect(code, stderr).to.equal(0);
           const printed = (yaml.loadAll(stdout) as KubeObject[]).filter((o) => !o.metadata.annotations?.['helm.sh/hook']);
           expect(printed.length, `${c.name} ${dir}`).to.be.greaterThan(0);
           for (const o of printed) {
-            const live = await downstream[c.name]!.get<KubeObject>({ apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name });
+            const live = await downstream[c.name]!.get<KubeObject>({
+              apiVersion: o.apiVersion,
+              kind: o.kind,
+              namespace: o.metadata.namespace,
+              name: o.metadata.name,
+            });
             const what = `${c.name}: ${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
             expect(live, what).to.not.equal(undefined);
             expect(live!.metadata.labels ?? {}, what).to.include(o.metadata.labels ?? {});
-            for (const field of ['data', 'spec'] as const) if (field in o && o.kind !== 'CustomResourceDefinition') expect(live![field], what).to.deep.equal(o[field]);
+            for (const field of ['data', 'spec'] as const)
+              if (field in o && o.kind !== 'CustomResourceDefinition') expect(live![field], what).to.deep.equal(o[field]);
           }
         }
       }
@@ -183,34 +232,64 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
   });
 
   it('prunes the object of a template an upgrade removes, and keeps the CRD', async () => {
-    const upgrade = { ...repoFiles, 'chart/templates/extra.yaml': null,
-      'chart/Chart.yaml': String(repoFiles['chart/Chart.yaml']).replace('version: 0.1.0', 'version: 0.2.0') };
+    const upgrade = {
+      ...repoFiles,
+      'chart/templates/extra.yaml': null,
+      'chart/Chart.yaml': String(repoFiles['chart/Chart.yaml']).replace('version: 0.1.0', 'version: 0.2.0'),
+    };
     const commit = await git().commit(REPO, upgrade, 'chart 0.2.0 without extra.yaml');
     await converged(commit);
     for (const c of CLUSTERS) {
-      await waitFor(async () => (await cm(c.name, APP_NS, 'web-flotilla-test-extra')) === undefined,
-        { what: `${c.name}: the extra ConfigMap pruned`, timeoutMs: TIMEOUT, intervalMs: 1000, context: () => `logs in ${fleet.logDir}` });
+      await waitFor(async () => (await cm(c.name, APP_NS, 'web-flotilla-test-extra')) === undefined, {
+        what: `${c.name}: the extra ConfigMap pruned`,
+        timeoutMs: TIMEOUT,
+        intervalMs: 1000,
+        context: () => `logs in ${fleet.logDir}`,
+      });
       expect((await cm(c.name, APP_NS, 'web-flotilla-test'))?.data?.color).to.equal(c.labels.color);
-      expect(await downstream[c.name]!.get({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: 'widgets.example.flotilla.dev' }), c.name)
-        .to.not.equal(undefined);
+      expect(
+        await downstream[c.name]!.get({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: 'widgets.example.flotilla.dev' }),
+        c.name,
+      ).to.not.equal(undefined);
     }
   });
 
   it('refuses a template that fails on every cluster, naming the file, and keeps the last good objects', async () => {
-    const before = Object.fromEntries(await Promise.all(CLUSTERS.map(async (c) => [c.name, (await cm(c.name, APP_NS, 'web-flotilla-test'))?.metadata.resourceVersion])));
+    const before = Object.fromEntries(
+      await Promise.all(CLUSTERS.map(async (c) => [c.name, (await cm(c.name, APP_NS, 'web-flotilla-test'))?.metadata.resourceVersion])),
+    );
     const good = { ...repoFiles, 'chart/templates/extra.yaml': null };
-    await git().commit(REPO, { ...good, 'chart/templates/broken.yaml': '{{ .Values.nope.deeper }}\n', 'chart/values.yaml': 'color: blue\nreplicas: 5\nextra: true\n' }, 'a broken template');
+    await git().commit(
+      REPO,
+      { ...good, 'chart/templates/broken.yaml': '{{ .Values.nope.deeper }}\n', 'chart/values.yaml': 'color: blue\nreplicas: 5\nextra: true\n' },
+      'a broken template',
+    );
     let seen = '';
-    await waitFor(async () => {
-      const b = await fleet.upstream.get<Obj<{ status?: { conditions?: Cond[] } }>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: WS, name: bundleName(REPO, 'chart') });
-      seen = cond(b, 'Ready')?.message ?? '';
-      return (cond(b, 'Ready')?.status === 'False' && seen.includes('templates/broken.yaml')) || undefined;
-    }, { what: 'the chart Bundle not Ready, naming templates/broken.yaml', timeoutMs: TIMEOUT, intervalMs: 1000, context: () => `last message: ${seen}; logs in ${fleet.logDir}` });
+    await waitFor(
+      async () => {
+        const b = await fleet.upstream.get<Obj<{ status?: { conditions?: Cond[] } }>>({
+          apiVersion: API_VERSION,
+          kind: 'Bundle',
+          namespace: WS,
+          name: bundleName(REPO, 'chart'),
+        });
+        seen = cond(b, 'Ready')?.message ?? '';
+        return (cond(b, 'Ready')?.status === 'False' && seen.includes('templates/broken.yaml')) || undefined;
+      },
+      {
+        what: 'the chart Bundle not Ready, naming templates/broken.yaml',
+        timeoutMs: TIMEOUT,
+        intervalMs: 1000,
+        context: () => `last message: ${seen}; logs in ${fleet.logDir}`,
+      },
+    );
     for (const c of CLUSTERS) {
       const live = await cm(c.name, APP_NS, 'web-flotilla-test');
       expect(live?.metadata.resourceVersion, `${c.name}: nothing of the broken version applied`).to.equal(before[c.name]);
       expect(live?.data?.replicas).to.equal('2');
     }
-    await converged(await git().commit(REPO, { ...good, 'chart/templates/broken.yaml': null, 'chart/values.yaml': String(repoFiles['chart/values.yaml']) }, 'fixed'));
+    await converged(
+      await git().commit(REPO, { ...good, 'chart/templates/broken.yaml': null, 'chart/values.yaml': String(repoFiles['chart/values.yaml']) }, 'fixed'),
+    );
   });
 });

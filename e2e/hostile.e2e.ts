@@ -59,8 +59,13 @@ describe('hostile content through the controller and agent processes', function 
   const getRepo = (name: string) => fleet.upstream.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name });
   const bundlesOf = async (repo: string) =>
     (await fleet.upstream.list<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: WS }, `${Label.RepoName}=${repo}`)).items;
-  const deploymentsOf = async (bundle: string) => (await fleet.upstream.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' },
-    `${Label.BundleName}=${bundle},${Label.BundleNamespace}=${WS}`)).items;
+  const deploymentsOf = async (bundle: string) =>
+    (
+      await fleet.upstream.list<Obj<BundleDeployment>>(
+        { apiVersion: API_VERSION, kind: 'BundleDeployment' },
+        `${Label.BundleName}=${bundle},${Label.BundleNamespace}=${WS}`,
+      )
+    ).items;
   const versionOn = async (client: KubeClient, namespace: string, name: string) =>
     (await client.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name }))?.data?.version;
 
@@ -68,21 +73,32 @@ describe('hostile content through the controller and agent processes', function 
   async function goodKeepsDeploying(): Promise<void> {
     const version = String(++goodVersion);
     await git().commit(GOOD_REPO, { 'good/cm.yaml': cm('hostile-good', version) }, `good v${version}`);
-    await waitFor(async () => {
-      await fleet.assertAlive();
-      for (const d of downstreams) if ((await versionOn(d, GOOD_NS, 'hostile-good')) !== version) return undefined;
-      return true;
-    }, { what: `the other GitRepo's version ${version} on both clusters meanwhile`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `logs in ${fleet.logDir}` });
+    await waitFor(
+      async () => {
+        await fleet.assertAlive();
+        for (const d of downstreams) if ((await versionOn(d, GOOD_NS, 'hostile-good')) !== version) return undefined;
+        return true;
+      },
+      {
+        what: `the other GitRepo's version ${version} on both clusters meanwhile`,
+        timeoutMs: TIMEOUT,
+        intervalMs: 500,
+        context: () => `logs in ${fleet.logDir}`,
+      },
+    );
   }
 
   async function converged(repo: string, commit: string): Promise<void> {
     let last = '';
-    await waitFor(async () => {
-      await fleet.assertAlive();
-      const r = await getRepo(repo);
-      last = `commit ${r?.status?.commit?.slice(0, 12) ?? '-'}, Ready: ${cond(r, 'Ready')?.message ?? '-'}`;
-      return (r?.status?.commit === commit && cond(r, 'Ready')?.status === 'True') || undefined;
-    }, { what: `GitRepo ${repo} Ready at ${commit.slice(0, 12)}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `${last}; logs in ${fleet.logDir}` });
+    await waitFor(
+      async () => {
+        await fleet.assertAlive();
+        const r = await getRepo(repo);
+        last = `commit ${r?.status?.commit?.slice(0, 12) ?? '-'}, Ready: ${cond(r, 'Ready')?.message ?? '-'}`;
+        return (r?.status?.commit === commit && cond(r, 'Ready')?.status === 'True') || undefined;
+      },
+      { what: `GitRepo ${repo} Ready at ${commit.slice(0, 12)}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `${last}; logs in ${fleet.logDir}` },
+    );
   }
 
   /** The registry repository and tags of the hostile GitRepo's bundle. */
@@ -100,29 +116,73 @@ describe('hostile content through the controller and agent processes', function 
     Object.assign(process.env, { FLOTILLA_RENDER_TIMEOUT: '10s', FLOTILLA_RENDER_MEMORY: '128' });
     try {
       fleet = await startFleet(stack(), { workspace: WS, clusters: CLUSTERS.map((name) => ({ name, labels: { env: 'hostile-e2e' } })) });
-    } finally { delete process.env.FLOTILLA_RENDER_TIMEOUT; delete process.env.FLOTILLA_RENDER_MEMORY; }
+    } finally {
+      delete process.env.FLOTILLA_RENDER_TIMEOUT;
+      delete process.env.FLOTILLA_RENDER_MEMORY;
+    }
     const up = fleet.upstream;
-    await up.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-auth', namespace: WS }, type: 'kubernetes.io/basic-auth',
-      stringData: { username: git().username, password: git().password } }, 'hostile-e2e');
-    await up.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-auth', namespace: WS },
-      stringData: { username: reg().username ?? '', password: reg().password ?? '' } }, 'hostile-e2e');
+    await up.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'git-auth', namespace: WS },
+        type: 'kubernetes.io/basic-auth',
+        stringData: { username: git().username, password: git().password },
+      },
+      'hostile-e2e',
+    );
+    await up.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'registry-auth', namespace: WS },
+        stringData: { username: reg().username ?? '', password: reg().password ?? '' },
+      },
+      'hostile-e2e',
+    );
     await git().createRepo(HOSTILE_REPO);
     await git().createRepo(GOOD_REPO);
     hostileCommit = await git().commit(HOSTILE_REPO, GOOD_APP, 'good state');
     goodVersion = 1;
-    const goodCommit = await git().commit(GOOD_REPO, { 'good/fleet.yaml': `defaultNamespace: ${GOOD_NS}\n`, 'good/cm.yaml': cm('hostile-good', '1') }, 'good v1');
-    for (const [name, path] of [[HOSTILE_REPO, 'app'], [GOOD_REPO, 'good']] as const) {
-      await up.apply({ apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name, namespace: WS },
-        spec: { repo: `${git().url}/${name}.git`, branch: 'main', clientSecretName: 'git-auth', pollingInterval: '2s', paths: [path],
-          targets: [{ clusterSelector: { matchLabels: { env: 'hostile-e2e' } } }],
-          ociRegistry: { reference: `${reg().host}/hostile-e2e`, authSecretName: 'registry-auth', caBundle: Buffer.from(reg().caPem ?? '').toString('base64') } } }, 'hostile-e2e');
+    const goodCommit = await git().commit(
+      GOOD_REPO,
+      { 'good/fleet.yaml': `defaultNamespace: ${GOOD_NS}\n`, 'good/cm.yaml': cm('hostile-good', '1') },
+      'good v1',
+    );
+    for (const [name, path] of [
+      [HOSTILE_REPO, 'app'],
+      [GOOD_REPO, 'good'],
+    ] as const) {
+      await up.apply(
+        {
+          apiVersion: API_VERSION,
+          kind: 'GitRepo',
+          metadata: { name, namespace: WS },
+          spec: {
+            repo: `${git().url}/${name}.git`,
+            branch: 'main',
+            clientSecretName: 'git-auth',
+            pollingInterval: '2s',
+            paths: [path],
+            targets: [{ clusterSelector: { matchLabels: { env: 'hostile-e2e' } } }],
+            ociRegistry: {
+              reference: `${reg().host}/hostile-e2e`,
+              authSecretName: 'registry-auth',
+              caBundle: Buffer.from(reg().caPem ?? '').toString('base64'),
+            },
+          },
+        },
+        'hostile-e2e',
+      );
     }
     await converged(HOSTILE_REPO, hostileCommit);
     await converged(GOOD_REPO, goodCommit);
     registry = registryClientFor(reg());
   });
 
-  afterEach(function () { if (this.currentTest?.state === 'failed') anyFailed = true; });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') anyFailed = true;
+  });
 
   after(async function () {
     this.timeout(120_000);
@@ -141,10 +201,13 @@ describe('hostile content through the controller and agent processes', function 
         try {
           const commit = await git().commit(HOSTILE_REPO, { 'app/cm-a.yaml': cm('hostile-a', '2'), [c.file]: c.content }, c.input);
           const stalled = await Promise.all([
-            waitFor(async () => {
-              const r = await getRepo(HOSTILE_REPO);
-              return cond(r, 'Stalled')?.status === 'True' && cond(r, 'BundlesBuilt')?.message?.includes(commit.slice(0, 12)) ? r : undefined;
-            }, { what: `GitRepo ${HOSTILE_REPO} stalled on ${c.input}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `logs in ${fleet.logDir}` }),
+            waitFor(
+              async () => {
+                const r = await getRepo(HOSTILE_REPO);
+                return cond(r, 'Stalled')?.status === 'True' && cond(r, 'BundlesBuilt')?.message?.includes(commit.slice(0, 12)) ? r : undefined;
+              },
+              { what: `GitRepo ${HOSTILE_REPO} stalled on ${c.input}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `logs in ${fleet.logDir}` },
+            ),
             goodKeepsDeploying(),
           ]).then(([r]) => r);
           const message = cond(stalled, 'Stalled')?.message ?? '';
@@ -168,19 +231,44 @@ describe('hostile content through the controller and agent processes', function 
     for (const c of direct) {
       it(`refuses ${c.input} on every BundleDeployment with ${c.reason}, never retried with backoff, while another GitRepo deploys`, async () => {
         const name = `hostile-e2e-direct-${direct.indexOf(c)}`;
-        const files = [{ path: 'base.yaml', content: Buffer.from(cm('hostile-direct', '1')) },
+        const files = [
+          { path: 'base.yaml', content: Buffer.from(cm('hostile-direct', '1')) },
           ...Object.entries(c.extraFiles ?? {}).map(([path, content]) => ({ path, content: Buffer.from(content) })),
-          { path: c.file, content: Buffer.from(c.content) }];
-        await fleet.upstream.apply({ apiVersion: API_VERSION, kind: 'Bundle', metadata: { name, namespace: WS },
-          spec: { defaultNamespace: DIRECT_NS, contentsID: contentsID(files), targetRestrictions: [{ clusterSelector: { matchLabels: { env: 'hostile-e2e' } } }],
-            resources: filesToResources(files), ...(c.overlays ? { yaml: { overlays: c.overlays } } : {}) } }, 'hostile-e2e');
+          { path: c.file, content: Buffer.from(c.content) },
+        ];
+        await fleet.upstream.apply(
+          {
+            apiVersion: API_VERSION,
+            kind: 'Bundle',
+            metadata: { name, namespace: WS },
+            spec: {
+              defaultNamespace: DIRECT_NS,
+              contentsID: contentsID(files),
+              targetRestrictions: [{ clusterSelector: { matchLabels: { env: 'hostile-e2e' } } }],
+              resources: filesToResources(files),
+              ...(c.overlays ? { yaml: { overlays: c.overlays } } : {}),
+            },
+          },
+          'hostile-e2e',
+        );
         try {
           const [refused] = await Promise.all([
-            waitFor(async () => {
-              await fleet.assertAlive();
-              const bds = await deploymentsOf(name);
-              return bds.length === CLUSTERS.length && bds.every((bd) => cond(bd, 'Deployed')?.status === 'False' && cond(bd, 'Deployed')?.reason === c.reason) ? bds : undefined;
-            }, { what: `both BundleDeployments of ${name} to report ${c.reason}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `logs in ${fleet.logDir}` }),
+            waitFor(
+              async () => {
+                await fleet.assertAlive();
+                const bds = await deploymentsOf(name);
+                return bds.length === CLUSTERS.length &&
+                  bds.every((bd) => cond(bd, 'Deployed')?.status === 'False' && cond(bd, 'Deployed')?.reason === c.reason)
+                  ? bds
+                  : undefined;
+              },
+              {
+                what: `both BundleDeployments of ${name} to report ${c.reason}`,
+                timeoutMs: TIMEOUT,
+                intervalMs: 500,
+                context: () => `logs in ${fleet.logDir}`,
+              },
+            ),
             goodKeepsDeploying(),
           ]);
           for (const bd of refused) {
@@ -191,12 +279,19 @@ describe('hostile content through the controller and agent processes', function 
           const keys = refused.map((bd) => `"key":"${bd.metadata.namespace ?? ''}/${bd.metadata.name}"`);
           for (const agent of Object.values(fleet.agents)) {
             const lines = (await agent.logs()).split('\n').filter((l) => keys.some((k) => l.includes(k)));
-            expect(lines.filter((l) => l.includes('retrying with backoff')), `${agent.name} retried ${name} with backoff`).to.deep.equal([]);
+            expect(
+              lines.filter((l) => l.includes('retrying with backoff')),
+              `${agent.name} retried ${name} with backoff`,
+            ).to.deep.equal([]);
             expect(lines.filter((l) => l.includes('reconcile stalled')).length, `${agent.name} reported ${name} stalled`).to.be.greaterThan(0);
           }
           for (const d of downstreams) expect(await versionOn(d, DIRECT_NS, 'hostile-direct'), 'nothing of the refused bundle applied').to.equal(undefined);
-          faultLog.record({ fault: `hostile input: ${c.input} (Bundle)`, result: 'refused', objectsLost: 0,
-            note: `${c.reason}: ${cond(refused[0], 'Deployed')?.message ?? ''}`.slice(0, 110) });
+          faultLog.record({
+            fault: `hostile input: ${c.input} (Bundle)`,
+            result: 'refused',
+            objectsLost: 0,
+            note: `${c.reason}: ${cond(refused[0], 'Deployed')?.message ?? ''}`.slice(0, 110),
+          });
         } finally {
           await fleet.upstream.delete({ apiVersion: API_VERSION, kind: 'Bundle', namespace: WS, name });
         }

@@ -18,17 +18,26 @@ function flotilla(args: string[], timeoutMs: number): Promise<{ code: number | n
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['bin/flotilla.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, out }); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
   });
 }
 
 describe('the main job: flotilla dev up / status / down', function () {
   this.timeout(30 * 60_000);
   let dir: string;
-  before(async () => { dir = await mkdtemp(join(tmpdir(), 'flotilla-dev-')); });
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'flotilla-dev-'));
+  });
   after(async () => {
     await flotilla(['dev', 'down', '--dir', dir], 120_000);
     await rm(dir, { recursive: true, force: true });

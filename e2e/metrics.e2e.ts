@@ -42,11 +42,14 @@ describe('metrics: /metrics of the real controller and agent processes', functio
 
   /** Waits until the agent's page satisfies `check`, and returns that page. */
   async function agentPage(what: string, check: (page: Exposition) => boolean): Promise<Exposition> {
-    return await waitFor(async () => {
-      await fleet.assertAlive();
-      const page = await scrape(agentPort());
-      return check(page) ? page : undefined;
-    }, { what, timeoutMs: 120_000, intervalMs: 500, context: () => `logs in ${fleet.logDir}` });
+    return await waitFor(
+      async () => {
+        await fleet.assertAlive();
+        const page = await scrape(agentPort());
+        return check(page) ? page : undefined;
+      },
+      { what, timeoutMs: 120_000, intervalMs: 500, context: () => `logs in ${fleet.logDir}` },
+    );
   }
 
   before(async function () {
@@ -54,23 +57,56 @@ describe('metrics: /metrics of the real controller and agent processes', functio
     downstream = await KubeClient.fromKubeConfig(stack().cluster(CLUSTER).kubeConfig());
     fleet = await startFleet(stack(), { workspace: WS, clusters: [{ name: CLUSTER, labels: {} }] });
     await git().createRepo(REPO);
-    await git().commit(REPO, {
-      'app/fleet.yaml': `defaultNamespace: ${APP_NS}\ncorrectDrift:\n  enabled: true\n`,
-      'app/a.yaml': configMap('metrics-a'), 'app/b.yaml': configMap('metrics-b'),
-    }, 'two ConfigMaps');
-    await fleet.upstream.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-auth', namespace: WS }, type: 'kubernetes.io/basic-auth',
-      stringData: { username: git().username, password: git().password } }, 'metrics-e2e');
-    await fleet.upstream.apply({ apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name: REPO, namespace: WS },
-      spec: { repo: `${git().url}/${REPO}.git`, branch: 'main', clientSecretName: 'git-auth', pollingInterval: '2s', paths: ['app'],
-        targets: [{ clusterSelector: {} }], ociRegistry: { reference: `${stack().registry('http').host}/metrics-e2e`, basicHTTP: true } } }, 'metrics-e2e');
-    await waitFor(async () => {
-      await fleet.assertAlive();
-      const bds = (await fleet.upstream.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, `${Label.RepoName}=${REPO}`)).items;
-      return bds.length === 1 && bds[0]!.status?.ready === true && bds[0]!.status.appliedDeploymentID === bds[0]!.spec.deploymentID;
-    }, { what: 'the BundleDeployment of the bundle Ready', timeoutMs: 180_000, intervalMs: 500, context: () => `logs in ${fleet.logDir}` });
+    await git().commit(
+      REPO,
+      {
+        'app/fleet.yaml': `defaultNamespace: ${APP_NS}\ncorrectDrift:\n  enabled: true\n`,
+        'app/a.yaml': configMap('metrics-a'),
+        'app/b.yaml': configMap('metrics-b'),
+      },
+      'two ConfigMaps',
+    );
+    await fleet.upstream.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'git-auth', namespace: WS },
+        type: 'kubernetes.io/basic-auth',
+        stringData: { username: git().username, password: git().password },
+      },
+      'metrics-e2e',
+    );
+    await fleet.upstream.apply(
+      {
+        apiVersion: API_VERSION,
+        kind: 'GitRepo',
+        metadata: { name: REPO, namespace: WS },
+        spec: {
+          repo: `${git().url}/${REPO}.git`,
+          branch: 'main',
+          clientSecretName: 'git-auth',
+          pollingInterval: '2s',
+          paths: ['app'],
+          targets: [{ clusterSelector: {} }],
+          ociRegistry: { reference: `${stack().registry('http').host}/metrics-e2e`, basicHTTP: true },
+        },
+      },
+      'metrics-e2e',
+    );
+    await waitFor(
+      async () => {
+        await fleet.assertAlive();
+        const bds = (await fleet.upstream.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, `${Label.RepoName}=${REPO}`))
+          .items;
+        return bds.length === 1 && bds[0]!.status?.ready === true && bds[0]!.status.appliedDeploymentID === bds[0]!.spec.deploymentID;
+      },
+      { what: 'the BundleDeployment of the bundle Ready', timeoutMs: 180_000, intervalMs: 500, context: () => `logs in ${fleet.logDir}` },
+    );
   });
 
-  afterEach(function () { if (this.currentTest?.state === 'failed') failed = true; });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') failed = true;
+  });
 
   after(async function () {
     this.timeout(120_000);
@@ -90,7 +126,7 @@ describe('metrics: /metrics of the real controller and agent processes', functio
     }
   });
 
-  it('counts the controller\'s git polls, pushed blobs, BundleDeployment writes and reconciles', async () => {
+  it("counts the controller's git polls, pushed blobs, BundleDeployment writes and reconciles", async () => {
     const page = await scrape(fleet.controller.metricsPort);
     expect(sampleSum(page, 'flotilla_git_polls_total')).to.be.greaterThan(0);
     expect(sampleSum(page, 'flotilla_artifact_pushed_blobs_total')).to.be.greaterThan(0);
@@ -102,8 +138,11 @@ describe('metrics: /metrics of the real controller and agent processes', functio
     }
   });
 
-  it('counts the agent\'s pull, blobs and bytes pulled, objects applied, reconciles, and its BundleDeployment as Ready', async () => {
-    const page = await agentPage('the agent to report its BundleDeployment Ready', (p) => sampleSum(p, 'flotilla_agent_bundledeployments', { state: 'Ready' }) === 1);
+  it("counts the agent's pull, blobs and bytes pulled, objects applied, reconciles, and its BundleDeployment as Ready", async () => {
+    const page = await agentPage(
+      'the agent to report its BundleDeployment Ready',
+      (p) => sampleSum(p, 'flotilla_agent_bundledeployments', { state: 'Ready' }) === 1,
+    );
     expect(sampleSum(page, 'flotilla_artifact_pulls_total', { outcome: 'success' })).to.be.greaterThan(0);
     expect(sampleSum(page, 'flotilla_artifact_pulled_bytes_total')).to.be.greaterThan(0);
     expect(sampleSum(page, 'flotilla_blob_cache_misses_total')).to.be.greaterThan(0);
@@ -116,8 +155,10 @@ describe('metrics: /metrics of the real controller and agent processes', functio
   it('counts an object deleted downstream as drift detected and corrected', async () => {
     const before = await scrape(agentPort());
     await downstream.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: APP_NS, name: 'metrics-a' });
-    const after = await agentPage('the agent to count the deleted ConfigMap as drift corrected',
-      (p) => sampleSum(p, 'flotilla_drift_corrected_objects_total') > sampleSum(before, 'flotilla_drift_corrected_objects_total'));
+    const after = await agentPage(
+      'the agent to count the deleted ConfigMap as drift corrected',
+      (p) => sampleSum(p, 'flotilla_drift_corrected_objects_total') > sampleSum(before, 'flotilla_drift_corrected_objects_total'),
+    );
     expect(sampleSum(after, 'flotilla_drift_detected_objects_total')).to.be.greaterThan(sampleSum(before, 'flotilla_drift_detected_objects_total'));
     expect(sampleSum(after, 'flotilla_objects_applied_total')).to.be.greaterThan(sampleSum(before, 'flotilla_objects_applied_total'));
     expect(await downstream.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: APP_NS, name: 'metrics-a' }), 'metrics-a re-applied').to.not.equal(undefined);
@@ -126,9 +167,13 @@ describe('metrics: /metrics of the real controller and agent processes', functio
   it('counts an object that left the bundle as pruned', async () => {
     const before = await scrape(agentPort());
     await git().commit(REPO, { 'app/b.yaml': null }, 'b removed');
-    const after = await agentPage('the agent to prune metrics-b',
-      (p) => sampleSum(p, 'flotilla_objects_pruned_total') > sampleSum(before, 'flotilla_objects_pruned_total'));
-    expect(sampleSum(after, 'flotilla_artifact_pulls_total', { outcome: 'success' })).to.be.greaterThan(sampleSum(before, 'flotilla_artifact_pulls_total', { outcome: 'success' }));
+    const after = await agentPage(
+      'the agent to prune metrics-b',
+      (p) => sampleSum(p, 'flotilla_objects_pruned_total') > sampleSum(before, 'flotilla_objects_pruned_total'),
+    );
+    expect(sampleSum(after, 'flotilla_artifact_pulls_total', { outcome: 'success' })).to.be.greaterThan(
+      sampleSum(before, 'flotilla_artifact_pulls_total', { outcome: 'success' }),
+    );
     expect(await downstream.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: APP_NS, name: 'metrics-b' }), 'metrics-b pruned').to.equal(undefined);
   });
 });

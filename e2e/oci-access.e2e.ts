@@ -1,8 +1,17 @@
 import { expect } from 'chai';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import {
-  ArtifactError, RegistryClient, RegistryRefusedError, RegistryTLSError, RegistryUnavailableError, bundleRepository,
-  listVersions, pullBundle, pushBundle, pushBundleVersion, type ArtifactFile,
+  ArtifactError,
+  RegistryClient,
+  RegistryRefusedError,
+  RegistryTLSError,
+  RegistryUnavailableError,
+  bundleRepository,
+  listVersions,
+  pullBundle,
+  pushBundle,
+  pushBundleVersion,
+  type ArtifactFile,
 } from '../lib/oci/index.js';
 import { disposeRegistry, registryClientFor, startRegistry, type RegistryHandle } from '../stack/registry.js';
 
@@ -15,7 +24,12 @@ const META = { bundleName: 'hello', bundleNamespace: 'fleet-default' };
 const FILES: ArtifactFile[] = [{ path: 'cm.yaml', content: Buffer.from('kind: ConfigMap\n') }];
 
 async function failure(p: Promise<unknown>): Promise<Error> {
-  return await p.then(() => { throw new Error('expected a failure, got success'); }, (e: unknown) => e as Error);
+  return await p.then(
+    () => {
+      throw new Error('expected a failure, got success');
+    },
+    (e: unknown) => e as Error,
+  );
 }
 
 /**
@@ -32,10 +46,13 @@ async function faultProxy(target: RegistryHandle, faults: Array<{ status: number
       res.end();
       return;
     }
-    const proxied = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
+    const proxied = httpRequest(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
     proxied.on('error', () => res.destroy());
     req.pipe(proxied);
   });
@@ -44,7 +61,11 @@ async function faultProxy(target: RegistryHandle, faults: Array<{ status: number
   if (address === null || typeof address === 'string') throw new Error('proxy has no port');
   return {
     host: `127.0.0.1:${address.port}`,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -75,7 +96,9 @@ describe('OCI registry access: credentials, TLS, failures and versions', functio
     await client.close();
     expect(err).to.be.instanceOf(RegistryTLSError);
     expect((err as RegistryTLSError).code).to.equal('TLS_UNKNOWN_CA');
-    expect(err.message).to.include(`registry ${reg('tls').host}`).and.include('not signed by a trusted CA');
+    expect(err.message)
+      .to.include(`registry ${reg('tls').host}`)
+      .and.include('not signed by a trusted CA');
   });
 
   it('talks to a TLS registry without its CA only with insecureSkipTLS', async () => {
@@ -149,7 +172,13 @@ describe('OCI registry access: credentials, TLS, failures and versions', functio
     const proxy = await faultProxy(reg('http'), [{ status: 503, retryAfter: '2' }, { status: 429, retryAfter: '1' }, { status: 502 }]);
     const sleeps: number[] = [];
     const client = new RegistryClient({
-      registry: proxy.host, basicHTTP: true, concurrency: 1, sleep: async (ms) => { sleeps.push(ms); }, retry: { minDelayMs: 10, maxDelayMs: 10 },
+      registry: proxy.host,
+      basicHTTP: true,
+      concurrency: 1,
+      sleep: async (ms) => {
+        sleeps.push(ms);
+      },
+      retry: { minDelayMs: 10, maxDelayMs: 10 },
     });
     try {
       const pushed = await pushBundle(client, `${proxy.host}/flotilla/retry`, FILES, META);
@@ -164,9 +193,19 @@ describe('OCI registry access: credentials, TLS, failures and versions', functio
   });
 
   it('gives up after its retry budget with a transient error carrying the status', async () => {
-    const proxy = await faultProxy(reg('http'), Array.from({ length: 10 }, () => ({ status: 503 })));
+    const proxy = await faultProxy(
+      reg('http'),
+      Array.from({ length: 10 }, () => ({ status: 503 })),
+    );
     const sleeps: number[] = [];
-    const client = new RegistryClient({ registry: proxy.host, basicHTTP: true, sleep: async (ms) => { sleeps.push(ms); }, retry: { retries: 2 } });
+    const client = new RegistryClient({
+      registry: proxy.host,
+      basicHTTP: true,
+      sleep: async (ms) => {
+        sleeps.push(ms);
+      },
+      retry: { retries: 2 },
+    });
     const err = await failure(client.listTags('flotilla/x'));
     await client.close();
     await proxy.close();

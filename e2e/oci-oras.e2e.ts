@@ -6,7 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  ArtifactError, BUNDLE_ARTIFACT_TYPE, BUNDLE_CONFIG_MEDIA_TYPE, BUNDLE_FILE_MEDIA_TYPE, pullBundle, pushBundle, type ArtifactFile,
+  ArtifactError,
+  BUNDLE_ARTIFACT_TYPE,
+  BUNDLE_CONFIG_MEDIA_TYPE,
+  BUNDLE_FILE_MEDIA_TYPE,
+  pullBundle,
+  pushBundle,
+  type ArtifactFile,
 } from '../lib/oci/index.js';
 import { cacheDir } from '../stack/binaries.js';
 import { disposeRegistry, registryClientFor, startRegistry, type RegistryHandle } from '../stack/registry.js';
@@ -27,7 +33,9 @@ function orasBinary(): string {
     // no manifest: fall through to the message below
   }
   if (recorded === undefined || !existsSync(recorded)) {
-    throw new Error(`the oras CLI is required by this test and missing (${recorded ?? 'no stack-binaries.json'}); build it with: bash stack/tools/install.sh --extras`);
+    throw new Error(
+      `the oras CLI is required by this test and missing (${recorded ?? 'no stack-binaries.json'}); build it with: bash stack/tools/install.sh --extras`,
+    );
   }
   return recorded;
 }
@@ -95,13 +103,27 @@ for (const mode of ['http', 'tls-auth'] as const) {
       await writeFile(join(src, 'sub', 'b.yaml'), 'kind: B\n');
       await writeFile(join(src, 'config.json'), '{"bundle":{"name":"n","namespace":"ns"},"formatVersion":1}');
       const ref = `${reg.host}/flotilla/from-oras:v1`;
-      await orasRun(['push', ref, '--artifact-type', BUNDLE_ARTIFACT_TYPE, '--config', `config.json:${BUNDLE_CONFIG_MEDIA_TYPE}`,
-        `a.yaml:${BUNDLE_FILE_MEDIA_TYPE}`, `sub/b.yaml:${BUNDLE_FILE_MEDIA_TYPE}`], src);
+      await orasRun(
+        [
+          'push',
+          ref,
+          '--artifact-type',
+          BUNDLE_ARTIFACT_TYPE,
+          '--config',
+          `config.json:${BUNDLE_CONFIG_MEDIA_TYPE}`,
+          `a.yaml:${BUNDLE_FILE_MEDIA_TYPE}`,
+          `sub/b.yaml:${BUNDLE_FILE_MEDIA_TYPE}`,
+        ],
+        src,
+      );
       const client = registryClientFor(reg);
       try {
         const digest = await client.resolve('flotilla/from-oras', 'v1');
         const pulled = await pullBundle(client, `${reg.host}/flotilla/from-oras@${digest}`);
-        expect(pulled.files.map((f) => [f.path, f.content.toString()])).to.deep.equal([['a.yaml', 'kind: A\n'], ['sub/b.yaml', 'kind: B\n']]);
+        expect(pulled.files.map((f) => [f.path, f.content.toString()])).to.deep.equal([
+          ['a.yaml', 'kind: A\n'],
+          ['sub/b.yaml', 'kind: B\n'],
+        ]);
         expect(pulled.config.bundle).to.deep.equal({ name: 'n', namespace: 'ns' });
       } finally {
         await client.close();
@@ -116,7 +138,10 @@ for (const mode of ['http', 'tls-auth'] as const) {
       const client = registryClientFor(reg);
       try {
         const digest = await client.resolve('flotilla/not-a-bundle', 'v1');
-        const err = await pullBundle(client, `${reg.host}/flotilla/not-a-bundle@${digest}`).then(() => undefined, (e: unknown) => e);
+        const err = await pullBundle(client, `${reg.host}/flotilla/not-a-bundle@${digest}`).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect(err).to.be.instanceOf(ArtifactError);
         expect((err as ArtifactError).reason).to.equal('InvalidBundle');
         expect((err as Error).message).to.include('not a Flotilla bundle');

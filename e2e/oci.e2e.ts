@@ -9,7 +9,14 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { ArtifactError, pullBundle, pullBundleToDirectory, pushBundle, type ArtifactFile } from '../lib/oci/index.js';
 import {
-  disposeRegistry, registryClientFor, requestsSince, settledLog, startRegistry, type AccessLogEntry, type RegistryHandle, type RegistryMode,
+  disposeRegistry,
+  registryClientFor,
+  requestsSince,
+  settledLog,
+  startRegistry,
+  type AccessLogEntry,
+  type RegistryHandle,
+  type RegistryMode,
 } from '../stack/registry.js';
 
 /**
@@ -38,7 +45,10 @@ interface MemoryGrowth {
 }
 
 // `external` includes the backing stores of every Buffer (arrayBuffers is a part of it).
-const held = () => { const m = process.memoryUsage(); return m.heapUsed + m.external; };
+const held = () => {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.external;
+};
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -57,7 +67,9 @@ async function memoryGrowth(fn: () => Promise<void>): Promise<MemoryGrowth> {
   let rss = baseRss;
   let live = baseLive;
   let running = true;
-  const rssTimer = setInterval(() => { rss = Math.max(rss, process.memoryUsage().rss); }, 5);
+  const rssTimer = setInterval(() => {
+    rss = Math.max(rss, process.memoryUsage().rss);
+  }, 5);
   const liveSampler = (async () => {
     while (running) {
       live = Math.max(live, await heldAfterCollection());
@@ -180,8 +192,14 @@ for (const mode of ['http', 'tls', 'tls-auth'] as RegistryMode[]) {
         let received = await requestsSince(reg, mark);
         expect(v2.digest).to.not.equal(v1.digest);
         expect([v2.pushedBlobs, v2.skippedBlobs]).to.deep.equal([1, 100]);
-        expect(received.filter((e) => e.method === 'POST' && isUpload(e)), 'upload sessions').to.have.length(1);
-        expect(received.filter((e) => (e.method === 'PUT' || e.method === 'PATCH') && isUpload(e)), 'upload bodies').to.have.length(1);
+        expect(
+          received.filter((e) => e.method === 'POST' && isUpload(e)),
+          'upload sessions',
+        ).to.have.length(1);
+        expect(
+          received.filter((e) => (e.method === 'PUT' || e.method === 'PATCH') && isUpload(e)),
+          'upload bodies',
+        ).to.have.length(1);
         expect(received.filter((e) => e.method === 'PUT' && e.path.includes('/manifests/'))).to.have.length(1);
 
         mark = (await settledLog(reg)).length;
@@ -192,7 +210,11 @@ for (const mode of ['http', 'tls', 'tls-auth'] as RegistryMode[]) {
         expect(pulled.files.find((f) => f.path === changed.path)?.content.equals((changed as { content: Buffer }).content)).to.equal(true);
         const blobGets = received.filter(isBlobGet);
         expect(blobGets, 'blob downloads').to.have.length(1);
-        expect(blobGets[0]?.path).to.include(createHash('sha256').update((changed as { content: Buffer }).content).digest('hex'));
+        expect(blobGets[0]?.path).to.include(
+          createHash('sha256')
+            .update((changed as { content: Buffer }).content)
+            .digest('hex'),
+        );
         expect(received.filter((e) => e.method === 'GET' && e.path.includes('/manifests/'))).to.have.length(1);
         expect(agent.stats.blobsDownloaded - before.blobsDownloaded).to.equal(1);
         expect(agent.stats.cacheHits - before.cacheHits).to.equal(100);
@@ -224,11 +246,15 @@ for (const mode of ['http', 'tls', 'tls-auth'] as RegistryMode[]) {
           reference = (await pushBundle(controller, `${reg.host}/flotilla/big`, files, { ...META, revision: 'big' }, 'v1')).reference;
         });
         const out = join(work, 'big-out');
-        const pullGrowth = await memoryGrowth(async () => { await pullBundleToDirectory(agent, reference, out); });
+        const pullGrowth = await memoryGrowth(async () => {
+          await pullBundleToDirectory(agent, reference, out);
+        });
         const mib = (n: number) => (n / MiB).toFixed(1);
-        console.log(`      [${mode}] 50 MiB bundle, growth of memory held (peak RSS): ` +
-          `push ${mib(pushGrowth.live)} MiB (${mib(pushGrowth.rss)} MiB), pull ${mib(pullGrowth.live)} MiB (${mib(pullGrowth.rss)} MiB); ` +
-          `${controller.stats.requestsByMethod.PATCH ?? 0} PATCH chunks`);
+        console.log(
+          `      [${mode}] 50 MiB bundle, growth of memory held (peak RSS): ` +
+            `push ${mib(pushGrowth.live)} MiB (${mib(pushGrowth.rss)} MiB), pull ${mib(pullGrowth.live)} MiB (${mib(pullGrowth.rss)} MiB); ` +
+            `${controller.stats.requestsByMethod.PATCH ?? 0} PATCH chunks`,
+        );
         for (const [path, hex] of hashes) expect(await sha256OfFile(join(out, path)), path).to.equal(hex);
         expect(controller.stats.bytesUploaded).to.be.at.least(60 * MiB); // 10 MiB warm-up (another repository) + 50 MiB
         expect(controller.stats.requestsByMethod.PATCH ?? 0, 'large blobs go in 8 MiB PATCH chunks').to.equal(12);
@@ -242,7 +268,10 @@ for (const mode of ['http', 'tls', 'tls-auth'] as RegistryMode[]) {
     });
 
     it('rejects a blob tampered on the registry disk with a digest error, writing nothing', async () => {
-      const files: ArtifactFile[] = [{ path: 'a.yaml', content: Buffer.from('kind: A\n') }, { path: 'victim.yaml', content: Buffer.from('replicas: 1\n') }];
+      const files: ArtifactFile[] = [
+        { path: 'a.yaml', content: Buffer.from('kind: A\n') },
+        { path: 'victim.yaml', content: Buffer.from('replicas: 1\n') },
+      ];
       const controller = registryClientFor(reg);
       const pushed = await pushBundle(controller, `${reg.host}/flotilla/tamper`, files, META, 'v1');
       await controller.close();
@@ -251,12 +280,21 @@ for (const mode of ['http', 'tls', 'tls-auth'] as RegistryMode[]) {
       const agent = registryClientFor(reg);
       const out = join(work, 'tamper-out');
       try {
-        const err = await pullBundleToDirectory(agent, pushed.reference, out).then(() => undefined, (e: unknown) => e);
+        const err = await pullBundleToDirectory(agent, pushed.reference, out).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect(err).to.be.instanceOf(ArtifactError);
         expect((err as ArtifactError).reason).to.equal('ArtifactTampered');
-        expect((err as Error).message).to.include('layer "victim.yaml"').and.include('digest mismatch').and.include(`sha256:${victim}`);
+        expect((err as Error).message)
+          .to.include('layer "victim.yaml"')
+          .and.include('digest mismatch')
+          .and.include(`sha256:${victim}`);
         expect(await readdir(out).catch(() => [])).to.deep.equal([]);
-        const again = await pullBundle(agent, pushed.reference).then(() => undefined, (e: unknown) => e);
+        const again = await pullBundle(agent, pushed.reference).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect((again as ArtifactError).reason, 'a second attempt is rejected too (nothing bad was cached)').to.equal('ArtifactTampered');
       } finally {
         await agent.close();

@@ -7,8 +7,18 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { API_VERSION, ConditionType, Finalizer, Label, formatTime, getCondition, type Cluster, type ClusterGroup,
-  type ClusterRegistration, type ClusterRegistrationToken } from '../lib/api/index.js';
+import {
+  API_VERSION,
+  ConditionType,
+  Finalizer,
+  Label,
+  formatTime,
+  getCondition,
+  type Cluster,
+  type ClusterGroup,
+  type ClusterRegistration,
+  type ClusterRegistrationToken,
+} from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import type { Controller } from '../lib/kube/controller.js';
@@ -33,9 +43,18 @@ const log = createLogger({ name: 'registration-e2e', level: 'warn' });
 function buildContext(kube: KubeClient): ControllerContext {
   const up = stack().cluster('upstream');
   return {
-    kube, informers: createInformers(kube, log), log, now: () => new Date(),
-    config: ControllerConfigSchema.parse({ workspaceNamespace: W, registrationNamespace: R, systemNamespace: SYSTEM,
-      apiServerUrl: up.server, apiServerCaFile: join(dirname(up.kubeconfigPath), 'ca.crt'), workers: 2 }),
+    kube,
+    informers: createInformers(kube, log),
+    log,
+    now: () => new Date(),
+    config: ControllerConfigSchema.parse({
+      workspaceNamespace: W,
+      registrationNamespace: R,
+      systemNamespace: SYSTEM,
+      apiServerUrl: up.server,
+      apiServerCaFile: join(dirname(up.kubeconfigPath), 'ca.crt'),
+      workers: 2,
+    }),
     events: new EventRecorder(kube, 'flotilla-controller', log),
     metrics: createMetrics(),
   };
@@ -48,14 +67,26 @@ describe('agent registration (controller side)', function () {
   let controllers: Controller[] = [];
   const clients: KubeClient[] = [];
 
-  const waitForObject = <T extends KubeObject>(ref: { apiVersion: string; kind: string; namespace?: string; name: string },
-    what: string, test: (obj: T) => boolean = () => true): Promise<T> =>
-    waitFor(async () => { const obj = await kube.get<T>(ref); return obj && test(obj) ? obj : undefined; }, { what, timeoutMs: 30_000 });
+  const waitForObject = <T extends KubeObject>(
+    ref: { apiVersion: string; kind: string; namespace?: string; name: string },
+    what: string,
+    test: (obj: T) => boolean = () => true,
+  ): Promise<T> =>
+    waitFor(
+      async () => {
+        const obj = await kube.get<T>(ref);
+        return obj && test(obj) ? obj : undefined;
+      },
+      { what, timeoutMs: 30_000 },
+    );
 
   async function createToken(name: string, ttl: string): Promise<KubeClient> {
     await kube.create({ apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name, namespace: W }, spec: { ttl } });
-    await waitForObject<ClusterRegistrationToken & KubeObject>(Ref.registrationToken(W, name), `token ${name} to get its secret`,
-      (t) => t.status?.secretName === name);
+    await waitForObject<ClusterRegistrationToken & KubeObject>(
+      Ref.registrationToken(W, name),
+      `token ${name} to get its secret`,
+      (t) => t.status?.secretName === name,
+    );
     const token = secretValue(await kube.get(Ref.secret(W, name)), 'token');
     expect(token, 'import token in the token Secret').to.be.a('string').and.not.equal('');
     const client = await tokenClient(token ?? '');
@@ -67,16 +98,25 @@ describe('agent registration (controller side)', function () {
   async function register(importer: KubeClient, clientID: string, clusterLabels: Record<string, string>) {
     const clientRandom = randomBytes(8).toString('hex').slice(0, 10);
     const name = `${clientID.slice(0, 40)}-${clientRandom}`;
-    await importer.create({ apiVersion: API_VERSION, kind: 'ClusterRegistration', metadata: { name, namespace: W },
-      spec: { clientID, clientRandom, clusterLabels } });
-    const reg = await waitFor(async () => {
-      const r = await importer.get<ClusterRegistration & KubeObject>(Ref.registration(W, name));
-      return r?.status?.granted ? r : undefined;
-    }, { what: `registration ${name} to be granted`, timeoutMs: 30_000 });
+    await importer.create({
+      apiVersion: API_VERSION,
+      kind: 'ClusterRegistration',
+      metadata: { name, namespace: W },
+      spec: { clientID, clientRandom, clusterLabels },
+    });
+    const reg = await waitFor(
+      async () => {
+        const r = await importer.get<ClusterRegistration & KubeObject>(Ref.registration(W, name));
+        return r?.status?.granted ? r : undefined;
+      },
+      { what: `registration ${name} to be granted`, timeoutMs: 30_000 },
+    );
     const secret = await importer.get(Ref.secret(R, name));
     const credential = {
-      token: secretValue(secret, 'token') ?? '', clusterName: secretValue(secret, 'clusterName') ?? '',
-      clusterNamespace: secretValue(secret, 'clusterNamespace') ?? '', expires: secretValue(secret, 'expires') ?? '',
+      token: secretValue(secret, 'token') ?? '',
+      clusterName: secretValue(secret, 'clusterName') ?? '',
+      clusterNamespace: secretValue(secret, 'clusterNamespace') ?? '',
+      expires: secretValue(secret, 'expires') ?? '',
     };
     const agent = await tokenClient(credential.token);
     clients.push(agent);
@@ -129,8 +169,11 @@ describe('agent registration (controller side)', function () {
     expect(credential).to.include({ clusterName: 'edge-1', clusterNamespace: clusterNs });
     expect(Date.parse(credential.expires)).to.be.greaterThan(Date.now() + 23 * 3_600_000);
 
-    const cluster = await waitForObject<Cluster & KubeObject>(Ref.cluster(W, 'edge-1'), 'Cluster edge-1 with its namespace in status',
-      (c) => c.status?.namespace === clusterNs);
+    const cluster = await waitForObject<Cluster & KubeObject>(
+      Ref.cluster(W, 'edge-1'),
+      'Cluster edge-1 with its namespace in status',
+      (c) => c.status?.namespace === clusterNs,
+    );
     expect(cluster.spec?.clientID).to.equal('e2e-client-one');
     expect(cluster.metadata.labels).to.include({ env: 'e2e' });
     expect(cluster.metadata.finalizers).to.include(Finalizer.Cluster);
@@ -157,44 +200,73 @@ describe('agent registration (controller side)', function () {
     const bds = (namespace: string) => ({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace });
     const a = one.agent;
     expect(await statusOf(() => a.list(bds(one.credential.clusterNamespace))), 'list own BundleDeployments').to.equal(0);
-    expect(await statusOf(() => a.list(bds(two.credential.clusterNamespace))), 'list another cluster\'s BundleDeployments').to.equal(403);
-    expect(await statusOf(() => a.list({ apiVersion: 'v1', kind: 'Secret', namespace: two.credential.clusterNamespace })), 'list another cluster\'s secrets').to.equal(403);
+    expect(await statusOf(() => a.list(bds(two.credential.clusterNamespace))), "list another cluster's BundleDeployments").to.equal(403);
+    expect(
+      await statusOf(() => a.list({ apiVersion: 'v1', kind: 'Secret', namespace: two.credential.clusterNamespace })),
+      "list another cluster's secrets",
+    ).to.equal(403);
     expect(await statusOf(() => a.list({ apiVersion: 'v1', kind: 'Secret', namespace: W })), 'list secrets in W').to.equal(403);
     expect(await statusOf(() => a.get(Ref.secret(R, two.name))), 'get another credential in R').to.equal(403);
     expect(await statusOf(() => a.get(Ref.cluster(W, 'edge-1'))), 'get own Cluster').to.equal(0);
     expect(await statusOf(() => a.get(Ref.cluster(W, two.credential.clusterName))), 'get another Cluster').to.equal(403);
-    expect(await statusOf(() => a.patchStatus(Ref.cluster(W, 'edge-1'), { agent: { lastSeen: formatTime(new Date()), namespace: 'flotilla-system' } })),
-      'heartbeat on own Cluster').to.equal(0);
+    expect(
+      await statusOf(() => a.patchStatus(Ref.cluster(W, 'edge-1'), { agent: { lastSeen: formatTime(new Date()), namespace: 'flotilla-system' } })),
+      'heartbeat on own Cluster',
+    ).to.equal(0);
     expect(await statusOf(() => a.mergePatch(Ref.cluster(W, 'edge-1'), { metadata: { labels: { env: 'prod' } } })), 'relabel own Cluster').to.equal(403);
-    expect(await statusOf(() => a.raw('POST', `/api/v1/namespaces/${one.credential.clusterNamespace}/serviceaccounts/flotilla-agent/token`,
-      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } })), 'renew own token').to.equal(0);
+    expect(
+      await statusOf(() =>
+        a.raw('POST', `/api/v1/namespaces/${one.credential.clusterNamespace}/serviceaccounts/flotilla-agent/token`, {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: { expirationSeconds: 3600 },
+        }),
+      ),
+      'renew own token',
+    ).to.equal(0);
 
     // The older registration of client one (previous test) is gone, with its credential.
     const regs = await kube.list<ClusterRegistration & KubeObject>({ apiVersion: API_VERSION, kind: 'ClusterRegistration', namespace: W });
     const ofOne = regs.items.filter((r) => r.spec.clientID === 'e2e-client-one').map((r) => r.metadata.name);
-    await waitFor(async () => {
-      const left = (await kube.list<ClusterRegistration & KubeObject>({ apiVersion: API_VERSION, kind: 'ClusterRegistration', namespace: W }))
-        .items.filter((r) => r.spec.clientID === 'e2e-client-one').map((r) => r.metadata.name);
-      return left.length === 1 && left[0] === one.name;
-    }, { what: `older registrations of client one to be deleted (had ${ofOne.join(', ')})`, timeoutMs: 20_000 });
+    await waitFor(
+      async () => {
+        const left = (await kube.list<ClusterRegistration & KubeObject>({ apiVersion: API_VERSION, kind: 'ClusterRegistration', namespace: W })).items
+          .filter((r) => r.spec.clientID === 'e2e-client-one')
+          .map((r) => r.metadata.name);
+        return left.length === 1 && left[0] === one.name;
+      },
+      { what: `older registrations of client one to be deleted (had ${ofOne.join(', ')})`, timeoutMs: 20_000 },
+    );
     const secrets = await kube.list({ apiVersion: 'v1', kind: 'Secret', namespace: R }, `${Label.Cluster}=edge-1`);
     expect(secrets.items.map((s) => s.metadata.name)).to.deep.equal([one.name]);
   });
 
   it('rolls BundleDeployments and the agent heartbeat up into the Cluster status, and Clusters into a ClusterGroup', async () => {
     const clusterNs = clusterNamespaceName(W, 'edge-1');
-    await kube.create({ apiVersion: API_VERSION, kind: 'ClusterGroup', metadata: { name: 'e2e', namespace: W }, spec: { selector: { matchLabels: { env: 'e2e' } } } });
+    await kube.create({
+      apiVersion: API_VERSION,
+      kind: 'ClusterGroup',
+      metadata: { name: 'e2e', namespace: W },
+      spec: { selector: { matchLabels: { env: 'e2e' } } },
+    });
     const heartbeat = (at: Date) => kube.patchStatus(Ref.cluster(W, 'edge-1'), { agent: { lastSeen: formatTime(at) } });
     await heartbeat(new Date());
     for (const name of ['app-a', 'app-b']) {
-      await kube.create({ apiVersion: API_VERSION, kind: 'BundleDeployment', metadata: { name, namespace: clusterNs },
-        spec: { deploymentID: `${name}:v1`, resources: [{ name: 'cm.yaml', content: 'kind: ConfigMap' }] } });
+      await kube.create({
+        apiVersion: API_VERSION,
+        kind: 'BundleDeployment',
+        metadata: { name, namespace: clusterNs },
+        spec: { deploymentID: `${name}:v1`, resources: [{ name: 'cm.yaml', content: 'kind: ConfigMap' }] },
+      });
     }
     await kube.patchStatus(Ref.bundleDeployment(clusterNs, 'app-a'), { appliedDeploymentID: 'app-a:v1', ready: true, nonModified: true });
     await kube.patchStatus(Ref.bundleDeployment(clusterNs, 'app-b'), { appliedDeploymentID: 'app-b:v0', ready: true, nonModified: true });
     const ready = (c: Cluster) => getCondition(c.status?.conditions, ConditionType.Ready);
-    let cluster = await waitForObject<Cluster & KubeObject>(Ref.cluster(W, 'edge-1'), 'edge-1 to show 1/2 bundles ready, one waiting to be applied',
-      (c) => c.status?.display?.readyBundles === '1/2' && c.status.summary?.waitApplied === 1);
+    let cluster = await waitForObject<Cluster & KubeObject>(
+      Ref.cluster(W, 'edge-1'),
+      'edge-1 to show 1/2 bundles ready, one waiting to be applied',
+      (c) => c.status?.display?.readyBundles === '1/2' && c.status.summary?.waitApplied === 1,
+    );
     expect(cluster.status?.summary).to.include({ ready: 1, waitApplied: 1, desiredReady: 2 });
     expect(cluster.status?.display?.state).to.equal('WaitApplied');
     expect(ready(cluster)?.status).to.equal('False');
@@ -202,22 +274,34 @@ describe('agent registration (controller side)', function () {
     await kube.patchStatus(Ref.bundleDeployment(clusterNs, 'app-b'), { appliedDeploymentID: 'app-b:v1', ready: true, nonModified: true });
     cluster = await waitForObject(Ref.cluster(W, 'edge-1'), 'edge-1 to be Ready with 2/2', (c: Cluster & KubeObject) => ready(c)?.status === 'True');
     expect(cluster.status).to.include({ readyBundles: 2, desiredReadyBundles: 2 });
-    const group = await waitForObject<ClusterGroup & KubeObject>(Ref.clusterGroup(W, 'e2e'), 'group e2e to count its 2 clusters',
-      (g) => g.status?.clusterCount === 2 && g.status.display?.readyBundles === '2/2');
+    const group = await waitForObject<ClusterGroup & KubeObject>(
+      Ref.clusterGroup(W, 'e2e'),
+      'group e2e to count its 2 clusters',
+      (g) => g.status?.clusterCount === 2 && g.status.display?.readyBundles === '2/2',
+    );
     expect(group.status?.nonReadyClusters, 'the other cluster has no heartbeat yet').to.have.length(1);
 
     await heartbeat(new Date(Date.now() - 10 * 60_000));
-    cluster = await waitForObject(Ref.cluster(W, 'edge-1'), 'edge-1 to say its agent is not seen',
-      (c: Cluster & KubeObject) => ready(c)?.reason === 'AgentNotSeen');
+    cluster = await waitForObject(
+      Ref.cluster(W, 'edge-1'),
+      'edge-1 to say its agent is not seen',
+      (c: Cluster & KubeObject) => ready(c)?.reason === 'AgentNotSeen',
+    );
     expect(ready(cluster)?.message).to.match(/has not reported since/);
-    await waitForObject<ClusterGroup & KubeObject>(Ref.clusterGroup(W, 'e2e'), 'group e2e to list edge-1 as not ready',
-      (g) => g.status?.nonReadyClusterCount === 2 && (g.status.nonReadyClusters ?? []).includes('edge-1'));
+    await waitForObject<ClusterGroup & KubeObject>(
+      Ref.clusterGroup(W, 'e2e'),
+      'group e2e to list edge-1 as not ready',
+      (g) => g.status?.nonReadyClusterCount === 2 && (g.status.nonReadyClusters ?? []).includes('edge-1'),
+    );
   });
 
   it('gives a Cluster created by an admin its cluster namespace, and deleting a Cluster revokes its agent', async () => {
     await kube.create({ apiVersion: API_VERSION, kind: 'Cluster', metadata: { name: 'manual-1', namespace: W, labels: { env: 'manual' } }, spec: {} });
-    const manual = await waitForObject<Cluster & KubeObject>(Ref.cluster(W, 'manual-1'), 'manual-1 to get its namespace',
-      (c) => c.status?.namespace === clusterNamespaceName(W, 'manual-1'));
+    const manual = await waitForObject<Cluster & KubeObject>(
+      Ref.cluster(W, 'manual-1'),
+      'manual-1 to get its namespace',
+      (c) => c.status?.namespace === clusterNamespaceName(W, 'manual-1'),
+    );
     expect((await kube.get(Ref.namespace(manual.status?.namespace ?? '')))?.metadata.labels).to.include({ [Label.Cluster]: 'manual-1' });
 
     const importer = await tokenClient(secretValue(await kube.get(Ref.secret(W, 'import-a')), 'token') ?? '');
@@ -225,24 +309,33 @@ describe('agent registration (controller side)', function () {
     const three = await register(importer, 'e2e-client-three', { env: 'gone-soon' });
     expect(await statusOf(() => three.agent.get(Ref.cluster(W, three.credential.clusterName)))).to.equal(0);
     await kube.delete(Ref.cluster(W, three.credential.clusterName));
-    await waitFor(async () => (await kube.get(Ref.cluster(W, three.credential.clusterName))) === undefined,
-      { what: 'the deleted Cluster to be finalized', timeoutMs: 30_000 });
+    await waitFor(async () => (await kube.get(Ref.cluster(W, three.credential.clusterName))) === undefined, {
+      what: 'the deleted Cluster to be finalized',
+      timeoutMs: 30_000,
+    });
     expect(await kube.get(Ref.secret(R, three.name)), 'credential Secret after Cluster deletion').to.equal(undefined);
-    await waitFor(async () => (await statusOf(() => three.agent.get(Ref.cluster(W, three.credential.clusterName)))) === 401,
-      { what: 'the deleted cluster\'s agent credential to be rejected (401)', timeoutMs: 60_000 });
+    await waitFor(async () => (await statusOf(() => three.agent.get(Ref.cluster(W, three.credential.clusterName)))) === 401, {
+      what: "the deleted cluster's agent credential to be rejected (401)",
+      timeoutMs: 60_000,
+    });
   });
 
   it('expires a ClusterRegistrationToken past its ttl: Secret and access removed, status says when', async () => {
     const importer = await createToken('short-lived', '8s');
     expect(await statusOf(() => importer.get(Ref.registration(W, 'nothing-here'))), 'valid import token').to.equal(0);
-    const token = await waitForObject<ClusterRegistrationToken & KubeObject>(Ref.registrationToken(W, 'short-lived'),
-      'the token to expire', (t) => t.status?.expires !== undefined && t.status.secretName === undefined);
+    const token = await waitForObject<ClusterRegistrationToken & KubeObject>(
+      Ref.registrationToken(W, 'short-lived'),
+      'the token to expire',
+      (t) => t.status?.expires !== undefined && t.status.secretName === undefined,
+    );
     expect(Date.parse(token.status?.expires ?? '')).to.equal(Date.parse(token.metadata.creationTimestamp ?? '') + 8000);
     expect(await kube.get(Ref.secret(W, 'short-lived'))).to.equal(undefined);
     // The API server caches successful token authentications for 10 s: until then its roles are gone (403).
     expect(await statusOf(() => importer.get(Ref.registration(W, 'nothing-here'))), 'expired import token').to.be.oneOf([401, 403]);
-    await waitFor(async () => (await statusOf(() => importer.get(Ref.registration(W, 'nothing-here')))) === 401,
-      { what: 'the expired import token to be rejected (401)', timeoutMs: 30_000 });
+    await waitFor(async () => (await statusOf(() => importer.get(Ref.registration(W, 'nothing-here')))) === 401, {
+      what: 'the expired import token to be rejected (401)',
+      timeoutMs: 30_000,
+    });
   });
 });
 
@@ -253,15 +346,31 @@ describe('leader election on a real Lease', function () {
     await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM } }, 'flotilla-e2e');
     const started: string[] = [];
     const lost: string[] = [];
-    const electors = ['replica-a', 'replica-b'].map((identity) => new LeaderElector(kube,
-      { namespace: SYSTEM, name: 'e2e-lease', identity, leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 300 }, log));
-    const runs = electors.map((e, i) => e.run(() => { started.push(`replica-${'ab'[i]}`); }, () => { lost.push(`replica-${'ab'[i]}`); }));
+    const electors = ['replica-a', 'replica-b'].map(
+      (identity) =>
+        new LeaderElector(kube, { namespace: SYSTEM, name: 'e2e-lease', identity, leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 300 }, log),
+    );
+    const runs = electors.map((e, i) =>
+      e.run(
+        () => {
+          started.push(`replica-${'ab'[i]}`);
+        },
+        () => {
+          lost.push(`replica-${'ab'[i]}`);
+        },
+      ),
+    );
     try {
       const leader = await waitFor(async () => electors.find((e) => e.isLeader()), { what: 'a leader', timeoutMs: 20_000 });
       await new Promise((r) => setTimeout(r, 1500)); // several retry periods: the other must still be waiting
       expect(electors.filter((e) => e.isLeader())).to.have.length(1);
       expect(started).to.have.length(1);
-      const lease = await kube.get<KubeObject & { spec: { holderIdentity: string } }>({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespace: SYSTEM, name: 'e2e-lease' });
+      const lease = await kube.get<KubeObject & { spec: { holderIdentity: string } }>({
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        namespace: SYSTEM,
+        name: 'e2e-lease',
+      });
       expect(lease?.spec.holderIdentity).to.equal(started[0]);
 
       await leader.stop();

@@ -26,7 +26,10 @@ type Obj<T> = T & KubeObject;
 const WS = 'rel-e2e';
 const REPO = 'rel-e2e';
 const APP_NS = 'rel-e2e-app';
-const CLUSTERS = [{ name: 'downstream-1', labels: { env: 'prod' } }, { name: 'downstream-2', labels: { env: 'dev' } }];
+const CLUSTERS = [
+  { name: 'downstream-1', labels: { env: 'prod' } },
+  { name: 'downstream-2', labels: { env: 'dev' } },
+];
 const CONVERGE_MS = 150_000;
 
 /** The repository at `version`: one bundle of `count` ConfigMaps, each carrying the version. */
@@ -92,8 +95,18 @@ describe('reliability: faults injected into real controller and agent processes'
   /** Waits for convergence, then checks every Bundle's artifact exists in the registry. */
   async function converge(what: string): Promise<void> {
     let last = '';
-    await waitFor(async () => { last = (await notConverged()) ?? ''; return last === ''; },
-      { what: `convergence to ${commit.slice(0, 12)} after ${what}`, timeoutMs: CONVERGE_MS, intervalMs: 500, context: () => `${last}; logs in ${fleet.logDir}` });
+    await waitFor(
+      async () => {
+        last = (await notConverged()) ?? '';
+        return last === '';
+      },
+      {
+        what: `convergence to ${commit.slice(0, 12)} after ${what}`,
+        timeoutMs: CONVERGE_MS,
+        intervalMs: 500,
+        context: () => `${last}; logs in ${fleet.logDir}`,
+      },
+    );
     const bundles = (await fleet.upstream.list<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: WS }, `${Label.RepoName}=${REPO}`)).items;
     const client = registryClientFor(registry());
     try {
@@ -104,7 +117,9 @@ describe('reliability: faults injected into real controller and agent processes'
         const manifest = await client.getManifest(repository, oci!.digest);
         expect(manifest, `artifact of Bundle ${b.metadata.name}`).to.not.equal(undefined);
       }
-    } finally { await client.close(); }
+    } finally {
+      await client.close();
+    }
   }
 
   /** Counts objects applied before a fault that are gone now (names only: versions may move on). */
@@ -134,14 +149,42 @@ describe('reliability: faults injected into real controller and agent processes'
     const up = fleet.upstream;
     await git().createRepo(REPO);
     await push(1, 5, 'first');
-    await up.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'git-auth', namespace: WS }, type: 'kubernetes.io/basic-auth',
-      stringData: { username: git().username, password: git().password } }, 'rel-e2e');
-    await up.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-auth', namespace: WS },
-      stringData: { username: reg.username!, password: reg.password! } }, 'rel-e2e');
-    await up.apply({ apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name: REPO, namespace: WS },
-      spec: { repo: `${git().url}/${REPO}.git`, branch: 'main', clientSecretName: 'git-auth', pollingInterval: '2s', paths: ['app'],
-        targets: [{ clusterSelector: {} }],
-        ociRegistry: { reference: `${proxy.host}/rel-e2e`, authSecretName: 'registry-auth', caBundle: b64(proxy.caPem) } } }, 'rel-e2e');
+    await up.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'git-auth', namespace: WS },
+        type: 'kubernetes.io/basic-auth',
+        stringData: { username: git().username, password: git().password },
+      },
+      'rel-e2e',
+    );
+    await up.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'registry-auth', namespace: WS },
+        stringData: { username: reg.username!, password: reg.password! },
+      },
+      'rel-e2e',
+    );
+    await up.apply(
+      {
+        apiVersion: API_VERSION,
+        kind: 'GitRepo',
+        metadata: { name: REPO, namespace: WS },
+        spec: {
+          repo: `${git().url}/${REPO}.git`,
+          branch: 'main',
+          clientSecretName: 'git-auth',
+          pollingInterval: '2s',
+          paths: ['app'],
+          targets: [{ clusterSelector: {} }],
+          ociRegistry: { reference: `${proxy.host}/rel-e2e`, authSecretName: 'registry-auth', caBundle: b64(proxy.caPem) },
+        },
+      },
+      'rel-e2e',
+    );
     await converge('the first commit');
   });
 
@@ -156,11 +199,15 @@ describe('reliability: faults injected into real controller and agent processes'
     if (fleet && !anyFailed) await removeFleetDir(fleet);
   });
 
-  afterEach(function () { if (this.currentTest?.state === 'failed') anyFailed = true; });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') anyFailed = true;
+  });
 
   /** The first condition of `o` that says something is wrong (Ready/Deployed/ArtifactsStored False, Stalled True), as text. */
   function trouble(o: { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } } | undefined): string | undefined {
-    const c = o?.status?.conditions?.find((x) => (['Ready', 'Deployed', 'ArtifactsStored'].includes(x.type) && x.status === 'False') || (x.type === 'Stalled' && x.status === 'True'));
+    const c = o?.status?.conditions?.find(
+      (x) => (['Ready', 'Deployed', 'ArtifactsStored'].includes(x.type) && x.status === 'False') || (x.type === 'Stalled' && x.status === 'True'),
+    );
     return c ? `${c.type}=${c.status} ${c.reason ?? ''}: ${c.message ?? ''}` : undefined;
   }
 
@@ -171,7 +218,10 @@ describe('reliability: faults injected into real controller and agent processes'
     for (const c of CLUSTERS) {
       const cms = await applied(c.name);
       expect(cms.size, `${c.name} objects`).to.equal(count);
-      expect([...cms.values()].filter((v) => v !== String(version)), `${c.name} objects not at version ${version}`).to.deep.equal([]);
+      expect(
+        [...cms.values()].filter((v) => v !== String(version)),
+        `${c.name} objects not at version ${version}`,
+      ).to.deep.equal([]);
     }
   }
 
@@ -187,16 +237,23 @@ describe('reliability: faults injected into real controller and agent processes'
     const agent = fleet.agents['downstream-1']!;
     await push(2, 60, 'sixty ConfigMaps');
     // Kill as soon as the first object of the new version lands: the agent is mid-apply then.
-    const seen = await waitFor(async () => {
-      const cms = await applied('downstream-1');
-      const fresh = [...cms.values()].filter((v) => v === '2').length;
-      return fresh > 0 ? fresh : undefined;
-    }, { what: 'the agent to start applying version 2', timeoutMs: CONVERGE_MS, intervalMs: 50 });
+    const seen = await waitFor(
+      async () => {
+        const cms = await applied('downstream-1');
+        const fresh = [...cms.values()].filter((v) => v === '2').length;
+        return fresh > 0 ? fresh : undefined;
+      },
+      { what: 'the agent to start applying version 2', timeoutMs: CONVERGE_MS, intervalMs: 50 },
+    );
     await agent.kill9();
     const midApply = seen < 60;
     agent.restart();
     await converge('kill -9 of the agent');
-    await convergedWithoutLoss('kill -9 agent during apply', before, midApply ? `killed after ${seen}/60 objects` : 'apply had finished before the kill landed');
+    await convergedWithoutLoss(
+      'kill -9 agent during apply',
+      before,
+      midApply ? `killed after ${seen}/60 objects` : 'apply had finished before the kill landed',
+    );
   });
 
   it('resumes after the downstream kube-apiserver restarts', async () => {
@@ -206,9 +263,14 @@ describe('reliability: faults injected into real controller and agent processes'
     try {
       await push(3, 60, 'version 3 while downstream-1 is down');
       // The other cluster keeps converging while one API server is down.
-      await waitFor(async () => [...(await applied('downstream-2')).values()].every((v) => v === '3') || undefined,
-        { what: 'downstream-2 to apply version 3 while downstream-1 is down', timeoutMs: CONVERGE_MS, intervalMs: 500 });
-    } finally { await plane.startApiServer(); }
+      await waitFor(async () => [...(await applied('downstream-2')).values()].every((v) => v === '3') || undefined, {
+        what: 'downstream-2 to apply version 3 while downstream-1 is down',
+        timeoutMs: CONVERGE_MS,
+        intervalMs: 500,
+      });
+    } finally {
+      await plane.startApiServer();
+    }
     await converge('the downstream kube-apiserver restart');
     await convergedWithoutLoss('downstream kube-apiserver restart', before, 'agent not restarted');
   });
@@ -219,15 +281,23 @@ describe('reliability: faults injected into real controller and agent processes'
     const mark = reg.logs().length;
     await push(4, 60, 'version 4 pushed across a registry restart');
     // Stop the registry as soon as the controller starts uploading the new version.
-    await waitFor(async () => /"(PUT|POST|PATCH) /.test(reg.logs().slice(mark)) || undefined,
-      { what: 'the controller to start pushing version 4', timeoutMs: CONVERGE_MS, intervalMs: 50 });
+    await waitFor(async () => /"(PUT|POST|PATCH) /.test(reg.logs().slice(mark)) || undefined, {
+      what: 'the controller to start pushing version 4',
+      timeoutMs: CONVERGE_MS,
+      intervalMs: 50,
+    });
     await reg.stop();
     try {
-      await waitFor(async () => {
-        const repo = await gitRepo();
-        return (repo?.status?.commit !== commit || !ready(repo)) || undefined;
-      }, { what: 'the GitRepo not to report Ready at version 4 while the registry is down', timeoutMs: 30_000 });
-    } finally { await reg.start(); }
+      await waitFor(
+        async () => {
+          const repo = await gitRepo();
+          return repo?.status?.commit !== commit || !ready(repo) || undefined;
+        },
+        { what: 'the GitRepo not to report Ready at version 4 while the registry is down', timeoutMs: 30_000 },
+      );
+    } finally {
+      await reg.start();
+    }
     await converge('the registry restart');
     await convergedWithoutLoss('registry restart during push', before);
   });
@@ -238,7 +308,9 @@ describe('reliability: faults injected into real controller and agent processes'
     let message = '';
     try {
       message = await waitFor(async () => trouble(await gitRepo()), { what: 'the GitRepo to report the git server down', timeoutMs: 60_000, intervalMs: 500 });
-    } finally { await git().start(); }
+    } finally {
+      await git().start();
+    }
     // Recovery: the GitRepo is Ready again at the same commit and nothing was lost meanwhile.
     await converge('the git server outage');
     expect(message).to.not.equal('');
@@ -254,7 +326,11 @@ describe('reliability: faults injected into real controller and agent processes'
     proxy.inject({ kind: 'delay', ms: 250, match: (method, path) => method !== 'GET' && method !== 'HEAD' && path.includes('/blobs/uploads/') });
     await push(5, 60, 'version 5, pushed across a controller kill');
     try {
-      await waitFor(async () => uploads().length >= 4 || undefined, { what: 'the controller to start uploading version 5', timeoutMs: CONVERGE_MS, intervalMs: 50 });
+      await waitFor(async () => uploads().length >= 4 || undefined, {
+        what: 'the controller to start uploading version 5',
+        timeoutMs: CONVERGE_MS,
+        intervalMs: 50,
+      });
       const midPush = !manifestPut();
       const started = uploads().length;
       await fleet.controller.kill9();
@@ -262,11 +338,17 @@ describe('reliability: faults injected into real controller and agent processes'
       fleet.controller.restart();
       await converge('kill -9 of the controller');
       const n = await lost(before);
-      faults.record({ fault: 'kill -9 controller during push', result: 'converged', objectsLost: n,
-        note: midPush ? `killed with ${started} upload requests made for 60 new layers, before the manifest` : 'push had finished before the kill landed' });
+      faults.record({
+        fault: 'kill -9 controller during push',
+        result: 'converged',
+        objectsLost: n,
+        note: midPush ? `killed with ${started} upload requests made for 60 new layers, before the manifest` : 'push had finished before the kill landed',
+      });
       expect(midPush, 'the kill landed before the manifest was pushed').to.equal(true);
       expect(n).to.equal(0);
-    } finally { proxy.heal(); }
+    } finally {
+      proxy.heal();
+    }
   });
 
   it('resumes after the upstream kube-apiserver restarts', async () => {
@@ -277,10 +359,15 @@ describe('reliability: faults injected into real controller and agent processes'
     try {
       await push(6, 60, 'version 6 while upstream is down');
       // Processes must notice the outage (and keep running) before it ends.
-      await waitFor(async () => /ECONNREFUSED|connect|unavailable/i.test((await fleet.controller.logs()).slice(log.controller)) || undefined,
-        { what: 'the controller to notice the upstream API server is down', timeoutMs: 60_000, intervalMs: 500 });
+      await waitFor(async () => /ECONNREFUSED|connect|unavailable/i.test((await fleet.controller.logs()).slice(log.controller)) || undefined, {
+        what: 'the controller to notice the upstream API server is down',
+        timeoutMs: 60_000,
+        intervalMs: 500,
+      });
       for (const p of [fleet.controller, ...Object.values(fleet.agents)]) expect(p.running(), `${p.name} still running while upstream is down`).to.equal(true);
-    } finally { await plane.startApiServer(); }
+    } finally {
+      await plane.startApiServer();
+    }
     await converge('the upstream kube-apiserver restart');
     await convergedWithoutLoss('upstream kube-apiserver restart', before, 'no process restarted');
   });
@@ -291,13 +378,18 @@ describe('reliability: faults injected into real controller and agent processes'
     let message = '';
     try {
       await push(7, 60, 'version 7 while the registry answers 500');
-      message = await waitFor(async () => {
-        const repo = await gitRepo();
-        const t = trouble(repo);
-        return t && /500|injected/i.test(t) ? t : undefined;
-      }, { what: 'the GitRepo to report the registry answering 500', timeoutMs: 60_000, intervalMs: 500 });
+      message = await waitFor(
+        async () => {
+          const repo = await gitRepo();
+          const t = trouble(repo);
+          return t && /500|injected/i.test(t) ? t : undefined;
+        },
+        { what: 'the GitRepo to report the registry answering 500', timeoutMs: 60_000, intervalMs: 500 },
+      );
       await holds(6, 60);
-    } finally { proxy.heal(); }
+    } finally {
+      proxy.heal();
+    }
     await converge('the registry answering 500');
     await convergedWithoutLoss('registry answers 500 (push)', before, message.slice(0, 90));
   });
@@ -309,17 +401,23 @@ describe('reliability: faults injected into real controller and agent processes'
     let message = '';
     try {
       await push(8, 60, 'version 8 while the registry throttles pulls');
-      message = await waitFor(async () => {
-        const bds = (await fleet.upstream.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, `${Label.RepoName}=${REPO}`)).items;
-        for (const bd of bds) {
-          const t = trouble(bd);
-          if (t && /429|TOOMANYREQUESTS|too many/i.test(t)) return t;
-        }
-        return undefined;
-      }, { what: 'a BundleDeployment to report the registry throttling pulls', timeoutMs: 90_000, intervalMs: 500 });
+      message = await waitFor(
+        async () => {
+          const bds = (await fleet.upstream.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, `${Label.RepoName}=${REPO}`))
+            .items;
+          for (const bd of bds) {
+            const t = trouble(bd);
+            if (t && /429|TOOMANYREQUESTS|too many/i.test(t)) return t;
+          }
+          return undefined;
+        },
+        { what: 'a BundleDeployment to report the registry throttling pulls', timeoutMs: 90_000, intervalMs: 500 },
+      );
       expect(proxy.requests.slice(mark).filter((r) => r.injected).length, 'throttled pulls').to.be.greaterThan(0);
       await holds(7, 60);
-    } finally { proxy.heal(); }
+    } finally {
+      proxy.heal();
+    }
     await converge('the registry answering 429');
     await convergedWithoutLoss('registry answers 429 (pull)', before, message.slice(0, 90));
   });
@@ -329,15 +427,33 @@ describe('reliability: faults injected into real controller and agent processes'
     const extra = 'rel-tls';
     const refuseOnly = [{ clusterName: 'no-such-cluster' }];
     const tlsRepo = async (name: string, ociRegistry: Record<string, unknown>) => {
-      await fleet.upstream.apply({ apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name, namespace: WS },
-        spec: { repo: `${git().url}/${REPO}.git`, branch: 'main', clientSecretName: 'git-auth', pollingInterval: '2s', paths: ['app'],
-          targets: refuseOnly, ociRegistry } }, 'rel-e2e');
+      await fleet.upstream.apply(
+        {
+          apiVersion: API_VERSION,
+          kind: 'GitRepo',
+          metadata: { name, namespace: WS },
+          spec: {
+            repo: `${git().url}/${REPO}.git`,
+            branch: 'main',
+            clientSecretName: 'git-auth',
+            pollingInterval: '2s',
+            paths: ['app'],
+            targets: refuseOnly,
+            ociRegistry,
+          },
+        },
+        'rel-e2e',
+      );
     };
-    const stored = async (name: string) => await waitFor(async () => {
-      const repo = await gitRepo(name);
-      const c = repo?.status?.conditions?.find((x) => x.type === 'ArtifactsStored');
-      return c && c.status !== 'Unknown' ? `${c.status} ${c.reason ?? ''}: ${c.message ?? ''}` : undefined;
-    }, { what: `GitRepo ${name} to say whether its artifacts are stored`, timeoutMs: 60_000, intervalMs: 500 });
+    const stored = async (name: string) =>
+      await waitFor(
+        async () => {
+          const repo = await gitRepo(name);
+          const c = repo?.status?.conditions?.find((x) => x.type === 'ArtifactsStored');
+          return c && c.status !== 'Unknown' ? `${c.status} ${c.reason ?? ''}: ${c.message ?? ''}` : undefined;
+        },
+        { what: `GitRepo ${name} to say whether its artifacts are stored`, timeoutMs: 60_000, intervalMs: 500 },
+      );
     const remove = async (...names: string[]) => {
       for (const name of names) await fleet.upstream.delete({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name });
     };
@@ -345,7 +461,12 @@ describe('reliability: faults injected into real controller and agent processes'
     it('refuses a registry certificate from an unknown CA, and accepts it with insecureSkipTLS', async () => {
       await tlsRepo(`${extra}-unknown-ca`, { reference: `${proxy.host}/rel-tls`, authSecretName: 'registry-auth' });
       const refused = await stored(`${extra}-unknown-ca`);
-      faults.record({ fault: 'registry certificate from an unknown CA', result: refused.startsWith('False') ? 'refused' : 'failed', objectsLost: 0, note: refused.slice(0, 90) });
+      faults.record({
+        fault: 'registry certificate from an unknown CA',
+        result: refused.startsWith('False') ? 'refused' : 'failed',
+        objectsLost: 0,
+        note: refused.slice(0, 90),
+      });
       expect(refused).to.match(/^False /);
       expect(refused).to.match(/certificate|x509|self.signed|verify/i);
       await tlsRepo(`${extra}-skip`, { reference: `${proxy.host}/rel-tls`, authSecretName: 'registry-auth', insecureSkipTLS: true });
@@ -357,11 +478,19 @@ describe('reliability: faults injected into real controller and agent processes'
       const plain = stack().registry('http');
       await tlsRepo(`${extra}-plain`, { reference: `${plain.host}/rel-plain` });
       const refused = await stored(`${extra}-plain`);
-      faults.record({ fault: 'plain-HTTP registry without basicHTTP', result: refused.startsWith('False') ? 'refused' : 'failed', objectsLost: 0, note: refused.slice(0, 90) });
+      faults.record({
+        fault: 'plain-HTTP registry without basicHTTP',
+        result: refused.startsWith('False') ? 'refused' : 'failed',
+        objectsLost: 0,
+        note: refused.slice(0, 90),
+      });
       expect(refused).to.match(/^False /);
       await tlsRepo(`${extra}-plain`, { reference: `${plain.host}/rel-plain`, basicHTTP: true });
-      await waitFor(async () => (await stored(`${extra}-plain`)).startsWith('True') || undefined,
-        { what: 'the plain-HTTP push with basicHTTP', timeoutMs: 60_000, intervalMs: 500 });
+      await waitFor(async () => (await stored(`${extra}-plain`)).startsWith('True') || undefined, {
+        what: 'the plain-HTTP push with basicHTTP',
+        timeoutMs: 60_000,
+        intervalMs: 500,
+      });
       await remove(`${extra}-plain`);
     });
   }
@@ -370,7 +499,12 @@ describe('reliability: faults injected into real controller and agent processes'
     const clusters = (await fleet.upstream.list<Obj<{ status?: { namespace?: string } }>>({ apiVersion: API_VERSION, kind: 'Cluster', namespace: WS })).items;
     const namespaces = clusters.map((c) => c.status?.namespace).filter((n): n is string => Boolean(n));
     expect(namespaces, 'cluster namespaces').to.have.length(CLUSTERS.length);
-    const state = await downstream['downstream-1']!.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'Secret', namespace: fleet.agentNamespace, name: 'flotilla-agent' });
+    const state = await downstream['downstream-1']!.get<KubeObject & { data?: Record<string, string> }>({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      namespace: fleet.agentNamespace,
+      name: 'flotilla-agent',
+    });
     const value = (k: string) => Buffer.from(state?.data?.[k] ?? '', 'base64').toString('utf8');
     const own = value('clusterNamespace');
     const other = namespaces.find((n) => n !== own)!;
@@ -383,29 +517,44 @@ describe('reliability: faults injected into real controller and agent processes'
         'list other cluster Secrets': await statusOf(() => agent.list({ apiVersion: 'v1', kind: 'Secret', namespace: other })),
         'list workspace Secrets': await statusOf(() => agent.list({ apiVersion: 'v1', kind: 'Secret', namespace: WS })),
         'list GitRepos': await statusOf(() => agent.list({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS })),
-        'create BundleDeployment in own namespace': await statusOf(() => agent.create({ ...bd, metadata: { name: 'forged', namespace: own },
-          spec: { deploymentID: 'x', inline: { resources: [] } } } as KubeObject)),
+        'create BundleDeployment in own namespace': await statusOf(() =>
+          agent.create({ ...bd, metadata: { name: 'forged', namespace: own }, spec: { deploymentID: 'x', inline: { resources: [] } } } as KubeObject),
+        ),
       };
-      faults.record({ fault: 'agent credential outside its namespace', result: Object.values(denied).every((c) => c === 403) ? 'refused' : 'failed', objectsLost: 0,
-        note: `${Object.values(denied).join(' ')} (5 requests)` });
+      faults.record({
+        fault: 'agent credential outside its namespace',
+        result: Object.values(denied).every((c) => c === 403) ? 'refused' : 'failed',
+        objectsLost: 0,
+        note: `${Object.values(denied).join(' ')} (5 requests)`,
+      });
       expect(denied).to.deep.equal(Object.fromEntries(Object.keys(denied).map((k) => [k, 403])));
-    } finally { await agent.close(); }
+    } finally {
+      await agent.close();
+    }
   });
 
   it('leaks no secret value into any log line, Event or Flotilla status', async () => {
     // The agents' credentials (TokenRequest tokens handed over in the registration namespace) are secrets too.
-    const handed = await fleet.upstream.list<KubeObject & { data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'Secret', namespace: fleet.registrationNamespace });
+    const handed = await fleet.upstream.list<KubeObject & { data?: Record<string, string> }>({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      namespace: fleet.registrationNamespace,
+    });
     for (const s of handed.items) if (s.data?.token) secrets.push(Buffer.from(s.data.token, 'base64').toString('utf8'));
     expect(secrets.length, 'secrets to look for (git, registry, registration token, agent tokens)').to.be.greaterThan(3);
     const texts = [
       ...(await fleetLogs(fleet)).map((l) => ({ where: `${l.name} log`, text: l.text })),
-      ...await eventTexts(fleet.upstream, 'upstream'),
+      ...(await eventTexts(fleet.upstream, 'upstream')),
       ...(await Promise.all(CLUSTERS.map((c) => eventTexts(downstream[c.name]!, c.name)))).flat(),
-      ...await flotillaStatusTexts(fleet.upstream),
+      ...(await flotillaStatusTexts(fleet.upstream)),
     ];
     const hits = findSecrets(texts, secrets);
-    faults.record({ fault: `secret scan (${texts.length} texts, ${secrets.filter((s) => s.length >= 6).length} secrets)`,
-      result: hits.length === 0 ? 'clean' : 'failed', objectsLost: 0, note: `${hits.length} leaks` });
+    faults.record({
+      fault: `secret scan (${texts.length} texts, ${secrets.filter((s) => s.length >= 6).length} secrets)`,
+      result: hits.length === 0 ? 'clean' : 'failed',
+      objectsLost: 0,
+      note: `${hits.length} leaks`,
+    });
     expect(texts.length).to.be.greaterThan(0);
     expect(hits.map((h) => `${h.where} (secret #${h.secretIndex})`)).to.deep.equal([]);
   });

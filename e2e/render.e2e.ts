@@ -38,15 +38,25 @@ describe('rendering with the real helm and kustomize', () => {
 
   describe('helmTemplate', () => {
     const input = () => ({
-      ...limits, files: chart, chart: '.', releaseName: 'rel', namespace: 'apps', values: { color: 'green' }, helm: {},
-      capabilities: CAPS, helmPath: settings.tools.helm,
+      ...limits,
+      files: chart,
+      chart: '.',
+      releaseName: 'rel',
+      namespace: 'apps',
+      values: { color: 'green' },
+      helm: {},
+      capabilities: CAPS,
+      helmPath: settings.tools.helm,
     });
 
     it('sorts the chart output into CRDs, resources and install hooks, dropping the test hook', async () => {
       const out = await helmTemplate(input());
       expect(out.crds.map((d) => d.source)).to.deep.equal(['flotilla-test/crds/widgets.yaml']);
       expect(out.resources.map((d) => d.source)).to.have.members([
-        'flotilla-test/templates/configmap.yaml', 'flotilla-test/templates/extra.yaml', 'flotilla-test/templates/widget.yaml']);
+        'flotilla-test/templates/configmap.yaml',
+        'flotilla-test/templates/extra.yaml',
+        'flotilla-test/templates/widget.yaml',
+      ]);
       expect(out.hooks.map((h) => [h.source, h.phase, h.weight])).to.deep.equal([
         ['flotilla-test/templates/pre-install-job.yaml', 'pre', -5],
         ['flotilla-test/templates/post-install.yaml', 'post', 0],
@@ -68,18 +78,26 @@ describe('rendering with the real helm and kustomize', () => {
     });
 
     it('refuses values that fail the chart schema, naming the bundle and the cause', async () => {
-      const err = await helmTemplate({ ...input(), values: { color: 'purple' } }).then(() => undefined, (e: unknown) => e);
+      const err = await helmTemplate({ ...input(), values: { color: 'purple' } }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).to.be.instanceOf(FlotillaError);
       expect((err as FlotillaError).reason).to.equal(Reason.InvalidBundle);
       expect((err as FlotillaError).disposition).to.equal('stalling');
-      expect((err as Error).message).to.match(/bundle render-e2e/).and.to.match(/color/);
+      expect((err as Error).message)
+        .to.match(/bundle render-e2e/)
+        .and.to.match(/color/);
       const skipped = await helmTemplate({ ...input(), values: { color: 'purple' }, helm: { skipSchemaValidation: true } });
       expect(skipped.resources.length).to.equal(3);
     });
 
     it('reports a failing template with the template file', async () => {
       const broken = [...chart, { path: 'templates/broken.yaml', content: Buffer.from('{{ .Values.nope.deeper }}\n') }];
-      const err = await helmTemplate({ ...input(), files: broken }).then(() => undefined, (e: unknown) => e);
+      const err = await helmTemplate({ ...input(), files: broken }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect((err as FlotillaError).reason).to.equal(Reason.InvalidBundle);
       expect((err as Error).message).to.include('templates/broken.yaml');
     });
@@ -100,10 +118,16 @@ describe('rendering with the real helm and kustomize', () => {
     });
 
     it('refuses a remote base before running kustomize', async () => {
-      const files = kust.map((f) => f.path === 'base/kustomization.yaml'
-        ? { ...f, content: Buffer.from('resources:\n  - https://github.com/example/repo//base?ref=v1\n') } : f);
-      const err = await kustomizeBuild(input('base', files)).then(() => undefined, (e: unknown) => e);
-      expect((err as Error).message).to.include('kust/base/kustomization.yaml').and.to.include('remote base');
+      const files = kust.map((f) =>
+        f.path === 'base/kustomization.yaml' ? { ...f, content: Buffer.from('resources:\n  - https://github.com/example/repo//base?ref=v1\n') } : f,
+      );
+      const err = await kustomizeBuild(input('base', files)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect((err as Error).message)
+        .to.include('kust/base/kustomization.yaml')
+        .and.to.include('remote base');
     });
   });
 
@@ -111,9 +135,15 @@ describe('rendering with the real helm and kustomize', () => {
     const cluster = { name: 'c1', namespace: 'fleet-default', labels: { env: 'prod', color: 'red' }, capabilities: CAPS };
 
     it('renders a chart bundle with cluster-label values into CRDs, hooks and namespaced objects', async () => {
-      const out = await renderContent(chart, {
-        bundleName: 'web', options: { defaultNamespace: 'apps', helm: { values: { color: 'global.fleet.clusterLabels.color', replicas: '${ .ClusterValues.n | default 2 }' } } },
-      }, { ...cluster, values: { n: 3 }, capabilities: { kubeVersion: 'v1.31.4', apiVersions: [] } }, settings);
+      const out = await renderContent(
+        chart,
+        {
+          bundleName: 'web',
+          options: { defaultNamespace: 'apps', helm: { values: { color: 'global.fleet.clusterLabels.color', replicas: '${ .ClusterValues.n | default 2 }' } } },
+        },
+        { ...cluster, values: { n: 3 }, capabilities: { kubeVersion: 'v1.31.4', apiVersions: [] } },
+        settings,
+      );
       expect(out.engine).to.equal('helm');
       expect(out.crds.map((o) => o.metadata.name)).to.deep.equal(['widgets.example.flotilla.dev']);
       expect(out.hooks.map((h) => `${h.phase}:${h.object.metadata.name}`)).to.deep.equal(['pre:web-flotilla-test-pre', 'post:web-flotilla-test-post']);
@@ -139,7 +169,10 @@ describe('flotilla render with the real helm and kustomize', () => {
     process.env.FLOTILLA_KUSTOMIZE = bin.kustomize;
   });
   after(() => {
-    for (const [k, v] of [['FLOTILLA_HELM', saved.helm], ['FLOTILLA_KUSTOMIZE', saved.kustomize]] as const) {
+    for (const [k, v] of [
+      ['FLOTILLA_HELM', saved.helm],
+      ['FLOTILLA_KUSTOMIZE', saved.kustomize],
+    ] as const) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
@@ -156,8 +189,15 @@ describe('flotilla render with the real helm and kustomize', () => {
   const ids = (docs: readonly Doc[]) => docs.map((d) => `${d.kind}/${d.metadata.name}`);
 
   it('prints a chart as the agent applies it: CRDs, pre hooks, objects, post hooks, for the given version', async () => {
-    const { code, stdout, stderr } = await run(join(TESTDATA, 'helm', 'chart'), '--bundle-name', 'web', '--kube-version', 'v1.30.1',
-      '--api-versions', 'example.flotilla.dev/v1/Widget');
+    const { code, stdout, stderr } = await run(
+      join(TESTDATA, 'helm', 'chart'),
+      '--bundle-name',
+      'web',
+      '--kube-version',
+      'v1.30.1',
+      '--api-versions',
+      'example.flotilla.dev/v1/Widget',
+    );
     expect(code, stderr).to.equal(0);
     expect(stderr).to.include('rendered with helm');
     const docs = yaml.loadAll(stdout) as Doc[];

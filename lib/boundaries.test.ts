@@ -31,7 +31,10 @@ const FORBIDDEN: Record<string, readonly string[]> = {
   stack: ['e2e', 'bench'],
 };
 
-interface SourceFile { path: string; text: string }
+interface SourceFile {
+  path: string;
+  text: string;
+}
 
 function isTestFile(path: string): boolean {
   return /\.test\.[cm]?[jt]s$/.test(path);
@@ -65,7 +68,7 @@ async function walk(dir: string): Promise<string[]> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     if (SKIPPED.has(entry.name)) continue;
     const full = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...await walk(full));
+    if (entry.isDirectory()) out.push(...(await walk(full)));
     else if (entry.isFile() && /\.[cm]?ts$/.test(entry.name) && !entry.name.endsWith('.d.ts')) out.push(full);
   }
   return out;
@@ -79,7 +82,10 @@ async function repositoryFiles(): Promise<SourceFile[]> {
 describe('import boundaries', () => {
   it('holds for every .ts file in the repository', async () => {
     const files = await repositoryFiles();
-    expect(files.map((f) => f.path), 'the walk found the tree').to.include.members(['lib/config.ts', 'cli/dev.ts', 'controller/main.ts', 'agent/main.ts']);
+    expect(
+      files.map((f) => f.path),
+      'the walk found the tree',
+    ).to.include.members(['lib/config.ts', 'cli/dev.ts', 'controller/main.ts', 'agent/main.ts']);
     expect(violations(files), 'fix each import listed: move the code it needs to a folder it may import (lib/ for shared code)').to.deep.equal([]);
   });
 
@@ -90,10 +96,20 @@ describe('import boundaries', () => {
     { name: 'the agent importing the controller', path: 'agent/x.ts', text: "export { b } from '../controller/bundle.js';", broken: true },
     { name: 'the controller importing the agent', path: 'controller/x.ts', text: "type T = typeof import('../agent/content.js');", broken: true },
     { name: 'the controller importing the CLI', path: 'controller/x.ts', text: "import '../cli/table.js';", broken: true },
-    { name: 'the CLI importing the e2e stack (the old layout)', path: 'cli/dev.ts', text: "import { ensureBinaries } from '../e2e/stack/binaries.js';", broken: true },
+    {
+      name: 'the CLI importing the e2e stack (the old layout)',
+      path: 'cli/dev.ts',
+      text: "import { ensureBinaries } from '../e2e/stack/binaries.js';",
+      broken: true,
+    },
     { name: 'the local fleet importing e2e support', path: 'stack/x.ts', text: "import { installCrds } from '../e2e/support/crds.js';", broken: true },
     { name: 'shipped code importing a test file in its own folder', path: 'lib/oci/x.ts', text: "import { fixture } from './client.test.js';", broken: true },
-    { name: 'the CLI importing the local fleet and lib', path: 'cli/dev.ts', text: "import { x } from '../stack/net.js';\nimport { y } from '../lib/api/index.js';", broken: false },
+    {
+      name: 'the CLI importing the local fleet and lib',
+      path: 'cli/dev.ts',
+      text: "import { x } from '../stack/net.js';\nimport { y } from '../lib/api/index.js';",
+      broken: false,
+    },
     { name: 'the controller and the agent importing lib', path: 'agent/x.ts', text: "import { y } from '../lib/kube/client.js';", broken: false },
     { name: 'a test importing another test', path: 'lib/a.test.ts', text: "import { helper } from './b.test.js';", broken: false },
     { name: 'e2e and bench importing anything', path: 'e2e/x.e2e.ts', text: "import '../bench/report.js';\nimport '../controller/main.js';", broken: false },

@@ -30,7 +30,9 @@ export function parseConfig<S extends z.ZodObject>(schema: S, argv: readonly str
     raw[name] = eq < 0 ? argv[++i] : arg.slice(eq + 1);
   }
   const known = new Set(Object.keys(schema.shape));
-  const problems = Object.keys(raw).filter((k) => !known.has(k)).map((k) => `${k}: unknown option`);
+  const problems = Object.keys(raw)
+    .filter((k) => !known.has(k))
+    .map((k) => `${k}: unknown option`);
   const parsed = schema.safeParse(Object.fromEntries(Object.entries(raw).filter(([k]) => known.has(k))));
   if (!parsed.success) problems.push(...parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`));
   if (problems.length > 0 || !parsed.success) throw new Error(`invalid ${what} configuration: ${problems.join('; ')}`);

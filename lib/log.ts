@@ -5,9 +5,22 @@ import { pino, type Logger, type DestinationStream } from 'pino';
  * this is the safety net, not the mechanism: code must not pass secret values to the logger at all.
  */
 export const REDACTED_PATHS = [
-  'password', '*.password', 'token', '*.token', 'authorization', '*.authorization',
-  'headers.authorization', '*.headers.authorization', 'auth', '*.auth', 'secret', '*.secret',
-  'data', '*.data', 'stringData', '*.stringData',
+  'password',
+  '*.password',
+  'token',
+  '*.token',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  '*.headers.authorization',
+  'auth',
+  '*.auth',
+  'secret',
+  '*.secret',
+  'data',
+  '*.data',
+  'stringData',
+  '*.stringData',
 ];
 
 /** Options for {@link createLogger}. */

@@ -27,7 +27,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'up') {
-    const list = (v: string | undefined) => v?.split(',').map((s) => s.trim()).filter(Boolean);
+    const list = (v: string | undefined) =>
+      v
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     const stack = await startStack({
       dir: flag(args, '--dir'),
       keepDir: true,
@@ -47,7 +51,10 @@ async function main(argv: string[]): Promise<number> {
   return 2;
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code), (err: unknown) => {
-  process.stderr.write(`[flotilla-stack] ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`[flotilla-stack] ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -33,18 +33,27 @@ async function install(kube: KubeClient): Promise<void> {
   const crds = await Promise.all(files.map(async (f) => yaml.load(await readFile(join(CRDS_DIR, f), 'utf8')) as KubeObject));
   for (const crd of crds) await kube.apply(crd, 'flotilla-stack');
   for (const crd of crds) {
-    await waitFor(async () => {
-      const live = await kube.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>(
-        { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: crd.metadata.name });
-      return live?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-    }, { what: `CRD ${crd.metadata.name} to be Established`, timeoutMs: 60_000 });
+    await waitFor(
+      async () => {
+        const live = await kube.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>({
+          apiVersion: 'apiextensions.k8s.io/v1',
+          kind: 'CustomResourceDefinition',
+          name: crd.metadata.name,
+        });
+        return live?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+      },
+      { what: `CRD ${crd.metadata.name} to be Established`, timeoutMs: 60_000 },
+    );
   }
   kube.resetDiscovery();
   for (const def of kinds) {
-    await waitFor(async () => {
-      kube.resetDiscovery();
-      await kube.list({ apiVersion: API_VERSION, kind: def.kind, namespace: 'default' });
-      return true;
-    }, { what: `${def.plural} to be served`, timeoutMs: 30_000 });
+    await waitFor(
+      async () => {
+        kube.resetDiscovery();
+        await kube.list({ apiVersion: API_VERSION, kind: def.kind, namespace: 'default' });
+        return true;
+      },
+      { what: `${def.plural} to be served`, timeoutMs: 30_000 },
+    );
   }
 }

@@ -149,19 +149,28 @@ export async function startSshGitServer(options: SshGitServerOptions): Promise<S
     const mark = (await logs()).length;
     const p = spawnManaged(`sshd (git, port ${port})`, sshd, ['-D', '-e', '-f', configFile], logFile);
     proc = p;
-    await waitFor(async () => {
-      if (!p.running()) throw new Error(`sshd exited: ${(await logs()).slice(mark).trim().split('\n').slice(-5).join(' | ')}`);
-      return (await logs()).slice(mark).includes(`Server listening on 127.0.0.1 port ${port}`);
-    }, { what: `sshd to listen on 127.0.0.1:${port}`, timeoutMs: 20_000, intervalMs: 50 });
+    await waitFor(
+      async () => {
+        if (!p.running()) throw new Error(`sshd exited: ${(await logs()).slice(mark).trim().split('\n').slice(-5).join(' | ')}`);
+        return (await logs()).slice(mark).includes(`Server listening on 127.0.0.1 port ${port}`);
+      },
+      { what: `sshd to listen on 127.0.0.1:${port}`, timeoutMs: 20_000, intervalMs: 50 },
+    );
   };
   await start();
 
   return {
-    host: '127.0.0.1', port, user, clientKey, logFile,
+    host: '127.0.0.1',
+    port,
+    user,
+    clientKey,
+    logFile,
     knownHosts: knownHostsLine('127.0.0.1', port, hostKey.publicKey),
     repoUrl: (name) => `ssh://${user}@127.0.0.1:${port}/${name}.git`,
     logs,
-    async stop() { await proc?.stop(); },
+    async stop() {
+      await proc?.stop();
+    },
     start,
   };
 }

@@ -89,7 +89,10 @@ function serveCgi(req: IncomingMessage, res: ServerResponse, env: NodeJS.Process
   let headerDone = false;
   let buffered = Buffer.alloc(0);
   cgi.stdout.on('data', (chunk: Buffer) => {
-    if (headerDone) { res.write(chunk); return; }
+    if (headerDone) {
+      res.write(chunk);
+      return;
+    }
     buffered = Buffer.concat([buffered, chunk]);
     const end = buffered.indexOf('\r\n\r\n');
     const endLf = buffered.indexOf('\n\n');
@@ -111,7 +114,9 @@ function serveCgi(req: IncomingMessage, res: ServerResponse, env: NodeJS.Process
     res.write(buffered.subarray(cut + sepLen));
   });
   let stderr = '';
-  cgi.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  cgi.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   cgi.on('close', (code) => {
     if (!headerDone) {
       res.statusCode = 500;
@@ -146,9 +151,7 @@ export async function startGitServer(options: GitServerOptions): Promise<GitServ
   let server: Server | undefined;
   let port = options.port ?? 0;
   const listen = async (): Promise<void> => {
-    server = options.tls
-      ? createTlsServer({ cert: options.tls.certPem, key: options.tls.keyPem }, handler)
-      : createServer(handler);
+    server = options.tls ? createTlsServer({ cert: options.tls.certPem, key: options.tls.keyPem }, handler) : createServer(handler);
     const s = server;
     await new Promise<void>((resolve, reject) => {
       s.once('error', reject);
@@ -161,21 +164,24 @@ export async function startGitServer(options: GitServerOptions): Promise<GitServ
   const scheme = options.tls ? 'https' : 'http';
   const url = `${scheme}://127.0.0.1:${port}`;
 
-  const authedUrl = (repo: string): string =>
-    `${scheme}://${encodeURIComponent(username)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${repo}.git`;
+  const authedUrl = (repo: string): string => `${scheme}://${encodeURIComponent(username)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${repo}.git`;
 
   const gitEnv = {
     ...process.env,
     GIT_TERMINAL_PROMPT: '0',
-    GIT_AUTHOR_NAME: 'Flotilla Test', GIT_AUTHOR_EMAIL: 'test@flotilla.dev',
-    GIT_COMMITTER_NAME: 'Flotilla Test', GIT_COMMITTER_EMAIL: 'test@flotilla.dev',
+    GIT_AUTHOR_NAME: 'Flotilla Test',
+    GIT_AUTHOR_EMAIL: 'test@flotilla.dev',
+    GIT_COMMITTER_NAME: 'Flotilla Test',
+    GIT_COMMITTER_EMAIL: 'test@flotilla.dev',
     ...(options.tls ? { GIT_SSL_NO_VERIFY: '1' } : {}),
   };
 
   return {
-    url, username, password, rootDir,
-    requestCount: (repo?: string) =>
-      repo === undefined ? [...counts.values()].reduce((a, b) => a + b, 0) : (counts.get(`${repo}.git`) ?? 0),
+    url,
+    username,
+    password,
+    rootDir,
+    requestCount: (repo?: string) => (repo === undefined ? [...counts.values()].reduce((a, b) => a + b, 0) : (counts.get(`${repo}.git`) ?? 0)),
     async createRepo(name: string): Promise<string> {
       const dir = join(rootDir, `${name}.git`);
       await run('git', ['init', '--quiet', '--bare', '--initial-branch=main', dir]);

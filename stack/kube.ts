@@ -57,18 +57,39 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 
 /** Generates the CA, serving cert, admin client cert and service-account keys in `dir`. */
 async function writePki(dir: string): Promise<void> {
-  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt',
-    '-days', '365', '-subj', '/CN=flotilla-test-ca'], dir);
-  await writeFile(join(dir, 'serving.ext'),
+  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '365', '-subj', '/CN=flotilla-test-ca'], dir);
+  await writeFile(
+    join(dir, 'serving.ext'),
     'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1\n' +
-    'extendedKeyUsage=serverAuth\n');
+      'extendedKeyUsage=serverAuth\n',
+  );
   await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'serving.key', '-out', 'serving.csr', '-subj', '/CN=kube-apiserver'], dir);
-  await openssl(['x509', '-req', '-in', 'serving.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-    '-out', 'serving.crt', '-days', '365', '-extfile', 'serving.ext'], dir);
+  await openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      'serving.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'serving.crt',
+      '-days',
+      '365',
+      '-extfile',
+      'serving.ext',
+    ],
+    dir,
+  );
   await writeFile(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
   await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'admin.key', '-out', 'admin.csr', '-subj', '/O=system:masters/CN=admin'], dir);
-  await openssl(['x509', '-req', '-in', 'admin.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-    '-out', 'admin.crt', '-days', '365', '-extfile', 'client.ext'], dir);
+  await openssl(
+    ['x509', '-req', '-in', 'admin.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'admin.crt', '-days', '365', '-extfile', 'client.ext'],
+    dir,
+  );
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   await writeFile(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
   await writeFile(join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
@@ -77,10 +98,25 @@ async function writePki(dir: string): Promise<void> {
 function kubeconfigYaml(name: string, server: string, ca: string, cert: string, key: string): string {
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   return [
-    'apiVersion: v1', 'kind: Config', `current-context: ${name}`,
-    'clusters:', `- name: ${name}`, '  cluster:', `    server: ${server}`, `    certificate-authority-data: ${b64(ca)}`,
-    'users:', '- name: admin', '  user:', `    client-certificate-data: ${b64(cert)}`, `    client-key-data: ${b64(key)}`,
-    'contexts:', `- name: ${name}`, '  context:', `    cluster: ${name}`, '    user: admin', '',
+    'apiVersion: v1',
+    'kind: Config',
+    `current-context: ${name}`,
+    'clusters:',
+    `- name: ${name}`,
+    '  cluster:',
+    `    server: ${server}`,
+    `    certificate-authority-data: ${b64(ca)}`,
+    'users:',
+    '- name: admin',
+    '  user:',
+    `    client-certificate-data: ${b64(cert)}`,
+    `    client-key-data: ${b64(key)}`,
+    'contexts:',
+    `- name: ${name}`,
+    '  context:',
+    `    cluster: ${name}`,
+    '    user: admin',
+    '',
   ].join('\n');
 }
 
@@ -89,7 +125,11 @@ function tail(text: string, lines = 15): string {
 }
 
 async function logTail(path: string): Promise<string> {
-  try { return tail(await readFile(path, 'utf8')); } catch { return '(no log)'; }
+  try {
+    return tail(await readFile(path, 'utf8'));
+  } catch {
+    return '(no log)';
+  }
 }
 
 /** Starts etcd and kube-apiserver (and optionally kube-controller-manager); resolves when /readyz is ok. */
@@ -101,30 +141,52 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
   const etcdUrl = `http://127.0.0.1:${etcdClient}`;
 
-  const etcd = spawnManaged(`etcd (${name})`, binaries.etcd, [
-    `--name=${name}`, `--data-dir=${join(dir, 'etcd')}`,
-    `--listen-client-urls=${etcdUrl}`, `--advertise-client-urls=${etcdUrl}`,
-    `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-    `--initial-cluster=${name}=http://127.0.0.1:${etcdPeer}`, '--unsafe-no-fsync', '--log-level=warn',
-    '--quota-backend-bytes=4294967296',
-  ], join(dir, 'etcd.log'));
-  await waitFor(async () => {
-    if (!etcd.running()) throw new Error(`etcd exited: ${await logTail(etcd.logFile)}`);
-    const res = await request(`${etcdUrl}/health`);
-    const body = await res.body.text();
-    return res.statusCode === 200 && body.includes('true');
-  }, { what: `etcd of ${name} to be healthy`, timeoutMs: 60_000 });
+  const etcd = spawnManaged(
+    `etcd (${name})`,
+    binaries.etcd,
+    [
+      `--name=${name}`,
+      `--data-dir=${join(dir, 'etcd')}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-cluster=${name}=http://127.0.0.1:${etcdPeer}`,
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+      '--quota-backend-bytes=4294967296',
+    ],
+    join(dir, 'etcd.log'),
+  );
+  await waitFor(
+    async () => {
+      if (!etcd.running()) throw new Error(`etcd exited: ${await logTail(etcd.logFile)}`);
+      const res = await request(`${etcdUrl}/health`);
+      const body = await res.body.text();
+      return res.statusCode === 200 && body.includes('true');
+    },
+    { what: `etcd of ${name} to be healthy`, timeoutMs: 60_000 },
+  );
 
   const server = `https://127.0.0.1:${apiPort}`;
   const caPem = await readFile(join(dir, 'ca.crt'), 'utf8');
   const apiArgs = [
-    `--etcd-servers=${etcdUrl}`, `--cert-dir=${join(dir, 'certs')}`,
-    `--tls-cert-file=${join(dir, 'serving.crt')}`, `--tls-private-key-file=${join(dir, 'serving.key')}`,
-    `--secure-port=${apiPort}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1',
-    '--authorization-mode=RBAC', '--service-cluster-ip-range=10.0.0.0/24',
-    `--service-account-issuer=${server}/`, `--service-account-key-file=${join(dir, 'sa.pub')}`,
-    `--service-account-signing-key-file=${join(dir, 'sa.key')}`, `--client-ca-file=${join(dir, 'ca.crt')}`,
-    '--allow-privileged=true', '--disable-admission-plugins=ServiceAccount', '--v=0',
+    `--etcd-servers=${etcdUrl}`,
+    `--cert-dir=${join(dir, 'certs')}`,
+    `--tls-cert-file=${join(dir, 'serving.crt')}`,
+    `--tls-private-key-file=${join(dir, 'serving.key')}`,
+    `--secure-port=${apiPort}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    '--authorization-mode=RBAC',
+    '--service-cluster-ip-range=10.0.0.0/24',
+    `--service-account-issuer=${server}/`,
+    `--service-account-key-file=${join(dir, 'sa.pub')}`,
+    `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+    `--client-ca-file=${join(dir, 'ca.crt')}`,
+    '--allow-privileged=true',
+    '--disable-admission-plugins=ServiceAccount',
+    '--v=0',
   ];
   let apiserver: ManagedProcess | undefined;
   const startApiServer = async (): Promise<void> => {
@@ -132,11 +194,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const proc = apiserver;
     const tlsAgent = new Agent({ connect: { ca: caPem, cert: await readFile(join(dir, 'admin.crt')), key: await readFile(join(dir, 'admin.key')) } });
     try {
-      await waitFor(async () => {
-        if (!proc.running()) throw new Error(`kube-apiserver exited: ${await logTail(proc.logFile)}`);
-        const res = await request(`${server}/readyz`, { dispatcher: tlsAgent });
-        return res.statusCode === 200 && (await res.body.text()) === 'ok';
-      }, { what: `kube-apiserver of ${name} to be ready`, timeoutMs: 120_000, intervalMs: 500, context: () => `log: ${proc.logFile}` });
+      await waitFor(
+        async () => {
+          if (!proc.running()) throw new Error(`kube-apiserver exited: ${await logTail(proc.logFile)}`);
+          const res = await request(`${server}/readyz`, { dispatcher: tlsAgent });
+          return res.statusCode === 200 && (await res.body.text()) === 'ok';
+        },
+        { what: `kube-apiserver of ${name} to be ready`, timeoutMs: 120_000, intervalMs: 500, context: () => `log: ${proc.logFile}` },
+      );
     } finally {
       await tlsAgent.close();
     }
@@ -144,27 +209,45 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   await startApiServer();
 
   const kubeconfigPath = join(dir, 'kubeconfig');
-  await writeFile(kubeconfigPath, kubeconfigYaml(name, server, caPem,
-    await readFile(join(dir, 'admin.crt'), 'utf8'), await readFile(join(dir, 'admin.key'), 'utf8')), { mode: 0o600 });
+  await writeFile(
+    kubeconfigPath,
+    kubeconfigYaml(name, server, caPem, await readFile(join(dir, 'admin.crt'), 'utf8'), await readFile(join(dir, 'admin.key'), 'utf8')),
+    { mode: 0o600 },
+  );
 
   let kcm: ManagedProcess | undefined;
   if (options.controllerManager) {
-    kcm = spawnManaged(`kube-controller-manager (${name})`, binaries.kubeControllerManager, [
-      `--kubeconfig=${kubeconfigPath}`, '--leader-elect=false', `--service-account-private-key-file=${join(dir, 'sa.key')}`,
-      `--root-ca-file=${join(dir, 'ca.crt')}`, `--secure-port=${await freePort()}`, '--bind-address=127.0.0.1',
-      '--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl',
-      '--use-service-account-credentials=false', '--v=0',
-    ], join(dir, 'kube-controller-manager.log'));
+    kcm = spawnManaged(
+      `kube-controller-manager (${name})`,
+      binaries.kubeControllerManager,
+      [
+        `--kubeconfig=${kubeconfigPath}`,
+        '--leader-elect=false',
+        `--service-account-private-key-file=${join(dir, 'sa.key')}`,
+        `--root-ca-file=${join(dir, 'ca.crt')}`,
+        `--secure-port=${await freePort()}`,
+        '--bind-address=127.0.0.1',
+        '--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl',
+        '--use-service-account-credentials=false',
+        '--v=0',
+      ],
+      join(dir, 'kube-controller-manager.log'),
+    );
   }
 
   return {
-    name, server, kubeconfigPath, caPem,
+    name,
+    server,
+    kubeconfigPath,
+    caPem,
     kubeConfig() {
       const kc = new KubeConfig();
       kc.loadFromFile(kubeconfigPath);
       return kc;
     },
-    async stopApiServer() { await apiserver?.stop(); },
+    async stopApiServer() {
+      await apiserver?.stop();
+    },
     startApiServer,
     async stop() {
       await kcm?.stop();

@@ -30,7 +30,11 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   try {
     process.kill(-child.pid, signal);
   } catch {
-    try { child.kill(signal); } catch { /* already gone */ }
+    try {
+      child.kill(signal);
+    } catch {
+      /* already gone */
+    }
   }
 }
 
@@ -55,13 +59,7 @@ function installHooks(): void {
 }
 
 /** Starts `command` with `args`, logging to `logFile`, registered for cleanup. */
-export function spawnManaged(
-  name: string,
-  command: string,
-  args: string[],
-  logFile: string,
-  options: SpawnOptions = {},
-): ManagedProcess {
+export function spawnManaged(name: string, command: string, args: string[], logFile: string, options: SpawnOptions = {}): ManagedProcess {
   installHooks();
   const log: WriteStream = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -86,7 +84,10 @@ export function spawnManaged(
     exited,
     running: () => isRunning,
     async stop(graceMs = 5000) {
-      if (!isRunning) { live.delete(managed); return; }
+      if (!isRunning) {
+        live.delete(managed);
+        return;
+      }
       killGroup(child, 'SIGTERM');
       const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs);
       await exited;
@@ -96,7 +97,10 @@ export function spawnManaged(
       live.delete(managed);
     },
   };
-  void exited.then(() => { live.delete(managed); log.end(); });
+  void exited.then(() => {
+    live.delete(managed);
+    log.end();
+  });
   live.add(managed);
   return managed;
 }

@@ -74,7 +74,13 @@ function grant(scopes: string[], user: TokenUser | undefined): Array<{ type: str
 
 /** Starts the token server on a free loopback port. */
 export async function startTokenServer(options: TokenServerOptions): Promise<TokenServer> {
-  const serving = await issueCert(options.ca, options.dir, { commonName: '127.0.0.1', ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'], fileName: 'token-server', usage: 'server' });
+  const serving = await issueCert(options.ca, options.dir, {
+    commonName: '127.0.0.1',
+    ipAddresses: ['127.0.0.1'],
+    dnsNames: ['localhost'],
+    fileName: 'token-server',
+    usage: 'server',
+  });
   const signer = await issueCert(options.ca, options.dir, { commonName: 'flotilla test token signer', fileName: 'token-signer', usage: 'both' });
   const signerDer = new X509Certificate(signer.certPem).raw.toString('base64');
   const signerKey = createPrivateKey(signer.keyPem);
@@ -84,7 +90,10 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     count++;
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
-    if (url.pathname !== '/token') { res.writeHead(404).end(); return; }
+    if (url.pathname !== '/token') {
+      res.writeHead(404).end();
+      return;
+    }
     const creds = parseBasic(req.headers.authorization);
     let user: TokenUser | undefined;
     if (creds) {
@@ -98,8 +107,14 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     const now = Math.floor(Date.now() / 1000);
     const header = { typ: 'JWT', alg: 'ES256', x5c: [signerDer] };
     const claims = {
-      iss: options.issuer, sub: user?.username ?? '', aud: url.searchParams.get('service') ?? options.service,
-      exp: now + lifetime, nbf: now - 5, iat: now, jti: randomUUID(), access: grant(url.searchParams.getAll('scope'), user),
+      iss: options.issuer,
+      sub: user?.username ?? '',
+      aud: url.searchParams.get('service') ?? options.service,
+      exp: now + lifetime,
+      nbf: now - 5,
+      iat: now,
+      jti: randomUUID(),
+      access: grant(url.searchParams.getAll('scope'), user),
     };
     const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const signature = sign('sha256', Buffer.from(signingInput), { key: signerKey, dsaEncoding: 'ieee-p1363' });
@@ -121,6 +136,10 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     service: options.service,
     issuer: options.issuer,
     requests: () => count,
-    stop: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -104,7 +104,13 @@ interface ModeSetup {
 async function setupMode(mode: RegistryMode, dir: string): Promise<ModeSetup> {
   if (mode === 'http') return { extra: {} };
   const ca = await createCA(join(dir, 'pki'), `flotilla-registry-${mode}`);
-  const cert = await issueCert(ca, join(dir, 'pki'), { commonName: '127.0.0.1', ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'], fileName: 'registry', usage: 'server' });
+  const cert = await issueCert(ca, join(dir, 'pki'), {
+    commonName: '127.0.0.1',
+    ipAddresses: ['127.0.0.1'],
+    dnsNames: ['localhost'],
+    fileName: 'registry',
+    usage: 'server',
+  });
   const base: ModeSetup = { tls: { certificate: cert.certFile, key: cert.keyFile }, extra: { caPem: ca.certPem, caFile: ca.certFile } };
   const username = 'flotilla';
   const password = randomBytes(12).toString('hex');
@@ -117,13 +123,28 @@ async function setupMode(mode: RegistryMode, dir: string): Promise<ModeSetup> {
   if (mode === 'token') {
     const readerPassword = randomBytes(12).toString('hex');
     const tokenServer = await startTokenServer({
-      dir: join(dir, 'pki'), ca, service: 'flotilla-registry', issuer: 'flotilla-test-token-issuer',
-      users: [{ username, password }, { username: 'reader', password: readerPassword, actions: ['pull'] }],
+      dir: join(dir, 'pki'),
+      ca,
+      service: 'flotilla-registry',
+      issuer: 'flotilla-test-token-issuer',
+      users: [
+        { username, password },
+        { username: 'reader', password: readerPassword, actions: ['pull'] },
+      ],
     });
     return {
-      ...base, tokenServer,
+      ...base,
+      tokenServer,
       auth: { token: { realm: tokenServer.realm, service: tokenServer.service, issuer: tokenServer.issuer, rootcertbundle: ca.certFile } },
-      extra: { ...base.extra, username, password, readerUsername: 'reader', readerPassword, tokenRealm: tokenServer.realm, tokenRequests: tokenServer.requests },
+      extra: {
+        ...base.extra,
+        username,
+        password,
+        readerUsername: 'reader',
+        readerPassword,
+        tokenRealm: tokenServer.realm,
+        tokenRequests: tokenServer.requests,
+      },
     };
   }
   return base;
@@ -162,12 +183,20 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Regi
     proc = spawnManaged(`docker-registry (${options.mode})`, binary, ['serve', configFile], logFile);
     const agent = new Agent({ connect: setup.extra.caPem ? { ca: setup.extra.caPem } : {} });
     try {
-      await waitFor(async () => {
-        if (!proc?.running()) throw new Error('the registry process exited');
-        const res = await request(`${url}/v2/`, { dispatcher: agent });
-        await res.body.dump();
-        return res.statusCode === 200 || res.statusCode === 401;
-      }, { what: `docker-registry (${options.mode}) at ${url}`, timeoutMs: 30_000, intervalMs: 100, context: () => `registry log tail:\n${logs().slice(-2000)}` });
+      await waitFor(
+        async () => {
+          if (!proc?.running()) throw new Error('the registry process exited');
+          const res = await request(`${url}/v2/`, { dispatcher: agent });
+          await res.body.dump();
+          return res.statusCode === 200 || res.statusCode === 401;
+        },
+        {
+          what: `docker-registry (${options.mode}) at ${url}`,
+          timeoutMs: 30_000,
+          intervalMs: 100,
+          context: () => `registry log tail:\n${logs().slice(-2000)}`,
+        },
+      );
     } finally {
       await agent.close();
     }
@@ -183,7 +212,9 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Regi
       const [algorithm, hex = ''] = digest.split(':');
       return join(storageDir, 'docker', 'registry', 'v2', 'blobs', algorithm ?? 'sha256', hex.slice(0, 2), hex, 'data');
     },
-    stop: async () => { await proc?.stop(); },
+    stop: async () => {
+      await proc?.stop();
+    },
     start,
     logs,
   };

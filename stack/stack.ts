@@ -65,7 +65,7 @@ export const DEFAULT_CLUSTERS = ['upstream', 'downstream-1', 'downstream-2'];
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const log = options.log ?? ((m: string) => process.stderr.write(`[flotilla-stack] ${m}\n`));
   const binaries = await ensureBinaries();
-  const dir = options.dir ?? await mkdtemp(join(tmpdir(), 'flotilla-stack-'));
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'flotilla-stack-')));
   await mkdir(dir, { recursive: true });
   const names = options.clusters ?? DEFAULT_CLUSTERS;
   const withKcm = new Set(options.controllerManager ?? ['upstream']);
@@ -103,7 +103,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s (folder ${dir})`);
 
   const stack: Stack = {
-    dir, binaries, clusters, registries, git, sshGit,
+    dir,
+    binaries,
+    clusters,
+    registries,
+    git,
+    sshGit,
     cluster(name) {
       const c = clusters[name];
       if (!c) throw new Error(`no cluster named ${name} in the stack (have: ${Object.keys(clusters).join(', ')})`);
@@ -121,7 +126,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         desc.registries[mode] = { host: r.host, url: r.url, caFile: r.caFile, username: r.username, password: r.password };
       }
       if (git) desc.git = { url: git.url, username: git.username, password: git.password };
-      if (sshGit) desc.sshGit = { url: `ssh://${sshGit.user}@${sshGit.host}:${sshGit.port}`, clientKeyFile: sshGit.clientKey.privateKeyFile, knownHosts: sshGit.knownHosts };
+      if (sshGit)
+        desc.sshGit = {
+          url: `ssh://${sshGit.user}@${sshGit.host}:${sshGit.port}`,
+          clientKeyFile: sshGit.clientKey.privateKeyFile,
+          knownHosts: sshGit.knownHosts,
+        };
       return desc;
     },
     async stop() {

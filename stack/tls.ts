@@ -69,11 +69,28 @@ export async function createCA(dir: string, name: string, options: { keyType?: K
   const base = join(dir, `${name.replace(/[^A-Za-z0-9_.-]+/g, '-')}-ca`);
   const certFile = `${base}.crt`;
   const keyFile = `${base}.key`;
-  await openssl([
-    'req', '-x509', '-new', ...newKeyArgs(options.keyType ?? 'ec'), '-nodes', '-keyout', keyFile, '-out', certFile,
-    '-days', '3650', '-subj', subjectString(`${name} CA`),
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
-  ], `creating CA ${name}`);
+  await openssl(
+    [
+      'req',
+      '-x509',
+      '-new',
+      ...newKeyArgs(options.keyType ?? 'ec'),
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '3650',
+      '-subj',
+      subjectString(`${name} CA`),
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+    ],
+    `creating CA ${name}`,
+  );
   return { name, certFile, keyFile, certPem: await readFile(certFile, 'utf8'), keyPem: await readFile(keyFile, 'utf8') };
 }
 
@@ -101,11 +118,31 @@ export async function issueCert(ca: CA, dir: string, subject: CertSubject): Prom
   ];
   await writeFile(extFile, `${ext.join('\n')}\n`);
   try {
-    await openssl(['req', '-new', ...newKeyArgs(keyType), '-nodes', '-keyout', keyFile, '-out', csrFile,
-      '-subj', subjectString(subject.commonName, subject.organizations)], `creating a key for ${subject.commonName}`);
-    await openssl(['x509', '-req', '-in', csrFile, '-CA', ca.certFile, '-CAkey', ca.keyFile,
-      '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-days', String(subject.days ?? 30), '-extfile', extFile, '-out', certFile],
-    `signing the certificate of ${subject.commonName}`);
+    await openssl(
+      ['req', '-new', ...newKeyArgs(keyType), '-nodes', '-keyout', keyFile, '-out', csrFile, '-subj', subjectString(subject.commonName, subject.organizations)],
+      `creating a key for ${subject.commonName}`,
+    );
+    await openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        csrFile,
+        '-CA',
+        ca.certFile,
+        '-CAkey',
+        ca.keyFile,
+        '-set_serial',
+        `0x${randomBytes(16).toString('hex')}`,
+        '-days',
+        String(subject.days ?? 30),
+        '-extfile',
+        extFile,
+        '-out',
+        certFile,
+      ],
+      `signing the certificate of ${subject.commonName}`,
+    );
   } finally {
     await rm(csrFile, { force: true });
     await rm(extFile, { force: true });

@@ -13,9 +13,13 @@ export type RequestCounts = Record<string, number>;
 
 /** Reads the counters of the control plane whose folder (certificates) is `planeDir` and URL is `server`. */
 export async function apiRequestCounts(planeDir: string, server: string): Promise<RequestCounts> {
-  const dispatcher = new Agent({ connect: {
-    ca: readFileSync(join(planeDir, 'ca.crt')), cert: readFileSync(join(planeDir, 'admin.crt')), key: readFileSync(join(planeDir, 'admin.key')),
-  } });
+  const dispatcher = new Agent({
+    connect: {
+      ca: readFileSync(join(planeDir, 'ca.crt')),
+      cert: readFileSync(join(planeDir, 'admin.crt')),
+      key: readFileSync(join(planeDir, 'admin.key')),
+    },
+  });
   try {
     const res = await request(`${server}/metrics`, { dispatcher });
     const text = await res.body.text();
@@ -34,6 +38,9 @@ export async function apiRequestCounts(planeDir: string, server: string): Promis
 
 /** The `top` largest differences `after - before`, largest first. */
 export function topDeltas(before: RequestCounts, after: RequestCounts, top = 10): { request: string; count: number }[] {
-  return Object.entries(after).map(([request, n]) => ({ request, count: n - (before[request] ?? 0) }))
-    .filter((d) => d.count > 0).sort((a, b) => b.count - a.count).slice(0, top);
+  return Object.entries(after)
+    .map(([request, n]) => ({ request, count: n - (before[request] ?? 0) }))
+    .filter((d) => d.count > 0)
+    .sort((a, b) => b.count - a.count)
+    .slice(0, top);
 }

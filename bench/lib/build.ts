@@ -24,7 +24,10 @@ export async function compileForBench(root: string, say: (m: string) => void): P
   const out = join(root, BUILD_DIR);
   await rm(out, { recursive: true, force: true });
   try {
-    await run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', out], { cwd: root, maxBuffer: 32 << 20 });
+    await run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', out], {
+      cwd: root,
+      maxBuffer: 32 << 20,
+    });
   } catch (err) {
     const stdout = (err as { stdout?: string }).stdout ?? '';
     say(`tsc reported errors (the emitted JavaScript is used all the same):\n${stdout.split('\n').slice(0, 10).join('\n')}`);

@@ -10,10 +10,15 @@ import { gzipSync } from 'node:zlib';
 
 /** A ConfigMap manifest of exactly `bytes` bytes (at least ~200) whose `payload` is random base64. */
 export function configMapOfSize(name: string, bytes: number, extra: Record<string, string> = {}): Buffer {
-  const head = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n${Object.entries(extra).map(([k, v]) => `  ${k}: "${v}"\n`).join('')}  payload: "`;
+  const head = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n${Object.entries(extra)
+    .map(([k, v]) => `  ${k}: "${v}"\n`)
+    .join('')}  payload: "`;
   const tail = '"\n';
   const room = Math.max(0, bytes - Buffer.byteLength(head) - tail.length);
-  const payload = randomBytes(Math.ceil((room * 3) / 4) + 3).toString('base64').replace(/[+/=]/g, 'x').slice(0, room);
+  const payload = randomBytes(Math.ceil((room * 3) / 4) + 3)
+    .toString('base64')
+    .replace(/[+/=]/g, 'x')
+    .slice(0, room);
   return Buffer.from(head + payload + tail);
 }
 
@@ -43,7 +48,11 @@ export function gzippedSize(files: Record<string, Buffer | string>): number {
 export function folderBytes(dir: string): number {
   let total = 0;
   let entries: import('node:fs').Dirent[];
-  try { entries = readdirSync(dir, { withFileTypes: true }); } catch { return 0; }
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
   for (const e of entries) {
     const p = join(dir, e.name);
     if (e.isDirectory()) total += folderBytes(p);

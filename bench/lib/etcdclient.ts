@@ -12,16 +12,26 @@ export function etcdUrlOf(stackDir: string, cluster: string): string {
   const dataDir = `--data-dir=${join(stackDir, 'clusters', cluster, 'etcd')}`;
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     let args: string[];
-    try { args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'); } catch { continue; }
+    try {
+      args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
     if (!args.includes(dataDir)) continue;
-    const url = args.find((a) => a.startsWith('--listen-client-urls='))?.split('=')[1]?.split(',')[0];
+    const url = args
+      .find((a) => a.startsWith('--listen-client-urls='))
+      ?.split('=')[1]
+      ?.split(',')[0];
     if (url !== undefined) return url;
   }
   throw new Error(`no running etcd with ${dataDir}`);
 }
 
 /** One stored key: value size in bytes and how many times it was written since it was created. */
-export interface StoredValue { bytes: number; version: number }
+export interface StoredValue {
+  bytes: number;
+  version: number;
+}
 
 /** The value stored under `key` (e.g. `/registry/flotilla.dev/bundles/ns/name`), or undefined. */
 export async function storedValue(etcdUrl: string, key: string): Promise<StoredValue | undefined> {

@@ -61,7 +61,12 @@ export async function openStack(reuseDir: string | undefined, say: (m: string) =
   let stopStack = async (): Promise<void> => {};
   let dir = reuseDir;
   if (dir === undefined) {
-    const stack = await startStack({ clusters: ['upstream', 'downstream-1', 'downstream-2'], controllerManager: ['upstream'], registries: ['http'], log: (m) => say(m) });
+    const stack = await startStack({
+      clusters: ['upstream', 'downstream-1', 'downstream-2'],
+      controllerManager: ['upstream'],
+      registries: ['http'],
+      log: (m) => say(m),
+    });
     dir = stack.dir;
     stopStack = () => stack.stop();
   }
@@ -74,7 +79,12 @@ export async function openStack(reuseDir: string | undefined, say: (m: string) =
   const regDir = join(dir, 'registry', 'http');
   const runID = randomBytes(3).toString('hex');
   return {
-    desc, dir, work, git, up, unique: (base) => `${base}-${runID}`,
+    desc,
+    dir,
+    work,
+    git,
+    up,
+    unique: (base) => `${base}-${runID}`,
     registry: { host: desc.registries.http.host, logFile: join(regDir, 'registry.log'), storageDir: join(regDir, 'storage') },
     async stop(keepWork) {
       await git.stop();
@@ -92,29 +102,63 @@ export async function prepareUpstream(up: KubeClient, desc: StackDescription): P
   for (const ns of [W, 'flotilla-system', 'flotilla-registration']) {
     await up.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, FIELD_MANAGER);
   }
-  await up.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'bench-git', namespace: W }, type: 'kubernetes.io/basic-auth',
-    stringData: { username: desc.git?.username ?? '', password: desc.git?.password ?? '' } }, FIELD_MANAGER);
+  await up.apply(
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'bench-git', namespace: W },
+      type: 'kubernetes.io/basic-auth',
+      stringData: { username: desc.git?.username ?? '', password: desc.git?.password ?? '' },
+    },
+    FIELD_MANAGER,
+  );
 }
 
 /** Starts the controller process against upstream (no leader election), tapped when `tapFile` is given. */
-export async function startController(s: BenchStack, name: string, options: { tapFile?: string; kubeconfig?: string; metricsPort?: number } = {}): Promise<FlotillaProcess> {
+export async function startController(
+  s: BenchStack,
+  name: string,
+  options: { tapFile?: string; kubeconfig?: string; metricsPort?: number } = {},
+): Promise<FlotillaProcess> {
   const kubeconfig = options.kubeconfig ?? s.desc.clusters.upstream?.kubeconfig ?? '';
   const upstreamDir = join(kubeconfig, '..');
-  const server = options.kubeconfig === undefined ? s.desc.clusters.upstream?.server ?? '' : (kubeConfigOf(kubeconfig).getCurrentCluster()?.server ?? '');
+  const server = options.kubeconfig === undefined ? (s.desc.clusters.upstream?.server ?? '') : (kubeConfigOf(kubeconfig).getCurrentCluster()?.server ?? '');
   const workDir = join(s.work, name);
   await mkdir(workDir, { recursive: true });
   return await startFlotillaProcess({
-    name, entry: 'controller/main.ts', logFile: join(s.work, `${name}.log`), tapFile: options.tapFile,
-    args: ['--kubeconfig', kubeconfig, '--leader-election', 'false', '--work-dir', workDir, '--api-server-url', server,
-      '--api-server-ca-file', join(upstreamDir, 'ca.crt'), '--metrics-port', String(options.metricsPort ?? 0), '--log-level', 'warn'],
+    name,
+    entry: 'controller/main.ts',
+    logFile: join(s.work, `${name}.log`),
+    tapFile: options.tapFile,
+    args: [
+      '--kubeconfig',
+      kubeconfig,
+      '--leader-election',
+      'false',
+      '--work-dir',
+      workDir,
+      '--api-server-url',
+      server,
+      '--api-server-ca-file',
+      join(upstreamDir, 'ca.crt'),
+      '--metrics-port',
+      String(options.metricsPort ?? 0),
+      '--log-level',
+      'warn',
+    ],
   });
 }
 
 /** Creates the registration token and returns what a bootstrap Secret needs. */
 export async function registrationToken(up: KubeClient): Promise<Record<string, string>> {
-  await up.apply({ apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: TOKEN_NAME, namespace: W }, spec: { ttl: '24h' } }, FIELD_MANAGER);
-  const secret = await waitFor(async () => up.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'Secret', namespace: W, name: TOKEN_NAME }),
-    { what: 'the registration token Secret', timeoutMs: 60_000 });
+  await up.apply(
+    { apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: TOKEN_NAME, namespace: W }, spec: { ttl: '24h' } },
+    FIELD_MANAGER,
+  );
+  const secret = await waitFor(
+    async () => up.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'Secret', namespace: W, name: TOKEN_NAME }),
+    { what: 'the registration token Secret', timeoutMs: 60_000 },
+  );
   return Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
 }
 
@@ -129,17 +173,38 @@ export interface BenchCluster {
 /** Writes the agent's namespace and bootstrap Secret downstream (clientID = cluster name, so agents sharing a server differ). */
 export async function bootstrap(down: KubeClient, token: Record<string, string>, c: BenchCluster): Promise<void> {
   await down.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: c.agentNamespace } }, FIELD_MANAGER);
-  await down.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'flotilla-agent-bootstrap', namespace: c.agentNamespace },
-    stringData: { apiServerURL: token.apiServerURL ?? '', apiServerCA: token.apiServerCA ?? '', token: token.token ?? '', namespace: W,
-      clientID: `bench-${c.name}`, clusterLabels: JSON.stringify({ ...c.labels, 'flotilla.dev/cluster-name': c.name }) } }, FIELD_MANAGER);
+  await down.apply(
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'flotilla-agent-bootstrap', namespace: c.agentNamespace },
+      stringData: {
+        apiServerURL: token.apiServerURL ?? '',
+        apiServerCA: token.apiServerCA ?? '',
+        token: token.token ?? '',
+        namespace: W,
+        clientID: `bench-${c.name}`,
+        clusterLabels: JSON.stringify({ ...c.labels, 'flotilla.dev/cluster-name': c.name }),
+      },
+    },
+    FIELD_MANAGER,
+  );
 }
 
 /** Starts an agent process for one cluster (bootstrapped already). */
-export async function startAgentProcess(s: BenchStack, kubeconfig: string, c: BenchCluster, options: { tapFile?: string; cacheDir?: string } = {}): Promise<FlotillaProcess> {
+export async function startAgentProcess(
+  s: BenchStack,
+  kubeconfig: string,
+  c: BenchCluster,
+  options: { tapFile?: string; cacheDir?: string } = {},
+): Promise<FlotillaProcess> {
   const cacheDir = options.cacheDir ?? join(s.work, `cache-${c.name}`);
   await mkdir(cacheDir, { recursive: true });
   return await startFlotillaProcess({
-    name: `agent-${c.name}`, entry: 'agent/main.ts', logFile: join(s.work, `agent-${c.name}.log`), tapFile: options.tapFile,
+    name: `agent-${c.name}`,
+    entry: 'agent/main.ts',
+    logFile: join(s.work, `agent-${c.name}.log`),
+    tapFile: options.tapFile,
     args: ['--kubeconfig', kubeconfig, '--namespace', c.agentNamespace, '--cache-dir', cacheDir, '--probe-address', '127.0.0.1', '--log-level', 'warn'],
     readyTimeoutMs: 300_000,
   });
@@ -147,11 +212,14 @@ export async function startAgentProcess(s: BenchStack, kubeconfig: string, c: Be
 
 /** Waits until every named Cluster is registered (has its cluster namespace). */
 export async function waitClustersRegistered(up: KubeClient, names: readonly string[], timeoutMs = 600_000): Promise<void> {
-  await waitFor(async () => {
-    const list = await up.list<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W });
-    const registered = new Set(list.items.filter((c) => c.status?.namespace).map((c) => c.metadata.name));
-    return names.every((n) => registered.has(n));
-  }, { what: `${names.length} clusters to register`, timeoutMs, intervalMs: 1000 });
+  await waitFor(
+    async () => {
+      const list = await up.list<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W });
+      const registered = new Set(list.items.filter((c) => c.status?.namespace).map((c) => c.metadata.name));
+      return names.every((n) => registered.has(n));
+    },
+    { what: `${names.length} clusters to register`, timeoutMs, intervalMs: 1000 },
+  );
 }
 
 /** GitRepo settings the benchmarks vary. */
@@ -168,17 +236,33 @@ export interface BenchGitRepo {
 
 /** Creates or updates a GitRepo reading from the stack's git server. */
 export async function applyGitRepo(s: BenchStack, g: BenchGitRepo): Promise<void> {
-  await s.up.apply({ apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name: g.name, namespace: W },
-    spec: { repo: `${s.desc.git?.url ?? ''}/${g.repo}.git`, branch: 'main', clientSecretName: 'bench-git', pollingInterval: g.pollingInterval ?? '1s',
-      ...(g.paths ? { paths: g.paths } : {}), targets: g.targets,
-      ...(g.ociReference ? { ociRegistry: { reference: g.ociReference, basicHTTP: true } } : {}) } }, FIELD_MANAGER);
+  await s.up.apply(
+    {
+      apiVersion: API_VERSION,
+      kind: 'GitRepo',
+      metadata: { name: g.name, namespace: W },
+      spec: {
+        repo: `${s.desc.git?.url ?? ''}/${g.repo}.git`,
+        branch: 'main',
+        clientSecretName: 'bench-git',
+        pollingInterval: g.pollingInterval ?? '1s',
+        ...(g.paths ? { paths: g.paths } : {}),
+        targets: g.targets,
+        ...(g.ociReference ? { ociRegistry: { reference: g.ociReference, basicHTTP: true } } : {}),
+      },
+    },
+    FIELD_MANAGER,
+  );
 }
 
 /** Deletes a GitRepo and waits until it is gone (its Bundles and BundleDeployments go first). */
 export async function deleteGitRepo(up: KubeClient, name: string, timeoutMs = 600_000): Promise<void> {
   await up.delete({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: W, name });
-  await waitFor(async () => (await up.get({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: W, name })) === undefined,
-    { what: `GitRepo ${name} to be deleted`, timeoutMs, intervalMs: 1000 });
+  await waitFor(async () => (await up.get({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: W, name })) === undefined, {
+    what: `GitRepo ${name} to be deleted`,
+    timeoutMs,
+    intervalMs: 1000,
+  });
 }
 
 /** True when the agent applied the BundleDeployment's current deployment ID and reports it Ready. */
@@ -202,17 +286,23 @@ export function isCurrent(bd: BundleDeployment & KubeObject, contentsIDs: Readon
 
 /** Bundle name -> spec.contentsID of a GitRepo's Bundles. */
 export async function contentsIDsOf(up: KubeClient, repoName: string): Promise<Map<string, string>> {
-  const bundles = await up.list<KubeObject & { spec: { contentsID?: string } }>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: W }, `flotilla.dev/repo-name=${repoName}`);
+  const bundles = await up.list<KubeObject & { spec: { contentsID?: string } }>(
+    { apiVersion: API_VERSION, kind: 'Bundle', namespace: W },
+    `flotilla.dev/repo-name=${repoName}`,
+  );
   return new Map(bundles.items.map((b) => [b.metadata.name, b.spec.contentsID ?? '']));
 }
 
 /** Waits until the GitRepo is at `commit` and exactly `expected` BundleDeployments carry that content, deployed and Ready. */
 export async function waitDeployed(up: KubeClient, repoName: string, commit: string, expected: number, timeoutMs = 600_000): Promise<void> {
-  await waitFor(async () => {
-    const repo = await up.get<KubeObject & { status?: { commit?: string } }>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: W, name: repoName });
-    if (repo?.status?.commit !== commit) return false;
-    const ids = await contentsIDsOf(up, repoName);
-    const bds = await bundleDeploymentsOf(up, repoName);
-    return bds.length === expected && bds.every((bd) => isCurrent(bd, ids));
-  }, { what: `GitRepo ${repoName} at ${commit.slice(0, 12)} to be Ready on ${expected} bundle deployment(s)`, timeoutMs, intervalMs: 500 });
+  await waitFor(
+    async () => {
+      const repo = await up.get<KubeObject & { status?: { commit?: string } }>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: W, name: repoName });
+      if (repo?.status?.commit !== commit) return false;
+      const ids = await contentsIDsOf(up, repoName);
+      const bds = await bundleDeploymentsOf(up, repoName);
+      return bds.length === expected && bds.every((bd) => isCurrent(bd, ids));
+    },
+    { what: `GitRepo ${repoName} at ${commit.slice(0, 12)} to be Ready on ${expected} bundle deployment(s)`, timeoutMs, intervalMs: 500 },
+  );
 }

@@ -12,7 +12,16 @@ export const BENCHMARKS = ['bytes', 'throughput', 'etcd', 'latency', 'memory', '
 export type BenchmarkName = (typeof BENCHMARKS)[number];
 
 const int = (fallback: number, min = 1) => z.coerce.number().int().min(min).default(fallback);
-const list = (fallback: string) => z.string().default(fallback).transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const list = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    );
 
 /** Parses a size such as "10KiB", "1MiB", "512" (bytes). */
 export function parseSize(text: string): number {
@@ -26,7 +35,10 @@ export function parseSize(text: string): number {
 const KnobsSchema = z.object({
   BENCH_ONLY: list(BENCHMARKS.join(',')).describe('Benchmarks to run, comma-separated.'),
   BENCH_STACK_DIR: z.string().optional().describe('Reuse a stack started with `npm run stack -- up --dir DIR` instead of starting one.'),
-  BENCH_KEEP: z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1')
+  BENCH_KEEP: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1')
     .describe('Keep the scratch folder (process logs, blob caches, registry event taps) even when every benchmark ran.'),
   BENCH_OUT: z.string().default('bench/results/latest.json').describe('Where the JSON results go.'),
   BENCH_BYTES_FILES: int(100).describe('Files in the bundle of the bytes-per-change benchmark.'),
@@ -49,7 +61,11 @@ export type Knobs = z.output<typeof KnobsSchema>;
 
 /** Reads the knobs from `env`; throws naming every bad one. */
 export function readKnobs(env: NodeJS.ProcessEnv): Knobs {
-  const raw = Object.fromEntries(Object.keys(KnobsSchema.shape).filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]));
+  const raw = Object.fromEntries(
+    Object.keys(KnobsSchema.shape)
+      .filter((k) => env[k] !== undefined && env[k] !== '')
+      .map((k) => [k, env[k]]),
+  );
   const parsed = KnobsSchema.safeParse(raw);
   if (!parsed.success) throw new Error(`bad benchmark knobs: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   for (const name of parsed.data.BENCH_ONLY) {

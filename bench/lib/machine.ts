@@ -6,10 +6,20 @@ export function machine(): { cpuModel: string; nproc: number; memoryBytes: numbe
   let cpuModel = cpus()[0]?.model ?? 'unknown';
   try {
     cpuModel = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpuModel;
-  } catch { /* not Linux */ }
+  } catch {
+    /* not Linux */
+  }
   let loadAvg = '';
   let kernel = '';
-  try { loadAvg = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '); } catch { /* not Linux */ }
-  try { kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(); } catch { /* not Linux */ }
+  try {
+    loadAvg = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  } catch {
+    /* not Linux */
+  }
+  try {
+    kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  } catch {
+    /* not Linux */
+  }
   return { cpuModel, nproc: availableParallelism(), memoryBytes: totalmem(), node: process.version, loadAvg, kernel };
 }

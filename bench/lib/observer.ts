@@ -30,15 +30,16 @@ export class RolloutObserver {
 
   constructor(up: KubeClient, repoName: string) {
     const labelSelector = `flotilla.dev/repo-name=${repoName}`;
-    this.bundles = new Informer<B>(up, { apiVersion: API_VERSION, kind: 'Bundle', namespace: W }, { labelSelector })
-      .on((_t, b) => { const id = b.spec.contentsID ?? ''; if (!this.bundleSeen.has(id)) this.bundleSeen.set(id, Date.now()); });
-    this.deployments = new Informer<BD>(up, { apiVersion: API_VERSION, kind: 'BundleDeployment' }, { labelSelector })
-      .on((_t, bd) => {
-        const k = `${keyOf(bd)}|${bd.spec.deploymentID}`;
-        const now = Date.now();
-        if (!this.bdSeen.has(k)) this.bdSeen.set(k, now);
-        if (isDeployed(bd) && !this.bdReady.has(k)) this.bdReady.set(k, now);
-      });
+    this.bundles = new Informer<B>(up, { apiVersion: API_VERSION, kind: 'Bundle', namespace: W }, { labelSelector }).on((_t, b) => {
+      const id = b.spec.contentsID ?? '';
+      if (!this.bundleSeen.has(id)) this.bundleSeen.set(id, Date.now());
+    });
+    this.deployments = new Informer<BD>(up, { apiVersion: API_VERSION, kind: 'BundleDeployment' }, { labelSelector }).on((_t, bd) => {
+      const k = `${keyOf(bd)}|${bd.spec.deploymentID}`;
+      const now = Date.now();
+      if (!this.bdSeen.has(k)) this.bdSeen.set(k, now);
+      if (isDeployed(bd) && !this.bdReady.has(k)) this.bdReady.set(k, now);
+    });
   }
 
   /** Starts both watches and waits for their first lists. */

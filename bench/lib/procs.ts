@@ -66,25 +66,40 @@ export async function startFlotillaProcess(o: StartOptions): Promise<FlotillaPro
   const probePort = await freePort();
   const entry = join(BUILT, o.entry.replace(/\.ts$/, '.js'));
   if (!existsSync(entry)) throw new Error(`${entry} does not exist: compile first (build.ts)`);
-  const nodeArgs = [...(o.nodeFlags ?? []), '--enable-source-maps', ...(o.tapFile ? ['--import', TAP_MODULE] : []), entry, ...o.args, '--probe-port', String(probePort)];
+  const nodeArgs = [
+    ...(o.nodeFlags ?? []),
+    '--enable-source-maps',
+    ...(o.tapFile ? ['--import', TAP_MODULE] : []),
+    entry,
+    ...o.args,
+    '--probe-port',
+    String(probePort),
+  ];
   const proc: ManagedProcess = spawnManaged(o.name, process.execPath, nodeArgs, o.logFile, {
-    cwd: ROOT, env: { ...process.env, ...(o.tapFile ? { BENCH_TAP_FILE: o.tapFile } : {}) },
+    cwd: ROOT,
+    env: { ...process.env, ...(o.tapFile ? { BENCH_TAP_FILE: o.tapFile } : {}) },
   });
   const pid = proc.child.pid ?? -1;
   const handle: FlotillaProcess = {
-    name: o.name, pid, logFile: o.logFile, probePort,
+    name: o.name,
+    pid,
+    logFile: o.logFile,
+    probePort,
     peakRss: () => (proc.running() ? procStatusBytes(pid, 'VmHWM') : undefined),
     rss: () => (proc.running() ? procStatusBytes(pid, 'VmRSS') : undefined),
     running: () => proc.running(),
     stop: () => proc.stop(10_000),
   };
   if (o.waitReady === false) return handle;
-  await waitFor(async () => {
-    if (!proc.running()) throw new Error(`${o.name} exited; see ${o.logFile}`);
-    const res = await request(`http://127.0.0.1:${probePort}/readyz`);
-    await res.body.dump();
-    return res.statusCode === 200;
-  }, { what: `${o.name} to be ready`, timeoutMs: o.readyTimeoutMs ?? 120_000, intervalMs: 250, context: () => tailOf(o.logFile) });
+  await waitFor(
+    async () => {
+      if (!proc.running()) throw new Error(`${o.name} exited; see ${o.logFile}`);
+      const res = await request(`http://127.0.0.1:${probePort}/readyz`);
+      await res.body.dump();
+      return res.statusCode === 200;
+    },
+    { what: `${o.name} to be ready`, timeoutMs: o.readyTimeoutMs ?? 120_000, intervalMs: 250, context: () => tailOf(o.logFile) },
+  );
   return handle;
 }
 
@@ -102,7 +117,10 @@ export class PeakSampler {
   private readonly peaks = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly procs: () => readonly FlotillaProcess[], intervalMs = 1000) {
+  constructor(
+    private readonly procs: () => readonly FlotillaProcess[],
+    intervalMs = 1000,
+  ) {
     this.timer = setInterval(() => this.sample(), intervalMs);
     this.timer.unref();
   }
@@ -143,8 +161,17 @@ export function pidsMatching(needle: string): { pid: number; command: string }[]
   for (const entry of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      if (args.some((a) => a.includes(needle))) out.push({ pid: Number(entry), command: args.map((a) => a.split('/').at(-1) ?? a).slice(0, 2).join(' ') });
-    } catch { /* gone */ }
+      if (args.some((a) => a.includes(needle)))
+        out.push({
+          pid: Number(entry),
+          command: args
+            .map((a) => a.split('/').at(-1) ?? a)
+            .slice(0, 2)
+            .join(' '),
+        });
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }

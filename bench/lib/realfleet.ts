@@ -1,6 +1,15 @@
 import { join } from 'node:path';
 import { freePort } from '../../stack/net.js';
-import { bootstrap, kubeClient, registrationToken, startAgentProcess, startController, waitClustersRegistered, type BenchStack, type BenchCluster } from './fleet.js';
+import {
+  bootstrap,
+  kubeClient,
+  registrationToken,
+  startAgentProcess,
+  startController,
+  waitClustersRegistered,
+  type BenchStack,
+  type BenchCluster,
+} from './fleet.js';
 import type { FlotillaProcess } from './procs.js';
 
 /**
@@ -44,16 +53,27 @@ export async function startRealFleet(s: BenchStack, say: (m: string) => void): P
     const kubeconfig = s.desc.clusters[name]?.kubeconfig ?? '';
     const cluster: BenchCluster = { name, agentNamespace: 'flotilla-system', labels: { [REAL_LABEL]: 'true' } };
     const down = await kubeClient(kubeconfig);
-    try { await bootstrap(down, token, cluster); } finally { await down.close(); }
+    try {
+      await bootstrap(down, token, cluster);
+    } finally {
+      await down.close();
+    }
     const tapFile = join(s.work, `tap-agent-${name}.jsonl`);
     const cacheDir = join(s.work, `cache-${name}`);
     agents.push({ cluster, proc: await startAgentProcess(s, kubeconfig, cluster, { tapFile, cacheDir }), tapFile, cacheDir });
     say(`agent process for ${name} started`);
   }
-  await waitClustersRegistered(s.up, agents.map((a) => a.cluster.name));
+  await waitClustersRegistered(
+    s.up,
+    agents.map((a) => a.cluster.name),
+  );
   say('both real clusters registered');
   return {
-    controller, controllerTap, metricsPort, agents, token,
+    controller,
+    controllerTap,
+    metricsPort,
+    agents,
+    token,
     async stop() {
       await Promise.all(agents.map((a) => a.proc.stop()));
       await controller.stop();

@@ -31,9 +31,18 @@ export class SimFleet {
    * @param prefix names of the clusters and their namespaces, unique to the run (see {@link simName}).
    * @param labelsFor labels of cluster `i` (decided at registration, as for a real cluster).
    */
-  constructor(readonly prefix: string, private readonly s: BenchStack, private readonly downstream: string, private readonly token: Record<string, string>,
-    private readonly labelsFor: (i: number) => Record<string, string>) {
-    this.log = createLogger({ name: 'sim-agents', level: 'warn', destination: pino.destination({ dest: join(s.work, 'sim-agents.log'), sync: false, mkdir: true }) });
+  constructor(
+    readonly prefix: string,
+    private readonly s: BenchStack,
+    private readonly downstream: string,
+    private readonly token: Record<string, string>,
+    private readonly labelsFor: (i: number) => Record<string, string>,
+  ) {
+    this.log = createLogger({
+      name: 'sim-agents',
+      level: 'warn',
+      destination: pino.destination({ dest: join(s.work, 'sim-agents.log'), sync: false, mkdir: true }),
+    });
   }
 
   /** How many agents run. */
@@ -53,12 +62,20 @@ export class SimFleet {
       await bootstrap(down, this.token, cluster);
       const cacheDir = join(this.s.work, 'sim-cache', cluster.name);
       await mkdir(cacheDir, { recursive: true });
-      const agent = new Agent({ downstream: kubeConfigOf(kubeconfig), namespace: cluster.agentNamespace, cacheDir, log: this.log.child({ cluster: cluster.name }) });
+      const agent = new Agent({
+        downstream: kubeConfigOf(kubeconfig),
+        namespace: cluster.agentNamespace,
+        cacheDir,
+        log: this.log.child({ cluster: cluster.name }),
+      });
       this.agents.push(agent);
       await agent.start();
       if ((i + 1) % 25 === 0) say(`simulated agents: ${i + 1}/${count} registered`);
     });
-    await waitClustersRegistered(this.s.up, Array.from({ length: count }, (_, i) => simName(this.prefix, i)));
+    await waitClustersRegistered(
+      this.s.up,
+      Array.from({ length: count }, (_, i) => simName(this.prefix, i)),
+    );
   }
 
   /** Stops every agent. */

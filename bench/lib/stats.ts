@@ -31,7 +31,11 @@ export interface Summary {
 /** Summarizes a sample. */
 export function summarizeSample(values: readonly number[]): Summary {
   return {
-    n: values.length, min: Math.min(...values), p50: percentile(values, 50), p95: percentile(values, 95), max: Math.max(...values),
+    n: values.length,
+    min: Math.min(...values),
+    p50: percentile(values, 50),
+    p95: percentile(values, 95),
+    max: Math.max(...values),
   };
 }
 
@@ -41,7 +45,10 @@ export function fmtBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB'];
   let v = bytes;
   let u = 0;
-  while (Math.abs(v) >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
   return u === 0 ? `${v} B` : `${v.toPrecision(3)} ${units[u]}`;
 }
 

@@ -11,19 +11,38 @@ import type { RegistryEvent, RegistryStats } from '../../lib/oci/stats.js';
 export type TappedEvent = RegistryEvent & { t: number };
 
 /** Blob traffic of one process (or one user agent in the access log): the registry client's own counters. */
-export type Traffic = Pick<RegistryStats, 'blobsUploaded' | 'bytesUploaded' | 'blobsSkipped' | 'blobsDownloaded' | 'bytesDownloaded'
-  | 'cacheHits' | 'manifestsPushed' | 'manifestsFetched' | 'requests'>;
+export type Traffic = Pick<
+  RegistryStats,
+  'blobsUploaded' | 'bytesUploaded' | 'blobsSkipped' | 'blobsDownloaded' | 'bytesDownloaded' | 'cacheHits' | 'manifestsPushed' | 'manifestsFetched' | 'requests'
+>;
 
 function zero(): Traffic {
-  return { blobsUploaded: 0, bytesUploaded: 0, blobsSkipped: 0, blobsDownloaded: 0, bytesDownloaded: 0, cacheHits: 0, manifestsPushed: 0, manifestsFetched: 0, requests: 0 };
+  return {
+    blobsUploaded: 0,
+    bytesUploaded: 0,
+    blobsSkipped: 0,
+    blobsDownloaded: 0,
+    bytesDownloaded: 0,
+    cacheHits: 0,
+    manifestsPushed: 0,
+    manifestsFetched: 0,
+    requests: 0,
+  };
 }
 
 /** Reads the events a tapped process wrote. */
 export function readTap(file: string): TappedEvent[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter(Boolean).flatMap((line) => {
-    try { return [JSON.parse(line) as TappedEvent]; } catch { return []; }
-  });
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as TappedEvent];
+      } catch {
+        return [];
+      }
+    });
 }
 
 /** Totals of tapped events at or after `since` (ms epoch). */
@@ -32,14 +51,31 @@ export function tallyTap(events: readonly TappedEvent[], since = 0): Traffic {
   for (const e of events) {
     if (e.t < since) continue;
     switch (e.type) {
-      case 'blob-uploaded': t.blobsUploaded++; t.bytesUploaded += e.size; break;
-      case 'blob-skipped': t.blobsSkipped++; break;
-      case 'blob-downloaded': t.blobsDownloaded++; t.bytesDownloaded += e.size; break;
-      case 'cache-hit': t.cacheHits++; break;
-      case 'manifest-pushed': t.manifestsPushed++; break;
-      case 'manifest-fetched': t.manifestsFetched++; break;
-      case 'request': t.requests++; break;
-      default: break;
+      case 'blob-uploaded':
+        t.blobsUploaded++;
+        t.bytesUploaded += e.size;
+        break;
+      case 'blob-skipped':
+        t.blobsSkipped++;
+        break;
+      case 'blob-downloaded':
+        t.blobsDownloaded++;
+        t.bytesDownloaded += e.size;
+        break;
+      case 'cache-hit':
+        t.cacheHits++;
+        break;
+      case 'manifest-pushed':
+        t.manifestsPushed++;
+        break;
+      case 'manifest-fetched':
+        t.manifestsFetched++;
+        break;
+      case 'request':
+        t.requests++;
+        break;
+      default:
+        break;
     }
   }
   return t;
@@ -103,7 +139,10 @@ export function trafficByAgent(requests: readonly LoggedRequest[], storageDir: s
     out[agent] = t;
     t.requests++;
     const path = r.target.split('?')[0] ?? '';
-    if (r.method === 'GET' && /\/blobs\/sha256:[0-9a-f]{64}$/.test(path) && r.status === 200) { t.blobsDownloaded++; t.bytesDownloaded += r.bytes; }
+    if (r.method === 'GET' && /\/blobs\/sha256:[0-9a-f]{64}$/.test(path) && r.status === 200) {
+      t.blobsDownloaded++;
+      t.bytesDownloaded += r.bytes;
+    }
     if (r.method === 'GET' && path.includes('/manifests/') && r.status === 200) t.manifestsFetched++;
     if (r.method === 'PUT' && path.includes('/manifests/') && r.status === 201) {
       t.manifestsPushed++;

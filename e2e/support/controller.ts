@@ -32,15 +32,26 @@ export async function startTestController(upstream: ControlPlane, overrides: Par
       const text = chunk.toString();
       raw += text;
       for (const line of text.split('\n').filter(Boolean)) {
-        try { logs.push(JSON.parse(line) as Record<string, unknown>); } catch { /* partial line */ }
+        try {
+          logs.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          /* partial line */
+        }
       }
       done();
     },
   });
   const config = { ...parseControllerConfig([], {}), leaderElection: false, workDir, defaultPollingInterval: 2000, ...overrides };
-  const manager = await startManager({ config, kubeConfig: upstream.kubeConfig(), log: createLogger({ name: 'controller', level: 'info', destination: sink }) });
+  const manager = await startManager({
+    config,
+    kubeConfig: upstream.kubeConfig(),
+    log: createLogger({ name: 'controller', level: 'info', destination: sink }),
+  });
   return {
-    manager, kube, logs, rawLogs: () => raw,
+    manager,
+    kube,
+    logs,
+    rawLogs: () => raw,
     async stop() {
       await manager.stop();
       await kube.close();

@@ -20,7 +20,12 @@ export type Fault =
   | { kind: 'delay'; ms: number; match?: RequestMatcher };
 
 /** One request the proxy saw. */
-export interface ProxiedRequest { method: string; path: string; status: number; injected: boolean }
+export interface ProxiedRequest {
+  method: string;
+  path: string;
+  status: number;
+  injected: boolean;
+}
 
 export interface FaultProxy {
   /** `127.0.0.1:PORT`, as written in references. */
@@ -63,12 +68,14 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   let fault: Fault | undefined;
 
   const pass = (req: IncomingMessage, res: ServerResponse, record: ProxiedRequest): void => {
-    const upstream = httpsRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: forwardHeaders(req.headers), agent },
+    const upstream = httpsRequest(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: forwardHeaders(req.headers), agent },
       (answer) => {
         record.status = answer.statusCode ?? 502;
         res.writeHead(record.status, forwardHeaders(answer.headers));
         answer.pipe(res);
-      });
+      },
+    );
     upstream.on('error', (err) => {
       record.status = 502;
       if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
@@ -99,14 +106,21 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     }
     pass(req, res, record);
   });
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', () => resolve()); });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
   const port = (server.address() as AddressInfo).port;
   return {
     host: `127.0.0.1:${port}`,
     caPem: ca.certPem,
     requests,
-    inject(f) { fault = f; },
-    heal() { fault = undefined; },
+    inject(f) {
+      fault = f;
+    },
+    heal() {
+      fault = undefined;
+    },
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

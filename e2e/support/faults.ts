@@ -26,13 +26,16 @@ export class FaultLog {
   /** Records an outcome (the latest one for a fault replaces an earlier one). */
   record(outcome: FaultOutcome): void {
     const i = this.outcomes.findIndex((o) => o.fault === outcome.fault);
-    if (i >= 0) this.outcomes[i] = outcome; else this.outcomes.push(outcome);
+    if (i >= 0) this.outcomes[i] = outcome;
+    else this.outcomes.push(outcome);
   }
 
   /** The summary table: FAULT, RESULT, OBJECTS LOST, NOTE. */
   summary(): string {
-    return table(['FAULT', 'RESULT', 'OBJECTS LOST', 'NOTE'],
-      this.outcomes.map((o) => [o.fault, o.result, String(o.objectsLost), o.note ?? '']));
+    return table(
+      ['FAULT', 'RESULT', 'OBJECTS LOST', 'NOTE'],
+      this.outcomes.map((o) => [o.fault, o.result, String(o.objectsLost), o.note ?? '']),
+    );
   }
 }
 
@@ -43,7 +46,10 @@ export class FaultLog {
 export const faultLog = new FaultLog();
 
 /** One place a secret value was found. */
-export interface SecretHit { where: string; secretIndex: number }
+export interface SecretHit {
+  where: string;
+  secretIndex: number;
+}
 
 /**
  * Finds every secret value (ignoring values shorter than 6 characters, which would match by chance)
@@ -70,8 +76,10 @@ export async function flotillaStatusTexts(kube: KubeClient): Promise<{ where: st
   for (const def of kinds) {
     const list = await kube.list<KubeObject & { status?: unknown }>({ apiVersion: API_VERSION, kind: def.kind });
     for (const o of list.items) {
-      out.push({ where: `${def.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`,
-        text: JSON.stringify({ status: o.status, annotations: o.metadata.annotations }) });
+      out.push({
+        where: `${def.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`,
+        text: JSON.stringify({ status: o.status, annotations: o.metadata.annotations }),
+      });
     }
   }
   return out;

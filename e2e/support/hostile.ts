@@ -24,7 +24,10 @@ const header = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  
 /** "Billion laughs": 9 levels of 10 aliases each, 10^9 strings once expanded, from about 1 KB. */
 export function aliasBomb(): string {
   let text = `${header('hostile-bomb')}data:\n  l0: &l0 "lol"\n`;
-  for (let i = 1; i <= 9; i++) text += `  l${i}: &l${i} [${Array(10).fill(`*l${i - 1}`).join(', ')}]\n`;
+  for (let i = 1; i <= 9; i++)
+    text += `  l${i}: &l${i} [${Array(10)
+      .fill(`*l${i - 1}`)
+      .join(', ')}]\n`;
   return text;
 }
 
@@ -32,14 +35,41 @@ export function aliasBomb(): string {
 export function hostileCorpus(dir: string): HostileInput[] {
   const at = (name: string) => (dir ? `${dir}/${name}` : name);
   return [
-    { input: 'an alias bomb ("billion laughs", 1 KB)', file: at('bomb.yaml'), content: aliasBomb(), reason: 'ContentLimitExceeded', limit: /max(Nodes|ExpandedBytes)=/ },
-    { input: 'nesting 50000 levels deep', file: at('deep.yaml'), content: `${header('hostile-deep')}data:\n  x: ${'['.repeat(50_000)}${']'.repeat(50_000)}\n`,
-      reason: 'ContentLimitExceeded', limit: /maxDepth=200/ },
-    { input: 'a flood of 100000 documents', file: at('flood.yaml'), content: '---\n'.repeat(100_000), reason: 'ContentLimitExceeded', limit: /maxDocuments=10000/ },
-    { input: 'a key of 100000 characters', file: at('key.yaml'), content: `${header('hostile-key')}data:\n  "${'k'.repeat(100_000)}": v\n`,
-      reason: 'ContentLimitExceeded', limit: /maxKeyLength=4096/ },
-    { input: 'a line of 3 MiB', file: at('line.yaml'), content: `${header('hostile-line')}data: {blob: "${'x'.repeat(3 << 20)}"}\n`,
-      reason: 'ContentLimitExceeded', limit: /maxLineLength=2097152/ },
+    {
+      input: 'an alias bomb ("billion laughs", 1 KB)',
+      file: at('bomb.yaml'),
+      content: aliasBomb(),
+      reason: 'ContentLimitExceeded',
+      limit: /max(Nodes|ExpandedBytes)=/,
+    },
+    {
+      input: 'nesting 50000 levels deep',
+      file: at('deep.yaml'),
+      content: `${header('hostile-deep')}data:\n  x: ${'['.repeat(50_000)}${']'.repeat(50_000)}\n`,
+      reason: 'ContentLimitExceeded',
+      limit: /maxDepth=200/,
+    },
+    {
+      input: 'a flood of 100000 documents',
+      file: at('flood.yaml'),
+      content: '---\n'.repeat(100_000),
+      reason: 'ContentLimitExceeded',
+      limit: /maxDocuments=10000/,
+    },
+    {
+      input: 'a key of 100000 characters',
+      file: at('key.yaml'),
+      content: `${header('hostile-key')}data:\n  "${'k'.repeat(100_000)}": v\n`,
+      reason: 'ContentLimitExceeded',
+      limit: /maxKeyLength=4096/,
+    },
+    {
+      input: 'a line of 3 MiB',
+      file: at('line.yaml'),
+      content: `${header('hostile-line')}data: {blob: "${'x'.repeat(3 << 20)}"}\n`,
+      reason: 'ContentLimitExceeded',
+      limit: /maxLineLength=2097152/,
+    },
   ];
 }
 
@@ -50,6 +80,12 @@ export function hostileCorpus(dir: string): HostileInput[] {
  */
 export function costlyToRender(): HostileInput {
   const ops = Array.from({ length: 40 }, (_, i) => ({ op: 'copy', from: '/data', path: `/data/c${i}` }));
-  return { input: 'an overlay that doubles the object 40 times (costly to render)', file: 'overlays/boom/base_patch.json', content: JSON.stringify(ops),
-    reason: 'RenderBudgetExceeded', limit: /more than \d+ MiB of heap|took longer than/, overlays: ['boom'] };
+  return {
+    input: 'an overlay that doubles the object 40 times (costly to render)',
+    file: 'overlays/boom/base_patch.json',
+    content: JSON.stringify(ops),
+    reason: 'RenderBudgetExceeded',
+    limit: /more than \d+ MiB of heap|took longer than/,
+    overlays: ['boom'],
+  };
 }

@@ -8,14 +8,19 @@ export async function tokenClient(token: string): Promise<KubeClient> {
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: 'upstream', server: up.server, caData: Buffer.from(up.caPem).toString('base64'), skipTLSVerify: false }],
-    users: [{ name: 'token', token }], contexts: [{ name: 'token', cluster: 'upstream', user: 'token' }], currentContext: 'token',
+    users: [{ name: 'token', token }],
+    contexts: [{ name: 'token', cluster: 'upstream', user: 'token' }],
+    currentContext: 'token',
   });
   return KubeClient.fromKubeConfig(kc);
 }
 
 /** The HTTP status `call` fails with (0 when it succeeds); errors other than API errors are thrown. */
 export async function statusOf(call: () => Promise<unknown>): Promise<number> {
-  try { await call(); return 0; } catch (err) {
+  try {
+    await call();
+    return 0;
+  } catch (err) {
     if (err instanceof KubeApiError) return err.statusCode;
     throw err;
   }

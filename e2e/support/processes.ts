@@ -40,7 +40,10 @@ export interface FlotillaProcess {
 }
 
 /** A downstream cluster to register, with its labels. */
-export interface FleetCluster { name: string; labels: Record<string, string> }
+export interface FleetCluster {
+  name: string;
+  labels: Record<string, string>;
+}
 
 /** Options for {@link startFleet}. */
 export interface FleetOptions {
@@ -71,16 +74,24 @@ export interface Fleet {
 
 function flotillaProcess(name: string, args: string[], logFile: string, metricsPort: number): FlotillaProcess {
   let current: ManagedProcess | undefined;
-  const start = () => { current = spawnManaged(name, process.execPath, ['--import', 'tsx', ...args], logFile, { cwd: ROOT }); };
+  const start = () => {
+    current = spawnManaged(name, process.execPath, ['--import', 'tsx', ...args], logFile, { cwd: ROOT });
+  };
   start();
   return {
-    name, logFile, metricsPort,
+    name,
+    logFile,
+    metricsPort,
     pid: () => current?.child.pid,
     running: () => current?.running() ?? false,
     async kill9() {
       const pid = current?.child.pid;
       if (!current || pid === undefined || !current.running()) return;
-      try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ }
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
       await current.exited;
       await current.stop(0); // forget it in the cleanup registry
     },
@@ -88,8 +99,12 @@ function flotillaProcess(name: string, args: string[], logFile: string, metricsP
       if (current?.running()) throw new Error(`${name} is still running (pid ${current.child.pid ?? '?'})`);
       start();
     },
-    async stop() { await current?.stop(10_000); },
-    async logs() { return await readFile(logFile, 'utf8').catch(() => ''); },
+    async stop() {
+      await current?.stop(10_000);
+    },
+    async logs() {
+      return await readFile(logFile, 'utf8').catch(() => '');
+    },
   };
 }
 
@@ -124,16 +139,49 @@ export async function startFleet(stack: Stack, options: FleetOptions): Promise<F
   const caFile = join(logDir, 'upstream-ca.crt');
   await writeFile(caFile, upstreamPlane.caPem);
   const controllerMetricsPort = await freePort();
-  const controller = flotillaProcess('controller', ['controller/main.ts', '--kubeconfig', upstreamPlane.kubeconfigPath,
-    '--workspace-namespace', ws, '--registration-namespace', registrationNamespace, '--system-namespace', systemNamespace,
-    '--lease-name', `${ws}-controller`, '--leader-election', 'true',
-    '--api-server-url', upstreamPlane.server, '--api-server-ca-file', caFile, '--work-dir', join(logDir, 'controller'),
-    '--default-polling-interval', options.pollingInterval ?? '2s',
-    '--probe-port', String(await freePort()), '--metrics-port', String(controllerMetricsPort)], join(logDir, 'controller.log'), controllerMetricsPort);
+  const controller = flotillaProcess(
+    'controller',
+    [
+      'controller/main.ts',
+      '--kubeconfig',
+      upstreamPlane.kubeconfigPath,
+      '--workspace-namespace',
+      ws,
+      '--registration-namespace',
+      registrationNamespace,
+      '--system-namespace',
+      systemNamespace,
+      '--lease-name',
+      `${ws}-controller`,
+      '--leader-election',
+      'true',
+      '--api-server-url',
+      upstreamPlane.server,
+      '--api-server-ca-file',
+      caFile,
+      '--work-dir',
+      join(logDir, 'controller'),
+      '--default-polling-interval',
+      options.pollingInterval ?? '2s',
+      '--probe-port',
+      String(await freePort()),
+      '--metrics-port',
+      String(controllerMetricsPort),
+    ],
+    join(logDir, 'controller.log'),
+    controllerMetricsPort,
+  );
   const agents: Record<string, FlotillaProcess> = {};
   const secrets: string[] = [];
   const fleet: Fleet = {
-    workspace: ws, registrationNamespace, agentNamespace, logDir, controller, agents, upstream, secrets,
+    workspace: ws,
+    registrationNamespace,
+    agentNamespace,
+    logDir,
+    controller,
+    agents,
+    upstream,
+    secrets,
     async assertAlive() {
       for (const p of [controller, ...Object.values(agents)]) {
         if (!p.running()) throw new Error(`the ${p.name} process exited; last lines of ${p.logFile}:\n${await tail(p)}`);
@@ -156,35 +204,77 @@ export async function startFleet(stack: Stack, options: FleetOptions): Promise<F
 async function registerAgents(fleet: Fleet, stack: Stack, clusters: FleetCluster[]): Promise<void> {
   const { upstream, workspace: ws } = fleet;
   const tokenName = `${ws}-token`;
-  await upstream.apply({ apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: tokenName, namespace: ws },
-    spec: { ttl: '24h' } }, MANAGER);
-  const token = await waitFor(async () => {
-    await fleet.assertAlive();
-    const data = await readSecretData(upstream, ws, tokenName);
-    return data?.token ? data : undefined;
-  }, { what: `the registration token Secret ${ws}/${tokenName}`, timeoutMs: 90_000, context: () => `see ${fleet.logDir}` });
+  await upstream.apply(
+    { apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: tokenName, namespace: ws }, spec: { ttl: '24h' } },
+    MANAGER,
+  );
+  const token = await waitFor(
+    async () => {
+      await fleet.assertAlive();
+      const data = await readSecretData(upstream, ws, tokenName);
+      return data?.token ? data : undefined;
+    },
+    { what: `the registration token Secret ${ws}/${tokenName}`, timeoutMs: 90_000, context: () => `see ${fleet.logDir}` },
+  );
   fleet.secrets.push(token.token ?? '');
   for (const cluster of clusters) {
     const plane = stack.cluster(cluster.name);
     const downstream = await KubeClient.fromKubeConfig(plane.kubeConfig());
     try {
       await downstream.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: fleet.agentNamespace } }, MANAGER);
-      await downstream.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'flotilla-agent-bootstrap', namespace: fleet.agentNamespace },
-        stringData: { apiServerURL: token.apiServerURL ?? '', apiServerCA: token.apiServerCA ?? '', token: token.token ?? '',
-          namespace: ws, registrationNamespace: fleet.registrationNamespace,
-          clusterLabels: JSON.stringify({ ...cluster.labels, 'flotilla.dev/cluster-name': cluster.name }) } }, MANAGER);
-    } finally { await downstream.close(); }
+      await downstream.apply(
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'flotilla-agent-bootstrap', namespace: fleet.agentNamespace },
+          stringData: {
+            apiServerURL: token.apiServerURL ?? '',
+            apiServerCA: token.apiServerCA ?? '',
+            token: token.token ?? '',
+            namespace: ws,
+            registrationNamespace: fleet.registrationNamespace,
+            clusterLabels: JSON.stringify({ ...cluster.labels, 'flotilla.dev/cluster-name': cluster.name }),
+          },
+        },
+        MANAGER,
+      );
+    } finally {
+      await downstream.close();
+    }
     const metricsPort = await freePort();
-    fleet.agents[cluster.name] = flotillaProcess(`agent-${cluster.name}`, ['agent/main.ts', '--kubeconfig', plane.kubeconfigPath,
-      '--namespace', fleet.agentNamespace, '--cache-dir', join(fleet.logDir, 'cache', cluster.name),
-      '--probe-port', String(await freePort()), '--probe-address', '127.0.0.1', '--metrics-port', String(metricsPort), '--resync', '5s', '--heartbeat', '5s'],
-    join(fleet.logDir, `agent-${cluster.name}.log`), metricsPort);
+    fleet.agents[cluster.name] = flotillaProcess(
+      `agent-${cluster.name}`,
+      [
+        'agent/main.ts',
+        '--kubeconfig',
+        plane.kubeconfigPath,
+        '--namespace',
+        fleet.agentNamespace,
+        '--cache-dir',
+        join(fleet.logDir, 'cache', cluster.name),
+        '--probe-port',
+        String(await freePort()),
+        '--probe-address',
+        '127.0.0.1',
+        '--metrics-port',
+        String(metricsPort),
+        '--resync',
+        '5s',
+        '--heartbeat',
+        '5s',
+      ],
+      join(fleet.logDir, `agent-${cluster.name}.log`),
+      metricsPort,
+    );
   }
-  await waitFor(async () => {
-    await fleet.assertAlive();
-    const list = await upstream.list({ apiVersion: API_VERSION, kind: 'Cluster', namespace: ws });
-    return list.items.length >= clusters.length;
-  }, { what: `${clusters.length} clusters to register in ${ws}`, timeoutMs: 120_000, context: () => `see ${fleet.logDir}` });
+  await waitFor(
+    async () => {
+      await fleet.assertAlive();
+      const list = await upstream.list({ apiVersion: API_VERSION, kind: 'Cluster', namespace: ws });
+      return list.items.length >= clusters.length;
+    },
+    { what: `${clusters.length} clusters to register in ${ws}`, timeoutMs: 120_000, context: () => `see ${fleet.logDir}` },
+  );
 }
 
 /** Every log file of the fleet's processes, concatenated (for secret scans). */

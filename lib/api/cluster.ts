@@ -8,35 +8,45 @@ import { ConditionsSchema, LabelSelectorSchema, namespaceName, objectName } from
 import { BundleSummarySchema } from './status.js';
 
 /** Spec of a Cluster. */
-export const ClusterSpecSchema = z.strictObject({
-  clientID: z.string().max(256).optional().describe('Identifies the agent that registered this cluster.'),
-  paused: z.boolean().optional().describe('Do not roll out new bundle versions to this cluster.'),
-  agentNamespace: namespaceName('Namespace the agent runs in, downstream.').optional(),
-  kubeConfigSecret: objectName('Secret with a kubeconfig for the cluster (manager-initiated registration).').optional(),
-  redeployAgentGeneration: z.int().min(0).optional().describe('Change to force the agent to be redeployed.'),
-}).describe('Desired state of the cluster registration.');
+export const ClusterSpecSchema = z
+  .strictObject({
+    clientID: z.string().max(256).optional().describe('Identifies the agent that registered this cluster.'),
+    paused: z.boolean().optional().describe('Do not roll out new bundle versions to this cluster.'),
+    agentNamespace: namespaceName('Namespace the agent runs in, downstream.').optional(),
+    kubeConfigSecret: objectName('Secret with a kubeconfig for the cluster (manager-initiated registration).').optional(),
+    redeployAgentGeneration: z.int().min(0).optional().describe('Change to force the agent to be redeployed.'),
+  })
+  .describe('Desired state of the cluster registration.');
 
 /** Spec of a Cluster. */
 export type ClusterSpec = z.infer<typeof ClusterSpecSchema>;
 
 /** Status of a Cluster. */
-export const ClusterStatusSchema = z.strictObject({
-  observedGeneration: z.int().min(0).optional().describe('metadata.generation the status describes.'),
-  namespace: namespaceName('The cluster namespace: holds this cluster\'s BundleDeployments and credentials.').optional(),
-  agent: z.strictObject({
-    lastSeen: z.iso.datetime({ offset: true }).optional().describe('When the agent last reported.'),
-    namespace: z.string().optional().describe('Namespace the agent runs in, downstream.'),
-  }).optional().describe('What the agent reported.'),
-  agentLastSeen: z.iso.datetime({ offset: true }).optional().describe('When the agent last reported (same as agent.lastSeen).'),
-  conditions: ConditionsSchema.optional(),
-  summary: BundleSummarySchema.optional(),
-  readyBundles: z.int().min(0).optional().describe('Bundles ready on this cluster.'),
-  desiredReadyBundles: z.int().min(0).optional().describe('Bundles targeting this cluster.'),
-  display: z.strictObject({
-    readyBundles: z.string().optional().describe('Ready/desired bundles, "n/m".'),
-    state: z.string().optional().describe('Worst bundle state on this cluster.'),
-  }).optional().describe('Summary for kubectl get.'),
-}).describe('Observed state of the cluster.');
+export const ClusterStatusSchema = z
+  .strictObject({
+    observedGeneration: z.int().min(0).optional().describe('metadata.generation the status describes.'),
+    namespace: namespaceName("The cluster namespace: holds this cluster's BundleDeployments and credentials.").optional(),
+    agent: z
+      .strictObject({
+        lastSeen: z.iso.datetime({ offset: true }).optional().describe('When the agent last reported.'),
+        namespace: z.string().optional().describe('Namespace the agent runs in, downstream.'),
+      })
+      .optional()
+      .describe('What the agent reported.'),
+    agentLastSeen: z.iso.datetime({ offset: true }).optional().describe('When the agent last reported (same as agent.lastSeen).'),
+    conditions: ConditionsSchema.optional(),
+    summary: BundleSummarySchema.optional(),
+    readyBundles: z.int().min(0).optional().describe('Bundles ready on this cluster.'),
+    desiredReadyBundles: z.int().min(0).optional().describe('Bundles targeting this cluster.'),
+    display: z
+      .strictObject({
+        readyBundles: z.string().optional().describe('Ready/desired bundles, "n/m".'),
+        state: z.string().optional().describe('Worst bundle state on this cluster.'),
+      })
+      .optional()
+      .describe('Summary for kubectl get.'),
+  })
+  .describe('Observed state of the cluster.');
 
 /** Status of a Cluster. */
 export type ClusterStatus = z.infer<typeof ClusterStatusSchema>;
@@ -49,9 +59,15 @@ export type Cluster = z.infer<typeof ClusterSchema>;
 
 /** Cluster as a kind. */
 export const ClusterKind: KindDefinition = {
-  kind: 'Cluster', plural: 'clusters', singular: 'cluster', shortNames: [],
+  kind: 'Cluster',
+  plural: 'clusters',
+  singular: 'cluster',
+  shortNames: [],
   description: 'A downstream cluster with an agent; its labels are what bundle targets match.',
-  schema: ClusterSchema, specSchema: ClusterSpecSchema, statusSchema: ClusterStatusSchema, specRequired: false,
+  schema: ClusterSchema,
+  specSchema: ClusterSpecSchema,
+  statusSchema: ClusterStatusSchema,
+  specRequired: false,
   printerColumns: [
     { name: 'Bundles-Ready', type: 'string', jsonPath: '.status.display.readyBundles', description: 'Ready/desired bundles.' },
     { name: 'Last-Seen', type: 'date', jsonPath: '.status.agent.lastSeen', description: 'When the agent last reported.' },
@@ -62,27 +78,34 @@ export const ClusterKind: KindDefinition = {
 };
 
 /** Spec of a ClusterGroup. */
-export const ClusterGroupSpecSchema = z.strictObject({
-  selector: LabelSelectorSchema.optional().describe('Clusters (in the same namespace) whose labels match belong to the group.'),
-}).describe('Which clusters belong to the group.');
+export const ClusterGroupSpecSchema = z
+  .strictObject({
+    selector: LabelSelectorSchema.optional().describe('Clusters (in the same namespace) whose labels match belong to the group.'),
+  })
+  .describe('Which clusters belong to the group.');
 
 /** Spec of a ClusterGroup. */
 export type ClusterGroupSpec = z.infer<typeof ClusterGroupSpecSchema>;
 
 /** Status of a ClusterGroup. */
-export const ClusterGroupStatusSchema = z.strictObject({
-  observedGeneration: z.int().min(0).optional().describe('metadata.generation the status describes.'),
-  clusterCount: z.int().min(0).optional().describe('Clusters in the group.'),
-  nonReadyClusterCount: z.int().min(0).optional().describe('Clusters in the group that are not ready.'),
-  nonReadyClusters: z.array(z.string()).max(10).optional().describe('Names of the first non-ready clusters (at most 10).'),
-  summary: BundleSummarySchema.optional(),
-  display: z.strictObject({
-    readyClusters: z.string().optional().describe('Ready/total clusters, "n/m".'),
-    readyBundles: z.string().optional().describe('Ready/desired bundle deployments, "n/m".'),
-    state: z.string().optional().describe('Worst state.'),
-  }).optional().describe('Summary for kubectl get.'),
-  conditions: ConditionsSchema.optional(),
-}).describe('Observed state of the group.');
+export const ClusterGroupStatusSchema = z
+  .strictObject({
+    observedGeneration: z.int().min(0).optional().describe('metadata.generation the status describes.'),
+    clusterCount: z.int().min(0).optional().describe('Clusters in the group.'),
+    nonReadyClusterCount: z.int().min(0).optional().describe('Clusters in the group that are not ready.'),
+    nonReadyClusters: z.array(z.string()).max(10).optional().describe('Names of the first non-ready clusters (at most 10).'),
+    summary: BundleSummarySchema.optional(),
+    display: z
+      .strictObject({
+        readyClusters: z.string().optional().describe('Ready/total clusters, "n/m".'),
+        readyBundles: z.string().optional().describe('Ready/desired bundle deployments, "n/m".'),
+        state: z.string().optional().describe('Worst state.'),
+      })
+      .optional()
+      .describe('Summary for kubectl get.'),
+    conditions: ConditionsSchema.optional(),
+  })
+  .describe('Observed state of the group.');
 
 /** Status of a ClusterGroup. */
 export type ClusterGroupStatus = z.infer<typeof ClusterGroupStatusSchema>;
@@ -95,9 +118,15 @@ export type ClusterGroup = z.infer<typeof ClusterGroupSchema>;
 
 /** ClusterGroup as a kind. */
 export const ClusterGroupKind: KindDefinition = {
-  kind: 'ClusterGroup', plural: 'clustergroups', singular: 'clustergroup', shortNames: ['cg'],
+  kind: 'ClusterGroup',
+  plural: 'clustergroups',
+  singular: 'clustergroup',
+  shortNames: ['cg'],
   description: 'A named set of Clusters selected by labels; bundle targets can name it.',
-  schema: ClusterGroupSchema, specSchema: ClusterGroupSpecSchema, statusSchema: ClusterGroupStatusSchema, specRequired: false,
+  schema: ClusterGroupSchema,
+  specSchema: ClusterGroupSpecSchema,
+  statusSchema: ClusterGroupStatusSchema,
+  specRequired: false,
   printerColumns: [
     { name: 'Clusters-Ready', type: 'string', jsonPath: '.status.display.readyClusters', description: 'Ready/total clusters.' },
     { name: 'Bundles-Ready', type: 'string', jsonPath: '.status.display.readyBundles', description: 'Ready/desired bundle deployments.' },

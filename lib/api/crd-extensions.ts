@@ -39,10 +39,7 @@ export function crdExtensionsOf(schema: z.core.$ZodType): CrdExtensions | undefi
  * The caller must make `check` and `rule` agree; the e2e test feeds both the same objects.
  * Call this before `.describe()`: zod drops descriptions when checks are added.
  */
-export function refineWithCel<T extends z.ZodType>(
-  schema: T,
-  rule: CelRule & { check: (value: z.output<T>) => boolean },
-): T {
+export function refineWithCel<T extends z.ZodType>(schema: T, rule: CelRule & { check: (value: z.output<T>) => boolean }): T {
   const refined = schema.refine(rule.check, { message: rule.message }) as T;
   const previous = crdExtensions.get(schema)?.celRules ?? [];
   crdExtensions.add(refined, { ...crdExtensions.get(schema), celRules: [...previous, { rule: rule.rule, message: rule.message }] });

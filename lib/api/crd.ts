@@ -18,7 +18,9 @@ export interface CustomResourceDefinition {
     names: { kind: string; listKind: string; plural: string; singular: string; shortNames?: string[]; categories: string[] };
     scope: 'Namespaced';
     versions: {
-      name: string; served: true; storage: true;
+      name: string;
+      served: true;
+      storage: true;
       subresources: { status: Record<string, never> };
       additionalPrinterColumns: { name: string; type: string; jsonPath: string; description: string; priority?: number }[];
       schema: { openAPIV3Schema: OpenAPISchema };
@@ -52,20 +54,27 @@ export function buildCrd(def: KindDefinition): CustomResourceDefinition {
     spec: {
       group: GROUP,
       names: {
-        kind: def.kind, listKind: `${def.kind}List`, plural: def.plural, singular: def.singular,
+        kind: def.kind,
+        listKind: `${def.kind}List`,
+        plural: def.plural,
+        singular: def.singular,
         ...(def.shortNames.length ? { shortNames: [...def.shortNames] } : {}),
         categories: [CATEGORY],
       },
       scope: 'Namespaced',
-      versions: [{
-        name: VERSION, served: true, storage: true,
-        subresources: { status: {} },
-        additionalPrinterColumns: [
-          ...def.printerColumns.map((c) => ({ ...c })),
-          { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since creation.' },
-        ],
-        schema: { openAPIV3Schema: objectOpenAPI(def) },
-      }],
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            ...def.printerColumns.map((c) => ({ ...c })),
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Time since creation.' },
+          ],
+          schema: { openAPIV3Schema: objectOpenAPI(def) },
+        },
+      ],
     },
   };
 }
@@ -105,7 +114,10 @@ export function toClientNodeCrd(crd: CustomResourceDefinition): unknown {
 }
 
 const CLIENT_NODE_KEYS: Record<string, string> = {
-  $ref: 'ref', $schema: 'schema', default: '_default', enum: '_enum',
+  $ref: 'ref',
+  $schema: 'schema',
+  default: '_default',
+  enum: '_enum',
 };
 
 function clientNodeSchema(node: OpenAPISchema): Record<string, unknown> {

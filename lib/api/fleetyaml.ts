@@ -22,15 +22,15 @@ export const FLEET_YAML_MAX_BYTES = 1 << 20;
 export const FLEET_YAML_MAX_NODES = 100_000;
 
 /** The schema of fleet.yaml (the subset Flotilla supports). */
-export const FleetYamlSchema = z.strictObject({
-  labels: stringMap('Labels added to the Bundle; dependsOn selectors of other bundles match them.').optional(),
-  paused: z.boolean().optional().describe('Do not roll out new versions of this bundle.'),
-  ...bundleDeploymentOptionsShape,
-  targetCustomizations: z.array(BundleTargetSchema).optional()
-    .describe('Per-cluster customizations; for each cluster, the first matching entry applies.'),
-  dependsOn: z.array(BundleRefSchema).optional()
-    .describe('Bundles that must be ready on a cluster before this one is deployed there.'),
-}).describe('fleet.yaml: how the bundle in this directory is deployed.');
+export const FleetYamlSchema = z
+  .strictObject({
+    labels: stringMap('Labels added to the Bundle; dependsOn selectors of other bundles match them.').optional(),
+    paused: z.boolean().optional().describe('Do not roll out new versions of this bundle.'),
+    ...bundleDeploymentOptionsShape,
+    targetCustomizations: z.array(BundleTargetSchema).optional().describe('Per-cluster customizations; for each cluster, the first matching entry applies.'),
+    dependsOn: z.array(BundleRefSchema).optional().describe('Bundles that must be ready on a cluster before this one is deployed there.'),
+  })
+  .describe('fleet.yaml: how the bundle in this directory is deployed.');
 
 /** A parsed fleet.yaml. */
 export type FleetYaml = z.infer<typeof FleetYamlSchema>;

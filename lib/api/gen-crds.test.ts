@@ -9,8 +9,12 @@ import { checkCrds, writeCrds } from './gen-crds.js';
 
 describe('CRD generation', () => {
   let dir = '';
-  beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'flotilla-crds-')); });
-  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'flotilla-crds-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   it('renders the same bytes every time', () => {
     expect([...renderCrdFiles()]).to.deep.equal([...renderCrdFiles()]);
@@ -26,7 +30,9 @@ describe('CRD generation', () => {
   });
 
   it('reports every file as missing in an empty directory, and nothing after writing', async () => {
-    expect((await checkCrds(dir)).map((d) => d.problem)).to.have.length(renderCrdFiles().size).and.to.satisfy((p: string[]) => p.every((x) => x === 'missing'));
+    expect((await checkCrds(dir)).map((d) => d.problem))
+      .to.have.length(renderCrdFiles().size)
+      .and.to.satisfy((p: string[]) => p.every((x) => x === 'missing'));
     await writeCrds(dir);
     expect(await checkCrds(dir)).to.deep.equal([]);
   });

@@ -9,57 +9,74 @@ import { CorrectDriftSchema, DIGEST, PINNED_REFERENCE, REPOSITORY_REFERENCE, caB
 import { BundleSummarySchema } from './status.js';
 
 /** Where the bundles of a GitRepo are stored as OCI artifacts. */
-export const OCIRegistrySchema = z.strictObject({
-  reference: z.string().max(1024).regex(REPOSITORY_REFERENCE, 'must be "host[:port]/path" without a tag or digest')
-    .describe('Repository prefix for the artifacts, "host[:port]/path" (no tag, no digest); each bundle gets a repository below it.'),
-  authSecretName: objectName('Secret (same namespace) with registry credentials: username/password for pushing, and optionally agentUsername/agentPassword (read-only) handed to agents.').optional(),
-  basicHTTP: z.boolean().optional().describe('Use plain HTTP instead of HTTPS (test registries only).'),
-  insecureSkipTLS: z.boolean().optional().describe('Do not verify the registry TLS certificate (test registries only).'),
-  caBundle: caBundle('Base64 PEM CA bundle used to verify the registry certificate.').optional(),
-}).describe('OCI storage: bundles are stored as artifacts in this registry instead of inline in etcd. No fallback to etcd.');
+export const OCIRegistrySchema = z
+  .strictObject({
+    reference: z
+      .string()
+      .max(1024)
+      .regex(REPOSITORY_REFERENCE, 'must be "host[:port]/path" without a tag or digest')
+      .describe('Repository prefix for the artifacts, "host[:port]/path" (no tag, no digest); each bundle gets a repository below it.'),
+    authSecretName: objectName(
+      'Secret (same namespace) with registry credentials: username/password for pushing, and optionally agentUsername/agentPassword (read-only) handed to agents.',
+    ).optional(),
+    basicHTTP: z.boolean().optional().describe('Use plain HTTP instead of HTTPS (test registries only).'),
+    insecureSkipTLS: z.boolean().optional().describe('Do not verify the registry TLS certificate (test registries only).'),
+    caBundle: caBundle('Base64 PEM CA bundle used to verify the registry certificate.').optional(),
+  })
+  .describe('OCI storage: bundles are stored as artifacts in this registry instead of inline in etcd. No fallback to etcd.');
 
 /** OCI storage settings of a GitRepo. */
 export type OCIRegistry = z.infer<typeof OCIRegistrySchema>;
 
 /** Clusters the bundles of a GitRepo deploy to (Fleet GitTarget). */
-export const GitTargetSchema = z.strictObject(targetMatchShape)
-  .describe('Clusters to deploy to: by name, label selector, group or group selector.');
+export const GitTargetSchema = z.strictObject(targetMatchShape).describe('Clusters to deploy to: by name, label selector, group or group selector.');
 
 /** A GitRepo target. */
 export type GitTarget = z.infer<typeof GitTargetSchema>;
 
 /** Spec of a GitRepo. */
-export const GitRepoSpecSchema = z.strictObject({
-  repo: z.string().min(1).max(2048).describe('URL of the git repository (https://, http:// or ssh, e.g. git@host:org/repo).'),
-  branch: z.string().max(255).optional().describe('Branch to follow; default "master" (Fleet). Ignored when revision is set.'),
-  revision: z.string().max(255).optional().describe('A tag or commit to deploy instead of following a branch.'),
-  paths: z.array(z.string().min(1).max(4096)).optional()
-    .describe('Directories (globs allowed) in the repository that hold bundles; default the repository root.'),
-  clientSecretName: objectName('Secret with git credentials: kubernetes.io/basic-auth or kubernetes.io/ssh-auth (with optional known_hosts).').optional(),
-  helmSecretName: objectName('Accepted for Fleet compatibility (Helm is not supported yet).').optional(),
-  helmSecretNameForPaths: objectName('Accepted for Fleet compatibility (Helm is not supported yet).').optional(),
-  helmRepoURLRegex: z.string().optional().describe('Accepted for Fleet compatibility (Helm is not supported yet).'),
-  caBundle: caBundle('Base64 PEM CA bundle used to verify the git server certificate.').optional(),
-  insecureSkipTLSVerify: z.boolean().optional().describe('Do not verify the git server TLS certificate.'),
-  pollingInterval: duration('How often to check git for new commits, e.g. "15s" (default) or "1m30s".').optional(),
-  disablePolling: z.boolean().optional().describe('Do not poll git; only webhooks or forceSyncGeneration trigger a fetch.'),
-  paused: z.boolean().optional().describe('Fetch and build bundles, but do not roll out new versions.'),
-  targetNamespace: namespaceName('Forces every namespaced resource of every bundle into this namespace.').optional(),
-  serviceAccount: objectName('Service account the agents impersonate when applying this repository\'s bundles.').optional(),
-  keepResources: z.boolean().optional().describe('Keep deployed resources when bundles are removed instead of deleting them.'),
-  deleteNamespace: z.boolean().optional().describe('Accepted for Fleet compatibility; Flotilla never deletes namespaces.'),
-  correctDrift: CorrectDriftSchema.optional(),
-  forceSyncGeneration: z.int().min(0).optional().describe('Change this number to force a new fetch and redeploy.'),
-  imageScanInterval: duration('Accepted for Fleet compatibility; image scanning is not implemented.').optional(),
-  imageScanCommit: z.strictObject({
-    authorName: z.string().optional().describe('Ignored.'),
-    authorEmail: z.string().optional().describe('Ignored.'),
-    messageTemplate: z.string().optional().describe('Ignored.'),
-  }).optional().describe('Accepted for Fleet compatibility; image scanning is not implemented.'),
-  targets: z.array(GitTargetSchema).optional()
-    .describe('Clusters to deploy to (by name, labels, group or group labels); they also restrict the targetCustomizations of fleet.yaml. Without targets, the ClusterGroup named "default" (as in Fleet).'),
-  ociRegistry: OCIRegistrySchema.optional(),
-}).describe('Desired state: which repository, which paths, which clusters, where bundles are stored.');
+export const GitRepoSpecSchema = z
+  .strictObject({
+    repo: z.string().min(1).max(2048).describe('URL of the git repository (https://, http:// or ssh, e.g. git@host:org/repo).'),
+    branch: z.string().max(255).optional().describe('Branch to follow; default "master" (Fleet). Ignored when revision is set.'),
+    revision: z.string().max(255).optional().describe('A tag or commit to deploy instead of following a branch.'),
+    paths: z
+      .array(z.string().min(1).max(4096))
+      .optional()
+      .describe('Directories (globs allowed) in the repository that hold bundles; default the repository root.'),
+    clientSecretName: objectName('Secret with git credentials: kubernetes.io/basic-auth or kubernetes.io/ssh-auth (with optional known_hosts).').optional(),
+    helmSecretName: objectName('Accepted for Fleet compatibility (Helm is not supported yet).').optional(),
+    helmSecretNameForPaths: objectName('Accepted for Fleet compatibility (Helm is not supported yet).').optional(),
+    helmRepoURLRegex: z.string().optional().describe('Accepted for Fleet compatibility (Helm is not supported yet).'),
+    caBundle: caBundle('Base64 PEM CA bundle used to verify the git server certificate.').optional(),
+    insecureSkipTLSVerify: z.boolean().optional().describe('Do not verify the git server TLS certificate.'),
+    pollingInterval: duration('How often to check git for new commits, e.g. "15s" (default) or "1m30s".').optional(),
+    disablePolling: z.boolean().optional().describe('Do not poll git; only webhooks or forceSyncGeneration trigger a fetch.'),
+    paused: z.boolean().optional().describe('Fetch and build bundles, but do not roll out new versions.'),
+    targetNamespace: namespaceName('Forces every namespaced resource of every bundle into this namespace.').optional(),
+    serviceAccount: objectName("Service account the agents impersonate when applying this repository's bundles.").optional(),
+    keepResources: z.boolean().optional().describe('Keep deployed resources when bundles are removed instead of deleting them.'),
+    deleteNamespace: z.boolean().optional().describe('Accepted for Fleet compatibility; Flotilla never deletes namespaces.'),
+    correctDrift: CorrectDriftSchema.optional(),
+    forceSyncGeneration: z.int().min(0).optional().describe('Change this number to force a new fetch and redeploy.'),
+    imageScanInterval: duration('Accepted for Fleet compatibility; image scanning is not implemented.').optional(),
+    imageScanCommit: z
+      .strictObject({
+        authorName: z.string().optional().describe('Ignored.'),
+        authorEmail: z.string().optional().describe('Ignored.'),
+        messageTemplate: z.string().optional().describe('Ignored.'),
+      })
+      .optional()
+      .describe('Accepted for Fleet compatibility; image scanning is not implemented.'),
+    targets: z
+      .array(GitTargetSchema)
+      .optional()
+      .describe(
+        'Clusters to deploy to (by name, labels, group or group labels); they also restrict the targetCustomizations of fleet.yaml. Without targets, the ClusterGroup named "default" (as in Fleet).',
+      ),
+    ociRegistry: OCIRegistrySchema.optional(),
+  })
+  .describe('Desired state: which repository, which paths, which clusters, where bundles are stored.');
 
 /** Spec of a GitRepo. */
 export type GitRepoSpec = z.infer<typeof GitRepoSpecSchema>;
@@ -67,45 +84,53 @@ export type GitRepoSpec = z.infer<typeof GitRepoSpecSchema>;
 const count = (description: string) => z.int().min(0).optional().describe(description);
 
 /** Per-state counts of the resources deployed from a GitRepo, over all clusters. */
-export const ResourceCountsSchema = z.strictObject({
-  ready: count('Resources ready.'),
-  desiredReady: count('Resources that should be ready.'),
-  waitApplied: count('Resources waiting to be applied.'),
-  modified: count('Resources modified in a cluster.'),
-  orphaned: count('Resources no longer desired but still present.'),
-  missing: count('Resources desired but absent.'),
-  unknown: count('Resources whose state is unknown.'),
-  notReady: count('Resources not ready.'),
-}).describe('Counts of deployed resources per state, over all clusters.');
+export const ResourceCountsSchema = z
+  .strictObject({
+    ready: count('Resources ready.'),
+    desiredReady: count('Resources that should be ready.'),
+    waitApplied: count('Resources waiting to be applied.'),
+    modified: count('Resources modified in a cluster.'),
+    orphaned: count('Resources no longer desired but still present.'),
+    missing: count('Resources desired but absent.'),
+    unknown: count('Resources whose state is unknown.'),
+    notReady: count('Resources not ready.'),
+  })
+  .describe('Counts of deployed resources per state, over all clusters.');
 
 /** The artifact a bundle of this GitRepo was stored as (OCI mode). */
-export const StoredArtifactSchema = z.strictObject({
-  bundle: z.string().describe('Bundle name.'),
-  reference: z.string().regex(PINNED_REFERENCE).describe('Pinned reference "host[:port]/path@sha256:<hex>".'),
-  digest: z.string().regex(DIGEST).describe('Manifest digest.'),
-}).describe('A stored bundle artifact.');
+export const StoredArtifactSchema = z
+  .strictObject({
+    bundle: z.string().describe('Bundle name.'),
+    reference: z.string().regex(PINNED_REFERENCE).describe('Pinned reference "host[:port]/path@sha256:<hex>".'),
+    digest: z.string().regex(DIGEST).describe('Manifest digest.'),
+  })
+  .describe('A stored bundle artifact.');
 
 /** Status of a GitRepo. */
-export const GitRepoStatusSchema = z.strictObject({
-  observedGeneration: z.int().min(0).optional().describe('metadata.generation the status describes.'),
-  commit: z.string().optional().describe('The git commit the bundles were built from.'),
-  webhookCommit: z.string().optional().describe('The latest commit announced by a webhook.'),
-  lastPollingTime: z.iso.datetime({ offset: true }).optional().describe('When git was last polled.'),
-  lastSyncedCommitTime: z.iso.datetime({ offset: true }).optional().describe('When the current commit was first built.'),
-  conditions: ConditionsSchema.optional(),
-  readyClusters: count('Clusters where every bundle of this GitRepo is ready.'),
-  desiredReadyClusters: count('Clusters this GitRepo deploys to.'),
-  resourceCounts: ResourceCountsSchema.optional(),
-  display: z.strictObject({
-    readyBundleDeployments: z.string().optional().describe('Ready/desired BundleDeployments, "n/m".'),
-    state: z.string().optional().describe('Short state for display.'),
-    message: z.string().max(1024).optional().describe('Short message for display (the first problem).'),
-    error: z.boolean().optional().describe('The state is an error.'),
-  }).optional().describe('Summary for kubectl get.'),
-  summary: BundleSummarySchema.optional(),
-  artifacts: z.array(StoredArtifactSchema).max(100).optional()
-    .describe('The artifacts of the current bundles (OCI mode; at most 100).'),
-}).describe('Observed state of the GitRepo.');
+export const GitRepoStatusSchema = z
+  .strictObject({
+    observedGeneration: z.int().min(0).optional().describe('metadata.generation the status describes.'),
+    commit: z.string().optional().describe('The git commit the bundles were built from.'),
+    webhookCommit: z.string().optional().describe('The latest commit announced by a webhook.'),
+    lastPollingTime: z.iso.datetime({ offset: true }).optional().describe('When git was last polled.'),
+    lastSyncedCommitTime: z.iso.datetime({ offset: true }).optional().describe('When the current commit was first built.'),
+    conditions: ConditionsSchema.optional(),
+    readyClusters: count('Clusters where every bundle of this GitRepo is ready.'),
+    desiredReadyClusters: count('Clusters this GitRepo deploys to.'),
+    resourceCounts: ResourceCountsSchema.optional(),
+    display: z
+      .strictObject({
+        readyBundleDeployments: z.string().optional().describe('Ready/desired BundleDeployments, "n/m".'),
+        state: z.string().optional().describe('Short state for display.'),
+        message: z.string().max(1024).optional().describe('Short message for display (the first problem).'),
+        error: z.boolean().optional().describe('The state is an error.'),
+      })
+      .optional()
+      .describe('Summary for kubectl get.'),
+    summary: BundleSummarySchema.optional(),
+    artifacts: z.array(StoredArtifactSchema).max(100).optional().describe('The artifacts of the current bundles (OCI mode; at most 100).'),
+  })
+  .describe('Observed state of the GitRepo.');
 
 /** Status of a GitRepo. */
 export type GitRepoStatus = z.infer<typeof GitRepoStatusSchema>;
@@ -118,9 +143,15 @@ export type GitRepo = z.infer<typeof GitRepoSchema>;
 
 /** GitRepo as a kind: names, schemas and printer columns. */
 export const GitRepoKind: KindDefinition = {
-  kind: 'GitRepo', plural: 'gitrepos', singular: 'gitrepo', shortNames: ['gr'],
+  kind: 'GitRepo',
+  plural: 'gitrepos',
+  singular: 'gitrepo',
+  shortNames: ['gr'],
   description: 'A git repository watched by Flotilla: each path becomes a Bundle deployed to the target clusters.',
-  schema: GitRepoSchema, specSchema: GitRepoSpecSchema, statusSchema: GitRepoStatusSchema, specRequired: true,
+  schema: GitRepoSchema,
+  specSchema: GitRepoSpecSchema,
+  statusSchema: GitRepoStatusSchema,
+  specRequired: true,
   printerColumns: [
     { name: 'Repo', type: 'string', jsonPath: '.spec.repo', description: 'Git repository URL.' },
     { name: 'Commit', type: 'string', jsonPath: '.status.commit', description: 'Commit deployed.' },

@@ -33,41 +33,49 @@ const INSIDE_BUNDLE = /^(\.|(\.\/)?([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)(\/([^/.][
 
 /** A path inside the bundle. */
 function bundleRelativePath(description: string, message = 'must be a path inside the bundle (relative, no ".." segment)') {
-  return z.string().min(1).max(4096).regex(INSIDE_BUNDLE, message)
-    .describe(description);
+  return z.string().min(1).max(4096).regex(INSIDE_BUNDLE, message).describe(description);
 }
 
 /** Fleet `helm` options (the ones Flotilla honours; see the module comment). */
-export const HelmOptionsSchema = z.strictObject({
-  // A remote chart URL fails the path pattern, whose message says so. (No CEL rule for it: a regex on a string inside
-  // the unbounded targets list exceeds the API server's validation cost budget, and the CRD is refused.)
-  chart: bundleRelativePath('Chart folder inside the bundle (default: the bundle folder when it holds a Chart.yaml).',
-    'must be a chart folder inside the bundle (relative, no ".." segment); remote charts (oci://, http(s):// URLs) are not supported yet by Flotilla: put the chart in the repository and name its folder')
-    .optional(),
-  releaseName: z.string().max(53).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
-    'must be a lowercase DNS name of at most 53 characters').optional()
-    .describe('Release name the chart is rendered with (.Release.Name); default: the bundle name.'),
-  values: helmValues('Values given to the chart; ${ } cluster templating and global.fleet.clusterLabels.* apply.').optional(),
-  valuesFiles: z.array(bundleRelativePath('A values file of the bundle.')).optional()
-    .describe('Values files of the bundle, merged over values in order (Fleet order).'),
-  takeOwnership: z.boolean().optional().describe('Take over objects that exist downstream (server-side apply always does).'),
-  force: z.boolean().optional().describe('Delete and re-create objects that cannot be patched.'),
-  waitForJobs: z.boolean().optional().describe('Jobs count as ready only once complete (always true in Flotilla).'),
-  maxHistory: z.int32().min(0).optional().describe('Accepted for Fleet compatibility: Flotilla keeps no Helm history.'),
-  skipSchemaValidation: z.boolean().optional().describe('Do not validate values against the chart\'s values.schema.json.'),
-  disableDNS: z.boolean().optional().describe('Templates may not resolve host names (Fleet enables DNS by default).'),
-  disablePreProcess: z.boolean().optional().describe('Do not apply ${ } cluster templating to values.'),
-  disableDependencyUpdate: z.boolean().optional()
-    .describe('Accepted for Fleet compatibility: dependencies are taken from the chart\'s charts/ folder.'),
-}).describe('Helm options: which chart of the bundle and how it is rendered.');
+export const HelmOptionsSchema = z
+  .strictObject({
+    // A remote chart URL fails the path pattern, whose message says so. (No CEL rule for it: a regex on a string inside
+    // the unbounded targets list exceeds the API server's validation cost budget, and the CRD is refused.)
+    chart: bundleRelativePath(
+      'Chart folder inside the bundle (default: the bundle folder when it holds a Chart.yaml).',
+      'must be a chart folder inside the bundle (relative, no ".." segment); remote charts (oci://, http(s):// URLs) are not supported yet by Flotilla: put the chart in the repository and name its folder',
+    ).optional(),
+    releaseName: z
+      .string()
+      .max(53)
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a lowercase DNS name of at most 53 characters')
+      .optional()
+      .describe('Release name the chart is rendered with (.Release.Name); default: the bundle name.'),
+    values: helmValues('Values given to the chart; ${ } cluster templating and global.fleet.clusterLabels.* apply.').optional(),
+    valuesFiles: z
+      .array(bundleRelativePath('A values file of the bundle.'))
+      .optional()
+      .describe('Values files of the bundle, merged over values in order (Fleet order).'),
+    takeOwnership: z.boolean().optional().describe('Take over objects that exist downstream (server-side apply always does).'),
+    force: z.boolean().optional().describe('Delete and re-create objects that cannot be patched.'),
+    waitForJobs: z.boolean().optional().describe('Jobs count as ready only once complete (always true in Flotilla).'),
+    maxHistory: z.int32().min(0).optional().describe('Accepted for Fleet compatibility: Flotilla keeps no Helm history.'),
+    skipSchemaValidation: z.boolean().optional().describe("Do not validate values against the chart's values.schema.json."),
+    disableDNS: z.boolean().optional().describe('Templates may not resolve host names (Fleet enables DNS by default).'),
+    disablePreProcess: z.boolean().optional().describe('Do not apply ${ } cluster templating to values.'),
+    disableDependencyUpdate: z.boolean().optional().describe("Accepted for Fleet compatibility: dependencies are taken from the chart's charts/ folder."),
+  })
+  .describe('Helm options: which chart of the bundle and how it is rendered.');
 
 /** Fleet `helm` options. */
 export type HelmOptions = z.infer<typeof HelmOptionsSchema>;
 
 /** Fleet `kustomize` options. */
-export const KustomizeOptionsSchema = z.strictObject({
-  dir: bundleRelativePath('Folder of the bundle holding the kustomization.yaml to build (default: the bundle folder).').optional(),
-}).describe('Kustomize options.');
+export const KustomizeOptionsSchema = z
+  .strictObject({
+    dir: bundleRelativePath('Folder of the bundle holding the kustomization.yaml to build (default: the bundle folder).').optional(),
+  })
+  .describe('Kustomize options.');
 
 /** Fleet `kustomize` options. */
 export type KustomizeOptions = z.infer<typeof KustomizeOptionsSchema>;
@@ -78,8 +86,10 @@ export const UNSUPPORTED_HELM_FIELDS = {
   version: 'Fleet "helm.version" selects a remote chart\'s version; remote charts are not supported yet by Flotilla',
   valuesFrom: 'Fleet "helm.valuesFrom" (values read downstream from ConfigMaps and Secrets) is not supported yet by Flotilla',
   templateValues: 'Fleet "helm.templateValues" is not supported yet by Flotilla; use ${ } templating inside helm.values',
-  atomic: 'Fleet "helm.atomic" rolls a failed Helm upgrade back; Flotilla keeps no Helm releases to roll back to '
-    + '(every object is dry-run before any is applied); remove it',
-  timeoutSeconds: 'Fleet "helm.timeoutSeconds" is how long Helm waits for resources; Flotilla does not wait inside a deploy '
-    + '(readiness is reported in status as it changes); remove it',
+  atomic:
+    'Fleet "helm.atomic" rolls a failed Helm upgrade back; Flotilla keeps no Helm releases to roll back to ' +
+    '(every object is dry-run before any is applied); remove it',
+  timeoutSeconds:
+    'Fleet "helm.timeoutSeconds" is how long Helm waits for resources; Flotilla does not wait inside a deploy ' +
+    '(readiness is reported in status as it changes); remove it',
 } as const;

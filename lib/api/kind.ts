@@ -48,9 +48,7 @@ export interface KindDefinition {
  * Builds the schema of a whole object of `kind`. `metadata` is loose (server-owned fields are kept);
  * spec and status are as given (strict). Status is always optional: a new object has none.
  */
-export function objectSchema<K extends string, Spec extends z.ZodType, Status extends z.ZodType>(
-  kind: K, spec: Spec, status: Status,
-) {
+export function objectSchema<K extends string, Spec extends z.ZodType, Status extends z.ZodType>(kind: K, spec: Spec, status: Status) {
   return z.object({
     apiVersion: z.literal(API_VERSION).describe(`Always "${API_VERSION}".`),
     kind: z.literal(kind).describe(`Always "${kind}".`),
@@ -62,6 +60,8 @@ export function objectSchema<K extends string, Spec extends z.ZodType, Status ex
 
 /** The Ready condition's status as a printer column. */
 export const READY_COLUMN: PrinterColumn = {
-  name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+  name: 'Ready',
+  type: 'string',
+  jsonPath: '.status.conditions[?(@.type=="Ready")].status',
   description: 'Status of the Ready condition.',
 };

@@ -22,7 +22,10 @@ describe('kind schemas', () => {
         const result = kindOf(c.object.kind).schema.safeParse(c.object);
         expect(result.success).to.equal(false);
         const lines = result.error ? formatIssues(result.error) : [];
-        expect(lines.some((line) => line.startsWith(field)), lines.join('\n')).to.equal(true);
+        expect(
+          lines.some((line) => line.startsWith(field)),
+          lines.join('\n'),
+        ).to.equal(true);
       });
     }
   }
@@ -30,8 +33,15 @@ describe('kind schemas', () => {
   it('registers every kind once, with unique plural and short names', () => {
     const names = kinds.flatMap((k) => [k.plural, k.singular, ...k.shortNames]);
     expect(new Set(names).size).to.equal(names.length);
-    expect(kinds.map((k) => k.kind)).to.have.members(
-      ['GitRepo', 'Bundle', 'BundleDeployment', 'Cluster', 'ClusterGroup', 'ClusterRegistrationToken', 'ClusterRegistration']);
+    expect(kinds.map((k) => k.kind)).to.have.members([
+      'GitRepo',
+      'Bundle',
+      'BundleDeployment',
+      'Cluster',
+      'ClusterGroup',
+      'ClusterRegistrationToken',
+      'ClusterRegistration',
+    ]);
   });
 
   it('rejects an object of another apiVersion (a Fleet object not converted yet)', () => {
@@ -41,7 +51,9 @@ describe('kind schemas', () => {
 
   it('throws a StallingError naming the object and the field from validateOrThrow', () => {
     const bad = { apiVersion: 'flotilla.dev/v1alpha1', kind: 'GitRepo', metadata: { name: 'x' }, spec: { paths: [] } };
-    expect(() => validateOrThrow(kindOf('GitRepo').schema, bad, 'GitRepo default/x', 'InvalidSpec'))
-      .to.throw(StallingError, /^GitRepo default\/x: spec\.repo: /);
+    expect(() => validateOrThrow(kindOf('GitRepo').schema, bad, 'GitRepo default/x', 'InvalidSpec')).to.throw(
+      StallingError,
+      /^GitRepo default\/x: spec\.repo: /,
+    );
   });
 });

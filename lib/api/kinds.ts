@@ -8,8 +8,13 @@ import { ClusterRegistrationKind, ClusterRegistrationTokenKind } from './registr
 
 /** Every Flotilla kind, in the order CRDs are generated and installed. */
 export const kinds: readonly KindDefinition[] = [
-  GitRepoKind, BundleKind, BundleDeploymentKind, ClusterKind, ClusterGroupKind,
-  ClusterRegistrationTokenKind, ClusterRegistrationKind,
+  GitRepoKind,
+  BundleKind,
+  BundleDeploymentKind,
+  ClusterKind,
+  ClusterGroupKind,
+  ClusterRegistrationTokenKind,
+  ClusterRegistrationKind,
 ];
 
 /** Returns the kind definition for a kind name ("GitRepo"), or undefined. */

@@ -46,8 +46,17 @@ describe('setCondition', () => {
 
 describe('parseDurationMs', () => {
   const cases: [string, number | undefined][] = [
-    ['15s', 15_000], ['1m30s', 90_000], ['1.5h', 5_400_000], ['250ms', 250], ['0', 0], ['2h45m', 9_900_000],
-    ['', undefined], ['15', undefined], ['1 m', undefined], ['-1s', undefined], ['1d', undefined],
+    ['15s', 15_000],
+    ['1m30s', 90_000],
+    ['1.5h', 5_400_000],
+    ['250ms', 250],
+    ['0', 0],
+    ['2h45m', 9_900_000],
+    ['', undefined],
+    ['15', undefined],
+    ['1 m', undefined],
+    ['-1s', undefined],
+    ['1d', undefined],
   ];
   for (const [text, ms] of cases) {
     it(`parses "${text}" as ${String(ms)}`, () => expect(parseDurationMs(text)).to.equal(ms));

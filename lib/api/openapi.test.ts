@@ -9,17 +9,26 @@ const d = (text: string) => text;
 
 describe('toOpenAPI', () => {
   it('turns a strict object into properties with required fields and descriptions', () => {
-    const schema = z.strictObject({
-      name: z.string().min(1).max(10).regex(/^[a-z]+$/).describe(d('the name')),
-      count: z.int().min(0).max(5).optional().describe('how many'),
-      mode: z.enum(['a', 'b']).describe('the mode'),
-      labels: z.record(z.string(), z.string()).optional().describe('labels'),
-      tags: z.array(z.string()).max(3).describe('tags'),
-      when: z.iso.datetime({ offset: true }).describe('when'),
-      on: z.boolean().describe('on'),
-    }).describe('a thing');
+    const schema = z
+      .strictObject({
+        name: z
+          .string()
+          .min(1)
+          .max(10)
+          .regex(/^[a-z]+$/)
+          .describe(d('the name')),
+        count: z.int().min(0).max(5).optional().describe('how many'),
+        mode: z.enum(['a', 'b']).describe('the mode'),
+        labels: z.record(z.string(), z.string()).optional().describe('labels'),
+        tags: z.array(z.string()).max(3).describe('tags'),
+        when: z.iso.datetime({ offset: true }).describe('when'),
+        on: z.boolean().describe('on'),
+      })
+      .describe('a thing');
     expect(toOpenAPI(schema)).to.deep.equal({
-      type: 'object', description: 'a thing', required: ['name', 'mode', 'tags', 'when', 'on'],
+      type: 'object',
+      description: 'a thing',
+      required: ['name', 'mode', 'tags', 'when', 'on'],
       properties: {
         name: { type: 'string', description: 'the name', minLength: 1, maxLength: 10, pattern: '^[a-z]+$' },
         count: { type: 'integer', description: 'how many', minimum: 0, maximum: 5 },
@@ -33,8 +42,11 @@ describe('toOpenAPI', () => {
   });
 
   it('emits a refinement as an x-kubernetes-validations rule', () => {
-    const schema = refineWithCel(z.strictObject({ a: z.string().describe('a'), b: z.string().describe('b') }),
-      { rule: 'self.a == self.b', message: 'a must equal b', check: (v) => v.a === v.b }).describe('pair');
+    const schema = refineWithCel(z.strictObject({ a: z.string().describe('a'), b: z.string().describe('b') }), {
+      rule: 'self.a == self.b',
+      message: 'a must equal b',
+      check: (v) => v.a === v.b,
+    }).describe('pair');
     expect(toOpenAPI(schema)['x-kubernetes-validations']).to.deep.equal([{ rule: 'self.a == self.b', message: 'a must equal b' }]);
     expect(schema.safeParse({ a: 'x', b: 'y' }).error?.issues[0]?.message).to.equal('a must equal b');
   });
@@ -50,12 +62,23 @@ describe('toOpenAPI', () => {
     ['a loose object', z.looseObject({}).describe('x'), /must be strict/],
     ['a stripping object', z.object({}).describe('x'), /must be strict/],
     ['a union', z.union([z.string(), z.int()]).describe('x'), /"union" is not supported/],
-    ['a refinement without CEL rule', z.strictObject({}).refine(() => true).describe('x'), /no CEL rule/],
+    [
+      'a refinement without CEL rule',
+      z
+        .strictObject({})
+        .refine(() => true)
+        .describe('x'),
+      /no CEL rule/,
+    ],
     ['an unknown without freeForm', z.unknown().describe('x'), /freeForm/],
     ['a string with two regexes', z.string().regex(/a/).regex(/b/).describe('x'), /one regex/],
     ['a case-insensitive regex', z.string().regex(/a/i).describe('x'), /flags/],
     ['an email format', z.email().describe('x'), /"email" is not supported/],
-    ['a map list keyed by an optional field', listMap(z.array(z.strictObject({ k: z.string().optional().describe('k') })).describe('l'), ['k']), /must be required/],
+    [
+      'a map list keyed by an optional field',
+      listMap(z.array(z.strictObject({ k: z.string().optional().describe('k') })).describe('l'), ['k']),
+      /must be required/,
+    ],
   ];
   for (const [name, schema, message] of unsupported) {
     it(`refuses ${name}`, () => expect(() => toOpenAPI(schema)).to.throw(UnsupportedSchemaError, message));

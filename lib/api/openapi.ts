@@ -62,8 +62,7 @@ interface CheckView {
 }
 
 const defOf = (schema: z.core.$ZodType): DefView => schema._zod.def as unknown as DefView;
-const descriptionOf = (schema: z.core.$ZodType): string | undefined =>
-  (schema as { description?: string }).description;
+const descriptionOf = (schema: z.core.$ZodType): string | undefined => (schema as { description?: string }).description;
 
 /** Thrown when a zod schema uses something a structural CRD schema cannot express. */
 export class UnsupportedSchemaError extends Error {
@@ -108,16 +107,26 @@ function unwrapOptional(schema: z.core.$ZodType): { inner: z.core.$ZodType; opti
 function convertType(schema: z.core.$ZodType, path: string): OpenAPISchema {
   const def = defOf(schema);
   switch (def.type) {
-    case 'object': return convertObject(def, path);
-    case 'record': return convertRecord(def, path);
-    case 'array': return { type: 'array', ...lengthBounds(def, 'Items', path), items: toOpenAPI(required(def.element, path), `${path}[]`, false) };
-    case 'string': return { type: 'string', ...stringChecks(def, path) };
-    case 'number': return { type: def.format === 'safeint' || def.format === 'int32' ? 'integer' : 'number', ...numberBounds(def, path) };
-    case 'boolean': return { type: 'boolean', ...noChecks(def, path) };
-    case 'enum': return enumOf(Object.values(def.entries ?? {}), path);
-    case 'literal': return enumOf(def.values ?? [], path);
-    case 'unknown': return {};
-    default: throw new UnsupportedSchemaError(path, `zod type "${def.type}" is not supported in CRD schemas`);
+    case 'object':
+      return convertObject(def, path);
+    case 'record':
+      return convertRecord(def, path);
+    case 'array':
+      return { type: 'array', ...lengthBounds(def, 'Items', path), items: toOpenAPI(required(def.element, path), `${path}[]`, false) };
+    case 'string':
+      return { type: 'string', ...stringChecks(def, path) };
+    case 'number':
+      return { type: def.format === 'safeint' || def.format === 'int32' ? 'integer' : 'number', ...numberBounds(def, path) };
+    case 'boolean':
+      return { type: 'boolean', ...noChecks(def, path) };
+    case 'enum':
+      return enumOf(Object.values(def.entries ?? {}), path);
+    case 'literal':
+      return enumOf(def.values ?? [], path);
+    case 'unknown':
+      return {};
+    default:
+      throw new UnsupportedSchemaError(path, `zod type "${def.type}" is not supported in CRD schemas`);
   }
 }
 

@@ -26,7 +26,8 @@ export const BundleState = {
 export type BundleState = (typeof BundleState)[keyof typeof BundleState];
 
 /** Schema of a bundle state value. */
-export const BundleStateSchema = z.enum(Object.values(BundleState) as [BundleState, ...BundleState[]])
+export const BundleStateSchema = z
+  .enum(Object.values(BundleState) as [BundleState, ...BundleState[]])
   .describe('State of the bundle on a cluster: Ready, NotReady, WaitApplied, ErrApplied, OutOfSync, Modified or Pending.');
 
 /** The most entries any per-resource status list holds; the rest is counted, not listed. */
@@ -41,56 +42,63 @@ export const resourceIdShape = {
 };
 
 /** A downstream resource that is not ready, with why. */
-export const NonReadyStatusSchema = z.strictObject({
-  ...resourceIdShape,
-  summary: z.strictObject({
-    state: z.string().describe('Short state, e.g. "in-progress" or "error".'),
-    message: z.string().optional().describe('Why the resource is not ready.'),
-    error: z.boolean().optional().describe('The resource failed (not merely in progress).'),
-    transitioning: z.boolean().optional().describe('The resource is progressing towards ready.'),
-  }).describe('Readiness summary of the resource.'),
-}).describe('A deployed resource that is not ready.');
+export const NonReadyStatusSchema = z
+  .strictObject({
+    ...resourceIdShape,
+    summary: z
+      .strictObject({
+        state: z.string().describe('Short state, e.g. "in-progress" or "error".'),
+        message: z.string().optional().describe('Why the resource is not ready.'),
+        error: z.boolean().optional().describe('The resource failed (not merely in progress).'),
+        transitioning: z.boolean().optional().describe('The resource is progressing towards ready.'),
+      })
+      .describe('Readiness summary of the resource.'),
+  })
+  .describe('A deployed resource that is not ready.');
 
 /** A downstream resource that is not ready. */
 export type NonReadyStatus = z.infer<typeof NonReadyStatusSchema>;
 
 /** A downstream resource that differs from the desired state. */
-export const ModifiedStatusSchema = z.strictObject({
-  ...resourceIdShape,
-  missing: z.boolean().optional().describe('The resource is desired but absent from the cluster.'),
-  delete: z.boolean().optional().describe('The resource exists but is no longer desired (orphaned).'),
-  patch: z.string().max(4096).optional().describe('JSON merge patch from the desired to the actual state (truncated).'),
-}).describe('A deployed resource that differs from the desired state.');
+export const ModifiedStatusSchema = z
+  .strictObject({
+    ...resourceIdShape,
+    missing: z.boolean().optional().describe('The resource is desired but absent from the cluster.'),
+    delete: z.boolean().optional().describe('The resource exists but is no longer desired (orphaned).'),
+    patch: z.string().max(4096).optional().describe('JSON merge patch from the desired to the actual state (truncated).'),
+  })
+  .describe('A deployed resource that differs from the desired state.');
 
 /** A downstream resource that differs from the desired state. */
 export type ModifiedStatus = z.infer<typeof ModifiedStatusSchema>;
 
 /** One cluster (or bundle deployment) that is not ready, in a summary. */
-export const NonReadyResourceSchema = z.strictObject({
-  name: z.string().describe('Name of the cluster or BundleDeployment.'),
-  bundleState: BundleStateSchema,
-  message: z.string().max(4096).optional().describe('Why it is not ready.'),
-  modifiedStatus: z.array(ModifiedStatusSchema).max(MAX_RESOURCE_STATUS_ITEMS).optional()
-    .describe('Modified resources (at most 10).'),
-  nonReadyStatus: z.array(NonReadyStatusSchema).max(MAX_RESOURCE_STATUS_ITEMS).optional()
-    .describe('Resources that are not ready (at most 10).'),
-}).describe('A cluster or BundleDeployment that is not ready.');
+export const NonReadyResourceSchema = z
+  .strictObject({
+    name: z.string().describe('Name of the cluster or BundleDeployment.'),
+    bundleState: BundleStateSchema,
+    message: z.string().max(4096).optional().describe('Why it is not ready.'),
+    modifiedStatus: z.array(ModifiedStatusSchema).max(MAX_RESOURCE_STATUS_ITEMS).optional().describe('Modified resources (at most 10).'),
+    nonReadyStatus: z.array(NonReadyStatusSchema).max(MAX_RESOURCE_STATUS_ITEMS).optional().describe('Resources that are not ready (at most 10).'),
+  })
+  .describe('A cluster or BundleDeployment that is not ready.');
 
 const count = (description: string) => z.int().min(0).describe(description);
 
 /** How many bundle deployments are in each state, plus a bounded list of the non-ready ones. */
-export const BundleSummarySchema = z.strictObject({
-  notReady: count('Deployments applied but not ready.'),
-  waitApplied: count('Deployments waiting to be applied.'),
-  errApplied: count('Deployments that failed to apply.'),
-  outOfSync: count('Deployments whose applied version is not the desired one.'),
-  modified: count('Deployments whose resources drifted.'),
-  ready: count('Deployments that are ready.'),
-  pending: count('Deployments not deployed yet.'),
-  desiredReady: count('Deployments that should be ready.'),
-  nonReadyResources: z.array(NonReadyResourceSchema).max(MAX_RESOURCE_STATUS_ITEMS).optional()
-    .describe('The first non-ready deployments (at most 10).'),
-}).describe('Counts of bundle deployments per state.');
+export const BundleSummarySchema = z
+  .strictObject({
+    notReady: count('Deployments applied but not ready.'),
+    waitApplied: count('Deployments waiting to be applied.'),
+    errApplied: count('Deployments that failed to apply.'),
+    outOfSync: count('Deployments whose applied version is not the desired one.'),
+    modified: count('Deployments whose resources drifted.'),
+    ready: count('Deployments that are ready.'),
+    pending: count('Deployments not deployed yet.'),
+    desiredReady: count('Deployments that should be ready.'),
+    nonReadyResources: z.array(NonReadyResourceSchema).max(MAX_RESOURCE_STATUS_ITEMS).optional().describe('The first non-ready deployments (at most 10).'),
+  })
+  .describe('Counts of bundle deployments per state.');
 
 /** Counts of bundle deployments per state. */
 export type BundleSummary = z.infer<typeof BundleSummarySchema>;

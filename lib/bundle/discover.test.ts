@@ -49,7 +49,7 @@ describe('bundle discovery', () => {
     'ignored/.keep': '',
     'ignored/x.yaml': cm('ignored'),
     '.fleetignore': 'ignored/*\n',
-    'link': { symlink: 'apps' },
+    link: { symlink: 'apps' },
   };
   let root = '';
   before(async () => {
@@ -60,8 +60,11 @@ describe('bundle discovery', () => {
   });
 
   const cases: [what: string, paths: string[] | undefined, expected: string[]][] = [
-    ['the root by default (owning apps/api, which has no fleet.yaml), nested fleet.yaml bundles, nothing in overlays', undefined,
-      ['.', 'apps/empty-fleet', 'apps/web', 'apps/web/sub']],
+    [
+      'the root by default (owning apps/api, which has no fleet.yaml), nested fleet.yaml bundles, nothing in overlays',
+      undefined,
+      ['.', 'apps/empty-fleet', 'apps/web', 'apps/web/sub'],
+    ],
     ['a literal path', ['simple'], ['simple']],
     ['a glob over directories', ['apps/*'], ['apps/api', 'apps/empty-fleet', 'apps/web', 'apps/web/sub']],
     ['a path with a nested fleet.yaml bundle', ['apps/web'], ['apps/web', 'apps/web/sub']],
@@ -91,14 +94,20 @@ describe('bundle discovery', () => {
   ];
   for (const [what, paths, message] of failures) {
     it(`refuses ${what}`, async () => {
-      const err = await discoverBundles(root, { repoName: 'repo', paths }).then(() => undefined, (e: unknown) => e);
+      const err = await discoverBundles(root, { repoName: 'repo', paths }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).to.be.instanceOf(StallingError).with.property('reason', 'InvalidBundle');
       expect((err as Error).message).to.match(message);
     });
   }
 
   it('stops with BundleTooLarge on a checkout with too many entries', async () => {
-    const err = await discoverBundles(root, { repoName: 'repo', maxEntries: 5 }).then(() => undefined, (e: unknown) => e);
+    const err = await discoverBundles(root, { repoName: 'repo', maxEntries: 5 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).to.be.instanceOf(StallingError).with.property('reason', 'BundleTooLarge');
   });
 });

@@ -54,7 +54,12 @@ export const MAX_BUNDLE_NAME_LENGTH = 53;
 export function bundleName(repoName: string, relPath: string): string {
   const path = normalizeRelPath(relPath);
   const raw = path === '.' ? repoName : `${repoName}-${path.replaceAll('/', '-')}`;
-  const name = raw.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/-+/g, '-').replace(/^-|-$/g, '') || 'bundle';
+  const name =
+    raw
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, '-')
+      .replace(/-+/g, '-')
+      .replace(/^-|-$/g, '') || 'bundle';
   if (name.length <= MAX_BUNDLE_NAME_LENGTH) return name;
   const hash = createHash('sha256').update(name).digest('hex').slice(0, 5);
   return `${name.slice(0, MAX_BUNDLE_NAME_LENGTH - 6).replace(/-+$/, '')}-${hash}`;
@@ -64,7 +69,10 @@ export function bundleName(repoName: string, relPath: string): string {
 export function normalizeRelPath(path: string): string {
   let p = path.trim().replaceAll('\\', '/');
   while (p.startsWith('./')) p = p.slice(2);
-  p = p.replace(/^\/+/, '').replace(/\/+$/, '').replace(/\/\.(?=\/|$)/g, '');
+  p = p
+    .replace(/^\/+/, '')
+    .replace(/\/+$/, '')
+    .replace(/\/\.(?=\/|$)/g, '');
   return p === '' || p === '.' ? '.' : p;
 }
 

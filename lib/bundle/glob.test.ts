@@ -71,7 +71,6 @@ describe('.fleetignore rules', () => {
   });
 
   it('reports an invalid pattern with its file and line', () => {
-    expect(() => parseIgnoreFile('ok.yaml\nbad[', 'apps/.fleetignore'))
-      .to.throw(StallingError, /^apps\/\.fleetignore:2: /);
+    expect(() => parseIgnoreFile('ok.yaml\nbad[', 'apps/.fleetignore')).to.throw(StallingError, /^apps\/\.fleetignore:2: /);
   });
 });

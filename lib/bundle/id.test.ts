@@ -34,8 +34,9 @@ describe('bundle ids', () => {
   });
 
   it('hashes options canonically: key order and undefined values do not matter', () => {
-    expect(optionsHash({ namespace: 'x', yaml: { overlays: ['a'] } }))
-      .to.equal(optionsHash({ yaml: { overlays: ['a'] }, namespace: 'x', defaultNamespace: undefined }));
+    expect(optionsHash({ namespace: 'x', yaml: { overlays: ['a'] } })).to.equal(
+      optionsHash({ yaml: { overlays: ['a'] }, namespace: 'x', defaultNamespace: undefined }),
+    );
     expect(optionsHash(undefined)).to.equal(optionsHash({}));
     expect(optionsHash({ yaml: { overlays: ['a', 'b'] } })).to.not.equal(optionsHash({ yaml: { overlays: ['b', 'a'] } }));
   });
@@ -48,27 +49,46 @@ describe('bundle ids', () => {
 });
 
 describe('inline bundle resources', () => {
-  const files = [{ path: 'b.yaml', content: Buffer.from('kind: B\n') }, { path: 'a.yaml', content: Buffer.from('kind: A\n') }];
+  const files = [
+    { path: 'b.yaml', content: Buffer.from('kind: B\n') },
+    { path: 'a.yaml', content: Buffer.from('kind: A\n') },
+  ];
 
   for (const compress of [false, true]) {
     it(`round-trips files ${compress ? 'gzipped' : 'as plain text'}, in path order`, () => {
       const resources = filesToResources(files, { compress });
       expect(resources.map((r) => r.name)).to.deep.equal(['a.yaml', 'b.yaml']);
       expect(resources.every((r) => (r.encoding ?? '') === (compress ? 'base64+gz' : ''))).to.equal(true);
-      expect(resourcesToFiles(resources).map((f) => [f.path, f.content.toString()])).to.deep.equal([['a.yaml', 'kind: A\n'], ['b.yaml', 'kind: B\n']]);
+      expect(resourcesToFiles(resources).map((f) => [f.path, f.content.toString()])).to.deep.equal([
+        ['a.yaml', 'kind: A\n'],
+        ['b.yaml', 'kind: B\n'],
+      ]);
     });
   }
 
   const failures: [what: string, resources: Parameters<typeof resourcesToFiles>[0], reason: string][] = [
     ['a path leaving the bundle', [{ name: '../x.yaml', content: '' }], 'InvalidBundle'],
     ['an absolute path', [{ name: '/etc/x.yaml', content: '' }], 'InvalidBundle'],
-    ['a duplicate path', [{ name: 'a.yaml', content: '' }, { name: 'a.yaml', content: '' }], 'InvalidBundle'],
+    [
+      'a duplicate path',
+      [
+        { name: 'a.yaml', content: '' },
+        { name: 'a.yaml', content: '' },
+      ],
+      'InvalidBundle',
+    ],
     ['content that is not gzip', [{ name: 'a.yaml', content: 'aGVsbG8=', encoding: 'base64+gz' }], 'InvalidBundle'],
-    ['a small gzip that expands beyond the limit', [{ name: 'a.yaml', content: gzipSync(Buffer.alloc(1 << 20)).toString('base64'), encoding: 'base64+gz' }], 'BundleTooLarge'],
+    [
+      'a small gzip that expands beyond the limit',
+      [{ name: 'a.yaml', content: gzipSync(Buffer.alloc(1 << 20)).toString('base64'), encoding: 'base64+gz' }],
+      'BundleTooLarge',
+    ],
   ];
   for (const [what, resources, reason] of failures) {
     it(`refuses ${what}`, () => {
-      expect(() => resourcesToFiles(resources, 1000)).to.throw(StallingError).with.property('reason', reason);
+      expect(() => resourcesToFiles(resources, 1000))
+        .to.throw(StallingError)
+        .with.property('reason', reason);
     });
   }
 });

@@ -34,7 +34,9 @@ export function contentsID(files: readonly HashedFile[]): string {
 
 /** sha256 (hex) of the deployment options in canonical form; absent options hash like `{}`. */
 export function optionsHash(options: BundleDeploymentOptions | undefined): string {
-  return createHash('sha256').update(canonicalJSON(options ?? {})).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJSON(options ?? {}))
+    .digest('hex');
 }
 
 /** The deployment ID of a bundle version with given options: `s-<contentsID>:<optionsHash>`. */

@@ -13,7 +13,14 @@ export type { RenderOptions } from './render.js';
 export { mergePatch, jsonPatch, PatchError } from './patch.js';
 export { CLUSTER_SCOPED_KINDS, isKnownClusterScoped, apiGroup } from './scope.js';
 export {
-  matchesSelector, matchTarget, customizationFor, selectClusters, mergeOptions, groupsOf, hasCriteria, DEFAULT_TARGETS,
+  matchesSelector,
+  matchTarget,
+  customizationFor,
+  selectClusters,
+  mergeOptions,
+  groupsOf,
+  hasCriteria,
+  DEFAULT_TARGETS,
 } from './target.js';
 export type { ClusterInfo, ClusterSelection, GroupInfo, Labels, TargetMatch } from './target.js';
 export { contentsID, optionsHash, deploymentID } from './id.js';

@@ -23,7 +23,10 @@ const aliases = (count: number) => `a: &x 1\nb: [${Array(count).fill('*x').join(
 /** A "billion laughs" file: `levels` levels of 10 aliases each of the level below. */
 function laughs(levels: number): string {
   let text = 'l0: &l0 "lol"\n';
-  for (let i = 1; i <= levels; i++) text += `l${i}: &l${i} [${Array(10).fill(`*l${i - 1}`).join(', ')}]\n`;
+  for (let i = 1; i <= levels; i++)
+    text += `l${i}: &l${i} [${Array(10)
+      .fill(`*l${i - 1}`)
+      .join(', ')}]\n`;
   return text;
 }
 
@@ -64,7 +67,10 @@ describe('content limits (parsing)', () => {
     const file = c.file ?? 'bundle/file.yaml';
     const limits = contentLimits({ [c.limit]: c.value });
     it(`${c.limit}=${c.value}${c.file ? ` (${c.file})` : ''}: passes at the limit, refuses one over it naming the file, the limit and its flag`, () => {
-      expect(refusal(() => parseDocuments(file, c.at, limits)), 'at the limit').to.equal(undefined);
+      expect(
+        refusal(() => parseDocuments(file, c.at, limits)),
+        'at the limit',
+      ).to.equal(undefined);
       const err = refusal(() => parseDocuments(file, c.over, limits));
       expect(err, 'one over the limit').to.be.instanceOf(StallingError);
       expect(err?.reason).to.equal(Reason.ContentLimitExceeded);

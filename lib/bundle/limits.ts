@@ -50,16 +50,24 @@ export const DEFAULT_CONTENT_LIMITS: Readonly<ContentLimits> = Object.freeze(Con
 
 /** The command-line flag of each limit (the same on the controller, the agent and `flotilla render`). */
 export const CONTENT_LIMIT_FLAGS: Readonly<Record<keyof ContentLimits, string>> = {
-  maxDocuments: '--max-documents', maxDepth: '--max-depth', maxAliases: '--max-aliases', maxLineLength: '--max-line-length',
-  maxKeyLength: '--max-key-length', maxStringLength: '--max-string-length', maxNodes: '--max-nodes',
-  maxExpandedBytes: '--max-expanded-bytes', maxObjects: '--max-objects', renderTimeoutMs: '--render-timeout',
+  maxDocuments: '--max-documents',
+  maxDepth: '--max-depth',
+  maxAliases: '--max-aliases',
+  maxLineLength: '--max-line-length',
+  maxKeyLength: '--max-key-length',
+  maxStringLength: '--max-string-length',
+  maxNodes: '--max-nodes',
+  maxExpandedBytes: '--max-expanded-bytes',
+  maxObjects: '--max-objects',
+  renderTimeoutMs: '--render-timeout',
   renderMemoryMb: '--render-memory',
 };
 
 /** The chart value of each limit (charts/flotilla and charts/flotilla-agent, under `limits:`). */
 const CHART_VALUES: Readonly<Record<keyof ContentLimits, string>> = {
   ...(Object.fromEntries(Object.keys(CONTENT_LIMIT_FLAGS).map((k) => [k, `limits.${k}`])) as Record<keyof ContentLimits, string>),
-  renderTimeoutMs: 'limits.renderTimeout', renderMemoryMb: 'limits.renderMemory',
+  renderTimeoutMs: 'limits.renderTimeout',
+  renderMemoryMb: 'limits.renderMemory',
 };
 
 /** Validates partial limits over the defaults; throws naming each bad field. */
@@ -88,11 +96,18 @@ export const CONTENT_LIMIT_CONFIG_SHAPE = {
   maxStringLength: flagInt(D.maxStringLength, 64, 'Longest string value, characters.'),
   maxNodes: flagInt(D.maxNodes, 1, 'Most YAML nodes, aliases expanded, of one file and of one rendered bundle.'),
   maxExpandedBytes: flagInt(D.maxExpandedBytes, 1024, 'Largest estimated JSON size, aliases expanded, of one file and one rendered bundle.'),
-  renderTimeout: z.string().default(`${D.renderTimeoutMs / 1000}s`).transform((text, ctx) => {
-    const ms = parseDurationMs(text);
-    if (ms === undefined || ms < 100) { ctx.addIssue({ code: 'custom', message: `not a duration of at least 100ms: ${text}` }); return z.NEVER; }
-    return ms;
-  }).describe('Deadline of parsing and rendering one bundle (RenderBudgetExceeded above).'),
+  renderTimeout: z
+    .string()
+    .default(`${D.renderTimeoutMs / 1000}s`)
+    .transform((text, ctx) => {
+      const ms = parseDurationMs(text);
+      if (ms === undefined || ms < 100) {
+        ctx.addIssue({ code: 'custom', message: `not a duration of at least 100ms: ${text}` });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .describe('Deadline of parsing and rendering one bundle (RenderBudgetExceeded above).'),
   renderMemory: flagInt(D.renderMemoryMb, 16, 'Heap of the worker that parses and renders one bundle, MiB (RenderBudgetExceeded above).'),
 };
 
@@ -102,9 +117,17 @@ export type ContentLimitConfig = { [K in keyof typeof CONTENT_LIMIT_CONFIG_SHAPE
 /** The content limits of a parsed process configuration (validated). */
 export function contentLimitsFromConfig(c: ContentLimitConfig): ContentLimits {
   return contentLimits({
-    maxDocuments: c.maxDocuments, maxDepth: c.maxDepth, maxAliases: c.maxAliases, maxLineLength: c.maxLineLength,
-    maxKeyLength: c.maxKeyLength, maxStringLength: c.maxStringLength, maxNodes: c.maxNodes, maxExpandedBytes: c.maxExpandedBytes,
-    maxObjects: c.maxObjects, renderTimeoutMs: c.renderTimeout, renderMemoryMb: c.renderMemory,
+    maxDocuments: c.maxDocuments,
+    maxDepth: c.maxDepth,
+    maxAliases: c.maxAliases,
+    maxLineLength: c.maxLineLength,
+    maxKeyLength: c.maxKeyLength,
+    maxStringLength: c.maxStringLength,
+    maxNodes: c.maxNodes,
+    maxExpandedBytes: c.maxExpandedBytes,
+    maxObjects: c.maxObjects,
+    renderTimeoutMs: c.renderTimeout,
+    renderMemoryMb: c.renderMemory,
   });
 }
 
@@ -128,9 +151,11 @@ export function setActiveContentLimits(limits: ContentLimits): void {
  * line), what was found, the limit and what to change.
  */
 export function contentLimitExceeded(where: string, found: string, limit: keyof ContentLimits, value: number): StallingError {
-  return new StallingError(Reason.ContentLimitExceeded,
-    `${where}: ${found}, over the limit ${limit}=${value}; change the content, or if it is meant to be deployed raise ${CONTENT_LIMIT_FLAGS[limit]} `
-    + `(chart value ${CHART_VALUES[limit]}) on the controller and every agent`);
+  return new StallingError(
+    Reason.ContentLimitExceeded,
+    `${where}: ${found}, over the limit ${limit}=${value}; change the content, or if it is meant to be deployed raise ${CONTENT_LIMIT_FLAGS[limit]} ` +
+      `(chart value ${CHART_VALUES[limit]}) on the controller and every agent`,
+  );
 }
 
 /** The size of a parsed value with aliases expanded. */
@@ -152,7 +177,10 @@ export class ContentMeter {
   private readonly memo = new Map<object, Size>();
   private readonly open = new Set<object>();
 
-  constructor(private readonly limits: ContentLimits, private readonly where: string) {}
+  constructor(
+    private readonly limits: ContentLimits,
+    private readonly where: string,
+  ) {}
 
   /** Estimated JSON bytes of everything added so far, aliases expanded. */
   get expandedBytes(): number {

@@ -10,12 +10,29 @@ describe('merge patch (RFC 7386 with named lists)', () => {
     ['replaces a list of scalars', { a: [1, 2] }, { a: [3] }, { a: [3] }],
     ['replaces a list with an empty list', { a: [{ name: 'x' }] }, { a: [] }, { a: [] }],
     ['replaces a list of unnamed mappings', { a: [{ x: 1 }] }, { a: [{ y: 2 }] }, { a: [{ y: 2 }] }],
-    ['merges named lists by name',
-      { c: [{ name: 'web', image: 'web:1', ports: [80] }, { name: 'side', image: 'side:1' }] },
-      { c: [{ name: 'web', image: 'web:2' }, { name: 'new', image: 'new:1' }] },
-      { c: [{ name: 'web', image: 'web:2', ports: [80] }, { name: 'side', image: 'side:1' }, { name: 'new', image: 'new:1' }] }],
-    ['removes a named element with $patch: delete',
-      { c: [{ name: 'a' }, { name: 'b' }] }, { c: [{ name: 'a', $patch: 'delete' }] }, { c: [{ name: 'b' }] }],
+    [
+      'merges named lists by name',
+      {
+        c: [
+          { name: 'web', image: 'web:1', ports: [80] },
+          { name: 'side', image: 'side:1' },
+        ],
+      },
+      {
+        c: [
+          { name: 'web', image: 'web:2' },
+          { name: 'new', image: 'new:1' },
+        ],
+      },
+      {
+        c: [
+          { name: 'web', image: 'web:2', ports: [80] },
+          { name: 'side', image: 'side:1' },
+          { name: 'new', image: 'new:1' },
+        ],
+      },
+    ],
+    ['removes a named element with $patch: delete', { c: [{ name: 'a' }, { name: 'b' }] }, { c: [{ name: 'a', $patch: 'delete' }] }, { c: [{ name: 'b' }] }],
     ['replaces the whole target when the patch is not a mapping', { a: 1 }, [1, 2], [1, 2]],
     ['replaces a scalar target by a mapping', { a: 'x' }, { a: { b: 1 } }, { a: { b: 1 } }],
   ];
@@ -41,10 +58,15 @@ describe('JSON patch (RFC 6902)', () => {
     ['adds to the end of a list with -', [{ op: 'add', path: '/spec/list/-', value: 'c' }], { spec: { ...doc.spec, list: ['a', 'b', 'c'] } }],
     ['inserts into a list', [{ op: 'add', path: '/spec/list/0', value: 'z' }], { spec: { ...doc.spec, list: ['z', 'a', 'b'] } }],
     ['removes a list element', [{ op: 'remove', path: '/spec/list/0' }], { spec: { ...doc.spec, list: ['b'] } }],
-    ['unescapes ~1 and ~0', [{ op: 'remove', path: '/spec/x~1y' }, { op: 'remove', path: '/spec/t~0' }],
-      { spec: { replicas: 1, list: ['a', 'b'] } }],
-    ['moves a value', [{ op: 'move', from: '/spec/replicas', path: '/replicas' }],
-      { spec: { list: ['a', 'b'], 'x/y': 1, 't~': 2 }, replicas: 1 }],
+    [
+      'unescapes ~1 and ~0',
+      [
+        { op: 'remove', path: '/spec/x~1y' },
+        { op: 'remove', path: '/spec/t~0' },
+      ],
+      { spec: { replicas: 1, list: ['a', 'b'] } },
+    ],
+    ['moves a value', [{ op: 'move', from: '/spec/replicas', path: '/replicas' }], { spec: { list: ['a', 'b'], 'x/y': 1, 't~': 2 }, replicas: 1 }],
     ['copies a value', [{ op: 'copy', from: '/spec/list', path: '/copy' }], { ...doc, copy: ['a', 'b'] }],
     ['passes a true test', [{ op: 'test', path: '/spec/replicas', value: 1 }], doc],
   ];

@@ -32,7 +32,11 @@ function isNamedList(value: unknown): value is Record<string, unknown>[] {
 function stripDirectives(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(stripDirectives);
   if (!isPlainObject(value)) return value;
-  return Object.fromEntries(Object.entries(value).filter(([k]) => k !== '$patch').map(([k, v]) => [k, stripDirectives(v)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([k]) => k !== '$patch')
+      .map(([k, v]) => [k, stripDirectives(v)]),
+  );
 }
 
 function mergeNamedLists(target: Record<string, unknown>[], patch: Record<string, unknown>[]): unknown[] {
@@ -156,19 +160,28 @@ export function jsonPatch(target: JsonValue, operations: readonly unknown[]): Js
   operations.forEach((raw, index) => {
     const op = toOperation(raw, index);
     switch (op.op) {
-      case 'add': doc = addAt(doc, op.path, structuredClone(op.value), false); break;
-      case 'replace': doc = addAt(doc, op.path, structuredClone(op.value), true); break;
-      case 'remove': removeAt(doc, op.path); break;
+      case 'add':
+        doc = addAt(doc, op.path, structuredClone(op.value), false);
+        break;
+      case 'replace':
+        doc = addAt(doc, op.path, structuredClone(op.value), true);
+        break;
+      case 'remove':
+        removeAt(doc, op.path);
+        break;
       case 'move': {
         if (op.path.startsWith(`${op.from}/`)) throw new PatchError(`cannot move "${op.from}" into itself`);
         doc = addAt(doc, op.path, removeAt(doc, op.from as string), false);
         break;
       }
-      case 'copy': doc = addAt(doc, op.path, structuredClone(getAt(doc, op.from as string)), false); break;
+      case 'copy':
+        doc = addAt(doc, op.path, structuredClone(getAt(doc, op.from as string)), false);
+        break;
       case 'test':
         if (!jsonEqual(getAt(doc, op.path), op.value)) throw new PatchError(`test failed at "${op.path}"`);
         break;
-      default: throw new PatchError(`operation ${index + 1}: unknown op "${op.op}"`);
+      default:
+        throw new PatchError(`operation ${index + 1}: unknown op "${op.op}"`);
     }
   });
   return doc;

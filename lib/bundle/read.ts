@@ -5,9 +5,7 @@ import { Reason } from '../api/constants.js';
 import { type FleetYaml, parseFleetYaml } from '../api/fleetyaml.js';
 import { type DiscoverOptions, type DiscoveredBundle, discoverBundles } from './discover.js';
 import { IGNORE_FILE, IgnoreRules } from './ignore.js';
-import {
-  type BundleFile, ENGINE_MARKERS, FLEET_YAML_NAMES, OVERLAYS_DIR, decodeUtf8, invalidBundle, isManifestName,
-} from './manifest.js';
+import { type BundleFile, ENGINE_MARKERS, FLEET_YAML_NAMES, OVERLAYS_DIR, decodeUtf8, invalidBundle, isManifestName } from './manifest.js';
 import { validateBundle } from './validate.js';
 
 /**
@@ -146,7 +144,7 @@ async function addFile(walk: Walk, abs: string, rel: string, size: number): Prom
 /** Walks one directory of the bundle (`rel` is relative to the bundle root, '' for the root). */
 async function walkDir(walk: Walk, abs: string, rel: string, rules: IgnoreRules, inOverlays: boolean, inEngine = false): Promise<void> {
   const listing = (await readdir(abs, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
-  const keepAll = inEngine || (listing.some((e) => ENGINE_MARKERS.includes(e.name) && !e.isDirectory()));
+  const keepAll = inEngine || listing.some((e) => ENGINE_MARKERS.includes(e.name) && !e.isDirectory());
   walk.entries += listing.length;
   if (walk.entries > walk.limits.maxEntries) {
     throw tooLarge(`bundle ${walk.dir} has more than ${walk.limits.maxEntries} files and directories`);
@@ -169,8 +167,7 @@ async function walkDir(walk: Walk, abs: string, rel: string, rules: IgnoreRules,
       // As in discovery: below a directory named overlays, a fleet.yaml starts no bundle.
       const startsOverlays = entry.name === OVERLAYS_DIR;
       if (entry.name === '.git') continue;
-      const nestedBundle = !inOverlays && !startsOverlays &&
-        (await hasFleetYaml(childAbs, here, display(walk, `${childRel}/${IGNORE_FILE}`)));
+      const nestedBundle = !inOverlays && !startsOverlays && (await hasFleetYaml(childAbs, here, display(walk, `${childRel}/${IGNORE_FILE}`)));
       if (nestedBundle) continue;
       const real = await realpath(childAbs);
       if (walk.visited.has(real)) continue;
@@ -188,7 +185,8 @@ async function visitFile(walk: Walk, abs: string, rel: string, name: string, atR
     if (!atRoot) return; // a fleet.yaml under overlays/ configures nothing
     if (walk.fleetYaml) throw invalidBundle(display(walk, rel), undefined, `both ${walk.fleetYaml.name} and ${name} exist; keep one`);
     const size = (await stat(abs)).size;
-    if (size > walk.limits.maxFileBytes) throw tooLarge(`${display(walk, rel)}: ${size} bytes is more than the limit of ${walk.limits.maxFileBytes} bytes per file`);
+    if (size > walk.limits.maxFileBytes)
+      throw tooLarge(`${display(walk, rel)}: ${size} bytes is more than the limit of ${walk.limits.maxFileBytes} bytes per file`);
     walk.fleetYaml = { name, text: decodeUtf8(display(walk, rel), await readFile(abs)) };
     return;
   }
@@ -202,8 +200,13 @@ async function visitFile(walk: Walk, abs: string, rel: string, name: string, atR
 export async function readBundle(checkoutRoot: string, bundle: DiscoveredBundle, limits: Partial<BundleLimits> = {}): Promise<LoadedBundle> {
   const abs = bundle.dir === '.' ? checkoutRoot : join(checkoutRoot, bundle.dir);
   const walk: Walk = {
-    rootReal: await realpath(abs), dir: bundle.dir, limits: { ...DEFAULT_BUNDLE_LIMITS, ...limits },
-    files: [], totalBytes: 0, entries: 0, visited: new Set(),
+    rootReal: await realpath(abs),
+    dir: bundle.dir,
+    limits: { ...DEFAULT_BUNDLE_LIMITS, ...limits },
+    files: [],
+    totalBytes: 0,
+    entries: 0,
+    visited: new Set(),
   };
   walk.visited.add(walk.rootReal);
   await walkDir(walk, walk.rootReal, '', await ancestorRules(checkoutRoot, bundle.dir), false);
@@ -217,9 +220,7 @@ export async function readBundle(checkoutRoot: string, bundle: DiscoveredBundle,
  * Discovers and reads every bundle of a GitRepo checkout. All or nothing: the first invalid bundle throws,
  * so that nothing from a broken commit is applied. Two bundles with the same name are an error.
  */
-export async function readGitRepoBundles(
-  checkoutRoot: string, options: DiscoverOptions & { limits?: Partial<BundleLimits> },
-): Promise<LoadedBundle[]> {
+export async function readGitRepoBundles(checkoutRoot: string, options: DiscoverOptions & { limits?: Partial<BundleLimits> }): Promise<LoadedBundle[]> {
   const discovered = await discoverBundles(checkoutRoot, options);
   const bundles: LoadedBundle[] = [];
   const byName = new Map<string, string>();

@@ -1,5 +1,14 @@
 import type { BundleDeploymentOptions } from '../api/options.js';
-import { OVERLAYS_DIR, type BundleFile, type RenderedObject, invalidBundle, isManifestName, parseDocuments, parseManifest, validateObject } from './manifest.js';
+import {
+  OVERLAYS_DIR,
+  type BundleFile,
+  type RenderedObject,
+  invalidBundle,
+  isManifestName,
+  parseDocuments,
+  parseManifest,
+  validateObject,
+} from './manifest.js';
 import { PatchError, jsonPatch, mergePatch } from './patch.js';
 import { apiGroup, isKnownClusterScoped } from './scope.js';
 import { isPlainObject } from '../util/json.js';
@@ -83,8 +92,7 @@ function isOverlayPath(path: string): boolean {
 /** Renders the objects a cluster receives (see the module comment for the exact rules). */
 export function renderBundle(files: readonly BundleFile[], options: RenderOptions = {}): RenderedObject[] {
   const label = (path: string) => (options.sourceDir && options.sourceDir !== '.' ? `${options.sourceDir}/${path}` : path);
-  const parse = (file: BundleFile): Placed[] =>
-    parseManifest(label(file.path), file.content).map((d) => ({ object: d.object, origin: label(file.path) }));
+  const parse = (file: BundleFile): Placed[] => parseManifest(label(file.path), file.content).map((d) => ({ object: d.object, origin: label(file.path) }));
 
   const byPath = new Map<string, Placed[]>();
   for (const file of files) {
@@ -100,8 +108,11 @@ export function renderBundle(files: readonly BundleFile[], options: RenderOption
 
 /** Applies one overlay's additions, replacements and patches to the files by path. */
 function applyOverlay(
-  files: readonly BundleFile[], name: string, byPath: Map<string, Placed[]>,
-  label: (path: string) => string, parse: (file: BundleFile) => Placed[],
+  files: readonly BundleFile[],
+  name: string,
+  byPath: Map<string, Placed[]>,
+  label: (path: string) => string,
+  parse: (file: BundleFile) => Placed[],
 ): void {
   if (name === '' || name === '.' || name === '..' || name.includes('/')) {
     throw invalidBundle(label(OVERLAYS_DIR), undefined, `"${name}" is not a valid overlay name`);
@@ -161,8 +172,7 @@ function patchedIndexes(docs: readonly Placed[], patch: unknown, fileLabel: stri
   const metadata = selector?.metadata;
   const name = typeof metadata === 'object' && metadata !== null ? (metadata as Record<string, unknown>).name : undefined;
   if (typeof kind !== 'string' || typeof name !== 'string') {
-    throw invalidBundle(fileLabel, line,
-      `${target} has ${docs.length} documents: a patch for it must be a mapping that sets kind and metadata.name`);
+    throw invalidBundle(fileLabel, line, `${target} has ${docs.length} documents: a patch for it must be a mapping that sets kind and metadata.name`);
   }
   const indexes = docs.flatMap((d, i) => (d.object.kind === kind && d.object.metadata.name === name ? [i] : []));
   if (indexes.length === 0) throw invalidBundle(fileLabel, line, `no ${kind} named ${name} in ${target}`);

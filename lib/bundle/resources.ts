@@ -20,9 +20,11 @@ export interface EncodeOptions {
 export function filesToResources(files: readonly BundleFile[], options: EncodeOptions = {}): BundleResource[] {
   return [...files]
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-    .map((file) => (options.compress
-      ? { name: file.path, content: gzipSync(file.content).toString('base64'), encoding: 'base64+gz' as const }
-      : { name: file.path, content: file.content.toString('utf8') }));
+    .map((file) =>
+      options.compress
+        ? { name: file.path, content: gzipSync(file.content).toString('base64'), encoding: 'base64+gz' as const }
+        : { name: file.path, content: file.content.toString('utf8') },
+    );
 }
 
 /**

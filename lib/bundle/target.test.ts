@@ -2,7 +2,15 @@ import { expect } from 'chai';
 import type { LabelSelector } from '../api/meta.js';
 import type { BundleTarget } from '../api/options.js';
 import {
-  type ClusterInfo, type GroupInfo, type TargetMatch, customizationFor, groupsOf, matchTarget, matchesSelector, mergeOptions, selectClusters,
+  type ClusterInfo,
+  type GroupInfo,
+  type TargetMatch,
+  customizationFor,
+  groupsOf,
+  matchTarget,
+  matchesSelector,
+  mergeOptions,
+  selectClusters,
 } from './target.js';
 
 describe('label selectors', () => {
@@ -22,9 +30,14 @@ describe('label selectors', () => {
     ['Exists on an absent key', { matchExpressions: [{ key: 'zone', operator: 'Exists' }] }, false],
     ['DoesNotExist on an absent key', { matchExpressions: [{ key: 'zone', operator: 'DoesNotExist' }] }, true],
     ['DoesNotExist on a present key', { matchExpressions: [{ key: 'env', operator: 'DoesNotExist' }] }, false],
-    ['matchLabels and expressions together (AND)', {
-      matchLabels: { env: 'prod' }, matchExpressions: [{ key: 'region', operator: 'In', values: ['us'] }],
-    }, false],
+    [
+      'matchLabels and expressions together (AND)',
+      {
+        matchLabels: { env: 'prod' },
+        matchExpressions: [{ key: 'region', operator: 'In', values: ['us'] }],
+      },
+      false,
+    ],
   ];
   for (const [what, selector, matches] of cases) {
     it(`${matches ? 'matches' : 'does not match'} with ${what}`, () => {
@@ -37,7 +50,10 @@ describe('target matching', () => {
   const cluster: ClusterInfo = {
     name: 'edge-1',
     labels: { env: 'prod' },
-    groups: [{ name: 'default', labels: { region: 'eu' } }, { name: 'edge', labels: { kind: 'edge' } }],
+    groups: [
+      { name: 'default', labels: { region: 'eu' } },
+      { name: 'edge', labels: { kind: 'edge' } },
+    ],
   };
   const cases: [what: string, target: TargetMatch, matches: boolean][] = [
     ['no criteria at all', { name: 'empty' }, false],
@@ -51,12 +67,22 @@ describe('target matching', () => {
     ['a group it does not belong to', { clusterGroup: 'core' }, false],
     ['a group selector matching one of its groups', { clusterGroupSelector: { matchLabels: { region: 'eu' } } }, true],
     ['a group selector matching none of its groups', { clusterGroupSelector: { matchLabels: { region: 'us' } } }, false],
-    ['group name and group selector met by the same group', {
-      clusterGroup: 'default', clusterGroupSelector: { matchLabels: { region: 'eu' } },
-    }, true],
-    ['group name and group selector met only by different groups', {
-      clusterGroup: 'edge', clusterGroupSelector: { matchLabels: { region: 'eu' } },
-    }, false],
+    [
+      'group name and group selector met by the same group',
+      {
+        clusterGroup: 'default',
+        clusterGroupSelector: { matchLabels: { region: 'eu' } },
+      },
+      true,
+    ],
+    [
+      'group name and group selector met only by different groups',
+      {
+        clusterGroup: 'edge',
+        clusterGroupSelector: { matchLabels: { region: 'eu' } },
+      },
+      false,
+    ],
     ['matching selector but another name (AND)', { clusterName: 'x', clusterSelector: {} }, false],
     ['matching selector and group (AND)', { clusterSelector: { matchLabels: { env: 'prod' } }, clusterGroup: 'edge' }, true],
   ];
@@ -75,7 +101,10 @@ describe('cluster groups', () => {
       { name: 'dev', labels: {}, selector: { matchLabels: { env: 'dev' } } },
       { name: 'unset', labels: {} },
     ];
-    expect(groupsOf({ env: 'prod' }, groups)).to.deep.equal([{ name: 'all', labels: {} }, { name: 'prod', labels: { a: 'b' } }]);
+    expect(groupsOf({ env: 'prod' }, groups)).to.deep.equal([
+      { name: 'all', labels: {} },
+      { name: 'prod', labels: { a: 'b' } },
+    ]);
   });
 });
 
@@ -100,7 +129,10 @@ describe('target customizations', () => {
       { name: 'prod', clusterName: 'c', namespace: 'prod', yaml: { overlays: ['c'] }, namespaceLabels: { tier: '2' } },
     );
     expect(merged).to.deep.equal({
-      defaultNamespace: 'apps', namespace: 'prod', yaml: { overlays: ['c'] }, namespaceLabels: { team: 'x', tier: '2' },
+      defaultNamespace: 'apps',
+      namespace: 'prod',
+      yaml: { overlays: ['c'] },
+      namespaceLabels: { team: 'x', tier: '2' },
     });
   });
 });
@@ -118,14 +150,38 @@ describe('selecting clusters for a bundle', () => {
     { name: 'prod', clusterSelector: { matchLabels: { env: 'prod' } }, yaml: { overlays: ['prod'] } },
   ];
   const cases: [what: string, gitRepoTargets: TargetMatch[] | undefined, groupList: GroupInfo[], expected: [string, string[] | undefined][]][] = [
-    ['no GitRepo targets: the "default" cluster group', undefined, groups,
-      [['dev-1', undefined], ['prod-1', ['prod']]]],
+    [
+      'no GitRepo targets: the "default" cluster group',
+      undefined,
+      groups,
+      [
+        ['dev-1', undefined],
+        ['prod-1', ['prod']],
+      ],
+    ],
     ['no GitRepo targets and no "default" group: nothing', [], [], []],
     ['a selector target', [{ clusterSelector: { matchLabels: { env: 'prod' } } }], groups, [['prod-1', ['prod']]]],
-    ['every cluster', [{ clusterSelector: {} }], groups, [['dev-1', undefined], ['prod-1', ['prod']], ['stray', undefined]]],
+    [
+      'every cluster',
+      [{ clusterSelector: {} }],
+      groups,
+      [
+        ['dev-1', undefined],
+        ['prod-1', ['prod']],
+        ['stray', undefined],
+      ],
+    ],
     ['a target by name', [{ clusterName: 'stray' }], groups, [['stray', undefined]]],
-    ['several targets (any matches)', [{ clusterName: 'stray' }, { clusterGroup: 'default' }], groups,
-      [['dev-1', undefined], ['prod-1', ['prod']], ['stray', undefined]]],
+    [
+      'several targets (any matches)',
+      [{ clusterName: 'stray' }, { clusterGroup: 'default' }],
+      groups,
+      [
+        ['dev-1', undefined],
+        ['prod-1', ['prod']],
+        ['stray', undefined],
+      ],
+    ],
   ];
   for (const [what, targets, groupList, expected] of cases) {
     it(`deploys to the right clusters with ${what}`, () => {
@@ -136,9 +192,7 @@ describe('selecting clusters for a bundle', () => {
   }
 
   it('excludes a cluster whose first matching GitRepo target says doNotDeploy', () => {
-    const selected = selectClusters(
-      [{ clusterName: 'dev-1', doNotDeploy: true }, { clusterSelector: {} }], [], clusters, [],
-    );
+    const selected = selectClusters([{ clusterName: 'dev-1', doNotDeploy: true }, { clusterSelector: {} }], [], clusters, []);
     expect(selected.map((s) => s.cluster)).to.deep.equal(['prod-1', 'prod-lab', 'stray']);
   });
 
@@ -149,8 +203,10 @@ describe('selecting clusters for a bundle', () => {
 
   it('names the customization used', () => {
     const selected = selectClusters([{ clusterSelector: {} }], customizations, clusters, groups);
-    expect(selected.map((s) => [s.cluster, s.customization])).to.deep.equal(
-      [['dev-1', undefined], ['prod-1', 'prod'], ['stray', undefined]],
-    );
+    expect(selected.map((s) => [s.cluster, s.customization])).to.deep.equal([
+      ['dev-1', undefined],
+      ['prod-1', 'prod'],
+      ['stray', undefined],
+    ]);
   });
 });

@@ -94,18 +94,18 @@ export function matchTarget(target: TargetMatch, cluster: ClusterInfo): boolean 
   if (isSet(target.clusterName) && target.clusterName !== cluster.name) return false;
   if (isSet(target.clusterSelector) && !matchesSelector(cluster.labels, target.clusterSelector)) return false;
   if (isSet(target.clusterGroup) || isSet(target.clusterGroupSelector)) {
-    return cluster.groups.some((group) =>
-      (!isSet(target.clusterGroup) || group.name === target.clusterGroup) &&
-      (!isSet(target.clusterGroupSelector) || matchesSelector(group.labels, target.clusterGroupSelector)));
+    return cluster.groups.some(
+      (group) =>
+        (!isSet(target.clusterGroup) || group.name === target.clusterGroup) &&
+        (!isSet(target.clusterGroupSelector) || matchesSelector(group.labels, target.clusterGroupSelector)),
+    );
   }
   return true;
 }
 
 /** The groups (name and labels) whose selector matches the cluster's labels. */
 export function groupsOf(clusterLabels: Labels, groups: readonly GroupInfo[]): { name: string; labels: Labels }[] {
-  return groups
-    .filter((g) => isSet(g.selector) && matchesSelector(clusterLabels, g.selector))
-    .map((g) => ({ name: g.name, labels: g.labels }));
+  return groups.filter((g) => isSet(g.selector) && matchesSelector(clusterLabels, g.selector)).map((g) => ({ name: g.name, labels: g.labels }));
 }
 
 /** The first target that matches the cluster (fleet.yaml targetCustomizations: first match wins), if any. */

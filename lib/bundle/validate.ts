@@ -58,15 +58,18 @@ function checkManifests(files: readonly BundleFile[], ctx: ValidateContext): voi
 
 function checkOverlaysExist(files: readonly BundleFile[], fleetYaml: FleetYaml, ctx: ValidateContext): void {
   const uses: { field: string; name: string }[] = [];
-  (fleetYaml.yaml?.overlays ?? []).forEach((name, i) => { uses.push({ field: `yaml.overlays[${i}]`, name }); });
+  (fleetYaml.yaml?.overlays ?? []).forEach((name, i) => {
+    uses.push({ field: `yaml.overlays[${i}]`, name });
+  });
   (fleetYaml.targetCustomizations ?? []).forEach((target, t) => {
-    (target.yaml?.overlays ?? []).forEach((name, i) => { uses.push({ field: `targetCustomizations[${t}].yaml.overlays[${i}]`, name }); });
+    (target.yaml?.overlays ?? []).forEach((name, i) => {
+      uses.push({ field: `targetCustomizations[${t}].yaml.overlays[${i}]`, name });
+    });
   });
   for (const { field, name } of uses) {
     const prefix = `${OVERLAYS_DIR}/${name}/`;
     if (name.includes('/') || !files.some((f) => f.path.startsWith(prefix))) {
-      throw invalidBundle(ctx.fleetYamlName, undefined,
-        `${field}: overlay "${name}" has no manifests under ${label(ctx, prefix)}`);
+      throw invalidBundle(ctx.fleetYamlName, undefined, `${field}: overlay "${name}" has no manifests under ${label(ctx, prefix)}`);
     }
   }
 }
@@ -98,10 +101,14 @@ function checkVariant(files: readonly BundleFile[], options: BundleDeploymentOpt
   const show = (p: string) => label(ctx, p);
   const helmSet = Object.keys(options.helm ?? {}).length > 0;
   if (engine !== 'helm' && helmSet) {
-    throw invalidBundle(ctx.fleetYamlName, undefined, engine === 'kustomize'
-      ? `${field}helm: Helm and Kustomize together (a chart built by kustomize) are not supported yet by Flotilla; use one of them`
-      : `${field}helm: the bundle has no chart (no Chart.yaml in its folder, no helm.chart), so these options would be ignored; `
-        + 'name the chart folder in helm.chart or remove helm');
+    throw invalidBundle(
+      ctx.fleetYamlName,
+      undefined,
+      engine === 'kustomize'
+        ? `${field}helm: Helm and Kustomize together (a chart built by kustomize) are not supported yet by Flotilla; use one of them`
+        : `${field}helm: the bundle has no chart (no Chart.yaml in its folder, no helm.chart), so these options would be ignored; ` +
+            'name the chart folder in helm.chart or remove helm',
+    );
   }
   if (engine === 'helm') {
     const chartYaml = dir ? `${dir}/Chart.yaml` : 'Chart.yaml';
@@ -119,9 +126,12 @@ function checkVariant(files: readonly BundleFile[], options: BundleDeploymentOpt
   if (dirs.length > 0) {
     if (anyEngine) return;
     const marker = files.find((f) => inEngineDir(f.path, dirs) && ENGINE_MARKERS.includes(f.path.slice(f.path.lastIndexOf('/') + 1)));
-    throw invalidBundle(show(marker?.path ?? dirs[0] ?? '.'), undefined,
-      `is a Helm chart or a kustomization inside a bundle rendered as plain YAML${field ? ` (${field.slice(0, -1)})` : ''}; `
-      + 'name its folder in fleet.yaml helm.chart or kustomize.dir, or give it its own fleet.yaml');
+    throw invalidBundle(
+      show(marker?.path ?? dirs[0] ?? '.'),
+      undefined,
+      `is a Helm chart or a kustomization inside a bundle rendered as plain YAML${field ? ` (${field.slice(0, -1)})` : ''}; ` +
+        'name its folder in fleet.yaml helm.chart or kustomize.dir, or give it its own fleet.yaml',
+    );
   }
   renderBundle(files, { ...renderOptionsFrom(options), sourceDir: ctx.sourceDir });
 }
@@ -131,8 +141,12 @@ export function validateBundle(files: readonly BundleFile[], fleetYaml: FleetYam
   checkManifests(files, ctx);
   checkOverlaysExist(files, fleetYaml, ctx);
   const base = fleetYamlOptions(fleetYaml);
-  const variants = [{ field: '', options: base }, ...(fleetYaml.targetCustomizations ?? []).flatMap((t, i) =>
-    t.doNotDeploy ? [] : [{ field: `targetCustomizations[${i}].`, options: mergeOptions(base, t) }])];
+  const variants = [
+    { field: '', options: base },
+    ...(fleetYaml.targetCustomizations ?? []).flatMap((t, i) =>
+      t.doNotDeploy ? [] : [{ field: `targetCustomizations[${i}].`, options: mergeOptions(base, t) }],
+    ),
+  ];
   const anyEngine = variants.some((v) => engineOf(files, v.options).engine !== 'yaml');
   for (const { field, options } of variants) checkVariant(files, options, field, ctx, anyEngine);
 }

@@ -38,7 +38,10 @@ export interface RenderTaskResult {
 
 /** Buffers arrive as plain Uint8Arrays after a structured clone. */
 export function asBuffers(files: readonly { path: string; content: Uint8Array }[]): BundleFile[] {
-  return files.map((f) => ({ path: f.path, content: Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content.buffer, f.content.byteOffset, f.content.byteLength) }));
+  return files.map((f) => ({
+    path: f.path,
+    content: Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content.buffer, f.content.byteOffset, f.content.byteLength),
+  }));
 }
 
 /** Refuses a rendered bundle over `maxObjects`, `maxNodes` or `maxExpandedBytes`; returns its expanded bytes. */
@@ -57,7 +60,8 @@ export function renderTask(input: RenderTaskInput): RenderTaskResult {
   const { clusterScoped, ...options } = input.options;
   const scoped = clusterScoped ? new Set(clusterScoped) : undefined;
   const objects = renderBundle(asBuffers(input.files), {
-    ...options, ...(scoped ? { isClusterScoped: (apiVersion: string, kind: string) => scoped.has(`${apiGroup(apiVersion)}/${kind}`) } : {}),
+    ...options,
+    ...(scoped ? { isClusterScoped: (apiVersion: string, kind: string) => scoped.has(`${apiGroup(apiVersion)}/${kind}`) } : {}),
   });
   return { objects, bytes: checkRendered(objects, input.limits, input.label) };
 }

@@ -20,8 +20,12 @@ async function failure(p: Promise<unknown>): Promise<StallingError> {
 describe('BundleRenderer (bundles parsed and rendered behind a bulkhead)', function () {
   this.timeout(60_000);
   let renderer: BundleRenderer;
-  before(() => { renderer = new BundleRenderer({ limits: { maxExpandedBytes: 4096, renderTimeoutMs: 30_000 } }); });
-  after(async () => { await renderer.close(); });
+  before(() => {
+    renderer = new BundleRenderer({ limits: { maxExpandedBytes: 4096, renderTimeoutMs: 30_000 } });
+  });
+  after(async () => {
+    await renderer.close();
+  });
 
   it('renders a bundle in a worker, and serves an unchanged bundle from its cache', async () => {
     const files = [file('a.yaml', cm('a', 'data: {k: v}\n'))];
@@ -32,7 +36,10 @@ describe('BundleRenderer (bundles parsed and rendered behind a bulkhead)', funct
 
   it('refuses an alias bomb naming the file and the limit', async () => {
     let text = cm('bomb', 'data:\n  l0: &l0 "lol"\n');
-    for (let i = 1; i <= 9; i++) text += `  l${i}: &l${i} [${Array(10).fill(`*l${i - 1}`).join(', ')}]\n`;
+    for (let i = 1; i <= 9; i++)
+      text += `  l${i}: &l${i} [${Array(10)
+        .fill(`*l${i - 1}`)
+        .join(', ')}]\n`;
     const err = await failure(renderer.render([file('bomb.yaml', text)], {}, 'bundle bomb'));
     expect(err.reason).to.equal(Reason.ContentLimitExceeded);
     expect(err.message).to.match(/^bomb\.yaml:1: more than .* over the limit max(Nodes|ExpandedBytes)=/);
@@ -50,7 +57,7 @@ describe('BundleRenderer (bundles parsed and rendered behind a bulkhead)', funct
     expect(err.message).to.match(/^bundle a \(rendered\): more than 4096 bytes/);
   });
 
-  it('renders again with the cluster\'s scopes only where they differ from Kubernetes\' own list', async () => {
+  it("renders again with the cluster's scopes only where they differ from Kubernetes' own list", async () => {
     const files = [file('w.yaml', 'apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n'), file('c.yaml', cm('c'))];
     const objects = await renderer.renderForCluster(files, { defaultNamespace: 'apps' }, 'bundle w', async () => (_a, kind) => kind === 'Widget');
     const byKind = Object.fromEntries(objects.map((o) => [o.kind, o.metadata.namespace]));

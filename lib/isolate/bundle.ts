@@ -97,13 +97,18 @@ export class BundleRenderer {
    * of the bundle (a CRD's or a cluster's own scope).
    */
   async renderForCluster(
-    files: readonly BundleFile[], options: PortableRenderOptions, label: string,
+    files: readonly BundleFile[],
+    options: PortableRenderOptions,
+    label: string,
     decide: (rough: readonly RenderedObject[]) => Promise<(apiVersion: string, kind: string) => boolean>,
   ): Promise<RenderedObject[]> {
     const rough = await this.render(files, options, label);
     const isClusterScoped = await decide(rough);
     const kinds = new Map(rough.map((o) => [`${apiGroup(o.apiVersion)}/${o.kind}`, o]));
-    const scoped = [...kinds].filter(([, o]) => isClusterScoped(o.apiVersion, o.kind)).map(([key]) => key).sort();
+    const scoped = [...kinds]
+      .filter(([, o]) => isClusterScoped(o.apiVersion, o.kind))
+      .map(([key]) => key)
+      .sort();
     const same = [...kinds.values()].every((o) => isClusterScoped(o.apiVersion, o.kind) === isKnownClusterScoped(o.apiVersion, o.kind));
     return same ? rough : await this.render(files, { ...options, clusterScoped: scoped }, label);
   }

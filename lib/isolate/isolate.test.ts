@@ -6,7 +6,13 @@ import { Isolate, siblingModule, type IsolateBudget } from './isolate.js';
 const TASKS = siblingModule(import.meta.url, './testtasks');
 // Generous: a loaded 2-core machine must not turn a normal job into a timeout; only the spinning job hits it.
 const BUDGET: IsolateBudget = { timeoutMs: 3_000, memoryMb: 64 };
-const job = <I>(task: string, input: I) => ({ module: TASKS, task, input, label: `bundle ${task}`, flags: { timeout: '--render-timeout', memory: '--render-memory' } });
+const job = <I>(task: string, input: I) => ({
+  module: TASKS,
+  task,
+  input,
+  label: `bundle ${task}`,
+  flags: { timeout: '--render-timeout', memory: '--render-memory' },
+});
 
 async function failure(p: Promise<unknown>): Promise<unknown> {
   try {
@@ -20,8 +26,12 @@ async function failure(p: Promise<unknown>): Promise<unknown> {
 describe('isolate (worker threads with a deadline and a heap cap)', function () {
   this.timeout(120_000);
   let isolate: Isolate;
-  beforeEach(() => { isolate = new Isolate({ preload: [TASKS] }); });
-  afterEach(async () => { await isolate.close(); });
+  beforeEach(() => {
+    isolate = new Isolate({ preload: [TASKS] });
+  });
+  afterEach(async () => {
+    await isolate.close();
+  });
 
   it('runs a task in a worker and returns its result', async () => {
     expect(await isolate.run(job('double', 21), BUDGET)).to.equal(42);
@@ -53,7 +63,11 @@ describe('isolate (worker threads with a deadline and a heap cap)', function () 
   it('keeps other jobs going while one runs into its deadline', async () => {
     const stuck = isolate.run(job('spin', null), { ...BUDGET, timeoutMs: 50_000 });
     let stuckSettled = false;
-    stuck.catch(() => undefined).finally(() => { stuckSettled = true; });
+    stuck
+      .catch(() => undefined)
+      .finally(() => {
+        stuckSettled = true;
+      });
     for (let i = 0; i < 3; i++) expect(await isolate.run(job('double', i), BUDGET)).to.equal(i * 2);
     expect(stuckSettled, 'the stuck job is still running while the others finished').to.equal(false);
     await isolate.close();

@@ -126,19 +126,37 @@ export class Isolate {
     pooled.worker.unref();
     this.idle.push(pooled);
     // Over the allowance, the least recently used idle worker goes.
-    while (this.idle.length > (this.options.maxIdle ?? 2)) void this.idle.shift()?.worker.terminate().catch(() => undefined);
+    while (this.idle.length > (this.options.maxIdle ?? 2))
+      void this.idle
+        .shift()
+        ?.worker.terminate()
+        .catch(() => undefined);
   }
 
   private spawn(memoryMb: number): PooledWorker {
     const preload = (this.options.preload ?? []).map((u) => u.href);
     const resourceLimits = { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.min(64, Math.max(4, Math.floor(memoryMb / 8))), stackSizeMb: 4 };
     const worker = RUNNING_TS
-      ? new Worker(TSX_BOOTSTRAP, { eval: true, resourceLimits, workerData: { entry: ENTRY.href, tsxApi: createRequire(import.meta.url).resolve('tsx/esm/api'), preload } })
+      ? new Worker(TSX_BOOTSTRAP, {
+          eval: true,
+          resourceLimits,
+          workerData: { entry: ENTRY.href, tsxApi: createRequire(import.meta.url).resolve('tsx/esm/api'), preload },
+        })
       : new Worker(ENTRY, { resourceLimits, workerData: { preload } });
     const ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new TransientError(Reason.RenderBudgetExceeded, 'a render worker did not start in time')), this.options.startTimeoutMs ?? 60_000);
-      const done = (err?: unknown) => { clearTimeout(timer); worker.off('message', onMessage); if (err) reject(err); else resolve(); };
-      const onMessage = (m: WorkerReply) => { if (m.type === 'ready') done(); };
+      const timer = setTimeout(
+        () => reject(new TransientError(Reason.RenderBudgetExceeded, 'a render worker did not start in time')),
+        this.options.startTimeoutMs ?? 60_000,
+      );
+      const done = (err?: unknown) => {
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onMessage = (m: WorkerReply) => {
+        if (m.type === 'ready') done();
+      };
       worker.on('message', onMessage);
       worker.once('error', (err) => done(new TransientError(Reason.RenderBudgetExceeded, `a render worker failed to start: ${err.message}`, { cause: err })));
       worker.once('exit', (code) => done(new TransientError(Reason.RenderBudgetExceeded, `a render worker exited at start (code ${code})`)));
@@ -153,11 +171,24 @@ export class Isolate {
     const id = this.nextId++;
     const flags = job.flags ?? { timeout: 'the job timeout', memory: 'the job memory' };
     return new Promise<O>((resolve, reject) => {
-      const cleanup = () => { clearTimeout(timer); worker.off('message', onMessage); worker.off('error', onError); worker.off('exit', onExit); };
-      const fail = (err: Error) => { cleanup(); reject(err); };
+      const cleanup = () => {
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+      };
+      const fail = (err: Error) => {
+        cleanup();
+        reject(err);
+      };
       const timer = setTimeout(() => {
-        fail(new StallingError(Reason.RenderBudgetExceeded, `${job.label}: parsing and rendering took longer than ${budget.timeoutMs} ms and was stopped; `
-          + `make the content smaller or simpler, or raise ${flags.timeout} on the controller and every agent`));
+        fail(
+          new StallingError(
+            Reason.RenderBudgetExceeded,
+            `${job.label}: parsing and rendering took longer than ${budget.timeoutMs} ms and was stopped; ` +
+              `make the content smaller or simpler, or raise ${flags.timeout} on the controller and every agent`,
+          ),
+        );
         void worker.terminate().catch(() => undefined);
       }, budget.timeoutMs);
       const onMessage = (reply: WorkerReply) => {
@@ -169,8 +200,14 @@ export class Isolate {
       };
       const onError = (err: Error & { code?: string }) => {
         if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-          fail(new StallingError(Reason.RenderBudgetExceeded, `${job.label}: parsing and rendering needed more than ${budget.memoryMb} MiB of heap and was stopped; `
-            + `make the content smaller, or raise ${flags.memory} on the controller and every agent`, { cause: err }));
+          fail(
+            new StallingError(
+              Reason.RenderBudgetExceeded,
+              `${job.label}: parsing and rendering needed more than ${budget.memoryMb} MiB of heap and was stopped; ` +
+                `make the content smaller, or raise ${flags.memory} on the controller and every agent`,
+              { cause: err },
+            ),
+          );
         } else fail(new TransientError(Reason.RenderBudgetExceeded, `${job.label}: the render worker failed: ${err.message}`, { cause: err }));
       };
       const onExit = (code: number) => fail(new TransientError(Reason.RenderBudgetExceeded, `${job.label}: the render worker exited (code ${code})`));
@@ -194,8 +231,10 @@ function revive(e: SerializedError, label: string, budget: IsolateBudget, flags:
   };
   if (e.disposition && e.reason) return make[e.disposition](e.reason, e.message);
   if (e.name === 'RangeError' && /call stack|Invalid (?:string|array|typed array) length|Array buffer allocation/i.test(e.message)) {
-    return new StallingError(Reason.RenderBudgetExceeded, `${label}: the content is too large or too deep to process (${e.message}) within ${budget.memoryMb} MiB; `
-      + `make it smaller, or raise ${flags.memory}`);
+    return new StallingError(
+      Reason.RenderBudgetExceeded,
+      `${label}: the content is too large or too deep to process (${e.message}) within ${budget.memoryMb} MiB; ` + `make it smaller, or raise ${flags.memory}`,
+    );
   }
   const err = new Error(e.message);
   err.name = e.name;

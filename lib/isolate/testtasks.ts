@@ -12,7 +12,9 @@ export function double(input: number): number {
 
 /** Never returns (a render that loops). */
 export function spin(): never {
-  for (;;) { /* busy */ }
+  for (;;) {
+    /* busy */
+  }
 }
 
 /** Allocates until the heap is exhausted (a render that grows without bound). */

@@ -12,8 +12,13 @@ type Task = (input: unknown) => unknown;
 
 function serialize(err: unknown): SerializedError {
   if (err instanceof FlotillaError) {
-    return { name: err.name, message: err.message, disposition: err.disposition, reason: err.reason,
-      ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}) };
+    return {
+      name: err.name,
+      message: err.message,
+      disposition: err.disposition,
+      reason: err.reason,
+      ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}),
+    };
   }
   if (err instanceof Error) return { name: err.name, message: err.message };
   return { name: 'Error', message: String(err) };
@@ -38,7 +43,8 @@ if (port) {
     void run(request).then((reply) => {
       try {
         port.postMessage(reply);
-      } catch (err) { // a result that cannot be cloned
+      } catch (err) {
+        // a result that cannot be cloned
         port.postMessage({ type: 'result', id: request.id, ok: false, error: serialize(err) } satisfies WorkerReply);
       }
     });

@@ -60,14 +60,21 @@ export const KUBE_STATUS: Readonly<Record<number, { reason: string; disposition:
 export class KubeApiError extends FlotillaError {
   readonly disposition: ErrorDisposition;
 
-  constructor(readonly statusCode: number, readonly apiReason: string, message: string) {
+  constructor(
+    readonly statusCode: number,
+    readonly apiReason: string,
+    message: string,
+  ) {
     const known = KUBE_STATUS[statusCode];
     super(known?.reason ?? Reason.ApiServerError, message);
     this.disposition = known?.disposition ?? 'transient';
   }
 }
 
-interface ResourceInfo { plural: string; namespaced: boolean }
+interface ResourceInfo {
+  plural: string;
+  namespaced: boolean;
+}
 
 /** Options for {@link KubeClient}. */
 export interface KubeClientOptions {
@@ -87,8 +94,13 @@ export class KubeClient {
   private readonly resources = new Map<string, Promise<Map<string, ResourceInfo>>>();
   private readonly timeoutMs: number;
 
-  private constructor(private readonly kc: KubeConfig, server: string, dispatcher: Dispatcher, options: KubeClientOptions,
-    private readonly impersonate?: { user: string; groups: string[] }) {
+  private constructor(
+    private readonly kc: KubeConfig,
+    server: string,
+    dispatcher: Dispatcher,
+    options: KubeClientOptions,
+    private readonly impersonate?: { user: string; groups: string[] },
+  ) {
     this.server = server.replace(/\/$/, '');
     this.dispatcher = dispatcher;
     this.timeoutMs = options.timeoutMs ?? 30_000;
@@ -107,8 +119,11 @@ export class KubeClient {
 
   /** Acting as a ServiceAccount: its user name and the groups the API server gives ServiceAccount tokens. */
   impersonatingServiceAccount(namespace: string, name: string): KubeClient {
-    return this.impersonating(`system:serviceaccount:${namespace}:${name}`,
-      ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated']);
+    return this.impersonating(`system:serviceaccount:${namespace}:${name}`, [
+      'system:serviceaccounts',
+      `system:serviceaccounts:${namespace}`,
+      'system:authenticated',
+    ]);
   }
 
   /** Creates a client from a loaded KubeConfig (its current context). */
@@ -121,7 +136,7 @@ export class KubeClient {
       ca: tls.ca as string | Buffer | undefined,
       cert: tls.cert as string | Buffer | undefined,
       key: tls.key as string | Buffer | undefined,
-      rejectUnauthorized: cluster.skipTLSVerify ? false : tls.rejectUnauthorized ?? true,
+      rejectUnauthorized: cluster.skipTLSVerify ? false : (tls.rejectUnauthorized ?? true),
     };
     const dispatcher = new Agent({ connect, keepAliveTimeout: 30_000, connections: 16 });
     return new KubeClient(kc, cluster.server, dispatcher, options);
@@ -154,11 +169,19 @@ export class KubeClient {
     }
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(`${this.server}${path}`, { method, headers, body: payload, dispatcher: this.dispatcher,
-        headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      res = await request(`${this.server}${path}`, {
+        method,
+        headers,
+        body: payload,
+        dispatcher: this.dispatcher,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
-      throw new TransientError(Reason.ApiServerUnreachable, `cannot reach the Kubernetes API server ${this.server}: ${code || (err as Error).message}`, { cause: err });
+      throw new TransientError(Reason.ApiServerUnreachable, `cannot reach the Kubernetes API server ${this.server}: ${code || (err as Error).message}`, {
+        cause: err,
+      });
     }
     const text = await res.body.text();
     if (res.statusCode >= 200 && res.statusCode < 300) return (text ? JSON.parse(text) : {}) as T;
@@ -168,7 +191,9 @@ export class KubeClient {
       const status = JSON.parse(text) as { reason?: string; message?: string };
       reason = status.reason ?? '';
       message = status.message ?? message;
-    } catch { /* not a Status */ }
+    } catch {
+      /* not a Status */
+    }
     throw new KubeApiError(res.statusCode, reason, `${method} ${path}: ${res.statusCode} ${message}`);
   }
 
@@ -176,8 +201,9 @@ export class KubeClient {
   async resourceFor(apiVersion: string, kind: string): Promise<ResourceInfo> {
     let entry = this.resources.get(apiVersion);
     if (!entry) {
-      entry = this.raw<{ resources: { name: string; kind: string; namespaced: boolean }[] }>('GET', groupPath(apiVersion))
-        .then((list) => new Map(list.resources.filter((r) => !r.name.includes('/')).map((r) => [r.kind, { plural: r.name, namespaced: r.namespaced }])));
+      entry = this.raw<{ resources: { name: string; kind: string; namespaced: boolean }[] }>('GET', groupPath(apiVersion)).then(
+        (list) => new Map(list.resources.filter((r) => !r.name.includes('/')).map((r) => [r.kind, { plural: r.name, namespaced: r.namespaced }])),
+      );
       this.resources.set(apiVersion, entry);
       entry.catch(() => this.resources.delete(apiVersion));
     }
@@ -230,7 +256,10 @@ export class KubeClient {
   async list<T extends KubeObject>(ref: ObjectRef, labelSelector?: string): Promise<{ items: T[]; resourceVersion: string }> {
     const query = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : '';
     const list = await this.raw<{ items: T[]; metadata: { resourceVersion: string } }>('GET', `${await this.pathFor(ref)}${query}`);
-    for (const item of list.items) { item.apiVersion = ref.apiVersion; item.kind = ref.kind; }
+    for (const item of list.items) {
+      item.apiVersion = ref.apiVersion;
+      item.kind = ref.kind;
+    }
     return { items: list.items, resourceVersion: list.metadata.resourceVersion };
   }
 
@@ -288,13 +317,22 @@ export class KubeClient {
    * Opens a watch from `resourceVersion`; calls `onEvent` per event until the stream ends (returns)
    * or fails (throws). Bookmarks are requested so that restarts resume where they left off.
    */
-  async watch<T extends KubeObject>(ref: ObjectRef, resourceVersion: string, onEvent: (type: string, obj: T) => void,
-    signal?: AbortSignal, labelSelector?: string): Promise<void> {
+  async watch<T extends KubeObject>(
+    ref: ObjectRef,
+    resourceVersion: string,
+    onEvent: (type: string, obj: T) => void,
+    signal?: AbortSignal,
+    labelSelector?: string,
+  ): Promise<void> {
     const params = new URLSearchParams({ watch: '1', resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: '300' });
     if (labelSelector) params.set('labelSelector', labelSelector);
     const res = await request(`${this.server}${await this.pathFor(ref)}?${params.toString()}`, {
-      method: 'GET', headers: { accept: 'application/json', ...(await this.authHeaders()) },
-      dispatcher: this.dispatcher, signal, headersTimeout: this.timeoutMs, bodyTimeout: 0,
+      method: 'GET',
+      headers: { accept: 'application/json', ...(await this.authHeaders()) },
+      dispatcher: this.dispatcher,
+      signal,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: 0,
     });
     if (res.statusCode !== 200) {
       const text = await res.body.text();
@@ -306,7 +344,10 @@ export class KubeClient {
         const status = event.object as unknown as { code?: number; message?: string };
         throw new KubeApiError(status.code ?? 500, 'WatchError', `watch ${ref.kind}: ${status.message ?? 'error'}`);
       }
-      if (event.type !== 'BOOKMARK') { event.object.apiVersion = ref.apiVersion; event.object.kind = ref.kind; }
+      if (event.type !== 'BOOKMARK') {
+        event.object.apiVersion = ref.apiVersion;
+        event.object.kind = ref.kind;
+      }
       onEvent(event.type, event.object);
     }
   }

@@ -52,7 +52,11 @@ export class Controller {
   /** Keys whose last reconcile ended in a conflict (a second one in a row backs off). */
   private readonly conflicts = new Set<string>();
 
-  constructor(readonly name: string, private readonly reconcile: Reconcile, private readonly options: ControllerOptions) {
+  constructor(
+    readonly name: string,
+    private readonly reconcile: Reconcile,
+    private readonly options: ControllerOptions,
+  ) {
     this.queue = new WorkQueue(options.backoff);
   }
 
@@ -61,7 +65,9 @@ export class Controller {
    * controller react to related kinds (e.g. a BundleDeployment change enqueues its Bundle).
    */
   watch<T extends KubeObject>(informer: Informer<T>, map: (obj: T, type: 'ADDED' | 'MODIFIED' | 'DELETED') => string[] = (obj) => [keyOf(obj)]): this {
-    informer.on((type, obj) => { for (const key of map(obj, type)) this.queue.add(key); });
+    informer.on((type, obj) => {
+      for (const key of map(obj, type)) this.queue.add(key);
+    });
     return this;
   }
 

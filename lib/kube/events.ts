@@ -10,8 +10,12 @@ import { formatTime } from '../util/time.js';
 export class EventRecorder {
   private readonly recent = new Map<string, { name: string; namespace: string; count: number; first: string }>();
 
-  constructor(private readonly client: KubeClient, private readonly component: string, private readonly log: Logger,
-    private readonly now: () => Date = () => new Date()) {}
+  constructor(
+    private readonly client: KubeClient,
+    private readonly component: string,
+    private readonly log: Logger,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
 
   /** Emits an event of `type` (Normal or Warning) with a PascalCase `reason`. Failures are logged, never thrown. */
   async emit(obj: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
@@ -22,18 +26,23 @@ export class EventRecorder {
     try {
       if (existing) {
         existing.count += 1;
-        await this.client.mergePatch({ apiVersion: 'v1', kind: 'Event', namespace, name: existing.name },
-          { count: existing.count, lastTimestamp: time });
+        await this.client.mergePatch({ apiVersion: 'v1', kind: 'Event', namespace, name: existing.name }, { count: existing.count, lastTimestamp: time });
         return;
       }
       const name = `${obj.metadata.name}.${Date.now().toString(16)}${Math.random().toString(16).slice(2, 6)}`;
       await this.client.create({
-        apiVersion: 'v1', kind: 'Event',
+        apiVersion: 'v1',
+        kind: 'Event',
         metadata: { name, namespace },
         involvedObject: { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace, uid: obj.metadata.uid },
-        type, reason, message: message.slice(0, 1024), count: 1,
-        firstTimestamp: time, lastTimestamp: time,
-        source: { component: this.component }, reportingComponent: this.component,
+        type,
+        reason,
+        message: message.slice(0, 1024),
+        count: 1,
+        firstTimestamp: time,
+        lastTimestamp: time,
+        source: { component: this.component },
+        reportingComponent: this.component,
       });
       if (this.recent.size > 1000) this.recent.clear();
       this.recent.set(key, { name, namespace, count: 1, first: time });

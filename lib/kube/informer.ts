@@ -41,7 +41,11 @@ export class Informer<T extends KubeObject> {
   private syncWaiters: (() => void)[] = [];
   private running: Promise<void> | undefined;
 
-  constructor(private readonly client: KubeClient, private readonly ref: ObjectRef, private readonly options: InformerOptions = {}) {}
+  constructor(
+    private readonly client: KubeClient,
+    private readonly ref: ObjectRef,
+    private readonly options: InformerOptions = {},
+  ) {}
 
   /** Registers a change handler (call before start). */
   on(handler: InformerHandler<T>): this {
@@ -97,7 +101,10 @@ export class Informer<T extends KubeObject> {
       else if (old.metadata.resourceVersion !== item.metadata.resourceVersion) this.emit('MODIFIED', item);
     }
     for (const [key, old] of this.cache) {
-      if (!seen.has(key)) { this.cache.delete(key); this.emit('DELETED', old); }
+      if (!seen.has(key)) {
+        this.cache.delete(key);
+        this.emit('DELETED', old);
+      }
     }
     if (!this.synced) {
       this.synced = true;
@@ -114,19 +121,32 @@ export class Informer<T extends KubeObject> {
     while (!this.abort.signal.aborted) {
       try {
         rv ??= await this.relist();
-        await this.client.watch<T>(this.ref, rv, (type, obj) => {
-          rv = obj.metadata.resourceVersion ?? rv;
-          if (type === 'BOOKMARK') return;
-          const key = keyOf(obj);
-          if (type === 'DELETED') { this.cache.delete(key); this.emit('DELETED', obj); return; }
-          const existed = this.cache.has(key);
-          this.cache.set(key, obj);
-          this.emit(existed ? 'MODIFIED' : 'ADDED', obj);
-        }, this.abort.signal, this.options.labelSelector);
+        await this.client.watch<T>(
+          this.ref,
+          rv,
+          (type, obj) => {
+            rv = obj.metadata.resourceVersion ?? rv;
+            if (type === 'BOOKMARK') return;
+            const key = keyOf(obj);
+            if (type === 'DELETED') {
+              this.cache.delete(key);
+              this.emit('DELETED', obj);
+              return;
+            }
+            const existed = this.cache.has(key);
+            this.cache.set(key, obj);
+            this.emit(existed ? 'MODIFIED' : 'ADDED', obj);
+          },
+          this.abort.signal,
+          this.options.labelSelector,
+        );
         backoff = min; // the server closed a healthy watch (timeoutSeconds); resume at once
       } catch (err) {
         if (this.abort.signal.aborted) return;
-        if (err instanceof KubeApiError && err.statusCode === 410) { rv = undefined; continue; }
+        if (err instanceof KubeApiError && err.statusCode === 410) {
+          rv = undefined;
+          continue;
+        }
         this.options.log?.warn({ kind: this.ref.kind, err: (err as Error).message }, 'watch failed; retrying');
         if (err instanceof KubeApiError && err.statusCode >= 400 && err.statusCode < 500) rv = undefined;
         await sleep(backoff, undefined, { signal: this.abort.signal }).catch(() => undefined);

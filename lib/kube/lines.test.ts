@@ -2,7 +2,9 @@ import { expect } from 'chai';
 import { utf8Lines } from './lines.js';
 
 async function collect(chunks: (Uint8Array | string)[]): Promise<string[]> {
-  async function* source() { for (const c of chunks) yield c; }
+  async function* source() {
+    for (const c of chunks) yield c;
+  }
   const out: string[] = [];
   for await (const line of utf8Lines(source())) out.push(line);
   return out;
@@ -56,13 +58,18 @@ describe('KubeClient.watch', () => {
     const kc = new KubeConfig();
     kc.loadFromOptions({
       clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
     });
     const client = await KubeClient.fromKubeConfig(kc);
     try {
       const seen: string[] = [];
       await client.watch<{ apiVersion: string; kind: string; metadata: { name: string; annotations?: Record<string, string> } }>(
-        { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'default' }, '1', (_type, obj) => seen.push(obj.metadata.annotations?.note ?? ''));
+        { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'default' },
+        '1',
+        (_type, obj) => seen.push(obj.metadata.annotations?.note ?? ''),
+      );
       expect(seen).to.deep.equal([note]);
     } finally {
       await client.close();

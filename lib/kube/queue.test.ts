@@ -7,12 +7,21 @@ function manualTimers(): Timers & { tick(ms: number): void; now(): number } {
   let seq = 0;
   const pending = new Map<number, { at: number; fn: () => void }>();
   return {
-    setTimeout(fn, ms) { const id = ++seq; pending.set(id, { at: now + ms, fn }); return id; },
-    clearTimeout(h) { pending.delete(h as number); },
+    setTimeout(fn, ms) {
+      const id = ++seq;
+      pending.set(id, { at: now + ms, fn });
+      return id;
+    },
+    clearTimeout(h) {
+      pending.delete(h as number);
+    },
     tick(ms) {
       now += ms;
       for (const [id, t] of [...pending].sort((a, b) => a[1].at - b[1].at)) {
-        if (t.at <= now) { pending.delete(id); t.fn(); }
+        if (t.at <= now) {
+          pending.delete(id);
+          t.fn();
+        }
       }
     },
     now: () => now,
@@ -22,7 +31,9 @@ function manualTimers(): Timers & { tick(ms: number): void; now(): number } {
 describe('WorkQueue', () => {
   it('hands out a key once however often it was added', async () => {
     const q = new WorkQueue();
-    q.add('a'); q.add('a'); q.add('b');
+    q.add('a');
+    q.add('a');
+    q.add('b');
     expect(await q.get()).to.equal('a');
     expect(await q.get()).to.equal('b');
     expect(q.length).to.equal(0);

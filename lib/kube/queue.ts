@@ -17,7 +17,11 @@ export interface Timers {
 }
 
 const realTimers: Timers = {
-  setTimeout: (fn, ms) => { const t = setTimeout(fn, ms); t.unref?.(); return t; },
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return t;
+  },
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
@@ -32,28 +36,44 @@ export class WorkQueue {
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private shuttingDown = false;
 
-  constructor(private readonly backoff: BackoffPolicy = { baseMs: 1000, maxMs: 300_000 }, private readonly timers: Timers = realTimers,
-    private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly backoff: BackoffPolicy = { baseMs: 1000, maxMs: 300_000 },
+    private readonly timers: Timers = realTimers,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Queues `key` now (no-op if already queued; re-queued after processing if being processed). */
   add(key: string): void {
     if (this.shuttingDown) return;
-    if (this.processing.has(key)) { this.dirty.add(key); return; }
+    if (this.processing.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
     if (this.queued.has(key)) return;
     const waiter = this.waiters.shift();
-    if (waiter) { this.processing.add(key); waiter(key); return; }
+    if (waiter) {
+      this.processing.add(key);
+      waiter(key);
+      return;
+    }
     this.queued.add(key);
     this.queue.push(key);
   }
 
   /** Queues `key` after `ms`; an earlier pending delayed add wins. */
   addAfter(key: string, ms: number): void {
-    if (ms <= 0) { this.add(key); return; }
+    if (ms <= 0) {
+      this.add(key);
+      return;
+    }
     const at = this.now() + ms;
     const existing = this.delayed.get(key);
     if (existing && existing.at <= at) return;
     if (existing) this.timers.clearTimeout(existing.handle);
-    const handle = this.timers.setTimeout(() => { this.delayed.delete(key); this.add(key); }, ms);
+    const handle = this.timers.setTimeout(() => {
+      this.delayed.delete(key);
+      this.add(key);
+    }, ms);
     this.delayed.set(key, { at, handle });
   }
 

@@ -10,10 +10,12 @@ import type { KubeClient, KubeObject } from './client.js';
  */
 
 /** A reconciler's verdict on Ready when its steps are done; 'unchanged' keeps Ready, Reconciling and Stalled as they are. */
-export type Readiness = (Omit<ConditionInput, 'type' | 'observedGeneration'> & {
-  /** Work is under way (a rollout): Reconciling is True while Ready is not. */
-  progressing?: boolean;
-}) | 'unchanged';
+export type Readiness =
+  | (Omit<ConditionInput, 'type' | 'observedGeneration'> & {
+      /** Work is under way (a rollout): Reconciling is True while Ready is not. */
+      progressing?: boolean;
+    })
+  | 'unchanged';
 
 /** Input of {@link summarize}. */
 export interface SummaryInput {
@@ -118,8 +120,8 @@ export function mergeStatusWriter(kube: StatusClient, ownedKeys?: readonly strin
  * `ownedConditions`: the other writers' conditions are neither sent nor lost.
  */
 export function applyStatusWriter(kube: StatusClient, fieldManager: string, ownedKeys: readonly string[], ownedConditions: readonly string[]): StatusWriter {
-  const owned = (list: unknown): Condition[] => ((list ?? []) as Condition[]).filter((c) => ownedConditions.includes(c.type))
-    .sort((a, b) => a.type.localeCompare(b.type));
+  const owned = (list: unknown): Condition[] =>
+    ((list ?? []) as Condition[]).filter((c) => ownedConditions.includes(c.type)).sort((a, b) => a.type.localeCompare(b.type));
   const body = (desired: StatusFields): StatusFields => {
     const status: StatusFields = {};
     for (const key of ownedKeys) if (desired[key] !== undefined) status[key] = key === 'conditions' ? owned(desired[key]) : desired[key];
@@ -127,14 +129,20 @@ export function applyStatusWriter(kube: StatusClient, fieldManager: string, owne
   };
   return {
     changed(current, desired) {
-      return ownedKeys.some((key) => key === 'conditions'
-        ? !jsonEqual(owned(current?.conditions), owned(desired.conditions))
-        : !jsonEqual(current?.[key], desired[key]));
+      return ownedKeys.some((key) =>
+        key === 'conditions' ? !jsonEqual(owned(current?.conditions), owned(desired.conditions)) : !jsonEqual(current?.[key], desired[key]),
+      );
     },
     async write(obj, _current, desired) {
-      await kube.applyStatus({ apiVersion: obj.apiVersion, kind: obj.kind,
-        metadata: { name: obj.metadata.name, ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}) },
-        status: body(desired) }, fieldManager);
+      await kube.applyStatus(
+        {
+          apiVersion: obj.apiVersion,
+          kind: obj.kind,
+          metadata: { name: obj.metadata.name, ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}) },
+          status: body(desired),
+        },
+        fieldManager,
+      );
     },
   };
 }

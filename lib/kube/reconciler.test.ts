@@ -8,27 +8,60 @@ import { applyStatusWriter, mergeStatusWriter, summarize, type Readiness, type S
 
 const T0 = new Date('2026-01-01T00:00:00Z');
 const T1 = new Date('2026-01-01T00:01:00Z');
-const cond = (type: string, status: Condition['status'], reason = 'Succeeded', observedGeneration?: number): Condition =>
-  ({ type, status, reason, message: '', lastTransitionTime: '2026-01-01T00:00:00Z', ...(observedGeneration === undefined ? {} : { observedGeneration }) });
+const cond = (type: string, status: Condition['status'], reason = 'Succeeded', observedGeneration?: number): Condition => ({
+  type,
+  status,
+  reason,
+  message: '',
+  lastTransitionTime: '2026-01-01T00:00:00Z',
+  ...(observedGeneration === undefined ? {} : { observedGeneration }),
+});
 const typesOf = (list: Condition[]) => Object.fromEntries(list.map((c) => [c.type, `${c.status}/${c.reason}`]));
 
 describe('summarize: Ready, Reconciling and Stalled for every kind', () => {
   const ready: Readiness = { status: 'True', reason: 'Succeeded', message: 'all ready' };
   const cases: { name: string; error?: unknown; readiness: Readiness; before?: Condition[]; expected: Record<string, string> }[] = [
-    { name: 'Ready True, Reconciling False and no Stalled after a success', readiness: ready, before: [cond('Stalled', 'True', 'InvalidBundle')],
-      expected: { Ready: 'True/Succeeded', Reconciling: 'False/Succeeded' } },
-    { name: 'Reconciling True while a rollout progresses', readiness: { status: 'False', reason: 'ResourcesNotReady', message: 'x', progressing: true },
-      expected: { Ready: 'False/ResourcesNotReady', Reconciling: 'True/Progressing' } },
-    { name: 'Stalled True with the error\'s reason when the user must act', readiness: ready, error: new StallingError('InvalidBundle', 'bad yaml'),
-      expected: { Ready: 'False/InvalidBundle', Reconciling: 'False/InvalidBundle', Stalled: 'True/InvalidBundle' } },
-    { name: 'Reconciling True when a transient failure is retried', readiness: ready, error: new TransientError('RegistryUnreachable', 'down'),
-      expected: { Ready: 'False/RegistryUnreachable', Reconciling: 'True/Progressing', Stalled: 'False/Progressing' } },
-    { name: 'the fallback reason for an error without one', readiness: ready, error: new Error('boom'),
-      expected: { Ready: 'False/Fallback', Reconciling: 'True/Progressing', Stalled: 'False/Progressing' } },
-    { name: 'the reconciler\'s own False verdict over the error\'s', readiness: { status: 'False', reason: 'ApplyFailed', message: 'specific' },
-      error: new WaitingError('Other', 'w'), expected: { Ready: 'False/ApplyFailed', Reconciling: 'True/Progressing', Stalled: 'False/Progressing' } },
-    { name: 'nothing changed when the verdict is unchanged', readiness: 'unchanged', before: [cond('Stalled', 'True', 'InvalidBundle'), cond('Ready', 'False', 'InvalidBundle')],
-      expected: { Stalled: 'True/InvalidBundle', Ready: 'False/InvalidBundle' } },
+    {
+      name: 'Ready True, Reconciling False and no Stalled after a success',
+      readiness: ready,
+      before: [cond('Stalled', 'True', 'InvalidBundle')],
+      expected: { Ready: 'True/Succeeded', Reconciling: 'False/Succeeded' },
+    },
+    {
+      name: 'Reconciling True while a rollout progresses',
+      readiness: { status: 'False', reason: 'ResourcesNotReady', message: 'x', progressing: true },
+      expected: { Ready: 'False/ResourcesNotReady', Reconciling: 'True/Progressing' },
+    },
+    {
+      name: "Stalled True with the error's reason when the user must act",
+      readiness: ready,
+      error: new StallingError('InvalidBundle', 'bad yaml'),
+      expected: { Ready: 'False/InvalidBundle', Reconciling: 'False/InvalidBundle', Stalled: 'True/InvalidBundle' },
+    },
+    {
+      name: 'Reconciling True when a transient failure is retried',
+      readiness: ready,
+      error: new TransientError('RegistryUnreachable', 'down'),
+      expected: { Ready: 'False/RegistryUnreachable', Reconciling: 'True/Progressing', Stalled: 'False/Progressing' },
+    },
+    {
+      name: 'the fallback reason for an error without one',
+      readiness: ready,
+      error: new Error('boom'),
+      expected: { Ready: 'False/Fallback', Reconciling: 'True/Progressing', Stalled: 'False/Progressing' },
+    },
+    {
+      name: "the reconciler's own False verdict over the error's",
+      readiness: { status: 'False', reason: 'ApplyFailed', message: 'specific' },
+      error: new WaitingError('Other', 'w'),
+      expected: { Ready: 'False/ApplyFailed', Reconciling: 'True/Progressing', Stalled: 'False/Progressing' },
+    },
+    {
+      name: 'nothing changed when the verdict is unchanged',
+      readiness: 'unchanged',
+      before: [cond('Stalled', 'True', 'InvalidBundle'), cond('Ready', 'False', 'InvalidBundle')],
+      expected: { Stalled: 'True/InvalidBundle', Ready: 'False/InvalidBundle' },
+    },
   ];
   for (const c of cases) {
     it(`sets ${c.name}`, () => {
@@ -38,7 +71,14 @@ describe('summarize: Ready, Reconciling and Stalled for every kind', () => {
   }
 
   it('records the generation on every summary condition and keeps the transition time of an unchanged status', () => {
-    const out = summarize({ conditions: [cond('Ready', 'True', 'Succeeded', 3)], generation: 4, error: undefined, fallbackReason: 'F', readiness: ready, now: T1 });
+    const out = summarize({
+      conditions: [cond('Ready', 'True', 'Succeeded', 3)],
+      generation: 4,
+      error: undefined,
+      fallbackReason: 'F',
+      readiness: ready,
+      now: T1,
+    });
     for (const c of out) expect(c.observedGeneration, c.type).to.equal(4);
     expect(out.find((c) => c.type === 'Ready')?.lastTransitionTime).to.equal('2026-01-01T00:00:00Z');
   });
@@ -91,11 +131,16 @@ class FakeApi implements StatusClient {
 }
 
 type Obj = KubeObject & { status?: { conditions?: Condition[]; note?: string } };
-interface R extends RunState<Obj> { visited: string[] }
+interface R extends RunState<Obj> {
+  visited: string[];
+}
 
 function definition(api: FakeApi, steps: Step<R>[], extra: Partial<ReconcilerDefinition<Obj, R>> = {}): ReconcilerDefinition<Obj, R> {
   return {
-    name: 'test', log: pino({ level: 'silent' }), now: () => T0, kube: api,
+    name: 'test',
+    log: pino({ level: 'silent' }),
+    now: () => T0,
+    kube: api,
     get: async (key) => api.objects.get(key),
     finalizer: { name: 'test/finalizer', finalize: async () => 'done' },
     start: (object, now) => ({ object, now, conditions: [...(object.status?.conditions ?? [])], visited: [] }),
@@ -110,11 +155,20 @@ function definition(api: FakeApi, steps: Step<R>[], extra: Partial<ReconcilerDef
   };
 }
 
-const object = (name: string, meta: Partial<KubeObject['metadata']> = {}, status?: Obj['status']): Obj =>
-  ({ apiVersion: 'x/v1', kind: 'Thing', metadata: { name, generation: 1, resourceVersion: '1', ...meta }, ...(status ? { status } : {}) });
+const object = (name: string, meta: Partial<KubeObject['metadata']> = {}, status?: Obj['status']): Obj => ({
+  apiVersion: 'x/v1',
+  kind: 'Thing',
+  metadata: { name, generation: 1, resourceVersion: '1', ...meta },
+  ...(status ? { status } : {}),
+});
 
 describe('the reconciler skeleton', () => {
-  const step = (name: string, result: 'continue' | 'stop' = 'continue'): Step<R> => async (run) => { run.visited.push(name); return result; };
+  const step =
+    (name: string, result: 'continue' | 'stop' = 'continue'): Step<R> =>
+    async (run) => {
+      run.visited.push(name);
+      return result;
+    };
 
   it('adds the finalizer, runs the steps in order until one stops, and writes status once', async () => {
     const api = new FakeApi();
@@ -137,10 +191,12 @@ describe('the reconciler skeleton', () => {
     expect(api.statusWrites).to.deep.equal([]);
   });
 
-  it('returns a step\'s error for the controller to requeue by, after writing it into status', async () => {
+  it("returns a step's error for the controller to requeue by, after writing it into status", async () => {
     const api = new FakeApi();
     api.objects.set('a', object('a', { finalizers: ['test/finalizer'] }));
-    const failing: Step<R> = async () => { throw new StallingError('InvalidBundle', 'bad'); };
+    const failing: Step<R> = async () => {
+      throw new StallingError('InvalidBundle', 'bad');
+    };
     const result = await reconciler(definition(api, [failing]))('a');
     expect(dispositionOf(result?.error)).to.equal('stalling');
     const conditions = (api.statusWrites[0]?.body as { status: { conditions: Condition[] } } | undefined)?.status.conditions ?? [];
@@ -150,7 +206,9 @@ describe('the reconciler skeleton', () => {
   it('writes no status after a conflict: the immediate retry will', async () => {
     const api = new FakeApi();
     api.objects.set('a', object('a', { finalizers: ['test/finalizer'] }));
-    const racing: Step<R> = async () => { throw new KubeApiError(409, 'Conflict', 'the object has been modified'); };
+    const racing: Step<R> = async () => {
+      throw new KubeApiError(409, 'Conflict', 'the object has been modified');
+    };
     const result = await reconciler(definition(api, [racing]))('a');
     expect(dispositionOf(result?.error)).to.equal('conflict');
     expect(api.statusWrites).to.deep.equal([]);
@@ -160,7 +218,15 @@ describe('the reconciler skeleton', () => {
     const api = new FakeApi();
     api.objects.set('a', object('a', { finalizers: ['other', 'test/finalizer'], deletionTimestamp: '2026-01-01T00:00:00Z' }));
     let finalized = 0;
-    const def = definition(api, [step('one')], { finalizer: { name: 'test/finalizer', finalize: async () => { finalized++; return 'done'; } } });
+    const def = definition(api, [step('one')], {
+      finalizer: {
+        name: 'test/finalizer',
+        finalize: async () => {
+          finalized++;
+          return 'done';
+        },
+      },
+    });
     await reconciler(def)('a');
     expect(finalized).to.equal(1);
     expect(api.objects.get('a')?.metadata.finalizers).to.deep.equal(['other']);
@@ -180,8 +246,16 @@ describe('the reconciler skeleton', () => {
     api.objects.set('a', object('a'));
     api.fail = new KubeApiError(403, 'Forbidden', 'no');
     let forbidden = false;
-    const def = definition(api, [step('one')], { finalizer: { name: 'test/finalizer', finalize: async () => 'done', onForbidden: () => { forbidden = true; } },
-      status: { ...definition(api, []).status, writer: { changed: () => false, write: async () => undefined } } });
+    const def = definition(api, [step('one')], {
+      finalizer: {
+        name: 'test/finalizer',
+        finalize: async () => 'done',
+        onForbidden: () => {
+          forbidden = true;
+        },
+      },
+      status: { ...definition(api, []).status, writer: { changed: () => false, write: async () => undefined } },
+    });
     const result = await reconciler(def)('a');
     expect(forbidden).to.equal(true);
     expect(result?.error).to.equal(undefined);
@@ -191,10 +265,15 @@ describe('the reconciler skeleton', () => {
     const api = new FakeApi();
     api.objects.set('a', object('a', { finalizers: ['test/finalizer'] }));
     const base = definition(api, [step('one')]);
-    const def = definition(api, [step('one')], { status: { ...base.status, readiness: (run) => {
-      run.conditions = [cond('Deployed', 'True')];
-      return { status: 'True', reason: 'Succeeded', message: 'ok' };
-    } } });
+    const def = definition(api, [step('one')], {
+      status: {
+        ...base.status,
+        readiness: (run) => {
+          run.conditions = [cond('Deployed', 'True')];
+          return { status: 'True', reason: 'Succeeded', message: 'ok' };
+        },
+      },
+    });
     await reconciler(def)('a');
     const conditions = (api.statusWrites[0]?.body as { status: { conditions: Condition[] } } | undefined)?.status.conditions ?? [];
     expect(conditions.map((c) => c.type)).to.deep.equal(['Deployed', 'Reconciling', 'Ready']);
@@ -204,7 +283,12 @@ describe('the reconciler skeleton', () => {
     const api = new FakeApi();
     api.objects.set('a', object('a', { finalizers: ['test/finalizer'] }));
     let gone = '';
-    const def = definition(api, [step('one')], { suspended: () => true, gone: async (key) => { gone = key; } });
+    const def = definition(api, [step('one')], {
+      suspended: () => true,
+      gone: async (key) => {
+        gone = key;
+      },
+    });
     await reconciler(def)('a');
     await reconciler(def)('b');
     expect(api.statusWrites).to.deep.equal([]);
@@ -223,7 +307,7 @@ describe('status writers', () => {
     expect(api.statusWrites[0]?.body).to.deep.equal({ status: { summary: 2, display: null } });
   });
 
-  it('apply: sends only its own conditions, and ignores the other writer\'s when deciding whether anything changed', async () => {
+  it("apply: sends only its own conditions, and ignores the other writer's when deciding whether anything changed", async () => {
     const api = new FakeApi();
     const writer = applyStatusWriter(api, 'me', ['conditions', 'summary'], ['Ready']);
     const current = { summary: 1, conditions: [cond('Ready', 'True'), cond('ArtifactsStored', 'False', 'RegistryUnreachable')] };

@@ -45,7 +45,9 @@ function refOf(obj: KubeObject) {
  */
 export async function addFinalizer<T extends KubeObject>(kube: FinalizerClient, obj: T, name: string): Promise<T> {
   if (obj.metadata.finalizers?.includes(name)) return obj;
-  return await kube.mergePatch<T>(refOf(obj), { metadata: { finalizers: [...(obj.metadata.finalizers ?? []), name], resourceVersion: obj.metadata.resourceVersion } });
+  return await kube.mergePatch<T>(refOf(obj), {
+    metadata: { finalizers: [...(obj.metadata.finalizers ?? []), name], resourceVersion: obj.metadata.resourceVersion },
+  });
 }
 
 /** Removes finalizer `name` from `obj` (same precondition as {@link addFinalizer}); nothing when it is not there. */
@@ -147,7 +149,10 @@ async function ensureFinalizer<T extends KubeObject, R extends RunState<T>>(def:
   try {
     return await addFinalizer(def.kube, obj, fin.name);
   } catch (err) {
-    if (fin.onForbidden && err instanceof KubeApiError && err.statusCode === 403) { fin.onForbidden(err); return obj; }
+    if (fin.onForbidden && err instanceof KubeApiError && err.statusCode === 403) {
+      fin.onForbidden(err);
+      return obj;
+    }
     throw err;
   }
 }
@@ -164,16 +169,24 @@ async function finish<T extends KubeObject, R extends RunState<T>>(def: Reconcil
   try {
     // The verdict first: it may set the run's detailed conditions (from a roll-up) that the summary starts from.
     const readiness = spec.readiness(run, error);
-    const conditions = summarize({ conditions: run.conditions, generation: run.object.metadata.generation, error,
-      fallbackReason: spec.fallbackReason, readiness, now: run.now });
+    const conditions = summarize({
+      conditions: run.conditions,
+      generation: run.object.metadata.generation,
+      error,
+      fallbackReason: spec.fallbackReason,
+      readiness,
+      now: run.now,
+    });
     const after = spec.build(run, conditions, error);
     if (spec.writer.changed(before, after)) await spec.writer.write(run.object, before, after);
     await spec.transitions?.(run, before, after, error);
     return error;
   } catch (err) {
     if (error === undefined) return err;
-    def.log.warn({ reconciler: def.name, object: `${run.object.metadata.namespace ?? ''}/${run.object.metadata.name}`, err: messageOf(err) },
-      'could not write status');
+    def.log.warn(
+      { reconciler: def.name, object: `${run.object.metadata.namespace ?? ''}/${run.object.metadata.name}`, err: messageOf(err) },
+      'could not write status',
+    );
     return error;
   }
 }

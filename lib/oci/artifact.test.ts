@@ -3,8 +3,16 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  ANNOTATION_REVISION, ANNOTATION_SOURCE, ANNOTATION_TITLE, BUNDLE_ARTIFACT_TYPE, BUNDLE_CONFIG_MEDIA_TYPE, BUNDLE_FILE_MEDIA_TYPE,
-  buildArtifact, sanitizeSourceURL, type ArtifactMeta, type ArtifactFile,
+  ANNOTATION_REVISION,
+  ANNOTATION_SOURCE,
+  ANNOTATION_TITLE,
+  BUNDLE_ARTIFACT_TYPE,
+  BUNDLE_CONFIG_MEDIA_TYPE,
+  BUNDLE_FILE_MEDIA_TYPE,
+  buildArtifact,
+  sanitizeSourceURL,
+  type ArtifactMeta,
+  type ArtifactFile,
 } from './artifact.js';
 import { canonicalJSON } from '../util/json.js';
 import { sha256Digest } from './digest.js';
@@ -58,9 +66,14 @@ describe('bundle artifact format', () => {
     const built = await buildArtifact(files, { ...meta, contentsID: 's-1' });
     const config = built.blobs[0]!;
     expect(config.descriptor).to.deep.equal(built.config);
-    expect(Buffer.isBuffer(config.source) && config.source.toString('utf8'))
-      .to.equal('{"bundle":{"name":"hello","namespace":"fleet-default"},"contentsID":"s-1","formatVersion":1}');
-    expect(parseBundleConfig(config.source as Buffer, 'x')).to.deep.equal({ formatVersion: 1, bundle: { name: 'hello', namespace: 'fleet-default' }, contentsID: 's-1' });
+    expect(Buffer.isBuffer(config.source) && config.source.toString('utf8')).to.equal(
+      '{"bundle":{"name":"hello","namespace":"fleet-default"},"contentsID":"s-1","formatVersion":1}',
+    );
+    expect(parseBundleConfig(config.source as Buffer, 'x')).to.deep.equal({
+      formatVersion: 1,
+      bundle: { name: 'hello', namespace: 'fleet-default' },
+      contentsID: 's-1',
+    });
   });
 
   it('stores files with equal bytes once, keeping a layer per path', async () => {
@@ -97,7 +110,10 @@ describe('bundle artifact format', () => {
   ];
   for (const [what, bad, message] of invalid) {
     it(`refuses to build ${what} (InvalidBundle naming the file)`, async () => {
-      const err = await buildArtifact(bad, meta).then(() => undefined, (e: unknown) => e);
+      const err = await buildArtifact(bad, meta).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).to.be.instanceOf(ArtifactError);
       expect((err as ArtifactError).reason).to.equal('InvalidBundle');
       expect((err as Error).message).to.match(message);

@@ -90,19 +90,20 @@ function invalidBundle(message: string, layer?: string): ArtifactError {
 /** The config blob bytes for `meta` (canonical JSON). */
 export function bundleConfigBytes(meta: ArtifactMeta): Buffer {
   if (meta.bundleName === '' || meta.bundleNamespace === '') throw invalidBundle('bundle name and namespace must not be empty');
-  return Buffer.from(canonicalJSON({
-    bundle: { name: meta.bundleName, namespace: meta.bundleNamespace },
-    contentsID: meta.contentsID,
-    formatVersion: BUNDLE_FORMAT_VERSION,
-  }), 'utf8');
+  return Buffer.from(
+    canonicalJSON({
+      bundle: { name: meta.bundleName, namespace: meta.bundleNamespace },
+      contentsID: meta.contentsID,
+      formatVersion: BUNDLE_FORMAT_VERSION,
+    }),
+    'utf8',
+  );
 }
 
 async function describeFile(file: ArtifactFile): Promise<ArtifactBlob> {
   const problem = bundlePathProblem(file.path);
   if (problem !== undefined) throw invalidBundle(`bundle file path "${file.path}" ${problem}`, file.path);
-  const { digest, size } = 'content' in file
-    ? { digest: sha256Digest(file.content), size: file.content.length }
-    : await digestFile(file.file);
+  const { digest, size } = 'content' in file ? { digest: sha256Digest(file.content), size: file.content.length } : await digestFile(file.file);
   return {
     descriptor: { mediaType: BUNDLE_FILE_MEDIA_TYPE, digest, size, annotations: { [ANNOTATION_TITLE]: file.path } },
     source: 'content' in file ? file.content : { file: file.file },
@@ -126,14 +127,17 @@ export async function buildArtifact(files: readonly ArtifactFile[], meta: Artifa
   if (meta.source !== undefined && meta.source !== '') annotations[ANNOTATION_SOURCE] = sanitizeSourceURL(meta.source);
   if (meta.revision !== undefined && meta.revision !== '') annotations[ANNOTATION_REVISION] = meta.revision;
   const layers = described.map((d) => d.descriptor);
-  const manifest = Buffer.from(canonicalJSON({
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST_MEDIA_TYPE,
-    artifactType: BUNDLE_ARTIFACT_TYPE,
-    config,
-    layers,
-    annotations: Object.keys(annotations).length > 0 ? annotations : undefined,
-  }), 'utf8');
+  const manifest = Buffer.from(
+    canonicalJSON({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST_MEDIA_TYPE,
+      artifactType: BUNDLE_ARTIFACT_TYPE,
+      config,
+      layers,
+      annotations: Object.keys(annotations).length > 0 ? annotations : undefined,
+    }),
+    'utf8',
+  );
   const blobs: ArtifactBlob[] = [{ descriptor: config, source: configBytes }];
   const seen = new Set([config.digest]);
   for (const d of described) {

@@ -1,8 +1,14 @@
 import { expect } from 'chai';
 import { StallingError } from '../errors.js';
 import {
-  TokenCache, basicAuthorization, credentialsFromSecretData, normalizeAuthKey, parseTokenResponse, parseWWWAuthenticate,
-  repositoryScope, type Challenge,
+  TokenCache,
+  basicAuthorization,
+  credentialsFromSecretData,
+  normalizeAuthKey,
+  parseTokenResponse,
+  parseWWWAuthenticate,
+  repositoryScope,
+  type Challenge,
 } from './auth.js';
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
@@ -10,17 +16,22 @@ const dockerconfig = (auths: Record<string, unknown>) => ({ '.dockerconfigjson':
 
 describe('WWW-Authenticate parsing', () => {
   const cases: Array<[string, Challenge[]]> = [
-    ['Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull"', [
-      { scheme: 'bearer', params: { realm: 'https://auth.example.com/token', service: 'registry.example.com', scope: 'repository:a/b:pull' } },
-    ]],
+    [
+      'Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull"',
+      [{ scheme: 'bearer', params: { realm: 'https://auth.example.com/token', service: 'registry.example.com', scope: 'repository:a/b:pull' } }],
+    ],
     ['Basic realm="flotilla"', [{ scheme: 'basic', params: { realm: 'flotilla' } }]],
-    ['Basic realm="a, b", Bearer realm="https://t/x", service=reg', [
-      { scheme: 'basic', params: { realm: 'a, b' } },
-      { scheme: 'bearer', params: { realm: 'https://t/x', service: 'reg' } },
-    ]],
-    ['Bearer realm="https://t",error="insufficient_scope",scope="repository:a:pull,push repository:b:pull"', [
-      { scheme: 'bearer', params: { realm: 'https://t', error: 'insufficient_scope', scope: 'repository:a:pull,push repository:b:pull' } },
-    ]],
+    [
+      'Basic realm="a, b", Bearer realm="https://t/x", service=reg',
+      [
+        { scheme: 'basic', params: { realm: 'a, b' } },
+        { scheme: 'bearer', params: { realm: 'https://t/x', service: 'reg' } },
+      ],
+    ],
+    [
+      'Bearer realm="https://t",error="insufficient_scope",scope="repository:a:pull,push repository:b:pull"',
+      [{ scheme: 'bearer', params: { realm: 'https://t', error: 'insufficient_scope', scope: 'repository:a:pull,push repository:b:pull' } }],
+    ],
     ['BEARER Realm = "q\\"uoted"', [{ scheme: 'bearer', params: { realm: 'q"uoted' } }]],
     ['Negotiate', [{ scheme: 'negotiate', params: {} }]],
     ['', []],
@@ -39,7 +50,11 @@ describe('registry credentials from a Secret', () => {
     ['basic-auth Secret', 'kubernetes.io/basic-auth', { username: b64('u'), password: b64('p:w') }],
     ['dockerconfigjson with username/password', 'kubernetes.io/dockerconfigjson', dockerconfig({ [host]: { username: 'u', password: 'p:w' } })],
     ['dockerconfigjson with auth', 'kubernetes.io/dockerconfigjson', dockerconfig({ [`https://${host}/v1/`]: { auth: b64('u:p:w') } })],
-    ['dockerconfigjson among other hosts', 'kubernetes.io/dockerconfigjson', dockerconfig({ 'other:1': { auth: b64('x:y') }, [`http://${host}`]: { auth: b64('u:p:w') } })],
+    [
+      'dockerconfigjson among other hosts',
+      'kubernetes.io/dockerconfigjson',
+      dockerconfig({ 'other:1': { auth: b64('x:y') }, [`http://${host}`]: { auth: b64('u:p:w') } }),
+    ],
     ['an untyped Secret holding .dockerconfigjson', undefined, dockerconfig({ [host]: { auth: b64('u:p:w') } })],
   ];
   for (const [what, type, data] of ok) {
@@ -56,7 +71,13 @@ describe('registry credentials from a Secret', () => {
   const bad: Array<[string, string | undefined, Record<string, string> | undefined, string, RegExp]> = [
     ['no data', 'Opaque', undefined, 'SecretNotFound', /username is missing/],
     ['no password', 'Opaque', { username: b64('u') }, 'SecretNotFound', /password is missing/],
-    ['no entry for the host', 'kubernetes.io/dockerconfigjson', dockerconfig({ 'other:1': { auth: b64('u:secretpw') } }), 'SecretNotFound', /no entry for registry 127\.0\.0\.1:5000/],
+    [
+      'no entry for the host',
+      'kubernetes.io/dockerconfigjson',
+      dockerconfig({ 'other:1': { auth: b64('u:secretpw') } }),
+      'SecretNotFound',
+      /no entry for registry 127\.0\.0\.1:5000/,
+    ],
     ['malformed JSON', 'kubernetes.io/dockerconfigjson', { '.dockerconfigjson': b64('{nope secretpw') }, 'InvalidSpec', /not valid JSON/],
     ['no auths', 'kubernetes.io/dockerconfigjson', { '.dockerconfigjson': b64('{}') }, 'InvalidSpec', /no "auths"/],
     ['an entry without credentials', 'kubernetes.io/dockerconfigjson', dockerconfig({ [host]: { auth: b64('secretpw') } }), 'InvalidSpec', /neither/],
@@ -123,9 +144,15 @@ describe('Bearer token cache', () => {
   });
 
   const responses: Array<[unknown, ReturnType<typeof parseTokenResponse>]> = [
-    [{ token: 'a', expires_in: 300 }, { token: 'a', expiresIn: 300 }],
+    [
+      { token: 'a', expires_in: 300 },
+      { token: 'a', expiresIn: 300 },
+    ],
     [{ access_token: 'b' }, { token: 'b', expiresIn: 60 }],
-    [{ token: '', access_token: 'c', expires_in: -5 }, { token: 'c', expiresIn: 60 }],
+    [
+      { token: '', access_token: 'c', expires_in: -5 },
+      { token: 'c', expiresIn: 60 },
+    ],
     [{ expires_in: 300 }, undefined],
     ['token', undefined],
   ];

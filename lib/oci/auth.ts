@@ -27,7 +27,9 @@ export function parseWWWAuthenticate(header: string): Challenge[] {
   const challenges: Challenge[] = [];
   let i = 0;
   const n = header.length;
-  const skip = (re: RegExp) => { while (i < n && re.test(header[i] ?? '')) i++; };
+  const skip = (re: RegExp) => {
+    while (i < n && re.test(header[i] ?? '')) i++;
+  };
   const token = (): string => {
     const start = i;
     while (i < n && /[!#$%&'*+\-.^_`|~0-9A-Za-z]/.test(header[i] ?? '')) i++;
@@ -36,7 +38,10 @@ export function parseWWWAuthenticate(header: string): Challenge[] {
   while (i < n) {
     skip(/[\s,]/);
     const scheme = token();
-    if (scheme === '') { i++; continue; }
+    if (scheme === '') {
+      i++;
+      continue;
+    }
     const challenge: Challenge = { scheme: scheme.toLowerCase(), params: {} };
     challenges.push(challenge);
     for (;;) {
@@ -44,7 +49,10 @@ export function parseWWWAuthenticate(header: string): Challenge[] {
       const save = i;
       const name = token();
       skip(/\s/);
-      if (name === '' || header[i] !== '=') { i = save; break; }
+      if (name === '' || header[i] !== '=') {
+        i = save;
+        break;
+      }
       i++;
       skip(/\s/);
       let value = '';
@@ -74,7 +82,11 @@ function decodeBase64Value(data: Record<string, string>, key: string): string | 
 
 /** Strips scheme and path from a docker config `auths` key: `https://host:5000/v1/` -> `host:5000`. */
 export function normalizeAuthKey(key: string): string {
-  return key.trim().replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
+  return key
+    .trim()
+    .replace(/^[a-z]+:\/\//i, '')
+    .replace(/\/.*$/, '')
+    .toLowerCase();
 }
 
 const DOCKER_HUB_KEYS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
@@ -149,7 +161,10 @@ export function repositoryScope(repository: string, actions: readonly string[]):
 export class TokenCache {
   private readonly entries = new Map<string, { token: string; expiresAt: number }>();
 
-  constructor(private readonly now: () => number = Date.now, private readonly marginMs = 10_000) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly marginMs = 10_000,
+  ) {}
 
   /** The cached token for `scope`, if still valid. */
   get(scope: string): string | undefined {

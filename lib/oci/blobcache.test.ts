@@ -14,7 +14,9 @@ describe('blob cache', () => {
     dir = await mkdtemp(join(tmpdir(), 'flotilla-cache-'));
     cache = new BlobCache(dir);
   });
-  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   const content = Buffer.from('kind: ConfigMap\n');
   const digest = sha256Digest(content);
@@ -32,7 +34,10 @@ describe('blob cache', () => {
   ];
   for (const [what, served, size, message] of tampered) {
     it(`rejects ${what} as ArtifactTampered and keeps nothing`, async () => {
-      const err = await cache.store(digest, size, Readable.from([served]), 'layer "a"').then(() => undefined, (e: unknown) => e);
+      const err = await cache.store(digest, size, Readable.from([served]), 'layer "a"').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).to.be.instanceOf(ArtifactError);
       expect((err as ArtifactError).reason).to.equal('ArtifactTampered');
       expect((err as Error).message).to.match(message);

@@ -18,7 +18,11 @@ import { ArtifactError } from './errors.js';
 export class VerifyingTransform extends Transform {
   private readonly digester: Digester;
 
-  constructor(private readonly expectedDigest: string, private readonly expectedSize: number, private readonly what: string) {
+  constructor(
+    private readonly expectedDigest: string,
+    private readonly expectedSize: number,
+    private readonly what: string,
+  ) {
     super();
     const parsed = parseDigest(expectedDigest);
     if (!parsed) throw new ArtifactError(Reason.InvalidBundle, `${what}: unsupported digest ${expectedDigest}`);
@@ -36,7 +40,9 @@ export class VerifyingTransform extends Transform {
 
   override _flush(callback: TransformCallback): void {
     if (this.digester.size !== this.expectedSize) {
-      callback(new ArtifactError(Reason.ArtifactTampered, `${this.what}: size mismatch: got ${this.digester.size} bytes, the manifest declares ${this.expectedSize}`));
+      callback(
+        new ArtifactError(Reason.ArtifactTampered, `${this.what}: size mismatch: got ${this.digester.size} bytes, the manifest declares ${this.expectedSize}`),
+      );
       return;
     }
     const actual = this.digester.digest();

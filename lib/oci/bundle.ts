@@ -33,7 +33,6 @@ export interface PushBundleResult {
   bytesUploaded: number;
 }
 
-
 function toReference(client: RegistryClient, ref: Reference | string): Reference {
   const parsed = typeof ref === 'string' ? parseReference(ref) : ref;
   client.checkReference(parsed);
@@ -44,7 +43,8 @@ function toReference(client: RegistryClient, ref: Reference | string): Reference
 export async function pushArtifact(client: RegistryClient, repository: Reference | string, artifact: BuiltArtifact, tag?: string): Promise<PushBundleResult> {
   const repo = toReference(client, repository);
   const outcomes = await mapLimit(artifact.blobs, client.concurrency, async (blob) => ({
-    result: await client.pushBlob(repo.repository, blob.descriptor, blob.source), size: blob.descriptor.size,
+    result: await client.pushBlob(repo.repository, blob.descriptor, blob.source),
+    size: blob.descriptor.size,
   }));
   await client.putManifest(repo.repository, tag ?? artifact.digest, artifact.manifest, OCI_MANIFEST_MEDIA_TYPE);
   const pushed = outcomes.filter((o) => o.result === 'uploaded');
@@ -64,7 +64,11 @@ export async function pushArtifact(client: RegistryClient, repository: Reference
  * in it ignored), tagged `tag` when given. Blobs the registry has are not uploaded.
  */
 export async function pushBundle(
-  client: RegistryClient, repository: Reference | string, files: readonly ArtifactFile[], meta: ArtifactMeta, tag?: string,
+  client: RegistryClient,
+  repository: Reference | string,
+  files: readonly ArtifactFile[],
+  meta: ArtifactMeta,
+  tag?: string,
 ): Promise<PushBundleResult> {
   return await pushArtifact(client, repository, await buildArtifact(files, meta), tag);
 }
@@ -160,7 +164,10 @@ export interface WrittenFile {
  * the whole bundle verified; each target is re-checked to stay inside `directory`.
  */
 export async function pullBundleToDirectory(
-  client: RegistryClient, pinned: Reference | string, directory: string, options: PullOptions = {},
+  client: RegistryClient,
+  pinned: Reference | string,
+  directory: string,
+  options: PullOptions = {},
 ): Promise<{ digest: string; config: BundleConfig; annotations: Record<string, string>; files: WrittenFile[] }> {
   const root = resolve(directory);
   // An existing entry (a symlink above all) could redirect writes: only a new or empty folder is used.

@@ -176,13 +176,20 @@ export class RegistryClient {
     }
     const operation = `downloading ${what} from ${this.registry}/${repository}`;
     const res = await this.transport.send({
-      method: 'GET', path: `/v2/${repository}/blobs/${desc.digest}`, scope: repositoryScope(repository, ['pull']), operation, followRedirects: true,
+      method: 'GET',
+      path: `/v2/${repository}/blobs/${desc.digest}`,
+      scope: repositoryScope(repository, ['pull']),
+      operation,
+      followRedirects: true,
     });
     if (res.status !== 200) await this.transport.fail(res, operation);
     const declared = Number(header(res, 'content-length'));
     if (Number.isFinite(declared) && declared !== desc.size) {
       await res.body.dump().catch(() => undefined);
-      throw new ArtifactError(Reason.ArtifactTampered, `${what}: size mismatch: registry ${this.registry} serves ${declared} bytes, the manifest declares ${desc.size}`);
+      throw new ArtifactError(
+        Reason.ArtifactTampered,
+        `${what}: size mismatch: registry ${this.registry} serves ${declared} bytes, the manifest declares ${desc.size}`,
+      );
     }
     const path = await cache.store(desc.digest, desc.size, res.body, what);
     this.events.emit({ type: 'blob-downloaded', digest: desc.digest, size: desc.size });
@@ -198,7 +205,11 @@ export class RegistryClient {
     const operation = `fetching manifest ${reference} of ${this.registry}/${repository}`;
     const accept = (options.accept ?? [OCI_MANIFEST_MEDIA_TYPE, OCI_INDEX_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE]).join(', ');
     const res = await this.transport.send({
-      method: 'GET', path: `/v2/${repository}/manifests/${reference}`, scope: repositoryScope(repository, ['pull']), operation, headers: { accept },
+      method: 'GET',
+      path: `/v2/${repository}/manifests/${reference}`,
+      scope: repositoryScope(repository, ['pull']),
+      operation,
+      headers: { accept },
     });
     if (res.status !== 200) await this.transport.fail(res, operation);
     const bytes = await readBodyLimited(res, options.maxBytes ?? DEFAULT_MAX_MANIFEST_BYTES, operation, 'the manifest');
@@ -208,7 +219,10 @@ export class RegistryClient {
     digester.update(bytes);
     const digest = digester.digest();
     if (wanted !== undefined && parseDigest(wanted) && digest !== wanted) {
-      throw new ArtifactError(Reason.ArtifactTampered, `manifest ${reference} of ${this.registry}/${repository}: digest mismatch: expected ${wanted}, got ${digest}`);
+      throw new ArtifactError(
+        Reason.ArtifactTampered,
+        `manifest ${reference} of ${this.registry}/${repository}: digest mismatch: expected ${wanted}, got ${digest}`,
+      );
     }
     const mediaType = (header(res, 'content-type') ?? '').split(';')[0]?.trim() ?? '';
     this.events.emit({ type: 'manifest-fetched', digest });
@@ -220,7 +234,11 @@ export class RegistryClient {
     const operation = `resolving ${this.registry}/${repository}:${tag}`;
     const accept = [OCI_MANIFEST_MEDIA_TYPE, OCI_INDEX_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE].join(', ');
     const res = await this.transport.send({
-      method: 'HEAD', path: `/v2/${repository}/manifests/${tag}`, scope: repositoryScope(repository, ['pull']), operation, headers: { accept },
+      method: 'HEAD',
+      path: `/v2/${repository}/manifests/${tag}`,
+      scope: repositoryScope(repository, ['pull']),
+      operation,
+      headers: { accept },
     });
     await res.body.dump();
     if (res.status !== 200) await this.transport.fail(res, operation, 'MANIFEST_UNKNOWN');
@@ -236,8 +254,12 @@ export class RegistryClient {
     digester.update(bytes);
     const digest = digester.digest();
     const res = await this.transport.send({
-      method: 'PUT', path: `/v2/${repository}/manifests/${reference}`, scope: repositoryScope(repository, ['pull', 'push']), operation,
-      headers: { 'content-type': mediaType, 'content-length': String(bytes.length) }, body: () => bytes,
+      method: 'PUT',
+      path: `/v2/${repository}/manifests/${reference}`,
+      scope: repositoryScope(repository, ['pull', 'push']),
+      operation,
+      headers: { 'content-type': mediaType, 'content-length': String(bytes.length) },
+      body: () => bytes,
     });
     if (res.status !== 201 && res.status !== 200) await this.transport.fail(res, operation);
     await res.body.dump();
@@ -253,7 +275,10 @@ export class RegistryClient {
   async deleteManifest(repository: string, digest: string): Promise<boolean> {
     const operation = `deleting manifest ${digest} of ${this.registry}/${repository}`;
     const res = await this.transport.send({
-      method: 'DELETE', path: `/v2/${repository}/manifests/${digest}`, scope: repositoryScope(repository, ['delete']), operation,
+      method: 'DELETE',
+      path: `/v2/${repository}/manifests/${digest}`,
+      scope: repositoryScope(repository, ['delete']),
+      operation,
     });
     if (res.status === 404) {
       await res.body.dump();

@@ -1,8 +1,14 @@
 import { expect } from 'chai';
 import { StallingError, TransientError } from '../errors.js';
 import {
-  RegistryRefusedError, RegistryTLSError, RegistryUnavailableError, codeForStatus, isRetryableStatus, parseErrorBody,
-  registryErrorCode, translateNetworkError,
+  RegistryRefusedError,
+  RegistryTLSError,
+  RegistryUnavailableError,
+  codeForStatus,
+  isRetryableStatus,
+  parseErrorBody,
+  registryErrorCode,
+  translateNetworkError,
 } from './errors.js';
 
 function netError(code: string, message = code, nested = false): Error {
@@ -69,8 +75,10 @@ describe('registry error translation', () => {
   });
 
   it('reads the first error of a distribution error body', () => {
-    expect(parseErrorBody('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}'))
-      .to.deep.equal({ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' });
+    expect(parseErrorBody('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}')).to.deep.equal({
+      code: 'MANIFEST_UNKNOWN',
+      message: 'manifest unknown',
+    });
     expect(parseErrorBody('<html>502</html>')).to.equal(undefined);
     expect(parseErrorBody('{"errors":[]}')).to.equal(undefined);
   });

@@ -10,10 +10,26 @@ import { Reason } from '../api/constants.js';
 
 /** Error codes defined by the OCI distribution spec, plus UNSUPPORTED/UNKNOWN which registries also send. */
 export const DistributionErrorCode = [
-  'BLOB_UNKNOWN', 'BLOB_UPLOAD_INVALID', 'BLOB_UPLOAD_UNKNOWN', 'DIGEST_INVALID', 'MANIFEST_BLOB_UNKNOWN',
-  'MANIFEST_INVALID', 'MANIFEST_UNKNOWN', 'NAME_INVALID', 'NAME_UNKNOWN', 'SIZE_INVALID', 'UNAUTHORIZED',
-  'DENIED', 'UNSUPPORTED', 'TOOMANYREQUESTS', 'UNKNOWN', 'UNAVAILABLE', 'PAGINATION_NUMBER_INVALID',
-  'RANGE_INVALID', 'TAG_INVALID', 'MANIFEST_UNVERIFIED',
+  'BLOB_UNKNOWN',
+  'BLOB_UPLOAD_INVALID',
+  'BLOB_UPLOAD_UNKNOWN',
+  'DIGEST_INVALID',
+  'MANIFEST_BLOB_UNKNOWN',
+  'MANIFEST_INVALID',
+  'MANIFEST_UNKNOWN',
+  'NAME_INVALID',
+  'NAME_UNKNOWN',
+  'SIZE_INVALID',
+  'UNAUTHORIZED',
+  'DENIED',
+  'UNSUPPORTED',
+  'TOOMANYREQUESTS',
+  'UNKNOWN',
+  'UNAVAILABLE',
+  'PAGINATION_NUMBER_INVALID',
+  'RANGE_INVALID',
+  'TAG_INVALID',
+  'MANIFEST_UNVERIFIED',
 ] as const;
 
 /** Codes for failures below HTTP or without a registry error body. */
@@ -131,7 +147,7 @@ export class ArtifactError extends StallingError {
 }
 
 /** True for any of the registry errors above (they all carry registry, code and status). */
-export function isRegistryError(err: unknown): err is (RegistryRefusedError | RegistryTLSError | RegistryUnavailableError) {
+export function isRegistryError(err: unknown): err is RegistryRefusedError | RegistryTLSError | RegistryUnavailableError {
   return err instanceof RegistryRefusedError || err instanceof RegistryTLSError || err instanceof RegistryUnavailableError;
 }
 
@@ -157,11 +173,16 @@ export function parseErrorBody(text: string): { code: string; message: string } 
 /** The code to use for an HTTP status when the body names none. */
 export function codeForStatus(status: number): string {
   switch (status) {
-    case 401: return 'UNAUTHORIZED';
-    case 403: return 'DENIED';
-    case 429: return 'TOOMANYREQUESTS';
-    case 405: return 'UNSUPPORTED';
-    default: return TransportErrorCode.HTTPStatus;
+    case 401:
+      return 'UNAUTHORIZED';
+    case 403:
+      return 'DENIED';
+    case 429:
+      return 'TOOMANYREQUESTS';
+    case 405:
+      return 'UNSUPPORTED';
+    default:
+      return TransportErrorCode.HTTPStatus;
   }
 }
 
@@ -171,8 +192,13 @@ export function isRetryableStatus(status: number): boolean {
 }
 
 const UNKNOWN_CA_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_UNTRUSTED', 'CERT_SIGNATURE_FAILURE',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
 ]);
 const HOSTNAME_CODES = new Set(['ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH']);
 const EXPIRED_CODES = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
@@ -209,14 +235,20 @@ export function translateNetworkError(err: unknown, registry: string, operation:
     new RegistryUnavailableError(`${operation}: cannot reach registry ${registry}: ${what}`, { registry, code, cause: err });
   const unknownCA = has(UNKNOWN_CA_CODES);
   if (unknownCA) {
-    return tls(TransportErrorCode.TlsUnknownCA, `its certificate is not signed by a trusted CA (${unknownCA}); give the registry's CA (caBundle), or insecureSkipTLS for tests only`);
+    return tls(
+      TransportErrorCode.TlsUnknownCA,
+      `its certificate is not signed by a trusted CA (${unknownCA}); give the registry's CA (caBundle), or insecureSkipTLS for tests only`,
+    );
   }
   const hostname = has(HOSTNAME_CODES);
   if (hostname) return tls(TransportErrorCode.TlsHostnameMismatch, `its certificate does not name ${registry} (${hostname})`);
   const expired = has(EXPIRED_CODES);
   if (expired) return tls(TransportErrorCode.TlsCertExpired, `its certificate is expired or not yet valid (${expired})`);
   if (has(PLAIN_HTTP_CODES) || /wrong version number|packet length too long|http request/i.test(raw)) {
-    return tls(TransportErrorCode.TlsToPlainHTTP, 'it answered the TLS handshake with plain HTTP; this registry serves plain HTTP: set basicHTTP: true to use it without TLS');
+    return tls(
+      TransportErrorCode.TlsToPlainHTTP,
+      'it answered the TLS handshake with plain HTTP; this registry serves plain HTTP: set basicHTTP: true to use it without TLS',
+    );
   }
   const otherTls = codes.find((x) => x.startsWith('ERR_SSL_') || x.startsWith('ERR_TLS_') || x === 'EPROTO');
   if (otherTls) return tls(TransportErrorCode.Tls, otherTls);

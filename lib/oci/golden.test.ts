@@ -58,8 +58,10 @@ describe('golden digests of a fixed bundle', () => {
       const meta = { ...META, bundleName: bundle.name, contentsID: id };
       const artifact = await buildArtifact(bundle.files, meta);
       const options = optionsHash({
-        defaultNamespace: bundle.fleetYaml.defaultNamespace, namespaceAnnotations: bundle.fleetYaml.namespaceAnnotations,
-        diff: bundle.fleetYaml.diff, yaml: { overlays: ['prod'] },
+        defaultNamespace: bundle.fleetYaml.defaultNamespace,
+        namespaceAnnotations: bundle.fleetYaml.namespaceAnnotations,
+        diff: bundle.fleetYaml.diff,
+        yaml: { overlays: ['prod'] },
       });
 
       expect(bundle.name).to.equal('golden-apps-web');

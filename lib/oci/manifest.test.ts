@@ -5,7 +5,11 @@ import { DEFAULT_ARTIFACT_LIMITS, parseBundleConfig, parseBundleManifest, type A
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
 const layer = (title: unknown, extra: Record<string, unknown> = {}) => ({
-  mediaType: BUNDLE_FILE_MEDIA_TYPE, digest: d('1'), size: 10, annotations: { [ANNOTATION_TITLE]: title }, ...extra,
+  mediaType: BUNDLE_FILE_MEDIA_TYPE,
+  digest: d('1'),
+  size: 10,
+  annotations: { [ANNOTATION_TITLE]: title },
+  ...extra,
 });
 const manifest = (over: Record<string, unknown> = {}) => ({
   schemaVersion: 2,
@@ -34,11 +38,32 @@ describe('pulled bundle manifests', () => {
     ['a Docker manifest', manifest({ mediaType: 'application/vnd.docker.distribution.manifest.v2+json' }), 'InvalidBundle', /mediaType/],
     ['another artifact type', manifest({ artifactType: 'application/vnd.example' }), 'InvalidBundle', /not a Flotilla bundle/],
     ['no artifact type', manifest({ artifactType: undefined }), 'InvalidBundle', /artifactType/],
-    ['another config type', manifest({ config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: d('c'), size: 2 } }), 'InvalidBundle', /config has media type/],
-    ['a config digest that is not sha256/sha512', manifest({ config: { mediaType: BUNDLE_CONFIG_MEDIA_TYPE, digest: 'md5:abc', size: 2 } }), 'InvalidBundle', /config has no valid digest/],
+    [
+      'another config type',
+      manifest({ config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: d('c'), size: 2 } }),
+      'InvalidBundle',
+      /config has media type/,
+    ],
+    [
+      'a config digest that is not sha256/sha512',
+      manifest({ config: { mediaType: BUNDLE_CONFIG_MEDIA_TYPE, digest: 'md5:abc', size: 2 } }),
+      'InvalidBundle',
+      /config has no valid digest/,
+    ],
     ['a negative size', manifest({ layers: [layer('a', { size: -1 })] }), 'InvalidBundle', /layer "a" has no valid size/, 'a'],
-    ['a gzip layer', manifest({ layers: [layer('a', { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' })] }), 'InvalidBundle', /layer "a" has media type/, 'a'],
-    ['a layer without title', manifest({ layers: [{ mediaType: BUNDLE_FILE_MEDIA_TYPE, digest: d('1'), size: 1 }] }), 'InvalidBundle', /layer 0 has no org\.opencontainers\.image\.title/],
+    [
+      'a gzip layer',
+      manifest({ layers: [layer('a', { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' })] }),
+      'InvalidBundle',
+      /layer "a" has media type/,
+      'a',
+    ],
+    [
+      'a layer without title',
+      manifest({ layers: [{ mediaType: BUNDLE_FILE_MEDIA_TYPE, digest: d('1'), size: 1 }] }),
+      'InvalidBundle',
+      /layer 0 has no org\.opencontainers\.image\.title/,
+    ],
     ['an absolute title', manifest({ layers: [layer('/etc/cron.d/x')] }), 'InvalidBundle', /layer "\/etc\/cron\.d\/x": path is absolute/, '/etc/cron.d/x'],
     ['a title with ..', manifest({ layers: [layer('a/../../x')] }), 'InvalidBundle', /path contains "\.\."/, 'a/../../x'],
     ['an unclean title', manifest({ layers: [layer('a//b')] }), 'InvalidBundle', /empty segment/, 'a//b'],
@@ -48,7 +73,12 @@ describe('pulled bundle manifests', () => {
     ['too many files', manifest({ layers: [layer('a'), layer('b'), layer('c')] }), 'BundleTooLarge', /3 files, over the limit of 2/],
     ['a file over the size limit', manifest({ layers: [layer('a', { size: 101 })] }), 'BundleTooLarge', /layer "a" has 101 bytes/, 'a'],
     ['files over the total limit', manifest({ layers: [layer('a', { size: 100 }), layer('b', { size: 51 })] }), 'BundleTooLarge', /151 bytes in total/],
-    ['a config over the limit', manifest({ config: { mediaType: BUNDLE_CONFIG_MEDIA_TYPE, digest: d('c'), size: 61 } }), 'BundleTooLarge', /config has 61 bytes/],
+    [
+      'a config over the limit',
+      manifest({ config: { mediaType: BUNDLE_CONFIG_MEDIA_TYPE, digest: d('c'), size: 61 } }),
+      'BundleTooLarge',
+      /config has 61 bytes/,
+    ],
     ['a manifest over the limit', manifest({ annotations: { big: 'x'.repeat(2000) } }), 'BundleTooLarge', /manifest has \d+ bytes/],
   ];
   for (const [what, m, reason, message, layerName] of rejected) {
@@ -59,7 +89,9 @@ describe('pulled bundle manifests', () => {
       } catch (err) {
         expect(err).to.be.instanceOf(ArtifactError);
         expect((err as ArtifactError).reason).to.equal(reason);
-        expect((err as Error).message).to.match(message).and.to.include('bundle r/x@sha256:1');
+        expect((err as Error).message)
+          .to.match(message)
+          .and.to.include('bundle r/x@sha256:1');
         if (layerName !== undefined) expect((err as ArtifactError).layer).to.equal(layerName);
       }
     });

@@ -2,9 +2,7 @@ import { Reason } from '../api/constants.js';
 import { isDigest } from './digest.js';
 import { ArtifactError } from './errors.js';
 import { bundlePathProblem, pathConflict } from './paths.js';
-import {
-  ANNOTATION_TITLE, BUNDLE_ARTIFACT_TYPE, BUNDLE_CONFIG_MEDIA_TYPE, BUNDLE_FILE_MEDIA_TYPE, type BundleConfig,
-} from './artifact.js';
+import { ANNOTATION_TITLE, BUNDLE_ARTIFACT_TYPE, BUNDLE_CONFIG_MEDIA_TYPE, BUNDLE_FILE_MEDIA_TYPE, type BundleConfig } from './artifact.js';
 import { OCI_MANIFEST_MEDIA_TYPE } from './client.js';
 import type { Descriptor } from './upload.js';
 import { isPlainObject } from '../util/json.js';

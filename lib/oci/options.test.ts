@@ -9,11 +9,16 @@ describe('registry client options from API objects', () => {
   it('takes the registry from a pinned reference and decodes the CA bundle', () => {
     const options = registryClientOptions(
       { reference: `127.0.0.1:5000/flotilla/x@sha256:${'a'.repeat(64)}`, caBundle: b64(PEM), insecureSkipTLS: false },
-      { username: 'u', password: 'p' }, { blobCacheDir: '/cache' },
+      { username: 'u', password: 'p' },
+      { blobCacheDir: '/cache' },
     );
     expect(options).to.deep.equal({
-      registry: '127.0.0.1:5000', basicHTTP: false, insecureSkipTLS: false, caPem: PEM,
-      credentials: { username: 'u', password: 'p' }, blobCacheDir: '/cache',
+      registry: '127.0.0.1:5000',
+      basicHTTP: false,
+      insecureSkipTLS: false,
+      caPem: PEM,
+      credentials: { username: 'u', password: 'p' },
+      blobCacheDir: '/cache',
     });
   });
 

@@ -34,7 +34,9 @@ export function decodeCABundle(caBundle: string, field = 'caBundle'): string {
  * HTTP settings, the decoded CA) with `credentials`, plus `extra` (cache folder, hooks, retry policy).
  */
 export function registryClientOptions(
-  settings: RegistrySettings, credentials: Credentials | undefined, extra: Partial<RegistryClientOptions> = {},
+  settings: RegistrySettings,
+  credentials: Credentials | undefined,
+  extra: Partial<RegistryClientOptions> = {},
 ): RegistryClientOptions {
   const { registry } = parseReference(settings.reference);
   return {

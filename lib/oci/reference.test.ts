@@ -1,8 +1,14 @@
 import { expect } from 'chai';
 import { StallingError } from '../errors.js';
 import {
-  bundleRepository, formatReference, parseReference, parseRepositoryReference, pinnedReference, sanitizePathComponent,
-  MAX_NAME_LENGTH, type Reference,
+  bundleRepository,
+  formatReference,
+  parseReference,
+  parseRepositoryReference,
+  pinnedReference,
+  sanitizePathComponent,
+  MAX_NAME_LENGTH,
+  type Reference,
 } from './reference.js';
 
 const D = `sha256:${'a'.repeat(64)}`;

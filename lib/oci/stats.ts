@@ -42,8 +42,18 @@ export interface RegistryStats {
 /** A fresh, zeroed tally. */
 export function emptyStats(): RegistryStats {
   return {
-    requests: 0, requestsByMethod: {}, tokenRequests: 0, retries: 0, blobsUploaded: 0, bytesUploaded: 0,
-    blobsSkipped: 0, blobsDownloaded: 0, bytesDownloaded: 0, cacheHits: 0, manifestsPushed: 0, manifestsFetched: 0,
+    requests: 0,
+    requestsByMethod: {},
+    tokenRequests: 0,
+    retries: 0,
+    blobsUploaded: 0,
+    bytesUploaded: 0,
+    blobsSkipped: 0,
+    blobsDownloaded: 0,
+    bytesDownloaded: 0,
+    cacheHits: 0,
+    manifestsPushed: 0,
+    manifestsFetched: 0,
   };
 }
 
@@ -66,14 +76,32 @@ export class RegistryEventSink {
         s.requests++;
         s.requestsByMethod[event.method] = (s.requestsByMethod[event.method] ?? 0) + 1;
         break;
-      case 'retry': s.retries++; break;
-      case 'token': s.tokenRequests++; break;
-      case 'blob-uploaded': s.blobsUploaded++; s.bytesUploaded += event.size; break;
-      case 'blob-skipped': s.blobsSkipped++; break;
-      case 'blob-downloaded': s.blobsDownloaded++; s.bytesDownloaded += event.size; break;
-      case 'cache-hit': s.cacheHits++; break;
-      case 'manifest-pushed': s.manifestsPushed++; break;
-      case 'manifest-fetched': s.manifestsFetched++; break;
+      case 'retry':
+        s.retries++;
+        break;
+      case 'token':
+        s.tokenRequests++;
+        break;
+      case 'blob-uploaded':
+        s.blobsUploaded++;
+        s.bytesUploaded += event.size;
+        break;
+      case 'blob-skipped':
+        s.blobsSkipped++;
+        break;
+      case 'blob-downloaded':
+        s.blobsDownloaded++;
+        s.bytesDownloaded += event.size;
+        break;
+      case 'cache-hit':
+        s.cacheHits++;
+        break;
+      case 'manifest-pushed':
+        s.manifestsPushed++;
+        break;
+      case 'manifest-fetched':
+        s.manifestsFetched++;
+        break;
     }
     try {
       this.hook?.(event);

@@ -1,12 +1,16 @@
 import { createSecureContext, rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
+import { parseWWWAuthenticate, basicAuthorization, parseTokenResponse, TokenCache, type Challenge, type Credentials } from './auth.js';
 import {
-  parseWWWAuthenticate, basicAuthorization, parseTokenResponse, TokenCache, type Challenge, type Credentials,
-} from './auth.js';
-import {
-  RegistryRefusedError, RegistryTLSError, RegistryUnavailableError, TransportErrorCode, codeForStatus,
-  isRetryableStatus, parseErrorBody, translateNetworkError,
+  RegistryRefusedError,
+  RegistryTLSError,
+  RegistryUnavailableError,
+  TransportErrorCode,
+  codeForStatus,
+  isRetryableStatus,
+  parseErrorBody,
+  translateNetworkError,
 } from './errors.js';
 import { backoffDelay, parseRetryAfter, type RetryPolicy, type Sleep } from './retry.js';
 import { apiHost } from './reference.js';
@@ -137,8 +141,10 @@ export class Transport {
       const retryAfter = parseRetryAfter(header(res, 'retry-after'), this.options.now());
       await res.body.dump().catch(() => undefined);
       if (retryAfter !== undefined && retryAfter > policy.maxRetryAfterMs) {
-        throw new RegistryUnavailableError(`${req.operation}: registry ${this.options.registry} asks to retry after ${Math.ceil(retryAfter / 1000)}s (HTTP ${res.status})`,
-          { registry: this.options.registry, code: codeForStatus(res.status), status: res.status, retryAfterMs: retryAfter });
+        throw new RegistryUnavailableError(
+          `${req.operation}: registry ${this.options.registry} asks to retry after ${Math.ceil(retryAfter / 1000)}s (HTTP ${res.status})`,
+          { registry: this.options.registry, code: codeForStatus(res.status), status: res.status, retryAfterMs: retryAfter },
+        );
       }
       await this.pause(req, attempt, retryAfter ?? backoffDelay(policy, attempt), `HTTP ${res.status}`);
     }
@@ -181,7 +187,10 @@ export class Transport {
     const headers: Record<string, string> = { 'user-agent': this.options.userAgent, ...req.headers };
     if (authorization !== undefined) headers.authorization = authorization;
     const res = await request(url, {
-      dispatcher: this.dispatcher, method: req.method, headers, body: req.body ? req.body() : null,
+      dispatcher: this.dispatcher,
+      method: req.method,
+      headers,
+      body: req.body ? req.body() : null,
     });
     this.options.events.emit({ type: 'request', method: req.method, path: url.pathname, status: res.statusCode });
     return { status: res.statusCode, headers: res.headers, body: res.body, url: url.toString() };
@@ -246,11 +255,17 @@ export class Transport {
     try {
       url = new URL(realm ?? '');
     } catch {
-      throw new RegistryRefusedError(`${operation}: registry ${registry} sent a Bearer challenge without a valid realm`, { registry, code: 'UNAUTHORIZED', status: 401 });
+      throw new RegistryRefusedError(`${operation}: registry ${registry} sent a Bearer challenge without a valid realm`, {
+        registry,
+        code: 'UNAUTHORIZED',
+        status: 401,
+      });
     }
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.options.basicHTTP)) {
-      throw new RegistryTLSError(`${operation}: registry ${registry} names a token realm over ${url.protocol}; refusing to send credentials without TLS (set basicHTTP to allow plain HTTP)`,
-        { registry, code: TransportErrorCode.PlainHTTPToTls });
+      throw new RegistryTLSError(
+        `${operation}: registry ${registry} names a token realm over ${url.protocol}; refusing to send credentials without TLS (set basicHTTP to allow plain HTTP)`,
+        { registry, code: TransportErrorCode.PlainHTTPToTls },
+      );
     }
     if (challenge.params.service !== undefined) url.searchParams.set('service', challenge.params.service);
     const scopes = new Set<string>();
@@ -273,7 +288,11 @@ export class Transport {
       throw new RegistryRefusedError(`${operation}: the token service of registry ${registry} ${who} (${code})`, { registry, code, status: res.statusCode });
     }
     let parsed: ReturnType<typeof parseTokenResponse>;
-    try { parsed = parseTokenResponse(JSON.parse(text)); } catch { parsed = undefined; }
+    try {
+      parsed = parseTokenResponse(JSON.parse(text));
+    } catch {
+      parsed = undefined;
+    }
     if (res.statusCode >= 300 || parsed === undefined) {
       const details = { registry, code: codeForStatus(res.statusCode), status: res.statusCode };
       const message = `${operation}: the token service of registry ${registry} answered HTTP ${res.statusCode} without a token`;
@@ -298,8 +317,11 @@ export class Transport {
     const httpsSaid = /HTTP request to an HTTPS server/i.test(text);
     if (res.status === 400 && (httpsSaid || (this.options.basicHTTP && bare))) {
       const why = httpsSaid ? 'serves HTTPS' : 'answered plain HTTP with a bare 400, as an HTTPS server does';
-      throw new RegistryTLSError(`${operation}: registry ${registry} ${why}, but basicHTTP is set; unset basicHTTP`,
-        { registry, code: TransportErrorCode.PlainHTTPToTls, status: 400 });
+      throw new RegistryTLSError(`${operation}: registry ${registry} ${why}, but basicHTTP is set; unset basicHTTP`, {
+        registry,
+        code: TransportErrorCode.PlainHTTPToTls,
+        status: 400,
+      });
     }
     const code = parsed?.code ?? (res.status === 404 && notFoundCode !== undefined ? notFoundCode : codeForStatus(res.status));
     const said = parsed?.message ? `: ${parsed.message}` : '';

@@ -42,7 +42,10 @@ function rangeBody(source: BlobSource, start: number, end: number): () => Buffer
 function locationOf(res: { headers: Record<string, string | string[] | undefined> }, registry: string, operation: string): string {
   const location = header(res, 'location');
   if (location === undefined || location === '') {
-    throw new RegistryRefusedError(`${operation}: registry ${registry} did not say where to upload (no Location header)`, { registry, code: 'BLOB_UPLOAD_INVALID' });
+    throw new RegistryRefusedError(`${operation}: registry ${registry} did not say where to upload (no Location header)`, {
+      registry,
+      code: 'BLOB_UPLOAD_INVALID',
+    });
   }
   return location;
 }
@@ -53,12 +56,22 @@ function locationOf(res: { headers: Record<string, string | string[] | undefined
  * half-applied chunk cannot be repeated safely).
  */
 export async function uploadBlob(
-  transport: Transport, events: RegistryEventSink, registry: string, repository: string,
-  desc: Descriptor, source: BlobSource, settings: UploadSettings, scope: string,
+  transport: Transport,
+  events: RegistryEventSink,
+  registry: string,
+  repository: string,
+  desc: Descriptor,
+  source: BlobSource,
+  settings: UploadSettings,
+  scope: string,
 ): Promise<void> {
   const operation = `uploading blob ${desc.digest} (${desc.size} bytes) to ${registry}/${repository}`;
   const start = await transport.send({
-    method: 'POST', path: `/v2/${repository}/blobs/uploads/`, scope, operation, headers: { 'content-length': '0' },
+    method: 'POST',
+    path: `/v2/${repository}/blobs/uploads/`,
+    scope,
+    operation,
+    headers: { 'content-length': '0' },
   });
   if (start.status !== 202) await transport.fail(start, operation);
   await start.body.dump();
@@ -69,9 +82,15 @@ export async function uploadBlob(
     while (offset < desc.size) {
       const end = Math.min(desc.size, offset + settings.chunkSize);
       const res = await transport.send({
-        method: 'PATCH', path: location, scope, operation, retry: false,
+        method: 'PATCH',
+        path: location,
+        scope,
+        operation,
+        retry: false,
         headers: {
-          'content-type': 'application/octet-stream', 'content-length': String(end - offset), 'content-range': `${offset}-${end - 1}`,
+          'content-type': 'application/octet-stream',
+          'content-length': String(end - offset),
+          'content-range': `${offset}-${end - 1}`,
         },
         body: rangeBody(source, offset, end),
       });
@@ -84,7 +103,11 @@ export async function uploadBlob(
   const finish = new URL(location, transport.baseURL);
   finish.searchParams.set('digest', desc.digest);
   const res = await transport.send({
-    method: 'PUT', path: finish.toString(), scope, operation, retry: false,
+    method: 'PUT',
+    path: finish.toString(),
+    scope,
+    operation,
+    retry: false,
     headers: { 'content-type': 'application/octet-stream', 'content-length': String(chunked ? 0 : desc.size) },
     body: chunked ? () => Buffer.alloc(0) : rangeBody(source, 0, desc.size),
   });

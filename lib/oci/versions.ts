@@ -103,7 +103,10 @@ export interface PushVersionResult extends PushBundleResult {
 
 function sameContent(latestManifest: Buffer, artifact: BuiltArtifact): boolean {
   try {
-    const m = JSON.parse(latestManifest.toString('utf8')) as { config?: { digest?: string }; layers?: Array<{ digest?: string; annotations?: Record<string, string> }> };
+    const m = JSON.parse(latestManifest.toString('utf8')) as {
+      config?: { digest?: string };
+      layers?: Array<{ digest?: string; annotations?: Record<string, string> }>;
+    };
     const key = (layers: ReadonlyArray<{ digest?: string; annotations?: Record<string, string> }>) =>
       JSON.stringify(layers.map((l) => [l.digest, l.annotations ?? {}]));
     return m.config?.digest === artifact.config.digest && key(m.layers ?? []) === key(artifact.layers);
@@ -119,7 +122,10 @@ function sameContent(latestManifest: Buffer, artifact: BuiltArtifact): boolean {
  * versions beyond `retain` (none when `retain` is undefined).
  */
 export async function pushBundleVersion(
-  client: RegistryClient, repository: Reference, files: readonly ArtifactFile[], meta: ArtifactMeta,
+  client: RegistryClient,
+  repository: Reference,
+  files: readonly ArtifactFile[],
+  meta: ArtifactMeta,
   options: Partial<RetentionOptions> = {},
 ): Promise<PushVersionResult> {
   const artifact = await buildArtifact(files, meta);
@@ -130,8 +136,16 @@ export async function pushBundleVersion(
     const fetched = await client.getManifest(repository.repository, latest.tag, { accept: [OCI_MANIFEST_MEDIA_TYPE] }).catch(() => undefined);
     if (fetched !== undefined && sameContent(fetched.bytes, artifact)) {
       result = {
-        digest: fetched.digest, reference: pinnedReference(repository, fetched.digest), repository, tag: latest.tag,
-        pushedBlobs: 0, skippedBlobs: 0, bytesUploaded: 0, sequence: latest.sequence, unchanged: true, deleted: [],
+        digest: fetched.digest,
+        reference: pinnedReference(repository, fetched.digest),
+        repository,
+        tag: latest.tag,
+        pushedBlobs: 0,
+        skippedBlobs: 0,
+        bytesUploaded: 0,
+        sequence: latest.sequence,
+        unchanged: true,
+        deleted: [],
       };
     }
   }

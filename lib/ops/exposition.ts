@@ -42,9 +42,7 @@ export function parseExposition(text: string): Exposition {
 
 /** Sum of the samples named `name` whose labels include `labels` (0 when there are none). */
 export function sampleSum(page: Exposition, name: string, labels: Record<string, string> = {}): number {
-  return page.samples
-    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
-    .reduce((n, s) => n + s.value, 0);
+  return page.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((n, s) => n + s.value, 0);
 }
 
 /**

@@ -19,9 +19,15 @@ async function get(port: number, path: string): Promise<{ status: number; type: 
   return await new Promise((resolve, reject) => {
     request({ host: '127.0.0.1', port, path }, (res) => {
       let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => { body += c; }).on('end', () =>
-        resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
-    }).on('error', reject).end();
+      res
+        .setEncoding('utf8')
+        .on('data', (c: string) => {
+          body += c;
+        })
+        .on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
+    })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -55,7 +61,9 @@ describe('metrics registry', () => {
     const text = await r.metrics();
     const page = parseExposition(text);
     expect(Object.fromEntries(page.types)).to.deep.equal({
-      flotilla_test_pulls_total: 'counter', flotilla_test_things: 'gauge', flotilla_test_duration_seconds: 'histogram',
+      flotilla_test_pulls_total: 'counter',
+      flotilla_test_things: 'gauge',
+      flotilla_test_duration_seconds: 'histogram',
     });
     expect(text).to.include('flotilla_test_pulls_total{outcome="error"} 2');
     expect(text).to.include('flotilla_test_things{state="Ready"} 4');

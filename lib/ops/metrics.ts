@@ -37,17 +37,36 @@ export function counter<L extends string = never>(registry: Registry, name: stri
 }
 
 /** Registers a gauge on `registry`; `collect` (optional) refreshes it at every scrape. */
-export function gauge<L extends string = never>(registry: Registry, name: string, help: string, labelNames: readonly L[] = [],
-  collect?: (gauge: Gauge<L>) => void): Gauge<L> {
+export function gauge<L extends string = never>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[] = [],
+  collect?: (gauge: Gauge<L>) => void,
+): Gauge<L> {
   return new Gauge<L>({
-    name, help, labelNames, registers: [registry],
-    ...(collect ? { collect(this: Gauge<L>) { collect(this); } } : {}),
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    ...(collect
+      ? {
+          collect(this: Gauge<L>) {
+            collect(this);
+          },
+        }
+      : {}),
   });
 }
 
 /** Registers a histogram of durations in seconds on `registry`. */
-export function histogram<L extends string = never>(registry: Registry, name: string, help: string, labelNames: readonly L[] = [],
-  buckets: readonly number[] = DURATION_BUCKETS): Histogram<L> {
+export function histogram<L extends string = never>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[] = [],
+  buckets: readonly number[] = DURATION_BUCKETS,
+): Histogram<L> {
   return new Histogram<L>({ name, help, labelNames, buckets: [...buckets], registers: [registry] });
 }
 

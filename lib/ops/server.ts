@@ -17,7 +17,10 @@ export interface OpsServerOptions {
 export async function startOpsServer(options: OpsServerOptions): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    const answer = (ok: boolean) => { res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }); res.end(ok ? 'ok' : 'not ready'); };
+    const answer = (ok: boolean) => {
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
+      res.end(ok ? 'ok' : 'not ready');
+    };
     if (path === '/healthz') return answer(options.healthy());
     if (path === '/readyz') return answer(options.ready());
     if (path === '/metrics' && options.metrics) return void serveMetrics(options.metrics, res);

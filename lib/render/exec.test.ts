@@ -48,7 +48,8 @@ describe('runBounded', () => {
     process.env.FLOTILLA_EXEC_TEST_TOKEN = 'parent-secret';
     try {
       const out = await runBounded({
-        ...base, env: { EXTRA: 'given' },
+        ...base,
+        env: { EXTRA: 'given' },
         args: ['-c', 'echo "$HOME|$XDG_CONFIG_HOME|$HELM_CACHE_HOME|$KUBECONFIG|${FLOTILLA_EXEC_TEST_TOKEN:-unset}|$EXTRA"'],
       });
       const [home, config, helmCache, kubeconfig, token, extra] = out.stdout.toString().trim().split('|');
@@ -90,7 +91,8 @@ describe('runBounded', () => {
 
   it('names the purpose, the exit code and standard error of a failing program, without the secrets', async () => {
     const err = await failure({
-      ...base, secrets: ['hunter2'],
+      ...base,
+      secrets: ['hunter2'],
       args: ['-c', 'echo "fetching https://bob:pw@charts.example/index.yaml with token hunter2 failed" >&2; exit 3'],
     });
     expect(err.failure).to.equal('exit');

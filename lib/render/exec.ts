@@ -119,8 +119,12 @@ function runIn(cmd: BoundedCommand, home: string): Promise<CommandOutput> {
   const maxErr = cmd.maxErrorBytes ?? DEFAULT_MAX_ERROR_BYTES;
   return new Promise<CommandOutput>((resolve, reject) => {
     const child = spawn(cmd.file, [...cmd.args], {
-      cwd: cmd.cwd ?? home, env: scrubbedEnv(home, cmd.env), detached: true, shell: false,
-      stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true,
+      cwd: cmd.cwd ?? home,
+      env: scrubbedEnv(home, cmd.env),
+      detached: true,
+      shell: false,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      windowsHide: true,
     });
     const out: Buffer[] = [];
     let outBytes = 0;
@@ -129,7 +133,9 @@ function runIn(cmd: BoundedCommand, home: string): Promise<CommandOutput> {
     const killGroup = () => {
       try {
         if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-      } catch { /* already gone */ }
+      } catch {
+        /* already gone */
+      }
     };
     const stop = (failure: 'timeout' | 'output-limit') => {
       if (stopped) return;
@@ -148,10 +154,14 @@ function runIn(cmd: BoundedCommand, home: string): Promise<CommandOutput> {
       err = Buffer.concat([err, chunk]);
       if (err.length > maxErr) err = err.subarray(err.length - maxErr);
     });
-    child.stdin.on('error', () => { /* the program may exit without reading its input */ });
+    child.stdin.on('error', () => {
+      /* the program may exit without reading its input */
+    });
     child.stdin.end(cmd.stdin ?? '');
     let spawnError: Error | undefined;
-    child.on('error', (e) => { spawnError = e; });
+    child.on('error', (e) => {
+      spawnError = e;
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       killGroup();
@@ -159,14 +169,24 @@ function runIn(cmd: BoundedCommand, home: string): Promise<CommandOutput> {
       const failed = (f: CommandFailure, cause: string, disposition: ErrorDisposition = 'stalling', reason: string = Reason.RenderFailed) =>
         reject(new CommandError(f, reason, `${cmd.purpose}: ${cause}`, { stderr, disposition, ...(code === null ? {} : { exitCode: code }) }));
       if (spawnError) {
-        failed('spawn', `cannot run ${cmd.file} (${(spawnError as NodeJS.ErrnoException).code ?? spawnError.message}); `
-          + 'install it or point the configuration at it', 'transient');
+        failed(
+          'spawn',
+          `cannot run ${cmd.file} (${(spawnError as NodeJS.ErrnoException).code ?? spawnError.message}); install it or point the configuration at it`,
+          'transient',
+        );
       } else if (stopped?.failure === 'timeout') {
-        failed('timeout', `stopped after ${cmd.timeoutMs / 1000} s, its time limit; a template or build that never ends, `
-          + 'or content too large to render in time: simplify it or raise the render time limit');
+        failed(
+          'timeout',
+          `stopped after ${cmd.timeoutMs / 1000} s, its time limit; a template or build that never ends, ` +
+            'or content too large to render in time: simplify it or raise the render time limit',
+        );
       } else if (stopped?.failure === 'output-limit') {
-        failed('output-limit', `stopped: its output passed the limit of ${cmd.maxOutputBytes} bytes; make the bundle render less `
-          + 'or raise the render output limit', 'stalling', Reason.BundleTooLarge);
+        failed(
+          'output-limit',
+          `stopped: its output passed the limit of ${cmd.maxOutputBytes} bytes; make the bundle render less or raise the render output limit`,
+          'stalling',
+          Reason.BundleTooLarge,
+        );
       } else if (signal !== null) {
         failed('signal', `killed by ${signal}${stderr ? `: ${stderr}` : ''}`, 'transient');
       } else if (code !== 0) {

@@ -66,7 +66,10 @@ export interface HelmRenderInput {
 }
 
 const HOOK_PHASES: Readonly<Record<string, 'pre' | 'post'>> = {
-  'pre-install': 'pre', 'pre-upgrade': 'pre', 'post-install': 'post', 'post-upgrade': 'post',
+  'pre-install': 'pre',
+  'pre-upgrade': 'pre',
+  'post-install': 'post',
+  'post-upgrade': 'post',
 };
 
 /** Runs `helm template` on a copy of the bundle and sorts its output (see the module comment). */
@@ -75,15 +78,27 @@ export async function helmTemplate(input: HelmRenderInput): Promise<HelmOutput> 
     const valuesFile = join(root, '..', 'values.json');
     await writeFile(valuesFile, JSON.stringify(input.values));
     const args = [
-      'template', input.releaseName, join(root, input.chart), '--namespace', input.namespace,
-      '--kube-version', input.capabilities.kubeVersion, '--include-crds', '-f', valuesFile,
+      'template',
+      input.releaseName,
+      join(root, input.chart),
+      '--namespace',
+      input.namespace,
+      '--kube-version',
+      input.capabilities.kubeVersion,
+      '--include-crds',
+      '-f',
+      valuesFile,
       ...input.capabilities.apiVersions.flatMap((v) => ['--api-versions', v]),
       ...(input.helm.skipSchemaValidation ? ['--skip-schema-validation'] : []),
       ...(input.helm.disableDNS ? [] : ['--enable-dns']),
     ];
     const { stdout } = await runBounded({
-      purpose: `helm template of chart ${input.chart} (${input.what})`, file: input.helmPath, args,
-      timeoutMs: input.timeoutMs, maxOutputBytes: input.maxOutputBytes, exitReason: Reason.InvalidBundle,
+      purpose: `helm template of chart ${input.chart} (${input.what})`,
+      file: input.helmPath,
+      args,
+      timeoutMs: input.timeoutMs,
+      maxOutputBytes: input.maxOutputBytes,
+      exitReason: Reason.InvalidBundle,
     });
     return sortHelmOutput(stdout.toString('utf8'));
   });
@@ -127,12 +142,17 @@ export function sortHelmOutput(text: string): HelmOutput {
       out.resources.push(doc);
       continue;
     }
-    const phases = hook.split(',').map((h) => HOOK_PHASES[h.trim()]).filter((p) => p !== undefined);
+    const phases = hook
+      .split(',')
+      .map((h) => HOOK_PHASES[h.trim()])
+      .filter((p) => p !== undefined);
     if (phases.length === 0) continue; // test, delete and rollback hooks
     const weight = Number(annotations['helm.sh/hook-weight'] ?? '0');
     const policy = annotations['helm.sh/hook-delete-policy'];
     out.hooks.push({
-      ...doc, phase: phases[0] as 'pre' | 'post', weight: Number.isFinite(weight) ? weight : 0,
+      ...doc,
+      phase: phases[0] as 'pre' | 'post',
+      weight: Number.isFinite(weight) ? weight : 0,
       deletePolicy: typeof policy === 'string' && policy ? policy.split(',').map((p) => p.trim()) : ['before-hook-creation'],
     });
   }

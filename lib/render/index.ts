@@ -120,7 +120,10 @@ export function withChartCrds(files: readonly BundleFile[], chartDir: string, ca
 
 /** Renders a bundle's files for one cluster (see the module comment). */
 export async function renderContent(
-  files: readonly BundleFile[], content: ContentOptions, cluster: RenderCluster, settings: RenderSettings,
+  files: readonly BundleFile[],
+  content: ContentOptions,
+  cluster: RenderCluster,
+  settings: RenderSettings,
 ): Promise<RenderedContent> {
   const options = content.options;
   const base: RenderOptions = { ...renderOptionsFrom(options), isClusterScoped: content.isClusterScoped, sourceDir: content.sourceDir };
@@ -138,11 +141,20 @@ export async function renderContent(
   const helm = inlineValuesFiles(options?.helm ?? {}, files, { field: 'helm', fleetYamlName: label('fleet.yaml'), label });
   const values = preprocessValues(helm.values ?? {}, cluster, helm.disablePreProcess ?? false, label('fleet.yaml'));
   const out = await helmTemplate({
-    ...limits, files, chart: dir || '.', releaseName: (helm.releaseName || content.bundleName).slice(0, 53), namespace, values, helm,
-    capabilities: withChartCrds(files, dir, cluster.capabilities), helmPath: settings.tools.helm,
+    ...limits,
+    files,
+    chart: dir || '.',
+    releaseName: (helm.releaseName || content.bundleName).slice(0, 53),
+    namespace,
+    values,
+    helm,
+    capabilities: withChartCrds(files, dir, cluster.capabilities),
+    helmPath: settings.tools.helm,
   });
   const hooks = out.hooks.map((h) => ({
-    phase: h.phase, weight: h.weight, deletePolicy: h.deletePolicy,
+    phase: h.phase,
+    weight: h.weight,
+    deletePolicy: h.deletePolicy,
     object: renderBundle(asFiles([h]), rendered)[0] as RenderedObject,
   }));
   return { engine, crds: renderBundle(asFiles(out.crds), rendered), objects: renderBundle(asFiles(out.resources), rendered), hooks };

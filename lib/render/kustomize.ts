@@ -36,7 +36,9 @@ export function kustomizationIn(files: readonly BundleFile[], dir: string): Bund
 /** Every path a kustomization names, with the field it came from. */
 function namedPaths(doc: Record<string, unknown>): { field: string; entry: string }[] {
   const out: { field: string; entry: string }[] = [];
-  const add = (field: string, v: unknown) => { if (typeof v === 'string') out.push({ field, entry: v }); };
+  const add = (field: string, v: unknown) => {
+    if (typeof v === 'string') out.push({ field, entry: v });
+  };
   for (const field of PATH_LISTS) for (const v of Array.isArray(doc[field]) ? doc[field] : []) add(field, v);
   for (const field of OBJECT_PATH_LISTS) {
     for (const v of Array.isArray(doc[field]) ? doc[field] : []) add(field, (v as { path?: unknown } | null)?.path);
@@ -92,9 +94,12 @@ export async function kustomizeBuild(input: KustomizeRunInput): Promise<string> 
   checkKustomization(input.files, input.dir, input.label);
   return withBundleCopy(input.files, async (root) => {
     const { stdout } = await runBounded({
-      purpose: `kustomize build of ${input.label(input.dir || '.')} (${input.what})`, file: input.kustomizePath,
+      purpose: `kustomize build of ${input.label(input.dir || '.')} (${input.what})`,
+      file: input.kustomizePath,
       args: ['build', input.dir ? posix.join(root, input.dir) : root, '--load-restrictor', 'LoadRestrictionsRootOnly'],
-      timeoutMs: input.timeoutMs, maxOutputBytes: input.maxOutputBytes, exitReason: Reason.InvalidBundle,
+      timeoutMs: input.timeoutMs,
+      maxOutputBytes: input.maxOutputBytes,
+      exitReason: Reason.InvalidBundle,
     });
     return stdout.toString('utf8');
   });

@@ -13,7 +13,13 @@ describe('sortHelmOutput', () => {
     doc('web/crds/widgets.yaml', 'apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com'),
     doc('web/charts/db/crds/dbs.yaml', 'apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: dbs.example.com'),
     doc('web/templates/cm.yaml', cm('plain')),
-    doc('web/templates/migrate.yaml', cm('migrate', '    helm.sh/hook: pre-upgrade,pre-install\n    helm.sh/hook-weight: "5"\n    helm.sh/hook-delete-policy: hook-succeeded,before-hook-creation')),
+    doc(
+      'web/templates/migrate.yaml',
+      cm(
+        'migrate',
+        '    helm.sh/hook: pre-upgrade,pre-install\n    helm.sh/hook-weight: "5"\n    helm.sh/hook-delete-policy: hook-succeeded,before-hook-creation',
+      ),
+    ),
     doc('web/templates/early.yaml', cm('early', '    "helm.sh/hook": pre-install\n    "helm.sh/hook-weight": "-1"')),
     doc('web/templates/notify.yaml', cm('notify', '    helm.sh/hook: post-install')),
     doc('web/templates/tests/t.yaml', cm('test', '    helm.sh/hook: test')),
@@ -44,7 +50,9 @@ describe('checkKustomization', () => {
   const file = (path: string, text: string) => ({ path, content: Buffer.from(text) });
   const files = [
     file('base/kustomization.yaml', 'resources: [deploy.yaml]\nconfigMapGenerator:\n- name: c\n  files: [app.conf, key=other.conf]\n'),
-    file('base/deploy.yaml', 'x'), file('base/app.conf', 'x'), file('base/other.conf', 'x'),
+    file('base/deploy.yaml', 'x'),
+    file('base/app.conf', 'x'),
+    file('base/other.conf', 'x'),
     file('prod/kustomization.yaml', 'resources: [../base]\npatches:\n- path: patch.yaml\n'),
     file('prod/patch.yaml', 'x'),
     file('remote/kustomization.yaml', 'resources:\n- ../base\n- github.com/example/repo//deploy?ref=v1\n'),

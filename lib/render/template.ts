@@ -34,10 +34,11 @@ function isEmpty(v: unknown): boolean {
 /** The sprig functions Flotilla evaluates, with sprig's argument order (the piped value comes last). */
 const FUNCTIONS: Readonly<Record<string, Fn>> = {
   // As Go's index: a missing map key gives the zero value (no error, even with missingkey=error).
-  index: (m, ...keys) => keys.reduce((cur, k) => {
-    if (typeof cur !== 'object' || cur === null) throw new TemplateError(`index of ${str(k)} in a value that is not a map`);
-    return (cur as Record<string, unknown>)[str(k)];
-  }, m),
+  index: (m, ...keys) =>
+    keys.reduce((cur, k) => {
+      if (typeof cur !== 'object' || cur === null) throw new TemplateError(`index of ${str(k)} in a value that is not a map`);
+      return (cur as Record<string, unknown>)[str(k)];
+    }, m),
   default: (d, v) => (isEmpty(v) ? d : v),
   empty: (v) => isEmpty(v),
   quote: (v) => JSON.stringify(str(v)),
@@ -51,7 +52,11 @@ const FUNCTIONS: Readonly<Record<string, Fn>> = {
   hasKey: (m, k) => typeof m === 'object' && m !== null && Object.hasOwn(m, str(k)),
   toJson: (v) => JSON.stringify(v ?? null),
   toString: (v: unknown) => str(v),
-  cat: (...vs) => vs.filter((v: unknown) => v !== undefined && v !== null).map(str).join(' '),
+  cat: (...vs) =>
+    vs
+      .filter((v: unknown) => v !== undefined && v !== null)
+      .map(str)
+      .join(' '),
 };
 
 const CONTROL = new Set(['if', 'else', 'end', 'range', 'with', 'define', 'template', 'block', 'break', 'continue']);
@@ -76,7 +81,10 @@ function operand(token: string, ctx: TemplateContext): unknown {
   if (token === 'true' || token === 'false') return token === 'true';
   if (token === '.') return ctx;
   if (token.startsWith('.')) {
-    return token.slice(1).split('.').reduce<unknown>((cur, key) => lookup(cur, key, token), ctx);
+    return token
+      .slice(1)
+      .split('.')
+      .reduce<unknown>((cur, key) => lookup(cur, key, token), ctx);
   }
   throw new TemplateError(`"${token}" is not a value`);
 }

@@ -4,12 +4,18 @@ import { TemplateError, expandTemplate } from './template.js';
 import { inlineValuesFiles, mergeValues, preprocessValues, type TemplateCluster } from './values.js';
 
 const cluster: TemplateCluster = {
-  name: 'prod-eu', namespace: 'fleet-default', labels: { env: 'prod', 'topology.kubernetes.io/region': 'eu', replicas: '3' },
-  annotations: { owner: 'team-a' }, values: { tier: { size: 'large' } },
+  name: 'prod-eu',
+  namespace: 'fleet-default',
+  labels: { env: 'prod', 'topology.kubernetes.io/region': 'eu', replicas: '3' },
+  annotations: { owner: 'team-a' },
+  values: { tier: { size: 'large' } },
 };
 const ctx = {
-  ClusterName: cluster.name, ClusterNamespace: cluster.namespace, ClusterLabels: cluster.labels,
-  ClusterAnnotations: cluster.annotations, ClusterValues: cluster.values,
+  ClusterName: cluster.name,
+  ClusterNamespace: cluster.namespace,
+  ClusterLabels: cluster.labels,
+  ClusterAnnotations: cluster.annotations,
+  ClusterValues: cluster.values,
 };
 
 describe('expandTemplate (Fleet ${ } values templating)', () => {
@@ -42,8 +48,11 @@ describe('expandTemplate (Fleet ${ } values templating)', () => {
 
 describe('preprocessValues', () => {
   it('replaces global.fleet.clusterLabels.* strings, "" for a missing label, at any depth', () => {
-    const values = { region: 'global.fleet.clusterLabels.topology.kubernetes.io/region', list: [{ e: 'global.fleet.clusterLabels.env' }],
-      missing: 'global.fleet.clusterLabels.nope' };
+    const values = {
+      region: 'global.fleet.clusterLabels.topology.kubernetes.io/region',
+      list: [{ e: 'global.fleet.clusterLabels.env' }],
+      missing: 'global.fleet.clusterLabels.nope',
+    };
     expect(preprocessValues(values, cluster, false, 'fleet.yaml')).to.deep.equal({ region: 'eu', list: [{ e: 'prod' }], missing: '' });
   });
 
@@ -58,8 +67,10 @@ describe('preprocessValues', () => {
   });
 
   it('refuses a failing action as InvalidBundle naming the file, the cluster and the action', () => {
-    expect(() => preprocessValues({ a: '${ .ClusterLabels.nope }' }, cluster, false, 'apps/web/fleet.yaml'))
-      .to.throw(StallingError, /^apps\/web\/fleet\.yaml: helm\.values for cluster prod-eu: \$\{ \.ClusterLabels\.nope \}: map has no entry/);
+    expect(() => preprocessValues({ a: '${ .ClusterLabels.nope }' }, cluster, false, 'apps/web/fleet.yaml')).to.throw(
+      StallingError,
+      /^apps\/web\/fleet\.yaml: helm\.values for cluster prod-eu: \$\{ \.ClusterLabels\.nope \}: map has no entry/,
+    );
   });
 });
 
@@ -72,17 +83,25 @@ describe('values files and merging', () => {
   const where = { field: 'helm', fleetYamlName: 'apps/web/fleet.yaml', label: (p: string) => `apps/web/${p}` };
 
   it('merges values files over values, in order (Fleet order: files win)', () => {
-    const helm = inlineValuesFiles({ values: { replicas: 2, image: { tag: '0' }, extra: true }, valuesFiles: ['values/common.yaml', './values/prod.yaml'] }, files, where);
+    const helm = inlineValuesFiles(
+      { values: { replicas: 2, image: { tag: '0' }, extra: true }, valuesFiles: ['values/common.yaml', './values/prod.yaml'] },
+      files,
+      where,
+    );
     expect(helm).to.deep.equal({ values: { replicas: 5, image: { repo: 'web', tag: '1' }, extra: true } });
   });
 
   it('refuses a missing values file naming the fleet.yaml field', () => {
-    expect(() => inlineValuesFiles({ valuesFiles: ['values/common.yaml', 'values/none.yaml'] }, files, where))
-      .to.throw(StallingError, /^apps\/web\/fleet\.yaml: helm\.valuesFiles\[1\]: values file apps\/web\/values\/none\.yaml is not in the bundle/);
+    expect(() => inlineValuesFiles({ valuesFiles: ['values/common.yaml', 'values/none.yaml'] }, files, where)).to.throw(
+      StallingError,
+      /^apps\/web\/fleet\.yaml: helm\.valuesFiles\[1\]: values file apps\/web\/values\/none\.yaml is not in the bundle/,
+    );
   });
 
   it('refuses a values file that is not a mapping', () => {
-    expect(() => inlineValuesFiles({ valuesFiles: ['values/bad.yaml'] }, files, where)).to.throw(/apps\/web\/values\/bad\.yaml: a values file must be a mapping/);
+    expect(() => inlineValuesFiles({ valuesFiles: ['values/bad.yaml'] }, files, where)).to.throw(
+      /apps\/web\/values\/bad\.yaml: a values file must be a mapping/,
+    );
   });
 
   it('deep-merges mappings and replaces lists and scalars', () => {

@@ -69,7 +69,9 @@ function readValuesFile(files: readonly BundleFile[], path: string, field: strin
  * `valuesFiles` removed. `field` is the fleet.yaml path of `helm` (e.g. `targetCustomizations[0].helm`).
  */
 export function inlineValuesFiles(
-  helm: HelmOptions, files: readonly BundleFile[], where: { field: string; fleetYamlName: string; label: (p: string) => string },
+  helm: HelmOptions,
+  files: readonly BundleFile[],
+  where: { field: string; fleetYamlName: string; label: (p: string) => string },
 ): HelmOptions {
   const { valuesFiles, ...rest } = helm;
   if (!valuesFiles || valuesFiles.length === 0) return helm;
@@ -136,14 +138,15 @@ export function preprocessValues(values: Values, cluster: TemplateCluster, disab
  * every target customization's `helm` merged into their `values` (read from the bundle's files). The
  * controller stores the result in the Bundle, so that step 3 can run per cluster on the controller.
  */
-export function inlineFleetYamlValuesFiles<T extends { helm?: HelmOptions | undefined; targetCustomizations?: { helm?: HelmOptions | undefined }[] | undefined }>(
-  fleetYaml: T, files: readonly BundleFile[], where: { fleetYamlName: string; label: (p: string) => string },
-): T {
+export function inlineFleetYamlValuesFiles<
+  T extends { helm?: HelmOptions | undefined; targetCustomizations?: { helm?: HelmOptions | undefined }[] | undefined },
+>(fleetYaml: T, files: readonly BundleFile[], where: { fleetYamlName: string; label: (p: string) => string }): T {
   const out: T = { ...fleetYaml };
   if (fleetYaml.helm) out.helm = inlineValuesFiles(fleetYaml.helm, files, { ...where, field: 'helm' });
   if (fleetYaml.targetCustomizations) {
     out.targetCustomizations = fleetYaml.targetCustomizations.map((t, i) =>
-      (t.helm ? { ...t, helm: inlineValuesFiles(t.helm, files, { ...where, field: `targetCustomizations[${i}].helm` }) } : t));
+      t.helm ? { ...t, helm: inlineValuesFiles(t.helm, files, { ...where, field: `targetCustomizations[${i}].helm` }) } : t,
+    );
   }
   return out;
 }

@@ -6,9 +6,14 @@ const withProtoKey = (value: unknown): Record<string, unknown> => JSON.parse(`{"
 
 describe('isPlainObject', () => {
   const cases: { value: unknown; want: boolean }[] = [
-    { value: {}, want: true }, { value: { a: 1 }, want: true }, { value: Object.create(null) as unknown, want: true },
-    { value: [], want: false }, { value: null, want: false }, { value: undefined, want: false },
-    { value: 'x', want: false }, { value: 1, want: false },
+    { value: {}, want: true },
+    { value: { a: 1 }, want: true },
+    { value: Object.create(null) as unknown, want: true },
+    { value: [], want: false },
+    { value: null, want: false },
+    { value: undefined, want: false },
+    { value: 'x', want: false },
+    { value: 1, want: false },
   ];
   for (const c of cases) it(`${JSON.stringify(c.value) ?? String(c.value)} -> ${c.want}`, () => expect(isPlainObject(c.value)).to.equal(c.want));
 });
