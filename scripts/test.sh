@@ -17,6 +17,9 @@ bash stack/tools/install.sh ${FLOTILLA_INSTALL_FLAGS:---extras}
 say "typecheck"
 npx tsc -p tsconfig.json --noEmit
 
+say "lint and format (Biome)"
+npx biome ci --colors=off --diagnostic-level=info .
+
 say "generated CRDs are up to date"
 npm run --silent crds:check
 bash scripts/sync-chart-crds.sh --check
