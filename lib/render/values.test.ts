@@ -104,6 +104,16 @@ describe('values files and merging', () => {
     );
   });
 
+  it('refuses a values file whose aliases expand beyond the content limits, naming the file and the limit', () => {
+    // Nine levels of ten aliases each: 10^9 nodes once expanded, from a file of under 1 KB.
+    const levels = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i <= 9; i++) levels.push(`a${i}: &a${i} [${Array.from({ length: 10 }, () => `*a${i - 1}`).join(', ')}]`);
+    const bomb = { path: 'values/bomb.yaml', content: Buffer.from(`${levels.join('\n')}\n`) };
+    expect(() => inlineValuesFiles({ valuesFiles: ['values/bomb.yaml'] }, [...files, bomb], where))
+      .to.throw(StallingError, /apps\/web\/values\/bomb\.yaml.*(alias|expand|limit)/i)
+      .with.property('reason', 'ContentLimitExceeded');
+  });
+
   it('deep-merges mappings and replaces lists and scalars', () => {
     expect(mergeValues({ a: { b: 1, c: [1, 2] }, d: 1 }, { a: { c: [3] }, d: { e: 1 } })).to.deep.equal({ a: { b: 1, c: [3] }, d: { e: 1 } });
   });

@@ -1,6 +1,5 @@
-import yaml from 'js-yaml';
 import type { HelmOptions } from '../api/helm.js';
-import { type BundleFile, YAML_SCHEMA, decodeUtf8, invalidBundle } from '../bundle/manifest.js';
+import { type BundleFile, decodeUtf8, invalidBundle, parseYamlDocuments } from '../bundle/manifest.js';
 import { TemplateError, expandTemplate } from './template.js';
 import { isPlainObject } from '../util/json.js';
 
@@ -53,12 +52,8 @@ function readValuesFile(files: readonly BundleFile[], path: string, field: strin
   const normalized = path.replace(/^\.\//, '');
   const file = files.find((f) => f.path === normalized);
   if (!file) throw invalidBundle(fleetYamlName, undefined, `${field}: values file ${label(normalized)} is not in the bundle`);
-  let doc: unknown;
-  try {
-    doc = yaml.load(decodeUtf8(label(normalized), file.content), { schema: YAML_SCHEMA, filename: label(normalized) });
-  } catch (err) {
-    throw invalidBundle(label(normalized), undefined, `invalid YAML in values file: ${err instanceof Error ? err.message : String(err)}`, err);
-  }
+  // Untrusted content: parsed within the content limits (aliases, depth, expansion), like every manifest.
+  const doc = parseYamlDocuments(label(normalized), decodeUtf8(label(normalized), file.content))[0]?.value;
   if (doc === undefined || doc === null) return {};
   if (!isMap(doc)) throw invalidBundle(label(normalized), undefined, 'a values file must be a mapping');
   return doc;
@@ -98,7 +93,7 @@ function expandAll(value: unknown, ctx: Values, depth: number): unknown {
     if (!value.includes('${')) return value;
     const text = expandTemplate(value, ctx);
     try {
-      const back = yaml.load(text, { schema: YAML_SCHEMA });
+      const back = parseYamlDocuments('templated value', text)[0]?.value;
       return back === undefined ? '' : back;
     } catch {
       return text;
