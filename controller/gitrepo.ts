@@ -28,6 +28,7 @@ import { Ref, type ControllerContext } from './context.js';
 import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { bundleLimitsOf } from './config.js';
 import { readCommitBundles } from './render.js';
+import { applyChartsStatus, withCommitCharts, type ChartStatus } from './charts.js';
 import type { GitAuth, GitSource } from './git.js';
 import { deleteBundleArtifacts, pushCredentials, readSecretData, registryClient, storeInline, storeInRegistry, type StoredContent } from './store.js';
 import { gitRepoStatusSpec, hasFailure } from './gitrepo-status.js';
@@ -202,6 +203,7 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
   const ns = repo.metadata.namespace ?? 'default';
   const dir = await git.checkout(`${ns}/${repo.metadata.name}`, { repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth }, commit);
   let bundles: LoadedBundle[];
+  let charts: Map<string, ChartStatus[]>;
   try {
     bundles = await readCommitBundles(
       ctx.config,
@@ -210,6 +212,7 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
       `${ns}/${repo.metadata.name}`,
       commit,
     );
+    ({ bundles, charts } = await withCommitCharts(ctx.kube, repo, bundles, bundleLimitsOf(ctx.config)));
   } catch (err) {
     setCond(run, ConditionType.BundlesBuilt, false, reasonOf(err, Reason.InvalidBundle), `commit ${commit.slice(0, 12)}: ${messageOf(err)}`);
     throw err;
@@ -260,6 +263,8 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
     if (!s) continue;
     const applied = await ctx.kube.apply<BundleObject>(bundleObject(repo, bundle, s.content, s.id, commit), FIELD_MANAGER);
     run.written.push(applied);
+    const fetched = charts.get(bundle.name) ?? [];
+    if (fetched.length > 0 || applied.status?.charts) await applyChartsStatus(ctx.kube, ns, bundle.name, fetched);
     if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, `stored as ${s.content.oci?.reference ?? ''}`, applied);
   }
   const keep = new Set(bundles.map((b) => b.name));

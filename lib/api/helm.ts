@@ -40,6 +40,11 @@ export const CHART_FOLDER = '.chart';
 /** A remote chart URL in `chart`: `oci://`, `http://` or `https://`. */
 export const REMOTE_CHART = /^(oci|https?):\/\/\S+$/;
 
+/** True if `helm` names a remote chart (a `repo`, or an `oci://` or `http(s)://` `chart`), which the controller fetches. */
+export function isRemoteChart(helm: Pick<HelmOptions, 'chart' | 'repo'> | undefined): boolean {
+  return Boolean(helm?.repo) || REMOTE_CHART.test(helm?.chart ?? '');
+}
+
 /** A path inside the bundle. */
 function bundleRelativePath(description: string, message = 'must be a path inside the bundle (relative, no ".." segment)') {
   return z.string().min(1).max(4096).regex(INSIDE_BUNDLE, message).describe(description);

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { Agent, request } from 'undici';
 import { Reason } from '../api/constants.js';
-import { CHART_FOLDER, type HelmOptions, REMOTE_CHART } from '../api/helm.js';
+import { CHART_FOLDER, type HelmOptions, isRemoteChart } from '../api/helm.js';
 import { parseYamlDocuments } from '../bundle/manifest.js';
-import { FlotillaError, StallingError, TransientError } from '../errors.js';
+import { type FlotillaError, StallingError, TransientError } from '../errors.js';
 import { CommandError, redact, runBounded } from './exec.js';
 import { type ArchiveLimits, type ChartArchive, readChartArchive } from './untar.js';
 
@@ -61,10 +61,9 @@ export interface FetchedChart {
 
 /** The remote source named by `helm` options, or undefined for a chart of the bundle. */
 export function chartSourceOf(helm: HelmOptions | undefined): ChartSource | undefined {
-  if (!helm) return undefined;
+  if (!helm || !isRemoteChart(helm)) return undefined;
   const chart = helm.chart ?? '';
   if (helm.repo) return { kind: 'repo', repo: helm.repo.replace(/\/+$/, ''), chart, version: helm.version };
-  if (!REMOTE_CHART.test(chart)) return undefined;
   if (/^oci:\/\//i.test(chart)) return { kind: 'oci', reference: chart, version: helm.version };
   return { kind: 'url', url: chart };
 }
