@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { LoadedBundle } from '../lib/bundle/index.js';
 import { parseFleetYaml } from '../lib/api/fleetyaml.js';
 import type { ChartSource } from '../lib/render/chartsource.js';
-import { withRemoteCharts, type ChartFetcher } from './charts.js';
+import { withRemoteCharts, type ChartFetcher, type DependencyBuilder } from './charts.js';
 
 const chartFiles = (name: string, version: string) => [
   { path: 'Chart.yaml', content: Buffer.from(`apiVersion: v2\nname: ${name}\nversion: ${version}\n`) },
@@ -87,5 +87,50 @@ describe('remote charts at bundle build time', () => {
     }).catch((e: unknown) => e);
     expect((err as { reason?: string }).reason).to.equal('BundleTooLarge');
     expect((err as Error).message).to.match(/bundle apps-web \(apps\/web\/fleet\.yaml\): with its fetched charts it has 2 files, more than the limit of 1/);
+  });
+
+  describe('chart dependencies', () => {
+    const chartYaml = (deps: string) => ({
+      path: 'chart/Chart.yaml',
+      content: Buffer.from(`apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n${deps}`),
+    });
+    const fromRepo = '- name: db\n  version: ^2\n  repository: https://charts.example/db\n- name: local\n  version: 1.0.0\n  repository: file://../local\n';
+    function builder(): { build: DependencyBuilder; calls: { deps: string[]; username?: string | undefined }[] } {
+      const calls: { deps: string[]; username?: string | undefined }[] = [];
+      const build: DependencyBuilder = async (_files, deps, access) => {
+        calls.push({ deps: deps.map((d) => `${d.name} ${d.version} ${d.repository}`), username: access(deps[0]?.repository ?? '').username });
+        return [{ path: 'charts/db-2.3.0.tgz', content: Buffer.from('tgz') }];
+      };
+      return { build, calls };
+    }
+    const loaded = (fleetYaml: string, files: { path: string; content: Buffer }[]): LoadedBundle => ({ ...bundleOf(fleetYaml), files });
+
+    it('builds the dependencies of an in-repository chart from their repositories, with the credentials for their URL', async () => {
+      const { build, calls } = builder();
+      const { bundle } = await withRemoteCharts(
+        loaded('helm: {chart: chart}\n', [chartYaml(fromRepo)]),
+        (s) => ({ username: s.kind === 'repo' ? s.repo : '' }),
+        recording().fetch,
+        {},
+        build,
+      );
+      expect(calls).to.deep.equal([{ deps: ['db ^2 https://charts.example/db'], username: 'https://charts.example/db' }]);
+      expect(bundle.files.map((f) => f.path)).to.deep.equal(['chart/Chart.yaml', 'chart/charts/db-2.3.0.tgz']);
+    });
+
+    const untouched: [string, string, { path: string; content: Buffer }[]][] = [
+      ['disableDependencyUpdate is set', 'helm: {chart: chart, disableDependencyUpdate: true}\n', [chartYaml(fromRepo)]],
+      ['the archive is in charts/ already', 'helm: {chart: chart}\n', [chartYaml(fromRepo), { path: 'chart/charts/db-2.0.0.tgz', content: Buffer.from('x') }]],
+      ['the dependencies are local', 'helm: {chart: chart}\n', [chartYaml('- name: local\n  repository: file://../local\n')]],
+    ];
+    for (const [name, fleetYaml, files] of untouched) {
+      it(`fetches nothing when ${name}`, async () => {
+        const { build, calls } = builder();
+        const original = loaded(fleetYaml, files);
+        const { bundle } = await withRemoteCharts(original, () => ({}), recording().fetch, {}, build);
+        expect(calls).to.deep.equal([]);
+        expect(bundle).to.equal(original);
+      });
+    }
   });
 });

@@ -21,6 +21,7 @@ import { KubeClient, type KubeObject } from '../lib/kube/client.js';
  * - a chart from the stack's Helm repository (HTTPS + basic auth; index.yaml and .tgz written by the real
  *   `helm package` and `helm repo index`) with a semver constraint: the resolved version is on the Bundle;
  * - an `oci://` chart pushed to the stack's registry with the real `helm push`;
+ * - a chart of the repository whose dependency comes from that Helm repository (`helm dependency build`);
  * - a new chart version that removes a template prunes its object downstream;
  * - wrong credentials and a version that does not exist: the GitRepo says which bundle, which fleet.yaml and
  *   why; nothing of that commit reaches the cluster, the last good version stays;
@@ -34,6 +35,7 @@ const run = promisify(execFile);
 const WS = 'helm-remote-e2e';
 const REPO = 'helm-remote';
 const OCI_REPO = 'helm-remote-oci';
+const DEPS_REPO = 'helm-remote-deps';
 const APP_NS = 'helm-remote-app';
 const CLUSTER = { name: 'downstream-1', labels: { env: 'dev' } };
 const TIMEOUT = 240_000; // a ceiling for a loaded 2-core machine, not a measure
@@ -172,11 +174,22 @@ describe('remote Helm charts fetched by the controller into the artifact', funct
     await helmSecret('oci-auth', { username: reg().username ?? '', password: reg().password ?? '', cacerts: reg().caPem ?? '' });
     await git().createRepo(REPO);
     const oci = `defaultNamespace: ${APP_NS}\nhelm:\n  chart: oci://${reg().host}/helm-remote-charts/remote-oci\n  version: 0.3.0\n  releaseName: ocichart\n`;
-    const commit = await git().commit(REPO, { 'web/fleet.yaml': webFleetYaml('^1.0.0'), 'oci/fleet.yaml': oci }, 'a repository chart and an oci:// chart');
+    const deps = {
+      'deps/fleet.yaml': `defaultNamespace: ${APP_NS}\nhelm:\n  releaseName: deps\n`,
+      'deps/Chart.yaml': `apiVersion: v2\nname: with-deps\nversion: 0.1.0\ndependencies:\n  - name: remote-web\n    version: "~1.0.0"\n    repository: ${charts.url}\n`,
+      'deps/templates/own.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-own\ndata:\n  parent: {{ .Chart.Name | quote }}\n',
+    };
+    const commit = await git().commit(
+      REPO,
+      { 'web/fleet.yaml': webFleetYaml('^1.0.0'), 'oci/fleet.yaml': oci, ...deps },
+      'a repository chart, an oci:// chart and a chart with a dependency',
+    );
     await fleet.upstream.apply(gitRepoObject(REPO, ['web'], 'charts-auth'), WS);
     await fleet.upstream.apply(gitRepoObject(OCI_REPO, ['oci'], 'oci-auth'), WS);
+    await fleet.upstream.apply(gitRepoObject(DEPS_REPO, ['deps'], 'charts-auth'), WS);
     await converged(REPO, commit);
     await converged(OCI_REPO, commit);
+    await converged(DEPS_REPO, commit);
   });
 
   afterEach(function () {
@@ -220,6 +233,15 @@ describe('remote Helm charts fetched by the controller into the artifact', funct
       source: `chart oci://${reg().host}/helm-remote-charts/remote-oci`,
       version: '0.3.0',
     });
+  });
+
+  it("builds a chart's dependency from the HTTPS + basic-auth repository into the artifact", async () => {
+    await waitFor(async () => (await cm('deps-own'))?.data?.parent === 'with-deps' || undefined, {
+      what: 'deps-own applied',
+      timeoutMs: TIMEOUT,
+      context: () => `logs in ${fleet.logDir}`,
+    });
+    expect((await cm('deps-config'))?.data).to.deep.equal({ chart: 'remote-web', chartVersion: '1.0.0', color: 'grey' });
   });
 
   it('resolves the constraint again at the next commit: chart 1.1.0, which dropped a template, prunes its object', async () => {

@@ -134,7 +134,8 @@ function chartMeta(archive: ChartArchive, what: string): { name: string; version
   return { name, version };
 }
 
-async function writePrivate(path: string, content: string): Promise<void> {
+/** Writes a file only its owner can read (credentials, CA bundles, helm's configuration). */
+export async function writePrivate(path: string, content: string): Promise<void> {
   await writeFile(path, content, { mode: 0o600 });
 }
 
@@ -161,7 +162,7 @@ async function helmPull(
     try {
       await runBounded({ purpose, file: settings.helmPath, args, env, timeoutMs: settings.timeoutMs, maxOutputBytes: 1024 * 1024, secrets });
     } catch (err) {
-      throw classify(err, what);
+      throw classifyHelmFailure(err, what);
     }
   };
   if (source.kind === 'repo') {
@@ -199,7 +200,7 @@ async function helmPull(
 }
 
 /** Translates a failed helm run into an error that says what to do (helm's message, redacted, is kept). */
-function classify(err: unknown, what: string): FlotillaError | unknown {
+export function classifyHelmFailure(err: unknown, what: string): FlotillaError | unknown {
   if (!(err instanceof CommandError) || err.failure !== 'exit') return err;
   const text = err.stderr;
   const quoted = `${what}: ${text
@@ -227,7 +228,13 @@ function classify(err: unknown, what: string): FlotillaError | unknown {
 }
 
 /** Downloads a chart archive or a repository index over HTTP(S) with the given access, within the limits. */
-async function download(url: string, access: ChartAccess, settings: FetchSettings, what: string, field: 'chart' | 'repository' = 'chart'): Promise<Buffer> {
+export async function download(
+  url: string,
+  access: ChartAccess,
+  settings: FetchSettings,
+  what: string,
+  field: 'chart' | 'repository' = 'chart',
+): Promise<Buffer> {
   const agent = new Agent({
     connect: { ...(access.caPem ? { ca: access.caPem } : {}), rejectUnauthorized: !access.insecureSkipTLSVerify },
     headersTimeout: settings.timeoutMs,
