@@ -14,6 +14,7 @@ import { eventTexts, findSecrets, flotillaStatusTexts } from './support/faults.j
 import { API_VERSION, type Bundle, type GitRepo } from '../lib/api/index.js';
 import { bundleName } from '../lib/bundle/discover.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
+import { statusReport } from '../cli/status.js';
 
 /**
  * Remote Helm charts through the real controller and agent processes: the controller fetches them when it
@@ -219,6 +220,7 @@ describe('remote Helm charts fetched by the controller into the artifact', funct
     // The Bundle (and so every BundleDeployment) names the chart folder stored in the artifact, not the repository.
     expect(b?.spec.helm?.chart).to.equal(b?.status?.charts?.[0]?.path);
     expect(b?.spec.helm?.repo).to.equal(undefined);
+    expect((await statusReport(fleet.upstream, WS)).text).to.match(new RegExp(`${bundleName(REPO, 'web')} .* remote-web@1\\.0\\.0`));
     expect(charts.requests().filter((r) => r.path.endsWith('.tgz') && r.status === 200).length).to.be.greaterThan(0);
   });
 
