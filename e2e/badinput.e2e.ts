@@ -9,6 +9,7 @@ import { faultLog } from './support/faults.js';
 import { API_VERSION, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { buildArtifact, pushBundle, OCI_MANIFEST_MEDIA_TYPE, type RegistryClient } from '../lib/oci/index.js';
+import { applyCredentials, gitRepoObject, ociRegistryFor } from './support/fleetobjects.js';
 
 /**
  * Bad input through the whole system: the controller and an agent run as real processes (registered through
@@ -146,25 +147,7 @@ describe('bad input through the controller and agent processes', function () {
       delete process.env.FLOTILLA_MAX_FILE_BYTES;
     }
     const up = fleet.upstream;
-    await up.apply(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'git-auth', namespace: WS },
-        type: 'kubernetes.io/basic-auth',
-        stringData: { username: git().username, password: git().password },
-      },
-      'bad-e2e',
-    );
-    await up.apply(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'registry-auth', namespace: WS },
-        stringData: { username: reg().username ?? '', password: reg().password ?? '' },
-      },
-      'bad-e2e',
-    );
+    await applyCredentials(up, WS, 'bad-e2e', git(), reg());
     await git().createRepo(BAD_REPO);
     await git().createRepo(GOOD_REPO);
     badCommit = await git().commit(BAD_REPO, GOOD_APP, 'good state');
@@ -174,23 +157,7 @@ describe('bad input through the controller and agent processes', function () {
       [BAD_REPO, 'app'],
       [GOOD_REPO, 'good'],
     ] as const) {
-      await up.apply(
-        {
-          apiVersion: API_VERSION,
-          kind: 'GitRepo',
-          metadata: { name, namespace: WS },
-          spec: {
-            repo: `${git().url}/${name}.git`,
-            branch: 'main',
-            clientSecretName: 'git-auth',
-            pollingInterval: '2s',
-            paths: [path],
-            targets: [{ clusterSelector: {} }],
-            ociRegistry: { reference: `${reg().host}/bad-e2e`, authSecretName: 'registry-auth', caBundle: caBundle() },
-          },
-        },
-        'bad-e2e',
-      );
+      await up.apply(gitRepoObject(name, WS, git(), name, { paths: [path], ociRegistry: ociRegistryFor(reg(), 'bad-e2e') }), 'bad-e2e');
     }
     await converged(BAD_REPO, badCommit);
     await converged(GOOD_REPO, goodCommit);
