@@ -9,7 +9,7 @@ import { faultLog } from './support/faults.js';
 import { API_VERSION, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { buildArtifact, pushBundle, OCI_MANIFEST_MEDIA_TYPE, type RegistryClient } from '../lib/oci/index.js';
-import { applyCredentials, gitRepoObject, ociRegistryFor } from './support/fleetobjects.js';
+import { applyCredentials, gitRepoObject, gitRepoReadyAt, ociRegistryFor } from './support/fleetobjects.js';
 
 /**
  * Bad input through the whole system: the controller and an agent run as real processes (registered through
@@ -112,19 +112,7 @@ describe('bad input through the controller and agent processes', function () {
     });
   }
 
-  /** Waits for a GitRepo to be Ready at its newest commit with every BundleDeployment applied. */
-  async function converged(repo: string, commit: string): Promise<void> {
-    let last = '';
-    await waitFor(
-      async () => {
-        await fleet.assertAlive();
-        const r = await getRepo(repo);
-        last = `commit ${r?.status?.commit?.slice(0, 12) ?? '-'}, Ready: ${cond(r, 'Ready')?.message ?? '-'}`;
-        return (r?.status?.commit === commit && ready(r)) || undefined;
-      },
-      { what: `GitRepo ${repo} Ready at ${commit.slice(0, 12)}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `${last}; logs in ${fleet.logDir}` },
-    );
-  }
+  const converged = (repo: string, commit: string) => gitRepoReadyAt(fleet, WS, repo, commit, TIMEOUT);
 
   /** Restores the bad-input repository to its good state (also after a failed test, so the next one starts clean). */
   async function restoreBadRepo(added: readonly string[]): Promise<void> {

@@ -9,8 +9,8 @@ import { waitFor } from '../stack/net.js';
 import { ensureBinaries, type StackBinaries } from '../stack/binaries.js';
 import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
 import { filesUnder } from './support/bundlefiles.js';
-import { applyCredentials, gitRepoObject, ociRegistryFor } from './support/fleetobjects.js';
-import { API_VERSION, type GitRepo } from '../lib/api/index.js';
+import { applyCredentials, gitRepoObject, gitRepoReadyAt, ociRegistryFor } from './support/fleetobjects.js';
+import { API_VERSION } from '../lib/api/index.js';
 import { bundleName } from '../lib/bundle/discover.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { runRender } from '../cli/render.js';
@@ -67,18 +67,7 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
     }
   }
 
-  async function converged(commit: string): Promise<void> {
-    let last = '';
-    await waitFor(
-      async () => {
-        await fleet.assertAlive();
-        const r = await fleet.upstream.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: REPO });
-        last = `commit ${r?.status?.commit?.slice(0, 12) ?? '-'}, Ready: ${cond(r, 'Ready')?.status ?? '-'} ${cond(r, 'Ready')?.message ?? ''}`;
-        return (r?.status?.commit === commit && cond(r, 'Ready')?.status === 'True') || undefined;
-      },
-      { what: `GitRepo ${REPO} Ready at ${commit.slice(0, 12)}`, timeoutMs: TIMEOUT, intervalMs: 1000, context: () => `${last}; logs in ${fleet.logDir}` },
-    );
-  }
+  const converged = (commit: string) => gitRepoReadyAt(fleet, WS, REPO, commit, TIMEOUT);
 
   const cm = (cluster: string, namespace: string, name: string) => downstream[cluster]!.get<Cm>({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name });
 

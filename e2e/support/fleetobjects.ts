@@ -1,7 +1,9 @@
-import { API_VERSION, type GitRepoSpec } from '../../lib/api/index.js';
+import { API_VERSION, type GitRepo, type GitRepoSpec } from '../../lib/api/index.js';
 import type { KubeClient, KubeObject } from '../../lib/kube/client.js';
 import type { GitServer } from '../../stack/git.js';
+import { waitFor } from '../../stack/net.js';
 import type { RegistryHandle } from '../../stack/registry.js';
+import type { Fleet } from './processes.js';
 
 /** Name of the basic-auth Secret for the stack's git server that {@link applyCredentials} writes. */
 export const GIT_AUTH_SECRET = 'git-auth';
@@ -66,4 +68,23 @@ export function gitRepoObject(name: string, namespace: string, git: GitServer, r
       ...spec,
     },
   };
+}
+
+/**
+ * Waits until GitRepo `namespace/name` is Ready at `commit` (its status.commit is that commit and its
+ * Ready condition True), checking the fleet's processes are alive at each poll; a timeout names the last
+ * commit and Ready message seen and where the logs are.
+ */
+export async function gitRepoReadyAt(fleet: Fleet, namespace: string, name: string, commit: string, timeoutMs: number): Promise<void> {
+  let last = '';
+  await waitFor(
+    async () => {
+      await fleet.assertAlive();
+      const r = await fleet.upstream.get<GitRepo & KubeObject>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace, name });
+      const ready = r?.status?.conditions?.find((c) => c.type === 'Ready');
+      last = `commit ${r?.status?.commit?.slice(0, 12) ?? '-'}, Ready: ${ready?.status ?? '-'} ${ready?.message ?? ''}`;
+      return (r?.status?.commit === commit && ready?.status === 'True') || undefined;
+    },
+    { what: `GitRepo ${name} Ready at ${commit.slice(0, 12)}`, timeoutMs, intervalMs: 500, context: () => `${last}; logs in ${fleet.logDir}` },
+  );
 }
