@@ -3,6 +3,7 @@ import { Reason, type GitRepo, type OCIRegistry } from '../lib/api/index.js';
 import { RegistryClient, bundleRepository, pushBundleVersion, deleteAllVersions, credentialsFromSecretData, type Credentials } from '../lib/oci/index.js';
 import { filesToResources, type LoadedBundle } from '../lib/bundle/index.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
+import { decodeSecretData } from '../lib/kube/secret.js';
 import type { BundleResource, OCIArtifactRef } from '../lib/api/index.js';
 
 /**
@@ -35,8 +36,7 @@ export async function readSecretData(
   if (!secret) {
     throw new WaitingError(Reason.SecretNotFound, `Secret ${namespace}/${name} (${purpose}) does not exist`, { retryAfterMs: 10_000 });
   }
-  const data: Record<string, string> = {};
-  for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
+  const data = decodeSecretData(secret.data);
   return { type: secret.type, data, ...(secret.metadata.resourceVersion ? { resourceVersion: secret.metadata.resourceVersion } : {}) };
 }
 
