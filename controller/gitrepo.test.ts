@@ -68,14 +68,11 @@ class World {
   }
 
   get stored(): GitRepoObject {
-    const repo = this.f.kube.find<GitRepoObject>('GitRepo', 'ws', 'apps');
-    if (!repo) throw new Error('GitRepo ws/apps is gone');
-    return repo;
+    return this.f.kube.mustFind<GitRepoObject>('GitRepo', 'ws', 'apps');
   }
 
   condition(type: string): string | undefined {
-    const c = getCondition(this.stored.status?.conditions, type);
-    return c ? `${c.status}/${c.reason}` : undefined;
+    return this.f.kube.condition('GitRepo', 'ws', 'apps', type);
   }
 
   bundleApplies(): BundleObject[] {

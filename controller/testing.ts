@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import pino from 'pino';
-import type { Condition, OCIRegistry } from '../lib/api/index.js';
+import { getCondition, type Condition, type OCIRegistry } from '../lib/api/index.js';
 import { writeTree, type Tree } from '../lib/bundle/testing.js';
 import { KubeApiError, type KubeObject, type ObjectRef } from '../lib/kube/client.js';
 import { isPlainObject, jsonEqual } from '../lib/util/json.js';
@@ -81,6 +81,19 @@ export class FakeKube implements ReconcilerKube {
     return obj ? (clone(obj) as unknown as T) : undefined;
   }
 
+  /** The stored object; throws naming it when it is gone. */
+  mustFind<T extends KubeObject>(kind: string, namespace: string | undefined, name: string): T {
+    const obj = this.find<T>(kind, namespace, name);
+    if (!obj) throw new Error(`${kind} ${namespace ?? ''}/${name} is gone`);
+    return obj;
+  }
+
+  /** Condition `type` of the stored object as `status/reason`, or undefined without it. */
+  condition(kind: string, namespace: string | undefined, name: string, type: string): string | undefined {
+    const c = getCondition(this.find<Obj>(kind, namespace, name)?.status?.conditions, type);
+    return c ? `${c.status}/${c.reason}` : undefined;
+  }
+
   /** Every stored object of `kind`. */
   all<T extends KubeObject>(kind: string): T[] {
     return [...this.objects.values()].filter((o) => o.kind === kind).map((o) => clone(o) as unknown as T);
@@ -102,7 +115,19 @@ export class FakeKube implements ReconcilerKube {
     };
   }
 
-  private check(op: string, kind: string): void {
+  private readonly pending = new Map<string, () => Promise<void>>();
+
+  /** Runs `action` once, just before the next `op` on an object of `kind`: another writer's write in a race. */
+  before(op: KubeWrite['op'] | 'get', kind: string, action: () => Promise<void>): void {
+    this.pending.set(`${op} ${kind}`, action);
+  }
+
+  private async check(op: string, kind: string): Promise<void> {
+    const action = this.pending.get(`${op} ${kind}`);
+    if (action) {
+      this.pending.delete(`${op} ${kind}`);
+      await action();
+    }
     const failure = this.failures.get(`${op} ${kind}`);
     if (failure !== undefined) throw failure;
   }
@@ -115,12 +140,12 @@ export class FakeKube implements ReconcilerKube {
   }
 
   async get<T extends KubeObject>(ref: Ref): Promise<T | undefined> {
-    this.check('get', ref.kind);
+    await this.check('get', ref.kind);
     return this.find<T>(ref.kind, ref.namespace, ref.name);
   }
 
   async apply<T extends KubeObject>(obj: KubeObject, fieldManager: string): Promise<T> {
-    this.check('apply', obj.kind);
+    await this.check('apply', obj.kind);
     const { namespace, name } = obj.metadata;
     this.writes.push({ op: 'apply', kind: obj.kind, namespace: namespace ?? '', name, fieldManager, body: clone(obj) });
     const existing = this.objects.get(keyOf(obj.kind, namespace, name));
@@ -135,7 +160,7 @@ export class FakeKube implements ReconcilerKube {
   }
 
   async applyStatus<T extends KubeObject>(obj: KubeObject, fieldManager: string): Promise<T> {
-    this.check('applyStatus', obj.kind);
+    await this.check('applyStatus', obj.kind);
     const { namespace, name } = obj.metadata;
     this.writes.push({ op: 'applyStatus', kind: obj.kind, namespace: namespace ?? '', name, fieldManager, body: clone(obj) });
     const key = keyOf(obj.kind, namespace, name);
@@ -158,7 +183,7 @@ export class FakeKube implements ReconcilerKube {
   }
 
   async mergePatch<T extends KubeObject>(ref: Ref, patch: unknown, subresource?: 'status'): Promise<T> {
-    this.check(subresource ? 'mergePatchStatus' : 'mergePatch', ref.kind);
+    await this.check(subresource ? 'mergePatchStatus' : 'mergePatch', ref.kind);
     this.writes.push({
       op: subresource ? 'mergePatchStatus' : 'mergePatch',
       kind: ref.kind,
@@ -185,7 +210,7 @@ export class FakeKube implements ReconcilerKube {
   }
 
   async delete(ref: Ref): Promise<boolean> {
-    this.check('delete', ref.kind);
+    await this.check('delete', ref.kind);
     const key = keyOf(ref.kind, ref.namespace, ref.name);
     const existing = this.objects.get(key);
     if (!existing) return false;
