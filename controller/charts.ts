@@ -60,7 +60,7 @@ export type DependencyBuilder = (
 export type AccessResolver = (source: ChartSource) => ChartAccess | Promise<ChartAccess>;
 
 /** The credentials of a GitRepo for chart sources (see the module comment). */
-export async function chartAccessOf(kube: KubeClient, repo: GitRepo & KubeObject): Promise<(source: ChartSource) => ChartAccess> {
+export async function chartAccessOf(kube: Pick<KubeClient, 'get'>, repo: GitRepo & KubeObject): Promise<(source: ChartSource) => ChartAccess> {
   const ns = repo.metadata.namespace ?? 'default';
   const insecureSkipTLSVerify = repo.spec.insecureSkipTLSVerify ?? false;
   if (!repo.spec.helmSecretName) return () => ({ insecureSkipTLSVerify });
@@ -231,7 +231,7 @@ export async function applyChartsStatus(kube: Pick<KubeClient, 'applyStatus'>, n
  * that need none are kept as they are. The helmSecretName Secret is read only when a chart needs fetching.
  */
 export async function withCommitCharts(
-  kube: KubeClient,
+  kube: Pick<KubeClient, 'get'>,
   repo: GitRepo & KubeObject,
   bundles: readonly LoadedBundle[],
   limits: Partial<BundleLimits>,
