@@ -240,7 +240,10 @@ export async function withCommitCharts(
 ): Promise<{ bundles: LoadedBundle[]; charts: Map<string, ChartStatus[]> }> {
   const charts = new Map<string, ChartStatus[]>();
   let resolver: Promise<(source: ChartSource) => ChartAccess> | undefined;
-  const access: AccessResolver = async (source) => (await (resolver ??= chartAccessOf(kube, repo)))(source);
+  const access: AccessResolver = async (source) => {
+    resolver ??= chartAccessOf(kube, repo);
+    return (await resolver)(source);
+  };
   const out: LoadedBundle[] = [];
   for (const bundle of bundles) {
     const got = await withRemoteCharts(bundle, access, fetch, limits, build);
