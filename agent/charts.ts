@@ -12,6 +12,7 @@ import {
   type RenderSettings,
   type RenderedContent,
 } from '../lib/render/index.js';
+import type { BundleRenderer } from '../lib/isolate/bundle.js';
 import type { Applier } from './applier.js';
 import { describeId, idKey, prepareObjects, type DesiredObject, type EnsuredNamespace, type PrepareContext } from './objects.js';
 import { readinessOf } from './readiness.js';
@@ -88,9 +89,14 @@ export interface EngineRendering {
   settings: RenderSettings;
 }
 
-/** Rendering with the helm and kustomize on PATH (or FLOTILLA_HELM, FLOTILLA_KUSTOMIZE) and the default limits. */
-export function defaultEngineRendering(): EngineRendering {
-  return { capabilities: new CapabilitiesCache(), settings: { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS } };
+/**
+ * Rendering with the helm and kustomize on PATH (or FLOTILLA_HELM, FLOTILLA_KUSTOMIZE) and the default time
+ * and output limits; with `renderer`, their memory cap is its `renderToolMemoryMb` and their output is parsed
+ * in its capped workers (lib/isolate) rather than on the agent's event loop.
+ */
+export function defaultEngineRendering(renderer?: BundleRenderer): EngineRendering {
+  const settings: RenderSettings = { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS, ...renderer?.renderSettings() };
+  return { capabilities: new CapabilitiesCache(), settings };
 }
 
 /** Renders a Helm or Kustomize BundleDeployment for this cluster; undefined for plain YAML. */

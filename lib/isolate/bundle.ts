@@ -4,6 +4,8 @@ import { CONTENT_LIMIT_FLAGS, contentLimits, type ContentLimits } from '../bundl
 import { StallingError } from '../errors.js';
 import type { BundleFile, RenderedObject } from '../bundle/manifest.js';
 import type { BundleLimits, LoadedBundle } from '../bundle/read.js';
+import type { RenderOptions } from '../bundle/render.js';
+import type { RenderSettings } from '../render/index.js';
 import { apiGroup, isKnownClusterScoped } from '../bundle/scope.js';
 import type { PortableRenderOptions, ReadBundleTaskInput, ReadGitRepoTaskInput, RenderTaskInput, RenderTaskResult } from './bundle-tasks.js';
 import { asBuffers } from './bundle-tasks.js';
@@ -89,6 +91,29 @@ export class BundleRenderer {
     }
     this.remember(key, result);
     return result.objects;
+  }
+
+  /**
+   * Parses the output of helm or kustomize (as files) in a worker, like {@link render}: lib/render's
+   * `parse` hook, so that a huge rendered stream cannot stall the event loop or take the process's heap.
+   * Cluster scope cannot cross the thread as a function: `options.isClusterScoped` must be unset (the
+   * agent decides scope when it prepares the objects).
+   */
+  async parseRendered(files: BundleFile[], options: RenderOptions, label: string): Promise<RenderedObject[]> {
+    const { isClusterScoped, ...portable } = options;
+    if (isClusterScoped) throw new Error(`${label}: rendered output is parsed in a worker, where isClusterScoped cannot be passed`);
+    return await this.render(files, portable, label);
+  }
+
+  /**
+   * What lib/render's helm and kustomize runs take from this renderer: the memory cap of each run
+   * (`renderToolMemoryMb`) and the parsing of their output in this renderer's workers.
+   */
+  renderSettings(): Required<Pick<RenderSettings, 'maxMemoryBytes' | 'parse'>> {
+    return {
+      maxMemoryBytes: this.limits.renderToolMemoryMb * 1024 * 1024,
+      parse: (files, options, label) => this.parseRendered(files, options, label),
+    };
   }
 
   /**
