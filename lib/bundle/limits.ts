@@ -169,6 +169,47 @@ export function limitSetting(limit: keyof ContentLimits): string {
   return `${CONTENT_LIMIT_FLAGS[limit]} (chart value ${CHART_VALUES[limit]})`;
 }
 
+/**
+ * Counts what overlay patches add while they are applied (values added or replaced, subtrees copied by JSON
+ * Patch `copy`) against `maxNodes` and `maxExpandedBytes`, which the rendered bundle must stay within
+ * anyway. A `copy` can double an object with each operation: the growth is refused before the copy is
+ * made, at a size the worker holds easily, instead of when the finished bundle is measured or the worker's
+ * heap runs out. A value is walked only until the budget is spent (no memo: aliases count expanded, and the
+ * budget bounds the walk), with {@link ContentMeter}'s estimate. Removals are not subtracted.
+ */
+export class GrowthMeter {
+  private nodes = 0;
+  private bytes = 0;
+
+  constructor(private readonly limits: ContentLimits) {}
+
+  /** Adds the size of `value`, about to be inserted by the patch document `where`; over a limit throws ContentLimitExceeded. */
+  add(value: unknown, where: string): void {
+    const { maxNodes, maxExpandedBytes } = this.limits;
+    const pending: unknown[] = [value];
+    while (pending.length > 0) {
+      const v = pending.pop();
+      this.nodes += 1;
+      if (typeof v === 'string') this.bytes += v.length + 2;
+      else if (typeof v !== 'object' || v === null) this.bytes += 8;
+      else if (Array.isArray(v)) {
+        this.bytes += 2 + v.length;
+        for (const item of v) pending.push(item);
+      } else {
+        this.bytes += 2;
+        for (const key of Object.keys(v)) {
+          this.bytes += key.length + 4;
+          pending.push((v as Record<string, unknown>)[key]);
+        }
+      }
+      if (this.nodes > maxNodes) throw contentLimitExceeded(where, `the overlay patches add more than ${maxNodes} YAML nodes`, 'maxNodes', maxNodes);
+      if (this.bytes > maxExpandedBytes) {
+        throw contentLimitExceeded(where, `the overlay patches add more than ${maxExpandedBytes} bytes`, 'maxExpandedBytes', maxExpandedBytes);
+      }
+    }
+  }
+}
+
 /** The size of a parsed value with aliases expanded. */
 interface Size {
   nodes: number;
