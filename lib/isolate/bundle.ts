@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { DiscoverOptions } from '../bundle/discover.js';
 import { CONTENT_LIMIT_FLAGS, contentLimits, type ContentLimits } from '../bundle/limits.js';
-import { StallingError } from '../errors.js';
 import type { BundleFile, RenderedObject } from '../bundle/manifest.js';
 import type { BundleLimits, LoadedBundle } from '../bundle/read.js';
 import type { RenderOptions } from '../bundle/render.js';
@@ -10,6 +8,7 @@ import { apiGroup, isKnownClusterScoped } from '../bundle/scope.js';
 import type { PortableRenderOptions, ReadBundleTaskInput, ReadGitRepoTaskInput, RenderTaskInput, RenderTaskResult } from './bundle-tasks.js';
 import { asBuffers } from './bundle-tasks.js';
 import { Isolate, siblingModule, type IsolateBudget } from './isolate.js';
+import { RefusalMemory, contentKey } from './refusals.js';
 
 /**
  * Bundle parsing and rendering behind a bulkhead: every call runs in an {@link Isolate} worker with the
@@ -43,7 +42,7 @@ export class BundleRenderer {
   private readonly ownIsolate: boolean;
   private readonly cache = new Map<string, RenderTaskResult>();
   /** Refusals (StallingError) by the same key: the same bytes, options and limits always fail the same way. */
-  private readonly refused = new Map<string, StallingError>();
+  private readonly refused = new RefusalMemory();
   private cachedBytes = 0;
 
   constructor(private readonly options: BundleRendererOptions = {}) {
@@ -78,17 +77,11 @@ export class BundleRenderer {
       this.cache.set(key, hit);
       return hit.objects;
     }
-    const known = this.refused.get(key);
-    if (known) throw known;
     const input: RenderTaskInput = { files: files.map((f) => ({ path: f.path, content: f.content })), options, limits: this.limits, label };
     const bytes = files.reduce((n, f) => n + f.content.length, 0);
-    let result: RenderTaskResult;
-    try {
-      result = await this.isolate.run<RenderTaskInput, RenderTaskResult>(this.job('renderTask', input, label), this.budget(bytes));
-    } catch (err) {
-      if (err instanceof StallingError) this.rememberRefusal(key, err);
-      throw err;
-    }
+    const result = await this.refused.run(key, () =>
+      this.isolate.run<RenderTaskInput, RenderTaskResult>(this.job('renderTask', input, label), this.budget(bytes)),
+    );
     this.remember(key, result);
     return result.objects;
   }
@@ -158,17 +151,7 @@ export class BundleRenderer {
   }
 
   private keyOf(files: readonly BundleFile[], options: PortableRenderOptions): string {
-    const hash = createHash('sha256').update(JSON.stringify([options, this.limits]));
-    for (const f of files) hash.update(`\0${f.path}\0${f.content.length}\0`).update(f.content);
-    return hash.digest('hex');
-  }
-
-  private rememberRefusal(key: string, err: StallingError): void {
-    this.refused.set(key, err);
-    for (const old of this.refused.keys()) {
-      if (this.refused.size <= 256) break;
-      this.refused.delete(old);
-    }
+    return contentKey(files, [options, this.limits]);
   }
 
   private remember(key: string, result: RenderTaskResult): void {
