@@ -132,7 +132,7 @@ export class BundleDeploymentReconciler {
   constructor(private readonly o: BundleDeploymentReconcilerOptions) {
     this.now = o.now ?? (() => new Date());
     this.renderer = o.renderer ?? new BundleRenderer({ limits: { maxObjects: o.maxObjects } });
-    this.engines = o.engines ?? defaultEngineRendering();
+    this.engines = o.engines ?? defaultEngineRendering(this.renderer);
     this.reconcile = reconciler(this.definition());
   }
 

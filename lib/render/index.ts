@@ -31,7 +31,17 @@ export interface RenderSettings {
   timeoutMs: number;
   /** Most bytes one helm or kustomize run may print. */
   maxOutputBytes: number;
+  /** Most memory (RLIMIT_DATA) one helm or kustomize run may map; unset: no cap. */
+  maxMemoryBytes?: number | undefined;
+  /**
+   * Parses helm's and kustomize's output into objects with the namespace rules; default
+   * lib/bundle's renderBundle on this thread. The agent parses in a capped worker (lib/isolate).
+   */
+  parse?: RenderedParser | undefined;
 }
+
+/** Parses rendered manifests (as files) into objects; `label` names the bundle in errors. */
+export type RenderedParser = (files: BundleFile[], options: RenderOptions, label: string) => Promise<RenderedObject[]>;
 
 /** What to render: the bundle's name (the default release name), its deployment options for the cluster. */
 export interface ContentOptions {
@@ -130,13 +140,14 @@ export async function renderContent(
   const { engine, dir } = engineOf(files, options);
   const label = (p: string) => (content.sourceDir && content.sourceDir !== '.' ? `${content.sourceDir}/${p}` : p);
   const what = `bundle ${content.bundleName}`;
-  const limits = { timeoutMs: settings.timeoutMs, maxOutputBytes: settings.maxOutputBytes, what };
+  const limits = { timeoutMs: settings.timeoutMs, maxOutputBytes: settings.maxOutputBytes, maxMemoryBytes: settings.maxMemoryBytes, what };
   const namespace = options?.targetNamespace || options?.namespace || options?.defaultNamespace || 'default';
   const rendered = { ...base, overlays: [], defaultNamespace: namespace };
+  const parse: RenderedParser = settings.parse ?? (async (f, o) => renderBundle(f, o));
   if (engine === 'yaml') return { engine, crds: [], objects: renderBundle(files, base), hooks: [] };
   if (engine === 'kustomize') {
     const text = await kustomizeBuild({ ...limits, files, dir, kustomizePath: settings.tools.kustomize, label });
-    return { engine, crds: [], objects: renderBundle(asFiles([{ source: `kustomize build ${label(dir || '.')}`, text }]), rendered), hooks: [] };
+    return { engine, crds: [], objects: await parse(asFiles([{ source: `kustomize build ${label(dir || '.')}`, text }]), rendered, what), hooks: [] };
   }
   const helm = inlineValuesFiles(options?.helm ?? {}, files, { field: 'helm', fleetYamlName: label('fleet.yaml'), label });
   const values = preprocessValues(helm.values ?? {}, cluster, helm.disablePreProcess ?? false, label('fleet.yaml'));
@@ -151,13 +162,11 @@ export async function renderContent(
     capabilities: withChartCrds(files, dir, cluster.capabilities),
     helmPath: settings.tools.helm,
   });
-  const hooks = out.hooks.map((h) => ({
-    phase: h.phase,
-    weight: h.weight,
-    deletePolicy: h.deletePolicy,
-    object: renderBundle(asFiles([h]), rendered)[0] as RenderedObject,
-  }));
-  return { engine, crds: renderBundle(asFiles(out.crds), rendered), objects: renderBundle(asFiles(out.resources), rendered), hooks };
+  const hooks: RenderedHook[] = [];
+  for (const h of out.hooks) {
+    hooks.push({ phase: h.phase, weight: h.weight, deletePolicy: h.deletePolicy, object: (await parse(asFiles([h]), rendered, what))[0] as RenderedObject });
+  }
+  return { engine, crds: await parse(asFiles(out.crds), rendered, what), objects: await parse(asFiles(out.resources), rendered, what), hooks };
 }
 
 export { DEFAULT_KUBE_VERSION, DEFAULT_RENDER_LIMITS, renderToolsFromEnv } from './tools.js';

@@ -85,6 +85,8 @@ export interface KustomizeRunInput {
   kustomizePath: string;
   timeoutMs: number;
   maxOutputBytes: number;
+  /** Memory cap of the kustomize process (RLIMIT_DATA); unset: none. */
+  maxMemoryBytes?: number | undefined;
   what: string;
   label: (p: string) => string;
 }
@@ -99,6 +101,7 @@ export async function kustomizeBuild(input: KustomizeRunInput): Promise<string> 
       args: ['build', input.dir ? posix.join(root, input.dir) : root, '--load-restrictor', 'LoadRestrictionsRootOnly'],
       timeoutMs: input.timeoutMs,
       maxOutputBytes: input.maxOutputBytes,
+      maxMemoryBytes: input.maxMemoryBytes,
       exitReason: Reason.InvalidBundle,
     });
     return stdout.toString('utf8');
