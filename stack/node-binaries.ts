@@ -7,7 +7,6 @@ import { cacheDir, ensureBinaries, INSTALL_SCRIPT } from './binaries.js';
 export interface NodeBinaries {
   kubelet: string;
   kubeScheduler: string;
-  kubeProxy: string;
   crane: string;
   containerd: string;
   runc: string;

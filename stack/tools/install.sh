@@ -7,7 +7,7 @@
 #   helm, kustomize (always: they render bundles) <- Go module proxy
 #   oras (only with --extras)                 <- Go module proxy
 #   with --node (one real node: stack/node.ts):
-#     kubelet, kube-scheduler, kube-proxy     <- Go module proxy, same wrapper module as kube-apiserver
+#     kubelet, kube-scheduler                 <- Go module proxy, same wrapper module as kube-apiserver
 #     crane                                   <- Go module proxy (builds the node's images without Docker)
 #     containerd, runc, CNI plugins, iptables, nftables, busybox-static <- Debian packages
 # Prints progress; exits non-zero naming the part that failed.
@@ -126,10 +126,10 @@ GO
   done
 fi
 
-# --- Node (--node): kubelet, kube-scheduler, kube-proxy from the same release, and crane -----------------
+# --- Node (--node): kubelet and kube-scheduler from the same release, and crane -----------------
 if [ "$NODE" = 1 ]; then
   node_cmds=()
-  for cmd in kubelet kube-scheduler kube-proxy; do [ -x "$K8S_DIR/bin/$cmd" ] || node_cmds+=("$cmd"); done
+  for cmd in kubelet kube-scheduler; do [ -x "$K8S_DIR/bin/$cmd" ] || node_cmds+=("$cmd"); done
   if [ ${#node_cmds[@]} -gt 0 ]; then
     minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
     # Its own wrapper module (a copy of the control plane's, with the node's commands imported), so the
@@ -142,7 +142,6 @@ if [ "$NODE" = 1 ]; then
 package tools
 
 import (
-	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubelet"
 )
@@ -235,7 +234,6 @@ if [ "$NODE" = 1 ]; then
 {
   "kubelet": "$K8S_DIR/bin/kubelet",
   "kubeScheduler": "$K8S_DIR/bin/kube-scheduler",
-  "kubeProxy": "$K8S_DIR/bin/kube-proxy",
   "crane": "$CACHE/crane-$CRANE_VERSION/bin/crane",
   "containerd": "/usr/bin/containerd",
   "runc": "$(command -v runc || echo /usr/sbin/runc)",
