@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stack } from './fixture.js';
 import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
+import { applyCredentials, gitRepoObject, ociRegistryFor } from './support/fleetobjects.js';
 import { API_VERSION, Label, type BundleDeployment } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { waitFor } from '../stack/net.js';
@@ -164,31 +165,13 @@ describe('a real node: Deployment, StatefulSet, DaemonSet and Job run on kubelet
     await git().createRepo(REPO);
     // First with a readiness probe that fails (the file is only in the v2 image): see the readiness test.
     await git().commit(REPO, workloads(V1, 'base', '/etc/flotilla-image'), 'workloads on the real node, web probe failing');
+    await applyCredentials(fleet.upstream, WS, WS, git());
     await fleet.upstream.apply(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'git-auth', namespace: WS },
-        type: 'kubernetes.io/basic-auth',
-        stringData: { username: git().username, password: git().password },
-      },
-      WS,
-    );
-    await fleet.upstream.apply(
-      {
-        apiVersion: API_VERSION,
-        kind: 'GitRepo',
-        metadata: { name: REPO, namespace: WS },
-        spec: {
-          repo: `${git().url}/${REPO}.git`,
-          branch: 'main',
-          clientSecretName: 'git-auth',
-          pollingInterval: '2s',
-          paths: ['app'],
-          targets: [{ clusterSelector: { matchLabels: { node: 'real' } } }],
-          ociRegistry: { reference: `${stack().registry('http').host}/node-e2e`, basicHTTP: true },
-        },
-      },
+      gitRepoObject(REPO, WS, git(), REPO, {
+        paths: ['app'],
+        targets: [{ clusterSelector: { matchLabels: { node: 'real' } } }],
+        ociRegistry: ociRegistryFor(stack().registry('http'), 'node-e2e'),
+      }),
       WS,
     );
   });
