@@ -57,12 +57,15 @@ export async function snapshotIptables(): Promise<IptablesSnapshot> {
 
 /**
  * The iptables-restore --noflush script that brings `after` back to `before` (empty when they agree):
- * deletes of added rules in old chains, then flush and delete of the new chains.
+ * deletes of added rules in old chains, then flush and delete of the new chains. Tables absent from
+ * `before` are left out: they are deleted whole.
  */
 export function undoScript(before: IptablesTables, after: IptablesTables): string {
   const lines: string[] = [];
   for (const [table, now] of Object.entries(after)) {
-    const old = before[table] ?? { chains: [], rules: [] };
+    // A table that did not exist is deleted whole (restoreIptables), built-in chains and all.
+    const old = before[table];
+    if (!old) continue;
     const oldChains = new Set(old.chains);
     const oldRules = new Set(old.rules);
     const newChains = now.chains.filter((c) => !oldChains.has(c));
