@@ -12,7 +12,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 say "stack binaries (cached per machine; a cold build takes many minutes)"
-bash stack/tools/install.sh ${FLOTILLA_INSTALL_FLAGS:---extras}
+bash stack/tools/install.sh ${FLOTILLA_INSTALL_FLAGS:---extras --node}
 
 say "typecheck"
 npx tsc -p tsconfig.json --noEmit
