@@ -6,6 +6,7 @@
 #   docker-registry, git, htpasswd, sshd      <- Debian packages (openssh-server: the SSH git server)
 #   helm, kustomize (always: they render bundles) <- Go module proxy
 #   oras (only with --extras)                 <- Go module proxy
+#   chromium (the dashboard e2e's browser)    <- Debian package
 # Prints progress; exits non-zero naming the part that failed.
 set -euo pipefail
 
@@ -50,6 +51,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   (systemctl stop docker-registry 2>/dev/null; pkill -f '/usr/bin/docker-registry serve /etc/docker/registry' 2>/dev/null) || true
   (systemctl stop ssh 2>/dev/null) || true
 fi
+
+# --- Headless browser: Debian chromium for the dashboard's end-to-end test (e2e/dashboard.e2e.ts) ------
+# Browser downloads from the internet do not work on these machines; the test drives /usr/bin/chromium
+# with playwright-core. Installed only when missing.
+install_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  step "installing Debian package: chromium (headless browser for the dashboard e2e)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || fail "apt-get update failed"
+  local log; log="$(mktemp)"
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>"$log" \
+    || { tail -20 "$log" >&2; rm -f "$log"; fail "apt-get install chromium"; }
+  rm -f "$log"
+}
+install_chromium
 
 # --- Kubernetes --------------------------------------------------------------------------------
 K8S_DIR="$CACHE/kubernetes-$K8S_VERSION"
