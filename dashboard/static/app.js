@@ -7,7 +7,7 @@ const STATES = [
   ['ErrApplied', '✖', 'Error applying'],
   ['Modified', '✎', 'Modified'],
   ['OutOfSync', '↻', 'Out of sync'],
-  ['WaitApplied', '⧗', 'Waiting to apply'],
+  ['WaitApplied', '→', 'Waiting to apply'],
   ['Pending', '…', 'Pending'],
   ['NotReady', '◐', 'Not ready'],
   ['Ready', '✔', 'Ready'],
