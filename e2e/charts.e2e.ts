@@ -305,7 +305,10 @@ describe('Helm charts', function () {
 
     it('renders the dashboard only when asked: read-only RBAC on the Flotilla kinds, --in-cluster on loopback, a Service only with service.enabled', async () => {
       const byDefault = await helm.template(CONTROLLER_CHART, controllerValues(false, up));
-      expect(byDefault.filter((o) => o.metadata.name.endsWith('-dashboard')).map((o) => o.kind), 'nothing of the dashboard by default').to.deep.equal([]);
+      expect(
+        byDefault.filter((o) => o.metadata.name.endsWith('-dashboard')).map((o) => o.kind),
+        'nothing of the dashboard by default',
+      ).to.deep.equal([]);
       const objects = await helm.template(CONTROLLER_CHART, { ...controllerValues(false, up), dashboard: { enabled: true } });
       const role = find(objects, 'ClusterRole', 'e2e-flotilla-dashboard') as Manifest & { rules: Rule[] };
       expect(role.rules).to.deep.equal([
