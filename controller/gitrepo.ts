@@ -26,6 +26,7 @@ import { Ref, type ControllerContext, type ControllerMetrics, type GitRepoPorts,
 import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { bundleLimitsOf } from './config.js';
 import { readCommitBundles } from './render.js';
+import { applyChartsStatus, withCommitCharts, type ChartStatus } from './charts.js';
 import type { GitAuth } from './git.js';
 import { readSecretData } from './store.js';
 import type { BundleStoreSession, StoredContent } from './ports.js';
@@ -205,6 +206,7 @@ async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run,
     commit,
   );
   let bundles: LoadedBundle[];
+  let charts: Map<string, ChartStatus[]>;
   try {
     bundles = await readCommitBundles(
       ctx.config,
@@ -213,6 +215,7 @@ async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run,
       `${ns}/${repo.metadata.name}`,
       commit,
     );
+    ({ bundles, charts } = await withCommitCharts(ctx.kube, repo, bundles, bundleLimitsOf(ctx.config)));
   } catch (err) {
     setCond(run, ConditionType.BundlesBuilt, false, reasonOf(err, Reason.InvalidBundle), `commit ${commit.slice(0, 12)}: ${messageOf(err)}`);
     throw err;
@@ -260,6 +263,8 @@ async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run,
     if (!s) continue;
     const applied = await ctx.kube.apply<BundleObject>(bundleObject(repo, bundle, s.content, s.id, commit), FIELD_MANAGER);
     run.written.push(applied);
+    const fetched = charts.get(bundle.name) ?? [];
+    if (fetched.length > 0 || applied.status?.charts) await applyChartsStatus(ctx.kube, ns, bundle.name, fetched);
     if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, `stored as ${s.content.oci?.reference ?? ''}`, applied);
   }
   const keep = new Set(bundles.map((b) => b.name));
