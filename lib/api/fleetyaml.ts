@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { StallingError } from '../errors.js';
 import { Reason } from './constants.js';
 import { stringMap } from './meta.js';
-import { BundleRefSchema, BundleTargetSchema, bundleDeploymentOptionsShape, targetMatchShape } from './options.js';
+import { BundleRefSchema, BundleTargetSchema, bundleDeploymentOptionsShape, TargetRestrictionSchema } from './options.js';
 import { UNSUPPORTED_HELM_FIELDS } from './helm.js';
 import { formatIssues, type UnsupportedFields } from './validate.js';
 
@@ -36,7 +36,7 @@ export const FleetYamlSchema = z
     targetCustomizations: z.array(BundleTargetSchema).optional().describe('Per-cluster customizations; for each cluster, the first matching entry applies.'),
     dependsOn: z.array(BundleRefSchema).optional().describe('Bundles that must be ready on a cluster before this one is deployed there.'),
     overrideTargets: z
-      .array(z.strictObject({ ...targetMatchShape, doNotDeploy: z.boolean().optional().describe('Matching clusters get nothing.') }))
+      .array(TargetRestrictionSchema)
       .optional()
       .describe("Targets that replace the GitRepo's spec.targets for this bundle."),
   })

@@ -34,7 +34,7 @@ function label(ctx: ValidateContext, path: string): string {
 
 /** The deployment options fleet.yaml sets at its top level (everything but targeting and bundle fields). */
 export function fleetYamlOptions(fleetYaml: FleetYaml): BundleDeploymentOptions {
-  const { labels: _labels, paused: _paused, targetCustomizations: _targets, dependsOn: _dependsOn, ...options } = fleetYaml;
+  const { name: _name, labels: _labels, paused: _paused, targetCustomizations: _targets, dependsOn: _dependsOn, overrideTargets: _override, ...options } = fleetYaml;
   return options;
 }
 
