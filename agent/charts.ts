@@ -6,6 +6,7 @@ import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import {
   DEFAULT_RENDER_LIMITS,
   engineOf,
+  releaseNamespace,
   renderContent,
   renderToolsFromEnv,
   type Capabilities,
@@ -15,6 +16,7 @@ import {
 import type { Applier } from './applier.js';
 import { describeId, idKey, prepareObjects, type DesiredObject, type EnsuredNamespace, type PrepareContext } from './objects.js';
 import { readinessOf } from './readiness.js';
+import { readValuesFrom } from './valuesfrom.js';
 
 /**
  * The agent's side of Helm and Kustomize bundles (lib/render does the rendering, for the agent and for
@@ -107,7 +109,9 @@ export async function renderEngine(
     namespace: bd.metadata.namespace,
     capabilities: await rendering.capabilities.get(client),
   };
-  return await renderContent(files, { bundleName: bd.metadata.name, options }, cluster, rendering.settings);
+  // helm.valuesFrom is read here, downstream, with the client the bundle is applied with (agent/valuesfrom.ts).
+  const valuesFrom = await readValuesFrom(client, options?.helm?.valuesFrom, releaseNamespace(options));
+  return await renderContent(files, { bundleName: bd.metadata.name, options, valuesFrom }, cluster, rendering.settings);
 }
 
 /** A hook ready to apply. */
