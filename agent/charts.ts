@@ -90,9 +90,9 @@ export interface EngineRendering {
   settings: RenderSettings;
 }
 
-/** Rendering with the helm and kustomize on PATH (or FLOTILLA_HELM, FLOTILLA_KUSTOMIZE) and the default limits. */
-export function defaultEngineRendering(): EngineRendering {
-  return { capabilities: new CapabilitiesCache(), settings: { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS } };
+/** Rendering with the helm and kustomize on PATH (or FLOTILLA_HELM, FLOTILLA_KUSTOMIZE) and `limits` over the default limits. */
+export function defaultEngineRendering(limits: Partial<Pick<RenderSettings, 'timeoutMs' | 'maxOutputBytes'>> = {}): EngineRendering {
+  return { capabilities: new CapabilitiesCache(), settings: { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS, ...limits } };
 }
 
 /** Renders a Helm or Kustomize BundleDeployment for this cluster; undefined for plain YAML. */
