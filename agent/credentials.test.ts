@@ -1,10 +1,9 @@
 import { expect } from 'chai';
 import { FlotillaError } from '../lib/errors.js';
+import { decodeSecretData, encodeSecretData } from '../lib/kube/secret.js';
 import {
   DEFAULT_REGISTRATION_NAMESPACE,
   DEFAULT_TOKEN_SECONDS,
-  decodeSecretData,
-  encodeSecretData,
   newClientRandom,
   parseBootstrap,
   registrationName,

@@ -47,23 +47,6 @@ export const BootstrapSchema = z.object({
 /** What the agent needs to register. */
 export type Bootstrap = z.output<typeof BootstrapSchema>;
 
-/** Decodes a Secret's base64 `data` into strings. */
-export function decodeSecretData(data: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (typeof data !== 'object' || data === null) return out;
-  for (const [key, value] of Object.entries(data)) {
-    if (typeof value === 'string') out[key] = Buffer.from(value, 'base64').toString('utf8');
-  }
-  return out;
-}
-
-/** Encodes strings as a Secret's base64 `data`. */
-export function encodeSecretData(values: Record<string, string | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(values)) if (value !== undefined) out[key] = Buffer.from(value, 'utf8').toString('base64');
-  return out;
-}
-
 /** Parses the bootstrap Secret's decoded data; the message names the keys at fault, never a value. */
 export function parseBootstrap(values: Record<string, string>, where: string): Bootstrap {
   const parsed = BootstrapSchema.safeParse(values);

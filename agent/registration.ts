@@ -3,11 +3,10 @@ import type { Logger } from 'pino';
 import { AGENT_SERVICE_ACCOUNT, API_VERSION, Label, MANAGED_LABEL_VALUE, Reason, type ClusterRegistration } from '../lib/api/index.js';
 import { TransientError, WaitingError, messageOf } from '../lib/errors.js';
 import { KubeApiError, KubeClient, type KubeObject } from '../lib/kube/client.js';
+import { decodeSecretData, encodeSecretData } from '../lib/kube/secret.js';
 import {
   BOOTSTRAP_SECRET_NAME,
   STATE_SECRET_NAME,
-  decodeSecretData,
-  encodeSecretData,
   newClientRandom,
   parseBootstrap,
   registrationName,

@@ -18,7 +18,12 @@ function reader(objects: Stored[], forbidden: string[] = []): ObjectReader {
   };
 }
 
-const cm = (namespace: string, name: string, data: Record<string, string>): Stored => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data });
+const cm = (namespace: string, name: string, data: Record<string, string>): Stored => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name, namespace },
+  data,
+});
 const secret = (namespace: string, name: string, data: Record<string, string>): Stored => ({
   apiVersion: 'v1',
   kind: 'Secret',
@@ -51,16 +56,17 @@ describe('agent helm.valuesFrom', () => {
       ],
       'apps',
     );
-    expect(out).to.deep.equal([
-      { tier: 'gold', image: { tag: '1.0' } },
-      { password: 'hunter2', image: { pullSecret: 'regcred' } },
-      { tier: 'platinum' },
-    ]);
+    expect(out).to.deep.equal([{ tier: 'gold', image: { tag: '1.0' } }, { password: 'hunter2', image: { pullSecret: 'regcred' } }, { tier: 'platinum' }]);
   });
 
   it('reads a ConfigMap key from binaryData, and an empty key as no values', async () => {
     const client = reader([
-      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'bin', namespace: 'apps' }, binaryData: { 'values.yaml': Buffer.from('a: 1\n').toString('base64') } },
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'bin', namespace: 'apps' },
+        binaryData: { 'values.yaml': Buffer.from('a: 1\n').toString('base64') },
+      },
       cm('apps', 'empty', { 'values.yaml': '' }),
     ]);
     expect(await readValuesFrom(client, [{ configMapKeyRef: { name: 'bin' } }, { configMapKeyRef: { name: 'empty' } }], 'apps')).to.deep.equal([{ a: 1 }, {}]);

@@ -38,7 +38,11 @@ function missing(message: string, cause?: unknown): WaitingError {
 }
 
 /** The text of `key` in a ConfigMap (data, then binaryData) or a Secret (data, base64), if present. */
-function keyText(obj: KubeObject & { data?: Record<string, string>; binaryData?: Record<string, string> }, kind: Source['kind'], key: string): string | undefined {
+function keyText(
+  obj: KubeObject & { data?: Record<string, string>; binaryData?: Record<string, string> },
+  kind: Source['kind'],
+  key: string,
+): string | undefined {
   const data = obj.data ?? {};
   if (kind === 'Secret') return Object.hasOwn(data, key) ? Buffer.from(data[key] ?? '', 'base64').toString('utf8') : undefined;
   if (Object.hasOwn(data, key)) return data[key];

@@ -1,6 +1,25 @@
 import { expect } from 'chai';
-import { BundleState, emptyBundleSummary, type BundleSummary } from '../lib/api/index.js';
-import { notReadyMessage } from './bundle.js';
+import {
+  API_VERSION,
+  BundleState,
+  ConditionType,
+  Finalizer,
+  Label,
+  Reason,
+  emptyBundleSummary,
+  getCondition,
+  type Bundle,
+  type BundleDeployment,
+  type BundleSummary,
+  type Condition,
+} from '../lib/api/index.js';
+import { dispositionOf } from '../lib/errors.js';
+import type { KubeObject } from '../lib/kube/client.js';
+import type { ReconcileResult } from '../lib/kube/controller.js';
+import { encodeSecretData } from '../lib/kube/secret.js';
+import { BUNDLE_STATUS_MANAGER, bundleReconciler, notReadyMessage, ociSecretName } from './bundle.js';
+import { applyArtifactsStored } from './gitrepo.js';
+import { fakeContext, type FakeContext } from './testing.js';
 
 describe('Bundle Ready message', () => {
   const summary = (nonReady: BundleSummary['nonReadyResources']): BundleSummary => ({
@@ -23,5 +42,213 @@ describe('Bundle Ready message', () => {
 
   it('stays within a condition message', () => {
     expect(notReadyMessage(summary([{ name: 'c1', bundleState: BundleState.ErrApplied, message: 'x'.repeat(5000) }]))).to.have.length(1024);
+  });
+});
+
+/**
+ * The Bundle reconciler, one or two reconciles per case, on the fakes of controller/testing.ts (API server,
+ * caches as synced informers, clock). An agent's report is simulated by writing BundleDeployment status.
+ */
+describe('Bundle reconciler (on fake ports)', () => {
+  type BundleObject = Bundle & KubeObject;
+  type BDObject = BundleDeployment & KubeObject;
+  const T0 = new Date('2026-01-01T00:00:00Z');
+  const PROD = [{ clusterSelector: { matchLabels: { env: 'prod' } } }];
+  const readyCondition: Condition = { type: 'Ready', status: 'True', reason: 'Succeeded', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' };
+
+  class World {
+    readonly f: FakeContext = fakeContext(T0);
+    readonly reconcile = bundleReconciler(this.f.ctx);
+
+    constructor(spec: Partial<Bundle['spec']> = {}) {
+      this.f.kube.seed<BundleObject>({
+        apiVersion: API_VERSION,
+        kind: 'Bundle',
+        metadata: { name: 'app', namespace: 'ws', finalizers: [Finalizer.Bundle], labels: { [Label.RepoName]: 'apps' } },
+        spec: { contentsID: 'c1', resources: [{ name: 'cm.yaml', content: 'x' }], targetRestrictions: PROD, ...spec },
+      });
+    }
+
+    cluster(name: string, env: string, namespace: string | null = `ns-${name}`): this {
+      this.f.kube.seed({
+        apiVersion: API_VERSION,
+        kind: 'Cluster',
+        metadata: { name, namespace: 'ws', labels: { env } },
+        spec: {},
+        ...(namespace ? { status: { namespace } } : {}),
+      });
+      return this;
+    }
+
+    async run(): Promise<ReconcileResult> {
+      return (await this.reconcile('ws/app')) ?? {};
+    }
+
+    /** The agent of the cluster in `namespace` reports `deploymentID` (default: the one it was given) applied and ready. */
+    report(namespace: string, deploymentID?: string): void {
+      const bd = this.f.kube.find<BDObject>('BundleDeployment', namespace, 'app');
+      if (!bd) throw new Error(`no BundleDeployment in ${namespace}`);
+      this.f.kube.seed({ ...bd, status: { appliedDeploymentID: deploymentID ?? bd.spec.deploymentID, ready: true, conditions: [readyCondition] } });
+    }
+
+    /** Changes the Bundle's spec as a new commit would. */
+    change(spec: Partial<Bundle['spec']>): void {
+      const b = this.bundle;
+      this.f.kube.seed({ ...b, metadata: { ...b.metadata, generation: (b.metadata.generation ?? 1) + 1 }, spec: { ...b.spec, ...spec } });
+    }
+
+    get bundle(): BundleObject {
+      return this.f.kube.mustFind<BundleObject>('Bundle', 'ws', 'app');
+    }
+
+    condition(type: string): string | undefined {
+      return this.f.kube.condition('Bundle', 'ws', 'app', type);
+    }
+
+    deployments(): BDObject[] {
+      return this.f.kube.all<BDObject>('BundleDeployment');
+    }
+
+    applied(kind = 'BundleDeployment'): string[] {
+      return this.f.kube.writesOf('apply', kind).map((w) => `${w.namespace}/${w.name}`);
+    }
+  }
+
+  it('writes one BundleDeployment per targeted cluster, in its cluster namespace, and is not Ready before the agents report', async () => {
+    const w = new World().cluster('c1', 'prod').cluster('c2', 'prod').cluster('d1', 'dev');
+    const result = await w.run();
+    expect(w.applied()).to.have.members(['ns-c1/app', 'ns-c2/app']);
+    const bd = w.f.kube.find<BDObject>('BundleDeployment', 'ns-c1', 'app');
+    expect(bd?.metadata.labels).to.include({ [Label.BundleName]: 'app', [Label.BundleNamespace]: 'ws', [Label.Cluster]: 'c1', [Label.RepoName]: 'apps' });
+    expect(bd?.spec.resources).to.deep.equal([{ name: 'cm.yaml', content: 'x' }]);
+    expect(w.condition(ConditionType.Targeted)).to.equal('True/Succeeded');
+    expect(w.condition(ConditionType.Ready)).to.equal('False/ResourcesNotReady');
+    expect(w.condition(ConditionType.Reconciling)).to.equal('True/Progressing');
+    expect(w.bundle.status?.display?.readyClusters).to.equal('0/2');
+    expect(w.f.kube.writesOf('applyStatus', 'Bundle').map((x) => x.fieldManager)).to.deep.equal([BUNDLE_STATUS_MANAGER]);
+    expect(result).to.deep.equal({});
+  });
+
+  it('is Ready once every agent applied the current deployment ID, and then writes nothing but status', async () => {
+    const w = new World().cluster('c1', 'prod').cluster('c2', 'prod');
+    await w.run();
+    w.report('ns-c1');
+    w.report('ns-c2');
+    const writes = w.f.kube.writes.length;
+    await w.run();
+    expect(w.condition(ConditionType.Ready)).to.equal('True/Succeeded');
+    expect(w.bundle.status?.display?.readyClusters).to.equal('2/2');
+    expect(w.f.kube.writes.slice(writes).map((x) => `${x.op} ${x.kind}`)).to.deep.equal(['applyStatus Bundle']);
+  });
+
+  it('is not Ready while one agent still reports the deployment ID of older content', async () => {
+    const w = new World().cluster('c1', 'prod').cluster('c2', 'prod');
+    await w.run();
+    w.report('ns-c1');
+    w.report('ns-c2', 'an-older-deployment');
+    await w.run();
+    expect(w.condition(ConditionType.Ready)).to.equal('False/ResourcesNotReady');
+    expect(getCondition(w.bundle.status?.conditions, ConditionType.Ready)?.message).to.equal('c2: WaitApplied');
+  });
+
+  it("new content is not Ready on the agents' reports of the previous content", async () => {
+    const w = new World().cluster('c1', 'prod');
+    await w.run();
+    w.report('ns-c1');
+    await w.run();
+    expect(w.condition(ConditionType.Ready)).to.equal('True/Succeeded');
+    const before = w.f.kube.find<BDObject>('BundleDeployment', 'ns-c1', 'app')?.spec.deploymentID;
+    w.change({ contentsID: 'c2' });
+    await w.run();
+    expect(w.f.kube.find<BDObject>('BundleDeployment', 'ns-c1', 'app')?.spec.deploymentID).to.not.equal(before);
+    expect(w.condition(ConditionType.Ready)).to.equal('False/ResourcesNotReady');
+  });
+
+  it('says so when no cluster matches, and writes no BundleDeployment', async () => {
+    const w = new World().cluster('d1', 'dev');
+    await w.run();
+    expect(w.deployments()).to.deep.equal([]);
+    expect(w.condition(ConditionType.Targeted)).to.equal('False/NoMatchingClusters');
+    expect(w.bundle.status?.display?.state).to.equal('NoTargets');
+  });
+
+  it('comes back soon for a targeted cluster whose namespace does not exist yet', async () => {
+    const w = new World().cluster('c1', 'prod').cluster('c2', 'prod', null);
+    const result = await w.run();
+    expect(w.applied()).to.deep.equal(['ns-c1/app']);
+    expect(getCondition(w.bundle.status?.conditions, ConditionType.Targeted)?.message).to.equal('2 cluster(s) targeted, 1 waiting for their namespace');
+    expect(w.condition(ConditionType.Ready)).to.equal('False/ResourcesNotReady');
+    expect(result).to.deep.equal({ requeueAfterMs: 2000 });
+  });
+
+  it('deletes the BundleDeployment and agent credentials of a cluster that is no longer targeted', async () => {
+    const w = new World().cluster('c1', 'prod').cluster('c2', 'prod');
+    await w.run();
+    w.cluster('c2', 'dev');
+    await w.run();
+    expect(w.deployments().map((bd) => bd.metadata.namespace)).to.deep.equal(['ns-c1']);
+    expect(w.f.kube.writesOf('delete', 'BundleDeployment').map((d) => d.namespace)).to.deep.equal(['ns-c2']);
+  });
+
+  it("hands each agent a copy of the registry's read-only credentials next to its BundleDeployment", async () => {
+    const oci = { reference: `r.example/x@sha256:${'a'.repeat(64)}`, digest: `sha256:${'a'.repeat(64)}`, secretName: 'push' };
+    const w = new World({ resources: undefined, oci }).cluster('c1', 'prod');
+    w.f.kube.seed({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'push', namespace: 'ws' },
+      data: encodeSecretData({ username: 'pusher', password: 'p', agentUsername: 'puller', agentPassword: 'q' }),
+    });
+    await w.run();
+    const secret = w.f.kube.find<KubeObject & { stringData?: Record<string, string> }>('Secret', 'ns-c1', ociSecretName('app'));
+    expect(secret?.stringData).to.deep.equal({ username: 'puller', password: 'q' });
+    expect(secret?.metadata.ownerReferences?.[0]).to.include({ kind: 'BundleDeployment', name: 'app' });
+    expect(w.f.kube.find<BDObject>('BundleDeployment', 'ns-c1', 'app')?.spec.oci?.secretName).to.equal(ociSecretName('app'));
+  });
+
+  it('waits for a missing registry Secret and writes no BundleDeployment', async () => {
+    const oci = { reference: `r.example/x@sha256:${'a'.repeat(64)}`, digest: `sha256:${'a'.repeat(64)}`, secretName: 'push' };
+    const w = new World({ resources: undefined, oci }).cluster('c1', 'prod');
+    const result = await w.run();
+    expect(w.deployments()).to.deep.equal([]);
+    expect(dispositionOf(result.error)).to.equal('waiting');
+    // The roll-up's own verdict stays Ready's reason; Reconciling says what is retried.
+    expect(w.condition(ConditionType.Ready)).to.equal('False/ResourcesNotReady');
+    expect(getCondition(w.bundle.status?.conditions, ConditionType.Reconciling)?.message).to.match(/Secret ws\/push .* does not exist/);
+  });
+
+  it('keeps the ArtifactsStored condition the GitRepo reconciler writes while a Bundle reconcile runs', async () => {
+    const w = new World().cluster('c1', 'prod');
+    await applyArtifactsStored(w.f.kube, 'ws', 'app', undefined, true, Reason.Succeeded, 'stored', T0);
+    // The race: after this reconcile read the Bundle, the registry fails and the GitRepo reconciler says so.
+    w.f.kube.before('apply', 'BundleDeployment', () =>
+      applyArtifactsStored(w.f.kube, 'ws', 'app', w.bundle, false, Reason.RegistryUnreachable, 'down', new Date('2026-01-01T00:00:01Z')),
+    );
+    await w.run();
+    expect(w.condition(ConditionType.ArtifactsStored)).to.equal('False/RegistryUnreachable');
+    expect(w.condition(ConditionType.Targeted)).to.equal('True/Succeeded');
+  });
+
+  it('stages new content of a paused Bundle and keeps the applied version', async () => {
+    const w = new World().cluster('c1', 'prod');
+    await w.run();
+    const applied = w.f.kube.find<BDObject>('BundleDeployment', 'ns-c1', 'app')?.spec.deploymentID;
+    w.change({ contentsID: 'c2', paused: true });
+    await w.run();
+    const spec = w.f.kube.find<BDObject>('BundleDeployment', 'ns-c1', 'app')?.spec;
+    expect(spec?.deploymentID).to.equal(applied);
+    expect(spec?.stagedDeploymentID).to.be.a('string').and.not.equal(applied);
+    expect(spec?.paused).to.equal(true);
+  });
+
+  it('deletes every BundleDeployment on deletion before letting the Bundle go', async () => {
+    const w = new World().cluster('c1', 'prod').cluster('c2', 'prod');
+    await w.run();
+    await w.f.kube.delete({ apiVersion: API_VERSION, kind: 'Bundle', namespace: 'ws', name: 'app' });
+    const result = await w.run();
+    expect(w.deployments()).to.deep.equal([]);
+    expect(w.f.kube.writesOf('delete', 'BundleDeployment').map((d) => d.namespace)).to.have.members(['ns-c1', 'ns-c2']);
+    expect(w.f.kube.find('Bundle', 'ws', 'app')).to.equal(undefined);
+    expect(result).to.deep.equal({});
   });
 });

@@ -19,12 +19,12 @@ import {
 import { deploymentID, optionsHash, selectClusters, type GroupInfo } from '../lib/bundle/index.js';
 import { mapLimit } from '../lib/util/concurrency.js';
 import { jsonEqual } from '../lib/util/json.js';
-import { Controller } from '../lib/kube/controller.js';
+import { Controller, type Reconcile } from '../lib/kube/controller.js';
 import { reconciler, type RunState, type Step } from '../lib/kube/reconciler.js';
 import { SUMMARY_CONDITIONS, applyStatusWriter, type StatusClient, type StatusWriter } from '../lib/kube/reconciler-status.js';
 import { splitKey } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
-import { Ref, type ControllerContext } from './context.js';
+import { Ref, type ControllerContext, type ReconcilerContext } from './context.js';
 import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { readSecretData } from './store.js';
 import { summarize, worstState } from './rollup.js';
@@ -103,20 +103,20 @@ export function notReadyMessage(summary: BundleSummary): string {
   return `${first.name}: ${first.bundleState}${first.message ? ` (${first.message})` : ''}`.slice(0, 1024);
 }
 
-function groupsIn(ctx: ControllerContext, namespace: string): GroupInfo[] {
+function groupsIn(ctx: ReconcilerContext, namespace: string): GroupInfo[] {
   return ctx.informers.clusterGroups
     .list()
     .filter((g) => g.metadata.namespace === namespace)
     .map((g: ClusterGroup & KubeObject) => ({ name: g.metadata.name, labels: g.metadata.labels ?? {}, selector: g.spec?.selector }));
 }
 
-function deploymentsOf(ctx: ControllerContext, namespace: string, name: string): BundleDeploymentObject[] {
+function deploymentsOf(ctx: ReconcilerContext, namespace: string, name: string): BundleDeploymentObject[] {
   return ctx.informers.bundleDeployments
     .list()
     .filter((bd) => bd.metadata.labels?.[Label.BundleName] === name && bd.metadata.labels?.[Label.BundleNamespace] === namespace);
 }
 
-async function deleteDeployment(ctx: ControllerContext, bd: BundleDeploymentObject): Promise<void> {
+async function deleteDeployment(ctx: ReconcilerContext, bd: BundleDeploymentObject): Promise<void> {
   const ns = bd.metadata.namespace ?? '';
   await ctx.kube.delete(Ref.bundleDeployment(ns, bd.metadata.name));
   await ctx.kube.delete(Ref.secret(ns, ociSecretName(bd.metadata.name)));
@@ -129,7 +129,7 @@ interface AgentCredentials {
   version: string;
 }
 
-async function agentCredentials(ctx: ControllerContext, bundle: BundleObject): Promise<AgentCredentials | undefined> {
+async function agentCredentials(ctx: ReconcilerContext, bundle: BundleObject): Promise<AgentCredentials | undefined> {
   const secretName = bundle.spec.oci?.secretName;
   if (!secretName) return undefined;
   const source = await readSecretData(ctx.kube, bundle.metadata.namespace ?? '', secretName, 'ociRegistry.authSecretName');
@@ -184,7 +184,7 @@ type WrittenCredentials = Map<string, string>;
 
 /** Writes one BundleDeployment and its agent credentials where they are not up to date; returns what it wrote (undefined: nothing). */
 async function writeDeployment(
-  ctx: ControllerContext,
+  ctx: ReconcilerContext,
   bundle: BundleObject,
   clusterName: string,
   clusterNs: string,
@@ -270,8 +270,8 @@ export function bundleSummary(targets: readonly Target[], current: (key: string)
   );
 }
 
-/** Creates the Bundle controller. */
-export function setupBundleController(ctx: ControllerContext): Controller {
+/** The Bundle reconcile function, on the reconciler skeleton; unit tests run it on fake ports (controller/bundle.test.ts). */
+export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
   const written: WrittenCredentials = new Map();
   const current = (key: string) => ctx.informers.bundleDeployments.get(key);
 
@@ -332,7 +332,7 @@ export function setupBundleController(ctx: ControllerContext): Controller {
     return 'continue';
   };
 
-  const reconcile = reconciler<BundleObject, BundleRun>({
+  return reconciler<BundleObject, BundleRun>({
     name: 'bundle',
     log: ctx.log,
     now: ctx.now,
@@ -399,7 +399,11 @@ export function setupBundleController(ctx: ControllerContext): Controller {
     },
     requeue: (run) => (run.waiting > 0 ? { requeueAfterMs: 2000 } : {}),
   });
-  const controller = new Controller('bundle', reconcile, { log: ctx.log, workers: ctx.config.workers, observer: observer(ctx) });
+}
+
+/** Creates the Bundle controller: {@link bundleReconciler} fed by the Bundle, BundleDeployment, Cluster and ClusterGroup informers. */
+export function setupBundleController(ctx: ControllerContext): Controller {
+  const controller = new Controller('bundle', bundleReconciler(ctx), { log: ctx.log, workers: ctx.config.workers, observer: observer(ctx) });
   controller.watch(ctx.informers.bundles);
   controller.watch(ctx.informers.bundleDeployments, (bd) => {
     const ns = bd.metadata.labels?.[Label.BundleNamespace];

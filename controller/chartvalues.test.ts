@@ -35,7 +35,10 @@ describe('clusterHelmOptions', () => {
   });
 
   it('refuses a .ClusterValues key the Cluster does not have, naming the bundle and the cluster', () => {
-    expect(() => clusterHelmOptions({ helm: { values: { a: '${ .ClusterValues.size }' } } }, cluster, 'web')).to.throw(StallingError, /bundle web: .*cluster c1: .*"size"/);
+    expect(() => clusterHelmOptions({ helm: { values: { a: '${ .ClusterValues.size }' } } }, cluster, 'web')).to.throw(
+      StallingError,
+      /bundle web: .*cluster c1: .*"size"/,
+    );
   });
 
   it('leaves options without values alone', () => {

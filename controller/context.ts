@@ -5,6 +5,8 @@ import type { EventRecorder } from '../lib/kube/events.js';
 import type { ReconcileObserver } from '../lib/kube/controller.js';
 import type { Counter, ReconcileMetrics, Registry } from '../lib/ops/metrics.js';
 import type { ControllerConfig } from './config.js';
+import type { GitSource } from './git.js';
+import type { BundleStore, Clock, EventSink, ReconcilerCaches, ReconcilerKube } from './ports.js';
 import {
   API_VERSION,
   type Bundle,
@@ -50,15 +52,31 @@ export interface ControllerMetrics extends ReconcileMetrics {
   deploymentWrites: Counter<'outcome'>;
 }
 
-/** Shared context of every reconciler. */
-export interface ControllerContext {
-  kube: KubeClient;
-  informers: Informers;
+/**
+ * What the GitRepo and Bundle reconcilers use: the context narrowed to small ports (controller/ports.ts),
+ * so a unit test runs them on the in-memory fakes of controller/testing.ts. A {@link ControllerContext} is one.
+ */
+export interface ReconcilerContext {
+  kube: ReconcilerKube;
+  informers: ReconcilerCaches;
   config: ControllerConfig;
   log: Logger;
-  events: EventRecorder;
+  events: EventSink;
   metrics: ControllerMetrics;
-  now: () => Date;
+  now: Clock;
+}
+
+/** The GitRepo reconciler's own ports: git, and where bundles go (CliGitSource and createBundleStore in production). */
+export interface GitRepoPorts {
+  git: GitSource;
+  store: BundleStore;
+}
+
+/** Shared context of every reconciler. */
+export interface ControllerContext extends ReconcilerContext {
+  kube: KubeClient;
+  informers: Informers;
+  events: EventRecorder;
 }
 
 /** Object references for Flotilla's kinds. */

@@ -3,7 +3,7 @@ import { dispositionOf, messageOf, reasonOf } from '../lib/errors.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import type { StatusSpec } from '../lib/kube/reconciler.js';
 import { mergeStatusWriter, type Readiness } from '../lib/kube/reconciler-status.js';
-import type { ControllerContext } from './context.js';
+import type { ReconcilerContext } from './context.js';
 import type { Run } from './gitrepo.js';
 import { rollUpGitRepo } from './rollup.js';
 
@@ -41,7 +41,7 @@ export function gitRepoReadiness(repo: GitRepo, polled: boolean, state: string |
 }
 
 /** The status part of the GitRepo reconciler's definition; `bundlesOf` lists the GitRepo's Bundles in the cache. */
-export function gitRepoStatusSpec(ctx: ControllerContext, bundlesOf: (repo: GitRepoObject) => (Bundle & KubeObject)[]): StatusSpec<GitRepoObject, Run> {
+export function gitRepoStatusSpec(ctx: ReconcilerContext, bundlesOf: (repo: GitRepoObject) => (Bundle & KubeObject)[]): StatusSpec<GitRepoObject, Run> {
   return {
     fallbackReason: Reason.GitOperationFailed,
     readiness(run, error) {

@@ -14,22 +14,22 @@ import {
   type Condition,
   type GitRepo,
   type GitRepoStatus,
-  type OCIRegistry,
 } from '../lib/api/index.js';
 import { inlineFleetYamlValuesFiles } from '../lib/render/values.js';
 import { contentsID, fleetYamlOptions, type LoadedBundle } from '../lib/bundle/index.js';
 import { messageOf, reasonOf, StallingError } from '../lib/errors.js';
-import { Controller, type ReconcileResult } from '../lib/kube/controller.js';
+import { Controller, type Reconcile, type ReconcileResult } from '../lib/kube/controller.js';
 import { reconciler, type RunState, type Step } from '../lib/kube/reconciler.js';
 import { splitKey } from '../lib/kube/informer.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
-import type { RegistryClient } from '../lib/oci/index.js';
-import { Ref, type ControllerContext } from './context.js';
+import { Ref, type ControllerContext, type ControllerMetrics, type GitRepoPorts, type ReconcilerContext } from './context.js';
 import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { bundleLimitsOf } from './config.js';
 import { readCommitBundles } from './render.js';
-import type { GitAuth, GitSource } from './git.js';
-import { deleteBundleArtifacts, pushCredentials, readSecretData, registryClient, storeInline, storeInRegistry, type StoredContent } from './store.js';
+import { applyChartsStatus, withCommitCharts, type ChartStatus } from './charts.js';
+import type { GitAuth } from './git.js';
+import { readSecretData } from './store.js';
+import type { BundleStoreSession, StoredContent } from './ports.js';
 import { gitRepoStatusSpec, hasFailure } from './gitrepo-status.js';
 import { formatTime } from '../lib/util/time.js';
 
@@ -87,7 +87,7 @@ export function pollDue(repo: GitRepo, now: Date, fallbackMs = DEFAULT_POLL_MS):
   return now.getTime() - Date.parse(status.lastPollingTime) >= pollingIntervalMs(repo, fallbackMs) - 500;
 }
 
-async function gitAuth(ctx: ControllerContext, repo: GitRepoObject): Promise<GitAuth> {
+async function gitAuth(ctx: ReconcilerContext, repo: GitRepoObject): Promise<GitAuth> {
   const auth: GitAuth = { insecureSkipTLSVerify: repo.spec.insecureSkipTLSVerify };
   if (repo.spec.caBundle) auth.caPem = Buffer.from(repo.spec.caBundle, 'base64').toString('utf8');
   if (repo.spec.clientSecretName) {
@@ -177,7 +177,7 @@ export async function applyArtifactsStored(
 
 /** Sets the `ArtifactsStored` condition on a Bundle (registry errors must show on Bundles too). */
 async function markBundleStorage(
-  ctx: ControllerContext,
+  ctx: ReconcilerContext,
   namespace: string,
   name: string,
   ok: boolean,
@@ -191,18 +191,23 @@ async function markBundleStorage(
   );
 }
 
-function bundlesOf(ctx: ControllerContext, repo: GitRepoObject): BundleObject[] {
+function bundlesOf(ctx: ReconcilerContext, repo: GitRepoObject): BundleObject[] {
   return ctx.informers.bundles
     .list()
     .filter((b) => b.metadata.namespace === repo.metadata.namespace && b.metadata.labels?.[Label.RepoName] === repo.metadata.name);
 }
 
 /** Builds, stores and writes every bundle of `commit`. All or nothing up to the writes. */
-async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, commit: string, auth: GitAuth): Promise<void> {
+async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run, commit: string, auth: GitAuth): Promise<void> {
   const { repo } = run;
   const ns = repo.metadata.namespace ?? 'default';
-  const dir = await git.checkout(`${ns}/${repo.metadata.name}`, { repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth }, commit);
+  const dir = await ports.git.checkout(
+    `${ns}/${repo.metadata.name}`,
+    { repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth },
+    commit,
+  );
   let bundles: LoadedBundle[];
+  let charts: Map<string, ChartStatus[]>;
   try {
     bundles = await readCommitBundles(
       ctx.config,
@@ -211,6 +216,7 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
       `${ns}/${repo.metadata.name}`,
       commit,
     );
+    ({ bundles, charts } = await withCommitCharts(ctx.kube, repo, bundles, bundleLimitsOf(ctx.config)));
   } catch (err) {
     setCond(run, ConditionType.BundlesBuilt, false, reasonOf(err, Reason.InvalidBundle), `commit ${commit.slice(0, 12)}: ${messageOf(err)}`);
     throw err;
@@ -218,39 +224,36 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
   setCond(run, ConditionType.BundlesBuilt, true, Reason.Succeeded, `${bundles.length} bundle(s) from commit ${commit.slice(0, 12)}`);
 
   const stored = new Map<string, { content: StoredContent; id: string }>();
-  const registry = repo.spec.ociRegistry;
-  if (registry) {
-    const client = registryClient(registry, await pushCredentials(ctx.kube, ns, registry), (e) => countRegistryEvent(ctx, e));
-    try {
-      for (const bundle of bundles) {
-        const id = contentsID(bundle.files);
-        try {
-          stored.set(bundle.name, { content: await storeInRegistry(client, repo, bundle, commit, id, ctx.config.artifactRetention), id });
-        } catch (err) {
-          const message = `storing bundle ${bundle.name} in ${registry.reference} failed: ${messageOf(err)}`;
-          const reason = reasonOf(err, Reason.ArtifactPushFailed);
-          ctx.log.error(
-            { gitrepo: `${ns}/${repo.metadata.name}`, bundle: bundle.name, registry: registry.reference, reason, err: messageOf(err) },
-            'artifact push failed',
-          );
-          // Nothing of this commit is applied: every Bundle of the repository keeps its last good artifact and says why.
-          for (const existing of bundlesOf(ctx, repo)) {
-            await markBundleStorage(ctx, ns, existing.metadata.name, false, reason, message, existing);
-          }
-          setCond(run, ConditionType.ArtifactsStored, false, reason, message);
-          throw err;
+  const store = await ports.store.open(repo);
+  const { registry } = store;
+  try {
+    for (const bundle of bundles) {
+      const id = contentsID(bundle.files);
+      try {
+        stored.set(bundle.name, { content: await store.store(bundle, commit, id), id });
+      } catch (err) {
+        if (!registry) throw err;
+        const message = `storing bundle ${bundle.name} in ${registry.reference} failed: ${messageOf(err)}`;
+        const reason = reasonOf(err, Reason.ArtifactPushFailed);
+        ctx.log.error(
+          { gitrepo: `${ns}/${repo.metadata.name}`, bundle: bundle.name, registry: registry.reference, reason, err: messageOf(err) },
+          'artifact push failed',
+        );
+        // Nothing of this commit is applied: every Bundle of the repository keeps its last good artifact and says why.
+        for (const existing of bundlesOf(ctx, repo)) {
+          await markBundleStorage(ctx, ns, existing.metadata.name, false, reason, message, existing);
         }
+        setCond(run, ConditionType.ArtifactsStored, false, reason, message);
+        throw err;
       }
-    } finally {
-      await client.close();
     }
+  } finally {
+    await store.close();
+  }
+  if (registry) {
     const pushed = [...stored.values()].reduce((n, s) => n + (s.content.push?.pushedBlobs ?? 0), 0);
     setCond(run, ConditionType.ArtifactsStored, true, Reason.Succeeded, `${stored.size} artifact(s) in ${registry.reference} (${pushed} blob(s) uploaded)`);
   } else {
-    for (const bundle of bundles) {
-      const id = contentsID(bundle.files);
-      stored.set(bundle.name, { content: storeInline(bundle, ctx.config.maxBundleBytesInEtcd), id });
-    }
     run.conditions = removeCondition(run.conditions, ConditionType.ArtifactsStored);
   }
 
@@ -261,12 +264,14 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
     if (!s) continue;
     const applied = await ctx.kube.apply<BundleObject>(bundleObject(repo, bundle, s.content, s.id, commit), FIELD_MANAGER);
     run.written.push(applied);
+    const fetched = charts.get(bundle.name) ?? [];
+    if (fetched.length > 0 || applied.status?.charts) await applyChartsStatus(ctx.kube, ns, bundle.name, fetched);
     if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, `stored as ${s.content.oci?.reference ?? ''}`, applied);
   }
   const keep = new Set(bundles.map((b) => b.name));
   for (const old of bundlesOf(ctx, repo).filter((b) => !keep.has(b.metadata.name))) {
     await ctx.kube.delete(Ref.bundle(ns, old.metadata.name));
-    if (registry) await deleteArtifactsQuietly(ctx, repo, registry, old.metadata.name);
+    if (registry) await deleteArtifactsQuietly(ctx, ports, repo, old.metadata.name);
   }
   run.status.artifacts = registry
     ? bundles
@@ -284,54 +289,54 @@ async function syncCommit(ctx: ControllerContext, git: GitSource, run: Run, comm
   }
 }
 
-function countRegistryEvent(ctx: ControllerContext, event: { type: string; size?: number }): void {
+/** Counts the blobs a push uploaded (and their bytes) or skipped: the bundle store's `onRegistryEvent` in production. */
+export function countRegistryEvent(metrics: ControllerMetrics, event: { type: string; size?: number }): void {
   // 'blob-uploaded' events carry the blob's size (lib/oci/stats.ts).
   if (event.type === 'blob-uploaded') {
-    ctx.metrics.blobsPushed.inc();
-    ctx.metrics.bytesPushed.inc({}, event.size ?? 0);
+    metrics.blobsPushed.inc();
+    metrics.bytesPushed.inc({}, event.size ?? 0);
   }
-  if (event.type === 'blob-skipped') ctx.metrics.blobsSkipped.inc();
+  if (event.type === 'blob-skipped') metrics.blobsSkipped.inc();
 }
 
-async function deleteArtifactsQuietly(ctx: ControllerContext, repo: GitRepoObject, registry: OCIRegistry, bundleName: string): Promise<boolean> {
-  const ns = repo.metadata.namespace ?? 'default';
-  let client: RegistryClient | undefined;
+async function deleteArtifactsQuietly(ctx: ReconcilerContext, ports: GitRepoPorts, repo: GitRepoObject, bundleName: string): Promise<boolean> {
+  let store: BundleStoreSession | undefined;
   try {
-    client = registryClient(registry, await pushCredentials(ctx.kube, ns, registry));
-    await deleteBundleArtifacts(client, registry, ns, bundleName);
+    store = await ports.store.open(repo);
+    await store.deleteArtifacts(bundleName);
     return true;
   } catch (err) {
     await ctx.events.emit(
       repo,
       'Warning',
       'ArtifactDeleteFailed',
-      `deleting the artifacts of bundle ${bundleName} from ${registry.reference} failed: ${messageOf(err)}`,
+      `deleting the artifacts of bundle ${bundleName} from ${repo.spec.ociRegistry?.reference ?? ''} failed: ${messageOf(err)}`,
     );
     return false;
   } finally {
-    await client?.close();
+    await store?.close();
   }
 }
 
 /** Deletion: Bundles first (their finalizers remove BundleDeployments), then the artifacts; then the finalizer goes. */
-async function finalize(ctx: ControllerContext, git: GitSource, repo: GitRepoObject): Promise<'done' | ReconcileResult> {
+async function finalize(ctx: ReconcilerContext, ports: GitRepoPorts, repo: GitRepoObject): Promise<'done' | ReconcileResult> {
   const ns = repo.metadata.namespace ?? 'default';
   const bundles = bundlesOf(ctx, repo);
   for (const b of bundles) await ctx.kube.delete(Ref.bundle(ns, b.metadata.name));
   if (bundles.length > 0) return { requeueAfterMs: 1000 };
-  const registry = repo.spec.ociRegistry;
-  if (registry) {
+  if (repo.spec.ociRegistry) {
     const names = new Set((repo.status?.artifacts ?? []).map((a) => a.bundle));
     let ok = true;
-    for (const name of names) ok = (await deleteArtifactsQuietly(ctx, repo, registry, name)) && ok;
+    for (const name of names) ok = (await deleteArtifactsQuietly(ctx, ports, repo, name)) && ok;
     if (!ok) return { requeueAfterMs: 10_000 };
   }
-  await git.forget(`${ns}/${repo.metadata.name}`);
+  await ports.git.forget(`${ns}/${repo.metadata.name}`);
   return 'done';
 }
 
-/** Creates the GitRepo controller. */
-export function setupGitRepoController(ctx: ControllerContext, git: GitSource): Controller {
+/** The GitRepo reconcile function, on the reconciler skeleton; unit tests run it on fake ports (controller/gitrepo.test.ts). */
+export function gitRepoReconciler(ctx: ReconcilerContext, ports: GitRepoPorts): Reconcile {
+  const { git } = ports;
   /** Asks git for the commit when a poll is due; otherwise the run only rolls up Bundle status. */
   const resolve: Step<Run> = async (run) => {
     const { repo } = run;
@@ -353,12 +358,12 @@ export function setupGitRepoController(ctx: ControllerContext, git: GitSource): 
     const { repo } = run;
     const commit = run.commit ?? '';
     const unchanged = commit === repo.status?.commit && repo.status.observedGeneration === repo.metadata.generation && !hasFailure(repo);
-    if (!unchanged) await syncCommit(ctx, git, run, commit, run.auth ?? {});
+    if (!unchanged) await syncCommit(ctx, ports, run, commit, run.auth ?? {});
     setCond(run, ConditionType.GitFetched, true, Reason.Succeeded, `commit ${commit.slice(0, 12)}`);
     run.status.observedGeneration = repo.metadata.generation;
     return 'continue';
   };
-  const reconcile = reconciler<GitRepoObject, Run>({
+  return reconciler<GitRepoObject, Run>({
     name: 'gitrepo',
     log: ctx.log,
     now: ctx.now,
@@ -367,7 +372,7 @@ export function setupGitRepoController(ctx: ControllerContext, git: GitSource): 
       const { namespace = 'default', name } = splitKey(key);
       return await ctx.kube.get<GitRepoObject>(Ref.gitRepo(namespace, name));
     },
-    finalizer: { name: Finalizer.GitRepo, finalize: async (repo) => await finalize(ctx, git, repo) },
+    finalizer: { name: Finalizer.GitRepo, finalize: async (repo) => await finalize(ctx, ports, repo) },
     start: (repo, now) => ({ object: repo, repo, now, status: { ...(repo.status ?? {}) }, conditions: [...(repo.status?.conditions ?? [])], written: [] }),
     steps: () => [resolve, sync],
     status: gitRepoStatusSpec(ctx, (repo) => bundlesOf(ctx, repo)),
@@ -379,7 +384,11 @@ export function setupGitRepoController(ctx: ControllerContext, git: GitSource): 
       return { requeueAfterMs: pollMs, maxBackoffMs: pollMs };
     },
   });
-  const controller = new Controller('gitrepo', reconcile, { log: ctx.log, workers: ctx.config.workers, observer: observer(ctx) });
+}
+
+/** Creates the GitRepo controller: {@link gitRepoReconciler} fed by the GitRepo and Bundle informers. */
+export function setupGitRepoController(ctx: ControllerContext, ports: GitRepoPorts): Controller {
+  const controller = new Controller('gitrepo', gitRepoReconciler(ctx, ports), { log: ctx.log, workers: ctx.config.workers, observer: observer(ctx) });
   controller.watch(ctx.informers.gitRepos);
   // Bundle status changes roll up into the GitRepo (no git work: the poll is not due).
   controller.watch(ctx.informers.bundles, (b) => {
@@ -390,7 +399,7 @@ export function setupGitRepoController(ctx: ControllerContext, git: GitSource): 
 }
 
 /** Shared observer that feeds reconcile metrics. */
-export function observer(ctx: ControllerContext) {
+export function observer(ctx: Pick<ReconcilerContext, 'metrics'>) {
   return {
     observe(controller: string, outcome: 'success' | 'error', seconds: number) {
       ctx.metrics.reconciles.inc({ controller, outcome });

@@ -10,7 +10,8 @@ import { counter, createRegistry, reconcileMetrics, reconcileObserver, type Regi
 import type { ControllerConfig } from './config.js';
 import type { ControllerContext, ControllerMetrics, Informers } from './context.js';
 import { CliGitSource, type GitSource } from './git.js';
-import { setupGitRepoController } from './gitrepo.js';
+import { countRegistryEvent, setupGitRepoController } from './gitrepo.js';
+import { createBundleStore, ociRegistryAccess } from './store.js';
 import { setupBundleController } from './bundle.js';
 import { setupClusterController, setupClusterGroupController } from './cluster.js';
 import { setupRegistrationController, setupRegistrationTokenController } from './registration.js';
@@ -88,7 +89,16 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
     now: options.now ?? (() => new Date()),
   };
   const controllers: Controller[] = [
-    setupGitRepoController(context, options.git ?? new CliGitSource(config.workDir)),
+    setupGitRepoController(context, {
+      git: options.git ?? new CliGitSource(config.workDir),
+      store: createBundleStore({
+        kube,
+        registries: ociRegistryAccess,
+        retain: config.artifactRetention,
+        maxInlineBytes: config.maxBundleBytesInEtcd,
+        onRegistryEvent: (event) => countRegistryEvent(context.metrics, event),
+      }),
+    }),
     setupBundleController(context),
     setupClusterController(context),
     setupClusterGroupController(context),

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isStatus, type KubeClient, type KubeObject } from '../lib/kube/client.js';
+import { decodeSecretData, encodeSecretData } from '../lib/kube/secret.js';
 import { StallingError, WaitingError } from '../lib/errors.js';
 import { AGENT_SERVICE_ACCOUNT, API_VERSION, Label, MANAGED_LABEL_VALUE } from '../lib/api/index.js';
 
@@ -195,7 +196,7 @@ export function secretObject(
   annotations: Record<string, string> = {},
   owners: OwnerRef[] = [],
 ): KubeObject {
-  const data = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')]));
+  const data = encodeSecretData(values);
   const metadata = meta(name, namespace, labels, owners);
   if (Object.keys(annotations).length > 0) metadata.annotations = annotations;
   return { apiVersion: 'v1', kind: 'Secret', metadata, type: 'Opaque', data };
@@ -203,7 +204,5 @@ export function secretObject(
 
 /** Decodes one key of a Secret's data; undefined when absent. */
 export function secretValue(secret: KubeObject | undefined, key: string): string | undefined {
-  const data = (secret as { data?: Record<string, string> } | undefined)?.data;
-  const value = data?.[key];
-  return value === undefined ? undefined : Buffer.from(value, 'base64').toString('utf8');
+  return decodeSecretData((secret as { data?: unknown } | undefined)?.data)[key];
 }

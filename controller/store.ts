@@ -1,32 +1,32 @@
 import { StallingError, WaitingError } from '../lib/errors.js';
-import { Reason, type GitRepo, type OCIRegistry } from '../lib/api/index.js';
+import { Reason, type GitRepo, type OCIArtifactRef, type OCIRegistry } from '../lib/api/index.js';
 import { RegistryClient, bundleRepository, pushBundleVersion, deleteAllVersions, credentialsFromSecretData, type Credentials } from '../lib/oci/index.js';
 import { filesToResources, type LoadedBundle } from '../lib/bundle/index.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
-import type { BundleResource, OCIArtifactRef } from '../lib/api/index.js';
+import { decodeSecretData } from '../lib/kube/secret.js';
+import type { BundleStore, BundleStoreSession, RegistryAccess, RegistrySession, StoredContent } from './ports.js';
 
 /**
- * Where a bundle's content goes: the OCI registry named by `ociRegistry` (OCI mode), or inline into
- * the Bundle object (etcd mode). There is no fallback from one to the other: a registry failure is an
- * error, never a reason to write content into etcd.
+ * The bundle store (the {@link BundleStore} port, controller/ports.ts): a bundle's content goes to the OCI
+ * registry named by `ociRegistry` (OCI mode), or inline into the Bundle object (etcd mode). There is no
+ * fallback from one to the other: a registry failure is an error, never a reason to write content into
+ * etcd. The registry itself is reached through the {@link RegistryAccess} port ({@link ociRegistryAccess}
+ * in production).
  */
 
-/** Content to put in a Bundle spec: exactly one of `oci` or `resources`. */
-export interface StoredContent {
-  oci?: OCIArtifactRef;
-  resources?: BundleResource[];
-  /** What the push did (OCI mode), for metrics and logs. */
-  push?: { pushedBlobs: number; skippedBlobs: number; bytesUploaded: number; unchanged: boolean; tag: string | undefined };
-}
+export type { StoredContent } from './ports.js';
 
 interface SecretObject extends KubeObject {
   type?: string;
   data?: Record<string, string>;
 }
 
+/** The API call the store's Secret reads make. */
+type SecretReader = Pick<KubeClient, 'get'>;
+
 /** Reads a Secret's data as UTF-8 strings; a missing Secret is a WaitingError naming it. */
 export async function readSecretData(
-  kube: KubeClient,
+  kube: SecretReader,
   namespace: string,
   name: string,
   purpose: string,
@@ -35,13 +35,12 @@ export async function readSecretData(
   if (!secret) {
     throw new WaitingError(Reason.SecretNotFound, `Secret ${namespace}/${name} (${purpose}) does not exist`, { retryAfterMs: 10_000 });
   }
-  const data: Record<string, string> = {};
-  for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
+  const data = decodeSecretData(secret.data);
   return { type: secret.type, data, ...(secret.metadata.resourceVersion ? { resourceVersion: secret.metadata.resourceVersion } : {}) };
 }
 
 /** The registry credentials the controller pushes with (keys username/password, or a dockerconfigjson). */
-export async function pushCredentials(kube: KubeClient, namespace: string, registry: OCIRegistry): Promise<Credentials | undefined> {
+export async function pushCredentials(kube: SecretReader, namespace: string, registry: OCIRegistry): Promise<Credentials | undefined> {
   if (!registry.authSecretName) return undefined;
   const secret = await kube.get<SecretObject>({ apiVersion: 'v1', kind: 'Secret', namespace, name: registry.authSecretName });
   if (!secret) {
@@ -72,9 +71,21 @@ export function registryClient(
   });
 }
 
+/** The production {@link RegistryAccess}: one {@link RegistryClient} (undici) per session. */
+export const ociRegistryAccess: RegistryAccess = {
+  open(registry, credentials, onEvent): RegistrySession {
+    const client = registryClient(registry, credentials, onEvent);
+    return {
+      pushVersion: (repository, files, meta, retain) => pushBundleVersion(client, repository, files, meta, { retain }),
+      deleteAll: async (repository) => (await deleteAllVersions(client, repository)).length,
+      close: () => client.close(),
+    };
+  },
+};
+
 /** Pushes one bundle's files as a new artifact version (nothing when the newest version has the same content). */
 export async function storeInRegistry(
-  client: RegistryClient,
+  session: RegistrySession,
   repo: GitRepo & KubeObject,
   bundle: LoadedBundle,
   commit: string,
@@ -83,8 +94,7 @@ export async function storeInRegistry(
 ): Promise<StoredContent> {
   const registry = repo.spec.ociRegistry as OCIRegistry;
   const repository = bundleRepository(registry.reference, repo.metadata.namespace ?? 'default', bundle.name);
-  const result = await pushBundleVersion(
-    client,
+  const result = await session.pushVersion(
     repository,
     bundle.files,
     {
@@ -94,7 +104,7 @@ export async function storeInRegistry(
       revision: commit,
       contentsID,
     },
-    { retain },
+    retain,
   );
   const oci: OCIArtifactRef = { reference: result.reference, digest: result.digest };
   if (registry.authSecretName) oci.secretName = registry.authSecretName;
@@ -126,8 +136,40 @@ export function storeInline(bundle: LoadedBundle, maxBytes: number): StoredConte
   return { resources };
 }
 
-/** Deletes every version of a bundle's repository (GitRepo or bundle removed). Returns how many were deleted. */
-export async function deleteBundleArtifacts(client: RegistryClient, registry: OCIRegistry, namespace: string, bundleName: string): Promise<number> {
-  const repository = bundleRepository(registry.reference, namespace, bundleName);
-  return (await deleteAllVersions(client, repository)).length;
+/** What {@link createBundleStore} builds on. */
+export interface BundleStoreOptions {
+  /** Reads the registry credential Secrets. */
+  kube: SecretReader;
+  registries: RegistryAccess;
+  /** Artifact versions kept per bundle repository. */
+  retain: number;
+  /** Above this, a bundle cannot be stored inline (etcd mode). */
+  maxInlineBytes: number;
+  /** Sees every registry event of a push (metrics). */
+  onRegistryEvent?: (event: { type: string; size?: number }) => void;
+}
+
+/** The production {@link BundleStore}: OCI mode through `registries` when the GitRepo names a registry, else inline. */
+export function createBundleStore(options: BundleStoreOptions): BundleStore {
+  return {
+    async open(repo): Promise<BundleStoreSession> {
+      const registry = repo.spec.ociRegistry;
+      if (!registry) {
+        return {
+          registry: undefined,
+          store: async (bundle) => storeInline(bundle, options.maxInlineBytes),
+          deleteArtifacts: async () => 0,
+          close: async () => {},
+        };
+      }
+      const namespace = repo.metadata.namespace ?? 'default';
+      const session = options.registries.open(registry, await pushCredentials(options.kube, namespace, registry), options.onRegistryEvent);
+      return {
+        registry,
+        store: (bundle, commit, contentsID) => storeInRegistry(session, repo, bundle, commit, contentsID, options.retain),
+        deleteArtifacts: (bundleName) => session.deleteAll(bundleRepository(registry.reference, namespace, bundleName)),
+        close: () => session.close(),
+      };
+    },
+  };
 }

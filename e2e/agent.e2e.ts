@@ -16,7 +16,7 @@ import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { createLogger } from '../lib/log.js';
 import { RegistryClient, pushBundle } from '../lib/oci/index.js';
 import { Agent } from '../agent/agent.js';
-import { decodeSecretData } from '../agent/credentials.js';
+import { decodeSecretData } from '../lib/kube/secret.js';
 import { stack } from './fixture.js';
 import { tokenClient, statusOf } from './support/kube.js';
 import { waitFor } from '../stack/net.js';

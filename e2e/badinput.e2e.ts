@@ -9,6 +9,7 @@ import { faultLog } from './support/faults.js';
 import { API_VERSION, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { buildArtifact, pushBundle, OCI_MANIFEST_MEDIA_TYPE, type RegistryClient } from '../lib/oci/index.js';
+import { applyCredentials, gitRepoObject, gitRepoReadyAt, ociRegistryFor } from './support/fleetobjects.js';
 
 /**
  * Bad input through the whole system: the controller and an agent run as real processes (registered through
@@ -111,19 +112,7 @@ describe('bad input through the controller and agent processes', function () {
     });
   }
 
-  /** Waits for a GitRepo to be Ready at its newest commit with every BundleDeployment applied. */
-  async function converged(repo: string, commit: string): Promise<void> {
-    let last = '';
-    await waitFor(
-      async () => {
-        await fleet.assertAlive();
-        const r = await getRepo(repo);
-        last = `commit ${r?.status?.commit?.slice(0, 12) ?? '-'}, Ready: ${cond(r, 'Ready')?.message ?? '-'}`;
-        return (r?.status?.commit === commit && ready(r)) || undefined;
-      },
-      { what: `GitRepo ${repo} Ready at ${commit.slice(0, 12)}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `${last}; logs in ${fleet.logDir}` },
-    );
-  }
+  const converged = (repo: string, commit: string) => gitRepoReadyAt(fleet, WS, repo, commit, TIMEOUT);
 
   /** Restores the bad-input repository to its good state (also after a failed test, so the next one starts clean). */
   async function restoreBadRepo(added: readonly string[]): Promise<void> {
@@ -146,25 +135,7 @@ describe('bad input through the controller and agent processes', function () {
       delete process.env.FLOTILLA_MAX_FILE_BYTES;
     }
     const up = fleet.upstream;
-    await up.apply(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'git-auth', namespace: WS },
-        type: 'kubernetes.io/basic-auth',
-        stringData: { username: git().username, password: git().password },
-      },
-      'bad-e2e',
-    );
-    await up.apply(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'registry-auth', namespace: WS },
-        stringData: { username: reg().username ?? '', password: reg().password ?? '' },
-      },
-      'bad-e2e',
-    );
+    await applyCredentials(up, WS, 'bad-e2e', git(), reg());
     await git().createRepo(BAD_REPO);
     await git().createRepo(GOOD_REPO);
     badCommit = await git().commit(BAD_REPO, GOOD_APP, 'good state');
@@ -174,23 +145,7 @@ describe('bad input through the controller and agent processes', function () {
       [BAD_REPO, 'app'],
       [GOOD_REPO, 'good'],
     ] as const) {
-      await up.apply(
-        {
-          apiVersion: API_VERSION,
-          kind: 'GitRepo',
-          metadata: { name, namespace: WS },
-          spec: {
-            repo: `${git().url}/${name}.git`,
-            branch: 'main',
-            clientSecretName: 'git-auth',
-            pollingInterval: '2s',
-            paths: [path],
-            targets: [{ clusterSelector: {} }],
-            ociRegistry: { reference: `${reg().host}/bad-e2e`, authSecretName: 'registry-auth', caBundle: caBundle() },
-          },
-        },
-        'bad-e2e',
-      );
+      await up.apply(gitRepoObject(name, WS, git(), name, { paths: [path], ociRegistry: ociRegistryFor(reg(), 'bad-e2e') }), 'bad-e2e');
     }
     await converged(BAD_REPO, badCommit);
     await converged(GOOD_REPO, goodCommit);

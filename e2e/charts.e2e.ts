@@ -23,7 +23,8 @@ import { parseControllerConfig } from '../controller/config.js';
 import { agentRules, importRules } from '../controller/rbac.js';
 import { startManager, type Manager } from '../controller/manager.js';
 import { parseAgentConfig } from '../agent/config.js';
-import { parseBootstrap, decodeSecretData } from '../agent/credentials.js';
+import { parseBootstrap } from '../agent/credentials.js';
+import { decodeSecretData } from '../lib/kube/secret.js';
 import { Agent } from '../agent/agent.js';
 import type { ControlPlane } from '../stack/kube.js';
 import { stack } from './fixture.js';
@@ -633,12 +634,13 @@ describe('Helm charts', function () {
           context: () => logs.slice(-15).join('\n'),
         });
         expect(cm.data).to.deep.equal({ text: 'hello from the charts' });
-        // The agent goes first, as an operator uninstalls it before deleting its Cluster: once the Cluster's
-        // Roles are garbage collected, a still-running agent's heartbeat is refused (403) until its
-        // ServiceAccount goes with the namespace, and that refusal is not the charts' RBAC failing.
-        await agent.stop();
-        agent = undefined;
-        await deleteAndWait(logs);
+        await deleteAndWait(logs, async () => {
+          // The agent goes before its Cluster, as an operator uninstalls it: once the Cluster's Roles are
+          // garbage collected, a still-running agent's heartbeat is refused (403) until its ServiceAccount
+          // goes with the namespace, and that refusal is not the charts' RBAC falling short.
+          await agent?.stop();
+          agent = undefined;
+        });
         const refused = logs.filter((l) => /\b403\b|forbidden/i.test(l));
         expect(refused, "requests the charts' RBAC refused").to.deep.equal([]);
       } finally {
@@ -648,8 +650,11 @@ describe('Helm charts', function () {
       }
     });
 
-    /** Deletes the GitRepo (its objects are pruned downstream), then the Cluster (its namespace and credentials go). */
-    async function deleteAndWait(logs: string[]): Promise<void> {
+    /**
+     * Deletes the GitRepo (its objects are pruned downstream), calls `beforeCluster`, then deletes the
+     * Cluster (its namespace and credentials go).
+     */
+    async function deleteAndWait(logs: string[], beforeCluster: () => Promise<void>): Promise<void> {
       const context = () => logs.slice(-10).join('\n');
       await admin.delete({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: W, name: 'charts' });
       await waitFor(async () => !(await get(down, 'v1', 'ConfigMap', 'greeting', DEMO_NS)) && !(await get(admin, API_VERSION, 'GitRepo', 'charts', W)), {
@@ -657,6 +662,7 @@ describe('Helm charts', function () {
         timeoutMs: 60_000,
         context,
       });
+      await beforeCluster();
       const cluster = await get<{ status?: { namespace?: string } }>(admin, API_VERSION, 'Cluster', CLUSTER, W);
       await admin.delete({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W, name: CLUSTER });
       await waitFor(async () => !(await get(admin, API_VERSION, 'Cluster', CLUSTER, W)), {

@@ -10,6 +10,7 @@ import { waitFor } from '../stack/net.js';
 import { startTestController, type TestController } from './support/controller.js';
 import { API_VERSION, ConditionType, Label, Reason, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
+import { decodeSecretData } from '../lib/kube/secret.js';
 import { RegistryClient, pullBundle } from '../lib/oci/index.js';
 import { renderBundle, renderOptionsFrom } from '../lib/bundle/index.js';
 import { formatTime } from '../lib/util/time.js';
@@ -206,7 +207,7 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
           }),
         { what: 'the agent credential Secret', timeoutMs: 30_000 },
       );
-      const decoded = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+      const decoded = decodeSecretData(secret.data);
       expect(decoded).to.deep.equal({ username: 'puller', password: 'pull-only' });
       // Deleted by hand: the agent says so on the BundleDeployment, and the controller copies it again.
       const ref = { apiVersion: 'v1', kind: 'Secret', namespace: bd.metadata.namespace!, name: bd.spec.oci!.secretName! };

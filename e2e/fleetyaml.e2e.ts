@@ -101,7 +101,12 @@ describe('fleet.yaml: valuesFrom, cluster values, Helm + Kustomize and dependsOn
         seen = JSON.stringify(bd?.status?.conditions?.map((c) => `${c.type}=${c.status} ${c.reason}: ${c.message}`) ?? []);
         return found;
       },
-      { what: `${cluster}: fy-app condition ${reason} naming ${includes}`, timeoutMs: TIMEOUT, intervalMs: 1000, context: () => `${seen}; logs in ${fleet.logDir}` },
+      {
+        what: `${cluster}: fy-app condition ${reason} naming ${includes}`,
+        timeoutMs: TIMEOUT,
+        intervalMs: 1000,
+        context: () => `${seen}; logs in ${fleet.logDir}`,
+      },
     );
   }
 
@@ -113,7 +118,12 @@ describe('fleet.yaml: valuesFrom, cluster values, Helm + Kustomize and dependsOn
         last = await cm(cluster, name);
         return check(last) || undefined;
       },
-      { what: `${cluster}: ConfigMap ${APP_NS}/${name}`, timeoutMs: TIMEOUT, intervalMs: 1000, context: () => `last: ${JSON.stringify(last?.data)}; logs in ${fleet.logDir}` },
+      {
+        what: `${cluster}: ConfigMap ${APP_NS}/${name}`,
+        timeoutMs: TIMEOUT,
+        intervalMs: 1000,
+        context: () => `last: ${JSON.stringify(last?.data)}; logs in ${fleet.logDir}`,
+      },
     );
     return last;
   }
@@ -134,8 +144,12 @@ describe('fleet.yaml: valuesFrom, cluster values, Helm + Kustomize and dependsOn
     // valuesFrom objects live downstream, on the prod cluster only; the Secret comes later.
     const prod = downstream['downstream-2']!;
     await prod.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: APP_NS } }, 'fy-e2e');
-    await prod.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'fy-tuning', namespace: APP_NS }, data: { 'tier.yaml': 'tier: gold\n' } }, 'fy-e2e');
-    const auth = (name: string, stringData: Record<string, string>) => fleet.upstream.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: WS }, stringData }, WS);
+    await prod.apply(
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'fy-tuning', namespace: APP_NS }, data: { 'tier.yaml': 'tier: gold\n' } },
+      'fy-e2e',
+    );
+    const auth = (name: string, stringData: Record<string, string>) =>
+      fleet.upstream.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: WS }, stringData }, WS);
     await auth('git-auth', { username: git().username, password: git().password });
     await auth('registry-auth', { username: reg().username ?? '', password: reg().password ?? '' });
     await git().createRepo(REPO);
@@ -200,7 +214,12 @@ describe('fleet.yaml: valuesFrom, cluster values, Helm + Kustomize and dependsOn
 
   it('reads the ConfigMap and the Secret downstream once both exist, merged over the values, under the prod kustomize.dir', async () => {
     await downstream['downstream-2']!.apply(
-      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'fy-secret', namespace: APP_NS }, stringData: { 'values.yaml': `token: ${TOKEN}\ncolor: crimson\n` } },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'fy-secret', namespace: APP_NS },
+        stringData: { 'values.yaml': `token: ${TOKEN}\ncolor: crimson\n` },
+      },
       'fy-e2e',
     );
     const prod = await waitForCm('downstream-2', 'prod-fy-values', (x) => x !== undefined);

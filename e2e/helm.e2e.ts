@@ -9,7 +9,8 @@ import { waitFor } from '../stack/net.js';
 import { ensureBinaries, type StackBinaries } from '../stack/binaries.js';
 import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
 import { filesUnder } from './support/bundlefiles.js';
-import { API_VERSION, type GitRepo } from '../lib/api/index.js';
+import { applyCredentials, gitRepoObject, gitRepoReadyAt, ociRegistryFor } from './support/fleetobjects.js';
+import { API_VERSION } from '../lib/api/index.js';
 import { bundleName } from '../lib/bundle/discover.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { runRender } from '../cli/render.js';
@@ -66,18 +67,7 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
     }
   }
 
-  async function converged(commit: string): Promise<void> {
-    let last = '';
-    await waitFor(
-      async () => {
-        await fleet.assertAlive();
-        const r = await fleet.upstream.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: REPO });
-        last = `commit ${r?.status?.commit?.slice(0, 12) ?? '-'}, Ready: ${cond(r, 'Ready')?.status ?? '-'} ${cond(r, 'Ready')?.message ?? ''}`;
-        return (r?.status?.commit === commit && cond(r, 'Ready')?.status === 'True') || undefined;
-      },
-      { what: `GitRepo ${REPO} Ready at ${commit.slice(0, 12)}`, timeoutMs: TIMEOUT, intervalMs: 1000, context: () => `${last}; logs in ${fleet.logDir}` },
-    );
-  }
+  const converged = (commit: string) => gitRepoReadyAt(fleet, WS, REPO, commit, TIMEOUT);
 
   const cm = (cluster: string, namespace: string, name: string) => downstream[cluster]!.get<Cm>({ apiVersion: 'v1', kind: 'ConfigMap', namespace, name });
 
@@ -95,48 +85,14 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
       delete process.env.FLOTILLA_HELM;
       delete process.env.FLOTILLA_KUSTOMIZE;
     }
-    await fleet.upstream.apply(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'git-auth', namespace: WS },
-        type: 'kubernetes.io/basic-auth',
-        stringData: { username: git().username, password: git().password },
-      },
-      WS,
-    );
-    await fleet.upstream.apply(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'registry-auth', namespace: WS },
-        stringData: { username: reg().username ?? '', password: reg().password ?? '' },
-      },
-      WS,
-    );
+    await applyCredentials(fleet.upstream, WS, WS, git(), reg());
     repoFiles = { 'chart/fleet.yaml': CHART_FLEET_YAML, 'kust/fleet.yaml': KUST_FLEET_YAML };
     for (const f of await filesUnder(join(TESTDATA, 'helm', 'chart'))) repoFiles[`chart/${f.path}`] = f.content;
     for (const f of await filesUnder(join(TESTDATA, 'kustomize'))) if (f.path !== 'fleet.yaml') repoFiles[`kust/${f.path}`] = f.content;
     await git().createRepo(REPO);
     const commit = await git().commit(REPO, repoFiles, 'a chart and a kustomization');
     await writeCheckout(repoFiles);
-    await fleet.upstream.apply(
-      {
-        apiVersion: API_VERSION,
-        kind: 'GitRepo',
-        metadata: { name: REPO, namespace: WS },
-        spec: {
-          repo: `${git().url}/${REPO}.git`,
-          branch: 'main',
-          clientSecretName: 'git-auth',
-          pollingInterval: '2s',
-          paths: ['chart', 'kust'],
-          targets: [{ clusterSelector: {} }],
-          ociRegistry: { reference: `${reg().host}/helm-e2e`, authSecretName: 'registry-auth', caBundle: Buffer.from(reg().caPem ?? '').toString('base64') },
-        },
-      },
-      WS,
-    );
+    await fleet.upstream.apply(gitRepoObject(REPO, WS, git(), REPO, { paths: ['chart', 'kust'], ociRegistry: ociRegistryFor(reg(), 'helm-e2e') }), WS);
     await converged(commit);
   });
 

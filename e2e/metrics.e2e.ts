@@ -6,6 +6,7 @@ import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
 import { API_VERSION, Label, type BundleDeployment } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { parseExposition, sampleSum, type Exposition } from '../lib/ops/exposition.js';
+import { applyCredentials, gitRepoObject, ociRegistryFor } from './support/fleetobjects.js';
 
 /**
  * Metrics of the real processes: the controller and an agent run as child processes (support/processes.ts),
@@ -66,31 +67,9 @@ describe('metrics: /metrics of the real controller and agent processes', functio
       },
       'two ConfigMaps',
     );
+    await applyCredentials(fleet.upstream, WS, 'metrics-e2e', git());
     await fleet.upstream.apply(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'git-auth', namespace: WS },
-        type: 'kubernetes.io/basic-auth',
-        stringData: { username: git().username, password: git().password },
-      },
-      'metrics-e2e',
-    );
-    await fleet.upstream.apply(
-      {
-        apiVersion: API_VERSION,
-        kind: 'GitRepo',
-        metadata: { name: REPO, namespace: WS },
-        spec: {
-          repo: `${git().url}/${REPO}.git`,
-          branch: 'main',
-          clientSecretName: 'git-auth',
-          pollingInterval: '2s',
-          paths: ['app'],
-          targets: [{ clusterSelector: {} }],
-          ociRegistry: { reference: `${stack().registry('http').host}/metrics-e2e`, basicHTTP: true },
-        },
-      },
+      gitRepoObject(REPO, WS, git(), REPO, { paths: ['app'], ociRegistry: ociRegistryFor(stack().registry('http'), 'metrics-e2e') }),
       'metrics-e2e',
     );
     await waitFor(

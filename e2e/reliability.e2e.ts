@@ -9,6 +9,7 @@ import { faultLog, findSecrets, eventTexts, flotillaStatusTexts } from './suppor
 import { API_VERSION, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { join } from 'node:path';
+import { applyCredentials } from './support/fleetobjects.js';
 
 /**
  * Reliability: the controller and agents run as real processes; faults are injected into them and
@@ -149,25 +150,7 @@ describe('reliability: faults injected into real controller and agent processes'
     const up = fleet.upstream;
     await git().createRepo(REPO);
     await push(1, 5, 'first');
-    await up.apply(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'git-auth', namespace: WS },
-        type: 'kubernetes.io/basic-auth',
-        stringData: { username: git().username, password: git().password },
-      },
-      'rel-e2e',
-    );
-    await up.apply(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'registry-auth', namespace: WS },
-        stringData: { username: reg.username!, password: reg.password! },
-      },
-      'rel-e2e',
-    );
+    await applyCredentials(up, WS, 'rel-e2e', git(), reg);
     await up.apply(
       {
         apiVersion: API_VERSION,

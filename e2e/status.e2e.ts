@@ -8,6 +8,7 @@ import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { summarize } from '../lib/kube/reconciler-status.js';
 import { applyArtifactsStored } from '../controller/gitrepo.js';
 import { bundleStatusWriter } from '../controller/bundle.js';
+import { applyCredentials, gitRepoObject } from './support/fleetobjects.js';
 
 type Obj<T> = T & KubeObject;
 const cond = (o: { status?: { conditions?: Condition[] } } | undefined, type: string) => o?.status?.conditions?.find((c) => c.type === type);
@@ -130,16 +131,7 @@ describe('status: two writers of Bundle status, and Ready means ready', function
       this.timeout(6 * 60_000);
       downstream = await KubeClient.fromKubeConfig(stack().cluster(CLUSTER).kubeConfig());
       fleet = await startFleet(stack(), { workspace: WS, clusters: [{ name: CLUSTER, labels: { env: 'status-e2e' } }] });
-      await fleet.upstream.apply(
-        {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: { name: 'git-auth', namespace: WS },
-          type: 'kubernetes.io/basic-auth',
-          stringData: { username: git().username, password: git().password },
-        },
-        'status-e2e',
-      );
+      await applyCredentials(fleet.upstream, WS, 'status-e2e', git());
       await git().createRepo(REPO);
     });
     afterEach(function () {
@@ -170,22 +162,7 @@ describe('status: two writers of Bundle status, and Ready means ready', function
 
     it('is never Ready at a new commit before the BundleDeployments applied it, and every kind says Ready for its generation', async () => {
       const first = await git().commit(REPO, { 'app/fleet.yaml': `defaultNamespace: ${APP_NS}\n`, 'app/cm.yaml': cm('1') }, 'v1');
-      await fleet.upstream.apply(
-        {
-          apiVersion: API_VERSION,
-          kind: 'GitRepo',
-          metadata: { name: REPO, namespace: WS },
-          spec: {
-            repo: `${git().url}/${REPO}.git`,
-            branch: 'main',
-            clientSecretName: 'git-auth',
-            pollingInterval: '1s',
-            paths: ['app'],
-            targets: [{ clusterSelector: {} }],
-          },
-        },
-        'status-e2e',
-      );
+      await fleet.upstream.apply(gitRepoObject(REPO, WS, git(), REPO, { paths: ['app'], pollingInterval: '1s' }), 'status-e2e');
       await readyAt(first, '1');
       for (const version of ['2', '3', '4']) {
         const commit = await git().commit(REPO, { 'app/cm.yaml': cm(version) }, `v${version}`);

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RegistryEvent, RegistryStats } from '../../lib/oci/stats.js';
+import { countEvent, emptyStats, type RegistryEvent, type RegistryStats } from '../../lib/oci/stats.js';
 
 /**
  * Counting registry traffic two independent ways: the events a process's registry clients emitted (see
@@ -15,20 +15,6 @@ export type Traffic = Pick<
   RegistryStats,
   'blobsUploaded' | 'bytesUploaded' | 'blobsSkipped' | 'blobsDownloaded' | 'bytesDownloaded' | 'cacheHits' | 'manifestsPushed' | 'manifestsFetched' | 'requests'
 >;
-
-function zero(): Traffic {
-  return {
-    blobsUploaded: 0,
-    bytesUploaded: 0,
-    blobsSkipped: 0,
-    blobsDownloaded: 0,
-    bytesDownloaded: 0,
-    cacheHits: 0,
-    manifestsPushed: 0,
-    manifestsFetched: 0,
-    requests: 0,
-  };
-}
 
 /** Reads the events a tapped process wrote. */
 export function readTap(file: string): TappedEvent[] {
@@ -45,39 +31,10 @@ export function readTap(file: string): TappedEvent[] {
     });
 }
 
-/** Totals of tapped events at or after `since` (ms epoch). */
+/** Totals of tapped events at or after `since` (ms epoch), counted as the client counts its own. */
 export function tallyTap(events: readonly TappedEvent[], since = 0): Traffic {
-  const t = zero();
-  for (const e of events) {
-    if (e.t < since) continue;
-    switch (e.type) {
-      case 'blob-uploaded':
-        t.blobsUploaded++;
-        t.bytesUploaded += e.size;
-        break;
-      case 'blob-skipped':
-        t.blobsSkipped++;
-        break;
-      case 'blob-downloaded':
-        t.blobsDownloaded++;
-        t.bytesDownloaded += e.size;
-        break;
-      case 'cache-hit':
-        t.cacheHits++;
-        break;
-      case 'manifest-pushed':
-        t.manifestsPushed++;
-        break;
-      case 'manifest-fetched':
-        t.manifestsFetched++;
-        break;
-      case 'request':
-        t.requests++;
-        break;
-      default:
-        break;
-    }
-  }
+  const t = emptyStats();
+  for (const e of events) if (e.t >= since) countEvent(t, e);
   return t;
 }
 
@@ -135,7 +92,7 @@ export function trafficByAgent(requests: readonly LoggedRequest[], storageDir: s
   const out: Record<string, Traffic> = {};
   for (const r of requests) {
     const agent = r.userAgent || '(none)';
-    const t = out[agent] ?? zero();
+    const t = out[agent] ?? emptyStats();
     out[agent] = t;
     t.requests++;
     const path = r.target.split('?')[0] ?? '';

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { API_VERSION } from '../../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../../lib/kube/client.js';
+import { decodeSecretData } from '../../lib/kube/secret.js';
 import type { Stack } from '../../stack/stack.js';
 import { freePort, waitFor } from '../../stack/net.js';
 import { spawnManaged, type ManagedProcess } from '../../stack/proc.js';
@@ -111,7 +112,7 @@ function flotillaProcess(name: string, args: string[], logFile: string, metricsP
 async function readSecretData(kube: KubeClient, namespace: string, name: string): Promise<Record<string, string> | undefined> {
   const s = await kube.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'Secret', namespace, name });
   if (!s?.data) return undefined;
-  return Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+  return decodeSecretData(s.data);
 }
 
 async function tail(p: FlotillaProcess): Promise<string> {

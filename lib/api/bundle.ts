@@ -66,6 +66,17 @@ export const BundleStatusSchema = z
     maxUnavailable: z.int().min(0).optional().describe('Accepted for Fleet compatibility.'),
     resourcesSHA256Sum: z.string().max(128).optional().describe('sha256 of the resources (etcd mode).'),
     observedContentsID: z.string().max(128).optional().describe('spec.contentsID the BundleDeployments were built for.'),
+    charts: z
+      .array(
+        z.strictObject({
+          source: z.string().max(4096).describe('Where the chart came from (repository and chart, oci:// reference or .tgz URL), without credentials.'),
+          version: z.string().max(256).describe('The chart version fetched: an exact version, or the one a semver constraint resolved to.'),
+          path: z.string().max(4096).describe('Folder of the bundle the chart is stored in.'),
+        }),
+      )
+      .max(64)
+      .optional()
+      .describe('Remote charts the controller fetched into the current version of the bundle (written by the GitRepo reconciler).'),
   })
   .describe('Observed state of the Bundle over all its clusters.');
 

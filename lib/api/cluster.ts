@@ -16,6 +16,7 @@ export const ClusterSpecSchema = z
     agentNamespace: namespaceName('Namespace the agent runs in, downstream.').optional(),
     kubeConfigSecret: objectName('Secret with a kubeconfig for the cluster (manager-initiated registration).').optional(),
     redeployAgentGeneration: z.int().min(0).optional().describe('Change to force the agent to be redeployed.'),
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Fleet's ${ } cluster templating, named for the user
     templateValues: helmValues('Values of this cluster for fleet.yaml helm.values templating, read as ${ .ClusterValues.<key> } (Fleet).').optional(),
   })
   .describe('Desired state of the cluster registration.');

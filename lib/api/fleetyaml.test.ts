@@ -121,9 +121,9 @@ describe('parseFleetYaml', () => {
 
   const invalid: [string, string, RegExp][] = [
     [
-      'helm.repo, by name and saying why',
-      'helm:\n  chart: web\n  repo: https://charts.example\n',
-      /^apps\/web\/fleet\.yaml: helm\.repo: Fleet "helm\.repo" \(charts from a Helm repository\) is not supported yet/,
+      'a helm.repo that is not an http(s) URL',
+      'helm:\n  chart: web\n  repo: ftp://charts.example\n',
+      /^apps\/web\/fleet\.yaml: helm\.repo: must be the http\(s\):\/\/ URL/,
     ],
     ['helm.atomic, saying there is no release to roll back', 'helm: {atomic: true}\n', /helm\.atomic: .*no Helm releases to roll back/],
     ['imageScans, as deprecated', 'imageScans:\n- image: web\n', /^apps\/web\/fleet\.yaml: imageScans: Fleet "imageScans" is deprecated in Fleet/],
@@ -134,7 +134,11 @@ describe('parseFleetYaml', () => {
     ['a valuesFrom entry with a misspelled ref', 'helm:\n  valuesFrom:\n  - configMapRef: {name: v}\n', /helm\.valuesFrom\[0\]\.configMapRef: unknown field/],
     ['an unknown dependsOn accepted state', 'dependsOn:\n- name: db\n  acceptedStates: [Done]\n', /dependsOn\[0\]\.acceptedStates\[0\]: /],
     ['a bundle name longer than a Helm release name', `name: ${'a'.repeat(54)}\n`, /^apps\/web\/fleet\.yaml: name: /],
-    ['an oci:// chart', 'helm: {chart: "oci://registry.example/charts/web"}\n', /helm\.chart: .*remote charts .* not supported yet/],
+    [
+      'a chart URL of another scheme',
+      'helm: {chart: "ftp://charts.example/web.tgz"}\n',
+      /helm\.chart: must be a chart folder inside the bundle .* an oci:\/\/ reference/,
+    ],
     ['a values file outside the bundle', 'helm: {valuesFiles: [../secrets.yaml]}\n', /helm\.valuesFiles\[0\]: must be a path inside the bundle/],
     ['a kustomize dir outside the bundle', 'kustomize: {dir: /etc}\n', /kustomize\.dir: must be a path inside the bundle/],
     ['a misspelled helm key', 'helm: {relaseName: web}\n', /helm\.relaseName: unknown field/],

@@ -35,10 +35,7 @@ export const FleetYamlSchema = z
     ...bundleDeploymentOptionsShape,
     targetCustomizations: z.array(BundleTargetSchema).optional().describe('Per-cluster customizations; for each cluster, the first matching entry applies.'),
     dependsOn: z.array(BundleRefSchema).optional().describe('Bundles that must be ready on a cluster before this one is deployed there.'),
-    overrideTargets: z
-      .array(TargetRestrictionSchema)
-      .optional()
-      .describe("Targets that replace the GitRepo's spec.targets for this bundle."),
+    overrideTargets: z.array(TargetRestrictionSchema).optional().describe("Targets that replace the GitRepo's spec.targets for this bundle."),
   })
   .describe('fleet.yaml: how the bundle in this directory is deployed.');
 
@@ -54,7 +51,7 @@ export const UNSUPPORTED_FLEET_YAML_FIELDS: UnsupportedFields = {
   imageScans: 'Fleet "imageScans" is deprecated in Fleet (image scanning is being removed) and Flotilla does not implement it; remove it',
   deleteNamespace:
     'Fleet "deleteNamespace" is not supported by Flotilla: a namespace the agent created for a bundle is kept when the bundle ' +
-    'is removed (its other objects may not be the bundle\'s); delete it yourself and remove deleteNamespace',
+    "is removed (its other objects may not be the bundle's); delete it yourself and remove deleteNamespace",
   deleteCRDResources:
     'Fleet "deleteCRDResources" is not supported by Flotilla: CRDs that are objects of the bundle are pruned with it, and a ' +
     "chart's crds/ CRDs are never deleted (Helm's rule, so custom resources survive); remove deleteCRDResources",

@@ -40,7 +40,13 @@ async function perCluster() {
     clusters: selected.map((sel) => {
       const c = CLUSTERS.find((x) => x.name === sel.cluster)!;
       const values = preprocessValues(sel.options.helm?.values ?? {}, { ...c, namespace: 'fleet-default' }, false, 'shop/fleet.yaml');
-      return { cluster: sel.cluster, customization: sel.customization, options: sel.options, values, kustomizeDir: kustomizeOverChart(loaded.files, sel.options) };
+      return {
+        cluster: sel.cluster,
+        customization: sel.customization,
+        options: sel.options,
+        values,
+        kustomizeDir: kustomizeOverChart(loaded.files, sel.options),
+      };
     }),
   };
 }
@@ -75,7 +81,15 @@ describe('a full fleet.yaml (every honoured field), read, targeted and templated
       replicas: 1,
       cache: 'small',
     });
-    expect(us?.values).to.deep.equal({ region: 'us', banner: 'Welcome to shop-us', size: 5, home: 'fleet-default', 'retail-mode': 'US', currency: 'EUR', replicas: 3 });
+    expect(us?.values).to.deep.equal({
+      region: 'us',
+      banner: 'Welcome to shop-us',
+      size: 5,
+      home: 'fleet-default',
+      'retail-mode': 'US',
+      currency: 'EUR',
+      replicas: 3,
+    });
     expect(eu?.kustomizeDir).to.equal('kustomize/edge');
     expect(us?.kustomizeDir).to.equal('kustomize/base');
   });

@@ -214,7 +214,11 @@ describe('reading a bundle', () => {
     ],
     [
       'a kustomize.dir over a chart without a kustomization',
-      { 'app/fleet.yaml': 'helm: {chart: chart}\nkustomize: {dir: k}\n', 'app/chart/Chart.yaml': 'apiVersion: v2\nname: x\nversion: 0.1.0\n', 'app/k/a.yaml': cm('a') },
+      {
+        'app/fleet.yaml': 'helm: {chart: chart}\nkustomize: {dir: k}\n',
+        'app/chart/Chart.yaml': 'apiVersion: v2\nname: x\nversion: 0.1.0\n',
+        'app/k/a.yaml': cm('a'),
+      },
       'InvalidBundle',
       /^app\/k: has no kustomization\.yaml.*to build over the chart's output/,
     ],

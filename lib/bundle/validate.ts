@@ -1,4 +1,5 @@
 import type { FleetYaml } from '../api/fleetyaml.js';
+import { isRemoteChart } from '../api/helm.js';
 import type { BundleDeploymentOptions } from '../api/options.js';
 import { ENGINE_MARKERS, OVERLAYS_DIR, type BundleFile, invalidBundle, isManifestName, parseDocuments, parseManifest } from './manifest.js';
 import { engineOf, kustomizeOverChart } from '../render/index.js';
@@ -34,7 +35,15 @@ function label(ctx: ValidateContext, path: string): string {
 
 /** The deployment options fleet.yaml sets at its top level (everything but targeting and bundle fields). */
 export function fleetYamlOptions(fleetYaml: FleetYaml): BundleDeploymentOptions {
-  const { name: _name, labels: _labels, paused: _paused, targetCustomizations: _targets, dependsOn: _dependsOn, overrideTargets: _override, ...options } = fleetYaml;
+  const {
+    name: _name,
+    labels: _labels,
+    paused: _paused,
+    targetCustomizations: _targets,
+    dependsOn: _dependsOn,
+    overrideTargets: _override,
+    ...options
+  } = fleetYaml;
   return options;
 }
 
@@ -110,6 +119,11 @@ function checkVariant(files: readonly BundleFile[], options: BundleDeploymentOpt
         : `${field}helm: the bundle has no chart (no Chart.yaml in its folder, no helm.chart), so these options would be ignored; ` +
             'name the chart folder in helm.chart or remove helm',
     );
+  }
+  if (engine === 'helm' && isRemoteChart(options.helm)) {
+    // Fetched by the controller after reading (controller/charts.ts), which checks the chart then.
+    inlineValuesFiles(options.helm ?? {}, files, { field: `${field}helm`, fleetYamlName: ctx.fleetYamlName, label: show });
+    return;
   }
   if (engine === 'helm') {
     const chartYaml = dir ? `${dir}/Chart.yaml` : 'Chart.yaml';

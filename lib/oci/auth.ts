@@ -1,5 +1,6 @@
 import { StallingError } from '../errors.js';
 import { Reason } from '../api/constants.js';
+import { decodeSecretData } from '../kube/secret.js';
 
 /**
  * Registry authentication, the pure parts: challenges (`WWW-Authenticate`), credentials from Kubernetes
@@ -75,11 +76,6 @@ export function parseWWWAuthenticate(header: string): Challenge[] {
   return challenges;
 }
 
-function decodeBase64Value(data: Record<string, string>, key: string): string | undefined {
-  const v = data[key];
-  return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
-}
-
 /** Strips scheme and path from a docker config `auths` key: `https://host:5000/v1/` -> `host:5000`. */
 export function normalizeAuthKey(key: string): string {
   return key
@@ -130,15 +126,15 @@ function fromDockerConfig(json: string, host: string, secretDesc: string): Crede
  * content is malformed). Messages name the key, never a value.
  */
 export function credentialsFromSecretData(type: string | undefined, data: Record<string, string> | undefined, host: string): Credentials {
-  const values = data ?? {};
+  const values = decodeSecretData(data);
   const desc = `registry secret (type ${type ?? 'Opaque'})`;
   if (type === 'kubernetes.io/dockerconfigjson' || (type === undefined && values['.dockerconfigjson'] !== undefined)) {
-    const json = decodeBase64Value(values, '.dockerconfigjson');
+    const json = values['.dockerconfigjson'];
     if (json === undefined) throw new StallingError(Reason.SecretNotFound, `${desc}: key .dockerconfigjson is missing`);
     return fromDockerConfig(json, host, desc);
   }
-  const username = decodeBase64Value(values, 'username');
-  const password = decodeBase64Value(values, 'password');
+  const username = values.username;
+  const password = values.password;
   if (username === undefined || username === '') throw new StallingError(Reason.SecretNotFound, `${desc}: key username is missing or empty`);
   if (password === undefined) throw new StallingError(Reason.SecretNotFound, `${desc}: key password is missing`);
   return { username, password };

@@ -62,6 +62,42 @@ export function resetStats(stats: RegistryStats): void {
   Object.assign(stats, emptyStats());
 }
 
+/** Adds one event to a tally (the client's own, or one rebuilt from recorded events). */
+export function countEvent(s: RegistryStats, event: RegistryEvent): void {
+  switch (event.type) {
+    case 'request':
+      s.requests++;
+      s.requestsByMethod[event.method] = (s.requestsByMethod[event.method] ?? 0) + 1;
+      break;
+    case 'retry':
+      s.retries++;
+      break;
+    case 'token':
+      s.tokenRequests++;
+      break;
+    case 'blob-uploaded':
+      s.blobsUploaded++;
+      s.bytesUploaded += event.size;
+      break;
+    case 'blob-skipped':
+      s.blobsSkipped++;
+      break;
+    case 'blob-downloaded':
+      s.blobsDownloaded++;
+      s.bytesDownloaded += event.size;
+      break;
+    case 'cache-hit':
+      s.cacheHits++;
+      break;
+    case 'manifest-pushed':
+      s.manifestsPushed++;
+      break;
+    case 'manifest-fetched':
+      s.manifestsFetched++;
+      break;
+  }
+}
+
 /** Receives events, keeps the tally and forwards to the hook. */
 export class RegistryEventSink {
   readonly stats: RegistryStats = emptyStats();
@@ -70,39 +106,7 @@ export class RegistryEventSink {
 
   /** Records one event. A throwing hook is ignored: metrics must never break a pull. */
   emit(event: RegistryEvent): void {
-    const s = this.stats;
-    switch (event.type) {
-      case 'request':
-        s.requests++;
-        s.requestsByMethod[event.method] = (s.requestsByMethod[event.method] ?? 0) + 1;
-        break;
-      case 'retry':
-        s.retries++;
-        break;
-      case 'token':
-        s.tokenRequests++;
-        break;
-      case 'blob-uploaded':
-        s.blobsUploaded++;
-        s.bytesUploaded += event.size;
-        break;
-      case 'blob-skipped':
-        s.blobsSkipped++;
-        break;
-      case 'blob-downloaded':
-        s.blobsDownloaded++;
-        s.bytesDownloaded += event.size;
-        break;
-      case 'cache-hit':
-        s.cacheHits++;
-        break;
-      case 'manifest-pushed':
-        s.manifestsPushed++;
-        break;
-      case 'manifest-fetched':
-        s.manifestsFetched++;
-        break;
-    }
+    countEvent(this.stats, event);
     try {
       this.hook?.(event);
     } catch {

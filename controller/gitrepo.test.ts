@@ -1,0 +1,412 @@
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { API_VERSION, Annotation, ConditionType, Finalizer, Label, Reason, getCondition, type Bundle, type Condition, type GitRepo } from '../lib/api/index.js';
+import { StallingError, TransientError, dispositionOf, reasonOf } from '../lib/errors.js';
+import type { KubeObject } from '../lib/kube/client.js';
+import type { ReconcileResult } from '../lib/kube/controller.js';
+import { encodeSecretData } from '../lib/kube/secret.js';
+import type { Tree } from '../lib/bundle/testing.js';
+import { ARTIFACTS_STATUS_MANAGER, gitRepoReconciler } from './gitrepo.js';
+import { createBundleStore } from './store.js';
+import { FakeGit, FakeRegistry, fakeContext, type FakeContext } from './testing.js';
+
+/**
+ * The GitRepo reconciler, one reconcile per case, on the fakes of controller/testing.ts: git, the bundle
+ * store's registry, the API server and the clock are in memory; bundles are read from a real checkout
+ * folder by the controller's real reader. The full loop is tested against the real stack in e2e/.
+ */
+
+type GitRepoObject = GitRepo & KubeObject;
+type BundleObject = Bundle & KubeObject;
+
+const URL = 'https://git.example/apps.git';
+const REGISTRY = 'registry.example:5000/flotilla';
+const T0 = new Date('2026-01-01T00:00:00Z');
+const LATER = new Date('2026-01-01T00:10:00Z');
+let commits = 0;
+/** A commit ID unique in this process (the controller remembers refused commits by ID). */
+const commit = (label: string) => createHash('sha1').update(`${label}-${++commits}`).digest('hex');
+const cm = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  key: value\n`;
+const TREE: Tree = { 'web/cm.yaml': cm('web'), 'db/cm.yaml': cm('db') };
+
+/** One GitRepo reconcile on fakes. */
+class World {
+  readonly f: FakeContext = fakeContext(T0);
+  readonly git = new FakeGit();
+  readonly registry = new FakeRegistry();
+  maxInlineBytes = 1_000_000;
+
+  /** Stores GitRepo ws/apps with `spec`, `status` and `meta` (its finalizer by default). */
+  repo(spec: Partial<GitRepo['spec']> = {}, status?: GitRepo['status'], meta: Partial<KubeObject['metadata']> = {}): void {
+    this.f.kube.seed<GitRepoObject>({
+      apiVersion: API_VERSION,
+      kind: 'GitRepo',
+      metadata: { name: 'apps', namespace: 'ws', generation: 1, finalizers: [Finalizer.GitRepo], ...meta },
+      spec: { repo: URL, paths: ['web', 'db'], ...spec },
+      ...(status ? { status } : {}),
+    });
+  }
+
+  /** Stores a Bundle of the GitRepo as an earlier reconcile left it. */
+  bundle(name: string, extra: Partial<BundleObject['spec']> = {}): void {
+    this.f.kube.seed<BundleObject>({
+      apiVersion: API_VERSION,
+      kind: 'Bundle',
+      metadata: { name, namespace: 'ws', labels: { [Label.RepoName]: 'apps', [Label.BundleName]: name } },
+      spec: { contentsID: 'old', resources: [], ...extra },
+    });
+  }
+
+  async reconcile(): Promise<ReconcileResult> {
+    const store = createBundleStore({
+      kube: this.f.kube,
+      registries: this.registry,
+      retain: 5,
+      maxInlineBytes: this.maxInlineBytes,
+    });
+    return (await gitRepoReconciler(this.f.ctx, { git: this.git, store })('ws/apps')) ?? {};
+  }
+
+  get stored(): GitRepoObject {
+    return this.f.kube.mustFind<GitRepoObject>('GitRepo', 'ws', 'apps');
+  }
+
+  condition(type: string): string | undefined {
+    return this.f.kube.condition('GitRepo', 'ws', 'apps', type);
+  }
+
+  bundleApplies(): BundleObject[] {
+    return this.f.kube.writesOf('apply', 'Bundle').map((w) => w.body as BundleObject);
+  }
+}
+
+/** The status an earlier reconcile of `sha` left, polled at T0. */
+const synced = (sha: string, extra: Partial<NonNullable<GitRepo['status']>> = {}): GitRepo['status'] => ({
+  observedGeneration: 1,
+  commit: sha,
+  lastPollingTime: '2026-01-01T00:00:00Z',
+  conditions: [],
+  ...extra,
+});
+
+interface Case {
+  name: string;
+  given(w: World): void;
+  /** The clock at the reconcile (default: T0). */
+  at?: Date;
+  expect(w: World, result: ReconcileResult): void;
+}
+
+const cases: Case[] = [
+  {
+    name: 'a new commit writes one Bundle per bundle directory, inline in etcd mode, and waits for its deployments',
+    given: (w) => {
+      w.git.push(URL, commit('new'), TREE);
+      w.repo();
+    },
+    expect: (w, result) => {
+      expect(w.bundleApplies().map((b) => b.metadata.name)).to.have.members(['apps-web', 'apps-db']);
+      const web = w.f.kube.find<BundleObject>('Bundle', 'ws', 'apps-web');
+      expect(web?.spec.resources?.map((r) => r.name)).to.deep.equal(['cm.yaml']);
+      expect(web?.spec.oci).to.equal(undefined);
+      expect(web?.metadata.labels?.[Label.RepoName]).to.equal('apps');
+      expect(w.registry.pushes).to.deep.equal([]);
+      expect(w.stored.status?.commit).to.equal(w.git.heads.get(URL));
+      expect(w.condition(ConditionType.GitFetched)).to.equal('True/Succeeded');
+      expect(w.condition(ConditionType.BundlesBuilt)).to.equal('True/Succeeded');
+      expect(w.condition(ConditionType.ArtifactsStored)).to.equal(undefined);
+      // Ready means ready: no BundleDeployment reported this commit yet.
+      expect(w.condition(ConditionType.Ready)).to.equal('False/ResourcesNotReady');
+      expect(w.condition(ConditionType.Reconciling)).to.equal('True/Progressing');
+      expect(w.f.events.events.map((e) => e.reason)).to.include('CommitSynced');
+      expect(result).to.deep.equal({ requeueAfterMs: 15_000, maxBackoffMs: 15_000 });
+    },
+  },
+  {
+    name: 'a new commit in OCI mode pushes every bundle, pins the artifacts in the Bundles and records ArtifactsStored on both',
+    given: (w) => {
+      w.git.push(URL, commit('oci'), TREE);
+      w.repo({ ociRegistry: { reference: REGISTRY, authSecretName: 'push' } });
+      w.f.kube.seed({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'push', namespace: 'ws' },
+        data: encodeSecretData({ username: 'u', password: 'p' }),
+      });
+    },
+    expect: (w) => {
+      expect(w.registry.pushes).to.have.members([`${REGISTRY}/ws-apps-web`, `${REGISTRY}/ws-apps-db`]);
+      expect(w.registry.sessions[0]?.username).to.equal('u');
+      expect(w.registry.openSessions).to.equal(0);
+      const web = w.f.kube.find<BundleObject>('Bundle', 'ws', 'apps-web');
+      expect(web?.spec.resources).to.equal(undefined);
+      expect(web?.spec.oci?.reference).to.match(new RegExp(`^${REGISTRY}/ws-apps-web@sha256:[0-9a-f]{64}$`));
+      expect(web?.spec.oci?.secretName).to.equal('push');
+      const stored = getCondition(web?.status?.conditions, ConditionType.ArtifactsStored);
+      expect(stored?.status).to.equal('True');
+      expect(w.f.kube.writesOf('applyStatus', 'Bundle').every((x) => x.fieldManager === ARTIFACTS_STATUS_MANAGER)).to.equal(true);
+      expect(w.condition(ConditionType.ArtifactsStored)).to.equal('True/Succeeded');
+      expect(w.stored.status?.artifacts?.map((a) => a.bundle)).to.have.members(['apps-web', 'apps-db']);
+    },
+  },
+  {
+    name: 'an unchanged commit asks git, checks nothing out and writes no Bundle',
+    at: LATER,
+    given: (w) => {
+      const sha = commit('same');
+      w.git.push(URL, sha, TREE);
+      w.repo({}, synced(sha));
+    },
+    expect: (w, result) => {
+      expect(w.git.calls).to.deep.equal([`resolve ${URL}`]);
+      expect(w.bundleApplies()).to.deep.equal([]);
+      expect(w.stored.status?.lastPollingTime).to.equal('2026-01-01T00:10:00Z');
+      expect(result.error).to.equal(undefined);
+    },
+  },
+  {
+    name: 'within the polling interval git is not asked at all',
+    at: new Date('2026-01-01T00:00:05Z'),
+    given: (w) => {
+      const sha = commit('recent');
+      w.git.push(URL, sha, TREE);
+      w.repo({}, synced(sha));
+    },
+    expect: (w, result) => {
+      expect(w.git.calls).to.deep.equal([]);
+      expect(w.bundleApplies()).to.deep.equal([]);
+      expect(result.requeueAfterMs).to.equal(15_000);
+    },
+  },
+  {
+    name: 'a failed git fetch is GitOperationFailed, retried within the polling interval, and writes nothing',
+    given: (w) => {
+      w.git.push(URL, commit('unreachable'), TREE);
+      w.git.resolveFailure = new TransientError(Reason.GitOperationFailed, `git ls-remote of ${URL}: connection refused`);
+      w.repo({ pollingInterval: '1m' });
+    },
+    expect: (w, result) => {
+      expect(w.condition(ConditionType.GitFetched)).to.equal('False/GitOperationFailed');
+      expect(w.condition(ConditionType.Ready)).to.equal('False/GitOperationFailed');
+      expect(w.condition(ConditionType.Reconciling)).to.equal('True/Progressing');
+      expect(w.condition(ConditionType.Stalled)).to.equal('False/Progressing');
+      expect(dispositionOf(result.error)).to.equal('transient');
+      expect(result.maxBackoffMs).to.equal(60_000);
+      expect(w.bundleApplies()).to.deep.equal([]);
+      expect(w.f.events.events.map((e) => `${e.type}/${e.reason}`)).to.deep.equal(['Warning/GitOperationFailed']);
+    },
+  },
+  {
+    name: 'refused credentials stall the GitRepo until it changes',
+    given: (w) => {
+      w.git.push(URL, commit('auth'), TREE);
+      w.git.resolveFailure = new StallingError(Reason.AuthenticationFailed, `git ls-remote of ${URL}: authentication failed`);
+      w.repo();
+    },
+    expect: (w, result) => {
+      expect(w.condition(ConditionType.Stalled)).to.equal('True/AuthenticationFailed');
+      expect(w.condition(ConditionType.Ready)).to.equal('False/AuthenticationFailed');
+      expect(dispositionOf(result.error)).to.equal('stalling');
+    },
+  },
+  {
+    name: 'a missing clientSecretName Secret waits for it without asking git',
+    given: (w) => {
+      w.git.push(URL, commit('secret'), TREE);
+      w.repo({ clientSecretName: 'git-creds' });
+    },
+    expect: (w, result) => {
+      expect(w.git.calls).to.deep.equal([]);
+      expect(reasonOf(result.error, '')).to.equal(Reason.SecretNotFound);
+      expect(dispositionOf(result.error)).to.equal('waiting');
+      expect(w.condition(ConditionType.Ready)).to.equal('False/SecretNotFound');
+    },
+  },
+  {
+    name: 'an unreachable registry is ArtifactsStored False on the GitRepo and its Bundles, with no fallback to etcd',
+    given: (w) => {
+      w.git.push(URL, commit('registry-down'), TREE);
+      w.registry.failure = new TransientError(Reason.RegistryUnreachable, `${REGISTRY}: connection refused`);
+      w.repo({ ociRegistry: { reference: REGISTRY } }, synced('previous'));
+      w.bundle('apps-web', { oci: { reference: `${REGISTRY}/ws-apps-web@sha256:${'1'.repeat(64)}`, digest: `sha256:${'1'.repeat(64)}` } });
+    },
+    at: LATER,
+    expect: (w, result) => {
+      expect(w.bundleApplies()).to.deep.equal([]);
+      expect(w.f.kube.find<BundleObject>('Bundle', 'ws', 'apps-web')?.spec.resources).to.deep.equal([]);
+      expect(w.condition(ConditionType.ArtifactsStored)).to.equal('False/RegistryUnreachable');
+      expect(w.condition(ConditionType.Ready)).to.equal('False/RegistryUnreachable');
+      const onBundle = getCondition(w.f.kube.find<BundleObject>('Bundle', 'ws', 'apps-web')?.status?.conditions, ConditionType.ArtifactsStored);
+      expect(`${onBundle?.status}/${onBundle?.reason}`).to.equal('False/RegistryUnreachable');
+      expect(w.stored.status?.commit).to.equal('previous');
+      expect(dispositionOf(result.error)).to.equal('transient');
+      expect(w.registry.openSessions).to.equal(0);
+    },
+  },
+  {
+    name: 'invalid bundle content stalls as InvalidBundle before anything is pushed or written',
+    given: (w) => {
+      w.git.push(URL, commit('invalid'), { 'web/cm.yaml': 'kind: [unclosed\n', 'db/cm.yaml': cm('db') });
+      w.repo({ ociRegistry: { reference: REGISTRY } });
+    },
+    expect: (w, result) => {
+      expect(w.condition(ConditionType.BundlesBuilt)).to.equal('False/InvalidBundle');
+      expect(w.condition(ConditionType.Stalled)).to.equal('True/InvalidBundle');
+      expect(dispositionOf(result.error)).to.equal('stalling');
+      expect(w.registry.pushes).to.deep.equal([]);
+      expect(w.bundleApplies()).to.deep.equal([]);
+    },
+  },
+  {
+    name: 'a bundle too large for etcd stalls as BundleTooLarge and writes no Bundle',
+    given: (w) => {
+      w.maxInlineBytes = 50;
+      w.git.push(URL, commit('large'), TREE);
+      w.repo();
+    },
+    expect: (w, result) => {
+      expect(w.condition(ConditionType.Stalled)).to.equal('True/BundleTooLarge');
+      expect(w.condition(ConditionType.ArtifactsStored)).to.equal(undefined);
+      expect(dispositionOf(result.error)).to.equal('stalling');
+      expect(w.bundleApplies()).to.deep.equal([]);
+    },
+  },
+  {
+    name: "a bundle that left git is deleted with its artifacts; the others' are kept",
+    at: LATER,
+    given: (w) => {
+      w.git.push(URL, commit('removed'), { 'web/cm.yaml': cm('web') });
+      w.repo({ ociRegistry: { reference: REGISTRY }, paths: ['web'] }, synced('previous'));
+      w.bundle('apps-web');
+      w.bundle('apps-db');
+    },
+    expect: (w) => {
+      expect(w.f.kube.find('Bundle', 'ws', 'apps-db')).to.equal(undefined);
+      expect(w.f.kube.find('Bundle', 'ws', 'apps-web')).to.not.equal(undefined);
+      expect(w.registry.deletes).to.deep.equal([`${REGISTRY}/ws-apps-db`]);
+    },
+  },
+  {
+    name: 'a paused GitRepo still writes its Bundles, paused',
+    given: (w) => {
+      w.git.push(URL, commit('paused'), TREE);
+      w.repo({ paused: true });
+    },
+    expect: (w) => {
+      expect(w.bundleApplies().map((b) => b.spec.paused)).to.deep.equal([true, true]);
+    },
+  },
+];
+
+const deletion: Case[] = [
+  {
+    name: 'deletion deletes the Bundles first and keeps the finalizer until they are gone',
+    given: (w) => {
+      w.repo({}, synced('c'), { deletionTimestamp: '2026-01-01T00:00:00Z' });
+      w.bundle('apps-web');
+    },
+    expect: (w, result) => {
+      expect(w.f.kube.writesOf('delete', 'Bundle').map((d) => d.name)).to.deep.equal(['apps-web']);
+      expect(result).to.deep.equal({ requeueAfterMs: 1000 });
+      expect(w.stored.metadata.finalizers).to.deep.equal([Finalizer.GitRepo]);
+      expect(w.git.calls).to.deep.equal([]);
+    },
+  },
+  {
+    name: 'deletion then removes the artifacts, forgets the checkout and lets the GitRepo go',
+    given: (w) => {
+      w.repo({ ociRegistry: { reference: REGISTRY } }, synced('c', { artifacts: [{ bundle: 'apps-web', reference: 'r', digest: 'd' }] }), {
+        deletionTimestamp: '2026-01-01T00:00:00Z',
+      });
+    },
+    expect: (w, result) => {
+      expect(w.registry.deletes).to.deep.equal([`${REGISTRY}/ws-apps-web`]);
+      expect(w.git.calls).to.deep.equal(['forget ws/apps']);
+      expect(w.f.kube.find('GitRepo', 'ws', 'apps')).to.equal(undefined);
+      expect(result).to.deep.equal({});
+    },
+  },
+  {
+    name: 'deletion keeps the finalizer and says why while the registry refuses to delete the artifacts',
+    given: (w) => {
+      w.registry.failure = new TransientError(Reason.RegistryUnreachable, 'connection refused');
+      w.registry.failDeletes = true;
+      w.repo({ ociRegistry: { reference: REGISTRY } }, synced('c', { artifacts: [{ bundle: 'apps-web', reference: 'r', digest: 'd' }] }), {
+        deletionTimestamp: '2026-01-01T00:00:00Z',
+      });
+    },
+    expect: (w, result) => {
+      expect(result).to.deep.equal({ requeueAfterMs: 10_000 });
+      expect(w.stored.metadata.finalizers).to.deep.equal([Finalizer.GitRepo]);
+      expect(w.git.calls).to.deep.equal([]);
+      expect(w.f.events.events.map((e) => `${e.type}/${e.reason}`)).to.deep.equal(['Warning/ArtifactDeleteFailed']);
+    },
+  },
+];
+
+describe('GitRepo reconciler (on fake ports)', function () {
+  // The first case starts the controller's bundle reader (a worker thread); the others take milliseconds.
+  this.timeout(30_000);
+  for (const c of [...cases, ...deletion]) {
+    it(c.name, async () => {
+      const w = new World();
+      c.given(w);
+      w.f.setNow(c.at ?? T0);
+      try {
+        const result = await w.reconcile();
+        c.expect(w, result);
+      } finally {
+        await w.git.dispose();
+      }
+    });
+  }
+
+  it('adds its finalizer to a new GitRepo before doing anything else', async () => {
+    const w = new World();
+    w.git.push(URL, commit('first'), TREE);
+    w.repo({}, undefined, { finalizers: [] });
+    await w.reconcile();
+    await w.git.dispose();
+    const first = w.f.kube.writes[0];
+    expect(first?.op).to.equal('mergePatch');
+    expect(first?.kind).to.equal('GitRepo');
+    expect(w.stored.metadata.finalizers).to.deep.equal([Finalizer.GitRepo]);
+  });
+
+  it('is Ready once every Bundle of the commit and its BundleDeployments are ready for it', async () => {
+    const w = new World();
+    const sha = commit('ready');
+    w.git.push(URL, sha, TREE);
+    w.repo({ paths: ['web'] }, synced(sha));
+    const ready: Condition = {
+      type: 'Ready',
+      status: 'True',
+      reason: 'Succeeded',
+      message: '',
+      lastTransitionTime: '2026-01-01T00:00:00Z',
+      observedGeneration: 1,
+    };
+    w.f.kube.seed<BundleObject>({
+      apiVersion: API_VERSION,
+      kind: 'Bundle',
+      metadata: { name: 'apps-web', namespace: 'ws', labels: { [Label.RepoName]: 'apps' }, annotations: { [Annotation.Commit]: sha } },
+      spec: { contentsID: 'c1', resources: [] },
+      status: { observedGeneration: 1, observedContentsID: 'c1', conditions: [ready] },
+    });
+    w.f.kube.seed({
+      apiVersion: API_VERSION,
+      kind: 'BundleDeployment',
+      metadata: {
+        name: 'apps-web',
+        namespace: 'cluster-ns',
+        labels: { [Label.RepoName]: 'apps', [Label.BundleNamespace]: 'ws', [Label.BundleName]: 'apps-web' },
+      },
+      spec: { deploymentID: 'd1' },
+      status: { appliedDeploymentID: 'd1', ready: true, conditions: [ready] },
+    });
+    await w.reconcile();
+    await w.git.dispose();
+    expect(w.condition(ConditionType.Ready)).to.equal('True/Succeeded');
+    expect(w.stored.status?.display?.readyBundleDeployments).to.equal('1/1');
+  });
+});
