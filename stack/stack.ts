@@ -110,7 +110,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         log(`control plane ${name} ready at ${clusters[name]?.server}`);
       }),
       ...modes.map(async (mode) => {
-        registries[mode] = await startRegistry({ mode, rootDir: join(dir, 'registry', mode) });
+        registries[mode] = await startRegistry({ mode, rootDir: join(dir, 'registry', mode), ...(options.node !== undefined ? { listen: '0.0.0.0' } : {}) });
         log(`registry (${mode}) ready at ${registries[mode]?.url}`);
       }),
       (async () => {
