@@ -118,7 +118,7 @@ describe('the agent as a Pod on a real node, from the image built without Docker
     const token = await waitFor(
       async () => {
         const s = await fleet.upstream.get<Obj<{ data?: Record<string, string> }>>({ apiVersion: 'v1', kind: 'Secret', namespace: WS, name: `${WS}-token` });
-        const data = s ? decodeSecretData(s) : undefined;
+        const data = s?.data ? decodeSecretData(s.data) : undefined;
         return data?.token ? data : undefined;
       },
       { what: 'the registration token', timeoutMs: 90_000 },
