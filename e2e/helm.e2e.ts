@@ -249,7 +249,7 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
     );
   });
 
-  it('with deleteCRDResources and deleteNamespace, removing the chart bundle deletes its crds/ CRD and its namespace', async () => {
+  it('with deleteCRDResources and deleteNamespace, removing the chart bundle from the GitRepo deletes its crds/ CRD and its namespace', async () => {
     const current: Record<string, string | Buffer | null> = { ...repoFiles, 'chart/templates/extra.yaml': null };
     await converged(
       await git().commit(
@@ -258,9 +258,8 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
         'delete the CRD and namespace with the bundle',
       ),
     );
-    const removed: Record<string, string | Buffer | null> = {};
-    for (const [path, content] of Object.entries(current)) removed[path] = path.startsWith('chart/') ? null : content;
-    await converged(await git().commit(REPO, removed, 'the chart bundle removed'));
+    // The GitRepo stops listing the chart's path: its Bundle and BundleDeployments go.
+    await fleet.upstream.mergePatch({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: REPO }, { spec: { paths: ['kust'] } });
     for (const c of CLUSTERS) {
       const d = downstream[c.name]!;
       await waitFor(
