@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import type { LoadedBundle } from '../lib/bundle/index.js';
-import { parseFleetYaml } from '../lib/api/fleetyaml.js';
-import type { ChartSource } from '../lib/render/chartsource.js';
-import { withRemoteCharts, type ChartFetcher, type DependencyBuilder } from './charts.js';
+import type { LoadedBundle } from '../bundle/index.js';
+import { parseFleetYaml } from '../api/fleetyaml.js';
+import type { ChartSource } from './chartsource.js';
+import { chartAccessFromPathsSecret, chartAccessFromSecret, withRemoteCharts, type ChartFetcher, type DependencyBuilder } from './remotecharts.js';
 
 const chartFiles = (name: string, version: string) => [
   { path: 'Chart.yaml', content: Buffer.from(`apiVersion: v2\nname: ${name}\nversion: ${version}\n`) },
@@ -14,10 +14,11 @@ function bundleOf(fleetYaml: string): LoadedBundle {
 }
 
 /** A fetcher that resolves `^1` to 1.4.0 and records what it was asked. */
-function recording(): { fetch: ChartFetcher; asked: { source: ChartSource; username?: string | undefined }[] } {
-  const asked: { source: ChartSource; username?: string | undefined }[] = [];
+type Asked = { source: ChartSource; username?: string | undefined; insecure?: boolean | undefined };
+function recording(): { fetch: ChartFetcher; asked: Asked[] } {
+  const asked: Asked[] = [];
   const fetch: ChartFetcher = async (source, access) => {
-    asked.push({ source, username: access.username });
+    asked.push({ source, username: access.username, insecure: access.insecureSkipTLSVerify });
     const version = 'version' in source && source.version === '^1' ? '1.4.0' : 'version' in source && source.version ? source.version : '2.0.0';
     return { name: 'web', version, files: chartFiles('web', version) };
   };
@@ -133,4 +134,76 @@ describe('remote charts at bundle build time', () => {
       });
     }
   });
+
+  it('turns TLS verification off for the variants whose fleet.yaml helm sets insecureSkipTLSVerify, and only for them', async () => {
+    const { fetch, asked } = recording();
+    await withRemoteCharts(
+      bundleOf(
+        'helm:\n  chart: oci://r.example/c/web\n  version: 1.0.0\ntargetCustomizations:\n' +
+          '- name: lab\n  clusterSelector: {matchLabels: {env: lab}}\n  helm: {version: 2.0.0, insecureSkipTLSVerify: true}\n',
+      ),
+      () => ({ insecureSkipTLSVerify: false }),
+      fetch,
+    );
+    expect(asked.map((a) => [a.source.kind === 'oci' && a.source.version, a.insecure])).to.deep.equal([
+      ['1.0.0', false],
+      ['2.0.0', true],
+    ]);
+  });
+
+  it("asks the resolver for the bundle's folder", async () => {
+    const dirs: string[] = [];
+    await withRemoteCharts(bundleOf('helm: {chart: "oci://r.example/c/web"}\n'), (_s, dir) => (dirs.push(dir), {}), recording().fetch);
+    expect(dirs).to.deep.equal(['apps/web']);
+  });
+});
+
+describe('chart credentials from Secrets', () => {
+  const repo: ChartSource = { kind: 'repo', repo: 'https://charts.example/stable', chart: 'web' };
+  const other: ChartSource = { kind: 'oci', reference: 'oci://elsewhere.example/c/web' };
+
+  it('helmSecretName: the CA always, username and password only to URLs matching helmRepoURLRegex', () => {
+    const access = chartAccessFromSecret({ username: 'u', password: 'p', cacerts: 'PEM' }, { urlPattern: /charts\.example/, insecureSkipTLSVerify: true });
+    expect(access(repo)).to.deep.equal({ insecureSkipTLSVerify: true, caPem: 'PEM', username: 'u', password: 'p' });
+    expect(access(other)).to.deep.equal({ insecureSkipTLSVerify: true, caPem: 'PEM' });
+    expect(chartAccessFromSecret(undefined, {})(repo)).to.deep.equal({ insecureSkipTLSVerify: false });
+  });
+
+  const pathsYaml =
+    'apps/web:\n  username: web\n  password: web-pass\n  caBundle: ' +
+    Buffer.from('WEB-CA').toString('base64') +
+    '\napps/lab/:\n  username: lab\n  password: lab-pass\n  insecureSkipVerify: true\n';
+
+  it('helmSecretNameForPaths: each bundle folder gets its own entry of secrets-path.yaml; an unlisted one gets none', () => {
+    const access = chartAccessFromPathsSecret({ 'secrets-path.yaml': pathsYaml }, {}, 'Secret s');
+    expect(access(repo, 'apps/web')).to.deep.equal({ insecureSkipTLSVerify: false, caPem: 'WEB-CA', username: 'web', password: 'web-pass' });
+    expect(access(repo, 'apps/lab')).to.deep.equal({ insecureSkipTLSVerify: true, username: 'lab', password: 'lab-pass' });
+    expect(access(repo, 'apps/other')).to.deep.equal({ insecureSkipTLSVerify: false });
+  });
+
+  it('helmSecretNameForPaths: helmRepoURLRegex still decides where the username and password go', () => {
+    const access = chartAccessFromPathsSecret({ 'secrets-path.yaml': pathsYaml }, { urlPattern: /charts\.example/ }, 'Secret s');
+    expect(access(other, 'apps/web')).to.deep.equal({ insecureSkipTLSVerify: false, caPem: 'WEB-CA' });
+  });
+
+  const refused: [string, Record<string, string>, RegExp][] = [
+    ['no secrets-path.yaml key', { other: 'x' }, /Secret s: has no key secrets-path\.yaml/],
+    ['an sshPrivateKey', { 'secrets-path.yaml': 'a:\n  sshPrivateKey: eA==\n' }, /a\.sshPrivateKey: Flotilla fetches charts over HTTPS and OCI only/],
+    ['an unknown field', { 'secrets-path.yaml': 'a:\n  token: x\n' }, /a\.token: unknown field/],
+    ['a list', { 'secrets-path.yaml': '- a\n' }, /expected a mapping/],
+  ];
+  for (const [name, data, message] of refused) {
+    it(`helmSecretNameForPaths: refuses ${name}, naming the Secret and never quoting a value`, () => {
+      let err: unknown;
+      try {
+        chartAccessFromPathsSecret(data, {}, 'Secret s');
+      } catch (e) {
+        err = e;
+      }
+      expect((err as { reason?: string }).reason).to.equal('InvalidSpec');
+      expect((err as Error).message)
+        .to.match(message)
+        .and.not.include('eA==');
+    });
+  }
 });
