@@ -153,7 +153,14 @@ describe('remote charts at bundle build time', () => {
 
   it("asks the resolver for the bundle's folder", async () => {
     const dirs: string[] = [];
-    await withRemoteCharts(bundleOf('helm: {chart: "oci://r.example/c/web"}\n'), (_s, dir) => (dirs.push(dir), {}), recording().fetch);
+    await withRemoteCharts(
+      bundleOf('helm: {chart: "oci://r.example/c/web"}\n'),
+      (_s, dir) => {
+        dirs.push(dir);
+        return {};
+      },
+      recording().fetch,
+    );
     expect(dirs).to.deep.equal(['apps/web']);
   });
 });
