@@ -6,6 +6,7 @@ import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import {
   DEFAULT_RENDER_LIMITS,
   engineOf,
+  releaseNamespace,
   renderContent,
   renderToolsFromEnv,
   type Capabilities,
@@ -17,6 +18,7 @@ import { RefusalMemory, contentKey } from '../lib/isolate/refusals.js';
 import type { Applier } from './applier.js';
 import { describeId, idKey, prepareObjects, type DesiredObject, type EnsuredNamespace, type PrepareContext } from './objects.js';
 import { readinessOf } from './readiness.js';
+import { readValuesFrom } from './valuesfrom.js';
 
 /**
  * The agent's side of Helm and Kustomize bundles (lib/render does the rendering, for the agent and for
@@ -103,11 +105,11 @@ function renderKey(files: readonly BundleFile[], options: unknown, cluster: unkn
 
 /**
  * Rendering with the helm and kustomize on PATH (or FLOTILLA_HELM, FLOTILLA_KUSTOMIZE) and the default time
- * and output limits; with `renderer`, their memory cap is its `renderToolMemoryMb` and their output is parsed
+ * and output limits (or `limits`: the agent's --helm-timeout and --helm-max-output-bytes); with `renderer`, their memory cap is its `renderToolMemoryMb` and their output is parsed
  * in its capped workers (lib/isolate) rather than on the agent's event loop.
  */
-export function defaultEngineRendering(renderer?: BundleRenderer): EngineRendering {
-  const settings: RenderSettings = { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS, ...renderer?.renderSettings() };
+export function defaultEngineRendering(renderer?: BundleRenderer, limits: Partial<Pick<RenderSettings, 'timeoutMs' | 'maxOutputBytes'>> = {}): EngineRendering {
+  const settings: RenderSettings = { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS, ...renderer?.renderSettings(), ...limits };
   return { capabilities: new CapabilitiesCache(), settings, refusals: new RefusalMemory() };
 }
 
@@ -130,9 +132,12 @@ export async function renderEngine(
     namespace: bd.metadata.namespace,
     capabilities: await rendering.capabilities.get(client),
   };
-  const render = () => renderContent(files, { bundleName: bd.metadata.name, options }, cluster, rendering.settings);
+  // helm.valuesFrom is read here, downstream, with the client the bundle is applied with (agent/valuesfrom.ts).
+  const valuesFrom = await readValuesFrom(client, options?.helm?.valuesFrom, releaseNamespace(options));
+  const render = () => renderContent(files, { bundleName: bd.metadata.name, options, valuesFrom }, cluster, rendering.settings);
   if (!rendering.refusals) return await render();
-  return await rendering.refusals.run(renderKey(files, options, cluster, rendering.settings), render, (err) => BUDGET_REASONS.has(err.reason));
+  const key = renderKey(files, { options, valuesFrom }, cluster, rendering.settings);
+  return await rendering.refusals.run(key, render, (err) => BUDGET_REASONS.has(err.reason));
 }
 
 /** A hook ready to apply. */

@@ -19,6 +19,7 @@ import { freePort } from '../stack/net.js';
 import { sampleRepository } from './sample.js';
 import { statusReport } from './status.js';
 import { table } from './table.js';
+import { DEFAULT_DASHBOARD_PORT } from '../dashboard/command.js';
 import type { RenderIO } from './render.js';
 
 const run = promisify(execFile);
@@ -356,6 +357,7 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
           ['git', `${git.url}/sample.git`],
           ['logs', join(dir, 'logs')],
           ['status', `node bin/flotilla.js status --kubeconfig ${upstreamDesc.kubeconfig}`],
+          ['dashboard', `http://127.0.0.1:${DEFAULT_DASHBOARD_PORT}/ once 'node bin/flotilla.js dashboard --kubeconfig ${upstreamDesc.kubeconfig}' runs`],
           ['stop', `node bin/flotilla.js dev down --dir ${dir}`],
         ],
       ),

@@ -1,6 +1,7 @@
 import { runRender, type RenderIO } from './render.js';
 import { runStatus } from './status.js';
 import { runDev } from './dev.js';
+import { runDashboard } from './dashboard.js';
 
 /** The top-level usage of the `flotilla` command. */
 export const USAGE = `Usage: flotilla <command> [options]
@@ -9,6 +10,7 @@ Commands:
   dev up | dev down   start (or stop) a local fleet with OCI storage: 3 clusters, registry, git, controller, agents
   status              GitRepos, Bundles and Clusters of an upstream cluster, with states and artifact digests
   render DIR          print what a cluster with given labels would receive from the bundle in DIR (offline)
+  dashboard           serve a web dashboard of the fleet (live, read-only unless --enable-actions)
 
 Run 'flotilla <command> --help' for a command's options.
 Exit codes: 0 ok, 1 failure, 2 usage error (status: 3 when something is not Ready).
@@ -24,6 +26,8 @@ export async function main(argv: string[], io: RenderIO): Promise<number> {
       return await runStatus(rest, io);
     case 'dev':
       return await runDev(rest, io);
+    case 'dashboard':
+      return await runDashboard(rest, io);
     case '-h':
     case '--help':
     case 'help':

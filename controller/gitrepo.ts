@@ -114,7 +114,8 @@ export function bundleObject(repo: GitRepoObject, bundle: LoadedBundle, content:
     ...(content.resources ? { resources: content.resources } : {}),
     contentsID: id,
     ...(fy.targetCustomizations ? { targets: fy.targetCustomizations } : {}),
-    ...(repo.spec.targets && repo.spec.targets.length > 0 ? { targetRestrictions: repo.spec.targets } : {}),
+    // fleet.yaml overrideTargets replace the GitRepo's targets for this bundle (Fleet).
+    ...((fy.overrideTargets ?? repo.spec.targets ?? []).length > 0 ? { targetRestrictions: fy.overrideTargets ?? repo.spec.targets } : {}),
     ...(fy.dependsOn ? { dependsOn: fy.dependsOn } : {}),
   };
   return {

@@ -107,6 +107,8 @@ export const Reason = {
   ArtifactTampered: 'ArtifactTampered',
   /** No cluster matches the bundle's targets (not an error, but nothing is deployed). */
   NoMatchingClusters: 'NoMatchingClusters',
+  /** A ConfigMap or Secret (or its key) named in `helm.valuesFrom` is missing downstream or unreadable; deployment waits. */
+  ValuesFromNotFound: 'ValuesFromNotFound',
   /** A bundle listed in `dependsOn` is not ready yet; deployment waits. */
   DependencyNotReady: 'DependencyNotReady',
   /** An object of the bundle lives in a namespace that is not the target namespace, not in the bundle and not downstream. */

@@ -126,11 +126,12 @@ describe('parseFleetYaml', () => {
       /^apps\/web\/fleet\.yaml: helm\.repo: must be the http\(s\):\/\/ URL/,
     ],
     ['helm.atomic, saying there is no release to roll back', 'helm: {atomic: true}\n', /helm\.atomic: .*no Helm releases to roll back/],
-    [
-      'helm.valuesFrom in a target customization',
-      'targetCustomizations:\n- name: a\n  helm: {valuesFrom: []}\n',
-      /targetCustomizations\[0\]\.helm\.valuesFrom: .*not supported yet/,
-    ],
+    ['imageScans, as deprecated', 'imageScans:\n- image: web\n', /^apps\/web\/fleet\.yaml: imageScans: Fleet "imageScans" is deprecated in Fleet/],
+    ['rolloutStrategy, saying how to stage instead', 'rolloutStrategy: {maxUnavailable: 10%}\n', /rolloutStrategy: .*every targeted cluster at once; pause/],
+    ['helm.templateValues, pointing at .ClusterValues', 'helm: {templateValues: {a: b}}\n', /helm\.templateValues: .*\.ClusterValues/],
+    ['a valuesFrom entry with a misspelled ref', 'helm:\n  valuesFrom:\n  - configMapRef: {name: v}\n', /helm\.valuesFrom\[0\]\.configMapRef: unknown field/],
+    ['an unknown dependsOn accepted state', 'dependsOn:\n- name: db\n  acceptedStates: [Done]\n', /dependsOn\[0\]\.acceptedStates\[0\]: /],
+    ['a bundle name longer than a Helm release name', `name: ${'a'.repeat(54)}\n`, /^apps\/web\/fleet\.yaml: name: /],
     [
       'a chart URL of another scheme',
       'helm: {chart: "ftp://charts.example/web.tgz"}\n',

@@ -17,8 +17,9 @@
  * - `maxHistory`: Flotilla writes no Helm release history, so there is nothing to limit; accepted.
  * - `disableDependencyUpdate`: the controller runs `helm dependency build` for a chart whose Chart.yaml lists
  *   dependencies from repositories unless this is set (then the chart's `charts/` folder must hold them).
- * - `atomic`, `timeoutSeconds`, `valuesFrom`, `templateValues`: refused by name (see
- *   {@link UNSUPPORTED_HELM_FIELDS}).
+ * - `valuesFrom`: ConfigMap and Secret keys read by the agent on the downstream cluster when it renders
+ *   (agent/valuesfrom.ts), merged over `values` in order, a ConfigMap before a Secret in one entry (Fleet's order).
+ * - `atomic`, `timeoutSeconds`, `templateValues`: refused by name (see {@link UNSUPPORTED_HELM_FIELDS}).
  */
 import { z } from 'zod';
 import { crdExtensions, freeForm } from './crd-extensions.js';
@@ -49,6 +50,38 @@ export function isRemoteChart(helm: Pick<HelmOptions, 'chart' | 'repo'> | undefi
 function bundleRelativePath(description: string, message = 'must be a path inside the bundle (relative, no ".." segment)') {
   return z.string().min(1).max(4096).regex(INSIDE_BUNDLE, message).describe(description);
 }
+
+/** A key of a ConfigMap or Secret downstream holding Helm values (Fleet `configMapKeyRef` / `secretKeyRef`). */
+function valuesKeyRef(kind: 'ConfigMap' | 'Secret') {
+  return z
+    .strictObject({
+      name: z
+        .string()
+        .min(1)
+        .max(253)
+        .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a lowercase DNS-1123 subdomain')
+        .describe(`Name of the ${kind} downstream.`),
+      namespace: z
+        .string()
+        .max(63)
+        .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a lowercase DNS-1123 label')
+        .optional()
+        .describe(`Namespace of the ${kind} (default: the namespace the bundle deploys into).`),
+      key: z.string().max(253).optional().describe(`Key of the ${kind} holding a YAML mapping of values (default: values.yaml).`),
+    })
+    .describe(`A key of a ${kind} on the downstream cluster holding Helm values.`);
+}
+
+/** One `helm.valuesFrom` entry: values read downstream by the agent when it renders. */
+export const ValuesFromSchema = z
+  .strictObject({
+    configMapKeyRef: valuesKeyRef('ConfigMap').optional(),
+    secretKeyRef: valuesKeyRef('Secret').optional(),
+  })
+  .describe('Values read on the downstream cluster; the ConfigMap is merged first, then the Secret.');
+
+/** One `helm.valuesFrom` entry. */
+export type ValuesFrom = z.infer<typeof ValuesFromSchema>;
 
 /** Fleet `helm` options (the ones Flotilla honours; see the module comment). */
 export const HelmOptionsSchema = z
@@ -89,6 +122,10 @@ export const HelmOptionsSchema = z
       .array(bundleRelativePath('A values file of the bundle.'))
       .optional()
       .describe('Values files of the bundle, merged over values in order (Fleet order).'),
+    valuesFrom: z
+      .array(ValuesFromSchema)
+      .optional()
+      .describe('ConfigMap and Secret keys read downstream by the agent, merged over values and valuesFiles in order.'),
     takeOwnership: z.boolean().optional().describe('Take over objects that exist downstream (server-side apply always does).'),
     force: z.boolean().optional().describe('Delete and re-create objects that cannot be patched.'),
     waitForJobs: z.boolean().optional().describe('Jobs count as ready only once complete (always true in Flotilla).'),
@@ -121,8 +158,9 @@ export type KustomizeOptions = z.infer<typeof KustomizeOptionsSchema>;
 
 /** Fleet `helm` fields Flotilla refuses, with the reason shown to the user. */
 export const UNSUPPORTED_HELM_FIELDS = {
-  valuesFrom: 'Fleet "helm.valuesFrom" (values read downstream from ConfigMaps and Secrets) is not supported yet by Flotilla',
-  templateValues: 'Fleet "helm.templateValues" is not supported yet by Flotilla; use ${ } templating inside helm.values',
+  templateValues:
+    'Fleet has no "helm.templateValues" in fleet.yaml: per-cluster values come from the Cluster\'s spec.templateValues, ' +
+    'read in helm.values as ${ .ClusterValues.<key> }',
   atomic:
     'Fleet "helm.atomic" rolls a failed Helm upgrade back; Flotilla keeps no Helm releases to roll back to ' +
     '(every object is dry-run before any is applied); remove it',

@@ -10,6 +10,7 @@
 #     kubelet, kube-scheduler                 <- Go module proxy, same wrapper module as kube-apiserver
 #     crane                                   <- Go module proxy (builds the node's images without Docker)
 #     containerd, runc, CNI plugins, iptables, nftables, busybox-static <- Debian packages
+#   chromium (the dashboard e2e's browser)    <- Debian package
 # Prints progress; exits non-zero naming the part that failed.
 set -euo pipefail
 
@@ -83,6 +84,21 @@ if [ "$NODE" = 1 ]; then
   }
   check_ver containerd 1.6; check_ver runc 1.1; check_ver containernetworking-plugins 1.1
 fi
+
+# --- Headless browser: Debian chromium for the dashboard's end-to-end test (e2e/dashboard.e2e.ts) ------
+# Browser downloads from the internet do not work on these machines; the test drives /usr/bin/chromium
+# with playwright-core. Installed only when missing.
+install_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  step "installing Debian package: chromium (headless browser for the dashboard e2e)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || fail "apt-get update failed"
+  local log; log="$(mktemp)"
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>"$log" \
+    || { tail -20 "$log" >&2; rm -f "$log"; fail "apt-get install chromium"; }
+  rm -f "$log"
+}
+install_chromium
 
 # --- Kubernetes --------------------------------------------------------------------------------
 K8S_DIR="$CACHE/kubernetes-$K8S_VERSION"
