@@ -1,7 +1,11 @@
 import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
-import { RENDER_USAGE, runRender } from './render.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RENDER_USAGE, runRender, secretManifestData } from './render.js';
 
 const testdata = fileURLToPath(new URL('../lib/bundle/testdata/', import.meta.url));
 const webapp = `${testdata}webapp`;
@@ -133,6 +137,10 @@ describe('flotilla render', () => {
     ['two directories', [webapp, webapp], /expected one DIR, got 2/],
     ['a label without "="', [webapp, '--label', 'env'], /--label "env": expected KEY=VALUE/],
     ['an unknown option', [webapp, '--colour'], /Unknown option '--colour'/],
+    ['a chart repository password on the command line', [webapp, '--helm-password', 'hunter2'], /Unknown option '--helm-password'/],
+    ['--helm-secret-file with --helm-username', [webapp, '--helm-secret-file', 's.yaml', '--helm-username', 'u'], /give either it or --helm-username/],
+    ['--helm-password-file without --helm-username', [webapp, '--helm-password-file', 'p'], /--helm-password-file: needs --helm-username/],
+    ['a --helm-repo-url-regex that is not one', [webapp, '--helm-repo-url-regex', 'a(b'], /--helm-repo-url-regex: .*Unterminated group/],
   ];
   for (const [what, args, message] of usageErrors) {
     it(`exits 2 with the usage on ${what}`, async () => {
@@ -155,5 +163,43 @@ describe('flotilla render', () => {
     const result = await run(`${testdata}does-not-exist`);
     expect(result.code).to.equal(1);
     expect(result.stderr).to.match(/does-not-exist: not a directory/);
+  });
+
+  describe('remote charts', () => {
+    let dir: string;
+    let port: number;
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'render-remote-'));
+      // A loopback port nothing listens on: taken, then released.
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      port = (server.address() as { port: number }).port;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await writeFile(join(dir, 'fleet.yaml'), `helm:\n  chart: https://127.0.0.1:${port}/charts/web-1.0.0.tgz\n`);
+    });
+    after(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('fetches a remote chart as the controller does: an unreachable repository exits 1 naming the bundle and the URL', async () => {
+      const result = await run(dir, '--bundle-name', 'web');
+      expect(result.code).to.equal(1);
+      expect(result.stdout).to.equal('');
+      expect(result.stderr).to.match(
+        new RegExp(`bundle web \\(fleet\\.yaml\\): chart https://127\\.0\\.0\\.1:${port}/charts/web-1\\.0\\.0\\.tgz: cannot be reached`),
+      );
+    });
+
+    it('reads the --helm-secret-file when a chart is fetched, and says which file it cannot read', async () => {
+      const result = await run(dir, '--helm-secret-file', join(dir, 'missing.yaml'));
+      expect(result.code).to.equal(1);
+      expect(result.stderr).to.match(/--helm-secret-file .*missing\.yaml: cannot be read \(ENOENT\)/);
+    });
+  });
+
+  it('reads a Secret manifest as the API server would: data decoded, stringData over it', () => {
+    const text = `kind: Secret\ndata:\n  username: ${Buffer.from('from-data').toString('base64')}\n  cacerts: ${Buffer.from('PEM').toString('base64')}\nstringData:\n  username: from-stringData\n  password: p\n`;
+    expect(secretManifestData(text, 'f')).to.deep.equal({ username: 'from-stringData', cacerts: 'PEM', password: 'p' });
+    expect(() => secretManifestData('kind: ConfigMap\n', 'f')).to.throw(/f: expected a Secret manifest/);
   });
 });

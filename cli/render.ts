@@ -1,5 +1,5 @@
-import { stat } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, posix, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import yaml from 'js-yaml';
 import { FlotillaError } from '../lib/errors.js';
@@ -14,13 +14,27 @@ import { z } from 'zod';
 import { type ClusterInfo, customizationFor, mergeOptions } from '../lib/bundle/target.js';
 import { fleetYamlOptions } from '../lib/bundle/validate.js';
 import type { RenderedObject } from '../lib/bundle/manifest.js';
+import { decodeSecretData } from '../lib/kube/secret.js';
+import type { LoadedBundle } from '../lib/bundle/read.js';
+import {
+  type AccessResolver,
+  type HelmSecretData,
+  SECRETS_PATH_KEY,
+  chartAccessFromPathsSecret,
+  chartAccessFromSecret,
+  defaultChartFetcher,
+  defaultDependencyBuilder,
+  withRemoteCharts,
+} from '../lib/render/remotecharts.js';
 
 /**
  * `flotilla render`: prints, as multi-document YAML, what a cluster with the given name, labels and
  * cluster groups would receive from the bundle in a directory (fleet.yaml target customizations and
  * overlays applied), like `fleet test`. Helm charts and kustomizations are rendered by lib/render's
  * renderContent, the code the agent runs, with the helm and kustomize on PATH (or FLOTILLA_HELM,
- * FLOTILLA_KUSTOMIZE). Offline: reads only the directory.
+ * FLOTILLA_KUSTOMIZE). Remote charts (helm.repo, oci://, https:// .tgz) and chart dependencies are fetched
+ * first by lib/render/remotecharts.ts, the code the controller runs when it builds the bundle, with the
+ * credentials and TLS settings of the --helm-* flags; everything else is offline.
  */
 
 /** Where the command writes. */
@@ -40,8 +54,9 @@ fleet.yaml's first matching targetCustomization and its yaml overlays are applie
 namespace rules. Helm charts (helm template) and kustomizations (kustomize build) are rendered by
 the code the agent runs, and printed in the order the agent applies them: CRDs of the chart's
 crds/, pre-install/upgrade hooks, the objects, post-install/upgrade hooks (test hooks are skipped).
-Works offline; no cluster is needed. helm and kustomize are found on PATH, or at FLOTILLA_HELM
-and FLOTILLA_KUSTOMIZE.
+No cluster is needed. Remote charts (helm.repo, oci://, https:// .tgz) and chart dependencies
+are fetched as the controller fetches them when it builds the bundle; everything else is offline.
+helm and kustomize are found on PATH, or at FLOTILLA_HELM and FLOTILLA_KUSTOMIZE.
 
 Options:
   -l, --label KEY=VALUE     a label of the cluster (repeatable)
@@ -53,6 +68,15 @@ Options:
       --kube-version V      the cluster's Kubernetes version for Helm (default "${DEFAULT_KUBE_VERSION}")
       --api-versions GV     an API the cluster serves, for Helm's .Capabilities.APIVersions (repeatable)
   -h, --help                print this help
+
+Chart repository credentials (as the GitRepo's; a password is never taken on the command line):
+      --helm-secret-file F    a Secret (YAML) as named by helmSecretName (username, password, cacerts)
+                              or helmSecretNameForPaths (secrets-path.yaml; DIR is the bundle path)
+      --helm-username U       username for remote charts
+      --helm-password-file F  file holding the password (a trailing newline is dropped)
+      --helm-ca-file F        PEM CA bundle trusted for chart repositories
+      --helm-insecure-skip-tls-verify  do not verify chart repositories' certificates
+      --helm-repo-url-regex R  send the username and password only to chart URLs matching R
 
 Content limits (the controller's and agents' flags of the same names; see the README):
   --max-documents N (${DEFAULT_CONTENT_LIMITS.maxDocuments})  --max-depth N (${DEFAULT_CONTENT_LIMITS.maxDepth})  --max-aliases N (${DEFAULT_CONTENT_LIMITS.maxAliases})
@@ -76,6 +100,17 @@ interface RenderArgs {
   kubeVersion: string;
   apiVersions: string[];
   limits: ContentLimits;
+  helm: HelmAccessFlags;
+}
+
+/** The --helm-* flags. */
+interface HelmAccessFlags {
+  secretFile?: string | undefined;
+  username?: string | undefined;
+  passwordFile?: string | undefined;
+  caFile?: string | undefined;
+  insecureSkipTLSVerify: boolean;
+  urlRegex?: string | undefined;
 }
 
 /** The content limit flags: `--max-depth` for `maxDepth`, ... (the same names as the controller's and agent's). */
@@ -128,6 +163,12 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
         'kube-version': { type: 'string' },
         'api-versions': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
+        'helm-secret-file': { type: 'string' },
+        'helm-username': { type: 'string' },
+        'helm-password-file': { type: 'string' },
+        'helm-ca-file': { type: 'string' },
+        'helm-insecure-skip-tls-verify': { type: 'boolean' },
+        'helm-repo-url-regex': { type: 'string' },
         ...Object.fromEntries(LIMIT_KEYS.map((k) => [kebab(k), { type: 'string' as const }])),
       },
     });
@@ -152,7 +193,79 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
     kubeVersion: kubeVersionArg(values['kube-version'] as string | undefined),
     apiVersions: (values['api-versions'] as string[] | undefined) ?? [],
     limits: parseLimits(values),
+    helm: helmFlags(values),
   };
+}
+
+function helmFlags(values: Record<string, unknown>): HelmAccessFlags {
+  const str = (k: string) => values[k] as string | undefined;
+  if (str('helm-secret-file') && (str('helm-username') || str('helm-password-file') || str('helm-ca-file'))) {
+    throw new UsageError('--helm-secret-file: give either it or --helm-username, --helm-password-file and --helm-ca-file');
+  }
+  if (str('helm-password-file') && str('helm-username') === undefined) throw new UsageError('--helm-password-file: needs --helm-username');
+  if (str('helm-repo-url-regex') !== undefined) {
+    try {
+      new RegExp(str('helm-repo-url-regex') ?? '');
+    } catch (err) {
+      throw new UsageError(`--helm-repo-url-regex: ${(err as Error).message}`);
+    }
+  }
+  return {
+    secretFile: str('helm-secret-file'),
+    username: str('helm-username'),
+    passwordFile: str('helm-password-file'),
+    caFile: str('helm-ca-file'),
+    insecureSkipTLSVerify: values['helm-insecure-skip-tls-verify'] === true,
+    urlRegex: str('helm-repo-url-regex'),
+  };
+}
+
+async function readFlagFile(flag: string, path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(`${flag} ${path}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
+/** The data of a Secret manifest: `data` (base64) and `stringData`, as the API server merges them. */
+export function secretManifestData(text: string, where: string): HelmSecretData {
+  let doc: unknown;
+  try {
+    doc = yaml.load(text, { schema: yaml.CORE_SCHEMA });
+  } catch (err) {
+    throw new Error(`${where}: not YAML (${(err as Error).message.split('\n')[0]})`);
+  }
+  const secret = doc as { kind?: unknown; data?: unknown; stringData?: unknown } | null;
+  if (typeof secret !== 'object' || secret === null || secret.kind !== 'Secret') throw new Error(`${where}: expected a Secret manifest (kind: Secret)`);
+  const stringData = typeof secret.stringData === 'object' && secret.stringData !== null ? (secret.stringData as Record<string, unknown>) : {};
+  const plain = Object.fromEntries(Object.entries(stringData).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  return { ...decodeSecretData(secret.data), ...plain };
+}
+
+/** The chart credentials the --helm-* flags give (see the usage). */
+async function helmAccess(flags: HelmAccessFlags): Promise<AccessResolver> {
+  const settings = { insecureSkipTLSVerify: flags.insecureSkipTLSVerify, urlPattern: flags.urlRegex ? new RegExp(flags.urlRegex) : undefined };
+  if (flags.secretFile) {
+    const data = secretManifestData(await readFlagFile('--helm-secret-file', flags.secretFile), `--helm-secret-file ${flags.secretFile}`);
+    if (data[SECRETS_PATH_KEY] !== undefined) return chartAccessFromPathsSecret(data, settings, `--helm-secret-file ${flags.secretFile}`);
+    return chartAccessFromSecret(data, settings);
+  }
+  const data: HelmSecretData = {};
+  if (flags.username !== undefined) data.username = flags.username;
+  if (flags.passwordFile) data.password = (await readFlagFile('--helm-password-file', flags.passwordFile)).replace(/\r?\n$/, '');
+  if (flags.caFile) data.cacerts = await readFlagFile('--helm-ca-file', flags.caFile);
+  return chartAccessFromSecret(data, settings);
+}
+
+/** The bundle with its remote charts and chart dependencies fetched, as the controller stores it. */
+async function withCharts(bundle: LoadedBundle, flags: HelmAccessFlags, bundlePath: string): Promise<LoadedBundle> {
+  let resolver: Promise<AccessResolver> | undefined;
+  const access: AccessResolver = async (source) => {
+    resolver ??= helmAccess(flags);
+    return (await resolver)(source, bundlePath);
+  };
+  return (await withRemoteCharts(bundle, access, defaultChartFetcher({}), {}, defaultDependencyBuilder({}))).bundle;
 }
 
 /** Formats objects as multi-document YAML, each document starting with `---`. */
@@ -175,7 +288,9 @@ async function render(args: RenderArgs): Promise<{ yaml: string; note: string }>
 }
 
 async function renderWith(renderer: BundleRenderer, dir: string, args: RenderArgs): Promise<{ yaml: string; note: string }> {
-  const bundle = await renderer.readBundle(dir, args.bundleName ?? bundleName(basename(dir), '.'));
+  const read = await renderer.readBundle(dir, args.bundleName ?? bundleName(basename(dir), '.'));
+  // Remote charts fetched into the bundle by the controller's code; DIR as typed is the bundle path (helmSecretNameForPaths).
+  const bundle = await withCharts(read, args.helm, posix.normalize(args.dir.split(sep).join('/')).replace(/\/+$/, ''));
   // As the controller stores it in the Bundle: values files merged into values, for fleet.yaml and each target.
   const fleetYaml = inlineFleetYamlValuesFiles(bundle.fleetYaml, bundle.files, { fleetYamlName: 'fleet.yaml', label: (p) => p });
   const targets = fleetYaml.targetCustomizations ?? [];

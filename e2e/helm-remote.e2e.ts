@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { stack } from './fixture.js';
-import { waitFor } from '../stack/net.js';
+import { freePort, waitFor } from '../stack/net.js';
 import { ensureBinaries, type StackBinaries } from '../stack/binaries.js';
 import { publishChart, startHelmRepo, type HelmRepoHandle } from '../stack/helmrepo.js';
 import { startFleet, removeFleetDir, fleetLogs, type Fleet } from './support/processes.js';
@@ -15,6 +15,8 @@ import { API_VERSION, type Bundle, type GitRepo } from '../lib/api/index.js';
 import { bundleName } from '../lib/bundle/discover.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { statusReport } from '../cli/status.js';
+import { runRender } from '../cli/render.js';
+import yaml from 'js-yaml';
 
 /**
  * Remote Helm charts through the real controller and agent processes: the controller fetches them when it
@@ -24,8 +26,11 @@ import { statusReport } from '../cli/status.js';
  * - an `oci://` chart pushed to the stack's registry with the real `helm push`;
  * - a chart of the repository whose dependency comes from that Helm repository (`helm dependency build`);
  * - a new chart version that removes a template prunes its object downstream;
- * - wrong credentials and a version that does not exist: the GitRepo says which bundle, which fleet.yaml and
- *   why; nothing of that commit reaches the cluster, the last good version stays;
+ * - `flotilla render` of the bundle (remote chart fetched by the same code, credentials from a Secret file)
+ *   prints what the agent applied;
+ * - wrong credentials, a version that does not exist, a repository certificate from an unknown CA and an
+ *   unreachable repository: the GitRepo says which bundle, which fleet.yaml and why; nothing of that commit
+ *   reaches the cluster, the last good version stays;
  * - no credential appears in logs, Events, Flotilla status or Bundle specs.
  */
 
@@ -224,6 +229,39 @@ describe('remote Helm charts fetched by the controller into the artifact', funct
     expect(charts.requests().filter((r) => r.path.endsWith('.tgz') && r.status === 200).length).to.be.greaterThan(0);
   });
 
+  it('flotilla render, fetching the chart with the credentials of a Secret file, prints what the agent applied', async () => {
+    const dir = join(work, 'render-checkout', 'web');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'fleet.yaml'), webFleetYaml('^1.0.0'));
+    const secretFile = join(work, 'render-helm-secret.yaml');
+    const secret = { apiVersion: 'v1', kind: 'Secret', stringData: { username: charts.username, password: charts.password, cacerts: charts.caPem } };
+    await writeFile(secretFile, yaml.dump(secret), { mode: 0o600 });
+    let stdout = '';
+    let stderr = '';
+    process.env.FLOTILLA_HELM = bin.helm;
+    try {
+      const args = [dir, '-l', 'env=dev', '-n', CLUSTER.name, '--bundle-name', bundleName(REPO, 'web'), '--kube-version', bin.k8sVersion];
+      const code = await runRender([...args, '--helm-secret-file', secretFile], {
+        stdout: { write: (t: string) => (stdout += t) },
+        stderr: { write: (t: string) => (stderr += t) },
+      });
+      expect(code, stderr).to.equal(0);
+    } finally {
+      delete process.env.FLOTILLA_HELM;
+    }
+    expect(stderr).to.not.include(charts.password);
+    const printed = (yaml.loadAll(stdout) as KubeObject[]).filter((o) => !o.metadata.annotations?.['helm.sh/hook']);
+    expect(printed.map((o) => `${o.kind} ${o.metadata.name}`).sort()).to.deep.equal(['ConfigMap web-config', 'ConfigMap web-extra']);
+    for (const o of printed) {
+      const live = await downstream.get<KubeObject>({ apiVersion: o.apiVersion, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name });
+      const what = `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+      expect(live, what).to.not.equal(undefined);
+      expect(o.metadata.namespace, what).to.equal(APP_NS);
+      expect(live!.metadata.labels ?? {}, what).to.include(o.metadata.labels ?? {});
+      for (const field of ['data', 'spec'] as const) if (field in o) expect(live![field], what).to.deep.equal(o[field]);
+    }
+  });
+
   it('deploys an oci:// chart pushed to the registry with helm push', async () => {
     await waitFor(async () => (await cm('ocichart-config'))?.data?.chartVersion === '0.3.0' || undefined, {
       what: 'ocichart-config at chart 0.3.0',
@@ -285,6 +323,42 @@ describe('remote Helm charts fetched by the controller into the artifact', funct
     expect(message).to.include('9.9.9').and.include('helm.version');
     expect((await cm('web-config'))?.metadata.resourceVersion).to.equal(before);
     expect((await cm('web-config'))?.data).to.include({ chartVersion: '1.1.0', color: 'blue' });
+  });
+
+  /** Commits `fleetYaml` for web, waits for the GitRepo to refuse it with `reason`, checks nothing changed downstream, and returns the message. */
+  async function refusedCommit(fleetYaml: string, reason: string, why: string): Promise<string> {
+    const before = (await cm('web-config'))?.metadata.resourceVersion;
+    const digest = (await bundle(REPO, 'web'))?.spec.oci?.digest;
+    await git().commit(REPO, { 'web/fleet.yaml': fleetYaml }, why);
+    const message = await refused(REPO, reason);
+    expect(message).to.include(`bundle ${bundleName(REPO, 'web')} (web/fleet.yaml)`);
+    expect((await bundle(REPO, 'web'))?.spec.oci?.digest, 'no new artifact').to.equal(digest);
+    expect((await cm('web-config'))?.metadata.resourceVersion, 'nothing of that commit applied').to.equal(before);
+    return message;
+  }
+
+  it('refuses a repository whose certificate is from an unknown CA, and keeps the last good version', async () => {
+    // The registry's CA did not sign the chart repository's certificate.
+    await helmSecret('charts-auth', { username: charts.username, password: charts.password, cacerts: reg().caPem ?? '' });
+    const message = await refusedCommit(webFleetYaml('^1.0.0', 'purple'), 'ChartRepositoryTLSFailed', 'purple, with the wrong CA in place');
+    expect(message).to.include('not trusted').and.include('cacerts');
+    expect((await cm('web-config'))?.data).to.include({ chartVersion: '1.1.0', color: 'blue' });
+    await helmSecret('charts-auth', { username: charts.username, password: charts.password, cacerts: charts.caPem });
+    await waitFor(async () => (await cm('web-config'))?.data?.color === 'purple' || undefined, {
+      what: 'the purple commit applied once the CA is fixed',
+      timeoutMs: TIMEOUT,
+      context: () => `logs in ${fleet.logDir}`,
+    });
+  });
+
+  it('refuses an unreachable repository, and keeps the last good version', async () => {
+    const nowhere = `https://127.0.0.1:${await freePort()}/charts`; // nothing listens there
+    const fleetYaml = webFleetYaml('^1.0.0', 'orange').replace(`repo: ${charts.url}`, `repo: ${nowhere}`);
+    const message = await refusedCommit(fleetYaml, 'ChartRepositoryUnreachable', 'a repository nobody serves');
+    expect(message).to.include('cannot be reached');
+    expect((await cm('web-config'))?.data).to.include({ chartVersion: '1.1.0', color: 'purple' });
+    const commit = await git().commit(REPO, { 'web/fleet.yaml': webFleetYaml('^1.0.0', 'purple') }, 'back to the served repository');
+    await converged(REPO, commit);
   });
 
   it('leaks no chart repository or registry credential into logs, Events, Flotilla status or Bundle specs', async () => {

@@ -48,7 +48,9 @@ export const GitRepoSpecSchema = z
     helmSecretName: objectName(
       'Secret with credentials for remote Helm charts (username, password; cacerts: a PEM CA bundle), used by the controller when it fetches charts.',
     ).optional(),
-    helmSecretNameForPaths: objectName('Accepted for Fleet compatibility (Helm is not supported yet).').optional(),
+    helmSecretNameForPaths: objectName(
+      'Secret whose secrets-path.yaml gives chart credentials per bundle folder (username, password, caBundle, insecureSkipVerify), as in Fleet; helmSecretName is then ignored.',
+    ).optional(),
     helmRepoURLRegex: z
       .string()
       .max(1024)

@@ -134,6 +134,12 @@ export const HelmOptionsSchema = z
     disableDNS: z.boolean().optional().describe('Templates may not resolve host names (Fleet enables DNS by default).'),
     disablePreProcess: z.boolean().optional().describe('Do not apply ${ } cluster templating to values.'),
     disableDependencyUpdate: z.boolean().optional().describe("Do not fetch the chart's dependencies: take them from its charts/ folder."),
+    insecureSkipTLSVerify: z
+      .boolean()
+      .optional()
+      .describe(
+        "Do not verify the TLS certificate of this bundle's remote chart repository (and its dependencies' repositories) when the controller fetches them.",
+      ),
   })
   .describe('Helm options: which chart of the bundle and how it is rendered.');
 
