@@ -62,7 +62,18 @@ export function ociSecretName(bdName: string): string {
 
 /** The deployment options a Bundle sets for every cluster (its spec minus content and targeting). */
 export function baseOptions(spec: Bundle['spec']): BundleDeploymentOptions {
-  const { paused: _p, forceSyncGeneration: _f, resources: _r, oci: _o, contentsID: _c, targets: _t, targetRestrictions: _tr, dependsOn: _d, rollback: _rb, ...options } = spec;
+  const {
+    paused: _p,
+    forceSyncGeneration: _f,
+    resources: _r,
+    oci: _o,
+    contentsID: _c,
+    targets: _t,
+    targetRestrictions: _tr,
+    dependsOn: _d,
+    rollback: _rb,
+    ...options
+  } = spec;
   return options;
 }
 
@@ -170,9 +181,7 @@ export function deploymentUpToDate(existing: BundleDeploymentObject | undefined,
   const labels = existing.metadata.labels ?? {};
   // A rollback's label must also go when the rollback does.
   const rollbackLabelMatches = (labels[Label.RolledBackTo] === undefined) === (desired.metadata.labels?.[Label.RolledBackTo] === undefined);
-  return (
-    rollbackLabelMatches && Object.entries(desired.metadata.labels ?? {}).every(([k, v]) => labels[k] === v) && jsonEqual(existing.spec, desired.spec)
-  );
+  return rollbackLabelMatches && Object.entries(desired.metadata.labels ?? {}).every(([k, v]) => labels[k] === v) && jsonEqual(existing.spec, desired.spec);
 }
 
 /** Whether the agent reports that the credential Secret of its BundleDeployment is missing (deleted by hand, say). */
@@ -402,7 +411,9 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
           summary,
           display: { readyClusters: `${summary.ready}/${summary.desiredReady}`, state: worstState(summary) ?? 'NoTargets' },
           observedContentsID: run.object.spec.contentsID,
-          versions: run.object.spec.oci ? runningVersions(run.object.status?.history, deploymentsOf(ctx, run.object.metadata.namespace ?? '', run.object.metadata.name)) : undefined,
+          versions: run.object.spec.oci
+            ? runningVersions(run.object.status?.history, deploymentsOf(ctx, run.object.metadata.namespace ?? '', run.object.metadata.name))
+            : undefined,
           rollback: run.rollback,
         };
       },

@@ -152,9 +152,7 @@ export function runningVersions(
     names.push(bd.metadata.labels?.[Label.Cluster] ?? '');
     byVersion.set(version, names);
   }
-  return [...byVersion.entries()]
-    .sort(([a], [b]) => b - a)
-    .map(([version, names]) => ({ version, clusters: names.length, names: names.sort().slice(0, 10) }));
+  return [...byVersion.entries()].sort(([a], [b]) => b - a).map(([version, names]) => ({ version, clusters: names.length, names: names.sort().slice(0, 10) }));
 }
 
 /**
@@ -209,7 +207,12 @@ export function rollbackMessage(rollback: RollbackStatus): string {
 }
 
 /** The Bundle's RolledBack condition: True with {@link rollbackMessage} while a rollback is in force, absent otherwise. */
-export function rollbackCondition(conditions: readonly Condition[], bundle: Pick<Bundle, 'metadata'>, rollback: RollbackStatus | undefined, now: Date): Condition[] {
+export function rollbackCondition(
+  conditions: readonly Condition[],
+  bundle: Pick<Bundle, 'metadata'>,
+  rollback: RollbackStatus | undefined,
+  now: Date,
+): Condition[] {
   if (!rollback) return removeCondition(conditions, ConditionType.RolledBack);
   return setCondition(
     conditions,

@@ -38,7 +38,13 @@ export interface RegistrySession {
    * Pushes `files` as a new version of `repository`, or nothing when its newest version has the same content;
    * then keeps `retain` versions and every digest in `protect` (pinned, rolled back to, or running somewhere).
    */
-  pushVersion(repository: Reference, files: readonly ArtifactFile[], meta: ArtifactMeta, retain: number, protect?: Iterable<string>): Promise<PushVersionResult>;
+  pushVersion(
+    repository: Reference,
+    files: readonly ArtifactFile[],
+    meta: ArtifactMeta,
+    retain: number,
+    protect?: Iterable<string>,
+  ): Promise<PushVersionResult>;
   /** Deletes every version of `repository`; returns how many were deleted. */
   deleteAll(repository: Reference): Promise<number>;
   close(): Promise<void>;
