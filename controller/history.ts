@@ -55,7 +55,7 @@ export function nextHistory(
   while (list.length > max) {
     const newest = list.at(-1);
     const drop = list.findIndex((e) => e !== newest && !keep.has(e.digest));
-    list.splice(drop >= 0 ? drop : 0, 1);
+    list.splice(Math.max(drop, 0), 1);
   }
   return list;
 }
