@@ -18,7 +18,8 @@ COPY tsconfig.json ./
 COPY lib lib
 COPY controller controller
 COPY agent agent
-# Only lib, controller and agent are copied: tsc compiles what tsconfig includes and exists. The CLI
+COPY dashboard dashboard
+# Only lib, controller, agent and dashboard are copied: tsc compiles what tsconfig includes and exists. The CLI
 # (and the local fleet in stack/ it drives) is a developer tool and stays out of the image.
 RUN npx tsc -p tsconfig.json && find dist -name '*.test.js*' -delete
 
@@ -35,6 +36,9 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /src/dist/lib ./lib
 COPY --from=build /src/dist/controller ./controller
 COPY --from=build /src/dist/agent ./agent
+# The optional in-cluster dashboard (charts: dashboard.enabled): its compiled server and its page as written.
+COPY --from=build /src/dist/dashboard ./dashboard
+COPY dashboard/static ./dashboard/static
 # The image's `node` user (uid 1000), never root; the charts also run with a read-only root file
 # system and give HOME (/tmp) and the work and cache folders their own volumes.
 USER 1000:1000

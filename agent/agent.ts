@@ -11,6 +11,7 @@ import type { ArtifactLimits } from '../lib/oci/index.js';
 import type { ContentLimits } from '../lib/bundle/limits.js';
 import { BundleRenderer } from '../lib/isolate/bundle.js';
 import { Applier } from './applier.js';
+import { defaultEngineRendering } from './charts.js';
 import { BundleDeploymentReconciler, failureOf } from './bundledeployment.js';
 import { ContentLoader } from './content.js';
 import { BOOTSTRAP_SECRET_NAME, DEFAULT_AGENT_NAMESPACE, STATE_SECRET_NAME, type AgentCredential } from './credentials.js';
@@ -37,6 +38,8 @@ export interface AgentLimits {
   oci: Partial<ArtifactLimits>;
   /** Limits on parsing and rendering content, and its time and heap budget (lib/bundle/limits.ts). */
   content: Partial<ContentLimits>;
+  /** Time and output limits of one helm or kustomize run (lib/render/tools.ts defaults otherwise). */
+  engine: Partial<{ timeoutMs: number; maxOutputBytes: number }>;
 }
 
 /** Options of an {@link Agent}. */
@@ -162,6 +165,7 @@ export class Agent {
       metrics,
       ...(limits.maxInlineBytes !== undefined ? { maxInlineBytes: limits.maxInlineBytes } : {}),
     });
+    const renderer = new BundleRenderer({ limits: { ...limits.content, maxObjects: limits.maxObjects ?? 5000 } });
     const reconciler = new BundleDeploymentReconciler({
       upstream,
       clusterNamespace,
@@ -175,7 +179,8 @@ export class Agent {
         names: [this.o.bootstrapSecretName ?? BOOTSTRAP_SECRET_NAME, this.o.stateSecretName ?? STATE_SECRET_NAME],
       },
       maxObjects: limits.maxObjects ?? 5000,
-      renderer: new BundleRenderer({ limits: { ...limits.content, maxObjects: limits.maxObjects ?? 5000 } }),
+      renderer,
+      engines: defaultEngineRendering(renderer, limits.engine),
       resyncMs: this.o.resyncIntervalMs ?? 30_000,
       notReadyResyncMs: this.o.notReadyResyncMs ?? 5000,
       events: new EventRecorder(upstream, 'flotilla-agent', log),

@@ -132,7 +132,7 @@ export class BundleDeploymentReconciler {
   constructor(private readonly o: BundleDeploymentReconcilerOptions) {
     this.now = o.now ?? (() => new Date());
     this.renderer = o.renderer ?? new BundleRenderer({ limits: { maxObjects: o.maxObjects } });
-    this.engines = o.engines ?? defaultEngineRendering();
+    this.engines = o.engines ?? defaultEngineRendering(this.renderer);
     this.reconcile = reconciler(this.definition());
   }
 
@@ -359,7 +359,7 @@ export class BundleDeploymentReconciler {
       const live = run.written.get(idKey(p.id)) ?? p.live;
       if (!run.written.has(idKey(p.id)) && p.drift.state !== 'unchanged') modified.push(modifiedStatusOf(p.drift));
       if (!live) continue;
-      const readiness = readinessOf(live);
+      const readiness = readinessOf(live, run.bd.spec.options?.ignore?.conditions);
       if (!readiness.ready) nonReady.push(nonReadyStatusOf(live, readiness));
     }
     run.monitor = { resources: run.plan.map((p) => p.id), nonReady, modified };
@@ -377,7 +377,7 @@ export class BundleDeploymentReconciler {
         modified.push(modifiedStatusOf({ id, state: 'missing' }));
         continue;
       }
-      const readiness = readinessOf(live);
+      const readiness = readinessOf(live, run.bd.spec.options?.ignore?.conditions);
       if (!readiness.ready) nonReady.push(nonReadyStatusOf(live, readiness));
     }
     run.monitor = { resources: ids, nonReady, modified };

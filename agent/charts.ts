@@ -6,15 +6,19 @@ import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import {
   DEFAULT_RENDER_LIMITS,
   engineOf,
+  releaseNamespace,
   renderContent,
   renderToolsFromEnv,
   type Capabilities,
   type RenderSettings,
   type RenderedContent,
 } from '../lib/render/index.js';
+import type { BundleRenderer } from '../lib/isolate/bundle.js';
+import { RefusalMemory, contentKey } from '../lib/isolate/refusals.js';
 import type { Applier } from './applier.js';
 import { describeId, idKey, prepareObjects, type DesiredObject, type EnsuredNamespace, type PrepareContext } from './objects.js';
 import { readinessOf } from './readiness.js';
+import { readValuesFrom } from './valuesfrom.js';
 
 /**
  * The agent's side of Helm and Kustomize bundles (lib/render does the rendering, for the agent and for
@@ -86,14 +90,35 @@ async function discoverCapabilities(client: KubeClient): Promise<Capabilities> {
 export interface EngineRendering {
   capabilities: CapabilitiesCache;
   settings: RenderSettings;
+  /** Renders refused over a budget, by everything they read (see {@link renderEngine}); default none kept. */
+  refusals?: RefusalMemory;
 }
 
-/** Rendering with the helm and kustomize on PATH (or FLOTILLA_HELM, FLOTILLA_KUSTOMIZE) and the default limits. */
-export function defaultEngineRendering(): EngineRendering {
-  return { capabilities: new CapabilitiesCache(), settings: { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS } };
+/** Refusals of a render that the same inputs always meet again: over the time, memory, output or content limits. */
+const BUDGET_REASONS: ReadonlySet<string> = new Set([Reason.RenderBudgetExceeded, Reason.ContentLimitExceeded, Reason.BundleTooLarge]);
+
+/** A hash of everything a render reads: the files, the options, the cluster and the limits (not the programs' bytes). */
+function renderKey(files: readonly BundleFile[], options: unknown, cluster: unknown, settings: RenderSettings): string {
+  const { parse: _parse, ...limits } = settings;
+  return contentKey(files, [options ?? null, cluster, limits]);
 }
 
-/** Renders a Helm or Kustomize BundleDeployment for this cluster; undefined for plain YAML. */
+/**
+ * Rendering with the helm and kustomize on PATH (or FLOTILLA_HELM, FLOTILLA_KUSTOMIZE) and the default time
+ * and output limits (or `limits`: the agent's --helm-timeout and --helm-max-output-bytes); with `renderer`, their memory cap is its `renderToolMemoryMb` and their output is parsed
+ * in its capped workers (lib/isolate) rather than on the agent's event loop.
+ */
+export function defaultEngineRendering(renderer?: BundleRenderer, limits: Partial<Pick<RenderSettings, 'timeoutMs' | 'maxOutputBytes'>> = {}): EngineRendering {
+  const settings: RenderSettings = { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS, ...renderer?.renderSettings(), ...limits };
+  return { capabilities: new CapabilitiesCache(), settings, refusals: new RefusalMemory() };
+}
+
+/**
+ * Renders a Helm or Kustomize BundleDeployment for this cluster; undefined for plain YAML. A render refused
+ * over a budget (time, memory, output, content limits: stalling errors the same inputs meet again) is
+ * remembered by a hash of its files, options, cluster and limits, so reconciling the BundleDeployment again
+ * does not run helm or kustomize again; new content (or options, or limits) is rendered afresh.
+ */
 export async function renderEngine(
   files: readonly BundleFile[],
   bd: BundleDeployment & KubeObject,
@@ -107,7 +132,12 @@ export async function renderEngine(
     namespace: bd.metadata.namespace,
     capabilities: await rendering.capabilities.get(client),
   };
-  return await renderContent(files, { bundleName: bd.metadata.name, options }, cluster, rendering.settings);
+  // helm.valuesFrom is read here, downstream, with the client the bundle is applied with (agent/valuesfrom.ts).
+  const valuesFrom = await readValuesFrom(client, options?.helm?.valuesFrom, releaseNamespace(options));
+  const render = () => renderContent(files, { bundleName: bd.metadata.name, options, valuesFrom }, cluster, rendering.settings);
+  if (!rendering.refusals) return await render();
+  const key = renderKey(files, { options, valuesFrom }, cluster, rendering.settings);
+  return await rendering.refusals.run(key, render, (err) => BUDGET_REASONS.has(err.reason));
 }
 
 /** A hook ready to apply. */

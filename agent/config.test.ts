@@ -49,4 +49,10 @@ describe('agent configuration', () => {
       maxObjects: 7,
     });
   });
+
+  it('limits each helm and kustomize run by flags, one minute and 32 MiB of output by default', () => {
+    expect(parseAgentConfig([], {})).to.deep.include({ helmTimeout: 60_000, helmMaxOutputBytes: 32 * 1024 * 1024 });
+    expect(parseAgentConfig(['--helm-timeout=90s', '--helm-max-output-bytes', '2048'], {})).to.deep.include({ helmTimeout: 90_000, helmMaxOutputBytes: 2048 });
+    expect(() => parseAgentConfig(['--helm-max-output-bytes=10'], {})).to.throw(/helmMaxOutputBytes|helm-max-output-bytes/);
+  });
 });

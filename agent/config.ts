@@ -3,6 +3,7 @@ import { parseDurationMs } from '../lib/api/index.js';
 import { parseConfig } from '../lib/config.js';
 import { DEFAULT_ARTIFACT_LIMITS } from '../lib/oci/index.js';
 import { CONTENT_LIMIT_CONFIG_SHAPE, DEFAULT_CONTENT_LIMITS, contentLimitsFromConfig, type ContentLimits } from '../lib/bundle/limits.js';
+import { DEFAULT_RENDER_LIMITS } from '../lib/render/tools.js';
 import { DEFAULT_AGENT_NAMESPACE } from './credentials.js';
 
 /**
@@ -51,6 +52,13 @@ export const AgentConfigSchema = z.strictObject({
     .min(1)
     .default(DEFAULT_ARTIFACT_LIMITS.maxTotalBytes)
     .describe('Largest sum of the layers of a pulled bundle artifact, in bytes.'),
+  helmTimeout: durationMs('60s').describe('Longest one helm template or kustomize build run may take before the deployment fails.'),
+  helmMaxOutputBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(DEFAULT_RENDER_LIMITS.maxOutputBytes)
+    .describe('Most bytes one helm template or kustomize build run may print before it is stopped and the deployment fails.'),
   probePort: z.coerce.number().int().min(0).max(65535).default(8081).describe('Port of /healthz and /readyz (0 picks one).'),
   metricsPort: z.coerce
     .number()

@@ -2,11 +2,11 @@ import { expect } from 'chai';
 import { Label, type BundleRef } from '../lib/api/index.js';
 import { unreadyDependencies } from './dependencies.js';
 
-function bd(name: string, opts: { ready?: boolean; applied?: string; labels?: Record<string, string>; dependsOn?: BundleRef[] } = {}) {
+function bd(name: string, opts: { ready?: boolean; applied?: string; state?: string; labels?: Record<string, string>; dependsOn?: BundleRef[] } = {}) {
   return {
     metadata: { name, labels: { [Label.BundleName]: name, [Label.BundleNamespace]: 'ws', ...opts.labels } },
     spec: { deploymentID: 'd1', ...(opts.dependsOn ? { dependsOn: opts.dependsOn } : {}) },
-    status: { ready: opts.ready ?? false, appliedDeploymentID: opts.applied ?? 'd1' },
+    status: { ready: opts.ready ?? false, appliedDeploymentID: opts.applied ?? 'd1', ...(opts.state ? { display: { state: opts.state } } : {}) },
   };
 }
 
@@ -37,6 +37,30 @@ describe('agent dependsOn', () => {
       name: 'is satisfied when every selected bundle is ready',
       dependsOn: [{ selector: { matchLabels: { tier: 'data' } } }],
       others: [bd('db', { ready: true, labels: { tier: 'data' } }), bd('web', { labels: { tier: 'front' } })],
+      want: [],
+    },
+    {
+      name: 'accepts a dependency in one of its acceptedStates',
+      dependsOn: [{ name: 'db', acceptedStates: ['Ready', 'Modified'] }],
+      others: [bd('db', { state: 'Modified' })],
+      want: [],
+    },
+    {
+      name: 'waits for a dependency whose state is not accepted, naming the state',
+      dependsOn: [{ name: 'db', acceptedStates: ['Ready', 'Modified'] }],
+      others: [bd('db', { state: 'ErrApplied' })],
+      want: ['bundle db (ErrApplied; accepted: Ready, Modified)'],
+    },
+    {
+      name: 'counts a dependency whose deployment is not applied as WaitApplied',
+      dependsOn: [{ name: 'db', acceptedStates: ['NotReady'] }],
+      others: [bd('db', { applied: 'd0' })],
+      want: ['bundle db (WaitApplied; accepted: NotReady)'],
+    },
+    {
+      name: 'accepts a NotReady dependency when NotReady is accepted',
+      dependsOn: [{ name: 'db', acceptedStates: ['NotReady'] }],
+      others: [bd('db')],
       want: [],
     },
   ];

@@ -31,6 +31,7 @@ async function main(): Promise<void> {
       maxObjects: config.maxObjects,
       content: contentLimitsOf(config),
       oci: { maxFiles: config.maxBundleFiles, maxFileBytes: config.maxFileBytes, maxTotalBytes: config.maxBundleBytes },
+      engine: { timeoutMs: config.helmTimeout, maxOutputBytes: config.helmMaxOutputBytes },
     },
   });
   const ops = { host: config.probeAddress, healthy: () => agent.isHealthy(), ready: () => agent.isReady(), metrics: metrics.registry };

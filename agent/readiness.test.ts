@@ -134,4 +134,13 @@ describe('agent readiness', () => {
     const pod = o('v1', 'Pod', { status: { phase: 'Pending' } });
     expect(nonReadyStatusOf(pod, readinessOf(pod)).summary.transitioning).to.equal(true);
   });
+
+  it('leaves out conditions matched by ignore.conditions (Fleet), and only those', () => {
+    const widget = o('example.dev/v1', 'Widget', { status: { conditions: [cond('Ready', 'False', 'warming up'), cond('Stalled', 'True', 'stuck')] } });
+    expect(readinessOf(widget).state).to.equal('error');
+    expect(readinessOf(widget, [{ type: 'Stalled', status: 'True' }]).state).to.equal('in-progress');
+    expect(readinessOf(widget, [{ type: 'Stalled', status: 'True' }, { type: 'Ready' }]).state).to.equal('ready');
+    expect(readinessOf(widget, [{ type: 'Stalled', status: 'False' }]).state).to.equal('error');
+    expect(readinessOf(widget, [{}]).state).to.equal('error');
+  });
 });

@@ -18,6 +18,9 @@ import { isPlainObject } from '../lib/util/json.js';
  * Everything else (ConfigMaps, Secrets, Services, RBAC, custom resources without conditions...) has no
  * readiness to wait for and counts as ready as soon as it exists. That rule also covers clusters without
  * kubelets (the e2e stack), where only kinds whose readiness the API server itself reports can be judged.
+ *
+ * Fleet's `ignore.conditions`: a condition of the object that has every field of one of the given entries
+ * (e.g. `{type: Active, status: "False"}`) is left out before any rule above looks at the conditions.
  */
 
 /** The readiness of one object. */
@@ -129,11 +132,19 @@ function byConditions(status: Obj): Readiness {
   return inProgress(ready.message || ready.reason || 'not ready');
 }
 
-/** The readiness of a live object (see the module comment for the rules). */
-export function readinessOf(obj: KubeObject): Readiness {
+/** `status` without the conditions that match one of `ignored` (every field equal, as strings). */
+function withoutIgnored(status: Obj, ignored: readonly Readonly<Record<string, string>>[] | undefined): Obj {
+  if (!ignored || ignored.length === 0 || !Array.isArray(status.conditions)) return status;
+  const matches = (c: unknown) =>
+    isPlainObject(c) && ignored.some((rule) => Object.keys(rule).length > 0 && Object.entries(rule).every(([k, v]) => String(c[k]) === v));
+  return { ...status, conditions: status.conditions.filter((c) => !matches(c)) };
+}
+
+/** The readiness of a live object (see the module comment for the rules); `ignored` are Fleet's ignore.conditions. */
+export function readinessOf(obj: KubeObject, ignored?: readonly Readonly<Record<string, string>>[]): Readiness {
   const o = obj as unknown as Obj;
   const spec = field(o, 'spec');
-  const status = field(o, 'status');
+  const status = withoutIgnored(field(o, 'status'), ignored);
   const group = apiGroup(obj.apiVersion);
   if (obj.metadata.deletionTimestamp) return inProgress('being deleted');
   if (group === 'apps' && (obj.kind === 'Deployment' || obj.kind === 'StatefulSet' || obj.kind === 'ReplicaSet')) {

@@ -11,6 +11,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, DEFAULT_WORKSPACE_NAMESPACE, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { ensureBinaries } from '../stack/binaries.js';
+import { NODE_LOCK } from '../stack/node.js';
 import type { StackDescription } from '../stack/stack.js';
 import { installCrds } from '../stack/crds.js';
 import { waitFor } from '../stack/net.js';
@@ -18,6 +19,7 @@ import { freePort } from '../stack/net.js';
 import { sampleRepository } from './sample.js';
 import { statusReport } from './status.js';
 import { table } from './table.js';
+import { DEFAULT_DASHBOARD_PORT } from '../dashboard/command.js';
 import type { RenderIO } from './render.js';
 
 const run = promisify(execFile);
@@ -27,7 +29,9 @@ const run = promisify(execFile);
  * downstream clusters, registry, git server) as a background supervisor, installs the CRDs, starts the
  * controller and one agent per downstream cluster as separate processes, registers the clusters
  * through the token flow, pushes the sample repository and creates a GitRepo with `ociRegistry`; it
- * shows progress until every bundle is Ready on both clusters and prints a summary. `down` stops it all.
+ * shows progress until every bundle is Ready on both clusters and prints a summary. downstream-1 has a
+ * real node (stack/node.ts): the sample's web Deployment runs Pods there. `down` stops it all and checks
+ * that the node's host changes were undone.
  */
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -42,6 +46,9 @@ Options:
   -h, --help             print this help
 Exit codes: 0 ok, 1 failure (the message names the part), 2 usage error.
 `;
+
+/** The downstream cluster given the machine's one real node (kubelet + containerd): its Pods really run. */
+export const NODE_CLUSTER = 'downstream-1';
 
 const CLUSTERS = [
   { name: 'downstream-1', labels: { env: 'prod', region: 'eu' } },
@@ -119,7 +126,8 @@ async function startAgents(upstream: KubeClient, desc: StackDescription, dir: st
   );
   const token = await waitFor(async () => readSecret(upstream, DEFAULT_WORKSPACE_NAMESPACE, 'dev'), {
     what: 'the registration token Secret',
-    timeoutMs: 60_000,
+    // Generous: on a loaded 2-core machine the controller's first reconcile can take a while.
+    timeoutMs: 180_000,
   });
   for (const cluster of CLUSTERS) {
     const downstream = await clientFor(required(desc.clusters[cluster.name], `cluster ${cluster.name}`).kubeconfig);
@@ -211,6 +219,27 @@ async function waitReady(upstream: KubeClient, timeoutMs: number, say: (m: strin
   }
 }
 
+/** Names of the Ready Pods (namespace/name) on `nodeName`, or an error when the sample's web Pods are not among them. */
+async function runningPods(kubeconfig: string, nodeName: string): Promise<string[]> {
+  const kube = await clientFor(kubeconfig);
+  try {
+    const pods = await kube.list<KubeObject & { spec?: { nodeName?: string }; status?: { conditions?: { type: string; status: string }[] } }>({
+      apiVersion: 'v1',
+      kind: 'Pod',
+    });
+    const ready = pods.items
+      .filter((p) => p.spec?.nodeName === nodeName && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+      .map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
+    if (!ready.some((p) => p.startsWith('demo/web-')))
+      throw new Error(
+        `the sample's web Pods are not Ready on the real node ${nodeName} (Ready there: ${ready.join(', ') || 'none'}); see the node's logs in the stack folder's node/`,
+      );
+    return ready;
+  } finally {
+    await kube.close();
+  }
+}
+
 async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number> {
   const say = (m: string) => io.stdout.write(`[flotilla dev] ${m}\n`);
   if (existsSync(join(dir, 'pids.json'))) {
@@ -220,12 +249,12 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
   await rm(dir, { recursive: true, force: true });
   await mkdir(join(dir, 'logs'), { recursive: true });
   say('installing the stack binaries (cached after the first run)');
-  await ensureBinaries();
+  await ensureBinaries({ node: true });
   const pids: Pids = { agents: [] };
-  say('starting the clusters, the registry and the git server');
+  say(`starting the clusters, the registry, the git server and a real node for ${NODE_CLUSTER}`);
   const supervisor = startDetached(
     'stack',
-    ['stack/cli.ts', 'up', '--dir', join(dir, 'stack'), '--registries', 'http', '--kcm', 'upstream,downstream-1,downstream-2'],
+    ['stack/cli.ts', 'up', '--dir', join(dir, 'stack'), '--registries', 'http', '--kcm', 'upstream,downstream-1,downstream-2', '--node', NODE_CLUSTER],
     dir,
   );
   pids.supervisor = supervisor;
@@ -238,6 +267,8 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
     { what: 'the stack to start', timeoutMs: 600_000, intervalMs: 1000 },
   );
   const desc = JSON.parse(await readFile(join(dir, 'stack', 'stack.json'), 'utf8')) as StackDescription;
+  const node = required(desc.node, `a real node for ${NODE_CLUSTER}`);
+  say(`real node ${node.nodeName} Ready on ${node.cluster} in ${(node.startupMs / 1000).toFixed(1)} s`);
   const upstreamDesc = required(desc.clusters.upstream, 'the upstream cluster');
   const upstream = await clientFor(upstreamDesc.kubeconfig);
   try {
@@ -311,6 +342,8 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
     );
     say(`GitRepo sample created, storing bundles in ${registry.host}/flotilla`);
     await waitReady(upstream, timeoutMs, say, dir);
+    const pods = await runningPods(required(desc.clusters[NODE_CLUSTER], `cluster ${NODE_CLUSTER}`).kubeconfig, node.nodeName);
+    say(`on ${node.cluster}, ${pods.length} Pods run on the real node: ${pods.join(', ')}`);
     const { text } = await statusReport(upstream, DEFAULT_WORKSPACE_NAMESPACE);
     io.stdout.write(`\n${text}\n`);
     io.stdout.write(
@@ -319,10 +352,12 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
         [
           ['upstream kubeconfig', upstreamDesc.kubeconfig],
           ...CLUSTERS.map((c) => [`${c.name} kubeconfig`, required(desc.clusters[c.name], `cluster ${c.name}`).kubeconfig]),
+          ['real node', `${node.nodeName} (${node.ip}) on ${node.cluster}: Pods run there; other clusters have no node`],
           ['registry', registry.url],
           ['git', `${git.url}/sample.git`],
           ['logs', join(dir, 'logs')],
           ['status', `node bin/flotilla.js status --kubeconfig ${upstreamDesc.kubeconfig}`],
+          ['dashboard', `http://127.0.0.1:${DEFAULT_DASHBOARD_PORT}/ once 'node bin/flotilla.js dashboard --kubeconfig ${upstreamDesc.kubeconfig}' runs`],
           ['stop', `node bin/flotilla.js dev down --dir ${dir}`],
         ],
       ),
@@ -348,7 +383,8 @@ async function down(dir: string, io: RenderIO): Promise<number> {
       /* gone */
     }
   }
-  const deadline = Date.now() + 30_000;
+  // The stack stops the real node first and restores the host (a few seconds), then the rest.
+  const deadline = Date.now() + 60_000;
   while (all.some(alive) && Date.now() < deadline) await sleep(250);
   for (const pid of all.filter(alive)) {
     try {
@@ -365,8 +401,15 @@ async function down(dir: string, io: RenderIO): Promise<number> {
     io.stderr.write(`flotilla dev down: processes still running:\n${left.join('\n')}\n`);
     return 1;
   }
+  const lock = existsSync(NODE_LOCK) ? (JSON.parse(await readFile(NODE_LOCK, 'utf8')) as { dir?: string }) : undefined;
+  if (lock?.dir?.startsWith(absDir)) {
+    io.stderr.write(
+      `flotilla dev down: the real node's host changes were not all undone (${NODE_LOCK} remains; the stack's log ${join(dir, 'logs', 'stack.log')} lists them); the next 'flotilla dev up' restores the host from that record first\n`,
+    );
+    return 1;
+  }
   await rm(join(dir, 'pids.json'), { force: true });
-  say('stopped every process; none is left');
+  say('stopped every process (the real node too, its host changes undone); none is left');
   return 0;
 }
 

@@ -4,6 +4,7 @@ import { runDev } from './dev.js';
 import { runHistory } from './history.js';
 import { runRollback } from './rollback.js';
 import { runDiff } from './diff.js';
+import { runDashboard } from './dashboard.js';
 
 /** The top-level usage of the `flotilla` command. */
 export const USAGE = `Usage: flotilla <command> [options]
@@ -15,6 +16,7 @@ Commands:
   history NAME        retained versions of a Bundle (or of a GitRepo's Bundles) and the clusters running each
   diff BUNDLE vA vB   files and rendered objects that differ between two versions of a bundle
   rollback NAME       run an older version on some clusters without touching git (--to vN | --clear)
+  dashboard           serve a web dashboard of the fleet (live, read-only unless --enable-actions)
 
 Run 'flotilla <command> --help' for a command's options.
 Exit codes: 0 ok, 1 failure, 2 usage error (status: 3 when something is not Ready).
@@ -36,6 +38,8 @@ export async function main(argv: string[], io: RenderIO): Promise<number> {
       return await runDiff(rest, io);
     case 'rollback':
       return await runRollback(rest, io);
+    case 'dashboard':
+      return await runDashboard(rest, io);
     case '-h':
     case '--help':
     case 'help':

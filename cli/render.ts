@@ -60,6 +60,7 @@ Content limits (the controller's and agents' flags of the same names; see the RE
   --max-string-length N (${DEFAULT_CONTENT_LIMITS.maxStringLength})  --max-nodes N (${DEFAULT_CONTENT_LIMITS.maxNodes})
   --max-expanded-bytes N (${DEFAULT_CONTENT_LIMITS.maxExpandedBytes})  --max-objects N (${DEFAULT_CONTENT_LIMITS.maxObjects})
   --render-timeout D (${DEFAULT_CONTENT_LIMITS.renderTimeoutMs / 1000}s)  --render-memory MIB (${DEFAULT_CONTENT_LIMITS.renderMemoryMb})
+  --render-tool-memory MIB (${DEFAULT_CONTENT_LIMITS.renderToolMemoryMb}: each helm or kustomize run)
 
 Exit codes: 0 rendered (or the cluster is excluded by doNotDeploy: nothing is printed),
 1 invalid bundle (the message names the file, line and cause), 2 usage error.
@@ -204,7 +205,7 @@ async function renderWith(renderer: BundleRenderer, dir: string, args: RenderArg
       labels: args.cluster.labels,
       capabilities: { kubeVersion: args.kubeVersion, apiVersions: args.apiVersions },
     },
-    { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS },
+    { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS, ...renderer.renderSettings() },
   );
   return { yaml: toMultiDocumentYaml(inApplyOrder(content)), note: `${where}; rendered with ${content.engine}\n` };
 }

@@ -13,7 +13,7 @@ import { table } from './table.js';
 export const STATUS_USAGE = `Usage: flotilla status [--kubeconfig FILE] [--context NAME] [-n NAMESPACE | -A]
 
 Prints the GitRepos, Bundles and Clusters of an upstream cluster with their states and, in OCI mode,
-the artifact digests the bundles are pinned to.
+the artifact digests the bundles are pinned to, and the versions of the remote charts fetched into them.
 
 Options:
       --kubeconfig FILE   kubeconfig to use (default $KUBECONFIG or ~/.kube/config)
@@ -59,7 +59,7 @@ export async function statusReport(kube: KubeClient, namespace: string | undefin
   );
   out.push(
     `BUNDLES\n${table(
-      ['NAMESPACE', 'NAME', 'CLUSTERS', 'STATE', 'STORAGE', 'DIGEST'],
+      ['NAMESPACE', 'NAME', 'CLUSTERS', 'STATE', 'STORAGE', 'DIGEST', 'CHARTS'],
       bundles.map((b) => [
         b.metadata.namespace ?? '',
         b.metadata.name,
@@ -67,6 +67,7 @@ export async function statusReport(kube: KubeClient, namespace: string | undefin
         b.status?.display?.state ?? '-',
         b.spec.oci ? 'oci' : 'etcd',
         short(b.spec.oci?.digest),
+        (b.status?.charts ?? []).map((c) => `${c.path.slice(c.path.lastIndexOf('/') + 1)}@${c.version}`).join(',') || '-',
       ]),
     )}`,
   );

@@ -316,6 +316,7 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
         namespace: cluster.metadata.namespace,
         labels: cluster.metadata.labels,
         annotations: cluster.metadata.annotations,
+        values: cluster.spec?.templateValues,
       };
       const options = clusterHelmOptions(sel.options, templated, bundle.metadata.name);
       const desired = desiredDeployment(bundle, cluster.metadata.name, clusterNs, options, current(`${clusterNs}/${bundle.metadata.name}`));

@@ -24,6 +24,23 @@ describe('clusterHelmOptions', () => {
     expect(out.helm?.values).to.deep.equal({ a: '${ .ClusterName }', b: 'prod' });
   });
 
+  it('templates .ClusterValues from the Cluster spec.templateValues and .ClusterNamespace, typed as Fleet re-reads them', () => {
+    const withValues = { ...cluster, values: { replicas: 3, region: { zone: 'eu-1a' } } };
+    const out = clusterHelmOptions(
+      { helm: { values: { replicas: '${ .ClusterValues.replicas }', zone: '${ .ClusterValues.region.zone }', ns: '${ .ClusterNamespace }' } } },
+      withValues,
+      'web',
+    );
+    expect(out.helm?.values).to.deep.equal({ replicas: 3, zone: 'eu-1a', ns: 'fleet-default' });
+  });
+
+  it('refuses a .ClusterValues key the Cluster does not have, naming the bundle and the cluster', () => {
+    expect(() => clusterHelmOptions({ helm: { values: { a: '${ .ClusterValues.size }' } } }, cluster, 'web')).to.throw(
+      StallingError,
+      /bundle web: .*cluster c1: .*"size"/,
+    );
+  });
+
   it('leaves options without values alone', () => {
     const options = { helm: { releaseName: 'x' } };
     expect(clusterHelmOptions(options, cluster, 'web')).to.equal(options);

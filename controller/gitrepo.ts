@@ -27,6 +27,7 @@ import { Ref, type ControllerContext, type ControllerMetrics, type GitRepoPorts,
 import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { bundleLimitsOf } from './config.js';
 import { readCommitBundles } from './render.js';
+import { applyChartsStatus, withCommitCharts, type ChartStatus } from './charts.js';
 import type { GitAuth } from './git.js';
 import { readSecretData } from './store.js';
 import type { BundleStoreSession, StoredContent } from './ports.js';
@@ -115,7 +116,8 @@ export function bundleObject(repo: GitRepoObject, bundle: LoadedBundle, content:
     ...(content.resources ? { resources: content.resources } : {}),
     contentsID: id,
     ...(fy.targetCustomizations ? { targets: fy.targetCustomizations } : {}),
-    ...(repo.spec.targets && repo.spec.targets.length > 0 ? { targetRestrictions: repo.spec.targets } : {}),
+    // fleet.yaml overrideTargets replace the GitRepo's targets for this bundle (Fleet).
+    ...((fy.overrideTargets ?? repo.spec.targets ?? []).length > 0 ? { targetRestrictions: fy.overrideTargets ?? repo.spec.targets } : {}),
     ...(fy.dependsOn ? { dependsOn: fy.dependsOn } : {}),
   };
   return {
@@ -243,6 +245,7 @@ async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run,
     commit,
   );
   let bundles: LoadedBundle[];
+  let charts: Map<string, ChartStatus[]>;
   try {
     bundles = await readCommitBundles(
       ctx.config,
@@ -251,6 +254,7 @@ async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run,
       `${ns}/${repo.metadata.name}`,
       commit,
     );
+    ({ bundles, charts } = await withCommitCharts(ctx.kube, repo, bundles, bundleLimitsOf(ctx.config)));
   } catch (err) {
     setCond(run, ConditionType.BundlesBuilt, false, reasonOf(err, Reason.InvalidBundle), `commit ${commit.slice(0, 12)}: ${messageOf(err)}`);
     throw err;
@@ -303,6 +307,8 @@ async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run,
     if (!s) continue;
     const applied = await ctx.kube.apply<BundleObject>(bundleObject(repo, bundle, s.content, s.id, commit), FIELD_MANAGER);
     run.written.push(applied);
+    const fetched = charts.get(bundle.name) ?? [];
+    if (fetched.length > 0 || applied.status?.charts) await applyChartsStatus(ctx.kube, ns, bundle.name, fetched);
     if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, `stored as ${s.content.oci?.reference ?? ''}`, applied, s.history);
   }
   const keep = new Set(bundles.map((b) => b.name));

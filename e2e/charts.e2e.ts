@@ -26,6 +26,7 @@ import { parseAgentConfig } from '../agent/config.js';
 import { parseBootstrap } from '../agent/credentials.js';
 import { decodeSecretData } from '../lib/kube/secret.js';
 import { Agent } from '../agent/agent.js';
+import { parseDashboardArgs } from '../dashboard/command.js';
 import type { ControlPlane } from '../stack/kube.js';
 import { stack } from './fixture.js';
 import { waitFor } from '../stack/net.js';
@@ -300,6 +301,27 @@ describe('Helm charts', function () {
       const secret = find(objects, 'Secret', 'e2e-flotilla-registry-auth') as Manifest & { data: Record<string, string> };
       expect(Buffer.from(secret.data.htpasswd ?? '', 'base64').toString()).to.equal(users);
       expect(kindsOf(await helm.template(CONTROLLER_CHART, controllerValues(false, up)))).not.to.include('StatefulSet');
+    });
+
+    it('renders the dashboard only when asked: read-only RBAC on the Flotilla kinds, --in-cluster on loopback, a Service only with service.enabled', async () => {
+      const byDefault = await helm.template(CONTROLLER_CHART, controllerValues(false, up));
+      expect(
+        byDefault.filter((o) => o.metadata.name.endsWith('-dashboard')).map((o) => o.kind),
+        'nothing of the dashboard by default',
+      ).to.deep.equal([]);
+      const objects = await helm.template(CONTROLLER_CHART, { ...controllerValues(false, up), dashboard: { enabled: true } });
+      const role = find(objects, 'ClusterRole', 'e2e-flotilla-dashboard') as Manifest & { rules: Rule[] };
+      expect(role.rules).to.deep.equal([
+        { apiGroups: ['flotilla.dev'], resources: ['gitrepos', 'bundles', 'bundledeployments', 'clusters', 'clustergroups'], verbs: ['get', 'list', 'watch'] },
+      ]);
+      const deploy = find(objects, 'Deployment', 'e2e-flotilla-dashboard') as unknown as Workload & Manifest;
+      expect(deploy.spec.template.spec.serviceAccountName).to.equal('e2e-flotilla-dashboard');
+      const args = containerOf(deploy).args ?? [];
+      expect(parseDashboardArgs(args)).to.deep.include({ inCluster: true, address: '127.0.0.1', enableActions: false });
+      expect(objects.some((o) => o.kind === 'Service' && o.metadata.name === 'e2e-flotilla-dashboard')).to.equal(false);
+      const proxied = await helm.template(CONTROLLER_CHART, { ...controllerValues(false, up), dashboard: { enabled: true, service: { enabled: true } } });
+      expect(parseDashboardArgs(containerOf(find(proxied, 'Deployment', 'e2e-flotilla-dashboard')).args ?? [])).to.deep.include({ address: '0.0.0.0' });
+      find(proxied, 'Service', 'e2e-flotilla-dashboard');
     });
 
     it('passes the controller only flags controller/config.ts accepts, carrying the values given', async () => {

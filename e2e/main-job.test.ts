@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { spawn, execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -54,6 +55,9 @@ describe('the main job: flotilla dev up / status / down', function () {
     }
     expect(out).to.match(/downstream-1\s+env=prod,region=eu\s+(\d+)\/\1\s+Ready/);
     expect(out).to.match(/downstream-2\s+env=dev,region=us\s+(\d+)\/\1\s+Ready/);
+    // downstream-1 has the real node: the sample's web Pods run and are Ready there, and the summary says so.
+    expect(out).to.match(/on downstream-1, \d+ Pods run on the real node: .*demo\/web-/);
+    expect(out).to.match(/real node\s+downstream-1-node \(172\.30\.213\.1\) on downstream-1/);
   });
 
   it('reports the same fleet with flotilla status, exiting 0 when everything is Ready', async () => {
@@ -67,5 +71,6 @@ describe('the main job: flotilla dev up / status / down', function () {
     expect(code, out).to.equal(0);
     const { stdout } = await run('ps', ['-eo', 'pid,args']);
     expect(stdout.split('\n').filter((l) => l.includes(dir))).to.deep.equal([]);
+    expect(existsSync('/run/flotilla-node.lock.json'), 'the real node released the machine').to.equal(false);
   });
 });

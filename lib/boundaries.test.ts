@@ -17,7 +17,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SKIPPED = new Set(['node_modules', 'dist', '.build', '.git', '.flotilla']);
 
 /** Top-level folders whose code runs in a shipped program (the image, the `flotilla` command, `flotilla dev`). */
-const SHIPPED = new Set(['lib', 'controller', 'agent', 'cli', 'stack', 'bin']);
+const SHIPPED = new Set(['lib', 'controller', 'agent', 'cli', 'stack', 'bin', 'dashboard']);
 
 /**
  * Which top-level folders each top-level folder may not import. stack/ is refused to controller/ and agent/
@@ -29,6 +29,8 @@ const FORBIDDEN: Record<string, readonly string[]> = {
   agent: ['controller', 'cli', 'stack', 'e2e', 'bench'],
   cli: ['e2e', 'bench'],
   stack: ['e2e', 'bench'],
+  // The in-cluster dashboard runs from the image (lib/, controller/, agent/, dashboard/ only).
+  dashboard: ['agent', 'cli', 'stack', 'e2e', 'bench'],
 };
 
 interface SourceFile {

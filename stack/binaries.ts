@@ -31,11 +31,11 @@ export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
 export const INSTALL_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'tools', 'install.sh');
 
 /**
- * Runs the installer (a no-op when everything is cached; otherwise it builds from pinned versions and
+ * Runs the installer (with `node`, also the real node's programs: stack/node-binaries.ts) (a no-op when everything is cached; otherwise it builds from pinned versions and
  * prints progress to stderr), then returns the binary paths. Fails naming the part that could not be had.
  */
-export async function ensureBinaries(options: { extras?: boolean } = {}): Promise<StackBinaries> {
-  const args = [INSTALL_SCRIPT, ...(options.extras ? ['--extras'] : [])];
+export async function ensureBinaries(options: { extras?: boolean; node?: boolean } = {}): Promise<StackBinaries> {
+  const args = [INSTALL_SCRIPT, ...(options.extras ? ['--extras'] : []), ...(options.node ? ['--node'] : [])];
   const code = await new Promise<number | null>((resolve) => {
     const child = spawn('bash', args, { stdio: ['ignore', 'inherit', 'inherit'] });
     child.on('exit', resolve);

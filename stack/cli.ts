@@ -2,14 +2,15 @@
  * `npm run stack -- <command>`: the local fleet (stack/) as a command, the same one `flotilla dev`,
  * the e2e tests and the benchmarks start.
  *   install            build or reuse the pinned binaries (kube-apiserver, etcd, ...) and exit
- *   up [--dir D] [--registries http,tls,tls-auth] [--clusters a,b,c] [--kcm a,b]
+ *   up [--dir D] [--registries http,tls,tls-auth] [--clusters a,b,c] [--kcm a,b] [--node a]
+ *                      (--node a: cluster a gets one real node, stack/node.ts; one per machine)
  *                      start the stack, print its description (JSON) and run until Ctrl-C/SIGTERM
  */
 import { ensureBinaries } from './binaries.js';
 import { startStack, DEFAULT_CLUSTERS } from './stack.js';
 import type { RegistryMode } from './registry.js';
 
-const USAGE = 'usage: npm run stack -- install [--extras] | up [--dir D] [--clusters a,b] [--kcm a] [--registries http,tls,tls-auth]\n';
+const USAGE = 'usage: npm run stack -- install [--extras] [--node] | up [--dir D] [--clusters a,b] [--kcm a] [--node a] [--registries http,tls,tls-auth]\n';
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
@@ -23,7 +24,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'install') {
-    await ensureBinaries({ extras: args.includes('--extras') });
+    await ensureBinaries({ extras: args.includes('--extras'), node: args.includes('--node') });
     return 0;
   }
   if (command === 'up') {
@@ -38,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
       clusters: list(flag(args, '--clusters')) ?? DEFAULT_CLUSTERS,
       controllerManager: list(flag(args, '--kcm')),
       registries: (list(flag(args, '--registries')) ?? ['http']) as RegistryMode[],
+      node: flag(args, '--node'),
     });
     process.stdout.write(`${JSON.stringify(stack.describe(), null, 2)}\n`);
     await new Promise<void>((resolve) => {

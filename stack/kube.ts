@@ -26,6 +26,12 @@ export interface ControlPlaneOptions {
   binaries: StackBinaries;
   /** Also run kube-controller-manager (garbage collection, namespace deletion). */
   controllerManager?: boolean;
+  /**
+   * Prepare for a real node (stack/node.ts): the API server reaches kubelets by their InternalIP, and
+   * kube-controller-manager (implied) also runs the node lifecycle controller, which lifts the node's
+   * not-ready taint.
+   */
+  node?: boolean;
 }
 
 /** A running control plane. */
@@ -187,6 +193,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     '--allow-privileged=true',
     '--disable-admission-plugins=ServiceAccount',
     '--v=0',
+    ...(options.node ? ['--kubelet-preferred-address-types=InternalIP'] : []),
   ];
   let apiserver: ManagedProcess | undefined;
   const startApiServer = async (): Promise<void> => {
@@ -216,7 +223,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   );
 
   let kcm: ManagedProcess | undefined;
-  if (options.controllerManager) {
+  if (options.controllerManager || options.node) {
     kcm = spawnManaged(
       `kube-controller-manager (${name})`,
       binaries.kubeControllerManager,
@@ -227,7 +234,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         `--root-ca-file=${join(dir, 'ca.crt')}`,
         `--secure-port=${await freePort()}`,
         '--bind-address=127.0.0.1',
-        '--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl',
+        options.node
+          ? '--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route'
+          : '--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl',
         '--use-service-account-credentials=false',
         '--v=0',
       ],

@@ -7,6 +7,8 @@ import { startGitServer, type GitServer } from './git.js';
 import { startSshGitServer, type SshGitServer } from './git-ssh.js';
 import { startRegistry, type RegistryHandle, type RegistryMode } from './registry.js';
 import { stopAll } from './proc.js';
+import { assertNodeAvailable, startNode, type RealNode } from './node.js';
+import { readNodeBinaries } from './node-binaries.js';
 
 /**
  * The complete local environment: N real Kubernetes control planes, real Docker Distribution
@@ -25,6 +27,11 @@ export interface StackOptions {
   git?: boolean;
   /** Also serve the git server's repositories over SSH (sshd); default true when git is started. */
   sshGit?: boolean;
+  /**
+   * Give this cluster one real node (stack/node.ts: kubelet, containerd, kube-scheduler; its
+   * kube-controller-manager runs too). Needs the http registry (added when missing). One per machine.
+   */
+  node?: string;
   /** Working folder; default a new temporary one (removed on stop unless keepDir). */
   dir?: string;
   keepDir?: boolean;
@@ -40,6 +47,8 @@ export interface StackDescription {
   git?: { url: string; username: string; password: string };
   /** The same repositories over SSH: `${url}/NAME.git` with the client key, checking the host key against knownHosts. */
   sshGit?: { url: string; clientKeyFile: string; knownHosts: string };
+  /** The real node, when one was asked for. */
+  node?: { cluster: string; nodeName: string; ip: string; images: { busybox: string; pause: string }; startupMs: number };
 }
 
 /** A running stack. */
@@ -51,6 +60,8 @@ export interface Stack {
   readonly git: GitServer | undefined;
   /** The same repositories over SSH (see stack/git-ssh.ts). */
   readonly sshGit: SshGitServer | undefined;
+  /** The real node (see {@link StackOptions.node}). */
+  readonly node: RealNode | undefined;
   /** The control plane named `name`, or an error naming the ones that exist. */
   cluster(name: string): ControlPlane;
   /** The registry in `mode`, or an error if that mode was not started. */
@@ -64,23 +75,36 @@ export const DEFAULT_CLUSTERS = ['upstream', 'downstream-1', 'downstream-2'];
 /** Starts the stack: builds or reuses binaries, then starts every part in parallel. */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const log = options.log ?? ((m: string) => process.stderr.write(`[flotilla-stack] ${m}\n`));
-  const binaries = await ensureBinaries();
+  if (options.node !== undefined) await assertNodeAvailable();
+  const binaries = await ensureBinaries({ node: options.node !== undefined });
+  const nodeBinaries = options.node !== undefined ? await readNodeBinaries() : undefined;
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'flotilla-stack-')));
   await mkdir(dir, { recursive: true });
   const names = options.clusters ?? DEFAULT_CLUSTERS;
   const withKcm = new Set(options.controllerManager ?? ['upstream']);
   const modes = options.registries ?? ['http'];
+  if (options.node !== undefined) {
+    if (!names.includes(options.node)) throw new Error(`the real node's cluster ${options.node} is not among the stack's clusters (${names.join(', ')})`);
+    if (!modes.includes('http')) modes.push('http');
+  }
   const started = Date.now();
 
   const clusters: Record<string, ControlPlane> = {};
   const registries: Partial<Record<RegistryMode, RegistryHandle>> = {};
   let git: GitServer | undefined;
   let sshGit: SshGitServer | undefined;
+  let node: RealNode | undefined;
   try {
     await Promise.all([
       ...names.map(async (name) => {
         log(`starting control plane ${name}`);
-        clusters[name] = await startControlPlane({ name, dir: join(dir, 'clusters', name), binaries, controllerManager: withKcm.has(name) });
+        clusters[name] = await startControlPlane({
+          name,
+          dir: join(dir, 'clusters', name),
+          binaries,
+          controllerManager: withKcm.has(name),
+          node: name === options.node,
+        });
         log(`control plane ${name} ready at ${clusters[name]?.server}`);
       }),
       ...modes.map(async (mode) => {
@@ -96,6 +120,20 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         log(`ssh git server ready at ssh://${sshGit.user}@127.0.0.1:${sshGit.port}`);
       })(),
     ]);
+    if (options.node !== undefined && nodeBinaries) {
+      const cluster = clusters[options.node];
+      const registry = registries.http;
+      if (!cluster || !registry) throw new Error(`the real node needs cluster ${options.node} and the http registry`);
+      log(`starting a real node for ${options.node}`);
+      node = await startNode({
+        cluster: options.node,
+        kubeconfigPath: cluster.kubeconfigPath,
+        dir: join(dir, 'node'),
+        binaries: nodeBinaries,
+        registryHost: registry.host,
+        log,
+      });
+    }
   } catch (err) {
     await stopAll();
     throw err;
@@ -109,6 +147,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     registries,
     git,
     sshGit,
+    node,
     cluster(name) {
       const c = clusters[name];
       if (!c) throw new Error(`no cluster named ${name} in the stack (have: ${Object.keys(clusters).join(', ')})`);
@@ -132,9 +171,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           clientKeyFile: sshGit.clientKey.privateKeyFile,
           knownHosts: sshGit.knownHosts,
         };
+      if (node) desc.node = { cluster: node.cluster, nodeName: node.nodeName, ip: node.ip, images: node.images, startupMs: node.startupMs };
       return desc;
     },
     async stop() {
+      // The node first: its teardown restores the host while the folder it unmounts still exists.
+      const problems = (await node?.stop()) ?? [];
+      if (problems.length > 0) log(`the real node left host changes behind:\n${problems.join('\n')}`);
       await git?.stop();
       await sshGit?.stop();
       await Promise.all(Object.values(registries).map((r) => r.stop()));

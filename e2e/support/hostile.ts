@@ -75,8 +75,9 @@ export function hostileCorpus(dir: string): HostileInput[] {
 
 /**
  * Content that passes every parsing limit but is costly to render: an overlay of 40 JSON Patch `copy`
- * operations, each doubling the patched object (2^40 times its size), applied to `base.yaml`. Only the
- * render worker's heap cap or deadline stops it: RenderBudgetExceeded.
+ * operations, each doubling the patched object (2^40 times its size), applied to `base.yaml`. The growth
+ * budget of overlay patches (lib/bundle/limits.ts GrowthMeter) refuses it once the copies would add more
+ * than maxNodes, before the worker's heap cap or deadline is reached.
  */
 export function costlyToRender(): HostileInput {
   const ops = Array.from({ length: 40 }, (_, i) => ({ op: 'copy', from: '/data', path: `/data/c${i}` }));
@@ -84,8 +85,8 @@ export function costlyToRender(): HostileInput {
     input: 'an overlay that doubles the object 40 times (costly to render)',
     file: 'overlays/boom/base_patch.json',
     content: JSON.stringify(ops),
-    reason: 'RenderBudgetExceeded',
-    limit: /more than \d+ MiB of heap|took longer than/,
+    reason: 'ContentLimitExceeded',
+    limit: /overlays\/boom\/base_patch\.json:1: the overlay patches add more than \d+ YAML nodes, over the limit maxNodes=/,
     overlays: ['boom'],
   };
 }

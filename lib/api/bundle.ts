@@ -128,6 +128,17 @@ export const BundleStatusSchema = z
       })
       .optional()
       .describe('The rollback in force, as applied.'),
+    charts: z
+      .array(
+        z.strictObject({
+          source: z.string().max(4096).describe('Where the chart came from (repository and chart, oci:// reference or .tgz URL), without credentials.'),
+          version: z.string().max(256).describe('The chart version fetched: an exact version, or the one a semver constraint resolved to.'),
+          path: z.string().max(4096).describe('Folder of the bundle the chart is stored in.'),
+        }),
+      )
+      .max(64)
+      .optional()
+      .describe('Remote charts the controller fetched into the current version of the bundle (written by the GitRepo reconciler).'),
   })
   .describe('Observed state of the Bundle over all its clusters.');
 

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { READY_COLUMN, objectSchema, type KindDefinition } from './kind.js';
+import { helmValues } from './helm.js';
 import { ConditionsSchema, LabelSelectorSchema, namespaceName, objectName } from './meta.js';
 import { BundleSummarySchema } from './status.js';
 
@@ -15,6 +16,8 @@ export const ClusterSpecSchema = z
     agentNamespace: namespaceName('Namespace the agent runs in, downstream.').optional(),
     kubeConfigSecret: objectName('Secret with a kubeconfig for the cluster (manager-initiated registration).').optional(),
     redeployAgentGeneration: z.int().min(0).optional().describe('Change to force the agent to be redeployed.'),
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Fleet's ${ } cluster templating, named for the user
+    templateValues: helmValues('Values of this cluster for fleet.yaml helm.values templating, read as ${ .ClusterValues.<key> } (Fleet).').optional(),
   })
   .describe('Desired state of the cluster registration.');
 

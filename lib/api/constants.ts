@@ -95,6 +95,12 @@ export const Reason = {
   RenderBudgetExceeded: 'RenderBudgetExceeded',
   /** helm or kustomize failed on the bundle (template error, time limit, cannot run); the message says which. */
   RenderFailed: 'RenderFailed',
+  /** A remote Helm chart (or the version asked for) is not in its repository: fix helm.chart / helm.version in fleet.yaml. */
+  ChartNotFound: 'ChartNotFound',
+  /** A Helm chart repository could not be reached when the controller fetched a chart (connection, DNS, timeout, 5xx). */
+  ChartRepositoryUnreachable: 'ChartRepositoryUnreachable',
+  /** A Helm chart repository's TLS certificate was not trusted (wrong or missing cacerts in helmSecretName). */
+  ChartRepositoryTLSFailed: 'ChartRepositoryTLSFailed',
   /** The OCI registry could not be reached (connection refused, DNS, TLS, timeout, 5xx). */
   RegistryUnreachable: 'RegistryUnreachable',
   /** The OCI registry answered with a refusal other than authentication (4xx such as 403, 404 on push, 405). */
@@ -107,6 +113,8 @@ export const Reason = {
   ArtifactTampered: 'ArtifactTampered',
   /** No cluster matches the bundle's targets (not an error, but nothing is deployed). */
   NoMatchingClusters: 'NoMatchingClusters',
+  /** A ConfigMap or Secret (or its key) named in `helm.valuesFrom` is missing downstream or unreadable; deployment waits. */
+  ValuesFromNotFound: 'ValuesFromNotFound',
   /** A bundle listed in `dependsOn` is not ready yet; deployment waits. */
   DependencyNotReady: 'DependencyNotReady',
   /** An object of the bundle lives in a namespace that is not the target namespace, not in the bundle and not downstream. */

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { StallingError } from '../errors.js';
 import { Reason } from './constants.js';
 import { stringMap } from './meta.js';
-import { BundleRefSchema, BundleTargetSchema, bundleDeploymentOptionsShape } from './options.js';
+import { BundleRefSchema, BundleTargetSchema, bundleDeploymentOptionsShape, TargetRestrictionSchema } from './options.js';
 import { UNSUPPORTED_HELM_FIELDS } from './helm.js';
 import { formatIssues, type UnsupportedFields } from './validate.js';
 
@@ -24,11 +24,18 @@ export const FLEET_YAML_MAX_NODES = 100_000;
 /** The schema of fleet.yaml (the subset Flotilla supports). */
 export const FleetYamlSchema = z
   .strictObject({
+    name: z
+      .string()
+      .max(53)
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a lowercase DNS-1123 label of at most 53 characters')
+      .optional()
+      .describe('Name of the Bundle (default: the GitRepo name and the bundle path, joined by "-").'),
     labels: stringMap('Labels added to the Bundle; dependsOn selectors of other bundles match them.').optional(),
     paused: z.boolean().optional().describe('Do not roll out new versions of this bundle.'),
     ...bundleDeploymentOptionsShape,
     targetCustomizations: z.array(BundleTargetSchema).optional().describe('Per-cluster customizations; for each cluster, the first matching entry applies.'),
     dependsOn: z.array(BundleRefSchema).optional().describe('Bundles that must be ready on a cluster before this one is deployed there.'),
+    overrideTargets: z.array(TargetRestrictionSchema).optional().describe("Targets that replace the GitRepo's spec.targets for this bundle."),
   })
   .describe('fleet.yaml: how the bundle in this directory is deployed.');
 
@@ -38,12 +45,16 @@ export type FleetYaml = z.infer<typeof FleetYamlSchema>;
 /** Fleet fleet.yaml features Flotilla recognizes but does not implement. */
 export const UNSUPPORTED_FLEET_YAML_FIELDS: UnsupportedFields = {
   ...UNSUPPORTED_HELM_FIELDS,
-  rolloutStrategy: 'Fleet "rolloutStrategy" is not supported yet by Flotilla',
-  overrideTargets: 'Fleet "overrideTargets" is not supported yet by Flotilla',
-  imageScans: 'Fleet "imageScans" is not supported yet by Flotilla',
-  ignore: 'Fleet "ignore" is not supported yet by Flotilla',
-  deleteNamespace: 'Fleet "deleteNamespace" is not supported yet by Flotilla',
-  deleteCRDResources: 'Fleet "deleteCRDResources" is not supported yet by Flotilla',
+  rolloutStrategy:
+    'Fleet "rolloutStrategy" (partitions, maxUnavailable) is not supported by Flotilla: a new bundle version goes to every ' +
+    'targeted cluster at once; pause the bundle (paused: true) or narrow its targets to stage a rollout, and remove rolloutStrategy',
+  imageScans: 'Fleet "imageScans" is deprecated in Fleet (image scanning is being removed) and Flotilla does not implement it; remove it',
+  deleteNamespace:
+    'Fleet "deleteNamespace" is not supported by Flotilla: a namespace the agent created for a bundle is kept when the bundle ' +
+    "is removed (its other objects may not be the bundle's); delete it yourself and remove deleteNamespace",
+  deleteCRDResources:
+    'Fleet "deleteCRDResources" is not supported by Flotilla: CRDs that are objects of the bundle are pruned with it, and a ' +
+    "chart's crds/ CRDs are never deleted (Helm's rule, so custom resources survive); remove deleteCRDResources",
 };
 
 /**

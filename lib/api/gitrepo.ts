@@ -45,11 +45,17 @@ export const GitRepoSpecSchema = z
       .optional()
       .describe('Directories (globs allowed) in the repository that hold bundles; default the repository root.'),
     clientSecretName: objectName('Secret with git credentials: kubernetes.io/basic-auth or kubernetes.io/ssh-auth (with optional known_hosts).').optional(),
-    helmSecretName: objectName('Accepted for Fleet compatibility (Helm is not supported yet).').optional(),
+    helmSecretName: objectName(
+      'Secret with credentials for remote Helm charts (username, password; cacerts: a PEM CA bundle), used by the controller when it fetches charts.',
+    ).optional(),
     helmSecretNameForPaths: objectName('Accepted for Fleet compatibility (Helm is not supported yet).').optional(),
-    helmRepoURLRegex: z.string().optional().describe('Accepted for Fleet compatibility (Helm is not supported yet).'),
+    helmRepoURLRegex: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe('helmSecretName credentials are sent only to chart URLs (repo, oci:// or .tgz URL) matching this regular expression; default all.'),
     caBundle: caBundle('Base64 PEM CA bundle used to verify the git server certificate.').optional(),
-    insecureSkipTLSVerify: z.boolean().optional().describe('Do not verify the git server TLS certificate.'),
+    insecureSkipTLSVerify: z.boolean().optional().describe('Do not verify the TLS certificate of the git server nor of remote Helm chart repositories.'),
     pollingInterval: duration('How often to check git for new commits, e.g. "15s" (default) or "1m30s".').optional(),
     disablePolling: z.boolean().optional().describe('Do not poll git; only webhooks or forceSyncGeneration trigger a fetch.'),
     paused: z.boolean().optional().describe('Fetch and build bundles, but do not roll out new versions.'),

@@ -3,8 +3,11 @@
  * BundleDeployment `options`, `targetCustomizations[]`).
  *
  * What Flotilla does with each field, beside Fleet:
- * - `chart`: a chart folder (or `.`) inside the bundle. Remote charts (`repo`, an `oci://` or HTTP(S) URL in
- *   `chart`, `version`) are refused until the controller fetches charts into the artifact.
+ * - `chart`, `repo`, `version`: a chart folder (or `.`) inside the bundle; or a remote chart: an HTTP(S) URL of a
+ *   chart `.tgz`, an `oci://` reference (with `version`), or a chart name in the HTTP(S) Helm repository `repo`
+ *   (with `version`: exact or a semver constraint). The controller fetches remote charts when it builds the
+ *   bundle (lib/render/chartsource.ts) and stores them in the bundle's files, so agents never reach a chart
+ *   repository; the Bundle and BundleDeployments name the fetched folder in `chart` (see {@link CHART_FOLDER}).
  * - `releaseName`, `values`, `valuesFiles` (files of the bundle, merged over `values` as Fleet does),
  *   `disablePreProcess` (no `${ }` cluster templating in values), `skipSchemaValidation`, `disableDNS`: as Fleet.
  * - `takeOwnership`, `force`: Flotilla applies with server-side apply and a field manager, so there are no
@@ -12,10 +15,11 @@
  *   `correctDrift.force`.
  * - `waitForJobs`: a Job is reported not ready until it completes, always; accepted for Fleet compatibility.
  * - `maxHistory`: Flotilla writes no Helm release history, so there is nothing to limit; accepted.
- * - `disableDependencyUpdate`: chart dependencies must be in the chart's `charts/` folder (Flotilla does
- *   not fetch them yet), so there is never an update to disable; accepted.
- * - `atomic`, `timeoutSeconds`, `valuesFrom`, `templateValues`: refused by name (see
- *   {@link UNSUPPORTED_HELM_FIELDS}).
+ * - `disableDependencyUpdate`: the controller runs `helm dependency build` for a chart whose Chart.yaml lists
+ *   dependencies from repositories unless this is set (then the chart's `charts/` folder must hold them).
+ * - `valuesFrom`: ConfigMap and Secret keys read by the agent on the downstream cluster when it renders
+ *   (agent/valuesfrom.ts), merged over `values` in order, a ConfigMap before a Secret in one entry (Fleet's order).
+ * - `atomic`, `timeoutSeconds`, `templateValues`: refused by name (see {@link UNSUPPORTED_HELM_FIELDS}).
  */
 import { z } from 'zod';
 import { crdExtensions, freeForm } from './crd-extensions.js';
@@ -31,20 +35,82 @@ export function helmValues(description: string) {
 // Segments as in options.ts BUNDLE_PATH (not imported: options.ts imports this module).
 const INSIDE_BUNDLE = /^(\.|(\.\/)?([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)(\/([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+))*)\/?$/;
 
+/** Folder of the bundle the controller stores fetched remote charts under (`.chart/<source key>/<chart name>`). */
+export const CHART_FOLDER = '.chart';
+
+/** A remote chart URL in `chart`: `oci://`, `http://` or `https://`. */
+export const REMOTE_CHART = /^(oci|https?):\/\/\S+$/;
+
+/** True if `helm` names a remote chart (a `repo`, or an `oci://` or `http(s)://` `chart`), which the controller fetches. */
+export function isRemoteChart(helm: Pick<HelmOptions, 'chart' | 'repo'> | undefined): boolean {
+  return Boolean(helm?.repo) || REMOTE_CHART.test(helm?.chart ?? '');
+}
+
 /** A path inside the bundle. */
 function bundleRelativePath(description: string, message = 'must be a path inside the bundle (relative, no ".." segment)') {
   return z.string().min(1).max(4096).regex(INSIDE_BUNDLE, message).describe(description);
 }
 
+/** A key of a ConfigMap or Secret downstream holding Helm values (Fleet `configMapKeyRef` / `secretKeyRef`). */
+function valuesKeyRef(kind: 'ConfigMap' | 'Secret') {
+  return z
+    .strictObject({
+      name: z
+        .string()
+        .min(1)
+        .max(253)
+        .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a lowercase DNS-1123 subdomain')
+        .describe(`Name of the ${kind} downstream.`),
+      namespace: z
+        .string()
+        .max(63)
+        .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a lowercase DNS-1123 label')
+        .optional()
+        .describe(`Namespace of the ${kind} (default: the namespace the bundle deploys into).`),
+      key: z.string().max(253).optional().describe(`Key of the ${kind} holding a YAML mapping of values (default: values.yaml).`),
+    })
+    .describe(`A key of a ${kind} on the downstream cluster holding Helm values.`);
+}
+
+/** One `helm.valuesFrom` entry: values read downstream by the agent when it renders. */
+export const ValuesFromSchema = z
+  .strictObject({
+    configMapKeyRef: valuesKeyRef('ConfigMap').optional(),
+    secretKeyRef: valuesKeyRef('Secret').optional(),
+  })
+  .describe('Values read on the downstream cluster; the ConfigMap is merged first, then the Secret.');
+
+/** One `helm.valuesFrom` entry. */
+export type ValuesFrom = z.infer<typeof ValuesFromSchema>;
+
 /** Fleet `helm` options (the ones Flotilla honours; see the module comment). */
 export const HelmOptionsSchema = z
   .strictObject({
-    // A remote chart URL fails the path pattern, whose message says so. (No CEL rule for it: a regex on a string inside
-    // the unbounded targets list exceeds the API server's validation cost budget, and the CRD is refused.)
-    chart: bundleRelativePath(
-      'Chart folder inside the bundle (default: the bundle folder when it holds a Chart.yaml).',
-      'must be a chart folder inside the bundle (relative, no ".." segment); remote charts (oci://, http(s):// URLs) are not supported yet by Flotilla: put the chart in the repository and name its folder',
-    ).optional(),
+    // (No CEL rule for the pattern: a regex on a string inside the unbounded targets list exceeds the API server's
+    // validation cost budget, and the CRD is refused.)
+    chart: z
+      .string()
+      .min(1)
+      .max(4096)
+      .regex(
+        new RegExp(`^(?:${INSIDE_BUNDLE.source.slice(1, -1)}|${REMOTE_CHART.source.slice(1, -1)})$`),
+        'must be a chart folder inside the bundle (relative, no ".." segment), an oci:// reference, an http(s):// URL of a chart .tgz, or a chart name with helm.repo',
+      )
+      .optional()
+      .describe(
+        'Chart folder inside the bundle (default: the bundle folder when it holds a Chart.yaml), an oci:// reference, an http(s):// URL of a chart .tgz, or the chart name in helm.repo.',
+      ),
+    repo: z
+      .string()
+      .max(4096)
+      .regex(/^https?:\/\/\S+$/, 'must be the http(s):// URL of a Helm repository (the folder of its index.yaml)')
+      .optional()
+      .describe('HTTP(S) Helm repository (index.yaml) holding the chart named in chart; fetched by the controller.'),
+    version: z
+      .string()
+      .max(256)
+      .optional()
+      .describe('Version of a remote chart: exact or a semver constraint (e.g. ^1.2.0), resolved at each commit; default the latest.'),
     releaseName: z
       .string()
       .max(53)
@@ -56,6 +122,10 @@ export const HelmOptionsSchema = z
       .array(bundleRelativePath('A values file of the bundle.'))
       .optional()
       .describe('Values files of the bundle, merged over values in order (Fleet order).'),
+    valuesFrom: z
+      .array(ValuesFromSchema)
+      .optional()
+      .describe('ConfigMap and Secret keys read downstream by the agent, merged over values and valuesFiles in order.'),
     takeOwnership: z.boolean().optional().describe('Take over objects that exist downstream (server-side apply always does).'),
     force: z.boolean().optional().describe('Delete and re-create objects that cannot be patched.'),
     waitForJobs: z.boolean().optional().describe('Jobs count as ready only once complete (always true in Flotilla).'),
@@ -63,7 +133,7 @@ export const HelmOptionsSchema = z
     skipSchemaValidation: z.boolean().optional().describe("Do not validate values against the chart's values.schema.json."),
     disableDNS: z.boolean().optional().describe('Templates may not resolve host names (Fleet enables DNS by default).'),
     disablePreProcess: z.boolean().optional().describe('Do not apply ${ } cluster templating to values.'),
-    disableDependencyUpdate: z.boolean().optional().describe("Accepted for Fleet compatibility: dependencies are taken from the chart's charts/ folder."),
+    disableDependencyUpdate: z.boolean().optional().describe("Do not fetch the chart's dependencies: take them from its charts/ folder."),
   })
   .describe('Helm options: which chart of the bundle and how it is rendered.');
 
@@ -82,10 +152,9 @@ export type KustomizeOptions = z.infer<typeof KustomizeOptionsSchema>;
 
 /** Fleet `helm` fields Flotilla refuses, with the reason shown to the user. */
 export const UNSUPPORTED_HELM_FIELDS = {
-  repo: 'Fleet "helm.repo" (charts from a Helm repository) is not supported yet by Flotilla; put the chart in the repository',
-  version: 'Fleet "helm.version" selects a remote chart\'s version; remote charts are not supported yet by Flotilla',
-  valuesFrom: 'Fleet "helm.valuesFrom" (values read downstream from ConfigMaps and Secrets) is not supported yet by Flotilla',
-  templateValues: 'Fleet "helm.templateValues" is not supported yet by Flotilla; use ${ } templating inside helm.values',
+  templateValues:
+    'Fleet has no "helm.templateValues" in fleet.yaml: per-cluster values come from the Cluster\'s spec.templateValues, ' +
+    'read in helm.values as ${ .ClusterValues.<key> }',
   atomic:
     'Fleet "helm.atomic" rolls a failed Helm upgrade back; Flotilla keeps no Helm releases to roll back to ' +
     '(every object is dry-run before any is applied); remove it',

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { refineWithCel } from './crd-extensions.js';
 import { HelmOptionsSchema, KustomizeOptionsSchema } from './helm.js';
+import { BundleState, BundleStateSchema } from './status.js';
 import { LabelSelectorSchema, namespaceName, objectName, stringMap } from './meta.js';
 
 /** Drift correction settings (Fleet `correctDrift`). */
@@ -50,6 +51,16 @@ export const DiffOptionsSchema = z
   })
   .describe('How resources are compared with the desired state.');
 
+/** Fleet `ignore`: conditions of deployed objects that do not count when their readiness is judged. */
+export const IgnoreOptionsSchema = z
+  .strictObject({
+    conditions: z
+      .array(stringMap('Fields a condition must all have (e.g. type: Active, status: "False") to be ignored.'))
+      .optional()
+      .describe('Conditions of deployed objects that are ignored when computing readiness.'),
+  })
+  .describe('What is ignored when monitoring the deployed objects.');
+
 /** Plain YAML bundle options (Fleet `yaml`). */
 export const YamlOptionsSchema = z
   .strictObject({
@@ -75,6 +86,7 @@ export const bundleDeploymentOptionsShape = {
   yaml: YamlOptionsSchema.optional(),
   helm: HelmOptionsSchema.optional(),
   kustomize: KustomizeOptionsSchema.optional(),
+  ignore: IgnoreOptionsSchema.optional(),
   namespaceLabels: stringMap('Labels put on the namespace the bundle deploys into.').optional(),
   namespaceAnnotations: stringMap('Annotations put on the namespace the bundle deploys into.').optional(),
 };
@@ -119,6 +131,11 @@ export const BundleRefSchema = z
   .strictObject({
     name: objectName('Name of the bundle depended on.').optional(),
     selector: LabelSelectorSchema.optional().describe('Bundles whose labels match; all of them must be ready.'),
+    acceptedStates: z
+      .array(BundleStateSchema)
+      .max(Object.keys(BundleState).length)
+      .optional()
+      .describe('States of the dependency on the cluster that let this bundle deploy (default: Ready).'),
   })
   .describe('A bundle (by name or label selector) that must be ready on the cluster before this one deploys.');
 

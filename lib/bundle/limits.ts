@@ -17,7 +17,8 @@ import { StallingError } from '../errors.js';
  * Per bundle, after rendering (lib/isolate/bundle-tasks.ts): objects, and nodes and expanded bytes of the
  * rendered result (overlays and patches can grow content).
  * Time and memory of one bundle's parsing and rendering are capped by running it in a worker thread
- * (lib/isolate): `renderTimeoutMs` and `renderMemoryMb`.
+ * (lib/isolate): `renderTimeoutMs` and `renderMemoryMb`; each helm or kustomize run is a subprocess whose
+ * memory is capped by `renderToolMemoryMb` (lib/render/exec.ts).
  *
  * Aliases: allowed in YAML manifests and patches (kubectl accepts them and some hand-written manifests use
  * anchors for repeated blocks), bounded by `maxAliases` and by the expanded size; refused outright in
@@ -40,6 +41,7 @@ export const ContentLimitsSchema = z.strictObject({
   maxObjects: int(1, 1_000_000, 5_000).describe('Most Kubernetes objects one bundle may render.'),
   renderTimeoutMs: int(100, 3_600_000, 20_000).describe('Deadline of parsing and rendering one bundle, in ms.'),
   renderMemoryMb: int(16, 65_536, 256).describe('Heap (V8 old generation) of the worker parsing and rendering one bundle, in MiB.'),
+  renderToolMemoryMb: int(64, 65_536, 1024).describe('Memory (RLIMIT_DATA) of one helm or kustomize run, in MiB.'),
 });
 
 /** Limits on parsing and rendering untrusted content (see the module comment). */
@@ -61,6 +63,7 @@ export const CONTENT_LIMIT_FLAGS: Readonly<Record<keyof ContentLimits, string>> 
   maxObjects: '--max-objects',
   renderTimeoutMs: '--render-timeout',
   renderMemoryMb: '--render-memory',
+  renderToolMemoryMb: '--render-tool-memory',
 };
 
 /** The chart value of each limit (charts/flotilla and charts/flotilla-agent, under `limits:`). */
@@ -68,6 +71,7 @@ const CHART_VALUES: Readonly<Record<keyof ContentLimits, string>> = {
   ...(Object.fromEntries(Object.keys(CONTENT_LIMIT_FLAGS).map((k) => [k, `limits.${k}`])) as Record<keyof ContentLimits, string>),
   renderTimeoutMs: 'limits.renderTimeout',
   renderMemoryMb: 'limits.renderMemory',
+  renderToolMemoryMb: 'limits.renderToolMemory',
 };
 
 /** Validates partial limits over the defaults; throws naming each bad field. */
@@ -109,6 +113,7 @@ export const CONTENT_LIMIT_CONFIG_SHAPE = {
     })
     .describe('Deadline of parsing and rendering one bundle (RenderBudgetExceeded above).'),
   renderMemory: flagInt(D.renderMemoryMb, 16, 'Heap of the worker that parses and renders one bundle, MiB (RenderBudgetExceeded above).'),
+  renderToolMemory: flagInt(D.renderToolMemoryMb, 64, 'Memory (RLIMIT_DATA) of one helm or kustomize run, MiB (RenderBudgetExceeded above).'),
 };
 
 /** The parsed values of {@link CONTENT_LIMIT_CONFIG_SHAPE} (plus `maxObjects`, which both processes have). */
@@ -128,6 +133,7 @@ export function contentLimitsFromConfig(c: ContentLimitConfig): ContentLimits {
     maxObjects: c.maxObjects,
     renderTimeoutMs: c.renderTimeout,
     renderMemoryMb: c.renderMemory,
+    renderToolMemoryMb: c.renderToolMemory,
   });
 }
 
@@ -153,9 +159,55 @@ export function setActiveContentLimits(limits: ContentLimits): void {
 export function contentLimitExceeded(where: string, found: string, limit: keyof ContentLimits, value: number): StallingError {
   return new StallingError(
     Reason.ContentLimitExceeded,
-    `${where}: ${found}, over the limit ${limit}=${value}; change the content, or if it is meant to be deployed raise ${CONTENT_LIMIT_FLAGS[limit]} ` +
-      `(chart value ${CHART_VALUES[limit]}) on the controller and every agent`,
+    `${where}: ${found}, over the limit ${limit}=${value}; change the content, or if it is meant to be deployed raise ${limitSetting(limit)} ` +
+      'on the controller and every agent',
   );
+}
+
+/** How a user raises a limit: its flag and its chart value, e.g. `--max-depth (chart value limits.maxDepth)`. */
+export function limitSetting(limit: keyof ContentLimits): string {
+  return `${CONTENT_LIMIT_FLAGS[limit]} (chart value ${CHART_VALUES[limit]})`;
+}
+
+/**
+ * Counts what overlay patches add while they are applied (values added or replaced, subtrees copied by JSON
+ * Patch `copy`) against `maxNodes` and `maxExpandedBytes`, which the rendered bundle must stay within
+ * anyway. A `copy` can double an object with each operation: the growth is refused before the copy is
+ * made, at a size the worker holds easily, instead of when the finished bundle is measured or the worker's
+ * heap runs out. A value is walked only until the budget is spent (no memo: aliases count expanded, and the
+ * budget bounds the walk), with {@link ContentMeter}'s estimate. Removals are not subtracted.
+ */
+export class GrowthMeter {
+  private nodes = 0;
+  private bytes = 0;
+
+  constructor(private readonly limits: ContentLimits) {}
+
+  /** Adds the size of `value`, about to be inserted by the patch document `where`; over a limit throws ContentLimitExceeded. */
+  add(value: unknown, where: string): void {
+    const { maxNodes, maxExpandedBytes } = this.limits;
+    const pending: unknown[] = [value];
+    while (pending.length > 0) {
+      const v = pending.pop();
+      this.nodes += 1;
+      if (typeof v === 'string') this.bytes += v.length + 2;
+      else if (typeof v !== 'object' || v === null) this.bytes += 8;
+      else if (Array.isArray(v)) {
+        this.bytes += 2 + v.length;
+        for (const item of v) pending.push(item);
+      } else {
+        this.bytes += 2;
+        for (const key of Object.keys(v)) {
+          this.bytes += key.length + 4;
+          pending.push((v as Record<string, unknown>)[key]);
+        }
+      }
+      if (this.nodes > maxNodes) throw contentLimitExceeded(where, `the overlay patches add more than ${maxNodes} YAML nodes`, 'maxNodes', maxNodes);
+      if (this.bytes > maxExpandedBytes) {
+        throw contentLimitExceeded(where, `the overlay patches add more than ${maxExpandedBytes} bytes`, 'maxExpandedBytes', maxExpandedBytes);
+      }
+    }
+  }
 }
 
 /** The size of a parsed value with aliases expanded. */

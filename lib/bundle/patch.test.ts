@@ -90,3 +90,37 @@ describe('JSON patch (RFC 6902)', () => {
     });
   }
 });
+
+describe('JSON patch: copies and the growth hook', () => {
+  it('copies a subtree as an independent tree: a later change to the copy leaves the source, __proto__ stays a key', () => {
+    const source = JSON.parse('{"a": {"list": [1], "__proto__": {"x": 1}}}') as Record<string, unknown>;
+    const out = jsonPatch(source, [
+      { op: 'copy', from: '/a', path: '/b' },
+      { op: 'add', path: '/b/list/-', value: 2 },
+    ]) as { a: { list: number[] }; b: Record<string, unknown> };
+    expect(out.a.list).to.deep.equal([1]);
+    expect(out.b.list).to.deep.equal([1, 2]);
+    expect(Object.getPrototypeOf(out.b)).to.equal(Object.prototype);
+    expect(Object.hasOwn(out.b, '__proto__')).to.equal(true);
+  });
+
+  it('shows every value about to be inserted to the hook, before copying it; the hook stops the patch by throwing', () => {
+    const seen: unknown[] = [];
+    jsonPatch(
+      { a: { k: 1 } },
+      [
+        { op: 'add', path: '/b', value: 2 },
+        { op: 'replace', path: '/b', value: 3 },
+        { op: 'copy', from: '/a', path: '/c' },
+        { op: 'remove', path: '/b' },
+      ],
+      (v) => seen.push(v),
+    );
+    expect(seen).to.deep.equal([2, 3, { k: 1 }]);
+    expect(() =>
+      jsonPatch({ a: 1 }, [{ op: 'copy', from: '/a', path: '/b' }], () => {
+        throw new Error('over budget');
+      }),
+    ).to.throw('over budget');
+  });
+});

@@ -207,10 +207,30 @@ describe('reading a bundle', () => {
       /^app\/sub\/Chart\.yaml: is a Helm chart or a kustomization inside a bundle rendered as plain YAML/,
     ],
     [
-      'Helm and Kustomize together',
+      'helm options on a kustomize bundle that names no chart',
       { 'app/fleet.yaml': 'helm: {values: {a: 1}}\n', 'app/kustomization.yaml': 'resources: [a.yaml]\n', 'app/a.yaml': cm('a') },
       'InvalidBundle',
-      /^app\/fleet\.yaml: helm: Helm and Kustomize together/,
+      /^app\/fleet\.yaml: helm: the bundle is built by kustomize and names no chart.*name the chart folder in helm\.chart/,
+    ],
+    [
+      'a kustomize.dir over a chart without a kustomization',
+      {
+        'app/fleet.yaml': 'helm: {chart: chart}\nkustomize: {dir: k}\n',
+        'app/chart/Chart.yaml': 'apiVersion: v2\nname: x\nversion: 0.1.0\n',
+        'app/k/a.yaml': cm('a'),
+      },
+      'InvalidBundle',
+      /^app\/k: has no kustomization\.yaml.*to build over the chart's output/,
+    ],
+    [
+      'a kustomization over a chart naming a file not in the bundle',
+      {
+        'app/fleet.yaml': 'helm: {chart: chart}\nkustomize: {dir: k}\n',
+        'app/chart/Chart.yaml': 'apiVersion: v2\nname: x\nversion: 0.1.0\n',
+        'app/k/kustomization.yaml': 'resources: [fleet-manifests.yaml, gone.yaml]\n',
+      },
+      'InvalidBundle',
+      /^app\/k\/kustomization\.yaml: resources: "gone\.yaml" is not in the bundle/,
     ],
     [
       'a symbolic link to a file outside the bundle',

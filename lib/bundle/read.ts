@@ -213,7 +213,8 @@ export async function readBundle(checkoutRoot: string, bundle: DiscoveredBundle,
   const fleetYaml = walk.fleetYaml ? parseFleetYaml(walk.fleetYaml.text, display(walk, walk.fleetYaml.name)) : {};
   const files = walk.files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   validateBundle(files, fleetYaml, { sourceDir: bundle.dir, fleetYamlName: display(walk, walk.fleetYaml?.name ?? 'fleet.yaml') });
-  return { name: bundle.name, dir: bundle.dir, fleetYaml, files };
+  // fleet.yaml `name` replaces the name derived from the path (Fleet); two bundles with one name are refused below.
+  return { name: fleetYaml.name ?? bundle.name, dir: bundle.dir, fleetYaml, files };
 }
 
 /**

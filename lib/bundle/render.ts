@@ -9,6 +9,7 @@ import {
   parseManifest,
   validateObject,
 } from './manifest.js';
+import { GrowthMeter, activeContentLimits } from './limits.js';
 import { PatchError, jsonPatch, mergePatch } from './patch.js';
 import { apiGroup, isKnownClusterScoped } from './scope.js';
 import { isPlainObject } from '../util/json.js';
@@ -98,7 +99,9 @@ export function renderBundle(files: readonly BundleFile[], options: RenderOption
   for (const file of files) {
     if (!isOverlayPath(file.path) && isManifestName(baseName(file.path))) byPath.set(file.path, parse(file));
   }
-  for (const name of options.overlays ?? []) applyOverlay(files, name, byPath, label, parse);
+  // One budget for everything the overlays' JSON patches add (see GrowthMeter).
+  const growth = new GrowthMeter(activeContentLimits());
+  for (const name of options.overlays ?? []) applyOverlay(files, name, byPath, label, parse, growth);
 
   const objects = [...byPath.keys()].sort().flatMap((path) => byPath.get(path) ?? []);
   for (const placed of objects) applyNamespace(placed.object, options);
@@ -113,6 +116,7 @@ function applyOverlay(
   byPath: Map<string, Placed[]>,
   label: (path: string) => string,
   parse: (file: BundleFile) => Placed[],
+  growth: GrowthMeter,
 ): void {
   if (name === '' || name === '.' || name === '..' || name.includes('/')) {
     throw invalidBundle(label(OVERLAYS_DIR), undefined, `"${name}" is not a valid overlay name`);
@@ -129,7 +133,7 @@ function applyOverlay(
     const target = resolvePatchTarget(wanted, byPath);
     const docs = target === undefined ? undefined : byPath.get(target);
     if (target === undefined || !docs) throw invalidBundle(label(file.path), undefined, `patches ${wanted}, which is not in the bundle`);
-    byPath.set(target, applyPatchFile(docs, file, label(file.path), target));
+    byPath.set(target, applyPatchFile(docs, file, label(file.path), target, growth));
   }
 }
 
@@ -145,14 +149,15 @@ function resolvePatchTarget(wanted: string, byPath: ReadonlyMap<string, unknown>
 }
 
 /** Applies every document of a patch file to the documents of its target file. */
-function applyPatchFile(targetDocs: readonly Placed[], file: BundleFile, fileLabel: string, target: string): Placed[] {
+function applyPatchFile(targetDocs: readonly Placed[], file: BundleFile, fileLabel: string, target: string, growth: GrowthMeter): Placed[] {
   const docs = [...targetDocs];
   for (const { value, line } of parseDocuments(fileLabel, file.content)) {
     for (const index of patchedIndexes(docs, value, fileLabel, line, target)) {
       const current = docs[index] as Placed;
       let patched: unknown;
       try {
-        patched = Array.isArray(value) ? jsonPatch(current.object, value) : mergePatch(current.object, value);
+        const adding = (added: unknown) => growth.add(added, `${fileLabel}:${line}`);
+        patched = Array.isArray(value) ? jsonPatch(current.object, value, adding) : mergePatch(current.object, value);
       } catch (err) {
         if (!(err instanceof PatchError)) throw err;
         throw invalidBundle(fileLabel, line, `cannot patch ${target}: ${err.message}`, err);

@@ -1,8 +1,9 @@
 import type { FleetYaml } from '../api/fleetyaml.js';
+import { isRemoteChart } from '../api/helm.js';
 import type { BundleDeploymentOptions } from '../api/options.js';
 import { ENGINE_MARKERS, OVERLAYS_DIR, type BundleFile, invalidBundle, isManifestName, parseDocuments, parseManifest } from './manifest.js';
-import { engineOf } from '../render/index.js';
-import { checkKustomization } from '../render/kustomize.js';
+import { engineOf, kustomizeOverChart } from '../render/index.js';
+import { checkKustomization, withHelmOutput } from '../render/kustomize.js';
 import { inlineValuesFiles } from '../render/values.js';
 import { isPatchFile, renderBundle, renderOptionsFrom } from './render.js';
 import { mergeOptions } from './target.js';
@@ -34,7 +35,15 @@ function label(ctx: ValidateContext, path: string): string {
 
 /** The deployment options fleet.yaml sets at its top level (everything but targeting and bundle fields). */
 export function fleetYamlOptions(fleetYaml: FleetYaml): BundleDeploymentOptions {
-  const { labels: _labels, paused: _paused, targetCustomizations: _targets, dependsOn: _dependsOn, ...options } = fleetYaml;
+  const {
+    name: _name,
+    labels: _labels,
+    paused: _paused,
+    targetCustomizations: _targets,
+    dependsOn: _dependsOn,
+    overrideTargets: _override,
+    ...options
+  } = fleetYaml;
   return options;
 }
 
@@ -105,10 +114,16 @@ function checkVariant(files: readonly BundleFile[], options: BundleDeploymentOpt
       ctx.fleetYamlName,
       undefined,
       engine === 'kustomize'
-        ? `${field}helm: Helm and Kustomize together (a chart built by kustomize) are not supported yet by Flotilla; use one of them`
+        ? `${field}helm: the bundle is built by kustomize and names no chart, so these options would be ignored; ` +
+            'to build the kustomization over a chart (Helm and Kustomize together), name the chart folder in helm.chart'
         : `${field}helm: the bundle has no chart (no Chart.yaml in its folder, no helm.chart), so these options would be ignored; ` +
             'name the chart folder in helm.chart or remove helm',
     );
+  }
+  if (engine === 'helm' && isRemoteChart(options.helm)) {
+    // Fetched by the controller after reading (controller/charts.ts), which checks the chart then.
+    inlineValuesFiles(options.helm ?? {}, files, { field: `${field}helm`, fleetYamlName: ctx.fleetYamlName, label: show });
+    return;
   }
   if (engine === 'helm') {
     const chartYaml = dir ? `${dir}/Chart.yaml` : 'Chart.yaml';
@@ -116,6 +131,9 @@ function checkVariant(files: readonly BundleFile[], options: BundleDeploymentOpt
       throw invalidBundle(ctx.fleetYamlName, undefined, `${field}helm.chart: ${show(chartYaml)} is not in the bundle; name a chart folder of the bundle`);
     }
     inlineValuesFiles(options.helm ?? {}, files, { field: `${field}helm`, fleetYamlName: ctx.fleetYamlName, label: show });
+    // Helm and Kustomize together: the kustomization is checked with helm's output file in place.
+    const kdir = kustomizeOverChart(files, options);
+    if (kdir !== undefined) checkKustomization(withHelmOutput(files, kdir, '', show), kdir, show);
     return;
   }
   if (engine === 'kustomize') {

@@ -63,4 +63,24 @@ describe('BundleRenderer (bundles parsed and rendered behind a bulkhead)', funct
     const byKind = Object.fromEntries(objects.map((o) => [o.kind, o.metadata.namespace]));
     expect(byKind).to.deep.equal({ Widget: undefined, ConfigMap: 'apps' });
   });
+
+  it('remembers a render over its budget (RenderBudgetExceeded, stalling) by content, and renders changed content afresh', async () => {
+    // Limits that do not stop the doubling overlay by size: only the 100 ms deadline (or the heap) can.
+    const slow = new BundleRenderer({ limits: { renderTimeoutMs: 100, maxNodes: 1 << 30, maxExpandedBytes: 2 ** 40 } });
+    const doubling = (name: string) => [
+      file('base.yaml', cm(name, 'data:\n  v: "1"\n')),
+      file('overlays/boom/base_patch.json', JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ op: 'copy', from: '/data', path: `/data/c${i}` })))),
+    ];
+    try {
+      const first = await failure(slow.render(doubling('a'), { overlays: ['boom'] }, 'bundle boom'));
+      expect(first.reason).to.equal(Reason.RenderBudgetExceeded);
+      expect(first.disposition).to.equal('stalling');
+      expect(await failure(slow.render(doubling('a'), { overlays: ['boom'] }, 'bundle boom')), 'the same refusal, not rendered again').to.equal(first);
+      const changed = await failure(slow.render(doubling('b'), { overlays: ['boom'] }, 'bundle boom'));
+      expect(changed.reason).to.equal(Reason.RenderBudgetExceeded);
+      expect(changed, 'changed content is rendered again').to.not.equal(first);
+    } finally {
+      await slow.close();
+    }
+  });
 });

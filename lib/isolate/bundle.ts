@@ -1,13 +1,14 @@
-import { createHash } from 'node:crypto';
 import type { DiscoverOptions } from '../bundle/discover.js';
 import { CONTENT_LIMIT_FLAGS, contentLimits, type ContentLimits } from '../bundle/limits.js';
-import { StallingError } from '../errors.js';
 import type { BundleFile, RenderedObject } from '../bundle/manifest.js';
 import type { BundleLimits, LoadedBundle } from '../bundle/read.js';
+import type { RenderOptions } from '../bundle/render.js';
+import type { RenderSettings } from '../render/index.js';
 import { apiGroup, isKnownClusterScoped } from '../bundle/scope.js';
 import type { PortableRenderOptions, ReadBundleTaskInput, ReadGitRepoTaskInput, RenderTaskInput, RenderTaskResult } from './bundle-tasks.js';
 import { asBuffers } from './bundle-tasks.js';
 import { Isolate, siblingModule, type IsolateBudget } from './isolate.js';
+import { RefusalMemory, contentKey } from './refusals.js';
 
 /**
  * Bundle parsing and rendering behind a bulkhead: every call runs in an {@link Isolate} worker with the
@@ -41,7 +42,7 @@ export class BundleRenderer {
   private readonly ownIsolate: boolean;
   private readonly cache = new Map<string, RenderTaskResult>();
   /** Refusals (StallingError) by the same key: the same bytes, options and limits always fail the same way. */
-  private readonly refused = new Map<string, StallingError>();
+  private readonly refused = new RefusalMemory();
   private cachedBytes = 0;
 
   constructor(private readonly options: BundleRendererOptions = {}) {
@@ -76,19 +77,36 @@ export class BundleRenderer {
       this.cache.set(key, hit);
       return hit.objects;
     }
-    const known = this.refused.get(key);
-    if (known) throw known;
     const input: RenderTaskInput = { files: files.map((f) => ({ path: f.path, content: f.content })), options, limits: this.limits, label };
     const bytes = files.reduce((n, f) => n + f.content.length, 0);
-    let result: RenderTaskResult;
-    try {
-      result = await this.isolate.run<RenderTaskInput, RenderTaskResult>(this.job('renderTask', input, label), this.budget(bytes));
-    } catch (err) {
-      if (err instanceof StallingError) this.rememberRefusal(key, err);
-      throw err;
-    }
+    const result = await this.refused.run(key, () =>
+      this.isolate.run<RenderTaskInput, RenderTaskResult>(this.job('renderTask', input, label), this.budget(bytes)),
+    );
     this.remember(key, result);
     return result.objects;
+  }
+
+  /**
+   * Parses the output of helm or kustomize (as files) in a worker, like {@link render}: lib/render's
+   * `parse` hook, so that a huge rendered stream cannot stall the event loop or take the process's heap.
+   * Cluster scope cannot cross the thread as a function: `options.isClusterScoped` must be unset (the
+   * agent decides scope when it prepares the objects).
+   */
+  async parseRendered(files: BundleFile[], options: RenderOptions, label: string): Promise<RenderedObject[]> {
+    const { isClusterScoped, ...portable } = options;
+    if (isClusterScoped) throw new Error(`${label}: rendered output is parsed in a worker, where isClusterScoped cannot be passed`);
+    return await this.render(files, portable, label);
+  }
+
+  /**
+   * What lib/render's helm and kustomize runs take from this renderer: the memory cap of each run
+   * (`renderToolMemoryMb`) and the parsing of their output in this renderer's workers.
+   */
+  renderSettings(): Required<Pick<RenderSettings, 'maxMemoryBytes' | 'parse'>> {
+    return {
+      maxMemoryBytes: this.limits.renderToolMemoryMb * 1024 * 1024,
+      parse: (files, options, label) => this.parseRendered(files, options, label),
+    };
   }
 
   /**
@@ -133,17 +151,7 @@ export class BundleRenderer {
   }
 
   private keyOf(files: readonly BundleFile[], options: PortableRenderOptions): string {
-    const hash = createHash('sha256').update(JSON.stringify([options, this.limits]));
-    for (const f of files) hash.update(`\0${f.path}\0${f.content.length}\0`).update(f.content);
-    return hash.digest('hex');
-  }
-
-  private rememberRefusal(key: string, err: StallingError): void {
-    this.refused.set(key, err);
-    for (const old of this.refused.keys()) {
-      if (this.refused.size <= 256) break;
-      this.refused.delete(old);
-    }
+    return contentKey(files, [options, this.limits]);
   }
 
   private remember(key: string, result: RenderTaskResult): void {

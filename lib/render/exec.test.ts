@@ -72,7 +72,8 @@ describe('runBounded', () => {
       // The grandchild writes its pid and sleeps: it must die with the group, not outlive the limit.
       const err = await failure({ ...base, timeoutMs: 500, args: ['-c', `sleep 30 & echo $! > ${pidFile}; wait`] });
       expect(err.failure).to.equal('timeout');
-      expect(err.reason).to.equal('RenderFailed');
+      expect(err.reason).to.equal('RenderBudgetExceeded');
+      expect(err.disposition).to.equal('stalling');
       expect(err.message).to.match(/^test run of sh: stopped after 0.5 s, its time limit/);
       const pid = Number((await readFile(pidFile, 'utf8')).trim());
       for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
@@ -118,6 +119,55 @@ describe('runBounded', () => {
     const err = await failure({ ...base, args: ['-c', 'kill -TERM $$'] });
     expect(err.failure).to.equal('signal');
     expect(err.message).to.contain('killed by SIGTERM');
+  });
+});
+
+describe('runBounded under a memory cap (RLIMIT_DATA through prlimit)', () => {
+  const MIB = 1024 * 1024;
+  // A program that maps `mib` MiB of writable memory on top of its own (Node's own is about 50 MiB here).
+  const allocating = (mib: number): BoundedCommand => ({
+    ...base,
+    purpose: 'test run of node',
+    file: process.execPath,
+    args: ['-e', `const b = Buffer.alloc(${mib} * 1024 * 1024, 1); process.stdout.write(String(b.length))`],
+  });
+
+  it('runs a program whose memory stays under the cap', async () => {
+    const out = await runBounded({ ...allocating(64), maxMemoryBytes: 512 * MIB });
+    expect(out.stdout.toString()).to.equal(String(64 * MIB));
+  });
+
+  it('refuses a program that allocates more than the cap: stalling RenderBudgetExceeded naming the limit and the flag', async () => {
+    const err = await failure({ ...allocating(256), maxMemoryBytes: 192 * MIB });
+    expect(err.failure).to.equal('memory-limit');
+    expect(err.reason).to.equal('RenderBudgetExceeded');
+    expect(err.disposition).to.equal('stalling');
+    expect(err.message).to.match(/^test run of node: ran out of memory under its limit of 192 MiB \(exit \d+\); /);
+    expect(err.message).to.contain('raise --render-tool-memory (chart value limits.renderToolMemory) on every agent');
+  });
+
+  it('the same allocation passes once the cap is raised above it', async () => {
+    const out = await runBounded({ ...allocating(256), maxMemoryBytes: 512 * MIB });
+    expect(out.stdout.toString()).to.equal(String(256 * MIB));
+  });
+
+  it('reads a crash of a capped program by SIGSEGV as its memory limit', async () => {
+    const err = await failure({ ...base, maxMemoryBytes: 512 * MIB, args: ['-c', 'kill -SEGV $$'] });
+    expect(err.failure).to.equal('memory-limit');
+    expect(err.message).to.contain('(SIGSEGV)');
+  });
+
+  it('still reports an ordinary failure of a capped program as its own', async () => {
+    const err = await failure({ ...base, maxMemoryBytes: 512 * MIB, args: ['-c', 'echo template error >&2; exit 1'] });
+    expect(err.failure).to.equal('exit');
+    expect(err.message).to.equal('test run of sh: failed (exit 1): template error');
+  });
+
+  it('reports a capped program that cannot be started as transient, naming it (not prlimit)', async () => {
+    const err = await failure({ ...base, maxMemoryBytes: 512 * MIB, file: '/nonexistent/helm', args: [] });
+    expect(err.failure).to.equal('spawn');
+    expect(err.disposition).to.equal('transient');
+    expect(err.message).to.equal('test run of sh: cannot run /nonexistent/helm (No such file or directory); install it or point the configuration at it');
   });
 });
 

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Reason } from '../api/constants.js';
+import { limitSetting } from '../bundle/limits.js';
 import { FlotillaError, type ErrorDisposition } from '../errors.js';
 
 /**
@@ -11,6 +12,15 @@ import { FlotillaError, type ErrorDisposition } from '../errors.js';
  * - No shell: the program and its arguments are passed as they are.
  * - Its own process group, killed as a whole (SIGKILL) when the time limit passes, when its output passes
  *   the size limit (reading stops at once), and after it exits (so nothing it started lives on).
+ * - A memory cap, when given: the program runs under `prlimit --data=<bytes>` (util-linux, in every Debian
+ *   image), which sets RLIMIT_DATA and execs it (same pid, same process group). RLIMIT_DATA and not
+ *   RLIMIT_AS: helm and kustomize are Go programs, and Go reserves address space it never touches (helm
+ *   rendering a small chart fails below about 1 GiB of RLIMIT_AS while its RSS is 48 MiB), whereas
+ *   RLIMIT_DATA (Linux 4.7+) counts only writable private memory: what the Go heap really maps. prlimit and
+ *   not `sh -c 'ulimit -d N; exec "$@"'`: no shell in between (the arguments pass untouched), the limit in
+ *   bytes rather than the shell's KiB, and a clear message of its own when it cannot start the program.
+ *   Over the cap the program fails its allocation (Go: "fatal error: runtime: out of memory"; tiny caps
+ *   can also end in SIGSEGV): reported as the memory limit, RenderBudgetExceeded.
  * - A scrubbed environment: only PATH, the given variables, and HOME / XDG_* / HELM_*_HOME / KUBECONFIG
  *   pointed into a private temporary directory made for this run and removed after it, so helm never reads
  *   the user's repositories, registry logins or kubeconfig, and nothing the parent holds (tokens) leaks in.
@@ -36,6 +46,8 @@ export interface BoundedCommand {
   timeoutMs: number;
   /** Most bytes of standard output accepted. */
   maxOutputBytes: number;
+  /** Most bytes of writable memory (RLIMIT_DATA) the program may map; unset: no cap (see the module comment). */
+  maxMemoryBytes?: number | undefined;
   /** Most bytes of standard error kept for the message (its end is kept). Default 16 KiB. */
   maxErrorBytes?: number | undefined;
   /** Strings removed from any text quoted in errors (passwords, tokens). */
@@ -52,7 +64,7 @@ export interface CommandOutput {
 }
 
 /** Why a command failed. */
-export type CommandFailure = 'timeout' | 'output-limit' | 'exit' | 'signal' | 'spawn';
+export type CommandFailure = 'timeout' | 'output-limit' | 'memory-limit' | 'exit' | 'signal' | 'spawn';
 
 /** A bounded command that did not succeed. Its message is safe to show in status (secrets removed). */
 export class CommandError extends FlotillaError {
@@ -114,11 +126,92 @@ export async function runBounded(cmd: BoundedCommand): Promise<CommandOutput> {
   }
 }
 
+/** The program actually started: `cmd.file` itself, or prlimit running it under the memory cap. */
+function invocation(cmd: BoundedCommand): { file: string; args: string[] } {
+  if (cmd.maxMemoryBytes === undefined) return { file: cmd.file, args: [...cmd.args] };
+  return { file: 'prlimit', args: [`--data=${cmd.maxMemoryBytes}`, '--', cmd.file, ...cmd.args] };
+}
+
+const MIB = 1024 * 1024;
+/** Bytes of the start of standard error kept to recognize how a program stopped. */
+const HEAD_BYTES = 4096;
+/** What Go, V8, glibc and shells print when an allocation fails (at the start of standard error or at its end). */
+const OUT_OF_MEMORY = /out of memory|cannot allocate memory|allocation failed|bad_alloc|out of space/i;
+/** prlimit's own message when it cannot execute the program (exit 126 or 127). */
+const PRLIMIT_EXEC = /^prlimit: failed to execute [^:]*: (.*)$/m;
+
+/** How a run ended, as seen when its streams closed. */
+interface Ending {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stopped: 'timeout' | 'output-limit' | undefined;
+  spawnError: Error | undefined;
+  /** The first bytes of standard error (where Go and prlimit say why they stopped), raw. */
+  errHead: string;
+  /** The end of standard error, redacted. */
+  stderr: string;
+}
+
+/** Whether a run under a memory cap ended because of it (see the module comment). */
+function outOfMemory(cmd: BoundedCommand, end: Ending): boolean {
+  if (cmd.maxMemoryBytes === undefined) return false;
+  if (end.signal === 'SIGSEGV' || end.signal === 'SIGABRT' || end.signal === 'SIGBUS') return true;
+  return end.code !== 0 && (OUT_OF_MEMORY.test(end.errHead) || OUT_OF_MEMORY.test(end.stderr));
+}
+
+/** The error of a run that did not succeed; undefined when it did. */
+function failureOf(cmd: BoundedCommand, end: Ending): CommandError | undefined {
+  const { code, signal, stderr } = end;
+  const error = (f: CommandFailure, cause: string, disposition: ErrorDisposition, reason: string) =>
+    new CommandError(f, reason, `${cmd.purpose}: ${cause}`, { stderr, disposition, ...(code === null ? {} : { exitCode: code }) });
+  const cannotRun = (why: string) =>
+    error('spawn', `cannot run ${cmd.file} (${why}); install it or point the configuration at it`, 'transient', Reason.RenderFailed);
+  if (end.spawnError) {
+    const why = (end.spawnError as NodeJS.ErrnoException).code ?? end.spawnError.message;
+    return cmd.maxMemoryBytes === undefined
+      ? cannotRun(why)
+      : error('spawn', `cannot run prlimit (${why}), which sets the memory limit of ${cmd.file}; install util-linux`, 'transient', Reason.RenderFailed);
+  }
+  if (end.stopped === 'timeout') {
+    return error(
+      'timeout',
+      `stopped after ${cmd.timeoutMs / 1000} s, its time limit; a template or build that never ends, ` +
+        'or content too large to render in time: simplify it or raise the render time limit',
+      'stalling',
+      Reason.RenderBudgetExceeded,
+    );
+  }
+  if (end.stopped === 'output-limit') {
+    return error(
+      'output-limit',
+      `stopped: its output passed the limit of ${cmd.maxOutputBytes} bytes; make the bundle render less or raise the render output limit`,
+      'stalling',
+      Reason.BundleTooLarge,
+    );
+  }
+  const notExecuted = cmd.maxMemoryBytes !== undefined && (code === 126 || code === 127) ? PRLIMIT_EXEC.exec(end.errHead) : null;
+  if (notExecuted) return cannotRun(notExecuted[1] ?? 'prlimit could not execute it');
+  if (outOfMemory(cmd, end)) {
+    return error(
+      'memory-limit',
+      `ran out of memory under its limit of ${Math.round((cmd.maxMemoryBytes ?? 0) / MIB)} MiB (${signal ?? `exit ${code}`}); ` +
+        `make the chart or kustomization render less, or raise ${limitSetting('renderToolMemoryMb')} on every agent`,
+      'stalling',
+      Reason.RenderBudgetExceeded,
+    );
+  }
+  if (signal !== null) return error('signal', `killed by ${signal}${stderr ? `: ${stderr}` : ''}`, 'transient', Reason.RenderFailed);
+  if (code !== 0)
+    return error('exit', `failed (exit ${code})${stderr ? `: ${stderr}` : ' without a message'}`, 'stalling', cmd.exitReason ?? Reason.RenderFailed);
+  return undefined;
+}
+
 /** The part of {@link runBounded} between creating and removing the private directory. */
 function runIn(cmd: BoundedCommand, home: string): Promise<CommandOutput> {
   const maxErr = cmd.maxErrorBytes ?? DEFAULT_MAX_ERROR_BYTES;
+  const started = invocation(cmd);
   return new Promise<CommandOutput>((resolve, reject) => {
-    const child = spawn(cmd.file, [...cmd.args], {
+    const child = spawn(started.file, started.args, {
       cwd: cmd.cwd ?? home,
       env: scrubbedEnv(home, cmd.env),
       detached: true,
@@ -129,7 +222,8 @@ function runIn(cmd: BoundedCommand, home: string): Promise<CommandOutput> {
     const out: Buffer[] = [];
     let outBytes = 0;
     let err = Buffer.alloc(0);
-    let stopped: { failure: 'timeout' | 'output-limit' } | undefined;
+    let errHead = Buffer.alloc(0);
+    let stopped: Ending['stopped'];
     const killGroup = () => {
       try {
         if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
@@ -139,7 +233,7 @@ function runIn(cmd: BoundedCommand, home: string): Promise<CommandOutput> {
     };
     const stop = (failure: 'timeout' | 'output-limit') => {
       if (stopped) return;
-      stopped = { failure };
+      stopped = failure;
       child.stdout.destroy();
       killGroup();
     };
@@ -151,6 +245,7 @@ function runIn(cmd: BoundedCommand, home: string): Promise<CommandOutput> {
       else out.push(chunk);
     });
     child.stderr.on('data', (chunk: Buffer) => {
+      if (errHead.length < HEAD_BYTES) errHead = Buffer.concat([errHead, chunk]).subarray(0, HEAD_BYTES);
       err = Buffer.concat([err, chunk]);
       if (err.length > maxErr) err = err.subarray(err.length - maxErr);
     });
@@ -166,34 +261,9 @@ function runIn(cmd: BoundedCommand, home: string): Promise<CommandOutput> {
       clearTimeout(timer);
       killGroup();
       const stderr = redact(err.toString('utf8'), cmd.secrets).trim();
-      const failed = (f: CommandFailure, cause: string, disposition: ErrorDisposition = 'stalling', reason: string = Reason.RenderFailed) =>
-        reject(new CommandError(f, reason, `${cmd.purpose}: ${cause}`, { stderr, disposition, ...(code === null ? {} : { exitCode: code }) }));
-      if (spawnError) {
-        failed(
-          'spawn',
-          `cannot run ${cmd.file} (${(spawnError as NodeJS.ErrnoException).code ?? spawnError.message}); install it or point the configuration at it`,
-          'transient',
-        );
-      } else if (stopped?.failure === 'timeout') {
-        failed(
-          'timeout',
-          `stopped after ${cmd.timeoutMs / 1000} s, its time limit; a template or build that never ends, ` +
-            'or content too large to render in time: simplify it or raise the render time limit',
-        );
-      } else if (stopped?.failure === 'output-limit') {
-        failed(
-          'output-limit',
-          `stopped: its output passed the limit of ${cmd.maxOutputBytes} bytes; make the bundle render less or raise the render output limit`,
-          'stalling',
-          Reason.BundleTooLarge,
-        );
-      } else if (signal !== null) {
-        failed('signal', `killed by ${signal}${stderr ? `: ${stderr}` : ''}`, 'transient');
-      } else if (code !== 0) {
-        failed('exit', `failed (exit ${code})${stderr ? `: ${stderr}` : ' without a message'}`, 'stalling', cmd.exitReason ?? Reason.RenderFailed);
-      } else {
-        resolve({ stdout: Buffer.concat(out), stderr });
-      }
+      const failure = failureOf(cmd, { code, signal, stopped, spawnError, errHead: errHead.toString('utf8'), stderr });
+      if (failure) reject(failure);
+      else resolve({ stdout: Buffer.concat(out), stderr });
     });
   });
 }

@@ -61,6 +61,8 @@ export interface HelmRenderInput {
   helmPath: string;
   timeoutMs: number;
   maxOutputBytes: number;
+  /** Memory cap of the helm process (RLIMIT_DATA); unset: none. */
+  maxMemoryBytes?: number | undefined;
   /** Names the bundle in errors, e.g. `bundle apps-web`. */
   what: string;
 }
@@ -98,6 +100,7 @@ export async function helmTemplate(input: HelmRenderInput): Promise<HelmOutput> 
       args,
       timeoutMs: input.timeoutMs,
       maxOutputBytes: input.maxOutputBytes,
+      maxMemoryBytes: input.maxMemoryBytes,
       exitReason: Reason.InvalidBundle,
     });
     return sortHelmOutput(stdout.toString('utf8'));

@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import yaml from 'js-yaml';
 import { Reason } from '../api/constants.js';
 import { type BundleFile, invalidBundle, parseYamlDocuments } from '../bundle/manifest.js';
 import { runBounded } from './exec.js';
@@ -85,6 +86,8 @@ export interface KustomizeRunInput {
   kustomizePath: string;
   timeoutMs: number;
   maxOutputBytes: number;
+  /** Memory cap of the kustomize process (RLIMIT_DATA); unset: none. */
+  maxMemoryBytes?: number | undefined;
   what: string;
   label: (p: string) => string;
 }
@@ -99,8 +102,34 @@ export async function kustomizeBuild(input: KustomizeRunInput): Promise<string> 
       args: ['build', input.dir ? posix.join(root, input.dir) : root, '--load-restrictor', 'LoadRestrictionsRootOnly'],
       timeoutMs: input.timeoutMs,
       maxOutputBytes: input.maxOutputBytes,
+      maxMemoryBytes: input.maxMemoryBytes,
       exitReason: Reason.InvalidBundle,
     });
     return stdout.toString('utf8');
   });
+}
+
+/** The file helm's output is written to in the kustomize folder when kustomize runs over a chart (Fleet's name). */
+export const HELM_OUTPUT_FILE = 'fleet-manifests.yaml';
+
+/**
+ * Helm and Kustomize together, as Fleet does it: the bundle's files with helm's output added as
+ * {@link HELM_OUTPUT_FILE} in `dir`, and the kustomization of `dir` listing that file first in `resources`
+ * (unless it lists it already), so that `kustomize build` of `dir` transforms the chart's objects.
+ * `label` names files in errors.
+ */
+export function withHelmOutput(files: readonly BundleFile[], dir: string, helmYaml: string, label: (p: string) => string): BundleFile[] {
+  const kustomization = kustomizationIn(files, dir);
+  if (!kustomization) throw invalidBundle(label(dir || '.'), undefined, `has no ${KUSTOMIZATION_NAMES.join(', ')} to build over the chart's output`);
+  const doc = parseYamlDocuments(label(kustomization.path), kustomization.content.toString('utf8'))[0]?.value ?? {};
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw invalidBundle(label(kustomization.path), undefined, 'must be a mapping');
+  const fields = doc as Record<string, unknown>;
+  const resources = Array.isArray(fields.resources) ? fields.resources : [];
+  const rewritten = resources.includes(HELM_OUTPUT_FILE) ? fields : { ...fields, resources: [HELM_OUTPUT_FILE, ...resources] };
+  const output = dir ? `${dir}/${HELM_OUTPUT_FILE}` : HELM_OUTPUT_FILE;
+  return [
+    ...files.filter((f) => f.path !== output && f.path !== kustomization.path),
+    { path: kustomization.path, content: Buffer.from(yaml.dump(rewritten, { noRefs: true })) },
+    { path: output, content: Buffer.from(helmYaml) },
+  ];
 }

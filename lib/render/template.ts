@@ -39,6 +39,8 @@ const FUNCTIONS: Readonly<Record<string, Fn>> = {
       if (typeof cur !== 'object' || cur === null) throw new TemplateError(`index of ${str(k)} in a value that is not a map`);
       return (cur as Record<string, unknown>)[str(k)];
     }, m),
+  // sprig's get: a map's value for a key, "" when absent (for label keys with dots or slashes).
+  get: (m, k) => (typeof m === 'object' && m !== null && Object.hasOwn(m, str(k)) ? (m as Record<string, unknown>)[str(k)] : ''),
   default: (d, v) => (isEmpty(v) ? d : v),
   empty: (v) => isEmpty(v),
   quote: (v) => JSON.stringify(str(v)),
@@ -49,6 +51,11 @@ const FUNCTIONS: Readonly<Record<string, Fn>> = {
   trimPrefix: (p, v) => (str(v).startsWith(str(p)) ? str(v).slice(str(p).length) : str(v)),
   trimSuffix: (s, v) => (str(v).endsWith(str(s)) ? str(v).slice(0, str(v).length - str(s).length) : str(v)),
   replace: (a, b, v) => str(v).split(str(a)).join(str(b)),
+  contains: (s, v) => str(v).includes(str(s)),
+  hasPrefix: (p, v) => str(v).startsWith(str(p)),
+  hasSuffix: (s, v) => str(v).endsWith(str(s)),
+  b64enc: (v) => Buffer.from(str(v), 'utf8').toString('base64'),
+  b64dec: (v) => Buffer.from(str(v), 'base64').toString('utf8'),
   hasKey: (m, k) => typeof m === 'object' && m !== null && Object.hasOwn(m, str(k)),
   toJson: (v) => JSON.stringify(v ?? null),
   toString: (v: unknown) => str(v),

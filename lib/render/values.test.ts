@@ -29,6 +29,12 @@ describe('expandTemplate (Fleet ${ } values templating)', () => {
     ['${ index .ClusterAnnotations "missing" | default "none" }', 'none'],
     ['${ default "x" .ClusterAnnotations.owner }', 'team-a'],
     ['${ replace "-" "_" .ClusterName }', 'prod_eu'],
+    ['${ get .ClusterLabels "topology.kubernetes.io/region" }', 'eu'],
+    ['${ get .ClusterLabels "absent" | default "none" }', 'none'],
+    ['${ .ClusterName | hasPrefix "prod" }', 'true'],
+    ['${ .ClusterValues.tier.size | contains "arg" }', 'true'],
+    ['${ .ClusterLabels.env | b64enc }', 'cHJvZA=='],
+    ['${ "cHJvZA==" | b64dec }', 'prod'],
     ['no action', 'no action'],
   ];
   for (const [template, expected] of cases) {

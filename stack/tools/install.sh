@@ -6,6 +6,11 @@
 #   docker-registry, git, htpasswd, sshd      <- Debian packages (openssh-server: the SSH git server)
 #   helm, kustomize (always: they render bundles) <- Go module proxy
 #   oras (only with --extras)                 <- Go module proxy
+#   with --node (one real node: stack/node.ts):
+#     kubelet, kube-scheduler                 <- Go module proxy, same wrapper module as kube-apiserver
+#     crane                                   <- Go module proxy (builds the node's images without Docker)
+#     containerd, runc, CNI plugins, iptables, nftables, busybox-static <- Debian packages
+#   chromium (the dashboard e2e's browser)    <- Debian package
 # Prints progress; exits non-zero naming the part that failed.
 set -euo pipefail
 
@@ -17,9 +22,18 @@ HELM_VERSION="${FLOTILLA_HELM_VERSION:-v4.3.1}"
 # v5.8.3 needs Go 1.27; v5.8.1 builds with the machine's Go 1.26.
 KUSTOMIZE_VERSION="${FLOTILLA_KUSTOMIZE_VERSION:-v5.8.1}"
 ORAS_VERSION="${FLOTILLA_ORAS_VERSION:-v1.3.6}"
+CRANE_VERSION="${FLOTILLA_CRANE_VERSION:-v0.22.1}"
 CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}"
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 EXTRAS=0
-for a in "$@"; do [ "$a" = "--extras" ] && EXTRAS=1; done
+NODE=0
+for a in "$@"; do
+  case "$a" in
+    --extras) EXTRAS=1 ;;
+    --node) NODE=1 ;;
+    *) printf '[flotilla-stack] unknown option %s (known: --extras, --node)\n' "$a" >&2; exit 2 ;;
+  esac
+done
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 step() { printf '[flotilla-stack] %s\n' "$*" >&2; }
@@ -34,6 +48,16 @@ command -v git >/dev/null || need_apt+=(git)
 command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
 command -v openssl >/dev/null || need_apt+=(openssl)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+if [ "$NODE" = 1 ]; then
+  # Debian bookworm's packages; the upstream versions are checked after install (see node_versions below).
+  [ -x /usr/bin/containerd ] || need_apt+=(containerd)
+  [ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || need_apt+=(runc)
+  [ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
+  [ -x /usr/sbin/iptables ] || need_apt+=(iptables)
+  # nft: the node's teardown deletes the nf_tables tables iptables-nft created for the kubelet.
+  [ -x /usr/sbin/nft ] || need_apt+=(nftables)
+  [ -x /bin/busybox ] || need_apt+=(busybox-static)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -49,7 +73,32 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   # The package may have started its service anyway; stop it so it holds no port.
   (systemctl stop docker-registry 2>/dev/null; pkill -f '/usr/bin/docker-registry serve /etc/docker/registry' 2>/dev/null) || true
   (systemctl stop ssh 2>/dev/null) || true
+  # containerd's package starts a system service; the node runs its own containerd with its own paths.
+  (systemctl stop containerd 2>/dev/null; systemctl disable containerd 2>/dev/null) || true
 fi
+if [ "$NODE" = 1 ]; then
+  # Pinned by upstream version line: the node was measured with containerd 1.6, runc 1.1, CNI plugins 1.1.
+  check_ver() { # package, expected upstream prefix
+    v="$(dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true)"
+    case "$v" in "$2"*|*:"$2"*) ;; *) fail "$1: installed version '$v' is not the pinned $2.x (install $1 $2 or set up the node by hand)";; esac
+  }
+  check_ver containerd 1.6; check_ver runc 1.1; check_ver containernetworking-plugins 1.1
+fi
+
+# --- Headless browser: Debian chromium for the dashboard's end-to-end test (e2e/dashboard.e2e.ts) ------
+# Browser downloads from the internet do not work on these machines; the test drives /usr/bin/chromium
+# with playwright-core. Installed only when missing.
+install_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  step "installing Debian package: chromium (headless browser for the dashboard e2e)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || fail "apt-get update failed"
+  local log; log="$(mktemp)"
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>"$log" \
+    || { tail -20 "$log" >&2; rm -f "$log"; fail "apt-get install chromium"; }
+  rm -f "$log"
+}
+install_chromium
 
 # --- Kubernetes --------------------------------------------------------------------------------
 K8S_DIR="$CACHE/kubernetes-$K8S_VERSION"
@@ -93,6 +142,40 @@ GO
   done
 fi
 
+# --- Node (--node): kubelet and kube-scheduler from the same release, and crane -----------------
+if [ "$NODE" = 1 ]; then
+  node_cmds=()
+  for cmd in kubelet kube-scheduler; do [ -x "$K8S_DIR/bin/$cmd" ] || node_cmds+=("$cmd"); done
+  if [ ${#node_cmds[@]} -gt 0 ]; then
+    minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+    # Its own wrapper module (a copy of the control plane's, with the node's commands imported), so the
+    # control plane's module stays as it was built.
+    work="$K8S_DIR/src-node"; mkdir -p "$work"; cd "$work"
+    cp "$K8S_DIR/src/go.mod" "$K8S_DIR/src/go.sum" .
+    cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+)
+GO
+    step "kubernetes $K8S_VERSION: resolving the node's dependencies"
+    go mod tidy -e >/dev/null 2>"$work/tidy.log" || { tail -20 "$work/tidy.log" >&2; fail "kubernetes node: go mod tidy"; }
+    ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitTreeState=clean"
+    for cmd in "${node_cmds[@]}"; do
+      step "kubernetes $K8S_VERSION: building $cmd (about 4 minutes cold on 2 cores)"
+      t0=$(date +%s)
+      go build -trimpath -ldflags "$ldflags" -o "$K8S_DIR/bin/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd" 2>"$work/build-$cmd.log" \
+        || { tail -30 "$work/build-$cmd.log" >&2; fail "kubernetes: building $cmd"; }
+      mv "$K8S_DIR/bin/$cmd.tmp" "$K8S_DIR/bin/$cmd"
+      step "kubernetes $K8S_VERSION: $cmd built in $(( $(date +%s) - t0 )) s"
+    done
+  fi
+fi
+
 # --- etcd --------------------------------------------------------------------------------------
 ETCD_DIR="$CACHE/etcd-$ETCD_VERSION"
 if [ ! -x "$ETCD_DIR/bin/etcd" ]; then
@@ -120,6 +203,7 @@ fi
 # --- Go programs: helm and kustomize always (the agent and `flotilla render` run them), oras with --extras
 go_tools=("helm:helm.sh/helm/v4/cmd/helm:$HELM_VERSION" "kustomize:sigs.k8s.io/kustomize/kustomize/v5:$KUSTOMIZE_VERSION")
 [ "$EXTRAS" = 1 ] && go_tools+=("oras:oras.land/oras/cmd/oras:$ORAS_VERSION")
+[ "$NODE" = 1 ] && go_tools+=("crane:github.com/google/go-containerregistry/cmd/crane:$CRANE_VERSION")
 for spec in "${go_tools[@]}"; do
   name="${spec%%:*}"; rest="${spec#*:}"; pkg="${rest%:*}"; ver="${rest##*:}"
   dir="$CACHE/$name-$ver"
@@ -130,6 +214,17 @@ for spec in "${go_tools[@]}"; do
       || { tail -30 "$dir/build.log" >&2; fail "$name: go install $pkg@$ver"; }
   fi
 done
+
+# The node's sandbox process (stack/tools/pause, a few lines of Go): the pause image is built from it.
+PAUSE_SRC="$SCRIPT_DIR/pause/main.go"
+PAUSE_DIR="$CACHE/pause-$(sha256sum "$PAUSE_SRC" | cut -c1-12)"
+if [ "$NODE" = 1 ] && [ ! -x "$PAUSE_DIR/bin/pause" ]; then
+  step "pause: building"
+  mkdir -p "$PAUSE_DIR/bin"
+  (cd "$PAUSE_DIR" && GOFLAGS= GO111MODULE=off go build -trimpath -ldflags "-s -w" -o "$PAUSE_DIR/bin/pause.tmp" "$PAUSE_SRC") 2>"$PAUSE_DIR/build.log" \
+    || { tail -30 "$PAUSE_DIR/build.log" >&2; fail "pause: go build $PAUSE_SRC"; }
+  mv "$PAUSE_DIR/bin/pause.tmp" "$PAUSE_DIR/bin/pause"
+fi
 
 # A small manifest the TypeScript side reads to find the binaries.
 mkdir -p "$CACHE"
@@ -149,4 +244,20 @@ cat > "$CACHE/stack-binaries.json" <<JSON
   "etcdVersion": "$ETCD_VERSION"
 }
 JSON
+if [ "$NODE" = 1 ]; then
+  # The node's programs, in their own manifest (stack/node.ts reads it).
+  cat > "$CACHE/node-binaries.json" <<JSON
+{
+  "kubelet": "$K8S_DIR/bin/kubelet",
+  "kubeScheduler": "$K8S_DIR/bin/kube-scheduler",
+  "crane": "$CACHE/crane-$CRANE_VERSION/bin/crane",
+  "containerd": "/usr/bin/containerd",
+  "runc": "$(command -v runc || echo /usr/sbin/runc)",
+  "cniBinDir": "/usr/lib/cni",
+  "busybox": "/bin/busybox",
+  "pause": "$PAUSE_DIR/bin/pause",
+  "k8sVersion": "$K8S_VERSION"
+}
+JSON
+fi
 step "binaries ready (cache: $CACHE)"
