@@ -45,7 +45,7 @@ export function objectKey(o: RenderedObject): string {
   return `${o.apiVersion}/${o.kind} ${meta.namespace ? `${meta.namespace}/` : ''}${meta.name ?? ''}`;
 }
 
-/** A line diff (longest common subsequence): lines only in `a` prefixed "- ", only in `b` "+ ". */
+/** A line diff (longest common subsequence): lines only in `a` prefixed "- ", only in `b` "+ " (removals first). */
 export function lineDiff(a: readonly string[], b: readonly string[]): string[] {
   const n = a.length;
   const m = b.length;
@@ -63,10 +63,10 @@ export function lineDiff(a: readonly string[], b: readonly string[]): string[] {
     if (i < n && j < m && a[i] === b[j]) {
       i++;
       j++;
-    } else if (j < m && (i >= n || (lcs[i]?.[j + 1] ?? 0) >= (lcs[i + 1]?.[j] ?? 0))) {
-      out.push(`+ ${b[j++]}`);
-    } else {
+    } else if (i < n && (j >= m || (lcs[i + 1]?.[j] ?? 0) >= (lcs[i]?.[j + 1] ?? 0))) {
       out.push(`- ${a[i++]}`);
+    } else {
+      out.push(`+ ${b[j++]}`);
     }
   }
   return out;

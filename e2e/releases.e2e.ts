@@ -115,7 +115,9 @@ describe('releases: history, diff and rollback without git', function () {
     expect(diff.code, diff.err).to.equal(0);
     expect(diff.out).to.include('~ cm.yaml').and.include('+ extra.yaml');
     expect(diff.out).to.include(`~ v1/ConfigMap ${APP_NS}/rel-app`).and.include(`+ v1/ConfigMap ${APP_NS}/rel-extra`);
-    expect(diff.out).to.include("- version: '1'").and.include("+ version: '3'");
+    expect(diff.out)
+      .to.match(/^ {4}- {3}version: '1'$/m)
+      .and.match(/^ {4}\+ {3}version: '3'$/m);
   });
 
   it('refuses bad rollbacks with a clear message and changes nothing', async () => {
