@@ -11,6 +11,7 @@ import {
   type NonReadyStatus,
 } from '../lib/api/index.js';
 import { renderOptionsFrom, type RenderedObject } from '../lib/bundle/index.js';
+import { releaseNamespace } from '../lib/render/index.js';
 import { BundleRenderer } from '../lib/isolate/bundle.js';
 import { WaitingError, messageOf, reasonOf } from '../lib/errors.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
@@ -324,7 +325,7 @@ export class BundleDeploymentReconciler {
     const desiredIds = run.desired.filter((d) => !run.unpruned.has(idKey(d.id))).map((d) => d.id); // a chart's crds/ are never pruned
     const previous = run.inventory?.objects ?? [];
     const keepResources = bd.spec.options?.keepResources ?? false;
-    const base = { bundleDeployment: bd.metadata.name, keepResources };
+    const base = { bundleDeployment: bd.metadata.name, keepResources, ...this.removalOf(run) };
     // Recorded first, so that an agent killed while applying still knows every object it may have created.
     await this.o.inventory.put({
       ...base,
@@ -425,14 +426,32 @@ export class BundleDeploymentReconciler {
     }
   }
 
-  /** Deletes what a gone BundleDeployment's inventory lists (unless keepResources), then the inventory. */
+  /**
+   * What goes with the bundle beyond its objects, recorded in the inventory: a chart's crds/ CRDs with
+   * deleteCRDResources, its namespace with deleteNamespace (never default, kube-*, or the agent's own).
+   */
+  private removalOf(run: Run): Pick<Inventory, 'crds' | 'deleteNamespace'> {
+    const options = run.bd.spec.options;
+    const namespace = releaseNamespace(options);
+    const protectedNs = namespace === 'default' || namespace.startsWith('kube-') || namespace === this.o.reserved.namespace;
+    return {
+      ...(options?.deleteCRDResources ? { crds: run.desired.filter((d) => run.unpruned.has(idKey(d.id))).map((d) => d.id) } : {}),
+      ...(options?.deleteNamespace && !protectedNs ? { deleteNamespace: namespace } : {}),
+    };
+  }
+
+  /**
+   * Deletes what a gone BundleDeployment's inventory lists (unless keepResources), with the CRDs and the
+   * namespace it recorded for deletion, then the inventory.
+   */
   private async removeResources(name: string, keepResources: boolean | undefined): Promise<void> {
     const inventory = await this.o.inventory.get(name);
     if (!inventory) return;
     const keep = keepResources ?? inventory.keepResources;
     let deleted = 0;
     if (!keep) {
-      for (const id of pruneList(inventory.objects, [])) if ((await this.o.applier.prune(id, name)) === 'deleted') deleted++;
+      for (const id of pruneList([...inventory.objects, ...(inventory.crds ?? [])], [])) if ((await this.o.applier.prune(id, name)) === 'deleted') deleted++;
+      if (inventory.deleteNamespace && (await this.o.applier.delete({ apiVersion: 'v1', kind: 'Namespace', name: inventory.deleteNamespace }))) deleted++;
     }
     this.o.observer?.pruned(deleted);
     await this.o.inventory.delete(name);

@@ -66,4 +66,27 @@ describe('agent inventory', () => {
     (stored.data as Record<string, string>).objects = '[{"kind":"ConfigMap"}]';
     expect(() => inventoryFromConfigMap(stored)).to.throw(FlotillaError, /data.objects/);
   });
+
+  it('round-trips the CRDs and the namespace recorded for deletion (deleteCRDResources, deleteNamespace)', () => {
+    const crd = { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: 'widgets.example.com' };
+    const inv: Inventory = {
+      bundleDeployment: 'web',
+      deploymentID: 'd',
+      syncGeneration: 0,
+      keepResources: false,
+      objects: [cm('b')],
+      crds: [crd],
+      deleteNamespace: 'app',
+    };
+    const back = inventoryFromConfigMap(inventoryToConfigMap(inv, 'flotilla-system', 'cluster-ns'));
+    expect(back).to.deep.equal(inv);
+    const plain = inventoryFromConfigMap(inventoryToConfigMap({ ...inv, crds: [], deleteNamespace: undefined }, 'flotilla-system', 'cluster-ns'));
+    expect(plain, 'nothing recorded for deletion without the options').to.not.have.any.keys('crds', 'deleteNamespace');
+  });
+
+  it('refuses an inventory whose CRD list is unreadable rather than guessing', () => {
+    const stored = inventoryToConfigMap({ bundleDeployment: 'web', deploymentID: '', syncGeneration: 0, keepResources: false, objects: [] }, 'ns', 'c');
+    (stored.data as Record<string, string>).crds = 'not json';
+    expect(() => inventoryFromConfigMap(stored)).to.throw(FlotillaError, /data.crds/);
+  });
 });

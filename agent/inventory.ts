@@ -34,6 +34,10 @@ export interface Inventory {
   keepResources: boolean;
   /** Objects applied, in identity order. */
   objects: ObjectId[];
+  /** A chart's crds/ CRDs, recorded only to be deleted with the bundle (deleteCRDResources); never pruned otherwise. */
+  crds?: ObjectId[];
+  /** The namespace to delete when the BundleDeployment goes away (deleteNamespace). */
+  deleteNamespace?: string;
 }
 
 /** The ConfigMap name of a BundleDeployment's inventory (hashed when the name would be too long). */
@@ -86,6 +90,8 @@ export function inventoryToConfigMap(inv: Inventory, namespace: string, clusterN
       syncGeneration: String(inv.syncGeneration),
       keepResources: String(inv.keepResources),
       objects: JSON.stringify(normalizeIds(inv.objects)),
+      ...(inv.crds?.length ? { crds: JSON.stringify(normalizeIds(inv.crds)) } : {}),
+      ...(inv.deleteNamespace ? { deleteNamespace: inv.deleteNamespace } : {}),
     },
   };
 }
@@ -107,25 +113,32 @@ function isObjectId(value: unknown): value is ObjectId {
  */
 export function inventoryFromConfigMap(cm: KubeObject): Inventory {
   const data = (cm.data ?? {}) as Record<string, string | undefined>;
-  let objects: unknown;
-  try {
-    objects = JSON.parse(data.objects ?? '[]');
-  } catch {
-    objects = undefined;
-  }
-  if (!Array.isArray(objects) || !objects.every(isObjectId)) {
-    throw new StallingError(
-      'InventoryCorrupt',
-      `inventory ConfigMap ${cm.metadata.namespace}/${cm.metadata.name}: data.objects is not a list of objects; fix or delete it`,
-    );
-  }
+  const ids = (key: 'objects' | 'crds'): ObjectId[] => {
+    let list: unknown;
+    try {
+      list = JSON.parse(data[key] ?? '[]');
+    } catch {
+      list = undefined;
+    }
+    if (!Array.isArray(list) || !list.every(isObjectId)) {
+      throw new StallingError(
+        'InventoryCorrupt',
+        `inventory ConfigMap ${cm.metadata.namespace}/${cm.metadata.name}: data.${key} is not a list of objects; fix or delete it`,
+      );
+    }
+    return normalizeIds(list);
+  };
+  const objects = ids('objects');
+  const crds = ids('crds');
   const generation = Number(data.syncGeneration ?? '0');
   return {
     bundleDeployment: data.bundleDeployment ?? cm.metadata.name.slice(INVENTORY_PREFIX.length),
     deploymentID: data.deploymentID ?? '',
     syncGeneration: Number.isInteger(generation) ? generation : 0,
     keepResources: data.keepResources === 'true',
-    objects: normalizeIds(objects),
+    objects,
+    ...(crds.length > 0 ? { crds } : {}),
+    ...(data.deleteNamespace ? { deleteNamespace: data.deleteNamespace } : {}),
   };
 }
 

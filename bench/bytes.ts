@@ -59,14 +59,16 @@ function manifestBytes(events: readonly TappedEvent[], since: number, storageDir
     }, 0);
 }
 
-interface Marks {
+/** Where the counters stood before a change (see {@link mark}). */
+export interface Marks {
   t: number;
   log: number;
   caches: number[];
   metrics: { blobs: number; bytes: number };
 }
 
-async function mark(s: BenchStack, fleet: RealFleet): Promise<Marks> {
+/** Reads every counter {@link measureChange} compares against. */
+export async function mark(s: BenchStack, fleet: RealFleet): Promise<Marks> {
   return {
     t: Date.now(),
     log: await settledLength(s.registry.logFile),
@@ -78,7 +80,8 @@ async function mark(s: BenchStack, fleet: RealFleet): Promise<Marks> {
   };
 }
 
-async function measureChange(s: BenchStack, fleet: RealFleet, m: Marks, changedFileBytes: number, propagationMs: number): Promise<ChangeFigures> {
+/** What moved since `m`, counted three ways (events, the registry's access log, cache growth). */
+export async function measureChange(s: BenchStack, fleet: RealFleet, m: Marks, changedFileBytes: number, propagationMs: number): Promise<ChangeFigures> {
   await settledLength(s.registry.logFile);
   const logText = readFileSync(s.registry.logFile, 'utf8').slice(m.log);
   const byAgent = trafficByAgent(parseAccessLog(logText), s.registry.storageDir);

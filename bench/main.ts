@@ -7,6 +7,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { stopAll } from '../stack/proc.js';
 import { benchBytes } from './bytes.js';
+import { benchHelmBytes } from './helmbytes.js';
+import { ensureBinaries } from '../stack/binaries.js';
 import { benchThroughput } from './throughput.js';
 import { benchEtcd } from './etcd.js';
 import { benchLatencyReal, benchLatencySims } from './latency.js';
@@ -58,12 +60,17 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
     await compileForBench(ROOT, say);
     s = await openStack(knobs.BENCH_STACK_DIR, say);
     const stack = s;
-    if (want('bytes') || want('etcd') || want('latency') || want('hostile')) fleet = await startRealFleet(stack, say);
+    // The agents render Helm bundles with the pinned helm; they inherit the environment at spawn.
+    if (want('helm-bytes')) process.env.FLOTILLA_HELM = (await ensureBinaries()).helm;
+    if (want('bytes') || want('helm-bytes') || want('etcd') || want('latency') || want('hostile')) fleet = await startRealFleet(stack, say);
     const real = fleet;
     if (want('bytes') && real) {
       await runOne('bytes', out, () =>
         benchBytes(stack, real, { files: knobs.BENCH_BYTES_FILES, mib: knobs.BENCH_BYTES_MIB, rounds: knobs.BENCH_BYTES_ROUNDS }, say),
       );
+    }
+    if (want('helm-bytes') && real) {
+      await runOne('helm-bytes', out, () => benchHelmBytes(stack, real, { templates: knobs.BENCH_HELM_TEMPLATES, rounds: knobs.BENCH_HELM_ROUNDS }, say));
     }
     if (want('throughput')) {
       await runOne('throughput', out, () =>

@@ -1,5 +1,6 @@
 import { table } from '../cli/table.js';
 import type { BytesResult } from './bytes.js';
+import type { HelmBytesResult } from './helmbytes.js';
 import type { Footprint } from './etcd.js';
 import type { LatencyResult } from './latency.js';
 import type { MemoryResult } from './memory.js';
@@ -32,6 +33,25 @@ function bytesReport(r: BytesResult): string {
     table(['change', 'file changed', 'controller up (events)', ...agents, 'registry log: up / agents down', 'cache growth', 'commit->Ready'], rows).trimEnd(),
     `median per change: changed file ${fmtBytes(r.median.changedFileBytes)}; controller uploads ${fmtBytes(r.median.controllerTotal)}; each agent downloads ${fmtBytes(r.median.agentTotal)}` +
       ` (manifest included); a single-layer design moves the whole bundle: ${fmtBytes(r.bundleBytes)} raw, ${fmtBytes(r.bundleGzipBytes)} gzipped, each way`,
+  ].join('\n');
+}
+
+function helmBytesReport(r: HelmBytesResult): string {
+  const rows = r.changes.map((c, i) => {
+    const worst = Math.max(...c.agents.map((a) => a.blobsDownloaded));
+    return [
+      String(i + 1),
+      fmtBytes(c.changedFileBytes),
+      `${fmtBytes(c.controllerBlobBytes + c.controllerManifestBytes)} (${c.controllerBlobsUploaded} blobs)`,
+      c.agents.map((a) => `${fmtBytes(a.blobBytes + a.manifestBytes)} (${a.blobsDownloaded} blobs)`).join(' / '),
+      `${worst} <= 2 ${worst <= 2 ? 'MET' : 'MISSED'}`,
+      fmtMs(c.propagationMs),
+    ];
+  });
+  return [
+    `chart: ${r.templates} templates, ${fmtBytes(r.chartBytes)} in all; target per change: the changed template's layer and the config blob (2 blobs) plus the manifest, each way`,
+    table(['change', 'template changed', 'controller up', 'agents down (blobs + manifest)', 'blobs per agent vs target', 'commit->Ready'], rows).trimEnd(),
+    `median per change: template ${fmtBytes(r.median.changedFileBytes)}; controller uploads ${fmtBytes(r.median.controllerTotal)}; each agent downloads ${fmtBytes(r.median.agentTotal)} (manifest ${fmtBytes(r.median.agentManifestBytes)}); the whole chart is ${fmtBytes(r.chartBytes)}`,
   ].join('\n');
 }
 
@@ -137,6 +157,8 @@ export function report(out: BenchResults): string {
   const m = out.machine;
   let text = `Flotilla benchmarks, ${out.startedAt}, ${m.nproc} cores (${m.cpuModel}), ${fmtBytes(m.memoryBytes)} RAM, Node ${m.node}, load at start ${m.loadAvg}, at end ${out.loadAtEnd}; ran ${fmtMs(out.durationMs)}\ncommand: ${out.command}\n`;
   if (out.results.bytes) text += section('Bytes per change (1 file of the bundle changes)', bytesReport(out.results.bytes as BytesResult));
+  if (out.results['helm-bytes'])
+    text += section('Bytes per change in a Helm chart (1 template of the chart changes)', helmBytesReport(out.results['helm-bytes'] as HelmBytesResult));
   if (out.results.throughput)
     text += section('Throughput vs the oras CLI (same registry, same run, alternating)', throughputReport(out.results.throughput as ThroughputResult));
   if (out.results.etcd)

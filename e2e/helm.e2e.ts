@@ -248,4 +248,31 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
       await git().commit(REPO, { ...good, 'chart/templates/broken.yaml': null, 'chart/values.yaml': String(repoFiles['chart/values.yaml']) }, 'fixed'),
     );
   });
+
+  it('with deleteCRDResources and deleteNamespace, removing the chart bundle deletes its crds/ CRD and its namespace', async () => {
+    const current: Record<string, string | Buffer | null> = { ...repoFiles, 'chart/templates/extra.yaml': null };
+    await converged(
+      await git().commit(
+        REPO,
+        { ...current, 'chart/fleet.yaml': `${CHART_FLEET_YAML}deleteCRDResources: true\ndeleteNamespace: true\n` },
+        'delete the CRD and namespace with the bundle',
+      ),
+    );
+    const removed: Record<string, string | Buffer | null> = {};
+    for (const [path, content] of Object.entries(current)) removed[path] = path.startsWith('chart/') ? null : content;
+    await converged(await git().commit(REPO, removed, 'the chart bundle removed'));
+    for (const c of CLUSTERS) {
+      const d = downstream[c.name]!;
+      await waitFor(
+        async () => {
+          const crd = await d.get({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name: 'widgets.example.flotilla.dev' });
+          const ns = await d.get({ apiVersion: 'v1', kind: 'Namespace', name: APP_NS });
+          const going = (o: KubeObject | undefined) => o === undefined || o.metadata.deletionTimestamp !== undefined;
+          return (going(crd) && going(ns)) || undefined;
+        },
+        { what: `${c.name}: the chart's CRD and namespace ${APP_NS} deleted`, timeoutMs: TIMEOUT, intervalMs: 1000, context: () => `logs in ${fleet.logDir}` },
+      );
+      expect(await d.get({ apiVersion: 'v1', kind: 'Namespace', name: KUST_NS }), `${c.name}: the other bundle's namespace stays`).to.not.equal(undefined);
+    }
+  });
 });

@@ -32,6 +32,13 @@ export interface ControlPlaneOptions {
    * not-ready taint.
    */
   node?: boolean;
+  /**
+   * Make the cluster usable by Pods of the real node: the API server also serves on this host address
+   * (the node's IP, which Pods reach through their bridge; its certificate names it), advertises it as the
+   * `kubernetes` Service's endpoint, and runs the ServiceAccount admission plugin so Pods get their token.
+   * It listens on every address (the node's bridge only appears after the control planes start).
+   */
+  podReachableAt?: string;
 }
 
 /** A running control plane. */
@@ -62,11 +69,11 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 }
 
 /** Generates the CA, serving cert, admin client cert and service-account keys in `dir`. */
-async function writePki(dir: string): Promise<void> {
+async function writePki(dir: string, extraIp?: string): Promise<void> {
   await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '365', '-subj', '/CN=flotilla-test-ca'], dir);
   await writeFile(
     join(dir, 'serving.ext'),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1\n' +
+    `subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1${extraIp ? `,IP:${extraIp}` : ''}\n` +
       'extendedKeyUsage=serverAuth\n',
   );
   await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'serving.key', '-out', 'serving.csr', '-subj', '/CN=kube-apiserver'], dir);
@@ -143,7 +150,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const { name, dir, binaries } = options;
   await mkdir(join(dir, 'etcd'), { recursive: true });
   await mkdir(join(dir, 'certs'), { recursive: true });
-  await writePki(dir);
+  await writePki(dir, options.podReachableAt);
   const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
   const etcdUrl = `http://127.0.0.1:${etcdClient}`;
 
@@ -182,8 +189,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     `--tls-cert-file=${join(dir, 'serving.crt')}`,
     `--tls-private-key-file=${join(dir, 'serving.key')}`,
     `--secure-port=${apiPort}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
+    `--bind-address=${options.podReachableAt ? '0.0.0.0' : '127.0.0.1'}`,
+    `--advertise-address=${options.podReachableAt ?? '127.0.0.1'}`,
     '--authorization-mode=RBAC',
     '--service-cluster-ip-range=10.0.0.0/24',
     `--service-account-issuer=${server}/`,
@@ -191,7 +198,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
     `--client-ca-file=${join(dir, 'ca.crt')}`,
     '--allow-privileged=true',
-    '--disable-admission-plugins=ServiceAccount',
+    ...(options.podReachableAt ? [] : ['--disable-admission-plugins=ServiceAccount']),
     '--v=0',
     ...(options.node ? ['--kubelet-preferred-address-types=InternalIP'] : []),
   ];

@@ -62,6 +62,8 @@ export interface StartRegistryOptions {
   /** Folder for config, certificates and storage; default a new temporary folder. */
   rootDir?: string;
   port?: number;
+  /** Address to listen on (default 127.0.0.1); a stack with a real node uses 0.0.0.0 so Pods reach it at the node's IP. */
+  listen?: string;
 }
 
 /** One request in the registry's access log. */
@@ -166,7 +168,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Regi
     version: 0.1,
     log: { level: 'info', formatter: 'text', accesslog: { disabled: false } },
     storage: { filesystem: { rootdirectory: storageDir }, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } },
-    http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex'), ...(setup.tls ? { tls: setup.tls } : {}) },
+    http: { addr: `${options.listen ?? '127.0.0.1'}:${port}`, secret: randomBytes(16).toString('hex'), ...(setup.tls ? { tls: setup.tls } : {}) },
     ...(setup.auth ? { auth: setup.auth } : {}),
   };
   const configFile = join(dir, 'config.yml');

@@ -7,7 +7,7 @@ import { startGitServer, type GitServer } from './git.js';
 import { startSshGitServer, type SshGitServer } from './git-ssh.js';
 import { startRegistry, type RegistryHandle, type RegistryMode } from './registry.js';
 import { stopAll } from './proc.js';
-import { assertNodeAvailable, startNode, type RealNode } from './node.js';
+import { assertNodeAvailable, NODE_IP, startNode, type RealNode } from './node.js';
 import { readNodeBinaries } from './node-binaries.js';
 
 /**
@@ -104,11 +104,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           binaries,
           controllerManager: withKcm.has(name),
           node: name === options.node,
+          // Every cluster of a stack with a node: an agent Pod reaches its own and the upstream API server.
+          ...(options.node !== undefined ? { podReachableAt: NODE_IP } : {}),
         });
         log(`control plane ${name} ready at ${clusters[name]?.server}`);
       }),
       ...modes.map(async (mode) => {
-        registries[mode] = await startRegistry({ mode, rootDir: join(dir, 'registry', mode) });
+        registries[mode] = await startRegistry({ mode, rootDir: join(dir, 'registry', mode), ...(options.node !== undefined ? { listen: '0.0.0.0' } : {}) });
         log(`registry (${mode}) ready at ${registries[mode]?.url}`);
       }),
       (async () => {

@@ -7,7 +7,7 @@ import { z } from 'zod';
  */
 
 /** Every benchmark, in the order they run. */
-export const BENCHMARKS = ['bytes', 'throughput', 'etcd', 'latency', 'memory', 'hostile'] as const;
+export const BENCHMARKS = ['bytes', 'helm-bytes', 'throughput', 'etcd', 'latency', 'memory', 'hostile'] as const;
 /** The name of one benchmark. */
 export type BenchmarkName = (typeof BENCHMARKS)[number];
 
@@ -52,6 +52,8 @@ const KnobsSchema = z.object({
   BENCH_LAT_SIMS: list('50,200').describe('Simulated cluster counts (0 or empty: only the 2 real clusters).'),
   BENCH_MEM_BUNDLES: int(1000).describe('Bundles of the memory benchmark.'),
   BENCH_MEM_CLUSTERS: int(10).describe('Clusters (agent processes) of the memory benchmark.'),
+  BENCH_HELM_TEMPLATES: int(100).describe('helm-bytes: templates in the chart.'),
+  BENCH_HELM_ROUNDS: int(3).describe('helm-bytes: one-template changes measured.'),
   BENCH_HOSTILE_ROUNDS: int(2).describe('Rounds of the hostile benchmark: good commits measured alone, and per hostile input while it is refused.'),
   BENCH_MEM_TARGETS: int(1).describe('Clusters each bundle of the memory benchmark goes to (10: every bundle on every cluster).'),
 });

@@ -128,8 +128,6 @@ describe('parseFleetYaml', () => {
     ['helm.atomic, saying there is no release to roll back', 'helm: {atomic: true}\n', /helm\.atomic: .*no Helm releases to roll back/],
     ['imageScans, as deprecated', 'imageScans:\n- image: web\n', /^apps\/web\/fleet\.yaml: imageScans: Fleet "imageScans" is deprecated in Fleet/],
     ['rolloutStrategy, saying how to stage instead', 'rolloutStrategy: {maxUnavailable: 10%}\n', /rolloutStrategy: .*every targeted cluster at once; pause/],
-    ['deleteNamespace, by name', 'deleteNamespace: true\n', /deleteNamespace: Fleet "deleteNamespace" is not supported by Flotilla/],
-    ['deleteCRDResources, by name', 'deleteCRDResources: true\n', /deleteCRDResources: .*crds\/ CRDs are never deleted/],
     ['helm.templateValues, pointing at .ClusterValues', 'helm: {templateValues: {a: b}}\n', /helm\.templateValues: .*\.ClusterValues/],
     ['a valuesFrom entry with a misspelled ref', 'helm:\n  valuesFrom:\n  - configMapRef: {name: v}\n', /helm\.valuesFrom\[0\]\.configMapRef: unknown field/],
     ['an unknown dependsOn accepted state', 'dependsOn:\n- name: db\n  acceptedStates: [Done]\n', /dependsOn\[0\]\.acceptedStates\[0\]: /],

@@ -49,12 +49,6 @@ export const UNSUPPORTED_FLEET_YAML_FIELDS: UnsupportedFields = {
     'Fleet "rolloutStrategy" (partitions, maxUnavailable) is not supported by Flotilla: a new bundle version goes to every ' +
     'targeted cluster at once; pause the bundle (paused: true) or narrow its targets to stage a rollout, and remove rolloutStrategy',
   imageScans: 'Fleet "imageScans" is deprecated in Fleet (image scanning is being removed) and Flotilla does not implement it; remove it',
-  deleteNamespace:
-    'Fleet "deleteNamespace" is not supported by Flotilla: a namespace the agent created for a bundle is kept when the bundle ' +
-    "is removed (its other objects may not be the bundle's); delete it yourself and remove deleteNamespace",
-  deleteCRDResources:
-    'Fleet "deleteCRDResources" is not supported by Flotilla: CRDs that are objects of the bundle are pruned with it, and a ' +
-    "chart's crds/ CRDs are never deleted (Helm's rule, so custom resources survive); remove deleteCRDResources",
 };
 
 /**

@@ -81,6 +81,16 @@ export const bundleDeploymentOptionsShape = {
   targetNamespace: namespaceName('Same effect as namespace; kept for GitRepo.spec.targetNamespace.').optional(),
   serviceAccount: objectName('Service account the agent impersonates when applying (downstream).').optional(),
   keepResources: z.boolean().optional().describe('Keep deployed resources when the bundle is removed from the cluster instead of deleting them.'),
+  deleteNamespace: z
+    .boolean()
+    .optional()
+    .describe(
+      "Delete the bundle's namespace (targetNamespace, namespace or defaultNamespace) downstream when the bundle is removed, as Fleet does; never default, kube-* or the agent's own; ignored with keepResources.",
+    ),
+  deleteCRDResources: z
+    .boolean()
+    .optional()
+    .describe("Delete a chart's crds/ CRDs (and so their custom resources) when the bundle is removed, as Fleet does; kept otherwise, Helm's rule."),
   correctDrift: CorrectDriftSchema.optional(),
   diff: DiffOptionsSchema.optional(),
   yaml: YamlOptionsSchema.optional(),

@@ -131,7 +131,7 @@ describe('a full fleet.yaml (every honoured field), read, targeted and templated
   });
 
   it('refuses each field of the reference Flotilla does not honour, by name', () => {
-    for (const field of ['rolloutStrategy', 'imageScans', 'deleteNamespace', 'deleteCRDResources']) {
+    for (const field of ['rolloutStrategy', 'imageScans']) {
       expect(UNSUPPORTED_FLEET_YAML_FIELDS, field).to.have.property(field);
       expect(() => parseFleetYaml(`${field}: {}\n`, 'fleet.yaml'), field).to.throw(StallingError, new RegExp(`^fleet\\.yaml: ${field}: Fleet "${field}"`));
     }
