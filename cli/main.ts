@@ -1,6 +1,9 @@
 import { runRender, type RenderIO } from './render.js';
 import { runStatus } from './status.js';
 import { runDev } from './dev.js';
+import { runHistory } from './history.js';
+import { runRollback } from './rollback.js';
+import { runDiff } from './diff.js';
 import { runDashboard } from './dashboard.js';
 
 /** The top-level usage of the `flotilla` command. */
@@ -10,6 +13,9 @@ Commands:
   dev up | dev down   start (or stop) a local fleet with OCI storage: 3 clusters, registry, git, controller, agents
   status              GitRepos, Bundles and Clusters of an upstream cluster, with states and artifact digests
   render DIR          print what a cluster with given labels would receive from the bundle in DIR (offline)
+  history NAME        retained versions of a Bundle (or of a GitRepo's Bundles) and the clusters running each
+  diff BUNDLE vA vB   files and rendered objects that differ between two versions of a bundle
+  rollback NAME       run an older version on some clusters without touching git (--to vN | --clear)
   dashboard           serve a web dashboard of the fleet (live, read-only unless --enable-actions)
 
 Run 'flotilla <command> --help' for a command's options.
@@ -26,6 +32,12 @@ export async function main(argv: string[], io: RenderIO): Promise<number> {
       return await runStatus(rest, io);
     case 'dev':
       return await runDev(rest, io);
+    case 'history':
+      return await runHistory(rest, io);
+    case 'diff':
+      return await runDiff(rest, io);
+    case 'rollback':
+      return await runRollback(rest, io);
     case 'dashboard':
       return await runDashboard(rest, io);
     case '-h':

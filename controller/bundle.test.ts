@@ -251,4 +251,106 @@ describe('Bundle reconciler (on fake ports)', () => {
     expect(w.f.kube.find('Bundle', 'ws', 'app')).to.equal(undefined);
     expect(result).to.deep.equal({});
   });
+
+  describe('rollback (spec.rollback)', () => {
+    const D1 = `sha256:${'1'.repeat(64)}`;
+    const D2 = `sha256:${'2'.repeat(64)}`;
+    const D3 = `sha256:${'3'.repeat(64)}`;
+    const REPO = 'reg.local/ws-app';
+    const HISTORY = [
+      { version: 1, digest: D1, contentsID: 'c1', commit: 'a1' },
+      { version: 2, digest: D2, contentsID: 'c2', commit: 'a2' },
+    ];
+    /** A Bundle in OCI mode at v2, with its history on status, on clusters c1 (eu) and c2 (us). */
+    function ociWorld(rollback?: Bundle['spec']['rollback']): World {
+      const w = new World({ resources: undefined, contentsID: 'c2', oci: { reference: `${REPO}@${D2}`, digest: D2 }, ...(rollback ? { rollback } : {}) });
+      const b = w.bundle;
+      w.f.kube.seed({ ...b, status: { history: HISTORY } });
+      w.f.kube.seed({
+        apiVersion: API_VERSION,
+        kind: 'Cluster',
+        metadata: { name: 'c1', namespace: 'ws', labels: { env: 'prod', region: 'eu' } },
+        spec: {},
+        status: { namespace: 'ns-c1' },
+      });
+      w.f.kube.seed({
+        apiVersion: API_VERSION,
+        kind: 'Cluster',
+        metadata: { name: 'c2', namespace: 'ws', labels: { env: 'prod', region: 'us' } },
+        spec: {},
+        status: { namespace: 'ns-c2' },
+      });
+      return w;
+    }
+    const spec = (w: World, ns: string) => w.f.kube.find<BDObject>('BundleDeployment', ns, 'app');
+
+    it('pins only the selected clusters to the rolled-back digest and contents, labels them, and says so on Ready and RolledBack', async () => {
+      const w = ociWorld({ version: 1, clusterSelector: { matchLabels: { region: 'eu' } } });
+      await w.run();
+      expect(spec(w, 'ns-c1')?.spec.oci).to.deep.include({ reference: `${REPO}@${D1}`, digest: D1 });
+      expect(spec(w, 'ns-c1')?.spec.deploymentID).to.match(/^s-c1:/);
+      expect(spec(w, 'ns-c1')?.metadata.labels?.[Label.RolledBackTo]).to.equal('v1');
+      expect(spec(w, 'ns-c2')?.spec.oci?.digest).to.equal(D2);
+      expect(spec(w, 'ns-c2')?.metadata.labels?.[Label.RolledBackTo]).to.equal(undefined);
+      w.report('ns-c1');
+      w.report('ns-c2');
+      await w.run();
+      expect(w.condition(ConditionType.Ready)).to.equal('True/RolledBack');
+      expect(w.condition(ConditionType.RolledBack)).to.equal('True/RolledBack');
+      expect(w.bundle.status?.rollback).to.deep.equal({ version: 1, clusters: ['c1'], newestVersion: 2 });
+      expect(w.bundle.status?.versions).to.deep.equal([
+        { version: 2, clusters: 1, names: ['c2'] },
+        { version: 1, clusters: 1, names: ['c1'] },
+      ]);
+    });
+
+    it('keeps rolled-back clusters pinned when a new commit arrives, and says the newer version waits', async () => {
+      const w = ociWorld({ version: 1, clusterSelector: { matchLabels: { region: 'eu' } } });
+      await w.run();
+      w.change({ contentsID: 'c3', oci: { reference: `${REPO}@${D3}`, digest: D3 } });
+      w.f.kube.seed({ ...w.bundle, status: { ...w.bundle.status, history: [...HISTORY, { version: 3, digest: D3, contentsID: 'c3' }] } });
+      await w.run();
+      expect(spec(w, 'ns-c1')?.spec.oci?.digest).to.equal(D1);
+      expect(spec(w, 'ns-c2')?.spec.oci?.digest).to.equal(D3);
+      expect(w.bundle.status?.rollback?.newestVersion).to.equal(3);
+      expect(getCondition(w.bundle.status?.conditions, ConditionType.RolledBack)?.message).to.include('newest version v3 waits');
+    });
+
+    it('returns every cluster to the newest version once the rollback is cleared', async () => {
+      const w = ociWorld({ version: 1 });
+      await w.run();
+      expect(spec(w, 'ns-c2')?.spec.oci?.digest).to.equal(D1);
+      w.change({ rollback: undefined });
+      await w.run();
+      expect(spec(w, 'ns-c1')?.spec.oci?.digest).to.equal(D2);
+      expect(spec(w, 'ns-c2')?.spec.oci?.digest).to.equal(D2);
+      expect(w.condition(ConditionType.RolledBack)).to.equal(undefined);
+      expect(w.bundle.status?.rollback).to.equal(undefined);
+    });
+
+    const refused: { name: string; rollback: NonNullable<Bundle['spec']['rollback']>; field: string }[] = [
+      { name: 'a version retention deleted (not in the history)', rollback: { version: 7 }, field: 'spec.rollback.version' },
+      { name: "a digest that is not this version's (another bundle's)", rollback: { version: 1, digest: D3 }, field: 'spec.rollback.digest' },
+      {
+        name: 'clusters the bundle does not target',
+        rollback: { version: 1, clusterSelector: { matchLabels: { region: 'mars' } } },
+        field: 'spec.rollback.clusterSelector',
+      },
+    ];
+    for (const c of refused) {
+      it(`stalls naming ${c.field} and changes no BundleDeployment for ${c.name}`, async () => {
+        const w = ociWorld();
+        await w.run();
+        const before = w.deployments().map((d) => d.spec);
+        w.change({ rollback: c.rollback });
+        const writes = w.f.kube.writesOf('apply', 'BundleDeployment').length;
+        const result = await w.reconcile('ws/app').catch((err: unknown) => err);
+        expect(w.f.kube.writesOf('apply', 'BundleDeployment').length).to.equal(writes);
+        expect(w.deployments().map((d) => d.spec)).to.deep.equal(before);
+        expect(w.condition(ConditionType.Stalled)).to.equal('True/InvalidRollback');
+        expect(getCondition(w.bundle.status?.conditions, ConditionType.Stalled)?.message).to.include(c.field);
+        if (result instanceof Error) expect(dispositionOf(result)).to.equal('stalling');
+      });
+    }
+  });
 });

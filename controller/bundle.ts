@@ -29,6 +29,7 @@ import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { readSecretData } from './store.js';
 import { summarize, worstState } from './rollup.js';
 import { observer } from './gitrepo.js';
+import { applyRollback, rollbackCondition, rollbackMessage, runningVersions, type RollbackStatus } from './history.js';
 
 /**
  * The BundleDeployment finalizer is the agent's: it adds it when it first applies (it then owns
@@ -61,7 +62,18 @@ export function ociSecretName(bdName: string): string {
 
 /** The deployment options a Bundle sets for every cluster (its spec minus content and targeting). */
 export function baseOptions(spec: Bundle['spec']): BundleDeploymentOptions {
-  const { paused: _p, forceSyncGeneration: _f, resources: _r, oci: _o, contentsID: _c, targets: _t, targetRestrictions: _tr, dependsOn: _d, ...options } = spec;
+  const {
+    paused: _p,
+    forceSyncGeneration: _f,
+    resources: _r,
+    oci: _o,
+    contentsID: _c,
+    targets: _t,
+    targetRestrictions: _tr,
+    dependsOn: _d,
+    rollback: _rb,
+    ...options
+  } = spec;
   return options;
 }
 
@@ -167,7 +179,9 @@ export function desiredDeployment(
 export function deploymentUpToDate(existing: BundleDeploymentObject | undefined, desired: BundleDeploymentObject): boolean {
   if (!existing || existing.metadata.deletionTimestamp) return false;
   const labels = existing.metadata.labels ?? {};
-  return Object.entries(desired.metadata.labels ?? {}).every(([k, v]) => labels[k] === v) && jsonEqual(existing.spec, desired.spec);
+  // A rollback's label must also go when the rollback does.
+  const rollbackLabelMatches = (labels[Label.RolledBackTo] === undefined) === (desired.metadata.labels?.[Label.RolledBackTo] === undefined);
+  return rollbackLabelMatches && Object.entries(desired.metadata.labels ?? {}).every(([k, v]) => labels[k] === v) && jsonEqual(existing.spec, desired.spec);
 }
 
 /** Whether the agent reports that the credential Secret of its BundleDeployment is missing (deleted by hand, say). */
@@ -182,20 +196,18 @@ export function agentMissesCredentials(bd: BundleDeployment | undefined): boolea
  */
 type WrittenCredentials = Map<string, string>;
 
-/** Writes one BundleDeployment and its agent credentials where they are not up to date; returns what it wrote (undefined: nothing). */
+/** Writes one BundleDeployment (`bd`, as targeting built it) and its agent credentials where they are not up to date; returns what it wrote (undefined: nothing). */
 async function writeDeployment(
   ctx: ReconcilerContext,
   bundle: BundleObject,
-  clusterName: string,
-  clusterNs: string,
-  options: BundleDeploymentOptions,
+  bd: BundleDeploymentObject,
   credentials: AgentCredentials | undefined,
   written: WrittenCredentials,
 ): Promise<BundleDeploymentObject | undefined> {
   const name = bundle.metadata.name;
+  const clusterNs = bd.metadata.namespace ?? '';
   const key = `${clusterNs}/${name}`;
   const existing = ctx.informers.bundleDeployments.get(key);
-  const bd = desiredDeployment(bundle, clusterName, clusterNs, options, existing);
   const bdUpToDate = deploymentUpToDate(existing, bd);
   const credentialsUpToDate =
     !credentials || (bdUpToDate && written.get(key) === `${credentials.version}|${existing?.metadata.uid ?? ''}` && !agentMissesCredentials(existing));
@@ -226,6 +238,7 @@ async function writeDeployment(
 /** One cluster a Bundle targets, with the BundleDeployment it gets there. */
 interface Target {
   cluster: string;
+  labels?: Record<string, string>;
   clusterNs: string;
   options: BundleDeploymentOptions;
   desired: BundleDeploymentObject;
@@ -241,13 +254,15 @@ interface BundleRun extends RunState<BundleObject> {
   /** The BundleDeployments as written by this run (the informer may not have them yet). */
   applied: Map<string, BundleDeploymentObject>;
   summary?: BundleSummary;
+  /** The rollback in force, as applied to the targets. */
+  rollback?: RollbackStatus;
 }
 
 /** Field manager of the Bundle reconciler's part of Bundle status (the GitRepo reconciler writes ArtifactsStored). */
 export const BUNDLE_STATUS_MANAGER = 'flotilla-bundle-status';
 /** The status fields and conditions the Bundle reconciler owns. */
-const OWNED_STATUS = ['observedGeneration', 'conditions', 'summary', 'display', 'observedContentsID'];
-const OWNED_CONDITIONS = [ConditionType.Targeted, ...SUMMARY_CONDITIONS];
+const OWNED_STATUS = ['observedGeneration', 'conditions', 'summary', 'display', 'observedContentsID', 'versions', 'rollback'];
+const OWNED_CONDITIONS = [ConditionType.Targeted, ConditionType.RolledBack, ...SUMMARY_CONDITIONS];
 
 /** The Bundle reconciler's status writer: server-side apply with {@link BUNDLE_STATUS_MANAGER}, owning its keys and conditions only. */
 export function bundleStatusWriter(kube: StatusClient): StatusWriter {
@@ -305,8 +320,10 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
       };
       const options = clusterHelmOptions(sel.options, templated, bundle.metadata.name);
       const desired = desiredDeployment(bundle, cluster.metadata.name, clusterNs, options, current(`${clusterNs}/${bundle.metadata.name}`));
-      run.targets.push({ cluster: cluster.metadata.name, clusterNs, options, desired });
+      run.targets.push({ cluster: cluster.metadata.name, labels: cluster.metadata.labels ?? {}, clusterNs, options, desired });
     }
+    // A rollback in force pins the clusters it selects to its version (controller/history.ts); a bad one stalls here, before any write.
+    run.rollback = applyRollback(bundle, run.targets);
     return 'continue';
   };
 
@@ -314,7 +331,7 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
   const write: Step<BundleRun> = async (run) => {
     const credentials = run.targets.length > 0 ? await agentCredentials(ctx, run.object) : undefined;
     await mapLimit(run.targets, WRITE_CONCURRENCY, async (t) => {
-      const applied = await writeDeployment(ctx, run.object, t.cluster, t.clusterNs, t.options, credentials, written);
+      const applied = await writeDeployment(ctx, run.object, t.desired, credentials, written);
       if (applied) run.applied.set(keyIn(applied), applied);
     });
     return 'continue';
@@ -375,13 +392,15 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
           },
           run.now,
         );
+        run.conditions = rollbackCondition(run.conditions, run.object, run.rollback, run.now);
         run.summary = bundleSummary(run.targets, (key) => run.applied.get(key) ?? current(key));
         const state = worstState(run.summary);
         const ready = state === BundleState.Ready && run.waiting === 0;
+        const rolledBack = run.rollback ? rollbackMessage(run.rollback) : '';
         return {
           status: ready ? 'True' : 'False',
-          reason: ready ? Reason.Succeeded : Reason.ResourcesNotReady,
-          message: ready ? '' : notReadyMessage(run.summary) || (run.waiting ? `${run.waiting} cluster(s) waiting for their namespace` : ''),
+          reason: ready ? (run.rollback ? Reason.RolledBack : Reason.Succeeded) : Reason.ResourcesNotReady,
+          message: ready ? rolledBack : notReadyMessage(run.summary) || (run.waiting ? `${run.waiting} cluster(s) waiting for their namespace` : ''),
           progressing: state === BundleState.WaitApplied || state === BundleState.Pending || run.waiting > 0,
         };
       },
@@ -393,6 +412,10 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
           summary,
           display: { readyClusters: `${summary.ready}/${summary.desiredReady}`, state: worstState(summary) ?? 'NoTargets' },
           observedContentsID: run.object.spec.contentsID,
+          versions: run.object.spec.oci
+            ? runningVersions(run.object.status?.history, deploymentsOf(ctx, run.object.metadata.namespace ?? '', run.object.metadata.name))
+            : undefined,
+          rollback: run.rollback,
         };
       },
       writer: bundleStatusWriter(ctx.kube),

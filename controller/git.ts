@@ -47,6 +47,8 @@ export interface GitSource {
   checkout(key: string, target: GitFetchTarget, commit: string): Promise<string>;
   /** Removes the folder of `key`. */
   forget(key: string): Promise<void>;
+  /** The committer date (RFC 3339) of `commit`, checked out under `key`; optional (history shows none without it). */
+  commitTime?(key: string, commit: string): Promise<string | undefined>;
 }
 
 const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
@@ -260,6 +262,14 @@ export class CliGitSource implements GitSource {
     } catch (err) {
       throw translateGitError(target.repo, 'fetch', err);
     }
+  }
+
+  async commitTime(key: string, commit: string): Promise<string | undefined> {
+    const dir = join(this.workDir, 'repos', key.replace(/[^a-zA-Z0-9.-]/g, '_'));
+    const out = await simpleGit({ baseDir: dir, timeout: { block: 30_000 } })
+      .raw(['log', '-1', '--format=%cI', commit])
+      .catch(() => '');
+    return out.trim() || undefined;
   }
 
   async forget(key: string): Promise<void> {

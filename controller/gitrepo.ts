@@ -11,6 +11,7 @@ import {
   removeCondition,
   type Bundle,
   type BundleSpec,
+  type BundleVersionEntry,
   type Condition,
   type GitRepo,
   type GitRepoStatus,
@@ -31,6 +32,7 @@ import type { GitAuth } from './git.js';
 import { readSecretData } from './store.js';
 import type { BundleStoreSession, StoredContent } from './ports.js';
 import { gitRepoStatusSpec, hasFailure } from './gitrepo-status.js';
+import { nextHistory, protectedDigests } from './history.js';
 import { formatTime } from '../lib/util/time.js';
 
 /**
@@ -141,21 +143,26 @@ export function bundleObject(repo: GitRepoObject, bundle: LoadedBundle, content:
  */
 export const ARTIFACTS_STATUS_MANAGER = 'flotilla-gitrepo-artifacts';
 
-/** The status the GitRepo reconciler applies to a Bundle: only its ArtifactsStored condition. */
+/**
+ * The status the GitRepo reconciler applies to a Bundle: its ArtifactsStored condition and the version
+ * history (`history`, else the current one: a field this manager leaves out of an apply would be removed).
+ */
 export function artifactsStoredStatus(
   bundle: Pick<BundleObject, 'status'> | undefined,
   ok: boolean,
   reason: string,
   message: string,
   now: Date,
-): { conditions: Condition[] } {
+  history?: BundleVersionEntry[],
+): { conditions: Condition[]; history?: BundleVersionEntry[] } {
   const previous = getCondition(bundle?.status?.conditions, ConditionType.ArtifactsStored);
   const conditions = setCondition(
     previous ? [previous] : [],
     { type: ConditionType.ArtifactsStored, status: ok ? 'True' : 'False', reason, message: message.slice(0, 1024) },
     now,
   );
-  return { conditions };
+  const versions = history ?? bundle?.status?.history;
+  return versions && versions.length > 0 ? { conditions, history: versions } : { conditions };
 }
 
 /** Applies the ArtifactsStored condition of Bundle `namespace/name` with {@link ARTIFACTS_STATUS_MANAGER}; `current` gives its transition time. */
@@ -168,9 +175,10 @@ export async function applyArtifactsStored(
   reason: string,
   message: string,
   now: Date,
+  history?: BundleVersionEntry[],
 ): Promise<void> {
   await kube.applyStatus(
-    { apiVersion: API_VERSION, kind: 'Bundle', metadata: { name, namespace }, status: artifactsStoredStatus(current, ok, reason, message, now) },
+    { apiVersion: API_VERSION, kind: 'Bundle', metadata: { name, namespace }, status: artifactsStoredStatus(current, ok, reason, message, now, history) },
     ARTIFACTS_STATUS_MANAGER,
   );
 }
@@ -184,9 +192,10 @@ async function markBundleStorage(
   reason: string,
   message: string,
   bundle?: BundleObject,
+  history?: BundleVersionEntry[],
 ): Promise<void> {
   const current = bundle ?? ctx.informers.bundles.get(`${namespace}/${name}`);
-  await applyArtifactsStored(ctx.kube, namespace, name, current, ok, reason, message, ctx.now()).catch((err: unknown) =>
+  await applyArtifactsStored(ctx.kube, namespace, name, current, ok, reason, message, ctx.now(), history).catch((err: unknown) =>
     ctx.log.warn({ bundle: `${namespace}/${name}`, err: messageOf(err) }, 'could not record artifact storage on Bundle'),
   );
 }
@@ -195,6 +204,35 @@ function bundlesOf(ctx: ReconcilerContext, repo: GitRepoObject): BundleObject[] 
   return ctx.informers.bundles
     .list()
     .filter((b) => b.metadata.namespace === repo.metadata.namespace && b.metadata.labels?.[Label.RepoName] === repo.metadata.name);
+}
+
+function deploymentsOfBundle(ctx: ReconcilerContext, namespace: string, name: string) {
+  return ctx.informers.bundleDeployments
+    .list()
+    .filter((bd) => bd.metadata.labels?.[Label.BundleName] === name && bd.metadata.labels?.[Label.BundleNamespace] === namespace);
+}
+
+/** The Bundle's version history once `content` is stored (OCI mode; undefined in etcd mode). */
+function historyAfter(
+  previous: BundleObject | undefined,
+  content: StoredContent,
+  bundle: LoadedBundle,
+  commit: string,
+  commitTime: string | undefined,
+  id: string,
+  protect: ReadonlySet<string>,
+): BundleVersionEntry[] | undefined {
+  if (!content.oci || content.push?.sequence === undefined) return undefined;
+  const entry: BundleVersionEntry = {
+    version: content.push.sequence,
+    digest: content.oci.digest,
+    commit,
+    ...(commitTime ? { commitTime } : {}),
+    contentsID: id,
+    files: bundle.files.length,
+    size: bundle.files.reduce((n, f) => n + Buffer.byteLength(f.content), 0),
+  };
+  return nextHistory(previous?.status?.history, entry, content.push.deleted ?? [], protect);
 }
 
 /** Builds, stores and writes every bundle of `commit`. All or nothing up to the writes. */
@@ -223,14 +261,19 @@ async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run,
   }
   setCond(run, ConditionType.BundlesBuilt, true, Reason.Succeeded, `${bundles.length} bundle(s) from commit ${commit.slice(0, 12)}`);
 
-  const stored = new Map<string, { content: StoredContent; id: string }>();
+  const stored = new Map<string, { content: StoredContent; id: string; history?: BundleVersionEntry[] }>();
   const store = await ports.store.open(repo);
   const { registry } = store;
+  const commitTime = registry ? await ports.git.commitTime?.(`${ns}/${repo.metadata.name}`, commit) : undefined;
   try {
     for (const bundle of bundles) {
       const id = contentsID(bundle.files);
       try {
-        stored.set(bundle.name, { content: await store.store(bundle, commit, id), id });
+        // Retention keeps what is pinned, rolled back to or still running (controller/history.ts).
+        const previous = ctx.informers.bundles.get(`${ns}/${bundle.name}`);
+        const protect = protectedDigests(previous, deploymentsOfBundle(ctx, ns, bundle.name));
+        const content = await store.store(bundle, commit, id, { ...(commitTime ? { commitTime } : {}), protect });
+        stored.set(bundle.name, { content, id, history: historyAfter(previous, content, bundle, commit, commitTime, id, protect) });
       } catch (err) {
         if (!registry) throw err;
         const message = `storing bundle ${bundle.name} in ${registry.reference} failed: ${messageOf(err)}`;
@@ -266,7 +309,7 @@ async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run,
     run.written.push(applied);
     const fetched = charts.get(bundle.name) ?? [];
     if (fetched.length > 0 || applied.status?.charts) await applyChartsStatus(ctx.kube, ns, bundle.name, fetched);
-    if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, `stored as ${s.content.oci?.reference ?? ''}`, applied);
+    if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, `stored as ${s.content.oci?.reference ?? ''}`, applied, s.history);
   }
   const keep = new Set(bundles.map((b) => b.name));
   for (const old of bundlesOf(ctx, repo).filter((b) => !keep.has(b.metadata.name))) {

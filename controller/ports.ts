@@ -34,8 +34,17 @@ export type EventSink = Pick<EventRecorder, 'emit'>;
 
 /** One connection to an OCI registry, opened for one reconcile and closed after it (RegistryClient in production). */
 export interface RegistrySession {
-  /** Pushes `files` as a new version of `repository`, or nothing when its newest version has the same content; then keeps `retain` versions. */
-  pushVersion(repository: Reference, files: readonly ArtifactFile[], meta: ArtifactMeta, retain: number): Promise<PushVersionResult>;
+  /**
+   * Pushes `files` as a new version of `repository`, or nothing when its newest version has the same content;
+   * then keeps `retain` versions and every digest in `protect` (pinned, rolled back to, or running somewhere).
+   */
+  pushVersion(
+    repository: Reference,
+    files: readonly ArtifactFile[],
+    meta: ArtifactMeta,
+    retain: number,
+    protect?: Iterable<string>,
+  ): Promise<PushVersionResult>;
   /** Deletes every version of `repository`; returns how many were deleted. */
   deleteAll(repository: Reference): Promise<number>;
   close(): Promise<void>;
@@ -52,15 +61,28 @@ export interface StoredContent {
   oci?: OCIArtifactRef;
   resources?: BundleResource[];
   /** What the push did (OCI mode), for metrics and logs. */
-  push?: { pushedBlobs: number; skippedBlobs: number; bytesUploaded: number; unchanged: boolean; tag: string | undefined };
+  push?: {
+    pushedBlobs: number;
+    skippedBlobs: number;
+    bytesUploaded: number;
+    unchanged: boolean;
+    tag: string | undefined;
+    /** The version's sequence (v<sequence>). */
+    sequence?: number;
+    /** Digests of the versions retention deleted after the push. */
+    deleted?: string[];
+  };
 }
 
 /** The bundle store, open for one reconcile of one GitRepo. */
 export interface BundleStoreSession {
   /** The registry content goes to (OCI mode), or undefined: inline in the Bundle objects (etcd mode). */
   readonly registry: OCIRegistry | undefined;
-  /** Stores one bundle of `commit` whose files have contents ID `contentsID`; returns what its Bundle carries. */
-  store(bundle: LoadedBundle, commit: string, contentsID: string): Promise<StoredContent>;
+  /**
+   * Stores one bundle of `commit` (dated `commitTime` when known) whose files have contents ID `contentsID`;
+   * retention keeps the digests in `protect`. Returns what its Bundle carries.
+   */
+  store(bundle: LoadedBundle, commit: string, contentsID: string, release?: { commitTime?: string; protect?: Iterable<string> }): Promise<StoredContent>;
   /** Deletes every stored version of bundle `bundleName` (nothing in etcd mode); returns how many. */
   deleteArtifacts(bundleName: string): Promise<number>;
   close(): Promise<void>;

@@ -76,7 +76,7 @@ export const ociRegistryAccess: RegistryAccess = {
   open(registry, credentials, onEvent): RegistrySession {
     const client = registryClient(registry, credentials, onEvent);
     return {
-      pushVersion: (repository, files, meta, retain) => pushBundleVersion(client, repository, files, meta, { retain }),
+      pushVersion: (repository, files, meta, retain, protect) => pushBundleVersion(client, repository, files, meta, { retain, protect }),
       deleteAll: async (repository) => (await deleteAllVersions(client, repository)).length,
       close: () => client.close(),
     };
@@ -91,6 +91,7 @@ export async function storeInRegistry(
   commit: string,
   contentsID: string,
   retain: number,
+  release: { commitTime?: string; protect?: Iterable<string> } = {},
 ): Promise<StoredContent> {
   const registry = repo.spec.ociRegistry as OCIRegistry;
   const repository = bundleRepository(registry.reference, repo.metadata.namespace ?? 'default', bundle.name);
@@ -102,9 +103,11 @@ export async function storeInRegistry(
       bundleNamespace: repo.metadata.namespace ?? 'default',
       source: repo.spec.repo,
       revision: commit,
+      ...(release.commitTime ? { commitTime: release.commitTime } : {}),
       contentsID,
     },
     retain,
+    release.protect,
   );
   const oci: OCIArtifactRef = { reference: result.reference, digest: result.digest };
   if (registry.authSecretName) oci.secretName = registry.authSecretName;
@@ -119,6 +122,8 @@ export async function storeInRegistry(
       bytesUploaded: result.bytesUploaded,
       unchanged: result.unchanged,
       tag: result.tag,
+      sequence: result.sequence,
+      deleted: result.deleted.map((d) => d.digest),
     },
   };
 }
@@ -166,7 +171,7 @@ export function createBundleStore(options: BundleStoreOptions): BundleStore {
       const session = options.registries.open(registry, await pushCredentials(options.kube, namespace, registry), options.onRegistryEvent);
       return {
         registry,
-        store: (bundle, commit, contentsID) => storeInRegistry(session, repo, bundle, commit, contentsID, options.retain),
+        store: (bundle, commit, contentsID, release) => storeInRegistry(session, repo, bundle, commit, contentsID, options.retain, release),
         deleteArtifacts: (bundleName) => session.deleteAll(bundleRepository(registry.reference, namespace, bundleName)),
         close: () => session.close(),
       };

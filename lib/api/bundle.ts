@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { refineWithCel } from './crd-extensions.js';
 import { READY_COLUMN, objectSchema, type KindDefinition } from './kind.js';
-import { ConditionsSchema } from './meta.js';
+import { ConditionsSchema, LabelSelectorSchema } from './meta.js';
 import {
   BundleRefSchema,
   BundleResourceSchema,
@@ -26,6 +26,43 @@ export const RESOURCES_XOR_OCI = {
     !(spec.oci !== undefined && (spec.resources?.length ?? 0) > 0),
 };
 
+/** The most versions `status.history` lists (newest last); also the versions a rollback can reach. */
+export const MAX_HISTORY = 10;
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/**
+ * A rollback in force (`spec.rollback`): the clusters it selects run version `version` (pinned by `digest`)
+ * instead of the newest one, until it is removed. Written by `flotilla rollback` (or by hand); the GitRepo
+ * reconciler never touches it, so it survives new commits and restarts.
+ */
+export const BundleRollbackSchema = z
+  .strictObject({
+    version: z.int().min(1).describe('Sequence of the version to run (the artifact tag v<version>); must be in status.history.'),
+    digest: z.string().regex(DIGEST).optional().describe('Manifest digest of that version; when set it must match status.history.'),
+    clusterSelector: LabelSelectorSchema.optional().describe('Targeted clusters that run the version; all targeted clusters when absent.'),
+  })
+  .describe('Run an older version on some clusters without changing git (flotilla rollback).');
+
+/** A rollback in force. */
+export type BundleRollback = z.infer<typeof BundleRollbackSchema>;
+
+/** One retained version of a bundle, as the GitRepo reconciler stored it. */
+export const BundleVersionEntrySchema = z
+  .strictObject({
+    version: z.int().min(1).describe('Sequence (artifact tag v<version>).'),
+    digest: z.string().max(128).describe('Manifest digest.'),
+    commit: z.string().max(64).optional().describe('Git commit the version was built from.'),
+    commitTime: z.string().max(64).optional().describe('Commit date (RFC 3339).'),
+    contentsID: z.string().max(128).optional().describe('Contents ID of the files.'),
+    files: z.int().min(0).optional().describe('Number of files.'),
+    size: z.int().min(0).optional().describe('Bytes of all files.'),
+  })
+  .describe('A retained version of the bundle.');
+
+/** One retained version of a bundle. */
+export type BundleVersionEntry = z.infer<typeof BundleVersionEntrySchema>;
+
 /** Spec of a Bundle. */
 export const BundleSpecSchema = refineWithCel(
   z.strictObject({
@@ -42,6 +79,7 @@ export const BundleSpecSchema = refineWithCel(
     targets: z.array(BundleTargetSchema).optional().describe('Clusters to deploy to, with per-target customization; the first matching target wins.'),
     targetRestrictions: z.array(TargetRestrictionSchema).optional().describe('Clusters targets may match at all (from the GitRepo targets).'),
     dependsOn: z.array(BundleRefSchema).optional().describe('Bundles that must be ready on a cluster before this one is deployed there.'),
+    rollback: BundleRollbackSchema.optional(),
   }),
   RESOURCES_XOR_OCI,
 ).describe('Desired state: the content (inline or OCI), how to deploy it and where.');
@@ -66,6 +104,30 @@ export const BundleStatusSchema = z
     maxUnavailable: z.int().min(0).optional().describe('Accepted for Fleet compatibility.'),
     resourcesSHA256Sum: z.string().max(128).optional().describe('sha256 of the resources (etcd mode).'),
     observedContentsID: z.string().max(128).optional().describe('spec.contentsID the BundleDeployments were built for.'),
+    history: z
+      .array(BundleVersionEntrySchema)
+      .max(MAX_HISTORY)
+      .optional()
+      .describe('Retained versions, oldest first (OCI mode; written by the GitRepo reconciler).'),
+    versions: z
+      .array(
+        z.strictObject({
+          version: z.int().min(0).describe('Sequence the clusters run (0: not a retained version).'),
+          clusters: z.int().min(0).describe('How many clusters run it now.'),
+          names: z.array(z.string().max(253)).max(10).optional().describe('The first 10 of them.'),
+        }),
+      )
+      .max(MAX_HISTORY + 1)
+      .optional()
+      .describe('Which versions the clusters run now (from their applied deployment IDs).'),
+    rollback: z
+      .strictObject({
+        version: z.int().min(1).describe('The version spec.rollback pins.'),
+        clusters: z.array(z.string().max(253)).max(100).describe('Clusters pinned to it.'),
+        newestVersion: z.int().min(1).optional().describe('The newest version (from git), which waits for them.'),
+      })
+      .optional()
+      .describe('The rollback in force, as applied.'),
     charts: z
       .array(
         z.strictObject({

@@ -40,6 +40,8 @@ export const ConditionType = {
   Targeted: 'Targeted',
   /** Cluster / ClusterRegistration: the agent registered and holds a credential for its cluster namespace. */
   Registered: 'Registered',
+  /** Bundle: `spec.rollback` is in force: some clusters run an older version than git's (out of sync with git). */
+  RolledBack: 'RolledBack',
 } as const;
 
 /** A condition type defined by Flotilla. */
@@ -67,6 +69,10 @@ export const Reason = {
   Succeeded: 'Succeeded',
   /** Work is under way (new generation observed, rollout in progress). */
   Progressing: 'Progressing',
+  /** Bundle: some clusters run an older version by `spec.rollback` (out of sync with git on purpose). */
+  RolledBack: 'RolledBack',
+  /** Bundle: `spec.rollback` names a version, digest or clusters the bundle does not have; nothing was changed. */
+  InvalidRollback: 'InvalidRollback',
   /** A git operation (ls-remote, fetch, checkout) failed for a reason other than authentication. */
   GitOperationFailed: 'GitOperationFailed',
   /** Git or the registry refused the given credentials; the user must fix the Secret. */
@@ -176,6 +182,8 @@ export const Label = {
   Managed: 'flotilla.dev/managed',
   /** On resources the agent applies downstream: which bundle deployment owns them (for pruning). */
   BundleID: 'flotilla.dev/bundle-id',
+  /** On BundleDeployments pinned by a Bundle's `spec.rollback`: the version they run (`v<N>`). */
+  RolledBackTo: 'flotilla.dev/rolled-back-to',
 } as const;
 
 /** The value of {@link Label.Managed} on objects Flotilla manages. */

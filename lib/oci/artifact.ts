@@ -24,6 +24,8 @@ export const ANNOTATION_TITLE = 'org.opencontainers.image.title';
 export const ANNOTATION_SOURCE = 'org.opencontainers.image.source';
 /** Manifest annotation: the git commit the bundle came from. */
 export const ANNOTATION_REVISION = 'org.opencontainers.image.revision';
+/** Manifest annotation: the date of the git commit the version was built from (never the push time). */
+export const ANNOTATION_CREATED = 'org.opencontainers.image.created';
 /** `formatVersion` written in the config. */
 export const BUNDLE_FORMAT_VERSION = 1;
 
@@ -41,6 +43,8 @@ export interface ArtifactMeta {
   source?: string;
   /** Git commit. */
   revision?: string;
+  /** The commit's date (RFC 3339): the `org.opencontainers.image.created` annotation (deterministic per commit). */
+  commitTime?: string;
   /** Flotilla's contents ID of the bundle, if the caller has one. */
   contentsID?: string;
 }
@@ -126,6 +130,7 @@ export async function buildArtifact(files: readonly ArtifactFile[], meta: Artifa
   const annotations: Record<string, string> = {};
   if (meta.source !== undefined && meta.source !== '') annotations[ANNOTATION_SOURCE] = sanitizeSourceURL(meta.source);
   if (meta.revision !== undefined && meta.revision !== '') annotations[ANNOTATION_REVISION] = meta.revision;
+  if (meta.commitTime !== undefined && meta.commitTime !== '') annotations[ANNOTATION_CREATED] = meta.commitTime;
   const layers = described.map((d) => d.descriptor);
   const manifest = Buffer.from(
     canonicalJSON({
