@@ -144,8 +144,12 @@ describe('releases: history, diff and rollback without git', function () {
     let b = await bundle();
     expect(b.spec.rollback?.version).to.equal(1);
     expect(b.status?.rollback?.clusters).to.deep.equal(['downstream-1']);
-    const bd = (await fleet.upstream.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, `${Label.Cluster}=downstream-1`))
-      .items[0];
+    const bd = (
+      await fleet.upstream.list<Obj<BundleDeployment>>(
+        { apiVersion: API_VERSION, kind: 'BundleDeployment' },
+        `${Label.Cluster}=downstream-1,${Label.RepoName}=${REPO}`,
+      )
+    ).items[0];
     expect(bd?.metadata.labels?.[Label.RolledBackTo]).to.equal('v1');
     expect(bd?.spec.oci?.digest).to.equal(b.status?.history?.[0]?.digest);
     const gitRepo = await fleet.upstream.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: REPO });
