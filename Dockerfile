@@ -3,7 +3,7 @@
 #   docker build -t flotilla:0.1.0 .
 #   docker run flotilla:0.1.0                      # node controller/main.js
 #   docker run flotilla:0.1.0 agent/main.js ...    # the agent
-# The charts run `node --enable-source-maps /app/<controller|agent>/main.js` with their flags.
+# The charts run `node --enable-source-maps --max-semi-space-size=1 /app/<controller|agent>/main.js` with their flags.
 #
 # The sources are compiled to plain JavaScript (tsconfig: outDir dist) in a build stage; the runtime
 # stage holds only that output and the production dependencies, so nothing compiles TypeScript at start
@@ -44,5 +44,7 @@ COPY dashboard/static ./dashboard/static
 USER 1000:1000
 ENV HOME=/tmp
 EXPOSE 8080 8081
-ENTRYPOINT ["node", "--enable-source-maps"]
+# --max-semi-space-size=1 keeps V8's young generation at 1 MiB semi-spaces (it grows to 16 MiB at start-up
+# otherwise): about 15 MiB less resident memory per process (bench/README.md, Memory).
+ENTRYPOINT ["node", "--enable-source-maps", "--max-semi-space-size=1"]
 CMD ["controller/main.js"]

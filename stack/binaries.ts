@@ -18,6 +18,8 @@ export interface StackBinaries {
   helm: string;
   kustomize: string;
   oras: string;
+  /** The cosign CLI (with --extras; the signing e2e): absent from manifests written before it was added. */
+  cosign?: string;
   k8sVersion: string;
   etcdVersion: string;
 }

@@ -20,9 +20,10 @@ const run = promisify(execFile);
  *           closure copied from this machine: the same Debian release the tools were built and tested
  *           on), CA certificates, /etc/passwd with the `node` user (uid 1000, as in the Dockerfile), /tmp.
  *   deps:   production dependencies (`npm ci --omit=dev`), cached by the lock file's hash.
- *   app:    lib, controller and agent compiled by tsc (test files left out), package.json.
- * Entrypoint `node --enable-source-maps`, command `controller/main.js`, workdir /app, user 1000:1000,
- * HOME=/tmp: the charts run `node --enable-source-maps /app/<controller|agent>/main.js`.
+ *   app:    lib, controller, agent and dashboard compiled by tsc (test files left out), the dashboard's
+ *           static page, package.json.
+ * Entrypoint `node --enable-source-maps --max-semi-space-size=1`, command `controller/main.js`, workdir /app, user 1000:1000,
+ * HOME=/tmp: the charts run `node --enable-source-maps --max-semi-space-size=1 /app/<controller|agent>/main.js`.
  */
 
 /** The repository's root. */
@@ -127,7 +128,10 @@ async function depsRoot(root: string): Promise<void> {
   await cp(join(cached, 'node_modules'), join(root, 'app', 'node_modules'), { recursive: true, verbatimSymlinks: true });
 }
 
-/** lib, controller and agent compiled (as the Dockerfile's build stage does) under `<root>/app`. */
+/** The source folders compiled into the image (the Dockerfile's build stage copies the same). */
+const APP_DIRS = ['lib', 'controller', 'agent', 'dashboard'];
+
+/** lib, controller, agent and dashboard compiled (as the Dockerfile's build stage does) under `<root>/app`, with the dashboard's page. */
 async function appRoot(root: string, work: string): Promise<void> {
   const out = join(work, 'dist');
   await rm(out, { recursive: true, force: true });
@@ -137,14 +141,16 @@ async function appRoot(root: string, work: string): Promise<void> {
     JSON.stringify({
       extends: join(ROOT, 'tsconfig.json'),
       compilerOptions: { outDir: out, rootDir: ROOT, types: ['node'], typeRoots: [join(ROOT, 'node_modules', '@types')] },
-      include: ['lib', 'controller', 'agent'].map((d) => join(ROOT, d)),
+      include: APP_DIRS.map((d) => join(ROOT, d)),
       exclude: [join(ROOT, '**', '*.test.ts')],
     }),
   );
   await sh(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', tsconfig]);
   await rm(root, { recursive: true, force: true });
   await mkdir(join(root, 'app'), { recursive: true });
-  for (const d of ['lib', 'controller', 'agent']) await cp(join(out, d), join(root, 'app', d), { recursive: true });
+  for (const d of APP_DIRS) await cp(join(out, d), join(root, 'app', d), { recursive: true });
+  // The chart's dashboard serves its page from next to its compiled server (dashboard/server.ts STATIC_DIR).
+  await cp(join(ROOT, 'dashboard', 'static'), join(root, 'app', 'dashboard', 'static'), { recursive: true });
   await copyFile(join(ROOT, 'package.json'), join(root, 'app', 'package.json'));
 }
 
@@ -176,7 +182,16 @@ export async function buildImage(o: { crane: string; helm: string; kustomize: st
     layers.push(tar);
   }
   await crane(o.crane, ['append', '--platform', 'linux/amd64', ...layers.flatMap((l) => ['-f', l]), '-t', o.ref]);
-  const config = ['mutate', o.ref, '--set-platform', 'linux/amd64', '--entrypoint', 'node,--enable-source-maps', '--cmd', 'controller/main.js'];
+  const config = [
+    'mutate',
+    o.ref,
+    '--set-platform',
+    'linux/amd64',
+    '--entrypoint',
+    'node,--enable-source-maps,--max-semi-space-size=1',
+    '--cmd',
+    'controller/main.js',
+  ];
   config.push('--workdir', '/app', '--user', IMAGE_USER, '--exposed-ports', '8080,8081');
   for (const e of ['PATH=/usr/local/bin:/usr/bin:/bin', 'NODE_ENV=production', 'HOME=/tmp']) config.push('--env', e);
   await crane(o.crane, config);

@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -145,41 +145,57 @@ async function logTail(path: string): Promise<string> {
   }
 }
 
+/**
+ * Starts etcd on free loopback ports and waits until it is healthy. Another stack starting at the same moment
+ * can take a port between freePort() and etcd's bind; etcd then exits with "address already in use", and
+ * this starts it again on new ports with an empty data folder (at most three attempts).
+ */
+async function startEtcd(name: string, dir: string, binary: string): Promise<{ etcd: ManagedProcess; etcdUrl: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const [etcdClient, etcdPeer] = [await freePort(), await freePort()];
+    const etcdUrl = `http://127.0.0.1:${etcdClient}`;
+    await rm(join(dir, 'etcd'), { recursive: true, force: true });
+    await mkdir(join(dir, 'etcd'), { recursive: true });
+    const etcd = spawnManaged(
+      `etcd (${name})`,
+      binary,
+      [
+        `--name=${name}`,
+        `--data-dir=${join(dir, 'etcd')}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+        `--initial-cluster=${name}=http://127.0.0.1:${etcdPeer}`,
+        '--unsafe-no-fsync',
+        '--log-level=warn',
+        '--quota-backend-bytes=4294967296',
+      ],
+      join(dir, 'etcd.log'),
+    );
+    const outcome = await waitFor(
+      async () => {
+        if (!etcd.running()) return 'exited' as const;
+        const res = await request(`${etcdUrl}/health`);
+        const body = await res.body.text();
+        return res.statusCode === 200 && body.includes('true') ? ('healthy' as const) : undefined;
+      },
+      { what: `etcd of ${name} to be healthy`, timeoutMs: 60_000 },
+    );
+    if (outcome === 'healthy') return { etcd, etcdUrl };
+    const log = await logTail(etcd.logFile);
+    if (attempt < 3 && log.includes('address already in use')) continue;
+    throw new Error(`etcd of ${name} exited: ${log}`);
+  }
+}
+
 /** Starts etcd and kube-apiserver (and optionally kube-controller-manager); resolves when /readyz is ok. */
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const { name, dir, binaries } = options;
-  await mkdir(join(dir, 'etcd'), { recursive: true });
   await mkdir(join(dir, 'certs'), { recursive: true });
   await writePki(dir, options.podReachableAt);
-  const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
-  const etcdUrl = `http://127.0.0.1:${etcdClient}`;
-
-  const etcd = spawnManaged(
-    `etcd (${name})`,
-    binaries.etcd,
-    [
-      `--name=${name}`,
-      `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-      `--initial-cluster=${name}=http://127.0.0.1:${etcdPeer}`,
-      '--unsafe-no-fsync',
-      '--log-level=warn',
-      '--quota-backend-bytes=4294967296',
-    ],
-    join(dir, 'etcd.log'),
-  );
-  await waitFor(
-    async () => {
-      if (!etcd.running()) throw new Error(`etcd exited: ${await logTail(etcd.logFile)}`);
-      const res = await request(`${etcdUrl}/health`);
-      const body = await res.body.text();
-      return res.statusCode === 200 && body.includes('true');
-    },
-    { what: `etcd of ${name} to be healthy`, timeoutMs: 60_000 },
-  );
+  const { etcd, etcdUrl } = await startEtcd(name, dir, binaries.etcd);
+  const apiPort = await freePort();
 
   const server = `https://127.0.0.1:${apiPort}`;
   const caPem = await readFile(join(dir, 'ca.crt'), 'utf8');

@@ -72,6 +72,12 @@ export interface Stack {
 
 export const DEFAULT_CLUSTERS = ['upstream', 'downstream-1', 'downstream-2'];
 
+/** Waits for every promise; then rejects with the first failure, if any. */
+async function settleAll(parts: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(parts)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 /** Starts the stack: builds or reuses binaries, then starts every part in parallel. */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const log = options.log ?? ((m: string) => process.stderr.write(`[flotilla-stack] ${m}\n`));
@@ -95,7 +101,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   let sshGit: SshGitServer | undefined;
   let node: RealNode | undefined;
   try {
-    await Promise.all([
+    // Every part is waited for, failed or not, before the error stops what started: with Promise.all a part
+    // still starting when another failed came up after the clean-up and kept the test process alive.
+    await settleAll([
       ...names.map(async (name) => {
         log(`starting control plane ${name}`);
         clusters[name] = await startControlPlane({

@@ -5,7 +5,7 @@
 #   etcd                                      <- Go module proxy, go.etcd.io/etcd/server/v3
 #   docker-registry, git, htpasswd, sshd      <- Debian packages (openssh-server: the SSH git server)
 #   helm, kustomize (always: they render bundles) <- Go module proxy
-#   oras (only with --extras)                 <- Go module proxy
+#   oras, cosign (only with --extras)         <- Go module proxy (cosign: signature interop tests)
 #   with --node (one real node: stack/node.ts):
 #     kubelet, kube-scheduler                 <- Go module proxy, same wrapper module as kube-apiserver
 #     crane                                   <- Go module proxy (builds the node's images without Docker)
@@ -23,6 +23,8 @@ HELM_VERSION="${FLOTILLA_HELM_VERSION:-v4.3.1}"
 KUSTOMIZE_VERSION="${FLOTILLA_KUSTOMIZE_VERSION:-v5.8.1}"
 ORAS_VERSION="${FLOTILLA_ORAS_VERSION:-v1.3.6}"
 CRANE_VERSION="${FLOTILLA_CRANE_VERSION:-v0.22.1}"
+# cosign: the real CLI the signing e2e interoperates with (key mode only, no transparency log).
+COSIGN_VERSION="${FLOTILLA_COSIGN_VERSION:-v3.1.3}"
 CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}"
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 EXTRAS=0
@@ -203,6 +205,7 @@ fi
 # --- Go programs: helm and kustomize always (the agent and `flotilla render` run them), oras with --extras
 go_tools=("helm:helm.sh/helm/v4/cmd/helm:$HELM_VERSION" "kustomize:sigs.k8s.io/kustomize/kustomize/v5:$KUSTOMIZE_VERSION")
 [ "$EXTRAS" = 1 ] && go_tools+=("oras:oras.land/oras/cmd/oras:$ORAS_VERSION")
+[ "$EXTRAS" = 1 ] && go_tools+=("cosign:github.com/sigstore/cosign/v3/cmd/cosign:$COSIGN_VERSION")
 [ "$NODE" = 1 ] && go_tools+=("crane:github.com/google/go-containerregistry/cmd/crane:$CRANE_VERSION")
 for spec in "${go_tools[@]}"; do
   name="${spec%%:*}"; rest="${spec#*:}"; pkg="${rest%:*}"; ver="${rest##*:}"
@@ -226,9 +229,19 @@ if [ "$NODE" = 1 ] && [ ! -x "$PAUSE_DIR/bin/pause" ]; then
   mv "$PAUSE_DIR/bin/pause.tmp" "$PAUSE_DIR/bin/pause"
 fi
 
+# Writes stdin to a manifest atomically: the test shards run this installer side by side, and a reader must
+# never see a half-written (or truncated, empty) file. rename(2) in one folder replaces it in one step.
+write_manifest() {
+  local tmp
+  tmp=$(mktemp "$1.XXXXXX")
+  cat >"$tmp"
+  chmod 644 "$tmp"
+  mv -f "$tmp" "$1"
+}
+
 # A small manifest the TypeScript side reads to find the binaries.
 mkdir -p "$CACHE"
-cat > "$CACHE/stack-binaries.json" <<JSON
+write_manifest "$CACHE/stack-binaries.json" <<JSON
 {
   "kubeApiserver": "$K8S_DIR/bin/kube-apiserver",
   "kubeControllerManager": "$K8S_DIR/bin/kube-controller-manager",
@@ -240,13 +253,14 @@ cat > "$CACHE/stack-binaries.json" <<JSON
   "helm": "$CACHE/helm-$HELM_VERSION/bin/helm",
   "kustomize": "$CACHE/kustomize-$KUSTOMIZE_VERSION/bin/kustomize",
   "oras": "$CACHE/oras-$ORAS_VERSION/bin/oras",
+  "cosign": "$CACHE/cosign-$COSIGN_VERSION/bin/cosign",
   "k8sVersion": "$K8S_VERSION",
   "etcdVersion": "$ETCD_VERSION"
 }
 JSON
 if [ "$NODE" = 1 ]; then
   # The node's programs, in their own manifest (stack/node.ts reads it).
-  cat > "$CACHE/node-binaries.json" <<JSON
+  write_manifest "$CACHE/node-binaries.json" <<JSON
 {
   "kubelet": "$K8S_DIR/bin/kubelet",
   "kubeScheduler": "$K8S_DIR/bin/kube-scheduler",
