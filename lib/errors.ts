@@ -6,7 +6,7 @@
  * - {@link TransientError}: something flaky (network, 5xx, 429); retry with backoff.
  * - disposition `conflict` (a Kubernetes 409): the reconcile acted on a stale view; re-read and retry at once.
  *
- * Adapters (undici, simple-git, client-node) translate library errors into these at the boundary.
+ * Adapters (undici, the git runner, client-node) translate library errors into these at the boundary.
  * Code above an adapter matches on `reason`, never on message text.
  */
 

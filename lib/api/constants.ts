@@ -71,6 +71,8 @@ export const Reason = {
   Progressing: 'Progressing',
   /** Bundle: some clusters run an older version by `spec.rollback` (out of sync with git on purpose). */
   RolledBack: 'RolledBack',
+  /** Bundle: a partition of its staged rollout failed (deadline); the rollout halted or rolled back (status.rollout says which). */
+  RolloutFailed: 'RolloutFailed',
   /** Bundle: `spec.rollback` names a version, digest or clusters the bundle does not have; nothing was changed. */
   InvalidRollback: 'InvalidRollback',
   /** A git operation (ls-remote, fetch, checkout) failed for a reason other than authentication. */
@@ -103,6 +105,28 @@ export const Reason = {
   ChartRepositoryTLSFailed: 'ChartRepositoryTLSFailed',
   /** The OCI registry could not be reached (connection refused, DNS, TLS, timeout, 5xx). */
   RegistryUnreachable: 'RegistryUnreachable',
+  /**
+   * GitRepo: the storage Secret (`ociRegistrySecret` or the namespace's `ocistorage`) is missing, of the wrong
+   * type, or holds a malformed value; bundles are not stored anywhere (never in etcd instead) until it is fixed.
+   */
+  StorageSecretInvalid: 'StorageSecretInvalid',
+  /**
+   * GitRepo: `ociRegistry` gives no reference and the upstream cluster's KEP-1755 ConfigMap
+   * (kube-public/local-registry-hosting) is missing or malformed, so there is no registry to store bundles in.
+   */
+  RegistryDiscoveryFailed: 'RegistryDiscoveryFailed',
+  /** GitRepo: bundle versions are being moved to a new storage (etcd or another registry); nothing downstream changes. */
+  StorageMigrating: 'StorageMigrating',
+  /**
+   * GitRepo: a storage migration found the `v<N>` tag it writes already in the target registry holding another
+   * digest; nothing was overwritten (controller/migrate-tags.ts).
+   */
+  ArtifactTagConflict: 'ArtifactTagConflict',
+  /**
+   * GitRepo: `spec.encryption` is set but the storage resolves to etcd, where Bundles would hold the files in
+   * plaintext; nothing is stored or moved until a registry is configured or encryption is removed.
+   */
+  EncryptionNeedsRegistry: 'EncryptionNeedsRegistry',
   /** The OCI registry answered with a refusal other than authentication (4xx such as 403, 404 on push, 405). */
   RegistryRefused: 'RegistryRefused',
   /** Uploading a bundle artifact (blobs or manifest) to the registry failed. */
@@ -111,6 +135,24 @@ export const Reason = {
   ArtifactPullFailed: 'ArtifactPullFailed',
   /** The registry served bytes whose digest differs from the pinned one: tampering or corruption; not applied. */
   ArtifactTampered: 'ArtifactTampered',
+  /** An image of a bundle could not be resolved to a digest in its source registry (missing, or refused); the version is not stored. */
+  ImageNotFound: 'ImageNotFound',
+  /** Copying a locked image to the relocation registry failed (refused push or credentials, or the tag moved); the version is not stored. */
+  ImageRelocationFailed: 'ImageRelocationFailed',
+  /** An object references an image the bundle's images lock does not hold while relocation is on; nothing is applied. */
+  ImageNotLocked: 'ImageNotLocked',
+  /** A bundle declares local images but the cluster has no kube-public/local-registry-hosting ConfigMap (KEP-1755); nothing is applied. */
+  LocalRegistryNotFound: 'LocalRegistryNotFound',
+  /** Agent: relocation names an imagePullSecret that a workload's namespace on this cluster does not have; nothing is applied. */
+  ImagePullSecretNotFound: 'ImagePullSecretNotFound',
+  /** Agent: the bundle version has no cosign signature (`sha256-<hex>.sig`) although its GitRepo requires one; not applied. */
+  SignatureMissing: 'SignatureMissing',
+  /** Agent: the version's signatures verify with none of the trusted public keys (wrong key); not applied. */
+  SignatureUntrusted: 'SignatureUntrusted',
+  /** Agent: a trusted key's signature found for the version signs another digest (a copied signature); not applied. */
+  SignatureDigestMismatch: 'SignatureDigestMismatch',
+  /** Agent: an encrypted bundle cannot be decrypted (its key is not in the cluster's key Secret, or the ciphertext is damaged); not applied. */
+  DecryptionFailed: 'DecryptionFailed',
   /** No cluster matches the bundle's targets (not an error, but nothing is deployed). */
   NoMatchingClusters: 'NoMatchingClusters',
   /** A ConfigMap or Secret (or its key) named in `helm.valuesFrom` is missing downstream or unreadable; deployment waits. */
@@ -125,6 +167,8 @@ export const Reason = {
   ApplyFailed: 'ApplyFailed',
   /** Applied resources are not ready yet (Deployment rolling out, Job running, ...). */
   ResourcesNotReady: 'ResourcesNotReady',
+  /** Applied resources were still not ready `helm.timeoutSeconds` after the version was applied (Fleet: the Helm wait timed out). */
+  ReadyTimeout: 'ReadyTimeout',
   /** Resources in the downstream cluster differ from the desired state (modified, missing or orphaned). */
   Drifted: 'Drifted',
   /** The object (or its GitRepo/Bundle) has `paused: true`; nothing new is rolled out. */

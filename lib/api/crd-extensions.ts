@@ -7,6 +7,7 @@
  * API server), so both sides reject the same objects with the same message.
  */
 import { z } from 'zod';
+import { resolveLazy } from './lazy.js';
 
 /** A Kubernetes `x-kubernetes-validations` rule. */
 export interface CelRule {
@@ -31,7 +32,7 @@ export const crdExtensions = z.registry<CrdExtensions>();
 
 /** Returns the CRD facts recorded for `schema` (or one of the schemas it was cloned from). */
 export function crdExtensionsOf(schema: z.core.$ZodType): CrdExtensions | undefined {
-  return crdExtensions.get(schema);
+  return crdExtensions.get(resolveLazy(schema));
 }
 
 /**
@@ -41,8 +42,8 @@ export function crdExtensionsOf(schema: z.core.$ZodType): CrdExtensions | undefi
  */
 export function refineWithCel<T extends z.ZodType>(schema: T, rule: CelRule & { check: (value: z.output<T>) => boolean }): T {
   const refined = schema.refine(rule.check, { message: rule.message }) as T;
-  const previous = crdExtensions.get(schema)?.celRules ?? [];
-  crdExtensions.add(refined, { ...crdExtensions.get(schema), celRules: [...previous, { rule: rule.rule, message: rule.message }] });
+  const previous = crdExtensionsOf(schema)?.celRules ?? [];
+  crdExtensions.add(refined, { ...crdExtensionsOf(schema), celRules: [...previous, { rule: rule.rule, message: rule.message }] });
   return refined;
 }
 
@@ -58,6 +59,6 @@ export function freeForm(description: string): z.ZodType<unknown> {
 
 /** Marks an array of objects as a map list keyed by `keys` (`x-kubernetes-list-type: map`). */
 export function listMap<T extends z.ZodType>(schema: T, keys: string[]): T {
-  crdExtensions.add(schema, { ...crdExtensions.get(schema), listMapKeys: keys });
+  crdExtensions.add(resolveLazy(schema), { ...crdExtensionsOf(schema), listMapKeys: keys });
   return schema;
 }

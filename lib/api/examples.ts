@@ -67,6 +67,16 @@ export const gitRepoCases: ObjectCase[] = [
     }),
   ),
   valid(
+    'a Fleet GitRepo storing its bundles through ociRegistrySecret (Fleet 0.13+)',
+    object('GitRepo', 'frontend-oci', {
+      repo: 'https://git.example.com/org/fleet-oci.git',
+      branch: 'main',
+      paths: ['./frontend'],
+      ociRegistrySecret: 'ocistorage',
+    }),
+  ),
+  valid('a GitRepo whose registry is discovered (KEP-1755)', object('GitRepo', 'oci-discovered', { repo: 'https://x', ociRegistry: { basicHTTP: true } })),
+  valid(
     'a GitRepo using most fields and OCI storage',
     object(
       'GitRepo',
@@ -133,9 +143,9 @@ export const gitRepoCases: ObjectCase[] = [
     object('GitRepo', 'oci-digest', { repo: 'https://x', ociRegistry: { reference: `127.0.0.1:5000/flotilla@${DIGEST_A}` } }),
   ),
   invalid(
-    'a GitRepo without ociRegistry.reference',
-    'spec.ociRegistry.reference',
-    object('GitRepo', 'oci-empty', { repo: 'https://x', ociRegistry: { basicHTTP: true } }),
+    'a GitRepo whose ociRegistrySecret is not a Secret name',
+    'spec.ociRegistrySecret',
+    object('GitRepo', 'oci-secret-name', { repo: 'https://x', ociRegistrySecret: 'Not_A_Name' }),
   ),
   invalid(
     'a GitRepo status with a negative readyClusters',
@@ -311,6 +321,28 @@ export const clusterCases: ObjectCase[] = [
         conditions: [readyCondition],
       },
     ),
+  ),
+  valid(
+    'a Cluster with registry mirrors and the mirrors in effect on its status',
+    object(
+      'Cluster',
+      'edge-eu',
+      {
+        registryMirrors: [
+          { registry: 'registry.example.com:5000', mirror: 'https://mirror.eu.example.com/cache', authSecretName: 'mirror-auth', originFallback: false },
+        ],
+      },
+      {
+        agent: {
+          registryMirrors: [{ registry: 'registry.example.com:5000', mirror: 'https://mirror.eu.example.com/cache', source: 'cluster', originFallback: false }],
+        },
+      },
+    ),
+  ),
+  invalid(
+    'a Cluster registry mirror without its mirror',
+    'spec.registryMirrors[0].mirror',
+    object('Cluster', 'no-mirror', { registryMirrors: [{ registry: 'r.example.com' }] }),
   ),
   invalid('a Cluster with a negative redeployAgentGeneration', 'spec.redeployAgentGeneration', object('Cluster', 'negative', { redeployAgentGeneration: -1 })),
   invalid('a Cluster whose agent.lastSeen is not a time', 'status.agent.lastSeen', object('Cluster', 'bad-time', {}, { agent: { lastSeen: 'yesterday' } })),

@@ -15,6 +15,16 @@ function parseError(text: string): StallingError {
 describe('parseFleetYaml', () => {
   const valid: [string, string, FleetYaml][] = [
     ['an empty file', '', {}],
+    [
+      "Fleet's no-op helm.atomic: false (dropped) and timeoutSeconds, also per target",
+      'helm:\n  atomic: false\n  timeoutSeconds: 0\ntargetCustomizations:\n- name: slow\n  helm: {atomic: false, timeoutSeconds: 300}\n',
+      { helm: { timeoutSeconds: 0 }, targetCustomizations: [{ name: 'slow', helm: { timeoutSeconds: 300 } }] },
+    ],
+    [
+      "helm.atomic: true (Helm's --atomic, honoured per cluster by the planner) with timeoutSeconds, also per target",
+      'helm:\n  atomic: true\n  timeoutSeconds: 60\ntargetCustomizations:\n- name: lab\n  helm: {atomic: true}\n',
+      { helm: { atomic: true, timeoutSeconds: 60 }, targetCustomizations: [{ name: 'lab', helm: { atomic: true } }] },
+    ],
     ['a comment-only file', '# nothing here\n', {}],
     [
       'namespaces and labels',
@@ -114,6 +124,43 @@ describe('parseFleetYaml', () => {
         ],
       },
     ],
+    [
+      "Fleet's rolloutStrategy with Flotilla's soak, deadline and onFailure",
+      [
+        'rolloutStrategy:',
+        '  maxUnavailable: 10%',
+        '  maxUnavailablePartitions: 1',
+        '  maxNew: 20',
+        '  autoPartitionSize: 5',
+        '  autoPartitionThreshold: 50',
+        '  partitions:',
+        '  - name: canary',
+        '    maxUnavailable: 0',
+        '    clusterSelector: {matchLabels: {ring: canary}}',
+        '  - name: rest',
+        '    clusterGroup: production',
+        '  minSuccessTime: 5m',
+        '  deadline: 30m',
+        '  onFailure: rollback',
+        '',
+      ].join('\n'),
+      {
+        rolloutStrategy: {
+          maxUnavailable: '10%',
+          maxUnavailablePartitions: 1,
+          maxNew: 20,
+          autoPartitionSize: 5,
+          autoPartitionThreshold: 50,
+          partitions: [
+            { name: 'canary', maxUnavailable: 0, clusterSelector: { matchLabels: { ring: 'canary' } } },
+            { name: 'rest', clusterGroup: 'production' },
+          ],
+          minSuccessTime: '5m',
+          deadline: '30m',
+          onFailure: 'rollback',
+        },
+      },
+    ],
   ];
   for (const [name, text, expected] of valid) {
     it(`accepts ${name}`, () => expect(parseFleetYaml(text, 'fleet.yaml')).to.deep.equal(expected));
@@ -125,9 +172,28 @@ describe('parseFleetYaml', () => {
       'helm:\n  chart: web\n  repo: ftp://charts.example\n',
       /^apps\/web\/fleet\.yaml: helm\.repo: must be the http\(s\):\/\/ URL/,
     ],
-    ['helm.atomic, saying there is no release to roll back', 'helm: {atomic: true}\n', /helm\.atomic: .*no Helm releases to roll back/],
+    ['a helm.atomic that is not a boolean', 'helm: {atomic: "no"}\n', /helm\.atomic: .*boolean/i],
+    [
+      'a helm.atomic that is not a boolean in a target customization',
+      'targetCustomizations:\n- name: a\n  helm: {atomic: 1}\n',
+      /targetCustomizations\[0\]\.helm\.atomic: .*boolean/i,
+    ],
+    ['a negative helm.timeoutSeconds', 'helm: {timeoutSeconds: -1}\n', /helm\.timeoutSeconds: /],
     ['imageScans, as deprecated', 'imageScans:\n- image: web\n', /^apps\/web\/fleet\.yaml: imageScans: Fleet "imageScans" is deprecated in Fleet/],
-    ['rolloutStrategy, saying how to stage instead', 'rolloutStrategy: {maxUnavailable: 10%}\n', /rolloutStrategy: .*every targeted cluster at once; pause/],
+    [
+      'a rolloutStrategy.maxUnavailable that is no count or percentage',
+      'rolloutStrategy: {maxUnavailable: ten}\n',
+      /^apps\/web\/fleet\.yaml: rolloutStrategy\.maxUnavailable: "ten" is not/,
+    ],
+    ['a percentage over 100', 'rolloutStrategy: {autoPartitionSize: 150%}\n', /rolloutStrategy\.autoPartitionSize: "150%" is not/],
+    ['a partition that selects nothing', 'rolloutStrategy:\n  partitions:\n  - name: a\n', /rolloutStrategy\.partitions\[0\]: selects nothing/],
+    [
+      'a misspelled rollout field',
+      'rolloutStrategy: {maxUnavailabel: 1}\n',
+      /rolloutStrategy\.maxUnavailabel: unknown field|rolloutStrategy: .*maxUnavailabel/,
+    ],
+    ['an unknown onFailure', 'rolloutStrategy: {onFailure: retry}\n', /rolloutStrategy\.onFailure/],
+    ['a deadline that is no duration', 'rolloutStrategy: {deadline: soon}\n', /rolloutStrategy\.deadline/],
     ['helm.templateValues, pointing at .ClusterValues', 'helm: {templateValues: {a: b}}\n', /helm\.templateValues: .*\.ClusterValues/],
     ['a valuesFrom entry with a misspelled ref', 'helm:\n  valuesFrom:\n  - configMapRef: {name: v}\n', /helm\.valuesFrom\[0\]\.configMapRef: unknown field/],
     ['an unknown dependsOn accepted state', 'dependsOn:\n- name: db\n  acceptedStates: [Done]\n', /dependsOn\[0\]\.acceptedStates\[0\]: /],

@@ -3,7 +3,7 @@
  *
  * Flotilla supports the subset of Fleet's fleet.yaml listed in {@link FleetYamlSchema}, with Fleet's
  * semantics (`helm` and `kustomize`: see lib/api/helm.ts). Fleet features Flotilla does not implement
- * (remote charts, rolloutStrategy, ...) are rejected by name with the reason instead of being silently ignored, and unknown keys are rejected with
+ * (imageScans, ...) are rejected by name with the reason instead of being silently ignored, and unknown keys are rejected with
  * their path: a typo must not deploy something else than the user meant.
  */
 import yaml from 'js-yaml';
@@ -12,8 +12,11 @@ import { StallingError } from '../errors.js';
 import { Reason } from './constants.js';
 import { stringMap } from './meta.js';
 import { BundleRefSchema, BundleTargetSchema, bundleDeploymentOptionsShape, TargetRestrictionSchema } from './options.js';
-import { UNSUPPORTED_HELM_FIELDS } from './helm.js';
+import { UNSUPPORTED_HELM_FIELDS, dropNoOpHelmFields } from './helm.js';
+import { FleetYamlImagesSchema } from './images.js';
+import { RolloutStrategySchema, checkRolloutStrategy } from './rollout.js';
 import { formatIssues, type UnsupportedFields } from './validate.js';
+import { lazySchema } from './lazy.js';
 
 /** The largest fleet.yaml accepted, in bytes. */
 export const FLEET_YAML_MAX_BYTES = 1 << 20;
@@ -22,22 +25,26 @@ export const FLEET_YAML_MAX_BYTES = 1 << 20;
 export const FLEET_YAML_MAX_NODES = 100_000;
 
 /** The schema of fleet.yaml (the subset Flotilla supports). */
-export const FleetYamlSchema = z
-  .strictObject({
-    name: z
-      .string()
-      .max(53)
-      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a lowercase DNS-1123 label of at most 53 characters')
-      .optional()
-      .describe('Name of the Bundle (default: the GitRepo name and the bundle path, joined by "-").'),
-    labels: stringMap('Labels added to the Bundle; dependsOn selectors of other bundles match them.').optional(),
-    paused: z.boolean().optional().describe('Do not roll out new versions of this bundle.'),
-    ...bundleDeploymentOptionsShape,
-    targetCustomizations: z.array(BundleTargetSchema).optional().describe('Per-cluster customizations; for each cluster, the first matching entry applies.'),
-    dependsOn: z.array(BundleRefSchema).optional().describe('Bundles that must be ready on a cluster before this one is deployed there.'),
-    overrideTargets: z.array(TargetRestrictionSchema).optional().describe("Targets that replace the GitRepo's spec.targets for this bundle."),
-  })
-  .describe('fleet.yaml: how the bundle in this directory is deployed.');
+export const FleetYamlSchema = lazySchema(() =>
+  z
+    .strictObject({
+      name: z
+        .string()
+        .max(53)
+        .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a lowercase DNS-1123 label of at most 53 characters')
+        .optional()
+        .describe('Name of the Bundle (default: the GitRepo name and the bundle path, joined by "-").'),
+      labels: stringMap('Labels added to the Bundle; dependsOn selectors of other bundles match them.').optional(),
+      paused: z.boolean().optional().describe('Do not roll out new versions of this bundle.'),
+      ...bundleDeploymentOptionsShape,
+      targetCustomizations: z.array(BundleTargetSchema).optional().describe('Per-cluster customizations; for each cluster, the first matching entry applies.'),
+      dependsOn: z.array(BundleRefSchema).optional().describe('Bundles that must be ready on a cluster before this one is deployed there.'),
+      images: FleetYamlImagesSchema.optional(),
+      overrideTargets: z.array(TargetRestrictionSchema).optional().describe("Targets that replace the GitRepo's spec.targets for this bundle."),
+      rolloutStrategy: RolloutStrategySchema.optional(),
+    })
+    .describe('fleet.yaml: how the bundle in this directory is deployed.'),
+);
 
 /** A parsed fleet.yaml. */
 export type FleetYaml = z.infer<typeof FleetYamlSchema>;
@@ -45,9 +52,6 @@ export type FleetYaml = z.infer<typeof FleetYamlSchema>;
 /** Fleet fleet.yaml features Flotilla recognizes but does not implement. */
 export const UNSUPPORTED_FLEET_YAML_FIELDS: UnsupportedFields = {
   ...UNSUPPORTED_HELM_FIELDS,
-  rolloutStrategy:
-    'Fleet "rolloutStrategy" (partitions, maxUnavailable) is not supported by Flotilla: a new bundle version goes to every ' +
-    'targeted cluster at once; pause the bundle (paused: true) or narrow its targets to stage a rollout, and remove rolloutStrategy',
   imageScans: 'Fleet "imageScans" is deprecated in Fleet (image scanning is being removed) and Flotilla does not implement it; remove it',
 };
 
@@ -73,11 +77,13 @@ export function parseFleetYaml(text: string, fileName: string): FleetYaml {
   if (!withinNodeBudget(doc, FLEET_YAML_MAX_NODES)) {
     throw invalid(`${fileName}: more than ${FLEET_YAML_MAX_NODES} YAML nodes (after expanding aliases)`);
   }
+  dropNoOpHelmFields(doc as Record<string, unknown>);
   const result = FleetYamlSchema.safeParse(doc);
   if (!result.success) {
     const problems = formatIssues(result.error, [], UNSUPPORTED_FLEET_YAML_FIELDS);
     throw invalid(`${fileName}: ${problems.join('; ')}`, result.error);
   }
+  checkRolloutStrategy(result.data.rolloutStrategy, 'rolloutStrategy', fileName);
   return result.data;
 }
 

@@ -19,10 +19,21 @@
  *   dependencies from repositories unless this is set (then the chart's `charts/` folder must hold them).
  * - `valuesFrom`: ConfigMap and Secret keys read by the agent on the downstream cluster when it renders
  *   (agent/valuesfrom.ts), merged over `values` in order, a ConfigMap before a Secret in one entry (Fleet's order).
- * - `atomic`, `timeoutSeconds`, `templateValues`: refused by name (see {@link UNSUPPORTED_HELM_FIELDS}).
+ * - `timeoutSeconds`: Fleet waits that long (helm --wait --timeout) for the release's workloads to become ready
+ *   and reports the deploy failed if they do not. Flotilla applies without blocking, so the agent counts from
+ *   the moment it applied the version: objects still not ready `timeoutSeconds` later make the
+ *   BundleDeployment `Deployed` False with reason `ReadyTimeout` (state ErrApplied, as Fleet's failed wait), until
+ *   they become ready (agent/readytimeout.ts). 0 or absent: no limit (Fleet's default too).
+ * - `atomic`: Helm's `--atomic`, per cluster and controller-side (controller/atomic.ts): a cluster whose newest
+ *   version fails there (a failed apply, or `ReadyTimeout` after `timeoutSeconds`) gets the version it ran
+ *   before again, until the revision changes. It needs retained versions (OCI storage); without `timeoutSeconds`
+ *   only a failed apply counts (Flotilla does not block on readiness, so there is no implied wait).
+ *   `templateValues` is refused by name (see {@link UNSUPPORTED_HELM_FIELDS}). {@link dropNoOpHelmFields} removes
+ *   `atomic: false` before fleet.yaml is checked.
  */
 import { z } from 'zod';
 import { crdExtensions, freeForm } from './crd-extensions.js';
+import { lazySchema } from './lazy.js';
 
 /** Values given to Helm: any YAML mapping (free-form in the CRDs). */
 export function helmValues(description: string) {
@@ -73,85 +84,104 @@ function valuesKeyRef(kind: 'ConfigMap' | 'Secret') {
 }
 
 /** One `helm.valuesFrom` entry: values read downstream by the agent when it renders. */
-export const ValuesFromSchema = z
-  .strictObject({
-    configMapKeyRef: valuesKeyRef('ConfigMap').optional(),
-    secretKeyRef: valuesKeyRef('Secret').optional(),
-  })
-  .describe('Values read on the downstream cluster; the ConfigMap is merged first, then the Secret.');
+export const ValuesFromSchema = lazySchema(() =>
+  z
+    .strictObject({
+      configMapKeyRef: valuesKeyRef('ConfigMap').optional(),
+      secretKeyRef: valuesKeyRef('Secret').optional(),
+    })
+    .describe('Values read on the downstream cluster; the ConfigMap is merged first, then the Secret.'),
+);
 
 /** One `helm.valuesFrom` entry. */
 export type ValuesFrom = z.infer<typeof ValuesFromSchema>;
 
 /** Fleet `helm` options (the ones Flotilla honours; see the module comment). */
-export const HelmOptionsSchema = z
-  .strictObject({
-    // (No CEL rule for the pattern: a regex on a string inside the unbounded targets list exceeds the API server's
-    // validation cost budget, and the CRD is refused.)
-    chart: z
-      .string()
-      .min(1)
-      .max(4096)
-      .regex(
-        new RegExp(`^(?:${INSIDE_BUNDLE.source.slice(1, -1)}|${REMOTE_CHART.source.slice(1, -1)})$`),
-        'must be a chart folder inside the bundle (relative, no ".." segment), an oci:// reference, an http(s):// URL of a chart .tgz, or a chart name with helm.repo',
-      )
-      .optional()
-      .describe(
-        'Chart folder inside the bundle (default: the bundle folder when it holds a Chart.yaml), an oci:// reference, an http(s):// URL of a chart .tgz, or the chart name in helm.repo.',
-      ),
-    repo: z
-      .string()
-      .max(4096)
-      .regex(/^https?:\/\/\S+$/, 'must be the http(s):// URL of a Helm repository (the folder of its index.yaml)')
-      .optional()
-      .describe('HTTP(S) Helm repository (index.yaml) holding the chart named in chart; fetched by the controller.'),
-    version: z
-      .string()
-      .max(256)
-      .optional()
-      .describe('Version of a remote chart: exact or a semver constraint (e.g. ^1.2.0), resolved at each commit; default the latest.'),
-    releaseName: z
-      .string()
-      .max(53)
-      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a lowercase DNS name of at most 53 characters')
-      .optional()
-      .describe('Release name the chart is rendered with (.Release.Name); default: the bundle name.'),
-    values: helmValues('Values given to the chart; ${ } cluster templating and global.fleet.clusterLabels.* apply.').optional(),
-    valuesFiles: z
-      .array(bundleRelativePath('A values file of the bundle.'))
-      .optional()
-      .describe('Values files of the bundle, merged over values in order (Fleet order).'),
-    valuesFrom: z
-      .array(ValuesFromSchema)
-      .optional()
-      .describe('ConfigMap and Secret keys read downstream by the agent, merged over values and valuesFiles in order.'),
-    takeOwnership: z.boolean().optional().describe('Take over objects that exist downstream (server-side apply always does).'),
-    force: z.boolean().optional().describe('Delete and re-create objects that cannot be patched.'),
-    waitForJobs: z.boolean().optional().describe('Jobs count as ready only once complete (always true in Flotilla).'),
-    maxHistory: z.int32().min(0).optional().describe('Accepted for Fleet compatibility: Flotilla keeps no Helm history.'),
-    skipSchemaValidation: z.boolean().optional().describe("Do not validate values against the chart's values.schema.json."),
-    disableDNS: z.boolean().optional().describe('Templates may not resolve host names (Fleet enables DNS by default).'),
-    disablePreProcess: z.boolean().optional().describe('Do not apply ${ } cluster templating to values.'),
-    disableDependencyUpdate: z.boolean().optional().describe("Do not fetch the chart's dependencies: take them from its charts/ folder."),
-    insecureSkipTLSVerify: z
-      .boolean()
-      .optional()
-      .describe(
-        "Do not verify the TLS certificate of this bundle's remote chart repository (and its dependencies' repositories) when the controller fetches them.",
-      ),
-  })
-  .describe('Helm options: which chart of the bundle and how it is rendered.');
+export const HelmOptionsSchema = lazySchema(() =>
+  z
+    .strictObject({
+      // (No CEL rule for the pattern: a regex on a string inside the unbounded targets list exceeds the API server's
+      // validation cost budget, and the CRD is refused.)
+      chart: z
+        .string()
+        .min(1)
+        .max(4096)
+        .regex(
+          new RegExp(`^(?:${INSIDE_BUNDLE.source.slice(1, -1)}|${REMOTE_CHART.source.slice(1, -1)})$`),
+          'must be a chart folder inside the bundle (relative, no ".." segment), an oci:// reference, an http(s):// URL of a chart .tgz, or a chart name with helm.repo',
+        )
+        .optional()
+        .describe(
+          'Chart folder inside the bundle (default: the bundle folder when it holds a Chart.yaml), an oci:// reference, an http(s):// URL of a chart .tgz, or the chart name in helm.repo.',
+        ),
+      repo: z
+        .string()
+        .max(4096)
+        .regex(/^https?:\/\/\S+$/, 'must be the http(s):// URL of a Helm repository (the folder of its index.yaml)')
+        .optional()
+        .describe('HTTP(S) Helm repository (index.yaml) holding the chart named in chart; fetched by the controller.'),
+      version: z
+        .string()
+        .max(256)
+        .optional()
+        .describe('Version of a remote chart: exact or a semver constraint (e.g. ^1.2.0), resolved at each commit; default the latest.'),
+      releaseName: z
+        .string()
+        .max(53)
+        .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a lowercase DNS name of at most 53 characters')
+        .optional()
+        .describe('Release name the chart is rendered with (.Release.Name); default: the bundle name.'),
+      values: helmValues('Values given to the chart; ${ } cluster templating and global.fleet.clusterLabels.* apply.').optional(),
+      valuesFiles: z
+        .array(bundleRelativePath('A values file of the bundle.'))
+        .optional()
+        .describe('Values files of the bundle, merged over values in order (Fleet order).'),
+      valuesFrom: z
+        .array(ValuesFromSchema)
+        .optional()
+        .describe('ConfigMap and Secret keys read downstream by the agent, merged over values and valuesFiles in order.'),
+      takeOwnership: z.boolean().optional().describe('Take over objects that exist downstream (server-side apply always does).'),
+      force: z.boolean().optional().describe('Delete and re-create objects that cannot be patched.'),
+      waitForJobs: z.boolean().optional().describe('Jobs count as ready only once complete (always true in Flotilla).'),
+      maxHistory: z.int32().min(0).optional().describe('Accepted for Fleet compatibility: Flotilla keeps no Helm history.'),
+      timeoutSeconds: z
+        .int32()
+        .min(0)
+        .optional()
+        .describe(
+          'Seconds the applied version has to become ready; objects still not ready then make the deployment fail (Deployed False, reason ReadyTimeout) until they are ready. 0: no limit.',
+        ),
+      atomic: z
+        .boolean()
+        .optional()
+        .describe(
+          'Roll a cluster back to the version it ran before when the newest version fails there (apply failure, or ReadyTimeout after timeoutSeconds), until the revision changes. Needs OCI storage (retained versions).',
+        ),
+      skipSchemaValidation: z.boolean().optional().describe("Do not validate values against the chart's values.schema.json."),
+      disableDNS: z.boolean().optional().describe('Templates may not resolve host names (Fleet enables DNS by default).'),
+      disablePreProcess: z.boolean().optional().describe('Do not apply ${ } cluster templating to values.'),
+      disableDependencyUpdate: z.boolean().optional().describe("Do not fetch the chart's dependencies: take them from its charts/ folder."),
+      insecureSkipTLSVerify: z
+        .boolean()
+        .optional()
+        .describe(
+          "Do not verify the TLS certificate of this bundle's remote chart repository (and its dependencies' repositories) when the controller fetches them.",
+        ),
+    })
+    .describe('Helm options: which chart of the bundle and how it is rendered.'),
+);
 
 /** Fleet `helm` options. */
 export type HelmOptions = z.infer<typeof HelmOptionsSchema>;
 
 /** Fleet `kustomize` options. */
-export const KustomizeOptionsSchema = z
-  .strictObject({
-    dir: bundleRelativePath('Folder of the bundle holding the kustomization.yaml to build (default: the bundle folder).').optional(),
-  })
-  .describe('Kustomize options.');
+export const KustomizeOptionsSchema = lazySchema(() =>
+  z
+    .strictObject({
+      dir: bundleRelativePath('Folder of the bundle holding the kustomization.yaml to build (default: the bundle folder).').optional(),
+    })
+    .describe('Kustomize options.'),
+);
 
 /** Fleet `kustomize` options. */
 export type KustomizeOptions = z.infer<typeof KustomizeOptionsSchema>;
@@ -161,10 +191,20 @@ export const UNSUPPORTED_HELM_FIELDS = {
   templateValues:
     'Fleet has no "helm.templateValues" in fleet.yaml: per-cluster values come from the Cluster\'s spec.templateValues, ' +
     'read in helm.values as ${ .ClusterValues.<key> }',
-  atomic:
-    'Fleet "helm.atomic" rolls a failed Helm upgrade back; Flotilla keeps no Helm releases to roll back to ' +
-    '(every object is dry-run before any is applied); remove it',
-  timeoutSeconds:
-    'Fleet "helm.timeoutSeconds" is how long Helm waits for resources; Flotilla does not wait inside a deploy ' +
-    '(readiness is reported in status as it changes); remove it',
 } as const;
+
+/** The `helm` mappings of a parsed fleet.yaml document: the top-level one and each target customization's. */
+function helmSections(doc: Record<string, unknown>): Record<string, unknown>[] {
+  const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const targets = Array.isArray(doc.targetCustomizations) ? doc.targetCustomizations : [];
+  return [doc.helm, ...targets.map((t: unknown) => (isMapping(t) ? t.helm : undefined))].filter(isMapping);
+}
+
+/**
+ * Removes Fleet `helm` fields whose value means "do nothing" in Flotilla, from the top-level `helm` of a parsed
+ * fleet.yaml document and from each `targetCustomizations[].helm`: `atomic: false` (Fleet's default). Any other
+ * value stays, and the schema checks it (`true` is honoured, anything but a boolean refused).
+ */
+export function dropNoOpHelmFields(doc: Record<string, unknown>): void {
+  for (const helm of helmSections(doc)) if (helm.atomic === false) delete helm.atomic;
+}

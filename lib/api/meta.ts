@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { ConditionStatus } from './constants.js';
 import { listMap } from './crd-extensions.js';
 import { formatTime } from '../util/time.js';
+import { lazySchema } from './lazy.js';
 
 /** A Kubernetes object name (DNS-1123 subdomain). */
 export const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -55,57 +56,63 @@ export function parseDurationMs(text: string): number | undefined {
  * The part of metav1.ObjectMeta Flotilla reads. Loose: the API server adds fields (managedFields, ...)
  * that are kept as they are. In CRDs metadata is validated by the API server itself, not by our schema.
  */
-export const ObjectMetaSchema = z
-  .looseObject({
-    name: z.string().describe('Name of the object, unique in its namespace.'),
-    generateName: z.string().optional().describe('Prefix for a server-generated name.'),
-    namespace: z.string().optional().describe('Namespace of the object.'),
-    uid: z.string().optional().describe('Unique ID assigned by the API server.'),
-    resourceVersion: z.string().optional().describe('Opaque version for optimistic concurrency.'),
-    generation: z.int().optional().describe('Sequence number of spec changes, assigned by the API server.'),
-    creationTimestamp: z.string().optional().describe('When the object was created (RFC 3339).'),
-    deletionTimestamp: z.string().optional().describe('When deletion was requested (RFC 3339); set while finalizers run.'),
-    labels: stringMap('Labels of the object.').optional(),
-    annotations: stringMap('Annotations of the object.').optional(),
-    finalizers: z.array(z.string()).optional().describe('Finalizers that must be removed before the object is deleted.'),
-    ownerReferences: z
-      .array(
-        z.looseObject({
-          apiVersion: z.string(),
-          kind: z.string(),
-          name: z.string(),
-          uid: z.string(),
-          controller: z.boolean().optional(),
-          blockOwnerDeletion: z.boolean().optional(),
-        }),
-      )
-      .optional()
-      .describe('Objects that own this one (garbage collection).'),
-  })
-  .describe('Standard object metadata.');
+export const ObjectMetaSchema = lazySchema(() =>
+  z
+    .looseObject({
+      name: z.string().describe('Name of the object, unique in its namespace.'),
+      generateName: z.string().optional().describe('Prefix for a server-generated name.'),
+      namespace: z.string().optional().describe('Namespace of the object.'),
+      uid: z.string().optional().describe('Unique ID assigned by the API server.'),
+      resourceVersion: z.string().optional().describe('Opaque version for optimistic concurrency.'),
+      generation: z.int().optional().describe('Sequence number of spec changes, assigned by the API server.'),
+      creationTimestamp: z.string().optional().describe('When the object was created (RFC 3339).'),
+      deletionTimestamp: z.string().optional().describe('When deletion was requested (RFC 3339); set while finalizers run.'),
+      labels: stringMap('Labels of the object.').optional(),
+      annotations: stringMap('Annotations of the object.').optional(),
+      finalizers: z.array(z.string()).optional().describe('Finalizers that must be removed before the object is deleted.'),
+      ownerReferences: z
+        .array(
+          z.looseObject({
+            apiVersion: z.string(),
+            kind: z.string(),
+            name: z.string(),
+            uid: z.string(),
+            controller: z.boolean().optional(),
+            blockOwnerDeletion: z.boolean().optional(),
+          }),
+        )
+        .optional()
+        .describe('Objects that own this one (garbage collection).'),
+    })
+    .describe('Standard object metadata.'),
+);
 
 /** Object metadata as read from the API server. */
 export type ObjectMeta = z.infer<typeof ObjectMetaSchema>;
 
 /** One requirement of a label selector. */
-export const LabelSelectorRequirementSchema = z
-  .strictObject({
-    key: z.string().min(1).max(317).describe('The label key the requirement applies to.'),
-    operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']).describe('How the key relates to the values: In, NotIn, Exists or DoesNotExist.'),
-    values: z.array(z.string()).optional().describe('Values for In and NotIn (non-empty there); must be empty for Exists and DoesNotExist.'),
-  })
-  .describe('A label selector requirement: a key, an operator and values.');
+export const LabelSelectorRequirementSchema = lazySchema(() =>
+  z
+    .strictObject({
+      key: z.string().min(1).max(317).describe('The label key the requirement applies to.'),
+      operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']).describe('How the key relates to the values: In, NotIn, Exists or DoesNotExist.'),
+      values: z.array(z.string()).optional().describe('Values for In and NotIn (non-empty there); must be empty for Exists and DoesNotExist.'),
+    })
+    .describe('A label selector requirement: a key, an operator and values.'),
+);
 
 /** One requirement of a label selector. */
 export type LabelSelectorRequirement = z.infer<typeof LabelSelectorRequirementSchema>;
 
 /** A Kubernetes label selector (metav1.LabelSelector); an empty selector matches everything. */
-export const LabelSelectorSchema = z
-  .strictObject({
-    matchLabels: stringMap('Labels that must all be present with exactly these values.').optional(),
-    matchExpressions: z.array(LabelSelectorRequirementSchema).optional().describe('Requirements that must all hold.'),
-  })
-  .describe('A label selector: matchLabels and matchExpressions are ANDed; an empty selector matches everything.');
+export const LabelSelectorSchema = lazySchema(() =>
+  z
+    .strictObject({
+      matchLabels: stringMap('Labels that must all be present with exactly these values.').optional(),
+      matchExpressions: z.array(LabelSelectorRequirementSchema).optional().describe('Requirements that must all hold.'),
+    })
+    .describe('A label selector: matchLabels and matchExpressions are ANDed; an empty selector matches everything.'),
+);
 
 /** A Kubernetes label selector. */
 export type LabelSelector = z.infer<typeof LabelSelectorSchema>;
@@ -116,25 +123,27 @@ const CONDITION_TYPE = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-
 const CONDITION_REASON = /^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/;
 
 /** A status condition, exactly as Kubernetes metav1.Condition. */
-export const ConditionSchema = z
-  .strictObject({
-    type: z
-      .string()
-      .max(316)
-      .regex(CONDITION_TYPE, 'must be a condition type such as "Ready"')
-      .describe('Type of the condition: Ready, Reconciling, Stalled, or a specific one such as GitFetched.'),
-    status: z.enum(['True', 'False', 'Unknown']).describe('Status of the condition: True, False or Unknown.'),
-    observedGeneration: z.int().min(0).optional().describe('metadata.generation of the object when the condition was set.'),
-    lastTransitionTime: z.iso.datetime({ offset: true }).describe('When the status last changed (RFC 3339).'),
-    reason: z
-      .string()
-      .min(1)
-      .max(1024)
-      .regex(CONDITION_REASON, 'must be a CamelCase reason')
-      .describe('Machine-readable CamelCase reason for the last transition, e.g. Succeeded or ArtifactTampered.'),
-    message: z.string().max(32768).describe('Human-readable details; never contains secrets.'),
-  })
-  .describe('A condition of the object (Kubernetes metav1.Condition).');
+export const ConditionSchema = lazySchema(() =>
+  z
+    .strictObject({
+      type: z
+        .string()
+        .max(316)
+        .regex(CONDITION_TYPE, 'must be a condition type such as "Ready"')
+        .describe('Type of the condition: Ready, Reconciling, Stalled, or a specific one such as GitFetched.'),
+      status: z.enum(['True', 'False', 'Unknown']).describe('Status of the condition: True, False or Unknown.'),
+      observedGeneration: z.int().min(0).optional().describe('metadata.generation of the object when the condition was set.'),
+      lastTransitionTime: z.iso.datetime({ offset: true }).describe('When the status last changed (RFC 3339).'),
+      reason: z
+        .string()
+        .min(1)
+        .max(1024)
+        .regex(CONDITION_REASON, 'must be a CamelCase reason')
+        .describe('Machine-readable CamelCase reason for the last transition, e.g. Succeeded or ArtifactTampered.'),
+      message: z.string().max(32768).describe('Human-readable details; never contains secrets.'),
+    })
+    .describe('A condition of the object (Kubernetes metav1.Condition).'),
+);
 
 /** A status condition. */
 export type Condition = z.infer<typeof ConditionSchema>;
@@ -143,7 +152,9 @@ export type Condition = z.infer<typeof ConditionSchema>;
 export type ConditionInput = Omit<Condition, 'lastTransitionTime'>;
 
 /** The `status.conditions` list: at most 16, unique by type. */
-export const ConditionsSchema = listMap(z.array(ConditionSchema).max(16).describe('Conditions of the object; at most one per type.'), ['type']);
+export const ConditionsSchema = lazySchema(() =>
+  listMap(z.array(ConditionSchema).max(16).describe('Conditions of the object; at most one per type.'), ['type']),
+);
 
 /** metav1.Time formatting; it lives in lib/util/time.ts and is re-exported for users of the API. */
 export { formatTime };

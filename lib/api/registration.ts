@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { objectSchema, type KindDefinition } from './kind.js';
 import { ConditionsSchema, duration, objectName, stringMap } from './meta.js';
+import { lazySchema } from './lazy.js';
 
 /**
  * Name of the agent's upstream ServiceAccount (and of its Role and RoleBinding) in each cluster namespace:
@@ -14,32 +15,34 @@ import { ConditionsSchema, duration, objectName, stringMap } from './meta.js';
 export const AGENT_SERVICE_ACCOUNT = 'flotilla-agent';
 
 /** Spec of a ClusterRegistrationToken. */
-export const ClusterRegistrationTokenSpecSchema = z
-  .strictObject({
-    ttl: duration('How long the token is valid after creation, e.g. "24h"; empty means forever.').optional(),
-  })
-  .describe('Token settings.');
+export const ClusterRegistrationTokenSpecSchema = lazySchema(() =>
+  z
+    .strictObject({
+      ttl: duration('How long the token is valid after creation, e.g. "24h"; empty means forever.').optional(),
+    })
+    .describe('Token settings.'),
+);
 
 /** Spec of a ClusterRegistrationToken. */
 export type ClusterRegistrationTokenSpec = z.infer<typeof ClusterRegistrationTokenSpecSchema>;
 
 /** Status of a ClusterRegistrationToken. */
-export const ClusterRegistrationTokenStatusSchema = z
-  .strictObject({
-    secretName: objectName('Secret holding the token and the values agents need to register.').optional(),
-    expires: z.iso.datetime({ offset: true }).optional().describe('When the token stops being valid.'),
-    conditions: ConditionsSchema.optional(),
-  })
-  .describe('The issued token.');
+export const ClusterRegistrationTokenStatusSchema = lazySchema(() =>
+  z
+    .strictObject({
+      secretName: objectName('Secret holding the token and the values agents need to register.').optional(),
+      expires: z.iso.datetime({ offset: true }).optional().describe('When the token stops being valid.'),
+      conditions: ConditionsSchema.optional(),
+    })
+    .describe('The issued token.'),
+);
 
 /** Status of a ClusterRegistrationToken. */
 export type ClusterRegistrationTokenStatus = z.infer<typeof ClusterRegistrationTokenStatusSchema>;
 
 /** A whole ClusterRegistrationToken object. */
-export const ClusterRegistrationTokenSchema = objectSchema(
-  'ClusterRegistrationToken',
-  ClusterRegistrationTokenSpecSchema.optional(),
-  ClusterRegistrationTokenStatusSchema,
+export const ClusterRegistrationTokenSchema = lazySchema(() =>
+  objectSchema('ClusterRegistrationToken', ClusterRegistrationTokenSpecSchema.optional(), ClusterRegistrationTokenStatusSchema),
 );
 
 /** A ClusterRegistrationToken object. */
@@ -63,32 +66,36 @@ export const ClusterRegistrationTokenKind: KindDefinition = {
 };
 
 /** Spec of a ClusterRegistration, created by an agent. */
-export const ClusterRegistrationSpecSchema = z
-  .strictObject({
-    clientID: z.string().min(1).max(256).describe('Stable ID of the downstream cluster (e.g. the kube-system namespace UID).'),
-    clientRandom: z.string().min(1).max(256).describe('Random value chosen by the agent for this request; names the credential Secret.'),
-    clusterLabels: stringMap('Labels the Cluster gets when it is created.').optional(),
-  })
-  .describe('Who is registering.');
+export const ClusterRegistrationSpecSchema = lazySchema(() =>
+  z
+    .strictObject({
+      clientID: z.string().min(1).max(256).describe('Stable ID of the downstream cluster (e.g. the kube-system namespace UID).'),
+      clientRandom: z.string().min(1).max(256).describe('Random value chosen by the agent for this request; names the credential Secret.'),
+      clusterLabels: stringMap('Labels the Cluster gets when it is created.').optional(),
+    })
+    .describe('Who is registering.'),
+);
 
 /** Spec of a ClusterRegistration. */
 export type ClusterRegistrationSpec = z.infer<typeof ClusterRegistrationSpecSchema>;
 
 /** Status of a ClusterRegistration, written by the controller. */
-export const ClusterRegistrationStatusSchema = z
-  .strictObject({
-    clusterName: objectName('The Cluster created or matched for this registration.').optional(),
-    granted: z.boolean().optional().describe('The credential was issued.'),
-    secretName: objectName('Secret with the credential for the agent (reaches only its cluster namespace).').optional(),
-    conditions: ConditionsSchema.optional(),
-  })
-  .describe('Outcome of the registration.');
+export const ClusterRegistrationStatusSchema = lazySchema(() =>
+  z
+    .strictObject({
+      clusterName: objectName('The Cluster created or matched for this registration.').optional(),
+      granted: z.boolean().optional().describe('The credential was issued.'),
+      secretName: objectName('Secret with the credential for the agent (reaches only its cluster namespace).').optional(),
+      conditions: ConditionsSchema.optional(),
+    })
+    .describe('Outcome of the registration.'),
+);
 
 /** Status of a ClusterRegistration. */
 export type ClusterRegistrationStatus = z.infer<typeof ClusterRegistrationStatusSchema>;
 
 /** A whole ClusterRegistration object. */
-export const ClusterRegistrationSchema = objectSchema('ClusterRegistration', ClusterRegistrationSpecSchema, ClusterRegistrationStatusSchema);
+export const ClusterRegistrationSchema = lazySchema(() => objectSchema('ClusterRegistration', ClusterRegistrationSpecSchema, ClusterRegistrationStatusSchema));
 
 /** A ClusterRegistration object. */
 export type ClusterRegistration = z.infer<typeof ClusterRegistrationSchema>;

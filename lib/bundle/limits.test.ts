@@ -2,20 +2,9 @@ import { expect } from 'chai';
 import { Reason } from '../api/constants.js';
 import { StallingError } from '../errors.js';
 import { checkRendered } from '../isolate/bundle-tasks.js';
-import { CONTENT_LIMIT_FLAGS, DEFAULT_CONTENT_LIMITS, GrowthMeter, contentLimits, setActiveContentLimits, type ContentLimits } from './limits.js';
+import { CONTENT_LIMIT_FLAGS, DEFAULT_CONTENT_LIMITS, contentLimits, type ContentLimits } from './limits.js';
+import { refusal } from './growth-testing.js';
 import { parseDocuments, type RenderedObject } from './manifest.js';
-import { renderBundle } from './render.js';
-
-/** Runs `fn`; returns the ContentLimitExceeded error it threw, or undefined when it passed. */
-function refusal(fn: () => unknown): StallingError | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    if (err instanceof StallingError) return err;
-    throw err;
-  }
-}
 
 const nested = (levels: number) => `${'['.repeat(levels)}1${']'.repeat(levels)}\n`;
 const cm = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n`;
@@ -140,52 +129,5 @@ describe('content limits (rendered bundle)', () => {
     const nodes = contentLimits({ maxNodes: 150 });
     expect(refusal(() => checkRendered([object('a', shared)], nodes, 'bundle x'))).to.equal(undefined);
     expect(refusal(() => checkRendered([object('a', shared), object('b', shared)], nodes, 'bundle x'))?.message).to.include('maxNodes=150');
-  });
-});
-
-describe('content limits (growth of overlay patches)', () => {
-  /** A ConfigMap whose data ({v: "1"}, 2 nodes) is copied into itself `copies` times by a JSON patch: 2 + 4 + ... nodes added. */
-  const doubling = (copies: number) => [
-    { path: 'base.yaml', content: Buffer.from(`${cm('base')}data:\n  v: "1"\n`) },
-    {
-      path: 'overlays/grow/base_patch.json',
-      content: Buffer.from(JSON.stringify(Array.from({ length: copies }, (_, i) => ({ op: 'copy', from: '/data', path: `/data/c${i}` })))),
-    },
-  ];
-  const render = (copies: number, limits: Partial<ContentLimits>) => {
-    setActiveContentLimits(contentLimits(limits));
-    try {
-      return renderBundle(doubling(copies), { overlays: ['grow'] });
-    } finally {
-      setActiveContentLimits(DEFAULT_CONTENT_LIMITS);
-    }
-  };
-
-  it('maxNodes: 5 doubling copies add 62 nodes, passing at maxNodes=62 and refused at 61, naming the patch file', () => {
-    expect(refusal(() => render(5, { maxNodes: 62 }))).to.equal(undefined);
-    const err = refusal(() => render(5, { maxNodes: 61 }));
-    expect(err?.reason).to.equal(Reason.ContentLimitExceeded);
-    expect(err?.message).to.match(/^overlays\/grow\/base_patch\.json:1: the overlay patches add more than 61 YAML nodes, over the limit maxNodes=61; /);
-    expect(err?.message).to.include('--max-nodes (chart value limits.maxNodes)');
-  });
-
-  it('refuses 40 doubling copies under the default limits before the copies outgrow them (2^41 nodes otherwise)', () => {
-    expect(refusal(() => render(40, {}))?.message).to.include('maxNodes=2000000');
-  });
-
-  it('GrowthMeter: maxExpandedBytes adds up across values, at the limit passes, one byte over is refused', () => {
-    const limits = contentLimits({ maxExpandedBytes: 1024 });
-    const meter = new GrowthMeter(limits);
-    meter.add('x'.repeat(510), 'p.yaml:1'); // 512 bytes with its quotes
-    meter.add('y'.repeat(510), 'p.yaml:1');
-    expect(refusal(() => meter.add('', 'p.yaml:2'))?.message).to.match(
-      /^p\.yaml:2: the overlay patches add more than 1024 bytes, over the limit maxExpandedBytes=1024/,
-    );
-  });
-
-  it('GrowthMeter: counts a shared (aliased) value at its expanded size: 25 nodes pass at maxNodes=25, are refused at 24', () => {
-    const shared = { list: Array(10).fill(1) }; // 12 nodes, twice, under a root: 25 (13 if counted once)
-    expect(refusal(() => new GrowthMeter(contentLimits({ maxNodes: 25 })).add({ a: shared, b: shared }, 'p.yaml:1'))).to.equal(undefined);
-    expect(refusal(() => new GrowthMeter(contentLimits({ maxNodes: 24 })).add({ a: shared, b: shared }, 'p.yaml:1'))?.message).to.include('maxNodes=24');
   });
 });

@@ -14,8 +14,8 @@ import { StallingError } from '../errors.js';
  * instead of copying it, so a "billion laughs" file parses into a small graph; {@link ContentMeter} walks
  * that graph once per distinct node and adds up the size it would have once expanded (serialized,
  * cloned, sent to an API server), refusing it before anything expands it.
- * Per bundle, after rendering (lib/isolate/bundle-tasks.ts): objects, and nodes and expanded bytes of the
- * rendered result (overlays and patches can grow content).
+ * Per bundle, while overlay patches apply (growth.ts, refused at the change that goes over) and after
+ * rendering (lib/isolate/bundle-tasks.ts): objects, and nodes and expanded bytes of the rendered result.
  * Time and memory of one bundle's parsing and rendering are capped by running it in a worker thread
  * (lib/isolate): `renderTimeoutMs` and `renderMemoryMb`; each helm or kustomize run is a subprocess whose
  * memory is capped by `renderToolMemoryMb` (lib/render/exec.ts).
@@ -169,45 +169,16 @@ export function limitSetting(limit: keyof ContentLimits): string {
   return `${CONTENT_LIMIT_FLAGS[limit]} (chart value ${CHART_VALUES[limit]})`;
 }
 
+/** Values known to be trees (no subtree reachable by two paths), which {@link ContentMeter} walks without memo. */
+const TREES = new WeakSet<object>();
+
 /**
- * Counts what overlay patches add while they are applied (values added or replaced, subtrees copied by JSON
- * Patch `copy`) against `maxNodes` and `maxExpandedBytes`, which the rendered bundle must stay within
- * anyway. A `copy` can double an object with each operation: the growth is refused before the copy is
- * made, at a size the worker holds easily, instead of when the finished bundle is measured or the worker's
- * heap runs out. A value is walked only until the budget is spent (no memo: aliases count expanded, and the
- * budget bounds the walk), with {@link ContentMeter}'s estimate. Removals are not subtracted.
+ * Marks `value` as a tree: no subtree of it is reachable by two paths (a document parsed without aliases,
+ * a value just made by copyTree). Measuring a tree needs no memo by identity, which on millions of objects
+ * costs more than the walk itself. The mark is on the value: it must not gain shared subtrees later.
  */
-export class GrowthMeter {
-  private nodes = 0;
-  private bytes = 0;
-
-  constructor(private readonly limits: ContentLimits) {}
-
-  /** Adds the size of `value`, about to be inserted by the patch document `where`; over a limit throws ContentLimitExceeded. */
-  add(value: unknown, where: string): void {
-    const { maxNodes, maxExpandedBytes } = this.limits;
-    const pending: unknown[] = [value];
-    while (pending.length > 0) {
-      const v = pending.pop();
-      this.nodes += 1;
-      if (typeof v === 'string') this.bytes += v.length + 2;
-      else if (typeof v !== 'object' || v === null) this.bytes += 8;
-      else if (Array.isArray(v)) {
-        this.bytes += 2 + v.length;
-        for (const item of v) pending.push(item);
-      } else {
-        this.bytes += 2;
-        for (const key of Object.keys(v)) {
-          this.bytes += key.length + 4;
-          pending.push((v as Record<string, unknown>)[key]);
-        }
-      }
-      if (this.nodes > maxNodes) throw contentLimitExceeded(where, `the overlay patches add more than ${maxNodes} YAML nodes`, 'maxNodes', maxNodes);
-      if (this.bytes > maxExpandedBytes) {
-        throw contentLimitExceeded(where, `the overlay patches add more than ${maxExpandedBytes} bytes`, 'maxExpandedBytes', maxExpandedBytes);
-      }
-    }
-  }
+export function markTree(value: unknown): void {
+  if (typeof value === 'object' && value !== null) TREES.add(value);
 }
 
 /** The size of a parsed value with aliases expanded. */
@@ -228,6 +199,8 @@ export class ContentMeter {
   private bytes = 0;
   private readonly memo = new Map<object, Size>();
   private readonly open = new Set<object>();
+  /** Walking a value marked by {@link markTree}: no memo (its depth is checked on the way down all the same). */
+  private tree = false;
 
   constructor(
     private readonly limits: ContentLimits,
@@ -241,6 +214,7 @@ export class ContentMeter {
 
   /** Adds one value (a document, an object); `where` (e.g. `file:line`) names it in errors. */
   add(value: unknown, where = this.where): void {
+    this.tree = typeof value === 'object' && value !== null && TREES.has(value);
     const size = this.visit(value, 1, where);
     this.nodes += size.nodes;
     this.bytes += size.bytes;
@@ -265,6 +239,7 @@ export class ContentMeter {
       return { nodes: 1, bytes: value.length + 2, height: 0 };
     }
     if (typeof value !== 'object' || value === null) return { nodes: 1, bytes: 8, height: 0 };
+    if (this.tree) return Array.isArray(value) ? this.visitList(value, depth, where) : this.visitMap(value as Record<string, unknown>, depth, where);
     const known = this.memo.get(value);
     if (known) {
       if (depth + known.height > maxDepth) throw contentLimitExceeded(where, `nested deeper than ${maxDepth} levels`, 'maxDepth', maxDepth);

@@ -1,7 +1,7 @@
 import yaml from 'js-yaml';
 import { StallingError } from '../errors.js';
 import { Reason } from '../api/constants.js';
-import { ContentMeter, activeContentLimits, contentLimitExceeded, type ContentLimits } from './limits.js';
+import { ContentMeter, activeContentLimits, contentLimitExceeded, markTree, type ContentLimits } from './limits.js';
 
 /**
  * Parsing and validation of manifest files (the resources of a bundle).
@@ -138,12 +138,14 @@ export function parseYamlDocuments(file: string, text: string, limits: ContentLi
   const aliases = { left: limits.maxAliases };
   for (const doc of splitDocuments(file, text, limits)) {
     let value: unknown;
+    const aliasesBefore = aliases.left;
     try {
       value = loadBounded(file, doc.text, doc.startLine, limits, aliases);
     } catch (err) {
       throw yamlError(file, doc.startLine, err);
     }
     if (value === null || value === undefined) continue;
+    if (aliases.left === aliasesBefore) markTree(value); // no alias: nothing shared
     const line = doc.startLine + firstContentLine(doc.text) + 1;
     meter.add(value, `${file}:${line}`);
     out.push({ value, line });
@@ -173,6 +175,7 @@ export function parseJsonDocument(file: string, text: string, limits: ContentLim
     throw invalidBundle(file, line, `invalid JSON: ${err instanceof yaml.YAMLException ? err.reason : String(err)}`, err);
   }
   const line = 1 + firstContentLine(text);
+  markTree(value); // JSON has no aliases
   new ContentMeter(limits, file).add(value, `${file}:${line}`);
   return { value, line };
 }

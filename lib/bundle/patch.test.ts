@@ -104,23 +104,59 @@ describe('JSON patch: copies and the growth hook', () => {
     expect(Object.hasOwn(out.b, '__proto__')).to.equal(true);
   });
 
-  it('shows every value about to be inserted to the hook, before copying it; the hook stops the patch by throwing', () => {
+  it('never changes its target, and a later change to a copy leaves the source and the target alone', () => {
+    const target = { a: { list: [1] }, b: { k: 1 } };
+    const before = structuredClone(target);
+    const out = jsonPatch(target, [
+      { op: 'copy', from: '/a', path: '/c' },
+      { op: 'add', path: '/c/list/-', value: 2 },
+      { op: 'add', path: '/a/x', value: 3 },
+      { op: 'move', from: '/b/k', path: '/a/k' },
+      { op: 'copy', from: '/a', path: '/a/self' },
+      { op: 'add', path: '/a/self/y', value: 4 },
+    ]) as Record<string, Record<string, unknown>>;
+    expect(target).to.deep.equal(before);
+    expect(out).to.deep.equal({
+      a: { list: [1], x: 3, k: 1, self: { list: [1], x: 3, k: 1, y: 4 } },
+      b: {},
+      c: { list: [1, 2] },
+    });
+  });
+
+  it('shows the meter each change before it is made: what is inserted, removed or replaced, the entry bytes and the depth', () => {
     const seen: unknown[] = [];
+    const meter = {
+      grow: (value: unknown, entryBytes: number, depth: number) => seen.push(['grow', value, entryBytes, depth]),
+      shrink: (value: unknown, entryBytes: number) => seen.push(['shrink', value, entryBytes]),
+    };
     jsonPatch(
-      { a: { k: 1 } },
+      { a: { k: 1 }, l: [0] },
       [
-        { op: 'add', path: '/b', value: 2 },
-        { op: 'replace', path: '/b', value: 3 },
+        { op: 'add', path: '/bb', value: 2 },
+        { op: 'replace', path: '/bb', value: 3 },
         { op: 'copy', from: '/a', path: '/c' },
-        { op: 'remove', path: '/b' },
+        { op: 'add', path: '/l/0', value: 'x' },
+        { op: 'move', from: '/bb', path: '/dd' },
+        { op: 'remove', path: '/dd' },
       ],
-      (v) => seen.push(v),
+      meter,
     );
-    expect(seen).to.deep.equal([2, 3, { k: 1 }]);
-    expect(() =>
-      jsonPatch({ a: 1 }, [{ op: 'copy', from: '/a', path: '/b' }], () => {
+    expect(seen).to.deep.equal([
+      ['grow', 2, 6, 1],
+      ['shrink', 2, 0],
+      ['grow', 3, 0, 1],
+      ['grow', { k: 1 }, 5, 1],
+      ['grow', 'x', 1, 2],
+      ['shrink', undefined, 6],
+      ['grow', undefined, 6, 1],
+      ['shrink', 3, 6],
+    ]);
+    const stop = {
+      grow: () => {
         throw new Error('over budget');
-      }),
-    ).to.throw('over budget');
+      },
+      shrink: () => undefined,
+    };
+    expect(() => jsonPatch({ a: 1 }, [{ op: 'copy', from: '/a', path: '/b' }], stop)).to.throw('over budget');
   });
 });

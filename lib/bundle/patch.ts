@@ -28,15 +28,23 @@ function isNamedList(value: unknown): value is Record<string, unknown>[] {
   return Array.isArray(value) && value.length > 0 && value.every((e) => isPlainObject(e) && typeof e.name === 'string');
 }
 
-/** Removes `$patch` directives (they never reach the result). */
-function stripDirectives(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(stripDirectives);
-  if (!isPlainObject(value)) return value;
-  return Object.fromEntries(
-    Object.entries(value)
-      .filter(([k]) => k !== '$patch')
-      .map(([k, v]) => [k, stripDirectives(v)]),
-  );
+/**
+ * Removes `$patch` directives (they never reach the result). A subtree reachable by several paths (a YAML
+ * alias) is rebuilt once and stays shared, so that a small aliased patch is not expanded here.
+ */
+function stripDirectives(value: unknown, seen = new Map<object, unknown>()): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const known = seen.get(value);
+  if (known !== undefined) return known;
+  const out = Array.isArray(value)
+    ? value.map((v) => stripDirectives(v, seen))
+    : Object.fromEntries(
+        Object.entries(value)
+          .filter(([k]) => k !== '$patch')
+          .map(([k, v]) => [k, stripDirectives(v, seen)]),
+      );
+  seen.set(value, out);
+  return out;
 }
 
 function mergeNamedLists(target: Record<string, unknown>[], patch: Record<string, unknown>[]): unknown[] {
@@ -72,10 +80,11 @@ export function mergePatch(target: JsonValue, patch: JsonValue): JsonValue {
 }
 
 /**
- * A deep copy of a JSON value as a tree, for `copy`: about three times faster than structuredClone on
- * parsed manifests (which hold only plain objects, arrays and scalars), and shares nothing with its source.
+ * A deep copy of a JSON value as a tree: shares nothing with its source, and a subtree reachable by several
+ * paths (a YAML alias, a JSON Patch `copy`) becomes one copy per path. Parsed manifests hold only plain
+ * objects, arrays and scalars; a `__proto__` key stays data.
  */
-function copyTree(value: unknown): unknown {
+export function copyTree(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (Array.isArray(value)) return value.map(copyTree);
   const out: Record<string, unknown> = {};
@@ -85,6 +94,26 @@ function copyTree(value: unknown): unknown {
     else out[key] = v;
   }
   return out;
+}
+
+/** A copy of one container, sharing its children. */
+function shallowCopy(value: object): object {
+  if (Array.isArray(value)) return value.slice();
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) setOwn(out, key, (value as Record<string, unknown>)[key]);
+  return out;
+}
+
+/**
+ * Sees what a JSON Patch changes, before each change is made, for a size budget (lib/bundle/growth.ts); may
+ * throw to stop the patch. `entryBytes` is the size of the key (its length + 4) or list slot (1) when an
+ * entry appears or disappears, 0 when a value replaces another; `depth` is the number of tokens of the path.
+ */
+export interface PatchMeter {
+  /** `value` is about to be inserted at `depth` (`undefined`: a value moved, only its entry counts). */
+  grow(value: unknown, entryBytes: number, depth: number): void;
+  /** `value` is about to be removed or replaced (`undefined`: a value moved, only its entry counts). */
+  shrink(value: unknown, entryBytes: number): void;
 }
 
 /** One RFC 6902 operation, as found in a patch file (validated by {@link jsonPatch}). */
@@ -109,52 +138,101 @@ function listIndex(list: unknown[], token: string, forAdd: boolean, pointer: str
   return index;
 }
 
-/** Returns the container that holds the last token of `pointer` (throws when the path does not exist). */
-function parentOf(doc: unknown, tokens: string[], pointer: string): unknown {
-  let node = doc;
-  for (const token of tokens.slice(0, -1)) {
-    if (Array.isArray(node)) node = node[listIndex(node, token, false, pointer)];
-    else if (isPlainObject(node) && Object.hasOwn(node, token)) node = node[token];
-    else throw new PatchError(`"${pointer}" does not exist`);
-  }
-  if (!Array.isArray(node) && !isPlainObject(node)) throw new PatchError(`"${pointer}" does not exist`);
-  return node;
+/** The child of a container at `token` (throws when there is none). */
+function childOf(node: unknown, token: string, pointer: string): unknown {
+  if (Array.isArray(node)) return node[listIndex(node, token, false, pointer)];
+  if (isPlainObject(node) && Object.hasOwn(node, token)) return node[token];
+  throw new PatchError(`"${pointer}" does not exist`);
 }
 
 function getAt(doc: unknown, pointer: string): unknown {
-  const tokens = tokensOf(pointer);
-  if (tokens.length === 0) return doc;
-  const parent = parentOf(doc, tokens, pointer);
-  const last = tokens[tokens.length - 1] as string;
-  if (Array.isArray(parent)) return parent[listIndex(parent, last, false, pointer)];
-  if (!Object.hasOwn(parent as object, last)) throw new PatchError(`"${pointer}" does not exist`);
-  return (parent as Record<string, unknown>)[last];
+  let node = doc;
+  for (const token of tokensOf(pointer)) node = childOf(node, token, pointer);
+  return node;
 }
 
-function removeAt(doc: unknown, pointer: string): unknown {
-  const tokens = tokensOf(pointer);
-  if (tokens.length === 0) throw new PatchError('cannot remove the whole document');
-  const value = getAt(doc, pointer);
-  const parent = parentOf(doc, tokens, pointer);
-  const last = tokens[tokens.length - 1] as string;
-  if (Array.isArray(parent)) parent.splice(listIndex(parent, last, false, pointer), 1);
-  else delete (parent as Record<string, unknown>)[last];
-  return value;
-}
+const entryBytes = (container: unknown, token: string) => (Array.isArray(container) ? 1 : token.length + 4);
 
-function addAt(doc: unknown, pointer: string, value: unknown, replace: boolean): unknown {
-  const tokens = tokensOf(pointer);
-  if (tokens.length === 0) return value;
-  const parent = parentOf(doc, tokens, pointer);
-  const last = tokens[tokens.length - 1] as string;
-  if (Array.isArray(parent)) {
-    const index = listIndex(parent, last, !replace, pointer);
-    parent.splice(index, replace ? 1 : 0, value);
-  } else {
-    if (replace && !Object.hasOwn(parent as object, last)) throw new PatchError(`"${pointer}" does not exist`);
-    setOwn(parent as Record<string, unknown>, last, value);
+/**
+ * A document being patched without copying it: every container on the path of a change is copied once
+ * (path copying), everything else stays shared with the target, and a `copy` inserts its source itself
+ * rather than a deep copy. Containers this draft made (`owned`) may change in place; any other (the
+ * target's, a copied source) never changes, so sharing a subtree by several paths is safe and the cost of
+ * an operation is its path, not the size of what it copies. After a `copy`, nothing is owned any more (what
+ * was just shared must not change in place).
+ */
+class Draft {
+  private owned = new Set<object>();
+
+  constructor(
+    public doc: unknown,
+    private readonly meter: PatchMeter | undefined,
+  ) {}
+
+  /** Forgets which containers are owned: after this every change copies its path again. */
+  share(): void {
+    this.owned = new Set();
   }
-  return doc;
+
+  private own(value: unknown): unknown {
+    if (typeof value !== 'object' || value === null || this.owned.has(value)) return value;
+    const copy = shallowCopy(value);
+    this.owned.add(copy);
+    return copy;
+  }
+
+  /** Makes the containers from the root to the parent of `tokens` the draft's own, and returns that parent. */
+  private writableParent(tokens: readonly string[], pointer: string): Record<string, unknown> | unknown[] {
+    this.doc = this.own(this.doc);
+    let node = this.doc;
+    for (const token of tokens.slice(0, -1)) {
+      const child = this.own(childOf(node, token, pointer));
+      if (Array.isArray(node)) node[Number(token)] = child;
+      else (node as Record<string, unknown>)[token] = child;
+      node = child;
+    }
+    if (!Array.isArray(node) && !isPlainObject(node)) throw new PatchError(`"${pointer}" does not exist`);
+    return node;
+  }
+
+  /** Inserts (`add`, `copy`, `move`) or replaces (`replace`) the value at `pointer`; `moved`: only its entry counts. */
+  put(pointer: string, value: unknown, replace: boolean, moved = false): void {
+    const tokens = tokensOf(pointer);
+    const measured = moved ? undefined : value;
+    if (tokens.length === 0) {
+      this.meter?.shrink(this.doc, 0);
+      this.meter?.grow(measured, 0, 0);
+      this.doc = value;
+      return;
+    }
+    const parent = this.writableParent(tokens, pointer);
+    const last = tokens[tokens.length - 1] as string;
+    if (Array.isArray(parent)) {
+      const index = listIndex(parent, last, !replace, pointer);
+      if (replace) this.meter?.shrink(parent[index], 0);
+      this.meter?.grow(measured, replace ? 0 : 1, tokens.length);
+      parent.splice(index, replace ? 1 : 0, value);
+      return;
+    }
+    const exists = Object.hasOwn(parent, last);
+    if (replace && !exists) throw new PatchError(`"${pointer}" does not exist`);
+    if (exists) this.meter?.shrink(parent[last], 0);
+    this.meter?.grow(measured, exists ? 0 : entryBytes(parent, last), tokens.length);
+    setOwn(parent, last, value);
+  }
+
+  /** Removes the value at `pointer` and returns it; `moving`: it is put back elsewhere (only its entry counts). */
+  remove(pointer: string, moving: boolean): unknown {
+    const tokens = tokensOf(pointer);
+    if (tokens.length === 0) throw new PatchError('cannot remove the whole document');
+    const parent = this.writableParent(tokens, pointer);
+    const last = tokens[tokens.length - 1] as string;
+    const value = childOf(parent, last, pointer);
+    this.meter?.shrink(moving ? undefined : value, entryBytes(parent, last));
+    if (Array.isArray(parent)) parent.splice(Number(last), 1);
+    else delete parent[last];
+    return value;
+  }
 }
 
 function toOperation(raw: unknown, index: number): Operation {
@@ -171,43 +249,40 @@ function toOperation(raw: unknown, index: number): Operation {
 }
 
 /**
- * Applies a JSON Patch (RFC 6902) to a copy of `target`; all operations or none. `adding`, when given, sees
- * every value about to be inserted (an `add` or `replace` value, the source of a `copy`) before it is
- * copied, and may throw to stop the patch (a growth budget: lib/bundle/limits.ts GrowthMeter).
+ * Applies a JSON Patch (RFC 6902) to `target`, which it never changes; all operations or none. The result
+ * shares with `target` what the patch did not change, and a `copy` shares its source (see {@link Draft}):
+ * callers that change the result in place first make it a tree ({@link copyTree}). `meter`, when given,
+ * sees each change before it is made and may throw to stop the patch (a size budget: lib/bundle/growth.ts).
  */
-export function jsonPatch(target: JsonValue, operations: readonly unknown[], adding?: (value: unknown) => void): JsonValue {
-  let doc = structuredClone(target);
+export function jsonPatch(target: JsonValue, operations: readonly unknown[], meter?: PatchMeter): JsonValue {
+  const draft = new Draft(target, meter);
   operations.forEach((raw, index) => {
     const op = toOperation(raw, index);
     switch (op.op) {
       case 'add':
-        adding?.(op.value);
-        doc = addAt(doc, op.path, structuredClone(op.value), false);
-        break;
       case 'replace':
-        adding?.(op.value);
-        doc = addAt(doc, op.path, structuredClone(op.value), true);
+        draft.put(op.path, structuredClone(op.value), op.op === 'replace');
         break;
       case 'remove':
-        removeAt(doc, op.path);
+        draft.remove(op.path, false);
         break;
       case 'move': {
         if (op.path.startsWith(`${op.from}/`)) throw new PatchError(`cannot move "${op.from}" into itself`);
-        doc = addAt(doc, op.path, removeAt(doc, op.from as string), false);
+        draft.put(op.path, draft.remove(op.from as string, true), false, true);
         break;
       }
       case 'copy': {
-        const source = getAt(doc, op.from as string);
-        adding?.(source);
-        doc = addAt(doc, op.path, copyTree(source), false);
+        const source = getAt(draft.doc, op.from as string);
+        draft.share();
+        draft.put(op.path, source, false);
         break;
       }
       case 'test':
-        if (!jsonEqual(getAt(doc, op.path), op.value)) throw new PatchError(`test failed at "${op.path}"`);
+        if (!jsonEqual(getAt(draft.doc, op.path), op.value)) throw new PatchError(`test failed at "${op.path}"`);
         break;
       default:
         throw new PatchError(`operation ${index + 1}: unknown op "${op.op}"`);
     }
   });
-  return doc;
+  return draft.doc;
 }

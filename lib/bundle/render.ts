@@ -9,8 +9,9 @@ import {
   parseManifest,
   validateObject,
 } from './manifest.js';
-import { GrowthMeter, activeContentLimits } from './limits.js';
-import { PatchError, jsonPatch, mergePatch } from './patch.js';
+import { GrowthMeter } from './growth.js';
+import { activeContentLimits, markTree } from './limits.js';
+import { PatchError, copyTree, jsonPatch, mergePatch } from './patch.js';
 import { apiGroup, isKnownClusterScoped } from './scope.js';
 import { isPlainObject } from '../util/json.js';
 
@@ -52,6 +53,8 @@ export interface RenderOptions {
   isClusterScoped?: ((apiVersion: string, kind: string) => boolean) | undefined;
   /** Directory shown before file paths in error messages (e.g. the bundle's path in the repository). */
   sourceDir?: string | undefined;
+  /** Names the bundle in refusals of the content limits (e.g. `BundleDeployment web`). */
+  bundle?: string | undefined;
 }
 
 /** The rendering options contained in a bundle deployment's options. */
@@ -68,6 +71,8 @@ export function renderOptionsFrom(options: BundleDeploymentOptions | undefined):
 interface Placed {
   object: RenderedObject;
   origin: string;
+  /** Made by a patch: may share subtrees (a JSON Patch `copy`), made a tree before it is returned. */
+  patched?: boolean;
 }
 
 const PATCH_SUFFIX = /_patch(\.(?:ya?ml|json))$/i;
@@ -99,11 +104,17 @@ export function renderBundle(files: readonly BundleFile[], options: RenderOption
   for (const file of files) {
     if (!isOverlayPath(file.path) && isManifestName(baseName(file.path))) byPath.set(file.path, parse(file));
   }
-  // One budget for everything the overlays' JSON patches add (see GrowthMeter).
-  const growth = new GrowthMeter(activeContentLimits());
+  // One budget for what the overlays' patches make of the bundle (see GrowthMeter).
+  const growth = new GrowthMeter(activeContentLimits(), options.bundle);
   for (const name of options.overlays ?? []) applyOverlay(files, name, byPath, label, parse, growth);
 
   const objects = [...byPath.keys()].sort().flatMap((path) => byPath.get(path) ?? []);
+  // Within the limits (the meter passed them): patched objects become trees, so that nothing shares a subtree.
+  for (const placed of objects) {
+    if (!placed.patched) continue;
+    placed.object = copyTree(placed.object) as RenderedObject;
+    markTree(placed.object);
+  }
   for (const placed of objects) applyNamespace(placed.object, options);
   checkUnique(objects);
   return objects.map((p) => p.object);
@@ -127,8 +138,15 @@ function applyOverlay(
     throw invalidBundle(label(`${OVERLAYS_DIR}/${name}`), undefined, `overlay "${name}" is selected but has no files`);
   }
   const manifests = inOverlay.filter((f) => isManifestName(baseName(f.path)));
-  for (const file of manifests.filter((f) => !isPatchFile(f.path))) byPath.set(file.path.slice(prefix.length), parse(file));
+  const objectsOf = (placed: readonly Placed[] | undefined) => (placed ?? []).map((p) => p.object);
+  for (const file of manifests.filter((f) => !isPatchFile(f.path))) {
+    const path = file.path.slice(prefix.length);
+    const docs = parse(file);
+    growth.replaced(objectsOf(byPath.get(path)), objectsOf(docs));
+    byPath.set(path, docs);
+  }
   for (const file of manifests.filter((f) => isPatchFile(f.path))) {
+    growth.begin(() => [...byPath.values()].flatMap(objectsOf));
     const wanted = patchTarget(file.path.slice(prefix.length));
     const target = resolvePatchTarget(wanted, byPath);
     const docs = target === undefined ? undefined : byPath.get(target);
@@ -155,14 +173,15 @@ function applyPatchFile(targetDocs: readonly Placed[], file: BundleFile, fileLab
     for (const index of patchedIndexes(docs, value, fileLabel, line, target)) {
       const current = docs[index] as Placed;
       let patched: unknown;
+      const where = `${fileLabel}:${line}`;
       try {
-        const adding = (added: unknown) => growth.add(added, `${fileLabel}:${line}`);
-        patched = Array.isArray(value) ? jsonPatch(current.object, value, adding) : mergePatch(current.object, value);
+        patched = Array.isArray(value) ? jsonPatch(current.object, value, growth.forPatch(where)) : mergePatch(current.object, value);
       } catch (err) {
         if (!(err instanceof PatchError)) throw err;
         throw invalidBundle(fileLabel, line, `cannot patch ${target}: ${err.message}`, err);
       }
-      docs[index] = { object: validateObject(fileLabel, line, patched), origin: current.origin };
+      if (!Array.isArray(value)) growth.merged(current.object, patched, where);
+      docs[index] = { object: validateObject(fileLabel, line, patched), origin: current.origin, patched: true };
     }
   }
   return docs;

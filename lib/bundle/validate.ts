@@ -42,6 +42,8 @@ export function fleetYamlOptions(fleetYaml: FleetYaml): BundleDeploymentOptions 
     targetCustomizations: _targets,
     dependsOn: _dependsOn,
     overrideTargets: _override,
+    images: _images,
+    rolloutStrategy: _rollout,
     ...options
   } = fleetYaml;
   return options;

@@ -60,6 +60,7 @@ export function renderTask(input: RenderTaskInput): RenderTaskResult {
   const { clusterScoped, ...options } = input.options;
   const scoped = clusterScoped ? new Set(clusterScoped) : undefined;
   const objects = renderBundle(asBuffers(input.files), {
+    bundle: input.label,
     ...options,
     ...(scoped ? { isClusterScoped: (apiVersion: string, kind: string) => scoped.has(`${apiGroup(apiVersion)}/${kind}`) } : {}),
   });
@@ -83,8 +84,9 @@ function checkVariants(bundle: LoadedBundle, limits: ContentLimits): void {
   for (const options of variants) {
     // Helm and Kustomize variants are checked by validateBundle and rendered per cluster by the agent (lib/render).
     if (engineOf(bundle.files, options).engine !== 'yaml' || engineDirs(bundle.files).length > 0) continue;
-    const objects = renderBundle(bundle.files, { ...renderOptionsFrom(options), sourceDir: bundle.dir });
-    checkRendered(objects, limits, `bundle ${bundle.name} (${bundle.dir})`);
+    const label = `bundle ${bundle.name} (${bundle.dir})`;
+    const objects = renderBundle(bundle.files, { ...renderOptionsFrom(options), sourceDir: bundle.dir, bundle: label });
+    checkRendered(objects, limits, label);
   }
 }
 

@@ -1,8 +1,10 @@
 import { expect } from 'chai';
 import { Reason } from '../api/constants.js';
 import { StallingError } from '../errors.js';
+import { grownBundle, patchToNodes } from '../bundle/growth-testing.js';
 import type { BundleFile } from '../bundle/manifest.js';
-import { BundleRenderer } from './bundle.js';
+import { BundleRenderer, HEAP_BYTES_PER_NODE } from './bundle.js';
+import type { Isolate, IsolateBudget } from './isolate.js';
 
 const file = (path: string, text: string): BundleFile => ({ path, content: Buffer.from(text) });
 const cm = (name: string, extra = '') => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${extra}`;
@@ -54,7 +56,9 @@ describe('BundleRenderer (bundles parsed and rendered behind a bulkhead)', funct
     expect(await renderer.render(files, {}, 'bundle a')).to.have.length(1);
     const err = await failure(renderer.render(files, { overlays: ['big'] }, 'bundle a'));
     expect(err.reason).to.equal(Reason.ContentLimitExceeded);
-    expect(err.message).to.match(/^bundle a \(rendered\): more than 4096 bytes/);
+    expect(err.message).to.match(
+      /^bundle a: overlays\/big\/a_patch\.json:1: the overlay patches add more than \d+ bytes, over the limit maxExpandedBytes=4096/,
+    );
   });
 
   it("renders again with the cluster's scopes only where they differ from Kubernetes' own list", async () => {
@@ -65,11 +69,11 @@ describe('BundleRenderer (bundles parsed and rendered behind a bulkhead)', funct
   });
 
   it('remembers a render over its budget (RenderBudgetExceeded, stalling) by content, and renders changed content afresh', async () => {
-    // Limits that do not stop the doubling overlay by size: only the 100 ms deadline (or the heap) can.
+    // Limits that do not stop the doubling overlay by size (2^29 nodes): only the 100 ms deadline (or the heap) can.
     const slow = new BundleRenderer({ limits: { renderTimeoutMs: 100, maxNodes: 1 << 30, maxExpandedBytes: 2 ** 40 } });
     const doubling = (name: string) => [
       file('base.yaml', cm(name, 'data:\n  v: "1"\n')),
-      file('overlays/boom/base_patch.json', JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ op: 'copy', from: '/data', path: `/data/c${i}` })))),
+      file('overlays/boom/base_patch.json', JSON.stringify(Array.from({ length: 28 }, (_, i) => ({ op: 'copy', from: '/data', path: `/data/c${i}` })))),
     ];
     try {
       const first = await failure(slow.render(doubling('a'), { overlays: ['boom'] }, 'bundle boom'));
@@ -82,5 +86,37 @@ describe('BundleRenderer (bundles parsed and rendered behind a bulkhead)', funct
     } finally {
       await slow.close();
     }
+  });
+
+  it('maxNodes bites before the heap: a patch that grows the bundle to maxNodes passes in its worker, one node more is refused by the limit', async () => {
+    // 500,000 nodes get the smallest worker (64 MiB), the same heap per node as the default 2,000,000 in 256 MiB.
+    const big = new BundleRenderer({ limits: { maxNodes: 500_000 }, cacheBytes: 0 });
+    try {
+      const grown = (nodes: number) => grownBundle(patchToNodes(nodes));
+      const over = await failure(big.render(grown(500_001), { overlays: ['grow'] }, 'BundleDeployment web'));
+      expect(over.reason).to.equal(Reason.ContentLimitExceeded);
+      expect(over.message).to.match(
+        /^BundleDeployment web: overlays\/grow\/base_patch\.json:1: the overlay patches add more than 499993 YAML nodes, over the limit maxNodes=500000; /,
+      );
+      const [object] = await big.render(grown(500_000), { overlays: ['grow'] }, 'BundleDeployment web');
+      expect(Object.keys(object?.data ?? {})).to.include.members(['v', 'c0', 'c16']);
+    } finally {
+      await big.close();
+    }
+  });
+
+  it('gives a render with overlays a heap that holds maxNodes nodes (up to renderMemoryMb), and one without the smallest that fits its content', async () => {
+    const budgets: IsolateBudget[] = [];
+    const run = async (_job: unknown, budget: IsolateBudget) => {
+      budgets.push(budget);
+      return { objects: [], bytes: 0 };
+    };
+    const spy = { run } as unknown as Isolate;
+    const files = [file('a.yaml', cm('a'))];
+    await new BundleRenderer({ isolate: spy, cacheBytes: 0 }).render(files, { overlays: ['x'] }, 'a');
+    await new BundleRenderer({ isolate: spy, cacheBytes: 0 }).render(files, {}, 'a');
+    await new BundleRenderer({ isolate: spy, cacheBytes: 0, limits: { renderMemoryMb: 100 } }).render(files, { overlays: ['x'] }, 'a');
+    expect(budgets.map((b) => b.memoryMb)).to.deep.equal([256, 64, 100]);
+    expect(256 * 1024 * 1024).to.be.at.least(2_000_000 * HEAP_BYTES_PER_NODE);
   });
 });

@@ -22,7 +22,17 @@ import { RefusalMemory, contentKey } from './refusals.js';
  * must not change them (the agent clones before it changes anything).
  */
 
-const TASKS = siblingModule(import.meta.url, './bundle-tasks');
+/** The module of the render tasks, which every render worker preloads (exported for callers that bring their own Isolate). */
+export const TASKS = siblingModule(import.meta.url, './bundle-tasks');
+
+/**
+ * Heap a rendered node may take in a render worker, at most: the object itself (up to about 60 bytes for an
+ * empty mapping or list), its share of the structured clone that hands the result over and of the garbage
+ * collector's headroom. Measured: a 2,000,000-node bundle grown by patches did not fit 128 MiB and fit
+ * 192 MiB; 128 bytes a node gives the default `maxNodes` a 256 MiB worker (the default `renderMemoryMb`),
+ * and 500,000 nodes the smallest, 64 MiB.
+ */
+export const HEAP_BYTES_PER_NODE = 128;
 
 /** Options of a {@link BundleRenderer}. */
 export interface BundleRendererOptions {
@@ -54,13 +64,17 @@ export class BundleRenderer {
   /**
    * The budget of one job. Rendering needs memory in proportion to the content (JS objects are a few times
    * the YAML), so a bundle of known size gets 32 times its size rounded up to a power of two, at least
-   * 64 MiB and at most `renderMemoryMb`: a small bundle that grows without bound (overlay patches) is stopped at a small
-   * heap, sooner and with less of the process's memory, while large CRD bundles get the whole ceiling.
+   * 64 MiB and at most `renderMemoryMb`, while large CRD bundles get the whole ceiling. A render with
+   * overlays can grow (patches) up to `maxNodes` nodes, which it must hold as a tree while it measures the
+   * result and hands it over: it gets at least {@link HEAP_BYTES_PER_NODE} per node of `maxNodes`, so that
+   * growth is refused by `maxNodes` (lib/bundle/growth.ts) and not by the heap.
    */
-  private budget(contentBytes?: number): IsolateBudget {
+  private budget(contentBytes?: number, grows = false): IsolateBudget {
     const ceiling = this.limits.renderMemoryMb;
     if (contentBytes === undefined) return { timeoutMs: this.limits.renderTimeoutMs, memoryMb: ceiling };
-    const wanted = Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(1, (32 * contentBytes) / (1024 * 1024)))));
+    const forContent = 32 * contentBytes;
+    const forGrowth = grows ? this.limits.maxNodes * HEAP_BYTES_PER_NODE : 0;
+    const wanted = Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(1, Math.max(forContent, forGrowth) / (1024 * 1024)))));
     return { timeoutMs: this.limits.renderTimeoutMs, memoryMb: Math.min(ceiling, wanted) };
   }
 
@@ -80,7 +94,7 @@ export class BundleRenderer {
     const input: RenderTaskInput = { files: files.map((f) => ({ path: f.path, content: f.content })), options, limits: this.limits, label };
     const bytes = files.reduce((n, f) => n + f.content.length, 0);
     const result = await this.refused.run(key, () =>
-      this.isolate.run<RenderTaskInput, RenderTaskResult>(this.job('renderTask', input, label), this.budget(bytes)),
+      this.isolate.run<RenderTaskInput, RenderTaskResult>(this.job('renderTask', input, label), this.budget(bytes, (options.overlays?.length ?? 0) > 0)),
     );
     this.remember(key, result);
     return result.objects;

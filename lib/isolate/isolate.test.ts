@@ -46,6 +46,31 @@ describe('isolate (worker threads with a deadline and a heap cap)', function () 
     expect(isolate.size).to.equal(0);
   });
 
+  it('starts no worker before the first job, and ends a worker idle for idleMs (a fresh one takes the next job)', async () => {
+    const lazy = new Isolate({ preload: [TASKS], idleMs: 100 });
+    try {
+      expect(lazy.size).to.equal(0);
+      expect(await lazy.run(job('double', 2), BUDGET)).to.equal(4);
+      expect(lazy.size).to.equal(1);
+      while (lazy.size > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await lazy.run(job('double', 3), BUDGET)).to.equal(6);
+      expect(lazy.size).to.equal(1);
+    } finally {
+      await lazy.close();
+    }
+  });
+
+  it('does not end a warm worker that took a job before its idle time ran out', async () => {
+    const warm = new Isolate({ preload: [TASKS], idleMs: 300 });
+    try {
+      await warm.run(job('double', 1), BUDGET);
+      expect(await warm.run(job('wait', 900), BUDGET)).to.equal(900);
+      expect(warm.size).to.equal(1);
+    } finally {
+      await warm.close();
+    }
+  });
+
   it('stops a job past its deadline: StallingError RenderBudgetExceeded naming the bundle and the flag', async () => {
     const err = await failure(isolate.run(job('spin', null), { ...BUDGET, timeoutMs: 300 }));
     expect(err).to.be.instanceOf(StallingError);

@@ -11,7 +11,9 @@ import type { WorkerReply, WorkerRequest, SerializedError } from './protocol.js'
  *
  * - A job names a module and one of its exported functions (`task(input)`), which runs in the worker; the
  *   input and the result cross the thread by structured clone.
- * - Workers are kept warm between jobs (at most `maxIdle` in all, the least recently used go first) and run one job at a time; a worker
+ * - No worker starts before the first job. Workers are kept warm between jobs (at most `maxIdle` in all, the
+ *   least recently used go first, and none idle longer than `idleMs`: each worker is a V8 isolate of its own,
+ *   10-20 MiB of resident memory, which an idle process should not hold) and run one job at a time; a worker
  *   whose job timed out, ran out of heap or crashed is thrown away. The deadline starts when the job is
  *   handed to a ready worker, so the start-up of a worker is not counted against the bundle.
  * - Errors keep their meaning across the thread: Flotilla errors come back with their class and reason;
@@ -49,7 +51,12 @@ export interface IsolateOptions {
   preload?: URL[];
   /** Longest a worker may take to start; default 60 s. */
   startTimeoutMs?: number;
+  /** An idle worker exits after this long without a job; default {@link DEFAULT_IDLE_MS}. */
+  idleMs?: number;
 }
+
+/** How long an idle worker is kept warm by default: past a resync period, so that a periodic render finds it. */
+export const DEFAULT_IDLE_MS = 60_000;
 
 const RUNNING_TS = import.meta.url.endsWith('.ts');
 
@@ -70,6 +77,8 @@ interface PooledWorker {
   memoryMb: number;
   /** Whether the worker answered its last job (rather than being stopped or dying). */
   answered: boolean;
+  /** Ends the worker when it has been idle for `idleMs`. */
+  idleTimer?: NodeJS.Timeout;
 }
 
 /** Runs jobs in capped, killable worker threads (see the module comment). */
@@ -103,6 +112,7 @@ export class Isolate {
   async close(): Promise<void> {
     this.closed = true;
     const all = [...this.busy, ...this.idle];
+    for (const p of this.idle) clearTimeout(p.idleTimer);
     this.idle = [];
     await Promise.all(all.map((p) => p.worker.terminate().catch(() => undefined)));
   }
@@ -115,7 +125,9 @@ export class Isolate {
   private take(memoryMb: number): PooledWorker {
     const index = this.idle.map((p) => p.memoryMb).lastIndexOf(memoryMb);
     if (index < 0) return this.spawn(memoryMb);
-    return this.idle.splice(index, 1)[0] as PooledWorker;
+    const pooled = this.idle.splice(index, 1)[0] as PooledWorker;
+    clearTimeout(pooled.idleTimer);
+    return pooled;
   }
 
   private release(pooled: PooledWorker, reusable: boolean): void {
@@ -125,12 +137,18 @@ export class Isolate {
     }
     pooled.worker.unref();
     this.idle.push(pooled);
+    pooled.idleTimer = setTimeout(() => this.retire(pooled), this.options.idleMs ?? DEFAULT_IDLE_MS);
+    pooled.idleTimer.unref();
     // Over the allowance, the least recently used idle worker goes.
-    while (this.idle.length > (this.options.maxIdle ?? 2))
-      void this.idle
-        .shift()
-        ?.worker.terminate()
-        .catch(() => undefined);
+    while (this.idle.length > (this.options.maxIdle ?? 2)) this.retire(this.idle[0] as PooledWorker);
+  }
+
+  /** Ends an idle worker. */
+  private retire(pooled: PooledWorker): void {
+    clearTimeout(pooled.idleTimer);
+    const index = this.idle.indexOf(pooled);
+    if (index >= 0) this.idle.splice(index, 1);
+    void pooled.worker.terminate().catch(() => undefined);
   }
 
   private spawn(memoryMb: number): PooledWorker {

@@ -32,3 +32,9 @@ export function refuse(input: string): never {
 export function recurse(depth = 0): number {
   return recurse(depth + 1) + 1;
 }
+
+/** Resolves after `ms` (a job that outlasts an idle timeout). */
+export async function wait(ms: number): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return ms;
+}

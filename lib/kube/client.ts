@@ -1,12 +1,13 @@
-import { Agent, request, type Dispatcher } from 'undici';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { Dispatcher } from 'undici';
+import { Agent, request } from '../util/undici.js';
 import { FlotillaError, StallingError, TransientError, WaitingError, type ErrorDisposition } from '../errors.js';
 import { Reason } from '../api/constants.js';
+import type { KubeAccess } from './kubeconfig.js';
 import { utf8Lines } from './lines.js';
 
 /**
  * The Kubernetes adapter: a small REST client for any kind, built on undici with the authentication a
- * KubeConfig describes (client certificates, bearer tokens, exec plugins via client-node). It speaks the
+ * kubeconfig describes (client certificates, bearer tokens; exec plugins via client-node, see kubeconfig.ts). It speaks the
  * API directly so that server-side apply, the status subresource, discovery and watches with bookmarks
  * are all first-class. Errors are translated into Flotilla's error classes here and nowhere else.
  */
@@ -80,12 +81,20 @@ interface ResourceInfo {
 export interface KubeClientOptions {
   /** Request timeout for non-watch calls; default 30 s. */
   timeoutMs?: number;
+  /**
+   * Field manager recorded for writes other than server-side apply (creates, merge and JSON patches);
+   * without it the API server records them under "unknown". Applies name their manager themselves.
+   */
+  fieldManager?: string;
 }
 
 /** Builds a path for `ref` under its API group. */
 function groupPath(apiVersion: string): string {
   return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
 }
+
+/** Longest wait before a request to an unreachable API server is tried again (the work queue's backoff cap for it). */
+export const API_SERVER_RETRY_MS = 10_000;
 
 /** A REST client for one cluster. */
 export class KubeClient {
@@ -95,7 +104,7 @@ export class KubeClient {
   private readonly timeoutMs: number;
 
   private constructor(
-    private readonly kc: KubeConfig,
+    private readonly kc: KubeAccess,
     server: string,
     dispatcher: Dispatcher,
     options: KubeClientOptions,
@@ -126,12 +135,12 @@ export class KubeClient {
     ]);
   }
 
-  /** Creates a client from a loaded KubeConfig (its current context). */
-  static async fromKubeConfig(kc: KubeConfig, options: KubeClientOptions = {}): Promise<KubeClient> {
+  /** Creates a client from a loaded kubeconfig (its current context): kubeconfig.ts's, or client-node's KubeConfig. */
+  static async fromKubeConfig(kc: KubeAccess, options: KubeClientOptions = {}): Promise<KubeClient> {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new StallingError(Reason.InvalidKubeconfig, 'the kubeconfig has no current cluster');
     const tls: { ca?: unknown; cert?: unknown; key?: unknown; rejectUnauthorized?: boolean; headers?: unknown } = {};
-    await kc.applyToHTTPSOptions(tls as never);
+    await kc.applyToHTTPSOptions(tls);
     const connect = {
       ca: tls.ca as string | Buffer | undefined,
       cert: tls.cert as string | Buffer | undefined,
@@ -150,7 +159,7 @@ export class KubeClient {
 
   private async authHeaders(): Promise<Record<string, string | string[]>> {
     const opts: { headers?: Record<string, string> } = { headers: {} };
-    await this.kc.applyToHTTPSOptions(opts as never);
+    await this.kc.applyToHTTPSOptions(opts);
     const headers: Record<string, string | string[]> = { ...opts.headers };
     if (this.impersonate) {
       headers['impersonate-user'] = this.impersonate.user;
@@ -179,8 +188,11 @@ export class KubeClient {
       });
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
+      // Retried at least every API_SERVER_RETRY_MS however many attempts failed: a restart that outlasts a
+      // few backoff doublings must still be noticed within seconds of its end, not minutes.
       throw new TransientError(Reason.ApiServerUnreachable, `cannot reach the Kubernetes API server ${this.server}: ${code || (err as Error).message}`, {
         cause: err,
+        retryAfterMs: API_SERVER_RETRY_MS,
       });
     }
     const text = await res.body.text();
@@ -266,7 +278,7 @@ export class KubeClient {
   /** Creates an object. */
   async create<T extends KubeObject>(obj: T): Promise<T> {
     const ref = { apiVersion: obj.apiVersion, kind: obj.kind, namespace: obj.metadata.namespace };
-    return await this.raw<T>('POST', await this.pathFor(ref), obj);
+    return await this.raw<T>('POST', `${await this.pathFor(ref)}${this.managerQuery()}`, obj);
   }
 
   /** Server-side apply with `fieldManager`; `force` takes ownership of conflicting fields. */
@@ -287,14 +299,19 @@ export class KubeClient {
     return await this.raw<T>('PATCH', `${await this.pathFor(ref, 'status')}${query}`, obj, 'application/apply-patch+yaml');
   }
 
+  /** `?fieldManager=...` for a write that is not an apply, when the client has a field manager. */
+  private managerQuery(): string {
+    return this.options.fieldManager ? `?fieldManager=${encodeURIComponent(this.options.fieldManager)}` : '';
+  }
+
   /** JSON merge patch of an object (or of its status subresource). */
   async mergePatch<T extends KubeObject>(ref: ObjectRef & { name: string }, patch: unknown, subresource?: 'status'): Promise<T> {
-    return await this.raw<T>('PATCH', await this.pathFor(ref, subresource), patch, 'application/merge-patch+json');
+    return await this.raw<T>('PATCH', `${await this.pathFor(ref, subresource)}${this.managerQuery()}`, patch, 'application/merge-patch+json');
   }
 
   /** JSON patch (RFC 6902) of an object. */
   async jsonPatch<T extends KubeObject>(ref: ObjectRef & { name: string }, ops: unknown[]): Promise<T> {
-    return await this.raw<T>('PATCH', await this.pathFor(ref), ops, 'application/json-patch+json');
+    return await this.raw<T>('PATCH', `${await this.pathFor(ref)}${this.managerQuery()}`, ops, 'application/json-patch+json');
   }
 
   /** Replaces the status of an object (merge patch on /status). */

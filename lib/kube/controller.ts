@@ -43,6 +43,11 @@ export interface ControllerOptions {
   workers?: number;
   backoff?: BackoffPolicy;
   observer?: ReconcileObserver;
+  /**
+   * Keys this controller reconciles (e.g. the objects of its shard); others are dropped when they come
+   * off the queue, however they were enqueued (a watch, a requeue, a label change since). Default: all.
+   */
+  accepts?: (key: string) => boolean;
 }
 
 /** One controller: a queue, its workers and the informers that feed it. */
@@ -87,6 +92,11 @@ export class Controller {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
+      if (this.options.accepts && !this.options.accepts(key)) {
+        this.queue.forget(key);
+        this.queue.done(key);
+        continue;
+      }
       const started = process.hrtime.bigint();
       try {
         const result = await this.reconcile(key);

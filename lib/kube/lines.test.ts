@@ -36,7 +36,10 @@ describe('utf8Lines (watch stream decoding)', () => {
   });
 });
 
-describe('KubeClient.watch', () => {
+describe('KubeClient.watch', function () {
+  // The first import of @kubernetes/client-node in the run happens here; on a loaded machine it alone took > 20 s.
+  this.timeout(60_000);
+
   it('delivers an object whose multi-byte character the server split across two writes intact', async () => {
     const { createServer } = await import('node:http');
     const { KubeConfig } = await import('@kubernetes/client-node');

@@ -82,8 +82,8 @@ export type StatusFields = Record<string, unknown>;
 export interface StatusWriter {
   /** Whether writing `desired` would change `current` (the object's status as read). */
   changed(current: StatusFields | undefined, desired: StatusFields): boolean;
-  /** Writes `desired` onto `obj`. */
-  write(obj: KubeObject, current: StatusFields | undefined, desired: StatusFields): Promise<void>;
+  /** Writes `desired` onto `obj`; returns the object as the server returned it (undefined from clients that return nothing). */
+  write(obj: KubeObject, current: StatusFields | undefined, desired: StatusFields): Promise<KubeObject | undefined>;
 }
 
 /** The client calls the writers make. */
@@ -109,7 +109,7 @@ export function mergeStatusWriter(kube: StatusClient, ownedKeys?: readonly strin
   return {
     changed: (current, desired) => Object.keys(diff(current, desired)).length > 0,
     async write(obj, current, desired) {
-      await kube.mergePatch({ ...refOf(obj), name: obj.metadata.name }, { status: diff(current, desired) }, 'status');
+      return await kube.mergePatch({ ...refOf(obj), name: obj.metadata.name }, { status: diff(current, desired) }, 'status');
     },
   };
 }
@@ -134,7 +134,7 @@ export function applyStatusWriter(kube: StatusClient, fieldManager: string, owne
       );
     },
     async write(obj, _current, desired) {
-      await kube.applyStatus(
+      return await kube.applyStatus(
         {
           apiVersion: obj.apiVersion,
           kind: obj.kind,

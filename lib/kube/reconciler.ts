@@ -4,6 +4,7 @@ import { dispositionOf, messageOf } from '../errors.js';
 import { KubeApiError, type KubeClient, type KubeObject } from './client.js';
 import type { Reconcile, ReconcileResult } from './controller.js';
 import { summarize, type Readiness, type StatusFields, type StatusWriter } from './reconciler-status.js';
+import type { OwnWrites } from './ownwrites.js';
 
 /**
  * The one shape of every Flotilla reconciler (controller and agent):
@@ -94,6 +95,12 @@ export interface ReconcilerDefinition<T extends KubeObject, R extends RunState<T
   now: () => Date;
   /** Reads the object named by `key` (current state: from the API server, or a cache where that is enough). */
   get(key: string): Promise<T | undefined>;
+  /**
+   * Told of every write the skeleton makes to the object (the finalizer, the status) with the object it was
+   * made from and the server's response: a `get` that reads an informer's cache reads through it
+   * ({@link OwnWrites}), so a reconcile never starts from a status older than its own last write.
+   */
+  ownWrites?: Pick<OwnWrites<T>, 'record'>;
   /** The object is gone: clean up what it left (objects it cannot own). */
   // biome-ignore lint/suspicious/noConfusingVoidType: a clean-up with nothing to ask for simply returns
   gone?(key: string): Promise<ReconcileResult | void>;
@@ -118,6 +125,7 @@ export function reconciler<T extends KubeObject, R extends RunState<T>>(def: Rec
     if (!found) return (await def.gone?.(key)) ?? {};
     if (found.metadata.deletionTimestamp) return await deletion(def, found);
     const obj = await ensureFinalizer(def, found);
+    if (obj !== found) def.ownWrites?.record(key, found, obj);
     if (def.suspended?.(obj)) return {};
     const run = def.start(obj, def.now());
     let error: unknown;
@@ -126,7 +134,7 @@ export function reconciler<T extends KubeObject, R extends RunState<T>>(def: Rec
     } catch (err) {
       error = err;
     } finally {
-      error = await finish(def, run, error);
+      error = await finish(def, key, run, error);
     }
     return { ...def.requeue?.(run, error), ...(error !== undefined ? { error } : {}) };
   };
@@ -162,7 +170,7 @@ async function ensureFinalizer<T extends KubeObject, R extends RunState<T>>(def:
  * the write's when the steps succeeded. A conflict (the run acted on a stale view) writes nothing: the
  * immediate retry will.
  */
-async function finish<T extends KubeObject, R extends RunState<T>>(def: ReconcilerDefinition<T, R>, run: R, error: unknown): Promise<unknown> {
+async function finish<T extends KubeObject, R extends RunState<T>>(def: ReconcilerDefinition<T, R>, key: string, run: R, error: unknown): Promise<unknown> {
   if (error !== undefined && dispositionOf(error) === 'conflict') return error;
   const spec = def.status;
   const before = (run.object as { status?: StatusFields }).status;
@@ -178,7 +186,10 @@ async function finish<T extends KubeObject, R extends RunState<T>>(def: Reconcil
       now: run.now,
     });
     const after = spec.build(run, conditions, error);
-    if (spec.writer.changed(before, after)) await spec.writer.write(run.object, before, after);
+    if (spec.writer.changed(before, after)) {
+      const written = await spec.writer.write(run.object, before, after);
+      def.ownWrites?.record(key, run.object, written);
+    }
     await spec.transitions?.(run, before, after, error);
     return error;
   } catch (err) {

@@ -5,6 +5,8 @@ import { bundlePathProblem, compareUtf8, pathConflict } from './paths.js';
 import { OCI_MANIFEST_MEDIA_TYPE } from './client.js';
 import { canonicalJSON } from '../util/json.js';
 import type { BlobSource, Descriptor } from './upload.js';
+import { readFile, stat } from 'node:fs/promises';
+import { ANNOTATION_ENCRYPTION_KEY, ENCRYPTED_FILE_MEDIA_TYPE, encryptLayer, type BundleKey } from './encrypt.js';
 
 /**
  * The bundle artifact format (see docs/artifact-format.md): an OCI image manifest v1.1 with Flotilla's artifactType, a
@@ -47,6 +49,8 @@ export interface ArtifactMeta {
   commitTime?: string;
   /** Flotilla's contents ID of the bundle, if the caller has one. */
   contentsID?: string;
+  /** Encrypt every file layer under this key (lib/oci/encrypt.ts); the manifest names its ID. */
+  encryptWith?: BundleKey;
 }
 
 /** A blob of an artifact and where its bytes are. */
@@ -104,14 +108,39 @@ export function bundleConfigBytes(meta: ArtifactMeta): Buffer {
   );
 }
 
-async function describeFile(file: ArtifactFile): Promise<ArtifactBlob> {
-  const problem = bundlePathProblem(file.path);
-  if (problem !== undefined) throw invalidBundle(`bundle file path "${file.path}" ${problem}`, file.path);
-  const { digest, size } = 'content' in file ? { digest: sha256Digest(file.content), size: file.content.length } : await digestFile(file.file);
+/** Files up to this size are read once into memory when described for a push, and uploaded from there. */
+export const READ_ONCE_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Hashes one bundle file into its layer blob (encrypted when `key` is given). A file on disk is streamed
+ * through the hash, except with `readOnce` when it is at most {@link READ_ONCE_MAX_BYTES}: then it is read
+ * whole and the blob's source holds the bytes, so an upload right after does not read it again.
+ */
+export async function describeArtifactFile(file: ArtifactFile, key: BundleKey | undefined, readOnce = false): Promise<ArtifactBlob> {
+  if (key !== undefined) {
+    const sealed = encryptLayer(key, 'content' in file ? file.content : await readFile(file.file));
+    return {
+      descriptor: { mediaType: ENCRYPTED_FILE_MEDIA_TYPE, digest: sha256Digest(sealed), size: sealed.length, annotations: { [ANNOTATION_TITLE]: file.path } },
+      source: sealed,
+    };
+  }
+  let content = 'content' in file ? file.content : undefined;
+  if (content === undefined && readOnce && 'file' in file && (await stat(file.file)).size <= READ_ONCE_MAX_BYTES) content = await readFile(file.file);
+  const { digest, size } = content !== undefined ? { digest: sha256Digest(content), size: content.length } : await digestFile((file as { file: string }).file);
   return {
     descriptor: { mediaType: BUNDLE_FILE_MEDIA_TYPE, digest, size, annotations: { [ANNOTATION_TITLE]: file.path } },
-    source: 'content' in file ? file.content : { file: file.file },
+    source: content ?? { file: (file as { file: string }).file },
   };
+}
+
+/** Checks every path of `files` (clean, relative, no duplicates or file/directory clashes): ArtifactError InvalidBundle naming the file. */
+export function checkArtifactPaths(files: readonly ArtifactFile[]): void {
+  for (const f of files) {
+    const problem = bundlePathProblem(f.path);
+    if (problem !== undefined) throw invalidBundle(`bundle file path "${f.path}" ${problem}`, f.path);
+  }
+  const conflict = pathConflict(files.map((f) => f.path));
+  if (conflict) throw invalidBundle(`bundle file path "${conflict.path}" ${conflict.problem}`, conflict.path);
 }
 
 /**
@@ -120,10 +149,18 @@ async function describeFile(file: ArtifactFile): Promise<ArtifactBlob> {
  * on disk), sorts layers by path and serializes the manifest canonically.
  */
 export async function buildArtifact(files: readonly ArtifactFile[], meta: ArtifactMeta): Promise<BuiltArtifact> {
+  checkArtifactPaths(files);
   const described = [];
-  for (const f of files) described.push(await describeFile(f));
-  const conflict = pathConflict(files.map((f) => f.path));
-  if (conflict) throw invalidBundle(`bundle file path "${conflict.path}" ${conflict.problem}`, conflict.path);
+  for (const f of files) described.push(await describeArtifactFile(f, meta.encryptWith));
+  return assembleArtifact(described, meta);
+}
+
+/**
+ * The artifact of already described layer blobs (one per file, any order; paths checked by the caller):
+ * sorts layers by path and serializes the manifest canonically.
+ */
+export function assembleArtifact(layerBlobs: readonly ArtifactBlob[], meta: ArtifactMeta): BuiltArtifact {
+  const described = [...layerBlobs];
   described.sort((a, b) => compareUtf8(a.descriptor.annotations?.[ANNOTATION_TITLE] ?? '', b.descriptor.annotations?.[ANNOTATION_TITLE] ?? ''));
   const configBytes = bundleConfigBytes(meta);
   const config: Descriptor = { mediaType: BUNDLE_CONFIG_MEDIA_TYPE, digest: sha256Digest(configBytes), size: configBytes.length };
@@ -131,6 +168,7 @@ export async function buildArtifact(files: readonly ArtifactFile[], meta: Artifa
   if (meta.source !== undefined && meta.source !== '') annotations[ANNOTATION_SOURCE] = sanitizeSourceURL(meta.source);
   if (meta.revision !== undefined && meta.revision !== '') annotations[ANNOTATION_REVISION] = meta.revision;
   if (meta.commitTime !== undefined && meta.commitTime !== '') annotations[ANNOTATION_CREATED] = meta.commitTime;
+  if (meta.encryptWith !== undefined) annotations[ANNOTATION_ENCRYPTION_KEY] = meta.encryptWith.id;
   const layers = described.map((d) => d.descriptor);
   const manifest = Buffer.from(
     canonicalJSON({

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { BlobCache } from './blobcache.js';
+import { BlobCache, IN_MEMORY_BLOB_MAX_BYTES, readVerified } from './blobcache.js';
 import { sha256Digest } from './digest.js';
 import { ArtifactError } from './errors.js';
 
@@ -45,6 +45,47 @@ describe('blob cache', () => {
       expect(await readdir(join(dir, 'tmp'))).to.deep.equal([]);
     });
   }
+
+  it('streams a blob above the in-memory limit and verifies it the same way', async () => {
+    const big = Buffer.alloc(IN_MEMORY_BLOB_MAX_BYTES + 3, 7);
+    const chunks = [big.subarray(0, 1000), big.subarray(1000)];
+    const path = await cache.store(sha256Digest(big), big.length, Readable.from(chunks), 'layer "big"');
+    expect((await readFile(path)).equals(big)).to.equal(true);
+    const flipped = Buffer.from(big);
+    flipped[5] = 8;
+    const err = await cache.store(sha256Digest(big), big.length, Readable.from([flipped]), 'layer "big"').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((err as ArtifactError).reason).to.equal('ArtifactTampered');
+    expect((err as Error).message).to.match(/layer "big": digest mismatch/);
+  });
+
+  it('creates its folders again when they were removed behind its back', async () => {
+    await cache.store(digest, content.length, Readable.from([content]), 'x');
+    await rm(dir, { recursive: true, force: true });
+    const path = await cache.store(digest, content.length, Readable.from([content]), 'x');
+    expect((await readFile(path)).equals(content)).to.equal(true);
+  });
+
+  it('reads a small verified blob into memory and stops at the first byte past its size', async () => {
+    expect((await readVerified(Readable.from([content.subarray(0, 3), content.subarray(3)]), digest, content.length, 'x')).equals(content)).to.equal(true);
+    let pulled = 0;
+    const endless = Readable.from(
+      (function* () {
+        for (;;) {
+          pulled++;
+          yield content;
+        }
+      })(),
+    );
+    const err = await readVerified(endless, digest, content.length, 'layer "a"').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((err as Error).message).to.match(/layer "a": size mismatch: more than the 16 bytes/);
+    expect(pulled).to.be.below(20);
+  });
 
   it('evicts a cached blob corrupted on disk', async () => {
     const path = await cache.store(digest, content.length, Readable.from([content]), 'x');

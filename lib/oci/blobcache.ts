@@ -1,8 +1,8 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Reason } from '../api/constants.js';
 import { Digester, parseDigest } from './digest.js';
@@ -14,8 +14,14 @@ import { ArtifactError } from './errors.js';
  * unchanged is never downloaded twice. Safe for concurrent writers of the same digest (rename is atomic).
  */
 
-/** Passes bytes through while hashing them; fails as soon as more than `size` bytes arrive. */
-export class VerifyingTransform extends Transform {
+/** Blobs up to this size are received in memory, verified, then written with one call (fewer file operations). */
+export const IN_MEMORY_BLOB_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Hashes bytes as they arrive and checks them against an expected digest and size: {@link update} throws
+ * ArtifactTampered as soon as more than `size` bytes arrive, {@link finish} when the total or the digest differ.
+ */
+export class BlobVerifier {
   private readonly digester: Digester;
 
   constructor(
@@ -23,39 +29,85 @@ export class VerifyingTransform extends Transform {
     private readonly expectedSize: number,
     private readonly what: string,
   ) {
-    super();
     const parsed = parseDigest(expectedDigest);
     if (!parsed) throw new ArtifactError(Reason.InvalidBundle, `${what}: unsupported digest ${expectedDigest}`);
     this.digester = new Digester(parsed.algorithm);
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+  /** Adds a chunk; throws once more bytes arrived than declared. */
+  update(chunk: Buffer): void {
     this.digester.update(chunk);
     if (this.digester.size > this.expectedSize) {
-      callback(new ArtifactError(Reason.ArtifactTampered, `${this.what}: size mismatch: more than the ${this.expectedSize} bytes declared by the manifest`));
+      throw new ArtifactError(Reason.ArtifactTampered, `${this.what}: size mismatch: more than the ${this.expectedSize} bytes declared by the manifest`);
+    }
+  }
+
+  /** Checks the total size and the digest; call once, after the last chunk. */
+  finish(): void {
+    if (this.digester.size !== this.expectedSize) {
+      throw new ArtifactError(
+        Reason.ArtifactTampered,
+        `${this.what}: size mismatch: got ${this.digester.size} bytes, the manifest declares ${this.expectedSize}`,
+      );
+    }
+    const actual = this.digester.digest();
+    if (actual !== this.expectedDigest) {
+      throw new ArtifactError(Reason.ArtifactTampered, `${this.what}: digest mismatch: expected ${this.expectedDigest}, got ${actual}`);
+    }
+  }
+}
+
+/** Passes bytes through while verifying them with a {@link BlobVerifier}. */
+export class VerifyingTransform extends Transform {
+  private readonly verifier: BlobVerifier;
+
+  constructor(expectedDigest: string, expectedSize: number, what: string) {
+    super();
+    this.verifier = new BlobVerifier(expectedDigest, expectedSize, what);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.verifier.update(chunk);
+    } catch (err) {
+      callback(err as Error);
       return;
     }
     callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.digester.size !== this.expectedSize) {
-      callback(
-        new ArtifactError(Reason.ArtifactTampered, `${this.what}: size mismatch: got ${this.digester.size} bytes, the manifest declares ${this.expectedSize}`),
-      );
-      return;
-    }
-    const actual = this.digester.digest();
-    if (actual !== this.expectedDigest) {
-      callback(new ArtifactError(Reason.ArtifactTampered, `${this.what}: digest mismatch: expected ${this.expectedDigest}, got ${actual}`));
+    try {
+      this.verifier.finish();
+    } catch (err) {
+      callback(err as Error);
       return;
     }
     callback();
   }
 }
 
+/** Reads a whole (small) stream into memory, verifying it on the way; throws ArtifactTampered on mismatch. */
+export async function readVerified(source: AsyncIterable<Buffer> | NodeJS.ReadableStream, digest: string, size: number, what: string): Promise<Buffer> {
+  const verifier = new BlobVerifier(digest, size, what);
+  const chunks: Buffer[] = [];
+  // Leaving the loop by a throw ends the iteration, which destroys a stream source: an oversized body is not read on.
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    verifier.update(chunk);
+    chunks.push(chunk);
+  }
+  verifier.finish();
+  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size);
+}
+
+function isMissingFolder(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
 /** See the module comment. */
 export class BlobCache {
+  private ready: Promise<void> | undefined;
+
   constructor(readonly dir: string) {}
 
   /** Where the blob with `digest` lives (whether or not it is there). */
@@ -75,7 +127,9 @@ export class BlobCache {
     if (!info) return undefined;
     if (info.size === size) {
       try {
-        await pipeline(createReadStream(path), new VerifyingTransform(digest, size, `cached blob ${digest}`), devNull());
+        const verifier = new BlobVerifier(digest, size, `cached blob ${digest}`);
+        for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) verifier.update(chunk as Buffer);
+        verifier.finish();
         return path;
       } catch {
         // corrupt: fall through and evict
@@ -91,18 +145,47 @@ export class BlobCache {
    */
   async store(digest: string, size: number, source: AsyncIterable<Buffer> | NodeJS.ReadableStream, what: string): Promise<string> {
     const final = this.pathOf(digest);
-    const tmpDir = join(this.dir, 'tmp');
-    await mkdir(tmpDir, { recursive: true });
-    await mkdir(join(final, '..'), { recursive: true });
-    const tmp = join(tmpDir, randomUUID());
+    await this.folders();
+    const tmp = join(this.dir, 'tmp', randomUUID());
     try {
-      await pipeline(source, new VerifyingTransform(digest, size, what), createWriteStream(tmp));
-      await rename(tmp, final);
+      if (size <= IN_MEMORY_BLOB_MAX_BYTES) {
+        // Small blobs (most bundle files): one write call instead of a stream of them.
+        const bytes = await readVerified(source, digest, size, what);
+        await this.inFolders(() => writeFile(tmp, bytes));
+      } else {
+        await mkdir(join(this.dir, 'tmp'), { recursive: true });
+        await pipeline(source, new VerifyingTransform(digest, size, what), createWriteStream(tmp));
+      }
+      await this.inFolders(() => rename(tmp, final));
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
     }
     return final;
+  }
+
+  /** Creates the cache's folders once per instance (not once per blob). */
+  private folders(): Promise<void> {
+    this.ready ??= Promise.all(['tmp', join('blobs', 'sha256'), join('blobs', 'sha512')].map((d) => mkdir(join(this.dir, d), { recursive: true }))).then(
+      () => undefined,
+      (err: unknown) => {
+        this.ready = undefined;
+        throw err;
+      },
+    );
+    return this.ready;
+  }
+
+  /** Runs a file operation, creating the folders again once if they were removed behind the cache's back. */
+  private async inFolders<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (!isMissingFolder(err)) throw err;
+      this.ready = undefined;
+      await this.folders();
+      return await op();
+    }
   }
 
   /** Removes every cached blob whose digest is not in `keep`; returns how many were removed. */
@@ -119,9 +202,4 @@ export class BlobCache {
     }
     return removed;
   }
-}
-
-/** A writable that discards everything (for hashing a file without keeping it). */
-function devNull(): Writable {
-  return new Writable({ write: (_chunk, _enc, cb) => cb() });
 }

@@ -1,9 +1,18 @@
-import { copyFile, mkdir, readFile, readdir } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, readdir } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Reason } from '../api/constants.js';
 import { StallingError } from '../errors.js';
-import { buildArtifact, type ArtifactMeta, type BuiltArtifact, type BundleConfig, type ArtifactFile } from './artifact.js';
-import { OCI_MANIFEST_MEDIA_TYPE, type RegistryClient } from './client.js';
+import {
+  assembleArtifact,
+  checkArtifactPaths,
+  describeArtifactFile,
+  type ArtifactBlob,
+  type ArtifactMeta,
+  type BuiltArtifact,
+  type BundleConfig,
+  type ArtifactFile,
+} from './artifact.js';
+import { OCI_MANIFEST_MEDIA_TYPE, type PushBlobResult, type RegistryClient } from './client.js';
 import { ArtifactError } from './errors.js';
 import { DEFAULT_ARTIFACT_LIMITS, parseBundleConfig, parseBundleManifest, type BundleLayer, type ArtifactLimits, type BundleManifest } from './manifest.js';
 import { bundlePathProblem } from './paths.js';
@@ -39,11 +48,33 @@ function toReference(client: RegistryClient, ref: Reference | string): Reference
   return parsed;
 }
 
-/** Pushes an already built artifact: every blob (HEAD first), then the manifest under `tag` or its digest. */
-export async function pushArtifact(client: RegistryClient, repository: Reference | string, artifact: BuiltArtifact, tag?: string): Promise<PushBundleResult> {
+/** Blob pushes already under way, by digest (see {@link pushBundle}). */
+type BlobPushes = Map<string, Promise<PushBlobResult>>;
+
+/** Pushes a blob once per push, however many files share its digest. */
+function pushOnce(client: RegistryClient, repository: string, blob: ArtifactBlob, pushes: BlobPushes): Promise<PushBlobResult> {
+  let pending = pushes.get(blob.descriptor.digest);
+  if (pending === undefined) {
+    pending = client.pushBlob(repository, blob.descriptor, blob.source);
+    pushes.set(blob.descriptor.digest, pending);
+  }
+  return pending;
+}
+
+/**
+ * Pushes an already built artifact: every blob (each checked first, see {@link RegistryClient.pushBlob};
+ * those in `pushes` are already under way), then the manifest under `tag` or its digest.
+ */
+export async function pushArtifact(
+  client: RegistryClient,
+  repository: Reference | string,
+  artifact: BuiltArtifact,
+  tag?: string,
+  pushes: BlobPushes = new Map(),
+): Promise<PushBundleResult> {
   const repo = toReference(client, repository);
   const outcomes = await mapLimit(artifact.blobs, client.concurrency, async (blob) => ({
-    result: await client.pushBlob(repo.repository, blob.descriptor, blob.source),
+    result: await pushOnce(client, repo.repository, blob, pushes),
     size: blob.descriptor.size,
   }));
   await client.putManifest(repo.repository, tag ?? artifact.digest, artifact.manifest, OCI_MANIFEST_MEDIA_TYPE);
@@ -61,7 +92,9 @@ export async function pushArtifact(client: RegistryClient, repository: Reference
 
 /**
  * Builds the artifact for `files` + `meta` and pushes it to `repository` (`host/path`, any tag or digest
- * in it ignored), tagged `tag` when given. Blobs the registry has are not uploaded.
+ * in it ignored), tagged `tag` when given. Blobs the registry has are not uploaded. Each file is pushed
+ * as soon as it is hashed (`client.concurrency` files at a time), and a small file on disk is read once
+ * for both; the manifest, which needs every digest, goes last.
  */
 export async function pushBundle(
   client: RegistryClient,
@@ -70,7 +103,16 @@ export async function pushBundle(
   meta: ArtifactMeta,
   tag?: string,
 ): Promise<PushBundleResult> {
-  return await pushArtifact(client, repository, await buildArtifact(files, meta), tag);
+  const repo = toReference(client, repository);
+  checkArtifactPaths(files);
+  const pushes: BlobPushes = new Map();
+  const layers = await mapLimit(files, client.concurrency, async (file): Promise<ArtifactBlob> => {
+    const blob = await describeArtifactFile(file, meta.encryptWith, true);
+    await pushOnce(client, repo.repository, blob, pushes);
+    // Bytes read for the upload are not kept for the rest of the push.
+    return 'file' in file && meta.encryptWith === undefined ? { descriptor: blob.descriptor, source: { file: file.file } } : blob;
+  });
+  return await pushArtifact(client, repo, assembleArtifact(layers, meta), tag, pushes);
 }
 
 /** Options of a pull. */
@@ -149,6 +191,23 @@ export async function pullBundle(client: RegistryClient, pinned: Reference | str
   return { digest: v.digest, config: v.config, annotations: v.manifest.annotations, files, blobs };
 }
 
+/**
+ * Puts a verified cached blob at `target`: a hard link when the cache is on the same file system (no second
+ * write of the bytes), else a copy. The cache never writes into a blob file in place (it writes a new file
+ * and renames it), and it re-hashes a blob before every reuse, so an edit of the pulled file through the
+ * link cannot make the cache serve wrong bytes.
+ */
+async function placeFile(blob: string, target: string): Promise<void> {
+  try {
+    await link(blob, target);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // Another file system, or one without hard links: copy. Anything else (the target exists...) is an error.
+    if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EMLINK') throw err;
+    await copyFile(blob, target);
+  }
+}
+
 /** A pulled file on disk. */
 export interface WrittenFile {
   path: string;
@@ -159,7 +218,7 @@ export interface WrittenFile {
 }
 
 /**
- * Pulls a bundle pinned by digest and writes its files under `directory` (new or empty), streaming
+ * Pulls a bundle pinned by digest and writes its files under `directory` (new or empty), linked or copied
  * from the verified blob cache so memory stays bounded whatever the bundle size. Nothing is written unless
  * the whole bundle verified; each target is re-checked to stay inside `directory`.
  */
@@ -175,13 +234,15 @@ export async function pullBundleToDirectory(
   if (existing.length > 0) throw new StallingError(Reason.InvalidSpec, `pull target ${root} is not empty`);
   const v = await fetchVerifiedBundle(client, pinned, options);
   const files: WrittenFile[] = [];
+  const made = new Set<string>();
   for (const layer of v.manifest.layers) {
     const target = resolve(root, layer.path);
     if (bundlePathProblem(layer.path) !== undefined || !target.startsWith(root + sep)) {
       throw new ArtifactError(Reason.InvalidBundle, `bundle ${v.digest}: layer "${layer.path}" would be written outside ${root}`, { layer: layer.path });
     }
-    await mkdir(dirname(target), { recursive: true });
-    await copyFile(v.blobs.get(layer.path) ?? '', target);
+    if (!made.has(dirname(target))) await mkdir(dirname(target), { recursive: true });
+    made.add(dirname(target));
+    await placeFile(v.blobs.get(layer.path) ?? '', target);
     files.push({ path: layer.path, file: join(root, layer.path), size: layer.descriptor.size, digest: layer.descriptor.digest });
   }
   return { digest: v.digest, config: v.config, annotations: v.manifest.annotations, files };

@@ -10,8 +10,9 @@ import { ArtifactError, RegistryUnavailableError } from './errors.js';
 import type { Reference } from './reference.js';
 import { DEFAULT_RETRY_POLICY, backoffDelay, realSleep, type RetryPolicy, type Sleep } from './retry.js';
 import { RegistryEventSink, type RegistryEvent, type RegistryStats } from './stats.js';
-import { Transport, header, type RegistryResponse } from './transport.js';
-import { uploadBlob, type BlobSource, type Descriptor } from './upload.js';
+import { Transport, header, readBodyLimited, type RegistryResponse } from './transport.js';
+import { BlobCheck } from './blobcheck.js';
+import { cancelUpload, uploadBlob, type BlobSource, type Descriptor } from './upload.js';
 
 /** OCI image manifest media type. */
 export const OCI_MANIFEST_MEDIA_TYPE = 'application/vnd.oci.image.manifest.v1+json';
@@ -19,6 +20,8 @@ export const OCI_MANIFEST_MEDIA_TYPE = 'application/vnd.oci.image.manifest.v1+js
 export const OCI_INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
 /** Docker schema 2 manifest media type (accepted when resolving, never written). */
 export const DOCKER_MANIFEST_MEDIA_TYPE = 'application/vnd.docker.distribution.manifest.v2+json';
+/** Docker manifest list media type (a multi-platform image; copied as it is, never written by Flotilla). */
+export const DOCKER_MANIFEST_LIST_MEDIA_TYPE = 'application/vnd.docker.distribution.manifest.list.v2+json';
 /** The largest manifest read unless a caller says otherwise (the distribution spec suggests 4 MiB). */
 export const DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
@@ -46,6 +49,12 @@ export interface RegistryClientOptions {
   monolithicMaxBytes?: number;
   /** Bytes per PATCH request for larger blobs (default 8 MiB). */
   chunkSize?: number;
+  /**
+   * How a push checks that the registry lacks a blob: `mount` (default) asks the registry to mount it from
+   * the same repository, which also opens the upload session (one request instead of a HEAD and a POST),
+   * and falls back to `head` by itself for a registry that ignores mounts; `head` always sends a HEAD.
+   */
+  blobCheck?: 'mount' | 'head';
   /** Blob transfers run in parallel per push or pull (default 4). */
   concurrency?: number;
   timeouts?: Partial<{ connectMs: number; headersMs: number; bodyMs: number }>;
@@ -80,6 +89,7 @@ export class RegistryClient {
   private readonly settings: { monolithicMaxBytes: number; chunkSize: number };
   private cache: BlobCache | undefined;
   private tmpCacheDir: string | undefined;
+  private readonly blobCheck: BlobCheck;
 
   constructor(options: RegistryClientOptions) {
     this.registry = options.registry;
@@ -90,6 +100,7 @@ export class RegistryClient {
     this.concurrency = Math.max(1, options.concurrency ?? 4);
     this.settings = { monolithicMaxBytes: options.monolithicMaxBytes ?? 4 * 1024 * 1024, chunkSize: options.chunkSize ?? 8 * 1024 * 1024 };
     if (options.blobCacheDir !== undefined) this.cache = new BlobCache(options.blobCacheDir);
+    this.blobCheck = new BlobCheck(options.blobCheck ?? 'mount');
     this.transport = new Transport({
       registry: options.registry,
       basicHTTP: options.basicHTTP ?? false,
@@ -132,19 +143,22 @@ export class RegistryClient {
   }
 
   /**
-   * Pushes a blob unless the registry already has it (HEAD first). A transient failure restarts the whole
-   * upload after a backoff (the HEAD again first, so a blob committed by a lost response is not re-sent).
+   * Pushes a blob unless the registry already has it. The check is a mount probe (one request that also
+   * opens the upload session, see upload.ts) while the registry is not known to ignore mounts, else a
+   * `HEAD`. A transient failure restarts the whole upload after a backoff (the check again first, so a
+   * blob committed by a lost response is not re-sent).
    */
   async pushBlob(repository: string, desc: Descriptor, source: BlobSource): Promise<PushBlobResult> {
-    const scope = repositoryScope(repository, ['pull', 'push']);
+    const target = { registry: this.registry, repository, scope: repositoryScope(repository, ['pull', 'push']) };
     for (let attempt = 0; ; attempt++) {
-      const size = await this.blobSize(repository, desc.digest, scope);
-      if (size === desc.size) {
+      const found = await this.blobCheck.find(this.transport, target, desc, () => this.blobSize(repository, desc.digest, target.scope));
+      if (found.present) {
         this.events.emit({ type: 'blob-skipped', digest: desc.digest, size: desc.size });
         return 'skipped';
       }
       try {
-        await uploadBlob(this.transport, this.events, this.registry, repository, desc, source, this.settings, scope);
+        await uploadBlob(this.transport, this.events, target, desc, source, this.settings, found.session);
+        if (found.session !== undefined) await this.blobCheck.learn(this.transport, target, desc.digest);
         return 'uploaded';
       } catch (err) {
         if (!(err instanceof RegistryUnavailableError) || attempt >= this.retry.retries) throw err;
@@ -153,6 +167,49 @@ export class RegistryClient {
         await this.sleep(delayMs);
       }
     }
+  }
+
+  /**
+   * Asks the registry to mount blob `digest` from another repository of the same registry into
+   * `repository` (cross-repository blob mount): true when it did (201), false when it started an upload
+   * instead (202: the session is cancelled) or refused. Nothing is uploaded either way.
+   */
+  async mountBlob(repository: string, digest: string, from: string): Promise<boolean> {
+    const operation = `mounting blob ${digest} from ${this.registry}/${from} into ${repository}`;
+    const scope = `${repositoryScope(repository, ['pull', 'push'])} ${repositoryScope(from, ['pull'])}`;
+    const query = `mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
+    const res = await this.transport.send({
+      method: 'POST',
+      path: `/v2/${repository}/blobs/uploads/?${query}`,
+      scope,
+      operation,
+      headers: { 'content-length': '0' },
+    });
+    await res.body.dump();
+    if (res.status === 201) {
+      this.events.emit({ type: 'blob-skipped', digest, size: 0 });
+      return true;
+    }
+    const location = header(res, 'location');
+    if (res.status === 202 && location) await cancelUpload(this.transport, location, scope, operation);
+    return false;
+  }
+
+  /** True if the registry has the manifest `digest` in `repository` (HEAD); false when it answers 404. */
+  async hasManifest(repository: string, digest: string): Promise<boolean> {
+    const operation = `checking manifest ${digest} in ${this.registry}/${repository}`;
+    const accept = [OCI_MANIFEST_MEDIA_TYPE, OCI_INDEX_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_LIST_MEDIA_TYPE].join(', ');
+    const res = await this.transport.send({
+      method: 'HEAD',
+      path: `/v2/${repository}/manifests/${digest}`,
+      scope: repositoryScope(repository, ['pull']),
+      operation,
+      headers: { accept },
+    });
+    await res.body.dump();
+    if (res.status === 404) return false;
+    if (res.status !== 200) await this.transport.fail(res, operation);
+    return true;
   }
 
   private async blobCache(): Promise<BlobCache> {
@@ -289,6 +346,28 @@ export class RegistryClient {
     return true;
   }
 
+  /**
+   * Reads the OCI 1.1 referrers index of `digest` (`GET /v2/<repo>/referrers/<digest>`), at most
+   * `maxBytes`; undefined when the registry has no referrers API (404), so callers fall back to the
+   * referrers tag schema (`sha256-<hex>` index).
+   */
+  async getReferrers(repository: string, digest: string, maxBytes: number): Promise<Buffer | undefined> {
+    const operation = `reading referrers of ${this.registry}/${repository}@${digest}`;
+    const res = await this.transport.send({
+      method: 'GET',
+      path: `/v2/${repository}/referrers/${digest}`,
+      scope: repositoryScope(repository, ['pull']),
+      operation,
+      headers: { accept: OCI_INDEX_MEDIA_TYPE },
+    });
+    if (res.status === 404) {
+      await res.body.dump();
+      return undefined;
+    }
+    if (res.status !== 200) await this.transport.fail(res, operation);
+    return readBodyLimited(res, maxBytes, operation, 'the referrers index');
+  }
+
   /** Lists a repository's tags (following `Link` pagination); an unknown repository has none. */
   async listTags(repository: string): Promise<string[]> {
     const operation = `listing tags of ${this.registry}/${repository}`;
@@ -313,24 +392,4 @@ export class RegistryClient {
     await this.transport.close();
     if (this.tmpCacheDir !== undefined) await rm(this.tmpCacheDir, { recursive: true, force: true });
   }
-}
-
-async function readBodyLimited(res: RegistryResponse, maxBytes: number, operation: string, what: string): Promise<Buffer> {
-  const declared = Number(header(res, 'content-length'));
-  const tooLarge = () => new ArtifactError(Reason.BundleTooLarge, `${operation}: ${what} is larger than the ${maxBytes}-byte limit`);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    await res.body.dump().catch(() => undefined);
-    throw tooLarge();
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res.body) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) {
-      res.body.destroy();
-      throw tooLarge();
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }

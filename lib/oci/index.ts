@@ -17,3 +17,8 @@ export * from './manifest.js';
 export * from './bundle.js';
 export * from './versions.js';
 export * from './options.js';
+export * from './sign.js';
+export * from './cosign.js';
+export * from './sigstore.js';
+export * from './encrypt.js';
+export * from './mirrors.js';

@@ -5,6 +5,7 @@ import { bundlePathProblem, pathConflict } from './paths.js';
 import { ANNOTATION_TITLE, BUNDLE_ARTIFACT_TYPE, BUNDLE_CONFIG_MEDIA_TYPE, BUNDLE_FILE_MEDIA_TYPE, type BundleConfig } from './artifact.js';
 import { OCI_MANIFEST_MEDIA_TYPE } from './client.js';
 import type { Descriptor } from './upload.js';
+import { ANNOTATION_ENCRYPTION_KEY, ENCRYPTED_FILE_MEDIA_TYPE } from './encrypt.js';
 import { isPlainObject } from '../util/json.js';
 
 /**
@@ -72,12 +73,13 @@ function tooLarge(where: string, message: string, layer?: string): ArtifactError
   return new ArtifactError(Reason.BundleTooLarge, `${where}: ${message}`, layer === undefined ? {} : { layer });
 }
 
-function parseLayer(raw: unknown, index: number, where: string, limits: ArtifactLimits): BundleLayer {
+function parseLayer(raw: unknown, index: number, where: string, limits: ArtifactLimits, encrypted: boolean): BundleLayer {
   const title = isPlainObject(raw) && isPlainObject(raw.annotations) ? raw.annotations[ANNOTATION_TITLE] : undefined;
   const name = typeof title === 'string' ? `layer "${title}"` : `layer ${index}`;
   const d = descriptor(raw, where, name, typeof title === 'string' ? title : undefined);
   if (typeof title !== 'string') throw invalid(where, `${name} has no ${ANNOTATION_TITLE} annotation`);
-  if (d.mediaType !== BUNDLE_FILE_MEDIA_TYPE) throw invalid(where, `${name} has media type ${d.mediaType}, expected ${BUNDLE_FILE_MEDIA_TYPE}`, title);
+  const mediaType = encrypted ? ENCRYPTED_FILE_MEDIA_TYPE : BUNDLE_FILE_MEDIA_TYPE;
+  if (d.mediaType !== mediaType) throw invalid(where, `${name} has media type ${d.mediaType}, expected ${mediaType}`, title);
   const problem = bundlePathProblem(title);
   if (problem !== undefined) throw invalid(where, `${name}: path ${problem}`, title);
   if (d.size > limits.maxFileBytes) throw tooLarge(where, `${name} has ${d.size} bytes, over the ${limits.maxFileBytes}-byte limit per file`, title);
@@ -108,7 +110,8 @@ export function parseBundleManifest(bytes: Buffer, where: string, limits: Artifa
   if (config.size > limits.maxConfigBytes) throw tooLarge(where, `config has ${config.size} bytes, over the ${limits.maxConfigBytes}-byte limit`);
   if (!Array.isArray(json.layers)) throw invalid(where, 'layers is not an array');
   if (json.layers.length > limits.maxFiles) throw tooLarge(where, `${json.layers.length} files, over the limit of ${limits.maxFiles}`);
-  const layers = json.layers.map((raw: unknown, i: number) => parseLayer(raw, i, where, limits));
+  const encrypted = isPlainObject(json.annotations) && typeof json.annotations[ANNOTATION_ENCRYPTION_KEY] === 'string';
+  const layers = json.layers.map((raw: unknown, i: number) => parseLayer(raw, i, where, limits, encrypted));
   const conflict = pathConflict(layers.map((l) => l.path));
   if (conflict) throw invalid(where, `layer "${conflict.path}" ${conflict.problem}`, conflict.path);
   const totalBytes = layers.reduce((sum, l) => sum + l.descriptor.size, 0);

@@ -1,8 +1,10 @@
 import { createSecureContext, rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent, request } from '../util/undici.js';
 import { parseWWWAuthenticate, basicAuthorization, parseTokenResponse, TokenCache, type Challenge, type Credentials } from './auth.js';
 import {
+  ArtifactError,
   RegistryRefusedError,
   RegistryTLSError,
   RegistryUnavailableError,
@@ -12,6 +14,7 @@ import {
   parseErrorBody,
   translateNetworkError,
 } from './errors.js';
+import { Reason } from '../api/constants.js';
 import { backoffDelay, parseRetryAfter, type RetryPolicy, type Sleep } from './retry.js';
 import { apiHost } from './reference.js';
 import type { RegistryEventSink } from './stats.js';
@@ -336,4 +339,25 @@ export class Transport {
     if (isRetryableStatus(res.status)) throw new RegistryUnavailableError(message, details);
     throw new RegistryRefusedError(message, details);
   }
+}
+
+/** Reads a whole body of at most `maxBytes` (ArtifactError BundleTooLarge naming `what` beyond it). */
+export async function readBodyLimited(res: RegistryResponse, maxBytes: number, operation: string, what: string): Promise<Buffer> {
+  const declared = Number(header(res, 'content-length'));
+  const tooLarge = () => new ArtifactError(Reason.BundleTooLarge, `${operation}: ${what} is larger than the ${maxBytes}-byte limit`);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await res.body.dump().catch(() => undefined);
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) {
+      res.body.destroy();
+      throw tooLarge();
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
 }

@@ -5,7 +5,8 @@ import { RegistryRefusedError } from './errors.js';
 import type { RegistryEventSink } from './stats.js';
 
 /**
- * Blob uploads (distribution spec, "Pushing blobs"): a POST opens an upload session, then either one PUT
+ * Blob uploads (distribution spec, "Pushing blobs"): a POST opens an upload session (or a mount probe
+ * finds the blob there, or opens the session, in one request), then either one PUT
  * with the whole blob (monolithic, for small blobs) or a series of PATCH chunks followed by a PUT with the
  * digest (chunked, for large ones). Bodies are streamed from a Buffer slice or a file range, so memory
  * stays bounded by the HTTP stack's buffers, not by the blob size.
@@ -50,22 +51,36 @@ function locationOf(res: { headers: Record<string, string | string[] | undefined
   return location;
 }
 
+/** What a mount probe found: the blob is there (mounted), an upload session was opened, or the registry refused. */
+export type MountProbe = { kind: 'mounted' } | { kind: 'session'; location: string } | { kind: 'refused'; status: number };
+
 /**
- * Uploads one blob to `repository` (the caller checked that the registry lacks it). Throws typed registry
- * errors; the caller decides whether to retry the whole upload (PATCH is never retried on its own: a
- * half-applied chunk cannot be repeated safely).
+ * Asks the registry to mount `digest` into `repository` from `repository` itself (`POST
+ * .../blobs/uploads/?mount=<digest>&from=<repository>`): one request that answers "is the blob there?"
+ * (201, nothing to upload) and, if not, opens the upload session (202 with a Location), where a `HEAD`
+ * and a `POST` take two (distribution spec, "Mounting a blob from another repository": a registry that
+ * cannot mount SHOULD answer 202). Other statuses are returned as `refused` for the caller to fall back;
+ * transient failures and authorization refusals throw typed registry errors.
  */
-export async function uploadBlob(
-  transport: Transport,
-  events: RegistryEventSink,
-  registry: string,
-  repository: string,
-  desc: Descriptor,
-  source: BlobSource,
-  settings: UploadSettings,
-  scope: string,
-): Promise<void> {
-  const operation = `uploading blob ${desc.digest} (${desc.size} bytes) to ${registry}/${repository}`;
+export async function probeMount(transport: Transport, registry: string, repository: string, digest: string, scope: string): Promise<MountProbe> {
+  const operation = `checking blob ${digest} in ${registry}/${repository} (mount from the same repository)`;
+  const query = `mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(repository)}`;
+  const res = await transport.send({ method: 'POST', path: `/v2/${repository}/blobs/uploads/?${query}`, scope, operation, headers: { 'content-length': '0' } });
+  if (res.status === 201) {
+    await res.body.dump();
+    return { kind: 'mounted' };
+  }
+  if (res.status === 202) {
+    await res.body.dump();
+    return { kind: 'session', location: locationOf(res, registry, operation) };
+  }
+  if (res.status === 401 || res.status === 403 || res.status === 429 || res.status >= 500) await transport.fail(res, operation);
+  await res.body.dump();
+  return { kind: 'refused', status: res.status };
+}
+
+/** Opens an upload session (`POST .../blobs/uploads/`) and returns its Location. */
+async function openUpload(transport: Transport, registry: string, repository: string, scope: string, operation: string): Promise<string> {
   const start = await transport.send({
     method: 'POST',
     path: `/v2/${repository}/blobs/uploads/`,
@@ -75,7 +90,37 @@ export async function uploadBlob(
   });
   if (start.status !== 202) await transport.fail(start, operation);
   await start.body.dump();
-  let location = locationOf(start, registry, operation);
+  return locationOf(start, registry, operation);
+}
+
+/** Cancels an upload session that will not be used (`DELETE <location>`); failures are ignored (sessions expire). */
+export async function cancelUpload(transport: Transport, location: string, scope: string, operation: string): Promise<void> {
+  try {
+    const res = await transport.send({ method: 'DELETE', path: location, scope, operation: `cancelling the upload of ${operation}`, retry: false });
+    await res.body.dump();
+  } catch {
+    // An abandoned session is purged by the registry.
+  }
+}
+
+/**
+ * Uploads one blob to `repository` (the caller checked that the registry lacks it), in the upload
+ * session at `session` when the caller already opened one (see {@link probeMount}), else in a new one.
+ * Throws typed registry errors; the caller decides whether to retry the whole upload (PATCH is never
+ * retried on its own: a half-applied chunk cannot be repeated safely).
+ */
+export async function uploadBlob(
+  transport: Transport,
+  events: RegistryEventSink,
+  target: { registry: string; repository: string; scope: string },
+  desc: Descriptor,
+  source: BlobSource,
+  settings: UploadSettings,
+  session?: string,
+): Promise<void> {
+  const { registry, repository, scope } = target;
+  const operation = `uploading blob ${desc.digest} (${desc.size} bytes) to ${registry}/${repository}`;
+  let location = session ?? (await openUpload(transport, registry, repository, scope, operation));
   const chunked = desc.size > settings.monolithicMaxBytes;
   let offset = 0;
   if (chunked) {

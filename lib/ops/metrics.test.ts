@@ -4,10 +4,18 @@ import type { AddressInfo } from 'node:net';
 import { namingProblems, parseExposition, sampleSum } from './exposition.js';
 import { counter, createRegistry, gauge, histogram, reconcileMetrics, reconcileObserver, metricValue } from './metrics.js';
 import { startOpsServer } from './server.js';
+import { modulesLoadedBy } from '../util/testing.js';
 
 /** The process and Node runtime metrics every Flotilla process serves, with their types. */
 const DEFAULT_METRICS: [string, string][] = [
   ['process_cpu_seconds_total', 'counter'],
+  ['process_cpu_user_seconds_total', 'counter'],
+  ['process_cpu_system_seconds_total', 'counter'],
+  ['process_open_fds', 'gauge'],
+  ['process_max_fds', 'gauge'],
+  ['nodejs_active_handles_total', 'gauge'],
+  ['nodejs_heap_space_size_used_bytes', 'gauge'],
+  ['nodejs_version_info', 'gauge'],
   ['process_resident_memory_bytes', 'gauge'],
   ['process_start_time_seconds', 'gauge'],
   ['nodejs_heap_size_used_bytes', 'gauge'],
@@ -36,6 +44,32 @@ describe('metrics registry', () => {
     const page = parseExposition(await createRegistry().metrics());
     for (const [name, type] of DEFAULT_METRICS) expect(page.types.get(name), name).to.equal(type);
     expect(sampleSum(page, 'process_resident_memory_bytes')).to.be.greaterThan(0);
+  });
+
+  it('counts CPU time as user plus system, growing with work done', async () => {
+    const registry = createRegistry();
+    const read = async () => {
+      const page = parseExposition(await registry.metrics());
+      return ['process_cpu_user_seconds_total', 'process_cpu_system_seconds_total', 'process_cpu_seconds_total'].map((n) => sampleSum(page, n));
+    };
+    const [, , before = 0] = await read();
+    const until = Date.now() + 30;
+    let spin = 0;
+    while (Date.now() < until) spin++;
+    expect(spin).to.be.greaterThan(0);
+    const [user = 0, system = 0, total = 0] = await read();
+    expect(total).to.be.greaterThan(before);
+    expect(total).to.be.closeTo(user + system, 1e-9);
+  });
+
+  it('loads prom-client without @opentelemetry/api (its index would: 4-5 MiB per process)', function () {
+    this.timeout(60_000);
+    const loaded = modulesLoadedBy("const { createRegistry } = await import('./lib/ops/metrics.ts');\nawait createRegistry().metrics();");
+    expect(
+      loaded.some((f) => f.includes('/prom-client/')),
+      'prom-client loaded',
+    ).to.equal(true);
+    expect(loaded.filter((f) => f.includes('@opentelemetry'))).to.deep.equal([]);
   });
 
   it('leaves the process metrics out when asked to', async () => {

@@ -5,10 +5,72 @@
  * `flotilla_<subsystem>_<what>_<unit>` (docs/metrics.md lists them); the call shapes are prom-client's:
  * `counter.inc(labels, value)`, `gauge.set(labels, value)`, `histogram.observe(labels, seconds)`.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { createRequire } from 'node:module';
+import type * as Prom from 'prom-client';
 import type { ReconcileObserver } from '../kube/controller.js';
 
-export { Counter, Gauge, Histogram, Registry };
+/**
+ * prom-client's modules one by one, not its index: the index loads every collector and exporter it has, and
+ * its CPU collector imports @opentelemetry/api for exemplars (which Flotilla does not use). Together that is
+ * 4-5 MiB of every process's resident memory (bench/README.md, Memory); the CPU counters are built here
+ * instead, under the same names. The paths are those of the prom-client version package.json pins;
+ * lib/ops/metrics.test.ts fails if an upgrade moves them or a default metric goes missing.
+ */
+const promModule = createRequire(import.meta.url);
+const prom = <T>(path: string): T => promModule(`prom-client/lib/${path}`) as T;
+
+export const Registry = prom<typeof Prom.Registry>('registry');
+export type Registry = Prom.Registry;
+export const Counter = prom<typeof Prom.Counter>('counter');
+export type Counter<L extends string = string> = Prom.Counter<L>;
+export const Gauge = prom<typeof Prom.Gauge>('gauge');
+export type Gauge<L extends string = string> = Prom.Gauge<L>;
+export const Histogram = prom<typeof Prom.Histogram>('histogram');
+export type Histogram<L extends string = string> = Prom.Histogram<L>;
+
+/** prom-client's default collectors but its CPU one (see above), each `(registry, config) => void`. */
+const DEFAULT_COLLECTORS = [
+  'processStartTime',
+  'osMemoryHeap',
+  'processOpenFileDescriptors',
+  'processMaxFileDescriptors',
+  'eventLoopLag',
+  ...(typeof process.getActiveResourcesInfo === 'function' ? ['processResources'] : []),
+  'processHandles',
+  'processRequests',
+  'heapSizeAndUsed',
+  'heapSpacesSizeAndUsed',
+  'version',
+  'gc',
+];
+
+/** `process_cpu_user_seconds_total`, `process_cpu_system_seconds_total` and their sum `process_cpu_seconds_total`. */
+function cpuCounters(registry: Registry): void {
+  let last = process.cpuUsage();
+  // The registry reads metrics in the order they were registered: the first one's collect sets all three.
+  new Counter({
+    name: 'process_cpu_user_seconds_total',
+    help: 'Total user CPU time spent in seconds.',
+    registers: [registry],
+    collect(this: Counter) {
+      const now = process.cpuUsage();
+      const user = (now.user - last.user) / 1e6;
+      const sys = (now.system - last.system) / 1e6;
+      last = now;
+      this.inc(user);
+      system.inc(sys);
+      total.inc(user + sys);
+    },
+  });
+  const system = new Counter({ name: 'process_cpu_system_seconds_total', help: 'Total system CPU time spent in seconds.', registers: [registry] });
+  const total = new Counter({ name: 'process_cpu_seconds_total', help: 'Total user and system CPU time spent in seconds.', registers: [registry] });
+}
+
+function collectDefaultMetrics(registry: Registry): void {
+  cpuCounters(registry);
+  const config = { register: registry, eventLoopMonitoringPrecision: 10 };
+  for (const name of DEFAULT_COLLECTORS) prom<(r: Registry, c: typeof config) => void>(`metrics/${name}`)(registry, config);
+}
 
 /** Options of {@link createRegistry}. */
 export interface RegistryOptions {
@@ -24,7 +86,7 @@ export interface RegistryOptions {
 export function createRegistry(options: RegistryOptions = {}): Registry {
   const registry = new Registry();
   // No prefix: dashboards and alerts expect the standard process_* and nodejs_* names of every client library.
-  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  if (options.defaultMetrics ?? true) collectDefaultMetrics(registry);
   return registry;
 }
 

@@ -3,7 +3,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../util/undici.js';
 import { Reason } from '../api/constants.js';
 import { CHART_FOLDER, type HelmOptions, isRemoteChart } from '../api/helm.js';
 import { parseYamlDocuments } from '../bundle/manifest.js';
@@ -199,6 +199,12 @@ async function helmPull(
   return await readFile(join(out, names[0] as string));
 }
 
+/** What to do when a chart repository refuses the credentials (both of Fleet's ways of giving them). */
+const CREDENTIALS_HINT = "check the Secret named in the GitRepo's helmSecretName, or this bundle's entry in its helmSecretNameForPaths Secret";
+/** What to do when a chart repository's certificate is not trusted. */
+const CA_HINT =
+  "put its CA in the helmSecretName Secret's cacerts (or in caBundle of this bundle's helmSecretNameForPaths entry), or set fleet.yaml helm.insecureSkipTLSVerify";
+
 /** Translates a failed helm run into an error that says what to do (helm's message, redacted, is kept). */
 export function classifyHelmFailure(err: unknown, what: string): FlotillaError | unknown {
   if (!(err instanceof CommandError) || err.failure !== 'exit') return err;
@@ -210,16 +216,10 @@ export function classifyHelmFailure(err: unknown, what: string): FlotillaError |
     .replace(/\s*\(try 'helm repo update'\)/g, '')
     .slice(0, 600)}`;
   if (/\b401\b|\b403\b|unauthorized|forbidden|authentication required|denied/i.test(text)) {
-    return new StallingError(
-      Reason.AuthenticationFailed,
-      `${quoted}; the chart repository refused the credentials: check the Secret named in the GitRepo's helmSecretName`,
-    );
+    return new StallingError(Reason.AuthenticationFailed, `${quoted}; the chart repository refused the credentials: ${CREDENTIALS_HINT}`);
   }
   if (/x509|certificate|tls:/i.test(text)) {
-    return new StallingError(
-      Reason.ChartRepositoryTLSFailed,
-      `${quoted}; the repository's certificate is not trusted: put its CA in the helmSecretName Secret's cacerts`,
-    );
+    return new StallingError(Reason.ChartRepositoryTLSFailed, `${quoted}; the repository's certificate is not trusted: ${CA_HINT}`);
   }
   if (/not found|no chart version|no such chart|manifest unknown|invalid_reference|no matching/i.test(text)) {
     return new StallingError(Reason.ChartNotFound, `${quoted}; fix helm.chart or helm.version in fleet.yaml`);
@@ -247,16 +247,13 @@ export async function download(
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const code = cause?.code ?? (err as NodeJS.ErrnoException).code ?? '';
       if (/CERT|VERIFY|ISSUER|SELF_SIGNED|TLS|SSL/i.test(code)) {
-        throw new StallingError(
-          Reason.ChartRepositoryTLSFailed,
-          `${what}: the server's certificate is not trusted (${code}); put its CA in the helmSecretName Secret's cacerts`,
-        );
+        throw new StallingError(Reason.ChartRepositoryTLSFailed, `${what}: the server's certificate is not trusted (${code}); ${CA_HINT}`);
       }
       throw new TransientError(Reason.ChartRepositoryUnreachable, `${what}: cannot be reached (${code || (err as Error).message}); retried at the next poll`);
     });
     if (res.statusCode === 401 || res.statusCode === 403) {
       await res.body.dump();
-      throw new StallingError(Reason.AuthenticationFailed, `${what}: refused with ${res.statusCode}: check the Secret named in the GitRepo's helmSecretName`);
+      throw new StallingError(Reason.AuthenticationFailed, `${what}: refused with ${res.statusCode}: ${CREDENTIALS_HINT}`);
     }
     if (res.statusCode === 404) {
       await res.body.dump();

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { canonicalJSON, isPlainObject, jsonEqual, mergePatchBetween, mergePatchForKeys, setOwn } from './json.js';
+import { canonicalJSON, isPlainObject, jsonEqual, mergePatchBetween, mergePatchForKeys, parseJSONObject, setOwn } from './json.js';
 
 /** An object with an own `__proto__` key, as JSON.parse makes it. */
 const withProtoKey = (value: unknown): Record<string, unknown> => JSON.parse(`{"__proto__": ${JSON.stringify(value)}}`) as Record<string, unknown>;
@@ -16,6 +16,17 @@ describe('isPlainObject', () => {
     { value: 1, want: false },
   ];
   for (const c of cases) it(`${JSON.stringify(c.value) ?? String(c.value)} -> ${c.want}`, () => expect(isPlainObject(c.value)).to.equal(c.want));
+});
+
+describe('parseJSONObject', () => {
+  it('returns the object of JSON bytes that hold one', () => {
+    expect(parseJSONObject(Buffer.from('{"layers":[1],"a":{"b":null}}'))).to.deep.equal({ layers: [1], a: { b: null } });
+  });
+  for (const text of ['', 'not json', '{"unterminated": ', '[]', '[{"a":1}]', 'null', '42', '"text"', '\xff\xfe']) {
+    it(`returns undefined for ${JSON.stringify(text)}`, () => {
+      expect(parseJSONObject(Buffer.from(text, 'latin1'))).to.equal(undefined);
+    });
+  }
 });
 
 describe('setOwn', () => {

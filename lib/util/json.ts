@@ -1,11 +1,25 @@
 /**
  * Helpers for JSON values (objects as the API server, YAML or JSON parsing return them): the one plain-object
- * check, the one deep equality, the one canonical serialization and the one merge-patch builder of Flotilla.
+ * check, the one lenient parser of untrusted JSON bytes, the one deep equality, the one canonical serialization and the one merge-patch builder of Flotilla.
  */
 
 /** A JSON object (not an array, not null). */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Parses untrusted JSON bytes that should hold an object (a manifest, an index, a signed payload): the
+ * object, or undefined when the bytes are not JSON or not an object. For readers that skip what they
+ * cannot use instead of failing; readers that must say why use JSON.parse and their own errors.
+ */
+export function parseJSONObject(bytes: Buffer): Record<string, unknown> | undefined {
+  try {
+    const json: unknown = JSON.parse(bytes.toString('utf8'));
+    return isPlainObject(json) ? json : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

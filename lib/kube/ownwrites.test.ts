@@ -1,0 +1,159 @@
+import { expect } from 'chai';
+import pino from 'pino';
+import type { KubeObject, ObjectRef } from './client.js';
+import { OwnWrites } from './ownwrites.js';
+import { reconciler, type RunState } from './reconciler.js';
+import { mergeStatusWriter } from './reconciler-status.js';
+
+type Obj = KubeObject & { status?: { note?: string } };
+
+const at = (rv: string, note?: string, uid = 'u1'): Obj => ({
+  apiVersion: 'x/v1',
+  kind: 'Thing',
+  metadata: { name: 'a', uid, resourceVersion: rv, generation: 1 },
+  ...(note ? { status: { note } } : {}),
+});
+
+describe('OwnWrites: a cache read that sees its own writes', () => {
+  it('reads the cache while nothing was written', () => {
+    const cache = new Map([['a', at('1', 'x')]]);
+    const own = new OwnWrites<Obj>(cache);
+    expect(own.get('a')?.status?.note).to.equal('x');
+    expect(own.get('b')).to.equal(undefined);
+  });
+
+  it('returns a copy, so a run that changes its object does not change the cache', () => {
+    const cache = new Map([['a', at('1', 'x')]]);
+    const own = new OwnWrites<Obj>(cache);
+    const read = own.get('a');
+    if (read?.status) read.status.note = 'changed';
+    expect(cache.get('a')?.status?.note).to.equal('x');
+  });
+
+  it('reads the last write while the cache still holds a version it replaced, through chained writes', () => {
+    const cache = new Map([['a', at('1')]]);
+    const own = new OwnWrites<Obj>(cache);
+    own.record('a', at('1'), at('2'));
+    own.record('a', at('2'), at('3', 'written'));
+    expect(own.get('a')?.metadata.resourceVersion).to.equal('3');
+    cache.set('a', at('2'));
+    expect(own.get('a')?.metadata.resourceVersion, 'the cache saw only the first write').to.equal('3');
+    expect(own.pending).to.equal(1);
+  });
+
+  it('lets the cache win once it holds the write or anything newer, and forgets the write', () => {
+    for (const seen of ['3', '9']) {
+      const cache = new Map([['a', at('1')]]);
+      const own = new OwnWrites<Obj>(cache);
+      own.record('a', at('1'), at('3', 'written'));
+      cache.set('a', at(seen, 'cache'));
+      expect(own.get('a')?.status?.note, `cache at ${seen}`).to.equal('cache');
+      expect(own.pending).to.equal(0);
+      cache.set('a', at('1', 'old'));
+      expect(own.get('a')?.status?.note, 'the record is gone').to.equal('old');
+    }
+  });
+
+  it('does not apply a write to a recreated object of the same name', () => {
+    const cache = new Map([['a', at('1', 'new object', 'u2')]]);
+    const own = new OwnWrites<Obj>(cache);
+    own.record('a', at('1'), at('3', 'written'));
+    expect(own.get('a')?.status?.note).to.equal('new object');
+  });
+
+  it('reads nothing once the object left the cache, and records no response without a version', () => {
+    const cache = new Map([['a', at('1')]]);
+    const own = new OwnWrites<Obj>(cache);
+    own.record('a', at('1'), at('2'));
+    cache.delete('a');
+    expect(own.get('a')).to.equal(undefined);
+    expect(own.pending).to.equal(0);
+    own.record('a', at('1'), { ...at('2'), metadata: { name: 'a' } });
+    own.record('a', at('1'), undefined);
+    expect(own.pending).to.equal(0);
+  });
+});
+
+describe('a reconciler reading a lagging cache through OwnWrites', () => {
+  interface Run extends RunState<Obj> {}
+
+  /** An API server whose watch is held back: its cache lags every write until `deliver()`. */
+  class LaggingApi {
+    stored = at('1');
+    cache = new Map<string, Obj>([['a', at('1')]]);
+    statusWrites = 0;
+    private version = 1;
+    async mergePatch<T extends KubeObject>(_ref: ObjectRef & { name: string }, patch: unknown): Promise<T> {
+      this.statusWrites++;
+      const status = (patch as { status: Obj['status'] }).status;
+      this.version++;
+      this.stored = {
+        ...this.stored,
+        metadata: { ...this.stored.metadata, resourceVersion: String(this.version) },
+        status: { ...this.stored.status, ...status },
+      };
+      return structuredClone(this.stored) as T;
+    }
+    async applyStatus<T extends KubeObject>(): Promise<T> {
+      throw new Error('not used');
+    }
+    deliver() {
+      this.cache.set('a', structuredClone(this.stored));
+    }
+  }
+
+  function run(api: LaggingApi, own: OwnWrites<Obj> | undefined, note: string, transitions: string[]) {
+    return reconciler<Obj, Run>({
+      name: 'test',
+      log: pino({ level: 'silent' }),
+      now: () => new Date(0),
+      get: async (key) => (own ? own.get(key) : structuredClone(api.cache.get(key))),
+      ...(own ? { ownWrites: own } : {}),
+      start: (object, now) => ({ object, now, conditions: [] }),
+      steps: () => [],
+      status: {
+        fallbackReason: 'Failed',
+        readiness: () => ({ status: 'True', reason: 'Succeeded', message: 'ok' }),
+        build: () => ({ note }),
+        writer: { ...mergeStatusWriter(api), changed: (current, desired) => current?.note !== desired.note },
+        transitions: (_run, before, after) => {
+          if (before?.note !== after.note) transitions.push(`${String(before?.note)}->${String(after.note)}`);
+        },
+      },
+    });
+  }
+
+  it('writes a status and tells its transition once, where a plain cache read does both twice', async () => {
+    for (const withOwnWrites of [true, false]) {
+      const api = new LaggingApi();
+      const own = withOwnWrites ? new OwnWrites<Obj>(api.cache) : undefined;
+      const transitions: string[] = [];
+      const reconcile = run(api, own, 'done', transitions);
+      await reconcile('a');
+      await reconcile('a'); // triggered by something else before the watch delivered the status write
+      if (withOwnWrites) {
+        expect(api.statusWrites).to.equal(1);
+        expect(transitions).to.deep.equal(['undefined->done']);
+      } else {
+        expect(api.statusWrites).to.equal(2);
+        expect(transitions).to.deep.equal(['undefined->done', 'undefined->done']);
+      }
+      api.deliver();
+      await reconcile('a');
+      expect(api.statusWrites, 'nothing to write once the cache caught up').to.equal(withOwnWrites ? 1 : 2);
+    }
+  });
+
+  it('still sees what another writer changed after its own write', async () => {
+    const api = new LaggingApi();
+    const own = new OwnWrites<Obj>(api.cache);
+    const transitions: string[] = [];
+    await run(api, own, 'done', transitions)('a');
+    // Someone else changes the status; the watch delivers it (after ours).
+    api.stored = { ...api.stored, metadata: { ...api.stored.metadata, resourceVersion: '7' }, status: { note: 'theirs' } };
+    api.deliver();
+    await run(api, own, 'done', transitions)('a');
+    expect(transitions).to.deep.equal(['undefined->done', 'theirs->done']);
+    expect(api.statusWrites).to.equal(2);
+  });
+});
