@@ -141,6 +141,25 @@ describe('Bundle reconciler (on fake ports)', () => {
     expect(w.f.kube.writes.slice(writes).map((x) => `${x.op} ${x.kind}`)).to.deep.equal(['applyStatus Bundle']);
   });
 
+  it('tells one Ready Event per rollout on the Bundle, and none while it stays Ready', async () => {
+    const w = new World().cluster('c1', 'prod').cluster('c2', 'prod');
+    const readyEvents = () => w.f.events.events.filter((e) => e.reason === ConditionType.Ready);
+    await w.run();
+    w.report('ns-c1');
+    await w.run();
+    expect(readyEvents(), 'one of two clusters ready').to.deep.equal([]);
+    w.report('ns-c2');
+    await w.run();
+    await w.run();
+    expect(readyEvents()).to.deep.equal([{ object: 'Bundle/ws/app', type: 'Normal', reason: 'Ready', message: 'ready on 2/2 cluster(s), contents c1' }]);
+    w.change({ contentsID: 'c2' });
+    await w.run();
+    w.report('ns-c1');
+    w.report('ns-c2');
+    await w.run();
+    expect(readyEvents().map((e) => e.message)).to.deep.equal(['ready on 2/2 cluster(s), contents c1', 'ready on 2/2 cluster(s), contents c2']);
+  });
+
   it('is not Ready while one agent still reports the deployment ID of older content', async () => {
     const w = new World().cluster('c1', 'prod').cluster('c2', 'prod');
     await w.run();
@@ -297,9 +316,9 @@ describe('Bundle reconciler (on fake ports)', () => {
       await w.run();
       expect(w.condition(ConditionType.Ready)).to.equal('True/RolledBack');
       expect(w.condition(ConditionType.RolledBack)).to.equal('True/RolledBack');
-      expect(w.bundle.status?.rollback).to.deep.equal({ version: 1, clusters: ['c1'], newestVersion: 2 });
+      expect(w.bundle.status?.rollback).to.deep.equal({ version: 1, clusters: ['c1'], clusterCount: 1, newestVersion: 2 });
       expect(w.bundle.status?.versions).to.deep.equal([
-        { version: 2, clusters: 1, names: ['c2'] },
+        { version: 2, clusters: 1 },
         { version: 1, clusters: 1, names: ['c1'] },
       ]);
     });
@@ -352,5 +371,68 @@ describe('Bundle reconciler (on fake ports)', () => {
         if (result instanceof Error) expect(dispositionOf(result)).to.equal('stalling');
       });
     }
+
+    describe('staged rollout (spec.rolloutStrategy)', () => {
+      const strategy: NonNullable<Bundle['spec']['rolloutStrategy']> = {
+        partitions: [
+          { name: 'eu', clusterSelector: { matchLabels: { region: 'eu' } }, maxUnavailable: 0 },
+          { name: 'us', clusterSelector: { matchLabels: { region: 'us' } }, maxUnavailable: 0 },
+        ],
+        deadline: '1m',
+        onFailure: 'rollback',
+      };
+
+      it('creates the second partition only once the first is ready, then completes', async () => {
+        const w = ociWorld();
+        w.change({ rolloutStrategy: strategy });
+        await w.run();
+        expect(w.applied()).to.deep.equal(['ns-c1/app']);
+        expect(w.condition(ConditionType.Ready)).to.equal('False/Progressing');
+        expect(w.bundle.status?.rollout?.partitions.map((p) => `${p.name}:${p.phase}`)).to.deep.equal(['eu:Rolling', 'us:Waiting']);
+        w.report('ns-c1');
+        await w.run();
+        expect(w.applied()).to.deep.equal(['ns-c1/app', 'ns-c2/app']);
+        w.report('ns-c2');
+        await w.run();
+        expect(w.bundle.status?.rollout?.phase).to.equal('Complete');
+        expect(w.condition(ConditionType.Ready)).to.equal('True/Succeeded');
+      });
+
+      it('returns the failed first partition to the previous version after the deadline; the second never gets the new one', async () => {
+        const w = ociWorld();
+        w.change({ rolloutStrategy: strategy, contentsID: 'c1', oci: { reference: `${REPO}@${D1}`, digest: D1 } });
+        w.f.kube.seed({ ...w.bundle, status: { history: [HISTORY[0]] } });
+        for (const ns of ['ns-c1', 'ns-c2']) {
+          await w.run();
+          w.report(ns);
+        }
+        await w.run();
+        expect(w.bundle.status?.rollout?.phase).to.equal('Complete');
+        w.change({ contentsID: 'c2', oci: { reference: `${REPO}@${D2}`, digest: D2 } });
+        w.f.kube.seed({ ...w.bundle, status: { ...w.bundle.status, history: HISTORY } });
+        const first = await w.run();
+        expect(spec(w, 'ns-c1')?.spec.oci?.digest).to.equal(D2);
+        expect(spec(w, 'ns-c2')?.spec.oci?.digest).to.equal(D1);
+        expect(first.requeueAfterMs).to.be.greaterThan(0);
+        const bd = spec(w, 'ns-c1') as BDObject;
+        w.f.kube.seed({ ...bd, status: { appliedDeploymentID: bd.spec.deploymentID, ready: false } });
+        w.f.setNow(new Date(T0.getTime() + 61_000));
+        await w.run();
+        expect(spec(w, 'ns-c1')?.spec.oci?.digest).to.equal(D1);
+        expect(spec(w, 'ns-c1')?.metadata.labels?.[Label.RolledBackTo]).to.equal(undefined);
+        expect(spec(w, 'ns-c2')?.spec.oci?.digest).to.equal(D1);
+        expect(w.bundle.status?.rollout).to.deep.include({ phase: 'RolledBack', version: 2, previousVersion: 1 });
+        expect(w.condition(ConditionType.Ready)).to.equal('False/RolloutFailed');
+      });
+
+      it('stalls naming the field of an invalid rolloutStrategy and writes no BundleDeployment', async () => {
+        const w = ociWorld();
+        w.change({ rolloutStrategy: { maxUnavailable: '200%' } });
+        await w.reconcile('ws/app').catch((err: unknown) => err);
+        expect(w.deployments()).to.deep.equal([]);
+        expect(w.condition(ConditionType.Stalled)).to.equal('True/InvalidBundle');
+        expect(getCondition(w.bundle.status?.conditions, ConditionType.Stalled)?.message).to.include('spec.rolloutStrategy.maxUnavailable');
+      });
+    });
   });
 });

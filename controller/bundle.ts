@@ -1,3 +1,4 @@
+import { OwnWrites } from '../lib/kube/ownwrites.js';
 import { clusterHelmOptions } from './chartvalues.js';
 import {
   API_VERSION,
@@ -9,27 +10,37 @@ import {
   Reason,
   emptyBundleSummary,
   setCondition,
+  getCondition,
   type Bundle,
   type BundleDeployment,
   type BundleDeploymentOptions,
   type BundleDeploymentSpec,
   type BundleSummary,
   type ClusterGroup,
+  type RolloutStatus,
 } from '../lib/api/index.js';
+import { shardFilter, shardLabelsOf } from './shard.js';
 import { deploymentID, optionsHash, selectClusters, type GroupInfo } from '../lib/bundle/index.js';
+import { groupsOf } from '../lib/bundle/target.js';
 import { mapLimit } from '../lib/util/concurrency.js';
 import { jsonEqual } from '../lib/util/json.js';
 import { Controller, type Reconcile } from '../lib/kube/controller.js';
 import { reconciler, type RunState, type Step } from '../lib/kube/reconciler.js';
 import { SUMMARY_CONDITIONS, applyStatusWriter, type StatusClient, type StatusWriter } from '../lib/kube/reconciler-status.js';
-import { splitKey } from '../lib/kube/informer.js';
+import { withoutIdleSummary } from '../lib/kube/status-compact.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { Ref, type ControllerContext, type ReconcilerContext } from './context.js';
 import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { readSecretData } from './store.js';
+import { deploymentKeysRef, keysSecretName, writeBundleKeys } from './bundlekeys.js';
 import { summarize, worstState } from './rollup.js';
+import { andMore, boundRollout } from './status-bounds.js';
 import { observer } from './gitrepo.js';
-import { applyRollback, rollbackCondition, rollbackMessage, runningVersions, type RollbackStatus } from './history.js';
+import { rollbackCondition, rollbackMessage, runningVersions, type RollbackStatus } from './history.js';
+import { clusterOffline, planTargets } from './rollout-targets.js';
+import { atomicAnnotationsMatch } from './atomic-targets.js';
+import { keptContents } from './content-objects.js';
+import { rolloutReadiness } from './rollout.js';
 
 /**
  * The BundleDeployment finalizer is the agent's: it adds it when it first applies (it then owns
@@ -72,6 +83,7 @@ export function baseOptions(spec: Bundle['spec']): BundleDeploymentOptions {
     targetRestrictions: _tr,
     dependsOn: _d,
     rollback: _rb,
+    rolloutStrategy: _rs,
     ...options
   } = spec;
   return options;
@@ -86,7 +98,13 @@ export function bundleDeploymentSpec(bundle: Bundle, options: BundleDeploymentOp
   }
   const spec: BundleDeploymentSpec = { deploymentID: id, options };
   if (bundle.spec.paused) spec.paused = true;
-  if (bundle.spec.oci) spec.oci = { ...bundle.spec.oci, ...(bundle.spec.oci.secretName ? { secretName: ociSecretName(bdName) } : {}) };
+  if (bundle.spec.oci) {
+    spec.oci = {
+      ...bundle.spec.oci,
+      ...(bundle.spec.oci.secretName ? { secretName: ociSecretName(bdName) } : {}),
+      ...deploymentKeysRef(bundle.spec.oci, bdName),
+    };
+  }
   if (bundle.spec.resources) spec.resources = bundle.spec.resources;
   if (bundle.spec.dependsOn) spec.dependsOn = bundle.spec.dependsOn;
   if (bundle.spec.forceSyncGeneration) spec.forceSyncGeneration = bundle.spec.forceSyncGeneration;
@@ -112,7 +130,7 @@ export function agentCredentialData(type: string | undefined, data: Record<strin
 export function notReadyMessage(summary: BundleSummary): string {
   const first = summary.nonReadyResources?.[0];
   if (!first) return '';
-  return `${first.name}: ${first.bundleState}${first.message ? ` (${first.message})` : ''}`.slice(0, 1024);
+  return `${first.name}: ${first.bundleState}${first.message ? ` (${first.message})` : ''}${andMore(1, summary.desiredReady - summary.ready)}`.slice(0, 1024);
 }
 
 function groupsIn(ctx: ReconcilerContext, namespace: string): GroupInfo[] {
@@ -132,6 +150,7 @@ async function deleteDeployment(ctx: ReconcilerContext, bd: BundleDeploymentObje
   const ns = bd.metadata.namespace ?? '';
   await ctx.kube.delete(Ref.bundleDeployment(ns, bd.metadata.name));
   await ctx.kube.delete(Ref.secret(ns, ociSecretName(bd.metadata.name)));
+  if (bd.spec.oci?.decryptionSecretName) await ctx.kube.delete(Ref.secret(ns, keysSecretName(bd.metadata.name)));
 }
 
 /** The agents' copy of a Bundle's registry credentials, read once per pass. */
@@ -169,6 +188,7 @@ export function desiredDeployment(
         [Label.RepoName]: bundle.metadata.labels?.[Label.RepoName] ?? '',
         [Label.Cluster]: clusterName,
         [Label.Managed]: MANAGED_LABEL_VALUE,
+        ...shardLabelsOf(bundle),
       },
     },
     spec: bundleDeploymentSpec(bundle, options, name, existing),
@@ -181,7 +201,12 @@ export function deploymentUpToDate(existing: BundleDeploymentObject | undefined,
   const labels = existing.metadata.labels ?? {};
   // A rollback's label must also go when the rollback does.
   const rollbackLabelMatches = (labels[Label.RolledBackTo] === undefined) === (desired.metadata.labels?.[Label.RolledBackTo] === undefined);
-  return rollbackLabelMatches && Object.entries(desired.metadata.labels ?? {}).every(([k, v]) => labels[k] === v) && jsonEqual(existing.spec, desired.spec);
+  return (
+    rollbackLabelMatches &&
+    atomicAnnotationsMatch(existing, desired) &&
+    Object.entries(desired.metadata.labels ?? {}).every(([k, v]) => labels[k] === v) &&
+    jsonEqual(existing.spec, desired.spec)
+  );
 }
 
 /** Whether the agent reports that the credential Secret of its BundleDeployment is missing (deleted by hand, say). */
@@ -242,6 +267,10 @@ interface Target {
   clusterNs: string;
   options: BundleDeploymentOptions;
   desired: BundleDeploymentObject;
+  groups: { name: string; labels: Record<string, string> }[];
+  offline: boolean;
+  /** No BundleDeployment is written in this pass (the rollout holds it back). */
+  skip?: boolean;
 }
 
 /** The working state of one Bundle reconcile. */
@@ -256,12 +285,18 @@ interface BundleRun extends RunState<BundleObject> {
   summary?: BundleSummary;
   /** The rollback in force, as applied to the targets. */
   rollback?: RollbackStatus;
+  /** The staged rollout's progress (spec.rolloutStrategy). */
+  rollout?: RolloutStatus;
+  /** When the rollout wants a look again (soak end, deadline). */
+  rolloutRequeueMs?: number;
+  /** helm.atomic: clusters rolled back (or not) and why (controller/atomic.ts). */
+  atomic?: string | undefined;
 }
 
 /** Field manager of the Bundle reconciler's part of Bundle status (the GitRepo reconciler writes ArtifactsStored). */
 export const BUNDLE_STATUS_MANAGER = 'flotilla-bundle-status';
 /** The status fields and conditions the Bundle reconciler owns. */
-const OWNED_STATUS = ['observedGeneration', 'conditions', 'summary', 'display', 'observedContentsID', 'versions', 'rollback'];
+const OWNED_STATUS = ['observedGeneration', 'conditions', 'summary', 'display', 'observedContentsID', 'versions', 'rollback', 'rollout'];
 const OWNED_CONDITIONS = [ConditionType.Targeted, ConditionType.RolledBack, ...SUMMARY_CONDITIONS];
 
 /** The Bundle reconciler's status writer: server-side apply with {@link BUNDLE_STATUS_MANAGER}, owning its keys and conditions only. */
@@ -275,7 +310,7 @@ const keyIn = (bd: { metadata: { namespace?: string | undefined; name: string } 
  * The roll-up of a Bundle: every targeted cluster's BundleDeployment (as just written when the informer
  * does not hold it yet) compared with the deployment ID the current Bundle implies for that cluster.
  */
-export function bundleSummary(targets: readonly Target[], current: (key: string) => BundleDeploymentObject | undefined): BundleSummary {
+export function bundleSummary(targets: readonly Pick<Target, 'desired'>[], current: (key: string) => BundleDeploymentObject | undefined): BundleSummary {
   const bds = targets.map((t) => current(keyIn(t.desired)) ?? t.desired);
   const expected = new Map(targets.map((t) => [keyIn(t.desired), t.desired.spec]));
   return summarize(
@@ -288,6 +323,8 @@ export function bundleSummary(targets: readonly Target[], current: (key: string)
 /** The Bundle reconcile function, on the reconciler skeleton; unit tests run it on fake ports (controller/bundle.test.ts). */
 export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
   const written: WrittenCredentials = new Map();
+  // The Bundle as the informer holds it, with this reconciler's own writes it has not delivered yet: no GET per reconcile.
+  const own = new OwnWrites(ctx.informers.bundles);
   const current = (key: string) => ctx.informers.bundleDeployments.get(key);
 
   /** Targeting: the clusters the Bundle selects, and the BundleDeployment each gets. */
@@ -295,11 +332,12 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
     const bundle = run.object;
     const namespace = bundle.metadata.namespace ?? '';
     const clusters = ctx.informers.clusters.list().filter((c) => c.metadata.namespace === namespace);
+    const groups = groupsIn(ctx, namespace);
     const selected = selectClusters(
       bundle.spec.targetRestrictions,
       bundle.spec.targets,
       clusters.map((c) => ({ name: c.metadata.name, labels: c.metadata.labels ?? {} })),
-      groupsIn(ctx, namespace),
+      groups,
       baseOptions(bundle.spec),
     );
     run.selected = selected.length;
@@ -320,10 +358,30 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
       };
       const options = clusterHelmOptions(sel.options, templated, bundle.metadata.name);
       const desired = desiredDeployment(bundle, cluster.metadata.name, clusterNs, options, current(`${clusterNs}/${bundle.metadata.name}`));
-      run.targets.push({ cluster: cluster.metadata.name, labels: cluster.metadata.labels ?? {}, clusterNs, options, desired });
+      const labels = cluster.metadata.labels ?? {};
+      run.targets.push({
+        cluster: cluster.metadata.name,
+        labels,
+        clusterNs,
+        options,
+        desired,
+        groups: groupsOf(labels, groups),
+        offline: clusterOffline(cluster),
+      });
     }
-    // A rollback in force pins the clusters it selects to its version (controller/history.ts); a bad one stalls here, before any write.
-    run.rollback = applyRollback(bundle, run.targets);
+    // The rollout planner decides which version each target gets: spec.rollback pins, staged rollout (controller/rollout.ts).
+    // A bad rollback or rolloutStrategy stalls here, before any write.
+    // etcd mode: rolled-back and kept versions come from content Secrets (controller/content-objects.ts).
+    const kept = await keptContents(
+      ctx.kube,
+      bundle,
+      run.targets.map((t) => current(keyIn(t.desired))),
+    );
+    const outcome = planTargets(bundle, run.targets, (t) => current(keyIn(t.desired)), run.now, kept);
+    run.rollback = outcome.rollback;
+    run.rollout = outcome.rollout;
+    run.rolloutRequeueMs = outcome.requeueAfterMs;
+    run.atomic = outcome.atomic;
     return 'continue';
   };
 
@@ -331,9 +389,13 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
   const write: Step<BundleRun> = async (run) => {
     const credentials = run.targets.length > 0 ? await agentCredentials(ctx, run.object) : undefined;
     await mapLimit(run.targets, WRITE_CONCURRENCY, async (t) => {
+      if (t.skip) return;
       const applied = await writeDeployment(ctx, run.object, t.desired, credentials, written);
       if (applied) run.applied.set(keyIn(applied), applied);
     });
+    const ns = run.object.metadata.namespace ?? '';
+    const targeted = run.targets.map((t) => run.applied.get(keyIn(t.desired)) ?? ctx.informers.bundleDeployments.get(keyIn(t.desired)) ?? t.desired);
+    await writeBundleKeys(ctx, run.object, targeted, deploymentsOf(ctx, ns, run.object.metadata.name));
     return 'continue';
   };
 
@@ -354,10 +416,8 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
     log: ctx.log,
     now: ctx.now,
     kube: ctx.kube,
-    get: async (key) => {
-      const { namespace = 'default', name } = splitKey(key);
-      return await ctx.kube.get<BundleObject>(Ref.bundle(namespace, name));
-    },
+    get: async (key) => own.get(key),
+    ownWrites: own,
     finalizer: {
       name: Finalizer.Bundle,
       finalize: async (bundle) => {
@@ -395,6 +455,9 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
         run.conditions = rollbackCondition(run.conditions, run.object, run.rollback, run.now);
         run.summary = bundleSummary(run.targets, (key) => run.applied.get(key) ?? current(key));
         const state = worstState(run.summary);
+        const rollout = rolloutReadiness(run.rollout);
+        if (rollout) return rollout;
+        if (run.atomic) return { status: 'False', reason: Reason.RolloutFailed, message: run.atomic, progressing: false };
         const ready = state === BundleState.Ready && run.waiting === 0;
         const rolledBack = run.rollback ? rollbackMessage(run.rollback) : '';
         return {
@@ -408,7 +471,7 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
         const summary = run.summary ?? emptyBundleSummary();
         return {
           observedGeneration: run.object.metadata.generation,
-          conditions,
+          conditions: withoutIdleSummary(conditions),
           summary,
           display: { readyClusters: `${summary.ready}/${summary.desiredReady}`, state: worstState(summary) ?? 'NoTargets' },
           observedContentsID: run.object.spec.contentsID,
@@ -416,17 +479,37 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
             ? runningVersions(run.object.status?.history, deploymentsOf(ctx, run.object.metadata.namespace ?? '', run.object.metadata.name))
             : undefined,
           rollback: run.rollback,
+          rollout: boundRollout(run.rollout),
         };
       },
       writer: bundleStatusWriter(ctx.kube),
+      transitions: (run, before, after) => {
+        // One Event when the Bundle becomes Ready (a version rolled out everywhere, or the fleet recovered),
+        // instead of one per cluster from the agents.
+        const was = getCondition((before as BundleObject['status'])?.conditions, ConditionType.Ready);
+        const now = getCondition((after as BundleObject['status'])?.conditions, ConditionType.Ready);
+        if (now?.status !== 'True' || was?.status === 'True') return;
+        const summary = run.summary ?? emptyBundleSummary();
+        const contents = run.object.spec.contentsID ? `, contents ${run.object.spec.contentsID.slice(0, 12)}` : '';
+        const rolledBack = run.rollback ? ` (${rollbackMessage(run.rollback)})` : '';
+        void ctx.events.emit(run.object, 'Normal', ConditionType.Ready, `ready on ${summary.ready}/${summary.desiredReady} cluster(s)${contents}${rolledBack}`);
+      },
     },
-    requeue: (run) => (run.waiting > 0 ? { requeueAfterMs: 2000 } : {}),
+    requeue: (run) => {
+      const after = Math.min(run.waiting > 0 ? 2000 : Infinity, run.rolloutRequeueMs ?? Infinity);
+      return Number.isFinite(after) ? { requeueAfterMs: after } : {};
+    },
   });
 }
 
 /** Creates the Bundle controller: {@link bundleReconciler} fed by the Bundle, BundleDeployment, Cluster and ClusterGroup informers. */
 export function setupBundleController(ctx: ControllerContext): Controller {
-  const controller = new Controller('bundle', bundleReconciler(ctx), { log: ctx.log, workers: ctx.config.workers, observer: observer(ctx) });
+  const controller = new Controller('bundle', bundleReconciler(ctx), {
+    log: ctx.log,
+    workers: ctx.config.workers,
+    observer: observer(ctx),
+    accepts: shardFilter(ctx.informers.bundles, ctx.config.shardId),
+  });
   controller.watch(ctx.informers.bundles);
   controller.watch(ctx.informers.bundleDeployments, (bd) => {
     const ns = bd.metadata.labels?.[Label.BundleNamespace];
@@ -439,11 +522,12 @@ export function setupBundleController(ctx: ControllerContext): Controller {
       .list()
       .filter((b) => b.metadata.namespace === namespace)
       .map((b) => `${b.metadata.namespace}/${b.metadata.name}`);
-  // Heartbeats change Cluster status every few seconds: only labels and the cluster namespace matter here.
+  // Heartbeats change Cluster status every few seconds: only labels, the cluster namespace and the agent being offline matter here.
   const seen = new Map<string, string>();
   controller.watch(ctx.informers.clusters, (c, type) => {
     const key = `${c.metadata.namespace}/${c.metadata.name}`;
-    const fingerprint = type === 'DELETED' || c.metadata.deletionTimestamp ? 'deleted' : JSON.stringify([c.metadata.labels ?? {}, c.status?.namespace ?? '']);
+    const fingerprint =
+      type === 'DELETED' || c.metadata.deletionTimestamp ? 'deleted' : JSON.stringify([c.metadata.labels ?? {}, c.status?.namespace ?? '', clusterOffline(c)]);
     if (seen.get(key) === fingerprint) return [];
     seen.set(key, fingerprint);
     return allBundlesIn(c.metadata.namespace);

@@ -229,6 +229,6 @@ describe('groupRollup', () => {
     expect(r.nonReadyClusterCount).to.equal(15);
     expect(r.nonReadyClusters).to.have.length(10);
     expect(r.summary.nonReadyResources).to.have.length(10);
-    expect(r.ready.message).to.match(/, \.\.\.$/);
+    expect(r.ready.message).to.match(/ and 5 more$/);
   });
 });

@@ -1,3 +1,4 @@
+import { OwnWrites } from '../lib/kube/ownwrites.js';
 import { createHash } from 'node:crypto';
 import { Controller } from '../lib/kube/controller.js';
 import { reconciler, type RunState, type Step } from '../lib/kube/reconciler.js';
@@ -23,6 +24,7 @@ import {
 } from '../lib/api/index.js';
 import { Ref, type ControllerContext } from './context.js';
 import { addSummaries, summarize, worstState } from './rollup.js';
+import { andMore, clip, fitNonReady, nonReadyEntry } from './status-bounds.js';
 import { applyObjects, ensureNotTerminating, managedLabels, namespaceObject } from './rbac.js';
 
 /**
@@ -117,7 +119,9 @@ export function clusterRollup(input: ClusterRollupInput): ClusterRollup {
   out.recheckAfterMs = deadline - nowMs + 1000;
   if (worst && worst !== BundleState.Ready) {
     const first = summary.nonReadyResources?.[0];
-    const detail = first ? `; ${first.name}: ${first.bundleState}${first.message ? ` (${first.message})` : ''}` : '';
+    const detail = first
+      ? `; ${first.name}: ${first.bundleState}${first.message ? ` (${first.message})` : ''}${andMore(1, summary.desiredReady - summary.ready)}`
+      : '';
     out.ready = { type: ConditionType.Ready, status: 'False', reason: STATE_REASON[worst], message: `${counts}${detail}`.slice(0, 4096) };
   } else if (Number.isNaN(seenMs)) {
     out.ready = { type: ConditionType.Ready, status: 'Unknown', reason: Reason.Progressing, message: `waiting for the agent's first report; ${counts}` };
@@ -162,9 +166,10 @@ export function groupRollup(
   }
   const entries = nonReady.slice(0, MAX_RESOURCE_STATUS_ITEMS).map((c) => {
     const message = getCondition(c.status?.conditions, ConditionType.Ready)?.message;
-    return { name: c.metadata.name, bundleState: clusterState(c), ...(message ? { message: message.slice(0, 4096) } : {}) };
+    return nonReadyEntry(c.metadata.name, clusterState(c), message);
   });
-  if (entries.length > 0) summary.nonReadyResources = entries;
+  const fitted = fitNonReady(entries);
+  if (fitted.length > 0) summary.nonReadyResources = fitted;
   const worst = worstState(summary);
   const names = nonReady.map((c) => c.metadata.name);
   const readyClusters = `${members.length - nonReady.length}/${members.length}`;
@@ -172,7 +177,7 @@ export function groupRollup(
   return {
     clusterCount: members.length,
     nonReadyClusterCount: nonReady.length,
-    nonReadyClusters: names.slice(0, 10),
+    nonReadyClusters: names.slice(0, MAX_RESOURCE_STATUS_ITEMS).map((n) => clip(n, 253)),
     summary,
     display: { readyClusters, readyBundles: `${summary.ready}/${summary.desiredReady}`, ...(worst ? { state: worst } : {}) },
     ready:
@@ -182,7 +187,7 @@ export function groupRollup(
             type: ConditionType.Ready,
             status: 'False',
             reason: firstReason,
-            message: `${readyClusters} clusters ready; not ready: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', ...' : ''}`,
+            message: `${readyClusters} clusters ready; not ready: ${names.slice(0, MAX_RESOURCE_STATUS_ITEMS).join(', ')}${andMore(MAX_RESOURCE_STATUS_ITEMS, names.length)}`,
           },
   };
 }
@@ -241,13 +246,16 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
     return 'continue';
   };
 
+  const ownClusters = new OwnWrites(ctx.informers.clusters);
   const reconcile = reconciler<Cluster & KubeObject, ClusterRun>({
     name: 'cluster',
     log,
     now: ctx.now,
     kube: ctx.kube,
-    // The informer cache is current enough for a roll-up, and heartbeats make this the busiest reconciler.
-    get: async (key) => ctx.informers.clusters.get(key),
+    // The informer cache (with this reconciler's own writes it has not delivered yet) is current enough for a
+    // roll-up, and heartbeats make this the busiest reconciler.
+    get: async (key) => ownClusters.get(key),
+    ownWrites: ownClusters,
     gone: async (key) => {
       ensured.delete(key);
     },
@@ -362,11 +370,13 @@ export function observerOf(ctx: ControllerContext): { observe(controller: string
 export function setupClusterGroupController(ctx: ControllerContext): Controller {
   const log = ctx.log.child({ controller: 'clustergroup' });
   const seen = new Map<string, string>();
+  const ownGroups = new OwnWrites(ctx.informers.clusterGroups);
   const reconcile = reconciler<ClusterGroup & KubeObject, GroupRun>({
     name: 'clustergroup',
     log,
     now: ctx.now,
-    get: async (key) => ctx.informers.clusterGroups.get(key),
+    get: async (key) => ownGroups.get(key),
+    ownWrites: ownGroups,
     start: (group, now) => ({ object: group, now, conditions: [...(group.status?.conditions ?? [])] }),
     steps: () => [],
     status: {

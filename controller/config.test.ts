@@ -38,4 +38,16 @@ describe('controller configuration', () => {
     expect(() => contentLimitsOf(parseControllerConfig(['--max-depth=2'], {}))).to.throw(/maxDepth/);
     expect(() => parseControllerConfig(['--render-timeout=soon'], {})).to.throw(/renderTimeout/);
   });
+
+  it('takes the leader-election timing as durations, and refuses a renew deadline not shorter than the lease', () => {
+    expect(parseControllerConfig([], {})).to.deep.include({ leaseDuration: 15_000, renewDeadline: 10_000, retryPeriod: 2_000 });
+    expect(parseControllerConfig(['--lease-duration=4s', '--renew-deadline=3s', '--retry-period=300ms'], {})).to.deep.include({
+      leaseDuration: 4000,
+      renewDeadline: 3000,
+      retryPeriod: 300,
+    });
+    expect(() => parseControllerConfig(['--lease-duration=10s', '--renew-deadline=10s'], {})).to.throw(/--renew-deadline < --lease-duration/);
+    // Without leader election the timing is unused, and not checked.
+    expect(parseControllerConfig(['--leader-election=false', '--lease-duration=1s'], {}).leaseDuration).to.equal(1000);
+  });
 });

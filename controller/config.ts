@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DEFAULT_WORKSPACE_NAMESPACE, parseDurationMs } from '../lib/api/index.js';
 import { parseConfig } from '../lib/config.js';
 import { DEFAULT_BUNDLE_LIMITS, type BundleLimits } from '../lib/bundle/index.js';
+import { SHARD_ID } from './shard.js';
 import { CONTENT_LIMIT_CONFIG_SHAPE, DEFAULT_CONTENT_LIMITS, contentLimitsFromConfig, type ContentLimits } from '../lib/bundle/limits.js';
 
 /**
@@ -33,6 +34,12 @@ export const ControllerConfigSchema = z.strictObject({
   apiServerCaFile: z.string().optional().describe('PEM file of the upstream API CA handed to agents.'),
   workDir: z.string().default('/tmp/flotilla-controller').describe('Folder for git checkouts.'),
   defaultPollingInterval: durationMs('15s').describe('Polling interval of GitRepos that set none (Fleet: 15s).'),
+  registryHostField: z
+    .enum(['host', 'hostFromClusterNetwork', 'hostFromContainerRuntime'])
+    .default('host')
+    .describe(
+      'Which host of the KEP-1755 ConfigMap kube-public/local-registry-hosting a GitRepo without ociRegistry.reference uses: the controller pushes there and agents pull from there.',
+    ),
   artifactRetention: z.coerce.number().int().min(1).default(5).describe('Artifact versions kept per bundle repository.'),
   agentTokenTtl: durationMs('24h').describe('Lifetime of agent credentials issued at registration.'),
   maxBundleBytesInEtcd: z.coerce.number().int().default(1_000_000).describe('Above this, a bundle cannot be stored inline (etcd mode).'),
@@ -64,10 +71,33 @@ export const ControllerConfigSchema = z.strictObject({
   leaderElection: bool(true).describe('Run only while holding the Lease.'),
   leaseName: z.string().default('flotilla-controller').describe('Name of the leader-election Lease.'),
   identity: z.string().optional().describe('Leader-election identity; default hostname + pid.'),
+  leaseDuration: durationMs('15s').describe('How long a Lease holds without renewal before another replica may take it.'),
+  renewDeadline: durationMs('10s').describe('How long the leader keeps trying to renew before it steps down (shorter than leaseDuration).'),
+  retryPeriod: durationMs('2s').describe('Interval between attempts to acquire or renew the Lease.'),
   probePort: z.coerce.number().int().min(0).default(8081).describe('Port of /healthz and /readyz (0 picks one).'),
   metricsPort: z.coerce.number().int().min(0).default(8080).describe('Port of /metrics (0 picks one).'),
   workers: z.coerce.number().int().min(1).default(4).describe('Concurrent reconciles per kind.'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level.'),
+  shardId: z
+    .string()
+    .regex(SHARD_ID, 'lower-case letters, digits and "-", at most 40 characters')
+    .optional()
+    .describe(
+      'Reconcile only GitRepos (and their Bundles) labelled flotilla.dev/shard-ref or fleet.cattle.io/shard-ref with this id; unset: the default shard (unlabelled ones) and the cluster-level controllers.',
+    ),
+  webhookAddress: z.string().optional().describe('host:port of the git webhook receiver (e.g. 0.0.0.0:8082 or :8082); unset: no receiver.'),
+  webhookSecretName: z
+    .string()
+    .default('flotilla-webhook')
+    .describe(
+      'Secret in the system namespace with webhook secrets for every GitRepo without spec.webhookSecret (keys github, gitlab, gitea, gogs, bitbucket, bitbucket-server).',
+    ),
+  webhookMaxBodyBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(5 * 1024 * 1024)
+    .describe('Largest webhook request body, in bytes (413 above).'),
 });
 
 /** The parsed configuration. */
@@ -75,7 +105,13 @@ export type ControllerConfig = z.output<typeof ControllerConfigSchema>;
 
 /** Parses flags and environment into a config; throws with every problem named. */
 export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig {
-  return parseConfig(ControllerConfigSchema, argv, env, 'controller');
+  const config = parseConfig(ControllerConfigSchema, argv, env, 'controller');
+  if (config.leaderElection && !(config.retryPeriod < config.renewDeadline && config.renewDeadline < config.leaseDuration)) {
+    throw new Error(
+      `invalid controller configuration: leader election needs --retry-period < --renew-deadline < --lease-duration (got ${config.retryPeriod} ms, ${config.renewDeadline} ms, ${config.leaseDuration} ms)`,
+    );
+  }
+  return config;
 }
 
 /** The limits on what the controller reads from a bundle directory of a git checkout. */

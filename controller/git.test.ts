@@ -183,6 +183,22 @@ describe('CliGitSource on a real repository', function () {
     expect(await checkedOut(await source.checkout(key, target(), c2))).to.deep.equal(expected);
   });
 
+  it("fetches from the GitRepo's new URL when it changed between checkouts", async () => {
+    const c1 = await commit(four);
+    await source.checkout(key, target(), c1);
+    // The same repository moved: a copy of it with one more commit, under another URL.
+    const moved = join(base, 'moved.git');
+    await rename(origin, moved);
+    await run('git', ['init', '--quiet', '--bare', '--initial-branch=main', origin]);
+    await run('git', ['-C', moved, 'push', '--quiet', origin, 'main'], { env: gitEnv });
+    const c2 = await commit(removal);
+    await rename(origin, join(base, 'elsewhere.git'));
+    await rename(moved, origin);
+    const movedUrl = `file://${join(base, 'elsewhere.git')}`;
+    expect(await source.resolve({ ...target(), repo: movedUrl })).to.equal(c2);
+    expect(await checkedOut(await source.checkout(key, { ...target(), repo: movedUrl }, c2))).to.deep.equal(expected);
+  });
+
   it('recovers a checkout that a killed git left locked', async () => {
     const c1 = await commit(four);
     const dir = await source.checkout(key, target(), c1);

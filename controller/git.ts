@@ -1,13 +1,14 @@
 import { mkdir, mkdtemp, rm, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { simpleGit, type SimpleGit } from 'simple-git';
 import { StallingError, TransientError } from '../lib/errors.js';
 import { Reason } from '../lib/api/index.js';
+import { runGit } from './git-run.js';
 
 /**
  * The git adapter: resolves a GitRepo's branch or revision to a commit with `ls-remote` (cheap: the
  * poll does nothing else when the commit did not change) and checks a commit out into a per-GitRepo
- * folder with a shallow fetch. simple-git is touched here and nowhere else.
+ * folder with a shallow fetch. Git runs as a child process (controller/git-run.ts), at most a few per
+ * checkout: every one costs a process start, which is most of a webhook-triggered fetch's time.
  *
  * Credentials never appear in a command line, a URL written to disk or an error message: HTTP basic
  * auth travels as an `http.extraHeader` set through GIT_CONFIG_* environment variables; SSH keys, known
@@ -125,7 +126,13 @@ function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-/** A GitSource that runs the git command line through simple-git. */
+/** A command runner bound to a folder and an environment: `git(...args)` returns the output. */
+type Git = (...args: string[]) => Promise<string>;
+
+/** Kills a git command after this long without output (a hung server or transfer). */
+const GIT_IDLE_TIMEOUT_MS = 120_000;
+
+/** A GitSource that runs the git command line. */
 export class CliGitSource implements GitSource {
   constructor(private readonly workDir: string) {}
 
@@ -190,8 +197,8 @@ export class CliGitSource implements GitSource {
     }
   }
 
-  private git(dir: string | undefined, env: Record<string, string>): SimpleGit {
-    return simpleGit({ baseDir: dir, timeout: { block: 120_000 } }).env(env);
+  private git(dir: string | undefined, env: Record<string, string>): Git {
+    return async (...args) => await runGit(args, { ...(dir ? { cwd: dir } : {}), env, idleTimeoutMs: GIT_IDLE_TIMEOUT_MS });
   }
 
   async resolve(target: GitFetchTarget): Promise<string> {
@@ -199,7 +206,7 @@ export class CliGitSource implements GitSource {
     const ref = target.revision ? target.revision : target.branch ? `refs/heads/${target.branch}` : 'HEAD';
     let out: string;
     try {
-      out = await this.withEnv(target.auth, (env) => this.git(undefined, env).listRemote([target.repo, ref, ...(target.revision ? [`${ref}^{}`] : [])]));
+      out = await this.withEnv(target.auth, (env) => this.git(undefined, env)('ls-remote', target.repo, ref, ...(target.revision ? [`${ref}^{}`] : [])));
     } catch (err) {
       throw translateGitError(target.repo, 'ls-remote', err);
     }
@@ -230,28 +237,28 @@ export class CliGitSource implements GitSource {
         if (!exists) {
           await rm(dir, { recursive: true, force: true });
           await mkdir(dir, { recursive: true });
-          await this.git(dir, env).init();
+          await this.git(dir, env)('init', '--quiet');
         }
         // Only one reconcile of this GitRepo runs at a time, so a lock file here is left by a git that was
         // killed (the controller crashed or was stopped mid-checkout); it would fail every later checkout.
         await removeStaleLocks(join(dir, '.git'));
         const git = this.git(dir, env);
-        await git.raw(['remote', 'remove', 'origin']).catch(() => undefined);
-        await git.addRemote('origin', target.repo);
-        const head = await git.revparse(['--verify', '-q', 'HEAD']).catch(() => '');
+        // One command sets origin whether or not it exists (the GitRepo's URL may have changed).
+        await git('config', 'remote.origin.url', target.repo);
+        const head = await git('rev-parse', '--verify', '-q', 'HEAD').catch(() => '');
         if (head.trim() !== commit) {
           try {
-            await git.raw(['fetch', '--quiet', '--depth=1', '--no-tags', 'origin', commit]);
+            await git('fetch', '--quiet', '--depth=1', '--no-tags', 'origin', commit);
           } catch {
             // Servers that refuse fetching an arbitrary SHA: fetch the branch (or everything) and look for it.
             const refspec = target.branch ? `+refs/heads/${target.branch}:refs/remotes/origin/${target.branch}` : '+refs/*:refs/remotes/origin/*';
-            await git.raw(['fetch', '--quiet', '--no-tags', 'origin', refspec]);
+            await git('fetch', '--quiet', '--no-tags', 'origin', refspec);
           }
         }
         // Even at the right HEAD: the files must be exactly the commit's, whatever an interrupted run left.
         try {
-          await git.raw(['checkout', '--quiet', '--force', '--detach', commit]);
-          await git.raw(['clean', '-ffdxq']);
+          await git('checkout', '--quiet', '--force', '--detach', commit);
+          await git('clean', '-ffdxq');
         } catch (err) {
           // A local failure: start from an empty folder next time rather than fail the same way forever.
           await rm(dir, { recursive: true, force: true });
@@ -266,9 +273,8 @@ export class CliGitSource implements GitSource {
 
   async commitTime(key: string, commit: string): Promise<string | undefined> {
     const dir = join(this.workDir, 'repos', key.replace(/[^a-zA-Z0-9.-]/g, '_'));
-    const out = await simpleGit({ baseDir: dir, timeout: { block: 30_000 } })
-      .raw(['log', '-1', '--format=%cI', commit])
-      .catch(() => '');
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', GIT_CONFIG_NOSYSTEM: '1' };
+    const out = await runGit(['log', '-1', '--format=%cI', commit], { cwd: dir, env, idleTimeoutMs: 30_000 }).catch(() => '');
     return out.trim() || undefined;
   }
 

@@ -165,6 +165,68 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'a commit announced by a webhook is fetched at once, within the polling interval',
+    at: new Date('2026-01-01T00:00:05Z'),
+    given: (w) => {
+      const old = commit('before-hook');
+      const pushed = commit('hook');
+      w.git.push(URL, pushed, TREE);
+      w.repo({ pollingInterval: '1h' }, synced(old, { webhookCommit: pushed }));
+    },
+    expect: (w) => {
+      const pushed = w.git.heads.get(URL) ?? '';
+      // The announced commit is fetched while git is asked where the branch points; git named it, so the sync builds from that checkout.
+      expect(w.git.calls).to.deep.equal([`checkout ws/apps ${pushed}`, `resolve ${URL}`]);
+      expect(w.bundleApplies().map((b) => b.metadata.annotations?.[Annotation.Commit])).to.deep.equal([pushed, pushed]);
+      expect(w.stored.status?.commit).to.equal(pushed);
+      expect(w.stored.status?.webhookCommit).to.equal(pushed);
+    },
+  },
+  {
+    name: 'a webhook commit git does not serve (yet) is fetched ahead in vain: the commit git names is synced, and the reconcile does not fail',
+    at: new Date('2026-01-01T00:00:05Z'),
+    given: (w) => {
+      const old = commit('before-lagging-hook');
+      const served = commit('served');
+      w.git.push(URL, served, TREE);
+      w.repo({ pollingInterval: '1h' }, synced(old, { webhookCommit: commit('not-served-yet') }));
+    },
+    expect: (w, result) => {
+      const served = w.git.heads.get(URL) ?? '';
+      const announced = w.stored.status?.webhookCommit ?? '';
+      expect(w.git.calls).to.deep.equal([`checkout ws/apps ${announced}`, `resolve ${URL}`, `checkout ws/apps ${served}`]);
+      expect(w.stored.status?.commit).to.equal(served);
+      expect(w.bundleApplies().map((b) => b.metadata.annotations?.[Annotation.Commit])).to.deep.equal([served, served]);
+      expect(result.error).to.equal(undefined);
+      expect(result.requeueAfterMs, 'the announced commit is looked for again soon').to.equal(2000);
+    },
+  },
+  {
+    name: 'a poll without a webhook commit asks git before it fetches anything',
+    at: LATER,
+    given: (w) => {
+      const old = commit('before-poll');
+      w.git.push(URL, commit('polled'), TREE);
+      w.repo({}, synced(old));
+    },
+    expect: (w) => {
+      const head = w.git.heads.get(URL) ?? '';
+      expect(w.git.calls).to.deep.equal([`resolve ${URL}`, `checkout ws/apps ${head}`]);
+    },
+  },
+  {
+    name: "a GitRepo's shard label is carried to its Bundles",
+    given: (w) => {
+      w.git.push(URL, commit('shard'), TREE);
+      w.repo({}, undefined, { labels: { 'fleet.cattle.io/shard-ref': 'eu', team: 'x' } });
+    },
+    expect: (w) => {
+      const labels = w.bundleApplies().map((b) => b.metadata.labels ?? {});
+      expect(labels.map((l) => l['fleet.cattle.io/shard-ref'])).to.deep.equal(['eu', 'eu']);
+      expect(labels.map((l) => l.team)).to.deep.equal([undefined, undefined]);
+    },
+  },
+  {
     name: 'within the polling interval git is not asked at all',
     at: new Date('2026-01-01T00:00:05Z'),
     given: (w) => {

@@ -1,3 +1,4 @@
+import { OwnWrites } from '../lib/kube/ownwrites.js';
 import {
   API_VERSION,
   Annotation,
@@ -21,19 +22,22 @@ import { contentsID, fleetYamlOptions, type LoadedBundle } from '../lib/bundle/i
 import { messageOf, reasonOf, StallingError } from '../lib/errors.js';
 import { Controller, type Reconcile, type ReconcileResult } from '../lib/kube/controller.js';
 import { reconciler, type RunState, type Step } from '../lib/kube/reconciler.js';
-import { splitKey } from '../lib/kube/informer.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import { Ref, type ControllerContext, type ControllerMetrics, type GitRepoPorts, type ReconcilerContext } from './context.js';
 import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { bundleLimitsOf } from './config.js';
 import { readCommitBundles } from './render.js';
 import { applyChartsStatus, withCommitCharts, type ChartStatus } from './charts.js';
-import type { GitAuth } from './git.js';
+import type { GitAuth, GitFetchTarget } from './git.js';
 import { readSecretData } from './store.js';
 import type { BundleStoreSession, StoredContent } from './ports.js';
 import { gitRepoStatusSpec, hasFailure } from './gitrepo-status.js';
 import { nextHistory, protectedDigests } from './history.js';
 import { formatTime } from '../lib/util/time.js';
+import { shardFilter, shardLabelsOf } from './shard.js';
+import { WEBHOOK_POLLS, afterWebhookPoll, webhookPollDue, type WebhookPolls } from './webhook-match.js';
+import { StorageTracker, moveRetainedVersions, storageChanged } from './migrate.js';
+import { cleanUpOldStorage, recordOldStorage } from './cleanup.js';
 
 /**
  * The GitRepo reconciler: git -> Bundles (-> OCI artifacts).
@@ -60,6 +64,8 @@ export interface Run extends RunState<GitRepoObject> {
   auth?: GitAuth;
   /** The commit git resolved this time. */
   commit?: string;
+  /** The webhook-announced commit this run already checked out, and where (the sync reuses it when git resolved that commit). */
+  prefetched?: { commit: string; dir: string };
 }
 
 function setCond(run: Run, type: string, ok: boolean, reason: string, message: string): void {
@@ -119,6 +125,7 @@ export function bundleObject(repo: GitRepoObject, bundle: LoadedBundle, content:
     // fleet.yaml overrideTargets replace the GitRepo's targets for this bundle (Fleet).
     ...((fy.overrideTargets ?? repo.spec.targets ?? []).length > 0 ? { targetRestrictions: fy.overrideTargets ?? repo.spec.targets } : {}),
     ...(fy.dependsOn ? { dependsOn: fy.dependsOn } : {}),
+    ...(fy.rolloutStrategy ? { rolloutStrategy: fy.rolloutStrategy } : {}),
   };
   return {
     apiVersion: API_VERSION,
@@ -126,7 +133,7 @@ export function bundleObject(repo: GitRepoObject, bundle: LoadedBundle, content:
     metadata: {
       name: bundle.name,
       namespace: repo.metadata.namespace,
-      labels: { ...(fy.labels ?? {}), [Label.RepoName]: repo.metadata.name, [Label.BundleName]: bundle.name },
+      labels: { ...(fy.labels ?? {}), ...shardLabelsOf(repo), [Label.RepoName]: repo.metadata.name, [Label.BundleName]: bundle.name },
       annotations: { [Annotation.Commit]: commit, [Annotation.SourceDir]: bundle.dir },
       ownerReferences: [
         { apiVersion: API_VERSION, kind: 'GitRepo', name: repo.metadata.name, uid: repo.metadata.uid ?? '', controller: true, blockOwnerDeletion: true },
@@ -212,6 +219,12 @@ function deploymentsOfBundle(ctx: ReconcilerContext, namespace: string, name: st
     .filter((bd) => bd.metadata.labels?.[Label.BundleName] === name && bd.metadata.labels?.[Label.BundleNamespace] === namespace);
 }
 
+function deploymentsOfRepo(ctx: ReconcilerContext, repo: GitRepoObject) {
+  return ctx.informers.bundleDeployments
+    .list()
+    .filter((bd) => bd.metadata.labels?.[Label.RepoName] === repo.metadata.name && bd.metadata.labels?.[Label.BundleNamespace] === repo.metadata.namespace);
+}
+
 /** The Bundle's version history once `content` is stored (OCI mode; undefined in etcd mode). */
 function historyAfter(
   previous: BundleObject | undefined,
@@ -239,11 +252,10 @@ function historyAfter(
 async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run, commit: string, auth: GitAuth): Promise<void> {
   const { repo } = run;
   const ns = repo.metadata.namespace ?? 'default';
-  const dir = await ports.git.checkout(
-    `${ns}/${repo.metadata.name}`,
-    { repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth },
-    commit,
-  );
+  const dir =
+    run.prefetched?.commit === commit
+      ? run.prefetched.dir
+      : await ports.git.checkout(`${ns}/${repo.metadata.name}`, { repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth }, commit);
   let bundles: LoadedBundle[];
   let charts: Map<string, ChartStatus[]>;
   try {
@@ -264,17 +276,38 @@ async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run,
   const stored = new Map<string, { content: StoredContent; id: string; history?: BundleVersionEntry[] }>();
   const store = await ports.store.open(repo);
   const { registry } = store;
+  // Storage migration (controller/migrate.ts): the same contents IDs in the new storage, so nothing downstream is re-applied.
+  const storage = new StorageTracker(ctx.kube, (o, t, r, m) => ctx.events.emit(o, t, r, m), repo, store, bundles.length, run.now);
+  await storage.begin();
+  if (storage.migration) await recordOldStorage(ctx.kube, FIELD_MANAGER, repo, bundlesOf(ctx, repo), deploymentsOfRepo(ctx, repo));
   const commitTime = registry ? await ports.git.commitTime?.(`${ns}/${repo.metadata.name}`, commit) : undefined;
   try {
-    for (const bundle of bundles) {
-      const id = contentsID(bundle.files);
+    for (const source of bundles) {
+      let bundle = source;
+      let id = contentsID(bundle.files);
       try {
+        // The images lock is part of the version (controller/images.ts), so it counts in the contents ID.
+        if (store.prepare) {
+          bundle = await store.prepare(source);
+          id = contentsID(bundle.files);
+        }
         // Retention keeps what is pinned, rolled back to or still running (controller/history.ts).
-        const previous = ctx.informers.bundles.get(`${ns}/${bundle.name}`);
+        let previous = ctx.informers.bundles.get(`${ns}/${bundle.name}`);
         const protect = protectedDigests(previous, deploymentsOfBundle(ctx, ns, bundle.name));
+        if (storage.migration) {
+          const current = { contentsID: id, files: bundle.files };
+          const moved = await moveRetainedVersions(store, ctx.kube, bundle.name, previous, deploymentsOfBundle(ctx, ns, bundle.name), current);
+          await storage.copied(moved.moved);
+          // etcd to a registry: the history names the versions as the registry now holds them (controller/migrate-etcd.ts).
+          if (previous && moved.history) previous = { ...previous, status: { ...previous.status, history: moved.history } };
+          for (const digest of moved.protect ?? []) protect.add(digest);
+        }
         const content = await store.store(bundle, commit, id, { ...(commitTime ? { commitTime } : {}), protect });
         stored.set(bundle.name, { content, id, history: historyAfter(previous, content, bundle, commit, commitTime, id, protect) });
+        await storage.stored(stored.size);
       } catch (err) {
+        await storage.failed(`bundle ${bundle.name}: ${messageOf(err)}`);
+        run.status.storage = storage.storage();
         if (!registry) throw err;
         const message = `storing bundle ${bundle.name} in ${registry.reference} failed: ${messageOf(err)}`;
         const reason = reasonOf(err, Reason.ArtifactPushFailed);
@@ -301,6 +334,7 @@ async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run,
   }
 
   // Every bundle is built and stored: now, and only now, write the Bundles.
+  await storage.switching();
   run.status.commit = commit;
   for (const bundle of bundles) {
     const s = stored.get(bundle.name);
@@ -309,8 +343,11 @@ async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run,
     run.written.push(applied);
     const fetched = charts.get(bundle.name) ?? [];
     if (fetched.length > 0 || applied.status?.charts) await applyChartsStatus(ctx.kube, ns, bundle.name, fetched);
-    if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, `stored as ${s.content.oci?.reference ?? ''}`, applied, s.history);
+    // The reference is spec.oci.reference: not repeated in the message (every byte of a Bundle stays in etcd).
+    if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, 'stored in the registry (spec.oci.reference)', applied, s.history);
   }
+  await storage.done();
+  run.status.storage = storage.storage();
   const keep = new Set(bundles.map((b) => b.name));
   for (const old of bundlesOf(ctx, repo).filter((b) => !keep.has(b.metadata.name))) {
     await ctx.kube.delete(Ref.bundle(ns, old.metadata.name));
@@ -353,7 +390,7 @@ async function deleteArtifactsQuietly(ctx: ReconcilerContext, ports: GitRepoPort
       repo,
       'Warning',
       'ArtifactDeleteFailed',
-      `deleting the artifacts of bundle ${bundleName} from ${repo.spec.ociRegistry?.reference ?? ''} failed: ${messageOf(err)}`,
+      `deleting the artifacts of bundle ${bundleName} from ${store?.registry?.reference ?? repo.status?.storage?.reference ?? 'the registry'} failed: ${messageOf(err)}`,
     );
     return false;
   } finally {
@@ -367,7 +404,7 @@ async function finalize(ctx: ReconcilerContext, ports: GitRepoPorts, repo: GitRe
   const bundles = bundlesOf(ctx, repo);
   for (const b of bundles) await ctx.kube.delete(Ref.bundle(ns, b.metadata.name));
   if (bundles.length > 0) return { requeueAfterMs: 1000 };
-  if (repo.spec.ociRegistry) {
+  if ((repo.status?.artifacts ?? []).length > 0) {
     const names = new Set((repo.status?.artifacts ?? []).map((a) => a.bundle));
     let ok = true;
     for (const name of names) ok = (await deleteArtifactsQuietly(ctx, ports, repo, name)) && ok;
@@ -377,21 +414,43 @@ async function finalize(ctx: ReconcilerContext, ports: GitRepoPorts, repo: GitRe
   return 'done';
 }
 
+/** Checks the webhook-announced `commit` out under `key` ahead of the sync; the folder, or undefined when that failed (never throws). */
+async function prefetchAnnounced(git: GitRepoPorts['git'], key: string, target: GitFetchTarget, commit: string): Promise<string | undefined> {
+  return await git.checkout(key, target, commit).catch(() => undefined);
+}
+
 /** The GitRepo reconcile function, on the reconciler skeleton; unit tests run it on fake ports (controller/gitrepo.test.ts). */
 export function gitRepoReconciler(ctx: ReconcilerContext, ports: GitRepoPorts): Reconcile {
   const { git } = ports;
+  /** The polls made for each GitRepo's announced webhook commit (controller/webhook-match.ts): a few, never a loop. */
+  const webhookPolls = new Map<string, WebhookPolls>();
+  const own = new OwnWrites(ctx.informers.gitRepos);
+  const keyOf = (repo: GitRepoObject) => `${repo.metadata.namespace ?? 'default'}/${repo.metadata.name}`;
   /** Asks git for the commit when a poll is due; otherwise the run only rolls up Bundle status. */
   const resolve: Step<Run> = async (run) => {
     const { repo } = run;
-    if (!pollDue(repo, run.now, ctx.config.defaultPollingInterval)) return 'stop';
+    const key = keyOf(repo);
+    const announced = webhookPollDue(repo, webhookPolls.get(key));
+    if (!announced && !pollDue(repo, run.now, ctx.config.defaultPollingInterval)) return 'stop';
+    if (announced) webhookPolls.set(key, afterWebhookPoll(webhookPolls.get(key), announced, undefined));
     run.polled = true;
     run.auth = await gitAuth(ctx, repo);
     ctx.metrics.gitFetches.inc();
+    const target = { repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth: run.auth };
+    // A webhook named the commit: fetch it while git is asked where the ref points. What git answers is
+    // still what gets synced: the sync uses this checkout only when git answered the announced commit, and
+    // checks its answer out otherwise; a failed prefetch is ignored.
+    const prefetch = announced ? prefetchAnnounced(git, key, target, announced) : undefined;
     try {
-      run.commit = await git.resolve({ repo: repo.spec.repo, branch: repo.spec.branch, revision: repo.spec.revision, auth: run.auth });
+      run.commit = await git.resolve(target);
+      if (announced && run.commit === announced) webhookPolls.set(key, afterWebhookPoll(undefined, announced, run.commit));
     } catch (err) {
       setCond(run, ConditionType.GitFetched, false, reasonOf(err, Reason.GitOperationFailed), messageOf(err));
       throw err;
+    } finally {
+      // One git command at a time in the GitRepo's folder: the sync's checkout starts after this one.
+      const dir = await prefetch;
+      if (announced && dir) run.prefetched = { commit: announced, dir };
     }
     run.status.lastPollingTime = formatTime(run.now);
     return 'continue';
@@ -400,8 +459,14 @@ export function gitRepoReconciler(ctx: ReconcilerContext, ports: GitRepoPorts): 
   const sync: Step<Run> = async (run) => {
     const { repo } = run;
     const commit = run.commit ?? '';
-    const unchanged = commit === repo.status?.commit && repo.status.observedGeneration === repo.metadata.generation && !hasFailure(repo);
+    const unchanged =
+      commit === repo.status?.commit &&
+      repo.status.observedGeneration === repo.metadata.generation &&
+      !hasFailure(repo) &&
+      !(await storageChanged(ports.store, repo));
     if (!unchanged) await syncCommit(ctx, ports, run, commit, run.auth ?? {});
+    const deleteFrom = ports.store.deleteFrom?.bind(ports.store);
+    run.status.storage = await cleanUpOldStorage(ctx.kube, deleteFrom, repo, run.status.storage, bundlesOf(ctx, repo), deploymentsOfRepo(ctx, repo));
     setCond(run, ConditionType.GitFetched, true, Reason.Succeeded, `commit ${commit.slice(0, 12)}`);
     run.status.observedGeneration = repo.metadata.generation;
     return 'continue';
@@ -411,10 +476,10 @@ export function gitRepoReconciler(ctx: ReconcilerContext, ports: GitRepoPorts): 
     log: ctx.log,
     now: ctx.now,
     kube: ctx.kube,
-    get: async (key) => {
-      const { namespace = 'default', name } = splitKey(key);
-      return await ctx.kube.get<GitRepoObject>(Ref.gitRepo(namespace, name));
-    },
+    // The informer's GitRepo with this reconciler's own writes: Bundle status changes trigger most
+    // reconciles of a rollout, and each GET cost a request.
+    get: async (key) => own.get(key),
+    ownWrites: own,
     finalizer: { name: Finalizer.GitRepo, finalize: async (repo) => await finalize(ctx, ports, repo) },
     start: (repo, now) => ({ object: repo, repo, now, status: { ...(repo.status ?? {}) }, conditions: [...(repo.status?.conditions ?? [])], written: [] }),
     steps: () => [resolve, sync],
@@ -424,6 +489,10 @@ export function gitRepoReconciler(ctx: ReconcilerContext, ports: GitRepoPorts): 
       // Polls go on whatever happened; a transient failure backs off at most to the polling interval, so a
       // recovered git server or registry is noticed when the GitRepo would have been polled anyway.
       const pollMs = pollingIntervalMs(run.repo, ctx.config.defaultPollingInterval);
+      // Git did not serve the announced commit yet (a lagging replica): look again soon, a few times.
+      const tried = webhookPolls.get(keyOf(run.repo));
+      if (run.polled && tried && tried.polls < WEBHOOK_POLLS && run.commit !== tried.commit)
+        return { requeueAfterMs: Math.min(2000 * tried.polls, pollMs), maxBackoffMs: pollMs };
       return { requeueAfterMs: pollMs, maxBackoffMs: pollMs };
     },
   });
@@ -431,7 +500,12 @@ export function gitRepoReconciler(ctx: ReconcilerContext, ports: GitRepoPorts): 
 
 /** Creates the GitRepo controller: {@link gitRepoReconciler} fed by the GitRepo and Bundle informers. */
 export function setupGitRepoController(ctx: ControllerContext, ports: GitRepoPorts): Controller {
-  const controller = new Controller('gitrepo', gitRepoReconciler(ctx, ports), { log: ctx.log, workers: ctx.config.workers, observer: observer(ctx) });
+  const controller = new Controller('gitrepo', gitRepoReconciler(ctx, ports), {
+    log: ctx.log,
+    workers: ctx.config.workers,
+    observer: observer(ctx),
+    accepts: shardFilter(ctx.informers.gitRepos, ctx.config.shardId),
+  });
   controller.watch(ctx.informers.gitRepos);
   // Bundle status changes roll up into the GitRepo (no git work: the poll is not due).
   controller.watch(ctx.informers.bundles, (b) => {

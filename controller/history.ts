@@ -1,3 +1,4 @@
+import { andMore } from './status-bounds.js';
 import {
   ConditionType,
   Label,
@@ -9,6 +10,7 @@ import {
   type Bundle,
   type BundleDeployment,
   type BundleDeploymentSpec,
+  type BundleResource,
   type BundleStatus,
   type BundleVersionEntry,
 } from '../lib/api/index.js';
@@ -103,7 +105,9 @@ function refuse(bundle: BundleLike, field: string, why: string): never {
 export function resolveRollback(bundle: BundleLike, targetedLabels: readonly Record<string, string>[]): ResolvedRollback | undefined {
   const rollback = bundle.spec.rollback;
   if (!rollback) return undefined;
-  if (!bundle.spec.oci) refuse(bundle, 'spec.rollback', 'needs OCI storage (spec.ociRegistry on the GitRepo): etcd-mode bundles keep no versions');
+  // etcd mode keeps versions only when they came from a registry (content Secrets, controller/content-objects.ts).
+  if (!bundle.spec.oci && (bundle.status?.history ?? []).length === 0)
+    refuse(bundle, 'spec.rollback', 'needs OCI storage (spec.ociRegistry on the GitRepo): etcd-mode bundles keep no versions');
   const history = bundle.status?.history ?? [];
   const entry = history.find((e) => e.version === rollback.version);
   if (!entry) {
@@ -125,8 +129,13 @@ export function resolveRollback(bundle: BundleLike, targetedLabels: readonly Rec
  * The BundleDeployment spec of a rolled-back cluster: `spec` (the newest version's, with this cluster's
  * options) pinned to the rollback's digest and contents instead. The options stay the current ones.
  */
-export function rolledBackSpec(spec: BundleDeploymentSpec, entry: BundleVersionEntry): BundleDeploymentSpec {
-  if (!spec.oci) return spec;
+export function rolledBackSpec(spec: BundleDeploymentSpec, entry: BundleVersionEntry, resources?: BundleResource[]): BundleDeploymentSpec {
+  if (!spec.oci) {
+    // etcd mode: the version's resources from its content Secret; without them nothing is pinned.
+    if (!resources) return spec;
+    const { stagedDeploymentID: _s, stagedOptions: _o, paused: _p, ...rest } = spec;
+    return { ...rest, deploymentID: `s-${entry.contentsID ?? entry.digest}:${spec.deploymentID.slice(spec.deploymentID.lastIndexOf(':') + 1)}`, resources };
+  }
   const at = spec.oci.reference.lastIndexOf('@');
   const repository = at >= 0 ? spec.oci.reference.slice(0, at) : spec.oci.reference;
   const optionsHash = spec.deploymentID.slice(spec.deploymentID.lastIndexOf(':') + 1);
@@ -137,6 +146,9 @@ export function rolledBackSpec(spec: BundleDeploymentSpec, entry: BundleVersionE
     oci: { ...spec.oci, reference: `${repository}@${entry.digest}`, digest: entry.digest },
   };
 }
+
+/** The most cluster names `status.versions` lists per older version (the counts are exact). */
+export const MAX_VERSION_NAMES = 5;
 
 /** Which version each BundleDeployment's cluster runs now, by its applied deployment ID, newest version first. */
 export function runningVersions(
@@ -152,7 +164,10 @@ export function runningVersions(
     names.push(bd.metadata.labels?.[Label.Cluster] ?? '');
     byVersion.set(version, names);
   }
-  return [...byVersion.entries()].sort(([a], [b]) => b - a).map(([version, names]) => ({ version, clusters: names.length, names: names.sort().slice(0, 10) }));
+  // The newest version running needs no names (most clusters run it); the older ones list the first few.
+  return [...byVersion.entries()]
+    .sort(([a], [b]) => b - a)
+    .map(([version, names], i) => ({ version, clusters: names.length, ...(i > 0 ? { names: names.sort().slice(0, MAX_VERSION_NAMES) } : {}) }));
 }
 
 /**
@@ -167,40 +182,12 @@ export function versionOf(history: readonly BundleVersionEntry[] | undefined, co
 /** The rollback in force, as the Bundle's `status.rollback` shows it. */
 export type RollbackStatus = NonNullable<BundleStatus['rollback']>;
 
-/** A target of the Bundle reconciler, as far as a rollback changes it. */
-interface RollbackTarget {
-  cluster: string;
-  labels?: Record<string, string> | undefined;
-  desired: { metadata: { labels?: Record<string, string> | undefined }; spec: BundleDeploymentSpec };
-}
-
-/**
- * Checks `spec.rollback` ({@link resolveRollback}) and pins the targets it selects to its version: their
- * BundleDeployment gets the version's digest and the {@link Label.RolledBackTo} label. Returns the status to
- * show, or undefined without a rollback. Throws (InvalidRollback) before changing any target.
- */
-export function applyRollback(bundle: BundleLike, targets: RollbackTarget[]): RollbackStatus | undefined {
-  const rollback = resolveRollback(
-    bundle,
-    targets.map((t) => t.labels ?? {}),
-  );
-  if (!rollback) return undefined;
-  const clusters: string[] = [];
-  for (const t of targets) {
-    if (!rollback.selects(t.labels ?? {})) continue;
-    t.desired.spec = rolledBackSpec(t.desired.spec, rollback.entry);
-    t.desired.metadata.labels = { ...t.desired.metadata.labels, [Label.RolledBackTo]: `v${rollback.entry.version}` };
-    clusters.push(t.cluster);
-  }
-  const newest = bundle.status?.history?.find((e) => e.digest === bundle.spec.oci?.digest)?.version;
-  return { version: rollback.entry.version, clusters: clusters.sort().slice(0, 100), ...(newest !== undefined ? { newestVersion: newest } : {}) };
-}
-
 /** A person-readable account of a rollback in force, for the RolledBack condition and Ready. */
 export function rollbackMessage(rollback: RollbackStatus): string {
   const waits =
     rollback.newestVersion !== undefined && rollback.newestVersion !== rollback.version ? `; the newest version v${rollback.newestVersion} waits for them` : '';
-  return `rolled back by spec.rollback: ${rollback.clusters.length} cluster(s) (${rollback.clusters.slice(0, 10).join(', ')}) run v${rollback.version}, out of sync with git${waits}`.slice(
+  const count = rollback.clusterCount ?? rollback.clusters.length;
+  return `rolled back by spec.rollback: ${count} cluster(s) (${rollback.clusters.slice(0, 10).join(', ')}${andMore(Math.min(10, rollback.clusters.length), count)}) run v${rollback.version}, out of sync with git${waits}`.slice(
     0,
     1024,
   );

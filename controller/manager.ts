@@ -1,9 +1,9 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION } from '../lib/api/index.js';
-import { KubeClient } from '../lib/kube/client.js';
+import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { Informer } from '../lib/kube/informer.js';
+import type { KubeAccess } from '../lib/kube/kubeconfig.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import type { Controller } from '../lib/kube/controller.js';
 import { counter, createRegistry, reconcileMetrics, reconcileObserver, type RegistryOptions } from '../lib/ops/metrics.js';
@@ -16,6 +16,8 @@ import { setupBundleController } from './bundle.js';
 import { setupClusterController, setupClusterGroupController } from './cluster.js';
 import { setupRegistrationController, setupRegistrationTokenController } from './registration.js';
 import { LeaderElector } from './leader.js';
+import { shardLeaseName } from './shard.js';
+import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 
 /**
  * The controller manager: one set of informers (shared caches) and one reconciler per kind, started
@@ -68,7 +70,7 @@ export function createInformers(kube: KubeClient, log: Logger): Informers {
 /** Options for {@link startManager}. */
 export interface ManagerOptions {
   config: ControllerConfig;
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeAccess;
   log: Logger;
   git?: GitSource;
   now?: () => Date;
@@ -77,18 +79,19 @@ export interface ManagerOptions {
 /** Builds the context and controllers and starts them (after winning the Lease when leader election is on). */
 export async function startManager(options: ManagerOptions): Promise<Manager> {
   const { config, log } = options;
-  const kube = await KubeClient.fromKubeConfig(options.kubeConfig);
-  const inf = createInformers(kube, log);
+  // Finalizers and status merge patches are recorded under the controller's name, not "unknown".
+  const kube = await KubeClient.fromKubeConfig(options.kubeConfig, { fieldManager: CONTROLLER_FIELD_MANAGER });
   const context: ControllerContext = {
     kube,
-    informers: inf,
+    informers: createInformers(kube, log),
     config,
     log,
     metrics: createMetrics(),
-    events: new EventRecorder(kube, 'flotilla-controller', log),
+    // Events say which shard's controller wrote them.
+    events: new EventRecorder(kube, shardLeaseName('flotilla-controller', config.shardId), log),
     now: options.now ?? (() => new Date()),
   };
-  const controllers: Controller[] = [
+  const buildControllers = (): Controller[] => [
     setupGitRepoController(context, {
       git: options.git ?? new CliGitSource(config.workDir),
       store: createBundleStore({
@@ -96,49 +99,92 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
         registries: ociRegistryAccess,
         retain: config.artifactRetention,
         maxInlineBytes: config.maxBundleBytesInEtcd,
+        registryHostField: config.registryHostField,
         onRegistryEvent: (event) => countRegistryEvent(context.metrics, event),
+        log,
       }),
     }),
     setupBundleController(context),
-    setupClusterController(context),
-    setupClusterGroupController(context),
-    setupRegistrationTokenController(context),
-    setupRegistrationController(context),
+    // Clusters and registrations are the default shard's: one writer of each Cluster's status.
+    ...(config.shardId
+      ? []
+      : [
+          setupClusterController(context),
+          setupClusterGroupController(context),
+          setupRegistrationTokenController(context),
+          setupRegistrationController(context),
+        ]),
   ];
-  let synced = false;
-  const run = async (): Promise<void> => {
-    for (const i of Object.values(inf)) i.start();
-    await Promise.all(Object.values(inf).map((i) => i.waitForSync()));
-    synced = true;
-    for (const c of controllers) c.start();
-    log.info('controllers started');
+
+  /**
+   * A term: fresh informers (empty caches) and fresh reconcilers, from winning the Lease to losing it.
+   * Nothing is carried over from a previous term, whose caches may have missed events while another
+   * replica led or the API server was unreachable.
+   */
+  interface Term {
+    informers: Informers;
+    controllers: Controller[];
+    synced: boolean;
+    abort: AbortController;
+  }
+  let term: Term | undefined;
+  const startTerm = async (): Promise<void> => {
+    // Every term starts from empty caches (the context's first set is never started).
+    context.informers = createInformers(kube, log);
+    const t: Term = { informers: context.informers, controllers: buildControllers(), synced: false, abort: new AbortController() };
+    term = t;
+    const informers = Object.values(t.informers) as Informer<KubeObject>[];
+    for (const i of informers) i.start();
+    const stopped = new Promise<void>((resolve) => t.abort.signal.addEventListener('abort', () => resolve(), { once: true }));
+    await Promise.race([Promise.all(informers.map((i) => i.waitForSync())), stopped]);
+    if (t.abort.signal.aborted) return;
+    t.synced = true;
+    for (const c of t.controllers) c.start();
+    log.info({ shard: config.shardId ?? '(default)' }, 'controllers started');
   };
+  const stopTerm = async (): Promise<void> => {
+    const t = term;
+    term = undefined;
+    if (!t) return;
+    t.abort.abort();
+    await Promise.all(t.controllers.map((c) => c.stop()));
+    await Promise.all((Object.values(t.informers) as Informer<KubeObject>[]).map((i) => i.stop()));
+  };
+
   let elector: LeaderElector | undefined;
-  if (config.leaderElection) {
-    elector = new LeaderElector(
+  let stopping = false;
+  const campaign = (): void => {
+    const candidate = new LeaderElector(
       kube,
       {
         namespace: config.systemNamespace,
-        name: config.leaseName,
+        name: shardLeaseName(config.leaseName, config.shardId),
         identity: config.identity ?? `${hostname()}-${process.pid}`,
+        leaseDurationMs: config.leaseDuration,
+        renewDeadlineMs: config.renewDeadline,
+        retryPeriodMs: config.retryPeriod,
       },
       log,
     );
-    void elector.run(run, () => {
-      // Caches may be stale once leadership is lost: stop, and let the process supervisor restart us.
-      log.error('lost leadership; exiting');
-      process.exitCode = 1;
-      process.kill(process.pid, 'SIGTERM');
+    elector = candidate;
+    void candidate.run(startTerm, () => {
+      // Caches may be stale once leadership is lost (another replica may lead, or the API server was
+      // unreachable past the renew deadline): stop writing at once, drop the caches, and campaign again.
+      // The process keeps running, so a fleet without a supervisor (flotilla dev) does not stop syncing.
+      log.error({ lease: shardLeaseName(config.leaseName, config.shardId) }, 'lost leadership; controllers stopped, campaigning again');
+      void stopTerm().then(() => {
+        if (!stopping) campaign();
+      });
     });
-  } else {
-    await run();
-  }
+  };
+  if (config.leaderElection) campaign();
+  else await startTerm();
   return {
     context,
-    ready: () => synced && (!elector || elector.isLeader()),
+    ready: () => (term?.synced ?? false) && (!elector || elector.isLeader()),
     async stop() {
-      await Promise.all(controllers.map((c) => c.stop()));
-      await Promise.all(Object.values(inf).map((i) => i.stop()));
+      stopping = true;
+      await stopTerm();
       await elector?.stop();
       await kube.close();
     },

@@ -1,9 +1,10 @@
 import type { Bundle, BundleDeployment, BundleResource, Cluster, ClusterGroup, GitRepo, OCIArtifactRef, OCIRegistry } from '../lib/api/index.js';
-import type { LoadedBundle } from '../lib/bundle/index.js';
+import type { BundleFile, LoadedBundle } from '../lib/bundle/index.js';
+import type { EtcdVersion, PushedVersion } from './migrate-etcd.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import type { EventRecorder } from '../lib/kube/events.js';
 import type { Informer } from '../lib/kube/informer.js';
-import type { ArtifactFile, ArtifactMeta, Credentials, PushVersionResult, Reference, RegistryEvent } from '../lib/oci/index.js';
+import type { ArtifactFile, ArtifactMeta, Credentials, PushVersionResult, Reference, RegistryEvent, SigningKey } from '../lib/oci/index.js';
 
 /**
  * The small ports the GitRepo and Bundle reconcilers reach the outside through. Production wires the real
@@ -23,6 +24,7 @@ export type ObjectCache<T extends KubeObject> = Pick<Informer<T>, 'get' | 'list'
 
 /** The caches the GitRepo and Bundle reconcilers read. */
 export interface ReconcilerCaches {
+  gitRepos: ObjectCache<GitRepo & KubeObject>;
   bundles: ObjectCache<Bundle & KubeObject>;
   bundleDeployments: ObjectCache<BundleDeployment & KubeObject>;
   clusters: ObjectCache<Cluster & KubeObject>;
@@ -45,15 +47,37 @@ export interface RegistrySession {
     retain: number,
     protect?: Iterable<string>,
   ): Promise<PushVersionResult>;
+  /** Signs version `digest` of `repository` (cosign format) unless that key's signature is there; true when one was pushed. */
+  sign?(repository: Reference, digest: string, key: SigningKey): Promise<boolean>;
   /** Deletes every version of `repository`; returns how many were deleted. */
   deleteAll(repository: Reference): Promise<number>;
+  /**
+   * Storage migration: copies `versions` by digest from `source` (another registry, read with its own
+   * settings) into `repository` of this one; returns how many were copied. Absent in fakes that cannot.
+   */
+  copyFrom?(
+    source: { registry: StorageRegistry; credentials?: Credentials; repository: string },
+    repository: string,
+    versions: readonly { version?: number; digest: string }[],
+    owner?: string,
+  ): Promise<number>;
+  /**
+   * Storage migration from etcd: pushes `files` + `meta` under `tag` unless the tag holds that digest already;
+   * a tag holding another digest is an ArtifactTagConflict naming `owner` (controller/migrate-tags.ts).
+   */
+  pushAt?(repository: Reference, files: readonly ArtifactFile[], meta: ArtifactMeta, tag: string, owner: string): Promise<{ digest: string; pushed: boolean }>;
+  /** The files of version `digest` of `repository`, every blob verified (a migration to etcd reads old versions). */
+  pullFiles?(repository: string, digest: string): Promise<{ path: string; content: Buffer }[]>;
   close(): Promise<void>;
 }
 
-/** How the controller reaches the OCI registry a GitRepo names (`ociRegistry`). */
+/** OCI settings with the reference known: given in `ociRegistry`, read from a storage Secret, or discovered (controller/storageconfig.ts). */
+export type StorageRegistry = OCIRegistry & { reference: string };
+
+/** How the controller reaches the OCI registry a GitRepo stores its bundles in. */
 export interface RegistryAccess {
   /** A session with the registry of `registry.reference`; `onEvent` sees every request, upload and skip (metrics). */
-  open(registry: OCIRegistry, credentials: Credentials | undefined, onEvent?: (event: RegistryEvent) => void): RegistrySession;
+  open(registry: StorageRegistry, credentials: Credentials | undefined, onEvent?: (event: RegistryEvent) => void): RegistrySession;
 }
 
 /** Content to put in a Bundle spec: exactly one of `oci` or `resources`. */
@@ -77,14 +101,39 @@ export interface StoredContent {
 /** The bundle store, open for one reconcile of one GitRepo. */
 export interface BundleStoreSession {
   /** The registry content goes to (OCI mode), or undefined: inline in the Bundle objects (etcd mode). */
-  readonly registry: OCIRegistry | undefined;
+  readonly registry: StorageRegistry | undefined;
+  /** What chose the storage (controller/storageconfig.ts); absent in fakes that do not say. */
+  readonly source?: 'ociRegistry' | 'ociRegistrySecret' | 'ocistorage' | 'discovery' | 'default';
   /**
    * Stores one bundle of `commit` (dated `commitTime` when known) whose files have contents ID `contentsID`;
    * retention keeps the digests in `protect`. Returns what its Bundle carries.
    */
   store(bundle: LoadedBundle, commit: string, contentsID: string, release?: { commitTime?: string; protect?: Iterable<string> }): Promise<StoredContent>;
+  /** Completes a bundle before it is stored: adds its images lock when images are on (controller/images.ts). */
+  prepare?(bundle: LoadedBundle): Promise<LoadedBundle>;
   /** Deletes every stored version of bundle `bundleName` (nothing in etcd mode); returns how many. */
   deleteArtifacts(bundleName: string): Promise<number>;
+  /**
+   * Storage migration (controller/migrate-versions.ts): copies bundle `bundleName`'s `versions` by digest from
+   * the registry `from` names into this registry; returns how many were copied. OCI mode only; absent in fakes.
+   */
+  copyVersions?(bundleName: string, from: OCIArtifactRef, versions: readonly { version?: number; digest: string }[]): Promise<number>;
+  /**
+   * Storage migration from etcd (controller/migrate-etcd.ts): pushes the versions etcd held for bundle
+   * `bundleName` under their `v<N>` tags; returns each with its digest. OCI mode only; absent in fakes.
+   */
+  storeVersions?(bundleName: string, versions: readonly (EtcdVersion & { files: BundleFile[] })[]): Promise<PushedVersion[]>;
+  /**
+   * Storage migration to etcd (controller/content-objects.ts): keeps bundle `bundleName`'s `versions` other than
+   * the current contents as content Secrets written through `kube`; returns how many were written. Absent in fakes.
+   */
+  keepVersions?(
+    kube: Pick<KubeClient, 'get' | 'apply'>,
+    bundleName: string,
+    from: OCIArtifactRef,
+    versions: readonly { version?: number; digest: string; contentsID?: string }[],
+    currentContentsID: string,
+  ): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -96,4 +145,6 @@ export interface BundleStoreSession {
 export interface BundleStore {
   /** Opens the store for `repo` (reads its registry credentials: a missing Secret is a WaitingError naming it). */
   open(repo: GitRepo & KubeObject): Promise<BundleStoreSession>;
+  /** Deletes every version of `repositories` in a registry the GitRepo left (controller/cleanup.ts); returns how many. */
+  deleteFrom?(registry: StorageRegistry, credentials: Credentials | undefined, repositories: readonly string[]): Promise<number>;
 }

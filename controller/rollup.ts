@@ -2,7 +2,6 @@ import {
   Annotation,
   BundleState,
   ConditionType,
-  MAX_RESOURCE_STATUS_ITEMS,
   Reason,
   emptyBundleSummary,
   getCondition,
@@ -12,10 +11,11 @@ import {
   type BundleSummary,
   type GitRepoStatus,
 } from '../lib/api/index.js';
+import { NonReadyCollector, andMore, clip, fitNonReady, nonReadyEntry } from './status-bounds.js';
 
 /**
  * Pure status roll-ups: BundleDeployments -> bundle state per cluster -> Bundle summary -> GitRepo.
- * Every list is bounded (MAX_RESOURCE_STATUS_ITEMS) so status size does not grow with the number of clusters.
+ * Every list is bounded (controller/status-bounds.ts) so status size does not grow with the number of clusters.
  */
 
 const WORST_FIRST: BundleState[] = [
@@ -55,7 +55,8 @@ export function bundleDeploymentState(bd: BundleDeployment, expected: ExpectedDe
   return BundleState.NotReady;
 }
 
-const FIELD: Record<BundleState, keyof Omit<BundleSummary, 'nonReadyResources' | 'desiredReady'>> = {
+/** The summary count of each bundle state. */
+export const FIELD: Record<BundleState, keyof Omit<BundleSummary, 'nonReadyResources' | 'desiredReady'>> = {
   Ready: 'ready',
   NotReady: 'notReady',
   WaitApplied: 'waitApplied',
@@ -75,23 +76,18 @@ export function summarize(
   expectedOf: (bd: BundleDeployment) => ExpectedDeployment = (bd) => bd.spec,
 ): BundleSummary {
   const summary = emptyBundleSummary();
-  const nonReady: NonNullable<BundleSummary['nonReadyResources']> = [];
+  const nonReady = new NonReadyCollector();
   for (const bd of bds) {
     const state = bundleDeploymentState(bd, expectedOf(bd));
     summary[FIELD[state]] += 1;
     summary.desiredReady += 1;
-    if (state !== BundleState.Ready && nonReady.length < MAX_RESOURCE_STATUS_ITEMS) {
+    if (state !== BundleState.Ready && nonReady.wants(state)) {
       const message = bd.status?.conditions?.find((c) => c.status === 'False' && c.message)?.message;
-      nonReady.push({
-        name: nameOf(bd),
-        bundleState: state,
-        ...(message ? { message: message.slice(0, 4096) } : {}),
-        ...(bd.status?.modifiedStatus?.length ? { modifiedStatus: bd.status.modifiedStatus.slice(0, MAX_RESOURCE_STATUS_ITEMS) } : {}),
-        ...(bd.status?.nonReadyStatus?.length ? { nonReadyStatus: bd.status.nonReadyStatus.slice(0, MAX_RESOURCE_STATUS_ITEMS) } : {}),
-      });
+      nonReady.add(nonReadyEntry(nameOf(bd), state, message, bd.status));
     }
   }
-  if (nonReady.length > 0) summary.nonReadyResources = nonReady;
+  const list = nonReady.list(WORST_FIRST);
+  if (list.length > 0) summary.nonReadyResources = list;
   return summary;
 }
 
@@ -108,7 +104,7 @@ export function addSummaries(a: BundleSummary, b: BundleSummary): BundleSummary 
     if (key === 'nonReadyResources') continue;
     out[key] = (a[key] as number) + (b[key] as number);
   }
-  const list = [...(a.nonReadyResources ?? []), ...(b.nonReadyResources ?? [])].slice(0, MAX_RESOURCE_STATUS_ITEMS);
+  const list = fitNonReady([...(a.nonReadyResources ?? []), ...(b.nonReadyResources ?? [])]);
   if (list.length > 0) out.nonReadyResources = list;
   return out;
 }
@@ -173,7 +169,7 @@ export function rollUpGitRepo(bundles: readonly Bundle[], bds: readonly BundleDe
         ? ''
         : state !== rolled
           ? `Bundle ${pending?.bundle.metadata?.name ?? ''}: ${state} (${pending?.why ?? ''})`
-          : `${firstProblem?.name ?? ''}: ${firstProblem?.bundleState ?? state}${firstProblem?.message ? ` (${firstProblem.message})` : ''}`;
+          : `${firstProblem?.name ?? ''}: ${firstProblem?.bundleState ?? state}${firstProblem?.message ? ` (${firstProblem.message})` : ''}${andMore(1, summary.desiredReady - summary.ready)}`;
   return {
     summary,
     readyClusters: [...byCluster.values()].filter(Boolean).length,
@@ -181,7 +177,7 @@ export function rollUpGitRepo(bundles: readonly Bundle[], bds: readonly BundleDe
     display: {
       readyBundleDeployments: `${summary.ready}/${summary.desiredReady}`,
       state: state === undefined ? (bundles.length === 0 ? 'NoBundles' : 'NoTargets') : state,
-      message: message.slice(0, 1024),
+      message: clip(message, 1024),
       error: state === BundleState.ErrApplied,
     },
   };

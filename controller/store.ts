@@ -1,10 +1,29 @@
 import { StallingError, WaitingError } from '../lib/errors.js';
-import { Reason, type GitRepo, type OCIArtifactRef, type OCIRegistry } from '../lib/api/index.js';
-import { RegistryClient, bundleRepository, pushBundleVersion, deleteAllVersions, credentialsFromSecretData, type Credentials } from '../lib/oci/index.js';
+import { Reason, type GitRepo, type OCIArtifactRef } from '../lib/api/index.js';
+import {
+  RegistryClient,
+  bundleRepository,
+  pushBundleVersion,
+  deleteAllVersions,
+  credentialsFromSecretData,
+  signVersion,
+  pullBundle,
+  type Credentials,
+} from '../lib/oci/index.js';
+import { readSupplyChain, supplyChainRef, type SupplyChain } from './supplychain.js';
 import { filesToResources, type LoadedBundle } from '../lib/bundle/index.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import { decodeSecretData } from '../lib/kube/secret.js';
-import type { BundleStore, BundleStoreSession, RegistryAccess, RegistrySession, StoredContent } from './ports.js';
+import type { BundleStore, BundleStoreSession, RegistryAccess, RegistrySession, StorageRegistry, StoredContent } from './ports.js';
+import type { Logger } from 'pino';
+import { lockBundleImages } from './images.js';
+import { resolveStorage } from './storageconfig.js';
+import { artifactRepository, copyBundleVersions, oldRegistry } from './migrate-versions.js';
+import { keepVersionsInEtcd } from './content-objects.js';
+import { pushVersionAt } from './migrate-tags.js';
+import { pushEtcdVersions } from './migrate-etcd.js';
+import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
+import type { RegistryHostField } from './discovery.js';
 
 /**
  * The bundle store (the {@link BundleStore} port, controller/ports.ts): a bundle's content goes to the OCI
@@ -40,7 +59,7 @@ export async function readSecretData(
 }
 
 /** The registry credentials the controller pushes with (keys username/password, or a dockerconfigjson). */
-export async function pushCredentials(kube: SecretReader, namespace: string, registry: OCIRegistry): Promise<Credentials | undefined> {
+export async function pushCredentials(kube: SecretReader, namespace: string, registry: StorageRegistry): Promise<Credentials | undefined> {
   if (!registry.authSecretName) return undefined;
   const secret = await kube.get<SecretObject>({ apiVersion: 'v1', kind: 'Secret', namespace, name: registry.authSecretName });
   if (!secret) {
@@ -55,7 +74,7 @@ export async function pushCredentials(kube: SecretReader, namespace: string, reg
 
 /** A registry client for a GitRepo's `ociRegistry` settings. */
 export function registryClient(
-  registry: OCIRegistry,
+  registry: StorageRegistry,
   credentials: Credentials | undefined,
   onEvent?: ConstructorParameters<typeof RegistryClient>[0]['onEvent'],
 ): RegistryClient {
@@ -77,7 +96,18 @@ export const ociRegistryAccess: RegistryAccess = {
     const client = registryClient(registry, credentials, onEvent);
     return {
       pushVersion: (repository, files, meta, retain, protect) => pushBundleVersion(client, repository, files, meta, { retain, protect }),
+      sign: (repository, digest, key) => signVersion(client, repository, digest, key),
       deleteAll: async (repository) => (await deleteAllVersions(client, repository)).length,
+      copyFrom: async (source, repository, versions, owner) => {
+        const from = registryClient(source.registry, source.credentials, onEvent);
+        try {
+          return await copyBundleVersions(from, source.repository, client, repository, versions, owner);
+        } finally {
+          await from.close();
+        }
+      },
+      pushAt: (repository, files, meta, tag, owner) => pushVersionAt(client, repository, files, meta, tag, owner),
+      pullFiles: async (repository, digest) => (await pullBundle(client, `${client.registry}/${repository}@${digest}`)).files,
       close: () => client.close(),
     };
   },
@@ -86,14 +116,15 @@ export const ociRegistryAccess: RegistryAccess = {
 /** Pushes one bundle's files as a new artifact version (nothing when the newest version has the same content). */
 export async function storeInRegistry(
   session: RegistrySession,
+  registry: StorageRegistry,
   repo: GitRepo & KubeObject,
   bundle: LoadedBundle,
   commit: string,
   contentsID: string,
   retain: number,
   release: { commitTime?: string; protect?: Iterable<string> } = {},
+  chain: SupplyChain = {},
 ): Promise<StoredContent> {
-  const registry = repo.spec.ociRegistry as OCIRegistry;
   const repository = bundleRepository(registry.reference, repo.metadata.namespace ?? 'default', bundle.name);
   const result = await session.pushVersion(
     repository,
@@ -105,11 +136,16 @@ export async function storeInRegistry(
       revision: commit,
       ...(release.commitTime ? { commitTime: release.commitTime } : {}),
       contentsID,
+      ...(chain.encryption ? { encryptWith: chain.encryption.key } : {}),
     },
     retain,
     release.protect,
   );
-  const oci: OCIArtifactRef = { reference: result.reference, digest: result.digest };
+  if (chain.signer) {
+    if (!session.sign) throw new StallingError(Reason.InvalidSpec, `GitRepo ${repo.metadata.name}: spec.signing is set but this registry access cannot sign`);
+    await session.sign(repository, result.digest, chain.signer);
+  }
+  const oci: OCIArtifactRef = { reference: result.reference, digest: result.digest, ...supplyChainRef(chain) };
   if (registry.authSecretName) oci.secretName = registry.authSecretName;
   if (registry.basicHTTP) oci.basicHTTP = true;
   if (registry.insecureSkipTLS) oci.insecureSkipTLS = true;
@@ -152,27 +188,77 @@ export interface BundleStoreOptions {
   maxInlineBytes: number;
   /** Sees every registry event of a push (metrics). */
   onRegistryEvent?: (event: { type: string; size?: number }) => void;
+  /** Logs what the images step did (controller/images.ts). */
+  log?: Logger;
+  /** Which KEP-1755 host a GitRepo without a registry reference uses (default `host`). */
+  registryHostField?: RegistryHostField;
 }
 
-/** The production {@link BundleStore}: OCI mode through `registries` when the GitRepo names a registry, else inline. */
+/**
+ * The production {@link BundleStore}: OCI mode through `registries` when the GitRepo's storage resolves to a
+ * registry (controller/storageconfig.ts: ociRegistry, discovery, ociRegistrySecret, ocistorage), else inline.
+ */
 export function createBundleStore(options: BundleStoreOptions): BundleStore {
   return {
+    async deleteFrom(registry, credentials, repositories) {
+      const session = options.registries.open(registry, credentials, options.onRegistryEvent);
+      try {
+        let deleted = 0;
+        for (const repository of repositories) deleted += await session.deleteAll({ registry: registry.reference, repository });
+        return deleted;
+      } finally {
+        await session.close();
+      }
+    },
     async open(repo): Promise<BundleStoreSession> {
-      const registry = repo.spec.ociRegistry;
-      if (!registry) {
+      const namespace = repo.metadata.namespace ?? 'default';
+      const storage = await resolveStorage(repo, {
+        kube: options.kube,
+        hostField: options.registryHostField ?? 'host',
+        pushCredentials: (ns, registry) => pushCredentials(options.kube, ns, registry),
+      });
+      if (storage.mode === 'etcd') {
         return {
           registry: undefined,
+          prepare: (bundle) => lockBundleImages(options, repo, bundle),
+          source: storage.source,
           store: async (bundle) => storeInline(bundle, options.maxInlineBytes),
           deleteArtifacts: async () => 0,
+          keepVersions: async (kube, bundleName, from, versions, current) => {
+            const old = await oldRegistry(options.kube, namespace, from, repo.metadata.name);
+            const source = options.registries.open(old.registry, old.credentials, options.onRegistryEvent);
+            try {
+              const pull = source.pullFiles;
+              if (!pull) return 0;
+              const { repository } = artifactRepository(from);
+              const where = { namespace, name: repo.metadata.name };
+              return await keepVersionsInEtcd(kube, CONTROLLER_FIELD_MANAGER, where, bundleName, versions, current, (d) => pull(repository, d));
+            } finally {
+              await source.close();
+            }
+          },
           close: async () => {},
         };
       }
-      const namespace = repo.metadata.namespace ?? 'default';
-      const session = options.registries.open(registry, await pushCredentials(options.kube, namespace, registry), options.onRegistryEvent);
+      const { registry } = storage;
+      const chain = await readSupplyChain(options.kube, repo);
+      const session = options.registries.open(registry, storage.credentials, options.onRegistryEvent);
       return {
         registry,
-        store: (bundle, commit, contentsID, release) => storeInRegistry(session, repo, bundle, commit, contentsID, options.retain, release),
+        prepare: (bundle) => lockBundleImages(options, repo, bundle),
+        source: storage.source,
+        store: (bundle, commit, contentsID, release) => storeInRegistry(session, registry, repo, bundle, commit, contentsID, options.retain, release, chain),
         deleteArtifacts: (bundleName) => session.deleteAll(bundleRepository(registry.reference, namespace, bundleName)),
+        copyVersions: async (bundleName, from, versions) => {
+          const copyFrom = session.copyFrom;
+          if (!copyFrom) return 0;
+          const old = await oldRegistry(options.kube, namespace, from, repo.metadata.name);
+          const toRepo = bundleRepository(registry.reference, namespace, bundleName).repository;
+          const owner = `GitRepo ${namespace}/${repo.metadata.name}, bundle ${bundleName}`;
+          return await copyFrom({ ...old, repository: artifactRepository(from).repository }, toRepo, versions, owner);
+        },
+        // Fakes without pushAt move only the current version.
+        ...(session.pushAt ? { storeVersions: (bundleName, versions) => pushEtcdVersions(session, registry, repo, chain, bundleName, versions) } : {}),
         close: () => session.close(),
       };
     },

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import pino from 'pino';
-import { getCondition, type Condition, type OCIRegistry } from '../lib/api/index.js';
+import { getCondition, type Condition } from '../lib/api/index.js';
 import { writeTree, type Tree } from '../lib/bundle/testing.js';
 import { KubeApiError, type KubeObject, type ObjectRef } from '../lib/kube/client.js';
 import { isPlainObject, jsonEqual } from '../lib/util/json.js';
@@ -11,7 +11,7 @@ import { parseControllerConfig, type ControllerConfig } from './config.js';
 import type { ReconcilerContext } from './context.js';
 import type { GitFetchTarget, GitSource } from './git.js';
 import { createMetrics } from './manager.js';
-import type { EventSink, ObjectCache, ReconcilerKube, RegistryAccess, RegistrySession } from './ports.js';
+import type { EventSink, ObjectCache, ReconcilerKube, RegistryAccess, RegistrySession, StorageRegistry } from './ports.js';
 
 /**
  * In-memory fakes of the ports of controller/ports.ts, for the case-table unit tests of the GitRepo and
@@ -299,7 +299,7 @@ export class FakeRegistry implements RegistryAccess {
   failure: unknown;
   failDeletes = false;
 
-  open(registry: OCIRegistry, credentials: Credentials | undefined): RegistrySession {
+  open(registry: StorageRegistry, credentials: Credentials | undefined): RegistrySession {
     this.openSessions += 1;
     this.sessions.push({ registry: registry.reference, username: credentials?.username });
     const name = (r: Reference) => `${r.registry}/${r.repository}`;
@@ -367,6 +367,7 @@ export function fakeContext(now = new Date('2026-01-01T00:00:00Z')): FakeContext
   const ctx: ReconcilerContext = {
     kube,
     informers: {
+      gitRepos: kube.cache('GitRepo'),
       bundles: kube.cache('Bundle'),
       bundleDeployments: kube.cache('BundleDeployment'),
       clusters: kube.cache('Cluster'),

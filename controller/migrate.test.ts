@@ -1,0 +1,177 @@
+import { expect } from 'chai';
+import { API_VERSION, Finalizer, type Bundle, type GitRepo } from '../lib/api/index.js';
+import type { KubeObject } from '../lib/kube/client.js';
+import { encodeSecretData } from '../lib/kube/secret.js';
+import { TransientError } from '../lib/errors.js';
+import { gitRepoReconciler } from './gitrepo.js';
+import { createBundleStore } from './store.js';
+import { FakeGit, FakeRegistry, fakeContext } from './testing.js';
+
+/**
+ * Storage migration in the GitRepo reconciler (controller/migrate.ts) on the fakes of controller/testing.ts:
+ * a storage Secret that appears, changes or goes moves the bundles with the same contents IDs (so the
+ * BundleDeployments keep their deployment IDs and agents re-apply nothing); a refused push leaves the
+ * old storage in use and the migration resumes.
+ */
+
+type GitRepoObject = GitRepo & KubeObject;
+type BundleObject = Bundle & KubeObject;
+
+const URL = 'https://git.example/apps.git';
+const SHA = 'a'.repeat(40);
+const cm = (name: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n`;
+
+function world() {
+  const f = fakeContext(new Date('2026-01-01T00:00:00Z'));
+  const git = new FakeGit();
+  const registry = new FakeRegistry();
+  git.push(URL, SHA, { 'web/cm.yaml': cm('web'), 'db/cm.yaml': cm('db'), 'api/cm.yaml': cm('api') });
+  f.kube.seed<GitRepoObject>({
+    apiVersion: API_VERSION,
+    kind: 'GitRepo',
+    metadata: { name: 'apps', namespace: 'ws', generation: 1, finalizers: [Finalizer.GitRepo] },
+    spec: { repo: URL, paths: ['web', 'db', 'api'] },
+  });
+  const store = createBundleStore({ kube: f.kube, registries: registry, retain: 5, maxInlineBytes: 1_000_000 });
+  let minute = 0;
+  const reconcile = async () => {
+    f.setNow(new Date(Date.parse('2026-01-01T00:00:00Z') + ++minute * 60_000));
+    return await gitRepoReconciler(f.ctx, { git, store })('ws/apps');
+  };
+  const storageSecret = (reference: string) =>
+    f.kube.seed({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'ocistorage', namespace: 'ws' },
+      type: 'fleet.cattle.io/bundle-oci-storage/v1alpha1',
+      data: encodeSecretData({ reference, basicHTTP: 'true' }),
+    });
+  const bundles = () => ['apps-web', 'apps-db', 'apps-api'].map((n) => f.kube.mustFind<BundleObject>('Bundle', 'ws', n));
+  const repo = () => f.kube.mustFind<GitRepoObject>('GitRepo', 'ws', 'apps');
+  return { f, registry, reconcile, storageSecret, bundles, repo };
+}
+
+describe('storage migration in the GitRepo reconciler', () => {
+  it('moves etcd -> registry -> another registry -> etcd when the ocistorage Secret appears, changes and goes, keeping every contents ID', async () => {
+    const w = world();
+    await w.reconcile();
+    const ids = w.bundles().map((b) => b.spec.contentsID);
+    expect(w.repo().status?.storage).to.deep.equal({ mode: 'etcd', source: 'default' });
+
+    w.storageSecret('one.example:5000/a');
+    await w.reconcile();
+    expect(w.bundles().map((b) => b.spec.oci?.reference.split('@')[0])).to.deep.equal(
+      ['ws-apps-web', 'ws-apps-db', 'ws-apps-api'].map((r) => `one.example:5000/a/${r}`),
+    );
+    expect(w.bundles().map((b) => b.spec.resources)).to.deep.equal([undefined, undefined, undefined]);
+    expect(w.bundles().map((b) => b.spec.contentsID)).to.deep.equal(ids);
+    expect(w.repo().status?.storage).to.deep.include({ mode: 'oci', source: 'ocistorage', reference: 'one.example:5000/a' });
+    expect(w.repo().status?.storage?.migration).to.deep.include({ from: 'etcd', to: 'one.example:5000/a', phase: 'Done', bundles: 3, moved: 3 });
+
+    w.storageSecret('two.example:5000/b');
+    await w.reconcile();
+    expect(w.bundles().every((b) => b.spec.oci?.reference.startsWith('two.example:5000/b/'))).to.equal(true);
+    expect(w.bundles().map((b) => b.spec.contentsID)).to.deep.equal(ids);
+    expect(w.repo().status?.storage?.migration).to.deep.include({ from: 'one.example:5000/a', to: 'two.example:5000/b', phase: 'Done' });
+
+    await w.f.kube.delete({ apiVersion: 'v1', kind: 'Secret', namespace: 'ws', name: 'ocistorage' });
+    await w.reconcile();
+    expect(w.bundles().map((b) => [b.spec.oci, b.spec.resources?.length])).to.deep.equal([
+      [undefined, 1],
+      [undefined, 1],
+      [undefined, 1],
+    ]);
+    expect(w.bundles().map((b) => b.spec.contentsID)).to.deep.equal(ids);
+    expect(w.repo().status?.storage).to.deep.include({ mode: 'etcd' });
+    expect(w.repo().status?.storage?.migration).to.deep.include({ from: 'two.example:5000/b', to: 'etcd', phase: 'Done' });
+    expect(w.f.events.events.filter((e) => e.reason === 'StorageMigrated')).to.have.length(3);
+  });
+
+  it('keeps the old storage in use when the target refuses pushes, says so, and resumes from the same start', async () => {
+    const w = world();
+    await w.reconcile();
+    const before = w.bundles().map((b) => b.spec);
+    w.storageSecret('one.example:5000/a');
+    w.registry.failure = new TransientError('RegistryRefused', 'registry one.example:5000 refused the push (403)');
+    await w.reconcile().catch(() => undefined);
+    expect(w.bundles().map((b) => b.spec)).to.deep.equal(before);
+    const failed = w.repo().status?.storage;
+    expect(failed).to.deep.include({ mode: 'etcd' });
+    expect(failed?.migration).to.deep.include({ from: 'etcd', to: 'one.example:5000/a', phase: 'Failed' });
+    expect(failed?.migration?.message).to.include('refused the push');
+
+    w.registry.failure = undefined;
+    await w.reconcile();
+    const done = w.repo().status?.storage;
+    expect(done).to.deep.include({ mode: 'oci', reference: 'one.example:5000/a' });
+    expect(done?.migration).to.deep.include({ phase: 'Done', moved: 3, startedAt: failed?.migration?.startedAt });
+  });
+
+  it('stalls, changing nothing, when the Secret it moves to is of the wrong type', async () => {
+    const w = world();
+    await w.reconcile();
+    const before = w.bundles().map((b) => b.spec);
+    w.f.kube.seed({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'ocistorage', namespace: 'ws' },
+      type: 'Opaque',
+      data: encodeSecretData({ reference: 'x.example/a' }),
+    });
+    await w.reconcile().catch(() => undefined);
+    expect(w.bundles().map((b) => b.spec)).to.deep.equal(before);
+    expect(w.f.kube.condition('GitRepo', 'ws', 'apps', 'Stalled')).to.equal('True/StorageSecretInvalid');
+  });
+
+  it('refuses to move an encrypted GitRepo to etcd: Bundles stay in the registry, the GitRepo says why', async () => {
+    const w = world();
+    const repo = w.repo();
+    w.f.kube.seed({ ...repo, spec: { ...repo.spec, encryption: { secretRef: { name: 'bundle-key' } } } });
+    w.f.kube.seed({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'bundle-key', namespace: 'ws' },
+      data: encodeSecretData({ key: Buffer.alloc(32, 1).toString('base64') }),
+    });
+    w.storageSecret('one.example:5000/a');
+    await w.reconcile();
+    const before = w.bundles().map((b) => b.spec);
+    expect(before.every((s) => s.oci?.reference.startsWith('one.example:5000/a/') && !s.resources)).to.equal(true);
+
+    const secretWrites = w.f.kube.writesOf('apply', 'Secret').length;
+    await w.f.kube.delete({ apiVersion: 'v1', kind: 'Secret', namespace: 'ws', name: 'ocistorage' });
+    await w.reconcile().catch(() => undefined);
+    expect(w.bundles().map((b) => b.spec)).to.deep.equal(before);
+    expect(w.f.kube.condition('GitRepo', 'ws', 'apps', 'Stalled')).to.equal('True/EncryptionNeedsRegistry');
+    expect(w.repo().status?.storage).to.deep.include({ mode: 'oci', reference: 'one.example:5000/a' });
+    // No content Secret (plaintext of older versions) was written.
+    expect(w.f.kube.writesOf('apply', 'Secret').length).to.equal(secretWrites);
+  });
+
+  it("deletes the old registry's bundle repositories once nothing reads them, and records it on status.storage", async () => {
+    const w = world();
+    w.storageSecret('one.example:5000/a');
+    await w.reconcile();
+    w.storageSecret('two.example:5000/b');
+    await w.reconcile();
+    const cleanup = w.repo().status?.storage?.migration?.cleanup;
+    expect(cleanup).to.deep.include({ policy: 'delete', phase: 'Deleted' });
+    expect([...w.registry.deletes].sort()).to.deep.equal(['one.example:5000/a/ws-apps-api', 'one.example:5000/a/ws-apps-db', 'one.example:5000/a/ws-apps-web']);
+    expect(w.registry.repositories.has('two.example:5000/b/ws-apps-web')).to.equal(true);
+    // The record of the old registry goes with the cleanup.
+    expect(await w.f.kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'ws', name: 'apps-old-storage' })).to.equal(undefined);
+  });
+
+  it('keeps the old registry with the annotation flotilla.dev/old-storage: keep', async () => {
+    const w = world();
+    const repo = w.repo();
+    w.f.kube.seed({ ...repo, metadata: { ...repo.metadata, annotations: { 'flotilla.dev/old-storage': 'keep' } } });
+    w.storageSecret('one.example:5000/a');
+    await w.reconcile();
+    w.storageSecret('two.example:5000/b');
+    await w.reconcile();
+    expect(w.repo().status?.storage?.migration?.cleanup).to.deep.include({ policy: 'keep', phase: 'Kept' });
+    expect(w.registry.deletes).to.deep.equal([]);
+    expect(w.registry.repositories.has('one.example:5000/a/ws-apps-web')).to.equal(true);
+  });
+});
