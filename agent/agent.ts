@@ -1,15 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { API_VERSION, type BundleDeployment } from '../lib/api/index.js';
+import { API_VERSION, type BundleDeployment, type Cluster, type RegistryMirror } from '../lib/api/index.js';
 import { messageOf } from '../lib/errors.js';
 import { KubeApiError, KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { Controller } from '../lib/kube/controller.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import { Informer } from '../lib/kube/informer.js';
+import type { KubeAccess } from '../lib/kube/kubeconfig.js';
 import type { ArtifactLimits } from '../lib/oci/index.js';
 import type { ContentLimits } from '../lib/bundle/limits.js';
 import { BundleRenderer } from '../lib/isolate/bundle.js';
+import { renderPool } from './renderslots.js';
+import type { Isolate } from '../lib/isolate/isolate.js';
 import { Applier } from './applier.js';
 import { defaultEngineRendering } from './charts.js';
 import { BundleDeploymentReconciler, failureOf } from './bundledeployment.js';
@@ -17,8 +19,10 @@ import { ContentLoader } from './content.js';
 import { BOOTSTRAP_SECRET_NAME, DEFAULT_AGENT_NAMESPACE, STATE_SECRET_NAME, type AgentCredential } from './credentials.js';
 import { INVENTORY_PREFIX, InventoryStore } from './inventory.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics.js';
+import { AgentMirrors } from './mirrors.js';
 import { Registration } from './registration.js';
 import { formatTime } from '../lib/util/time.js';
+import { flotillaVersion } from '../lib/version.js';
 
 /**
  * One agent for one downstream cluster: registers (registration.ts), then watches its cluster namespace's
@@ -45,7 +49,7 @@ export interface AgentLimits {
 /** Options of an {@link Agent}. */
 export interface AgentOptions {
   /** Access to the downstream cluster. */
-  downstream: KubeConfig;
+  downstream: KubeAccess;
   /** The agent's namespace downstream (bootstrap, state and inventories); default flotilla-system. */
   namespace?: string;
   bootstrapSecretName?: string;
@@ -64,7 +68,16 @@ export interface AgentOptions {
   registrationPollMs?: number;
   /** Parallel reconciles; default 2. */
   workers?: number;
+  /** Renders (each in a worker isolate of its own) running at once; default 2, as many as the default workers (renderslots.ts). */
+  renderWorkers?: number;
+  /**
+   * The render worker pool; default one of the agent's own with `renderWorkers` slots. Benchmarks that
+   * simulate many clusters in one process share one (a real agent process has one agent).
+   */
+  renderIsolate?: Isolate;
   limits?: Partial<AgentLimits>;
+  /** Registry mirrors of the bootstrap configuration; the Cluster's spec.registryMirrors override them per registry (docs/mirrors.md). */
+  registryMirrors?: readonly RegistryMirror[];
   /** Where the agent counts what it does; default: its own registry, without process metrics (main.ts passes the process's). */
   metrics?: AgentMetrics;
   log: Logger;
@@ -88,13 +101,18 @@ export class Agent {
   private registrationState: Registration | undefined;
   private deployer: Deployer | undefined;
   private loop: Promise<void> | undefined;
+  /** A heartbeat was refused because the Cluster is gone (or access revoked) and that was logged. */
+  private clusterGoneReported = false;
   private readonly log: Logger;
   /** What this agent counts (see agent/metrics.ts). */
   readonly metrics: AgentMetrics;
+  /** The registry mirrors in effect (bootstrap entries and the Cluster's). */
+  readonly mirrors: AgentMirrors;
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.log.child({ agent: o.namespace ?? DEFAULT_AGENT_NAMESPACE });
     this.metrics = o.metrics ?? createAgentMetrics({ defaultMetrics: false });
+    this.mirrors = new AgentMirrors({ bootstrap: o.registryMirrors ?? [], agentNamespace: this.namespace, log: this.log });
   }
 
   private get namespace(): string {
@@ -163,12 +181,21 @@ export class Agent {
       cacheDir: this.o.cacheDir,
       limits: limits.oci ?? {},
       metrics,
+      mirrors: { mirrors: this.mirrors, downstream, log },
       ...(limits.maxInlineBytes !== undefined ? { maxInlineBytes: limits.maxInlineBytes } : {}),
     });
-    const renderer = new BundleRenderer({ limits: { ...limits.content, maxObjects: limits.maxObjects ?? 5000 } });
+    await this.readClusterMirrors();
+    const isolate = this.o.renderIsolate ?? renderPool(this.o.renderWorkers ?? 2);
+    const renderer = new BundleRenderer({ limits: { ...limits.content, maxObjects: limits.maxObjects ?? 5000 }, isolate });
+    const informer = new Informer<BundleDeployment & KubeObject>(
+      upstream,
+      { apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: clusterNamespace },
+      { log },
+    );
     const reconciler = new BundleDeploymentReconciler({
       upstream,
       clusterNamespace,
+      cache: informer,
       applier: new Applier(downstream),
       inventory,
       log,
@@ -181,17 +208,13 @@ export class Agent {
       maxObjects: limits.maxObjects ?? 5000,
       renderer,
       engines: defaultEngineRendering(renderer, limits.engine),
+      imageMirrors: () => this.mirrors.map(),
       resyncMs: this.o.resyncIntervalMs ?? 30_000,
       notReadyResyncMs: this.o.notReadyResyncMs ?? 5000,
       events: new EventRecorder(upstream, 'flotilla-agent', log),
       observer: metrics.deployments,
       ...(this.o.now ? { now: this.o.now } : {}),
     });
-    const informer = new Informer<BundleDeployment & KubeObject>(
-      upstream,
-      { apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: clusterNamespace },
-      { log },
-    );
     const reconcile = async (key: string) => {
       try {
         return await reconciler.reconcile(key);
@@ -262,17 +285,52 @@ export class Agent {
     }
   }
 
-  /** Merge-patches the Cluster's status.agent; a 401 means the credential is gone: register again. */
+  /** Reads the Cluster's spec.registryMirrors into the mirror map; on failure the map stays as it was. */
+  private async readClusterMirrors(): Promise<void> {
+    const credential = this.credential();
+    const bootstrap = this.registration.bootstrapInfo();
+    if (!credential || !bootstrap) return;
+    try {
+      const cluster = await this.registration.upstream.get<Cluster & KubeObject>({
+        apiVersion: API_VERSION,
+        kind: 'Cluster',
+        namespace: bootstrap.namespace,
+        name: credential.clusterName,
+      });
+      if (cluster) this.mirrors.update(cluster.spec?.registryMirrors);
+    } catch (err) {
+      if (this.abort.signal.aborted) return;
+      // Once the Cluster is known to be gone (see reportClusterGone) the refusal was said already.
+      const level = this.clusterGoneReported ? 'debug' : 'warn';
+      this.log[level]({ err: messageOf(err) }, 'reading the registry mirrors of the Cluster failed; keeping the mirrors in effect');
+    }
+  }
+
+  /**
+   * Merge-patches the Cluster's status.agent (with the mirrors in effect); a 401 means the credential is gone:
+   * register again. The patch answers with the whole Cluster, so its spec.registryMirrors come from there (no
+   * GET per heartbeat); when they change what is in effect, the status is written once more to say so.
+   */
   private async heartbeat(): Promise<void> {
     const credential = this.credential();
     const bootstrap = this.registration.bootstrapInfo();
     if (!credential || !bootstrap) return;
-    const lastSeen = formatTime(this.o.now?.() ?? new Date());
+    const ref = { apiVersion: API_VERSION, kind: 'Cluster', namespace: bootstrap.namespace, name: credential.clusterName };
+    const report = async () => {
+      const lastSeen = formatTime(this.o.now?.() ?? new Date());
+      const mirrors = this.mirrors.status();
+      // null removes the list (merge patch) once no mirror is configured any more.
+      const status = {
+        agent: { lastSeen, namespace: this.namespace, version: flotillaVersion(), registryMirrors: mirrors.length > 0 ? mirrors : null },
+        agentLastSeen: lastSeen,
+      };
+      return await this.registration.upstream.patchStatus<Cluster & KubeObject>(ref, status);
+    };
     try {
-      await this.registration.upstream.patchStatus(
-        { apiVersion: API_VERSION, kind: 'Cluster', namespace: bootstrap.namespace, name: credential.clusterName },
-        { agent: { lastSeen, namespace: this.namespace }, agentLastSeen: lastSeen },
-      );
+      const cluster = await report();
+      if (this.mirrors.update(cluster.spec?.registryMirrors)) await report();
+      if (this.clusterGoneReported) this.log.info({ cluster: credential.clusterName }, 'the Cluster accepts heartbeats again');
+      this.clusterGoneReported = false;
     } catch (err) {
       if (this.abort.signal.aborted) return;
       if (err instanceof KubeApiError && err.statusCode === 401) {
@@ -284,8 +342,28 @@ export class Agent {
         }
         return;
       }
+      if (err instanceof KubeApiError && (err.statusCode === 403 || err.statusCode === 404)) {
+        this.reportClusterGone(`${bootstrap.namespace}/${credential.clusterName}`, err);
+        return;
+      }
       this.log.warn({ err: messageOf(err) }, 'heartbeat failed');
     }
+  }
+
+  /**
+   * A heartbeat refused with 403 or 404: the Cluster was deleted upstream (its Roles go with it) or this
+   * agent's access was revoked. Said once, with what to do; repeated refusals go to debug.
+   */
+  private reportClusterGone(cluster: string, err: KubeApiError): void {
+    if (this.clusterGoneReported) {
+      this.log.debug({ err: messageOf(err) }, 'heartbeat refused again');
+      return;
+    }
+    this.clusterGoneReported = true;
+    this.log.error(
+      { cluster, status: err.statusCode },
+      `the Cluster ${cluster} is gone upstream or this agent may no longer write it (${err.statusCode}): if the cluster was removed from the fleet, uninstall the agent (helm uninstall); to join again, give it a new registration token`,
+    );
   }
 
   /** The same clientID gives the same Cluster; should its namespace differ all the same, restart reconciling there. */

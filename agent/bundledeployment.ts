@@ -3,6 +3,7 @@ import {
   API_VERSION,
   ConditionType,
   Finalizer,
+  Label,
   Reason,
   getCondition,
   type BundleDeployment,
@@ -18,15 +19,19 @@ import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import type { Reconcile } from '../lib/kube/controller.js';
 import { reconciler, type ReconcilerDefinition, type RunState, type Step } from '../lib/kube/reconciler.js';
 import { mergeStatusWriter } from '../lib/kube/reconciler-status.js';
+import { withoutIdleSummary } from '../lib/kube/status-compact.js';
 import type { EventRecorder } from '../lib/kube/events.js';
 import { splitKey } from '../lib/kube/informer.js';
 import type { Applier } from './applier.js';
 import { defaultEngineRendering, dryRunHooks, prepareRendered, renderEngine, runHooks, type EngineRendering, type PreparedHook } from './charts.js';
 import type { ContentLoader } from './content.js';
 import { unreadyDependencies } from './dependencies.js';
-import { VerifiedCache, applyPlan, needsWrite, planObjects, type PlannedObject } from './deploy.js';
+import { VerifiedCache, applyPlan, needsCorrection, needsWrite, planObjects, type PlannedObject } from './deploy.js';
 import { modifiedStatusOf } from './drift.js';
-import { pruneList, unionIds, type Inventory, type InventoryStore } from './inventory.js';
+import { checkPullSecrets, rewriteContent, rewriteImages, takeImagesLock } from './images.js';
+import { LOCAL_REGISTRY_CONFIGMAP } from '../lib/images/localregistry.js';
+import type { MirrorMap } from '../lib/oci/index.js';
+import { pruneList, sameInventory, unionIds, type Inventory, type InventoryStore } from './inventory.js';
 import {
   crdScopes,
   describeId,
@@ -40,6 +45,7 @@ import {
   type ReservedObjects,
 } from './objects.js';
 import { nonReadyStatusOf, readinessOf } from './readiness.js';
+import { msUntilDeadline, readyDeadlineOf } from './readytimeout.js';
 import { computeStatus, type MonitorResult, type StepFailure } from './status.js';
 
 /**
@@ -81,6 +87,16 @@ export interface BundleDeploymentReconcilerOptions {
   now?: () => Date;
   /** Helm and Kustomize rendering (default: helm and kustomize from PATH or FLOTILLA_HELM / FLOTILLA_KUSTOMIZE). */
   engines?: EngineRendering;
+  /** The cluster's registry mirrors in effect (agent/mirrors.ts); locked images are rewritten onto them (docs/airgap.md). */
+  imageMirrors?: () => MirrorMap;
+  /**
+   * The watch cache of the cluster namespace's BundleDeployments (the agent's informer), by `namespace/name`.
+   * A reconcile reads its object there instead of GETting it from the upstream API server: every reconcile
+   * is started by that watch (or a requeue of a key it delivered), so the cache holds the object at least as
+   * new as the event, and writes made from an older copy fail their resourceVersion precondition and requeue.
+   * Unset: each reconcile GETs the object.
+   */
+  cache?: { get(key: string): BD | undefined };
 }
 
 /** Observes what the reconciler changed downstream, for metrics (agent/metrics.ts). */
@@ -103,6 +119,8 @@ interface Run extends RunState<BD> {
   inventory: Inventory | undefined;
   deploying: boolean;
   appliedDeploymentID: string | undefined;
+  /** When the applied deployment was applied (from the inventory; now, once this run applies a new one). */
+  appliedAt: string | undefined;
   desired: DesiredObject[];
   namespaces: EnsuredNamespace[];
   /** Namespaces objects live in that must exist already (see namespacesOf). */
@@ -148,7 +166,12 @@ export class BundleDeploymentReconciler {
       log: this.o.log,
       now: () => this.now(),
       kube: this.o.upstream,
-      get: async (key) => await this.o.upstream.get<BD>(this.ref(splitKey(key).name)),
+      get: async (key) => {
+        if (!this.o.cache) return await this.o.upstream.get<BD>(this.ref(splitKey(key).name));
+        // A copy: the run may change its object, and the cache is the informer's.
+        const cached = this.o.cache.get(key);
+        return cached && structuredClone(cached);
+      },
       gone: async (key) => {
         await this.removeResources(splitKey(key).name, undefined);
       },
@@ -174,6 +197,7 @@ export class BundleDeploymentReconciler {
         inventory: undefined,
         deploying: false,
         appliedDeploymentID: undefined,
+        appliedAt: undefined,
         desired: [],
         namespaces: [],
         requiredNamespaces: [],
@@ -202,12 +226,11 @@ export class BundleDeploymentReconciler {
             progressing: deployed?.status === 'Unknown',
           };
         },
-        build: (run, conditions) => ({ ...run.computed, conditions }),
+        build: (run, conditions) => ({ ...run.computed, conditions: withoutIdleSummary(conditions) }),
         writer: mergeStatusWriter(this.o.upstream),
         transitions: (run, before, after) => this.recordEvents(run, before as BundleDeploymentStatus | undefined, after as BundleDeploymentStatus),
       },
-      requeue: (run, error) =>
-        error !== undefined ? {} : { requeueAfterMs: (run.monitor?.nonReady.length ?? 0) > 0 ? this.o.notReadyResyncMs : this.o.resyncMs },
+      requeue: (run, error) => (error !== undefined ? {} : { requeueAfterMs: this.requeueAfterMs(run) }),
     };
   }
 
@@ -225,6 +248,7 @@ export class BundleDeploymentReconciler {
   private readonly loadInventory: Step<Run> = async (run) => {
     run.inventory = await this.o.inventory.get(run.bd.metadata.name);
     run.appliedDeploymentID = run.inventory?.deploymentID || undefined;
+    run.appliedAt = run.inventory?.appliedAt;
     run.deploying = run.inventory?.deploymentID !== run.bd.spec.deploymentID || run.inventory.syncGeneration !== (run.bd.spec.forceSyncGeneration ?? 0);
     return 'continue';
   };
@@ -242,12 +266,17 @@ export class BundleDeploymentReconciler {
 
   /** Content -> rendered objects -> prepared and validated desired objects. */
   private readonly render: Step<Run> = async (run) => {
-    const { files } = await this.o.content.load(run.bd);
+    const where = `BundleDeployment ${run.bd.metadata.name}`;
+    // The images lock (agent/images.ts) is split off before rendering and applied to every rendered object.
+    const { files, lock } = takeImagesLock((await this.o.content.load(run.bd)).files, where);
+    const readLocalRegistry = () => this.o.applier.get({ apiVersion: 'v1', kind: 'ConfigMap', ...LOCAL_REGISTRY_CONFIGMAP });
     const options = run.bd.spec.options;
     const renderOptions = renderOptionsFrom(options);
     let served: Awaited<ReturnType<Applier['scopes']>> = () => undefined;
     // Helm and Kustomize bundles: agent/charts.ts (helm and kustomize run as bounded subprocesses).
-    const engine = await renderEngine(files, run.bd, run.applier.client, this.engines);
+    const rawEngine = await renderEngine(files, run.bd, run.applier.client, this.engines);
+    const mirrors = this.o.imageMirrors?.();
+    const engine = rawEngine && lock ? await rewriteContent(rawEngine, lock, readLocalRegistry, where, mirrors) : rawEngine;
     if (engine) served = await run.applier.scopes([...engine.crds, ...engine.objects, ...engine.hooks.map((h) => h.object)]);
     const prepare = {
       bundleDeploymentName: run.bd.metadata.name,
@@ -257,14 +286,24 @@ export class BundleDeploymentReconciler {
     const charted = engine ? prepareRendered(engine, prepare) : undefined;
     run.hooks = charted?.hooks ?? [];
     run.unpruned = charted?.crdKeys ?? new Set();
-    const rendered: RenderedObject[] =
+    let rendered: RenderedObject[] =
       charted?.objects ??
       (await this.renderer.renderForCluster(files, renderOptions, `BundleDeployment ${run.bd.metadata.name}`, async (rough) => {
         served = await run.applier.scopes([...rough]);
         const fromBundle = crdScopes([...rough]);
         return (apiVersion, kind) => (served(apiVersion, kind) ?? fromBundle.get(`${groupOf(apiVersion)}/${kind}`)) === false;
       }));
+    if (!charted && lock) rendered = await rewriteImages(rendered, lock, readLocalRegistry, where, mirrors);
     run.desired = prepareObjects(rendered, prepare);
+    const bundle = run.bd.metadata.labels?.[Label.BundleName] ?? run.bd.metadata.name;
+    const readSecret = (namespace: string, name: string) => run.applier.get({ apiVersion: 'v1', kind: 'Secret', namespace, name });
+    if (lock)
+      await checkPullSecrets(
+        run.desired.map((d) => d.object),
+        lock,
+        readSecret,
+        { bundle, where, mirrors },
+      );
     validateObjects(run.desired, this.o.reserved, this.o.maxObjects);
     const namespaces = namespacesOf(run.desired, {
       target: options?.targetNamespace || options?.namespace || options?.defaultNamespace,
@@ -313,6 +352,7 @@ export class BundleDeploymentReconciler {
       concurrency: this.o.concurrency ?? 8,
       comparePatches: run.bd.spec.options?.diff?.comparePatches,
       verified: this.verified,
+      force: forceOf(run.bd),
     };
   }
 
@@ -321,21 +361,25 @@ export class BundleDeploymentReconciler {
     const bd = run.bd;
     const correctDrift = bd.spec.options?.correctDrift ?? bd.spec.correctDrift;
     if (!run.deploying && !correctDrift?.enabled) return 'continue';
-    if (!run.deploying && !run.plan.some(needsWrite)) return 'continue';
+    const writes = run.deploying ? needsWrite : needsCorrection;
+    if (!run.deploying && !run.plan.some(writes)) return 'continue';
     const desiredIds = run.desired.filter((d) => !run.unpruned.has(idKey(d.id))).map((d) => d.id); // a chart's crds/ are never pruned
     const previous = run.inventory?.objects ?? [];
     const keepResources = bd.spec.options?.keepResources ?? false;
     const base = { bundleDeployment: bd.metadata.name, keepResources, ...this.removalOf(run) };
-    // Recorded first, so that an agent killed while applying still knows every object it may have created.
-    await this.o.inventory.put({
+    // Recorded first, so that an agent killed while applying still knows every object it may have created
+    // (not written again when the inventory already says exactly that: a new version of the same objects).
+    const recorded: Inventory = {
       ...base,
+      ...(run.appliedAt ? { appliedAt: run.appliedAt } : {}),
       deploymentID: run.inventory?.deploymentID ?? '',
       syncGeneration: run.inventory?.syncGeneration ?? 0,
       objects: unionIds(previous, desiredIds),
-    });
+    };
+    if (!sameInventory(run.inventory, recorded)) await this.o.inventory.put(recorded);
     const hookLog = this.o.log.child({ bundleDeployment: bd.metadata.name });
     if (run.deploying) await runHooks(run.applier, run.hooks, 'pre', run.namespaces, hookLog);
-    const outcome = await applyPlan(this.deployContext(run), run.plan, run.namespaces, needsWrite, correctDrift?.force ?? false);
+    const outcome = await applyPlan(this.deployContext(run), run.plan, run.namespaces, writes, forceOf(bd));
     if (run.deploying) await runHooks(run.applier, run.hooks, 'post', run.namespaces, hookLog);
     if ([...outcome.written.values()].some((o) => o.kind === 'CustomResourceDefinition')) this.engines.capabilities.reset();
     run.plan = outcome.plan;
@@ -347,7 +391,17 @@ export class BundleDeploymentReconciler {
     }
     this.o.observer?.applied(run.written.size, !run.deploying);
     this.o.observer?.pruned(run.pruned);
-    await this.o.inventory.put({ ...base, deploymentID: bd.spec.deploymentID, syncGeneration: bd.spec.forceSyncGeneration ?? 0, objects: desiredIds });
+    if (run.deploying) run.appliedAt = run.now.toISOString(); // helm.timeoutSeconds counts from here
+    const appliedAt = run.appliedAt ? { appliedAt: run.appliedAt } : {};
+    const applied: Inventory = {
+      ...base,
+      ...appliedAt,
+      deploymentID: bd.spec.deploymentID,
+      syncGeneration: bd.spec.forceSyncGeneration ?? 0,
+      objects: desiredIds,
+    };
+    // What is stored now is `recorded`; a drift correction of the applied version leaves it as it was.
+    if (!sameInventory(recorded, applied)) await this.o.inventory.put(applied);
     run.appliedDeploymentID = bd.spec.deploymentID;
     return 'continue';
   };
@@ -399,8 +453,17 @@ export class BundleDeploymentReconciler {
       failure,
       monitor: run.monitor,
       now: run.now,
+      readyDeadline: readyDeadlineOf(bd.spec.options?.helm?.timeoutSeconds, run.appliedAt),
     });
     return run.computed;
+  }
+
+  /** Not ready: again after notReadyResyncMs, or when helm.timeoutSeconds passes if sooner; else after resyncMs. */
+  private requeueAfterMs(run: Run): number {
+    if ((run.monitor?.nonReady.length ?? 0) === 0) return this.o.resyncMs;
+    const deadline = readyDeadlineOf(run.bd.spec.options?.helm?.timeoutSeconds, run.appliedAt);
+    const untilDeadline = deadline ? msUntilDeadline(deadline, run.now) : 0;
+    return untilDeadline > 0 ? Math.min(this.o.notReadyResyncMs, untilDeadline + 100) : this.o.notReadyResyncMs;
   }
 
   private recordEvents(run: Run, before: BundleDeploymentStatus | undefined, after: BundleDeploymentStatus): void {
@@ -408,14 +471,11 @@ export class BundleDeploymentReconciler {
     if (!events) return;
     const was = getCondition(before?.conditions, ConditionType.Deployed);
     const now = getCondition(after.conditions, ConditionType.Deployed);
-    if (run.appliedDeploymentID && run.appliedDeploymentID !== before?.appliedDeploymentID && now?.status === 'True') {
-      void events.emit(
-        run.bd,
-        'Normal',
-        'Deployed',
-        `applied deployment ${run.appliedDeploymentID}: ${run.written.size} objects written, ${run.pruned} pruned`,
-      );
-    } else if (run.written.size > 0) {
+    // A new deployment applied as asked is told once for the whole rollout, by the controller on the Bundle
+    // (Ready): one Normal Event per cluster and version was the largest stream of writes of a fleet-wide
+    // commit after the BundleDeployments themselves. Failures and drift stay per BundleDeployment.
+    const deployed = run.appliedDeploymentID && run.appliedDeploymentID !== before?.appliedDeploymentID && now?.status === 'True';
+    if (!deployed && run.written.size > 0) {
       void events.emit(run.bd, 'Normal', 'DriftCorrected', `re-applied ${run.written.size} modified or missing objects`);
     }
     if (now?.status === 'False' && (was?.status !== 'False' || was.reason !== now.reason)) {
@@ -467,4 +527,10 @@ function groupOf(apiVersion: string): string {
 /** The status entry for an error: its reason when it is a Flotilla error. */
 export function failureOf(err: unknown, stage: StepFailure['stage']): StepFailure {
   return { reason: reasonOf(err, Reason.InternalError), message: messageOf(err).slice(0, 2048), stage };
+}
+
+/** Fleet's `helm.force` or `correctDrift.force`: objects the API server refuses to patch are deleted and re-created. */
+function forceOf(bd: BundleDeployment): boolean {
+  const correctDrift = bd.spec.options?.correctDrift ?? bd.spec.correctDrift;
+  return (correctDrift?.force ?? false) || (bd.spec.options?.helm?.force ?? false);
 }

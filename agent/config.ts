@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { parseDurationMs } from '../lib/api/index.js';
 import { parseConfig } from '../lib/config.js';
-import { DEFAULT_ARTIFACT_LIMITS } from '../lib/oci/index.js';
+import { DEFAULT_ARTIFACT_LIMITS, parseMirrorList } from '../lib/oci/index.js';
+import type { RegistryMirror } from '../lib/api/index.js';
 import { CONTENT_LIMIT_CONFIG_SHAPE, DEFAULT_CONTENT_LIMITS, contentLimitsFromConfig, type ContentLimits } from '../lib/bundle/limits.js';
 import { DEFAULT_RENDER_LIMITS } from '../lib/render/tools.js';
 import { DEFAULT_AGENT_NAMESPACE } from './credentials.js';
@@ -37,6 +38,15 @@ export const AgentConfigSchema = z.strictObject({
   heartbeat: durationMs('15s').describe('Interval of heartbeats on the Cluster and credential checks.'),
   cachePrune: durationMs('10m').describe('Interval between prunings of the blob cache (blobs of artifacts no BundleDeployment pins).'),
   workers: z.coerce.number().int().min(1).max(64).default(2).describe('Concurrent BundleDeployment reconciles.'),
+  renderWorkers: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(2)
+    .describe(
+      'Renders running at once, each in a worker isolate of its own (16-20 MiB each); the others wait their turn. As many as --workers (the default) lets no slow render hold up another reconcile; 1 saves an isolate on small clusters.',
+    ),
   maxObjects: z.coerce.number().int().min(1).default(DEFAULT_CONTENT_LIMITS.maxObjects).describe('Most objects one bundle may render.'),
   ...CONTENT_LIMIT_CONFIG_SHAPE,
   maxBundleFiles: z.coerce.number().int().min(1).default(DEFAULT_ARTIFACT_LIMITS.maxFiles).describe('Most files (layers) a pulled bundle artifact may have.'),
@@ -68,6 +78,16 @@ export const AgentConfigSchema = z.strictObject({
     .optional()
     .describe('Port of a separate /metrics server, as the controller has (0 picks one); /metrics is served on the probe port as well.'),
   probeAddress: z.string().default('0.0.0.0').describe('Address the probe and metrics servers listen on.'),
+  registryMirrors: z
+    .string()
+    .optional()
+    .describe(
+      'Registry mirrors of this cluster, a JSON or YAML list of {registry, mirror, authSecretName?, caBundle?, basicHTTP?, insecureSkipTLS?, originFallback?} (docs/mirrors.md).',
+    ),
+  registryMirrorsFile: z
+    .string()
+    .optional()
+    .describe('A file holding the registry mirrors list (JSON or YAML), e.g. mounted from a ConfigMap; not with --registry-mirrors.'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level.'),
 });
 
@@ -82,4 +102,21 @@ export function parseAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv
 /** The limits on parsing and rendering bundle content (lib/bundle/limits.ts), validated. */
 export function contentLimitsOf(config: AgentConfig): ContentLimits {
   return contentLimitsFromConfig(config);
+}
+
+/**
+ * The registry mirrors of the bootstrap configuration: `--registry-mirrors` or the file named by
+ * `--registry-mirrors-file` (read with `readFile`), not both. Throws naming the flag or file and each problem.
+ */
+export async function bootstrapMirrorsOf(config: AgentConfig, readFile: (path: string) => Promise<string>): Promise<RegistryMirror[]> {
+  if (config.registryMirrors !== undefined && config.registryMirrorsFile !== undefined) {
+    throw new Error('invalid agent configuration: give --registry-mirrors or --registry-mirrors-file, not both');
+  }
+  if (config.registryMirrors !== undefined) return parseMirrorList(config.registryMirrors, '--registry-mirrors');
+  if (config.registryMirrorsFile === undefined) return [];
+  const path = config.registryMirrorsFile;
+  const text = await readFile(path).catch((err: unknown) => {
+    throw new Error(`invalid agent configuration: cannot read --registry-mirrors-file ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  return parseMirrorList(text, `--registry-mirrors-file ${path}`);
 }

@@ -1,7 +1,8 @@
-import { Reason, type BundleDeployment, type OCIArtifactRef } from '../lib/api/index.js';
+import { Label, Reason, type BundleDeployment, type OCIArtifactRef } from '../lib/api/index.js';
 import { resourcesToFiles, type BundleFile } from '../lib/bundle/index.js';
 import { StallingError, TransientError, WaitingError, messageOf } from '../lib/errors.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
+import type { Logger } from 'pino';
 import {
   ArtifactError,
   BlobCache,
@@ -9,12 +10,16 @@ import {
   RegistryRefusedError,
   RegistryUnavailableError,
   credentialsFromSecretData,
+  mirrorRoute,
   parseReference,
   pullBundle,
   type ArtifactLimits,
   type Credentials,
+  type RegistryClientOptions,
 } from '../lib/oci/index.js';
 import type { AgentMetrics } from './metrics.js';
+import { pullThroughMirror, type AgentMirrors } from './mirrors.js';
+import { decryptPulled, trustFingerprint, verifyArtifactSignature } from './verify.js';
 
 /**
  * Obtaining a BundleDeployment's files: inline `spec.resources` (etcd mode) or the OCI artifact pinned by
@@ -50,6 +55,8 @@ export interface ContentLoaderOptions {
   memoryEntries?: number;
   /** Counts pulls by outcome, bytes pulled and blob cache hits and misses. */
   metrics?: Pick<AgentMetrics, 'artifactPulls' | 'registryEvent'>;
+  /** Registry mirrors of this cluster (agent/mirrors.ts) and the downstream client that reads their bootstrap Secrets. */
+  mirrors?: { mirrors: AgentMirrors; downstream: KubeClient; log: Logger };
 }
 
 /** Where a bundle's content came from, for logs and events. */
@@ -78,7 +85,14 @@ export class ContentLoader {
   /** The files of a BundleDeployment. */
   async load(bd: BundleDeployment): Promise<LoadedContent> {
     const oci = bd.spec.oci;
-    if (oci) return { files: await this.pull(oci), source: `oci ${oci.reference}` };
+    if (oci)
+      return {
+        files: await this.pull(
+          oci,
+          `BundleDeployment ${bd.metadata.namespace ?? ''}/${bd.metadata.name} (bundle ${bd.metadata.labels?.[Label.BundleName] ?? '?'})`,
+        ),
+        source: `oci ${oci.reference}`,
+      };
     const resources = bd.spec.resources ?? [];
     return { files: resourcesToFiles(resources, this.options.maxInlineBytes), source: `inline (${resources.length} resources)` };
   }
@@ -124,7 +138,7 @@ export class ContentLoader {
     for (const digest of [...this.blobsOf.keys()]) {
       if (!wanted.has(digest)) {
         this.blobsOf.delete(digest);
-        this.memory.delete(digest);
+        for (const k of [...this.memory.keys()]) if (k.startsWith(digest)) this.memory.delete(k);
       }
     }
     const keep = new Set([...this.blobsOf.values()].flat());
@@ -137,22 +151,23 @@ export class ContentLoader {
     }
   }
 
-  private async pull(oci: OCIArtifactRef): Promise<BundleFile[]> {
+  private async pull(oci: OCIArtifactRef, what: string): Promise<BundleFile[]> {
     const ref = parseReference(oci.reference);
     if (ref.digest !== oci.digest) {
       throw new StallingError(Reason.InvalidSpec, `spec.oci.reference ${oci.reference} is not pinned by spec.oci.digest ${oci.digest}`);
     }
-    const cached = this.memory.get(oci.digest);
+    const memoryKey = `${oci.digest}${trustFingerprint(oci)}`;
+    const cached = this.memory.get(memoryKey);
     const metrics = this.options.metrics;
     if (cached) {
-      this.remember(oci.digest, cached);
+      this.remember(memoryKey, cached);
       metrics?.artifactPulls.inc({ outcome: 'cached' });
       return cached;
     }
     while (this.pruning) await this.pruning;
     this.pulls++;
     try {
-      const files = await this.pullFromRegistry(oci, ref.registry);
+      const files = await this.pullRouted(oci, ref.registry, what);
       metrics?.artifactPulls.inc({ outcome: 'success' });
       return files;
     } catch (err) {
@@ -163,27 +178,55 @@ export class ContentLoader {
     }
   }
 
+  /** Through the registry's mirror when this cluster has one (agent/mirrors.ts), else from the origin. */
+  private async pullRouted(oci: OCIArtifactRef, registry: string, what: string): Promise<BundleFile[]> {
+    const m = this.options.mirrors;
+    const route = m ? mirrorRoute(m.mirrors.map(), oci.reference) : undefined;
+    if (!m || !route) return await this.pullFromRegistry(oci, registry);
+    const readers = { downstream: m.downstream, upstream: this.options.upstream, clusterNamespace: this.options.clusterNamespace };
+    return await pullThroughMirror({
+      route,
+      what,
+      credentials: () => m.mirrors.credentials(route.mirror, readers),
+      pull: (options, reference) => this.pullWith(options, reference, oci),
+      origin: () => this.pullFromRegistry(oci, registry),
+      translate: translatePullError,
+      log: m.log,
+    });
+  }
+
   private async pullFromRegistry(oci: OCIArtifactRef, registry: string): Promise<BundleFile[]> {
     const credentials = await this.credentials(oci, registry);
-    const client = new RegistryClient({
+    const options: RegistryClientOptions = {
       registry,
       basicHTTP: oci.basicHTTP ?? false,
       insecureSkipTLS: oci.insecureSkipTLS ?? false,
       ...(oci.caBundle ? { caPem: Buffer.from(oci.caBundle, 'base64').toString('utf8') } : {}),
       ...(credentials ? { credentials } : {}),
+    };
+    try {
+      return await this.pullWith(options, oci.reference, oci);
+    } catch (err) {
+      throw translatePullError(err, oci.reference);
+    }
+  }
+
+  /** Pulls `reference` (pinned by `oci.digest`: the origin or a mirror) with a client of `options`, verified and decrypted as `oci` says; raw lib/oci errors. */
+  private async pullWith(options: RegistryClientOptions, reference: string, oci: OCIArtifactRef): Promise<BundleFile[]> {
+    const client = new RegistryClient({
+      ...options,
       blobCacheDir: this.options.cacheDir,
       userAgent: 'flotilla-agent',
       retry: { retries: this.options.pullRetries ?? 2 },
       ...(this.options.metrics ? { onEvent: this.options.metrics.registryEvent } : {}),
     });
     try {
-      const pulled = await pullBundle(client, oci.reference, { limits: this.options.limits ?? {} });
-      const files = pulled.files.map((f) => ({ path: f.path, content: f.content }));
-      this.remember(oci.digest, files);
+      await verifyArtifactSignature(client, oci, reference);
+      const pulled = await pullBundle(client, reference, { limits: this.options.limits ?? {} });
+      const files = await decryptPulled(this.options.upstream, this.options.clusterNamespace, oci, pulled);
+      this.remember(`${oci.digest}${trustFingerprint(oci)}`, files);
       this.blobsOf.set(oci.digest, pulled.blobs);
       return files;
-    } catch (err) {
-      throw translatePullError(err, oci.reference);
     } finally {
       await client.close().catch(() => undefined);
     }

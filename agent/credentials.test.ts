@@ -110,12 +110,15 @@ describe('agent credentials', () => {
     const kc = upstreamKubeConfig('https://127.0.0.1:1', 'CA', () => token);
     const headers = async () => {
       const opts: { headers?: Record<string, string> } = {};
-      await kc.applyToHTTPSOptions(opts as never);
+      await kc.applyToHTTPSOptions(opts);
       return opts.headers?.Authorization;
     };
     expect(await headers()).to.equal('Bearer first');
     token = 'second';
     expect(await headers()).to.equal('Bearer second');
-    expect(kc.getCurrentCluster()?.caData).to.equal(Buffer.from('CA').toString('base64'));
+    const tls: { ca?: unknown } = {};
+    await kc.applyToHTTPSOptions(tls);
+    expect(tls.ca).to.deep.equal(Buffer.from('CA'));
+    expect(kc.getCurrentCluster()).to.deep.equal({ server: 'https://127.0.0.1:1', skipTLSVerify: false });
   });
 });

@@ -1,8 +1,8 @@
 import { createHash, randomInt } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { Reason } from '../lib/api/index.js';
 import { StallingError } from '../lib/errors.js';
+import { kubeAccessOf, type KubeAccess } from '../lib/kube/kubeconfig.js';
 
 /**
  * The pure parts of the agent's registration: the bootstrap Secret, the state Secret, registration names,
@@ -152,19 +152,6 @@ export function renewalSeconds(token: string): number {
  * An in-memory kubeconfig for the upstream API server. The token is read through `token()` on every
  * request, so the client built from it keeps working across renewals and re-registrations.
  */
-export function upstreamKubeConfig(server: string, caPem: string, token: () => string): KubeConfig {
-  const kc = new KubeConfig();
-  const user = {
-    name: 'flotilla-agent',
-    get token(): string {
-      return token();
-    },
-  };
-  kc.loadFromOptions({
-    clusters: [{ name: 'upstream', server, caData: Buffer.from(caPem, 'utf8').toString('base64'), skipTLSVerify: false }],
-    users: [user],
-    contexts: [{ name: 'upstream', cluster: 'upstream', user: 'flotilla-agent' }],
-    currentContext: 'upstream',
-  });
-  return kc;
+export function upstreamKubeConfig(server: string, caPem: string, token: () => string): KubeAccess {
+  return kubeAccessOf({ server, ca: Buffer.from(caPem, 'utf8'), token });
 }

@@ -1,7 +1,9 @@
 import { expect } from 'chai';
 import { Annotation } from '../lib/api/index.js';
-import type { KubeObject } from '../lib/kube/client.js';
-import { VerifiedCache } from './deploy.js';
+import { KubeApiError, type KubeObject } from '../lib/kube/client.js';
+import { TransientError } from '../lib/errors.js';
+import { Reason } from '../lib/api/index.js';
+import { isImmutableRefusal, VerifiedCache } from './deploy.js';
 import type { DesiredObject } from './objects.js';
 
 function desired(data: Record<string, string>, deploymentID = 'd1'): DesiredObject {
@@ -48,4 +50,38 @@ describe('agent verified cache (skipping dry runs of unchanged objects)', () => 
     cache.forget('c');
     expect(cache.has('c', live('1'))).to.equal(false);
   });
+});
+
+describe('isImmutableRefusal (what force may delete and re-create)', () => {
+  const api = (status: number, message: string) => new KubeApiError(status, 'Invalid', `PATCH /apis/batch/v1/namespaces/a/jobs/once: ${status} ${message}`);
+  const cases: [string, unknown, boolean][] = [
+    ["a Job's pod template", api(422, 'Job.batch "once" is invalid: spec.template: Invalid value: core.PodTemplateSpec{...}: field is immutable'), true],
+    ['a Service clusterIP', api(422, 'Service "web" is invalid: spec.clusterIP: Invalid value: "10.0.0.9": field is immutable'), true],
+    [
+      "a StatefulSet's volumeClaimTemplates",
+      api(
+        422,
+        "StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+      ),
+      true,
+    ],
+    [
+      'wrapped as the applier wraps it',
+      new TransientError(Reason.ApplyFailed, 'the API server rejects Job a/once', { cause: api(422, 'spec.selector: field is immutable') }),
+      true,
+    ],
+    [
+      'an invalid object (its replacement would be refused too)',
+      api(422, 'ConfigMap "c" is invalid: data[a b]: Invalid value: "a b": a valid config key must consist of alphanumeric characters'),
+      false,
+    ],
+    ['a conflict', api(409, 'field is immutable'), false],
+    ['a forbidden write', api(403, 'jobs.batch "once" is forbidden'), false],
+    ['not an API error', new Error('field is immutable'), false],
+  ];
+  for (const [name, err, expected] of cases) {
+    it(`${expected ? 'matches' : 'does not match'} ${name}`, () => {
+      expect(isImmutableRefusal(err)).to.equal(expected);
+    });
+  }
 });

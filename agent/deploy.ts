@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Annotation, type ComparePatch } from '../lib/api/index.js';
+import { Annotation, Reason, type ComparePatch } from '../lib/api/index.js';
+import { TransientError } from '../lib/errors.js';
 import { canonicalJSON } from '../lib/util/json.js';
-import type { KubeObject } from '../lib/kube/client.js';
+import { KubeApiError, type KubeObject } from '../lib/kube/client.js';
 import { mapLimit } from '../lib/util/concurrency.js';
 import type { Applier } from './applier.js';
 import { compareObject, type Drift } from './drift.js';
@@ -33,6 +34,8 @@ export interface PlannedObject extends DesiredObject {
   drift: Drift;
   /** False when the dry run could not be evaluated yet (namespace or kind missing). */
   verified: boolean;
+  /** The API server refuses to change it in place (an immutable field) and force is on: delete and re-create it. */
+  recreate?: boolean;
 }
 
 /** What {@link planObjects} and {@link applyPlan} need. */
@@ -43,6 +46,39 @@ export interface DeployContext {
   concurrency?: number;
   comparePatches?: readonly ComparePatch[] | undefined;
   verified?: VerifiedCache;
+  /**
+   * Delete and re-create an existing object whose change the API server refuses as immutable (Fleet's
+   * `helm.force`, and `correctDrift.force`); otherwise such a refusal fails the plan and nothing is applied.
+   */
+  force?: boolean;
+}
+
+/**
+ * True when the API server refused a change because it touches an immutable field (a Job's pod template,
+ * a Service's clusterIP, a selector, a StatefulSet's spec beyond its updatable fields): such an object can
+ * only be changed by deleting and re-creating it. Other rejections (an invalid object) are not matched, so
+ * force never deletes an object whose replacement the API server would refuse anyway.
+ */
+export function isImmutableRefusal(err: unknown): boolean {
+  const api = err instanceof KubeApiError ? err : err instanceof Error && err.cause instanceof KubeApiError ? err.cause : undefined;
+  if (api?.statusCode !== 422) return false;
+  return /field is immutable|updates to \S+ spec for fields other than .* are forbidden|is immutable after creation/i.test(api.message);
+}
+
+/**
+ * The refusal of a change to an immutable field, said briefly (the API server's own message repeats the
+ * whole object) and with what to do: force, or a new object name.
+ */
+function immutableChange(desired: DesiredObject, err: unknown): TransientError {
+  const text = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+  const field = /is invalid: ([\w.[\]-]+):/.exec(text)?.[1] ?? 'a field';
+  const { kind, namespace, name } = desired.id;
+  return new TransientError(
+    Reason.ApplyFailed,
+    `the API server refuses to change ${kind} ${namespace ? `${namespace}/` : ''}${name} in place: ${field} is immutable; ` +
+      'set helm.force: true in fleet.yaml to delete and re-create it, or give the object a new name',
+    { cause: err },
+  );
 }
 
 /** See the module comment. */
@@ -98,7 +134,15 @@ async function planOne(ctx: DeployContext, desired: DesiredObject): Promise<Plan
   const live = desired.served ? await ctx.applier.get(desired.id) : undefined;
   const key = ctx.verified?.key(desired, ctx.comparePatches);
   if (live && key !== undefined && ctx.verified?.has(key, live)) return { ...desired, live, drift: { id: desired.id, state: 'unchanged' }, verified: true };
-  const dry = desired.served ? await ctx.applier.dryRun(candidateFor(desired.object, live)) : { verified: false as const, why: 'kind not served yet' };
+  let dry: Awaited<ReturnType<Applier['dryRun']>>;
+  try {
+    dry = desired.served ? await ctx.applier.dryRun(candidateFor(desired.object, live)) : { verified: false as const, why: 'kind not served yet' };
+  } catch (err) {
+    if (!(live && isImmutableRefusal(err))) throw err;
+    if (!ctx.force) throw immutableChange(desired, err);
+    if (key !== undefined) ctx.verified?.forget(key);
+    return { ...desired, live, drift: { id: desired.id, state: 'modified' }, verified: false, recreate: true };
+  }
   const drift = compareObject(desired.id, dry.verified ? dry.object : undefined, live, ctx.comparePatches);
   if (key !== undefined && live && drift.state === 'unchanged') ctx.verified?.remember(key, live);
   else if (key !== undefined) ctx.verified?.forget(key);
@@ -123,7 +167,20 @@ export function needsWrite(p: PlannedObject): boolean {
   return p.drift.state !== 'unchanged';
 }
 
+/**
+ * Whether drift correction re-writes a planned object: it drifted, and no other bundle deployment wrote it
+ * since (two bundles that both correct drift would otherwise take one object from each other for ever;
+ * a new version of this bundle still writes it, and the status names the other owner).
+ */
+export function needsCorrection(p: PlannedObject): boolean {
+  return needsWrite(p) && p.drift.ownedBy === undefined;
+}
+
 async function writeOne(ctx: DeployContext, p: PlannedObject, force: boolean): Promise<KubeObject> {
+  if (p.recreate) {
+    ctx.log.warn({ object: idKey(p.id) }, 'the change touches an immutable field; deleting and re-creating (force)');
+    return await ctx.applier.replace(p.object);
+  }
   try {
     return await ctx.applier.apply(p.object);
   } catch (err) {

@@ -91,6 +91,24 @@ describe('agent drift', () => {
       });
     }
 
+    it('names the other bundle deployment a live object was written by, and keeps it in the status entry', () => {
+      const mine = deployment({ labels: { app: 'web', 'flotilla.dev/bundle-id': 'repo-a' } });
+      const theirs = deployment({ labels: { app: 'web', 'flotilla.dev/bundle-id': 'repo-b' } });
+      const drift = compareObject(id, mine, theirs);
+      expect(drift).to.include({ state: 'modified', ownedBy: 'repo-b' });
+      expect(modifiedStatusOf(drift)).to.include({ kind: 'Deployment', name: 'web', ownedBy: 'repo-b' });
+    });
+
+    it('names no other owner when the label is ours, absent on either side, or the object is unchanged', () => {
+      const labelled = (v?: string) => deployment({ labels: v ? { app: 'web', 'flotilla.dev/bundle-id': v } : { app: 'web' }, replicas: v ? 2 : 3 });
+      expect(compareObject(id, labelled('repo-a'), deployment({ replicas: 5, labels: { app: 'web', 'flotilla.dev/bundle-id': 'repo-a' } })).ownedBy).to.equal(
+        undefined,
+      );
+      expect(compareObject(id, labelled('repo-a'), labelled()).ownedBy).to.equal(undefined);
+      expect(compareObject(id, labelled(), labelled('repo-b')).ownedBy).to.equal(undefined);
+      expect(compareObject(id, labelled('repo-a'), labelled('repo-a')).state).to.equal('unchanged');
+    });
+
     it('does not modify its inputs when ignoring fields', () => {
       const live = deployment({ replicas: 5 });
       compareObject(id, deployment(), live, [{ jsonPointers: ['/spec/replicas'] }]);

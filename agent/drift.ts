@@ -1,4 +1,4 @@
-import type { ComparePatch, ModifiedStatus } from '../lib/api/index.js';
+import { Label, type ComparePatch, type ModifiedStatus } from '../lib/api/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { apiGroup } from '../lib/bundle/index.js';
 import type { ObjectId } from './objects.js';
@@ -17,6 +17,11 @@ import { parsePointer } from '../lib/util/pointer.js';
  * Compared: everything but `status` and server-owned metadata; of metadata only labels and annotations.
  * `diff.comparePatches` entries that match an object name paths whose differences are ignored: every
  * operation's `path` and every `jsonPointers` entry is removed from both sides before comparing.
+ *
+ * An object whose live bundle-deployment label names another bundle deployment was written by another
+ * bundle since (two bundles deploy the same object): it is reported with that owner, so the status says
+ * which bundle to remove it from, and drift correction leaves it alone rather than take it back on every
+ * pass while the other bundle does the same.
  */
 
 /** What the agent found for one desired object. */
@@ -28,6 +33,15 @@ export interface Drift {
   state: DriftState;
   /** For `modified`: a JSON merge patch from the expected to the live state. */
   patch?: unknown;
+  /** For `modified`: the other bundle deployment whose label the live object carries. */
+  ownedBy?: string;
+}
+
+/** The other bundle deployment a live object was last written by, when it is not the expected one. */
+export function otherOwner(expected: KubeObject | undefined, live: KubeObject | undefined): string | undefined {
+  const mine = expected?.metadata.labels?.[Label.BundleID];
+  const theirs = live?.metadata.labels?.[Label.BundleID];
+  return mine && theirs && theirs !== mine ? theirs : undefined;
 }
 
 /** The parts of an object that are compared. */
@@ -84,7 +98,9 @@ export function compareObject(id: ObjectId, expected: KubeObject | undefined, li
     removeAt(have, pointer);
   }
   const patch = mergePatchBetween(want, have);
-  return patch === undefined ? { id, state: 'unchanged' } : { id, state: 'modified', patch };
+  if (patch === undefined) return { id, state: 'unchanged' };
+  const ownedBy = otherOwner(expected, live);
+  return ownedBy ? { id, state: 'modified', patch, ownedBy } : { id, state: 'modified', patch };
 }
 
 /** The most characters of a patch kept in status (the API allows 4096). */
@@ -95,6 +111,7 @@ export function modifiedStatusOf(drift: Drift): ModifiedStatus {
   const entry: ModifiedStatus = { apiVersion: drift.id.apiVersion, kind: drift.id.kind, name: drift.id.name };
   if (drift.id.namespace) entry.namespace = drift.id.namespace;
   if (drift.state === 'missing') entry.missing = true;
+  if (drift.ownedBy) entry.ownedBy = drift.ownedBy;
   else if (drift.patch !== undefined && drift.patch !== null) {
     const text = JSON.stringify(drift.patch);
     entry.patch = text.length > MAX_PATCH_CHARS ? `${text.slice(0, MAX_PATCH_CHARS - 3)}...` : text;

@@ -7,6 +7,7 @@ import {
   inventoryToConfigMap,
   normalizeIds,
   pruneList,
+  sameInventory,
   unionIds,
   type Inventory,
 } from './inventory.js';
@@ -52,6 +53,23 @@ describe('agent inventory', () => {
       expect(a.length).to.be.at.most(253);
       expect(a).to.not.equal(b);
     });
+  });
+
+  describe('sameInventory: whether a write would change the stored record', () => {
+    const inv: Inventory = { bundleDeployment: 'web', deploymentID: 's-1:2', syncGeneration: 3, keepResources: false, objects: [cm('b'), ns('app')] };
+    it('is true for the same record, whatever the order of its objects', () =>
+      expect(sameInventory(inv, { ...inv, objects: [ns('app'), cm('b'), cm('b')] })).to.equal(true));
+    it('is false with nothing stored yet', () => expect(sameInventory(undefined, inv)).to.equal(false));
+    for (const [what, change] of [
+      ['another object', { objects: [cm('b'), cm('c'), ns('app')] }],
+      ['another deployment', { deploymentID: 's-1:3' }],
+      ['another sync generation', { syncGeneration: 4 }],
+      ['another apply time', { appliedAt: '2026-11-30T08:00:00.000Z' }],
+      ['keepResources changed', { keepResources: true }],
+      ['a namespace to delete', { deleteNamespace: 'app' }],
+    ] as [string, Partial<Inventory>][]) {
+      it(`is false with ${what}`, () => expect(sameInventory(inv, { ...inv, ...change })).to.equal(false));
+    }
   });
 
   it('round-trips through its ConfigMap', () => {

@@ -30,6 +30,8 @@ export interface Inventory {
   deploymentID: string;
   /** spec.forceSyncGeneration of the last completed apply. */
   syncGeneration: number;
+  /** When that deployment was applied (ISO 8601); helm.timeoutSeconds counts from it (agent/readytimeout.ts). */
+  appliedAt?: string;
   /** Keep the objects when the BundleDeployment goes away. */
   keepResources: boolean;
   /** Objects applied, in identity order. */
@@ -73,6 +75,12 @@ export function pruneList(previous: readonly ObjectId[], desired: readonly Objec
   return sortForPrune(normalizeIds(previous).filter((id) => !keep.has(idKey(id))));
 }
 
+/** True when `a` and `b` would be stored as the same ConfigMap data (its keys come in one fixed order). */
+export function sameInventory(a: Inventory | undefined, b: Inventory): boolean {
+  const data = (inv: Inventory) => JSON.stringify(inventoryToConfigMap(inv, '', '').data);
+  return a !== undefined && data(a) === data(b);
+}
+
 /** The ConfigMap that stores an inventory. */
 export function inventoryToConfigMap(inv: Inventory, namespace: string, clusterNamespace: string): KubeObject {
   return {
@@ -88,6 +96,7 @@ export function inventoryToConfigMap(inv: Inventory, namespace: string, clusterN
       bundleDeployment: inv.bundleDeployment,
       deploymentID: inv.deploymentID,
       syncGeneration: String(inv.syncGeneration),
+      ...(inv.appliedAt ? { appliedAt: inv.appliedAt } : {}),
       keepResources: String(inv.keepResources),
       objects: JSON.stringify(normalizeIds(inv.objects)),
       ...(inv.crds?.length ? { crds: JSON.stringify(normalizeIds(inv.crds)) } : {}),
@@ -135,6 +144,7 @@ export function inventoryFromConfigMap(cm: KubeObject): Inventory {
     bundleDeployment: data.bundleDeployment ?? cm.metadata.name.slice(INVENTORY_PREFIX.length),
     deploymentID: data.deploymentID ?? '',
     syncGeneration: Number.isInteger(generation) ? generation : 0,
+    ...(data.appliedAt ? { appliedAt: data.appliedAt } : {}),
     keepResources: data.keepResources === 'true',
     objects,
     ...(crds.length > 0 ? { crds } : {}),

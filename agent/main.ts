@@ -1,8 +1,11 @@
-import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../lib/log.js';
+import { loadKubeAccess } from '../lib/kube/kubeconfig.js';
 import { startOpsServer } from '../lib/ops/server.js';
 import { Agent } from './agent.js';
-import { contentLimitsOf, parseAgentConfig } from './config.js';
+import { readFile } from 'node:fs/promises';
+import { baselineWasmOnly } from '../lib/ops/v8flags.js';
+import { buildMirrorMap } from '../lib/oci/index.js';
+import { bootstrapMirrorsOf, contentLimitsOf, parseAgentConfig } from './config.js';
 import { createAgentMetrics } from './metrics.js';
 
 /**
@@ -11,11 +14,14 @@ import { createAgentMetrics } from './metrics.js';
  * SIGTERM/SIGINT. Wiring only.
  */
 async function main(): Promise<void> {
+  baselineWasmOnly(); // before the first connection: the start-up peak of RSS (lib/ops/v8flags.ts)
   const config = parseAgentConfig(process.argv.slice(2), process.env);
   const log = createLogger({ name: 'agent', level: config.logLevel });
-  const downstream = new KubeConfig();
-  if (config.kubeconfig) downstream.loadFromFile(config.kubeconfig);
-  else downstream.loadFromCluster();
+  // Not client-node's KubeConfig: importing client-node costs every process 70-80 MiB (kubeconfig.ts).
+  const downstream = await loadKubeAccess(config.kubeconfig);
+  const registryMirrors = await bootstrapMirrorsOf(config, (path) => readFile(path, 'utf8'));
+  const mirrorProblems = buildMirrorMap({ bootstrap: registryMirrors }).problems;
+  if (mirrorProblems.length > 0) throw new Error(`invalid agent configuration: ${mirrorProblems.map((p) => p.error).join('; ')}`);
   const metrics = createAgentMetrics();
   const agent = new Agent({
     metrics,
@@ -27,6 +33,8 @@ async function main(): Promise<void> {
     heartbeatIntervalMs: config.heartbeat,
     cachePruneIntervalMs: config.cachePrune,
     workers: config.workers,
+    renderWorkers: config.renderWorkers,
+    registryMirrors,
     limits: {
       maxObjects: config.maxObjects,
       content: contentLimitsOf(config),

@@ -114,7 +114,13 @@ export class Registration {
 
   private async ensureClient(bootstrap: Bootstrap): Promise<void> {
     this.bootstrap = bootstrap;
-    this.client ??= await KubeClient.fromKubeConfig(upstreamKubeConfig(bootstrap.apiServerURL, bootstrap.apiServerCA, () => this.current?.token ?? ''));
+    // Status patches and finalizers of BundleDeployments are recorded under the agent's name, not "unknown".
+    this.client ??= await KubeClient.fromKubeConfig(
+      upstreamKubeConfig(bootstrap.apiServerURL, bootstrap.apiServerCA, () => this.current?.token ?? ''),
+      {
+        fieldManager: AGENT_FIELD_MANAGER,
+      },
+    );
   }
 
   /**

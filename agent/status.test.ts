@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { getCondition, type ModifiedStatus, type NonReadyStatus } from '../lib/api/index.js';
-import { bounded, computeStatus, listMessage, type MonitorResult, type StatusInput } from './status.js';
+import { mergeStatusWriter } from '../lib/kube/reconciler-status.js';
+import { DEPLOYED_MESSAGE, bounded, computeStatus, listMessage, type MonitorResult, type StatusInput } from './status.js';
 
 const now = new Date('2026-01-01T00:00:00Z');
 const ids = (n: number) => Array.from({ length: n }, (_, i) => ({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'app', name: `c${i}` }));
@@ -101,6 +102,15 @@ describe('agent status', () => {
     });
   }
 
+  it('names the other bundle deployment of an object two bundles deploy, and says to keep it in one', () => {
+    const shared = { apiVersion: 'v1', kind: 'Namespace', name: 'app', ownedBy: 'cluster-x/other-repo-app' };
+    const status = computeStatus(input({ monitor: monitor({ modified: [shared] }) }));
+    expect(getCondition(status.conditions, 'Ready')?.message).to.equal(
+      '1 resource modified or missing: Namespace app (also deployed by cluster-x/other-repo-app: keep it in one bundle)',
+    );
+    expect(status.modifiedStatus?.[0]?.ownedBy).to.equal('cluster-x/other-repo-app');
+  });
+
   it('bounds the lists: 10 non-ready, 10 modified, 100 resources, and counts all of them in the message', () => {
     const status = computeStatus(input({ monitor: monitor({ resources: ids(150), nonReady: notReady(25), modified: modified(30) }) }));
     expect(status.nonReadyStatus).to.have.length(10);
@@ -134,6 +144,42 @@ describe('agent status', () => {
     expect(listMessage('not ready', ['a', 'b'])).to.equal('2 resources not ready: a, b');
     expect(listMessage('not ready', ['a'])).to.equal('1 resource not ready: a');
     expect(listMessage('x', ['a', 'b', 'c', 'd', 'e'])).to.equal('5 resources x: a, b, c and 2 more');
+  });
+
+  describe('what is kept in etcd', () => {
+    it('leaves out empty nonReadyStatus and modifiedStatus lists, and keeps the resources', () => {
+      const status = computeStatus(input());
+      expect(status).to.not.have.any.keys('nonReadyStatus', 'modifiedStatus');
+      expect(status.resources).to.have.length(2);
+      expect(status.nonModified).to.equal(true);
+    });
+
+    it('writes a list that became empty as a removal (merge patch null), not as a stale list', async () => {
+      const before = computeStatus(input({ monitor: monitor({ modified: modified(2), nonReady: notReady(1) }) }));
+      const after = computeStatus(input({ previous: before }));
+      const patches: unknown[] = [];
+      const writer = mergeStatusWriter({
+        mergePatch: async (_ref: unknown, patch: unknown) => {
+          patches.push(patch);
+          return {} as never;
+        },
+        applyStatus: async () => ({}) as never,
+      });
+      const obj = { apiVersion: 'flotilla.dev/v1alpha1', kind: 'BundleDeployment', metadata: { name: 'b', namespace: 'c' } };
+      expect(writer.changed(before, after)).to.equal(true);
+      await writer.write(obj, before, after);
+      const status = (patches[0] as { status: Record<string, unknown> }).status;
+      expect(status.modifiedStatus).to.equal(null);
+      expect(status.nonReadyStatus).to.equal(null);
+    });
+
+    it('does not repeat the deployment ID in the Deployed message (it is status.appliedDeploymentID)', () => {
+      const id = `s-${'a'.repeat(64)}:${'b'.repeat(64)}`;
+      const status = computeStatus(input({ deploymentID: id, appliedDeploymentID: id }));
+      expect(getCondition(status.conditions, 'Deployed')?.message).to.equal(DEPLOYED_MESSAGE);
+      expect(status.appliedDeploymentID).to.equal(id);
+      expect(JSON.stringify(status).split(id)).to.have.length(2);
+    });
   });
 
   it('bounded keeps the first entries', () => {

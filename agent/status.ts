@@ -12,16 +12,20 @@ import {
   type NonReadyStatus,
 } from '../lib/api/index.js';
 import { describeId, type ObjectId } from './objects.js';
+import { readyTimeoutCondition, type ReadyDeadline } from './readytimeout.js';
 
 /**
  * The status of a BundleDeployment, as a pure function of what one reconcile found. Conditions:
  * - Deployed: True when the objects downstream are those of spec.deploymentID; False with the failing
  *   step's reason (ArtifactPullFailed, RegistryUnreachable, ArtifactTampered, InvalidBundle, ApplyFailed...)
- *   or Paused;
+ *   or Paused; or False with ReadyTimeout while objects are still not ready helm.timeoutSeconds after the
+ *   version was applied (agent/readytimeout.ts);
  * - Monitored: True when readiness and drift of every desired object were checked this time;
  * - Ready: True when deployed, monitored, every object ready and none modified or missing.
  * Lists are bounded: nonReadyStatus and modifiedStatus hold the first 10 (by identity), resources the first
- * 100; messages say how many there are in all. When a reconcile could not look at the objects (content
+ * 100; messages say how many there are in all. Empty lists are omitted, and so are the kstatus summary
+ * conditions while they are False (lib/kube/status-compact.ts, when the status is built): each byte of a BundleDeployment is stored
+ * in etcd once per cluster, with the field paths of its writer in managedFields. When a reconcile could not look at the objects (content
  * unavailable), the previous lists are kept rather than cleared.
  */
 
@@ -47,6 +51,8 @@ export interface StatusInput {
   /** The result of checking the objects; undefined when they were not looked at this time. */
   monitor: MonitorResult | undefined;
   now: Date;
+  /** When the applied version must be ready by (helm.timeoutSeconds; agent/readytimeout.ts). */
+  readyDeadline?: ReadyDeadline | undefined;
 }
 
 /** Readiness and drift of the desired objects. */
@@ -58,6 +64,9 @@ export interface MonitorResult {
 }
 
 const MAX_MESSAGE_ITEMS = 3;
+
+/** The Deployed message once the desired deployment is applied (its ID is `status.appliedDeploymentID`). */
+export const DEPLOYED_MESSAGE = 'deployment applied';
 
 function entryName(e: { apiVersion: string; kind: string; name: string; namespace?: string | undefined }): string {
   return describeId({ apiVersion: e.apiVersion, kind: e.kind, name: e.name, ...(e.namespace ? { namespace: e.namespace } : {}) });
@@ -79,7 +88,8 @@ function deployedCondition(input: StatusInput, generation: number | undefined): 
   const base = { type: ConditionType.Deployed, ...(generation !== undefined ? { observedGeneration: generation } : {}) };
   if (input.failure?.stage === 'deploy') return { ...base, status: 'False', reason: input.failure.reason, message: input.failure.message };
   if (input.appliedDeploymentID === input.deploymentID) {
-    return { ...base, status: 'True', reason: Reason.Succeeded, message: `deployment ${input.deploymentID} applied` };
+    // The ID is status.appliedDeploymentID (and spec.deploymentID): not repeated here, every byte is kept in etcd.
+    return { ...base, status: 'True', reason: Reason.Succeeded, message: DEPLOYED_MESSAGE };
   }
   if (input.paused) {
     return { ...base, status: 'False', reason: Reason.Paused, message: `paused: deployment ${input.deploymentID} is not applied` };
@@ -119,7 +129,7 @@ function readyCondition(input: StatusInput, deployed: ConditionInput, monitored:
       reason: Reason.Drifted,
       message: listMessage(
         'modified or missing',
-        m.modified.map((e) => `${entryName(e)}${e.missing ? ' (missing)' : ''}`),
+        m.modified.map((e) => `${entryName(e)}${e.missing ? ' (missing)' : ''}${e.ownedBy ? ` (also deployed by ${e.ownedBy}: keep it in one bundle)` : ''}`),
       ),
     };
   }
@@ -139,7 +149,7 @@ function readyCondition(input: StatusInput, deployed: ConditionInput, monitored:
 
 /** The bundle state shown in display.state. */
 export function bundleStateOf(input: StatusInput, deployed: ConditionInput): BundleState {
-  if (input.failure?.stage === 'deploy') return BundleState.ErrApplied;
+  if (input.failure?.stage === 'deploy' || deployed.reason === Reason.ReadyTimeout) return BundleState.ErrApplied;
   if (deployed.status !== 'True') return input.paused ? BundleState.OutOfSync : BundleState.WaitApplied;
   if (input.failure || !input.monitor) return BundleState.NotReady;
   if (input.monitor.modified.length > 0) return BundleState.Modified;
@@ -150,7 +160,8 @@ export function bundleStateOf(input: StatusInput, deployed: ConditionInput): Bun
 /** Computes the whole status (see the module comment). */
 export function computeStatus(input: StatusInput): BundleDeploymentStatus {
   const generation = input.generation;
-  const deployed = deployedCondition(input, generation);
+  const applied = deployedCondition(input, generation);
+  const deployed = readyTimeoutCondition(applied, input.readyDeadline, input.monitor, input.deploymentID, input.now) ?? applied;
   const monitored = monitoredCondition(input, generation);
   const m = input.monitor;
   const ready = readyCondition(input, deployed, monitored, generation);
@@ -170,8 +181,9 @@ export function computeStatus(input: StatusInput): BundleDeploymentStatus {
   }
   if (m) {
     status.nonModified = m.modified.length === 0;
-    status.nonReadyStatus = bounded(m.nonReady);
-    status.modifiedStatus = bounded(m.modified);
+    // Empty lists are left out (Fleet's omitempty): readers treat a missing list as empty.
+    if (m.nonReady.length > 0) status.nonReadyStatus = bounded(m.nonReady);
+    if (m.modified.length > 0) status.modifiedStatus = bounded(m.modified);
     status.resources = bounded(m.resources, MAX_STATUS_RESOURCES).map((id) => ({ ...id }));
   } else {
     for (const key of ['nonModified', 'nonReadyStatus', 'modifiedStatus', 'resources'] as const) {
