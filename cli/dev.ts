@@ -16,11 +16,13 @@ import type { StackDescription } from '../stack/stack.js';
 import { installCrds } from '../stack/crds.js';
 import { waitFor } from '../stack/net.js';
 import { freePort } from '../stack/net.js';
-import { sampleRepository } from './sample.js';
+import { sampleGitRepo, sampleRepository } from './sample.js';
+import { localRegistryHostingConfigMap } from '../controller/discovery.js';
 import { statusReport } from './status.js';
 import { table } from './table.js';
 import { DEFAULT_DASHBOARD_PORT } from '../dashboard/command.js';
 import type { RenderIO } from './render.js';
+import { issueRegistrationToken, writeAgentBootstrap } from '../stack/bootstrap.js';
 
 const run = promisify(execFile);
 
@@ -88,12 +90,6 @@ async function clientFor(kubeconfig: string): Promise<KubeClient> {
   return await KubeClient.fromKubeConfig(kc);
 }
 
-async function readSecret(kube: KubeClient, namespace: string, name: string): Promise<Record<string, string> | undefined> {
-  const s = await kube.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'Secret', namespace, name });
-  if (!s) return undefined;
-  return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
-}
-
 /** Fails naming the process and its log's last lines when a process `up` started has exited. */
 async function assertAlive(pids: Pids, dir: string): Promise<void> {
   const named: [string, number | undefined][] = [
@@ -120,34 +116,23 @@ function required<T>(value: T | undefined, what: string): T {
 
 /** Registers each downstream cluster through the token flow and starts its agent. */
 async function startAgents(upstream: KubeClient, desc: StackDescription, dir: string, pids: Pids, say: (m: string) => void): Promise<void> {
-  await upstream.apply(
-    { apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: 'dev', namespace: DEFAULT_WORKSPACE_NAMESPACE }, spec: { ttl: '24h' } },
-    'flotilla-dev',
-  );
-  const token = await waitFor(async () => readSecret(upstream, DEFAULT_WORKSPACE_NAMESPACE, 'dev'), {
-    what: 'the registration token Secret',
+  const token = await issueRegistrationToken(upstream, {
+    namespace: DEFAULT_WORKSPACE_NAMESPACE,
+    name: 'dev',
+    manager: 'flotilla-dev',
     // Generous: on a loaded 2-core machine the controller's first reconcile can take a while.
     timeoutMs: 180_000,
   });
   for (const cluster of CLUSTERS) {
     const downstream = await clientFor(required(desc.clusters[cluster.name], `cluster ${cluster.name}`).kubeconfig);
     try {
-      await downstream.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'flotilla-system' } }, 'flotilla-dev');
-      await downstream.apply(
-        {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: { name: 'flotilla-agent-bootstrap', namespace: 'flotilla-system' },
-          stringData: {
-            apiServerURL: token.apiServerURL ?? '',
-            apiServerCA: token.apiServerCA ?? '',
-            token: token.token ?? '',
-            namespace: DEFAULT_WORKSPACE_NAMESPACE,
-            clusterLabels: JSON.stringify({ ...cluster.labels, 'flotilla.dev/cluster-name': cluster.name }),
-          },
-        },
-        'flotilla-dev',
-      );
+      await writeAgentBootstrap(downstream, token, {
+        agentNamespace: 'flotilla-system',
+        workspace: DEFAULT_WORKSPACE_NAMESPACE,
+        clusterName: cluster.name,
+        labels: cluster.labels,
+        manager: 'flotilla-dev',
+      });
     } finally {
       await downstream.close();
     }
@@ -323,24 +308,18 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
       },
       'flotilla-dev',
     );
+    // KEP-1755: the upstream cluster announces its registry; the sample GitRepo discovers it (docs/storage.md).
     await upstream.apply(
-      {
-        apiVersion: API_VERSION,
-        kind: 'GitRepo',
-        metadata: { name: 'sample', namespace: DEFAULT_WORKSPACE_NAMESPACE },
-        spec: {
-          repo: `${git.url}/sample.git`,
-          branch: 'main',
-          clientSecretName: 'sample-git',
-          pollingInterval: '15s',
-          paths: ['common', 'web', 'monitoring', 'big'],
-          targets: [{ clusterSelector: {} }],
-          ociRegistry: { reference: `${registry.host}/flotilla`, basicHTTP: true },
-        },
-      },
+      localRegistryHostingConfigMap({
+        host: registry.host,
+        help: 'https://github.com/kubernetes/enhancements/tree/master/keps/sig-cluster-lifecycle/generic/1755-communicating-a-local-registry',
+      }),
       'flotilla-dev',
     );
-    say(`GitRepo sample created, storing bundles in ${registry.host}/flotilla`);
+    await upstream.apply(sampleGitRepo(DEFAULT_WORKSPACE_NAMESPACE, `${git.url}/sample.git`, 'sample-git'), 'flotilla-dev');
+    say(
+      `registry ${registry.host} published in kube-public/local-registry-hosting; GitRepo sample created, storing bundles in the registry it discovers there`,
+    );
     await waitReady(upstream, timeoutMs, say, dir);
     const pods = await runningPods(required(desc.clusters[NODE_CLUSTER], `cluster ${NODE_CLUSTER}`).kubeconfig, node.nodeName);
     say(`on ${node.cluster}, ${pods.length} Pods run on the real node: ${pods.join(', ')}`);

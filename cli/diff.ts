@@ -1,18 +1,17 @@
 import { parseArgs } from 'node:util';
-import yaml from 'js-yaml';
-import type { BundleDeploymentOptions } from '../lib/api/index.js';
-import { customizationFor, mergeOptions, type ClusterInfo } from '../lib/bundle/target.js';
-import { renderOptionsFrom } from '../lib/bundle/render.js';
-import type { BundleFile, RenderedObject } from '../lib/bundle/manifest.js';
-import { BundleRenderer } from '../lib/isolate/bundle.js';
-import { KubeClient } from '../lib/kube/client.js';
-import { pullBundle, pinnedReference } from '../lib/oci/index.js';
-import { DEFAULT_KUBE_VERSION, DEFAULT_RENDER_LIMITS, engineOf, inApplyOrder, renderContent, renderToolsFromEnv } from '../lib/render/index.js';
-import { baseOptions } from '../controller/bundle.js';
+import type { ClusterInfo } from '../lib/bundle/target.js';
+import { API_VERSION, type RegistryMirror } from '../lib/api/index.js';
+import type { RewriteContext } from '../lib/images/rewrite.js';
+import { KubeClient, type KubeObject } from '../lib/kube/client.js';
+import { buildMirrorMap, parseMirrorList } from '../lib/oci/index.js';
+import { IMAGES_RENDER_OPTIONS, imagesRenderFlags, renderContext, type ImagesRenderFlags } from './renderimages.js';
+import { diffVersions, type BundleObj } from '../dashboard/releases.js';
 import type { RenderIO } from './render.js';
 import { loadKubeConfig } from './status.js';
-import { KUBE_OPTIONS, UsageError, bundlesNamed, fileChanges, openBundleRepository, readVersion, type BundleObj } from './history.js';
+import { KUBE_OPTIONS, UsageError, bundlesNamed } from './history.js';
 import { parseTarget } from './rollback.js';
+
+export { lineDiff, objectDiff, objectKey } from '../lib/bundle/versiondiff.js';
 
 /**
  * `flotilla diff BUNDLE vA vB [-l key=value...]`: the files that changed between two versions (from the
@@ -30,118 +29,55 @@ Bundle's current deployment options and target customizations).
 
 Options:
   -l, --label KEY=VALUE   a label of the cluster to render for (repeatable)
-      --cluster-name NAME the cluster's name (default local)
+      --cluster-name NAME the cluster's name (default local); when a Cluster of that name exists in the
+                          namespace, its spec.registryMirrors apply to the images (as on its agent)
+      --local-registry HOST   the cluster's KEP-1755 registry host, for images declared local
+      --registry-mirrors LIST the agent's bootstrap registry mirrors (JSON or YAML list; docs/mirrors.md)
   -n, --namespace NS      namespace of the Bundle (default fleet-default)
       --kubeconfig FILE   kubeconfig to use (default $KUBECONFIG or ~/.kube/config)
       --context NAME      kubeconfig context
   -h, --help              print this help
 
+Images are shown as the agent applies them when a version has an images lock (docs/airgap.md): relocated
+copies and sources pinned by digest, on the cluster's registry mirrors, local images on --local-registry.
+
 Exit codes: 0 ok, 1 failure (unknown version, registry or render error), 2 usage error.
 `;
 
-/** Identity of a rendered object. */
-export function objectKey(o: RenderedObject): string {
-  const meta = (o.metadata ?? {}) as { namespace?: string; name?: string };
-  return `${o.apiVersion}/${o.kind} ${meta.namespace ? `${meta.namespace}/` : ''}${meta.name ?? ''}`;
+/** The diff report of two versions of a bundle (computed by dashboard/releases.ts diffVersions; Secret values masked). */
+export async function diffReport(
+  kube: KubeClient,
+  bundle: BundleObj,
+  from: string,
+  to: string,
+  cluster: ClusterInfo,
+  images: RewriteContext = {},
+): Promise<string> {
+  const d = await diffVersions(kube, bundle, parseTarget(from), parseTarget(to), cluster, images);
+  const out = [`FILES v${d.from} -> v${d.to} of bundle ${bundle.metadata.namespace}/${bundle.metadata.name} (from the manifests)`];
+  for (const p of d.changes.added) out.push(`+ ${p}`);
+  for (const p of d.changes.modified) out.push(`~ ${p}`);
+  for (const p of d.changes.removed) out.push(`- ${p}`);
+  if (out.length === 1) out.push('(no file changed)');
+  const labels = Object.entries(cluster.labels).map(([k, v]) => `${k}=${v}`);
+  out.push(`OBJECTS for cluster ${cluster.name}${labels.length ? ` (${labels.join(',')})` : ''}`);
+  out.push(...(d.objects.length > 0 ? d.objects : ['(no object changed)']));
+  out.push(`(${d.downloads} blob(s) downloaded: layers both versions share are fetched once)`);
+  return `${out.join('\n')}\n`;
 }
 
-/** A line diff (longest common subsequence): lines only in `a` prefixed "- ", only in `b` "+ " (removals first). */
-export function lineDiff(a: readonly string[], b: readonly string[]): string[] {
-  const n = a.length;
-  const m = b.length;
-  const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
-  for (let i = n - 1; i >= 0; i--) {
-    for (let j = m - 1; j >= 0; j--) {
-      const row = lcs[i] as number[];
-      row[j] = a[i] === b[j] ? (lcs[i + 1]?.[j + 1] ?? 0) + 1 : Math.max(lcs[i + 1]?.[j] ?? 0, row[j + 1] ?? 0);
-    }
-  }
-  const out: string[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < n || j < m) {
-    if (i < n && j < m && a[i] === b[j]) {
-      i++;
-      j++;
-    } else if (i < n && (j >= m || (lcs[i + 1]?.[j] ?? 0) >= (lcs[i]?.[j + 1] ?? 0))) {
-      out.push(`- ${a[i++]}`);
-    } else {
-      out.push(`+ ${b[j++]}`);
-    }
-  }
-  return out;
-}
-
-/** The object diff of two renders: removed, added, and changed objects with their YAML line diff. */
-export function objectDiff(before: readonly RenderedObject[], after: readonly RenderedObject[]): string[] {
-  const dump = (o: RenderedObject) => yaml.dump(o, { noRefs: true, lineWidth: -1, sortKeys: true }).trimEnd().split('\n');
-  const a = new Map(before.map((o) => [objectKey(o), o]));
-  const b = new Map(after.map((o) => [objectKey(o), o]));
-  const out: string[] = [];
-  for (const [key, o] of a) if (!b.has(key)) out.push(`- ${key}`, ...dump(o).map((l) => `    - ${l}`));
-  for (const [key, o] of b) {
-    const old = a.get(key);
-    if (!old) out.push(`+ ${key}`, ...dump(o).map((l) => `    + ${l}`));
-    else {
-      const lines = lineDiff(dump(old), dump(o));
-      if (lines.length > 0) out.push(`~ ${key}`, ...lines.map((l) => `    ${l}`));
-    }
-  }
-  return out;
-}
-
-async function render(renderer: BundleRenderer, bundle: BundleObj, files: BundleFile[], cluster: ClusterInfo, label: string): Promise<RenderedObject[]> {
-  const customization = customizationFor(bundle.spec.targets, cluster);
-  if (customization?.doNotDeploy) return [];
-  const options: BundleDeploymentOptions = mergeOptions(baseOptions(bundle.spec), customization);
-  if (engineOf(files, options).engine === 'yaml') return await renderer.render(files, renderOptionsFrom(options), label);
-  const content = await renderContent(
-    files,
-    { bundleName: bundle.metadata.name, options },
-    {
-      name: cluster.name,
-      namespace: bundle.metadata.namespace ?? 'fleet-default',
-      labels: cluster.labels,
-      capabilities: { kubeVersion: DEFAULT_KUBE_VERSION, apiVersions: [] },
-    },
-    { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS },
-  );
-  return inApplyOrder(content);
-}
-
-/** The diff report of two versions of a bundle. */
-export async function diffReport(kube: KubeClient, bundle: BundleObj, from: string, to: string, cluster: ClusterInfo): Promise<string> {
-  let downloads = 0;
-  const { client, repository } = await openBundleRepository(kube, bundle, (e) => {
-    if (e.type === 'blob-downloaded') downloads += 1;
-  });
-  const renderer = new BundleRenderer({ cacheBytes: 0 });
-  try {
-    const version = async (text: string) => {
-      const t = parseTarget(text);
-      return 'version' in t ? await readVersion(client, repository, t.version) : await readVersion(client, repository, 0, t.digest);
-    };
-    const [a, b] = [await version(from), await version(to)];
-    const changes = fileChanges(a.files, b.files);
-    const out = [`FILES v${a.version} -> v${b.version} of bundle ${bundle.metadata.namespace}/${bundle.metadata.name} (from the manifests)`];
-    for (const p of changes.added) out.push(`+ ${p}`);
-    for (const p of changes.modified) out.push(`~ ${p}`);
-    for (const p of changes.removed) out.push(`- ${p}`);
-    if (out.length === 1) out.push('(no file changed)');
-    const pulled = async (digest: string) =>
-      (await pullBundle(client, pinnedReference(repository, digest))).files.map((f) => ({ path: f.path, content: f.content }));
-    const before = await render(renderer, bundle, await pulled(a.digest), cluster, `v${a.version}`);
-    const after = await render(renderer, bundle, await pulled(b.digest), cluster, `v${b.version}`);
-    const labels = Object.entries(cluster.labels).map(([k, v]) => `${k}=${v}`);
-    out.push(`OBJECTS for cluster ${cluster.name}${labels.length ? ` (${labels.join(',')})` : ''}`);
-    const objects = objectDiff(before, after);
-    out.push(...(objects.length > 0 ? objects : ['(no object changed)']));
-    out.push(`(${downloads} blob(s) downloaded: layers both versions share are fetched once)`);
-    return `${out.join('\n')}\n`;
-  } finally {
-    await renderer.close();
-    await client.close();
-  }
+/**
+ * The image rewrite context of the cluster `flotilla diff` renders for: `--local-registry`, and its mirrors as
+ * its agent builds them (lib/oci/mirrors.ts): `--registry-mirrors` for the bootstrap entries, overridden per
+ * registry by `spec.registryMirrors` of the Cluster `name` when it exists upstream.
+ */
+export async function clusterImageContext(kube: KubeClient, namespace: string, name: string, flags: ImagesRenderFlags): Promise<RewriteContext> {
+  const own = renderContext(flags);
+  const cluster = await kube.get<KubeObject & { spec?: { registryMirrors?: RegistryMirror[] } }>({ apiVersion: API_VERSION, kind: 'Cluster', namespace, name });
+  const entries = cluster?.spec?.registryMirrors;
+  if (!entries?.length) return own;
+  const bootstrap = flags.registryMirrors === undefined ? [] : parseMirrorList(flags.registryMirrors, '--registry-mirrors');
+  return { ...own, mirrors: buildMirrorMap({ bootstrap, cluster: entries }) };
 }
 
 /** Runs `flotilla diff`. */
@@ -153,7 +89,13 @@ export async function runDiff(argv: string[], io: RenderIO): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { ...KUBE_OPTIONS, label: { type: 'string', short: 'l', multiple: true }, 'cluster-name': { type: 'string' } },
+      options: {
+        ...KUBE_OPTIONS,
+        label: { type: 'string', short: 'l', multiple: true },
+        'cluster-name': { type: 'string' },
+        'local-registry': IMAGES_RENDER_OPTIONS['local-registry'],
+        'registry-mirrors': IMAGES_RENDER_OPTIONS['registry-mirrors'],
+      },
     });
     if (!parsed.values.help && parsed.positionals.length !== 3) throw new UsageError('expected BUNDLE vA vB');
     for (const l of parsed.values.label ?? []) {
@@ -174,9 +116,12 @@ export async function runDiff(argv: string[], io: RenderIO): Promise<number> {
   let kube: KubeClient | undefined;
   try {
     kube = await KubeClient.fromKubeConfig(loadKubeConfig(parsed.values.kubeconfig, parsed.values.context));
-    const [bundle] = await bundlesNamed(kube, parsed.values.namespace ?? 'fleet-default', name);
+    const namespace = parsed.values.namespace ?? 'fleet-default';
+    const [bundle] = await bundlesNamed(kube, namespace, name);
     if (!bundle) throw new Error(`no Bundle ${name}`);
-    io.stdout.write(await diffReport(kube, bundle, from, to, { name: parsed.values['cluster-name'] ?? 'local', labels, groups: [] }));
+    const clusterName = parsed.values['cluster-name'] ?? 'local';
+    const images = await clusterImageContext(kube, namespace, clusterName, imagesRenderFlags(parsed.values));
+    io.stdout.write(await diffReport(kube, bundle, from, to, { name: clusterName, labels, groups: [] }, images));
     return 0;
   } catch (err) {
     io.stderr.write(`flotilla diff: ${(err as Error).message}\n`);

@@ -5,6 +5,8 @@ import { runHistory } from './history.js';
 import { runRollback } from './rollback.js';
 import { runDiff } from './diff.js';
 import { runDashboard } from './dashboard.js';
+import { runImages } from './images.js';
+import { runAirgap } from './airgap.js';
 
 /** The top-level usage of the `flotilla` command. */
 export const USAGE = `Usage: flotilla <command> [options]
@@ -16,6 +18,8 @@ Commands:
   history NAME        retained versions of a Bundle (or of a GitRepo's Bundles) and the clusters running each
   diff BUNDLE vA vB   files and rendered objects that differ between two versions of a bundle
   rollback NAME       run an older version on some clusters without touching git (--to vN | --clear)
+  images NAME         the images lock of a Bundle's version (digests, platforms, relocated copies)
+  airgap export|import  carry bundle versions and their locked images across an air gap (OCI layout)
   dashboard           serve a web dashboard of the fleet (live, read-only unless --enable-actions)
 
 Run 'flotilla <command> --help' for a command's options.
@@ -38,6 +42,10 @@ export async function main(argv: string[], io: RenderIO): Promise<number> {
       return await runDiff(rest, io);
     case 'rollback':
       return await runRollback(rest, io);
+    case 'images':
+      return await runImages(rest, io);
+    case 'airgap':
+      return await runAirgap(rest, io);
     case 'dashboard':
       return await runDashboard(rest, io);
     case '-h':

@@ -26,6 +26,7 @@ import {
   defaultDependencyBuilder,
   withRemoteCharts,
 } from '../lib/render/remotecharts.js';
+import { IMAGES_RENDER_OPTIONS, IMAGES_RENDER_USAGE, imagesRenderFlags, loadRenderLock, rewriteForRender, type ImagesRenderFlags } from './renderimages.js';
 
 /**
  * `flotilla render`: prints, as multi-document YAML, what a cluster with the given name, labels and
@@ -78,6 +79,7 @@ Chart repository credentials (as the GitRepo's; a password is never taken on the
       --helm-insecure-skip-tls-verify  do not verify chart repositories' certificates
       --helm-repo-url-regex R  send the username and password only to chart URLs matching R
 
+${IMAGES_RENDER_USAGE}
 Content limits (the controller's and agents' flags of the same names; see the README):
   --max-documents N (${DEFAULT_CONTENT_LIMITS.maxDocuments})  --max-depth N (${DEFAULT_CONTENT_LIMITS.maxDepth})  --max-aliases N (${DEFAULT_CONTENT_LIMITS.maxAliases})
   --max-line-length N (${DEFAULT_CONTENT_LIMITS.maxLineLength})  --max-key-length N (${DEFAULT_CONTENT_LIMITS.maxKeyLength})
@@ -101,6 +103,7 @@ interface RenderArgs {
   apiVersions: string[];
   limits: ContentLimits;
   helm: HelmAccessFlags;
+  images: ImagesRenderFlags;
 }
 
 /** The --helm-* flags. */
@@ -169,6 +172,7 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
         'helm-ca-file': { type: 'string' },
         'helm-insecure-skip-tls-verify': { type: 'boolean' },
         'helm-repo-url-regex': { type: 'string' },
+        ...IMAGES_RENDER_OPTIONS,
         ...Object.fromEntries(LIMIT_KEYS.map((k) => [kebab(k), { type: 'string' as const }])),
       },
     });
@@ -194,6 +198,7 @@ function parseRenderArgs(argv: readonly string[]): RenderArgs | 'help' {
     apiVersions: (values['api-versions'] as string[] | undefined) ?? [],
     limits: parseLimits(values),
     helm: helmFlags(values),
+    images: imagesRenderFlags(values),
   };
 }
 
@@ -281,13 +286,21 @@ async function render(args: RenderArgs): Promise<{ yaml: string; note: string }>
   // Parsed and rendered in a capped worker with the same limits as the controller and agents.
   const renderer = new BundleRenderer({ limits: args.limits, cacheBytes: 0 });
   try {
-    return await renderWith(renderer, dir, args);
+    const found = await loadRenderLock(dir, args.images);
+    const out = await renderWith(renderer, dir, args, found && ((objects) => rewriteForRender(objects, found.lock, args.images, found.file)));
+    return found ? { ...out, note: `${out.note}images rewritten from ${found.file}\n` } : out;
   } finally {
     await renderer.close();
   }
 }
 
-async function renderWith(renderer: BundleRenderer, dir: string, args: RenderArgs): Promise<{ yaml: string; note: string }> {
+async function renderWith(
+  renderer: BundleRenderer,
+  dir: string,
+  args: RenderArgs,
+  rewrite: ((objects: RenderedObject[]) => { objects: RenderedObject[] }) | undefined,
+): Promise<{ yaml: string; note: string }> {
+  const images = (objects: RenderedObject[]) => (rewrite ? rewrite(objects).objects : objects);
   const read = await renderer.readBundle(dir, args.bundleName ?? bundleName(basename(dir), '.'));
   // Remote charts fetched into the bundle by the controller's code; DIR as typed is the bundle path (helmSecretNameForPaths).
   const bundle = await withCharts(read, args.helm, posix.normalize(args.dir.split(sep).join('/')).replace(/\/+$/, ''));
@@ -308,7 +321,7 @@ async function renderWith(renderer: BundleRenderer, dir: string, args: RenderArg
     : 'no target customization matches; base options';
   if (engineOf(bundle.files, options).engine === 'yaml') {
     // Plain YAML: parsed and rendered in the capped worker, as the agent does.
-    return { yaml: toMultiDocumentYaml(await renderer.render(bundle.files, renderOptionsFrom(options), `bundle ${args.dir}`)), note: `${where}\n` };
+    return { yaml: toMultiDocumentYaml(images(await renderer.render(bundle.files, renderOptionsFrom(options), `bundle ${args.dir}`))), note: `${where}\n` };
   }
   // Helm and Kustomize: lib/render's renderContent, the agent's code (helm and kustomize are bounded subprocesses).
   const content = await renderContent(
@@ -322,7 +335,7 @@ async function renderWith(renderer: BundleRenderer, dir: string, args: RenderArg
     },
     { tools: renderToolsFromEnv(), ...DEFAULT_RENDER_LIMITS, ...renderer.renderSettings() },
   );
-  return { yaml: toMultiDocumentYaml(inApplyOrder(content)), note: `${where}; rendered with ${content.engine}\n` };
+  return { yaml: toMultiDocumentYaml(images(inApplyOrder(content))), note: `${where}; rendered with ${content.engine}\n` };
 }
 
 /**

@@ -1,6 +1,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { createHash } from 'node:crypto';
+import { API_VERSION } from '../lib/api/index.js';
+import type { KubeObject } from '../lib/kube/client.js';
 
 /**
  * The demo's sample repository: the files under examples/sample-repo plus a generated `big/` bundle of
@@ -47,4 +49,26 @@ export async function sampleRepository(sampleDir: string): Promise<Record<string
   const files: Record<string, string> = {};
   await walk(sampleDir, sampleDir, files);
   return { ...files, ...bigBundle() };
+}
+
+/**
+ * The sample GitRepo `flotilla dev` creates: its bundles go to OCI storage in the registry the upstream
+ * cluster announces (KEP-1755, kube-public/local-registry-hosting): no registry address is written here.
+ */
+export function sampleGitRepo(namespace: string, repoURL: string, gitSecret: string): KubeObject {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'GitRepo',
+    metadata: { name: 'sample', namespace },
+    spec: {
+      repo: repoURL,
+      branch: 'main',
+      clientSecretName: gitSecret,
+      pollingInterval: '15s',
+      paths: ['common', 'web', 'monitoring', 'big'],
+      targets: [{ clusterSelector: {} }],
+      // No reference: discovered. The dev registry serves plain HTTP.
+      ociRegistry: { basicHTTP: true },
+    },
+  };
 }

@@ -38,6 +38,20 @@ export function loadKubeConfig(file: string | undefined, context: string | undef
   return kc;
 }
 
+/** One row of the ROLLOUTS table: a Bundle's staged rollout, partitions as `name:Phase up/count`. */
+export function rolloutRow(b: Pick<Bundle, 'status'> & { metadata: { name: string; namespace?: string | undefined } }): string[] {
+  const r = b.status?.rollout;
+  const parts = (r?.partitions ?? []).map((p) => `${p.name}:${p.phase} ${p.upToDate}/${p.count}${p.offline ? ` (${p.offline} offline)` : ''}`);
+  return [
+    b.metadata.namespace ?? '',
+    b.metadata.name,
+    r?.version !== undefined ? `v${r.version}${r.previousVersion !== undefined ? ` (from v${r.previousVersion})` : ''}` : '-',
+    r?.phase ?? '-',
+    parts.join(', ') || '-',
+    (r?.message ?? '').slice(0, 100),
+  ];
+}
+
 /** Builds the status tables text; returns it with whether every GitRepo is Ready. */
 export async function statusReport(kube: KubeClient, namespace: string | undefined): Promise<{ text: string; allReady: boolean }> {
   const list = async <T>(kind: string) => (await kube.list<Obj<T>>({ apiVersion: API_VERSION, kind, namespace })).items;
@@ -57,6 +71,8 @@ export async function statusReport(kube: KubeClient, namespace: string | undefin
       ]),
     )}`,
   );
+  const migrations = repos.flatMap((r) => migrationLine(r));
+  if (migrations.length > 0) out.push(`STORAGE MIGRATIONS\n${migrations.join('\n')}\n`);
   out.push(
     `BUNDLES\n${table(
       ['NAMESPACE', 'NAME', 'CLUSTERS', 'STATE', 'STORAGE', 'DIGEST', 'CHARTS'],
@@ -71,6 +87,15 @@ export async function statusReport(kube: KubeClient, namespace: string | undefin
       ]),
     )}`,
   );
+  const rolling = bundles.filter((b) => b.status?.rollout);
+  if (rolling.length > 0) {
+    out.push(
+      `ROLLOUTS\n${table(
+        ['NAMESPACE', 'BUNDLE', 'VERSION', 'PHASE', 'PARTITIONS (phase up-to-date/count)', 'MESSAGE'],
+        rolling.map((b) => rolloutRow(b)),
+      )}`,
+    );
+  }
   out.push(
     `CLUSTERS\n${table(
       ['NAMESPACE', 'NAME', 'LABELS', 'BUNDLES', 'STATE', 'LAST SEEN'],
@@ -124,4 +149,12 @@ export async function runStatus(argv: string[], io: RenderIO): Promise<number> {
   } finally {
     await kube?.close();
   }
+}
+
+/** The storage migration of a GitRepo, when it had one (controller/migrate.ts), as one line. */
+export function migrationLine(r: Obj<GitRepo>): string[] {
+  const m = r.status?.storage?.migration;
+  if (!m) return [];
+  const message = m.message ? `: ${m.message.slice(0, 120)}` : '';
+  return [`${r.metadata.namespace ?? ''}/${r.metadata.name}: ${m.from} -> ${m.to} ${m.phase}, ${m.moved}/${m.bundles} bundle(s)${message}`];
 }

@@ -3,6 +3,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../lib/kube/client.js';
 import { createLogger } from '../lib/log.js';
 import { kubeActions } from './actions.js';
+import { kubeReleases } from './releases.js';
 import { isLoopback, startDashboardServer, type DashboardServer } from './server.js';
 import { InformerFleetSource } from './store.js';
 
@@ -18,7 +19,8 @@ export const DASHBOARD_USAGE = `Usage: flotilla dashboard [--kubeconfig FILE] [-
        flotilla dashboard --in-cluster [--port PORT] [--address ADDR]
 
 Serves a web dashboard of the fleet: GitRepos, a Bundle x Cluster matrix grouped by ClusterGroup, and
-a page per Cluster and per Bundle, updated live from watches made with your own credentials.
+a page per Cluster and per Bundle (with its rollout, version history and diffs of two versions),
+updated live from watches made with your own credentials.
 
 Options:
       --kubeconfig FILE   kubeconfig to use (default $KUBECONFIG or ~/.kube/config)
@@ -114,6 +116,7 @@ export async function startDashboard(o: DashboardOptions, io: DashboardIO): Prom
   const server = await startDashboardServer({
     source,
     ...(o.enableActions ? { actions: kubeActions(kube) } : {}),
+    releases: kubeReleases(kube, log),
     address: o.address,
     port: o.port,
     context: label,

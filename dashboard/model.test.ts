@@ -125,6 +125,7 @@ describe('dashboard views', () => {
       const c = clusterView(s, { namespace: NS, name: 'c0010' });
       expect(c?.labels).to.deep.equal({ region: 'eu' });
       expect(c?.lastSeen).to.equal('2026-11-29T12:00:00Z');
+      expect(c?.agentVersion).to.equal('0.1.0');
       expect(c?.groups).to.deep.equal(['eu']);
       expect(c?.bundles.map((b) => [b.name, b.state, b.message])).to.deep.equal([
         ['app', 'Ready', ''],

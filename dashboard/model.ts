@@ -12,6 +12,7 @@ import {
 import { groupsOf } from '../lib/bundle/target.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { bundleDeploymentState } from '../controller/rollup.js';
+import { releasesKey, rolloutView, type RolloutView } from './bundlepage.js';
 
 /**
  * The dashboard's views, as pure functions of one snapshot of the five kinds it watches. Everything the
@@ -258,6 +259,8 @@ export function groupView(s: Snapshot, group: Ref, options: GroupViewOptions): G
 export interface ClusterView extends Ref {
   labels: Record<string, string>;
   lastSeen: string;
+  /** The agent's Flotilla version as it reported it; empty when it has not (agents older than 0.1). */
+  agentVersion: string;
   clusterNamespace: string;
   state: string;
   readyBundles: string;
@@ -283,6 +286,7 @@ export function clusterView(s: Snapshot, ref: Ref): ClusterView | undefined {
     ...ref,
     labels: c.metadata.labels ?? {},
     lastSeen: c.status?.agent?.lastSeen ?? c.status?.agentLastSeen ?? '',
+    agentVersion: c.status?.agent?.version ?? '',
     clusterNamespace: c.status?.namespace ?? '',
     state: c.status?.display?.state ?? '',
     readyBundles: c.status?.display?.readyBundles ?? '',
@@ -307,6 +311,10 @@ export interface BundleView extends Ref {
   conditions: ConditionView[];
   clusters: { namespace: string; name: string; state: BundleState; message: string }[];
   counts: StateCounts;
+  /** The staged rollout's progress per partition. */
+  rollout: RolloutView;
+  /** Changes when the history may have: the page reads /api/history again then. */
+  releasesKey: string;
 }
 
 /** The Bundle page's data; undefined when there is no such Bundle. */
@@ -338,5 +346,7 @@ export function bundleView(s: Snapshot, ref: Ref): BundleView | undefined {
     conditions: conditionsOf(b.status?.conditions),
     clusters,
     counts,
+    rollout: rolloutView(b),
+    releasesKey: releasesKey(b),
   };
 }

@@ -97,9 +97,13 @@ describe('dashboard server', () => {
     expect(bytes).to.be.below(40 * 1024);
   });
 
-  it('never puts API text into the page as HTML (no innerHTML, insertAdjacentHTML or document.write in the page script)', async () => {
-    const js = await readFile(join(STATIC_DIR, 'app.js'), 'utf8');
-    expect(js).not.to.match(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function/);
+  it('never puts API text into the page as HTML (no innerHTML, insertAdjacentHTML or document.write in the page scripts)', async () => {
+    const scripts = Object.values(STATIC_FILES).filter((f) => f.file.endsWith('.js'));
+    expect(scripts.map((f) => f.file)).to.include.members(['app.js', 'releases.js']);
+    for (const f of scripts) {
+      const js = await readFile(join(STATIC_DIR, f.file), 'utf8');
+      expect(js, f.file).not.to.match(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function/);
+    }
   });
 
   it('answers the matrix of 1,000 clusters as one aggregated row per group', async () => {

@@ -6,11 +6,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { parseActionRequest, type ActionPort } from './actions.js';
+import { DEFAULT_DIFF_CLUSTER, clusterInfoOf, parseDiffRequest, type ReleasesPort } from './bundlepage.js';
 import { bundleView, clusterView, fleetView, groupView, matrixView, type Ref } from './model.js';
 import type { FleetSource, WatchedKind } from './store.js';
 
 /**
- * The dashboard's HTTP server (node:http, no framework): the page (one HTML file, one ES module, one
+ * The dashboard's HTTP server (node:http, no framework): the page (one HTML file, two ES modules, one
  * stylesheet, served as they are), a read-only JSON API computed from the watched fleet, a Server-Sent
  * Events stream that says when something changed, and, only when enabled, POST /api/actions.
  *
@@ -24,6 +25,7 @@ import type { FleetSource, WatchedKind } from './store.js';
 export const STATIC_FILES: Readonly<Record<string, { file: string; type: string }>> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/releases.js': { file: 'releases.js', type: 'text/javascript; charset=utf-8' },
   '/app.css': { file: 'app.css', type: 'text/css; charset=utf-8' },
 };
 
@@ -48,6 +50,8 @@ export interface DashboardServerOptions {
   source: FleetSource;
   /** Present only when actions are enabled. */
   actions?: ActionPort;
+  /** Reads bundle histories and diffs (GET /api/history, /api/diff); without it they answer 501. */
+  releases?: ReleasesPort;
   address: string;
   port: number;
   /** Shown on the page: which kubeconfig context (or "in-cluster") the data comes from. */
@@ -136,6 +140,30 @@ function api(url: URL, res: ServerResponse, opts: DashboardServerOptions, csrfTo
   }
 }
 
+/** Answers GET /api/history and /api/diff (read from the registry on request, with the caller's credentials). */
+async function releasesApi(url: URL, res: ServerResponse, opts: DashboardServerOptions): Promise<void> {
+  const ref = refFrom(url);
+  if (!ref) return send(res, 400, { error: 'namespace and name of the Bundle are required' });
+  const what = `Bundle ${ref.namespace}/${ref.name}`;
+  if (!opts.releases) return send(res, 501, { error: `this dashboard cannot read the history of ${what}` });
+  try {
+    if (url.pathname === '/api/history') {
+      const history = await opts.releases.history(ref.namespace, ref.name);
+      return history ? send(res, 200, history) : send(res, 404, { error: `${what} not found` });
+    }
+    const request = parseDiffRequest(url.searchParams);
+    if (typeof request === 'string') return send(res, 400, { error: `diff of ${what}: ${request}` });
+    const cluster = request.cluster ? clusterInfoOf(opts.source.snapshot(), request.cluster) : DEFAULT_DIFF_CLUSTER;
+    if (!cluster) return send(res, 404, { error: `diff of ${what}: Cluster ${request.cluster?.namespace}/${request.cluster?.name} not found` });
+    const diff = await opts.releases.diff(ref.namespace, ref.name, request.from, request.to, cluster);
+    return diff ? send(res, 200, { ...diff, cluster: cluster.name }) : send(res, 404, { error: `${what} not found` });
+  } catch (err) {
+    const verb = url.pathname === '/api/history' ? 'history' : 'diff';
+    opts.log?.warn({ kind: 'Bundle', namespace: ref.namespace, name: ref.name, err: (err as Error).message }, `dashboard ${verb} failed`);
+    send(res, 502, { error: `${verb} of ${what} failed: ${(err as Error).message}` });
+  }
+}
+
 async function action(req: IncomingMessage, res: ServerResponse, opts: DashboardServerOptions, csrfToken: string): Promise<void> {
   if (!opts.actions) return send(res, 403, { error: 'actions are disabled: start the dashboard with --enable-actions' });
   if (!sameToken(req.headers[CSRF_HEADER], csrfToken)) return send(res, 403, { error: `missing or wrong ${CSRF_HEADER} header (reload the page)` });
@@ -210,6 +238,10 @@ export async function startDashboardServer(opts: DashboardServerOptions): Promis
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: `${req.method} is not allowed here` });
     if (url.pathname === '/api/events') return events.open(req, res);
+    if (url.pathname === '/api/history' || url.pathname === '/api/diff') {
+      releasesApi(url, res, opts).catch((err: unknown) => send(res, 500, { error: (err as Error).message }));
+      return;
+    }
     const file = files.get(url.pathname);
     if (file) {
       res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': file.type, 'cache-control': 'no-cache', 'content-length': file.body.length });

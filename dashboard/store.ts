@@ -6,8 +6,9 @@ import type { Snapshot } from './model.js';
 
 /**
  * The dashboard's view of the fleet: one informer (list + watch, all namespaces) per kind it shows, run
- * with the caller's own credentials, so the page shows exactly what that identity may list. Secrets and
- * every other kind are never read.
+ * with the caller's own credentials, so the page shows exactly what that identity may list. No other kind
+ * is watched; only a request for a Bundle's history or diff (dashboard/releases.ts) reads its GitRepo and
+ * the registry credentials Secret that GitRepo names, with the same credentials, as `flotilla history` does.
  */
 
 /** The kinds the dashboard watches, with the snapshot field each fills. */

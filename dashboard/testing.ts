@@ -17,7 +17,7 @@ export function cluster(namespace: string, name: string, labels: Record<string, 
     apiVersion: API_VERSION,
     kind: 'Cluster',
     metadata: { name, namespace, labels },
-    status: { namespace: `cluster-${name}`, agent: { lastSeen: T }, display: { state: 'Ready', readyBundles: '1/1' } },
+    status: { namespace: `cluster-${name}`, agent: { lastSeen: T, version: '0.1.0' }, display: { state: 'Ready', readyBundles: '1/1' } },
   };
 }
 

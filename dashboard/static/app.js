@@ -2,6 +2,8 @@
 // API is put into the page as a text node (textContent / createTextNode), never parsed as HTML, so an
 // object name or a message holding markup is shown as that markup's text.
 
+import { createReleases } from './releases.js';
+
 /** Each state with an icon and words, so that it is never told by colour alone (worst first). */
 const STATES = [
   ['ErrApplied', '✖', 'Error applying'],
@@ -333,7 +335,7 @@ async function clusterPage(ns, name) {
       h('dt', {}, 'Last heartbeat'),
       h('dd', {}, ago(c.lastSeen)),
       h('dt', {}, 'Agent version'),
-      h('dd', { class: 'muted' }, 'not reported (the Cluster status has no agent version)'),
+      c.agentVersion ? h('dd', {}, h('code', {}, c.agentVersion)) : h('dd', { class: 'muted' }, 'not reported yet'),
       h('dt', {}, 'Cluster namespace'),
       h('dd', {}, h('code', {}, c.clusterNamespace || '—')),
       h('dt', {}, 'Groups'),
@@ -355,6 +357,8 @@ async function clusterPage(ns, name) {
     conditionsTable(c.conditions),
   ];
 }
+
+const releases = createReleases({ h, table, getJSON, refresh: () => refresh() });
 
 async function bundlePage(ns, name) {
   const b = await getJSON(`/api/bundle?${new URLSearchParams({ namespace: ns, name })}`);
@@ -404,6 +408,7 @@ async function bundlePage(ns, name) {
     conditionsTable(b.conditions),
     table('Clusters (worst state first)', ['Cluster', 'State', 'Message'], rows, { id: 'bundle-clusters' }),
     more,
+    releases.sections(b),
   ];
 }
 
