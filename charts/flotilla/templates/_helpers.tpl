@@ -36,6 +36,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: controller
 {{- end -}}
 
+{{/* The controller component of the current shard: "controller", or "controller-shard-<id>" (values.shardId, set per shard by shards.yaml). */}}
+{{- define "flotilla.controllerComponent" -}}
+controller{{ with .Values.shardId }}-shard-{{ . }}{{ end }}
+{{- end -}}
+
+{{/* Selector of the current shard's controller pods (the default shard's is flotilla.selectorLabels). */}}
+{{- define "flotilla.shardSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "flotilla.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: {{ include "flotilla.controllerComponent" . }}
+{{- end -}}
+
 {{/* Selector of the embedded registry's pod. */}}
 {{- define "flotilla.registrySelectorLabels" -}}
 app.kubernetes.io/name: {{ include "flotilla.name" . }}
