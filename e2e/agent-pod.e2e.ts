@@ -1,26 +1,24 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import yaml from 'js-yaml';
-import { KubeConfig } from '@kubernetes/client-node';
 import { stack } from './fixture.js';
 import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
 import { applyCredentials, gitRepoObject } from './support/fleetobjects.js';
 import { API_VERSION, Label, type BundleDeployment } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
-import { decodeSecretData } from '../lib/kube/secret.js';
 import { readBinaries } from '../stack/binaries.js';
 import { buildImage } from '../stack/image.js';
 import { waitFor } from '../stack/net.js';
 import { NODE_IP } from '../stack/node.js';
 import { readNodeBinaries } from '../stack/node-binaries.js';
-import { spawnManaged, type ManagedProcess } from '../stack/proc.js';
+import type { ManagedProcess } from '../stack/proc.js';
+import { podURL, startNodeStack } from './support/nodestack.js';
+import { issueRegistrationToken } from '../stack/bootstrap.js';
+import { checkHost, processesMatching, snapshotHost, type HostSnapshot } from '../stack/host.js';
 import type { Stack, StackDescription } from '../stack/stack.js';
-import type { ControlPlane } from '../stack/kube.js';
 
 /**
  * The agent as a Pod on a real node (stack/node.ts): Flotilla's image built without Docker (stack/image.ts)
@@ -28,7 +26,8 @@ import type { ControlPlane } from '../stack/kube.js';
  * (non-root, read-only root file system, probes, resource limits, all enforced by the kubelet) runs the
  * agent with its in-cluster configuration and ServiceAccount token. It registers with the upstream API
  * server of the same node stack (both serve on the node's IP, which Pods reach: stack/kube.ts
- * podReachableAt) and deploys a bundle from git through the OCI registry.
+ * podReachableAt) and deploys a bundle from git through the OCI registry. Stopping the node stack must leave
+ * the host as it was (stack/host.ts checkHost, as the node suite checks).
  */
 
 const run = promisify(execFile);
@@ -40,38 +39,6 @@ const AGENT_NS = 'flotilla-agent';
 const APP = 'agentpod-app';
 const TIMEOUT = 180_000;
 
-/** A ControlPlane view of a cluster of the node stack (kubeconfig, server, CA): enough for startFleet. */
-async function planeOf(desc: StackDescription, dir: string, name: string): Promise<ControlPlane> {
-  const c = desc.clusters[name];
-  if (!c) throw new Error(`the node stack has no cluster ${name}`);
-  const caPem = await readFile(join(dir, 'clusters', name, 'ca.crt'), 'utf8');
-  const unsupported = async () => {
-    throw new Error('not supported for the node stack');
-  };
-  const kubeConfig = () => {
-    const kc = new KubeConfig();
-    kc.loadFromFile(c.kubeconfig);
-    return kc;
-  };
-  return {
-    name,
-    server: c.server,
-    kubeconfigPath: c.kubeconfig,
-    caPem,
-    kubeConfig,
-    stopApiServer: unsupported,
-    startApiServer: unsupported,
-    stop: unsupported,
-  };
-}
-
-/** The API server's URL as Pods reach it: the node's IP instead of loopback. */
-function podURL(server: string): URL {
-  const url = new URL(server);
-  url.hostname = NODE_IP;
-  return url;
-}
-
 describe('the agent as a Pod on a real node, from the image built without Docker', function () {
   this.timeout(15 * 60_000);
   let dir: string;
@@ -80,25 +47,15 @@ describe('the agent as a Pod on a real node, from the image built without Docker
   let fleet: Fleet;
   let node: KubeClient;
   let failed = false;
+  let stopped = false;
+  let hostBefore: HostSnapshot;
 
   before(async function () {
     this.timeout(10 * 60_000);
-    dir = await mkdtemp(join(tmpdir(), 'flotilla-stack-agentpod-'));
-    nodeStack = spawnManaged(
-      'node stack',
-      process.execPath,
-      ['--import', 'tsx', 'stack/cli.ts', 'up', '--dir', dir, '--clusters', `${UP},${CLUSTER}`, '--kcm', UP, '--node', CLUSTER, '--registries', 'http'],
-      `${dir}.log`,
-    );
-    await waitFor(
-      async () => {
-        if (!nodeStack.running()) throw new Error(`the node stack exited: ${(await readFile(nodeStack.logFile, 'utf8')).slice(-2000)}`);
-        return existsSync(join(dir, 'stack.json'));
-      },
-      { what: 'the node stack to start', timeoutMs: 5 * 60_000, intervalMs: 500 },
-    );
-    desc = JSON.parse(await readFile(join(dir, 'stack.json'), 'utf8')) as StackDescription;
-    const [up, down] = [await planeOf(desc, dir, UP), await planeOf(desc, dir, CLUSTER)];
+    hostBefore = await snapshotHost();
+    const started = await startNodeStack({ name: 'agentpod', clusters: [UP, CLUSTER], kcm: UP, node: CLUSTER });
+    ({ dir, desc, process: nodeStack } = started);
+    const [up, down] = [await started.plane(UP), await started.plane(CLUSTER)];
     node = await KubeClient.fromKubeConfig(down.kubeConfig());
     const bins = await readBinaries();
     const built = await buildImage({
@@ -111,18 +68,7 @@ describe('the agent as a Pod on a real node, from the image built without Docker
     process.stdout.write(`      image ${(built.compressedBytes / 1024 / 1024).toFixed(1)} MiB compressed, built in ${(built.buildMs / 1000).toFixed(1)} s\n`);
     // The controller runs on the host against the node stack's upstream; no agent process: the Pod is the agent.
     fleet = await startFleet({ cluster: (name: string) => (name === 'upstream' ? up : down) } as Stack, { workspace: WS, clusters: [] });
-    await fleet.upstream.apply(
-      { apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: `${WS}-token`, namespace: WS }, spec: { ttl: '24h' } },
-      'agentpod-e2e',
-    );
-    const token = await waitFor(
-      async () => {
-        const s = await fleet.upstream.get<Obj<{ data?: Record<string, string> }>>({ apiVersion: 'v1', kind: 'Secret', namespace: WS, name: `${WS}-token` });
-        const data = s?.data ? decodeSecretData(s.data) : undefined;
-        return data?.token ? data : undefined;
-      },
-      { what: 'the registration token', timeoutMs: 90_000 },
-    );
+    const token = await issueRegistrationToken(fleet.upstream, { namespace: WS, name: `${WS}-token`, manager: 'agentpod-e2e' });
     fleet.secrets.push(token.token ?? '');
     const values = {
       image: { repository: 'registry.flotilla.local/flotilla', tag: 'e2e', pullPolicy: 'Always' },
@@ -165,9 +111,11 @@ describe('the agent as a Pod on a real node, from the image built without Docker
 
   after(async function () {
     this.timeout(180_000);
-    await fleet?.stop();
-    await node?.close();
-    await nodeStack?.stop(90_000);
+    if (!stopped) {
+      await fleet?.stop();
+      await node?.close();
+      await nodeStack?.stop(90_000);
+    }
     if (fleet && !failed) await removeFleetDir(fleet);
     if (!failed) await rm(dir, { recursive: true, force: true });
   });
@@ -223,5 +171,15 @@ describe('the agent as a Pod on a real node, from the image built without Docker
     );
     const cm = await node.get<Obj<{ data?: Record<string, string> }>>({ apiVersion: 'v1', kind: 'ConfigMap', namespace: APP, name: 'from-pod' });
     expect(cm?.data?.a).to.equal('b');
+  });
+
+  it('leaves no process, mount, link, cgroup, iptables chain or changed sysctl behind when stopped', async () => {
+    stopped = true;
+    await fleet.stop();
+    await node.close();
+    await nodeStack.stop(90_000);
+    expect(await processesMatching(dir), 'processes of the node stack').to.deep.equal([]);
+    expect(await processesMatching('/app/agent/main.js'), 'the agent Pod').to.deep.equal([]);
+    expect(await checkHost(hostBefore), 'mounts, links, network namespaces, cgroups, paths, sysctls, iptables').to.deep.equal([]);
   });
 });

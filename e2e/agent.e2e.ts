@@ -405,6 +405,12 @@ describe('agent (e2e)', function () {
       const after = await d(0).kube.get(cmRef('b'));
       expect(after?.metadata.resourceVersion, 'the unchanged ConfigMap was not written').to.equal(before?.metadata.resourceVersion);
       await waitFor(async () => (await d(0).kube.get(cmRef('c'))) === undefined, { what: 'c pruned', timeoutMs: TIMEOUT, context: logTail(0) });
+      // The record before applying listed a, b and c already (no write then); the one after lists what v2 applied.
+      const inventory = (await d(0).kube.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: AGENT_NS, name: 'flotilla-inv-web' }))?.data as
+        | Record<string, string>
+        | undefined;
+      expect(inventory?.deploymentID).to.equal('v2');
+      expect((JSON.parse(inventory?.objects ?? '[]') as { name: string }[]).map((o) => o.name)).to.deep.equal(['a', 'b']);
     });
 
     it('prunes from its blob cache what no BundleDeployment pins any more, keeping what the current version uses', async () => {
@@ -507,6 +513,60 @@ describe('agent (e2e)', function () {
       }
     });
 
+    it('re-creates a Job whose pod template changed only with helm.force; without it the change is refused as immutable and nothing changes', async () => {
+      type Job = KubeObject & { spec: { template: { spec: { containers: { image: string }[] } } } };
+      const jobRef = { apiVersion: 'batch/v1', kind: 'Job', namespace: APP, name: 'once' };
+      const jobYaml = (image: string) =>
+        `apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: once\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: main\n          image: ${image}\n`;
+      const writeJobs = async (artifact: { digest: string; reference: string }, id: string, options: Record<string, unknown> = {}) =>
+        up.apply(
+          {
+            apiVersion: API_VERSION,
+            kind: 'BundleDeployment',
+            metadata: { name: 'jobs', namespace: nsOf(0) },
+            spec: {
+              deploymentID: id,
+              options: { defaultNamespace: APP, ...options },
+              oci: { ...artifact, secretName: 'registry-read', caBundle: Buffer.from(reg().caPem ?? '').toString('base64') },
+            },
+          },
+          'e2e',
+        );
+      const pushJob = async (image: string) => {
+        const r = await pushBundle(client, `${reg().host}/e2e-agent/jobs`, [{ path: 'job.yaml', content: Buffer.from(jobYaml(image)) }], {
+          bundleName: 'jobs',
+          bundleNamespace: W,
+        });
+        return { digest: r.digest, reference: r.reference };
+      };
+      const imageOf = (j: Job | undefined) => j?.spec.template.spec.containers[0]?.image;
+      await writeJobs(await pushJob('example.invalid/job:1'), 'j1');
+      await waitBD(0, 'jobs', 'jobs j1 applied', (b) => b.status?.appliedDeploymentID === 'j1');
+      const first = await d(0).kube.get<Job>(jobRef);
+      expect(imageOf(first)).to.equal('example.invalid/job:1');
+
+      const v2 = await pushJob('example.invalid/job:2');
+      await writeJobs(v2, 'j2');
+      const refused = await waitBD(
+        0,
+        'jobs',
+        'j2 refused',
+        (b) => cond(b, 'Deployed')?.status === 'False' && /immutable/.test(cond(b, 'Deployed')?.message ?? ''),
+      );
+      expect(cond(refused, 'Deployed')?.message).to.include('Job e2e-agent-app/once').and.include('spec.template is immutable').and.include('helm.force');
+      const still = await d(0).kube.get<Job>(jobRef);
+      expect(still?.metadata.uid, 'the Job was not deleted without force').to.equal(first?.metadata.uid);
+      expect(imageOf(still)).to.equal('example.invalid/job:1');
+
+      await writeJobs(v2, 'j3', { helm: { force: true } });
+      await waitBD(0, 'jobs', 'jobs j3 applied with force', (b) => b.status?.appliedDeploymentID === 'j3');
+      const recreated = await d(0).kube.get<Job>(jobRef);
+      expect(recreated?.metadata.uid, 're-created: a new object').not.to.equal(first?.metadata.uid);
+      expect(imageOf(recreated)).to.equal('example.invalid/job:2');
+      await up.delete({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: nsOf(0), name: 'jobs' });
+      await waitFor(async () => (await d(0).kube.get(jobRef)) === undefined, { what: 'the Job pruned', timeoutMs: TIMEOUT, context: logTail(0) });
+    });
+
     it('deletes what a removed BundleDeployment applied, and keeps it with keepResources', async () => {
       await writeBD(applied, 'v3-keep', { keepResources: true });
       await waitBD(0, 'web', 'keepResources recorded', (b) => b.status?.appliedDeploymentID === 'v3-keep');
@@ -595,6 +655,34 @@ describe('agent (e2e)', function () {
         },
         { what: 'heartbeats with the new credential', timeoutMs: 30_000, context: logTail(1) },
       );
+    });
+
+    it('says once, with what to do, when its Cluster is deleted upstream, instead of a failed heartbeat each interval', async () => {
+      const gone = /the Cluster flotilla-e2e-agent\/e2e-d2 is gone upstream or this agent may no longer write it \((403|404)\).*uninstall the agent/;
+      const count = () =>
+        d(1)
+          .logs.join('')
+          .split('\n')
+          .filter((l) => gone.test(l)).length;
+      const failedBefore = d(1)
+        .logs.join('')
+        .split('\n')
+        .filter((l) => l.includes('heartbeat failed')).length;
+      await up.delete({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W, name: 'e2e-d2' });
+      await waitFor(async () => count() === 1, { what: 'the agent to say its Cluster is gone', timeoutMs: TIMEOUT, context: logTail(1) });
+      // Heartbeats every second: five more intervals of refusals add nothing at warn or error level.
+      await new Promise((r) => setTimeout(r, 5000));
+      // Said once per loss: again only after heartbeats were accepted in between (the agent re-registered).
+      const accepted = d(1)
+        .logs.join('')
+        .split('\n')
+        .filter((l) => l.includes('the Cluster accepts heartbeats again')).length;
+      expect(count(), logTail(1)()).to.be.at.most(accepted + 1);
+      const failedAfter = d(1)
+        .logs.join('')
+        .split('\n')
+        .filter((l) => l.includes('heartbeat failed')).length;
+      expect(failedAfter, 'no generic "heartbeat failed" for a deleted Cluster').to.equal(failedBefore);
     });
   });
 });

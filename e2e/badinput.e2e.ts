@@ -4,12 +4,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { stack } from './fixture.js';
 import { waitFor } from '../stack/net.js';
 import { registryClientFor, requestsSince } from '../stack/registry.js';
-import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
+import { startFleet, fleetSuiteTeardown, type Fleet } from './support/processes.js';
 import { faultLog } from './support/faults.js';
 import { API_VERSION, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { buildArtifact, pushBundle, OCI_MANIFEST_MEDIA_TYPE, type RegistryClient } from '../lib/oci/index.js';
 import { applyCredentials, gitRepoObject, gitRepoReadyAt, ociRegistryFor } from './support/fleetobjects.js';
+import { cond, type Cond } from './support/kube.js';
 
 /**
  * Bad input through the whole system: the controller and an agent run as real processes (registered through
@@ -52,8 +53,7 @@ const GOOD_APP: Record<string, string> = {
   'app/cm-b.yaml': cm('bad-b', '1'),
 };
 
-type Conditioned = { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } } | undefined;
-const cond = (o: Conditioned, type: string) => o?.status?.conditions?.find((c) => c.type === type);
+type Conditioned = { status?: { conditions?: Cond[] } } | undefined;
 const ready = (o: Conditioned) => cond(o, 'Ready')?.status === 'True';
 
 describe('bad input through the controller and agent processes', function () {
@@ -63,7 +63,6 @@ describe('bad input through the controller and agent processes', function () {
   let registry: RegistryClient;
   let goodVersion = 0;
   let badCommit = '';
-  let anyFailed = false;
   const git = () => stack().git!;
   const reg = () => stack().registry('tls-auth');
   const caBundle = () => Buffer.from(reg().caPem ?? '').toString('base64');
@@ -153,16 +152,13 @@ describe('bad input through the controller and agent processes', function () {
     registry = registryClientFor(reg());
   });
 
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') anyFailed = true;
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await registry?.close();
-    await fleet?.stop();
-    await downstream?.close();
-    if (fleet && !anyFailed) await removeFleetDir(fleet);
+  fleetSuiteTeardown(() => fleet, {
+    beforeStop: async () => {
+      await registry?.close();
+    },
+    afterStop: async () => {
+      await downstream?.close();
+    },
   });
 
   /** Waits for a Bundle's Ready condition to be False with a message matching `pattern` (the agent's, rolled up). */

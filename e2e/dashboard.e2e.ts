@@ -7,7 +7,7 @@ import type { Page } from 'playwright-core';
 import { stack } from './fixture.js';
 import { waitFor } from '../stack/net.js';
 import { spawnManaged, type ManagedProcess } from '../stack/proc.js';
-import { API_VERSION, Label, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
+import { API_VERSION, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { startFleet, type Fleet } from './support/processes.js';
 import { applyCredentials, gitRepoObject, ociRegistryFor } from './support/fleetobjects.js';
@@ -32,6 +32,20 @@ const CLUSTERS = [
   { name: 'downstream-2', labels: { env: 'dash-dev' }, group: 'dev' },
 ];
 type Obj<T> = T & KubeObject;
+const ROLLOUT = [
+  'rolloutStrategy:',
+  '  partitions:',
+  '  - name: canary',
+  '    clusterName: downstream-1',
+  '  - name: rest',
+  '    clusterSelector: {matchLabels: {env: dash-dev}}',
+  '',
+].join('\n');
+/** The values of the good bundle's Secret in its first and second version: never on the page, in clear or base64. */
+const SECRET_VALUES = ['dash-secret-value-one', 'dash-secret-value-two'];
+const goodConfigMap = (a: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dash-good\ndata:\n  a: "${a}"\n`;
+const goodSecret = (token: string) =>
+  `apiVersion: v1\nkind: Secret\nmetadata:\n  name: dash-secret\ntype: Opaque\ndata:\n  token: ${Buffer.from(token).toString('base64')}\n`;
 
 /** Starts `flotilla dashboard` with `args` on a free port; resolves with its URL, read from its first line. */
 async function startDashboardProcess(name: string, args: string[], logFile: string): Promise<{ proc: ManagedProcess; url: string }> {
@@ -41,7 +55,8 @@ async function startDashboardProcess(name: string, args: string[], logFile: stri
       if (!proc.running()) throw new Error(`${name} exited: ${await readFile(logFile, 'utf8')}`);
       return /flotilla dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(await readFile(logFile, 'utf8').catch(() => ''))?.[1];
     },
-    { what: `${name} to listen`, timeoutMs: 60_000, intervalMs: 200 },
+    // Generous: tsx compiles the whole CLI on start, and the e2e machine may be loaded.
+    { what: `${name} to listen`, timeoutMs: 180_000, intervalMs: 200 },
   );
   return { proc, url };
 }
@@ -70,6 +85,7 @@ describe('dashboard: the fleet in a real browser', function () {
   const git = () => stack().git!;
   const bundleOf = (path: string) => `${REPO}-${path}`;
   const shoot = async (name: string) => await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  const goodBundle = async () => await fleet.upstream.get<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: WS, name: bundleOf('good') });
   const bds = async () =>
     (await fleet.upstream.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, `${Label.RepoName}=${REPO}`)).items;
 
@@ -89,8 +105,10 @@ describe('dashboard: the fleet in a real browser', function () {
     const commit = await git().commit(
       REPO,
       {
-        'good/fleet.yaml': `defaultNamespace: ${APP_NS}\n`,
-        'good/cm.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dash-good\ndata:\n  a: "1"\n',
+        // Two explicit partitions for the Bundle page's rollout section; the bad bundle has no rolloutStrategy.
+        'good/fleet.yaml': `defaultNamespace: ${APP_NS}\n${ROLLOUT}`,
+        'good/cm.yaml': goodConfigMap('1'),
+        'good/secret.yaml': goodSecret(SECRET_VALUES[0] as string),
         'bad/fleet.yaml': `defaultNamespace: ${APP_NS}\n`,
         // The API server refuses the key and names it in its message as it is (the value it would quote with escapes).
         'bad/cm.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dash-bad\ndata:\n  "${SCRIPT}": x\n`,
@@ -138,6 +156,8 @@ describe('dashboard: the fleet in a real browser', function () {
     await readOnly?.proc.stop();
     await dashboard?.proc.stop();
     await fleet?.stop();
+    // A failed hook or a test that never ran counts as a failure too: keep the logs then.
+    if (!(this.test?.parent?.tests ?? []).every((t) => t.state === 'passed')) failed = true;
     if (fleet) {
       // Keep the screenshots (the test's artifacts); keep every log too when something failed.
       if (!failed)
@@ -228,11 +248,14 @@ describe('dashboard: the fleet in a real browser', function () {
     await shoot('bundle');
   });
 
-  it('cluster page: labels, last heartbeat and each bundle with its state', async () => {
+  it('cluster page: labels, last heartbeat, the agent version and each bundle with its state', async () => {
     await page.goto(`${dashboard.url}#/cluster/${WS}/downstream-2`);
     await page.locator('#cluster-bundles').waitFor();
     const text = (await page.locator('main').textContent()) ?? '';
     expect(text).to.include('env').and.include('dash-dev').and.include('Last heartbeat');
+    // The agent process reported its version in its heartbeat; the page shows it, not "not reported".
+    const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(text).to.match(new RegExp(`Agent version\\s*${version.replaceAll('.', '\\.')}`));
     expect(await badgesIn(page, '#cluster-bundles')).to.deep.equal(['ErrApplied:', 'Ready:']);
     await shoot('cluster');
   });
@@ -304,5 +327,82 @@ describe('dashboard: the fleet in a real browser', function () {
     await shoot('forbidden');
     const repo = await fleet.upstream.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: REPO });
     expect(repo?.spec.paused).to.equal(undefined);
+  });
+
+  it('bundle page: the rollout per partition as the API holds it, and the state of a bundle without a rolloutStrategy', async () => {
+    const good = await waitFor(async () => ((await goodBundle())?.status?.rollout?.phase === 'Complete' ? await goodBundle() : undefined), {
+      what: 'the rollout of the good bundle Complete on the API',
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
+    const partitions = good?.status?.rollout?.partitions ?? [];
+    expect(partitions.map((p) => p.name)).to.deep.equal(['canary', 'rest']);
+    await page.goto(`${dashboard.url}#/bundle/${WS}/${bundleOf('good')}`);
+    const table = page.getByRole('table', { name: 'Partitions, in rollout order' });
+    await table.waitFor();
+    expect(await table.locator('tbody tr').count()).to.equal(partitions.length);
+    for (const p of partitions) {
+      const row = table.locator(`tr[data-partition="${p.name}"]`);
+      expect(await row.locator('[data-phase]').getAttribute('data-phase'), p.name).to.equal(p.phase);
+      expect(((await row.locator('[data-phase]').textContent()) ?? '').trim(), 'the phase in words, not by colour alone').to.match(new RegExp(p.phase));
+      expect(await row.locator('td').nth(1).textContent(), p.name).to.equal(`${p.upToDate}/${p.count}`);
+    }
+    expect((await page.locator('#rollout').textContent()) ?? '').to.include('Complete');
+    await shoot('bundle-rollout');
+    await page.goto(`${dashboard.url}#/bundle/${WS}/${bundleOf('bad')}`);
+    expect((await page.locator('#rollout-none').textContent()) ?? '').to.include('No rolloutStrategy');
+  });
+
+  it('bundle page: a second commit shows in the version history without a reload, and the diff of two chosen versions shows the changed line, Secret values masked', async () => {
+    await page.goto(`${dashboard.url}#/bundle/${WS}/${bundleOf('good')}`);
+    const history = page.locator('#bundle-history');
+    await history.waitFor({ timeout: 30_000 });
+    // The version the Bundle points at is listed (the page reads the history again while it is not).
+    await history.locator('tbody tr[data-version]', { hasText: '(newest)' }).waitFor({ timeout: 30_000 });
+    await page.evaluate(() => Object.assign(globalThis, { __sameDocument: true }));
+    const second = await git().commit(
+      REPO,
+      { 'good/cm.yaml': goodConfigMap('2'), 'good/secret.yaml': goodSecret(SECRET_VALUES[1] as string) },
+      'the good bundle changes a value and its Secret',
+    );
+    const newest = history.locator('tbody tr', { hasText: second.slice(0, 12) });
+    await newest.waitFor({ timeout: 180_000 });
+    expect(await page.evaluate(() => (globalThis as unknown as { __sameDocument?: boolean }).__sameDocument)).to.equal(true);
+    const rows = await history.locator('tbody tr[data-version]').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-version'))));
+    expect(rows.length, 'at least two versions after the second commit').to.be.at.least(2);
+    const to = Number(await newest.getAttribute('data-version'));
+    const from = rows[rows.indexOf(to) - 1] as number;
+    const api = (await goodBundle())?.status?.history ?? [];
+    expect(api.map((e) => e.version)).to.include.members([from, to]);
+    expect((await newest.textContent()) ?? '')
+      .to.include('(newest)')
+      .and.include('~cm.yaml')
+      .and.include('~secret.yaml');
+
+    // Choose the versions and the cluster with the labelled controls, then submit from the keyboard.
+    await page.getByLabel('From version').selectOption(String(from));
+    await page.getByLabel('To version').selectOption(String(to));
+    await page.getByLabel('Render for cluster').selectOption({ label: 'downstream-1' });
+    await page.getByRole('button', { name: 'Show diff' }).focus();
+    await page.keyboard.press('Enter');
+    const objects = page.locator('#diff-objects');
+    await objects.waitFor({ timeout: 60_000 });
+    expect((await page.locator('#diff-files').textContent()) ?? '')
+      .to.include('~ cm.yaml')
+      .and.include('~ secret.yaml');
+    const text = (await objects.textContent()) ?? '';
+    expect(text).to.include(`~ v1/ConfigMap ${APP_NS}/dash-good`);
+    expect(text)
+      .to.match(/^ {4}- {3}a: '1'$/m)
+      .and.match(/^ {4}\+ {3}a: '2'$/m);
+    expect(text).to.include(`~ v1/Secret ${APP_NS}/dash-secret`).and.include('*** (before)').and.include('*** (after)');
+    const whole = (await page.locator('main').textContent()) ?? '';
+    for (const v of SECRET_VALUES) {
+      expect(whole, 'a Secret value in clear').not.to.include(v);
+      expect(whole, 'a Secret value in base64').not.to.include(Buffer.from(v).toString('base64'));
+    }
+    expect(await page.locator('#diff-objects .d-add').count(), 'added lines are marked').to.be.at.least(1);
+    expect(dialogs, 'no script from the API ran').to.deep.equal([]);
+    await shoot('bundle-history-diff');
   });
 });

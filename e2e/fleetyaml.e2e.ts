@@ -8,10 +8,12 @@ import yaml from 'js-yaml';
 import { stack } from './fixture.js';
 import { waitFor } from '../stack/net.js';
 import { ensureBinaries, type StackBinaries } from '../stack/binaries.js';
-import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
+import { startFleet, fleetSuiteTeardown, type Fleet } from './support/processes.js';
+import { applyCredentials, gitRepoObject, ociRegistryFor } from './support/fleetobjects.js';
 import { API_VERSION, Label, Reason } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { runRender } from '../cli/render.js';
+import type { Cond } from './support/kube.js';
 
 /**
  * The rest of fleet.yaml through the real controller and agent processes, helm and kustomize, from git
@@ -37,7 +39,6 @@ const TIMEOUT = 240_000; // a ceiling for a loaded 2-core machine, not a measure
 const TOKEN = 'fy-e2e-token-value';
 
 type Cm = KubeObject & { data?: Record<string, string> };
-type Cond = { type: string; status: string; reason?: string; message?: string };
 type BD = KubeObject & { status?: { conditions?: Cond[] } };
 
 const BASE_CM = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fy-base, namespace: ${APP_NS}}\ndata: {role: base}\n`;
@@ -84,7 +85,6 @@ describe('fleet.yaml: valuesFrom, cluster values, Helm + Kustomize and dependsOn
   let fleet: Fleet;
   let bin: StackBinaries;
   let checkout: string;
-  let anyFailed = false;
   const downstream: Record<string, KubeClient> = {};
   const git = () => stack().git!;
   const reg = () => stack().registry('tls-auth');
@@ -148,45 +148,21 @@ describe('fleet.yaml: valuesFrom, cluster values, Helm + Kustomize and dependsOn
       { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'fy-tuning', namespace: APP_NS }, data: { 'tier.yaml': 'tier: gold\n' } },
       'fy-e2e',
     );
-    const auth = (name: string, stringData: Record<string, string>) =>
-      fleet.upstream.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: WS }, stringData }, WS);
-    await auth('git-auth', { username: git().username, password: git().password });
-    await auth('registry-auth', { username: reg().username ?? '', password: reg().password ?? '' });
+    await applyCredentials(fleet.upstream, WS, WS, git(), reg());
     await git().createRepo(REPO);
     await git().commit(REPO, { ...REPO_FILES, 'base/job.yaml': BASE_JOB }, 'the base holds a Job that never completes');
     for (const [path, content] of Object.entries(REPO_FILES)) {
       await mkdir(dirname(join(checkout, path)), { recursive: true });
       await writeFile(join(checkout, path), content);
     }
-    await fleet.upstream.apply(
-      {
-        apiVersion: API_VERSION,
-        kind: 'GitRepo',
-        metadata: { name: REPO, namespace: WS },
-        spec: {
-          repo: `${git().url}/${REPO}.git`,
-          branch: 'main',
-          clientSecretName: 'git-auth',
-          pollingInterval: '2s',
-          paths: ['base', 'app'],
-          targets: [{ clusterSelector: {} }],
-          ociRegistry: { reference: `${reg().host}/fy-e2e`, authSecretName: 'registry-auth', caBundle: Buffer.from(reg().caPem ?? '').toString('base64') },
-        },
-      },
-      WS,
-    );
+    await fleet.upstream.apply(gitRepoObject(REPO, WS, git(), REPO, { paths: ['base', 'app'], ociRegistry: ociRegistryFor(reg(), 'fy-e2e') }), WS);
   });
 
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') anyFailed = true;
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await fleet?.stop();
-    for (const c of Object.values(downstream)) await c.close();
-    await rm(checkout, { recursive: true, force: true });
-    if (fleet && !anyFailed) await removeFleetDir(fleet);
+  fleetSuiteTeardown(() => fleet, {
+    afterStop: async () => {
+      for (const c of Object.values(downstream)) await c.close();
+      await rm(checkout, { recursive: true, force: true });
+    },
   });
 
   it('holds the chart bundle back while the bundle it depends on is not ready, saying so', async () => {

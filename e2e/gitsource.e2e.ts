@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { stack } from './fixture.js';
 import { waitFor } from '../stack/net.js';
 import { generateSshKey, knownHostsLine, type SshGitServer } from '../stack/git-ssh.js';
-import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
+import { startFleet, fleetSuiteTeardown, type Fleet } from './support/processes.js';
 import { API_VERSION, Annotation, Label, getCondition, type Bundle, type BundleDeployment, type Condition, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { contentsID } from '../lib/bundle/index.js';
@@ -41,7 +41,6 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
   let fleet: Fleet;
   let up: KubeClient;
   let down: KubeClient;
-  let anyFailed = false;
   const git = () => stack().git!;
   const ssh = (): SshGitServer => {
     const s = stack().sshGit;
@@ -186,16 +185,10 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
     );
   });
 
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') anyFailed = true;
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await fleet?.stop();
-    await down?.close();
-    // Logs stay on disk when a test failed, to be read.
-    if (fleet && !anyFailed) await removeFleetDir(fleet);
+  fleetSuiteTeardown(() => fleet, {
+    afterStop: async () => {
+      await down?.close();
+    },
   });
 
   describe('over SSH', () => {
@@ -461,11 +454,13 @@ describe('git sources: SSH, revision pinning, paused, disablePolling, forceSyncG
           );
           await waitFor(async () => (await gitRetries('gs-e2e/outage')).length > seen || undefined, {
             what: `failed attempt ${i + 1} during the outage`,
-            timeoutMs: 30_000,
+            timeoutMs: 90_000,
           });
         }
         const retries = await gitRetries('gs-e2e/outage');
-        expect(retries.length).to.be.greaterThan(10);
+        // At least ten: the first failure's log line may land after the test read the count, and then it
+        // is the one the first nudge's wait saw (the log is written asynchronously).
+        expect(retries.length).to.be.at.least(10);
         expect(retries.at(-1), 'the next attempt after many failures').to.be.at.most(2000);
         // Meanwhile a commit removes two files and changes the others (pushed over SSH: HTTP is down).
         c2 = await commitOverSsh(

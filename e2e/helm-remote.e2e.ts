@@ -9,7 +9,7 @@ import { stack } from './fixture.js';
 import { freePort, waitFor } from '../stack/net.js';
 import { ensureBinaries, type StackBinaries } from '../stack/binaries.js';
 import { publishChart, startHelmRepo, type HelmRepoHandle } from '../stack/helmrepo.js';
-import { startFleet, removeFleetDir, fleetLogs, type Fleet } from './support/processes.js';
+import { startFleet, fleetLogs, type Fleet, fleetSuiteTeardown } from './support/processes.js';
 import { eventTexts, findSecrets, flotillaStatusTexts } from './support/faults.js';
 import { API_VERSION, type Bundle, type GitRepo } from '../lib/api/index.js';
 import { bundleName } from '../lib/bundle/discover.js';
@@ -17,6 +17,7 @@ import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { statusReport } from '../cli/status.js';
 import { runRender } from '../cli/render.js';
 import yaml from 'js-yaml';
+import { cond } from './support/kube.js';
 
 /**
  * Remote Helm charts through the real controller and agent processes: the controller fetches them when it
@@ -36,7 +37,6 @@ import yaml from 'js-yaml';
 
 type Obj<T> = T & KubeObject;
 type Cm = KubeObject & { data?: Record<string, string> };
-type Cond = { type: string; status: string; reason?: string; message?: string };
 const run = promisify(execFile);
 const WS = 'helm-remote-e2e';
 const REPO = 'helm-remote';
@@ -46,7 +46,6 @@ const APP_NS = 'helm-remote-app';
 const CLUSTER = { name: 'downstream-1', labels: { env: 'dev' } };
 const TIMEOUT = 240_000; // a ceiling for a loaded 2-core machine, not a measure
 const CHART_SRC = join(dirname(fileURLToPath(import.meta.url)), 'testdata', 'helm', 'remote-chart');
-const cond = (o: { status?: { conditions?: Cond[] } } | undefined, type: string) => o?.status?.conditions?.find((c) => c.type === type);
 
 describe('remote Helm charts fetched by the controller into the artifact', function () {
   this.timeout(20 * 60_000);
@@ -55,7 +54,6 @@ describe('remote Helm charts fetched by the controller into the artifact', funct
   let charts: HelmRepoHandle;
   let work: string;
   let downstream: KubeClient;
-  let anyFailed = false;
   const git = () => stack().git!;
   const reg = () => stack().registry('tls-auth');
   const cm = (name: string) => downstream.get<Cm>({ apiVersion: 'v1', kind: 'ConfigMap', namespace: APP_NS, name });
@@ -198,17 +196,12 @@ describe('remote Helm charts fetched by the controller into the artifact', funct
     await converged(DEPS_REPO, commit);
   });
 
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') anyFailed = true;
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await fleet?.stop();
-    await downstream?.close();
-    await charts?.stop();
-    if (work) await rm(work, { recursive: true, force: true });
-    if (fleet && !anyFailed) await removeFleetDir(fleet);
+  fleetSuiteTeardown(() => fleet, {
+    afterStop: async () => {
+      await downstream?.close();
+      await charts?.stop();
+      if (work) await rm(work, { recursive: true, force: true });
+    },
   });
 
   it('deploys the newest 1.x of the chart from the HTTPS + basic-auth repository and shows the resolved version on the Bundle', async () => {

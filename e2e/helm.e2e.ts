@@ -7,13 +7,14 @@ import yaml from 'js-yaml';
 import { stack } from './fixture.js';
 import { waitFor } from '../stack/net.js';
 import { ensureBinaries, type StackBinaries } from '../stack/binaries.js';
-import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
+import { startFleet, fleetSuiteTeardown, type Fleet } from './support/processes.js';
 import { filesUnder } from './support/bundlefiles.js';
 import { applyCredentials, gitRepoObject, gitRepoReadyAt, ociRegistryFor } from './support/fleetobjects.js';
 import { API_VERSION } from '../lib/api/index.js';
 import { bundleName } from '../lib/bundle/discover.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { runRender } from '../cli/render.js';
+import { cond, type Cond } from './support/kube.js';
 
 /**
  * Helm and Kustomize bundles through the real controller and agent processes, with the real helm and
@@ -43,16 +44,12 @@ const TESTDATA = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
 const CHART_FLEET_YAML = `defaultNamespace: ${APP_NS}\nhelm:\n  releaseName: web\n  values:\n    color: global.fleet.clusterLabels.color\n    replicas: 2\n`;
 const KUST_FLEET_YAML = `namespace: ${KUST_NS}\nkustomize:\n  dir: base\ntargetCustomizations:\n  - name: prod\n    clusterSelector:\n      matchLabels:\n        env: prod\n    kustomize:\n      dir: overlays/prod\n`;
 
-type Cond = { type: string; status: string; message?: string };
-const cond = (o: { status?: { conditions?: Cond[] } } | undefined, type: string) => o?.status?.conditions?.find((c) => c.type === type);
-
 describe('Helm and Kustomize bundles through the controller and agent processes', function () {
   this.timeout(20 * 60_000);
   let fleet: Fleet;
   let bin: StackBinaries;
   let repoFiles: Record<string, string | Buffer | null>;
   let checkout: string;
-  let anyFailed = false;
   const downstream: Record<string, KubeClient> = {};
   const git = () => stack().git!;
   const reg = () => stack().registry('tls-auth');
@@ -96,16 +93,11 @@ describe('Helm and Kustomize bundles through the controller and agent processes'
     await converged(commit);
   });
 
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') anyFailed = true;
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await fleet?.stop();
-    for (const c of Object.values(downstream)) await c.close();
-    await rm(checkout, { recursive: true, force: true });
-    if (fleet && !anyFailed) await removeFleetDir(fleet);
+  fleetSuiteTeardown(() => fleet, {
+    afterStop: async () => {
+      for (const c of Object.values(downstream)) await c.close();
+      await rm(checkout, { recursive: true, force: true });
+    },
   });
 
   it("deploys the chart to both clusters with each cluster's label value and its Kubernetes version", async () => {

@@ -2,13 +2,15 @@ import { expect } from 'chai';
 import { stack } from './fixture.js';
 import { waitFor } from '../stack/net.js';
 import { registryClientFor } from '../stack/registry.js';
-import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
+import { startFleet, fleetSuiteTeardown, type Fleet } from './support/processes.js';
+import { applyCredentials, gitRepoObject, gitRepoReadyAt, ociRegistryFor } from './support/fleetobjects.js';
 import { faultLog } from './support/faults.js';
 import { API_VERSION, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import { contentsID, filesToResources } from '../lib/bundle/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import type { RegistryClient } from '../lib/oci/index.js';
 import { hostileCorpus, costlyToRender } from './support/hostile.js';
+import { cond } from './support/kube.js';
 
 /**
  * Hostile content through the real controller and agent processes (issue 13): one bundle's content must
@@ -42,9 +44,6 @@ const TIMEOUT = 180_000; // a ceiling for a loaded 2-core CI machine, not a meas
 const cm = (name: string, version: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  version: "${version}"\n`;
 const GOOD_APP: Record<string, string> = { 'app/fleet.yaml': `defaultNamespace: ${APP_NS}\n`, 'app/cm-a.yaml': cm('hostile-a', '1') };
 
-type Conditioned = { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } } | undefined;
-const cond = (o: Conditioned, type: string) => o?.status?.conditions?.find((c) => c.type === type);
-
 describe('hostile content through the controller and agent processes', function () {
   this.timeout(30 * 60_000);
   let fleet: Fleet;
@@ -52,7 +51,6 @@ describe('hostile content through the controller and agent processes', function 
   let registry: RegistryClient;
   let goodVersion = 0;
   let hostileCommit = '';
-  let anyFailed = false;
   const git = () => stack().git!;
   const reg = () => stack().registry('tls-auth');
 
@@ -88,18 +86,7 @@ describe('hostile content through the controller and agent processes', function 
     );
   }
 
-  async function converged(repo: string, commit: string): Promise<void> {
-    let last = '';
-    await waitFor(
-      async () => {
-        await fleet.assertAlive();
-        const r = await getRepo(repo);
-        last = `commit ${r?.status?.commit?.slice(0, 12) ?? '-'}, Ready: ${cond(r, 'Ready')?.message ?? '-'}`;
-        return (r?.status?.commit === commit && cond(r, 'Ready')?.status === 'True') || undefined;
-      },
-      { what: `GitRepo ${repo} Ready at ${commit.slice(0, 12)}`, timeoutMs: TIMEOUT, intervalMs: 500, context: () => `${last}; logs in ${fleet.logDir}` },
-    );
-  }
+  const converged = (repo: string, commit: string) => gitRepoReadyAt(fleet, WS, repo, commit, TIMEOUT);
 
   /** The registry repository and tags of the hostile GitRepo's bundle. */
   async function storedTags(): Promise<{ digest: string | undefined; tags: string[] }> {
@@ -121,25 +108,7 @@ describe('hostile content through the controller and agent processes', function 
       delete process.env.FLOTILLA_RENDER_MEMORY;
     }
     const up = fleet.upstream;
-    await up.apply(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'git-auth', namespace: WS },
-        type: 'kubernetes.io/basic-auth',
-        stringData: { username: git().username, password: git().password },
-      },
-      'hostile-e2e',
-    );
-    await up.apply(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'registry-auth', namespace: WS },
-        stringData: { username: reg().username ?? '', password: reg().password ?? '' },
-      },
-      'hostile-e2e',
-    );
+    await applyCredentials(up, WS, 'hostile-e2e', git(), reg());
     await git().createRepo(HOSTILE_REPO);
     await git().createRepo(GOOD_REPO);
     hostileCommit = await git().commit(HOSTILE_REPO, GOOD_APP, 'good state');
@@ -153,43 +122,25 @@ describe('hostile content through the controller and agent processes', function 
       [HOSTILE_REPO, 'app'],
       [GOOD_REPO, 'good'],
     ] as const) {
-      await up.apply(
-        {
-          apiVersion: API_VERSION,
-          kind: 'GitRepo',
-          metadata: { name, namespace: WS },
-          spec: {
-            repo: `${git().url}/${name}.git`,
-            branch: 'main',
-            clientSecretName: 'git-auth',
-            pollingInterval: '2s',
-            paths: [path],
-            targets: [{ clusterSelector: { matchLabels: { env: 'hostile-e2e' } } }],
-            ociRegistry: {
-              reference: `${reg().host}/hostile-e2e`,
-              authSecretName: 'registry-auth',
-              caBundle: Buffer.from(reg().caPem ?? '').toString('base64'),
-            },
-          },
-        },
-        'hostile-e2e',
-      );
+      const spec = {
+        paths: [path],
+        targets: [{ clusterSelector: { matchLabels: { env: 'hostile-e2e' } } }],
+        ociRegistry: ociRegistryFor(reg(), 'hostile-e2e'),
+      };
+      await up.apply(gitRepoObject(name, WS, git(), name, spec), 'hostile-e2e');
     }
     await converged(HOSTILE_REPO, hostileCommit);
     await converged(GOOD_REPO, goodCommit);
     registry = registryClientFor(reg());
   });
 
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') anyFailed = true;
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await registry?.close();
-    await fleet?.stop();
-    await Promise.all(downstreams.map((d) => d.close()));
-    if (fleet && !anyFailed) await removeFleetDir(fleet);
+  fleetSuiteTeardown(() => fleet, {
+    beforeStop: async () => {
+      await registry?.close();
+    },
+    afterStop: async () => {
+      await Promise.all(downstreams.map((d) => d.close()));
+    },
   });
 
   describe('from git, refused by the controller before anything is pushed', () => {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { request } from 'undici';
 import { stack } from './fixture.js';
 import { waitFor } from '../stack/net.js';
-import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
+import { startFleet, fleetSuiteTeardown, type Fleet } from './support/processes.js';
 import { API_VERSION, Label, type BundleDeployment } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { parseExposition, sampleSum, type Exposition } from '../lib/ops/exposition.js';
@@ -37,7 +37,6 @@ describe('metrics: /metrics of the real controller and agent processes', functio
   this.timeout(10 * 60_000);
   let fleet: Fleet;
   let downstream: KubeClient;
-  let failed = false;
   const git = () => stack().git!;
   const agentPort = () => fleet.agents[CLUSTER]!.metricsPort;
 
@@ -83,16 +82,11 @@ describe('metrics: /metrics of the real controller and agent processes', functio
     );
   });
 
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') failed = true;
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await fleet?.stop();
-    await downstream?.delete({ apiVersion: 'v1', kind: 'Namespace', name: APP_NS }).catch(() => undefined);
-    await downstream?.close();
-    if (fleet && !failed) await removeFleetDir(fleet);
+  fleetSuiteTeardown(() => fleet, {
+    afterStop: async () => {
+      await downstream?.delete({ apiVersion: 'v1', kind: 'Namespace', name: APP_NS }).catch(() => undefined);
+      await downstream?.close();
+    },
   });
 
   it('serves the process and Node runtime metrics on both processes', async () => {

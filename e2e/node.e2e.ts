@@ -1,24 +1,22 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
 import { stack } from './fixture.js';
 import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
 import { applyCredentials, gitRepoObject, ociRegistryFor } from './support/fleetobjects.js';
 import { API_VERSION, Label, type BundleDeployment } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { waitFor } from '../stack/net.js';
-import { spawnManaged, type ManagedProcess } from '../stack/proc.js';
+import type { ManagedProcess } from '../stack/proc.js';
+import { startNodeStack } from './support/nodestack.js';
 import { checkHost, processesMatching, snapshotHost, type HostSnapshot } from '../stack/host.js';
 import { NODE_LOCK } from '../stack/node.js';
 import { readNodeBinaries } from '../stack/node-binaries.js';
 import { crane, pushBusybox } from '../stack/images.js';
 import { startStack, type Stack, type StackDescription } from '../stack/stack.js';
-import type { ControlPlane } from '../stack/kube.js';
 
 /**
  * A real node (stack/node.ts): a second stack, in its own process like `flotilla dev`'s, runs one cluster
@@ -78,30 +76,6 @@ function workloads(image: string, mode: string, probeFile: string): Record<strin
   };
 }
 
-/** A ControlPlane view of the node stack's cluster, enough for startFleet (kubeconfig, server, CA). */
-async function planeOf(desc: StackDescription, dir: string): Promise<ControlPlane> {
-  const c = desc.clusters[CLUSTER];
-  if (!c) throw new Error(`the node stack has no cluster ${CLUSTER}`);
-  const caPem = await readFile(join(dir, 'clusters', CLUSTER, 'ca.crt'), 'utf8');
-  const unsupported = async () => {
-    throw new Error('not supported for the node stack');
-  };
-  return {
-    name: CLUSTER,
-    server: c.server,
-    kubeconfigPath: c.kubeconfig,
-    caPem,
-    kubeConfig() {
-      const kc = new KubeConfig();
-      kc.loadFromFile(c.kubeconfig);
-      return kc;
-    },
-    stopApiServer: unsupported,
-    startApiServer: unsupported,
-    stop: unsupported,
-  };
-}
-
 describe('a real node: Deployment, StatefulSet, DaemonSet and Job run on kubelet + containerd', function () {
   this.timeout(15 * 60_000);
   let hostBefore: HostSnapshot;
@@ -142,23 +116,10 @@ describe('a real node: Deployment, StatefulSet, DaemonSet and Job run on kubelet
     hostBefore = await snapshotHost();
     sysctlsBefore = await sysctls();
     nftBefore = await nftTables();
-    dir = await mkdtemp(join(tmpdir(), 'flotilla-stack-node-e2e-'));
-    nodeStack = spawnManaged(
-      'node stack',
-      process.execPath,
-      ['--import', 'tsx', 'stack/cli.ts', 'up', '--dir', dir, '--clusters', CLUSTER, '--node', CLUSTER, '--registries', 'http'],
-      `${dir}.log`,
-    );
-    await waitFor(
-      async () => {
-        if (!nodeStack.running()) throw new Error(`the node stack exited: ${(await readFile(nodeStack.logFile, 'utf8')).slice(-2000)}`);
-        return existsSync(join(dir, 'stack.json'));
-      },
-      { what: 'the node stack to start', timeoutMs: 5 * 60_000, intervalMs: 500 },
-    );
-    desc = JSON.parse(await readFile(join(dir, 'stack.json'), 'utf8')) as StackDescription;
+    const started = await startNodeStack({ name: 'node-e2e', clusters: [CLUSTER], node: CLUSTER });
+    ({ dir, desc, process: nodeStack } = started);
     process.stdout.write(`      real node ${nodeInfo().nodeName} Ready in ${(nodeInfo().startupMs / 1000).toFixed(1)} s\n`);
-    const plane = await planeOf(desc, dir);
+    const plane = await started.plane(CLUSTER);
     node = await KubeClient.fromKubeConfig(plane.kubeConfig());
     const composite = { cluster: (name: string) => (name === CLUSTER ? plane : stack().cluster(name)) } as Stack;
     fleet = await startFleet(composite, { workspace: WS, clusters: [{ name: CLUSTER, labels: { node: 'real' } }] });

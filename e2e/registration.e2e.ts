@@ -19,7 +19,7 @@ import {
   type ClusterRegistration,
   type ClusterRegistrationToken,
 } from '../lib/api/index.js';
-import { KubeClient, type KubeObject } from '../lib/kube/client.js';
+import { KubeClient, isStatus, type KubeObject } from '../lib/kube/client.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import type { Controller } from '../lib/kube/controller.js';
 import { createLogger } from '../lib/log.js';
@@ -34,6 +34,9 @@ import { stack } from './fixture.js';
 import { tokenClient, statusOf } from './support/kube.js';
 import { waitFor } from '../stack/net.js';
 import { installCrds } from '../stack/crds.js';
+import { startTestController } from './support/controller.js';
+import { formatMicroTime } from '../lib/util/time.js';
+import { shardLeaseName } from '../controller/shard.js';
 
 const W = 'flotilla-e2e-reg';
 const R = 'flotilla-e2e-reg-credentials';
@@ -381,6 +384,60 @@ describe('leader election on a real Lease', function () {
     } finally {
       await Promise.all(electors.map((e) => e.stop()));
       await Promise.all(runs);
+      await kube.close();
+    }
+  });
+
+  it('keeps a controller process running when it loses the Lease: it stops, campaigns again, and leads with fresh caches', async () => {
+    const up = stack().cluster('upstream');
+    const kube = await KubeClient.fromKubeConfig(up.kubeConfig());
+    await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM } }, 'flotilla-e2e');
+    // A shard of its own: this manager reconciles nothing the other suites created. Its Lease is the shard's.
+    const lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespace: SYSTEM, name: shardLeaseName('e2e-manager-lease', 'lease-e2e') };
+    const ctl = await startTestController(up, {
+      leaderElection: true,
+      systemNamespace: SYSTEM,
+      leaseName: 'e2e-manager-lease',
+      identity: 'manager-a',
+      shardId: 'lease-e2e',
+      leaseDuration: 4000,
+      renewDeadline: 3000,
+      retryPeriod: 300,
+    });
+    const started = () => ctl.logs.filter((l) => l.msg === 'controllers started').length;
+    try {
+      await waitFor(async () => ctl.manager.ready() || undefined, { what: 'the manager to lead and sync', timeoutMs: 20_000 });
+      expect(started()).to.equal(1);
+      // Another holder takes the Lease, as a replica would after this one failed to renew in time.
+      // (The leader renews every 300 ms, so a write may conflict: read and write again until one lands.)
+      const path = await kube.pathFor(lease);
+      await waitFor(
+        async () => {
+          const held = await kube.get<KubeObject & { spec: Record<string, unknown> }>(lease);
+          const spec = { ...held?.spec, holderIdentity: 'intruder', renewTime: formatMicroTime(new Date()), leaseDurationSeconds: 3600 };
+          return kube.raw('PUT', path, { ...held, metadata: { ...held?.metadata, managedFields: undefined }, spec }).then(
+            () => true,
+            (err: unknown) => (isStatus(err, 409) ? undefined : Promise.reject(err)),
+          );
+        },
+        { what: 'the Lease to be taken by another holder', timeoutMs: 10_000, intervalMs: 100 },
+      );
+      await waitFor(async () => !ctl.manager.ready() || undefined, { what: 'the manager to step down', timeoutMs: 20_000 });
+      await waitFor(async () => ctl.logs.some((l) => /lost leadership; controllers stopped, campaigning again/.test(String(l.msg))) || undefined, {
+        what: 'the manager to say it lost leadership',
+        timeoutMs: 10_000,
+      });
+      await new Promise((r) => setTimeout(r, 1500)); // several retry periods: it must wait, not take the Lease back
+      expect(ctl.manager.ready(), 'a candidate that does not hold the Lease is not ready').to.equal(false);
+      expect(started(), 'no controllers started while another holds the Lease').to.equal(1);
+      // The holder goes away: the same process leads again, with newly synced caches.
+      await kube.delete(lease);
+      await waitFor(async () => ctl.manager.ready() || undefined, { what: 'the manager to lead again', timeoutMs: 20_000 });
+      expect(started(), 'controllers started again in the same process').to.equal(2);
+      const now = await kube.get<KubeObject & { spec: { holderIdentity: string } }>(lease);
+      expect(now?.spec.holderIdentity).to.equal('manager-a');
+    } finally {
+      await ctl.stop();
       await kube.close();
     }
   });

@@ -1,14 +1,14 @@
 import { expect } from 'chai';
 import { stack } from './fixture.js';
 import { waitFor } from '../stack/net.js';
-import { startFleet, removeFleetDir, type Fleet } from './support/processes.js';
-import { API_VERSION, Label, type Bundle, type BundleDeployment, type Condition, type GitRepo } from '../lib/api/index.js';
+import { startFleet, fleetSuiteTeardown, type Fleet } from './support/processes.js';
+import { API_VERSION, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { applyCredentials, gitRepoObject, gitRepoReadyAt, ociRegistryFor } from './support/fleetobjects.js';
 import { main } from '../cli/main.js';
+import { cond } from './support/kube.js';
 
 type Obj<T> = T & KubeObject;
-const cond = (o: { status?: { conditions?: Condition[] } } | undefined, type: string) => o?.status?.conditions?.find((c) => c.type === type);
 
 /**
  * Releases on the real stack (controller, two agents, git server, registry): three commits give v1..v3;
@@ -24,7 +24,6 @@ describe('releases: history, diff and rollback without git', function () {
   const BUNDLE = `${REPO}-app`;
   let fleet: Fleet;
   const downstream: Record<string, KubeClient> = {};
-  let failed = false;
   const git = () => stack().git!;
   const kubeconfig = () => stack().cluster('upstream').kubeconfigPath;
   const cm = (version: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rel-app\ndata:\n  version: "${version}"\n`;
@@ -75,14 +74,10 @@ describe('releases: history, diff and rollback without git', function () {
     await applyCredentials(fleet.upstream, WS, 'releases-e2e', git(), stack().registry('http'));
     await git().createRepo(REPO);
   });
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') failed = true;
-  });
-  after(async function () {
-    this.timeout(120_000);
-    await fleet?.stop();
-    for (const k of Object.values(downstream)) await k.close();
-    if (fleet && !failed) await removeFleetDir(fleet);
+  fleetSuiteTeardown(() => fleet, {
+    afterStop: async () => {
+      for (const k of Object.values(downstream)) await k.close();
+    },
   });
 
   it('three commits are v1..v3: history lists commit, changed files and clusters; diff shows the files and objects that changed', async () => {
@@ -140,7 +135,7 @@ describe('releases: history, diff and rollback without git', function () {
     const r = await cli('rollback', BUNDLE, '--to', 'v1', '--clusters', 'region=eu');
     expect(r.code, r.err).to.equal(0);
     await runs({ 'downstream-1': '1', 'downstream-2': '3' });
-    await waitFor(async () => (cond(await bundle(), 'RolledBack')?.status === 'True' ? true : undefined), { what: 'RolledBack condition', timeoutMs: 60_000 });
+    await waitFor(async () => (cond(await bundle(), 'RolledBack')?.status === 'True' ? true : undefined), { what: 'RolledBack condition', timeoutMs: 180_000 });
     let b = await bundle();
     expect(b.spec.rollback?.version).to.equal(1);
     expect(b.status?.rollback?.clusters).to.deep.equal(['downstream-1']);
@@ -163,7 +158,7 @@ describe('releases: history, diff and rollback without git', function () {
     const fourth = await git().commit(REPO, { 'app/cm.yaml': cm('4') }, 'four');
     await runs({ 'downstream-2': '4' });
     expect(await version('downstream-1')).to.equal('1');
-    await waitFor(async () => ((await bundle()).status?.rollback?.newestVersion === 4 ? true : undefined), { what: 'newestVersion 4', timeoutMs: 60_000 });
+    await waitFor(async () => ((await bundle()).status?.rollback?.newestVersion === 4 ? true : undefined), { what: 'newestVersion 4', timeoutMs: 180_000 });
     b = await bundle();
     expect(cond(b, 'RolledBack')?.message).to.include('newest version v4 waits');
     expect((await fleet.upstream.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: REPO }))?.status?.commit).to.equal(fourth);
@@ -171,7 +166,7 @@ describe('releases: history, diff and rollback without git', function () {
     const cleared = await cli('rollback', BUNDLE, '--clear');
     expect(cleared.code, cleared.err).to.equal(0);
     await runs({ 'downstream-1': '4', 'downstream-2': '4' });
-    await waitFor(async () => (cond(await bundle(), 'RolledBack') === undefined ? true : undefined), { what: 'RolledBack removed', timeoutMs: 60_000 });
+    await waitFor(async () => (cond(await bundle(), 'RolledBack') === undefined ? true : undefined), { what: 'RolledBack removed', timeoutMs: 180_000 });
     expect((await bundle()).spec.rollback).to.equal(undefined);
   });
 });

@@ -4,7 +4,7 @@ import { waitFor } from '../stack/net.js';
 import { registryClientFor } from '../stack/registry.js';
 import { tokenClient, statusOf } from './support/kube.js';
 import { startFaultProxy, type FaultProxy } from './support/faultproxy.js';
-import { startFleet, fleetLogs, removeFleetDir, type Fleet } from './support/processes.js';
+import { startFleet, fleetLogs, fleetSuiteTeardown, type Fleet } from './support/processes.js';
 import { faultLog, findSecrets, eventTexts, flotillaStatusTexts } from './support/faults.js';
 import { API_VERSION, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
@@ -171,19 +171,11 @@ describe('reliability: faults injected into real controller and agent processes'
     await converge('the first commit');
   });
 
-  let anyFailed = false;
-  after(async function () {
-    this.timeout(120_000);
-    await fleet?.stop();
-    await proxy?.close();
-    for (const c of Object.values(downstream)) await c.close();
-    // Only after every process has stopped: a live controller may still be writing into its git checkout.
-    // Logs stay on disk when a test failed, to be read.
-    if (fleet && !anyFailed) await removeFleetDir(fleet);
-  });
-
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') anyFailed = true;
+  fleetSuiteTeardown(() => fleet, {
+    afterStop: async () => {
+      await proxy?.close();
+      for (const c of Object.values(downstream)) await c.close();
+    },
   });
 
   /** The first condition of `o` that says something is wrong (Ready/Deployed/ArtifactsStored False, Stalled True), as text. */

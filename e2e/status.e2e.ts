@@ -9,9 +9,9 @@ import { summarize } from '../lib/kube/reconciler-status.js';
 import { applyArtifactsStored } from '../controller/gitrepo.js';
 import { bundleStatusWriter } from '../controller/bundle.js';
 import { applyCredentials, gitRepoObject } from './support/fleetobjects.js';
+import { cond } from './support/kube.js';
 
 type Obj<T> = T & KubeObject;
-const cond = (o: { status?: { conditions?: Condition[] } } | undefined, type: string) => o?.status?.conditions?.find((c) => c.type === type);
 
 /**
  * Status on a real kube-apiserver: Bundle status has two writers (the GitRepo reconciler's ArtifactsStored

@@ -1,14 +1,15 @@
 import { createServer as createHttpsServer, request as httpsRequest, Agent as HttpsAgent, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Transform } from 'node:stream';
 import { createCA, issueCert } from '../../stack/tls.js';
 
 /**
  * A fault-injecting HTTPS reverse proxy in front of a real registry. It passes every request through
  * byte for byte (streaming both ways, Host header kept, so the registry's upload Locations point back
  * at the proxy) until told to misbehave: answer some requests with an error status (500, 429 with
- * Retry-After, ...) or hold them for a while before passing them on. It has its own CA, made for the
- * run, so clients must be given {@link FaultProxy.caPem} like any TLS registry's CA.
+ * Retry-After, ...), hold them for a while before passing them on, or serve other bytes (tamper). It has
+ * its own CA, made for the run, so clients must be given {@link FaultProxy.caPem} like any TLS registry's CA.
  */
 
 /** Which requests a fault applies to (default: all). */
@@ -17,7 +18,9 @@ export type RequestMatcher = (method: string, path: string) => boolean;
 /** What the proxy does to matching requests. */
 export type Fault =
   | { kind: 'status'; status: number; retryAfterSeconds?: number; match?: RequestMatcher }
-  | { kind: 'delay'; ms: number; match?: RequestMatcher };
+  | { kind: 'delay'; ms: number; match?: RequestMatcher }
+  /** Passes the request on, then flips bits of every byte of a 200 answer's body (same length): a mirror serving other bytes. */
+  | { kind: 'tamper'; match?: RequestMatcher };
 
 /** One request the proxy saw. */
 export interface ProxiedRequest {
@@ -58,6 +61,17 @@ function forwardHeaders(headers: IncomingMessage['headers']): Record<string, str
   return out;
 }
 
+/** A stream that inverts one bit of every byte (the length, and so Content-Length, stays the same). */
+function flipBits(): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      const out = Buffer.from(chunk);
+      for (let i = 0; i < out.length; i++) out[i] = (out[i] ?? 0) ^ 0x01;
+      callback(null, out);
+    },
+  });
+}
+
 /** Starts the proxy on a free loopback port. */
 export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
   const ca = await createCA(options.dir, 'fault-proxy');
@@ -67,13 +81,14 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const requests: ProxiedRequest[] = [];
   let fault: Fault | undefined;
 
-  const pass = (req: IncomingMessage, res: ServerResponse, record: ProxiedRequest): void => {
+  const pass = (req: IncomingMessage, res: ServerResponse, record: ProxiedRequest, tamper = false): void => {
     const upstream = httpsRequest(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: forwardHeaders(req.headers), agent },
       (answer) => {
         record.status = answer.statusCode ?? 502;
         res.writeHead(record.status, forwardHeaders(answer.headers));
-        answer.pipe(res);
+        if (tamper && record.status === 200) answer.pipe(flipBits()).pipe(res);
+        else answer.pipe(res);
       },
     );
     upstream.on('error', (err) => {
@@ -101,7 +116,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         return;
       }
       record.injected = true;
-      setTimeout(() => pass(req, res, record), f.ms);
+      if (f.kind === 'tamper') pass(req, res, record, true);
+      else setTimeout(() => pass(req, res, record), f.ms);
       return;
     }
     pass(req, res, record);

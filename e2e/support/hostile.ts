@@ -76,7 +76,7 @@ export function hostileCorpus(dir: string): HostileInput[] {
 /**
  * Content that passes every parsing limit but is costly to render: an overlay of 40 JSON Patch `copy`
  * operations, each doubling the patched object (2^40 times its size), applied to `base.yaml`. The growth
- * budget of overlay patches (lib/bundle/limits.ts GrowthMeter) refuses it once the copies would add more
+ * budget of overlay patches (lib/bundle/growth.ts) refuses it once the copies would add more
  * than maxNodes, before the worker's heap cap or deadline is reached.
  */
 export function costlyToRender(): HostileInput {

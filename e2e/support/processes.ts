@@ -3,12 +3,12 @@ import { join, resolve, dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { API_VERSION } from '../../lib/api/index.js';
-import { KubeClient, type KubeObject } from '../../lib/kube/client.js';
-import { decodeSecretData } from '../../lib/kube/secret.js';
+import { KubeClient } from '../../lib/kube/client.js';
 import type { Stack } from '../../stack/stack.js';
 import { freePort, waitFor } from '../../stack/net.js';
 import { spawnManaged, type ManagedProcess } from '../../stack/proc.js';
 import { installCrds } from '../../stack/crds.js';
+import { issueRegistrationToken, writeAgentBootstrap } from '../../stack/bootstrap.js';
 
 /**
  * The controller and one agent per downstream cluster as REAL child processes (`node --import tsx
@@ -44,6 +44,8 @@ export interface FlotillaProcess {
 export interface FleetCluster {
   name: string;
   labels: Record<string, string>;
+  /** More flags of this cluster's agent (agent/config.ts), e.g. its bootstrap `--registry-mirrors`. */
+  agentArgs?: string[];
 }
 
 /** Options for {@link startFleet}. */
@@ -53,6 +55,8 @@ export interface FleetOptions {
   clusters: FleetCluster[];
   /** Controller polling interval for GitRepos without one (default 2s). */
   pollingInterval?: string;
+  /** More flags for the controller (e.g. --webhook-address, --shard-id). */
+  controllerArgs?: string[];
 }
 
 /** The running fleet. */
@@ -68,6 +72,11 @@ export interface Fleet {
   readonly upstream: KubeClient;
   /** Secret values handed out by the registration flow (registration tokens), for leak scans. */
   readonly secrets: string[];
+  /**
+   * Starts one more controller process (`name`, e.g. a shard's) with the same flags as the first plus
+   * `args`; it is stopped with the fleet and watched by {@link Fleet.assertAlive}.
+   */
+  startController(name: string, args: string[]): Promise<FlotillaProcess>;
   /** Fails naming the process and its last log lines if any process exited on its own. */
   assertAlive(): Promise<void>;
   stop(): Promise<void>;
@@ -109,12 +118,6 @@ function flotillaProcess(name: string, args: string[], logFile: string, metricsP
   };
 }
 
-async function readSecretData(kube: KubeClient, namespace: string, name: string): Promise<Record<string, string> | undefined> {
-  const s = await kube.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'Secret', namespace, name });
-  if (!s?.data) return undefined;
-  return decodeSecretData(s.data);
-}
-
 async function tail(p: FlotillaProcess): Promise<string> {
   return (await p.logs()).trim().split('\n').slice(-10).join('\n');
 }
@@ -139,39 +142,41 @@ export async function startFleet(stack: Stack, options: FleetOptions): Promise<F
   }
   const caFile = join(logDir, 'upstream-ca.crt');
   await writeFile(caFile, upstreamPlane.caPem);
+  const controllerArgs = async (metricsPort: number) => [
+    'controller/main.ts',
+    '--kubeconfig',
+    upstreamPlane.kubeconfigPath,
+    '--workspace-namespace',
+    ws,
+    '--registration-namespace',
+    registrationNamespace,
+    '--system-namespace',
+    systemNamespace,
+    '--lease-name',
+    `${ws}-controller`,
+    '--leader-election',
+    'true',
+    '--api-server-url',
+    upstreamPlane.server,
+    '--api-server-ca-file',
+    caFile,
+    '--work-dir',
+    join(logDir, 'controller'),
+    '--default-polling-interval',
+    options.pollingInterval ?? '2s',
+    '--probe-port',
+    String(await freePort()),
+    '--metrics-port',
+    String(metricsPort),
+  ];
   const controllerMetricsPort = await freePort();
   const controller = flotillaProcess(
     'controller',
-    [
-      'controller/main.ts',
-      '--kubeconfig',
-      upstreamPlane.kubeconfigPath,
-      '--workspace-namespace',
-      ws,
-      '--registration-namespace',
-      registrationNamespace,
-      '--system-namespace',
-      systemNamespace,
-      '--lease-name',
-      `${ws}-controller`,
-      '--leader-election',
-      'true',
-      '--api-server-url',
-      upstreamPlane.server,
-      '--api-server-ca-file',
-      caFile,
-      '--work-dir',
-      join(logDir, 'controller'),
-      '--default-polling-interval',
-      options.pollingInterval ?? '2s',
-      '--probe-port',
-      String(await freePort()),
-      '--metrics-port',
-      String(controllerMetricsPort),
-    ],
+    [...(await controllerArgs(controllerMetricsPort)), ...(options.controllerArgs ?? [])],
     join(logDir, 'controller.log'),
     controllerMetricsPort,
   );
+  const extraControllers: FlotillaProcess[] = [];
   const agents: Record<string, FlotillaProcess> = {};
   const secrets: string[] = [];
   const fleet: Fleet = {
@@ -183,13 +188,19 @@ export async function startFleet(stack: Stack, options: FleetOptions): Promise<F
     agents,
     upstream,
     secrets,
+    async startController(name, args) {
+      const metricsPort = await freePort();
+      const p = flotillaProcess(name, [...(await controllerArgs(metricsPort)), ...args], join(logDir, `${name}.log`), metricsPort);
+      extraControllers.push(p);
+      return p;
+    },
     async assertAlive() {
-      for (const p of [controller, ...Object.values(agents)]) {
+      for (const p of [controller, ...extraControllers, ...Object.values(agents)]) {
         if (!p.running()) throw new Error(`the ${p.name} process exited; last lines of ${p.logFile}:\n${await tail(p)}`);
       }
     },
     async stop() {
-      await Promise.all([controller, ...Object.values(agents)].map((p) => p.stop()));
+      await Promise.all([controller, ...extraControllers, ...Object.values(agents)].map((p) => p.stop()));
       await upstream.close();
     },
   };
@@ -204,41 +215,26 @@ export async function startFleet(stack: Stack, options: FleetOptions): Promise<F
 
 async function registerAgents(fleet: Fleet, stack: Stack, clusters: FleetCluster[]): Promise<void> {
   const { upstream, workspace: ws } = fleet;
-  const tokenName = `${ws}-token`;
-  await upstream.apply(
-    { apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: tokenName, namespace: ws }, spec: { ttl: '24h' } },
-    MANAGER,
-  );
-  const token = await waitFor(
-    async () => {
-      await fleet.assertAlive();
-      const data = await readSecretData(upstream, ws, tokenName);
-      return data?.token ? data : undefined;
-    },
-    { what: `the registration token Secret ${ws}/${tokenName}`, timeoutMs: 90_000, context: () => `see ${fleet.logDir}` },
-  );
+  const token = await issueRegistrationToken(upstream, {
+    namespace: ws,
+    name: `${ws}-token`,
+    manager: MANAGER,
+    check: () => fleet.assertAlive(),
+    context: () => `see ${fleet.logDir}`,
+  });
   fleet.secrets.push(token.token ?? '');
   for (const cluster of clusters) {
     const plane = stack.cluster(cluster.name);
     const downstream = await KubeClient.fromKubeConfig(plane.kubeConfig());
     try {
-      await downstream.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: fleet.agentNamespace } }, MANAGER);
-      await downstream.apply(
-        {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: { name: 'flotilla-agent-bootstrap', namespace: fleet.agentNamespace },
-          stringData: {
-            apiServerURL: token.apiServerURL ?? '',
-            apiServerCA: token.apiServerCA ?? '',
-            token: token.token ?? '',
-            namespace: ws,
-            registrationNamespace: fleet.registrationNamespace,
-            clusterLabels: JSON.stringify({ ...cluster.labels, 'flotilla.dev/cluster-name': cluster.name }),
-          },
-        },
-        MANAGER,
-      );
+      await writeAgentBootstrap(downstream, token, {
+        agentNamespace: fleet.agentNamespace,
+        workspace: ws,
+        registrationNamespace: fleet.registrationNamespace,
+        clusterName: cluster.name,
+        ...(cluster.labels ? { labels: cluster.labels } : {}),
+        manager: MANAGER,
+      });
     } finally {
       await downstream.close();
     }
@@ -263,6 +259,7 @@ async function registerAgents(fleet: Fleet, stack: Stack, clusters: FleetCluster
         '5s',
         '--heartbeat',
         '5s',
+        ...(cluster.agentArgs ?? []),
       ],
       join(fleet.logDir, `agent-${cluster.name}.log`),
       metricsPort,
@@ -286,4 +283,33 @@ export async function fleetLogs(fleet: Fleet): Promise<{ name: string; text: str
 /** Removes the fleet's log folder (call after the scans). */
 export async function removeFleetDir(fleet: Fleet): Promise<void> {
   await rm(fleet.logDir, { recursive: true, force: true, maxRetries: 5 });
+}
+
+/** What a suite closes around stopping its fleet. */
+export interface SuiteTeardown {
+  /** Runs before the fleet stops (servers the processes talk to, extra agents, objects to delete). */
+  beforeStop?: () => Promise<unknown>;
+  /** Runs after the fleet stopped (clients, scratch folders). */
+  afterStop?: () => Promise<unknown>;
+}
+
+/**
+ * Registers the teardown every fleet suite needs, in the calling `describe`: remembers whether a test
+ * failed, and after the suite runs `beforeStop`, stops the fleet's processes, runs `afterStop`, and removes
+ * the fleet's log folder only when every test passed (a failure's logs stay to be read). The folder goes
+ * only after every process has stopped: a live controller may still be writing its git checkout there.
+ */
+export function fleetSuiteTeardown(fleet: () => Fleet | undefined, teardown: SuiteTeardown = {}): void {
+  let failed = false;
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') failed = true;
+  });
+  after(async function () {
+    this.timeout(120_000);
+    await teardown.beforeStop?.();
+    const f = fleet();
+    await f?.stop();
+    await teardown.afterStop?.();
+    if (f && !failed) await removeFleetDir(f);
+  });
 }
