@@ -1,9 +1,11 @@
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { configMapFiles, configMapOfSize, folderBytes, gzippedSize, totalSize } from './lib/content.js';
-import { applyGitRepo, waitDeployed, type BenchStack } from './lib/fleet.js';
+import { W, applyGitRepo, bundleDeploymentsOf, waitDeployed, type BenchStack } from './lib/fleet.js';
+import { API_VERSION } from '../lib/api/index.js';
+import { waitFor } from '../stack/net.js';
 import { REAL_LABEL, type RealFleet } from './lib/realfleet.js';
 import { median } from './lib/stats.js';
 import { blobFile, parseAccessLog, readTap, settledLength, tallyTap, trafficByAgent, type TappedEvent } from './lib/traffic.js';
@@ -41,6 +43,44 @@ export interface BytesResult {
   initial: { controllerBlobBytes: number; agentBlobBytes: number[] };
   changes: ChangeFigures[];
   median: { changedFileBytes: number; controllerTotal: number; agentTotal: number };
+  /** The same changes with `spec.encryption` on: blobs moved per change, to compare with the plain run's. */
+  encrypted?: LayerCounts & { plain: LayerCounts };
+}
+
+/** Median blobs moved per one-file change: uploaded by the controller, downloaded by each agent. */
+export interface LayerCounts {
+  controllerBlobsUploaded: number;
+  agentBlobsDownloaded: number;
+}
+
+function layerCounts(changes: readonly ChangeFigures[]): LayerCounts {
+  return {
+    controllerBlobsUploaded: median(changes.map((c) => c.controllerBlobsUploaded)),
+    agentBlobsDownloaded: median(changes.flatMap((c) => c.agents.map((a) => a.blobsDownloaded))),
+  };
+}
+
+/** Turns on encryption for a bench GitRepo (a Secret with a fresh key) and waits until every cluster runs an encrypted version. */
+async function encryptRepo(s: BenchStack, repo: string, expected: number): Promise<void> {
+  const manager = 'flotilla-bench-encryption';
+  await s.up.apply(
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: `${repo}-key`, namespace: W }, stringData: { key: randomBytes(32).toString('base64') } },
+    manager,
+  );
+  await s.up.apply(
+    { apiVersion: API_VERSION, kind: 'GitRepo', metadata: { name: repo, namespace: W }, spec: { encryption: { secretRef: { name: `${repo}-key` } } } },
+    manager,
+  );
+  await waitFor(
+    async () => {
+      const bds = await bundleDeploymentsOf(s.up, repo);
+      return (
+        bds.length === expected &&
+        bds.every((bd) => bd.spec.oci?.encryptionKeyID !== undefined && bd.status?.observedGeneration === bd.metadata.generation && bd.status?.ready === true)
+      );
+    },
+    { what: `GitRepo ${repo}: every cluster on an encrypted version`, timeoutMs: 600_000, intervalMs: 500 },
+  );
 }
 
 async function metric(port: number, name: string): Promise<number> {
@@ -123,16 +163,28 @@ export async function measureChange(s: BenchStack, fleet: RealFleet, m: Marks, c
   };
 }
 
-/** Runs the benchmark on the real fleet. */
+/** Runs the benchmark on the real fleet: without encryption, then the same changes with it (layer counts compared). */
 export async function benchBytes(
   s: BenchStack,
   fleet: RealFleet,
   o: { files: number; mib: number; rounds: number },
   say: (m: string) => void,
 ): Promise<BytesResult> {
+  const plain = await bytesRun(s, fleet, o, say, false);
+  const encrypted = await bytesRun(s, fleet, o, say, true);
+  return { ...plain, encrypted: { ...layerCounts(encrypted.changes), plain: layerCounts(plain.changes) } };
+}
+
+async function bytesRun(
+  s: BenchStack,
+  fleet: RealFleet,
+  o: { files: number; mib: number; rounds: number },
+  say: (m: string) => void,
+  encrypt: boolean,
+): Promise<BytesResult> {
   const files = configMapFiles('big', o.files, o.mib * 1024 * 1024);
   const bundleBytes = totalSize(files);
-  const repo = s.unique('bench-bytes');
+  const repo = s.unique(encrypt ? 'bench-bytes-enc' : 'bench-bytes');
   await s.git.createRepo(repo);
   let commit = await s.git.commit(repo, { ...files, 'big/fleet.yaml': 'defaultNamespace: bench-bytes\n' }, 'a 100-file bundle');
   const m0 = await mark(s, fleet);
@@ -143,9 +195,10 @@ export async function benchBytes(
     targets: [{ clusterSelector: { matchLabels: { [REAL_LABEL]: 'true' } } }],
     ociReference: `${s.registry.host}/bench`,
   });
+  if (encrypt) await encryptRepo(s, repo, fleet.agents.length);
   await waitDeployed(s.up, repo, commit, fleet.agents.length);
   const first = await measureChange(s, fleet, m0, bundleBytes, Date.now() - m0.t);
-  say(`bytes: first deployment of ${o.files} files / ${bundleBytes} bytes done`);
+  say(`bytes${encrypt ? ' (encrypted)' : ''}: first deployment of ${o.files} files / ${bundleBytes} bytes done`);
   const changes: ChangeFigures[] = [];
   const paths = Object.keys(files);
   for (let r = 0; r < o.rounds; r++) {
@@ -156,7 +209,7 @@ export async function benchBytes(
     commit = await s.git.commit(repo, { [path]: content }, `change ${path}`);
     await waitDeployed(s.up, repo, commit, fleet.agents.length);
     changes.push(await measureChange(s, fleet, m, content.length, Date.now() - m.t));
-    say(`bytes: change ${r + 1}/${o.rounds} (${path}) measured`);
+    say(`bytes${encrypt ? ' (encrypted)' : ''}: change ${r + 1}/${o.rounds} (${path}) measured`);
   }
   const agentTotals = changes.flatMap((c) => c.agents.map((a) => a.blobBytes + a.manifestBytes));
   return {

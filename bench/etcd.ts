@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { API_VERSION, type BundleDeployment } from '../lib/api/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
@@ -6,6 +8,7 @@ import { configMapFiles } from './lib/content.js';
 import { dbSizeInUse, etcdUrlOf, storedValue, type StoredValue } from './lib/etcdclient.js';
 import { W, applyGitRepo, bundleDeploymentsOf, contentsIDsOf, deleteGitRepo, isCurrent, type BenchStack } from './lib/fleet.js';
 import { parseSize } from './lib/knobs.js';
+import { addFields, addParts, fieldsOf, noParts, partsOf, type ObjectParts } from './objectparts.js';
 import { REAL_LABEL } from './lib/realfleet.js';
 
 /**
@@ -22,6 +25,10 @@ export interface Stored {
   etcdBytes: number;
   writes: number;
   historyBytes: number;
+  /** Where the JSON bytes go, summed over the objects (managedFields, annotations, labels, spec, status). */
+  parts: ObjectParts;
+  /** Finer: bytes per managedFields writer and per member of metadata, spec and status, summed over the objects. */
+  fields: Record<string, number>;
 }
 
 /** One (size, mode) measurement. */
@@ -38,11 +45,18 @@ export interface Footprint {
 }
 
 async function measure(s: BenchStack, etcdUrl: string, objects: KubeObject[], plural: string): Promise<Stored> {
-  const out: Stored = { count: objects.length, apiJsonBytes: 0, etcdBytes: 0, writes: 0, historyBytes: 0 };
+  const out: Stored = { count: objects.length, apiJsonBytes: 0, etcdBytes: 0, writes: 0, historyBytes: 0, parts: noParts(), fields: {} };
   for (const o of objects) {
     const ref = { apiVersion: API_VERSION, kind: o.kind, namespace: o.metadata.namespace ?? '', name: o.metadata.name };
     const live = await s.up.get(ref);
     out.apiJsonBytes += Buffer.byteLength(JSON.stringify(live ?? {}));
+    if (live) {
+      out.parts = addParts(out.parts, partsOf(live as Parameters<typeof partsOf>[0]));
+      out.fields = addFields(out.fields, fieldsOf(live as Parameters<typeof fieldsOf>[0]));
+      // One sample of each object as stored, in the scratch folder (kept with BENCH_KEEP=1).
+      mkdirSync(join(s.work, 'etcd-samples'), { recursive: true });
+      writeFileSync(join(s.work, 'etcd-samples', `${plural}-${ref.name}.json`), JSON.stringify(live, null, 2));
+    }
     const v: StoredValue | undefined = await storedValue(etcdUrl, `/registry/flotilla.dev/${plural}/${ref.namespace}/${ref.name}`);
     out.etcdBytes += v?.bytes ?? 0;
     out.writes += v?.version ?? 0;
@@ -112,4 +126,24 @@ export async function benchEtcd(s: BenchStack, sizes: readonly string[], cluster
     }
   }
   return out;
+}
+
+/**
+ * Where the bytes of one object go, finer than the parts: per OCI-mode measurement and kind, each
+ * managedFields writer and each member of metadata, spec and status, largest first (per object).
+ */
+export function fieldBreakdown(r: readonly Footprint[], fmt: (bytes: number) => string): string[] {
+  const lines: string[] = [];
+  for (const f of r) {
+    if (f.mode !== 'oci' || !f.bundle || !f.bundleDeployments) continue;
+    for (const [kind, s] of [
+      ['Bundle', f.bundle],
+      ['BundleDeployment', f.bundleDeployments],
+    ] as const) {
+      const n = Math.max(1, s.count);
+      const top = Object.entries(s.fields ?? {}).sort((a, b) => b[1] - a[1]);
+      lines.push(`${f.size} ${kind}: ${top.map(([k, b]) => `${k} ${fmt(b / n)}`).join(', ')}`);
+    }
+  }
+  return lines;
 }

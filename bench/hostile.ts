@@ -132,11 +132,18 @@ const filesOf = (c: HostileInput): BundleFile[] => [
   { path: c.file, content: Buffer.from(c.content) },
 ];
 
-/** Harmless files of the same total size as `files` (comment lines), so that a warm-up gets a worker of the same heap size. */
-function lookalike(files: readonly BundleFile[]): BundleFile[] {
+/**
+ * Harmless files of the same total size as `files` (comment lines), with an empty patch in each of
+ * `overlays`, so that a warm-up gets a worker of the same heap size (a render with overlays gets a heap
+ * that holds maxNodes nodes).
+ */
+function lookalike(files: readonly BundleFile[], overlays: readonly string[] = []): BundleFile[] {
   const bytes = files.reduce((n, f) => n + f.content.length, 0);
   const line = `# ${'x'.repeat(97)}\n`;
-  return [{ path: 'warm.yaml', content: Buffer.from(`${cm('warm', '1')}${line.repeat(Math.ceil(bytes / line.length))}`) }];
+  return [
+    { path: 'warm.yaml', content: Buffer.from(`${cm('warm', '1')}${line.repeat(Math.ceil(bytes / line.length))}`) },
+    ...overlays.map((name) => ({ path: `overlays/${name}/warm_patch.json`, content: Buffer.from('[]') })),
+  ];
 }
 
 /**
@@ -166,7 +173,7 @@ export async function hostileInProcess(say: (m: string) => void): Promise<Hostil
           await measure(input.input, 'controller', () => fresh().readGitRepoBundles(checkout, { repoName: 'bench', paths: ['app'] }, 'bench checkout')),
         );
       }
-      await fresh().render(lookalike(files), {}, 'warm-up');
+      await fresh().render(lookalike(files, input.overlays), input.overlays ? { overlays: input.overlays } : {}, 'warm-up');
       rows.push(await measure(input.input, 'agent', () => fresh().render(files, input.overlays ? { overlays: input.overlays } : {}, 'bench bundle')));
       say(`hostile: ${input.input}: ${rows.at(-1)?.outcome ?? ''}`);
     }

@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { randomBytes, randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
@@ -32,11 +33,20 @@ export interface LatencyResult {
   fanOut: Summary;
   /** Last BundleDeployment updated -> last Ready. */
   agents: Summary;
+  /**
+   * The fan-out by the API server's clock (managedFields times, whole seconds): the Bundle's spec applied ->
+   * the last BundleDeployment's spec applied. Absent when a time was missing.
+   */
+  serverFanOut?: Summary;
+  /** This process's event-loop delay during the measured commits, ms (p99 and max): the lag of every figure taken here. */
+  eventLoopDelay?: { p99: number; max: number };
   /** The upstream API server's most frequent requests, per commit (averaged over the measured commits). */
   upstreamRequestsPerCommit: { request: string; count: number }[];
+  /** Every upstream API request per commit (all verbs and resources, including watches opened). */
+  upstreamRequestsTotalPerCommit?: number;
   /** Time to register the simulated clusters (simulated scenarios). */
   registrationMs?: number;
-  samples: { commit: number; allReadyMs: number; controllerMs: number; fanOutMs: number; agentsMs: number }[];
+  samples: { commit: number; allReadyMs: number; controllerMs: number; fanOutMs: number; agentsMs: number; serverFanOutMs?: number }[];
 }
 
 function appFile(round: number): string {
@@ -78,6 +88,7 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
   await observer.start();
   const samples: LatencyResult['samples'] = [];
   const perCluster: number[] = [];
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
   let requests0: RequestCounts = {};
   let requests1: RequestCounts = {};
   try {
@@ -92,6 +103,7 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
     let previous = (await waitComplete(observer, undefined, sc.clusters, 600_000)).id;
     say(`latency ${sc.name}: first rollout done; measuring ${commits} commits`);
     requests0 = await upstreamRequests(s);
+    loopDelay.enable();
     for (let round = 1; round <= commits; round++) {
       await sleep(randomInt(1000));
       await s.git.commit(sc.repo, { 'app/cm.yaml': appFile(round) }, `round ${round}`);
@@ -100,14 +112,24 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
       previous = id;
       const lastSeen = Math.max(...m.deployments.map((d) => d.seen));
       const lastReady = Math.max(...m.deployments.map((d) => d.ready));
-      samples.push({ commit: round, allReadyMs: lastReady - t0, controllerMs: m.bundle - t0, fanOutMs: lastSeen - m.bundle, agentsMs: lastReady - lastSeen });
+      const serverFanOutMs = m.server ? Math.max(...m.server.deployments) - m.server.bundle : undefined;
+      samples.push({
+        commit: round,
+        allReadyMs: lastReady - t0,
+        controllerMs: m.bundle - t0,
+        fanOutMs: lastSeen - m.bundle,
+        agentsMs: lastReady - lastSeen,
+        ...(serverFanOutMs !== undefined ? { serverFanOutMs } : {}),
+      });
       perCluster.push(...m.deployments.map((d) => d.ready - t0));
       if (round % 5 === 0) say(`latency ${sc.name}: ${round}/${commits} commits (last ${samples.at(-1)?.allReadyMs} ms)`);
     }
     requests1 = await upstreamRequests(s);
   } finally {
+    loopDelay.disable();
     await observer.stop();
   }
+  const serverFanOut = samples.flatMap((x) => (x.serverFanOutMs !== undefined ? [x.serverFanOutMs] : []));
   await deleteGitRepo(s.up, sc.repo);
   return {
     scenario: sc.name,
@@ -115,11 +137,15 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
     commits,
     samples,
     upstreamRequestsPerCommit: topDeltas(requests0, requests1, 8).map((d) => ({ request: d.request, count: Math.round((d.count / commits) * 10) / 10 })),
+    upstreamRequestsTotalPerCommit:
+      Math.round((topDeltas(requests0, requests1, Number.POSITIVE_INFINITY).reduce((sum, d) => sum + d.count, 0) / commits) * 10) / 10,
     allReady: summarizeSample(samples.map((x) => x.allReadyMs)),
     perCluster: summarizeSample(perCluster),
     controller: summarizeSample(samples.map((x) => x.controllerMs)),
     fanOut: summarizeSample(samples.map((x) => x.fanOutMs)),
     agents: summarizeSample(samples.map((x) => x.agentsMs)),
+    ...(serverFanOut.length === samples.length && samples.length > 0 ? { serverFanOut: summarizeSample(serverFanOut) } : {}),
+    eventLoopDelay: { p99: Math.round(loopDelay.percentile(99) / 1e6), max: Math.round(loopDelay.max / 1e6) },
   };
 }
 

@@ -11,9 +11,12 @@ import { benchHelmBytes } from './helmbytes.js';
 import { ensureBinaries } from '../stack/binaries.js';
 import { benchThroughput } from './throughput.js';
 import { benchEtcd } from './etcd.js';
+import { benchStatusSize } from './statussize.js';
 import { benchLatencyReal, benchLatencySims } from './latency.js';
 import { benchMemory } from './memory.js';
 import { benchHostile } from './hostile.js';
+import { benchWebhook } from './webhook.js';
+import { freePort } from '../stack/net.js';
 import { compileForBench } from './lib/build.js';
 import { openStack, type BenchStack } from './lib/fleet.js';
 import { readKnobs, type BenchmarkName, type Knobs } from './lib/knobs.js';
@@ -55,6 +58,9 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
   const want = (n: BenchmarkName) => knobs.BENCH_ONLY.includes(n);
   let s: BenchStack | undefined;
   let fleet: RealFleet | undefined;
+  // Rolled-up status sizes need no stack (synthetic fleet, the controller's own roll-up functions).
+  if (want('status')) await runOne('status', out, () => benchStatusSize(knobs.BENCH_STATUS_CLUSTERS.map(Number)));
+  if (knobs.BENCH_ONLY.every((n) => n === 'status')) return;
   try {
     say('compiling the sources (processes run compiled JavaScript, as in production)');
     await compileForBench(ROOT, say);
@@ -62,7 +68,10 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
     const stack = s;
     // The agents render Helm bundles with the pinned helm; they inherit the environment at spawn.
     if (want('helm-bytes')) process.env.FLOTILLA_HELM = (await ensureBinaries()).helm;
-    if (want('bytes') || want('helm-bytes') || want('etcd') || want('latency') || want('hostile')) fleet = await startRealFleet(stack, say);
+    // The controller serves webhooks when the webhook benchmark runs; processes inherit the environment at spawn.
+    const webhookPort = want('webhook') ? await freePort() : 0;
+    if (webhookPort) process.env.FLOTILLA_WEBHOOK_ADDRESS = `127.0.0.1:${webhookPort}`;
+    if (want('bytes') || want('helm-bytes') || want('etcd') || want('latency') || want('webhook') || want('hostile')) fleet = await startRealFleet(stack, say);
     const real = fleet;
     if (want('bytes') && real) {
       await runOne('bytes', out, () =>
@@ -86,6 +95,9 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
         await benchLatencyReal(stack, real, knobs.BENCH_LAT_COMMITS, say),
         ...(await benchLatencySims(stack, real, sims, knobs.BENCH_LAT_COMMITS, 'downstream-2', say)),
       ]);
+    }
+    if (want('webhook') && real) {
+      await runOne('webhook', out, () => benchWebhook(stack, real, webhookPort, knobs.BENCH_LAT_COMMITS, say));
     }
     if (want('hostile') && real) {
       await runOne('hostile', out, () => benchHostile(stack, real, knobs.BENCH_HOSTILE_ROUNDS, say));

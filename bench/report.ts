@@ -1,8 +1,10 @@
 import { table } from '../cli/table.js';
 import type { BytesResult } from './bytes.js';
 import type { HelmBytesResult } from './helmbytes.js';
-import type { Footprint } from './etcd.js';
+import { fieldBreakdown, type Footprint } from './etcd.js';
+import type { StatusSize } from './statussize.js';
 import type { LatencyResult } from './latency.js';
+import type { WebhookResult } from './webhook.js';
 import type { MemoryResult } from './memory.js';
 import { hostileReport, type HostileResult } from './hostile.js';
 import type { ThroughputResult } from './throughput.js';
@@ -33,6 +35,12 @@ function bytesReport(r: BytesResult): string {
     table(['change', 'file changed', 'controller up (events)', ...agents, 'registry log: up / agents down', 'cache growth', 'commit->Ready'], rows).trimEnd(),
     `median per change: changed file ${fmtBytes(r.median.changedFileBytes)}; controller uploads ${fmtBytes(r.median.controllerTotal)}; each agent downloads ${fmtBytes(r.median.agentTotal)}` +
       ` (manifest included); a single-layer design moves the whole bundle: ${fmtBytes(r.bundleBytes)} raw, ${fmtBytes(r.bundleGzipBytes)} gzipped, each way`,
+    ...(r.encrypted
+      ? [
+          `with spec.encryption (AES-GCM-SIV): median blobs per change ${r.encrypted.controllerBlobsUploaded} up / ${r.encrypted.agentBlobsDownloaded} down per agent;` +
+            ` without: ${r.encrypted.plain.controllerBlobsUploaded} up / ${r.encrypted.plain.agentBlobsDownloaded} down (target: the same)`,
+        ]
+      : []),
   ].join('\n');
 }
 
@@ -68,6 +76,23 @@ function throughputReport(r: ThroughputResult): string {
   ].join('\n');
 }
 
+function statusReport(r: StatusSize[]): string {
+  const vs = (b: number, target: number) => `${fmtBytes(b)} ${b < target ? 'MET' : 'NOT MET'}`;
+  return [
+    table(
+      ['clusters', 'Bundle status', 'GitRepo status', 'ClusterGroup status', 'target', 'non-ready listed / not ready'],
+      r.map((x) => [
+        String(x.clusters),
+        vs(x.bundleBytes, x.targetBytes),
+        vs(x.gitRepoBytes, x.targetBytes),
+        vs(x.clusterGroupBytes, x.targetBytes),
+        `< ${fmtBytes(x.targetBytes)}`,
+        `${x.listed} / ${x.notReady}`,
+      ]),
+    ).trimEnd(),
+  ].join('\n');
+}
+
 function etcdReport(r: Footprint[]): string {
   const rows = r.map((f) => {
     if (f.outcome === 'refused' || !f.bundle || !f.bundleDeployments) return [f.size, f.mode, 'refused (see below)', '', '', '', '', ''];
@@ -90,34 +115,118 @@ function etcdReport(r: Footprint[]): string {
       rows,
     ).trimEnd(),
     '"in etcd": exact value bytes read from the upstream etcd; "bytes written": each write stores a whole copy until compaction (every 5 min).',
+    '',
+    'Per object in OCI mode (target: at most 2 KiB each), and where its JSON bytes go:',
+    table(
+      ['bundle', 'object', 'in etcd', 'vs 2 KiB', 'managedFields', 'annotations', 'labels', 'other metadata', 'spec', 'status'],
+      r.flatMap((f) =>
+        f.mode !== 'oci' || !f.bundle || !f.bundleDeployments
+          ? []
+          : (
+              [
+                ['Bundle', f.bundle],
+                ['BundleDeployment', f.bundleDeployments],
+              ] as const
+            ).map(([kind, s]) => {
+              const n = Math.max(1, s.count);
+              const per = s.etcdBytes / n;
+              const p = s.parts;
+              return [
+                f.size,
+                kind,
+                fmtBytes(per),
+                per <= 2048 ? 'MET' : 'NOT MET',
+                ...[p.managedFields, p.annotations, p.labels, p.otherMetadata, p.spec, p.status].map((b) => fmtBytes(b / n)),
+              ];
+            }),
+      ),
+    ).trimEnd(),
+    '',
+    'By field, per object in OCI mode (each managedFields writer; each member of metadata, spec, status):',
+    ...fieldBreakdown(r, fmtBytes),
     ...r.filter((f) => f.outcome === 'refused').map((f) => `refused, ${f.size} ${f.mode} mode: ${f.refusal ?? ''}`),
   ].join('\n');
 }
 
+/** Issue 19's propagation target, ms: the polling interval (1 s) + 3 s, and + 10 s from 1,000 clusters on. */
+export function latencyTargetMs(clusters: number): number {
+  return 1000 + (clusters >= 1000 ? 10_000 : 3000);
+}
+
 function latencyReport(r: LatencyResult[]): string {
-  const rows = r.map((l) => [
-    l.scenario,
-    String(l.commits),
-    fmtMs(l.allReady.p50),
-    fmtMs(l.allReady.p95),
-    fmtMs(l.allReady.max),
-    `${fmtMs(l.perCluster.p50)} / ${fmtMs(l.perCluster.p95)}`,
-    `${fmtMs(l.controller.p50)} + ${fmtMs(l.fanOut.p50)} + ${fmtMs(l.agents.p50)}`,
-    l.registrationMs !== undefined ? fmtMs(l.registrationMs) : '-',
-  ]);
+  const rows = r.map((l) => {
+    const target = latencyTargetMs(l.clusters);
+    return [
+      l.scenario,
+      String(l.commits),
+      fmtMs(l.allReady.p50),
+      `${fmtMs(l.allReady.p95)} vs ${fmtMs(target)}: ${l.allReady.p95 <= target ? 'MET' : 'NOT MET'}`,
+      fmtMs(l.allReady.max),
+      `${fmtMs(l.perCluster.p50)} / ${fmtMs(l.perCluster.p95)}`,
+      `${fmtMs(l.controller.p50)} + ${fmtMs(l.fanOut.p50)} + ${fmtMs(l.agents.p50)}`,
+      l.registrationMs !== undefined ? fmtMs(l.registrationMs) : '-',
+    ];
+  });
+  const total = (l: LatencyResult) => l.upstreamRequestsTotalPerCommit ?? l.upstreamRequestsPerCommit.reduce((sum, x) => sum + x.count, 0);
   return [
     table(
-      ['clusters', 'commits', 'p50 all Ready', 'p95 all Ready', 'max', 'per cluster p50 / p95', 'p50 stages: controller + fan-out + agents', 'registration'],
+      [
+        'clusters',
+        'commits',
+        'p50 all Ready',
+        'p95 all Ready vs target',
+        'max',
+        'per cluster p50 / p95',
+        'p50 stages: controller + fan-out + agents',
+        'registration',
+      ],
       rows,
     ).trimEnd(),
-    'commit (push returned) -> new content applied and Ready on every target cluster; GitRepo pollingInterval 1s.',
+    'commit (push returned) -> new content applied and Ready on every target cluster; GitRepo pollingInterval 1s; target: polling + 3 s (+ 10 s from 1,000 clusters).',
+    ...r.flatMap((l) =>
+      l.serverFanOut || l.eventLoopDelay
+        ? [
+            `${l.scenario}: fan-out by the API server's clock (managedFields, whole seconds) p50 ${l.serverFanOut ? fmtMs(l.serverFanOut.p50) : '-'}, p95 ${l.serverFanOut ? fmtMs(l.serverFanOut.p95) : '-'}; this process's event-loop delay p99 ${l.eventLoopDelay ? fmtMs(l.eventLoopDelay.p99) : '-'}, max ${l.eventLoopDelay ? fmtMs(l.eventLoopDelay.max) : '-'}`,
+          ]
+        : [],
+    ),
     ...r.map(
       (l) =>
-        `upstream API requests per commit, ${l.scenario}: ${l.upstreamRequestsPerCommit
+        `upstream API requests per commit, ${l.scenario}: ${total(l).toFixed(0)} in all, ${(total(l) / l.clusters).toFixed(1)} per cluster; most: ${l.upstreamRequestsPerCommit
           .slice(0, 6)
           .map((x) => `${x.request} ${x.count}`)
           .join(', ')}`,
     ),
+  ].join('\n');
+}
+
+function webhookReport(r: WebhookResult): string {
+  return [
+    table(
+      [
+        'clusters',
+        'commits',
+        'p50 all Ready',
+        'p95 all Ready (target 2 s)',
+        'max',
+        'p50 webhook answered',
+        'p50 Bundle updated',
+        'p50 BundleDeployments written',
+      ],
+      [
+        [
+          String(r.clusters),
+          String(r.commits),
+          fmtMs(r.allReady.p50),
+          fmtMs(r.allReady.p95),
+          fmtMs(r.allReady.max),
+          fmtMs(r.webhookAnswer.p50),
+          fmtMs(r.controller.p50),
+          fmtMs(r.deployments.p50),
+        ],
+      ],
+    ).trimEnd(),
+    'commit (push returned) -> signed GitHub push webhook -> new content Ready on every target cluster; GitRepo pollingInterval 1h.',
   ].join('\n');
 }
 
@@ -161,10 +270,14 @@ export function report(out: BenchResults): string {
     text += section('Bytes per change in a Helm chart (1 template of the chart changes)', helmBytesReport(out.results['helm-bytes'] as HelmBytesResult));
   if (out.results.throughput)
     text += section('Throughput vs the oras CLI (same registry, same run, alternating)', throughputReport(out.results.throughput as ThroughputResult));
+  if (out.results.status)
+    text += section('rolled-up status size (synthetic fleet, every state, long messages)', statusReport(out.results.status as StatusSize[]));
   if (out.results.etcd)
     text += section('etcd footprint per bundle (Bundle + BundleDeployments, 2 clusters), OCI mode vs etcd mode', etcdReport(out.results.etcd as Footprint[]));
   if (out.results.latency)
     text += section('Propagation latency (git commit -> Ready on every target cluster)', latencyReport(out.results.latency as LatencyResult[]));
+  if (out.results.webhook)
+    text += section('Webhook latency (git commit -> webhook -> Ready on every target cluster)', webhookReport(out.results.webhook as WebhookResult));
   if (out.results.memory) text += section('Memory (peak RSS of separate processes)', memoryReport(out.results.memory as MemoryResult));
   if (out.results.hostile)
     text += section(

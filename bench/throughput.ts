@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { cacheDir } from '../stack/binaries.js';
@@ -34,6 +35,8 @@ export interface ThroughputResult {
   rounds: number;
   orasVersion: string;
   timings: Timing[];
+  /** 1-minute load average before the first and after the last round (the machine is shared). */
+  load: { start: number; end: number };
   /** Medians (ms) and the ratio Flotilla / oras (above 1: Flotilla is slower). */
   push: { flotillaMs: number; orasMs: number; ratio: number };
   pull: { flotillaMs: number; orasMs: number; ratio: number };
@@ -128,6 +131,7 @@ export async function benchThroughput(s: BenchStack, o: { mib: number; files: nu
   const oras = orasPath();
   const orasVersion = `oras ${/Version:\s*(\S+)/.exec((await run(oras, ['version'])).stdout)?.[1] ?? '(unknown version)'}`;
   const work = join(s.work, 'throughput');
+  const loadStart = loadavg()[0] ?? Number.NaN;
   const bytes = o.mib * 1024 * 1024;
   const timings: Timing[] = [];
   for (let round = 0; round < o.rounds; round++) {
@@ -143,5 +147,7 @@ export async function benchThroughput(s: BenchStack, o: { mib: number; files: nu
   }
   const med = (tool: Timing['tool'], op: Timing['op']) => median(timings.filter((t) => t.tool === tool && t.op === op).map((t) => t.ms));
   const pair = (op: Timing['op']) => ({ flotillaMs: med('flotilla', op), orasMs: med('oras', op), ratio: med('flotilla', op) / med('oras', op) });
-  return { bytes, files: o.files, rounds: o.rounds, orasVersion, timings, push: pair('push'), pull: pair('pull') };
+  const load = { start: loadStart, end: loadavg()[0] ?? Number.NaN };
+  say(`throughput: load ${load.start.toFixed(1)} at the start, ${load.end.toFixed(1)} at the end`);
+  return { bytes, files: o.files, rounds: o.rounds, orasVersion, load, timings, push: pair('push'), pull: pair('pull') };
 }

@@ -9,6 +9,7 @@ import { startGitServer, type GitServer } from '../../stack/git.js';
 import { waitFor } from '../../stack/net.js';
 import { readStackDescription, startStack, type StackDescription } from '../../stack/stack.js';
 import { installCrds } from '../../stack/crds.js';
+import { issueRegistrationToken, writeAgentBootstrap, type RegistrationToken } from '../../stack/bootstrap.js';
 import { startFlotillaProcess, type FlotillaProcess } from './procs.js';
 
 /**
@@ -150,16 +151,8 @@ export async function startController(
 }
 
 /** Creates the registration token and returns what a bootstrap Secret needs. */
-export async function registrationToken(up: KubeClient): Promise<Record<string, string>> {
-  await up.apply(
-    { apiVersion: API_VERSION, kind: 'ClusterRegistrationToken', metadata: { name: TOKEN_NAME, namespace: W }, spec: { ttl: '24h' } },
-    FIELD_MANAGER,
-  );
-  const secret = await waitFor(
-    async () => up.get<KubeObject & { data?: Record<string, string> }>({ apiVersion: 'v1', kind: 'Secret', namespace: W, name: TOKEN_NAME }),
-    { what: 'the registration token Secret', timeoutMs: 60_000 },
-  );
-  return Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+export async function registrationToken(up: KubeClient): Promise<RegistrationToken> {
+  return await issueRegistrationToken(up, { namespace: W, name: TOKEN_NAME, manager: FIELD_MANAGER, timeoutMs: 60_000 });
 }
 
 /** One cluster to register: its agent's namespace downstream, its name and labels. */
@@ -171,24 +164,15 @@ export interface BenchCluster {
 }
 
 /** Writes the agent's namespace and bootstrap Secret downstream (clientID = cluster name, so agents sharing a server differ). */
-export async function bootstrap(down: KubeClient, token: Record<string, string>, c: BenchCluster): Promise<void> {
-  await down.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: c.agentNamespace } }, FIELD_MANAGER);
-  await down.apply(
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'flotilla-agent-bootstrap', namespace: c.agentNamespace },
-      stringData: {
-        apiServerURL: token.apiServerURL ?? '',
-        apiServerCA: token.apiServerCA ?? '',
-        token: token.token ?? '',
-        namespace: W,
-        clientID: `bench-${c.name}`,
-        clusterLabels: JSON.stringify({ ...c.labels, 'flotilla.dev/cluster-name': c.name }),
-      },
-    },
-    FIELD_MANAGER,
-  );
+export async function bootstrap(down: KubeClient, token: RegistrationToken, c: BenchCluster): Promise<void> {
+  await writeAgentBootstrap(down, token, {
+    agentNamespace: c.agentNamespace,
+    workspace: W,
+    clientID: `bench-${c.name}`,
+    clusterName: c.name,
+    labels: c.labels,
+    manager: FIELD_MANAGER,
+  });
 }
 
 /** Starts an agent process for one cluster (bootstrapped already). */

@@ -7,7 +7,7 @@ import { z } from 'zod';
  */
 
 /** Every benchmark, in the order they run. */
-export const BENCHMARKS = ['bytes', 'helm-bytes', 'throughput', 'etcd', 'latency', 'memory', 'hostile'] as const;
+export const BENCHMARKS = ['status', 'bytes', 'helm-bytes', 'throughput', 'etcd', 'latency', 'webhook', 'memory', 'hostile'] as const;
 /** The name of one benchmark. */
 export type BenchmarkName = (typeof BENCHMARKS)[number];
 
@@ -49,7 +49,8 @@ const KnobsSchema = z.object({
   BENCH_TP_ROUNDS: int(3).describe('Alternating rounds of push and pull, Flotilla vs oras.'),
   BENCH_ETCD_SIZES: list('10KiB,100KiB,900KiB,1MiB,5MiB').describe('Bundle sizes of the etcd-footprint benchmark.'),
   BENCH_LAT_COMMITS: int(20).describe('Commits measured per propagation scenario.'),
-  BENCH_LAT_SIMS: list('50,200').describe('Simulated cluster counts (0 or empty: only the 2 real clusters).'),
+  BENCH_STATUS_CLUSTERS: list('10,200,1000').describe('status: synthetic cluster counts of the rolled-up status sizes.'),
+  BENCH_LAT_SIMS: list('50,200,1000').describe('Simulated cluster counts (0 or empty: only the 2 real clusters).'),
   BENCH_MEM_BUNDLES: int(1000).describe('Bundles of the memory benchmark.'),
   BENCH_MEM_CLUSTERS: int(10).describe('Clusters (agent processes) of the memory benchmark.'),
   BENCH_HELM_TEMPLATES: int(100).describe('helm-bytes: templates in the chart.'),

@@ -19,6 +19,9 @@ const BUILT = join(ROOT, BUILD_DIR);
 /** The preload that taps every registry client's events (see tap.ts), compiled. */
 export const TAP_MODULE = join(BUILT, 'bench', 'lib', 'tap.js');
 
+/** The node flags of the charts and the image (Dockerfile), so that the benchmarks measure what production runs. */
+export const PRODUCTION_NODE_FLAGS = ['--enable-source-maps', '--max-semi-space-size=1'];
+
 /** A running Flotilla process. */
 export interface FlotillaProcess {
   readonly name: string;
@@ -61,14 +64,14 @@ export interface StartOptions {
   waitReady?: boolean;
 }
 
-/** Starts `node --import tsx ENTRY ARGS --probe-port P` and waits until /readyz answers 200. */
+/** Starts `node PRODUCTION_NODE_FLAGS ENTRY ARGS --probe-port P` (compiled) and waits until /readyz answers 200. */
 export async function startFlotillaProcess(o: StartOptions): Promise<FlotillaProcess> {
   const probePort = await freePort();
   const entry = join(BUILT, o.entry.replace(/\.ts$/, '.js'));
   if (!existsSync(entry)) throw new Error(`${entry} does not exist: compile first (build.ts)`);
   const nodeArgs = [
     ...(o.nodeFlags ?? []),
-    '--enable-source-maps',
+    ...PRODUCTION_NODE_FLAGS,
     ...(o.tapFile ? ['--import', TAP_MODULE] : []),
     entry,
     ...o.args,

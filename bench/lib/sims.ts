@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Agent } from '../../agent/agent.js';
+import { renderPool } from '../../agent/renderslots.js';
 import { createLogger, type Logger } from '../../lib/log.js';
 import type { KubeClient } from '../../lib/kube/client.js';
 import { mapLimit } from '../../lib/util/concurrency.js';
@@ -13,7 +14,8 @@ import { bootstrap, kubeClient, kubeConfigOf, waitClustersRegistered, type Bench
  * queue, exactly as a deployed agent has. What they share is one downstream API server: each agent lives in
  * its own namespace there (`<prefix>-NNN`, its bootstrap and state Secrets and inventories) and deploys into its
  * own application namespace, set per cluster by a fleet.yaml targetCustomization (`namespace: <prefix>-NNN-app`),
- * so no two agents ever apply or prune the same object. Agents run with the same defaults as agent/main.ts.
+ * so no two agents ever apply or prune the same object. Agents run with the same defaults as agent/main.ts,
+ * except that they share one render worker pool (see {@link SimFleet}).
  */
 
 /** Name of simulated cluster `i` of a run whose simulated clusters are named `<prefix>-NNN`. */
@@ -24,6 +26,12 @@ export function simName(prefix: string, i: number): string {
 /** A growing set of simulated clusters. */
 export class SimFleet {
   private readonly agents: Agent[] = [];
+  /**
+   * One render worker pool for every simulated agent: an agent of its own would start its own worker threads
+   * (16-20 MiB each) at its first render, and 1,000 of them in this process took the 2-core machine to a load
+   * of 176 and 6 GiB before the first rollout finished. A real agent process renders in its own pool.
+   */
+  private readonly renders = renderPool(2);
   private readonly log: Logger;
   private down: KubeClient | undefined;
 
@@ -67,6 +75,7 @@ export class SimFleet {
         namespace: cluster.agentNamespace,
         cacheDir,
         log: this.log.child({ cluster: cluster.name }),
+        renderIsolate: this.renders,
       });
       this.agents.push(agent);
       await agent.start();
@@ -84,5 +93,6 @@ export class SimFleet {
     this.agents.length = 0;
     await this.down?.close();
     this.down = undefined;
+    await this.renders.close();
   }
 }

@@ -105,7 +105,9 @@ export function trafficByAgent(requests: readonly LoggedRequest[], storageDir: s
       t.manifestsPushed++;
       t.bytesUploaded += storedManifestSize(storageDir, path);
     }
+    // A blob the registry has: a HEAD answered 200, or a mount probe answered 201 (lib/oci/upload.ts).
     if (r.method === 'HEAD' && /\/blobs\//.test(path) && r.status === 200) t.blobsSkipped++;
+    if (r.method === 'POST' && path.endsWith('/blobs/uploads/') && r.status === 201) t.blobsSkipped++;
     if (r.method === 'PUT' && path.includes('/blobs/uploads/') && r.status === 201) {
       const digest = decodeURIComponent(/[?&]digest=([^&]+)/.exec(r.target)?.[1] ?? '');
       t.blobsUploaded++;
