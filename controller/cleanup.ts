@@ -76,21 +76,25 @@ async function credentialsOf(kube: Pick<KubeClient, 'get'>, namespace: string, n
 }
 
 /**
- * Records the registry `bundles` are stored in before they move away from it (nothing when none is in a
- * registry). Credentials: the Bundle's Secret while it still names that registry, else the agents' copy of
- * a BundleDeployment. Kept as it is when the Bundles already moved (a resumed migration).
+ * Records the registry a migration moves `bundles` away from, `from` (the migration's `from`: a registry
+ * reference, or etcd, which needs no record). Only Bundles still in that registry are read, so a Bundle
+ * already switched (a resumed migration, or a reconcile that read an older status) never replaces the record
+ * with the new registry; when none is left there, the record is kept as it is. Credentials: the Bundle's
+ * Secret while it still names that registry, else the agents' copy of a BundleDeployment.
  */
 export async function recordOldStorage(
   kube: Pick<KubeClient, 'get' | 'apply'>,
   fieldManager: string,
   repo: GitRepoObject,
+  from: string,
   bundles: readonly (Pick<Bundle, 'spec'> & KubeObject)[],
   deployments: readonly (Pick<BundleDeployment, 'spec'> & KubeObject)[],
 ): Promise<void> {
-  const oci = bundles.find((b) => b.spec.oci)?.spec.oci;
+  if (from === 'etcd') return;
+  const host = from.split('/')[0] ?? '';
+  const oci = bundles.find((b) => b.spec.oci && artifactRepository(b.spec.oci).host === host)?.spec.oci;
   if (!oci) return;
   const namespace = repo.metadata.namespace ?? 'default';
-  const { host } = artifactRepository(oci);
   const registry: StorageRegistry = {
     reference: host,
     ...(oci.basicHTTP ? { basicHTTP: true } : {}),

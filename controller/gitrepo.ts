@@ -249,7 +249,14 @@ function historyAfter(
 }
 
 /** Builds, stores and writes every bundle of `commit`. All or nothing up to the writes. */
-async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run, commit: string, auth: GitAuth): Promise<void> {
+async function syncCommit(
+  ctx: ReconcilerContext,
+  ports: GitRepoPorts,
+  run: Run,
+  commit: string,
+  auth: GitAuth,
+  written: (object: KubeObject) => void,
+): Promise<void> {
   const { repo } = run;
   const ns = repo.metadata.namespace ?? 'default';
   const dir =
@@ -277,9 +284,9 @@ async function syncCommit(ctx: ReconcilerContext, ports: GitRepoPorts, run: Run,
   const store = await ports.store.open(repo);
   const { registry } = store;
   // Storage migration (controller/migrate.ts): the same contents IDs in the new storage, so nothing downstream is re-applied.
-  const storage = new StorageTracker(ctx.kube, (o, t, r, m) => ctx.events.emit(o, t, r, m), repo, store, bundles.length, run.now);
+  const storage = new StorageTracker(ctx.kube, (o, t, r, m) => ctx.events.emit(o, t, r, m), repo, store, bundles.length, run.now, written);
   await storage.begin();
-  if (storage.migration) await recordOldStorage(ctx.kube, FIELD_MANAGER, repo, bundlesOf(ctx, repo), deploymentsOfRepo(ctx, repo));
+  if (storage.migration) await recordOldStorage(ctx.kube, FIELD_MANAGER, repo, storage.migration.from, bundlesOf(ctx, repo), deploymentsOfRepo(ctx, repo));
   const commitTime = registry ? await ports.git.commitTime?.(`${ns}/${repo.metadata.name}`, commit) : undefined;
   try {
     for (const source of bundles) {
@@ -464,7 +471,7 @@ export function gitRepoReconciler(ctx: ReconcilerContext, ports: GitRepoPorts): 
       repo.status.observedGeneration === repo.metadata.generation &&
       !hasFailure(repo) &&
       !(await storageChanged(ports.store, repo));
-    if (!unchanged) await syncCommit(ctx, ports, run, commit, run.auth ?? {});
+    if (!unchanged) await syncCommit(ctx, ports, run, commit, run.auth ?? {}, (w) => own.record(keyOf(repo), repo, w));
     const deleteFrom = ports.store.deleteFrom?.bind(ports.store);
     run.status.storage = await cleanUpOldStorage(ctx.kube, deleteFrom, repo, run.status.storage, bundlesOf(ctx, repo), deploymentsOfRepo(ctx, repo));
     setCond(run, ConditionType.GitFetched, true, Reason.Succeeded, `commit ${commit.slice(0, 12)}`);

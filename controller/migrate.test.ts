@@ -3,6 +3,7 @@ import { API_VERSION, Finalizer, type Bundle, type GitRepo } from '../lib/api/in
 import type { KubeObject } from '../lib/kube/client.js';
 import { encodeSecretData } from '../lib/kube/secret.js';
 import { TransientError } from '../lib/errors.js';
+import { readOldStorage, recordOldStorage } from './cleanup.js';
 import { gitRepoReconciler } from './gitrepo.js';
 import { createBundleStore } from './store.js';
 import { FakeGit, FakeRegistry, fakeContext } from './testing.js';
@@ -173,5 +174,29 @@ describe('storage migration in the GitRepo reconciler', () => {
     expect(w.repo().status?.storage?.migration?.cleanup).to.deep.include({ policy: 'keep', phase: 'Kept' });
     expect(w.registry.deletes).to.deep.equal([]);
     expect(w.registry.repositories.has('one.example:5000/a/ws-apps-web')).to.equal(true);
+  });
+
+  it('keeps the record of the registry it moves away from when a reconcile finds the Bundles already switched', async () => {
+    const w = world();
+    const repo = w.repo();
+    const digest = `sha256:${'1'.repeat(64)}`;
+    const on = (reference: string) =>
+      ['web', 'db'].map((n) => ({
+        apiVersion: API_VERSION,
+        kind: 'Bundle',
+        metadata: { name: `apps-${n}`, namespace: 'ws' },
+        spec: { oci: { reference: `${reference}/ws-apps-${n}@${digest}`, digest } },
+      }));
+    await recordOldStorage(w.f.kube, 'test', repo, 'one.example:5000/a', on('one.example:5000/a'), []);
+    expect((await readOldStorage(w.f.kube, 'ws', 'apps', 'one.example:5000'))?.repositories).to.deep.equal(['a/ws-apps-web', 'a/ws-apps-db']);
+    // A later reconcile that read the status from before the switch: the Bundles are in registry two already.
+    await recordOldStorage(w.f.kube, 'test', repo, 'one.example:5000/a', on('two.example:5000/b'), []);
+    const record = await readOldStorage(w.f.kube, 'ws', 'apps');
+    expect(record?.registry.reference, 'still the registry to clean up').to.equal('one.example:5000');
+    expect(record?.repositories).to.deep.equal(['a/ws-apps-web', 'a/ws-apps-db']);
+    // Leaving etcd needs no record.
+    await w.f.kube.delete({ apiVersion: 'v1', kind: 'Secret', namespace: 'ws', name: 'apps-old-storage' });
+    await recordOldStorage(w.f.kube, 'test', repo, 'etcd', on('two.example:5000/b'), []);
+    expect(await readOldStorage(w.f.kube, 'ws', 'apps')).to.equal(undefined);
   });
 });

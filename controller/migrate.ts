@@ -91,6 +91,8 @@ export class StorageTracker {
     store: Pick<BundleStoreSession, 'registry' | 'source'>,
     bundles: number,
     now: Date,
+    /** Told each status the tracker writes (the reconciler's read-your-writes record, lib/kube/ownwrites.ts). */
+    private readonly written?: (object: KubeObject) => void,
   ) {
     this.previous = repo.status?.storage;
     this.next = storageOf(store);
@@ -157,12 +159,15 @@ export class StorageTracker {
 
   private async report(update: Partial<MigrationStatus>): Promise<void> {
     Object.assign(this.migration ?? {}, update);
-    await this.kube.mergePatch(
+    const written = await this.kube.mergePatch<KubeObject>(
       { apiVersion: this.repo.apiVersion, kind: 'GitRepo', namespace: this.repo.metadata.namespace, name: this.repo.metadata.name },
       // message: null removes the last failure's message once the migration goes on (merge patch).
       { status: { storage: { ...this.storage(), migration: { message: null, ...this.storage().migration } } } },
       'status',
     );
+    // Without it, a reconcile that starts before the watch delivers the last of these writes would read the
+    // storage before the switch and take it for a new migration.
+    this.written?.(written);
   }
 }
 

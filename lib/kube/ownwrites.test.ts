@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import pino from 'pino';
 import type { KubeObject, ObjectRef } from './client.js';
-import { OwnWrites } from './ownwrites.js';
+import { OwnWrites, compareResourceVersions } from './ownwrites.js';
 import { reconciler, type RunState } from './reconciler.js';
 import { mergeStatusWriter } from './reconciler-status.js';
 
@@ -52,6 +52,42 @@ describe('OwnWrites: a cache read that sees its own writes', () => {
       cache.set('a', at('1', 'old'));
       expect(own.get('a')?.status?.note, 'the record is gone').to.equal('old');
     }
+  });
+
+  it('keeps its write while the cache holds an older version another writer made before the write landed', () => {
+    const cache = new Map([['a', at('1')]]);
+    const own = new OwnWrites<Obj>(cache);
+    own.record('a', at('1'), at('5', 'written'));
+    cache.set('a', at('4', 'an intermediate write'));
+    expect(own.get('a')?.status?.note, 'version 4 is older than the write').to.equal('written');
+    cache.set('a', at('10', 'newer'));
+    expect(own.get('a')?.status?.note, '10 is newer than 5 (compared as numbers)').to.equal('newer');
+    expect(own.pending).to.equal(0);
+  });
+
+  it('compares versions of another form only for equality, and keeps every version a chain of writes replaced', () => {
+    const cache = new Map([['a', at('v1')]]);
+    const own = new OwnWrites<Obj>(cache);
+    own.record('a', at('v1'), at('v3', 'first'));
+    // A second write made from the copy read before the first one (a helper writing the same object).
+    own.record('a', at('v1'), at('v5', 'second'));
+    cache.set('a', at('v3', 'first'));
+    expect(own.get('a')?.status?.note, 'v3 was replaced by the second write').to.equal('second');
+    cache.set('a', at('v4', 'unknown'));
+    expect(own.get('a')?.status?.note, 'a version it never replaced wins').to.equal('unknown');
+  });
+
+  it('orders decimal resourceVersions and refuses to order any other form', () => {
+    expect(compareResourceVersions('9', '10')).to.be.lessThan(0);
+    expect(compareResourceVersions('120', '119')).to.be.greaterThan(0);
+    expect(compareResourceVersions('42', '42')).to.equal(0);
+    for (const [a, b] of [
+      ['09', '10'],
+      ['a1', '2'],
+      ['', '1'],
+      ['1', '0'],
+    ] as const)
+      expect(compareResourceVersions(a, b), `${a} vs ${b}`).to.equal(undefined);
   });
 
   it('does not apply a write to a recreated object of the same name', () => {

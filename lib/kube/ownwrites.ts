@@ -11,7 +11,12 @@ import type { KubeObject } from './client.js';
  * it replaced; while the cache still holds one of those versions, the response is what is read. Once the
  * cache holds any other version (ours or a newer one) the cache wins and the record is dropped: the watch
  * event of every write still triggers a reconcile, so another writer's change is never missed.
- * resourceVersions are only compared for equality, as the API conventions allow.
+ *
+ * Which cached versions are older than the write: resourceVersions the API server gives as decimal integers
+ * are ordered (KEP-5504, "Comparable Resource Version", stable in Kubernetes 1.35, holds for every etcd-backed
+ * server), so any cached version below the write's is stale, including a version another writer, or this
+ * process outside the reconciler skeleton, wrote before the write landed. Versions in any other form are
+ * compared only for equality with the versions the write replaced.
  */
 export class OwnWrites<T extends KubeObject> {
   private readonly wrote = new Map<string, { replaced: Set<string>; object: T }>();
@@ -26,8 +31,10 @@ export class OwnWrites<T extends KubeObject> {
       this.wrote.delete(key);
       return undefined;
     }
-    if (record && record.object.metadata.uid === cached.metadata.uid && record.replaced.has(cached.metadata.resourceVersion ?? '')) {
-      return structuredClone(record.object);
+    if (record && record.object.metadata.uid === cached.metadata.uid) {
+      const cachedVersion = cached.metadata.resourceVersion ?? '';
+      const order = compareResourceVersions(cachedVersion, record.object.metadata.resourceVersion ?? '');
+      if (order === undefined ? record.replaced.has(cachedVersion) : order < 0) return structuredClone(record.object);
     }
     this.wrote.delete(key);
     return structuredClone(cached);
@@ -42,10 +49,13 @@ export class OwnWrites<T extends KubeObject> {
     const writtenVersion = written?.metadata.resourceVersion;
     if (!written || !fromVersion || !writtenVersion || fromVersion === writtenVersion) return;
     const previous = this.wrote.get(key);
-    // Chained writes in one reconcile (the finalizer, then the status): the cache may still hold any of the
-    // versions before the last one.
-    const replaced = previous && previous.object.metadata.resourceVersion === fromVersion ? previous.replaced : new Set<string>();
-    replaced.add(fromVersion);
+    // Chained writes (the finalizer, then the status; or a write made from an older copy after another one):
+    // the cache may still hold any of the versions before the last one.
+    const replaced = new Set<string>([fromVersion]);
+    if (previous && previous.object.metadata.uid === written.metadata.uid) {
+      for (const v of previous.replaced) replaced.add(v);
+      if (previous.object.metadata.resourceVersion) replaced.add(previous.object.metadata.resourceVersion);
+    }
     this.wrote.set(key, { replaced, object: written as T });
   }
 
@@ -53,4 +63,15 @@ export class OwnWrites<T extends KubeObject> {
   get pending(): number {
     return this.wrote.size;
   }
+}
+
+/**
+ * Orders two resourceVersions when both are decimal integers without leading zeros (KEP-5504): negative when
+ * `a` is older, 0 when equal, positive when newer; undefined when either has another form.
+ */
+export function compareResourceVersions(a: string, b: string): number | undefined {
+  const comparable = /^[1-9][0-9]*$/;
+  if (!comparable.test(a) || !comparable.test(b)) return undefined;
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
 }
