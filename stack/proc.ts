@@ -62,6 +62,9 @@ function installHooks(): void {
 export function spawnManaged(name: string, command: string, args: string[], logFile: string, options: SpawnOptions = {}): ManagedProcess {
   installHooks();
   const log: WriteStream = createWriteStream(logFile, { flags: 'a' });
+  // A log that cannot be written must not bring down the program running the stack; the exit code and the
+  // readiness checks tell how the process did.
+  log.on('error', () => undefined);
   const child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
@@ -97,10 +100,10 @@ export function spawnManaged(name: string, command: string, args: string[], logF
       live.delete(managed);
     },
   };
-  void exited.then(() => {
-    live.delete(managed);
-    log.end();
-  });
+  void exited.then(() => live.delete(managed));
+  // The log ends when stdout and stderr are closed, not when the leader exits: what it forked may hold the
+  // pipes and still write (ending at 'exit' made such a write fail with "write after end", uncaught).
+  child.once('close', () => log.end());
   live.add(managed);
   return managed;
 }
