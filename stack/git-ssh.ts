@@ -129,7 +129,7 @@ export async function startSshGitServer(options: SshGitServerOptions): Promise<S
   // Debian's service creates the privilege separation folder at boot; sshd refuses to start without it.
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   const user = userInfo().username;
-  const port = await freePort();
+  let port = await freePort();
   const hostKey = await generateSshKey(join(dir, 'host_ed25519'), 'flotilla-e2e-host');
   const clientKey = await generateSshKey(join(dir, 'client_ed25519'), 'flotilla-e2e-client');
   const serve = join(dir, 'git-serve.sh');
@@ -157,7 +157,18 @@ export async function startSshGitServer(options: SshGitServerOptions): Promise<S
       { what: `sshd to listen on 127.0.0.1:${port}`, timeoutMs: 20_000, intervalMs: 50 },
     );
   };
-  await start();
+  // A port taken by another program between the reservation and sshd's bind: start again on another one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await start();
+      break;
+    } catch (err) {
+      if (attempt >= 3 || !String(err).includes('Address already in use')) throw err;
+      await proc?.stop();
+      port = await freePort();
+      await writeFile(configFile, sshdConfig({ port, dir, user }), { mode: 0o600 });
+    }
+  }
 
   return {
     host: '127.0.0.1',
