@@ -100,6 +100,17 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   let git: GitServer | undefined;
   let sshGit: SshGitServer | undefined;
   let node: RealNode | undefined;
+  /** Stops every part that started, in-process servers included; used by stop() and after a failed start. */
+  const stopParts = async (): Promise<void> => {
+    // The node first: its teardown restores the host while the folder it unmounts still exists.
+    const problems = (await node?.stop()) ?? [];
+    if (problems.length > 0) log(`the real node left host changes behind:\n${problems.join('\n')}`);
+    await git?.stop();
+    await sshGit?.stop();
+    await Promise.all(Object.values(registries).map((r) => r.stop()));
+    await Promise.all(Object.values(clusters).map((c) => c.stop()));
+    await stopAll();
+  };
   try {
     // Every part is waited for, failed or not, before the error stops what started: with Promise.all a part
     // still starting when another failed came up after the clean-up and kept the test process alive.
@@ -145,7 +156,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       });
     }
   } catch (err) {
-    await stopAll();
+    // Not only the processes: the git server runs in this process, and left listening after a failed start
+    // it kept the test process alive (an e2e shard hung after its stack failed to start).
+    await stopParts().catch((stopErr: unknown) => log(`stopping the parts that started failed too: ${String(stopErr)}`));
     throw err;
   }
   log(`stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s (folder ${dir})`);
@@ -185,14 +198,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       return desc;
     },
     async stop() {
-      // The node first: its teardown restores the host while the folder it unmounts still exists.
-      const problems = (await node?.stop()) ?? [];
-      if (problems.length > 0) log(`the real node left host changes behind:\n${problems.join('\n')}`);
-      await git?.stop();
-      await sshGit?.stop();
-      await Promise.all(Object.values(registries).map((r) => r.stop()));
-      await Promise.all(Object.values(clusters).map((c) => c.stop()));
-      await stopAll();
+      await stopParts();
       if (!options.keepDir && options.dir === undefined) await rm(dir, { recursive: true, force: true });
     },
   };
