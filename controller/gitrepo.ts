@@ -471,7 +471,13 @@ export function gitRepoReconciler(ctx: ReconcilerContext, ports: GitRepoPorts): 
       repo.status.observedGeneration === repo.metadata.generation &&
       !hasFailure(repo) &&
       !(await storageChanged(ports.store, repo));
-    if (!unchanged) await syncCommit(ctx, ports, run, commit, run.auth ?? {}, (w) => own.record(keyOf(repo), repo, w));
+    // The migration's progress writes: read back by the next reconcile (OwnWrites), and the base the final
+    // status write diffs against (RunState.statusWritten), so the final write never leaves a progress value.
+    const written = (w: KubeObject) => {
+      own.record(keyOf(repo), run.statusWritten ?? repo, w);
+      run.statusWritten = w;
+    };
+    if (!unchanged) await syncCommit(ctx, ports, run, commit, run.auth ?? {}, written);
     const deleteFrom = ports.store.deleteFrom?.bind(ports.store);
     run.status.storage = await cleanUpOldStorage(ctx.kube, deleteFrom, repo, run.status.storage, bundlesOf(ctx, repo), deploymentsOfRepo(ctx, repo));
     setCond(run, ConditionType.GitFetched, true, Reason.Succeeded, `commit ${commit.slice(0, 12)}`);

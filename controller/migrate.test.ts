@@ -163,6 +163,51 @@ describe('storage migration in the GitRepo reconciler', () => {
     expect(await w.f.kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'ws', name: 'apps-old-storage' })).to.equal(undefined);
   });
 
+  it('shows each cleanup as done when it finishes in the reconcile that moved the bundles, and never runs it again', async () => {
+    const w = world();
+    await w.reconcile();
+    w.storageSecret('one.example:5000/a');
+    await w.reconcile();
+    w.storageSecret('two.example:5000/b');
+    await w.reconcile();
+    expect(w.repo().status?.storage?.migration?.cleanup).to.deep.equal({ policy: 'delete', phase: 'Deleted', deleted: 3 });
+    // registry two -> etcd also deletes 3 repositories: the final status equals the one the reconcile started
+    // from in its cleanup, and differs from what the migration's own progress writes left on the server.
+    await w.f.kube.delete({ apiVersion: 'v1', kind: 'Secret', namespace: 'ws', name: 'ocistorage' });
+    await w.reconcile();
+    const done = w.repo().status?.storage;
+    expect(done?.migration).to.deep.include({ from: 'two.example:5000/b', to: 'etcd', phase: 'Done' });
+    expect(done?.migration?.cleanup).to.deep.equal({ policy: 'delete', phase: 'Deleted', deleted: 3 });
+    await w.reconcile();
+    expect(w.repo().status?.storage).to.deep.equal(done);
+  });
+
+  it("writes a new migration's progress without the fields of the one before it", async () => {
+    const w = world();
+    await w.reconcile();
+    w.storageSecret('one.example:5000/a');
+    await w.reconcile();
+    expect(w.repo().status?.storage?.migration).to.have.property('cleanup');
+    // The next move fails at its first push: what the GitRepo shows is the progress write of the failing move alone.
+    w.registry.failure = new TransientError('RegistryUnreachable', 'registry two.example:5000 is down');
+    w.storageSecret('two.example:5000/b');
+    const from = w.f.kube.writes.length;
+    await w.reconcile().catch(() => undefined);
+    // The progress writes: every status write of the reconcile but its last (the skeleton's final write).
+    const progress = w.f.kube.writes
+      .slice(from)
+      .filter((c) => c.op === 'mergePatchStatus' && c.kind === 'GitRepo')
+      .slice(0, -1);
+    expect(progress.length).to.be.greaterThan(0);
+    // The first one (the start of the move) removes the cleanup of the move before; none brings it back.
+    const migrations = progress.map((c) => (c.body as { status?: { storage?: { migration?: Record<string, unknown> } } }).status?.storage?.migration);
+    expect(migrations[0]).to.have.property('cleanup', null);
+    expect(migrations.slice(1).every((m) => m?.cleanup === undefined)).to.equal(true);
+    const m = w.repo().status?.storage?.migration;
+    expect(m).to.deep.include({ from: 'one.example:5000/a', to: 'two.example:5000/b', phase: 'Failed' });
+    expect(m).to.not.have.property('cleanup');
+  });
+
   it('keeps the old registry with the annotation flotilla.dev/old-storage: keep', async () => {
     const w = world();
     const repo = w.repo();

@@ -1,6 +1,7 @@
 import type { GitRepo, GitRepoStatus } from '../lib/api/index.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import { formatTime } from '../lib/util/time.js';
+import { mergePatchForKeys } from '../lib/util/json.js';
 import { StallingError } from '../lib/errors.js';
 import { Reason } from '../lib/api/index.js';
 import type { Bundle, BundleDeployment, BundleVersionEntry } from '../lib/api/index.js';
@@ -83,6 +84,8 @@ export class StorageTracker {
   readonly migration: MigrationStatus | undefined;
   private readonly previous: StorageStatus | undefined;
   private readonly next: StorageStatus;
+  /** `status.storage` as the server holds it: as read, then as each of this tracker's writes left it. */
+  private current: StorageStatus | undefined;
 
   constructor(
     private readonly kube: Pick<KubeClient, 'mergePatch'>,
@@ -95,6 +98,7 @@ export class StorageTracker {
     private readonly written?: (object: KubeObject) => void,
   ) {
     this.previous = repo.status?.storage;
+    this.current = this.previous;
     this.next = storageOf(store);
     refuseEncryptedInEtcd(repo, this.next);
     if (!this.previous || !storageMoved(this.previous, this.next)) return;
@@ -159,14 +163,20 @@ export class StorageTracker {
 
   private async report(update: Partial<MigrationStatus>): Promise<void> {
     Object.assign(this.migration ?? {}, update);
-    const written = await this.kube.mergePatch<KubeObject>(
+    // The whole storage as it stands now: a merge patch against what the server holds, so the fields of an
+    // earlier migration (its cleanup, its count of versions) or the last failure's message are removed,
+    // not merged into this one.
+    const patch = mergePatchForKeys({ storage: this.current }, { storage: this.storage() });
+    if (Object.keys(patch).length === 0) return;
+    const written = await this.kube.mergePatch<KubeObject & Pick<GitRepo, 'status'>>(
       { apiVersion: this.repo.apiVersion, kind: 'GitRepo', namespace: this.repo.metadata.namespace, name: this.repo.metadata.name },
-      // message: null removes the last failure's message once the migration goes on (merge patch).
-      { status: { storage: { ...this.storage(), migration: { message: null, ...this.storage().migration } } } },
+      { status: patch },
       'status',
     );
+    this.current = written.status?.storage;
     // Without it, a reconcile that starts before the watch delivers the last of these writes would read the
-    // storage before the switch and take it for a new migration.
+    // storage before the switch and take it for a new migration; and the reconcile's final status write,
+    // a diff, must start from what this write left.
     this.written?.(written);
   }
 }

@@ -191,6 +191,28 @@ describe('the reconciler skeleton', () => {
     expect(api.statusWrites).to.deep.equal([]);
   });
 
+  it("diffs the final status against a step's own status write: a value the step changed and the run sets back is written", async () => {
+    const first = new FakeApi();
+    first.objects.set('a', object('a', { finalizers: ['test/finalizer'] }));
+    await reconciler(definition(first, [step('one')]))('a');
+    const written = (first.statusWrites[0]?.body as { status: NonNullable<Obj['status']> } | undefined)?.status ?? {};
+    const api = new FakeApi();
+    const start = object('a', { finalizers: ['test/finalizer'] }, written);
+    api.objects.set('a', start);
+    const progress: Step<R> = async (run) => {
+      run.visited.push('one');
+      // The step wrote its progress mid-run; the server answered with note "working" at resourceVersion 2.
+      run.statusWritten = { ...start, metadata: { ...start.metadata, resourceVersion: '2' }, status: { ...written, note: 'working' } };
+      return 'continue';
+    };
+    const from: (string | undefined)[] = [];
+    const ownWrites = { record: (_key: string, base: KubeObject) => void from.push(base.metadata.resourceVersion) };
+    await reconciler(definition(api, [progress], { ownWrites }))('a');
+    // Against the status read at the start nothing changed; against the server's, note goes back to "one".
+    expect(api.statusWrites.map((w) => (w.body as { status: unknown }).status)).to.deep.equal([{ note: 'one' }]);
+    expect(from, 'the write is recorded as made from the progress write').to.deep.equal(['2']);
+  });
+
   it("returns a step's error for the controller to requeue by, after writing it into status", async () => {
     const api = new FakeApi();
     api.objects.set('a', object('a', { finalizers: ['test/finalizer'] }));

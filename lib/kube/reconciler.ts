@@ -31,6 +31,12 @@ export interface RunState<T extends KubeObject> {
   readonly now: Date;
   /** The object's conditions: steps set the reconciler's detailed ones; the summary is added at the end. */
   conditions: Condition[];
+  /**
+   * The object as a step's own status write left it during the run (a storage migration reports its progress
+   * as it goes), as the server returned it. The final status write is then a diff against this status, not
+   * against {@link object}'s: a field the step changed and the run's final status sets back is written too.
+   */
+  statusWritten?: KubeObject;
 }
 
 /** The client calls finalizer helpers make. */
@@ -174,6 +180,9 @@ async function finish<T extends KubeObject, R extends RunState<T>>(def: Reconcil
   if (error !== undefined && dispositionOf(error) === 'conflict') return error;
   const spec = def.status;
   const before = (run.object as { status?: StatusFields }).status;
+  // What the server holds: the status at the start, or what a step wrote since (RunState.statusWritten).
+  const base = run.statusWritten ?? run.object;
+  const current = (base as { status?: StatusFields }).status;
   try {
     // The verdict first: it may set the run's detailed conditions (from a roll-up) that the summary starts from.
     const readiness = spec.readiness(run, error);
@@ -186,9 +195,9 @@ async function finish<T extends KubeObject, R extends RunState<T>>(def: Reconcil
       now: run.now,
     });
     const after = spec.build(run, conditions, error);
-    if (spec.writer.changed(before, after)) {
-      const written = await spec.writer.write(run.object, before, after);
-      def.ownWrites?.record(key, run.object, written);
+    if (spec.writer.changed(current, after)) {
+      const written = await spec.writer.write(run.object, current, after);
+      def.ownWrites?.record(key, base, written);
     }
     await spec.transitions?.(run, before, after, error);
     return error;
