@@ -209,6 +209,44 @@ describe('dashboard: the fleet in a real browser', function () {
     await shoot('matrix');
   });
 
+  it('keeps the focus on a control the user moved to while the page was re-rendering', async () => {
+    await page.goto(`${dashboard.url}#/matrix`);
+    await page.locator('#matrix').waitFor();
+    // Hold the next matrix fetch until the button is focused: the re-render that follows replaces the button.
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let asked = 0;
+    await page.route('**/api/matrix', async (route) => {
+      asked++;
+      await held;
+      await route.continue();
+    });
+    try {
+      // The focus starts elsewhere (a link of the navigation), as when the user tabs towards the button.
+      await page.locator('nav a').first().focus();
+      const renders = Number((await page.locator('body').getAttribute('data-renders')) ?? '0');
+      // Any watched change makes the page re-render; a ClusterGroup annotation changes nothing shown.
+      await fleet.upstream.mergePatch(
+        { apiVersion: API_VERSION, kind: 'ClusterGroup', namespace: WS, name: 'prod' },
+        { metadata: { annotations: { 'dash-e2e/touched': String(Date.now()) } } },
+      );
+      await waitFor(async () => asked > 0 || undefined, { what: 'the re-render to fetch the matrix', timeoutMs: 30_000 });
+      // (Expanded or not: the test before may have left it open.)
+      await page.getByRole('button', { name: /^[▸▾] prod/ }).focus();
+      release();
+      await waitFor(async () => Number((await page.locator('body').getAttribute('data-renders')) ?? '0') > renders || undefined, {
+        what: 'the re-render to finish',
+        timeoutMs: 30_000,
+      });
+      expect(await page.locator(':focus').getAttribute('data-key')).to.equal(`expand-${WS}/prod`);
+    } finally {
+      release();
+      await page.unroute('**/api/matrix');
+    }
+  });
+
   it('shows a change on the API within the page, without a reload', async () => {
     await page.goto(`${dashboard.url}#/matrix`);
     await page.locator('#matrix').waitFor();

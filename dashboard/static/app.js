@@ -434,7 +434,6 @@ async function refresh(moveFocus) {
   }
   rendering = true;
   const main = document.getElementById('main');
-  const focusKey = document.activeElement?.getAttribute?.('data-key');
   try {
     const r = route();
     for (const a of document.querySelectorAll('nav a')) {
@@ -442,6 +441,8 @@ async function refresh(moveFocus) {
       else a.removeAttribute('aria-current');
     }
     const content = await r.render();
+    // The control focused now, not before the data was fetched: the user may have moved while it loaded.
+    const focusKey = document.activeElement?.getAttribute?.('data-key');
     main.replaceChildren();
     append(main, [content]);
     document.title = `${main.querySelector('h1')?.textContent ?? 'Dashboard'} · Flotilla`;
