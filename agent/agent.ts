@@ -70,6 +70,8 @@ export interface AgentOptions {
   workers?: number;
   /** Renders (each in a worker isolate of its own) running at once; default 2, as many as the default workers (renderslots.ts). */
   renderWorkers?: number;
+  /** How long the running renders must all have run before another slot opens; default 1 s (renderslots.ts). */
+  renderSpillAfterMs?: number;
   /**
    * The render worker pool; default one of the agent's own with `renderWorkers` slots. Benchmarks that
    * simulate many clusters in one process share one (a real agent process has one agent).
@@ -185,7 +187,7 @@ export class Agent {
       ...(limits.maxInlineBytes !== undefined ? { maxInlineBytes: limits.maxInlineBytes } : {}),
     });
     await this.readClusterMirrors();
-    const isolate = this.o.renderIsolate ?? renderPool(this.o.renderWorkers ?? 2);
+    const isolate = this.o.renderIsolate ?? renderPool(this.o.renderWorkers ?? 2, this.o.renderSpillAfterMs);
     const renderer = new BundleRenderer({ limits: { ...limits.content, maxObjects: limits.maxObjects ?? 5000 }, isolate });
     const informer = new Informer<BundleDeployment & KubeObject>(
       upstream,

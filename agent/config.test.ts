@@ -7,6 +7,7 @@ describe('agent configuration', () => {
   it('has defaults for everything', () => {
     const c = parseAgentConfig([], {});
     expect(c).to.include({ namespace: 'flotilla-system', resync: 30_000, heartbeat: 15_000, probePort: 8081, logLevel: 'info', workers: 2 });
+    expect(c).to.include({ renderWorkers: 2, renderSpillAfter: 1000 });
     expect(c.kubeconfig).to.equal(undefined);
   });
 
@@ -24,6 +25,11 @@ describe('agent configuration', () => {
       argv: ['--max-file-bytes=1024'],
       env: { FLOTILLA_MAX_BUNDLE_BYTES: '4096', FLOTILLA_MAX_BUNDLE_FILES: '3' },
       want: { maxFileBytes: 1024, maxBundleBytes: 4096, maxBundleFiles: 3 },
+    },
+    {
+      name: 'reads the render slots and their spill delay',
+      argv: ['--render-workers=3', '--render-spill-after=250ms'],
+      want: { renderWorkers: 3, renderSpillAfter: 250 },
     },
     { name: 'lets flags win over the environment', argv: ['--namespace=flag'], env: { FLOTILLA_NAMESPACE: 'env' }, want: { namespace: 'flag' } },
   ];

@@ -45,8 +45,11 @@ export const AgentConfigSchema = z.strictObject({
     .max(64)
     .default(2)
     .describe(
-      'Renders running at once, each in a worker isolate of its own (16-20 MiB each); the others wait their turn. As many as --workers (the default) lets no slow render hold up another reconcile; 1 saves an isolate on small clusters.',
+      'Renders running at once at most, each in a worker isolate of its own (16-20 MiB each). A render beyond the first runs only when the running ones have been running for --render-spill-after; otherwise it waits for one to end. As many as --workers (the default) lets no slow render hold up another reconcile for longer than that; 1 never starts a second isolate.',
     ),
+  renderSpillAfter: durationMs('1s').describe(
+    'How long every running render must have been running before a waiting render starts another worker isolate (up to --render-workers); quick renders take turns in one isolate.',
+  ),
   maxObjects: z.coerce.number().int().min(1).default(DEFAULT_CONTENT_LIMITS.maxObjects).describe('Most objects one bundle may render.'),
   ...CONTENT_LIMIT_CONFIG_SHAPE,
   maxBundleFiles: z.coerce.number().int().min(1).default(DEFAULT_ARTIFACT_LIMITS.maxFiles).describe('Most files (layers) a pulled bundle artifact may have.'),

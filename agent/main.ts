@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     cachePruneIntervalMs: config.cachePrune,
     workers: config.workers,
     renderWorkers: config.renderWorkers,
+    renderSpillAfterMs: config.renderSpillAfter,
     registryMirrors,
     limits: {
       maxObjects: config.maxObjects,

@@ -29,9 +29,11 @@ export class SimFleet {
   /**
    * One render worker pool for every simulated agent: an agent of its own would start its own worker threads
    * (16-20 MiB each) at its first render, and 1,000 of them in this process took the 2-core machine to a load
-   * of 176 and 6 GiB before the first rollout finished. A real agent process renders in its own pool.
+   * of 176 and 6 GiB before the first rollout finished. A real agent process renders in its own pool. Both
+   * slots open without waiting (a spill delay of 0): the pool serves many agents at once, as it did before
+   * slots became elastic.
    */
-  private readonly renders = renderPool(2);
+  private readonly renders = renderPool(2, 0);
   private readonly log: Logger;
   private down: KubeClient | undefined;
 

@@ -91,8 +91,11 @@ export class Isolate {
 
   constructor(private readonly options: IsolateOptions = {}) {}
 
-  /** Runs one job within `budget`; resolves with the task's result or rejects with a Flotilla error. */
-  async run<I, O>(job: IsolateJob<I>, budget: IsolateBudget): Promise<O> {
+  /**
+   * Runs one job within `budget`; resolves with the task's result or rejects with a Flotilla error.
+   * `onStart` is called when a ready worker receives the job (when its deadline starts).
+   */
+  async run<I, O>(job: IsolateJob<I>, budget: IsolateBudget, onStart?: () => void): Promise<O> {
     if (this.closed) throw new Error('the isolate is closed');
     const pooled = this.take(budget.memoryMb);
     this.busy.add(pooled);
@@ -100,6 +103,7 @@ export class Isolate {
     pooled.answered = false;
     try {
       await pooled.ready;
+      onStart?.();
       return await this.exchange<O>(pooled, job, budget);
     } finally {
       this.busy.delete(pooled);
