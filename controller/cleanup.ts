@@ -17,7 +17,7 @@ import type { StorageRegistry } from './ports.js';
  * controller records its address, TLS settings, the bundle repositories and the credentials it could read
  * (the storage Secret while it still names that registry, else an agent's copy next to a
  * BundleDeployment) in a Secret {@link oldStorageSecretName} owned by the GitRepo. The copy of old versions
- * and the cleanup read it; the cleanup deletes it.
+ * and the cleanup read it; it is deleted once the status that records the finished cleanup is written.
  */
 
 /** GitRepo annotation: what happens to the old storage after a migration, `keep` or `delete` (default). */
@@ -183,10 +183,35 @@ export async function cleanUpOldStorage(
         throw new Error(`no record of how to reach ${m.from} (Secret ${namespace}/${oldStorageSecretName(repo.metadata.name)}); delete its artifacts by hand`);
       if (deleteFrom) deleted = await deleteFrom(record.registry, record.credentials, record.repositories);
     }
-    await kube.delete({ apiVersion: 'v1', kind: 'Secret', namespace, name: oldStorageSecretName(repo.metadata.name) });
+    // The record goes only once the status that says so is written (dropOldStorageRecord): should that write
+    // fail, the next reconcile still finds the record and repeats the clean-up, which deletes nothing twice.
     return outcome({ policy, phase: policy === 'keep' ? 'Kept' : 'Deleted', deleted });
   } catch (err) {
     const message = `cleaning up ${m.from} failed: ${err instanceof Error ? err.message : String(err)}; retried at the next poll`;
     return outcome({ policy, phase: 'Failed', deleted, message: message.slice(0, 1024) });
   }
+}
+
+/** Whether `storage` records a finished clean-up (Deleted or Kept), and of which migration. */
+function finishedCleanup(storage: StorageStatus | undefined): string | undefined {
+  const m = storage?.migration;
+  const phase = m?.cleanup?.phase;
+  return m && (phase === 'Deleted' || phase === 'Kept') ? `${m.from} ${m.to} ${m.startedAt ?? ''}` : undefined;
+}
+
+/**
+ * After the GitRepo's status was written (the reconciler's transitions): deletes the record of the old registry
+ * when that write is the one that finished a clean-up (`before` did not show it finished, `after` does).
+ * A failure to delete is left alone: the record is owned by the GitRepo, and the next migration replaces it.
+ */
+export async function dropOldStorageRecord(
+  kube: Pick<KubeClient, 'delete'>,
+  repo: Pick<GitRepoObject, 'metadata'>,
+  before: StorageStatus | undefined,
+  after: StorageStatus | undefined,
+): Promise<boolean> {
+  const done = finishedCleanup(after);
+  if (!done || finishedCleanup(before) === done) return false;
+  const namespace = repo.metadata.namespace ?? 'default';
+  return await kube.delete({ apiVersion: 'v1', kind: 'Secret', namespace, name: oldStorageSecretName(repo.metadata.name) }).catch(() => false);
 }

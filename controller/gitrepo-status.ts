@@ -6,6 +6,8 @@ import { mergeStatusWriter, type Readiness } from '../lib/kube/reconciler-status
 import type { ReconcilerContext } from './context.js';
 import type { Run } from './gitrepo.js';
 import { rollUpGitRepo } from './rollup.js';
+import { dropOldStorageRecord } from './cleanup.js';
+import type { StorageStatus } from './migrate.js';
 
 /**
  * The end of a GitRepo reconcile: the roll-up of its Bundles and BundleDeployments, the Ready verdict
@@ -69,8 +71,10 @@ export function gitRepoStatusSpec(ctx: ReconcilerContext, bundlesOf: (repo: GitR
       return status;
     },
     writer: mergeStatusWriter(ctx.kube),
-    async transitions(run, _before, _after, error) {
+    async transitions(run, before, after, error) {
       const { repo } = run;
+      // The clean-up after a storage migration is written: only now does its record of the old registry go.
+      await dropOldStorageRecord(ctx.kube, repo, before?.storage as StorageStatus | undefined, after.storage as StorageStatus | undefined);
       if (error !== undefined) {
         if (dispositionOf(error) === 'conflict') return;
         const message = messageOf(error);

@@ -3,7 +3,7 @@ import { API_VERSION, Finalizer, type Bundle, type GitRepo } from '../lib/api/in
 import type { KubeObject } from '../lib/kube/client.js';
 import { encodeSecretData } from '../lib/kube/secret.js';
 import { TransientError } from '../lib/errors.js';
-import { readOldStorage, recordOldStorage } from './cleanup.js';
+import { dropOldStorageRecord, readOldStorage, recordOldStorage } from './cleanup.js';
 import { gitRepoReconciler } from './gitrepo.js';
 import { createBundleStore } from './store.js';
 import { FakeGit, FakeRegistry, fakeContext } from './testing.js';
@@ -206,6 +206,51 @@ describe('storage migration in the GitRepo reconciler', () => {
     const m = w.repo().status?.storage?.migration;
     expect(m).to.deep.include({ from: 'one.example:5000/a', to: 'two.example:5000/b', phase: 'Failed' });
     expect(m).to.not.have.property('cleanup');
+  });
+
+  it('keeps the record of the old registry until the status that finishes the cleanup is written', async () => {
+    const w = world();
+    await w.reconcile();
+    w.storageSecret('one.example:5000/a');
+    await w.reconcile();
+    w.storageSecret('two.example:5000/b');
+    // The GitRepo's status writes fail from the first repository deleted on: the clean-up's outcome is lost.
+    w.registry.onDelete = () => w.f.kube.failures.set('mergePatchStatus GitRepo', new TransientError('ApiServerError', 'the API server is restarting'));
+    await w.reconcile().catch(() => undefined);
+    expect(w.registry.deletes).to.have.length(3);
+    expect(w.repo().status?.storage?.migration?.cleanup?.phase).to.equal('Pending');
+    expect((await readOldStorage(w.f.kube, 'ws', 'apps', 'one.example:5000'))?.repositories, 'the record is still there').to.have.length(3);
+    // The API server is back: the next reconcile finds the record, repeats the clean-up (nothing left to delete) and says so.
+    w.registry.onDelete = undefined;
+    w.f.kube.failures.delete('mergePatchStatus GitRepo');
+    await w.reconcile();
+    expect(w.repo().status?.storage?.migration?.cleanup).to.deep.include({ policy: 'delete', phase: 'Deleted' });
+    expect(await w.f.kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'ws', name: 'apps-old-storage' })).to.equal(undefined);
+  });
+
+  it('drops the record only for the status write that finishes a cleanup', async () => {
+    const w = world();
+    const repo = w.repo();
+    const record = () => w.f.kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'ws', name: 'apps-old-storage' });
+    const seed = () =>
+      w.f.kube.seed({ apiVersion: 'v1', kind: 'Secret', type: 'flotilla.dev/old-storage', metadata: { name: 'apps-old-storage', namespace: 'ws' }, data: {} });
+    const storage = (from: string, phase: 'Pending' | 'Deleted' | 'Kept', startedAt = '2026-01-01T00:00:00Z') => ({
+      mode: 'oci' as const,
+      source: 'ocistorage' as const,
+      reference: 'two.example:5000/b',
+      migration: { from, to: 'two.example:5000/b', phase: 'Done' as const, bundles: 3, moved: 3, startedAt, cleanup: { policy: 'delete' as const, phase } },
+    });
+    seed();
+    expect(await dropOldStorageRecord(w.f.kube, repo, storage('one.example:5000/a', 'Pending'), storage('one.example:5000/a', 'Pending'))).to.equal(false);
+    expect(await dropOldStorageRecord(w.f.kube, repo, storage('one.example:5000/a', 'Deleted'), storage('one.example:5000/a', 'Deleted'))).to.equal(false);
+    expect(await record(), 'kept while nothing finished').to.not.equal(undefined);
+    expect(await dropOldStorageRecord(w.f.kube, repo, storage('one.example:5000/a', 'Pending'), storage('one.example:5000/a', 'Deleted'))).to.equal(true);
+    expect(await record()).to.equal(undefined);
+    seed();
+    // A later migration that finished in one reconcile, after an earlier one had finished too.
+    const later = storage('one.example:5000/a', 'Kept', '2026-02-01T00:00:00Z');
+    expect(await dropOldStorageRecord(w.f.kube, repo, storage('one.example:5000/a', 'Deleted'), later)).to.equal(true);
+    expect(await record()).to.equal(undefined);
   });
 
   it('keeps the old registry with the annotation flotilla.dev/old-storage: keep', async () => {

@@ -298,6 +298,8 @@ export class FakeRegistry implements RegistryAccess {
   /** Thrown by pushes (and deletes, with `failDeletes`) when set. */
   failure: unknown;
   failDeletes = false;
+  /** Called after each repository is deleted (a test's hook into the middle of a clean-up). */
+  onDelete?: (repository: string) => void;
 
   open(registry: StorageRegistry, credentials: Credentials | undefined): RegistrySession {
     this.openSessions += 1;
@@ -333,6 +335,7 @@ export class FakeRegistry implements RegistryAccess {
         this.deletes.push(name(repository));
         const n = this.repositories.get(name(repository))?.length ?? 0;
         this.repositories.delete(name(repository));
+        this.onDelete?.(name(repository));
         return n;
       },
       close: async () => {
