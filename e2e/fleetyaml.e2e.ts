@@ -168,7 +168,9 @@ describe('fleet.yaml: valuesFrom, cluster values, Helm + Kustomize and dependsOn
   it('holds the chart bundle back while the bundle it depends on is not ready, saying so', async () => {
     for (const c of CLUSTERS) {
       await waitForCm(c.name, 'fy-base', (x) => x?.data?.role === 'base');
-      const waiting = await waitForReason(c.name, Reason.DependencyNotReady, 'fy-base');
+      // First "(not deployed …)" while the base's BundleDeployment has not been applied, then "(not ready)" for good
+      // (its Job never completes): wait for the second.
+      const waiting = await waitForReason(c.name, Reason.DependencyNotReady, 'fy-base (not ready)');
       expect(waiting.message).to.match(/waiting for bundle fy-base \(not ready\)/);
       expect(await cm(c.name, 'fy-values'), `${c.name}: nothing of the app applied`).to.equal(undefined);
     }
