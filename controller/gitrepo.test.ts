@@ -472,3 +472,46 @@ describe('GitRepo reconciler (on fake ports)', function () {
     expect(w.stored.status?.display?.readyBundleDeployments).to.equal('1/1');
   });
 });
+
+describe('GitRepo reconciler: many bundles in one commit', () => {
+  const tree = (n: number): Tree => Object.fromEntries(Array.from({ length: n }, (_, i) => [`b${String(i).padStart(2, '0')}/cm.yaml`, cm(`b${i}`)]));
+  const paths = (n: number) => Array.from({ length: n }, (_, i) => `b${String(i).padStart(2, '0')}`);
+
+  it('stores several bundles at once (at most 8) and writes every one, with the finalizer of the Bundle reconciler', async () => {
+    const w = new World();
+    w.git.push(URL, commit('many'), tree(20));
+    w.repo({ ociRegistry: { reference: REGISTRY }, paths: paths(20) });
+    // Each push waits a little, so pushes that may overlap do.
+    w.registry.beforePush = () => new Promise((r) => setTimeout(r, 5));
+    const result = await w.reconcile();
+    await w.git.dispose();
+    expect(result.error).to.equal(undefined);
+    expect(w.registry.pushes).to.have.length(20);
+    expect(w.registry.mostPushesRunning).to.be.within(2, 8);
+    const applies = w.bundleApplies();
+    expect(applies.map((b) => b.metadata.name).sort()).to.deep.equal(paths(20).map((p) => `apps-${p}`));
+    for (const b of applies) expect(b.metadata.finalizers, b.metadata.name).to.deep.equal([Finalizer.Bundle]);
+    expect(w.condition(ConditionType.ArtifactsStored)).to.equal('True/Succeeded');
+  });
+
+  it('starts no further push once one failed, writes no Bundle, and reports the bundle that failed', async () => {
+    const w = new World();
+    w.git.push(URL, commit('many-fail'), tree(20));
+    w.repo({ ociRegistry: { reference: REGISTRY }, paths: paths(20) });
+    let started = 0;
+    w.registry.beforePush = async (repository) => {
+      started += 1;
+      await new Promise((r) => setTimeout(r, 5));
+      if (repository.endsWith('apps-b03')) throw new TransientError(Reason.RegistryUnreachable, 'connection reset');
+    };
+    const result = await w.reconcile();
+    await w.git.dispose();
+    expect(dispositionOf(result.error)).to.equal('transient');
+    expect(started, 'pushes started: the first 8, and those started before the failure was seen').to.be.below(20);
+    expect(w.bundleApplies()).to.deep.equal([]);
+    expect(w.condition(ConditionType.ArtifactsStored)).to.equal('False/RegistryUnreachable');
+    const message = getCondition(w.stored.status?.conditions, ConditionType.ArtifactsStored)?.message ?? '';
+    expect(message).to.include('storing bundle apps-b03').and.include('connection reset');
+    expect(w.registry.openSessions).to.equal(0);
+  });
+});

@@ -300,6 +300,11 @@ export class FakeRegistry implements RegistryAccess {
   failDeletes = false;
   /** Called after each repository is deleted (a test's hook into the middle of a clean-up). */
   onDelete?: (repository: string) => void;
+  /** Awaited at the start of each push, before `failure` is looked at (a test's hook to hold pushes). */
+  beforePush?: (repository: string) => Promise<void>;
+  /** Pushes running now, and the most that ever ran at once. */
+  pushesRunning = 0;
+  mostPushesRunning = 0;
 
   open(registry: StorageRegistry, credentials: Credentials | undefined): RegistrySession {
     this.openSessions += 1;
@@ -307,6 +312,13 @@ export class FakeRegistry implements RegistryAccess {
     const name = (r: Reference) => `${r.registry}/${r.repository}`;
     return {
       pushVersion: async (repository: Reference, files: readonly ArtifactFile[]): Promise<PushVersionResult> => {
+        this.pushesRunning += 1;
+        this.mostPushesRunning = Math.max(this.mostPushesRunning, this.pushesRunning);
+        try {
+          await this.beforePush?.(name(repository));
+        } finally {
+          this.pushesRunning -= 1;
+        }
         if (this.failure !== undefined) throw this.failure;
         const paths = files.map((f) => ('content' in f ? `${f.path}:${f.content.toString('base64')}` : f.path));
         const digest = `sha256:${createHash('sha256').update(paths.join('\n')).digest('hex')}`;
