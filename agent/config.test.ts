@@ -6,7 +6,7 @@ import { envName } from '../lib/config.js';
 describe('agent configuration', () => {
   it('has defaults for everything', () => {
     const c = parseAgentConfig([], {});
-    expect(c).to.include({ namespace: 'flotilla-system', resync: 30_000, heartbeat: 15_000, probePort: 8081, logLevel: 'info', workers: 2 });
+    expect(c).to.include({ namespace: 'flotilla-system', resync: 30_000, heartbeat: 60_000, probePort: 8081, logLevel: 'info', workers: 2 });
     expect(c).to.include({ renderWorkers: 2, renderSpillAfter: 1000 });
     expect(c.kubeconfig).to.equal(undefined);
   });

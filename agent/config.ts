@@ -35,7 +35,9 @@ export const AgentConfigSchema = z.strictObject({
     .describe('Namespace of the agent downstream: bootstrap and state Secrets, inventories.'),
   cacheDir: z.string().default('/var/cache/flotilla-agent').describe('Blob cache folder (content-addressed).'),
   resync: durationMs('30s').describe('Interval of drift and readiness checks of each BundleDeployment.'),
-  heartbeat: durationMs('15s').describe('Interval of heartbeats on the Cluster and credential checks.'),
+  heartbeat: durationMs('60s').describe(
+    "Interval of heartbeats on the Cluster (announced to the controller, which says AgentNotSeen after three missed), of credential checks and of reading the Cluster's registry mirrors.",
+  ),
   cachePrune: durationMs('10m').describe('Interval between prunings of the blob cache (blobs of artifacts no BundleDeployment pins).'),
   workers: z.coerce.number().int().min(1).max(64).default(2).describe('Concurrent BundleDeployment reconciles.'),
   renderWorkers: z.coerce

@@ -132,6 +132,25 @@ describe('clusterRollup', () => {
     expect(r.recheckAfterMs).to.equal(35_000 + 1000);
   });
 
+  it('judges an agent by the interval it announces: 45 s of silence is three missed 15 s reports, but not of 60 s ones', () => {
+    const quick = clusterRollup({ bundleDeployments: [], lastSeen: ago(45), reportedHeartbeatSeconds: 15, now: NOW });
+    expect(quick.ready.reason).to.equal('AgentNotSeen');
+    expect(quick.ready.message).to.include('expected every 15s');
+    const slow = clusterRollup({ bundleDeployments: [], lastSeen: ago(45), reportedHeartbeatSeconds: 60, now: NOW, heartbeatMs: 15_000 });
+    expect(slow.ready.status).to.equal('True');
+    expect(slow.recheckAfterMs, 'looks again just after the third 60 s report is missed').to.equal(180_000 - 45_000 + 1000);
+    const late = clusterRollup({ bundleDeployments: [], lastSeen: ago(181), reportedHeartbeatSeconds: 60, now: NOW });
+    expect(late.ready.reason).to.equal('AgentNotSeen');
+    expect(late.ready.message).to.include('expected every 60s');
+  });
+
+  it("assumes the controller's interval for an agent that announces none (or nonsense)", () => {
+    for (const reported of [undefined, 0, -5, Number.NaN]) {
+      const r = clusterRollup({ bundleDeployments: [], lastSeen: ago(50), reportedHeartbeatSeconds: reported, now: NOW, heartbeatMs: 15_000 });
+      expect(r.ready.reason, String(reported)).to.equal('AgentNotSeen');
+    }
+  });
+
   it('lists at most 10 non-ready bundle deployments, in name order, with why', () => {
     const bds = Array.from({ length: 12 }, (_, i) => bd(`bd-${String(11 - i).padStart(2, '0')}`, 'failed'));
     const r = clusterRollup({ bundleDeployments: bds, lastSeen: ago(1), now: NOW });

@@ -34,10 +34,15 @@ import { applyObjects, ensureNotTerminating, managedLabels, namespaceObject } fr
  * gets counts of its (non-)ready clusters. The roll-ups are pure functions below, tested with case tables.
  */
 
-/** How often agents report (status.agent.lastSeen); Fleet's default. */
+/**
+ * How often an agent that does not announce its interval (status.agent.heartbeatSeconds; agents before it
+ * did) is assumed to report: their default.
+ */
 export const AGENT_HEARTBEAT_MS = 15_000;
 /** Heartbeats an agent may miss before its Cluster says so. */
 export const MISSED_HEARTBEATS = 3;
+/** How long a Cluster's roll-up waits after a change of one of its BundleDeployments, to take in the rest. */
+export const CLUSTER_ROLLUP_COALESCE_MS = 1000;
 
 /**
  * The cluster namespace of Cluster `clusterName` in workspace `workspace`: `cluster-<workspace>-<name>`, a
@@ -70,6 +75,9 @@ export interface ClusterRollupInput {
   /** metadata.creationTimestamp: an agent that never reported gets this long a grace. */
   createdAt?: string | undefined;
   now: Date;
+  /** The interval the agent announced (status.agent.heartbeatSeconds): it wins over `heartbeatMs`. */
+  reportedHeartbeatSeconds?: number | undefined;
+  /** The interval assumed for an agent that announces none (default {@link AGENT_HEARTBEAT_MS}). */
   heartbeatMs?: number;
 }
 
@@ -93,7 +101,9 @@ export function clusterRollup(input: ClusterRollupInput): ClusterRollup {
   const sorted = [...input.bundleDeployments].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   const summary = summarize(sorted, (bd) => bd.metadata.name);
   const worst = worstState(summary);
-  const staleAfter = MISSED_HEARTBEATS * (input.heartbeatMs ?? AGENT_HEARTBEAT_MS);
+  const reported = input.reportedHeartbeatSeconds;
+  const interval = reported !== undefined && Number.isFinite(reported) && reported > 0 ? reported * 1000 : (input.heartbeatMs ?? AGENT_HEARTBEAT_MS);
+  const staleAfter = MISSED_HEARTBEATS * interval;
   const nowMs = input.now.getTime();
   const seenMs = input.lastSeen ? Date.parse(input.lastSeen) : NaN;
   const fromMs = Number.isNaN(seenMs) ? Date.parse(input.createdAt ?? '') : seenMs;
@@ -209,7 +219,7 @@ const NAMESPACE_RECHECK_MS = 10 * 60_000;
  * roll-up. A BundleDeployment change enqueues the Cluster whose namespace holds it; heartbeats (status
  * changes) enqueue the Cluster itself. Status is patched only when it changes.
  */
-export function setupClusterController(ctx: ControllerContext, options: { heartbeatMs?: number } = {}): Controller {
+export function setupClusterController(ctx: ControllerContext, options: { heartbeatMs?: number; rollupCoalesceMs?: number } = {}): Controller {
   const log = ctx.log.child({ controller: 'cluster' });
   const byNamespace = new Map<string, string>();
   const index = (obj: Cluster & KubeObject, deleted: boolean): void => {
@@ -277,6 +287,7 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
         run.rollup = clusterRollup({
           bundleDeployments: [...(bdsByNamespace.get(clusterNs)?.values() ?? [])],
           lastSeen: cluster.status?.agent?.lastSeen ?? cluster.status?.agentLastSeen,
+          reportedHeartbeatSeconds: cluster.status?.agent?.heartbeatSeconds,
           createdAt: cluster.metadata.creationTimestamp,
           now: run.now,
           heartbeatMs: options.heartbeatMs,
@@ -316,12 +327,16 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
     requeue: (run) => (run.rollup?.recheckAfterMs === undefined ? {} : { requeueAfterMs: run.rollup.recheckAfterMs }),
   });
 
-  return new Controller('cluster', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) })
-    .watch(ctx.informers.clusters)
-    .watch(ctx.informers.bundleDeployments, (bd) => {
+  return new Controller('cluster', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) }).watch(ctx.informers.clusters).watch(
+    ctx.informers.bundleDeployments,
+    (bd) => {
       const key = byNamespace.get(bd.metadata.namespace ?? '');
       return key ? [key] : [];
-    });
+    },
+    // A rollout changes a cluster's BundleDeployments in bursts (written, applied, Ready): one roll-up
+    // (and at most one status write) per cluster per window, not one per change.
+    { coalesceMs: options.rollupCoalesceMs ?? CLUSTER_ROLLUP_COALESCE_MS },
+  );
 }
 
 /** Applies the cluster namespace of Cluster `namespace/name`, labelled as Flotilla's and as that cluster's. */

@@ -153,6 +153,8 @@ describe('agent (e2e)', function () {
         },
         { what: `a newer heartbeat on Cluster ${name}`, timeoutMs: 15_000 },
       );
+      const reported = await up.get<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W, name });
+      expect(reported?.status?.agent?.heartbeatSeconds, 'the agent announces its interval (1 s here), which the controller judges it by').to.equal(1);
     }
   });
 

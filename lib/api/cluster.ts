@@ -42,6 +42,12 @@ export const ClusterStatusSchema = lazySchema(() =>
           lastSeen: z.iso.datetime({ offset: true }).optional().describe('When the agent last reported.'),
           namespace: z.string().optional().describe('Namespace the agent runs in, downstream.'),
           version: z.string().max(64).optional().describe("The agent's Flotilla version."),
+          heartbeatSeconds: z
+            .int()
+            .min(1)
+            .max(86_400)
+            .optional()
+            .describe('How often the agent reports (its --heartbeat); the Cluster says AgentNotSeen after three reports missed. Absent: 15 s.'),
           registryMirrors: z.array(RegistryMirrorStatusSchema).max(64).optional().describe('The registry mirrors in effect on the agent (no credentials).'),
         })
         .optional()

@@ -67,11 +67,21 @@ export class Controller {
 
   /**
    * Enqueues keys for every change `informer` sees: by default the object's own key; `map` lets a
-   * controller react to related kinds (e.g. a BundleDeployment change enqueues its Bundle).
+   * controller react to related kinds (e.g. a BundleDeployment change enqueues its Bundle). With
+   * `coalesceMs`, a key is enqueued that long after the first change and every change until then shares
+   * that one reconcile (a roll-up over many objects that change together).
    */
-  watch<T extends KubeObject>(informer: Informer<T>, map: (obj: T, type: 'ADDED' | 'MODIFIED' | 'DELETED') => string[] = (obj) => [keyOf(obj)]): this {
+  watch<T extends KubeObject>(
+    informer: Informer<T>,
+    map: (obj: T, type: 'ADDED' | 'MODIFIED' | 'DELETED') => string[] = (obj) => [keyOf(obj)],
+    options: { coalesceMs?: number } = {},
+  ): this {
+    const delay = options.coalesceMs ?? 0;
     informer.on((type, obj) => {
-      for (const key of map(obj, type)) this.queue.add(key);
+      for (const key of map(obj, type)) {
+        if (delay > 0) this.queue.addAfter(key, delay);
+        else this.queue.add(key);
+      }
     });
     return this;
   }
