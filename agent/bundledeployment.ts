@@ -22,6 +22,7 @@ import { mergeStatusWriter } from '../lib/kube/reconciler-status.js';
 import { withoutIdleSummary } from '../lib/kube/status-compact.js';
 import type { EventRecorder } from '../lib/kube/events.js';
 import { splitKey } from '../lib/kube/informer.js';
+import { OwnWrites } from '../lib/kube/ownwrites.js';
 import type { Applier } from './applier.js';
 import { defaultEngineRendering, dryRunHooks, prepareRendered, renderEngine, runHooks, type EngineRendering, type PreparedHook } from './charts.js';
 import type { ContentLoader } from './content.js';
@@ -144,11 +145,17 @@ export class BundleDeploymentReconciler {
   private readonly verified = new VerifiedCache();
   private readonly renderer: BundleRenderer;
   private readonly engines: EngineRendering;
+  /**
+   * The watch cache with this reconciler's own writes it has not delivered yet: the reconcile that the
+   * finalizer's watch event starts must see the status the first reconcile wrote, or it writes it again.
+   */
+  private readonly own: OwnWrites<BD> | undefined;
 
   /** Reconciles the BundleDeployment with key `namespace/name` (the shared skeleton: lib/kube/reconciler.ts). */
   readonly reconcile: Reconcile;
 
   constructor(private readonly o: BundleDeploymentReconcilerOptions) {
+    this.own = o.cache ? new OwnWrites(o.cache) : undefined;
     this.now = o.now ?? (() => new Date());
     this.renderer = o.renderer ?? new BundleRenderer({ limits: { maxObjects: o.maxObjects } });
     this.engines = o.engines ?? defaultEngineRendering(this.renderer);
@@ -167,11 +174,11 @@ export class BundleDeploymentReconciler {
       now: () => this.now(),
       kube: this.o.upstream,
       get: async (key) => {
-        if (!this.o.cache) return await this.o.upstream.get<BD>(this.ref(splitKey(key).name));
-        // A copy: the run may change its object, and the cache is the informer's.
-        const cached = this.o.cache.get(key);
-        return cached && structuredClone(cached);
+        if (!this.own) return await this.o.upstream.get<BD>(this.ref(splitKey(key).name));
+        // A copy (the run may change its object, and the cache is the informer's).
+        return this.own.get(key);
       },
+      ...(this.own ? { ownWrites: this.own } : {}),
       gone: async (key) => {
         await this.removeResources(splitKey(key).name, undefined);
       },
