@@ -51,6 +51,12 @@ export interface DeletedVersion {
 export interface RetentionOptions {
   /** Newest versions kept (at least 1). */
   retain: number;
+  /**
+   * The repository's versions as the caller just read them (with what it pushed since): saves listing the
+   * tags again. A version tagged by someone else meanwhile is missed, so this can only keep more, never
+   * delete more; the next push lists and prunes again.
+   */
+  known?: readonly BundleVersion[];
   /** Manifest digests never deleted (e.g. still pinned by Bundles or BundleDeployments being rolled out). */
   protect?: Iterable<string>;
 }
@@ -60,7 +66,7 @@ export interface RetentionOptions {
  * or shared with a kept version. Returns what was deleted.
  */
 export async function pruneVersions(client: RegistryClient, repository: Reference, options: RetentionOptions): Promise<DeletedVersion[]> {
-  const versions = await listVersions(client, repository);
+  const versions = options.known ? [...options.known].sort((a, b) => a.sequence - b.sequence) : await listVersions(client, repository);
   const keepCount = Math.max(1, options.retain);
   const kept = versions.slice(-keepCount);
   const old = versions.slice(0, Math.max(0, versions.length - keepCount));
@@ -155,7 +161,10 @@ export async function pushBundleVersion(
     result = { ...pushed, sequence, unchanged: false, deleted: [] };
   }
   if (options.retain !== undefined) {
-    result.deleted = await pruneVersions(client, repository, { retain: options.retain, protect: [result.digest, ...(options.protect ?? [])] });
+    // The tags listed above, with the one just pushed: no second listing per push (a first push of 1,000
+    // bundles made 2,000 tag listings).
+    const known = result.unchanged ? versions : [...versions, { tag: versionTag(result.sequence), sequence: result.sequence }];
+    result.deleted = await pruneVersions(client, repository, { retain: options.retain, known, protect: [result.digest, ...(options.protect ?? [])] });
   }
   return result;
 }
