@@ -3,7 +3,9 @@ import { Annotation } from '../lib/api/index.js';
 import { KubeApiError, type KubeObject } from '../lib/kube/client.js';
 import { TransientError } from '../lib/errors.js';
 import { Reason } from '../lib/api/index.js';
-import { isImmutableRefusal, VerifiedCache } from './deploy.js';
+import pino from 'pino';
+import { applyPlan, isImmutableRefusal, planObjects, VerifiedCache } from './deploy.js';
+import type { Applier } from './applier.js';
 import type { DesiredObject } from './objects.js';
 
 function desired(data: Record<string, string>, deploymentID = 'd1'): DesiredObject {
@@ -84,4 +86,57 @@ describe('isImmutableRefusal (what force may delete and re-create)', () => {
       expect(isImmutableRefusal(err)).to.equal(expected);
     });
   }
+});
+
+describe('agent deploy: dry runs per deployment', () => {
+  /** An API server of one namespace in memory, counting dry runs. */
+  function memoryApplier() {
+    const objects = new Map<string, KubeObject>();
+    let version = 0;
+    const key = (o: { kind: string; namespace?: string | undefined; name: string }) => `${o.kind}/${o.namespace}/${o.name}`;
+    const stats = { dryRuns: 0, applies: 0 };
+    const applier = {
+      get: async (id: { kind: string; namespace?: string; name: string }) => structuredClone(objects.get(key(id))),
+      dryRun: async (obj: KubeObject) => {
+        stats.dryRuns += 1;
+        return { verified: true as const, object: structuredClone(obj) };
+      },
+      apply: async (obj: KubeObject) => {
+        stats.applies += 1;
+        const stored = { ...structuredClone(obj), metadata: { ...obj.metadata, resourceVersion: String(++version) } };
+        objects.set(key({ kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name }), stored);
+        return structuredClone(stored);
+      },
+      ensureNamespace: async () => undefined,
+      waitEstablished: async () => undefined,
+      resetDiscovery: () => undefined,
+    };
+    return { applier: applier as unknown as Applier, stats, objects };
+  }
+
+  it('dry-runs a new object once: what it wrote needs no dry run at the next plan', async () => {
+    const { applier, stats } = memoryApplier();
+    const ctx = { applier, log: pino({ level: 'silent' }), verified: new VerifiedCache() };
+    const want = [desired({ k: 'v' })];
+    const plan = await planObjects(ctx, want);
+    expect(plan[0]?.drift.state).to.not.equal('unchanged');
+    await applyPlan(ctx, plan, [], () => true, false);
+    expect(stats).to.deep.equal({ dryRuns: 1, applies: 1 });
+    const again = await planObjects(ctx, want);
+    expect(again[0]?.drift.state).to.equal('unchanged');
+    expect(stats.dryRuns, 'the next plan reads the object and trusts what was written').to.equal(1);
+  });
+
+  it('dry-runs again once the object changed on the server, or the content did', async () => {
+    const { applier, stats, objects } = memoryApplier();
+    const ctx = { applier, log: pino({ level: 'silent' }), verified: new VerifiedCache() };
+    await applyPlan(ctx, await planObjects(ctx, [desired({ k: 'v' })]), [], () => true, false);
+    const stored = objects.get('ConfigMap/a/c') as KubeObject;
+    objects.set('ConfigMap/a/c', { ...stored, metadata: { ...stored.metadata, resourceVersion: '99' }, data: { k: 'edited' } });
+    const drifted = await planObjects(ctx, [desired({ k: 'v' })]);
+    expect(stats.dryRuns).to.equal(2);
+    expect(drifted[0]?.drift.state).to.equal('modified');
+    await planObjects(ctx, [desired({ k: 'new' })]);
+    expect(stats.dryRuns).to.equal(3);
+  });
 });

@@ -19,8 +19,9 @@ import { applyPhases, applyRank, idKey, isCrdKind, type DesiredObject, type Ensu
  * also the validation: one object the API server rejects fails the plan, before anything is applied.
  *
  * A {@link VerifiedCache} remembers, per object, the live resourceVersion last found equal to the desired
- * content: while neither changes, the next plan skips the dry run (an idle agent then costs one read per
- * object and resync). Entries expire, so that server-side changes (new defaults, webhooks) are seen too.
+ * content, or written for it: while neither changes, the next plan skips the dry run (an idle agent then costs
+ * one read per object and resync, and a deployment one dry run per object). Entries expire, so that
+ * server-side changes (new defaults, webhooks) are seen too.
  *
  * Apply: namespaces the bundle needs, then Namespaces and CRDs of the bundle; wait for the CRDs to be
  * Established; plan the objects that could not be verified before (in a namespace or of a kind that did
@@ -193,7 +194,12 @@ async function writeOne(ctx: DeployContext, p: PlannedObject, force: boolean): P
 /** Applies one rank group in parallel. */
 async function writeGroup(ctx: DeployContext, group: readonly PlannedObject[], force: boolean, written: Map<string, KubeObject>): Promise<void> {
   await mapLimit(group, ctx.concurrency ?? 8, async (p) => {
-    written.set(idKey(p.id), await writeOne(ctx, p, force));
+    const stored = await writeOne(ctx, p, force);
+    written.set(idKey(p.id), stored);
+    // What the API server stored for the desired content is what its dry run of that content gives: the next
+    // plan (the reconcile the status write starts, the next resync) needs no dry run while it stays so.
+    const key = ctx.verified?.key(p, ctx.comparePatches);
+    if (key !== undefined) ctx.verified?.remember(key, stored);
   });
 }
 
