@@ -230,6 +230,38 @@ function webhookReport(r: WebhookResult): string {
   ].join('\n');
 }
 
+const MIB = 1024 * 1024;
+
+/** Issue 19's memory and fan-out targets beside what one memory run measured. */
+function memoryTargets(r: MemoryResult): string[] {
+  const met = (ok: boolean) => (ok ? 'MET' : 'NOT MET');
+  const perAgent = r.bundleDeployments / r.clusters;
+  const lines = [
+    `targets: agent idle at most 80 MiB: ${fmtBytes(r.agents.medianIdleRssBytes)} (median) ${met(r.agents.medianIdleRssBytes <= 80 * MIB)}` +
+      (perAgent >= 100
+        ? `; agent with 100 BundleDeployments at most 100 MiB: ${fmtBytes(r.agents.maxPeakRssBytes)} (max) ${met(r.agents.maxPeakRssBytes <= 100 * MIB)}`
+        : '') +
+      (r.bundles >= 1000 && r.clusters >= 10
+        ? `; controller with 1,000 bundles on 10 clusters at most 150 MiB: ${fmtBytes(r.controller.peakRssBytes)} ${met(r.controller.peakRssBytes <= 150 * MIB)}` +
+          `; 1,000 bundles on 10 clusters Ready within 30 s of the commit: ${fmtMs(r.rolloutMs)} ${met(r.rolloutMs <= 30_000)}`
+        : ''),
+  ];
+  const firstBundle = r.timeline.find((t) => t.bundles > 0);
+  if (r.timeline.length > 0) {
+    lines.push(
+      `progress (s after the commit: Bundles / BundleDeployments / Ready): ${r.timeline.map((t) => `${t.s}: ${t.bundles}/${t.bundleDeployments}/${t.ready}`).join(', ')}` +
+        (firstBundle ? `; first Bundles seen at ${firstBundle.s} s` : ''),
+    );
+  }
+  const cpu = Object.values(r.cpuSeconds).reduce((a, b) => a + b, 0);
+  if (r.bundleDeployments > 0 && r.rolloutMs > 0) {
+    lines.push(
+      `CPU per bundle deployment, every process of the fleet: ${((cpu * 1000) / r.bundleDeployments).toFixed(0)} ms (${cpu.toFixed(0)} CPU-seconds in ${fmtMs(r.rolloutMs)}, ${((cpu / (r.rolloutMs / 1000)) * 100).toFixed(0)} % of one core)`,
+    );
+  }
+  return lines;
+}
+
 function memoryReport(r: MemoryResult): string {
   return [
     `${r.bundles} bundles across ${r.clusters} clusters, each bundle on ${r.targets}: ${r.bundleDeployments} bundle deployments (${Math.round(r.bundleDeployments / r.clusters)} per agent); rollout ${fmtMs(r.rolloutMs)}, then ${fmtMs(r.steadyMs)} steady`,
@@ -246,6 +278,7 @@ function memoryReport(r: MemoryResult): string {
         ['agent (max)', '', fmtBytes(r.agents.maxPeakRssBytes), ''],
       ],
     ).trimEnd(),
+    ...memoryTargets(r),
     `upstream API requests during the rollout: ${r.apiRequests.upstream
       .slice(0, 6)
       .map((x) => `${x.request} ${x.count}`)
