@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import { API_VERSION, DEFAULT_WORKSPACE_NAMESPACE, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
+import { API_VERSION, DEFAULT_WORKSPACE_NAMESPACE, type BundleDeployment, type Cluster, type GitRepo } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { ensureBinaries } from '../stack/binaries.js';
 import { NODE_LOCK } from '../stack/node.js';
@@ -192,11 +192,16 @@ async function waitReady(upstream: KubeClient, timeoutMs: number, say: (m: strin
     }
     await assertAlive(JSON.parse(await readFile(join(dir, 'pids.json'), 'utf8')) as Pids, dir);
     const expected = repo?.status?.summary?.desiredReady ?? -1;
+    // The summary prints the Clusters too, whose roll-up follows their BundleDeployments by up to a second.
+    const clusters = (await upstream.list<Cluster & KubeObject>({ apiVersion: API_VERSION, kind: 'Cluster', namespace: DEFAULT_WORKSPACE_NAMESPACE })).items;
+    const clustersReady =
+      clusters.length > 0 && clusters.every((c) => c.status?.display?.state === 'Ready' && c.status.readyBundles === c.status.desiredReadyBundles);
     if (
       bds.length > 0 &&
       ready.length === bds.length &&
       expected === bds.length &&
-      repo?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+      repo?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') &&
+      clustersReady
     )
       return;
     if (Date.now() > deadline) throw new Error(`the sample bundles did not become Ready in time; logs are in ${join(dir, 'logs')}`);
