@@ -315,15 +315,15 @@ export class Agent {
     }
   }
 
+  private heartbeatMs(): number {
+    return this.o.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS;
+  }
+
   /**
    * Merge-patches the Cluster's status.agent (with the mirrors in effect); a 401 means the credential is gone:
    * register again. The patch answers with the whole Cluster, so its spec.registryMirrors come from there (no
    * GET per heartbeat); when they change what is in effect, the status is written once more to say so.
    */
-  private heartbeatMs(): number {
-    return this.o.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS;
-  }
-
   private async heartbeat(): Promise<void> {
     const credential = this.credential();
     const bootstrap = this.registration.bootstrapInfo();

@@ -64,11 +64,7 @@ export class SlottedIsolate extends Isolate {
     } finally {
       this.running.delete(slot);
       // The slot passes to the next job at once (counted as taken before it runs, so no newcomer slips in).
-      const next = this.waiting.shift();
-      if (next) {
-        this.running.add(next.slot);
-        next.resolve();
-      }
+      this.admitNext();
       this.schedule();
     }
   }
@@ -77,6 +73,14 @@ export class SlottedIsolate extends Isolate {
     clearTimeout(this.spillTimer);
     this.spillTimer = undefined;
     await super.close();
+  }
+
+  /** Gives a slot to the first waiting job, if any. */
+  private admitNext(): void {
+    const next = this.waiting.shift();
+    if (!next) return;
+    this.running.add(next.slot);
+    next.resolve();
   }
 
   /** Opens a slot for the first waiting job if every running job is slow; otherwise sets a timer for when they would be. */
@@ -90,9 +94,7 @@ export class SlottedIsolate extends Isolate {
     const youngest = Math.max(...(started as number[]));
     const wait = youngest + this.spillAfterMs - this.now();
     if (wait <= 0) {
-      const next = this.waiting.shift() as { slot: Slot; resolve: () => void };
-      this.running.add(next.slot);
-      next.resolve();
+      this.admitNext();
       this.schedule();
       return;
     }

@@ -101,8 +101,8 @@ export function clusterRollup(input: ClusterRollupInput): ClusterRollup {
   const sorted = [...input.bundleDeployments].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   const summary = summarize(sorted, (bd) => bd.metadata.name);
   const worst = worstState(summary);
-  const reported = input.reportedHeartbeatSeconds;
-  const interval = reported !== undefined && Number.isFinite(reported) && reported > 0 ? reported * 1000 : (input.heartbeatMs ?? AGENT_HEARTBEAT_MS);
+  const reported = input.reportedHeartbeatSeconds ?? Number.NaN;
+  const interval = Number.isFinite(reported) && reported > 0 ? reported * 1000 : (input.heartbeatMs ?? AGENT_HEARTBEAT_MS);
   const staleAfter = MISSED_HEARTBEATS * interval;
   const nowMs = input.now.getTime();
   const seenMs = input.lastSeen ? Date.parse(input.lastSeen) : NaN;
@@ -219,7 +219,7 @@ const NAMESPACE_RECHECK_MS = 10 * 60_000;
  * roll-up. A BundleDeployment change enqueues the Cluster whose namespace holds it; heartbeats (status
  * changes) enqueue the Cluster itself. Status is patched only when it changes.
  */
-export function setupClusterController(ctx: ControllerContext, options: { heartbeatMs?: number; rollupCoalesceMs?: number } = {}): Controller {
+export function setupClusterController(ctx: ControllerContext, options: { heartbeatMs?: number } = {}): Controller {
   const log = ctx.log.child({ controller: 'cluster' });
   const byNamespace = new Map<string, string>();
   const index = (obj: Cluster & KubeObject, deleted: boolean): void => {
@@ -335,7 +335,7 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
     },
     // A rollout changes a cluster's BundleDeployments in bursts (written, applied, Ready): one roll-up
     // (and at most one status write) per cluster per window, not one per change.
-    { coalesceMs: options.rollupCoalesceMs ?? CLUSTER_ROLLUP_COALESCE_MS },
+    { coalesceMs: CLUSTER_ROLLUP_COALESCE_MS },
   );
 }
 

@@ -58,13 +58,6 @@ const DEFAULT_POLL_MS = 15_000;
  * bundles took about 35 s to store 8 at a time on the benchmark's 2 cores (bench/README.md).
  */
 const STORE_CONCURRENCY = 8;
-/**
- * Bundles one sync writes (and deletes) at once. One: measured with 1,000 bundles on 10 clusters, writing 8
- * at once finished the writes sooner but the whole rollout later (203 s against 161 s) and raised the
- * controller's peak from 133 to 169 MiB, because every Bundle written starts a Bundle reconcile and a
- * GitRepo roll-up on the same API server; one at a time paces the rollout at what the rest can follow.
- */
-const WRITE_CONCURRENCY = 1;
 
 /** Per-reconcile working state; the status is computed from it once, at the end. */
 export interface Run extends RunState<GitRepoObject> {
@@ -353,7 +346,7 @@ async function syncCommit(
     const reason = reasonOf(err, Reason.ArtifactPushFailed);
     ctx.log.error({ gitrepo: `${ns}/${repo.metadata.name}`, bundle, registry: registry.reference, reason, err: messageOf(err) }, 'artifact push failed');
     // Nothing of this commit is applied: every Bundle of the repository keeps its last good artifact and says why.
-    await mapLimit(bundlesOf(ctx, repo), WRITE_CONCURRENCY, (existing) => markBundleStorage(ctx, ns, existing.metadata.name, false, reason, message, existing));
+    for (const existing of bundlesOf(ctx, repo)) await markBundleStorage(ctx, ns, existing.metadata.name, false, reason, message, existing);
     setCond(run, ConditionType.ArtifactsStored, false, reason, message);
     throw err;
   }
@@ -367,28 +360,27 @@ async function syncCommit(
   // Every bundle is built and stored: now, and only now, write the Bundles.
   await storage.switching();
   run.status.commit = commit;
-  // A failed write fails the sync once the others are done; the next reconcile retries.
-  await mapLimit(bundles, WRITE_CONCURRENCY, async (bundle) => {
+  // One at a time, on purpose: with 1,000 bundles on 10 clusters, writing 8 at once finished the writes sooner
+  // but the whole rollout later (203 s against 161 s) and raised the controller's peak from 133 to 169 MiB,
+  // because every Bundle written starts a Bundle reconcile and a GitRepo roll-up on the same API server; one
+  // at a time paces the rollout at what the rest can follow (bench/README.md).
+  for (const bundle of bundles) {
     const s = stored.get(bundle.name);
-    if (!s) return;
+    if (!s) continue;
     const applied = await ctx.kube.apply<BundleObject>(bundleObject(repo, bundle, s.content, s.id, commit), FIELD_MANAGER);
     run.written.push(applied);
     const fetched = charts.get(bundle.name) ?? [];
     if (fetched.length > 0 || applied.status?.charts) await applyChartsStatus(ctx.kube, ns, bundle.name, fetched);
     // The reference is spec.oci.reference: not repeated in the message (every byte of a Bundle stays in etcd).
     if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, 'stored in the registry (spec.oci.reference)', applied, s.history);
-  });
+  }
   await storage.done();
   run.status.storage = storage.storage();
   const keep = new Set(bundles.map((b) => b.name));
-  await mapLimit(
-    bundlesOf(ctx, repo).filter((b) => !keep.has(b.metadata.name)),
-    WRITE_CONCURRENCY,
-    async (old) => {
-      await ctx.kube.delete(Ref.bundle(ns, old.metadata.name));
-      if (registry) await deleteArtifactsQuietly(ctx, ports, repo, old.metadata.name);
-    },
-  );
+  for (const old of bundlesOf(ctx, repo).filter((b) => !keep.has(b.metadata.name))) {
+    await ctx.kube.delete(Ref.bundle(ns, old.metadata.name));
+    if (registry) await deleteArtifactsQuietly(ctx, ports, repo, old.metadata.name);
+  }
   run.status.artifacts = registry
     ? bundles
         .slice(0, 100)

@@ -15,34 +15,33 @@ function handInformer() {
   return { informer, emit };
 }
 
+/** A controller of one worker that records each key it reconciles, and when. */
+function recordingController(options: { accepts?: (key: string) => boolean } = {}) {
+  const seen: { key: string; at: number }[] = [];
+  const controller = new Controller(
+    'test',
+    async (key) => {
+      seen.push({ key, at: Date.now() });
+    },
+    { log: pino({ level: 'silent' }), workers: 1, ...options },
+  );
+  return { controller, seen };
+}
+
 describe('Controller', () => {
   it('reconciles only the keys `accepts` lets through, however they were enqueued', async () => {
-    const seen: string[] = [];
-    const controller = new Controller(
-      'test',
-      async (key) => {
-        seen.push(key);
-      },
-      { log: pino({ level: 'silent' }), workers: 1, accepts: (key) => key.startsWith('mine/') },
-    );
+    const { controller, seen } = recordingController({ accepts: (key) => key.startsWith('mine/') });
     controller.start();
     for (const key of ['mine/a', 'theirs/b', 'mine/c']) controller.queue.add(key);
     controller.queue.addAfter('theirs/d', 1);
     for (let i = 0; i < 100 && seen.length < 2; i++) await sleep(5);
     await sleep(20);
     await controller.stop();
-    expect(seen.sort()).to.deep.equal(['mine/a', 'mine/c']);
+    expect(seen.map((s) => s.key).sort()).to.deep.equal(['mine/a', 'mine/c']);
   });
 
   it('with coalesceMs, reconciles a key once for every change within the window, after the window', async () => {
-    const seen: { key: string; at: number }[] = [];
-    const controller = new Controller(
-      'test',
-      async (key) => {
-        seen.push({ key, at: Date.now() });
-      },
-      { log: pino({ level: 'silent' }), workers: 1 },
-    );
+    const { controller, seen } = recordingController();
     const { informer, emit } = handInformer();
     controller.watch(informer, (obj) => [`group/${obj.metadata.name.split('-')[0]}`], { coalesceMs: 150 });
     controller.start();
@@ -58,20 +57,13 @@ describe('Controller', () => {
   });
 
   it('without coalesceMs, reconciles at once', async () => {
-    const seen: string[] = [];
-    const controller = new Controller(
-      'test',
-      async (key) => {
-        seen.push(key);
-      },
-      { log: pino({ level: 'silent' }), workers: 1 },
-    );
+    const { controller, seen } = recordingController();
     const { informer, emit } = handInformer();
     controller.watch(informer, (obj) => [`ns/${obj.metadata.name}`]);
     controller.start();
     emit('x');
     for (let i = 0; i < 20 && seen.length < 1; i++) await sleep(2);
     await controller.stop();
-    expect(seen).to.deep.equal(['ns/x']);
+    expect(seen.map((s) => s.key)).to.deep.equal(['ns/x']);
   });
 });
