@@ -16,7 +16,7 @@ import { median } from './lib/stats.js';
  * round, each tool pushing its own freshly generated copy of a bundle of many random files (so no blob
  * is already there for anyone) and pulling it back into an empty folder with an empty cache. Times are
  * wall clock around the whole operation: reading and hashing the files, every request, writing the files.
- * Both tools run with their default concurrency (Flotilla 4 blobs at a time; oras push 5, pull 3).
+ * Both tools run with their default concurrency (Flotilla 8 blobs at a time; oras push 5, pull 3).
  */
 
 /** One timed operation. */

@@ -86,6 +86,9 @@ export function registryClient(
     caPem: registry.caBundle ? Buffer.from(registry.caBundle, 'base64').toString('utf8') : undefined,
     credentials,
     userAgent: 'flotilla-controller',
+    // The GitRepo sync stores 8 bundles at once (controller/gitrepo.ts): 4 blobs each keeps at most 32
+    // transfers, and 32 files of up to 1 MiB read for upload, in flight, as before the client's default rose to 8.
+    concurrency: 4,
     onEvent,
   });
 }
