@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { apiRequestCounts, topDeltas, type RequestCounts } from './lib/apimetrics.js';
 import { applyGitRepo, deleteGitRepo, type BenchStack } from './lib/fleet.js';
 import { RolloutObserver, type Milestones } from './lib/observer.js';
+import { cpuSeconds, pidsMatching } from './lib/procs.js';
 import { REAL_LABEL, type RealFleet } from './lib/realfleet.js';
 import { SimFleet, simName } from './lib/sims.js';
 import { summarizeSample, type Summary } from './lib/stats.js';
@@ -46,6 +47,11 @@ export interface LatencyResult {
   upstreamRequestsTotalPerCommit?: number;
   /** Time to register the simulated clusters (simulated scenarios). */
   registrationMs?: number;
+  /**
+   * CPU-seconds each part of the fleet used per commit (averaged over the measured commits, from /proc): where
+   * the time of a commit goes on a machine whose cores every part shares.
+   */
+  cpuSecondsPerCommit?: Record<string, number>;
   samples: { commit: number; allReadyMs: number; controllerMs: number; fanOutMs: number; agentsMs: number; serverFanOutMs?: number }[];
 }
 
@@ -69,6 +75,33 @@ async function waitComplete(
   }
 }
 
+/**
+ * The processes of the fleet whose CPU time a scenario accounts, by part: Flotilla's own by PID, the control
+ * planes' and the registry's by their folder (a Flotilla process whose arguments name a cluster's folder, for
+ * its kubeconfig, is not counted twice).
+ */
+function fleetParts(s: BenchStack, fleet: RealFleet): Record<string, number[]> {
+  const parts: Record<string, number[]> = { controller: [fleet.controller.pid], 'real agents': fleet.agents.map((a) => a.proc.pid) };
+  const ours = new Set(Object.values(parts).flat());
+  const found = (folder: string) => pidsMatching(join(s.dir, folder)).filter((p) => !ours.has(p.pid));
+  for (const { pid, command } of found(join('clusters', 'upstream'))) {
+    const key = `upstream ${command.split(' ')[0] ?? ''}`;
+    parts[key] = [...(parts[key] ?? []), pid];
+  }
+  const downstream = Object.keys(s.desc.clusters).filter((n) => n !== 'upstream');
+  parts['downstream API servers and etcd'] = downstream.flatMap((name) => found(join('clusters', name)).map((p) => p.pid));
+  parts.registry = found('registry').map((p) => p.pid);
+  return parts;
+}
+
+/** CPU-seconds per part so far; the benchmark process (simulated agents, git server, watches) is this one. */
+function cpuOfParts(parts: Record<string, number[]>): Record<string, number> {
+  const out = Object.fromEntries(Object.entries(parts).map(([name, pids]) => [name, pids.reduce((n, pid) => n + (cpuSeconds(pid) ?? 0), 0)]));
+  const own = process.cpuUsage();
+  out['benchmark process (simulated agents, git server, watches)'] = (own.user + own.system) / 1e6;
+  return out;
+}
+
 function upstreamRequests(s: BenchStack): Promise<RequestCounts> {
   return apiRequestCounts(join(s.dir, 'clusters', 'upstream'), s.desc.clusters.upstream?.server ?? '');
 }
@@ -81,7 +114,7 @@ interface Scenario {
   fleetYaml: string;
 }
 
-async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m: string) => void): Promise<LatencyResult> {
+async function runScenario(s: BenchStack, fleet: RealFleet, sc: Scenario, commits: number, say: (m: string) => void): Promise<LatencyResult> {
   await s.git.createRepo(sc.repo);
   await s.git.commit(sc.repo, { 'app/cm.yaml': appFile(0), 'app/fleet.yaml': sc.fleetYaml }, 'latency bundle');
   const observer = new RolloutObserver(s.up, sc.repo);
@@ -91,6 +124,9 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
   const loopDelay = monitorEventLoopDelay({ resolution: 20 });
   let requests0: RequestCounts = {};
   let requests1: RequestCounts = {};
+  const parts = fleetParts(s, fleet);
+  let cpu0: Record<string, number> = {};
+  let cpu1: Record<string, number> = {};
   try {
     await applyGitRepo(s, {
       name: sc.repo,
@@ -103,6 +139,7 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
     let previous = (await waitComplete(observer, undefined, sc.clusters, 600_000)).id;
     say(`latency ${sc.name}: first rollout done; measuring ${commits} commits`);
     requests0 = await upstreamRequests(s);
+    cpu0 = cpuOfParts(parts);
     loopDelay.enable();
     for (let round = 1; round <= commits; round++) {
       await sleep(randomInt(1000));
@@ -124,6 +161,7 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
       perCluster.push(...m.deployments.map((d) => d.ready - t0));
       if (round % 5 === 0) say(`latency ${sc.name}: ${round}/${commits} commits (last ${samples.at(-1)?.allReadyMs} ms)`);
     }
+    cpu1 = cpuOfParts(parts);
     requests1 = await upstreamRequests(s);
   } finally {
     loopDelay.disable();
@@ -146,6 +184,7 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
     agents: summarizeSample(samples.map((x) => x.agentsMs)),
     ...(serverFanOut.length === samples.length && samples.length > 0 ? { serverFanOut: summarizeSample(serverFanOut) } : {}),
     eventLoopDelay: { p99: Math.round(loopDelay.percentile(99) / 1e6), max: Math.round(loopDelay.max / 1e6) },
+    cpuSecondsPerCommit: Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, Math.round(((v - (cpu0[k] ?? 0)) / commits) * 100) / 100])),
   };
 }
 
@@ -153,6 +192,7 @@ async function runScenario(s: BenchStack, sc: Scenario, commits: number, say: (m
 export async function benchLatencyReal(s: BenchStack, fleet: RealFleet, commits: number, say: (m: string) => void): Promise<LatencyResult> {
   return await runScenario(
     s,
+    fleet,
     {
       name: '2 real clusters',
       repo: s.unique('lat-real'),
@@ -200,6 +240,7 @@ export async function benchLatencySims(
       say(`latency: ${count} simulated clusters registered in ${(registrationMs / 1000).toFixed(0)} s`);
       const r = await runScenario(
         s,
+        fleet,
         {
           name: `${count} simulated clusters`,
           repo: s.unique(`lat-sim-${count}`),

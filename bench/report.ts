@@ -197,6 +197,17 @@ function latencyReport(r: LatencyResult[]): string {
           .map((x) => `${x.request} ${x.count}`)
           .join(', ')}`,
     ),
+    ...r.flatMap((l) => {
+      const cpu = Object.entries(l.cpuSecondsPerCommit ?? {}).sort((a, b) => b[1] - a[1]);
+      const sum = cpu.reduce((n, [, v]) => n + v, 0);
+      return cpu.length === 0
+        ? []
+        : [
+            `CPU-seconds per commit, ${l.scenario}: ${sum.toFixed(2)} in all (${((sum * 1000) / l.clusters).toFixed(0)} ms per cluster): ${cpu
+              .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+              .join(', ')}`,
+          ];
+    }),
   ].join('\n');
 }
 

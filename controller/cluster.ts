@@ -44,8 +44,8 @@ export const MISSED_HEARTBEATS = 3;
 /**
  * How long a Cluster's roll-up waits after a change of one of its BundleDeployments, to take in the rest.
  * 3 s covers most agents' round trip (new spec -> applied -> Ready), after which the counts are what they
- * were and nothing is written: at 200 simulated clusters, 96 Cluster status writes per commit instead of 186
- * with 1 s (bench/README.md, Propagation latency).
+ * were and nothing is written: at 200 simulated clusters, 54-98 Cluster status writes per commit instead of
+ * 158 with 1 s in runs of the same hour (bench/README.md, Propagation latency).
  */
 export const CLUSTER_ROLLUP_COALESCE_MS = 3000;
 
