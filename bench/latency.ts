@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { apiRequestCounts, topDeltas, type RequestCounts } from './lib/apimetrics.js';
 import { applyGitRepo, deleteGitRepo, type BenchStack } from './lib/fleet.js';
 import { RolloutObserver, type Milestones } from './lib/observer.js';
-import { cpuSeconds, pidsMatching } from './lib/procs.js';
+import { cpuOfParts, pidsMatching } from './lib/procs.js';
 import { REAL_LABEL, type RealFleet } from './lib/realfleet.js';
 import { SimFleet, simName } from './lib/sims.js';
 import { summarizeSample, type Summary } from './lib/stats.js';
@@ -75,6 +75,9 @@ async function waitComplete(
   }
 }
 
+/** What the benchmark process runs during a scenario, as its CPU is labelled. */
+const BENCH_PROCESS = 'benchmark process (simulated agents, git server, watches)';
+
 /**
  * The processes of the fleet whose CPU time a scenario accounts, by part: Flotilla's own by PID, the control
  * planes' and the registry's by their folder (a Flotilla process whose arguments name a cluster's folder, for
@@ -92,14 +95,6 @@ function fleetParts(s: BenchStack, fleet: RealFleet): Record<string, number[]> {
   parts['downstream API servers and etcd'] = downstream.flatMap((name) => found(join('clusters', name)).map((p) => p.pid));
   parts.registry = found('registry').map((p) => p.pid);
   return parts;
-}
-
-/** CPU-seconds per part so far; the benchmark process (simulated agents, git server, watches) is this one. */
-function cpuOfParts(parts: Record<string, number[]>): Record<string, number> {
-  const out = Object.fromEntries(Object.entries(parts).map(([name, pids]) => [name, pids.reduce((n, pid) => n + (cpuSeconds(pid) ?? 0), 0)]));
-  const own = process.cpuUsage();
-  out['benchmark process (simulated agents, git server, watches)'] = (own.user + own.system) / 1e6;
-  return out;
 }
 
 function upstreamRequests(s: BenchStack): Promise<RequestCounts> {
@@ -139,7 +134,7 @@ async function runScenario(s: BenchStack, fleet: RealFleet, sc: Scenario, commit
     let previous = (await waitComplete(observer, undefined, sc.clusters, 600_000)).id;
     say(`latency ${sc.name}: first rollout done; measuring ${commits} commits`);
     requests0 = await upstreamRequests(s);
-    cpu0 = cpuOfParts(parts);
+    cpu0 = cpuOfParts(parts, BENCH_PROCESS);
     loopDelay.enable();
     for (let round = 1; round <= commits; round++) {
       await sleep(randomInt(1000));
@@ -161,7 +156,7 @@ async function runScenario(s: BenchStack, fleet: RealFleet, sc: Scenario, commit
       perCluster.push(...m.deployments.map((d) => d.ready - t0));
       if (round % 5 === 0) say(`latency ${sc.name}: ${round}/${commits} commits (last ${samples.at(-1)?.allReadyMs} ms)`);
     }
-    cpu1 = cpuOfParts(parts);
+    cpu1 = cpuOfParts(parts, BENCH_PROCESS);
     requests1 = await upstreamRequests(s);
   } finally {
     loopDelay.disable();

@@ -22,7 +22,7 @@ import {
   type BenchStack,
   type BenchCluster,
 } from './lib/fleet.js';
-import { PeakSampler, cpuSeconds, pidsMatching, type FlotillaProcess } from './lib/procs.js';
+import { PeakSampler, cpuOfParts, pidsMatching, type FlotillaProcess } from './lib/procs.js';
 import { median } from './lib/stats.js';
 
 /**
@@ -108,6 +108,9 @@ async function waitRollout(up: KubeClient, repo: string, expected: number, t0: n
   return timeline;
 }
 
+/** What the benchmark process runs during the rollout, as its CPU is labelled. */
+const BENCH_PROCESS = 'benchmark process (git server, polling)';
+
 /** The processes whose CPU time is accounted: ours, and the control planes' and registry's found by folder. */
 function accounted(procs: readonly FlotillaProcess[], dir: string, registryDir: string): Record<string, number[]> {
   const parts: Record<string, number[]> = { controller: [procs[0]?.pid ?? -1], agents: procs.slice(1).map((p) => p.pid) };
@@ -120,12 +123,6 @@ function accounted(procs: readonly FlotillaProcess[], dir: string, registryDir: 
   }
   parts.registry = pidsMatching(registryDir).map((p) => p.pid);
   return parts;
-}
-
-function cpuOf(parts: Record<string, number[]>): Record<string, number> {
-  const out = Object.fromEntries(Object.entries(parts).map(([name, pids]) => [name, pids.reduce((n, pid) => n + (cpuSeconds(pid) ?? 0), 0)]));
-  out['benchmark process (git server, polling)'] = process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
-  return out;
 }
 
 /** Runs the benchmark; `steadyMs` is how long the fleet stays up once Ready (default 40 s: past one 30 s resync). */
@@ -162,7 +159,7 @@ export async function benchMemory(
     await s.git.commit(repo, bundleTree(o.bundles, clusters, o.targets), `${o.bundles} bundles`);
     const idle = procs.map((p) => p.rss() ?? Number.NaN);
     const parts = accounted(procs, dir, join(s.dir, 'registry'));
-    const cpu0 = cpuOf(parts);
+    const cpu0 = cpuOfParts(parts, BENCH_PROCESS);
     const planeDirs = [join(dir, 'mem-upstream'), join(dir, 'mem-downstream')] as const;
     const counts = () => Promise.all(planes.map((p, i) => apiRequestCounts(planeDirs[i] ?? '', p.server)));
     const req0 = await counts();
@@ -176,7 +173,7 @@ export async function benchMemory(
     });
     const timeline = await waitRollout(ms.up, repo, o.bundles * Math.min(o.targets, o.clusters), t0, say);
     const rolloutMs = Date.now() - t0;
-    const cpu1 = cpuOf(parts);
+    const cpu1 = cpuOfParts(parts, BENCH_PROCESS);
     const req1 = await counts();
     const cpuSpent = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, Math.round((v - (cpu0[k] ?? 0)) * 10) / 10]));
     const steadyMs = o.steadyMs ?? 40_000;

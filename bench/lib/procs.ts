@@ -179,7 +179,13 @@ export function pidsMatching(needle: string): { pid: number; command: string }[]
   return out;
 }
 
-/** CPU seconds per named process, for "where did the time go" notes: call once before and once after. */
-export function cpuByProcess(named: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(named).map(([name, pid]) => [name, cpuSeconds(pid) ?? Number.NaN]));
+/**
+ * CPU seconds so far of each group of processes, plus this process under `ownLabel`, for "where did the time
+ * go" notes: call once before and once after.
+ */
+export function cpuOfParts(parts: Record<string, number[]>, ownLabel: string): Record<string, number> {
+  const out = Object.fromEntries(Object.entries(parts).map(([name, pids]) => [name, pids.reduce((n, pid) => n + (cpuSeconds(pid) ?? 0), 0)]));
+  const own = process.cpuUsage();
+  out[ownLabel] = (own.user + own.system) / 1e6;
+  return out;
 }

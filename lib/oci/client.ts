@@ -57,7 +57,7 @@ export interface RegistryClientOptions {
   blobCheck?: 'mount' | 'head';
   /**
    * Blob transfers run in parallel per push or pull (default 8: against a registry on the same 2 cores, 8
-   * pulled a 200-file bundle in 1.0-1.5x oras's time where 4 took 1.5-1.7x; bench/README.md, Throughput).
+   * pulled a 200-file bundle in 0.9-1.5x oras's time where 4 took 1.6-1.7x; bench/README.md, Throughput).
    */
   concurrency?: number;
   timeouts?: Partial<{ connectMs: number; headersMs: number; bodyMs: number }>;
