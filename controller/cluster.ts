@@ -43,11 +43,10 @@ export const AGENT_HEARTBEAT_MS = 15_000;
 export const MISSED_HEARTBEATS = 3;
 /**
  * How long a Cluster's roll-up waits after a change of one of its BundleDeployments, to take in the rest.
- * 3 s covers most agents' round trip (new spec -> applied -> Ready), after which the counts are what they
- * were and nothing is written: at 200 simulated clusters, 54-98 Cluster status writes per commit instead of
- * 158 with 1 s in runs of the same hour (bench/README.md, Propagation latency).
+ * 3 s halved the Cluster status writes of a rollout but let a Cluster read NotReady for up to 3 s after its
+ * GitRepo was Ready (e2e/status.e2e.ts caught it), with no gain in latency: kept at 1 s (bench/README.md).
  */
-export const CLUSTER_ROLLUP_COALESCE_MS = 3000;
+export const CLUSTER_ROLLUP_COALESCE_MS = 1000;
 
 /**
  * The cluster namespace of Cluster `clusterName` in workspace `workspace`: `cluster-<workspace>-<name>`, a
