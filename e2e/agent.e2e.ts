@@ -205,6 +205,10 @@ describe('agent (e2e)', function () {
     });
     const ready = await waitBD(0, 'targeted', 'BundleDeployment targeted Ready on downstream-1', (bd) => bd.status?.ready === true);
     expect(ready.metadata.finalizers, 'the agent holds the BundleDeployment until it pruned').to.include(Finalizer.BundleDeployment);
+    // Spec and status are atomic in the CRD: the real API server records each as one field, whoever writes it.
+    const writers = (ready.metadata as { managedFields?: { manager: string; subresource?: string; fieldsV1?: Record<string, unknown> }[] }).managedFields ?? [];
+    expect(writers.find((w) => w.subresource === 'status')?.fieldsV1, 'the status writer owns status as one field').to.deep.equal({ 'f:status': {} });
+    expect(writers.find((w) => w.manager === 'flotilla-controller')?.fieldsV1?.['f:spec'], 'the controller owns spec as one field').to.deep.equal({});
     expect(await getBD(1, 'targeted'), 'no BundleDeployment for the cluster the targets do not select').to.equal(undefined);
     expect(await present(1), 'nothing on downstream-2').to.equal(undefined);
     await up.apply(bundle(['one', 'two']), 'e2e');

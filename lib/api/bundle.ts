@@ -3,7 +3,7 @@
  * artifact pinned by digest (OCI mode), with its deployment options and targets.
  */
 import { z } from 'zod';
-import { refineWithCel } from './crd-extensions.js';
+import { atomic, refineWithCel } from './crd-extensions.js';
 import { READY_COLUMN, objectSchema, type KindDefinition } from './kind.js';
 import { ConditionsSchema, LabelSelectorSchema } from './meta.js';
 import {
@@ -106,13 +106,14 @@ export const BundleStatusSchema = lazySchema(() =>
       observedGeneration: z.int().min(0).optional().describe('metadata.generation the status describes.'),
       conditions: ConditionsSchema.optional(),
       summary: BundleSummarySchema.optional(),
-      display: z
-        .strictObject({
-          readyClusters: z.string().optional().describe('Ready/desired clusters, "n/m".'),
-          state: z.string().optional().describe('Worst state over all clusters.'),
-        })
-        .optional()
-        .describe('Summary for kubectl get.'),
+      display: atomic(
+        z
+          .strictObject({
+            readyClusters: z.string().optional().describe('Ready/desired clusters, "n/m".'),
+            state: z.string().optional().describe('Worst state over all clusters.'),
+          })
+          .describe('Summary for kubectl get.'),
+      ).optional(),
       maxNew: z.int().min(0).optional().describe('Accepted for Fleet compatibility.'),
       maxUnavailable: z.int().min(0).optional().describe('Accepted for Fleet compatibility.'),
       resourcesSHA256Sum: z.string().max(128).optional().describe('sha256 of the resources (etcd mode).'),

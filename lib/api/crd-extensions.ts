@@ -25,6 +25,11 @@ export interface CrdExtensions {
   preserveUnknownFields?: boolean;
   /** For arrays of objects: `x-kubernetes-list-type: map` keyed by these fields (they must be required). */
   listMapKeys?: string[];
+  /**
+   * Server-side apply tracks the value as one field (`x-kubernetes-map-type: atomic` on an object,
+   * `x-kubernetes-list-type: atomic` on an array): managedFields name the field, not every member.
+   */
+  atomic?: boolean;
 }
 
 /** Registry of CRD-only facts, keyed by zod schema instance. */
@@ -60,5 +65,16 @@ export function freeForm(description: string): z.ZodType<unknown> {
 /** Marks an array of objects as a map list keyed by `keys` (`x-kubernetes-list-type: map`). */
 export function listMap<T extends z.ZodType>(schema: T, keys: string[]): T {
   crdExtensions.add(resolveLazy(schema), { ...crdExtensionsOf(schema), listMapKeys: keys });
+  return schema;
+}
+
+/**
+ * Marks an object or array as atomic for server-side apply: one writer owns it whole, and managedFields
+ * record the field alone instead of every member below it (every key of every condition, every option).
+ * Use it only where a single field manager writes the whole value; two appliers of an atomic value
+ * replace each other's members.
+ */
+export function atomic<T extends z.ZodType>(schema: T): T {
+  crdExtensions.add(resolveLazy(schema), { ...crdExtensionsOf(schema), atomic: true });
   return schema;
 }

@@ -32,7 +32,7 @@
  *   `atomic: false` before fleet.yaml is checked.
  */
 import { z } from 'zod';
-import { crdExtensions, freeForm } from './crd-extensions.js';
+import { atomic, crdExtensions, freeForm } from './crd-extensions.js';
 import { lazySchema } from './lazy.js';
 
 /** Values given to Helm: any YAML mapping (free-form in the CRDs). */
@@ -96,79 +96,85 @@ export const ValuesFromSchema = lazySchema(() =>
 /** One `helm.valuesFrom` entry. */
 export type ValuesFrom = z.infer<typeof ValuesFromSchema>;
 
-/** Fleet `helm` options (the ones Flotilla honours; see the module comment). */
+/**
+ * Fleet `helm` options (the ones Flotilla honours; see the module comment). Atomic for server-side
+ * apply: the controller writes them whole, and managedFields name `helm` once instead of every key of
+ * every Helm value (a chart's values can hold thousands).
+ */
 export const HelmOptionsSchema = lazySchema(() =>
-  z
-    .strictObject({
-      // (No CEL rule for the pattern: a regex on a string inside the unbounded targets list exceeds the API server's
-      // validation cost budget, and the CRD is refused.)
-      chart: z
-        .string()
-        .min(1)
-        .max(4096)
-        .regex(
-          new RegExp(`^(?:${INSIDE_BUNDLE.source.slice(1, -1)}|${REMOTE_CHART.source.slice(1, -1)})$`),
-          'must be a chart folder inside the bundle (relative, no ".." segment), an oci:// reference, an http(s):// URL of a chart .tgz, or a chart name with helm.repo',
-        )
-        .optional()
-        .describe(
-          'Chart folder inside the bundle (default: the bundle folder when it holds a Chart.yaml), an oci:// reference, an http(s):// URL of a chart .tgz, or the chart name in helm.repo.',
-        ),
-      repo: z
-        .string()
-        .max(4096)
-        .regex(/^https?:\/\/\S+$/, 'must be the http(s):// URL of a Helm repository (the folder of its index.yaml)')
-        .optional()
-        .describe('HTTP(S) Helm repository (index.yaml) holding the chart named in chart; fetched by the controller.'),
-      version: z
-        .string()
-        .max(256)
-        .optional()
-        .describe('Version of a remote chart: exact or a semver constraint (e.g. ^1.2.0), resolved at each commit; default the latest.'),
-      releaseName: z
-        .string()
-        .max(53)
-        .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a lowercase DNS name of at most 53 characters')
-        .optional()
-        .describe('Release name the chart is rendered with (.Release.Name); default: the bundle name.'),
-      values: helmValues('Values given to the chart; ${ } cluster templating and global.fleet.clusterLabels.* apply.').optional(),
-      valuesFiles: z
-        .array(bundleRelativePath('A values file of the bundle.'))
-        .optional()
-        .describe('Values files of the bundle, merged over values in order (Fleet order).'),
-      valuesFrom: z
-        .array(ValuesFromSchema)
-        .optional()
-        .describe('ConfigMap and Secret keys read downstream by the agent, merged over values and valuesFiles in order.'),
-      takeOwnership: z.boolean().optional().describe('Take over objects that exist downstream (server-side apply always does).'),
-      force: z.boolean().optional().describe('Delete and re-create objects that cannot be patched.'),
-      waitForJobs: z.boolean().optional().describe('Jobs count as ready only once complete (always true in Flotilla).'),
-      maxHistory: z.int32().min(0).optional().describe('Accepted for Fleet compatibility: Flotilla keeps no Helm history.'),
-      timeoutSeconds: z
-        .int32()
-        .min(0)
-        .optional()
-        .describe(
-          'Seconds the applied version has to become ready; objects still not ready then make the deployment fail (Deployed False, reason ReadyTimeout) until they are ready. 0: no limit.',
-        ),
-      atomic: z
-        .boolean()
-        .optional()
-        .describe(
-          'Roll a cluster back to the version it ran before when the newest version fails there (apply failure, or ReadyTimeout after timeoutSeconds), until the revision changes. Needs OCI storage (retained versions).',
-        ),
-      skipSchemaValidation: z.boolean().optional().describe("Do not validate values against the chart's values.schema.json."),
-      disableDNS: z.boolean().optional().describe('Templates may not resolve host names (Fleet enables DNS by default).'),
-      disablePreProcess: z.boolean().optional().describe('Do not apply ${ } cluster templating to values.'),
-      disableDependencyUpdate: z.boolean().optional().describe("Do not fetch the chart's dependencies: take them from its charts/ folder."),
-      insecureSkipTLSVerify: z
-        .boolean()
-        .optional()
-        .describe(
-          "Do not verify the TLS certificate of this bundle's remote chart repository (and its dependencies' repositories) when the controller fetches them.",
-        ),
-    })
-    .describe('Helm options: which chart of the bundle and how it is rendered.'),
+  atomic(
+    z
+      .strictObject({
+        // (No CEL rule for the pattern: a regex on a string inside the unbounded targets list exceeds the API server's
+        // validation cost budget, and the CRD is refused.)
+        chart: z
+          .string()
+          .min(1)
+          .max(4096)
+          .regex(
+            new RegExp(`^(?:${INSIDE_BUNDLE.source.slice(1, -1)}|${REMOTE_CHART.source.slice(1, -1)})$`),
+            'must be a chart folder inside the bundle (relative, no ".." segment), an oci:// reference, an http(s):// URL of a chart .tgz, or a chart name with helm.repo',
+          )
+          .optional()
+          .describe(
+            'Chart folder inside the bundle (default: the bundle folder when it holds a Chart.yaml), an oci:// reference, an http(s):// URL of a chart .tgz, or the chart name in helm.repo.',
+          ),
+        repo: z
+          .string()
+          .max(4096)
+          .regex(/^https?:\/\/\S+$/, 'must be the http(s):// URL of a Helm repository (the folder of its index.yaml)')
+          .optional()
+          .describe('HTTP(S) Helm repository (index.yaml) holding the chart named in chart; fetched by the controller.'),
+        version: z
+          .string()
+          .max(256)
+          .optional()
+          .describe('Version of a remote chart: exact or a semver constraint (e.g. ^1.2.0), resolved at each commit; default the latest.'),
+        releaseName: z
+          .string()
+          .max(53)
+          .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a lowercase DNS name of at most 53 characters')
+          .optional()
+          .describe('Release name the chart is rendered with (.Release.Name); default: the bundle name.'),
+        values: helmValues('Values given to the chart; ${ } cluster templating and global.fleet.clusterLabels.* apply.').optional(),
+        valuesFiles: z
+          .array(bundleRelativePath('A values file of the bundle.'))
+          .optional()
+          .describe('Values files of the bundle, merged over values in order (Fleet order).'),
+        valuesFrom: z
+          .array(ValuesFromSchema)
+          .optional()
+          .describe('ConfigMap and Secret keys read downstream by the agent, merged over values and valuesFiles in order.'),
+        takeOwnership: z.boolean().optional().describe('Take over objects that exist downstream (server-side apply always does).'),
+        force: z.boolean().optional().describe('Delete and re-create objects that cannot be patched.'),
+        waitForJobs: z.boolean().optional().describe('Jobs count as ready only once complete (always true in Flotilla).'),
+        maxHistory: z.int32().min(0).optional().describe('Accepted for Fleet compatibility: Flotilla keeps no Helm history.'),
+        timeoutSeconds: z
+          .int32()
+          .min(0)
+          .optional()
+          .describe(
+            'Seconds the applied version has to become ready; objects still not ready then make the deployment fail (Deployed False, reason ReadyTimeout) until they are ready. 0: no limit.',
+          ),
+        atomic: z
+          .boolean()
+          .optional()
+          .describe(
+            'Roll a cluster back to the version it ran before when the newest version fails there (apply failure, or ReadyTimeout after timeoutSeconds), until the revision changes. Needs OCI storage (retained versions).',
+          ),
+        skipSchemaValidation: z.boolean().optional().describe("Do not validate values against the chart's values.schema.json."),
+        disableDNS: z.boolean().optional().describe('Templates may not resolve host names (Fleet enables DNS by default).'),
+        disablePreProcess: z.boolean().optional().describe('Do not apply ${ } cluster templating to values.'),
+        disableDependencyUpdate: z.boolean().optional().describe("Do not fetch the chart's dependencies: take them from its charts/ folder."),
+        insecureSkipTLSVerify: z
+          .boolean()
+          .optional()
+          .describe(
+            "Do not verify the TLS certificate of this bundle's remote chart repository (and its dependencies' repositories) when the controller fetches them.",
+          ),
+      })
+      .describe('Helm options: which chart of the bundle and how it is rendered.'),
+  ),
 );
 
 /** Fleet `helm` options. */

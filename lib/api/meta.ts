@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { ConditionStatus } from './constants.js';
-import { listMap } from './crd-extensions.js';
+import { atomic, listMap } from './crd-extensions.js';
 import { formatTime } from '../util/time.js';
 import { lazySchema } from './lazy.js';
 
@@ -124,25 +124,27 @@ const CONDITION_REASON = /^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/;
 
 /** A status condition, exactly as Kubernetes metav1.Condition. */
 export const ConditionSchema = lazySchema(() =>
-  z
-    .strictObject({
-      type: z
-        .string()
-        .max(316)
-        .regex(CONDITION_TYPE, 'must be a condition type such as "Ready"')
-        .describe('Type of the condition: Ready, Reconciling, Stalled, or a specific one such as GitFetched.'),
-      status: z.enum(['True', 'False', 'Unknown']).describe('Status of the condition: True, False or Unknown.'),
-      observedGeneration: z.int().min(0).optional().describe('metadata.generation of the object when the condition was set.'),
-      lastTransitionTime: z.iso.datetime({ offset: true }).describe('When the status last changed (RFC 3339).'),
-      reason: z
-        .string()
-        .min(1)
-        .max(1024)
-        .regex(CONDITION_REASON, 'must be a CamelCase reason')
-        .describe('Machine-readable CamelCase reason for the last transition, e.g. Succeeded or ArtifactTampered.'),
-      message: z.string().max(32768).describe('Human-readable details; never contains secrets.'),
-    })
-    .describe('A condition of the object (Kubernetes metav1.Condition).'),
+  atomic(
+    z
+      .strictObject({
+        type: z
+          .string()
+          .max(316)
+          .regex(CONDITION_TYPE, 'must be a condition type such as "Ready"')
+          .describe('Type of the condition: Ready, Reconciling, Stalled, or a specific one such as GitFetched.'),
+        status: z.enum(['True', 'False', 'Unknown']).describe('Status of the condition: True, False or Unknown.'),
+        observedGeneration: z.int().min(0).optional().describe('metadata.generation of the object when the condition was set.'),
+        lastTransitionTime: z.iso.datetime({ offset: true }).describe('When the status last changed (RFC 3339).'),
+        reason: z
+          .string()
+          .min(1)
+          .max(1024)
+          .regex(CONDITION_REASON, 'must be a CamelCase reason')
+          .describe('Machine-readable CamelCase reason for the last transition, e.g. Succeeded or ArtifactTampered.'),
+        message: z.string().max(32768).describe('Human-readable details; never contains secrets.'),
+      })
+      .describe('A condition of the object (Kubernetes metav1.Condition).'),
+  ),
 );
 
 /** A status condition. */

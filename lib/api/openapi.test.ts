@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { z } from 'zod';
-import { freeForm, listMap, refineWithCel } from './crd-extensions.js';
+import { atomic, freeForm, listMap, refineWithCel } from './crd-extensions.js';
 import { buildCrd } from './crd.js';
 import { kinds } from './index.js';
 import { toOpenAPI, UnsupportedSchemaError, type OpenAPISchema } from './openapi.js';
@@ -57,6 +57,30 @@ describe('toOpenAPI', () => {
     expect(toOpenAPI(freeForm('anything'))).to.deep.equal({ description: 'anything', 'x-kubernetes-preserve-unknown-fields': true });
   });
 
+  it('marks atomic objects and lists, wherever they are wrapped', () => {
+    const object = atomic(z.strictObject({ a: z.string().describe('a') }).describe('o'));
+    const list = atomic(z.array(z.string()).describe('l'));
+    expect(toOpenAPI(object)).to.include({ 'x-kubernetes-map-type': 'atomic' });
+    expect(toOpenAPI(list)).to.include({ 'x-kubernetes-list-type': 'atomic' });
+    const parent = toOpenAPI(z.strictObject({ o: object.optional(), plain: z.strictObject({}).describe('p') }).describe('parent'));
+    expect(parent.properties?.o).to.include({ 'x-kubernetes-map-type': 'atomic' });
+    expect(parent.properties?.plain?.['x-kubernetes-map-type']).to.equal(undefined);
+  });
+
+  it('keeps the atomic spec and status of a BundleDeployment, whose managedFields stay small', () => {
+    const bd = kinds.find((k) => k.kind === 'BundleDeployment');
+    const schema = bd && buildCrd(bd).spec.versions[0]?.schema.openAPIV3Schema;
+    expect(schema?.properties?.spec).to.include({ 'x-kubernetes-map-type': 'atomic' });
+    expect(schema?.properties?.status).to.include({ 'x-kubernetes-map-type': 'atomic' });
+  });
+
+  it('keeps conditions a map list by type whose items are atomic, so each writer owns its own conditions whole', () => {
+    const bundle = kinds.find((k) => k.kind === 'Bundle');
+    const conditions = bundle && buildCrd(bundle).spec.versions[0]?.schema.openAPIV3Schema.properties?.status?.properties?.conditions;
+    expect(conditions).to.include({ 'x-kubernetes-list-type': 'map' });
+    expect(conditions?.items).to.include({ 'x-kubernetes-map-type': 'atomic' });
+  });
+
   const unsupported: [string, z.ZodType, RegExp][] = [
     ['a field without description', z.strictObject({ a: z.string() }).describe('x'), /^a: has no description/],
     ['a loose object', z.looseObject({}).describe('x'), /must be strict/],
@@ -79,6 +103,8 @@ describe('toOpenAPI', () => {
       listMap(z.array(z.strictObject({ k: z.string().optional().describe('k') })).describe('l'), ['k']),
       /must be required/,
     ],
+    ['an atomic map list', atomic(listMap(z.array(z.strictObject({ k: z.string().describe('k') })).describe('l'), ['k'])), /can be atomic/],
+    ['an atomic string', atomic(z.string().describe('s')), /can be atomic/],
   ];
   for (const [name, schema, message] of unsupported) {
     it(`refuses ${name}`, () => expect(() => toOpenAPI(schema)).to.throw(UnsupportedSchemaError, message));

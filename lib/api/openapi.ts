@@ -33,6 +33,7 @@ export interface OpenAPISchema {
   'x-kubernetes-preserve-unknown-fields'?: boolean;
   'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
   'x-kubernetes-list-map-keys'?: string[];
+  'x-kubernetes-map-type'?: 'atomic' | 'granular';
   'x-kubernetes-validations'?: { rule: string; message: string }[];
 }
 
@@ -237,6 +238,11 @@ function withExtensions(out: OpenAPISchema, schema: z.core.$ZodType, path: strin
     if (!keys.every((k) => itemRequired.includes(k))) throw new UnsupportedSchemaError(path, 'list map keys must be required fields');
     result['x-kubernetes-list-type'] = 'map';
     result['x-kubernetes-list-map-keys'] = keys;
+  }
+  if (ext?.atomic) {
+    if (out.type === 'object') result['x-kubernetes-map-type'] = 'atomic';
+    else if (out.type === 'array' && !ext.listMapKeys) result['x-kubernetes-list-type'] = 'atomic';
+    else throw new UnsupportedSchemaError(path, 'only an object or an array that is not a map list can be atomic');
   }
   return result;
 }

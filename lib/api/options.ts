@@ -3,7 +3,7 @@
  * restrictions, the pinned OCI artifact reference and inline bundle resources. Field names are Fleet's.
  */
 import { z } from 'zod';
-import { refineWithCel } from './crd-extensions.js';
+import { atomic, refineWithCel } from './crd-extensions.js';
 import { HelmOptionsSchema, KustomizeOptionsSchema } from './helm.js';
 import { BundleState, BundleStateSchema } from './status.js';
 import { LabelSelectorSchema, namespaceName, objectName, stringMap } from './meta.js';
@@ -193,41 +193,44 @@ export function caBundle(description: string) {
 
 /** Where a bundle version lives in an OCI registry, always pinned by digest. */
 export const OCIArtifactRefSchema = lazySchema(() =>
-  refineWithCel(
-    z.strictObject({
-      reference: z
-        .string()
-        .max(1024)
-        .regex(PINNED_REFERENCE, 'must be "host[:port]/path@sha256:<64 hex>"')
-        .describe('The artifact: repository pinned by manifest digest, "host[:port]/path@sha256:<hex>".'),
-      digest: z
-        .string()
-        .max(71)
-        .regex(DIGEST, 'must be "sha256:<64 lowercase hex>"')
-        .describe('Manifest digest "sha256:<hex>"; equals the digest in reference. Every pulled blob is verified against it.'),
-      secretName: objectName('Secret (same namespace) with read credentials for the registry (username/password).').optional(),
-      basicHTTP: z.boolean().optional().describe('Use plain HTTP instead of HTTPS (test registries only).'),
-      insecureSkipTLS: z.boolean().optional().describe('Do not verify the registry TLS certificate (test registries only).'),
-      caBundle: caBundle('Base64 PEM CA bundle used to verify the registry certificate.').optional(),
-      verify: z
-        .strictObject({
-          publicKeys: z
-            .array(z.string().max(4096))
-            .min(1)
-            .max(16)
-            .describe('PEM public keys (ECDSA P-256) trusted to sign the artifact; one valid cosign signature by any of them is enough.'),
-        })
-        .optional()
-        .describe('Agents verify a cosign signature of the digest before applying anything (from the GitRepo verify Secret).'),
-      decryptionSecretName: objectName('Secret (same namespace) holding the bundle keys (key-<id>) the encrypted layers are read with.').optional(),
-      encryptionKeyID: z.string().max(64).optional().describe('ID of the key the layers of this version are encrypted under.'),
-    }),
-    {
-      rule: "self.reference.endsWith('@' + self.digest)",
-      message: 'reference must be pinned by the same digest as digest',
-      check: (ref) => ref.reference.endsWith(`@${ref.digest}`),
-    },
-  ).describe('A bundle artifact in an OCI registry, pinned by manifest digest.'),
+  // Atomic: the reference, its digest and how to reach it change together (one writer, one value).
+  atomic(
+    refineWithCel(
+      z.strictObject({
+        reference: z
+          .string()
+          .max(1024)
+          .regex(PINNED_REFERENCE, 'must be "host[:port]/path@sha256:<64 hex>"')
+          .describe('The artifact: repository pinned by manifest digest, "host[:port]/path@sha256:<hex>".'),
+        digest: z
+          .string()
+          .max(71)
+          .regex(DIGEST, 'must be "sha256:<64 lowercase hex>"')
+          .describe('Manifest digest "sha256:<hex>"; equals the digest in reference. Every pulled blob is verified against it.'),
+        secretName: objectName('Secret (same namespace) with read credentials for the registry (username/password).').optional(),
+        basicHTTP: z.boolean().optional().describe('Use plain HTTP instead of HTTPS (test registries only).'),
+        insecureSkipTLS: z.boolean().optional().describe('Do not verify the registry TLS certificate (test registries only).'),
+        caBundle: caBundle('Base64 PEM CA bundle used to verify the registry certificate.').optional(),
+        verify: z
+          .strictObject({
+            publicKeys: z
+              .array(z.string().max(4096))
+              .min(1)
+              .max(16)
+              .describe('PEM public keys (ECDSA P-256) trusted to sign the artifact; one valid cosign signature by any of them is enough.'),
+          })
+          .optional()
+          .describe('Agents verify a cosign signature of the digest before applying anything (from the GitRepo verify Secret).'),
+        decryptionSecretName: objectName('Secret (same namespace) holding the bundle keys (key-<id>) the encrypted layers are read with.').optional(),
+        encryptionKeyID: z.string().max(64).optional().describe('ID of the key the layers of this version are encrypted under.'),
+      }),
+      {
+        rule: "self.reference.endsWith('@' + self.digest)",
+        message: 'reference must be pinned by the same digest as digest',
+        check: (ref) => ref.reference.endsWith(`@${ref.digest}`),
+      },
+    ).describe('A bundle artifact in an OCI registry, pinned by manifest digest.'),
+  ),
 );
 
 /** A pinned bundle artifact. */

@@ -3,6 +3,7 @@
  * bundle summary rolled up into Bundle, GitRepo, Cluster and ClusterGroup status.
  */
 import { z } from 'zod';
+import { atomic } from './crd-extensions.js';
 import { lazySchema } from './lazy.js';
 
 /** States of a bundle on one cluster, from best to worst (Fleet's BundleState). */
@@ -146,25 +147,30 @@ export type NonReadyResource = z.infer<typeof NonReadyResourceSchema>;
 
 const count = (description: string) => z.int().min(0).describe(description);
 
-/** How many bundle deployments are in each state, plus a bounded list of the non-ready ones. */
+/**
+ * How many bundle deployments are in each state, plus a bounded list of the non-ready ones. Atomic for
+ * server-side apply: one roll-up writes it whole, and managedFields name `summary` instead of each count.
+ */
 export const BundleSummarySchema = lazySchema(() =>
-  z
-    .strictObject({
-      notReady: count('Deployments applied but not ready.'),
-      waitApplied: count('Deployments waiting to be applied.'),
-      errApplied: count('Deployments that failed to apply.'),
-      outOfSync: count('Deployments whose applied version is not the desired one.'),
-      modified: count('Deployments whose resources drifted.'),
-      ready: count('Deployments that are ready.'),
-      pending: count('Deployments not deployed yet.'),
-      desiredReady: count('Deployments that should be ready.'),
-      nonReadyResources: z
-        .array(NonReadyResourceSchema)
-        .max(MAX_RESOURCE_STATUS_ITEMS)
-        .optional()
-        .describe('The first non-ready deployments, worst state first (at most 10 and 2 KiB; the counts are exact).'),
-    })
-    .describe('Counts of bundle deployments per state.'),
+  atomic(
+    z
+      .strictObject({
+        notReady: count('Deployments applied but not ready.'),
+        waitApplied: count('Deployments waiting to be applied.'),
+        errApplied: count('Deployments that failed to apply.'),
+        outOfSync: count('Deployments whose applied version is not the desired one.'),
+        modified: count('Deployments whose resources drifted.'),
+        ready: count('Deployments that are ready.'),
+        pending: count('Deployments not deployed yet.'),
+        desiredReady: count('Deployments that should be ready.'),
+        nonReadyResources: z
+          .array(NonReadyResourceSchema)
+          .max(MAX_RESOURCE_STATUS_ITEMS)
+          .optional()
+          .describe('The first non-ready deployments, worst state first (at most 10 and 2 KiB; the counts are exact).'),
+      })
+      .describe('Counts of bundle deployments per state.'),
+  ),
 );
 
 /** Counts of bundle deployments per state. */
