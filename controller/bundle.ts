@@ -331,7 +331,8 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
   const target: Step<BundleRun> = async (run) => {
     const bundle = run.object;
     const namespace = bundle.metadata.namespace ?? '';
-    const clusters = ctx.informers.clusters.list().filter((c) => c.metadata.namespace === namespace);
+    // A Cluster being deleted is no target any more: its BundleDeployments go first (controller/cluster.ts).
+    const clusters = ctx.informers.clusters.list().filter((c) => c.metadata.namespace === namespace && !c.metadata.deletionTimestamp);
     const groups = groupsIn(ctx, namespace);
     const selected = selectClusters(
       bundle.spec.targetRestrictions,

@@ -1,12 +1,13 @@
 import { OwnWrites } from '../lib/kube/ownwrites.js';
 import { createHash } from 'node:crypto';
-import { Controller } from '../lib/kube/controller.js';
-import { reconciler, type RunState, type Step } from '../lib/kube/reconciler.js';
+import { Controller, type ReconcileResult } from '../lib/kube/controller.js';
+import { reconciler, removeFinalizer, type RunState, type Step } from '../lib/kube/reconciler.js';
 import { mergeStatusWriter } from '../lib/kube/reconciler-status.js';
 import { keyOf } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { groupsOf } from '../lib/bundle/target.js';
 import {
+  API_VERSION,
   BundleState,
   ConditionType,
   Finalizer,
@@ -219,6 +220,12 @@ interface GroupRun extends RunState<ClusterGroup & KubeObject> {
 const NAMESPACE_RECHECK_MS = 10 * 60_000;
 
 /**
+ * How long a deleted Cluster's agent has to prune what its BundleDeployments applied and let them go. An
+ * agent that went away with its cluster never will; after this its finalizers are removed for it.
+ */
+export const AGENT_RELEASE_GRACE_MS = 20_000;
+
+/**
  * Sets up the Cluster reconciler: cluster namespace and finalizer, deletion clean-up, and the status
  * roll-up. A BundleDeployment change enqueues the Cluster whose namespace holds it; heartbeats (status
  * changes) enqueue the Cluster itself. Status is patched only when it changes.
@@ -276,7 +283,10 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
     finalizer: {
       name: Finalizer.Cluster,
       finalize: async (cluster) => {
-        await finalizeCluster(ctx, cluster, clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name));
+        const clusterNs = clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name);
+        const held = await releaseBundleDeployments(ctx, cluster, clusterNs);
+        if (held) return held;
+        await finalizeCluster(ctx, cluster, clusterNs);
         ensured.delete(keyOf(cluster));
         return 'done';
       },
@@ -352,7 +362,39 @@ export async function ensureClusterNamespace(ctx: Pick<ControllerContext, 'kube'
 }
 
 /**
- * Deletion of a Cluster: deletes its cluster namespace (and with it the agent's ServiceAccount, so its
+ * First step of a Cluster's deletion: its BundleDeployments go before its namespace and its agent's
+ * credential, so that a live agent prunes what they applied (unless keepResources) and lets them go, as
+ * for any removed BundleDeployment. One still held by the agent's finalizer after
+ * {@link AGENT_RELEASE_GRACE_MS} (its agent went away with the cluster) is released, with a Warning: what
+ * it applied stays on that cluster. Returns when to look again while any is left, nothing when none is.
+ */
+async function releaseBundleDeployments(ctx: ControllerContext, cluster: Cluster & KubeObject, clusterNs: string): Promise<ReconcileResult | undefined> {
+  const { items } = await ctx.kube.list<BundleDeployment & KubeObject>({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: clusterNs });
+  if (items.length === 0) return undefined;
+  const since = Date.parse(cluster.metadata.deletionTimestamp ?? '');
+  const waited = Number.isNaN(since) ? 0 : ctx.now().getTime() - since;
+  const released: string[] = [];
+  for (const bd of items) {
+    if (!bd.metadata.deletionTimestamp) await ctx.kube.delete(Ref.bundleDeployment(clusterNs, bd.metadata.name));
+    else if (waited >= AGENT_RELEASE_GRACE_MS && bd.metadata.finalizers?.includes(Finalizer.BundleDeployment)) {
+      await removeFinalizer(ctx.kube, bd, Finalizer.BundleDeployment);
+      released.push(bd.metadata.name);
+    }
+  }
+  if (released.length > 0) {
+    void ctx.events.emit(
+      cluster,
+      'Warning',
+      Reason.Deleting,
+      `the agent did not remove ${released.length} BundleDeployment(s) within ${AGENT_RELEASE_GRACE_MS / 1000} s (${released.slice(0, 3).join(', ')}${andMore(3, released.length)}); ` +
+        'released them: what they applied stays on the cluster, delete it there if it should go',
+    );
+  }
+  return { requeueAfterMs: Math.max(1000, Math.min(5000, AGENT_RELEASE_GRACE_MS - waited)) };
+}
+
+/**
+ * Deletion of a Cluster, once its BundleDeployments are gone: deletes its cluster namespace (and with it the agent's ServiceAccount, so its
  * credential stops working), the registration credential Secrets issued for it and its ClusterRegistrations,
  * then the skeleton removes the finalizer. Objects in the workspace namespace are owned by the Cluster (garbage collected).
  */

@@ -663,7 +663,7 @@ describe('agent (e2e)', function () {
       );
     });
 
-    it('says once, with what to do, when its Cluster is deleted upstream, instead of a failed heartbeat each interval', async () => {
+    it('prunes what its Cluster deployed when the Cluster is deleted upstream, then says once, with what to do, instead of a failed heartbeat each interval', async () => {
       const gone = /the Cluster flotilla-e2e-agent\/e2e-d2 is gone upstream or this agent may no longer write it \((403|404)\).*uninstall the agent/;
       const count = () =>
         d(1)
@@ -674,7 +674,27 @@ describe('agent (e2e)', function () {
         .logs.join('')
         .split('\n')
         .filter((l) => l.includes('heartbeat failed')).length;
+      // A bundle the agent applied: a deleted Cluster's BundleDeployments go first, and its live agent prunes.
+      await up.apply(
+        {
+          apiVersion: API_VERSION,
+          kind: 'BundleDeployment',
+          metadata: { name: 'leaves-with-cluster', namespace: nsOf(1) },
+          spec: {
+            deploymentID: 'leaves-1',
+            options: { defaultNamespace: APP },
+            resources: [{ name: 'cm.yaml', content: cmYaml('leaves-with-cluster', { v: '1' }) }],
+          },
+        },
+        'e2e',
+      );
+      await waitBD(1, 'leaves-with-cluster', 'leaves-with-cluster Ready on downstream-2', (b) => b.status?.ready === true);
       await up.delete({ apiVersion: API_VERSION, kind: 'Cluster', namespace: W, name: 'e2e-d2' });
+      await waitFor(async () => (await d(1).kube.get(cmRef('leaves-with-cluster'))) === undefined, {
+        what: "the agent to prune what its deleted Cluster's BundleDeployment applied",
+        timeoutMs: TIMEOUT,
+        context: logTail(1),
+      });
       await waitFor(async () => count() === 1, { what: 'the agent to say its Cluster is gone', timeoutMs: TIMEOUT, context: logTail(1) });
       // Heartbeats every second: five more intervals of refusals add nothing at warn or error level.
       await new Promise((r) => setTimeout(r, 5000));

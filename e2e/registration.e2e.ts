@@ -323,6 +323,32 @@ describe('agent registration (controller side)', function () {
     });
   });
 
+  it('deletes a Cluster whose agent is gone: its BundleDeployments are released and the cluster namespace goes', async () => {
+    await kube.create({ apiVersion: API_VERSION, kind: 'Cluster', metadata: { name: 'agent-gone', namespace: W }, spec: {} });
+    const cluster = await waitForObject<Cluster & KubeObject>(Ref.cluster(W, 'agent-gone'), 'agent-gone to get its namespace', (c) => !!c.status?.namespace);
+    const ns = cluster.status?.namespace ?? '';
+    // What an agent leaves when it deployed a bundle and then went away with its cluster: a BundleDeployment
+    // holding the agent's finalizer, which only that agent would remove.
+    await kube.create({
+      apiVersion: API_VERSION,
+      kind: 'BundleDeployment',
+      metadata: { name: 'held', namespace: ns, finalizers: [Finalizer.BundleDeployment] },
+      spec: { deploymentID: 's-held', resources: [] },
+    });
+    await kube.delete(Ref.cluster(W, 'agent-gone'));
+    await waitFor(async () => (await kube.get(Ref.namespace(ns))) === undefined, { what: `cluster namespace ${ns} to be deleted`, timeoutMs: 60_000 });
+    expect(await kube.get(Ref.cluster(W, 'agent-gone')), 'the Cluster is finalized').to.equal(undefined);
+    const events = await kube.list<KubeObject & { reason?: string; type?: string; message?: string; involvedObject?: { name?: string } }>({
+      apiVersion: 'v1',
+      kind: 'Event',
+      namespace: W,
+    });
+    const told = events.items.find((e) => e.involvedObject?.name === 'agent-gone' && e.type === 'Warning');
+    expect(told?.message, 'a Warning says which BundleDeployments were released and what stays').to.match(
+      /did not remove 1 BundleDeployment\(s\) within \d+ s \(held\); released them: what they applied stays/,
+    );
+  });
+
   it('expires a ClusterRegistrationToken past its ttl: Secret and access removed, status says when', async () => {
     const importer = await createToken('short-lived', '8s');
     expect(await statusOf(() => importer.get(Ref.registration(W, 'nothing-here'))), 'valid import token').to.equal(0);
