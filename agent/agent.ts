@@ -234,11 +234,13 @@ export class Agent {
     };
     const controller = new Controller('bundledeployment', reconcile, { log, workers: this.o.workers ?? 2, observer: metrics.observer }).watch(informer);
     this.deployer = { clusterNamespace, informer, controller, content, untrack: metrics.track(() => informer.list()) };
+    // One listing of the inventories before the first reconcile: each then starts from memory, not a GET.
+    const inventoried = await inventory.list();
     informer.start();
     controller.start();
     await informer.waitForSync();
     // BundleDeployments removed while the agent was away still have inventories: reconcile them too.
-    for (const name of await inventory.list()) controller.queue.add(`${clusterNamespace}/${name}`);
+    for (const name of inventoried) controller.queue.add(`${clusterNamespace}/${name}`);
     log.info({ clusterNamespace }, 'agent started');
   }
 

@@ -1,7 +1,11 @@
 import { expect } from 'chai';
 import { FlotillaError } from '../lib/errors.js';
+import type { KubeObject } from '../lib/kube/client.js';
 import {
   INVENTORY_OWNER_ANNOTATION,
+  INVENTORY_TRUST_MS,
+  InventoryStore,
+  type InventoryClient,
   inventoryFromConfigMap,
   inventoryName,
   inventoryToConfigMap,
@@ -106,5 +110,97 @@ describe('agent inventory', () => {
     const stored = inventoryToConfigMap({ bundleDeployment: 'web', deploymentID: '', syncGeneration: 0, keepResources: false, objects: [] }, 'ns', 'c');
     (stored.data as Record<string, string>).crds = 'not json';
     expect(() => inventoryFromConfigMap(stored)).to.throw(FlotillaError, /data.crds/);
+  });
+
+  describe('InventoryStore: the agent remembers what it read and wrote', () => {
+    /** ConfigMaps by name, and the requests the store made. */
+    function fakeClient() {
+      const stored = new Map<string, KubeObject>();
+      const calls: string[] = [];
+      const client = {
+        get: async (ref: { name: string }) => {
+          calls.push(`GET ${ref.name}`);
+          const o = stored.get(ref.name);
+          return o && structuredClone(o);
+        },
+        apply: async (o: KubeObject) => {
+          calls.push(`APPLY ${o.metadata.name}`);
+          stored.set(o.metadata.name, structuredClone(o));
+          return o;
+        },
+        delete: async (ref: { name: string }) => {
+          calls.push(`DELETE ${ref.name}`);
+          return stored.delete(ref.name);
+        },
+        list: async () => ({ items: [...stored.values()], resourceVersion: '1' }),
+      };
+      return { stored, calls, client: client as unknown as InventoryClient };
+    }
+    const inv: Inventory = { bundleDeployment: 'web', deploymentID: 'd1', syncGeneration: 0, keepResources: false, objects: [cm('b'), cm('a')] };
+
+    it('reads an inventory once, and what it wrote not at all, while it trusts them', async () => {
+      let now = 0;
+      const f = fakeClient();
+      const store = new InventoryStore(f.client, 'flotilla-system', 'cluster-ns', () => now);
+      expect(await store.get('web')).to.equal(undefined);
+      expect(await store.get('web'), 'absence is remembered too').to.equal(undefined);
+      await store.put(inv);
+      const read = await store.get('web');
+      expect(read?.deploymentID).to.equal('d1');
+      expect(show(read?.objects ?? []), 'as a read of the stored ConfigMap gives it: ids normalized').to.deep.equal(['ConfigMap:app/a', 'ConfigMap:app/b']);
+      expect(f.calls).to.deep.equal(['GET flotilla-inv-web', 'APPLY flotilla-inv-web']);
+      // A caller changing what it got changes nothing remembered.
+      read?.objects.push(cm('c'));
+      expect(show((await store.get('web'))?.objects ?? [])).to.deep.equal(['ConfigMap:app/a', 'ConfigMap:app/b']);
+      // Past the trust period it reads again: an inventory deleted by hand is seen.
+      f.stored.clear();
+      now += INVENTORY_TRUST_MS;
+      expect(await store.get('web')).to.equal(undefined);
+      expect(f.calls.filter((c) => c.startsWith('GET'))).to.have.length(2);
+    });
+
+    it('starts from one listing: no GET for what it listed, nor for a BundleDeployment that has none', async () => {
+      const f = fakeClient();
+      const writer = new InventoryStore(f.client, 'flotilla-system', 'cluster-ns', () => 0);
+      await writer.put(inv);
+      await writer.put({ ...inv, bundleDeployment: 'db', deploymentID: 'd9' });
+      await writer.put({ ...inv, bundleDeployment: 'broken' });
+      const broken = f.stored.get('flotilla-inv-broken');
+      if (broken) (broken.data as Record<string, string>).objects = 'not json';
+      // Another cluster namespace's inventory (the agent registered again elsewhere) is listed but not named.
+      f.stored.set('flotilla-inv-old', inventoryToConfigMap({ ...inv, bundleDeployment: 'old' }, 'flotilla-system', 'other-ns'));
+      f.calls.length = 0;
+      const store = new InventoryStore(f.client, 'flotilla-system', 'cluster-ns', () => 0);
+      expect((await store.list()).sort()).to.deep.equal(['broken', 'db', 'web']);
+      expect((await store.get('db'))?.deploymentID).to.equal('d9');
+      expect(await store.get('new-one'), 'not listed: none').to.equal(undefined);
+      expect((await store.get('old'))?.bundleDeployment, 'listed under its ConfigMap name, whoever owns it').to.equal('old');
+      expect(f.calls, 'nothing read beyond the listing').to.deep.equal([]);
+      let refused: unknown;
+      await store.get('broken').catch((err: unknown) => {
+        refused = err;
+      });
+      expect(refused, 'an unreadable inventory is read again and refused with its reason').to.be.instanceOf(FlotillaError);
+      expect(f.calls).to.deep.equal(['GET flotilla-inv-broken']);
+    });
+
+    it('forgets an inventory whose write failed, and remembers a deleted one as absent', async () => {
+      const f = fakeClient();
+      const store = new InventoryStore(f.client, 'flotilla-system', 'cluster-ns', () => 0);
+      await store.put(inv);
+      const failing = { ...f.client, apply: async () => Promise.reject(new Error('connection reset')) } as InventoryClient;
+      const flaky = new InventoryStore(failing, 'flotilla-system', 'cluster-ns', () => 0);
+      expect((await flaky.get('web'))?.deploymentID).to.equal('d1');
+      await flaky.put({ ...inv, deploymentID: 'd2' }).then(
+        () => expect.fail('the write should fail'),
+        () => undefined,
+      );
+      const gets = f.calls.filter((c) => c.startsWith('GET')).length;
+      expect((await flaky.get('web'))?.deploymentID, 'read again after the failed write').to.equal('d1');
+      expect(f.calls.filter((c) => c.startsWith('GET'))).to.have.length(gets + 1);
+      await store.delete('web');
+      expect(await store.get('web')).to.equal(undefined);
+      expect(f.calls.at(-1)).to.equal('DELETE flotilla-inv-web');
+    });
   });
 });

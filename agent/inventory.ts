@@ -152,33 +152,98 @@ export function inventoryFromConfigMap(cm: KubeObject): Inventory {
   };
 }
 
-/** Reads and writes inventories in the agent's namespace downstream. */
+/** How long an inventory this agent read or wrote is trusted before it is read again. */
+export const INVENTORY_TRUST_MS = 10 * 60_000;
+/** The most inventories remembered (an agent has one per BundleDeployment; beyond this it starts over). */
+const MAX_REMEMBERED = 20_000;
+
+/** What the store needs of a Kubernetes client. */
+export type InventoryClient = Pick<KubeClient, 'get' | 'apply' | 'delete' | 'list'>;
+
+/**
+ * Reads and writes inventories in the agent's namespace downstream.
+ *
+ * The agent is the only writer of its inventories, so what it last read, listed or wrote is what is
+ * stored: a reconcile (a resync every 30 s per BundleDeployment) takes it from memory rather than with a
+ * GET, for {@link INVENTORY_TRUST_MS}, after which it is read again (so that an inventory edited or
+ * deleted by hand is seen). The listing at start-up ({@link list}) seeds it: one LIST instead of one GET
+ * per BundleDeployment, and a BundleDeployment new to the cluster needs no read to know it has none.
+ * A failed write forgets it: whether it was stored is unknown. Entries are keyed by ConfigMap name.
+ */
 export class InventoryStore {
+  private readonly known = new Map<string, { inventory: Inventory | undefined; at: number }>();
+  /** When the last complete listing was made, and the inventory ConfigMaps it found. */
+  private listing: { at: number; names: Set<string> } | undefined;
+
   constructor(
-    private readonly client: KubeClient,
+    private readonly client: InventoryClient,
     private readonly namespace: string,
     private readonly clusterNamespace: string,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** The inventory of a BundleDeployment, if it has one. */
   async get(bundleDeploymentName: string): Promise<Inventory | undefined> {
-    const cm = await this.client.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: this.namespace, name: inventoryName(bundleDeploymentName) });
-    return cm ? inventoryFromConfigMap(cm) : undefined;
+    const name = inventoryName(bundleDeploymentName);
+    const entry = this.known.get(name);
+    if (entry && this.fresh(entry.at)) return entry.inventory && structuredClone(entry.inventory);
+    if (!entry && this.listing && this.fresh(this.listing.at) && !this.listing.names.has(name)) return undefined;
+    const cm = await this.client.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: this.namespace, name });
+    const inventory = cm ? inventoryFromConfigMap(cm) : undefined;
+    this.remember(name, inventory);
+    return inventory && structuredClone(inventory);
   }
 
   /** Writes (creates or replaces) an inventory. */
   async put(inv: Inventory): Promise<void> {
-    await this.client.apply(inventoryToConfigMap(inv, this.namespace, this.clusterNamespace), AGENT_FIELD_MANAGER, true);
+    const cm = inventoryToConfigMap(inv, this.namespace, this.clusterNamespace);
+    this.forget(cm.metadata.name);
+    await this.client.apply(cm, AGENT_FIELD_MANAGER, true);
+    // Remembered as a read of what was written would give it (ids normalized).
+    this.remember(cm.metadata.name, inventoryFromConfigMap(cm));
   }
 
   /** Deletes an inventory. */
   async delete(bundleDeploymentName: string): Promise<void> {
-    await this.client.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: this.namespace, name: inventoryName(bundleDeploymentName) });
+    const name = inventoryName(bundleDeploymentName);
+    this.forget(name);
+    await this.client.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: this.namespace, name });
+    this.remember(name, undefined);
   }
 
-  /** Names of the BundleDeployments that have an inventory. */
+  private fresh(at: number): boolean {
+    return this.now() - at < INVENTORY_TRUST_MS;
+  }
+
+  /** Unknown from now on: read again, even if a listing did not have it. */
+  private forget(name: string): void {
+    this.known.delete(name);
+    this.listing?.names.add(name);
+  }
+
+  private remember(name: string, inventory: Inventory | undefined, at = this.now()): void {
+    if (this.known.size >= MAX_REMEMBERED) {
+      this.known.clear();
+      this.listing = undefined;
+    }
+    this.known.set(name, { inventory, at });
+  }
+
+  /**
+   * Names of the BundleDeployments of this cluster namespace that have an inventory; remembers every
+   * inventory listed (an unreadable one is left to {@link get}, which says what is wrong with it).
+   */
   async list(): Promise<string[]> {
+    const at = this.now();
     const { items } = await this.client.list({ apiVersion: 'v1', kind: 'ConfigMap', namespace: this.namespace }, `${INVENTORY_LABEL}=true`);
+    this.listing = { at, names: new Set(items.map((cm) => cm.metadata.name)) };
+    for (const cm of items) {
+      try {
+        if (!this.known.has(cm.metadata.name)) this.remember(cm.metadata.name, inventoryFromConfigMap(cm), at);
+      } catch {
+        // Read again, and refused with its reason, when its BundleDeployment is reconciled.
+      }
+    }
     return items.flatMap((cm) => {
       const owner = cm.metadata.annotations?.[INVENTORY_OWNER_ANNOTATION];
       const slash = owner?.indexOf('/') ?? -1;
