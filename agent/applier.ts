@@ -24,6 +24,13 @@ export interface ApplierOptions {
   pollMs?: number;
 }
 
+/**
+ * How long a namespace this applier found or created is trusted to exist before {@link Applier.ensureNamespace}
+ * reads it again (a deployment into it then costs no GET). An object refused because its namespace is
+ * missing (404) makes it forget, so the retry creates the namespace again.
+ */
+export const NAMESPACE_TRUST_MS = 10 * 60_000;
+
 function applyFailed(what: string, err: unknown): TransientError {
   return new TransientError(Reason.ApplyFailed, `${what}: ${messageOf(err)}`, { cause: err });
 }
@@ -34,10 +41,13 @@ export class Applier {
   private readonly deleteTimeoutMs: number;
   private readonly pollMs: number;
   private readonly asAccount = new Map<string, Applier>();
+  /** Namespaces found or created, and when (see {@link NAMESPACE_TRUST_MS}). */
+  private readonly namespaces = new Map<string, number>();
 
   constructor(
     readonly client: KubeClient,
     private readonly options: ApplierOptions = {},
+    private readonly now: () => number = Date.now,
   ) {
     this.crdTimeoutMs = options.crdTimeoutMs ?? 60_000;
     this.deleteTimeoutMs = options.deleteTimeoutMs ?? 30_000;
@@ -124,8 +134,10 @@ export class Applier {
       return { verified: true, object: await this.client.raw<KubeObject>('PATCH', path, obj, 'application/apply-patch+yaml') };
     } catch (err) {
       // Apply creates missing objects, so a 404 can only mean that the namespace does not exist yet.
-      if (err instanceof KubeApiError && err.statusCode === 404 && id.namespace)
+      if (err instanceof KubeApiError && err.statusCode === 404 && id.namespace) {
+        this.namespaces.delete(id.namespace);
         return { verified: false, why: `namespace ${id.namespace} does not exist yet` };
+      }
       throw applyFailed(`the API server rejects ${describeId(id)}`, err);
     }
   }
@@ -135,6 +147,7 @@ export class Applier {
     try {
       return await this.client.raw<KubeObject>('PATCH', await this.applyPath(obj, AGENT_FIELD_MANAGER, false), obj, 'application/apply-patch+yaml');
     } catch (err) {
+      if (err instanceof KubeApiError && err.statusCode === 404 && obj.metadata.namespace) this.namespaces.delete(obj.metadata.namespace);
       throw applyFailed(`applying ${describeId(idOf(obj))}`, err);
     }
   }
@@ -158,6 +171,7 @@ export class Applier {
 
   /** Deletes an object; false when it was already gone. */
   async delete(id: ObjectId): Promise<boolean> {
+    if (id.kind === 'Namespace' && !id.namespace) this.namespaces.delete(id.name);
     try {
       return await this.client.delete({ ...id });
     } catch (err) {
@@ -203,12 +217,19 @@ export class Applier {
    */
   async ensureNamespace(ns: EnsuredNamespace): Promise<void> {
     const id = { apiVersion: 'v1', kind: 'Namespace', name: ns.name };
-    if (!ns.labels && !ns.annotations && (await this.get(id))) return;
+    const plain = !ns.labels && !ns.annotations;
+    const seen = this.namespaces.get(ns.name);
+    if (plain && seen !== undefined && this.now() - seen < NAMESPACE_TRUST_MS) return;
+    if (plain && (await this.get(id))) {
+      this.namespaces.set(ns.name, this.now());
+      return;
+    }
     const obj: KubeObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns.name } };
     if (ns.labels) obj.metadata.labels = ns.labels;
     if (ns.annotations) obj.metadata.annotations = ns.annotations;
     try {
       await this.client.raw('PATCH', await this.applyPath(obj, NAMESPACE_FIELD_MANAGER, false), obj, 'application/apply-patch+yaml');
+      this.namespaces.set(ns.name, this.now());
     } catch (err) {
       throw applyFailed(`creating namespace ${ns.name}`, err);
     }
