@@ -140,6 +140,12 @@ describe('agent status', () => {
     expect(status.observedGeneration).to.equal(4);
   });
 
+  it('counts the ready resources in the Ready message, singular or plural', () => {
+    const message = (n: number) => getCondition(computeStatus(input({ monitor: monitor({ resources: ids(n) }) })).conditions, 'Ready')?.message;
+    expect(message(1)).to.equal('1 resource ready');
+    expect(message(3)).to.equal('3 resources ready');
+  });
+
   it('lists at most three items in a message', () => {
     expect(listMessage('not ready', ['a', 'b'])).to.equal('2 resources not ready: a, b');
     expect(listMessage('not ready', ['a'])).to.equal('1 resource not ready: a');

@@ -144,7 +144,7 @@ function readyCondition(input: StatusInput, deployed: ConditionInput, monitored:
       ),
     };
   }
-  return { ...base, status: 'True', reason: Reason.Succeeded, message: `${m.resources.length} resources ready` };
+  return { ...base, status: 'True', reason: Reason.Succeeded, message: `${m.resources.length} ${m.resources.length === 1 ? 'resource' : 'resources'} ready` };
 }
 
 /** The bundle state shown in display.state. */
