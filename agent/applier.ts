@@ -133,13 +133,19 @@ export class Applier {
     try {
       return { verified: true, object: await this.client.raw<KubeObject>('PATCH', path, obj, 'application/apply-patch+yaml') };
     } catch (err) {
-      // Apply creates missing objects, so a 404 can only mean that the namespace does not exist yet.
-      if (err instanceof KubeApiError && err.statusCode === 404 && id.namespace) {
-        this.namespaces.delete(id.namespace);
-        return { verified: false, why: `namespace ${id.namespace} does not exist yet` };
-      }
+      if (this.namespaceMissing(err, id.namespace)) return { verified: false, why: `namespace ${id.namespace} does not exist yet` };
       throw applyFailed(`the API server rejects ${describeId(id)}`, err);
     }
+  }
+
+  /**
+   * Whether `err`, the answer to an apply in `namespace`, says the namespace does not exist (apply creates
+   * missing objects, so a 404 can mean nothing else); if so the namespace is no longer trusted to exist.
+   */
+  private namespaceMissing(err: unknown, namespace: string | undefined): namespace is string {
+    if (!(err instanceof KubeApiError && err.statusCode === 404 && namespace)) return false;
+    this.namespaces.delete(namespace);
+    return true;
   }
 
   /** Applies an object (server-side apply, forced); returns the object as stored. */
@@ -147,7 +153,7 @@ export class Applier {
     try {
       return await this.client.raw<KubeObject>('PATCH', await this.applyPath(obj, AGENT_FIELD_MANAGER, false), obj, 'application/apply-patch+yaml');
     } catch (err) {
-      if (err instanceof KubeApiError && err.statusCode === 404 && obj.metadata.namespace) this.namespaces.delete(obj.metadata.namespace);
+      this.namespaceMissing(err, obj.metadata.namespace);
       throw applyFailed(`applying ${describeId(idOf(obj))}`, err);
     }
   }

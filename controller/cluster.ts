@@ -7,7 +7,6 @@ import { keyOf } from '../lib/kube/informer.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { groupsOf } from '../lib/bundle/target.js';
 import {
-  API_VERSION,
   BundleState,
   ConditionType,
   Finalizer,
@@ -284,7 +283,8 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
       name: Finalizer.Cluster,
       finalize: async (cluster) => {
         const clusterNs = clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name);
-        const held = await releaseBundleDeployments(ctx, cluster, clusterNs);
+        const deployments = [...(bdsByNamespace.get(clusterNs)?.values() ?? [])];
+        const held = await releaseBundleDeployments(ctx, cluster, clusterNs, deployments);
         if (held) return held;
         await finalizeCluster(ctx, cluster, clusterNs);
         ensured.delete(keyOf(cluster));
@@ -366,18 +366,23 @@ export async function ensureClusterNamespace(ctx: Pick<ControllerContext, 'kube'
  * credential, so that a live agent prunes what they applied (unless keepResources) and lets them go, as
  * for any removed BundleDeployment. One still held by the agent's finalizer after
  * {@link AGENT_RELEASE_GRACE_MS} (its agent went away with the cluster) is released, with a Warning: what
- * it applied stays on that cluster. Returns when to look again while any is left, nothing when none is.
+ * it applied stays on that cluster. `deployments` are those of `clusterNs` in the informer cache, whose
+ * changes enqueue the Cluster again. Returns when to look again while any is left, nothing when none is.
  */
-async function releaseBundleDeployments(ctx: ControllerContext, cluster: Cluster & KubeObject, clusterNs: string): Promise<ReconcileResult | undefined> {
-  const { items } = await ctx.kube.list<BundleDeployment & KubeObject>({ apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: clusterNs });
-  if (items.length === 0) return undefined;
+async function releaseBundleDeployments(
+  ctx: ControllerContext,
+  cluster: Cluster & KubeObject,
+  clusterNs: string,
+  deployments: readonly BundleDeployment[],
+): Promise<ReconcileResult | undefined> {
+  if (deployments.length === 0) return undefined;
   const since = Date.parse(cluster.metadata.deletionTimestamp ?? '');
   const waited = Number.isNaN(since) ? 0 : ctx.now().getTime() - since;
   const released: string[] = [];
-  for (const bd of items) {
+  for (const bd of deployments) {
     if (!bd.metadata.deletionTimestamp) await ctx.kube.delete(Ref.bundleDeployment(clusterNs, bd.metadata.name));
     else if (waited >= AGENT_RELEASE_GRACE_MS && bd.metadata.finalizers?.includes(Finalizer.BundleDeployment)) {
-      await removeFinalizer(ctx.kube, bd, Finalizer.BundleDeployment);
+      await removeFinalizer(ctx.kube, bd as BundleDeployment & KubeObject, Finalizer.BundleDeployment);
       released.push(bd.metadata.name);
     }
   }
