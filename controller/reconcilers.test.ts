@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { API_VERSION, Annotation, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
+import { API_VERSION, Annotation, Finalizer, Label, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import { bundleObject, pollDue, pollingIntervalMs } from './gitrepo.js';
 import {
@@ -184,6 +184,20 @@ describe('BundleDeployment writes: only what changed', () => {
     expect(agentMissesCredentials(bd('RegistryUnreachable'))).to.equal(false);
     expect(agentMissesCredentials(bd('SecretNotFound', 'True'))).to.equal(false);
     expect(agentMissesCredentials(undefined)).to.equal(false);
+  });
+
+  it("writes the agent's finalizer for a cluster with a registered agent, and never takes it off again", () => {
+    const fin = Finalizer.BundleDeployment;
+    expect(desiredDeployment(bundle({}), 'c1', 'cluster-ns', {}, undefined).metadata.finalizers, 'no agent yet: nothing to prune').to.equal(undefined);
+    expect(desiredDeployment(bundle({}), 'c1', 'cluster-ns', {}, undefined, true).metadata.finalizers).to.deep.equal([fin]);
+    // The agent added it itself (written before it registered), or an earlier apply did: a later apply keeps it
+    // even when the Cluster no longer shows its agent, or server-side apply would remove it.
+    const held = asStored(desiredDeployment(bundle({}), 'c1', 'cluster-ns', {}, undefined));
+    held.metadata.finalizers = [fin];
+    const next = desiredDeployment(bundle({}), 'c1', 'cluster-ns', {}, held, false);
+    expect(next.metadata.finalizers).to.deep.equal([fin]);
+    // The finalizer alone is no reason to write again: the agent adds it when it is missing.
+    expect(deploymentUpToDate(asStored(desiredDeployment(bundle({}), 'c1', 'cluster-ns', {}, undefined)), next)).to.equal(true);
   });
 
   it('writes a BundleDeployment that does not exist or is being deleted', () => {

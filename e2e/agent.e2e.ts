@@ -209,6 +209,14 @@ describe('agent (e2e)', function () {
     const writers = (ready.metadata as { managedFields?: { manager: string; subresource?: string; fieldsV1?: Record<string, unknown> }[] }).managedFields ?? [];
     expect(writers.find((w) => w.subresource === 'status')?.fieldsV1, 'the status writer owns status as one field').to.deep.equal({ 'f:status': {} });
     expect(writers.find((w) => w.manager === 'flotilla-controller')?.fieldsV1?.['f:spec'], 'the controller owns spec as one field').to.deep.equal({});
+    // The cluster's agent registered before the Bundle: the controller writes the agent's finalizer with the
+    // BundleDeployment, so the agent's only write is its status (one request and one managedFields entry fewer).
+    const controllerMeta = writers.find((w) => w.manager === 'flotilla-controller')?.fieldsV1?.['f:metadata'] as Record<string, unknown> | undefined;
+    expect(controllerMeta?.['f:finalizers'], 'the controller writes the finalizer').to.deep.equal({ [`v:"${Finalizer.BundleDeployment}"`]: {} });
+    expect(
+      writers.filter((w) => w.manager !== 'flotilla-controller' && !w.subresource).map((w) => w.manager),
+      'no other writer of the BundleDeployment itself',
+    ).to.deep.equal([]);
     expect(await getBD(1, 'targeted'), 'no BundleDeployment for the cluster the targets do not select').to.equal(undefined);
     expect(await present(1), 'nothing on downstream-2').to.equal(undefined);
     await up.apply(bundle(['one', 'two']), 'e2e');
