@@ -146,6 +146,12 @@ describe('agent status', () => {
     expect(message(3)).to.equal('3 resources ready');
   });
 
+  it('counts the checked resources in the Monitored message, singular or plural', () => {
+    const message = (n: number) => getCondition(computeStatus(input({ monitor: monitor({ resources: ids(n) }) })).conditions, 'Monitored')?.message;
+    expect(message(1)).to.equal('1 resource checked: 0 not ready, 0 modified or missing');
+    expect(message(2)).to.equal('2 resources checked: 0 not ready, 0 modified or missing');
+  });
+
   it('lists at most three items in a message', () => {
     expect(listMessage('not ready', ['a', 'b'])).to.equal('2 resources not ready: a, b');
     expect(listMessage('not ready', ['a'])).to.equal('1 resource not ready: a');

@@ -105,7 +105,7 @@ function monitoredCondition(input: StatusInput, generation: number | undefined):
       ...base,
       status: 'True',
       reason: Reason.Succeeded,
-      message: `${m.resources.length} resources checked: ${m.nonReady.length} not ready, ${m.modified.length} modified or missing`,
+      message: `${m.resources.length} ${m.resources.length === 1 ? 'resource' : 'resources'} checked: ${m.nonReady.length} not ready, ${m.modified.length} modified or missing`,
     };
   }
   const failure = input.failure;
