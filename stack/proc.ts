@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { appendFileSync, closeSync, openSync } from 'node:fs';
 
 /**
  * A registry of every process the stack starts, so that all of them are stopped on normal exit,
@@ -58,20 +58,31 @@ function installHooks(): void {
   }
 }
 
-/** Starts `command` with `args`, logging to `logFile`, registered for cleanup. */
+/**
+ * Starts `command` with `args`, logging to `logFile`, registered for cleanup. The child writes its stdout
+ * and stderr straight into the file (its own descriptor, opened for appending): nothing is relayed through
+ * this process, whose event loop runs the tests and the benchmarks' in-process clients, and what a forked
+ * grandchild writes after the leader exited lands in the file too.
+ */
 export function spawnManaged(name: string, command: string, args: string[], logFile: string, options: SpawnOptions = {}): ManagedProcess {
   installHooks();
-  const log: WriteStream = createWriteStream(logFile, { flags: 'a' });
-  // A log that cannot be written must not bring down the program running the stack; the exit code and the
-  // readiness checks tell how the process did.
-  log.on('error', () => undefined);
-  const child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.pipe(log, { end: false });
-  child.stderr?.pipe(log, { end: false });
+  const fd = openSync(logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
   let isRunning = true;
   const exited = new Promise<number | null>((resolve) => {
     child.once('error', (err) => {
-      log.write(`\n[flotilla-stack] failed to start ${command}: ${err.message}\n`);
+      // A log that cannot be written must not bring down the program running the stack; the exit code and
+      // the readiness checks tell how the process did.
+      try {
+        appendFileSync(logFile, `\n[flotilla-stack] failed to start ${command}: ${err.message}\n`);
+      } catch {
+        /* nothing more to say */
+      }
       isRunning = false;
       resolve(null);
     });
@@ -101,9 +112,6 @@ export function spawnManaged(name: string, command: string, args: string[], logF
     },
   };
   void exited.then(() => live.delete(managed));
-  // The log ends when stdout and stderr are closed, not when the leader exits: what it forked may hold the
-  // pipes and still write (ending at 'exit' made such a write fail with "write after end", uncaught).
-  child.once('close', () => log.end());
   live.add(managed);
   return managed;
 }
