@@ -59,8 +59,10 @@ import { computeStatus, type MonitorResult, type StepFailure } from './status.js
  * - Paused: nothing is written; a not yet applied deployment is reported OutOfSync and only the existence
  *   and readiness of the objects already applied are checked.
  * - A BundleDeployment that is gone (or being deleted) has its inventory's objects deleted unless
- *   keepResources, then its inventory; the finalizer, when the agent may set it, makes that happen before
- *   the object goes, and the downstream inventory makes it happen even if the agent missed the deletion.
+ *   keepResources, then its inventory; the finalizer makes that happen before the object goes (the
+ *   controller writes it once this cluster's agent has registered; the agent adds it, when it may, to a
+ *   BundleDeployment written before), and the downstream inventory makes it happen even if the agent missed
+ *   the deletion.
  * Failures are left in the status and rethrown so that the controller retries with the error's backoff.
  */
 
