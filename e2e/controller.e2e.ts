@@ -8,7 +8,8 @@ import { startGitServer, type GitServer } from '../stack/git.js';
 import { createCA, issueCert } from '../stack/tls.js';
 import { waitFor } from '../stack/net.js';
 import { startTestController, type TestController } from './support/controller.js';
-import { API_VERSION, ConditionType, Label, Reason, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
+import { API_VERSION, ConditionType, Finalizer, Label, Reason, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
+import { CONTROLLER_FIELD_MANAGER } from '../controller/rbac.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import { decodeSecretData } from '../lib/kube/secret.js';
 import { RegistryClient, pullBundle } from '../lib/oci/index.js';
@@ -511,6 +512,88 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       expect(condition(repo, ConditionType.Stalled)?.message).to.match(/ociRegistry/);
       const bundles = await kube.list({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws }, `${Label.RepoName}=big-etcd`);
       expect(bundles.items).to.have.length(0);
+    });
+  });
+
+  describe("the agent's finalizer", () => {
+    const ns2 = 'ctl-e2e-fin';
+    const cluster = (name: string) => ({ apiVersion: API_VERSION, kind: 'Cluster', namespace: ns2, name });
+    before(async () => {
+      await ensureNamespace(kube, ns2);
+      const git = stack().git!;
+      await kube.apply(
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'git-creds', namespace: ns2 },
+          type: 'kubernetes.io/basic-auth',
+          stringData: { username: git.username, password: git.password },
+        },
+        'flotilla-e2e',
+      );
+      await createCluster(kube, ns2, 'no-agent', { fin: 'yes' });
+      await createCluster(kube, ns2, 'with-agent', { fin: 'yes' });
+      // What an agent's heartbeat reports on its Cluster (no agent runs in this suite).
+      await kube.mergePatch(cluster('with-agent'), { status: { agent: { lastSeen: new Date().toISOString() } } }, 'status');
+    });
+
+    it('is written with the BundleDeployment for a cluster whose agent registered, and left off where none did', async () => {
+      const repo = 'fin';
+      await kube.apply(
+        {
+          apiVersion: API_VERSION,
+          kind: 'GitRepo',
+          metadata: { name: repo, namespace: ns2 },
+          spec: {
+            repo: repoUrl,
+            branch: 'main',
+            clientSecretName: 'git-creds',
+            pollingInterval: '2s',
+            paths: ['tools'],
+            targets: [{ clusterSelector: { matchLabels: { fin: 'yes' } } }],
+          },
+        },
+        'flotilla-e2e',
+      );
+      const bds = await waitFor(
+        async () => {
+          const l = await bundleDeployments(kube, repo);
+          return l.length === 2 ? new Map(l.map((bd) => [bd.metadata.labels?.[Label.Cluster] ?? '', bd])) : undefined;
+        },
+        { what: 'a BundleDeployment on each cluster', timeoutMs: 60_000, context: () => JSON.stringify(ctl.logs.slice(-5), null, 1) },
+      );
+      const held = bds.get('with-agent');
+      expect(held?.metadata.finalizers, 'the agent registered: it will prune, so the controller holds the object for it').to.deep.equal([
+        Finalizer.BundleDeployment,
+      ]);
+      const writers = (held?.metadata as { managedFields?: { manager: string; subresource?: string; fieldsV1?: Record<string, Record<string, unknown>> }[] })
+        .managedFields;
+      expect(
+        writers?.map((w) => w.manager),
+        'one writer: the controller, with the finalizer in its apply',
+      ).to.deep.equal([CONTROLLER_FIELD_MANAGER]);
+      expect(writers?.[0]?.fieldsV1?.['f:metadata']?.['f:finalizers']).to.deep.equal({ [`v:"${Finalizer.BundleDeployment}"`]: {} });
+      expect(bds.get('no-agent')?.metadata.finalizers ?? [], 'no agent ever registered: nothing to prune').to.deep.equal([]);
+
+      await kube.delete({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: ns2, name: repo });
+      const left = await waitFor(
+        async () => {
+          const all = (await kube.list<Obj<BundleDeployment>>({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, `${Label.RepoName}=${repo}`)).items;
+          return all.length === 1 && all[0]?.metadata.deletionTimestamp ? all[0] : undefined;
+        },
+        { what: 'the agentless BundleDeployment to go at once, the other to wait for its agent', timeoutMs: 60_000 },
+      );
+      expect(left?.metadata.labels?.[Label.Cluster]).to.equal('with-agent');
+      expect(left?.metadata.finalizers, 'deleted, and held for the agent').to.deep.equal([Finalizer.BundleDeployment]);
+      // What the agent does once it has pruned.
+      await kube.mergePatch(
+        { apiVersion: API_VERSION, kind: 'BundleDeployment', namespace: left?.metadata.namespace ?? '', name: left?.metadata.name ?? '' },
+        { metadata: { finalizers: null } },
+      );
+      await waitFor(async () => (await kube.list({ apiVersion: API_VERSION, kind: 'BundleDeployment' }, `${Label.RepoName}=${repo}`)).items.length === 0, {
+        what: 'the released BundleDeployment to go',
+        timeoutMs: 30_000,
+      });
     });
   });
 
