@@ -50,6 +50,21 @@ async function ensureNamespace(kube: KubeClient, name: string): Promise<void> {
   await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, 'flotilla-e2e');
 }
 
+/** The git server's credentials as the Secret `git-creds` of namespace `ns` (the GitRepos' clientSecretName). */
+async function gitCredentials(kube: KubeClient, ns: string): Promise<void> {
+  const git = stack().git!;
+  await kube.apply(
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'git-creds', namespace: ns },
+      type: 'kubernetes.io/basic-auth',
+      stringData: { username: git.username, password: git.password },
+    },
+    'flotilla-e2e',
+  );
+}
+
 async function createCluster(kube: KubeClient, ns: string, name: string, labels: Record<string, string>): Promise<void> {
   await kube.apply({ apiVersion: API_VERSION, kind: 'Cluster', metadata: { name, namespace: ns, labels }, spec: {} }, 'flotilla-e2e');
 }
@@ -95,16 +110,7 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
     const git = stack().git!;
     repoUrl = await git.createRepo('ctl-sample');
     await git.commit('ctl-sample', sampleRepo('1'), 'first');
-    await kube.apply(
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'git-creds', namespace: ws },
-        type: 'kubernetes.io/basic-auth',
-        stringData: { username: git.username, password: git.password },
-      },
-      'flotilla-e2e',
-    );
+    await gitCredentials(kube, ws);
   });
   after(async () => {
     await ctl?.stop();
@@ -520,17 +526,7 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
     const cluster = (name: string) => ({ apiVersion: API_VERSION, kind: 'Cluster', namespace: ns2, name });
     before(async () => {
       await ensureNamespace(kube, ns2);
-      const git = stack().git!;
-      await kube.apply(
-        {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: { name: 'git-creds', namespace: ns2 },
-          type: 'kubernetes.io/basic-auth',
-          stringData: { username: git.username, password: git.password },
-        },
-        'flotilla-e2e',
-      );
+      await gitCredentials(kube, ns2);
       await createCluster(kube, ns2, 'no-agent', { fin: 'yes' });
       await createCluster(kube, ns2, 'with-agent', { fin: 'yes' });
       // What an agent's heartbeat reports on its Cluster (no agent runs in this suite).
@@ -566,8 +562,9 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       expect(held?.metadata.finalizers, 'the agent registered: it will prune, so the controller holds the object for it').to.deep.equal([
         Finalizer.BundleDeployment,
       ]);
-      const writers = (held?.metadata as { managedFields?: { manager: string; subresource?: string; fieldsV1?: Record<string, Record<string, unknown>> }[] })
-        .managedFields;
+      const writers = (
+        (held?.metadata ?? {}) as { managedFields?: { manager: string; subresource?: string; fieldsV1?: Record<string, Record<string, unknown>> }[] }
+      ).managedFields;
       expect(
         writers?.map((w) => w.manager),
         'one writer: the controller, with the finalizer in its apply',
