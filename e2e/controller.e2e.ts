@@ -50,14 +50,13 @@ async function ensureNamespace(kube: KubeClient, name: string): Promise<void> {
   await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, 'flotilla-e2e');
 }
 
-/** The git server's credentials as the Secret `git-creds` of namespace `ns` (the GitRepos' clientSecretName). */
-async function gitCredentials(kube: KubeClient, ns: string): Promise<void> {
-  const git = stack().git!;
+/** A git server's credentials (the stack's by default) as Secret `name` of namespace `ns`, for a GitRepo's clientSecretName. */
+async function gitCredentials(kube: KubeClient, ns: string, name = 'git-creds', git: { username: string; password: string } = stack().git!): Promise<void> {
   await kube.apply(
     {
       apiVersion: 'v1',
       kind: 'Secret',
-      metadata: { name: 'git-creds', namespace: ns },
+      metadata: { name, namespace: ns },
       type: 'kubernetes.io/basic-auth',
       stringData: { username: git.username, password: git.password },
     },
@@ -402,16 +401,7 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       tlsGit = await startGitServer({ rootDir: join(dir, 'repos'), tls: { certPem: cert.certPem, keyPem: cert.keyPem } });
       await tlsGit.createRepo('tls');
       await tlsGit.commit('tls', { 'app/cm.yaml': configMap('over-tls', { a: '1' }) }, 'first');
-      await kube.apply(
-        {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: { name: 'tls-git-creds', namespace: ws },
-          type: 'kubernetes.io/basic-auth',
-          stringData: { username: tlsGit.username, password: tlsGit.password },
-        },
-        'flotilla-e2e',
-      );
+      await gitCredentials(kube, ws, 'tls-git-creds', tlsGit);
     });
     after(async () => {
       await tlsGit?.stop();
