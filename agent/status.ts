@@ -72,11 +72,16 @@ function entryName(e: { apiVersion: string; kind: string; name: string; namespac
   return describeId({ apiVersion: e.apiVersion, kind: e.kind, name: e.name, ...(e.namespace ? { namespace: e.namespace } : {}) });
 }
 
+/** "1 resource", "3 resources". */
+function resourceCount(n: number): string {
+  return `${n} ${n === 1 ? 'resource' : 'resources'}`;
+}
+
 /** "3 resources not ready: A (why), B (why), C (why)", listing at most three. */
 export function listMessage(what: string, items: readonly string[]): string {
   const shown = items.slice(0, MAX_MESSAGE_ITEMS).join(', ');
   const more = items.length > MAX_MESSAGE_ITEMS ? ` and ${items.length - MAX_MESSAGE_ITEMS} more` : '';
-  return `${items.length} ${items.length === 1 ? 'resource' : 'resources'} ${what}: ${shown}${more}`;
+  return `${resourceCount(items.length)} ${what}: ${shown}${more}`;
 }
 
 /** Keeps the first `max` entries of a list (callers sort it first). */
@@ -105,7 +110,7 @@ function monitoredCondition(input: StatusInput, generation: number | undefined):
       ...base,
       status: 'True',
       reason: Reason.Succeeded,
-      message: `${m.resources.length} ${m.resources.length === 1 ? 'resource' : 'resources'} checked: ${m.nonReady.length} not ready, ${m.modified.length} modified or missing`,
+      message: `${resourceCount(m.resources.length)} checked: ${m.nonReady.length} not ready, ${m.modified.length} modified or missing`,
     };
   }
   const failure = input.failure;
@@ -144,7 +149,7 @@ function readyCondition(input: StatusInput, deployed: ConditionInput, monitored:
       ),
     };
   }
-  return { ...base, status: 'True', reason: Reason.Succeeded, message: `${m.resources.length} ${m.resources.length === 1 ? 'resource' : 'resources'} ready` };
+  return { ...base, status: 'True', reason: Reason.Succeeded, message: `${resourceCount(m.resources.length)} ready` };
 }
 
 /** The bundle state shown in display.state. */

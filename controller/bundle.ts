@@ -3,6 +3,7 @@ import { clusterHelmOptions } from './chartvalues.js';
 import {
   API_VERSION,
   BundleState,
+  agentLastSeen,
   ConditionType,
   Finalizer,
   Label,
@@ -365,7 +366,7 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
         values: cluster.spec?.templateValues,
       };
       const options = clusterHelmOptions(sel.options, templated, bundle.metadata.name);
-      const agentRegistered = Boolean(cluster.status?.agent?.lastSeen ?? cluster.status?.agentLastSeen);
+      const agentRegistered = agentLastSeen(cluster) !== undefined;
       const desired = desiredDeployment(bundle, cluster.metadata.name, clusterNs, options, current(`${clusterNs}/${bundle.metadata.name}`), agentRegistered);
       const labels = cluster.metadata.labels ?? {};
       run.targets.push({

@@ -12,6 +12,7 @@ import {
   Finalizer,
   Label,
   MAX_RESOURCE_STATUS_ITEMS,
+  agentLastSeen,
   Reason,
   emptyBundleSummary,
   getCondition,
@@ -300,7 +301,7 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
         const clusterNs = clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name);
         run.rollup = clusterRollup({
           bundleDeployments: [...(bdsByNamespace.get(clusterNs)?.values() ?? [])],
-          lastSeen: cluster.status?.agent?.lastSeen ?? cluster.status?.agentLastSeen,
+          lastSeen: agentLastSeen(cluster),
           reportedHeartbeatSeconds: cluster.status?.agent?.heartbeatSeconds,
           createdAt: cluster.metadata.creationTimestamp,
           now: run.now,

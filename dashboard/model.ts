@@ -2,6 +2,7 @@ import {
   Annotation,
   BundleState,
   Label,
+  agentLastSeen,
   type Bundle,
   type BundleDeployment,
   type Cluster,
@@ -285,7 +286,7 @@ export function clusterView(s: Snapshot, ref: Ref): ClusterView | undefined {
   return {
     ...ref,
     labels: c.metadata.labels ?? {},
-    lastSeen: c.status?.agent?.lastSeen ?? c.status?.agentLastSeen ?? '',
+    lastSeen: agentLastSeen(c) ?? '',
     agentVersion: c.status?.agent?.version ?? '',
     clusterNamespace: c.status?.namespace ?? '',
     state: c.status?.display?.state ?? '',

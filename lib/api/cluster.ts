@@ -77,6 +77,11 @@ export const ClusterSchema = lazySchema(() => objectSchema('Cluster', ClusterSpe
 /** A Cluster object. */
 export type Cluster = z.infer<typeof ClusterSchema>;
 
+/** When the Cluster's agent last reported (`status.agent.lastSeen`, or the older `status.agentLastSeen`); undefined if it never did. */
+export function agentLastSeen(cluster: Pick<Cluster, 'status'>): string | undefined {
+  return cluster.status?.agent?.lastSeen ?? cluster.status?.agentLastSeen;
+}
+
 /** Cluster as a kind. */
 export const ClusterKind: KindDefinition = {
   kind: 'Cluster',
