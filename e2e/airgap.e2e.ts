@@ -408,10 +408,11 @@ describe('airgap: images lock, relocation and local images', function () {
     await waitFor(
       async () => {
         last = await workloadImages('downstream-1');
-        return last.includes(onMirror) || undefined;
+        // The agent applies the bundle's workloads one after the other: wait for the last of them, not the first.
+        return (last.includes(onMirror) && last.every((i) => !i.startsWith(`${dst().host}/`) && !i.startsWith(`${src().host}/`))) || undefined;
       },
       {
-        what: 'the copy through the mirror on downstream-1',
+        what: 'every workload on downstream-1 through the mirror',
         timeoutMs: 180_000,
         intervalMs: 1000,
         context: () => `got ${JSON.stringify(last)}; logs in ${fleet.logDir}`,
