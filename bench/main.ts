@@ -83,7 +83,7 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
     }
     if (want('throughput')) {
       await runOne('throughput', out, () =>
-        benchThroughput(stack, { mib: knobs.BENCH_TP_MIB, files: knobs.BENCH_TP_FILES, rounds: knobs.BENCH_TP_ROUNDS }, say),
+        benchThroughput(stack, { mib: knobs.BENCH_TP_MIB, files: knobs.BENCH_TP_FILES, rounds: knobs.BENCH_TP_ROUNDS, flotilla: knobs.BENCH_TP_FLOTILLA }, say),
       );
     }
     if (want('etcd') && real) {

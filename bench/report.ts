@@ -70,9 +70,9 @@ function throughputReport(r: ThroughputResult): string {
     return [tool, `${fmtMs(push)} (${fmtRate(r.bytes, push)})`, `${fmtMs(pull)} (${fmtRate(r.bytes, pull)})`];
   };
   return [
-    `bundle: ${r.files} files, ${fmtBytes(r.bytes)}; ${r.rounds} alternating rounds; ${r.orasVersion}`,
+    `bundle: ${r.files} files, ${fmtBytes(r.bytes)}; ${r.rounds} alternating rounds; ${r.orasVersion}; Flotilla's client ${r.flotilla === 'in-process' ? "in the benchmark's process" : 'in a process of its own (production node flags)'}`,
     table(['tool', 'push (median)', 'pull (median)'], [row('flotilla'), row('oras')]).trimEnd(),
-    `ratio Flotilla / oras (time; above 1 = Flotilla slower): push ${r.push.ratio.toFixed(2)}, pull ${r.pull.ratio.toFixed(2)}`,
+    `ratio Flotilla / oras (time; above 1 = Flotilla slower; target at most 1.0): push ${r.push.ratio.toFixed(2)} ${r.push.ratio <= 1 ? 'MET' : 'NOT MET'}, pull ${r.pull.ratio.toFixed(2)} ${r.pull.ratio <= 1 ? 'MET' : 'NOT MET'}`,
   ].join('\n');
 }
 

@@ -10,6 +10,7 @@ import { BUNDLE_ARTIFACT_TYPE, BUNDLE_FILE_MEDIA_TYPE, RegistryClient, pullBundl
 import { folderBytes } from './lib/content.js';
 import type { BenchStack } from './lib/fleet.js';
 import { median } from './lib/stats.js';
+import { startTransferProcess, type TransferProcess } from './lib/transfer.js';
 
 /**
  * Throughput against the real `oras` CLI: the same registry, the same run, alternating who goes first each
@@ -17,7 +18,16 @@ import { median } from './lib/stats.js';
  * is already there for anyone) and pulling it back into an empty folder with an empty cache. Times are
  * wall clock around the whole operation: reading and hashing the files, every request, writing the files.
  * Both tools run with their default concurrency (Flotilla 8 blobs at a time; oras push 5, pull 3).
+ *
+ * Flotilla's client runs where production runs it: in a long-lived process of its own, compiled, with the
+ * node flags of the controller and the agent (bench/lib/transfer-worker.ts), not in the benchmark's process,
+ * whose event loop and heap also carry the stack's supervision and the API clients. Each tool first moves one
+ * small bundle, untimed, so that neither round 1 pays for a cold start (JIT, page cache).
+ * `BENCH_TP_FLOTILLA=in-process` runs it in the benchmark's process instead, for comparison.
  */
+
+/** Where Flotilla's client runs. */
+export type FlotillaSide = 'process' | 'in-process';
 
 /** One timed operation. */
 export interface Timing {
@@ -34,6 +44,8 @@ export interface ThroughputResult {
   files: number;
   rounds: number;
   orasVersion: string;
+  /** Where Flotilla's client ran. */
+  flotilla: FlotillaSide;
   timings: Timing[];
   /** 1-minute load average before the first and after the last round (the machine is shared). */
   load: { start: number; end: number };
@@ -77,25 +89,45 @@ interface RoundContext {
   round: number;
   files: number;
   bytes: number;
+  /** Flotilla's client in a process of its own; undefined: in the benchmark's process. */
+  worker: TransferProcess | undefined;
+}
+
+async function inProcessPush(registry: string, repository: string, src: string, names: string[]): Promise<string> {
+  const bundle: ArtifactFile[] = names.map((path) => ({ path, file: join(src, path) }));
+  const pusher = new RegistryClient({ registry, basicHTTP: true });
+  try {
+    return (await pushBundle(pusher, repository, bundle, { bundleName: 'tp', bundleNamespace: 'bench' }, 'v1')).reference;
+  } finally {
+    await pusher.close();
+  }
+}
+
+async function inProcessPull(registry: string, reference: string, out: string, cacheDir: string): Promise<void> {
+  const puller = new RegistryClient({ registry, basicHTTP: true, blobCacheDir: cacheDir });
+  try {
+    await pullBundleToDirectory(puller, reference, out);
+  } finally {
+    await puller.close();
+  }
 }
 
 async function flotillaRound(c: RoundContext): Promise<Timing[]> {
   const src = join(c.work, `flotilla-src-${c.round}`);
   const names = await writeBundle(src, c.files, c.bytes);
-  const bundle: ArtifactFile[] = names.map((path) => ({ path, file: join(src, path) }));
-  const repo = `${c.s.registry.host}/tp/flotilla-r${c.round}`;
-  const pusher = new RegistryClient({ registry: c.s.registry.host, basicHTTP: true });
+  const registry = c.s.registry.host;
+  const repo = `${registry}/tp/flotilla-r${c.round}`;
+  const pushWith = c.worker ? c.worker.push.bind(c.worker) : inProcessPush;
+  const pullWith = c.worker ? c.worker.pull.bind(c.worker) : inProcessPull;
   let reference = '';
   const push = await timed(async () => {
-    reference = (await pushBundle(pusher, repo, bundle, { bundleName: 'tp', bundleNamespace: 'bench' }, 'v1')).reference;
+    reference = await pushWith(registry, repo, src, names);
   });
-  await pusher.close();
   const out = join(c.work, `flotilla-out-${c.round}`);
-  const puller = new RegistryClient({ registry: c.s.registry.host, basicHTTP: true, blobCacheDir: join(c.work, `flotilla-cache-${c.round}`) });
-  const pull = await timed(() => pullBundleToDirectory(puller, reference, out));
-  await puller.close();
+  const cache = join(c.work, `flotilla-cache-${c.round}`);
+  const pull = await timed(() => pullWith(registry, reference, out, cache));
   if (folderBytes(out) !== c.bytes) throw new Error(`flotilla pulled ${folderBytes(out)} bytes, expected ${c.bytes}`);
-  await Promise.all([src, out, join(c.work, `flotilla-cache-${c.round}`)].map((d) => rm(d, { recursive: true, force: true })));
+  await Promise.all([src, out, cache].map((d) => rm(d, { recursive: true, force: true })));
   return [
     { tool: 'flotilla', op: 'push', round: c.round, ms: push, bytes: c.bytes },
     { tool: 'flotilla', op: 'pull', round: c.round, ms: pull, bytes: c.bytes },
@@ -126,28 +158,44 @@ async function orasRound(c: RoundContext): Promise<Timing[]> {
   ];
 }
 
-/** Runs `rounds` alternating rounds. */
-export async function benchThroughput(s: BenchStack, o: { mib: number; files: number; rounds: number }, say: (m: string) => void): Promise<ThroughputResult> {
+/** Runs `rounds` alternating rounds after one small untimed round of each tool. */
+export async function benchThroughput(
+  s: BenchStack,
+  o: { mib: number; files: number; rounds: number; flotilla: FlotillaSide },
+  say: (m: string) => void,
+): Promise<ThroughputResult> {
   const oras = orasPath();
   const orasVersion = `oras ${/Version:\s*(\S+)/.exec((await run(oras, ['version'])).stdout)?.[1] ?? '(unknown version)'}`;
   const work = join(s.work, 'throughput');
-  const loadStart = loadavg()[0] ?? Number.NaN;
-  const bytes = o.mib * 1024 * 1024;
-  const timings: Timing[] = [];
-  for (let round = 0; round < o.rounds; round++) {
-    const c: RoundContext = { s, oras, work, round, files: o.files, bytes };
-    const order = round % 2 === 0 ? [flotillaRound, orasRound] : [orasRound, flotillaRound];
-    for (const step of order) timings.push(...(await step(c)));
+  await mkdir(work, { recursive: true });
+  const worker = o.flotilla === 'process' ? await startTransferProcess(join(s.work, 'transfer-worker.log')) : undefined;
+  try {
     say(
-      `throughput: round ${round + 1}/${o.rounds}: ${timings
-        .slice(-4)
-        .map((t) => `${t.tool} ${t.op} ${(t.ms / 1000).toFixed(2)} s`)
-        .join(', ')}`,
+      `throughput: Flotilla's client ${worker ? `in a process of its own (pid ${worker.pid}, production node flags)` : "in the benchmark's process"}; warming up`,
     );
+    const warm: RoundContext = { s, oras, work, round: -1, files: 4, bytes: 1024 * 1024, worker };
+    await flotillaRound(warm);
+    await orasRound(warm);
+    const loadStart = loadavg()[0] ?? Number.NaN;
+    const bytes = o.mib * 1024 * 1024;
+    const timings: Timing[] = [];
+    for (let round = 0; round < o.rounds; round++) {
+      const c: RoundContext = { s, oras, work, round, files: o.files, bytes, worker };
+      const order = round % 2 === 0 ? [flotillaRound, orasRound] : [orasRound, flotillaRound];
+      for (const step of order) timings.push(...(await step(c)));
+      say(
+        `throughput: round ${round + 1}/${o.rounds}: ${timings
+          .slice(-4)
+          .map((t) => `${t.tool} ${t.op} ${(t.ms / 1000).toFixed(2)} s`)
+          .join(', ')}`,
+      );
+    }
+    const med = (tool: Timing['tool'], op: Timing['op']) => median(timings.filter((t) => t.tool === tool && t.op === op).map((t) => t.ms));
+    const pair = (op: Timing['op']) => ({ flotillaMs: med('flotilla', op), orasMs: med('oras', op), ratio: med('flotilla', op) / med('oras', op) });
+    const load = { start: loadStart, end: loadavg()[0] ?? Number.NaN };
+    say(`throughput: load ${load.start.toFixed(1)} at the start, ${load.end.toFixed(1)} at the end`);
+    return { bytes, files: o.files, rounds: o.rounds, orasVersion, flotilla: o.flotilla, load, timings, push: pair('push'), pull: pair('pull') };
+  } finally {
+    await worker?.stop();
   }
-  const med = (tool: Timing['tool'], op: Timing['op']) => median(timings.filter((t) => t.tool === tool && t.op === op).map((t) => t.ms));
-  const pair = (op: Timing['op']) => ({ flotillaMs: med('flotilla', op), orasMs: med('oras', op), ratio: med('flotilla', op) / med('oras', op) });
-  const load = { start: loadStart, end: loadavg()[0] ?? Number.NaN };
-  say(`throughput: load ${load.start.toFixed(1)} at the start, ${load.end.toFixed(1)} at the end`);
-  return { bytes, files: o.files, rounds: o.rounds, orasVersion, load, timings, push: pair('push'), pull: pair('pull') };
 }

@@ -33,4 +33,22 @@ describe('stack processes: spawnManaged', () => {
       .to.include('failed to start')
       .and.include('no-such-program');
   });
+
+  it('gives a Node child a message channel when asked, with its output still in the log', async () => {
+    const logFile = join(dir, 'ipc.log');
+    const script = "process.on('message', (m) => { console.log('got', m.n); process.send({ n: m.n + 1 }, () => process.exit(0)); });";
+    const p = spawnManaged('echo', process.execPath, ['-e', script], logFile, { ipc: true });
+    const answer = new Promise<unknown>((resolve) => p.child.once('message', resolve));
+    p.child.send({ n: 41 });
+    expect(await answer).to.deep.equal({ n: 42 });
+    expect(await p.exited).to.equal(0);
+    expect(await readFile(logFile, 'utf8')).to.include('got 41');
+  });
+
+  it('gives no message channel unless asked', async () => {
+    const p = spawnManaged('plain', process.execPath, ['-e', 'process.stdout.write(String(typeof process.send))'], join(dir, 'plain.log'));
+    expect(p.child.connected).to.equal(false);
+    expect(await p.exited).to.equal(0);
+    expect(await readFile(join(dir, 'plain.log'), 'utf8')).to.equal('undefined');
+  });
 });

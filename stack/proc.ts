@@ -64,12 +64,14 @@ function installHooks(): void {
  * this process, whose event loop runs the tests and the benchmarks' in-process clients, and what a forked
  * grandchild writes after the leader exited lands in the file too.
  */
-export function spawnManaged(name: string, command: string, args: string[], logFile: string, options: SpawnOptions = {}): ManagedProcess {
+export function spawnManaged(name: string, command: string, args: string[], logFile: string, options: SpawnOptions & { ipc?: boolean } = {}): ManagedProcess {
   installHooks();
+  const { ipc, ...spawnOptions } = options;
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', fd, fd] });
+    // `ipc` gives a Node child the message channel of child_process.fork (process.send, 'message').
+    child = spawn(command, args, { ...spawnOptions, detached: true, stdio: ipc ? ['ignore', fd, fd, 'ipc'] : ['ignore', fd, fd] });
   } finally {
     closeSync(fd);
   }

@@ -32,7 +32,7 @@ export async function compileForBench(root: string, say: (m: string) => void): P
     const stdout = (err as { stdout?: string }).stdout ?? '';
     say(`tsc reported errors (the emitted JavaScript is used all the same):\n${stdout.split('\n').slice(0, 10).join('\n')}`);
   }
-  for (const entry of ['controller/main.js', 'agent/main.js', 'bench/lib/tap.js']) {
+  for (const entry of ['controller/main.js', 'agent/main.js', 'bench/lib/tap.js', 'bench/lib/transfer-worker.js']) {
     if (!existsSync(join(out, entry))) throw new Error(`compiling for the benchmarks produced no ${join(out, entry)}`);
   }
   return out;

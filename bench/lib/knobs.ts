@@ -47,6 +47,10 @@ const KnobsSchema = z.object({
   BENCH_TP_MIB: int(100).describe('Size of the throughput bundle, MiB.'),
   BENCH_TP_FILES: int(200).describe('Files in the throughput bundle.'),
   BENCH_TP_ROUNDS: int(3).describe('Alternating rounds of push and pull, Flotilla vs oras.'),
+  BENCH_TP_FLOTILLA: z
+    .enum(['process', 'in-process'])
+    .default('process')
+    .describe("Where Flotilla's client runs in the throughput benchmark: a long-lived process of its own, as production runs it, or the benchmark's process."),
   BENCH_ETCD_SIZES: list('10KiB,100KiB,900KiB,1MiB,5MiB').describe('Bundle sizes of the etcd-footprint benchmark.'),
   BENCH_LAT_COMMITS: int(20).describe('Commits measured per propagation scenario.'),
   BENCH_STATUS_CLUSTERS: list('10,200,1000').describe('status: synthetic cluster counts of the rolled-up status sizes.'),
