@@ -3,7 +3,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { BlobCache, IN_MEMORY_BLOB_MAX_BYTES, readVerified } from './blobcache.js';
+import { BlobCache, IN_MEMORY_BLOB_MAX_BYTES, readVerified, writeChunks } from './blobcache.js';
 import { sha256Digest } from './digest.js';
 import { ArtifactError } from './errors.js';
 
@@ -85,6 +85,28 @@ describe('blob cache', () => {
     );
     expect((err as Error).message).to.match(/layer "a": size mismatch: more than the 16 bytes/);
     expect(pulled).to.be.below(20);
+  });
+
+  it('stores a small blob received in many chunks byte for byte, however many chunks there are', async () => {
+    const blob = Buffer.from(Array.from({ length: 300 * 1024 }, (_, i) => (i * 7919) % 251));
+    for (const chunkSize of [64 * 1024, 4096, 1000]) {
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < blob.length; at += chunkSize) chunks.push(blob.subarray(at, at + chunkSize));
+      const fresh = new BlobCache(join(dir, `c${chunkSize}`));
+      const path = await fresh.store(sha256Digest(blob), blob.length, Readable.from(chunks), 'layer "many"');
+      expect((await readFile(path)).equals(blob), `${chunks.length} chunks`).to.equal(true);
+    }
+  });
+
+  it('writes chunks to a file as one, from one chunk, a few, or more than one writev takes', async () => {
+    const bytes = Buffer.from(Array.from({ length: 10_000 }, (_, i) => i % 256));
+    for (const parts of [1, 3, 65, 1000]) {
+      const size = Math.ceil(bytes.length / parts);
+      const chunks = Array.from({ length: parts }, (_, k) => bytes.subarray(k * size, (k + 1) * size)).filter((c) => c.length > 0);
+      const file = join(dir, `w${parts}`);
+      await writeChunks(file, chunks, bytes.length);
+      expect((await readFile(file)).equals(bytes), `${chunks.length} chunks`).to.equal(true);
+    }
   });
 
   it('evicts a cached blob corrupted on disk', async () => {

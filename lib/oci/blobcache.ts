@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -87,8 +87,8 @@ export class VerifyingTransform extends Transform {
   }
 }
 
-/** Reads a whole (small) stream into memory, verifying it on the way; throws ArtifactTampered on mismatch. */
-export async function readVerified(source: AsyncIterable<Buffer> | NodeJS.ReadableStream, digest: string, size: number, what: string): Promise<Buffer> {
+/** Reads a whole (small) stream into memory as it arrived, verifying it on the way; throws ArtifactTampered on mismatch. */
+async function readVerifiedChunks(source: AsyncIterable<Buffer> | NodeJS.ReadableStream, digest: string, size: number, what: string): Promise<Buffer[]> {
   const verifier = new BlobVerifier(digest, size, what);
   const chunks: Buffer[] = [];
   // Leaving the loop by a throw ends the iteration, which destroys a stream source: an oversized body is not read on.
@@ -97,7 +97,35 @@ export async function readVerified(source: AsyncIterable<Buffer> | NodeJS.Readab
     chunks.push(chunk);
   }
   verifier.finish();
+  return chunks;
+}
+
+/** Reads a whole (small) stream into memory, verifying it on the way; throws ArtifactTampered on mismatch. */
+export async function readVerified(source: AsyncIterable<Buffer> | NodeJS.ReadableStream, digest: string, size: number, what: string): Promise<Buffer> {
+  const chunks = await readVerifiedChunks(source, digest, size, what);
   return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size);
+}
+
+/** At most this many chunks are written with one writev (Linux's IOV_MAX is 1024); more are joined first. */
+const MAX_WRITEV_CHUNKS = 64;
+
+/**
+ * Writes `chunks` (`size` bytes in all) to a new file at `path` as they were received, without joining them
+ * into one buffer first: a pull of many small blobs would otherwise allocate and copy every byte once more.
+ */
+export async function writeChunks(path: string, chunks: readonly Buffer[], size: number): Promise<void> {
+  if (chunks.length <= 1 || chunks.length > MAX_WRITEV_CHUNKS) {
+    await writeFile(path, chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size));
+    return;
+  }
+  const file = await open(path, 'w');
+  try {
+    const { bytesWritten } = await file.writev(chunks as Buffer[]);
+    // writev may write less than asked; the rest goes from where it stopped (writeFile writes all it is given).
+    if (bytesWritten < size) await file.writeFile(Buffer.concat(chunks, size).subarray(bytesWritten));
+  } finally {
+    await file.close();
+  }
 }
 
 function isMissingFolder(err: unknown): boolean {
@@ -150,8 +178,8 @@ export class BlobCache {
     try {
       if (size <= IN_MEMORY_BLOB_MAX_BYTES) {
         // Small blobs (most bundle files): one write call instead of a stream of them.
-        const bytes = await readVerified(source, digest, size, what);
-        await this.inFolders(() => writeFile(tmp, bytes));
+        const chunks = await readVerifiedChunks(source, digest, size, what);
+        await this.inFolders(() => writeChunks(tmp, chunks, size));
       } else {
         await mkdir(join(this.dir, 'tmp'), { recursive: true });
         await pipeline(source, new VerifyingTransform(digest, size, what), createWriteStream(tmp));
