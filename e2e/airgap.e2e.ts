@@ -375,7 +375,21 @@ describe('airgap: images lock, relocation and local images', function () {
       },
       { what: 'the mirror in effect on downstream-1', timeoutMs: 120_000, intervalMs: 1000, context: () => `logs in ${fleet.logDir}` },
     );
-    await fleet.upstream.apply(relocatingRepo({ imagePullSecret: 'relocated-pull' }), 'airgap-e2e');
+    const withSecret = await fleet.upstream.apply(relocatingRepo({ imagePullSecret: 'relocated-pull' }), 'airgap-e2e');
+    // The commit must not reach a sync still running with the spec before this apply (started by the
+    // credentials above): that sync would build it without the pull Secret, and apply it.
+    await waitFor(
+      async () => {
+        const r = await fleet.upstream.get<KubeObject & { status?: { observedGeneration?: number } }>({
+          apiVersion: API_VERSION,
+          kind: 'GitRepo',
+          namespace: WS,
+          name: REPO,
+        });
+        return (r?.status?.observedGeneration ?? 0) >= (withSecret.metadata.generation ?? 1) || undefined;
+      },
+      { what: 'the GitRepo with the pull Secret observed', timeoutMs: 120_000, intervalMs: 500, context: () => `logs in ${fleet.logDir}` },
+    );
     await git().commit(REPO, { 'app/workloads.yaml': workloads(`${src().host}/airgap-e2e/multi:v2`, `${src().host}/airgap-e2e/single:v1`) }, 'pull secret');
     const message = await bundleDeploymentCondition('downstream-1', 'ImagePullSecretNotFound', 'airgap-e2e/multi:v2');
     expect(message).to.contain(`${REPO}-app`).and.contain(`Secret ${APP_NS}/relocated-pull`).and.contain('airgap-e2e/multi:v2');
