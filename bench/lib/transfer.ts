@@ -33,15 +33,17 @@ export async function startTransferProcess(logFile: string): Promise<TransferPro
     for (const [id, done] of waiting) done({ id, ok: false, error: exitedEarly.message });
     waiting.clear();
   });
+  // The worker announces itself with id 0 once its modules are loaded (or the exit above answers it).
+  const announced = new Promise<TransferReply>((resolve) => waiting.set(0, resolve));
   let next = 0;
-  const call = (c: Command | undefined): Promise<TransferReply> =>
+  const call = (c: Command): Promise<TransferReply> =>
     new Promise((resolve) => {
       if (exitedEarly) return resolve({ id: -1, ok: false, error: exitedEarly.message });
-      const id = c === undefined ? 0 : ++next;
+      const id = ++next;
       waiting.set(id, resolve);
-      if (c !== undefined) proc.child.send({ ...c, id });
+      proc.child.send({ ...c, id });
     });
-  const ready = await call(undefined);
+  const ready = await announced;
   if (!ready.ok) throw new Error(ready.error);
   const check = (r: TransferReply): TransferReply & { ok: true } => {
     if (!r.ok) throw new Error(`flotilla transfer worker: ${r.error}`);
