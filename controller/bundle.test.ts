@@ -17,7 +17,7 @@ import { dispositionOf } from '../lib/errors.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import type { ReconcileResult } from '../lib/kube/controller.js';
 import { encodeSecretData } from '../lib/kube/secret.js';
-import { BUNDLE_STATUS_MANAGER, bundleReconciler, notReadyMessage, ociSecretName } from './bundle.js';
+import { BUNDLE_STATUS_MANAGER, STATUS_POSTPONE_LIMIT, bundleReconciler, notReadyMessage, ociSecretName } from './bundle.js';
 import { applyArtifactsStored } from './gitrepo.js';
 import { fakeContext, type FakeContext } from './testing.js';
 
@@ -80,7 +80,25 @@ describe('Bundle reconciler (on fake ports)', () => {
       return this;
     }
 
+    /**
+     * One reconcile; when it wrote BundleDeployments and left the Bundle's status to the next pass, also the
+     * passes the BundleDeployments' watch events start in the controller, until one writes the status
+     * (at most STATUS_POSTPONE_LIMIT postpone in a row).
+     */
     async run(): Promise<ReconcileResult> {
+      for (let pass = 0; ; pass++) {
+        const before = this.f.kube.writes.length;
+        const result = await this.once();
+        const wrote = this.f.kube.writes.slice(before);
+        const postponed =
+          wrote.some((x) => x.kind === 'BundleDeployment' && x.op === 'apply') &&
+          !wrote.some((x) => x.kind === 'Bundle' && x.op === 'applyStatus' && x.fieldManager === BUNDLE_STATUS_MANAGER);
+        if (!postponed || result.error !== undefined || pass >= STATUS_POSTPONE_LIMIT) return result;
+      }
+    }
+
+    /** Exactly one reconcile. */
+    async once(): Promise<ReconcileResult> {
       return (await this.reconcile('ws/app')) ?? {};
     }
 
@@ -139,6 +157,36 @@ describe('Bundle reconciler (on fake ports)', () => {
     expect(w.condition(ConditionType.Ready)).to.equal('True/Succeeded');
     expect(w.bundle.status?.display?.readyClusters).to.equal('2/2');
     expect(w.f.kube.writes.slice(writes).map((x) => `${x.op} ${x.kind}`)).to.deep.equal(['applyStatus Bundle']);
+  });
+
+  it('leaves its status to the pass the new BundleDeployments start: agents that report by then make one status write', async () => {
+    const w = new World().cluster('c1', 'prod').cluster('c2', 'prod');
+    const statusWrites = () => w.f.kube.writesOf('applyStatus', 'Bundle').filter((x) => x.fieldManager === BUNDLE_STATUS_MANAGER);
+    const first = await w.once();
+    expect(w.applied()).to.have.members(['ns-c1/app', 'ns-c2/app']);
+    expect(statusWrites(), 'postponed').to.deep.equal([]);
+    expect(first.requeueAfterMs, 'a look again even if no watch event comes').to.be.a('number').and.at.most(5000);
+    w.report('ns-c1');
+    w.report('ns-c2');
+    await w.once();
+    expect(statusWrites()).to.have.length(1);
+    expect(w.condition(ConditionType.Ready)).to.equal('True/Succeeded');
+    expect(w.bundle.status?.display?.readyClusters).to.equal('2/2');
+  });
+
+  it(`writes its status after ${STATUS_POSTPONE_LIMIT} postponing passes in a row, even when every pass writes`, async () => {
+    const w = new World().cluster('c1', 'prod');
+    const statusWrites = () => w.f.kube.writesOf('applyStatus', 'Bundle').filter((x) => x.fieldManager === BUNDLE_STATUS_MANAGER);
+    for (let i = 0; i < STATUS_POSTPONE_LIMIT; i++) {
+      w.change({ contentsID: `c${i + 2}` });
+      await w.once();
+      expect(statusWrites(), `pass ${i + 1}`).to.deep.equal([]);
+    }
+    w.change({ contentsID: 'c9' });
+    await w.once();
+    expect(w.f.kube.find<BDObject>('BundleDeployment', 'ns-c1', 'app')?.spec.deploymentID).to.contain('c9');
+    expect(statusWrites()).to.have.length(1);
+    expect(w.condition(ConditionType.Targeted)).to.equal('True/Succeeded');
   });
 
   it('tells one Ready Event per rollout on the Bundle, and none while it stays Ready', async () => {

@@ -69,6 +69,20 @@ type BundleDeploymentObject = BundleDeployment & KubeObject;
 const FIELD_MANAGER = CONTROLLER_FIELD_MANAGER;
 /** BundleDeployments written at once by one pass. */
 export const WRITE_CONCURRENCY = 8;
+/**
+ * A pass that changed BundleDeployments leaves the Bundle's status to the pass their watch events start
+ * (BundleDeployment events reach the Bundle reconciler coalesced for {@link DEPLOYMENT_EVENTS_COALESCE_MS}):
+ * agents usually report within that time, so the Bundle goes from its last status straight to the new one,
+ * one status write instead of two (Targeted with nothing ready yet, then Ready), and the GitRepo's roll-up
+ * follows once. The price is a Bundle status up to that long behind its BundleDeployments. At most this many
+ * passes in a row postpone, so a Bundle whose every pass writes still shows its status. Measured on the
+ * fan-out of 1,000 bundles (bench/README.md): 83 s -> 72 s, about 650 Bundle status writes fewer.
+ */
+export const STATUS_POSTPONE_LIMIT = 3;
+/** See {@link STATUS_POSTPONE_LIMIT}. */
+export const DEPLOYMENT_EVENTS_COALESCE_MS = 2000;
+/** When a postponed pass looks again if no watch event came (a write that changed no BundleDeployment). */
+const POSTPONED_RECHECK_MS = 5000;
 
 /** Name of the Secret holding the agent's registry credentials for one BundleDeployment. */
 export function ociSecretName(bdName: string): string {
@@ -290,6 +304,10 @@ interface BundleRun extends RunState<BundleObject> {
   targets: Target[];
   /** The BundleDeployments as written by this run (the informer may not have them yet). */
   applied: Map<string, BundleDeploymentObject>;
+  /** How many of them this run changed (created or gave a new resourceVersion): each brings a watch event. */
+  changed: number;
+  /** The status write was left to the run those events start (STATUS_POSTPONE_LIMIT). */
+  postponed?: boolean;
   summary?: BundleSummary;
   /** The rollback in force, as applied to the targets. */
   rollback?: RollbackStatus;
@@ -334,6 +352,8 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
   // The Bundle as the informer holds it, with this reconciler's own writes it has not delivered yet: no GET per reconcile.
   const own = new OwnWrites(ctx.informers.bundles);
   const current = (key: string) => ctx.informers.bundleDeployments.get(key);
+  /** Passes in a row that postponed their status write, by Bundle key. */
+  const postponedPasses = new Map<string, number>();
 
   /** Targeting: the clusters the Bundle selects, and the BundleDeployment each gets. */
   const target: Step<BundleRun> = async (run) => {
@@ -400,8 +420,11 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
     const credentials = run.targets.length > 0 ? await agentCredentials(ctx, run.object) : undefined;
     await mapLimit(run.targets, WRITE_CONCURRENCY, async (t) => {
       if (t.skip) return;
+      const before = current(keyIn(t.desired))?.metadata.resourceVersion;
       const applied = await writeDeployment(ctx, run.object, t.desired, credentials, written);
-      if (applied) run.applied.set(keyIn(applied), applied);
+      if (!applied) return;
+      run.applied.set(keyIn(applied), applied);
+      if (applied.metadata.resourceVersion !== before) run.changed++;
     });
     const ns = run.object.metadata.namespace ?? '';
     const targeted = run.targets.map((t) => run.applied.get(keyIn(t.desired)) ?? ctx.informers.bundleDeployments.get(keyIn(t.desired)) ?? t.desired);
@@ -443,6 +466,7 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
       waiting: 0,
       targets: [],
       applied: new Map(),
+      changed: 0,
     }),
     steps: () => [target, write, prune],
     status: {
@@ -493,6 +517,18 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
         };
       },
       writer: bundleStatusWriter(ctx.kube),
+      postpone: (run) => {
+        const key = keyIn(run.object);
+        if (postponedPasses.size > 10_000) postponedPasses.clear(); // Bundles deleted right after a postponing pass
+        const passes = postponedPasses.get(key) ?? 0;
+        if (run.changed > 0 && passes < STATUS_POSTPONE_LIMIT) {
+          postponedPasses.set(key, passes + 1);
+          run.postponed = true;
+          return true;
+        }
+        postponedPasses.delete(key);
+        return false;
+      },
       transitions: (run, before, after) => {
         // One Event when the Bundle becomes Ready (a version rolled out everywhere, or the fleet recovered),
         // instead of one per cluster from the agents.
@@ -506,7 +542,7 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
       },
     },
     requeue: (run) => {
-      const after = Math.min(run.waiting > 0 ? 2000 : Infinity, run.rolloutRequeueMs ?? Infinity);
+      const after = Math.min(run.waiting > 0 ? 2000 : Infinity, run.rolloutRequeueMs ?? Infinity, run.postponed ? POSTPONED_RECHECK_MS : Infinity);
       return Number.isFinite(after) ? { requeueAfterMs: after } : {};
     },
   });
@@ -521,11 +557,16 @@ export function setupBundleController(ctx: ControllerContext): Controller {
     accepts: shardFilter(ctx.informers.bundles, ctx.config.shardId),
   });
   controller.watch(ctx.informers.bundles);
-  controller.watch(ctx.informers.bundleDeployments, (bd) => {
-    const ns = bd.metadata.labels?.[Label.BundleNamespace];
-    const n = bd.metadata.labels?.[Label.BundleName];
-    return ns && n ? [`${ns}/${n}`] : [];
-  });
+  // Coalesced: the pass after a rollout's writes takes in the agents' first reports (STATUS_POSTPONE_LIMIT).
+  controller.watch(
+    ctx.informers.bundleDeployments,
+    (bd) => {
+      const ns = bd.metadata.labels?.[Label.BundleNamespace];
+      const n = bd.metadata.labels?.[Label.BundleName];
+      return ns && n ? [`${ns}/${n}`] : [];
+    },
+    { coalesceMs: DEPLOYMENT_EVENTS_COALESCE_MS },
+  );
   // A cluster or group change can change targeting for every bundle of its workspace.
   const allBundlesIn = (namespace: string | undefined) =>
     ctx.informers.bundles

@@ -225,6 +225,26 @@ describe('the reconciler skeleton', () => {
     expect(typesOf(conditions)).to.deep.equal({ Stalled: 'True/InvalidBundle', Reconciling: 'False/InvalidBundle', Ready: 'False/InvalidBundle' });
   });
 
+  it('leaves the status to the next run when the definition postpones it, unless the run failed', async () => {
+    const api = new FakeApi();
+    api.objects.set('a', object('a', { finalizers: ['test/finalizer'] }));
+    const transitions: string[] = [];
+    const postponing = (postpone: boolean): Partial<ReconcilerDefinition<Obj, R>> => ({
+      status: { ...definition(api, []).status, postpone: () => postpone, transitions: () => void transitions.push('called') },
+    });
+    expect(await reconciler(definition(api, [step('one')], postponing(true)))('a')).to.deep.equal({});
+    expect(api.statusWrites, 'postponed').to.deep.equal([]);
+    expect(transitions).to.deep.equal([]);
+    const failing: Step<R> = async () => {
+      throw new StallingError('InvalidBundle', 'bad');
+    };
+    await reconciler(definition(api, [failing], postponing(true)))('a');
+    expect(api.statusWrites, 'a failure is written at once').to.have.length(1);
+    await reconciler(definition(api, [step('one')], postponing(false)))('a');
+    expect(api.statusWrites).to.have.length(2);
+    expect((api.statusWrites[1]?.body as { status: { note: string } } | undefined)?.status.note).to.equal('one');
+  });
+
   it('writes no status after a conflict: the immediate retry will', async () => {
     const api = new FakeApi();
     api.objects.set('a', object('a', { finalizers: ['test/finalizer'] }));

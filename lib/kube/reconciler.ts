@@ -91,6 +91,14 @@ export interface StatusSpec<T extends KubeObject, R extends RunState<T>> {
   writer: StatusWriter;
   /** Called after a write (or when nothing changed) with the status before and after: emit events on transitions. */
   transitions?(run: R, before: StatusFields | undefined, after: StatusFields, error: unknown): void | Promise<void>;
+  /**
+   * True when a run that succeeded should leave its status to the next run: it changed objects whose watch
+   * events start that run shortly, and the status it would write now would be out of date by then (the Bundle
+   * reconciler after writing BundleDeployments, whose agents report within a second). No status write and no
+   * transitions this run; the reconciler's `requeue` must bring the next run even if no event does. A run that
+   * failed always writes its status.
+   */
+  postpone?(run: R): boolean;
 }
 
 /** Everything the skeleton needs to know about one reconciler. */
@@ -179,6 +187,7 @@ async function ensureFinalizer<T extends KubeObject, R extends RunState<T>>(def:
 async function finish<T extends KubeObject, R extends RunState<T>>(def: ReconcilerDefinition<T, R>, key: string, run: R, error: unknown): Promise<unknown> {
   if (error !== undefined && dispositionOf(error) === 'conflict') return error;
   const spec = def.status;
+  if (error === undefined && spec.postpone?.(run)) return error;
   const before = (run.object as { status?: StatusFields }).status;
   // What the server holds: the status at the start, or what a step wrote since (RunState.statusWritten).
   const base = run.statusWritten ?? run.object;
