@@ -6,10 +6,11 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { cacheDir } from '../stack/binaries.js';
-import { BUNDLE_ARTIFACT_TYPE, BUNDLE_FILE_MEDIA_TYPE, RegistryClient, pullBundleToDirectory, pushBundle, type ArtifactFile } from '../lib/oci/index.js';
+import { BUNDLE_ARTIFACT_TYPE, BUNDLE_FILE_MEDIA_TYPE } from '../lib/oci/index.js';
 import { folderBytes } from './lib/content.js';
 import type { BenchStack } from './lib/fleet.js';
 import { median } from './lib/stats.js';
+import { pullRound, pushRound } from './lib/transfer-ops.js';
 import { startTransferProcess, type TransferProcess } from './lib/transfer.js';
 
 /**
@@ -93,32 +94,13 @@ interface RoundContext {
   worker: TransferProcess | undefined;
 }
 
-async function inProcessPush(registry: string, repository: string, src: string, names: string[]): Promise<string> {
-  const bundle: ArtifactFile[] = names.map((path) => ({ path, file: join(src, path) }));
-  const pusher = new RegistryClient({ registry, basicHTTP: true });
-  try {
-    return (await pushBundle(pusher, repository, bundle, { bundleName: 'tp', bundleNamespace: 'bench' }, 'v1')).reference;
-  } finally {
-    await pusher.close();
-  }
-}
-
-async function inProcessPull(registry: string, reference: string, out: string, cacheDir: string): Promise<void> {
-  const puller = new RegistryClient({ registry, basicHTTP: true, blobCacheDir: cacheDir });
-  try {
-    await pullBundleToDirectory(puller, reference, out);
-  } finally {
-    await puller.close();
-  }
-}
-
 async function flotillaRound(c: RoundContext): Promise<Timing[]> {
   const src = join(c.work, `flotilla-src-${c.round}`);
   const names = await writeBundle(src, c.files, c.bytes);
   const registry = c.s.registry.host;
   const repo = `${registry}/tp/flotilla-r${c.round}`;
-  const pushWith = c.worker ? c.worker.push.bind(c.worker) : inProcessPush;
-  const pullWith = c.worker ? c.worker.pull.bind(c.worker) : inProcessPull;
+  const pushWith = c.worker ? c.worker.push.bind(c.worker) : pushRound;
+  const pullWith = c.worker ? c.worker.pull.bind(c.worker) : pullRound;
   let reference = '';
   const push = await timed(async () => {
     reference = await pushWith(registry, repo, src, names);

@@ -1,40 +1,26 @@
 import { baselineWasmOnly } from '../../lib/ops/v8flags.js';
-import { type ArtifactFile, RegistryClient, pullBundleToDirectory, pushBundle } from '../../lib/oci/index.js';
+import { pullRound, pushRound } from './transfer-ops.js';
 
 /**
  * The throughput benchmark's Flotilla side, in a process of its own: started once per benchmark, compiled and
  * with the node flags of production (bench/lib/transfer.ts starts it), the way the controller pushes and an
  * agent pulls, in a long-lived process that does nothing else. It takes one command at a time over the IPC
- * channel, runs Flotilla's client exactly as in-process callers do (a fresh RegistryClient per operation, an
- * empty blob cache per pull) and answers when the operation has finished.
+ * channel, runs the same operations as the in-process setting (transfer-ops.ts) and answers when each has
+ * finished.
  */
 
 /** A command of the benchmark. */
 export type TransferCommand =
-  | { id: number; op: 'push'; registry: string; repository: string; src: string; names: string[] }
+  | { id: number; op: 'push'; registry: string; repository: string; src: string; names: readonly string[] }
   | { id: number; op: 'pull'; registry: string; reference: string; out: string; cacheDir: string };
 
 /** The answer: the pinned reference of a push, or why it failed. */
 export type TransferReply = { id: number; ok: true; reference?: string } | { id: number; ok: false; error: string };
 
 async function perform(c: TransferCommand): Promise<TransferReply> {
-  if (c.op === 'push') {
-    const files: ArtifactFile[] = c.names.map((path) => ({ path, file: `${c.src}/${path}` }));
-    const client = new RegistryClient({ registry: c.registry, basicHTTP: true });
-    try {
-      const { reference } = await pushBundle(client, c.repository, files, { bundleName: 'tp', bundleNamespace: 'bench' }, 'v1');
-      return { id: c.id, ok: true, reference };
-    } finally {
-      await client.close();
-    }
-  }
-  const client = new RegistryClient({ registry: c.registry, basicHTTP: true, blobCacheDir: c.cacheDir });
-  try {
-    await pullBundleToDirectory(client, c.reference, c.out);
-    return { id: c.id, ok: true };
-  } finally {
-    await client.close();
-  }
+  if (c.op === 'push') return { id: c.id, ok: true, reference: await pushRound(c.registry, c.repository, c.src, c.names) };
+  await pullRound(c.registry, c.reference, c.out, c.cacheDir);
+  return { id: c.id, ok: true };
 }
 
 function main(): void {

@@ -9,7 +9,7 @@ import type { TransferCommand, TransferReply } from './transfer-worker.js';
 export interface TransferProcess {
   readonly pid: number;
   /** Pushes `names` (relative to `src`) as a bundle to `repository` with tag v1; resolves to the pinned reference. */
-  push(registry: string, repository: string, src: string, names: string[]): Promise<string>;
+  push(registry: string, repository: string, src: string, names: readonly string[]): Promise<string>;
   /** Pulls `reference` into the empty folder `out`, with an empty blob cache in `cacheDir`. */
   pull(registry: string, reference: string, out: string, cacheDir: string): Promise<void>;
   stop(): Promise<void>;
