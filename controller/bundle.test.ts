@@ -174,6 +174,45 @@ describe('Bundle reconciler (on fake ports)', () => {
     expect(w.bundle.status?.display?.readyClusters).to.equal('2/2');
   });
 
+  it('does not write again the BundleDeployments a pass just wrote when the next pass runs before the informer delivers them', async () => {
+    const w = new World().cluster('c1', 'prod').cluster('c2', 'prod');
+    const live = w.f.kube.cache<BDObject>('BundleDeployment');
+    // An informer whose watch is held: it shows what was stored when held, until delivered.
+    let held: Map<string, BDObject> | undefined;
+    const hold = () => {
+      held = new Map(live.list().map((bd) => [`${bd.metadata.namespace}/${bd.metadata.name}`, bd]));
+    };
+    const lagging = { get: (key: string) => (held ? held.get(key) : live.get(key)), list: () => (held ? [...held.values()] : live.list()) };
+    const reconcile = bundleReconciler({ ...w.f.ctx, informers: { ...w.f.ctx.informers, bundleDeployments: lagging } });
+    const pass = async () => (await reconcile('ws/app')) ?? {};
+    const statusWrites = () => w.f.kube.writesOf('applyStatus', 'Bundle').filter((x) => x.fieldManager === BUNDLE_STATUS_MANAGER);
+
+    hold();
+    await pass();
+    expect(w.applied()).to.have.members(['ns-c1/app', 'ns-c2/app']);
+    const second = await pass(); // started by the Bundle's own status event, before the BundleDeployments' ADDED events
+    expect(w.applied(), 'created ones are not applied again').to.have.length(2);
+    expect(statusWrites(), 'the status still waits for the watch events to come').to.deep.equal([]);
+    expect(second.requeueAfterMs).to.be.a('number');
+    held = undefined;
+    w.report('ns-c1');
+    w.report('ns-c2');
+    await pass();
+    expect(w.condition(ConditionType.Ready)).to.equal('True/Succeeded');
+    expect(statusWrites(), 'straight to Ready').to.have.length(1);
+
+    w.change({ contentsID: 'c2' });
+    hold();
+    await pass();
+    await pass();
+    expect(w.applied(), 'changed ones are not applied again').to.have.length(4);
+    expect(w.f.kube.find<BDObject>('BundleDeployment', 'ns-c1', 'app')?.spec.deploymentID).to.contain('c2');
+    held = undefined;
+    w.change({ contentsID: 'c3' });
+    await pass();
+    expect(w.applied(), 'the next change is written once the informer caught up').to.have.length(6);
+  });
+
   it(`writes its status after ${STATUS_POSTPONE_LIMIT} postponing passes in a row, even when every pass writes`, async () => {
     const w = new World().cluster('c1', 'prod');
     const statusWrites = () => w.f.kube.writesOf('applyStatus', 'Bundle').filter((x) => x.fieldManager === BUNDLE_STATUS_MANAGER);

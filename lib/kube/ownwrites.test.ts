@@ -108,6 +108,67 @@ describe('OwnWrites: a cache read that sees its own writes', () => {
     own.record('a', at('1'), undefined);
     expect(own.pending).to.equal(0);
   });
+
+  it('keeps no creation unless asked to', () => {
+    const own = new OwnWrites<Obj>(new Map());
+    own.record('a', undefined, at('2', 'created'));
+    expect(own.pending).to.equal(0);
+    expect(own.get('a')).to.equal(undefined);
+  });
+
+  it('reads its own creation until the cache shows the object, and forgets it then', () => {
+    let now = 1000;
+    const cache = new Map<string, Obj>();
+    const own = new OwnWrites<Obj>(cache, { createdTtlMs: 5000, now: () => now });
+    own.record('a', undefined, at('2', 'created'));
+    now += 4999;
+    expect(own.get('a')?.status?.note, 'the cache has not shown it yet').to.equal('created');
+    expect(own.awaitingCache('a')).to.equal(true);
+    cache.set('a', at('2', 'cache'));
+    expect(own.awaitingCache('a')).to.equal(false);
+    expect(own.get('a')?.status?.note).to.equal('cache');
+    expect(own.pending).to.equal(0);
+    cache.delete('a');
+    expect(own.get('a'), 'deleted after the cache showed it').to.equal(undefined);
+  });
+
+  it('forgets a creation the cache has not shown within its time, and one the cache shows with another uid', () => {
+    let now = 0;
+    const cache = new Map<string, Obj>();
+    const own = new OwnWrites<Obj>(cache, { createdTtlMs: 5000, now: () => now });
+    own.record('a', undefined, at('2', 'created'));
+    now = 5000;
+    expect(own.get('a'), 'a lost watch event costs one write made again').to.equal(undefined);
+    expect(own.pending).to.equal(0);
+    own.record('a', undefined, at('7', 'created', 'u1'));
+    cache.set('a', at('3', 'an older object of that name', 'u0'));
+    expect(own.get('a')?.status?.note).to.equal('an older object of that name');
+    expect(own.pending).to.equal(0);
+  });
+
+  it('keeps the creation time through a write made on top of the creation', () => {
+    let now = 0;
+    const cache = new Map<string, Obj>();
+    const own = new OwnWrites<Obj>(cache, { createdTtlMs: 5000, now: () => now });
+    own.record('a', undefined, at('2', 'created'));
+    own.record('a', at('2'), at('4', 'changed'));
+    now = 1000;
+    expect(own.get('a')?.status?.note).to.equal('changed');
+    cache.set('a', at('2', 'the creation'));
+    expect(own.get('a')?.status?.note, 'the cache holds the version the change replaced').to.equal('changed');
+    cache.delete('a');
+    now = 6000;
+    expect(own.get('a')).to.equal(undefined);
+  });
+
+  it('returns the objects themselves when asked not to copy', () => {
+    const cache = new Map([['a', at('1', 'x')]]);
+    const own = new OwnWrites<Obj>(cache, { copy: false });
+    expect(own.get('a')).to.equal(cache.get('a'));
+    const written = at('2', 'written');
+    own.record('a', at('1'), written);
+    expect(own.get('a')).to.equal(written);
+  });
 });
 
 describe('a reconciler reading a lagging cache through OwnWrites', () => {
