@@ -21,6 +21,7 @@ import { compileForBench } from './lib/build.js';
 import { openStack, type BenchStack } from './lib/fleet.js';
 import { readKnobs, type BenchmarkName, type Knobs } from './lib/knobs.js';
 import { machine } from './lib/machine.js';
+import type { RegistryImplementation } from '../stack/registry.js';
 import { ROOT } from './lib/procs.js';
 import { startRealFleet, type RealFleet } from './lib/realfleet.js';
 import { report } from './report.js';
@@ -38,6 +39,8 @@ export interface BenchResults {
   durationMs: number;
   /** The 1, 5 and 15 min load averages when the run ended (other work on the machine shows here). */
   loadAtEnd: string;
+  /** Which Distribution served the stack's registry (stack/registry.ts). */
+  registry?: RegistryImplementation;
   results: Partial<Record<BenchmarkName, unknown>>;
   errors: Partial<Record<BenchmarkName, string>>;
 }
@@ -64,8 +67,10 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
   try {
     say('compiling the sources (processes run compiled JavaScript, as in production)');
     await compileForBench(ROOT, say);
-    s = await openStack(knobs.BENCH_STACK_DIR, say);
+    s = await openStack(knobs.BENCH_STACK_DIR, say, knobs.BENCH_REGISTRY);
     const stack = s;
+    out.registry = stack.registry.implementation;
+    say(`registry: ${out.registry === 'distribution-3' ? 'Distribution v3.0.0' : "Debian's Distribution 2.8.2"}`);
     // The agents render Helm bundles with the pinned helm; they inherit the environment at spawn.
     if (want('helm-bytes')) process.env.FLOTILLA_HELM = (await ensureBinaries()).helm;
     // The controller serves webhooks when the webhook benchmark runs; processes inherit the environment at spawn.

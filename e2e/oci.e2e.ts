@@ -16,11 +16,13 @@ import {
   startRegistry,
   type AccessLogEntry,
   type RegistryHandle,
+  type RegistryImplementation,
   type RegistryMode,
 } from '../stack/registry.js';
 
 /**
- * The OCI client and the bundle format against the real Docker Distribution, in each serving mode:
+ * The OCI client and the bundle format against the real Docker Distribution, in each serving mode (and
+ * Distribution v3 over plain HTTP, the registry the benchmarks run on):
  * exact round trips, no re-upload of known blobs, only changed layers moving, bounded memory for a large
  * bundle, and tampering detected. What the registry received is read from its own access log.
  */
@@ -118,15 +120,23 @@ function hundredFiles(changed?: number): ArtifactFile[] {
   }));
 }
 
-for (const mode of ['http', 'tls', 'tls-auth'] as RegistryMode[]) {
-  describe(`OCI bundles on Docker Distribution (${mode})`, function () {
+// Debian's Distribution 2.8.2 in each serving mode, and Distribution v3 (the benchmarks' registry) over plain HTTP.
+const SETUPS: { mode: RegistryMode; implementation: RegistryImplementation }[] = [
+  { mode: 'http', implementation: 'distribution-2' },
+  { mode: 'tls', implementation: 'distribution-2' },
+  { mode: 'tls-auth', implementation: 'distribution-2' },
+  { mode: 'http', implementation: 'distribution-3' },
+];
+
+for (const { mode, implementation } of SETUPS) {
+  describe(`OCI bundles on Docker Distribution (${mode}${implementation === 'distribution-3' ? ', v3' : ''})`, function () {
     this.timeout(300_000);
     let reg: RegistryHandle;
     let work: string;
 
     before(async () => {
       work = await mkdtemp(join(tmpdir(), `flotilla-oci-e2e-${mode}-`));
-      reg = await startRegistry({ mode, rootDir: join(work, 'registry') });
+      reg = await startRegistry({ mode, implementation, rootDir: join(work, 'registry') });
     });
     after(async () => {
       if (reg) await disposeRegistry(reg);

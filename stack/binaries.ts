@@ -20,6 +20,8 @@ export interface StackBinaries {
   oras: string;
   /** The cosign CLI (with --extras; the signing e2e): absent from manifests written before it was added. */
   cosign?: string;
+  /** Distribution v3 (with --extras; stack/registry.ts `distribution-3`): absent from manifests written before it was added. */
+  distributionV3?: string;
   k8sVersion: string;
   etcdVersion: string;
 }

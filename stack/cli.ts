@@ -2,19 +2,27 @@
  * `npm run stack -- <command>`: the local fleet (stack/) as a command, the same one `flotilla dev`,
  * the e2e tests and the benchmarks start.
  *   install            build or reuse the pinned binaries (kube-apiserver, etcd, ...) and exit
- *   up [--dir D] [--registries http,tls,tls-auth] [--clusters a,b,c] [--kcm a,b] [--node a]
+ *   up [--dir D] [--registries http,tls,tls-auth] [--registry-implementation distribution-3] [--clusters a,b,c] [--kcm a,b] [--node a]
  *                      (--node a: cluster a gets one real node, stack/node.ts; one per machine)
  *                      start the stack, print its description (JSON) and run until Ctrl-C/SIGTERM
  */
 import { ensureBinaries } from './binaries.js';
 import { startStack, DEFAULT_CLUSTERS } from './stack.js';
-import type { RegistryMode } from './registry.js';
+import type { RegistryImplementation, RegistryMode } from './registry.js';
 
-const USAGE = 'usage: npm run stack -- install [--extras] [--node] | up [--dir D] [--clusters a,b] [--kcm a] [--node a] [--registries http,tls,tls-auth]\n';
+const USAGE =
+  'usage: npm run stack -- install [--extras] [--node] | up [--dir D] [--clusters a,b] [--kcm a] [--node a] [--registries http,tls,tls-auth] [--registry-implementation distribution-2|distribution-3]\n';
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
+}
+
+function registryImplementation(value: string | undefined): RegistryImplementation | undefined {
+  if (value === undefined || value === 'distribution-2' || value === 'distribution-3') return value;
+  throw new Error(
+    `--registry-implementation: unknown "${value}" (known: distribution-2, Debian's docker-registry; distribution-3, built with install --extras)`,
+  );
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -39,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
       clusters: list(flag(args, '--clusters')) ?? DEFAULT_CLUSTERS,
       controllerManager: list(flag(args, '--kcm')),
       registries: (list(flag(args, '--registries')) ?? ['http']) as RegistryMode[],
+      registryImplementation: registryImplementation(flag(args, '--registry-implementation')),
       node: flag(args, '--node'),
     });
     process.stdout.write(`${JSON.stringify(stack.describe(), null, 2)}\n`);

@@ -26,9 +26,20 @@ import { createCA, issueCert } from './tls.js';
 /** How the registry is served and authenticated. */
 export type RegistryMode = 'http' | 'tls' | 'tls-auth' | 'token';
 
+/**
+ * Which Docker Distribution runs it:
+ * - `distribution-2`: Debian's `docker-registry` (2.8.2), the stack's default;
+ * - `distribution-3`: Distribution v3.0.0, built from the Go module proxy by `stack/tools/install.sh --extras`.
+ *   The benchmarks run on it: 2.8.2 compiles its whole route table again for every request (fixed upstream in
+ *   v3, distribution/distribution#3683), which costs about 1.5 ms of CPU per request and made the registry a
+ *   quarter of the CPU of a fleet's rollout on 2 cores (bench/README.md).
+ */
+export type RegistryImplementation = 'distribution-2' | 'distribution-3';
+
 /** A running (or stopped) registry. */
 export interface RegistryHandle {
   mode: RegistryMode;
+  implementation: RegistryImplementation;
   /** `127.0.0.1:PORT`, as written in references. */
   host: string;
   /** `http://127.0.0.1:PORT` or `https://...`. */
@@ -64,6 +75,8 @@ export interface StartRegistryOptions {
   port?: number;
   /** Address to listen on (default 127.0.0.1); a stack with a real node uses 0.0.0.0 so Pods reach it at the node's IP. */
   listen?: string;
+  /** Default `distribution-2`. */
+  implementation?: RegistryImplementation;
 }
 
 /** One request in the registry's access log. */
@@ -86,7 +99,7 @@ export function parseAccessLog(text: string): AccessLogEntry[] {
 
 const run = promisify(execFile);
 
-function binaryPath(key: 'registry' | 'htpasswd', fallback: string): string {
+function binaryPath(key: 'registry' | 'htpasswd' | 'distributionV3', fallback: string): string {
   try {
     const recorded = (JSON.parse(readFileSync(join(cacheDir(), 'stack-binaries.json'), 'utf8')) as Record<string, string>)[key];
     if (recorded !== undefined && existsSync(recorded)) return recorded;
@@ -94,6 +107,13 @@ function binaryPath(key: 'registry' | 'htpasswd', fallback: string): string {
     // no manifest yet: use the Debian path
   }
   return fallback;
+}
+
+/** Distribution v3's binary, or an error saying how to build it. */
+function distributionV3Binary(): string {
+  const path = binaryPath('distributionV3', '');
+  if (path === '') throw new Error('Distribution v3 is not built on this machine; build it with: bash stack/tools/install.sh --extras');
+  return path;
 }
 
 interface ModeSetup {
@@ -174,7 +194,8 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Regi
   const configFile = join(dir, 'config.yml');
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const logFile = join(dir, 'registry.log');
-  const binary = binaryPath('registry', '/usr/bin/docker-registry');
+  const implementation = options.implementation ?? 'distribution-2';
+  const binary = implementation === 'distribution-3' ? distributionV3Binary() : binaryPath('registry', '/usr/bin/docker-registry');
   const scheme = setup.tls ? 'https' : 'http';
   const url = `${scheme}://127.0.0.1:${port}`;
   let proc: ManagedProcess | undefined;
@@ -182,7 +203,10 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Regi
 
   const start = async () => {
     if (proc?.running()) return;
-    proc = spawnManaged(`docker-registry (${options.mode})`, binary, ['serve', configFile], logFile);
+    // v3 exports OpenTelemetry traces to localhost:4318 unless told not to: a request there per batch, and an
+    // error in the log for each.
+    const env = implementation === 'distribution-3' ? { ...process.env, OTEL_TRACES_EXPORTER: 'none' } : process.env;
+    proc = spawnManaged(`docker-registry (${options.mode}, ${implementation})`, binary, ['serve', configFile], logFile, { env });
     const agent = new Agent({ connect: setup.extra.caPem ? { ca: setup.extra.caPem } : {} });
     try {
       await waitFor(
@@ -206,6 +230,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Regi
   await start();
   const handle: RegistryHandle = {
     mode: options.mode,
+    implementation,
     host: `127.0.0.1:${port}`,
     url,
     ...setup.extra,

@@ -5,7 +5,7 @@ import { ensureBinaries, type StackBinaries } from './binaries.js';
 import { startControlPlane, type ControlPlane } from './kube.js';
 import { startGitServer, type GitServer } from './git.js';
 import { startSshGitServer, type SshGitServer } from './git-ssh.js';
-import { startRegistry, type RegistryHandle, type RegistryMode } from './registry.js';
+import { startRegistry, type RegistryHandle, type RegistryImplementation, type RegistryMode } from './registry.js';
 import { stopAll } from './proc.js';
 import { assertNodeAvailable, NODE_IP, startNode, type RealNode } from './node.js';
 import { readNodeBinaries } from './node-binaries.js';
@@ -23,6 +23,8 @@ export interface StackOptions {
   controllerManager?: string[];
   /** Registry modes to start; default ["http"]. */
   registries?: RegistryMode[];
+  /** Which Distribution serves them (stack/registry.ts); default `distribution-2`, Debian's. */
+  registryImplementation?: RegistryImplementation;
   /** Start the git server; default true. */
   git?: boolean;
   /** Also serve the git server's repositories over SSH (sshd); default true when git is started. */
@@ -43,7 +45,9 @@ export interface StackOptions {
 export interface StackDescription {
   dir: string;
   clusters: Record<string, { server: string; kubeconfig: string }>;
-  registries: Partial<Record<RegistryMode, { host: string; url: string; caFile?: string; username?: string; password?: string }>>;
+  registries: Partial<
+    Record<RegistryMode, { host: string; url: string; implementation?: RegistryImplementation; caFile?: string; username?: string; password?: string }>
+  >;
   git?: { url: string; username: string; password: string };
   /** The same repositories over SSH: `${url}/NAME.git` with the client key, checking the host key against knownHosts. */
   sshGit?: { url: string; clientKeyFile: string; knownHosts: string };
@@ -129,7 +133,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         log(`control plane ${name} ready at ${clusters[name]?.server}`);
       }),
       ...modes.map(async (mode) => {
-        registries[mode] = await startRegistry({ mode, rootDir: join(dir, 'registry', mode), ...(options.node !== undefined ? { listen: '0.0.0.0' } : {}) });
+        registries[mode] = await startRegistry({
+          mode,
+          rootDir: join(dir, 'registry', mode),
+          implementation: options.registryImplementation,
+          ...(options.node !== undefined ? { listen: '0.0.0.0' } : {}),
+        });
         log(`registry (${mode}) ready at ${registries[mode]?.url}`);
       }),
       (async () => {
@@ -185,7 +194,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       const desc: StackDescription = { dir, clusters: {}, registries: {} };
       for (const [name, c] of Object.entries(clusters)) desc.clusters[name] = { server: c.server, kubeconfig: c.kubeconfigPath };
       for (const [mode, r] of Object.entries(registries) as [RegistryMode, RegistryHandle][]) {
-        desc.registries[mode] = { host: r.host, url: r.url, caFile: r.caFile, username: r.username, password: r.password };
+        desc.registries[mode] = { host: r.host, url: r.url, implementation: r.implementation, caFile: r.caFile, username: r.username, password: r.password };
       }
       if (git) desc.git = { url: git.url, username: git.username, password: git.password };
       if (sshGit)

@@ -7,6 +7,7 @@ import { API_VERSION, DEFAULT_WORKSPACE_NAMESPACE, getCondition, type BundleDepl
 import { KubeClient, type KubeObject } from '../../lib/kube/client.js';
 import { startGitServer, type GitServer } from '../../stack/git.js';
 import { waitFor } from '../../stack/net.js';
+import type { RegistryImplementation } from '../../stack/registry.js';
 import { readStackDescription, startStack, type StackDescription } from '../../stack/stack.js';
 import { installCrds } from '../../stack/crds.js';
 import { issueRegistrationToken, writeAgentBootstrap, type RegistrationToken } from '../../stack/bootstrap.js';
@@ -30,8 +31,8 @@ export interface BenchStack {
   dir: string;
   /** Scratch folder of this run (logs, caches, taps). */
   work: string;
-  /** The http registry's host, log file and storage folder. */
-  registry: { host: string; logFile: string; storageDir: string };
+  /** The http registry's host, which Distribution serves it, its log file and storage folder. */
+  registry: { host: string; implementation: RegistryImplementation; logFile: string; storageDir: string };
   /** Pushes commits into the stack's git server folder. */
   git: GitServer;
   /** Admin client of the upstream cluster. */
@@ -57,7 +58,7 @@ export function kubeConfigOf(kubeconfig: string): KubeConfig {
 }
 
 /** Starts the stack (or reads a running one from `reuseDir`), installs the CRDs and prepares upstream. */
-export async function openStack(reuseDir: string | undefined, say: (m: string) => void): Promise<BenchStack> {
+export async function openStack(reuseDir: string | undefined, say: (m: string) => void, registryImplementation?: RegistryImplementation): Promise<BenchStack> {
   const work = await mkdtemp(join(tmpdir(), 'flotilla-bench-'));
   let stopStack = async (): Promise<void> => {};
   let dir = reuseDir;
@@ -66,6 +67,7 @@ export async function openStack(reuseDir: string | undefined, say: (m: string) =
       clusters: ['upstream', 'downstream-1', 'downstream-2'],
       controllerManager: ['upstream'],
       registries: ['http'],
+      registryImplementation,
       log: (m) => say(m),
     });
     dir = stack.dir;
@@ -86,7 +88,12 @@ export async function openStack(reuseDir: string | undefined, say: (m: string) =
     git,
     up,
     unique: (base) => `${base}-${runID}`,
-    registry: { host: desc.registries.http.host, logFile: join(regDir, 'registry.log'), storageDir: join(regDir, 'storage') },
+    registry: {
+      host: desc.registries.http.host,
+      implementation: desc.registries.http.implementation ?? 'distribution-2',
+      logFile: join(regDir, 'registry.log'),
+      storageDir: join(regDir, 'storage'),
+    },
     async stop(keepWork) {
       await git.stop();
       await up.close();

@@ -5,7 +5,8 @@
 #   etcd                                      <- Go module proxy, go.etcd.io/etcd/server/v3
 #   docker-registry, git, htpasswd, sshd      <- Debian packages (openssh-server: the SSH git server)
 #   helm, kustomize (always: they render bundles) <- Go module proxy
-#   oras, cosign (only with --extras)         <- Go module proxy (cosign: signature interop tests)
+#   oras, cosign, Distribution v3 (only with --extras) <- Go module proxy (cosign: signature interop tests;
+#                                             Distribution v3: the second registry implementation, the benchmarks')
 #   with --node (one real node: stack/node.ts):
 #     kubelet, kube-scheduler                 <- Go module proxy, same wrapper module as kube-apiserver
 #     crane                                   <- Go module proxy (builds the node's images without Docker)
@@ -25,6 +26,8 @@ ORAS_VERSION="${FLOTILLA_ORAS_VERSION:-v1.3.6}"
 CRANE_VERSION="${FLOTILLA_CRANE_VERSION:-v0.22.1}"
 # cosign: the real CLI the signing e2e interoperates with (key mode only, no transparency log).
 COSIGN_VERSION="${FLOTILLA_COSIGN_VERSION:-v3.1.3}"
+# Distribution v3: the e2e's second registry implementation, and the benchmarks' registry (stack/registry.ts).
+DISTRIBUTION_VERSION="${FLOTILLA_DISTRIBUTION_VERSION:-v3.0.0}"
 CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}"
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 EXTRAS=0
@@ -202,10 +205,11 @@ GO
   mv "$ETCD_DIR/bin/etcd.tmp" "$ETCD_DIR/bin/etcd"
 fi
 
-# --- Go programs: helm and kustomize always (the agent and `flotilla render` run them), oras with --extras
+# --- Go programs: helm and kustomize always (the agent and `flotilla render` run them); oras, cosign and Distribution v3 with --extras
 go_tools=("helm:helm.sh/helm/v4/cmd/helm:$HELM_VERSION" "kustomize:sigs.k8s.io/kustomize/kustomize/v5:$KUSTOMIZE_VERSION")
 [ "$EXTRAS" = 1 ] && go_tools+=("oras:oras.land/oras/cmd/oras:$ORAS_VERSION")
 [ "$EXTRAS" = 1 ] && go_tools+=("cosign:github.com/sigstore/cosign/v3/cmd/cosign:$COSIGN_VERSION")
+[ "$EXTRAS" = 1 ] && go_tools+=("registry:github.com/distribution/distribution/v3/cmd/registry:$DISTRIBUTION_VERSION")
 [ "$NODE" = 1 ] && go_tools+=("crane:github.com/google/go-containerregistry/cmd/crane:$CRANE_VERSION")
 for spec in "${go_tools[@]}"; do
   name="${spec%%:*}"; rest="${spec#*:}"; pkg="${rest%:*}"; ver="${rest##*:}"
@@ -254,6 +258,7 @@ write_manifest "$CACHE/stack-binaries.json" <<JSON
   "kustomize": "$CACHE/kustomize-$KUSTOMIZE_VERSION/bin/kustomize",
   "oras": "$CACHE/oras-$ORAS_VERSION/bin/oras",
   "cosign": "$CACHE/cosign-$COSIGN_VERSION/bin/cosign",
+  "distributionV3": "$CACHE/registry-$DISTRIBUTION_VERSION/bin/registry",
   "k8sVersion": "$K8S_VERSION",
   "etcdVersion": "$ETCD_VERSION"
 }
