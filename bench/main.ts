@@ -24,7 +24,7 @@ import { machine } from './lib/machine.js';
 import type { RegistryImplementation } from '../stack/registry.js';
 import { ROOT } from './lib/procs.js';
 import { startRealFleet, type RealFleet } from './lib/realfleet.js';
-import { report } from './report.js';
+import { REGISTRY_NAMES, report } from './report.js';
 
 const say = (m: string): void => {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
@@ -70,7 +70,7 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
     s = await openStack(knobs.BENCH_STACK_DIR, say, knobs.BENCH_REGISTRY);
     const stack = s;
     out.registry = stack.registry.implementation;
-    say(`registry: ${out.registry === 'distribution-3' ? 'Distribution v3.0.0' : "Debian's Distribution 2.8.2"}`);
+    say(`registry: ${REGISTRY_NAMES[out.registry]}`);
     // The agents render Helm bundles with the pinned helm; they inherit the environment at spawn.
     if (want('helm-bytes')) process.env.FLOTILLA_HELM = (await ensureBinaries()).helm;
     // The controller serves webhooks when the webhook benchmark runs; processes inherit the environment at spawn.

@@ -8,6 +8,7 @@ import type { WebhookResult } from './webhook.js';
 import type { MemoryResult } from './memory.js';
 import { hostileReport, type HostileResult } from './hostile.js';
 import type { ThroughputResult } from './throughput.js';
+import type { RegistryImplementation } from '../stack/registry.js';
 import type { BenchResults } from './main.js';
 import { fmtBytes, fmtMs, fmtRate } from './lib/stats.js';
 
@@ -305,10 +306,16 @@ function memoryReport(r: MemoryResult): string {
   ].join('\n');
 }
 
+/** How a run's registry is named in its report and progress. */
+export const REGISTRY_NAMES: Record<RegistryImplementation, string> = {
+  'distribution-2': "Debian's Docker Distribution 2.8.2",
+  'distribution-3': 'Docker Distribution v3.0.0',
+};
+
 /** Renders every benchmark present in `out`. */
 export function report(out: BenchResults): string {
   const m = out.machine;
-  let text = `Flotilla benchmarks, ${out.startedAt}, ${m.nproc} cores (${m.cpuModel}), ${fmtBytes(m.memoryBytes)} RAM, Node ${m.node}, load at start ${m.loadAvg}, at end ${out.loadAtEnd}; ran ${fmtMs(out.durationMs)}\ncommand: ${out.command}\n`;
+  let text = `Flotilla benchmarks, ${out.startedAt}, ${m.nproc} cores (${m.cpuModel}), ${fmtBytes(m.memoryBytes)} RAM, Node ${m.node}, load at start ${m.loadAvg}, at end ${out.loadAtEnd}; ran ${fmtMs(out.durationMs)}\ncommand: ${out.command}\n${out.registry ? `registry: ${REGISTRY_NAMES[out.registry]}\n` : ''}`;
   if (out.results.bytes) text += section('Bytes per change (1 file of the bundle changes)', bytesReport(out.results.bytes as BytesResult));
   if (out.results['helm-bytes'])
     text += section('Bytes per change in a Helm chart (1 template of the chart changes)', helmBytesReport(out.results['helm-bytes'] as HelmBytesResult));
