@@ -117,7 +117,7 @@ describe('the agent as a Pod on a real node, from the image built without Docker
       await nodeStack?.stop(90_000);
     }
     if (fleet && !failed) await removeFleetDir(fleet);
-    if (!failed) await rm(dir, { recursive: true, force: true });
+    if (!failed && dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
   it('runs the agent Pod non-root with a read-only root file system and resource limits, Ready by its probes', async () => {

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { ensureBinaries, type StackBinaries } from './binaries.js';
@@ -211,7 +211,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       if (!options.keepDir && options.dir === undefined) await rm(dir, { recursive: true, force: true });
     },
   };
-  await writeFile(join(dir, 'stack.json'), JSON.stringify(stack.describe(), null, 2), { mode: 0o600 });
+  // Written whole, then renamed into place: `flotilla dev` and the e2e's node stack wait for stack.json to exist
+  // and read it at once, and must never read a half-written file.
+  const described = join(dir, 'stack.json');
+  await writeFile(`${described}.tmp`, JSON.stringify(stack.describe(), null, 2), { mode: 0o600 });
+  await rename(`${described}.tmp`, described);
   return stack;
 }
 

@@ -56,14 +56,21 @@ export async function startNodeStack(options: NodeStackOptions): Promise<NodeSta
   if (options.kcm) args.push('--kcm', options.kcm);
   args.push('--node', options.node, '--registries', 'http');
   const proc = spawnManaged('node stack', process.execPath, args, `${dir}.log`);
-  await waitFor(
-    async () => {
-      if (!proc.running()) throw new Error(`the node stack exited: ${(await readFile(proc.logFile, 'utf8')).slice(-2000)}`);
-      return existsSync(join(dir, 'stack.json'));
-    },
-    { what: 'the node stack to start', timeoutMs: 5 * 60_000, intervalMs: 500 },
-  );
-  const desc = JSON.parse(await readFile(join(dir, 'stack.json'), 'utf8')) as StackDescription;
+  let desc: StackDescription;
+  try {
+    await waitFor(
+      async () => {
+        if (!proc.running()) throw new Error(`the node stack exited: ${(await readFile(proc.logFile, 'utf8')).slice(-2000)}`);
+        return existsSync(join(dir, 'stack.json'));
+      },
+      { what: 'the node stack to start', timeoutMs: 5 * 60_000, intervalMs: 500 },
+    );
+    desc = JSON.parse(await readFile(join(dir, 'stack.json'), 'utf8')) as StackDescription;
+  } catch (err) {
+    // A node left running would make every later node test fail on "one node per machine".
+    await proc.stop(90_000);
+    throw err;
+  }
   return {
     dir,
     desc,
