@@ -12,7 +12,7 @@ import { API_VERSION, DEFAULT_WORKSPACE_NAMESPACE, type BundleDeployment, type C
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { ensureBinaries } from '../stack/binaries.js';
 import { NODE_LOCK } from '../stack/node.js';
-import type { StackDescription } from '../stack/stack.js';
+import { readStackDescription, type StackDescription } from '../stack/stack.js';
 import { installCrds } from '../stack/crds.js';
 import { waitFor } from '../stack/net.js';
 import { freePort } from '../stack/net.js';
@@ -256,7 +256,7 @@ async function up(dir: string, timeoutMs: number, io: RenderIO): Promise<number>
     },
     { what: 'the stack to start', timeoutMs: 600_000, intervalMs: 1000 },
   );
-  const desc = JSON.parse(await readFile(join(dir, 'stack', 'stack.json'), 'utf8')) as StackDescription;
+  const desc = await readStackDescription(join(dir, 'stack'));
   const node = required(desc.node, `a real node for ${NODE_CLUSTER}`);
   say(`real node ${node.nodeName} Ready on ${node.cluster} in ${(node.startupMs / 1000).toFixed(1)} s`);
   const upstreamDesc = required(desc.clusters.upstream, 'the upstream cluster');

@@ -8,7 +8,7 @@
  */
 import { ensureBinaries } from './binaries.js';
 import { startStack, DEFAULT_CLUSTERS } from './stack.js';
-import type { RegistryImplementation, RegistryMode } from './registry.js';
+import { REGISTRY_IMPLEMENTATIONS, type RegistryImplementation, type RegistryMode } from './registry.js';
 
 const USAGE =
   'usage: npm run stack -- install [--extras] [--node] | up [--dir D] [--clusters a,b] [--kcm a] [--node a] [--registries http,tls,tls-auth] [--registry-implementation distribution-2|distribution-3]\n';
@@ -19,7 +19,7 @@ function flag(args: string[], name: string): string | undefined {
 }
 
 function registryImplementation(value: string | undefined): RegistryImplementation | undefined {
-  if (value === undefined || value === 'distribution-2' || value === 'distribution-3') return value;
+  if (value === undefined || (REGISTRY_IMPLEMENTATIONS as readonly string[]).includes(value)) return value as RegistryImplementation | undefined;
   throw new Error(
     `--registry-implementation: unknown "${value}" (known: distribution-2, Debian's docker-registry; distribution-3, built with install --extras)`,
   );

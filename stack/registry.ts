@@ -34,7 +34,9 @@ export type RegistryMode = 'http' | 'tls' | 'tls-auth' | 'token';
  *   v3, distribution/distribution#3683), which costs about 1.5 ms of CPU per request and made the registry a
  *   quarter of the CPU of a fleet's rollout on 2 cores (bench/README.md).
  */
-export type RegistryImplementation = 'distribution-2' | 'distribution-3';
+export const REGISTRY_IMPLEMENTATIONS = ['distribution-2', 'distribution-3'] as const;
+/** See {@link REGISTRY_IMPLEMENTATIONS}. */
+export type RegistryImplementation = (typeof REGISTRY_IMPLEMENTATIONS)[number];
 
 /** A running (or stopped) registry. */
 export interface RegistryHandle {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { REGISTRY_IMPLEMENTATIONS } from '../../stack/registry.js';
 
 /**
  * The benchmark knobs: environment variables read once by bench/main.ts, each with a default that keeps a
@@ -36,7 +37,7 @@ const KnobsSchema = z.object({
   BENCH_ONLY: list(BENCHMARKS.join(',')).describe('Benchmarks to run, comma-separated.'),
   BENCH_STACK_DIR: z.string().optional().describe('Reuse a stack started with `npm run stack -- up --dir DIR` instead of starting one.'),
   BENCH_REGISTRY: z
-    .enum(['distribution-3', 'distribution-2'])
+    .enum(REGISTRY_IMPLEMENTATIONS)
     .default('distribution-3')
     .describe(
       "The stack's registry: Distribution v3.0.0 (built by the installer with --extras), or Debian's 2.8.2, which compiles its route table again for every request (about 1.5 ms of CPU each). Ignored with BENCH_STACK_DIR.",

@@ -12,7 +12,7 @@ import type { ControlPlane } from '../../stack/kube.js';
 import { NODE_IP } from '../../stack/node.js';
 import { waitFor } from '../../stack/net.js';
 import { spawnManaged, type ManagedProcess } from '../../stack/proc.js';
-import type { StackDescription } from '../../stack/stack.js';
+import { readStackDescription, type StackDescription } from '../../stack/stack.js';
 
 /** What the node stack is started with. */
 export interface NodeStackOptions {
@@ -65,7 +65,7 @@ export async function startNodeStack(options: NodeStackOptions): Promise<NodeSta
       },
       { what: 'the node stack to start', timeoutMs: 5 * 60_000, intervalMs: 500 },
     );
-    desc = JSON.parse(await readFile(join(dir, 'stack.json'), 'utf8')) as StackDescription;
+    desc = await readStackDescription(dir);
   } catch (err) {
     // A node left running would make every later node test fail on "one node per machine".
     await proc.stop(90_000);
