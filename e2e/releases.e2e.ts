@@ -161,7 +161,14 @@ describe('releases: history, diff and rollback without git', function () {
     await waitFor(async () => ((await bundle()).status?.rollback?.newestVersion === 4 ? true : undefined), { what: 'newestVersion 4', timeoutMs: 180_000 });
     b = await bundle();
     expect(cond(b, 'RolledBack')?.message).to.include('newest version v4 waits');
-    expect((await fleet.upstream.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: REPO }))?.status?.commit).to.equal(fourth);
+    // The GitRepo's status is written after its Bundles, so the Bundle can name v4 before the GitRepo names the commit.
+    await waitFor(
+      async () =>
+        (await fleet.upstream.get<Obj<GitRepo>>({ apiVersion: API_VERSION, kind: 'GitRepo', namespace: WS, name: REPO }))?.status?.commit === fourth
+          ? true
+          : undefined,
+      { what: `GitRepo status.commit ${fourth}`, timeoutMs: 60_000 },
+    );
 
     const cleared = await cli('rollback', BUNDLE, '--clear');
     expect(cleared.code, cleared.err).to.equal(0);
