@@ -18,6 +18,7 @@ import type { KubeObject } from '../lib/kube/client.js';
 import type { ReconcileResult } from '../lib/kube/controller.js';
 import { encodeSecretData } from '../lib/kube/secret.js';
 import { BUNDLE_STATUS_MANAGER, STATUS_POSTPONE_LIMIT, bundleReconciler, notReadyMessage, ociSecretName } from './bundle.js';
+import { INDEXES_BY_KIND } from './indexes.js';
 import { applyArtifactsStored } from './gitrepo.js';
 import { fakeContext, type FakeContext } from './testing.js';
 
@@ -182,7 +183,14 @@ describe('Bundle reconciler (on fake ports)', () => {
     const hold = () => {
       held = new Map(live.list().map((bd) => [`${bd.metadata.namespace}/${bd.metadata.name}`, bd]));
     };
-    const lagging = { get: (key: string) => (held ? held.get(key) : live.get(key)), list: () => (held ? [...held.values()] : live.list()) };
+    const lagging = {
+      get: (key: string) => (held ? held.get(key) : live.get(key)),
+      list: () => (held ? [...held.values()] : live.list()),
+      byIndex: (name: string, value: string) => {
+        const fn = INDEXES_BY_KIND.BundleDeployment?.[name];
+        return held ? [...held.values()].filter((bd) => fn?.(bd).includes(value)) : live.byIndex(name, value);
+      },
+    };
     const reconcile = bundleReconciler({ ...w.f.ctx, informers: { ...w.f.ctx.informers, bundleDeployments: lagging } });
     const pass = async () => (await reconcile('ws/app')) ?? {};
     const statusWrites = () => w.f.kube.writesOf('applyStatus', 'Bundle').filter((x) => x.fieldManager === BUNDLE_STATUS_MANAGER);

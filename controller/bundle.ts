@@ -1,3 +1,4 @@
+import { Index, indexKey } from './indexes.js';
 import { OwnWrites } from '../lib/kube/ownwrites.js';
 import { clusterHelmOptions } from './chartvalues.js';
 import {
@@ -161,15 +162,12 @@ export function notReadyMessage(summary: BundleSummary): string {
 
 function groupsIn(ctx: ReconcilerContext, namespace: string): GroupInfo[] {
   return ctx.informers.clusterGroups
-    .list()
-    .filter((g) => g.metadata.namespace === namespace)
+    .byIndex(Index.namespace, namespace)
     .map((g: ClusterGroup & KubeObject) => ({ name: g.metadata.name, labels: g.metadata.labels ?? {}, selector: g.spec?.selector }));
 }
 
 function deploymentsOf(ctx: ReconcilerContext, namespace: string, name: string): BundleDeploymentObject[] {
-  return ctx.informers.bundleDeployments
-    .list()
-    .filter((bd) => bd.metadata.labels?.[Label.BundleName] === name && bd.metadata.labels?.[Label.BundleNamespace] === namespace);
+  return ctx.informers.bundleDeployments.byIndex(Index.bundle, indexKey(namespace, name));
 }
 
 async function deleteDeployment(ctx: ReconcilerContext, bd: BundleDeploymentObject): Promise<void> {
@@ -376,7 +374,7 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
     const bundle = run.object;
     const namespace = bundle.metadata.namespace ?? '';
     // A Cluster being deleted is no target any more: its BundleDeployments go first (controller/cluster.ts).
-    const clusters = ctx.informers.clusters.list().filter((c) => c.metadata.namespace === namespace && !c.metadata.deletionTimestamp);
+    const clusters = ctx.informers.clusters.byIndex(Index.namespace, namespace).filter((c) => !c.metadata.deletionTimestamp);
     const groups = groupsIn(ctx, namespace);
     const selected = selectClusters(
       bundle.spec.targetRestrictions,
@@ -587,10 +585,7 @@ export function setupBundleController(ctx: ControllerContext): Controller {
   );
   // A cluster or group change can change targeting for every bundle of its workspace.
   const allBundlesIn = (namespace: string | undefined) =>
-    ctx.informers.bundles
-      .list()
-      .filter((b) => b.metadata.namespace === namespace)
-      .map((b) => `${b.metadata.namespace}/${b.metadata.name}`);
+    ctx.informers.bundles.byIndex(Index.namespace, namespace ?? '').map((b) => `${b.metadata.namespace}/${b.metadata.name}`);
   // Heartbeats change Cluster status every few seconds: only labels, the cluster namespace and the agent being offline matter here.
   const seen = new Map<string, string>();
   controller.watch(ctx.informers.clusters, (c, type) => {

@@ -1,3 +1,4 @@
+import { Index } from './indexes.js';
 import { OwnWrites } from '../lib/kube/ownwrites.js';
 import { createHash } from 'node:crypto';
 import { Controller, type ReconcileResult } from '../lib/kube/controller.js';
@@ -242,18 +243,6 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
   };
   for (const c of ctx.informers.clusters.list()) index(c, false);
   ctx.informers.clusters.on((type, obj) => index(obj, type === 'DELETED'));
-  // BundleDeployments by namespace, so that a roll-up reads only its own cluster's.
-  const bdsByNamespace = new Map<string, Map<string, BundleDeployment>>();
-  const indexBD = (bd: BundleDeployment, deleted: boolean): void => {
-    const ns = bd.metadata.namespace ?? '';
-    const map = bdsByNamespace.get(ns) ?? new Map<string, BundleDeployment>();
-    if (deleted) map.delete(bd.metadata.name);
-    else map.set(bd.metadata.name, bd);
-    if (map.size === 0) bdsByNamespace.delete(ns);
-    else bdsByNamespace.set(ns, map);
-  };
-  for (const bd of ctx.informers.bundleDeployments.list()) indexBD(bd, false);
-  ctx.informers.bundleDeployments.on((type, bd) => indexBD(bd, type === 'DELETED'));
   const ensured = new Map<string, number>();
 
   /** The cluster namespace, applied again when it was last applied long ago (or never by this process). */
@@ -284,7 +273,7 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
       name: Finalizer.Cluster,
       finalize: async (cluster) => {
         const clusterNs = clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name);
-        const deployments = [...(bdsByNamespace.get(clusterNs)?.values() ?? [])];
+        const deployments = ctx.informers.bundleDeployments.byIndex(Index.namespace, clusterNs);
         const held = await releaseBundleDeployments(ctx, cluster, clusterNs, deployments);
         if (held) return held;
         await finalizeCluster(ctx, cluster, clusterNs);
@@ -300,7 +289,7 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
         const cluster = run.object;
         const clusterNs = clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name);
         run.rollup = clusterRollup({
-          bundleDeployments: [...(bdsByNamespace.get(clusterNs)?.values() ?? [])],
+          bundleDeployments: ctx.informers.bundleDeployments.byIndex(Index.namespace, clusterNs),
           lastSeen: agentLastSeen(cluster),
           reportedHeartbeatSeconds: cluster.status?.agent?.heartbeatSeconds,
           createdAt: cluster.metadata.creationTimestamp,
@@ -450,7 +439,7 @@ export function setupClusterGroupController(ctx: ControllerContext): Controller 
       fallbackReason: Reason.Progressing,
       readiness: (run) => {
         const group = run.object;
-        const clusters = ctx.informers.clusters.list().filter((c) => c.metadata.namespace === group.metadata.namespace);
+        const clusters = ctx.informers.clusters.byIndex(Index.namespace, group.metadata.namespace ?? '');
         run.rollup = groupRollup({ name: group.metadata.name, labels: group.metadata.labels, selector: group.spec?.selector }, clusters);
         const { status, reason, message } = run.rollup.ready;
         return { status, reason, message };
@@ -470,11 +459,7 @@ export function setupClusterGroupController(ctx: ControllerContext): Controller 
       writer: mergeStatusWriter(ctx.kube),
     },
   });
-  const groupsOfNamespace = (namespace: string | undefined): string[] =>
-    ctx.informers.clusterGroups
-      .list()
-      .filter((g) => g.metadata.namespace === namespace)
-      .map(keyOf);
+  const groupsOfNamespace = (namespace: string | undefined): string[] => ctx.informers.clusterGroups.byIndex(Index.namespace, namespace ?? '').map(keyOf);
   const controller = new Controller('clustergroup', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) })
     .watch(ctx.informers.clusterGroups)
     .watch(ctx.informers.clusters, (cluster) => {

@@ -1,4 +1,5 @@
-import { BundleState, ConditionType, Label, Reason, getCondition, type Bundle, type GitRepo } from '../lib/api/index.js';
+import { Index, indexKey } from './indexes.js';
+import { BundleState, ConditionType, Reason, getCondition, type Bundle, type GitRepo } from '../lib/api/index.js';
 import { dispositionOf, messageOf, reasonOf } from '../lib/errors.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import type { StatusSpec } from '../lib/kube/reconciler.js';
@@ -52,9 +53,7 @@ export function gitRepoStatusSpec(ctx: ReconcilerContext, bundlesOf: (repo: GitR
       const written = new Map(run.written.map((b) => [b.metadata.name, b]));
       const cached = bundlesOf(repo).map((b) => written.get(b.metadata.name) ?? b);
       const bundles = [...cached, ...run.written.filter((b) => !cached.includes(b))];
-      const bds = ctx.informers.bundleDeployments
-        .list()
-        .filter((bd) => bd.metadata.labels?.[Label.RepoName] === repo.metadata.name && bd.metadata.labels?.[Label.BundleNamespace] === repo.metadata.namespace);
+      const bds = ctx.informers.bundleDeployments.byIndex(Index.repo, indexKey(repo.metadata.namespace, repo.metadata.name));
       const rollup = rollUpGitRepo(bundles, bds, run.status.commit);
       Object.assign(run.status, rollup);
       if (error !== undefined) return { status: 'False', reason: reasonOf(error, Reason.GitOperationFailed), message: messageOf(error) };

@@ -1,3 +1,4 @@
+import { Index, indexKey } from './indexes.js';
 import { OwnWrites } from '../lib/kube/ownwrites.js';
 import {
   API_VERSION,
@@ -217,21 +218,15 @@ async function markBundleStorage(
 }
 
 function bundlesOf(ctx: ReconcilerContext, repo: GitRepoObject): BundleObject[] {
-  return ctx.informers.bundles
-    .list()
-    .filter((b) => b.metadata.namespace === repo.metadata.namespace && b.metadata.labels?.[Label.RepoName] === repo.metadata.name);
+  return ctx.informers.bundles.byIndex(Index.repo, indexKey(repo.metadata.namespace, repo.metadata.name));
 }
 
 function deploymentsOfBundle(ctx: ReconcilerContext, namespace: string, name: string) {
-  return ctx.informers.bundleDeployments
-    .list()
-    .filter((bd) => bd.metadata.labels?.[Label.BundleName] === name && bd.metadata.labels?.[Label.BundleNamespace] === namespace);
+  return ctx.informers.bundleDeployments.byIndex(Index.bundle, indexKey(namespace, name));
 }
 
 function deploymentsOfRepo(ctx: ReconcilerContext, repo: GitRepoObject) {
-  return ctx.informers.bundleDeployments
-    .list()
-    .filter((bd) => bd.metadata.labels?.[Label.RepoName] === repo.metadata.name && bd.metadata.labels?.[Label.BundleNamespace] === repo.metadata.namespace);
+  return ctx.informers.bundleDeployments.byIndex(Index.repo, indexKey(repo.metadata.namespace, repo.metadata.name));
 }
 
 /** The Bundle's version history once `content` is stored (OCI mode; undefined in etcd mode). */

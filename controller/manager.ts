@@ -10,6 +10,7 @@ import { counter, createRegistry, reconcileMetrics, reconcileObserver, type Regi
 import type { ControllerConfig } from './config.js';
 import type { ControllerContext, ControllerMetrics, Informers } from './context.js';
 import { CliGitSource, type GitSource } from './git.js';
+import { INDEXES } from './indexes.js';
 import { countRegistryEvent, setupGitRepoController } from './gitrepo.js';
 import { createBundleStore, ociRegistryAccess } from './store.js';
 import { setupBundleController } from './bundle.js';
@@ -56,7 +57,7 @@ export function createMetrics(options: RegistryOptions = {}): ControllerMetrics 
 /** One informer per Flotilla kind (not started). */
 export function createInformers(kube: KubeClient, log: Logger): Informers {
   const make = <T>(kind: string) => new Informer<T & import('../lib/kube/client.js').KubeObject>(kube, { apiVersion: API_VERSION, kind }, { log });
-  return {
+  const informers = {
     gitRepos: make('GitRepo'),
     bundles: make('Bundle'),
     bundleDeployments: make('BundleDeployment'),
@@ -65,6 +66,11 @@ export function createInformers(kube: KubeClient, log: Logger): Informers {
     registrationTokens: make('ClusterRegistrationToken'),
     registrations: make('ClusterRegistration'),
   } as Informers;
+  for (const [name, fn] of Object.entries(INDEXES.bundles)) informers.bundles.addIndex(name, fn);
+  for (const [name, fn] of Object.entries(INDEXES.bundleDeployments)) informers.bundleDeployments.addIndex(name, fn);
+  for (const [name, fn] of Object.entries(INDEXES.clusters)) informers.clusters.addIndex(name, fn);
+  for (const [name, fn] of Object.entries(INDEXES.clusterGroups)) informers.clusterGroups.addIndex(name, fn);
+  return informers;
 }
 
 /** Options for {@link startManager}. */

@@ -19,8 +19,8 @@ export type Clock = () => Date;
 /** The Kubernetes API calls the GitRepo and Bundle reconcilers make. */
 export type ReconcilerKube = Pick<KubeClient, 'get' | 'apply' | 'applyStatus' | 'mergePatch' | 'delete'>;
 
-/** The read side of an informer's cache. */
-export type ObjectCache<T extends KubeObject> = Pick<Informer<T>, 'get' | 'list'>;
+/** The read side of an informer's cache, with its indexes (controller/indexes.ts). */
+export type ObjectCache<T extends KubeObject> = Pick<Informer<T>, 'get' | 'list' | 'byIndex'>;
 
 /** The caches the GitRepo and Bundle reconcilers read. */
 export interface ReconcilerCaches {

@@ -11,6 +11,7 @@ import { parseControllerConfig, type ControllerConfig } from './config.js';
 import type { ReconcilerContext } from './context.js';
 import type { GitFetchTarget, GitSource } from './git.js';
 import { createMetrics } from './manager.js';
+import { INDEXES_BY_KIND } from './indexes.js';
 import type { EventSink, ObjectCache, ReconcilerKube, RegistryAccess, RegistrySession, StorageRegistry } from './ports.js';
 
 /**
@@ -112,6 +113,11 @@ export class FakeKube implements ReconcilerKube {
         return this.find<T>(kind, namespace || undefined, name ?? '');
       },
       list: () => this.all<T>(kind),
+      byIndex: (name, value) => {
+        const fn = INDEXES_BY_KIND[kind]?.[name];
+        if (!fn) throw new Error(`fake cache of ${kind}: no index "${name}"`);
+        return this.all<T>(kind).filter((o) => fn(o).includes(value));
+      },
     };
   }
 

@@ -12,6 +12,9 @@ import { KubeApiError, type KubeClient, type KubeObject, type ObjectRef } from '
 /** Called with the changed object (and, for deletes, its last known state). */
 export type InformerHandler<T extends KubeObject> = (type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T) => void;
 
+/** The values an object is found under in one index of an informer (client-go's IndexFunc); none leaves it out. */
+export type IndexFunc<T> = (obj: T) => readonly string[];
+
 /** Options for {@link Informer}. */
 export interface InformerOptions {
   labelSelector?: string;
@@ -35,6 +38,8 @@ export function splitKey(key: string): { namespace?: string; name: string } {
 /** A list-watch cache of one kind (in one namespace, or all). */
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
+  /** Secondary indexes: per index name, its function and the cached objects by value, then key. */
+  private readonly indexes = new Map<string, { fn: IndexFunc<T>; buckets: Map<string, Map<string, T>> }>();
   private readonly handlers: InformerHandler<T>[] = [];
   private readonly abort = new AbortController();
   private synced = false;
@@ -61,6 +66,42 @@ export class Informer<T extends KubeObject> {
   /** Every cached object. */
   list(): T[] {
     return [...this.cache.values()];
+  }
+
+  /**
+   * Adds an index: {@link byIndex} then answers "the objects whose `fn` gives this value" without a scan of
+   * the whole cache (a reconciler that looked for its Bundle's BundleDeployments among all of them made
+   * each pass cost as much as the fleet is large). Objects already cached are indexed at once.
+   */
+  addIndex(name: string, fn: IndexFunc<T>): this {
+    if (this.indexes.has(name)) throw new Error(`informer of ${this.ref.kind}: index "${name}" exists already`);
+    const index = { fn, buckets: new Map<string, Map<string, T>>() };
+    this.indexes.set(name, index);
+    for (const [key, obj] of this.cache) addToIndex(index, key, obj);
+    return this;
+  }
+
+  /** The cached objects that index `name` files under `value` (an error for an index never added). */
+  byIndex(name: string, value: string): T[] {
+    const index = this.indexes.get(name);
+    if (!index) throw new Error(`informer of ${this.ref.kind}: no index "${name}"`);
+    const bucket = index.buckets.get(value);
+    return bucket ? [...bucket.values()] : [];
+  }
+
+  private put(key: string, obj: T): T | undefined {
+    const old = this.cache.get(key);
+    if (old) for (const index of this.indexes.values()) removeFromIndex(index, key, old);
+    this.cache.set(key, obj);
+    for (const index of this.indexes.values()) addToIndex(index, key, obj);
+    return old;
+  }
+
+  private remove(key: string): void {
+    const old = this.cache.get(key);
+    if (!old) return;
+    for (const index of this.indexes.values()) removeFromIndex(index, key, old);
+    this.cache.delete(key);
   }
 
   /** True once the first list has been loaded. */
@@ -95,14 +136,13 @@ export class Informer<T extends KubeObject> {
     for (const item of items) {
       const key = keyOf(item);
       seen.add(key);
-      const old = this.cache.get(key);
-      this.cache.set(key, item);
+      const old = this.put(key, item);
       if (!old) this.emit('ADDED', item);
       else if (old.metadata.resourceVersion !== item.metadata.resourceVersion) this.emit('MODIFIED', item);
     }
     for (const [key, old] of this.cache) {
       if (!seen.has(key)) {
-        this.cache.delete(key);
+        this.remove(key);
         this.emit('DELETED', old);
       }
     }
@@ -129,13 +169,12 @@ export class Informer<T extends KubeObject> {
             if (type === 'BOOKMARK') return;
             const key = keyOf(obj);
             if (type === 'DELETED') {
-              this.cache.delete(key);
+              this.remove(key);
               this.emit('DELETED', obj);
               return;
             }
-            const existed = this.cache.has(key);
-            this.cache.set(key, obj);
-            this.emit(existed ? 'MODIFIED' : 'ADDED', obj);
+            const old = this.put(key, obj);
+            this.emit(old ? 'MODIFIED' : 'ADDED', obj);
           },
           this.abort.signal,
           this.options.labelSelector,
@@ -153,5 +192,21 @@ export class Informer<T extends KubeObject> {
         backoff = Math.min(max, backoff * 2);
       }
     }
+  }
+}
+
+function addToIndex<T>(index: { fn: IndexFunc<T>; buckets: Map<string, Map<string, T>> }, key: string, obj: T): void {
+  for (const value of index.fn(obj)) {
+    const bucket = index.buckets.get(value) ?? new Map<string, T>();
+    if (bucket.size === 0) index.buckets.set(value, bucket);
+    bucket.set(key, obj);
+  }
+}
+
+function removeFromIndex<T>(index: { fn: IndexFunc<T>; buckets: Map<string, Map<string, T>> }, key: string, obj: T): void {
+  for (const value of index.fn(obj)) {
+    const bucket = index.buckets.get(value);
+    bucket?.delete(key);
+    if (bucket?.size === 0) index.buckets.delete(value);
   }
 }
