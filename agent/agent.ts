@@ -251,6 +251,7 @@ export class Agent {
     d.untrack();
     await d.informer.stop();
     await d.controller.stop();
+    await d.content.close();
   }
 
   /** Heartbeat and credential upkeep, every heartbeat interval, until stopped; the blob cache pruning when due. */

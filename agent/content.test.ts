@@ -1,10 +1,13 @@
 import { expect } from 'chai';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeClient } from '../lib/kube/client.js';
 import { FlotillaError, dispositionOf } from '../lib/errors.js';
-import { ArtifactError, RegistryRefusedError, RegistryUnavailableError } from '../lib/oci/index.js';
+import { ArtifactError, RegistryRefusedError, RegistryUnavailableError, buildArtifact } from '../lib/oci/index.js';
+import type { BundleDeployment } from '../lib/api/index.js';
 import { ContentLoader, translatePullError } from './content.js';
 
 const ref = `127.0.0.1:5000/b@sha256:${'a'.repeat(64)}`;
@@ -79,5 +82,64 @@ describe('agent content: pruning the blob cache', () => {
   it('removes every blob when no BundleDeployment pins an artifact any more', async () => {
     expect(await loader().pruneCache([])).to.deep.equal({ pruned: true, removed: 2, kept: 0 });
     expect(await readdir(join(dir, 'blobs', 'sha256'))).to.deep.equal([]);
+  });
+});
+
+describe('agent content: one registry client for many pulls', () => {
+  let dir: string;
+  let server: Server;
+  let host: string;
+  let connections: number;
+  const served = new Map<string, Buffer>();
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'flotilla-pulls-'));
+    // A registry of two paths: manifests and blobs by digest, as the pinned pulls ask for them.
+    server = createServer((req, res) => {
+      const digest = /\/(?:manifests|blobs)\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '')?.[1];
+      const bytes = digest ? served.get(digest) : undefined;
+      if (!bytes) return void res.writeHead(req.url === '/v2/' ? 200 : 404).end('{}');
+      const manifest = req.url?.includes('/manifests/');
+      res.writeHead(200, {
+        'content-type': manifest ? 'application/vnd.oci.image.manifest.v1+json' : 'application/octet-stream',
+        'docker-content-digest': digest,
+      });
+      res.end(bytes);
+    });
+    server.on('connection', () => connections++);
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await new Promise((ok) => server.close(ok));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function deployment(name: string, text: string): Promise<BundleDeployment> {
+    const built = await buildArtifact([{ path: 'cm.yaml', content: Buffer.from(text) }], { bundleName: name, bundleNamespace: 'ws' });
+    served.set(built.digest, built.manifest);
+    for (const b of built.blobs) served.set(b.descriptor.digest, b.source as Buffer);
+    const oci = { reference: `${host}/ws/${name}@${built.digest}`, digest: built.digest, basicHTTP: true };
+    return {
+      apiVersion: 'flotilla.dev/v1alpha1',
+      kind: 'BundleDeployment',
+      metadata: { namespace: 'c', name },
+      spec: { deploymentID: 'x', oci },
+    } as BundleDeployment;
+  }
+
+  it('pulls the next bundle over the connections the first one opened, and closes them when told', async () => {
+    const loader = new ContentLoader({ upstream: undefined as unknown as KubeClient, clusterNamespace: 'c', cacheDir: dir });
+    connections = 0;
+    const first = await loader.load(await deployment('one', 'kind: ConfigMap # one\n'));
+    expect(first.files.map((f) => f.content.toString())).to.deep.equal(['kind: ConfigMap # one\n']);
+    const opened = connections;
+    expect(opened).to.be.greaterThan(0);
+    for (const n of ['two', 'three', 'four']) await loader.load(await deployment(n, `kind: ConfigMap # ${n}\n`));
+    expect(connections, 'no new connection for the next pulls').to.equal(opened);
+    await loader.close();
+    // The server sees each close when the client's FIN arrives: wait for it, up to 5 s.
+    const open = () => new Promise<number>((ok, fail) => server.getConnections((err, n) => (err ? fail(err) : ok(n))));
+    for (let i = 0; i < 100 && (await open()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await open(), 'connections left open after close').to.equal(0);
   });
 });

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { canonicalJSON } from '../lib/util/json.js';
 import { Label, Reason, type BundleDeployment, type OCIArtifactRef } from '../lib/api/index.js';
 import { resourcesToFiles, type BundleFile } from '../lib/bundle/index.js';
 import { StallingError, TransientError, WaitingError, messageOf } from '../lib/errors.js';
@@ -78,6 +80,8 @@ export class ContentLoader {
   /** Blob digests of every artifact pulled (or found in memory) by this process, by manifest digest. */
   private readonly blobsOf = new Map<string, string[]>();
   private pulls = 0;
+  /** Registry clients by a hash of their options, least recently used first (see {@link clientFor}). */
+  private readonly clients = new Map<string, RegistryClient>();
   private pruning: Promise<unknown> | undefined;
 
   constructor(private readonly options: ContentLoaderOptions) {}
@@ -213,6 +217,30 @@ export class ContentLoader {
 
   /** Pulls `reference` (pinned by `oci.digest`: the origin or a mirror) with a client of `options`, verified and decrypted as `oci` says; raw lib/oci errors. */
   private async pullWith(options: RegistryClientOptions, reference: string, oci: OCIArtifactRef): Promise<BundleFile[]> {
+    const client = this.clientFor(options);
+    await verifyArtifactSignature(client, oci, reference);
+    const pulled = await pullBundle(client, reference, { limits: this.options.limits ?? {} });
+    const files = await decryptPulled(this.options.upstream, this.options.clusterNamespace, oci, pulled);
+    this.remember(`${oci.digest}${trustFingerprint(oci)}`, files);
+    this.blobsOf.set(oci.digest, pulled.blobs);
+    return files;
+  }
+
+  /**
+   * The registry client of `options`, kept for the next pulls with the same registry, TLS settings and
+   * credentials: its connections stay open between pulls (a client per pull connected anew for every bundle,
+   * the largest cost of a rollout's pulls after the bytes) and its bearer tokens are reused until they expire.
+   * Other credentials (a rotated Secret) get a client of their own; the least recently used beyond
+   * {@link REGISTRY_CLIENTS_KEPT} is closed once its requests are done.
+   */
+  private clientFor(options: RegistryClientOptions): RegistryClient {
+    const key = createHash('sha256').update(canonicalJSON(options)).digest('hex');
+    const kept = this.clients.get(key);
+    if (kept) {
+      this.clients.delete(key);
+      this.clients.set(key, kept);
+      return kept;
+    }
     const client = new RegistryClient({
       ...options,
       blobCacheDir: this.options.cacheDir,
@@ -220,18 +248,25 @@ export class ContentLoader {
       retry: { retries: this.options.pullRetries ?? 2 },
       ...(this.options.metrics ? { onEvent: this.options.metrics.registryEvent } : {}),
     });
-    try {
-      await verifyArtifactSignature(client, oci, reference);
-      const pulled = await pullBundle(client, reference, { limits: this.options.limits ?? {} });
-      const files = await decryptPulled(this.options.upstream, this.options.clusterNamespace, oci, pulled);
-      this.remember(`${oci.digest}${trustFingerprint(oci)}`, files);
-      this.blobsOf.set(oci.digest, pulled.blobs);
-      return files;
-    } finally {
-      await client.close().catch(() => undefined);
+    this.clients.set(key, client);
+    for (const [oldest, old] of this.clients) {
+      if (this.clients.size <= REGISTRY_CLIENTS_KEPT) break;
+      this.clients.delete(oldest);
+      void old.close().catch(() => undefined);
     }
+    return client;
+  }
+
+  /** Closes the registry clients (their requests finish first). */
+  async close(): Promise<void> {
+    const clients = [...this.clients.values()];
+    this.clients.clear();
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
   }
 }
+
+/** Registry clients a {@link ContentLoader} keeps open (one per registry, TLS settings and credentials). */
+export const REGISTRY_CLIENTS_KEPT = 8;
 
 /** Registry error codes that mean "the artifact is not there". */
 const MISSING_CODES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'BLOB_UNKNOWN']);
