@@ -22,7 +22,7 @@ import { openStack, type BenchStack } from './lib/fleet.js';
 import { readKnobs, type BenchmarkName, type Knobs } from './lib/knobs.js';
 import { machine } from './lib/machine.js';
 import type { RegistryImplementation } from '../stack/registry.js';
-import { ROOT } from './lib/procs.js';
+import { ROOT, profileProcessesInto } from './lib/procs.js';
 import { startRealFleet, type RealFleet } from './lib/realfleet.js';
 import { REGISTRY_NAMES, report } from './report.js';
 
@@ -123,6 +123,7 @@ async function run(knobs: Knobs, out: BenchResults): Promise<void> {
 
 async function main(): Promise<number> {
   const knobs = readKnobs(process.env);
+  profileProcessesInto(knobs.BENCH_CPU_PROF);
   const started = Date.now();
   const out: BenchResults = {
     machine: machine(),

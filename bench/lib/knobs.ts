@@ -47,6 +47,10 @@ const KnobsSchema = z.object({
     .default('false')
     .transform((v) => v === 'true' || v === '1')
     .describe('Keep the scratch folder (process logs, blob caches, registry event taps) even when every benchmark ran.'),
+  BENCH_CPU_PROF: z
+    .string()
+    .optional()
+    .describe('A folder: every controller and agent process the benchmarks start writes a V8 CPU profile there when it stops (open it in Chrome DevTools).'),
   BENCH_OUT: z.string().default('bench/results/latest.json').describe('Where the JSON results go.'),
   BENCH_BYTES_FILES: int(100).describe('Files in the bundle of the bytes-per-change benchmark.'),
   BENCH_BYTES_MIB: int(20).describe('Total size of that bundle, MiB.'),

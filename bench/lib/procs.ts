@@ -22,6 +22,14 @@ export const TAP_MODULE = join(BUILT, 'bench', 'lib', 'tap.js');
 /** The node flags of the charts and the image (Dockerfile), so that the benchmarks measure what production runs. */
 export const PRODUCTION_NODE_FLAGS = ['--enable-source-maps', '--max-semi-space-size=1'];
 
+/** Where every Flotilla process started from now on writes a V8 CPU profile when it exits (knob BENCH_CPU_PROF); none when unset. */
+let cpuProfileDir: string | undefined;
+
+/** Sets the folder of {@link cpuProfileDir}. */
+export function profileProcessesInto(dir: string | undefined): void {
+  cpuProfileDir = dir;
+}
+
 /** A running Flotilla process. */
 export interface FlotillaProcess {
   readonly name: string;
@@ -71,6 +79,7 @@ export async function startFlotillaProcess(o: StartOptions): Promise<FlotillaPro
   if (!existsSync(entry)) throw new Error(`${entry} does not exist: compile first (build.ts)`);
   const nodeArgs = [
     ...(o.nodeFlags ?? []),
+    ...(cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(cpuProfileDir, o.name.replace(/[^\w.-]+/g, '_'))}`] : []),
     ...PRODUCTION_NODE_FLAGS,
     ...(o.tapFile ? ['--import', TAP_MODULE] : []),
     entry,
