@@ -90,11 +90,13 @@ describe('agent content: one registry client for many pulls', () => {
   let server: Server;
   let host: string;
   let connections: number;
+  const requests: string[] = [];
   const served = new Map<string, Buffer>();
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'flotilla-pulls-'));
     // A registry of two paths: manifests and blobs by digest, as the pinned pulls ask for them.
     server = createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
       const digest = /\/(?:manifests|blobs)\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '')?.[1];
       const bytes = digest ? served.get(digest) : undefined;
       if (!bytes) return void res.writeHead(req.url === '/v2/' ? 200 : 404).end('{}');
@@ -141,5 +143,25 @@ describe('agent content: one registry client for many pulls', () => {
     const open = () => new Promise<number>((ok, fail) => server.getConnections((err, n) => (err ? fail(err) : ok(n))));
     for (let i = 0; i < 100 && (await open()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await open(), 'connections left open after close').to.equal(0);
+  });
+
+  it('reads a bundle it pulled before from its blob cache, manifest included, once it left the memory', async () => {
+    const bd = await deployment('five', 'kind: ConfigMap # five\n');
+    const first = new ContentLoader({ upstream: undefined as unknown as KubeClient, clusterNamespace: 'c', cacheDir: dir });
+    await first.load(bd);
+    await first.close();
+    requests.length = 0;
+    // A new loader has nothing in memory (as after a restart, or once 32 other bundles pushed this one out).
+    const again = new ContentLoader({ upstream: undefined as unknown as KubeClient, clusterNamespace: 'c', cacheDir: dir });
+    const files = await again.load(bd);
+    expect(files.files.map((f) => f.content.toString())).to.deep.equal(['kind: ConfigMap # five\n']);
+    expect(requests, 'requests to the registry').to.deep.equal([]);
+    // A cached manifest that no longer matches its digest is dropped and fetched again.
+    const digest = bd.spec.oci?.digest ?? '';
+    await writeFile(join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length)), '{"mediaType":"application/vnd.oci.image.manifest.v1+json"}');
+    const third = new ContentLoader({ upstream: undefined as unknown as KubeClient, clusterNamespace: 'c', cacheDir: dir });
+    await third.load(bd);
+    expect(requests.filter((r) => r.includes('/manifests/'))).to.deep.equal([`GET /v2/ws/five/manifests/${digest}`]);
+    await Promise.all([again.close(), third.close()]);
   });
 });

@@ -145,7 +145,8 @@ export class ContentLoader {
         for (const k of [...this.memory.keys()]) if (k.startsWith(digest)) this.memory.delete(k);
       }
     }
-    const keep = new Set([...this.blobsOf.values()].flat());
+    // The manifests too: pulls keep them in the blob cache by digest.
+    const keep = new Set([...this.blobsOf.keys(), ...[...this.blobsOf.values()].flat()]);
     const run = new BlobCache(this.options.cacheDir).prune(keep);
     this.pruning = run;
     try {

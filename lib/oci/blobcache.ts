@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -161,6 +161,29 @@ export class BlobCache {
         return path;
       } catch {
         // corrupt: fall through and evict
+      }
+    }
+    await rm(path, { force: true });
+    return undefined;
+  }
+
+  /**
+   * The bytes of a cached blob of unknown size (a manifest known only by its digest), at most `maxBytes`,
+   * re-hashed like {@link lookup}; a mismatching or oversized file is removed. Undefined when absent.
+   */
+  async read(digest: string, maxBytes: number): Promise<Buffer | undefined> {
+    const path = this.pathOf(digest);
+    const info = await stat(path).catch(() => undefined);
+    if (!info) return undefined;
+    if (info.size <= maxBytes) {
+      try {
+        const bytes = await readFile(path);
+        const verifier = new BlobVerifier(digest, info.size, `cached blob ${digest}`);
+        verifier.update(bytes);
+        verifier.finish();
+        return bytes;
+      } catch {
+        // corrupt, or replaced while read: fall through and evict
       }
     }
     await rm(path, { force: true });

@@ -143,7 +143,9 @@ export async function fetchVerifiedBundle(client: RegistryClient, pinned: Refere
   }
   const limits = { ...DEFAULT_ARTIFACT_LIMITS, ...options.limits };
   const where = `bundle ${pinnedReference(ref, ref.digest)}`;
-  const fetched = await client.getManifest(ref.repository, ref.digest, { accept: [OCI_MANIFEST_MEDIA_TYPE], maxBytes: limits.maxManifestBytes });
+  // Pinned: a manifest in the client's blob cache is as good as the registry's (the agent's resyncs re-read
+  // bundles no longer in its memory from disk, not from the registry).
+  const fetched = await client.getManifest(ref.repository, ref.digest, { accept: [OCI_MANIFEST_MEDIA_TYPE], maxBytes: limits.maxManifestBytes, cache: true });
   const manifest = parseBundleManifest(fetched.bytes, where, limits);
   const configPath = await client.fetchBlob(ref.repository, manifest.config, `${where}: config ${manifest.config.digest}`);
   const config = parseBundleConfig(await readFile(configPath), where);

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -261,9 +262,13 @@ export class RegistryClient {
    * to it, and one fetched by tag must match the registry's `Docker-Content-Digest` when sent
    * (ArtifactTampered otherwise).
    */
-  async getManifest(repository: string, reference: string, options: { accept?: string[]; maxBytes?: number } = {}): Promise<FetchedManifest> {
+  async getManifest(repository: string, reference: string, options: { accept?: string[]; maxBytes?: number; cache?: boolean } = {}): Promise<FetchedManifest> {
     const operation = `fetching manifest ${reference} of ${this.registry}/${repository}`;
-    const accept = (options.accept ?? [OCI_MANIFEST_MEDIA_TYPE, OCI_INDEX_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE]).join(', ');
+    const accepted = options.accept ?? [OCI_MANIFEST_MEDIA_TYPE, OCI_INDEX_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE];
+    const cache = options.cache && parseDigest(reference) ? this.cache : undefined;
+    const cached = cache ? await this.cachedManifest(cache, reference, accepted, options.maxBytes ?? DEFAULT_MAX_MANIFEST_BYTES) : undefined;
+    if (cached) return cached;
+    const accept = accepted.join(', ');
     const res = await this.transport.send({
       method: 'GET',
       path: `/v2/${repository}/manifests/${reference}`,
@@ -286,6 +291,26 @@ export class RegistryClient {
     }
     const mediaType = (header(res, 'content-type') ?? '').split(';')[0]?.trim() ?? '';
     this.events.emit({ type: 'manifest-fetched', digest });
+    // Best effort: a cache that cannot be written costs the next pull a request, not this one its result.
+    if (cache) await cache.store(digest, bytes.length, Readable.from([bytes]), `manifest ${digest}`).catch(() => undefined);
+    return { bytes, digest, mediaType };
+  }
+
+  /**
+   * A manifest pinned by digest from the blob cache (a manifest never changes under its digest): re-hashed
+   * on the way, and used only when its own mediaType is one the caller accepts.
+   */
+  private async cachedManifest(cache: BlobCache, digest: string, accept: readonly string[], maxBytes: number): Promise<FetchedManifest | undefined> {
+    const bytes = await cache.read(digest, maxBytes);
+    if (!bytes) return undefined;
+    let mediaType: unknown;
+    try {
+      mediaType = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
+    } catch {
+      return undefined;
+    }
+    if (typeof mediaType !== 'string' || !accept.includes(mediaType)) return undefined;
+    this.events.emit({ type: 'cache-hit', digest, size: bytes.length });
     return { bytes, digest, mediaType };
   }
 
