@@ -346,7 +346,8 @@ export class BundleDeploymentReconciler {
   };
 
   private readonly plan: Step<Run> = async (run) => {
-    run.plan = await planObjects(this.deployContext(run), run.desired);
+    // A new deployment without hooks: the apply of a single changed object is its own validation (deploy.ts).
+    run.plan = await planObjects(this.deployContext(run), run.desired, run.deploying && run.hooks.length === 0);
     if (run.deploying) await dryRunHooks(run.applier, run.hooks);
     const drifted = run.deploying ? 0 : run.plan.filter(needsWrite).length;
     // Once per episode: a BundleDeployment already reported modified was counted when its drift began.

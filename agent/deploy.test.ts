@@ -139,4 +139,35 @@ describe('agent deploy: dry runs per deployment', () => {
     await planObjects(ctx, [desired({ k: 'new' })]);
     expect(stats.dryRuns).to.equal(3);
   });
+
+  it('skips the dry run of a deployment whose one write is a new object, or content changed over its own last write', async () => {
+    const { applier, stats } = memoryApplier();
+    const ctx = { applier, log: pino({ level: 'silent' }), verified: new VerifiedCache() };
+    const first = await planObjects(ctx, [desired({ k: 'v' })], true);
+    expect(first[0]?.drift.state).to.equal('missing');
+    await applyPlan(ctx, first, [], () => true, false);
+    expect(stats).to.deep.equal({ dryRuns: 0, applies: 1 });
+    const changed = await planObjects(ctx, [desired({ k: 'v2' })], true);
+    expect(changed[0]?.drift.state, 'still the version written for {k: v}').to.equal('modified');
+    await applyPlan(ctx, changed, [], () => true, false);
+    expect(stats).to.deep.equal({ dryRuns: 0, applies: 2 });
+    expect((await planObjects(ctx, [desired({ k: 'v2' })], true))[0]?.drift.state).to.equal('unchanged');
+    expect(stats.dryRuns).to.equal(0);
+  });
+
+  it('dry-runs when the object changed on the server, when two objects need writes, or when the apply does not validate', async () => {
+    const { applier, stats, objects } = memoryApplier();
+    const ctx = { applier, log: pino({ level: 'silent' }), verified: new VerifiedCache() };
+    await applyPlan(ctx, await planObjects(ctx, [desired({ k: 'v' })], true), [], () => true, false);
+    const stored = objects.get('ConfigMap/a/c') as KubeObject;
+    objects.set('ConfigMap/a/c', { ...stored, metadata: { ...stored.metadata, resourceVersion: '99' }, data: { k: 'edited' } });
+    await planObjects(ctx, [desired({ k: 'v2' })], true);
+    expect(stats.dryRuns, 'someone else wrote it: only a dry run tells').to.equal(1);
+    const other = { ...desired({ x: '1' }), id: { ...desired({}).id, name: 'd' } };
+    other.object = { ...other.object, metadata: { ...other.object.metadata, name: 'd' } };
+    await planObjects(ctx, [desired({ k: 'v3' }), other], true);
+    expect(stats.dryRuns, 'two writes: both dry-run before either is applied').to.equal(3);
+    await planObjects(ctx, [other], false);
+    expect(stats.dryRuns, 'not a deployment (a drift check)').to.equal(4);
+  });
 });

@@ -16,7 +16,9 @@ import { applyPhases, applyRank, idKey, isCrdKind, type DesiredObject, type Ensu
  * compare (drift.ts). The dry run is sent with the deployment-id annotation the live object already has, so
  * that an object whose content did not change between two deployments compares as unchanged and is not
  * written at all: the annotation records the deployment that last changed the object. The dry runs are
- * also the validation: one object the API server rejects fails the plan, before anything is applied.
+ * also the validation: one object the API server rejects fails the plan, before anything is applied. A
+ * deployment whose only write is an object that does not exist yet, or that is still the version this agent
+ * wrote for other content, skips that dry run: its apply is the validation (see {@link planObjects}).
  *
  * A {@link VerifiedCache} remembers, per object, the live resourceVersion last found equal to the desired
  * content, or written for it: while neither changes, the next plan skips the dry run (an idle agent then costs
@@ -85,6 +87,8 @@ function immutableChange(desired: DesiredObject, err: unknown): TransientError {
 /** See the module comment. */
 export class VerifiedCache {
   private readonly entries = new Map<string, { resourceVersion: string; at: number }>();
+  /** Per object (identity key), the resourceVersion last remembered for any content, and when. */
+  private readonly objects = new Map<string, { resourceVersion: string; at: number }>();
 
   constructor(
     private readonly ttlMs = 10 * 60_000,
@@ -108,17 +112,35 @@ export class VerifiedCache {
     return entry !== undefined && entry.resourceVersion === live.metadata.resourceVersion && this.now() - entry.at < this.ttlMs;
   }
 
+  /**
+   * True when `live` is the very version last found equal to, or written for, some desired content of the
+   * same object, recently enough: nobody changed it since, so content that differs from that one changes it.
+   */
+  knows(id: string, live: KubeObject): boolean {
+    const entry = this.objects.get(id);
+    return entry !== undefined && entry.resourceVersion === live.metadata.resourceVersion && this.now() - entry.at < this.ttlMs;
+  }
+
   /** Records that `live` equals the desired content of `key`. */
   remember(key: string, live: KubeObject): void {
     if (!live.metadata.resourceVersion) return;
     if (this.entries.size >= this.maxEntries) this.entries.clear();
-    this.entries.set(key, { resourceVersion: live.metadata.resourceVersion, at: this.now() });
+    if (this.objects.size >= this.maxEntries) this.objects.clear();
+    const entry = { resourceVersion: live.metadata.resourceVersion, at: this.now() };
+    this.entries.set(key, entry);
+    this.objects.set(objectOf(key), entry);
   }
 
-  /** Forgets `key`. */
+  /** Forgets `key`, and what was known of its object. */
   forget(key: string): void {
     this.entries.delete(key);
+    this.objects.delete(objectOf(key));
   }
+}
+
+/** The object identity part of a {@link VerifiedCache} key. */
+function objectOf(key: string): string {
+  return key.slice(0, key.lastIndexOf('|'));
 }
 
 /** The object to dry-run: the desired one carrying the live object's deployment-id annotation. */
@@ -130,11 +152,35 @@ function candidateFor(desired: KubeObject, live: KubeObject | undefined): KubeOb
   return candidate;
 }
 
-/** Plans one object (see the module comment). */
-async function planOne(ctx: DeployContext, desired: DesiredObject): Promise<PlannedObject> {
+/** One object read for the plan: its live state, and what is known of it without a dry run. */
+interface ReadObject {
+  desired: DesiredObject;
+  live: KubeObject | undefined;
+  key: string | undefined;
+  /** Found unchanged (the verified cache), or known to need a write: absent, or changed content over our own last write. */
+  known?: 'unchanged' | 'missing' | 'modified';
+}
+
+async function readOne(ctx: DeployContext, desired: DesiredObject): Promise<ReadObject> {
   const live = desired.served ? await ctx.applier.get(desired.id) : undefined;
   const key = ctx.verified?.key(desired, ctx.comparePatches);
-  if (live && key !== undefined && ctx.verified?.has(key, live)) return { ...desired, live, drift: { id: desired.id, state: 'unchanged' }, verified: true };
+  const read = { desired, live, key };
+  if (!desired.served) return read;
+  if (!live) return { ...read, known: 'missing' };
+  if (key !== undefined && ctx.verified?.has(key, live)) return { ...read, known: 'unchanged' };
+  if (key !== undefined && ctx.verified?.knows(objectOf(key), live)) return { ...read, known: 'modified' };
+  return read;
+}
+
+/** Plans one object (see the module comment). */
+async function planOne(ctx: DeployContext, desired: DesiredObject): Promise<PlannedObject> {
+  return await dryRunOne(ctx, await readOne(ctx, desired));
+}
+
+/** Plans a read object: unchanged as known, else from a server-side dry run. */
+async function dryRunOne(ctx: DeployContext, read: ReadObject): Promise<PlannedObject> {
+  const { desired, live, key } = read;
+  if (read.known === 'unchanged') return { ...desired, live, drift: { id: desired.id, state: 'unchanged' }, verified: true };
   let dry: Awaited<ReturnType<Applier['dryRun']>>;
   try {
     dry = desired.served ? await ctx.applier.dryRun(candidateFor(desired.object, live)) : { verified: false as const, why: 'kind not served yet' };
@@ -150,9 +196,33 @@ async function planOne(ctx: DeployContext, desired: DesiredObject): Promise<Plan
   return { ...desired, live, drift, verified: dry.verified };
 }
 
-/** Plans every object; throws (applying nothing) if the API server rejects any of them. */
-export async function planObjects(ctx: DeployContext, objects: readonly DesiredObject[]): Promise<PlannedObject[]> {
-  return await mapLimit(objects, ctx.concurrency ?? 8, (o) => planOne(ctx, o));
+/**
+ * Plans every object; throws (applying nothing) if the API server rejects any of them.
+ *
+ * `applyValidates`: the plan is for a deployment whose apply is its own validation once a single object
+ * needs a write (no hooks run before it; it is applied alone, and a refusal fails the deployment with
+ * nothing written). Then that object is not dry-run when the plan knows without one that it must be written:
+ * it does not exist, or it is still the version written for other content. A rollout of one-object bundles
+ * costs one request less per bundle and cluster; an API server that refuses the object refuses the apply.
+ */
+export async function planObjects(ctx: DeployContext, objects: readonly DesiredObject[], applyValidates = false): Promise<PlannedObject[]> {
+  const concurrency = ctx.concurrency ?? 8;
+  const read = await mapLimit(objects, concurrency, (o) => readOne(ctx, o));
+  const writes = read.filter((r) => r.known !== 'unchanged');
+  const only = writes.length === 1 ? writes[0] : undefined;
+  if (applyValidates && (only?.known === 'missing' || only?.known === 'modified')) {
+    return read.map((r) =>
+      r === only
+        ? {
+            ...r.desired,
+            live: r.live,
+            drift: r.known === 'missing' ? { id: r.desired.id, state: 'missing' } : { id: r.desired.id, state: 'modified', patch: null },
+            verified: true,
+          }
+        : { ...r.desired, live: r.live, drift: { id: r.desired.id, state: 'unchanged' }, verified: true },
+    );
+  }
+  return await mapLimit(read, concurrency, (r) => dryRunOne(ctx, r));
 }
 
 /** What {@link applyPlan} did. */
@@ -185,6 +255,8 @@ async function writeOne(ctx: DeployContext, p: PlannedObject, force: boolean): P
   try {
     return await ctx.applier.apply(p.object);
   } catch (err) {
+    // An object planned without a dry run (see planObjects) meets an immutable field here, not in the plan.
+    if (!force && p.live && isImmutableRefusal(err)) throw immutableChange(p, err);
     if (!force || !p.live) throw err;
     ctx.log.warn({ object: idKey(p.id), err: (err as Error).message }, 'apply refused; deleting and re-creating (correctDrift.force)');
     return await ctx.applier.replace(p.object);
