@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { BundleState, type BundleDeployment, type Condition } from '../lib/api/index.js';
-import { clusterNamespaceName, clusterRollup, groupRollup, type ClusterView } from './cluster.js';
+import { BundleState, Reason, type BundleDeployment, type Condition } from '../lib/api/index.js';
+import { CLUSTER_PROGRESSING_GRACE_MS, clusterNamespaceName, clusterRollup, groupRollup, progressingWait, type ClusterView } from './cluster.js';
 
 const NOW = new Date('2026-01-01T12:00:00Z');
 const ago = (seconds: number): string => new Date(NOW.getTime() - seconds * 1000).toISOString();
@@ -249,5 +249,31 @@ describe('groupRollup', () => {
     expect(r.nonReadyClusters).to.have.length(10);
     expect(r.summary.nonReadyResources).to.have.length(10);
     expect(r.ready.message).to.match(/ and 5 more$/);
+  });
+});
+
+describe('progressingWait: a Ready Cluster rides out a rollout round', () => {
+  const t0 = 1_000_000;
+  const progressing = { status: 'False' as const, reason: Reason.Progressing };
+  it('waits while the stored Ready is True and only progressing bundles are not ready, from the first such run', () => {
+    expect(progressingWait({ status: 'True' }, progressing, undefined, t0)).to.equal(CLUSTER_PROGRESSING_GRACE_MS);
+    expect(progressingWait({ status: 'True' }, progressing, t0, t0 + 1000)).to.equal(CLUSTER_PROGRESSING_GRACE_MS - 1000);
+  });
+  it('is what the roll-up of a cluster whose new version is written but not applied yet gives', () => {
+    const next = clusterRollup({ bundleDeployments: [bd('a', 'ready'), bd('b', 'waiting')], lastSeen: ago(1), now: NOW }).ready;
+    expect(progressingWait({ status: 'True' }, next, undefined, t0)).to.equal(CLUSTER_PROGRESSING_GRACE_MS);
+    const failed = clusterRollup({ bundleDeployments: [bd('a', 'ready'), bd('b', 'waiting'), bd('c', 'failed')], lastSeen: ago(1), now: NOW }).ready;
+    expect(progressingWait({ status: 'True' }, failed, undefined, t0)).to.equal(undefined);
+  });
+  it('writes once the grace is over', () => {
+    expect(progressingWait({ status: 'True' }, progressing, t0, t0 + CLUSTER_PROGRESSING_GRACE_MS)).to.equal(undefined);
+  });
+  it('writes at once a failure, drift, a silent agent, a Cluster not Ready before, and any change towards Ready', () => {
+    for (const reason of [Reason.ApplyFailed, Reason.Drifted, Reason.ResourcesNotReady, Reason.AgentNotSeen]) {
+      expect(progressingWait({ status: 'True' }, { status: 'False', reason }, undefined, t0), reason).to.equal(undefined);
+    }
+    expect(progressingWait({ status: 'False' }, progressing, undefined, t0)).to.equal(undefined);
+    expect(progressingWait(undefined, progressing, undefined, t0)).to.equal(undefined);
+    expect(progressingWait({ status: 'False' }, { status: 'True', reason: Reason.Succeeded }, t0, t0)).to.equal(undefined);
   });
 });

@@ -49,6 +49,13 @@ export const MISSED_HEARTBEATS = 3;
  * GitRepo was Ready (e2e/status.e2e.ts caught it), with no gain in latency: kept at 1 s (bench/README.md).
  */
 export const CLUSTER_ROLLUP_COALESCE_MS = 1000;
+/**
+ * How long a Ready Cluster keeps saying so while its only not-ready BundleDeployments are progressing (a new
+ * version written, not applied yet): most rounds end sooner, and then the Cluster's status is not written at
+ * all (twice before: down, then up again). Failures, drift and a silent agent are written at once, and so is
+ * every change towards Ready, so a Cluster never reads NotReady after its bundles are Ready.
+ */
+export const CLUSTER_PROGRESSING_GRACE_MS = 3000;
 
 /**
  * The cluster namespace of Cluster `clusterName` in workspace `workspace`: `cluster-<workspace>-<name>`, a
@@ -211,6 +218,8 @@ export function groupRollup(
 /** The working state of one Cluster reconcile. */
 interface ClusterRun extends RunState<Cluster & KubeObject> {
   rollup?: ClusterRollup;
+  /** The status write was left to a run this much later (see {@link CLUSTER_PROGRESSING_GRACE_MS}). */
+  postponedMs?: number;
 }
 /** The working state of one ClusterGroup reconcile. */
 interface GroupRun extends RunState<ClusterGroup & KubeObject> {
@@ -244,6 +253,22 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
   for (const c of ctx.informers.clusters.list()) index(c, false);
   ctx.informers.clusters.on((type, obj) => index(obj, type === 'DELETED'));
   const ensured = new Map<string, number>();
+  /** Since when a Ready Cluster's roll-up has been progressing and its write postponed, by Cluster key. */
+  const progressingSince = new Map<string, number>();
+  /** The run's roll-up, computed once (postpone comes before readiness). */
+  const rollupOf = (run: ClusterRun): ClusterRollup => {
+    const cluster = run.object;
+    const clusterNs = clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name);
+    run.rollup ??= clusterRollup({
+      bundleDeployments: ctx.informers.bundleDeployments.byIndex(Index.namespace, clusterNs),
+      lastSeen: agentLastSeen(cluster),
+      reportedHeartbeatSeconds: cluster.status?.agent?.heartbeatSeconds,
+      createdAt: cluster.metadata.creationTimestamp,
+      now: run.now,
+      heartbeatMs: options.heartbeatMs,
+    });
+    return run.rollup;
+  };
 
   /** The cluster namespace, applied again when it was last applied long ago (or never by this process). */
   const namespaceStep: Step<ClusterRun> = async (run) => {
@@ -285,18 +310,27 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
     steps: () => [namespaceStep],
     status: {
       fallbackReason: Reason.Progressing,
+      postpone: (run) => {
+        const key = keyOf(run.object);
+        const wait = progressingWait(
+          getCondition(run.object.status?.conditions, ConditionType.Ready),
+          rollupOf(run).ready,
+          progressingSince.get(key),
+          run.now.getTime(),
+        );
+        if (wait === undefined) {
+          progressingSince.delete(key);
+          return false;
+        }
+        if (!progressingSince.has(key)) {
+          if (progressingSince.size > 100_000) progressingSince.clear(); // Clusters deleted while postponed
+          progressingSince.set(key, run.now.getTime());
+        }
+        run.postponedMs = wait;
+        return true;
+      },
       readiness: (run) => {
-        const cluster = run.object;
-        const clusterNs = clusterNamespaceName(cluster.metadata.namespace ?? '', cluster.metadata.name);
-        run.rollup = clusterRollup({
-          bundleDeployments: ctx.informers.bundleDeployments.byIndex(Index.namespace, clusterNs),
-          lastSeen: agentLastSeen(cluster),
-          reportedHeartbeatSeconds: cluster.status?.agent?.heartbeatSeconds,
-          createdAt: cluster.metadata.creationTimestamp,
-          now: run.now,
-          heartbeatMs: options.heartbeatMs,
-        });
-        const { status, reason, message } = run.rollup.ready;
+        const { status, reason, message } = rollupOf(run).ready;
         return { status, reason, message };
       },
       build: (run, conditions) => {
@@ -328,7 +362,10 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
         }
       },
     },
-    requeue: (run) => (run.rollup?.recheckAfterMs === undefined ? {} : { requeueAfterMs: run.rollup.recheckAfterMs }),
+    requeue: (run) => {
+      const after = Math.min(run.rollup?.recheckAfterMs ?? Infinity, run.postponedMs ?? Infinity);
+      return after === Infinity ? {} : { requeueAfterMs: after };
+    },
   });
 
   return new Controller('cluster', reconcile, { log, workers: ctx.config.workers, observer: observerOf(ctx) }).watch(ctx.informers.clusters).watch(
@@ -341,6 +378,22 @@ export function setupClusterController(ctx: ControllerContext, options: { heartb
     // (and at most one status write) per cluster per window, not one per change.
     { coalesceMs: CLUSTER_ROLLUP_COALESCE_MS },
   );
+}
+
+/**
+ * How much longer a Cluster's status write waits (undefined: write now). It waits only while the stored Ready
+ * is True and the roll-up's is False for progressing bundles alone, for at most
+ * {@link CLUSTER_PROGRESSING_GRACE_MS} since `since`, the first run that found it so.
+ */
+export function progressingWait(
+  stored: Pick<Condition, 'status'> | undefined,
+  next: Pick<Condition, 'status' | 'reason'>,
+  since: number | undefined,
+  now: number,
+): number | undefined {
+  if (stored?.status !== 'True' || next.status !== 'False' || next.reason !== Reason.Progressing) return undefined;
+  const left = (since ?? now) + CLUSTER_PROGRESSING_GRACE_MS - now;
+  return left > 0 ? left : undefined;
 }
 
 /** Applies the cluster namespace of Cluster `namespace/name`, labelled as Flotilla's and as that cluster's. */
