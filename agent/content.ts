@@ -27,8 +27,9 @@ import { decryptPulled, trustFingerprint, verifyArtifactSignature } from './veri
  * Obtaining a BundleDeployment's files: inline `spec.resources` (etcd mode) or the OCI artifact pinned by
  * `spec.oci` (OCI mode), pulled with lib/oci, which verifies the manifest digest and every blob before
  * returning anything; blobs are cached on disk by digest, so unchanged files are never downloaded again.
- * Pulled bundles are also kept in memory by manifest digest (a few), so that a periodic resync of an
- * unchanged bundle needs no registry at all.
+ * Pulled bundles are also kept in memory by manifest digest (a few), and the pinned manifests in the blob
+ * cache beside their layers, so that a periodic resync of an unchanged bundle needs no registry at all. The
+ * registry clients are kept between pulls (see {@link ContentLoader.clientFor}).
  *
  * Failures say what happens next (the reconciler retries transient ones with backoff, and never applies
  * anything from a failed pull): RegistryUnreachable (registry down), ArtifactPullFailed (the registry

@@ -260,7 +260,8 @@ export class RegistryClient {
   /**
    * Fetches a manifest by tag or digest, reading at most `maxBytes`. A manifest fetched by digest must hash
    * to it, and one fetched by tag must match the registry's `Docker-Content-Digest` when sent
-   * (ArtifactTampered otherwise).
+   * (ArtifactTampered otherwise). With `cache` and a reference by digest, the client's blob cache is read
+   * first and filled after: a manifest never changes under its digest.
    */
   async getManifest(repository: string, reference: string, options: { accept?: string[]; maxBytes?: number; cache?: boolean } = {}): Promise<FetchedManifest> {
     const operation = `fetching manifest ${reference} of ${this.registry}/${repository}`;
