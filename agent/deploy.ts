@@ -210,19 +210,17 @@ export async function planObjects(ctx: DeployContext, objects: readonly DesiredO
   const read = await mapLimit(objects, concurrency, (o) => readOne(ctx, o));
   const writes = read.filter((r) => r.known !== 'unchanged');
   const only = writes.length === 1 ? writes[0] : undefined;
-  if (applyValidates && (only?.known === 'missing' || only?.known === 'modified')) {
-    return read.map((r) =>
-      r === only
-        ? {
-            ...r.desired,
-            live: r.live,
-            drift: r.known === 'missing' ? { id: r.desired.id, state: 'missing' } : { id: r.desired.id, state: 'modified', patch: null },
-            verified: true,
-          }
-        : { ...r.desired, live: r.live, drift: { id: r.desired.id, state: 'unchanged' }, verified: true },
-    );
-  }
-  return await mapLimit(read, concurrency, (r) => dryRunOne(ctx, r));
+  const trusted = applyValidates && (only?.known === 'missing' || only?.known === 'modified') ? only : undefined;
+  return await mapLimit(read, concurrency, async (r) =>
+    r === trusted
+      ? {
+          ...r.desired,
+          live: r.live,
+          drift: r.known === 'missing' ? { id: r.desired.id, state: 'missing' } : { id: r.desired.id, state: 'modified', patch: null },
+          verified: true,
+        }
+      : await dryRunOne(ctx, r),
+  );
 }
 
 /** What {@link applyPlan} did. */

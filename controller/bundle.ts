@@ -1,4 +1,4 @@
-import { Index, indexKey } from './indexes.js';
+import { Index, deploymentsOfBundle } from './indexes.js';
 import { OwnWrites } from '../lib/kube/ownwrites.js';
 import { clusterHelmOptions } from './chartvalues.js';
 import {
@@ -164,10 +164,6 @@ function groupsIn(ctx: ReconcilerContext, namespace: string): GroupInfo[] {
   return ctx.informers.clusterGroups
     .byIndex(Index.namespace, namespace)
     .map((g: ClusterGroup & KubeObject) => ({ name: g.metadata.name, labels: g.metadata.labels ?? {}, selector: g.spec?.selector }));
-}
-
-function deploymentsOf(ctx: ReconcilerContext, namespace: string, name: string): BundleDeploymentObject[] {
-  return ctx.informers.bundleDeployments.byIndex(Index.bundle, indexKey(namespace, name));
 }
 
 async function deleteDeployment(ctx: ReconcilerContext, bd: BundleDeploymentObject): Promise<void> {
@@ -444,14 +440,14 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
     for (const t of run.targets) if (!t.skip && !run.applied.has(keyIn(t.desired)) && deployments.awaitingCache(keyIn(t.desired))) run.changed++;
     const ns = run.object.metadata.namespace ?? '';
     const targeted = run.targets.map((t) => run.applied.get(keyIn(t.desired)) ?? current(keyIn(t.desired)) ?? t.desired);
-    await writeBundleKeys(ctx, run.object, targeted, deploymentsOf(ctx, ns, run.object.metadata.name));
+    await writeBundleKeys(ctx, run.object, targeted, deploymentsOfBundle(ctx.informers, ns, run.object.metadata.name));
     return 'continue';
   };
 
   /** Deletes the BundleDeployments of clusters no longer targeted. */
   const prune: Step<BundleRun> = async (run) => {
     const wanted = new Set(run.targets.map((t) => keyIn(t.desired)));
-    for (const bd of deploymentsOf(ctx, run.object.metadata.namespace ?? '', run.object.metadata.name)) {
+    for (const bd of deploymentsOfBundle(ctx.informers, run.object.metadata.namespace ?? '', run.object.metadata.name)) {
       if (!wanted.has(keyIn(bd))) {
         await deleteDeployment(ctx, bd);
         written.delete(keyIn(bd));
@@ -470,7 +466,7 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
     finalizer: {
       name: Finalizer.Bundle,
       finalize: async (bundle) => {
-        for (const bd of deploymentsOf(ctx, bundle.metadata.namespace ?? '', bundle.metadata.name)) await deleteDeployment(ctx, bd);
+        for (const bd of deploymentsOfBundle(ctx.informers, bundle.metadata.namespace ?? '', bundle.metadata.name)) await deleteDeployment(ctx, bd);
         return 'done';
       },
     },
@@ -526,7 +522,7 @@ export function bundleReconciler(ctx: ReconcilerContext): Reconcile {
           display: { readyClusters: `${summary.ready}/${summary.desiredReady}`, state: worstState(summary) ?? 'NoTargets' },
           observedContentsID: run.object.spec.contentsID,
           versions: run.object.spec.oci
-            ? runningVersions(run.object.status?.history, deploymentsOf(ctx, run.object.metadata.namespace ?? '', run.object.metadata.name))
+            ? runningVersions(run.object.status?.history, deploymentsOfBundle(ctx.informers, run.object.metadata.namespace ?? '', run.object.metadata.name))
             : undefined,
           rollback: run.rollback,
           rollout: boundRollout(run.rollout),

@@ -1,4 +1,4 @@
-import { Index, indexKey } from './indexes.js';
+import { Index, deploymentsOfBundle, indexKey } from './indexes.js';
 import { OwnWrites } from '../lib/kube/ownwrites.js';
 import {
   API_VERSION,
@@ -221,10 +221,6 @@ function bundlesOf(ctx: ReconcilerContext, repo: GitRepoObject): BundleObject[] 
   return ctx.informers.bundles.byIndex(Index.repo, indexKey(repo.metadata.namespace, repo.metadata.name));
 }
 
-function deploymentsOfBundle(ctx: ReconcilerContext, namespace: string, name: string) {
-  return ctx.informers.bundleDeployments.byIndex(Index.bundle, indexKey(namespace, name));
-}
-
 function deploymentsOfRepo(ctx: ReconcilerContext, repo: GitRepoObject) {
   return ctx.informers.bundleDeployments.byIndex(Index.repo, indexKey(repo.metadata.namespace, repo.metadata.name));
 }
@@ -310,10 +306,10 @@ async function syncCommit(
           }
           // Retention keeps what is pinned, rolled back to or still running (controller/history.ts).
           let previous = ctx.informers.bundles.get(`${ns}/${bundle.name}`);
-          const protect = protectedDigests(previous, deploymentsOfBundle(ctx, ns, bundle.name));
+          const protect = protectedDigests(previous, deploymentsOfBundle(ctx.informers, ns, bundle.name));
           if (storage.migration) {
             const current = { contentsID: id, files: bundle.files };
-            const moved = await moveRetainedVersions(store, ctx.kube, bundle.name, previous, deploymentsOfBundle(ctx, ns, bundle.name), current);
+            const moved = await moveRetainedVersions(store, ctx.kube, bundle.name, previous, deploymentsOfBundle(ctx.informers, ns, bundle.name), current);
             await storage.copied(moved.moved);
             // etcd to a registry: the history names the versions as the registry now holds them (controller/migrate-etcd.ts).
             if (previous && moved.history) previous = { ...previous, status: { ...previous.status, history: moved.history } };

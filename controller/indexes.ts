@@ -1,6 +1,7 @@
 import { Label, type Bundle, type BundleDeployment, type Cluster, type ClusterGroup } from '../lib/api/index.js';
 import type { KubeObject } from '../lib/kube/client.js';
 import type { IndexFunc } from '../lib/kube/informer.js';
+import type { ReconcilerCaches } from './ports.js';
 
 /**
  * The secondary indexes of the controller's informers (lib/kube/informer.ts `addIndex`), so that a reconcile
@@ -22,6 +23,11 @@ export const Index = {
 /** The value {@link Index.bundle} and {@link Index.repo} file objects under. */
 export function indexKey(namespace: string | undefined, name: string): string {
   return `${namespace ?? ''}/${name}`;
+}
+
+/** The BundleDeployments of Bundle `namespace/name`. */
+export function deploymentsOfBundle(caches: Pick<ReconcilerCaches, 'bundleDeployments'>, namespace: string, name: string): (BundleDeployment & KubeObject)[] {
+  return caches.bundleDeployments.byIndex(Index.bundle, indexKey(namespace, name));
 }
 
 const byNamespace = (o: KubeObject) => [o.metadata.namespace ?? ''];

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { API_VERSION } from '../lib/api/index.js';
 import { KubeClient, type KubeObject } from '../lib/kube/client.js';
-import { Informer } from '../lib/kube/informer.js';
+import { Informer, type IndexFunc } from '../lib/kube/informer.js';
 import type { KubeAccess } from '../lib/kube/kubeconfig.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import type { Controller } from '../lib/kube/controller.js';
@@ -66,10 +66,10 @@ export function createInformers(kube: KubeClient, log: Logger): Informers {
     registrationTokens: make('ClusterRegistrationToken'),
     registrations: make('ClusterRegistration'),
   } as Informers;
-  for (const [name, fn] of Object.entries(INDEXES.bundles)) informers.bundles.addIndex(name, fn);
-  for (const [name, fn] of Object.entries(INDEXES.bundleDeployments)) informers.bundleDeployments.addIndex(name, fn);
-  for (const [name, fn] of Object.entries(INDEXES.clusters)) informers.clusters.addIndex(name, fn);
-  for (const [name, fn] of Object.entries(INDEXES.clusterGroups)) informers.clusterGroups.addIndex(name, fn);
+  for (const kind of Object.keys(INDEXES) as (keyof typeof INDEXES)[]) {
+    const informer = informers[kind] as Informer<KubeObject>;
+    for (const [name, fn] of Object.entries(INDEXES[kind] as Record<string, IndexFunc<KubeObject>>)) informer.addIndex(name, fn);
+  }
   return informers;
 }
 
