@@ -515,3 +515,57 @@ describe('GitRepo reconciler: many bundles in one commit', () => {
     expect(w.registry.openSessions).to.equal(0);
   });
 });
+
+describe('GitRepo reconciler: a commit costs the registry what it changed', () => {
+  /** Syncs TREE at a first commit, then `next` at a second one (polled 10 minutes later); returns the world after both. */
+  async function twoCommits(next: Tree, between: (w: World) => void = () => {}): Promise<World> {
+    const w = new World();
+    w.repo({ ociRegistry: { reference: REGISTRY } });
+    w.git.push(URL, commit('first'), TREE);
+    w.f.setNow(T0);
+    expect((await w.reconcile()).error).to.equal(undefined);
+    w.registry.pushes.length = 0;
+    w.f.kube.writes.length = 0;
+    between(w);
+    w.git.push(URL, commit('second'), next);
+    w.f.setNow(LATER);
+    const result = await w.reconcile();
+    await w.git.dispose();
+    expect(result.error).to.equal(undefined);
+    return w;
+  }
+  const statusWrites = (w: World) => w.f.kube.writesOf('applyStatus', 'Bundle').map((x) => x.name);
+
+  it('pushes the changed bundle only; the other keeps its version after one check, with no status write', async () => {
+    const w = await twoCommits({ ...TREE, 'web/cm.yaml': cm('web-2') });
+    expect(w.registry.pushes).to.deep.equal([`${REGISTRY}/ws-apps-web`]);
+    expect(w.registry.checks).to.deep.equal([`${REGISTRY}/ws-apps-db`]);
+    const db = w.f.kube.mustFind<BundleObject>('Bundle', 'ws', 'apps-db');
+    const versions = w.registry.repositories.get(`${REGISTRY}/ws-apps-db`) ?? [];
+    expect(versions).to.have.length(1);
+    expect(db.spec.oci?.reference).to.equal(`${REGISTRY}/ws-apps-db@${versions[0]?.digest}`);
+    expect(db.metadata.annotations?.[Annotation.Commit], 'every Bundle names the commit it was synced from').to.equal(w.stored.status?.commit);
+    expect(statusWrites(w), 'the changed Bundle gets its new version in its history').to.deep.equal(['apps-web']);
+    expect(w.f.kube.condition('Bundle', 'ws', 'apps-db', ConditionType.ArtifactsStored)).to.equal('True/Succeeded');
+    expect(w.condition(ConditionType.ArtifactsStored)).to.equal('True/Succeeded');
+  });
+
+  it('pushes an unchanged bundle again when the registry lost its version', async () => {
+    const w = await twoCommits(TREE, (w) => w.registry.repositories.delete(`${REGISTRY}/ws-apps-db`));
+    expect(w.registry.checks).to.have.members([`${REGISTRY}/ws-apps-db`, `${REGISTRY}/ws-apps-web`]);
+    expect(w.registry.pushes).to.deep.equal([`${REGISTRY}/ws-apps-db`]);
+    const db = w.f.kube.mustFind<BundleObject>('Bundle', 'ws', 'apps-db');
+    const versions = w.registry.repositories.get(`${REGISTRY}/ws-apps-db`) ?? [];
+    expect(db.spec.oci?.reference).to.equal(`${REGISTRY}/ws-apps-db@${versions[0]?.digest}`);
+  });
+
+  it('pushes every bundle again when the settings agents read the version with changed (here basicHTTP)', async () => {
+    const w = await twoCommits(TREE, (w) => {
+      const repo = w.stored;
+      w.f.kube.seed<GitRepoObject>({ ...repo, spec: { ...repo.spec, ociRegistry: { reference: REGISTRY, basicHTTP: true } } });
+    });
+    expect(w.registry.checks).to.deep.equal([]);
+    expect(w.registry.pushes).to.have.members([`${REGISTRY}/ws-apps-db`, `${REGISTRY}/ws-apps-web`]);
+    expect(w.f.kube.mustFind<BundleObject>('Bundle', 'ws', 'apps-db').spec.oci?.basicHTTP).to.equal(true);
+  });
+});

@@ -200,6 +200,15 @@ export async function applyArtifactsStored(
   );
 }
 
+/** The ArtifactsStored message of a stored Bundle: the reference is spec.oci.reference, not repeated (every byte of a Bundle stays in etcd). */
+const STORED_MESSAGE = 'stored in the registry (spec.oci.reference)';
+
+/** True when the Bundle already says its artifacts are stored, with `message`: a kept version needs no status write. */
+function storedAlready(bundle: BundleObject, message: string): boolean {
+  const stored = getCondition(bundle.status?.conditions, ConditionType.ArtifactsStored);
+  return stored?.status === 'True' && stored.reason === Reason.Succeeded && stored.message === message;
+}
+
 /** Sets the `ArtifactsStored` condition on a Bundle (registry errors must show on Bundles too). */
 async function markBundleStorage(
   ctx: ReconcilerContext,
@@ -315,7 +324,10 @@ async function syncCommit(
             if (previous && moved.history) previous = { ...previous, status: { ...previous.status, history: moved.history } };
             for (const digest of moved.protect ?? []) protect.add(digest);
           }
-          const content = await store.store(bundle, commit, id, { ...(commitTime ? { commitTime } : {}), protect });
+          // A bundle this commit left as it was keeps its version (controller/store.ts): a commit costs the
+          // registry what it changed, not a tag listing and a manifest read per bundle of the repository.
+          const current = storage.migration || !previous ? undefined : { contentsID: previous.spec.contentsID, oci: previous.spec.oci };
+          const content = await store.store(bundle, commit, id, { ...(commitTime ? { commitTime } : {}), protect, ...(current ? { current } : {}) });
           stored.set(bundle.name, { content, id, history: historyAfter(previous, content, bundle, commit, commitTime, id, protect) });
           await storage.stored(stored.size);
         } catch (err) {
@@ -362,8 +374,9 @@ async function syncCommit(
     run.written.push(applied);
     const fetched = charts.get(bundle.name) ?? [];
     if (fetched.length > 0 || applied.status?.charts) await applyChartsStatus(ctx.kube, ns, bundle.name, fetched);
-    // The reference is spec.oci.reference: not repeated in the message (every byte of a Bundle stays in etcd).
-    if (registry) await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, 'stored in the registry (spec.oci.reference)', applied, s.history);
+    if (registry && !(s.content.push?.reused && storedAlready(applied, STORED_MESSAGE))) {
+      await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, STORED_MESSAGE, applied, s.history);
+    }
   }
   await storage.done();
   run.status.storage = storage.storage();

@@ -47,6 +47,11 @@ export interface RegistrySession {
     retain: number,
     protect?: Iterable<string>,
   ): Promise<PushVersionResult>;
+  /**
+   * True when `repository` still holds version `digest` (a HEAD of its manifest): a bundle whose contents did
+   * not change keeps its version without a push. Absent in fakes that do not say (every bundle is pushed).
+   */
+  hasVersion?(repository: Reference, digest: string): Promise<boolean>;
   /** Signs version `digest` of `repository` (cosign format) unless that key's signature is there; true when one was pushed. */
   sign?(repository: Reference, digest: string, key: SigningKey): Promise<boolean>;
   /** Deletes every version of `repository`; returns how many were deleted. */
@@ -95,7 +100,22 @@ export interface StoredContent {
     sequence?: number;
     /** Digests of the versions retention deleted after the push. */
     deleted?: string[];
+    /** The Bundle's own version was kept without a push: same contents, still in the registry. */
+    reused?: boolean;
   };
+}
+
+/** What a store of one bundle knows besides its files. */
+export interface StoreRelease {
+  /** When the commit was made. */
+  commitTime?: string;
+  /** Digests retention keeps (pinned, rolled back to, running somewhere). */
+  protect?: Iterable<string>;
+  /**
+   * What the Bundle carries now: when its contents ID is the same and its version is still in the registry
+   * with the same settings, that version is kept and nothing is pushed.
+   */
+  current?: { contentsID?: string; oci?: OCIArtifactRef };
 }
 
 /** The bundle store, open for one reconcile of one GitRepo. */
@@ -108,7 +128,7 @@ export interface BundleStoreSession {
    * Stores one bundle of `commit` (dated `commitTime` when known) whose files have contents ID `contentsID`;
    * retention keeps the digests in `protect`. Returns what its Bundle carries.
    */
-  store(bundle: LoadedBundle, commit: string, contentsID: string, release?: { commitTime?: string; protect?: Iterable<string> }): Promise<StoredContent>;
+  store(bundle: LoadedBundle, commit: string, contentsID: string, release?: StoreRelease): Promise<StoredContent>;
   /** Completes a bundle before it is stored: adds its images lock when images are on (controller/images.ts). */
   prepare?(bundle: LoadedBundle): Promise<LoadedBundle>;
   /** Deletes every stored version of bundle `bundleName` (nothing in etcd mode); returns how many. */

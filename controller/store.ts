@@ -8,13 +8,16 @@ import {
   credentialsFromSecretData,
   signVersion,
   pullBundle,
+  pinnedReference,
+  type Reference,
   type Credentials,
 } from '../lib/oci/index.js';
 import { readSupplyChain, supplyChainRef, type SupplyChain } from './supplychain.js';
 import { filesToResources, type LoadedBundle } from '../lib/bundle/index.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import { decodeSecretData } from '../lib/kube/secret.js';
-import type { BundleStore, BundleStoreSession, RegistryAccess, RegistrySession, StorageRegistry, StoredContent } from './ports.js';
+import { canonicalJSON } from '../lib/util/json.js';
+import type { BundleStore, BundleStoreSession, RegistryAccess, RegistrySession, StorageRegistry, StoredContent, StoreRelease } from './ports.js';
 import type { Logger } from 'pino';
 import { lockBundleImages } from './images.js';
 import { resolveStorage } from './storageconfig.js';
@@ -99,6 +102,7 @@ export const ociRegistryAccess: RegistryAccess = {
     const client = registryClient(registry, credentials, onEvent);
     return {
       pushVersion: (repository, files, meta, retain, protect) => pushBundleVersion(client, repository, files, meta, { retain, protect }),
+      hasVersion: (repository, digest) => client.hasManifest(repository.repository, digest),
       sign: (repository, digest, key) => signVersion(client, repository, digest, key),
       deleteAll: async (repository) => (await deleteAllVersions(client, repository)).length,
       copyFrom: async (source, repository, versions, owner) => {
@@ -116,7 +120,40 @@ export const ociRegistryAccess: RegistryAccess = {
   },
 };
 
-/** Pushes one bundle's files as a new artifact version (nothing when the newest version has the same content). */
+/** What a Bundle's `spec.oci` says besides the version itself: how agents reach, verify and decrypt it. */
+function artifactSettings(registry: StorageRegistry, chain: SupplyChain): Omit<OCIArtifactRef, 'reference' | 'digest'> {
+  return {
+    ...supplyChainRef(chain),
+    ...(registry.authSecretName ? { secretName: registry.authSecretName } : {}),
+    ...(registry.basicHTTP ? { basicHTTP: true } : {}),
+    ...(registry.insecureSkipTLS ? { insecureSkipTLS: true } : {}),
+    ...(registry.caBundle ? { caBundle: registry.caBundle } : {}),
+  };
+}
+
+/**
+ * The version a Bundle carries, when a commit leaves its contents as they were: same contents ID, same
+ * repository and settings, and the registry still has it (one HEAD instead of listing the tags and reading
+ * the newest manifest). Undefined when it must be pushed. Retention then runs at the bundle's next change.
+ */
+async function currentVersion(
+  session: RegistrySession,
+  repository: Reference,
+  contentsID: string,
+  settings: Omit<OCIArtifactRef, 'reference' | 'digest'>,
+  current: StoreRelease['current'],
+): Promise<OCIArtifactRef | undefined> {
+  const oci = current?.oci;
+  if (!session.hasVersion || !oci || current?.contentsID !== contentsID) return undefined;
+  const { reference, digest, ...rest } = oci;
+  if (reference !== pinnedReference(repository, digest) || canonicalJSON(rest) !== canonicalJSON(settings)) return undefined;
+  return (await session.hasVersion(repository, digest)) ? { reference, digest, ...settings } : undefined;
+}
+
+/**
+ * Stores one bundle's files as an artifact version: the Bundle's current version when its contents did not
+ * change and the registry still has it, else a push (nothing new when the newest version has the same content).
+ */
 export async function storeInRegistry(
   session: RegistrySession,
   registry: StorageRegistry,
@@ -125,10 +162,17 @@ export async function storeInRegistry(
   commit: string,
   contentsID: string,
   retain: number,
-  release: { commitTime?: string; protect?: Iterable<string> } = {},
+  release: StoreRelease = {},
   chain: SupplyChain = {},
 ): Promise<StoredContent> {
   const repository = bundleRepository(registry.reference, repo.metadata.namespace ?? 'default', bundle.name);
+  const settings = artifactSettings(registry, chain);
+  const kept = await currentVersion(session, repository, contentsID, settings, release.current);
+  if (kept) {
+    // Signing is idempotent (nothing is pushed when this key's signature is there): a key added since is applied.
+    if (chain.signer && session.sign) await session.sign(repository, kept.digest, chain.signer);
+    return { oci: kept, push: { pushedBlobs: 0, skippedBlobs: 0, bytesUploaded: 0, unchanged: true, tag: undefined, reused: true } };
+  }
   const result = await session.pushVersion(
     repository,
     bundle.files,
@@ -148,11 +192,7 @@ export async function storeInRegistry(
     if (!session.sign) throw new StallingError(Reason.InvalidSpec, `GitRepo ${repo.metadata.name}: spec.signing is set but this registry access cannot sign`);
     await session.sign(repository, result.digest, chain.signer);
   }
-  const oci: OCIArtifactRef = { reference: result.reference, digest: result.digest, ...supplyChainRef(chain) };
-  if (registry.authSecretName) oci.secretName = registry.authSecretName;
-  if (registry.basicHTTP) oci.basicHTTP = true;
-  if (registry.insecureSkipTLS) oci.insecureSkipTLS = true;
-  if (registry.caBundle) oci.caBundle = registry.caBundle;
+  const oci: OCIArtifactRef = { reference: result.reference, digest: result.digest, ...settings };
   return {
     oci,
     push: {

@@ -296,6 +296,8 @@ interface FakeVersion {
 export class FakeRegistry implements RegistryAccess {
   readonly repositories = new Map<string, FakeVersion[]>();
   readonly pushes: string[] = [];
+  /** Repositories asked whether they still hold a Bundle's version (hasVersion). */
+  readonly checks: string[] = [];
   readonly deletes: string[] = [];
   /** Sessions opened, with the user they authenticate as. */
   readonly sessions: { registry: string; username: string | undefined }[] = [];
@@ -347,6 +349,11 @@ export class FakeRegistry implements RegistryAccess {
           unchanged,
           deleted: [],
         };
+      },
+      hasVersion: async (repository: Reference, digest: string) => {
+        this.checks.push(name(repository));
+        if (this.failure !== undefined) throw this.failure;
+        return (this.repositories.get(name(repository)) ?? []).some((v) => v.digest === digest);
       },
       deleteAll: async (repository: Reference) => {
         if (this.failDeletes && this.failure !== undefined) throw this.failure;

@@ -7,6 +7,7 @@ import { stack } from './fixture.js';
 import { startGitServer, type GitServer } from '../stack/git.js';
 import { createCA, issueCert } from '../stack/tls.js';
 import { waitFor } from '../stack/net.js';
+import { requestsSince, settledLog } from '../stack/registry.js';
 import { startTestController, type TestController } from './support/controller.js';
 import { API_VERSION, ConditionType, Finalizer, Label, Reason, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import { CONTROLLER_FIELD_MANAGER } from '../controller/rbac.js';
@@ -239,9 +240,11 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       await waitFor(async () => kube.get(ref), { what: 'the credential Secret copied again', timeoutMs: 30_000 });
     });
 
-    it('pushes no blob for a new commit that leaves the bundles unchanged', async () => {
+    it('pushes nothing for a new commit that leaves the bundles unchanged: one check of each version in the registry', async () => {
+      const reg = stack().registry('http');
       const before = await metricValue(ctl.manager.context.metrics.blobsPushed);
       const first = (await waitGitRepo('oci', 'has a commit', (r) => Boolean(r.status?.commit))).status!;
+      const mark = (await settledLog(reg)).length;
       await stack().git!.commit('ctl-sample', { 'README.md': `docs ${randomBytes(4).toString('hex')}\n` }, 'docs only');
       const after = await waitGitRepo(
         'oci',
@@ -250,6 +253,12 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       );
       expect((await metricValue(ctl.manager.context.metrics.blobsPushed)) - before, 'blobs uploaded').to.equal(0);
       expect(after.status?.artifacts?.map((a) => a.digest)).to.deep.equal(first.artifacts?.map((a) => a.digest));
+      // What the controller asked the registry for this commit: no tag listing, no manifest read, no upload.
+      const versions = new Set((first.artifacts ?? []).map((a) => `/v2/${a.reference.slice(reg.host.length + 1).replace('@', '/manifests/')}`));
+      const repositories = [...versions].map((v) => v.split('/manifests/')[0] ?? v);
+      const mine = (await requestsSince(reg, mark)).filter((e) => repositories.some((r) => e.path.startsWith(`${r}/`)));
+      expect(versions.size).to.equal(2);
+      expect(mine.map((e) => `${e.method} ${e.path} ${e.status}`).sort()).to.deep.equal([...versions].map((v) => `HEAD ${v} 200`).sort());
     });
 
     it('rewrites no BundleDeployment when only their status changes, and every one of them on new content', async () => {
