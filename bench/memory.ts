@@ -1,10 +1,12 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readBinaries } from '../stack/binaries.js';
 import { startControlPlane, type ControlPlane } from '../stack/kube.js';
 import { waitFor } from '../stack/net.js';
-import type { KubeClient } from '../lib/kube/client.js';
+import type { KubeClient, KubeObject } from '../lib/kube/client.js';
+import { API_VERSION } from '../lib/api/index.js';
+import { parseAccessLog } from '../stack/registry.js';
 import { apiRequestCounts, topDeltas } from './lib/apimetrics.js';
 import { configMapOfSize } from './lib/content.js';
 import {
@@ -18,6 +20,7 @@ import {
   registrationToken,
   startAgentProcess,
   startController,
+  W,
   waitClustersRegistered,
   type BenchStack,
   type BenchCluster,
@@ -52,6 +55,15 @@ export interface MemoryResult {
   apiRequests: { upstream: { request: string; count: number }[]; downstream: { request: string; count: number }[] };
   /** Progress every ~10 s: seconds since the commit, Bundles, BundleDeployments, Ready ones. */
   timeline: { s: number; bundles: number; bundleDeployments: number; ready: number }[];
+  /** A later commit that changes one bundle: until Ready everywhere, and what it cost (see oneBundleChange). */
+  change: {
+    readyMs: number;
+    registryRequests: number;
+    registryByKind: Record<string, number>;
+    upstreamWrites: { request: string; count: number }[];
+    /** CPU-seconds of each part of the fleet from the commit to Ready (the benchmark's polling of 1,000 objects every 0.5 s included). */
+    cpuSeconds: Record<string, number>;
+  };
   agents: { peakRssBytes: number[]; maxPeakRssBytes: number; medianPeakRssBytes: number; medianRssAfterBytes: number; medianIdleRssBytes: number };
 }
 
@@ -106,6 +118,61 @@ async function waitRollout(up: KubeClient, repo: string, expected: number, t0: n
     { what: `${expected} bundle deployments to be Ready`, timeoutMs: 40 * 60_000, intervalMs: 10_000 },
   );
   return timeline;
+}
+
+/**
+ * A commit that changes one bundle (the first) of the repository, once the rollout is Ready: how long until every
+ * BundleDeployment is at the commit's content and Ready again (the GitRepo polls every 15 s), and what the
+ * commit cost the registry and the upstream API server's writes. A commit should cost what it changed.
+ */
+async function oneBundleChange(
+  s: BenchStack,
+  up: KubeClient,
+  repo: string,
+  expected: number,
+  counts: () => Promise<Record<string, number>[]>,
+  cpu: () => Record<string, number>,
+): Promise<MemoryResult['change']> {
+  const registryLog = () => readFile(s.registry.logFile, 'utf8').catch(() => '');
+  const mark = (await registryLog()).length;
+  const req0 = await counts();
+  const cpu0 = cpu();
+  const t0 = Date.now();
+  const commit = await s.git.commit(repo, { 'b-0000/cm.yaml': configMapOfSize('cm-b-0000', 1024) }, 'one bundle changed');
+  // The GitRepo is Ready only once every BundleDeployment is Ready at the commit's content ("Ready means ready"):
+  // one GET of it is all the polling adds, where listing the 1,000 Bundles and BundleDeployments would load the
+  // API server being measured.
+  await waitFor(
+    async () => {
+      const r = await up.get<KubeObject & { status?: { commit?: string; conditions?: { type: string; status: string }[] } }>({
+        apiVersion: API_VERSION,
+        kind: 'GitRepo',
+        namespace: W,
+        name: repo,
+      });
+      return r?.status?.commit === commit && r.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+    },
+    { what: `GitRepo ${repo} Ready at ${commit.slice(0, 12)} (${expected} bundle deployments)`, timeoutMs: 10 * 60_000, intervalMs: 250 },
+  );
+  const readyMs = Date.now() - t0;
+  const cpu1 = cpu();
+  const req1 = await counts();
+  // The registry logs a request after answering it: a second for the last lines to land.
+  await sleep(1000);
+  const registry = parseAccessLog((await registryLog()).slice(mark));
+  const byKind = new Map<string, number>();
+  for (const e of registry) {
+    const kind = `${e.method} ${e.path.replace(/^\/v2\/.*?\/(manifests|blobs|tags)\/.*$/, '$1').replace(/^\/v2\/.*\/blobs\/uploads\/.*$/, 'uploads')}`;
+    byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+  }
+  const writes = topDeltas(req0[0] ?? {}, req1[0] ?? {}, 50).filter((d) => !/^(GET|LIST|WATCH) /.test(d.request));
+  return {
+    readyMs,
+    registryRequests: registry.length,
+    registryByKind: Object.fromEntries([...byKind].sort((a, b) => b[1] - a[1])),
+    upstreamWrites: writes,
+    cpuSeconds: Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, Math.round((v - (cpu0[k] ?? 0)) * 10) / 10])),
+  };
 }
 
 /** What the benchmark process runs during the rollout, as its CPU is labelled. */
@@ -179,6 +246,8 @@ export async function benchMemory(
     const steadyMs = o.steadyMs ?? 40_000;
     await sleep(steadyMs);
     const peaks = sampler.result();
+    say('memory: one more commit, changing one bundle of the repository');
+    const change = await oneBundleChange(s, ms.up, repo, o.bundles * Math.min(o.targets, o.clusters), counts, () => cpuOfParts(parts, BENCH_PROCESS));
     const agentPeaks = procs.slice(1).map((p) => peaks[p.name] ?? Number.NaN);
     return {
       bundles: o.bundles,
@@ -189,6 +258,7 @@ export async function benchMemory(
       steadyMs,
       cpuSeconds: cpuSpent,
       timeline,
+      change,
       apiRequests: { upstream: topDeltas(req0[0] ?? {}, req1[0] ?? {}), downstream: topDeltas(req0[1] ?? {}, req1[1] ?? {}) },
       controller: { peakRssBytes: peaks[controller.name] ?? Number.NaN, rssAfterBytes: controller.rss() ?? Number.NaN, idleRssBytes: idle[0] ?? Number.NaN },
       agents: {

@@ -303,6 +303,19 @@ function memoryReport(r: MemoryResult): string {
       .sort(([, a], [, b]) => b - a)
       .map(([k, v]) => `${k} ${v.toFixed(0)}`)
       .join(', ')}`,
+    ...(r.change
+      ? [
+          `a later commit changing 1 of the ${r.bundles} bundles: Ready everywhere ${fmtMs(r.change.readyMs)} after it (polling every 15 s); ` +
+            `registry requests ${r.change.registryRequests} (${Object.entries(r.change.registryByKind)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')}); upstream writes ${r.change.upstreamWrites.map((x) => `${x.request} ${x.count}`).join(', ')}; CPU-seconds ${Object.entries(
+              r.change.cpuSeconds ?? {},
+            )
+              .sort(([, a], [, b]) => b - a)
+              .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+              .join(', ')}`,
+        ]
+      : []),
   ].join('\n');
 }
 

@@ -43,7 +43,7 @@ export function gitRepoReadiness(repo: GitRepo, polled: boolean, state: string |
   };
 }
 
-/** The status part of the GitRepo reconciler's definition; `bundlesOf` lists the GitRepo's Bundles in the cache. */
+/** The status part of the GitRepo reconciler's definition; `bundlesOf` lists the GitRepo's Bundles, current (controller/bundle-writes.ts). */
 export function gitRepoStatusSpec(ctx: ReconcilerContext, bundlesOf: (repo: GitRepoObject) => (Bundle & KubeObject)[]): StatusSpec<GitRepoObject, Run> {
   return {
     fallbackReason: Reason.GitOperationFailed,
@@ -54,7 +54,7 @@ export function gitRepoStatusSpec(ctx: ReconcilerContext, bundlesOf: (repo: GitR
       const cached = bundlesOf(repo).map((b) => written.get(b.metadata.name) ?? b);
       const bundles = [...cached, ...run.written.filter((b) => !cached.includes(b))];
       const bds = ctx.informers.bundleDeployments.byIndex(Index.repo, indexKey(repo.metadata.namespace, repo.metadata.name));
-      const rollup = rollUpGitRepo(bundles, bds, run.status.commit);
+      const rollup = rollUpGitRepo(bundles, bds);
       Object.assign(run.status, rollup);
       if (error !== undefined) return { status: 'False', reason: reasonOf(error, Reason.GitOperationFailed), message: messageOf(error) };
       return gitRepoReadiness(repo, run.polled === true, rollup.display?.state, rollup.display?.message ?? '');

@@ -520,6 +520,8 @@ describe('GitRepo reconciler: a commit costs the registry what it changed', () =
   /** Syncs TREE at a first commit, then `next` at a second one (polled 10 minutes later); returns the world after both. */
   async function twoCommits(next: Tree, between: (w: World) => void = () => {}): Promise<World> {
     const w = new World();
+    // As the API server does: the applied fields recorded per manager, which tell a Bundle the commit changed.
+    w.f.kube.recordApplyFields = true;
     w.repo({ ociRegistry: { reference: REGISTRY } });
     w.git.push(URL, commit('first'), TREE);
     w.f.setNow(T0);
@@ -536,15 +538,21 @@ describe('GitRepo reconciler: a commit costs the registry what it changed', () =
   }
   const statusWrites = (w: World) => w.f.kube.writesOf('applyStatus', 'Bundle').map((x) => x.name);
 
-  it('pushes the changed bundle only; the other keeps its version after one check, with no status write', async () => {
-    const w = await twoCommits({ ...TREE, 'web/cm.yaml': cm('web-2') });
+  it('pushes and writes the changed bundle only; the other keeps its version after one check, with no write at all', async () => {
+    let first = '';
+    const w = await twoCommits({ ...TREE, 'web/cm.yaml': cm('web-2') }, (w) => {
+      first = w.stored.status?.commit ?? '';
+    });
     expect(w.registry.pushes).to.deep.equal([`${REGISTRY}/ws-apps-web`]);
     expect(w.registry.checks).to.deep.equal([`${REGISTRY}/ws-apps-db`]);
     const db = w.f.kube.mustFind<BundleObject>('Bundle', 'ws', 'apps-db');
     const versions = w.registry.repositories.get(`${REGISTRY}/ws-apps-db`) ?? [];
     expect(versions).to.have.length(1);
     expect(db.spec.oci?.reference).to.equal(`${REGISTRY}/ws-apps-db@${versions[0]?.digest}`);
-    expect(db.metadata.annotations?.[Annotation.Commit], 'every Bundle names the commit it was synced from').to.equal(w.stored.status?.commit);
+    expect(w.bundleApplies().map((b) => b.metadata.name)).to.deep.equal(['apps-web']);
+    expect(w.f.kube.mustFind<BundleObject>('Bundle', 'ws', 'apps-web').metadata.annotations?.[Annotation.Commit]).to.equal(w.stored.status?.commit);
+    expect(db.metadata.annotations?.[Annotation.Commit], 'a Bundle names the commit that last changed it').to.equal(first);
+    expect(first).not.to.equal(w.stored.status?.commit);
     expect(statusWrites(w), 'the changed Bundle gets its new version in its history').to.deep.equal(['apps-web']);
     expect(w.f.kube.condition('Bundle', 'ws', 'apps-db', ConditionType.ArtifactsStored)).to.equal('True/Succeeded');
     expect(w.condition(ConditionType.ArtifactsStored)).to.equal('True/Succeeded');
@@ -567,5 +575,24 @@ describe('GitRepo reconciler: a commit costs the registry what it changed', () =
     expect(w.registry.checks).to.deep.equal([]);
     expect(w.registry.pushes).to.have.members([`${REGISTRY}/ws-apps-db`, `${REGISTRY}/ws-apps-web`]);
     expect(w.f.kube.mustFind<BundleObject>('Bundle', 'ws', 'apps-db').spec.oci?.basicHTTP).to.equal(true);
+    expect(w.bundleApplies().map((b) => b.metadata.name)).to.have.members(['apps-web', 'apps-db']);
+  });
+
+  it('writes an unchanged bundle again when an option the GitRepo gave it is gone (here paused)', async () => {
+    const w = new World();
+    w.f.kube.recordApplyFields = true;
+    w.repo({ ociRegistry: { reference: REGISTRY }, paused: true });
+    w.git.push(URL, commit('paused-first'), TREE);
+    expect((await w.reconcile()).error).to.equal(undefined);
+    expect(w.f.kube.mustFind<BundleObject>('Bundle', 'ws', 'apps-db').spec.paused).to.equal(true);
+    w.f.kube.writes.length = 0;
+    const repo = w.stored;
+    w.f.kube.seed<GitRepoObject>({ ...repo, metadata: { ...repo.metadata, generation: 2 }, spec: { ...repo.spec, paused: false } });
+    w.git.push(URL, commit('unpaused'), TREE);
+    w.f.setNow(LATER);
+    expect((await w.reconcile()).error).to.equal(undefined);
+    await w.git.dispose();
+    expect(w.bundleApplies().map((b) => b.metadata.name)).to.have.members(['apps-web', 'apps-db']);
+    expect(w.f.kube.mustFind<BundleObject>('Bundle', 'ws', 'apps-db').spec.paused).to.equal(undefined);
   });
 });

@@ -33,6 +33,7 @@ import type { GitAuth, GitFetchTarget } from './git.js';
 import { readSecretData } from './store.js';
 import type { BundleStoreSession, StoredContent } from './ports.js';
 import { gitRepoStatusSpec, hasFailure } from './gitrepo-status.js';
+import { WrittenBundles, sameBundle } from './bundle-writes.js';
 import { nextHistory, protectedDigests } from './history.js';
 import { formatTime } from '../lib/util/time.js';
 import { mapLimit } from '../lib/util/concurrency.js';
@@ -265,6 +266,7 @@ async function syncCommit(
   commit: string,
   auth: GitAuth,
   written: (object: KubeObject) => void,
+  bundleWrites: WrittenBundles,
 ): Promise<void> {
   const { repo } = run;
   const ns = repo.metadata.namespace ?? 'default';
@@ -367,11 +369,22 @@ async function syncCommit(
   // but the whole rollout later (203 s against 161 s) and raised the controller's peak from 133 to 169 MiB,
   // because every Bundle written starts a Bundle reconcile and a GitRepo roll-up on the same API server; one
   // at a time paces the rollout at what the rest can follow (bench/README.md).
+  // A Bundle the commit left as it was is not written (controller/bundle-writes.ts): it keeps the commit that last
+  // changed it, and no Bundle pass or roll-up starts for it.
+  const repoKey = `${ns}/${repo.metadata.name}`;
   for (const bundle of bundles) {
     const s = stored.get(bundle.name);
     if (!s) continue;
-    const applied = await ctx.kube.apply<BundleObject>(bundleObject(repo, bundle, s.content, s.id, commit), FIELD_MANAGER);
-    run.written.push(applied);
+    const desired = bundleObject(repo, bundle, s.content, s.id, commit);
+    const live = bundleWrites.get(`${ns}/${bundle.name}`);
+    let applied: BundleObject;
+    if (live && sameBundle(live, desired, FIELD_MANAGER)) {
+      applied = live;
+    } else {
+      applied = await ctx.kube.apply<BundleObject>(desired, FIELD_MANAGER);
+      bundleWrites.record(repoKey, live, applied);
+      run.written.push(applied);
+    }
     const fetched = charts.get(bundle.name) ?? [];
     if (fetched.length > 0 || applied.status?.charts) await applyChartsStatus(ctx.kube, ns, bundle.name, fetched);
     if (registry && !(s.content.push?.reused && storedAlready(applied, STORED_MESSAGE))) {
@@ -457,6 +470,8 @@ export function gitRepoReconciler(ctx: ReconcilerContext, ports: GitRepoPorts): 
   /** The polls made for each GitRepo's announced webhook commit (controller/webhook-match.ts): a few, never a loop. */
   const webhookPolls = new Map<string, WebhookPolls>();
   const own = new OwnWrites(ctx.informers.gitRepos);
+  /** The Bundles as this reconciler wrote them, while the cache lags behind (the roll-up must not see older ones). */
+  const bundleWrites = new WrittenBundles(ctx.informers.bundles);
   const keyOf = (repo: GitRepoObject) => `${repo.metadata.namespace ?? 'default'}/${repo.metadata.name}`;
   /** Asks git for the commit when a poll is due; otherwise the run only rolls up Bundle status. */
   const resolve: Step<Run> = async (run) => {
@@ -502,7 +517,7 @@ export function gitRepoReconciler(ctx: ReconcilerContext, ports: GitRepoPorts): 
       own.record(keyOf(repo), run.statusWritten ?? repo, w);
       run.statusWritten = w;
     };
-    if (!unchanged) await syncCommit(ctx, ports, run, commit, run.auth ?? {}, written);
+    if (!unchanged) await syncCommit(ctx, ports, run, commit, run.auth ?? {}, written, bundleWrites);
     const deleteFrom = ports.store.deleteFrom?.bind(ports.store);
     run.status.storage = await cleanUpOldStorage(ctx.kube, deleteFrom, repo, run.status.storage, bundlesOf(ctx, repo), deploymentsOfRepo(ctx, repo));
     setCond(run, ConditionType.GitFetched, true, Reason.Succeeded, `commit ${commit.slice(0, 12)}`);
@@ -521,7 +536,7 @@ export function gitRepoReconciler(ctx: ReconcilerContext, ports: GitRepoPorts): 
     finalizer: { name: Finalizer.GitRepo, finalize: async (repo) => await finalize(ctx, ports, repo) },
     start: (repo, now) => ({ object: repo, repo, now, status: { ...(repo.status ?? {}) }, conditions: [...(repo.status?.conditions ?? [])], written: [] }),
     steps: () => [resolve, sync],
-    status: gitRepoStatusSpec(ctx, (repo) => bundlesOf(ctx, repo)),
+    status: gitRepoStatusSpec(ctx, (repo) => bundleWrites.of(keyOf(repo), bundlesOf(ctx, repo))),
     requeue: (run) => {
       if (run.repo.spec.disablePolling) return {};
       // Polls go on whatever happened; a transient failure backs off at most to the polling interval, so a

@@ -1,5 +1,4 @@
 import {
-  Annotation,
   BundleState,
   ConditionType,
   Reason,
@@ -110,19 +109,17 @@ export function addSummaries(a: BundleSummary, b: BundleSummary): BundleSummary 
 }
 
 /**
- * Why a Bundle does not yet show the result of `commit` (undefined when it does): its status must describe
- * its current generation and contents (the Bundle reconciler compared every BundleDeployment with the
- * deployment ID that content implies), it must come from that commit (a cached Bundle may be older than
- * the one just written), must not be being deleted (its objects are pruned first), and must be Ready unless
- * no cluster is targeted.
+ * Why a Bundle does not yet show the result of its current spec (undefined when it does): its status must
+ * describe its current generation and contents (the Bundle reconciler compared every BundleDeployment with the
+ * deployment ID that content implies), it must not be being deleted (its objects are pruned first), and must be
+ * Ready unless no cluster is targeted. The Bundles given must be current: a cached Bundle older than the
+ * GitRepo reconciler's own write of it would show the previous contents (controller/bundle-writes.ts).
  */
-export function bundleBehind(bundle: Bundle, commit: string | undefined): string | undefined {
+export function bundleBehind(bundle: Bundle): string | undefined {
   const generation = bundle.metadata?.generation;
   const ready = getCondition(bundle.status?.conditions, ConditionType.Ready);
   const targeted = getCondition(bundle.status?.conditions, ConditionType.Targeted);
   if (bundle.metadata?.deletionTimestamp) return 'its objects are being removed';
-  if (commit !== undefined && bundle.metadata?.annotations?.[Annotation.Commit] !== undefined && bundle.metadata.annotations[Annotation.Commit] !== commit)
-    return `it is not updated to commit ${commit.slice(0, 12)} yet`;
   if (
     bundle.status?.observedGeneration !== generation ||
     (bundle.spec?.contentsID !== undefined && bundle.status?.observedContentsID !== bundle.spec.contentsID) ||
@@ -138,9 +135,9 @@ export function bundleBehind(bundle: Bundle, commit: string | undefined): string
 
 /**
  * The status fields a GitRepo derives from its Bundles and their BundleDeployments. Ready only when
- * every Bundle shows the result of `commit` (see {@link bundleBehind}) and every BundleDeployment is Ready.
+ * every Bundle shows the result of its spec (see {@link bundleBehind}) and every BundleDeployment is Ready.
  */
-export function rollUpGitRepo(bundles: readonly Bundle[], bds: readonly BundleDeployment[], commit?: string): Partial<GitRepoStatus> {
+export function rollUpGitRepo(bundles: readonly Bundle[], bds: readonly BundleDeployment[]): Partial<GitRepoStatus> {
   const summary = summarize(bds, (bd) => `${bd.metadata.namespace}/${bd.metadata.name}`);
   const byCluster = new Map<string, boolean>();
   for (const bd of bds) {
@@ -151,7 +148,7 @@ export function rollUpGitRepo(bundles: readonly Bundle[], bds: readonly BundleDe
   // of its previous content: they may all be Ready, but not at the GitRepo's new commit.
   let pending: { bundle: Bundle; why: string } | undefined;
   for (const bundle of bundles) {
-    const why = bundleBehind(bundle, commit);
+    const why = bundleBehind(bundle);
     if (why !== undefined) {
       pending = { bundle, why };
       break;

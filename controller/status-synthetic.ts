@@ -160,7 +160,7 @@ export function syntheticStatuses(clusters: number): {
     versions: runningVersions(history, bds),
     rollout: rolloutOf(deployments),
   };
-  const gitRepo = rollUpGitRepo([], bds, 'c'.repeat(40));
+  const gitRepo = rollUpGitRepo([], bds);
   const views: ClusterView[] = deployments.map(({ bd }, i) => {
     const r = clusterRollup({ bundleDeployments: [bd], lastSeen: T, now: new Date(T) });
     const condition: Condition = { ...r.ready, lastTransitionTime: T };

@@ -59,6 +59,12 @@ export class FakeKube implements ReconcilerKube {
   private readonly statusOwners = new Map<string, Map<string, { keys: string[]; conditions: string[] }>>();
   private version = 0;
   private uids = 0;
+  /**
+   * Whether an apply records its manager's fields in `metadata.managedFields`, as the API server does (top-level
+   * spec keys, labels and annotations; replacing that manager's earlier entry). Off by default: most tests compare
+   * stored objects whole.
+   */
+  recordApplyFields = false;
   /** Every write, in order. */
   readonly writes: KubeWrite[] = [];
   /** Errors to throw, by `op kind` (e.g. `apply BundleDeployment`, `get Secret`). */
@@ -155,6 +161,7 @@ export class FakeKube implements ReconcilerKube {
     const { namespace, name } = obj.metadata;
     this.writes.push({ op: 'apply', kind: obj.kind, namespace: namespace ?? '', name, fieldManager, body: clone(obj) });
     const existing = this.objects.get(keyOf(obj.kind, namespace, name));
+    if (this.recordApplyFields) obj = withAppliedFields(obj, fieldManager, existing?.metadata.managedFields);
     if (!existing) return this.seed(obj) as T;
     const { status: _ignored, ...desired } = clone(obj);
     const next: Obj = {
@@ -290,6 +297,18 @@ export class FakeGit implements GitSource {
 interface FakeVersion {
   digest: string;
   files: string[];
+}
+
+/** `obj` with `manager`'s Apply entry in its managedFields: the keys it sets at the top of spec, in labels and in annotations. */
+function withAppliedFields(obj: KubeObject, manager: string, before: unknown[] | undefined): KubeObject {
+  const keys = (o: unknown) => Object.fromEntries(Object.keys((o as Record<string, unknown> | undefined) ?? {}).map((k) => [`f:${k}`, {}]));
+  const entry = {
+    manager,
+    operation: 'Apply',
+    fieldsV1: { 'f:metadata': { 'f:labels': keys(obj.metadata.labels), 'f:annotations': keys(obj.metadata.annotations) }, 'f:spec': keys(obj.spec) },
+  };
+  const others = (before ?? []).filter((e) => (e as { manager?: string }).manager !== manager);
+  return { ...obj, metadata: { ...obj.metadata, managedFields: [...others, entry] } };
 }
 
 /** OCI registries in memory: versions by `registry/repository`; every push and delete recorded; pushes can be made to fail. */

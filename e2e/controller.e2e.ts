@@ -9,7 +9,7 @@ import { createCA, issueCert } from '../stack/tls.js';
 import { waitFor } from '../stack/net.js';
 import { requestsSince, settledLog } from '../stack/registry.js';
 import { startTestController, type TestController } from './support/controller.js';
-import { API_VERSION, ConditionType, Finalizer, Label, Reason, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
+import { API_VERSION, Annotation, ConditionType, Finalizer, Label, Reason, type Bundle, type BundleDeployment, type GitRepo } from '../lib/api/index.js';
 import { CONTROLLER_FIELD_MANAGER } from '../controller/rbac.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import { decodeSecretData } from '../lib/kube/secret.js';
@@ -259,6 +259,9 @@ describe('controller: GitRepo -> Bundles -> OCI artifacts -> BundleDeployments',
       const mine = (await requestsSince(reg, mark)).filter((e) => repositories.some((r) => e.path.startsWith(`${r}/`)));
       expect(versions.size).to.equal(2);
       expect(mine.map((e) => `${e.method} ${e.path} ${e.status}`).sort()).to.deep.equal([...versions].map((v) => `HEAD ${v} 200`).sort());
+      // Nor were the Bundles written: each still names the commit that last changed it.
+      const bundles = (await kube.list<Obj<Bundle>>({ apiVersion: API_VERSION, kind: 'Bundle', namespace: ws }, `${Label.RepoName}=oci`)).items;
+      expect(bundles.map((b) => b.metadata.annotations?.[Annotation.Commit])).to.deep.equal(bundles.map(() => first.commit));
     });
 
     it('rewrites no BundleDeployment when only their status changes, and every one of them on new content', async () => {

@@ -237,7 +237,7 @@ export const MANAGED_LABEL_VALUE = 'true';
 export const Annotation = {
   /** On applied downstream resources: the deployment ID (content + options hash) that applied them. */
   DeploymentID: 'flotilla.dev/deployment-id',
-  /** On Bundles: the git commit they were last built from. */
+  /** On Bundles: the git commit that last changed them (a commit that leaves a bundle as it was does not write its Bundle). */
   Commit: 'flotilla.dev/commit',
   /** On Bundles: the directory of the repository the bundle comes from. */
   SourceDir: 'flotilla.dev/source-dir',
