@@ -204,10 +204,10 @@ export async function applyArtifactsStored(
 /** The ArtifactsStored message of a stored Bundle: the reference is spec.oci.reference, not repeated (every byte of a Bundle stays in etcd). */
 const STORED_MESSAGE = 'stored in the registry (spec.oci.reference)';
 
-/** True when the Bundle already says its artifacts are stored, with `message`: a kept version needs no status write. */
-function storedAlready(bundle: BundleObject, message: string): boolean {
+/** True when the Bundle already says its artifacts are stored ({@link STORED_MESSAGE}): a kept version needs no status write. */
+function storedAlready(bundle: BundleObject): boolean {
   const stored = getCondition(bundle.status?.conditions, ConditionType.ArtifactsStored);
-  return stored?.status === 'True' && stored.reason === Reason.Succeeded && stored.message === message;
+  return stored?.status === 'True' && stored.reason === Reason.Succeeded && stored.message === STORED_MESSAGE;
 }
 
 /** Sets the `ArtifactsStored` condition on a Bundle (registry errors must show on Bundles too). */
@@ -387,7 +387,7 @@ async function syncCommit(
     }
     const fetched = charts.get(bundle.name) ?? [];
     if (fetched.length > 0 || applied.status?.charts) await applyChartsStatus(ctx.kube, ns, bundle.name, fetched);
-    if (registry && !(s.content.push?.reused && storedAlready(applied, STORED_MESSAGE))) {
+    if (registry && !(s.content.push?.reused && storedAlready(applied))) {
       await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, STORED_MESSAGE, applied, s.history);
     }
   }
