@@ -20,6 +20,8 @@ interface FakeRegistry {
   host: string;
   blobs: Map<string, Buffer>;
   requests: string[];
+  /** TCP connections accepted so far. */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -63,9 +65,13 @@ async function startFake(flavour: Flavour): Promise<FakeRegistry> {
     res.writeHead(404).end();
   };
   const server: Server = createServer((req, res) => void handle(req, res));
+  let connections = 0;
+  server.on('connection', () => {
+    connections += 1;
+  });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { host, blobs, requests, close: () => new Promise((ok) => server.close(() => ok())) };
+  return { host, blobs, requests, connections: () => connections, close: () => new Promise((ok) => server.close(() => ok())) };
 }
 
 const blob = (text: string) => {
@@ -170,5 +176,19 @@ describe('blob push existence check', () => {
     const a = blob('a');
     expect(await client.pushBlob('r', a.desc, a.bytes)).to.equal('uploaded');
     expect(fake.requests.filter((r) => r.endsWith(' mount'))).to.deep.equal([]);
+  });
+
+  it('keeps its connection open across HEADs, found or not (undici would close it after each)', async () => {
+    await open('mounts', 'head');
+    const a = blob('a');
+    const b = blob('b');
+    expect(await client.pushBlob('r', a.desc, a.bytes)).to.equal('uploaded');
+    for (let i = 0; i < 5; i++) {
+      expect(await client.pushBlob('r', a.desc, a.bytes)).to.equal('skipped');
+      expect(await client.hasManifest('r', b.desc.digest)).to.equal(false);
+    }
+    expect(fake.requests.filter((r) => r.startsWith('HEAD '))).to.have.length(11);
+    // A second connection may open while the first is being handed back to the pool; one per HEAD may not.
+    expect(fake.connections(), 'TCP connections for 13 requests one after the other').to.be.at.most(2);
   });
 });
