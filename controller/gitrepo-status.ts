@@ -49,10 +49,8 @@ export function gitRepoStatusSpec(ctx: ReconcilerContext, bundlesOf: (repo: GitR
     fallbackReason: Reason.GitOperationFailed,
     readiness(run, error) {
       const { repo } = run;
-      // Bundles just written replace their cached copies, which may be older.
-      const written = new Map(run.written.map((b) => [b.metadata.name, b]));
-      const cached = bundlesOf(repo).map((b) => written.get(b.metadata.name) ?? b);
-      const bundles = [...cached, ...run.written.filter((b) => !cached.includes(b))];
+      // The cache with this reconciler's own undelivered writes, creations of this run included.
+      const bundles = bundlesOf(repo);
       const bds = ctx.informers.bundleDeployments.byIndex(Index.repo, indexKey(repo.metadata.namespace, repo.metadata.name));
       const rollup = rollUpGitRepo(bundles, bds);
       Object.assign(run.status, rollup);

@@ -65,8 +65,6 @@ const STORE_CONCURRENCY = 8;
 export interface Run extends RunState<GitRepoObject> {
   repo: GitRepoObject;
   status: GitRepoStatus;
-  /** The Bundles written by this run, as the API server returned them (the informer may not have them yet). */
-  written: BundleObject[];
   /** Whether this run asked git (a poll); otherwise it only rolls up Bundle status. */
   polled?: boolean;
   auth?: GitAuth;
@@ -383,7 +381,6 @@ async function syncCommit(
     } else {
       applied = await ctx.kube.apply<BundleObject>(desired, FIELD_MANAGER);
       bundleWrites.record(repoKey, live, applied);
-      run.written.push(applied);
     }
     const fetched = charts.get(bundle.name) ?? [];
     if (fetched.length > 0 || applied.status?.charts) await applyChartsStatus(ctx.kube, ns, bundle.name, fetched);
@@ -534,7 +531,7 @@ export function gitRepoReconciler(ctx: ReconcilerContext, ports: GitRepoPorts): 
     get: async (key) => own.get(key),
     ownWrites: own,
     finalizer: { name: Finalizer.GitRepo, finalize: async (repo) => await finalize(ctx, ports, repo) },
-    start: (repo, now) => ({ object: repo, repo, now, status: { ...(repo.status ?? {}) }, conditions: [...(repo.status?.conditions ?? [])], written: [] }),
+    start: (repo, now) => ({ object: repo, repo, now, status: { ...(repo.status ?? {}) }, conditions: [...(repo.status?.conditions ?? [])] }),
     steps: () => [resolve, sync],
     status: gitRepoStatusSpec(ctx, (repo) => bundleWrites.of(keyOf(repo), bundlesOf(ctx, repo))),
     requeue: (run) => {
