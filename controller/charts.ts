@@ -14,6 +14,7 @@ import {
   defaultDependencyBuilder,
   withRemoteCharts,
 } from '../lib/render/remotecharts.js';
+import { canonicalJSON } from '../lib/util/json.js';
 import { readSecretData } from './store.js';
 
 export { withRemoteCharts, defaultChartFetcher, defaultDependencyBuilder };
@@ -61,12 +62,22 @@ export async function chartAccessOf(
   return chartAccessFromSecret(data, { urlPattern, insecureSkipTLSVerify });
 }
 
+/** Whether Bundle status `charts` (undefined: none recorded) already says `fetched`. */
+export function sameCharts(charts: readonly ChartStatus[] | undefined, fetched: readonly ChartStatus[]): boolean {
+  return canonicalJSON(charts ?? []) === canonicalJSON(fetched);
+}
+
 /**
  * Records the fetched charts in Bundle `namespace/name`'s `status.charts` with {@link CHARTS_STATUS_MANAGER};
- * an empty list removes what this manager recorded before.
+ * an empty list removes what this manager recorded before. Returns the Bundle as written.
  */
-export async function applyChartsStatus(kube: Pick<KubeClient, 'applyStatus'>, namespace: string, name: string, charts: readonly ChartStatus[]): Promise<void> {
-  await kube.applyStatus(
+export async function applyChartsStatus<T extends KubeObject>(
+  kube: Pick<KubeClient, 'applyStatus'>,
+  namespace: string,
+  name: string,
+  charts: readonly ChartStatus[],
+): Promise<T> {
+  return await kube.applyStatus<T>(
     { apiVersion: API_VERSION, kind: 'Bundle', metadata: { name, namespace }, status: charts.length > 0 ? { charts: [...charts] } : {} },
     CHARTS_STATUS_MANAGER,
   );

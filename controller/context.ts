@@ -6,6 +6,7 @@ import type { ReconcileObserver } from '../lib/kube/controller.js';
 import type { Counter, ReconcileMetrics, Registry } from '../lib/ops/metrics.js';
 import type { ControllerConfig } from './config.js';
 import type { GitSource } from './git.js';
+import type { ChartFetcher, DependencyBuilder } from '../lib/render/remotecharts.js';
 import type { BundleStore, Clock, EventSink, ReconcilerCaches, ReconcilerKube } from './ports.js';
 import {
   API_VERSION,
@@ -70,6 +71,8 @@ export interface ReconcilerContext {
 export interface GitRepoPorts {
   git: GitSource;
   store: BundleStore;
+  /** Remote charts: helm pull and helm dependency build under the bundle limits unless set (tests). */
+  charts?: { fetch?: ChartFetcher; build?: DependencyBuilder };
 }
 
 /** Shared context of every reconciler. */

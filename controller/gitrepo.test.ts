@@ -7,6 +7,7 @@ import type { ReconcileResult } from '../lib/kube/controller.js';
 import { encodeSecretData } from '../lib/kube/secret.js';
 import type { Tree } from '../lib/bundle/testing.js';
 import { ARTIFACTS_STATUS_MANAGER, gitRepoReconciler } from './gitrepo.js';
+import { CHARTS_STATUS_MANAGER, type ChartFetcher } from './charts.js';
 import { createBundleStore } from './store.js';
 import { FakeGit, FakeRegistry, fakeContext, type FakeContext } from './testing.js';
 
@@ -35,6 +36,8 @@ class World {
   readonly git = new FakeGit();
   readonly registry = new FakeRegistry();
   maxInlineBytes = 1_000_000;
+  /** Remote charts (none by default: a bundle naming one fails to fetch it). */
+  chartFetcher?: ChartFetcher;
 
   /** Stores GitRepo ws/apps with `spec`, `status` and `meta` (its finalizer by default). */
   repo(spec: Partial<GitRepo['spec']> = {}, status?: GitRepo['status'], meta: Partial<KubeObject['metadata']> = {}): void {
@@ -64,7 +67,8 @@ class World {
       retain: 5,
       maxInlineBytes: this.maxInlineBytes,
     });
-    return (await gitRepoReconciler(this.f.ctx, { git: this.git, store })('ws/apps')) ?? {};
+    const charts = this.chartFetcher ? { fetch: this.chartFetcher } : undefined;
+    return (await gitRepoReconciler(this.f.ctx, { git: this.git, store, ...(charts ? { charts } : {}) })('ws/apps')) ?? {};
   }
 
   get stored(): GitRepoObject {
@@ -576,6 +580,43 @@ describe('GitRepo reconciler: a commit costs the registry what it changed', () =
     expect(w.registry.pushes).to.have.members([`${REGISTRY}/ws-apps-db`, `${REGISTRY}/ws-apps-web`]);
     expect(w.f.kube.mustFind<BundleObject>('Bundle', 'ws', 'apps-db').spec.oci?.basicHTTP).to.equal(true);
     expect(w.bundleApplies().map((b) => b.metadata.name)).to.have.members(['apps-web', 'apps-db']);
+  });
+
+  it('records a remote chart on its Bundle when the version it resolved to changes, not at every commit', async () => {
+    let published = '1.0.0';
+    const fetched: string[] = [];
+    const chartWrites = (w: World) => w.f.kube.writesOf('applyStatus', 'Bundle').filter((x) => x.fieldManager === CHARTS_STATUS_MANAGER);
+    const w = new World();
+    w.chartFetcher = async (source) => {
+      fetched.push(published);
+      const files = [{ path: 'Chart.yaml', content: Buffer.from(`apiVersion: v2\nname: web\nversion: ${published}\n`) }];
+      return { name: 'web', version: published, files };
+    };
+    w.f.kube.recordApplyFields = true;
+    w.repo({ ociRegistry: { reference: REGISTRY } });
+    const tree = { ...TREE, 'web/fleet.yaml': 'helm:\n  repo: https://charts.example\n  chart: web\n  version: ^1.0.0\n' };
+    const next = async (label: string, files: Tree) => {
+      w.f.kube.writes.length = 0;
+      w.git.push(URL, commit(label), files);
+      w.f.setNow(new Date(w.f.ctx.now().getTime() + 10 * 60_000));
+      expect((await w.reconcile()).error).to.equal(undefined);
+    };
+    await next('chart-first', tree);
+    expect(chartWrites(w).map((x) => x.name)).to.deep.equal(['apps-web']);
+    expect(w.f.kube.mustFind<BundleObject>('Bundle', 'ws', 'apps-web').status?.charts?.[0]?.version).to.equal('1.0.0');
+
+    // Another bundle changes: the chart is fetched again (the constraint is resolved at every commit) and
+    // resolves to the same version, so the Bundle's record stays as it is, unwritten.
+    await next('chart-same', { ...tree, 'db/cm.yaml': cm('db-2') });
+    expect(fetched).to.deep.equal(['1.0.0', '1.0.0']);
+    expect(chartWrites(w), 'no charts status write when the record is unchanged').to.deep.equal([]);
+
+    // 1.1.0 is published: the same constraint now resolves to it, and the record follows.
+    published = '1.1.0';
+    await next('chart-newer', { ...tree, 'db/cm.yaml': cm('db-3') });
+    await w.git.dispose();
+    expect(chartWrites(w).map((x) => x.name)).to.deep.equal(['apps-web']);
+    expect(w.f.kube.mustFind<BundleObject>('Bundle', 'ws', 'apps-web').status?.charts?.[0]?.version).to.equal('1.1.0');
   });
 
   it('writes an unchanged bundle again when an option the GitRepo gave it is gone (here paused)', async () => {

@@ -28,7 +28,7 @@ import { Ref, type ControllerContext, type ControllerMetrics, type GitRepoPorts,
 import { CONTROLLER_FIELD_MANAGER } from './rbac.js';
 import { bundleLimitsOf } from './config.js';
 import { readCommitBundles } from './render.js';
-import { applyChartsStatus, withCommitCharts, type ChartStatus } from './charts.js';
+import { applyChartsStatus, sameCharts, withCommitCharts, type ChartStatus } from './charts.js';
 import type { GitAuth, GitFetchTarget } from './git.js';
 import { readSecretData } from './store.js';
 import type { BundleStoreSession, StoredContent } from './ports.js';
@@ -282,7 +282,7 @@ async function syncCommit(
       `${ns}/${repo.metadata.name}`,
       commit,
     );
-    ({ bundles, charts } = await withCommitCharts(ctx.kube, repo, bundles, bundleLimitsOf(ctx.config)));
+    ({ bundles, charts } = await withCommitCharts(ctx.kube, repo, bundles, bundleLimitsOf(ctx.config), ports.charts?.fetch, ports.charts?.build));
   } catch (err) {
     setCond(run, ConditionType.BundlesBuilt, false, reasonOf(err, Reason.InvalidBundle), `commit ${commit.slice(0, 12)}: ${messageOf(err)}`);
     throw err;
@@ -382,8 +382,13 @@ async function syncCommit(
       applied = await ctx.kube.apply<BundleObject>(desired, FIELD_MANAGER);
       bundleWrites.record(repoKey, live, applied);
     }
+    // The charts as fetched this time; an unchanged record is not written again (each write is a Bundle event).
     const fetched = charts.get(bundle.name) ?? [];
-    if (fetched.length > 0 || applied.status?.charts) await applyChartsStatus(ctx.kube, ns, bundle.name, fetched);
+    if (!sameCharts(applied.status?.charts, fetched)) {
+      const written = await applyChartsStatus<BundleObject>(ctx.kube, ns, bundle.name, fetched);
+      bundleWrites.record(repoKey, applied, written);
+      applied = written;
+    }
     if (registry && !(s.content.push?.reused && storedAlready(applied))) {
       await markBundleStorage(ctx, ns, bundle.name, true, Reason.Succeeded, STORED_MESSAGE, applied, s.history);
     }
