@@ -15,6 +15,7 @@ import {
   withRemoteCharts,
 } from '../lib/render/remotecharts.js';
 import { canonicalJSON } from '../lib/util/json.js';
+import type { ChartCache } from '../lib/render/chartcache.js';
 import { readSecretData } from './store.js';
 
 export { withRemoteCharts, defaultChartFetcher, defaultDependencyBuilder };
@@ -60,6 +61,11 @@ export async function chartAccessOf(
   if (!repo.spec.helmSecretName) return chartAccessFromSecret(undefined, { insecureSkipTLSVerify });
   const { data } = await readSecretData(kube, ns, repo.spec.helmSecretName, 'helmSecretName');
   return chartAccessFromSecret(data, { urlPattern, insecureSkipTLSVerify });
+}
+
+/** The chart fetcher and dependency builder of the controller: helm within `limits`, charts of Helm repositories kept in `cache` between commits. */
+export function chartsWithCache(limits: Partial<BundleLimits>, cache: ChartCache): { fetch: ChartFetcher; build: DependencyBuilder } {
+  return { fetch: defaultChartFetcher(limits, cache), build: defaultDependencyBuilder(limits, cache) };
 }
 
 /** Whether Bundle status `charts` (undefined: none recorded) already says `fetched`. */

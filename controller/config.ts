@@ -41,6 +41,12 @@ export const ControllerConfigSchema = z.strictObject({
       'Which host of the KEP-1755 ConfigMap kube-public/local-registry-hosting a GitRepo without ociRegistry.reference uses: the controller pushes there and agents pull from there.',
     ),
   artifactRetention: z.coerce.number().int().min(1).default(5).describe('Artifact versions kept per bundle repository.'),
+  chartCacheMib: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(32)
+    .describe('MiB of remote Helm charts kept between commits while their repository index is unchanged (0: pull at every commit).'),
   agentTokenTtl: durationMs('24h').describe('Lifetime of agent credentials issued at registration.'),
   maxBundleBytesInEtcd: z.coerce.number().int().default(1_000_000).describe('Above this, a bundle cannot be stored inline (etcd mode).'),
   maxBundleFiles: z.coerce

@@ -7,7 +7,9 @@ import type { KubeAccess } from '../lib/kube/kubeconfig.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import type { Controller } from '../lib/kube/controller.js';
 import { counter, createRegistry, reconcileMetrics, reconcileObserver, type RegistryOptions } from '../lib/ops/metrics.js';
-import type { ControllerConfig } from './config.js';
+import { bundleLimitsOf, type ControllerConfig } from './config.js';
+import { ChartCache } from '../lib/render/chartcache.js';
+import { chartsWithCache } from './charts.js';
 import type { ControllerContext, ControllerMetrics, Informers } from './context.js';
 import { CliGitSource, type GitSource } from './git.js';
 import { INDEXES } from './indexes.js';
@@ -109,6 +111,8 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
         onRegistryEvent: (event) => countRegistryEvent(context.metrics, event),
         log,
       }),
+      // One cache for the controller's life: a commit pulls again only the charts whose repository index changed.
+      charts: chartsWithCache(bundleLimitsOf(config), new ChartCache(config.chartCacheMib * 1024 * 1024)),
     }),
     setupBundleController(context),
     // Clusters and registrations are the default shard's: one writer of each Cluster's status.

@@ -9,6 +9,7 @@ import { stack } from './fixture.js';
 import { freePort, waitFor } from '../stack/net.js';
 import { ensureBinaries, type StackBinaries } from '../stack/binaries.js';
 import { publishChart, startHelmRepo, type HelmRepoHandle } from '../stack/helmrepo.js';
+import { requestsSince, settledLog } from '../stack/registry.js';
 import { startFleet, fleetLogs, type Fleet, fleetSuiteTeardown } from './support/processes.js';
 import { eventTexts, findSecrets, flotillaStatusTexts } from './support/faults.js';
 import { API_VERSION, type Bundle, type GitRepo } from '../lib/api/index.js';
@@ -275,6 +276,29 @@ describe('remote Helm charts fetched by the controller into the artifact', funct
       context: () => `logs in ${fleet.logDir}`,
     });
     expect((await cm('deps-config'))?.data).to.deep.equal({ chart: 'remote-web', chartVersion: '1.0.0', color: 'grey' });
+  });
+
+  it('a commit that leaves the repository index and the OCI tag as they were pulls no chart or dependency archive again', async () => {
+    const from = charts.requests().length;
+    const mark = (await settledLog(reg())).length;
+    const commit = await git().commit(REPO, { 'NOTES.md': 'outside every bundle\n' }, 'docs only');
+    await converged(REPO, commit);
+    await converged(DEPS_REPO, commit);
+    await converged(OCI_REPO, commit);
+    // The oci:// chart at its exact version 0.3.0: one HEAD of the tag's manifest, nothing pulled.
+    const chartPath = '/v2/helm-remote-charts/remote-oci/';
+    const oci = (await requestsSince(reg(), mark)).filter((e) => e.path.startsWith(chartPath) && e.status !== 401);
+    expect(oci.map((e) => `${e.method} ${e.path.slice(chartPath.length)} ${e.status}`)).to.deep.equal(['HEAD manifests/0.3.0 200']);
+    const since = charts.requests().slice(from);
+    // The constraint is resolved again (the index is read, by the chart and by the dependency build) ...
+    expect(since.filter((r) => r.path.endsWith('/index.yaml') && r.status === 200).length, JSON.stringify(since)).to.be.at.least(2);
+    // ... and it resolves to what was pulled against the same index: nothing is downloaded again.
+    expect(
+      since.filter((r) => r.path.endsWith('.tgz')),
+      JSON.stringify(since),
+    ).to.deep.equal([]);
+    expect((await bundle(REPO, 'web'))?.status?.charts?.[0]?.version).to.equal('1.0.0');
+    expect((await cm('deps-config'))?.data?.chartVersion).to.equal('1.0.0');
   });
 
   it('resolves the constraint again at the next commit: chart 1.1.0, which dropped a template, prunes its object', async () => {

@@ -7,6 +7,7 @@ import { type BundleFile, parseYamlDocuments } from '../bundle/manifest.js';
 import { StallingError } from '../errors.js';
 import { type ChartAccess, type FetchSettings, classifyHelmFailure, download, writePrivate } from './chartsource.js';
 import { runBounded } from './exec.js';
+import { type CachedFiles, accessParts, chartCacheKey, sha256Hex } from './chartcache.js';
 
 /**
  * Chart dependencies at bundle build time (Fleet runs `helm dependency update` unless
@@ -67,6 +68,8 @@ async function prepareRepositories(
   const secrets: string[] = [];
   const cas: string[] = [];
   let insecure = false;
+  /** Per repository of HTTP(S): its URL, the hash of the index fetched and the access it was fetched with. */
+  const indexes: string[] = [];
   for (const url of [...new Set(deps.map((d) => d.repository))]) {
     const a = access(url);
     if (a.password) secrets.push(a.password);
@@ -90,14 +93,18 @@ async function prepareRepositories(
     });
     const index = await download(`${url}/index.yaml`, a, settings, `${what}: index.yaml of dependency repository ${url}`, 'repository');
     await writePrivate(join(env.HELM_REPOSITORY_CACHE, `${name}-index.yaml`), index.toString('utf8'));
+    indexes.push(url, sha256Hex(index), ...accessParts(a));
   }
   await writePrivate(env.HELM_REPOSITORY_CONFIG, yaml.dump({ apiVersion: '', generated: '0001-01-01T00:00:00Z', repositories }));
   await writePrivate(env.HELM_REGISTRY_CONFIG, JSON.stringify({ auths }));
   const caFile = cas.length > 0 ? join(home, 'oci-ca.pem') : undefined;
   if (caFile) await writePrivate(caFile, cas.join('\n'));
   const flags = [...(caFile ? ['--ca-file', caFile] : []), ...(insecure ? ['--insecure-skip-tls-verify'] : [])];
-  return { env, secrets, flags };
+  return { env, secrets, flags, indexes };
 }
+
+/** The files of a chart `helm dependency build` reads besides charts/. */
+const DEPENDENCY_INPUTS = new Set(['Chart.yaml', 'Chart.lock', 'requirements.yaml', 'requirements.lock']);
 
 /**
  * Runs `helm dependency build` on a copy of the chart `files` (paths relative to the chart folder) and
@@ -117,7 +124,16 @@ export async function buildDependencies(
     const chart = join(home, 'chart');
     await mkdir(chart);
     await writeChart(chart, files);
-    const { env, secrets, flags } = await prepareRepositories(home, deps, access, settings, what);
+    const { env, secrets, flags, indexes } = await prepareRepositories(home, deps, access, settings, what);
+    // What helm dependency build reads (Chart.yaml, the lock, charts/) and the same indexes give the same
+    // archives (chartcache.ts); templates and values do not count.
+    const read = files.filter((f) => DEPENDENCY_INPUTS.has(f.path) || f.path.startsWith('charts/'));
+    const key =
+      settings.cache && deps.every((d) => !d.repository.startsWith('oci://'))
+        ? chartCacheKey('dependencies', [...read.flatMap((f) => [f.path, sha256Hex(f.content)]), '', ...indexes])
+        : undefined;
+    const kept = key ? settings.cache?.get<CachedFiles>(key) : undefined;
+    if (kept) return [...kept.files];
     try {
       await runBounded({
         purpose: `helm dependency build (${what})`,
@@ -144,6 +160,7 @@ export async function buildDependencies(
         );
       added.push({ path, content: await readFile(join(chart, path)) });
     }
+    if (key) settings.cache?.set(key, { files: added });
     return added;
   } finally {
     await rm(home, { recursive: true, force: true });

@@ -10,6 +10,8 @@ import { parseYamlDocuments } from '../bundle/manifest.js';
 import { type FlotillaError, StallingError, TransientError } from '../errors.js';
 import { CommandError, redact, runBounded } from './exec.js';
 import { type ArchiveLimits, type ChartArchive, readChartArchive } from './untar.js';
+import { type ChartCache, accessParts, chartCacheKey, sha256Hex } from './chartcache.js';
+import { RegistryClient } from '../oci/client.js';
 
 /**
  * Remote Helm charts, fetched by the controller when it builds a bundle (never by agents):
@@ -47,6 +49,8 @@ export interface FetchSettings {
   helmPath: string;
   timeoutMs: number;
   limits: ArchiveLimits;
+  /** Charts of Helm repositories pulled before, used again while the index is unchanged (lib/render/chartcache.ts). */
+  cache?: ChartCache | undefined;
 }
 
 /** A fetched chart. */
@@ -105,18 +109,71 @@ export async function fetchChart(source: ChartSource, access: ChartAccess, setti
     );
   }
   const secrets = [access.password ?? ''].filter((s) => s.length > 0);
+  // A repository's index is read at every fetch: a constraint may resolve to a release published since.
+  const index =
+    source.kind === 'repo'
+      ? await download(`${source.repo}/index.yaml`, access, settings, `${what}: ${shown}: index.yaml of ${redact(source.repo)}`, 'repository')
+      : undefined;
+  // An oci:// chart at an exact version is the manifest its tag names now.
+  const manifest = source.kind === 'oci' && settings.cache ? await ociChartDigest(source, access, settings) : undefined;
+  const key =
+    index && settings.cache && source.kind === 'repo'
+      ? chartCacheKey('chart', [source.repo, source.chart, source.version ?? '', sha256Hex(index), ...accessParts(access)])
+      : manifest && source.kind === 'oci'
+        ? chartCacheKey('chart', [source.reference, source.version ?? '', manifest, ...accessParts(access)])
+        : undefined;
+  const kept = key ? settings.cache?.get<FetchedChart>(key) : undefined;
+  if (kept) return kept;
   const home = await mkdtemp(join(tmpdir(), 'flotilla-chart-'));
   try {
     await chmod(home, 0o700);
     const tgz =
       source.kind === 'url'
         ? await download(source.url, access, settings, `${what}: ${shown}`)
-        : await helmPull(source, access, settings, home, secrets, `${what}: ${shown}`);
+        : await helmPull(source, index, access, settings, home, secrets, `${what}: ${shown}`);
     const archive = readChartArchive(tgz, settings.limits, `${what}: ${shown}`);
     const meta = chartMeta(archive, `${what}: ${shown}`);
-    return { ...meta, files: archive.files };
+    const fetched = { ...meta, files: archive.files };
+    // An OCI tag can move while helm pulls: the chart is kept only when the tag still names the manifest checked before.
+    const settled = source.kind !== 'oci' || (manifest !== undefined && (await ociChartDigest(source, access, settings)) === manifest);
+    if (key && settled) settings.cache?.set(key, fetched);
+    return fetched;
   } finally {
     await rm(home, { recursive: true, force: true });
+  }
+}
+
+/** A chart version that is no range: helm pulls the OCI tag of that name (`+` written `_`). */
+const EXACT_VERSION = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
+
+/**
+ * The digest of the manifest an `oci://` chart's exact version tag names now (one HEAD), or undefined: a
+ * range (helm resolves it against the tags), or no answer from the registry (`helm pull` then says why).
+ */
+async function ociChartDigest(
+  source: { reference: string; version?: string | undefined },
+  access: ChartAccess,
+  settings: FetchSettings,
+): Promise<string | undefined> {
+  if (!source.version || !EXACT_VERSION.test(source.version)) return undefined;
+  const path = source.reference.replace(/^oci:\/\//i, '');
+  const slash = path.indexOf('/');
+  if (slash <= 0) return undefined;
+  const client = new RegistryClient({
+    registry: path.slice(0, slash),
+    ...(access.caPem ? { caPem: access.caPem } : {}),
+    insecureSkipTLS: access.insecureSkipTLSVerify ?? false,
+    ...(access.username !== undefined ? { credentials: { username: access.username, password: access.password ?? '' } } : {}),
+    retry: { retries: 0 },
+    timeouts: { connectMs: settings.timeoutMs, headersMs: settings.timeoutMs, bodyMs: settings.timeoutMs },
+    userAgent: 'flotilla-chart-check',
+  });
+  try {
+    return await client.resolve(path.slice(slash + 1), source.version.replace(/\+/g, '_'));
+  } catch {
+    return undefined;
+  } finally {
+    await client.close();
   }
 }
 
@@ -139,9 +196,10 @@ export async function writePrivate(path: string, content: string): Promise<void>
   await writeFile(path, content, { mode: 0o600 });
 }
 
-/** Runs `helm pull` against the fetched index (repo) or `helm pull oci://` and returns the archive's bytes. */
+/** Runs `helm pull` against the fetched `index` (repo) or `helm pull oci://` and returns the archive's bytes. */
 async function helmPull(
   source: Exclude<ChartSource, { kind: 'url' }>,
+  index: Buffer | undefined,
   access: ChartAccess,
   settings: FetchSettings,
   home: string,
@@ -175,11 +233,10 @@ async function helmPull(
       pass_credentials_all: false,
     };
     await writePrivate(env.HELM_REPOSITORY_CONFIG as string, yaml.dump({ apiVersion: '', generated: '0001-01-01T00:00:00Z', repositories: [entry] }));
-    // The index is fetched here rather than by `helm repo update`, which reports why it failed only on standard
-    // output and without a status code; helm then resolves the version against it as `helm pull` always does.
-    const index = await download(`${source.repo}/index.yaml`, access, settings, `${what}: index.yaml of ${redact(source.repo)}`, 'repository');
+    // The index is fetched by fetchChart rather than by `helm repo update`, which reports why it failed only on
+    // standard output and without a status code; helm then resolves the version against it as `helm pull` always does.
     await mkdir(env.HELM_REPOSITORY_CACHE as string);
-    await writePrivate(join(env.HELM_REPOSITORY_CACHE as string, 'source-index.yaml'), index.toString('utf8'));
+    await writePrivate(join(env.HELM_REPOSITORY_CACHE as string, 'source-index.yaml'), (index ?? Buffer.alloc(0)).toString('utf8'));
     await run(`helm pull (${what})`, [
       'pull',
       `source/${source.chart}`,

@@ -11,6 +11,7 @@ import { fleetYamlOptions, validateBundle } from '../bundle/validate.js';
 import { StallingError } from '../errors.js';
 import { type ChartAccess, type ChartSource, type FetchedChart, chartFolderOf, chartSourceOf, describeSource, fetchChart, sourceURL } from './chartsource.js';
 import { buildDependencies, missingDependencies, type RemoteDependency } from './chartdeps.js';
+import type { ChartCache } from './chartcache.js';
 import { DEFAULT_RENDER_LIMITS, engineOf, renderToolsFromEnv } from './index.js';
 
 /**
@@ -142,15 +143,15 @@ function fetchSettings(limits: Partial<BundleLimits>) {
   return { helmPath: renderToolsFromEnv().helm, timeoutMs: DEFAULT_RENDER_LIMITS.timeoutMs, limits: { ...DEFAULT_BUNDLE_LIMITS, ...limits } };
 }
 
-/** The default fetcher: the real helm (FLOTILLA_HELM or PATH) within the bundle limits. */
-export function defaultChartFetcher(limits: Partial<BundleLimits>): ChartFetcher {
-  const settings = fetchSettings(limits);
+/** The default fetcher: the real helm (FLOTILLA_HELM or PATH) within the bundle limits; with `cache`, charts of Helm repositories are kept between fetches (chartcache.ts). */
+export function defaultChartFetcher(limits: Partial<BundleLimits>, cache?: ChartCache): ChartFetcher {
+  const settings = { ...fetchSettings(limits), cache };
   return (source, access, what) => fetchChart(source, access, settings, what);
 }
 
-/** The default dependency builder: `helm dependency build` (lib/render/chartdeps.ts) within the bundle limits. */
-export function defaultDependencyBuilder(limits: Partial<BundleLimits>): DependencyBuilder {
-  const settings = fetchSettings(limits);
+/** The default dependency builder: `helm dependency build` (lib/render/chartdeps.ts) within the bundle limits; with `cache`, as for {@link defaultChartFetcher}. */
+export function defaultDependencyBuilder(limits: Partial<BundleLimits>, cache?: ChartCache): DependencyBuilder {
+  const settings = { ...fetchSettings(limits), cache };
   return (files, deps, access, what) => buildDependencies(files, deps, access, settings, what);
 }
 
