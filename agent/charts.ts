@@ -137,7 +137,7 @@ export async function renderEngine(
   const render = () => renderContent(files, { bundleName: bd.metadata.name, options, valuesFrom }, cluster, rendering.settings);
   if (!rendering.refusals) return await render();
   const key = renderKey(files, { options, valuesFrom }, cluster, rendering.settings);
-  return await rendering.refusals.run(key, render, (err) => BUDGET_REASONS.has(err.reason));
+  return await rendering.refusals.run(key, render, (err) => BUDGET_REASONS.has(err.reason), bd.metadata.name);
 }
 
 /** A hook ready to apply. */

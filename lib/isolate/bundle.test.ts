@@ -59,6 +59,12 @@ describe('BundleRenderer (bundles parsed and rendered behind a bulkhead)', funct
     expect(err.message).to.match(
       /^bundle a: overlays\/big\/a_patch\.json:1: the overlay patches add more than \d+ bytes, over the limit maxExpandedBytes=4096/,
     );
+    // The same bytes from another object: the remembered refusal names the one that asks, not the first.
+    const other = await failure(renderer.render(files, { overlays: ['big'] }, 'BundleDeployment b-on-cluster-2'));
+    expect(other.message).to.equal(err.message.replace('bundle a', 'BundleDeployment b-on-cluster-2'));
+    expect(other.reason).to.equal(err.reason);
+    expect(other.disposition).to.equal('stalling');
+    expect(await failure(renderer.render(files, { overlays: ['big'] }, 'bundle a')), 'the first label, the first error').to.equal(err);
   });
 
   it("renders again with the cluster's scopes only where they differ from Kubernetes' own list", async () => {

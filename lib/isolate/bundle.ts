@@ -93,8 +93,11 @@ export class BundleRenderer {
     }
     const input: RenderTaskInput = { files: files.map((f) => ({ path: f.path, content: f.content })), options, limits: this.limits, label };
     const bytes = files.reduce((n, f) => n + f.content.length, 0);
-    const result = await this.refused.run(key, () =>
-      this.isolate.run<RenderTaskInput, RenderTaskResult>(this.job('renderTask', input, label), this.budget(bytes, (options.overlays?.length ?? 0) > 0)),
+    const result = await this.refused.run(
+      key,
+      () => this.isolate.run<RenderTaskInput, RenderTaskResult>(this.job('renderTask', input, label), this.budget(bytes, (options.overlays?.length ?? 0) > 0)),
+      undefined,
+      label,
     );
     this.remember(key, result);
     return result.objects;
