@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { configMapFiles, configMapOfSize, folderBytes, gzippedSize, totalSize } from './lib/content.js';
-import { W, applyGitRepo, bundleDeploymentsOf, waitDeployed, type BenchStack } from './lib/fleet.js';
+import { W, applyGitRepo, bundleDeploymentsOf, deleteGitRepo, waitDeployed, type BenchStack } from './lib/fleet.js';
 import { API_VERSION } from '../lib/api/index.js';
 import { waitFor } from '../stack/net.js';
 import { REAL_LABEL, type RealFleet } from './lib/realfleet.js';
@@ -211,6 +211,8 @@ async function bytesRun(
     changes.push(await measureChange(s, fleet, m, content.length, Date.now() - m.t));
     say(`bytes${encrypt ? ' (encrypted)' : ''}: change ${r + 1}/${o.rounds} (${path}) measured`);
   }
+  // Gone before the next benchmark: its agents' 30 s resync of this 20 MiB bundle would land in that one's figures.
+  await deleteGitRepo(s.up, repo);
   const agentTotals = changes.flatMap((c) => c.agents.map((a) => a.blobBytes + a.manifestBytes));
   return {
     files: o.files,

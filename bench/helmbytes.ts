@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { measureChange, mark, type ChangeFigures } from './bytes.js';
-import { applyGitRepo, waitDeployed, type BenchStack } from './lib/fleet.js';
+import { applyGitRepo, deleteGitRepo, waitDeployed, type BenchStack } from './lib/fleet.js';
 import { REAL_LABEL, type RealFleet } from './lib/realfleet.js';
 import { median } from './lib/stats.js';
 
@@ -70,6 +70,8 @@ export async function benchHelmBytes(
     changes.push(await measureChange(s, fleet, m, content.length, Date.now() - m.t));
     say(`helm-bytes: change ${r + 1}/${o.rounds} (${path}) measured`);
   }
+  // Gone before the next benchmark, as every benchmark's GitRepos are (its resyncs would count there).
+  await deleteGitRepo(s.up, repo);
   return {
     templates: o.templates,
     chartBytes: Object.values(files).reduce((n, b) => n + b.length, 0),
