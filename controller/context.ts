@@ -3,7 +3,7 @@ import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import type { Informer } from '../lib/kube/informer.js';
 import type { EventRecorder } from '../lib/kube/events.js';
 import type { ReconcileObserver } from '../lib/kube/controller.js';
-import type { Counter, ReconcileMetrics, Registry } from '../lib/ops/metrics.js';
+import type { Counter, Gauge, ReconcileMetrics, Registry } from '../lib/ops/metrics.js';
 import type { ControllerConfig } from './config.js';
 import type { GitSource } from './git.js';
 import type { ChartFetcher, DependencyBuilder } from '../lib/render/remotecharts.js';
@@ -51,6 +51,10 @@ export interface ControllerMetrics extends ReconcileMetrics {
   gitFetches: Counter;
   /** BundleDeployment writes by outcome: applied, or skipped as already up to date. */
   deploymentWrites: Counter<'outcome'>;
+  /** Remote Helm charts looked up in the chart cache (lib/render/chartcache.ts), by result: hit or miss. */
+  chartCacheLookups: Counter<'result'>;
+  /** Bytes of remote Helm charts the chart cache keeps. */
+  chartCacheBytes: Gauge;
 }
 
 /**

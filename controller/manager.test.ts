@@ -14,6 +14,8 @@ describe('controller metrics', () => {
       flotilla_artifact_skipped_blobs_total: 'counter',
       flotilla_git_polls_total: 'counter',
       flotilla_bundledeployment_writes_total: 'counter',
+      flotilla_chart_cache_lookups_total: 'counter',
+      flotilla_chart_cache_bytes: 'gauge',
     });
     expect(namingProblems(page)).to.deep.equal([]);
   });

@@ -6,7 +6,7 @@ import { Informer, type IndexFunc } from '../lib/kube/informer.js';
 import type { KubeAccess } from '../lib/kube/kubeconfig.js';
 import { EventRecorder } from '../lib/kube/events.js';
 import type { Controller } from '../lib/kube/controller.js';
-import { counter, createRegistry, reconcileMetrics, reconcileObserver, type RegistryOptions } from '../lib/ops/metrics.js';
+import { counter, createRegistry, gauge, reconcileMetrics, reconcileObserver, type RegistryOptions } from '../lib/ops/metrics.js';
 import { bundleLimitsOf, type ControllerConfig } from './config.js';
 import { ChartCache } from '../lib/render/chartcache.js';
 import { chartsWithCache } from './charts.js';
@@ -47,6 +47,13 @@ export function createMetrics(options: RegistryOptions = {}): ControllerMetrics 
     blobsPushed: counter(registry, 'flotilla_artifact_pushed_blobs_total', 'Blobs uploaded to OCI registries.'),
     blobsSkipped: counter(registry, 'flotilla_artifact_skipped_blobs_total', 'Blobs not uploaded because the registry had them.'),
     gitFetches: counter(registry, 'flotilla_git_polls_total', 'Times git was asked for the current commit of a GitRepo.'),
+    chartCacheLookups: counter(
+      registry,
+      'flotilla_chart_cache_lookups_total',
+      'Remote Helm charts looked up in the chart cache, by result (hit: not pulled again, miss: pulled).',
+      ['result'],
+    ),
+    chartCacheBytes: gauge(registry, 'flotilla_chart_cache_bytes', 'Bytes of remote Helm charts kept between commits (at most --chart-cache-mib).'),
     deploymentWrites: counter(
       registry,
       'flotilla_bundledeployment_writes_total',
@@ -112,7 +119,13 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
         log,
       }),
       // One cache for the controller's life: a commit pulls again only the charts whose repository index changed.
-      charts: chartsWithCache(bundleLimitsOf(config), new ChartCache(config.chartCacheMib * 1024 * 1024)),
+      charts: chartsWithCache(
+        bundleLimitsOf(config),
+        new ChartCache(config.chartCacheMib * 1024 * 1024, {
+          lookup: (hit) => context.metrics.chartCacheLookups.inc({ result: hit ? 'hit' : 'miss' }),
+          held: (bytes) => context.metrics.chartCacheBytes.set(bytes),
+        }),
+      ),
     }),
     setupBundleController(context),
     // Clusters and registrations are the default shard's: one writer of each Cluster's status.

@@ -17,6 +17,16 @@ describe('the chart cache', () => {
     expect({ hits: cache.hits, misses: cache.misses }).to.deep.equal({ hits: 1, misses: 1 });
   });
 
+  it('reports each lookup and the bytes it keeps to its observer', () => {
+    const seen: string[] = [];
+    const cache = new ChartCache(100, { lookup: (hit) => seen.push(hit ? 'hit' : 'miss'), held: (bytes) => seen.push(`held ${bytes}`) });
+    cache.get('a');
+    cache.set('a', chart('1', 30));
+    cache.get('a');
+    cache.set('b', chart('2', 80)); // 90 bytes: a goes
+    expect(seen).to.deep.equal(['miss', 'held 40', 'hit', 'held 90']);
+  });
+
   it('stays within its bound of bytes, dropping the least recently used first', () => {
     const cache = new ChartCache(100);
     cache.set('a', chart('a', 30)); // 30 + 10 bytes of path each

@@ -31,11 +31,15 @@ export class ChartCache {
   hits = 0;
   misses = 0;
 
-  constructor(private readonly maxBytes = DEFAULT_CHART_CACHE_BYTES) {}
+  constructor(
+    private readonly maxBytes = DEFAULT_CHART_CACHE_BYTES,
+    private readonly observer?: ChartCacheObserver,
+  ) {}
 
   /** What is kept under `key` (made with {@link chartCacheKey}, whose kind says what `T` is), if anything; it becomes the most recently used. */
   get<T extends CachedFiles>(key: string): T | undefined {
     const entry = this.entries.get(key);
+    this.observer?.lookup(entry !== undefined);
     if (!entry) {
       this.misses += 1;
       return undefined;
@@ -54,20 +58,30 @@ export class ChartCache {
       this.entries.delete(key);
       this.bytes -= old.bytes;
     }
-    if (bytes > this.maxBytes) return;
-    this.entries.set(key, { value, bytes });
-    this.bytes += bytes;
-    for (const [k, e] of this.entries) {
-      if (this.bytes <= this.maxBytes) break;
-      this.entries.delete(k);
-      this.bytes -= e.bytes;
+    if (bytes <= this.maxBytes) {
+      this.entries.set(key, { value, bytes });
+      this.bytes += bytes;
+      for (const [k, e] of this.entries) {
+        if (this.bytes <= this.maxBytes) break;
+        this.entries.delete(k);
+        this.bytes -= e.bytes;
+      }
     }
+    this.observer?.held(this.bytes);
   }
 
   /** Entries kept, and their bytes. */
   get size(): { entries: number; bytes: number } {
     return { entries: this.entries.size, bytes: this.bytes };
   }
+}
+
+/** What a {@link ChartCache} reports (the controller's metrics). */
+export interface ChartCacheObserver {
+  /** A lookup, and whether it found an entry. */
+  lookup(hit: boolean): void;
+  /** The bytes kept, after a change. */
+  held(bytes: number): void;
 }
 
 /** Default bound on the bytes a {@link ChartCache} keeps. */
