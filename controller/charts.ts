@@ -63,8 +63,8 @@ export async function chartAccessOf(
   return chartAccessFromSecret(data, { urlPattern, insecureSkipTLSVerify });
 }
 
-/** The chart fetcher and dependency builder of the controller: helm within `limits`, charts of Helm repositories kept in `cache` between commits. */
-export function chartsWithCache(limits: Partial<BundleLimits>, cache: ChartCache): { fetch: ChartFetcher; build: DependencyBuilder } {
+/** The chart fetcher and dependency builder of the controller: helm within `limits`, charts kept in `cache` between commits (none: pulled at every commit). */
+export function chartsWithCache(limits: Partial<BundleLimits>, cache: ChartCache | undefined): { fetch: ChartFetcher; build: DependencyBuilder } {
   return { fetch: defaultChartFetcher(limits, cache), build: defaultDependencyBuilder(limits, cache) };
 }
 

@@ -119,12 +119,15 @@ export async function startManager(options: ManagerOptions): Promise<Manager> {
         log,
       }),
       // One cache for the controller's life: a commit pulls again only the charts whose repository index changed.
+      // Off (--chart-cache-mib 0): no cache at all, so no HEAD of an oci:// chart's tag either.
       charts: chartsWithCache(
         bundleLimitsOf(config),
-        new ChartCache(config.chartCacheMib * 1024 * 1024, {
-          lookup: (hit) => context.metrics.chartCacheLookups.inc({ result: hit ? 'hit' : 'miss' }),
-          held: (bytes) => context.metrics.chartCacheBytes.set(bytes),
-        }),
+        config.chartCacheMib > 0
+          ? new ChartCache(config.chartCacheMib * 1024 * 1024, {
+              lookup: (hit) => context.metrics.chartCacheLookups.inc({ result: hit ? 'hit' : 'miss' }),
+              held: (bytes) => context.metrics.chartCacheBytes.set(bytes),
+            })
+          : undefined,
       ),
     }),
     setupBundleController(context),
