@@ -234,8 +234,16 @@ describe('storage migration: etcd -> OCI -> another registry -> etcd with no dow
     expect(refused.message).to.include(auth().host).and.not.include('not-the-password');
     expect((await gitRepo()).status?.storage?.reference).to.equal(one);
     expect((await bundles()).every((b) => b.spec.oci?.reference.startsWith(`${one}/`))).to.equal(true);
-    const status = await cli('status');
-    expect(status.out).to.include(`${WS}/${REPO}: ${one} -> ${two} Failed`);
+    // Each poll tries the migration again (Copying, then Failed): the CLI is read until it shows a failed attempt.
+    const failedLine = `${WS}/${REPO}: ${one} -> ${two} Failed`;
+    let printed = '';
+    await waitFor(async () => ((printed = (await cli('status')).out).includes(failedLine) ? true : undefined), {
+      what: 'flotilla status to show the failed migration',
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      context: () => `last output:\n${printed}`,
+    });
+    expect(printed).to.include(failedLine);
 
     // The controller dies with the migration incomplete; the registry accepts once the Secret is fixed; a new controller completes it.
     await fleet.controller.kill9();
