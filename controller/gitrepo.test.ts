@@ -587,7 +587,7 @@ describe('GitRepo reconciler: a commit costs the registry what it changed', () =
     const fetched: string[] = [];
     const chartWrites = (w: World) => w.f.kube.writesOf('applyStatus', 'Bundle').filter((x) => x.fieldManager === CHARTS_STATUS_MANAGER);
     const w = new World();
-    w.chartFetcher = async (source) => {
+    w.chartFetcher = async () => {
       fetched.push(published);
       const files = [{ path: 'Chart.yaml', content: Buffer.from(`apiVersion: v2\nname: web\nversion: ${published}\n`) }];
       return { name: 'web', version: published, files };

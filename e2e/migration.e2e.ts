@@ -237,12 +237,18 @@ describe('storage migration: etcd -> OCI -> another registry -> etcd with no dow
     // Each poll tries the migration again (Copying, then Failed): the CLI is read until it shows a failed attempt.
     const failedLine = `${WS}/${REPO}: ${one} -> ${two} Failed`;
     let printed = '';
-    await waitFor(async () => ((printed = (await cli('status')).out).includes(failedLine) ? true : undefined), {
-      what: 'flotilla status to show the failed migration',
-      timeoutMs: 60_000,
-      intervalMs: 200,
-      context: () => `last output:\n${printed}`,
-    });
+    await waitFor(
+      async () => {
+        printed = (await cli('status')).out;
+        return printed.includes(failedLine) ? true : undefined;
+      },
+      {
+        what: 'flotilla status to show the failed migration',
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        context: () => `last output:\n${printed}`,
+      },
+    );
     expect(printed).to.include(failedLine);
 
     // The controller dies with the migration incomplete; the registry accepts once the Secret is fixed; a new controller completes it.
