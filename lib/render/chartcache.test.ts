@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { ChartCache, accessParts, chartCacheKey, sha256Hex } from './chartcache.js';
+import { sha256Digest } from '../oci/digest.js';
+import { ChartCache, accessParts, chartCacheKey } from './chartcache.js';
 import type { FetchedChart } from './chartsource.js';
 
 const chart = (version: string, size: number): FetchedChart => ({
@@ -50,11 +51,11 @@ describe('the chart cache', () => {
   });
 
   it('keys differ by the index, the constraint, the credentials and the TLS settings, and not by how a list is split', () => {
-    const base = ['https://charts.example', 'web', '^1.0.0', sha256Hex('index-1')];
+    const base = ['https://charts.example', 'web', '^1.0.0', sha256Digest('index-1')];
     const key = (parts: string[], access = {}) => chartCacheKey('chart', [...parts, ...accessParts(access)]);
     const k = key(base, { username: 'u', password: 'p' });
     expect(key(base, { username: 'u', password: 'p' })).to.equal(k);
-    expect(key([...base.slice(0, 3), sha256Hex('index-2')], { username: 'u', password: 'p' }), 'a changed index').to.not.equal(k);
+    expect(key([...base.slice(0, 3), sha256Digest('index-2')], { username: 'u', password: 'p' }), 'a changed index').to.not.equal(k);
     expect(key([base[0] ?? '', 'web', '~1.0.0', base[3] ?? ''], { username: 'u', password: 'p' }), 'another constraint').to.not.equal(k);
     expect(key(base, { username: 'u', password: 'q' }), 'another password').to.not.equal(k);
     expect(key(base), 'no credentials').to.not.equal(key(base, { username: '', password: '' }));

@@ -97,11 +97,6 @@ export function accessParts(access: ChartAccess): string[] {
   ];
 }
 
-/** The sha256 of `bytes`, hex. */
-export function sha256Hex(bytes: Buffer | string): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
 /** A key of `kind` (`chart`, `dependencies`) over `parts`, each hashed with its length so that no two different lists give the same bytes. */
 export function chartCacheKey(kind: 'chart' | 'dependencies', parts: readonly string[]): string {
   const h = createHash('sha256').update(`${kind}\n`);

@@ -7,7 +7,8 @@ import { type BundleFile, parseYamlDocuments } from '../bundle/manifest.js';
 import { StallingError } from '../errors.js';
 import { type ChartAccess, type FetchSettings, classifyHelmFailure, download, writePrivate } from './chartsource.js';
 import { runBounded } from './exec.js';
-import { type CachedFiles, accessParts, chartCacheKey, sha256Hex } from './chartcache.js';
+import { type CachedFiles, accessParts, chartCacheKey } from './chartcache.js';
+import { sha256Digest } from '../oci/digest.js';
 
 /**
  * Chart dependencies at bundle build time (Fleet runs `helm dependency update` unless
@@ -93,7 +94,7 @@ async function prepareRepositories(
     });
     const index = await download(`${url}/index.yaml`, a, settings, `${what}: index.yaml of dependency repository ${url}`, 'repository');
     await writePrivate(join(env.HELM_REPOSITORY_CACHE, `${name}-index.yaml`), index.toString('utf8'));
-    indexes.push(url, sha256Hex(index), ...accessParts(a));
+    indexes.push(url, sha256Digest(index), ...accessParts(a));
   }
   await writePrivate(env.HELM_REPOSITORY_CONFIG, yaml.dump({ apiVersion: '', generated: '0001-01-01T00:00:00Z', repositories }));
   await writePrivate(env.HELM_REGISTRY_CONFIG, JSON.stringify({ auths }));
@@ -121,19 +122,20 @@ export async function buildDependencies(
   const home = await mkdtemp(join(tmpdir(), 'flotilla-deps-'));
   try {
     await chmod(home, 0o700);
-    const chart = join(home, 'chart');
-    await mkdir(chart);
-    await writeChart(chart, files);
     const { env, secrets, flags, indexes } = await prepareRepositories(home, deps, access, settings, what);
     // What helm dependency build reads (Chart.yaml, the lock, charts/) and the same indexes give the same
     // archives (chartcache.ts); templates and values do not count.
     const read = files.filter((f) => DEPENDENCY_INPUTS.has(f.path) || f.path.startsWith('charts/'));
     const key =
       settings.cache && deps.every((d) => !d.repository.startsWith('oci://'))
-        ? chartCacheKey('dependencies', [...read.flatMap((f) => [f.path, sha256Hex(f.content)]), '', ...indexes])
+        ? chartCacheKey('dependencies', [...read.flatMap((f) => [f.path, sha256Digest(f.content)]), '', ...indexes])
         : undefined;
     const kept = key ? settings.cache?.get<CachedFiles>(key) : undefined;
     if (kept) return [...kept.files];
+    // The chart is copied out for helm only when helm runs.
+    const chart = join(home, 'chart');
+    await mkdir(chart);
+    await writeChart(chart, files);
     try {
       await runBounded({
         purpose: `helm dependency build (${what})`,

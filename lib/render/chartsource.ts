@@ -10,7 +10,8 @@ import { parseYamlDocuments } from '../bundle/manifest.js';
 import { type FlotillaError, StallingError, TransientError } from '../errors.js';
 import { CommandError, redact, runBounded } from './exec.js';
 import { type ArchiveLimits, type ChartArchive, readChartArchive } from './untar.js';
-import { type ChartCache, accessParts, chartCacheKey, sha256Hex } from './chartcache.js';
+import { type ChartCache, accessParts, chartCacheKey } from './chartcache.js';
+import { sha256Digest } from '../oci/digest.js';
 import { RegistryClient } from '../oci/client.js';
 
 /**
@@ -118,7 +119,7 @@ export async function fetchChart(source: ChartSource, access: ChartAccess, setti
   const manifest = source.kind === 'oci' && settings.cache ? await ociChartDigest(source, access, settings) : undefined;
   const key =
     index && settings.cache && source.kind === 'repo'
-      ? chartCacheKey('chart', [source.repo, source.chart, source.version ?? '', sha256Hex(index), ...accessParts(access)])
+      ? chartCacheKey('chart', [source.repo, source.chart, source.version ?? '', sha256Digest(index), ...accessParts(access)])
       : manifest && source.kind === 'oci'
         ? chartCacheKey('chart', [source.reference, source.version ?? '', manifest, ...accessParts(access)])
         : undefined;
