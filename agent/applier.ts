@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Label, Reason } from '../lib/api/index.js';
 import { TransientError, WaitingError, messageOf } from '../lib/errors.js';
-import { KubeApiError, type KubeClient, type KubeObject } from '../lib/kube/client.js';
+import { KubeApiError, PARTIAL_OBJECT_METADATA, type KubeClient, type KubeObject } from '../lib/kube/client.js';
 import { AGENT_FIELD_MANAGER, NAMESPACE_FIELD_MANAGER, describeId, idOf, type EnsuredNamespace, type ObjectId } from './objects.js';
 
 /**
@@ -33,6 +33,15 @@ export const NAMESPACE_TRUST_MS = 10 * 60_000;
 
 function applyFailed(what: string, err: unknown): TransientError {
   return new TransientError(Reason.ApplyFailed, `${what}: ${messageOf(err)}`, { cause: err });
+}
+
+/** How an apply or its dry run answers. */
+export interface WriteOptions {
+  /**
+   * Ask for the stored object's metadata alone (PartialObjectMetadata), not its content: for a caller that
+   * needs only its resourceVersion, such as a write of a large ConfigMap whose readiness needs no status.
+   */
+  metadataOnly?: boolean;
 }
 
 /** Reads and writes objects in the downstream cluster. */
@@ -112,6 +121,20 @@ export class Applier {
     }
   }
 
+  /**
+   * The live object's metadata alone (see KubeClient.getMetadata), as an object of its own apiVersion and
+   * kind without content; undefined when it (or its kind) does not exist.
+   */
+  async getMetadata(id: ObjectId): Promise<KubeObject | undefined> {
+    try {
+      const meta = await this.client.getMetadata({ ...id });
+      return meta && { apiVersion: id.apiVersion, kind: id.kind, metadata: meta.metadata };
+    } catch (err) {
+      if (err instanceof WaitingError && err.reason === 'KindNotFound') return undefined;
+      throw applyFailed(`reading ${describeId(id)}`, err);
+    }
+  }
+
   private async applyPath(obj: KubeObject, manager: string, dryRun: boolean): Promise<string> {
     const path = await this.client.pathFor({ apiVersion: obj.apiVersion, kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name });
     return `${path}?fieldManager=${encodeURIComponent(manager)}&force=true${dryRun ? '&dryRun=All' : ''}`;
@@ -121,7 +144,7 @@ export class Applier {
    * Server-side apply dry run: the object as the API server would store it (defaults, normalisation,
    * admission). A rejection is ApplyFailed; a missing namespace or kind means "cannot verify yet".
    */
-  async dryRun(obj: KubeObject): Promise<DryRun> {
+  async dryRun(obj: KubeObject, options: WriteOptions = {}): Promise<DryRun> {
     const id = idOf(obj);
     let path: string;
     try {
@@ -131,7 +154,7 @@ export class Applier {
       throw applyFailed(`checking ${describeId(id)}`, err);
     }
     try {
-      return { verified: true, object: await this.client.raw<KubeObject>('PATCH', path, obj, 'application/apply-patch+yaml') };
+      return { verified: true, object: await this.patch(path, obj, options) };
     } catch (err) {
       if (this.namespaceMissing(err, id.namespace)) return { verified: false, why: `namespace ${id.namespace} does not exist yet` };
       throw applyFailed(`the API server rejects ${describeId(id)}`, err);
@@ -148,10 +171,17 @@ export class Applier {
     return true;
   }
 
-  /** Applies an object (server-side apply, forced); returns the object as stored. */
-  async apply(obj: KubeObject): Promise<KubeObject> {
+  /** The apply patch itself; with `metadataOnly` the answer is the object's metadata under its own apiVersion and kind. */
+  private async patch(path: string, obj: KubeObject, options: WriteOptions): Promise<KubeObject> {
+    if (!options.metadataOnly) return await this.client.raw<KubeObject>('PATCH', path, obj, 'application/apply-patch+yaml');
+    const meta = await this.client.raw<KubeObject>('PATCH', path, obj, 'application/apply-patch+yaml', PARTIAL_OBJECT_METADATA);
+    return { apiVersion: obj.apiVersion, kind: obj.kind, metadata: meta.metadata };
+  }
+
+  /** Applies an object (server-side apply, forced); returns the object as stored (see {@link WriteOptions}). */
+  async apply(obj: KubeObject, options: WriteOptions = {}): Promise<KubeObject> {
     try {
-      return await this.client.raw<KubeObject>('PATCH', await this.applyPath(obj, AGENT_FIELD_MANAGER, false), obj, 'application/apply-patch+yaml');
+      return await this.patch(await this.applyPath(obj, AGENT_FIELD_MANAGER, false), obj, options);
     } catch (err) {
       this.namespaceMissing(err, obj.metadata.namespace);
       throw applyFailed(`applying ${describeId(idOf(obj))}`, err);
@@ -159,10 +189,10 @@ export class Applier {
   }
 
   /** Deletes an object and re-creates it from `obj` (correctDrift.force, when apply is refused). */
-  async replace(obj: KubeObject): Promise<KubeObject> {
+  async replace(obj: KubeObject, options: WriteOptions = {}): Promise<KubeObject> {
     const id = idOf(obj);
     await this.deleteAndWait(id);
-    return await this.apply(obj);
+    return await this.apply(obj, options);
   }
 
   /** Deletes an object and waits until it is gone (finalizers may hold it for a while). */

@@ -95,8 +95,17 @@ describe('agent deploy: dry runs per deployment', () => {
     let version = 0;
     const key = (o: { kind: string; namespace?: string | undefined; name: string }) => `${o.kind}/${o.namespace}/${o.name}`;
     const stats = { dryRuns: 0, applies: 0 };
+    const reads = { whole: 0, metadata: 0 };
     const applier = {
-      get: async (id: { kind: string; namespace?: string; name: string }) => structuredClone(objects.get(key(id))),
+      get: async (id: { kind: string; namespace?: string; name: string }) => {
+        reads.whole += 1;
+        return structuredClone(objects.get(key(id)));
+      },
+      getMetadata: async (id: { apiVersion: string; kind: string; namespace?: string; name: string }) => {
+        reads.metadata += 1;
+        const o = objects.get(key(id));
+        return o && { apiVersion: id.apiVersion, kind: id.kind, metadata: structuredClone(o.metadata) };
+      },
       dryRun: async (obj: KubeObject) => {
         stats.dryRuns += 1;
         return { verified: true as const, object: structuredClone(obj) };
@@ -111,7 +120,7 @@ describe('agent deploy: dry runs per deployment', () => {
       waitEstablished: async () => undefined,
       resetDiscovery: () => undefined,
     };
-    return { applier: applier as unknown as Applier, stats, objects };
+    return { applier: applier as unknown as Applier, stats, objects, reads };
   }
 
   it('dry-runs a new object once: what it wrote needs no dry run at the next plan', async () => {
@@ -125,6 +134,40 @@ describe('agent deploy: dry runs per deployment', () => {
     const again = await planObjects(ctx, want);
     expect(again[0]?.drift.state).to.equal('unchanged');
     expect(stats.dryRuns, 'the next plan reads the object and trusts what was written').to.equal(1);
+  });
+
+  it('reads only the metadata of a ConfigMap it verified, and the whole object once its version changed', async () => {
+    const { applier, objects, reads } = memoryApplier();
+    const ctx = { applier, log: pino({ level: 'silent' }), verified: new VerifiedCache() };
+    await applyPlan(ctx, await planObjects(ctx, [desired({ k: 'v' })]), [], () => true, false);
+    expect(reads).to.deep.equal({ whole: 1, metadata: 0 });
+    const resync = await planObjects(ctx, [desired({ k: 'v' })]);
+    expect(resync[0]?.drift.state).to.equal('unchanged');
+    expect(resync[0]?.live?.metadata.resourceVersion).to.equal(objects.get('ConfigMap/a/c')?.metadata.resourceVersion);
+    expect(reads, 'the resync reads the metadata alone').to.deep.equal({ whole: 1, metadata: 1 });
+    const stored = objects.get('ConfigMap/a/c') as KubeObject;
+    objects.set('ConfigMap/a/c', { ...stored, metadata: { ...stored.metadata, resourceVersion: '99' }, data: { k: 'edited' } });
+    const drifted = await planObjects(ctx, [desired({ k: 'v' })]);
+    expect(drifted[0]?.drift.state).to.equal('modified');
+    expect(reads, 'another version: read whole to compare').to.deep.equal({ whole: 2, metadata: 2 });
+    objects.delete('ConfigMap/a/c');
+    expect((await planObjects(ctx, [desired({ k: 'v' })]))[0]?.drift.state).to.not.equal('unchanged');
+  });
+
+  it('reads a kind with a status whole at every plan, and a ConfigMap whole before it was verified', async () => {
+    const { applier, reads } = memoryApplier();
+    const ctx = { applier, log: pino({ level: 'silent' }), verified: new VerifiedCache() };
+    const deployment: DesiredObject = {
+      object: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'a' }, spec: { replicas: 1 } },
+      id: { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'a', name: 'web' },
+      namespaced: true,
+      served: true,
+    };
+    await applyPlan(ctx, await planObjects(ctx, [deployment]), [], () => true, false);
+    expect((await planObjects(ctx, [deployment]))[0]?.drift.state).to.equal('unchanged');
+    expect(reads, 'its readiness is in its status').to.deep.equal({ whole: 2, metadata: 0 });
+    await planObjects(ctx, [desired({ k: 'never applied' })]);
+    expect(reads).to.deep.equal({ whole: 3, metadata: 0 });
   });
 
   it('dry-runs again once the object changed on the server, or the content did', async () => {

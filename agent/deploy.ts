@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Annotation, Reason, type ComparePatch } from '../lib/api/index.js';
 import { TransientError } from '../lib/errors.js';
-import { canonicalJSON } from '../lib/util/json.js';
+import { hashCanonicalJSON } from '../lib/util/json.js';
 import { KubeApiError, type KubeObject } from '../lib/kube/client.js';
 import { mapLimit } from '../lib/util/concurrency.js';
 import type { Applier } from './applier.js';
@@ -98,18 +98,26 @@ export class VerifiedCache {
 
   /** The key of a desired object: its identity and a hash of its content (deployment-id aside) and comparePatches. */
   key(desired: DesiredObject, comparePatches: readonly ComparePatch[] | undefined): string {
-    const object = structuredClone(desired.object);
-    delete object.metadata.annotations?.[Annotation.DeploymentID];
-    const hash = createHash('sha256')
-      .update(canonicalJSON([object, comparePatches ?? []]))
-      .digest('hex');
-    return `${idKey(desired.id)}|${hash}`;
+    // Without copying the object (a bundle of large ConfigMaps would copy each at every resync): the
+    // annotation is left out of a shallow copy, and the canonical bytes go straight into the hash.
+    const { metadata } = desired.object;
+    const annotations = metadata.annotations && { ...metadata.annotations };
+    if (annotations) delete annotations[Annotation.DeploymentID];
+    const hash = createHash('sha256');
+    hashCanonicalJSON(hash, [{ ...desired.object, metadata: { ...metadata, annotations } }, comparePatches ?? []]);
+    return `${idKey(desired.id)}|${hash.digest('hex')}`;
   }
 
   /** True when `live` is the very version found equal to this desired content, recently enough. */
   has(key: string, live: KubeObject): boolean {
     const entry = this.entries.get(key);
     return entry !== undefined && entry.resourceVersion === live.metadata.resourceVersion && this.now() - entry.at < this.ttlMs;
+  }
+
+  /** True when a version of the object was found equal to this desired content recently enough to be trusted again. */
+  expects(key: string): boolean {
+    const entry = this.entries.get(key);
+    return entry !== undefined && this.now() - entry.at < this.ttlMs;
   }
 
   /**
@@ -161,11 +169,37 @@ interface ReadObject {
   known?: 'unchanged' | 'missing' | 'modified';
 }
 
+/**
+ * Kinds whose readiness and drift need nothing but their content and metadata (no status): while the
+ * verified cache trusts the version of such an object, its metadata alone tells whether it is still that
+ * version, so a resync of a bundle of large ConfigMaps does not read their content again.
+ */
+const WITHOUT_STATUS = new Set([
+  '/ConfigMap',
+  '/Secret',
+  '/ServiceAccount',
+  'rbac.authorization.k8s.io/Role',
+  'rbac.authorization.k8s.io/RoleBinding',
+  'rbac.authorization.k8s.io/ClusterRole',
+  'rbac.authorization.k8s.io/ClusterRoleBinding',
+]);
+
+function withoutStatus(id: { apiVersion: string; kind: string }): boolean {
+  const slash = id.apiVersion.lastIndexOf('/');
+  return WITHOUT_STATUS.has(`${slash < 0 ? '' : id.apiVersion.slice(0, slash)}/${id.kind}`);
+}
+
 async function readOne(ctx: DeployContext, desired: DesiredObject): Promise<ReadObject> {
-  const live = desired.served ? await ctx.applier.get(desired.id) : undefined;
   const key = ctx.verified?.key(desired, ctx.comparePatches);
+  if (!desired.served) return { desired, live: undefined, key };
+  if (key !== undefined && withoutStatus(desired.id) && ctx.verified?.expects(key)) {
+    const meta = await ctx.applier.getMetadata(desired.id);
+    if (!meta) return { desired, live: undefined, key, known: 'missing' };
+    if (ctx.verified.has(key, meta)) return { desired, live: meta, key, known: 'unchanged' };
+    // Another version: read whole, to compare.
+  }
+  const live = await ctx.applier.get(desired.id);
   const read = { desired, live, key };
-  if (!desired.served) return read;
   if (!live) return { ...read, known: 'missing' };
   if (key !== undefined && ctx.verified?.has(key, live)) return { ...read, known: 'unchanged' };
   if (key !== undefined && ctx.verified?.knows(objectOf(key), live)) return { ...read, known: 'modified' };
@@ -183,7 +217,11 @@ async function dryRunOne(ctx: DeployContext, read: ReadObject): Promise<PlannedO
   if (read.known === 'unchanged') return { ...desired, live, drift: { id: desired.id, state: 'unchanged' }, verified: true };
   let dry: Awaited<ReturnType<Applier['dryRun']>>;
   try {
-    dry = desired.served ? await ctx.applier.dryRun(candidateFor(desired.object, live)) : { verified: false as const, why: 'kind not served yet' };
+    // A missing object compares as missing whatever the dry run returns: of a kind without status, only its verdict is read.
+    const metadataOnly = !live && withoutStatus(desired.id);
+    dry = desired.served
+      ? await ctx.applier.dryRun(candidateFor(desired.object, live), { metadataOnly })
+      : { verified: false as const, why: 'kind not served yet' };
   } catch (err) {
     if (!(live && isImmutableRefusal(err))) throw err;
     if (!ctx.force) throw immutableChange(desired, err);
@@ -246,18 +284,21 @@ export function needsCorrection(p: PlannedObject): boolean {
 }
 
 async function writeOne(ctx: DeployContext, p: PlannedObject, force: boolean): Promise<KubeObject> {
+  // What is kept of a written object is its resourceVersion (the verified cache) and what readiness reads:
+  // for a kind without status, its metadata.
+  const options = { metadataOnly: withoutStatus(p.id) };
   if (p.recreate) {
     ctx.log.warn({ object: idKey(p.id) }, 'the change touches an immutable field; deleting and re-creating (force)');
-    return await ctx.applier.replace(p.object);
+    return await ctx.applier.replace(p.object, options);
   }
   try {
-    return await ctx.applier.apply(p.object);
+    return await ctx.applier.apply(p.object, options);
   } catch (err) {
     // An object planned without a dry run (see planObjects) meets an immutable field here, not in the plan.
     if (!force && p.live && isImmutableRefusal(err)) throw immutableChange(p, err);
     if (!force || !p.live) throw err;
     ctx.log.warn({ object: idKey(p.id), err: (err as Error).message }, 'apply refused; deleting and re-creating (correctDrift.force)');
-    return await ctx.applier.replace(p.object);
+    return await ctx.applier.replace(p.object, options);
   }
 }
 

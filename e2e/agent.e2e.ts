@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { API_VERSION, Annotation, Finalizer, Label, getCondition, type BundleDeployment, type Cluster } from '../lib/api/index.js';
-import { KubeClient, type KubeObject } from '../lib/kube/client.js';
+import { KubeClient, PARTIAL_OBJECT_METADATA, type KubeObject } from '../lib/kube/client.js';
 import { createLogger } from '../lib/log.js';
 import { RegistryClient, pushBundle } from '../lib/oci/index.js';
 import { Agent } from '../agent/agent.js';
@@ -451,6 +451,18 @@ describe('agent (e2e)', function () {
     });
 
     it('reports a manual edit and a deletion downstream as drift, and reverts both with correctDrift', async () => {
+      // A resync reads a verified ConfigMap's metadata alone (agent/deploy.ts): the API server answers so.
+      const meta = await d(0).kube.getMetadata(cmRef('a'));
+      expect(meta?.kind, 'metadata alone').to.equal('PartialObjectMetadata');
+      expect(meta).to.not.have.property('data');
+      const whole = await d(0).kube.get<KubeObject & { data?: Record<string, string> }>(cmRef('a'));
+      expect(meta?.metadata.resourceVersion).to.equal(whole?.metadata.resourceVersion);
+      // ... and so does a server-side apply (here a dry run) of a ConfigMap, as the agent writes one.
+      const path = `${await d(0).kube.pathFor(cmRef('a'))}?fieldManager=e2e-probe&dryRun=All`;
+      const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', namespace: APP }, data: whole?.data };
+      const dry = await d(0).kube.raw<KubeObject>('PATCH', path, body, 'application/apply-patch+yaml', PARTIAL_OBJECT_METADATA);
+      expect(dry.kind).to.equal('PartialObjectMetadata');
+      expect(dry).to.not.have.property('data');
       await d(0).kube.mergePatch(cmRef('a'), { data: { v: 'edited' } });
       await d(0).kube.delete(cmRef('b'));
       const bd = await waitBD(0, 'web', 'drift reported', (b) => (b.status?.modifiedStatus?.length ?? 0) === 2);

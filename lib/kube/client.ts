@@ -96,6 +96,9 @@ function groupPath(apiVersion: string): string {
 /** Longest wait before a request to an unreachable API server is tried again (the work queue's backoff cap for it). */
 export const API_SERVER_RETRY_MS = 10_000;
 
+/** The media type that asks the API server for an object's metadata alone (with JSON as the fallback it must not use). */
+export const PARTIAL_OBJECT_METADATA = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
+
 /** A REST client for one cluster. */
 export class KubeClient {
   readonly server: string;
@@ -169,8 +172,8 @@ export class KubeClient {
   }
 
   /** Sends a request; returns the parsed JSON body, or throws a translated error. */
-  async raw<T>(method: Dispatcher.HttpMethod, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
-    const headers: Record<string, string | string[]> = { accept: 'application/json', ...(await this.authHeaders()) };
+  async raw<T>(method: Dispatcher.HttpMethod, path: string, body?: unknown, contentType = 'application/json', accept = 'application/json'): Promise<T> {
+    const headers: Record<string, string | string[]> = { accept, ...(await this.authHeaders()) };
     let payload: string | undefined;
     if (body !== undefined) {
       headers['content-type'] = contentType;
@@ -258,6 +261,20 @@ export class KubeClient {
   async get<T extends KubeObject>(ref: ObjectRef & { name: string }): Promise<T | undefined> {
     try {
       return await this.raw<T>('GET', await this.pathFor(ref));
+    } catch (err) {
+      if (err instanceof KubeApiError && err.statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Reads an object's metadata only (the API server's PartialObjectMetadata: names, labels, annotations,
+   * resourceVersion, no content): what tells whether an object changed, without moving its content.
+   * undefined when it does not exist. The answer carries `apiVersion: meta.k8s.io/v1`, `kind: PartialObjectMetadata`.
+   */
+  async getMetadata(ref: ObjectRef & { name: string }): Promise<KubeObject | undefined> {
+    try {
+      return await this.raw<KubeObject>('GET', await this.pathFor(ref), undefined, undefined, PARTIAL_OBJECT_METADATA);
     } catch (err) {
       if (err instanceof KubeApiError && err.statusCode === 404) return undefined;
       throw err;

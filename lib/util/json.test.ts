@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { canonicalJSON, isPlainObject, jsonEqual, mergePatchBetween, mergePatchForKeys, parseJSONObject, setOwn } from './json.js';
+import { createHash } from 'node:crypto';
+import { canonicalJSON, hashCanonicalJSON, isPlainObject, jsonEqual, mergePatchBetween, mergePatchForKeys, parseJSONObject, setOwn } from './json.js';
 
 /** An object with an own `__proto__` key, as JSON.parse makes it. */
 const withProtoKey = (value: unknown): Record<string, unknown> => JSON.parse(`{"__proto__": ${JSON.stringify(value)}}`) as Record<string, unknown>;
@@ -76,6 +77,39 @@ describe('canonicalJSON', () => {
 
   it('gives equal values equal bytes', () => {
     expect(canonicalJSON({ x: [1, { b: 2, a: 1 }], y: 'é' })).to.equal(canonicalJSON({ y: 'é', x: [1, { a: 1, b: 2 }] }));
+  });
+});
+
+describe('hashCanonicalJSON', () => {
+  /** What the sink was fed, piece by piece. */
+  const fed = (value: unknown) => {
+    const pieces: string[] = [];
+    hashCanonicalJSON({ update: (d: string) => pieces.push(d) }, value);
+    return pieces;
+  };
+  const big = 'x'.repeat(200_000);
+  const values: [string, unknown][] = [
+    ['a nested object', { b: 1, a: { d: [{ z: 1, y: 2 }], c: null, u: undefined }, s: 'ä\n"', '😀': [undefined, true] }],
+    ['a scalar', 'just a string'],
+    ['undefined', undefined],
+    ['an empty object and array', { a: {}, b: [] }],
+    ['a large ConfigMap', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'big' }, data: { a: big, b: 'small', c: big } }],
+    ['many small keys', Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`key-${i}`, i]))],
+  ];
+  for (const [name, value] of values) {
+    it(`feeds the bytes of canonicalJSON: ${name}`, () => {
+      expect(fed(value).join('')).to.equal(canonicalJSON(value));
+      const h = createHash('sha256');
+      hashCanonicalJSON(h, value);
+      expect(h.digest('hex')).to.equal(createHash('sha256').update(canonicalJSON(value)).digest('hex'));
+    });
+  }
+
+  it('feeds a small object in one piece and a large one in pieces of at most 64 KiB beside its large strings', () => {
+    expect(fed({ b: 1, a: 2 })).to.have.length(1);
+    const pieces = fed({ data: { a: big, b: 'small' }, many: Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`key-${i}`, i])) });
+    expect(pieces.length).to.be.greaterThan(3);
+    expect(pieces.filter((p) => p.length > 65_536).map((p) => p.length)).to.deep.equal([200_002]);
   });
 });
 

@@ -69,6 +69,58 @@ export function canonicalJSON(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
+/** Where {@link hashCanonicalJSON} writes: a hash, or anything with the same `update`. */
+export interface HashSink {
+  update(data: string): unknown;
+}
+
+/**
+ * Feeds `sink` the very bytes of {@link canonicalJSON}(value) without building that string: for hashing a
+ * large object (a 1 MiB ConfigMap) without holding a second and third copy of it. Small pieces are joined
+ * into chunks of up to 64 KiB before each update, so a small object costs one update, as before.
+ */
+export function hashCanonicalJSON(sink: HashSink, value: unknown): void {
+  let pending = '';
+  const write = (piece: string) => {
+    if (pending.length + piece.length > 65_536) {
+      if (pending) sink.update(pending);
+      pending = '';
+      if (piece.length > 65_536) {
+        sink.update(piece);
+        return;
+      }
+    }
+    pending += piece;
+  };
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) {
+      write('[');
+      v.forEach((item, i) => {
+        if (i > 0) write(',');
+        if (item === undefined) write('null');
+        else walk(item);
+      });
+      write(']');
+      return;
+    }
+    if (typeof v === 'object' && v !== null) {
+      const entries = Object.entries(v)
+        .filter(([, x]) => x !== undefined)
+        .sort(([a], [b]) => compareCodeUnits(a, b));
+      write('{');
+      entries.forEach(([k, x], i) => {
+        write(`${i > 0 ? ',' : ''}${JSON.stringify(k)}:`);
+        walk(x);
+      });
+      write('}');
+      return;
+    }
+    write(JSON.stringify(v) ?? 'null');
+  };
+  walk(value);
+  if (pending) sink.update(pending);
+}
+
 /**
  * The JSON merge patch (RFC 7386) that turns `from` into `to`, or undefined when they are equal
  * ({@link jsonEqual}). Objects are diffed key by key; a key `from` has and `to` lacks (or sets to
