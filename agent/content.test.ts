@@ -164,4 +164,23 @@ describe('agent content: one registry client for many pulls', () => {
     expect(requests.filter((r) => r.includes('/manifests/'))).to.deep.equal([`GET /v2/ws/five/manifests/${digest}`]);
     await Promise.all([again.close(), third.close()]);
   });
+
+  it('keeps in memory what fits its bound on bytes, least recently used out first, and reads the rest from its blob cache', async () => {
+    const text = (c: string) => `kind: ConfigMap # ${c.repeat(100)}\n`;
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((x) => deployment(`bound-${x}`, text(x))));
+    const size = Buffer.byteLength(text('a'));
+    const loader = new ContentLoader({ upstream: undefined as unknown as KubeClient, clusterNamespace: 'c', cacheDir: dir, memoryBytes: 2 * size });
+    for (const bd of [a, b, c]) await loader.load(bd as BundleDeployment);
+    expect(loader.inMemory).to.deep.equal({ entries: 2, bytes: 2 * size });
+    requests.length = 0;
+    const first = await loader.load(a as BundleDeployment);
+    expect(first.files.map((f) => f.content.toString())).to.deep.equal([text('a')]);
+    expect(requests, 'read from the blob cache, not the registry').to.deep.equal([]);
+    expect(loader.inMemory).to.deep.equal({ entries: 2, bytes: 2 * size });
+    expect((await loader.load(a as BundleDeployment)).files, 'now held in memory: the same files').to.equal(first.files);
+    const small = new ContentLoader({ upstream: undefined as unknown as KubeClient, clusterNamespace: 'c', cacheDir: dir, memoryBytes: size - 1 });
+    expect((await small.load(c as BundleDeployment)).files).to.have.length(1);
+    expect(small.inMemory, 'a bundle larger than the bound is not kept').to.deep.equal({ entries: 0, bytes: 0 });
+    await Promise.all([loader.close(), small.close()]);
+  });
 });

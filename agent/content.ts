@@ -27,7 +27,7 @@ import { decryptPulled, trustFingerprint, verifyArtifactSignature } from './veri
  * Obtaining a BundleDeployment's files: inline `spec.resources` (etcd mode) or the OCI artifact pinned by
  * `spec.oci` (OCI mode), pulled with lib/oci, which verifies the manifest digest and every blob before
  * returning anything; blobs are cached on disk by digest, so unchanged files are never downloaded again.
- * Pulled bundles are also kept in memory by manifest digest (a few), and the pinned manifests in the blob
+ * Pulled bundles are also kept in memory by manifest digest (up to 32 and 32 MiB), and the pinned manifests in the blob
  * cache beside their layers, so that a periodic resync of an unchanged bundle needs no registry at all. The
  * registry clients are kept between pulls (see {@link ContentLoader.clientFor}).
  *
@@ -40,6 +40,9 @@ import { decryptPulled, trustFingerprint, verifyArtifactSignature } from './veri
  * The blob cache is pruned with {@link ContentLoader.pruneCache}: blobs of artifacts no BundleDeployment
  * references any more are removed, so the cache holds what the cluster runs, not every version it ran.
  */
+
+/** Default bound on the bytes of pulled bundles a {@link ContentLoader} keeps in memory. */
+export const DEFAULT_MEMORY_BYTES = 32 * 1024 * 1024;
 
 /** Options of a {@link ContentLoader}. */
 export interface ContentLoaderOptions {
@@ -56,6 +59,11 @@ export interface ContentLoaderOptions {
   pullRetries?: number;
   /** Pulled bundles kept in memory; default 32. */
   memoryEntries?: number;
+  /**
+   * Bytes of pulled bundles kept in memory; default 32 MiB. A bundle left out is read again from the blob
+   * cache on disk at its next reconcile (no registry request), so large bundles do not pin their bytes.
+   */
+  memoryBytes?: number;
   /** Counts pulls by outcome, bytes pulled and blob cache hits and misses. */
   metrics?: Pick<AgentMetrics, 'artifactPulls' | 'registryEvent'>;
   /** Registry mirrors of this cluster (agent/mirrors.ts) and the downstream client that reads their bootstrap Secrets. */
@@ -77,7 +85,8 @@ export type PruneResult =
 
 /** Loads bundle content (see the module comment). */
 export class ContentLoader {
-  private readonly memory = new Map<string, BundleFile[]>();
+  private readonly memory = new Map<string, { files: BundleFile[]; bytes: number }>();
+  private memoryBytes = 0;
   /** Blob digests of every artifact pulled (or found in memory) by this process, by manifest digest. */
   private readonly blobsOf = new Map<string, string[]>();
   private pulls = 0;
@@ -119,14 +128,25 @@ export class ContentLoader {
   }
 
   private remember(digest: string, files: BundleFile[]): void {
+    const old = this.memory.get(digest);
+    if (old) this.memoryBytes -= old.bytes;
     this.memory.delete(digest);
-    this.memory.set(digest, files);
+    const bytes = files.reduce((n, f) => n + f.content.length, 0);
+    const maxBytes = this.options.memoryBytes ?? DEFAULT_MEMORY_BYTES;
+    if (bytes > maxBytes) return;
+    this.memory.set(digest, { files, bytes });
+    this.memoryBytes += bytes;
     const max = this.options.memoryEntries ?? 32;
-    while (this.memory.size > max) {
-      const oldest = this.memory.keys().next().value;
-      if (oldest === undefined) break;
-      this.memory.delete(oldest);
+    for (const [key, entry] of this.memory) {
+      if (this.memory.size <= max && this.memoryBytes <= maxBytes) break;
+      this.memory.delete(key);
+      this.memoryBytes -= entry.bytes;
     }
+  }
+
+  /** Bundles held in memory, and their bytes (tests). */
+  get inMemory(): { entries: number; bytes: number } {
+    return { entries: this.memory.size, bytes: this.memoryBytes };
   }
 
   /**
@@ -143,7 +163,11 @@ export class ContentLoader {
     for (const digest of [...this.blobsOf.keys()]) {
       if (!wanted.has(digest)) {
         this.blobsOf.delete(digest);
-        for (const k of [...this.memory.keys()]) if (k.startsWith(digest)) this.memory.delete(k);
+        for (const [k, entry] of [...this.memory]) {
+          if (!k.startsWith(digest)) continue;
+          this.memory.delete(k);
+          this.memoryBytes -= entry.bytes;
+        }
       }
     }
     // The manifests too: pulls keep them in the blob cache by digest.
@@ -166,9 +190,9 @@ export class ContentLoader {
     const cached = this.memory.get(memoryKey);
     const metrics = this.options.metrics;
     if (cached) {
-      this.remember(memoryKey, cached);
+      this.remember(memoryKey, cached.files);
       metrics?.artifactPulls.inc({ outcome: 'cached' });
-      return cached;
+      return cached.files;
     }
     while (this.pruning) await this.pruning;
     this.pulls++;
