@@ -2,8 +2,11 @@ import { expect } from 'chai';
 import type { GitRepo } from '../lib/api/index.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
 import { encodeSecretData } from '../lib/kube/secret.js';
-import type { ChartSource } from '../lib/render/chartsource.js';
-import { chartAccessOf } from './charts.js';
+import { ChartScope, type ChartSource } from '../lib/render/chartsource.js';
+import type { ChartFetcher } from '../lib/render/remotecharts.js';
+import type { LoadedBundle } from '../lib/bundle/index.js';
+import { parseFleetYaml } from '../lib/api/fleetyaml.js';
+import { chartAccessOf, withCommitCharts } from './charts.js';
 
 /** A `get` serving the given Secrets of namespace ws. */
 function secrets(byName: Record<string, Record<string, string>>): Pick<KubeClient, 'get'> {
@@ -48,5 +51,28 @@ describe("the GitRepo's chart credentials", () => {
     const err = await chartAccessOf(kube, repo({ helmSecretNameForPaths: 'missing' })).catch((e: unknown) => e);
     expect((err as { reason?: string }).reason).to.equal('SecretNotFound');
     expect((err as Error).message).to.include('Secret ws/missing (helmSecretNameForPaths) does not exist');
+  });
+});
+
+describe("a commit's remote charts", () => {
+  it('are fetched with one scope for the whole commit, so each repository index is read once per commit', async () => {
+    const scopes: unknown[] = [];
+    const fetch: ChartFetcher = async (_source, _access, _what, scope) => {
+      scopes.push(scope);
+      return { name: 'web', version: '1.0.0', files: [{ path: 'Chart.yaml', content: Buffer.from('apiVersion: v2\nname: web\nversion: 1.0.0\n') }] };
+    };
+    const bundle = (name: string): LoadedBundle => ({
+      name,
+      dir: name,
+      fleetYaml: parseFleetYaml('helm:\n  repo: https://charts.example\n  chart: web\n', `${name}/fleet.yaml`),
+      files: [],
+    });
+    const commit = async () => await withCommitCharts(secrets({}), repo({}), [bundle('one'), bundle('two')], {}, fetch);
+    await commit();
+    expect(scopes).to.have.length(2);
+    expect(scopes[0]).to.be.instanceOf(ChartScope);
+    expect(scopes[1], 'the same scope for both bundles').to.equal(scopes[0]);
+    await commit();
+    expect(scopes[2], 'a new scope for the next commit').to.not.equal(scopes[0]);
   });
 });

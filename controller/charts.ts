@@ -2,7 +2,7 @@ import { API_VERSION, Reason, type GitRepo } from '../lib/api/index.js';
 import type { BundleLimits, LoadedBundle } from '../lib/bundle/index.js';
 import { StallingError } from '../lib/errors.js';
 import type { KubeClient, KubeObject } from '../lib/kube/client.js';
-import type { ChartAccess, ChartSource } from '../lib/render/chartsource.js';
+import { ChartScope, type ChartAccess, type ChartSource } from '../lib/render/chartsource.js';
 import {
   type AccessResolver,
   type ChartFetcher,
@@ -108,8 +108,10 @@ export async function withCommitCharts(
     return (await resolver)(source, bundleDir);
   };
   const out: LoadedBundle[] = [];
+  // One download of each repository's index for the whole commit, however many bundles name it.
+  const scope = new ChartScope();
   for (const bundle of bundles) {
-    const got = await withRemoteCharts(bundle, access, fetch, limits, build);
+    const got = await withRemoteCharts(bundle, access, fetch, limits, build, scope);
     out.push(got.bundle);
     charts.set(bundle.name, got.charts);
   }

@@ -97,8 +97,8 @@ export function accessParts(access: ChartAccess): string[] {
   ];
 }
 
-/** A key of `kind` (`chart`, `dependencies`) over `parts`, each hashed with its length so that no two different lists give the same bytes. */
-export function chartCacheKey(kind: 'chart' | 'dependencies', parts: readonly string[]): string {
+/** A key of `kind` (`chart`, `dependencies`, `index`) over `parts`, each hashed with its length so that no two different lists give the same bytes. */
+export function chartCacheKey(kind: 'chart' | 'dependencies' | 'index', parts: readonly string[]): string {
   const h = createHash('sha256').update(`${kind}\n`);
   for (const part of parts) h.update(`${Buffer.byteLength(part)}:`).update(part);
   return `${kind}:${h.digest('hex')}`;

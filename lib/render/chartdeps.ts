@@ -5,7 +5,7 @@ import yaml from 'js-yaml';
 import { Reason } from '../api/constants.js';
 import { type BundleFile, parseYamlDocuments } from '../bundle/manifest.js';
 import { StallingError } from '../errors.js';
-import { type ChartAccess, type FetchSettings, classifyHelmFailure, download, writePrivate } from './chartsource.js';
+import { type ChartAccess, type FetchSettings, classifyHelmFailure, repositoryIndex, writePrivate } from './chartsource.js';
 import { runBounded } from './exec.js';
 import { type CachedFiles, accessParts, chartCacheKey } from './chartcache.js';
 import { sha256Digest } from '../oci/digest.js';
@@ -92,7 +92,7 @@ async function prepareRepositories(
       insecure_skip_tls_verify: a.insecureSkipTLSVerify ?? false,
       pass_credentials_all: false,
     });
-    const index = await download(`${url}/index.yaml`, a, settings, `${what}: index.yaml of dependency repository ${url}`, 'repository');
+    const index = await repositoryIndex(url.replace(/\/+$/, ''), a, settings, `${what}: index.yaml of dependency repository ${url}`);
     await writePrivate(join(env.HELM_REPOSITORY_CACHE, `${name}-index.yaml`), index.toString('utf8'));
     indexes.push(url, sha256Digest(index), ...accessParts(a));
   }

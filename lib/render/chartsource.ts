@@ -52,6 +52,39 @@ export interface FetchSettings {
   limits: ArchiveLimits;
   /** Charts of Helm repositories pulled before, used again while the index is unchanged (lib/render/chartcache.ts). */
   cache?: ChartCache | undefined;
+  /** The fetches of one commit (see {@link ChartScope}); none: every index is downloaded where it is needed. */
+  scope?: ChartScope | undefined;
+}
+
+/**
+ * What the chart fetches of one commit share: each Helm repository's index.yaml is downloaded once per
+ * commit (and credentials), however many of its bundles and dependencies name the repository, so every
+ * bundle of the commit resolves its version against the same index. Made per commit, never kept longer:
+ * the next commit reads the index again (a constraint may resolve to a release published since).
+ */
+export class ChartScope {
+  private readonly indexes = new Map<string, Promise<Buffer>>();
+  /** Index downloads this scope made (the rest were shared). */
+  downloads = 0;
+
+  /** The index of repository `repo` (no trailing slash) read with `access`: downloaded by the first asker, shared with the rest. */
+  async index(repo: string, access: ChartAccess, settings: FetchSettings, what: string): Promise<Buffer> {
+    const key = chartCacheKey('index', [repo, ...accessParts(access)]);
+    let pending = this.indexes.get(key);
+    if (!pending) {
+      this.downloads += 1;
+      pending = download(`${repo}/index.yaml`, access, settings, what, 'repository');
+      this.indexes.set(key, pending);
+      // A failed download is not shared: the next asker tries again, and its error names its own bundle.
+      pending.catch(() => this.indexes.delete(key));
+    }
+    return await pending;
+  }
+}
+
+/** The index.yaml of Helm repository `repo` (no trailing slash): through `settings.scope` when there is one. */
+export async function repositoryIndex(repo: string, access: ChartAccess, settings: FetchSettings, what: string): Promise<Buffer> {
+  return settings.scope ? await settings.scope.index(repo, access, settings, what) : await download(`${repo}/index.yaml`, access, settings, what, 'repository');
 }
 
 /** A fetched chart. */
@@ -112,9 +145,7 @@ export async function fetchChart(source: ChartSource, access: ChartAccess, setti
   const secrets = [access.password ?? ''].filter((s) => s.length > 0);
   // A repository's index is read at every fetch: a constraint may resolve to a release published since.
   const index =
-    source.kind === 'repo'
-      ? await download(`${source.repo}/index.yaml`, access, settings, `${what}: ${shown}: index.yaml of ${redact(source.repo)}`, 'repository')
-      : undefined;
+    source.kind === 'repo' ? await repositoryIndex(source.repo, access, settings, `${what}: ${shown}: index.yaml of ${redact(source.repo)}`) : undefined;
   // An oci:// chart at an exact version is the manifest its tag names now.
   const manifest = source.kind === 'oci' && settings.cache ? await ociChartDigest(source, access, settings) : undefined;
   const key =

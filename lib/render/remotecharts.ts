@@ -9,7 +9,17 @@ import type { BundleFile } from '../bundle/manifest.js';
 import { mergeOptions } from '../bundle/target.js';
 import { fleetYamlOptions, validateBundle } from '../bundle/validate.js';
 import { StallingError } from '../errors.js';
-import { type ChartAccess, type ChartSource, type FetchedChart, chartFolderOf, chartSourceOf, describeSource, fetchChart, sourceURL } from './chartsource.js';
+import {
+  type ChartAccess,
+  type ChartScope,
+  type ChartSource,
+  type FetchedChart,
+  chartFolderOf,
+  chartSourceOf,
+  describeSource,
+  fetchChart,
+  sourceURL,
+} from './chartsource.js';
 import { buildDependencies, missingDependencies, type RemoteDependency } from './chartdeps.js';
 import type { ChartCache } from './chartcache.js';
 import { DEFAULT_RENDER_LIMITS, engineOf, renderToolsFromEnv } from './index.js';
@@ -35,7 +45,7 @@ import { DEFAULT_RENDER_LIMITS, engineOf, renderToolsFromEnv } from './index.js'
 export type ChartStatus = NonNullable<BundleStatus['charts']>[number];
 
 /** Fetches charts (injectable for tests). */
-export type ChartFetcher = (source: ChartSource, access: ChartAccess, what: string) => Promise<FetchedChart>;
+export type ChartFetcher = (source: ChartSource, access: ChartAccess, what: string, scope?: ChartScope) => Promise<FetchedChart>;
 
 /** Fetches a chart's dependencies: the archives to add, paths relative to the chart folder (injectable for tests). */
 export type DependencyBuilder = (
@@ -43,6 +53,7 @@ export type DependencyBuilder = (
   deps: readonly RemoteDependency[],
   access: (url: string) => ChartAccess,
   what: string,
+  scope?: ChartScope,
 ) => Promise<BundleFile[]>;
 
 /** Credentials for a source of the bundle in folder `bundleDir` (repository-relative), read when first needed. */
@@ -146,13 +157,13 @@ function fetchSettings(limits: Partial<BundleLimits>) {
 /** The default fetcher: the real helm (FLOTILLA_HELM or PATH) within the bundle limits; with `cache`, charts of Helm repositories are kept between fetches (chartcache.ts). */
 export function defaultChartFetcher(limits: Partial<BundleLimits>, cache?: ChartCache): ChartFetcher {
   const settings = { ...fetchSettings(limits), cache };
-  return (source, access, what) => fetchChart(source, access, settings, what);
+  return (source, access, what, scope) => fetchChart(source, access, { ...settings, scope }, what);
 }
 
 /** The default dependency builder: `helm dependency build` (lib/render/chartdeps.ts) within the bundle limits; with `cache`, as for {@link defaultChartFetcher}. */
 export function defaultDependencyBuilder(limits: Partial<BundleLimits>, cache?: ChartCache): DependencyBuilder {
   const settings = { ...fetchSettings(limits), cache };
-  return (files, deps, access, what) => buildDependencies(files, deps, access, settings, what);
+  return (files, deps, access, what, scope) => buildDependencies(files, deps, access, { ...settings, scope }, what);
 }
 
 interface Variant {
@@ -196,6 +207,7 @@ async function dependencyFiles(
   bundleDir: string,
   build: DependencyBuilder,
   what: string,
+  scope: ChartScope | undefined,
 ): Promise<BundleFile[]> {
   const out: BundleFile[] = [];
   const done = new Set<string>();
@@ -210,7 +222,7 @@ async function dependencyFiles(
     const byURL = new Map<string, ChartAccess>();
     const variantAccess = forVariant(access, v.helm, bundleDir);
     for (const d of deps) byURL.set(d.repository, await variantAccess(dependencySource(d.repository)));
-    const added = await build(chartFiles, deps, (url) => byURL.get(url) ?? {}, `${what}: chart ${dir || '.'}`);
+    const added = await build(chartFiles, deps, (url) => byURL.get(url) ?? {}, `${what}: chart ${dir || '.'}`, scope);
     for (const f of added) out.push({ path: `${prefix}${f.path}`, content: f.content });
   }
   return out;
@@ -232,6 +244,7 @@ export async function withRemoteCharts(
   fetch: ChartFetcher,
   limits: Partial<BundleLimits> = {},
   build?: DependencyBuilder,
+  scope?: ChartScope,
 ): Promise<{ bundle: LoadedBundle; charts: ChartStatus[] }> {
   const fleetYamlName = bundle.dir === '.' ? 'fleet.yaml' : `${bundle.dir}/fleet.yaml`;
   const what = `bundle ${bundle.name} (${fleetYamlName})`;
@@ -248,7 +261,7 @@ export async function withRemoteCharts(
     const key = JSON.stringify(source);
     let got = fetched.get(key);
     if (!got) {
-      const chart = await fetch(source, await forVariant(access, v.helm, bundle.dir)(source), what);
+      const chart = await fetch(source, await forVariant(access, v.helm, bundle.dir)(source), what, scope);
       let folder = chartFolderOf(source);
       for (let n = 2; folders.has(folder); n++) folder = `${chartFolderOf(source)}-${n}`;
       folders.add(folder);
@@ -264,7 +277,7 @@ export async function withRemoteCharts(
     }
   }
   const fetchedFiles = [...bundle.files, ...added];
-  const deps = build ? await dependencyFiles(fetchedFiles, fy, access, bundle.dir, build, what) : [];
+  const deps = build ? await dependencyFiles(fetchedFiles, fy, access, bundle.dir, build, what, scope) : [];
   if (added.length === 0 && deps.length === 0) return { bundle, charts: [] };
   const files = [...fetchedFiles, ...deps].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   checkLimits(files, { ...DEFAULT_BUNDLE_LIMITS, ...limits }, what);
