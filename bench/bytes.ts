@@ -7,7 +7,8 @@ import { W, applyGitRepo, bundleDeploymentsOf, deleteGitRepo, waitDeployed, type
 import { API_VERSION } from '../lib/api/index.js';
 import { waitFor } from '../stack/net.js';
 import { REAL_LABEL, type RealFleet } from './lib/realfleet.js';
-import { median } from './lib/stats.js';
+import { fmtBytes, median } from './lib/stats.js';
+import { resetPeakRss, type FlotillaProcess } from './lib/procs.js';
 import { blobFile, parseAccessLog, readTap, settledLength, tallyTap, trafficByAgent, type TappedEvent } from './lib/traffic.js';
 
 /**
@@ -17,6 +18,24 @@ import { blobFile, parseAccessLog, readTap, settledLength, tallyTap, trafficByAg
  * log, and the growth of each agent's blob cache. A single-layer design (Fleet's Content object, Flux's
  * tarball) moves the whole bundle for any change: that figure is shown next to ours.
  */
+
+/** Covers one resync of every agent (their default interval is 30 s). */
+const RESYNC_WINDOW_MS = 35_000;
+
+/** Per process, the largest rise of its RSS over the lowest RSS before it, sampled every 100 ms for `ms`. */
+async function largestRise(procs: readonly FlotillaProcess[], ms: number): Promise<number[]> {
+  const low = procs.map(() => Number.POSITIVE_INFINITY);
+  const rise = procs.map(() => 0);
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    procs.forEach((p, i) => {
+      const rss = p.rss() ?? 0;
+      low[i] = Math.min(low[i] ?? rss, rss);
+      rise[i] = Math.max(rise[i] ?? 0, rss - (low[i] ?? rss));
+    });
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return rise;
+}
 
 /** Figures of one one-file change. */
 export interface ChangeFigures {
@@ -43,6 +62,12 @@ export interface BytesResult {
   initial: { controllerBlobBytes: number; agentBlobBytes: number[] };
   changes: ChangeFigures[];
   median: { changedFileBytes: number; controllerTotal: number; agentTotal: number };
+  /**
+   * Peak RSS growth of each agent process, bytes: while it deployed the bundle (VmHWM over its RSS just
+   * before), and in one 30 s resync of it afterwards (drift and readiness checks of the 100 objects: the
+   * largest rise of its RSS, sampled every 100 ms, over the lowest RSS before it).
+   */
+  agentPeakRssGrowth: { deploy: number[]; resync: number[] };
   /** The same changes with `spec.encryption` on: blobs moved per change, to compare with the plain run's. */
   encrypted?: LayerCounts & { plain: LayerCounts };
 }
@@ -188,6 +213,13 @@ async function bytesRun(
   await s.git.createRepo(repo);
   let commit = await s.git.commit(repo, { ...files, 'big/fleet.yaml': 'defaultNamespace: bench-bytes\n' }, 'a 100-file bundle');
   const m0 = await mark(s, fleet);
+  const procs = fleet.agents.map((a) => a.proc);
+  const peakSince = () => {
+    const base = procs.map((p) => p.rss() ?? 0);
+    for (const p of procs) resetPeakRss(p.pid);
+    return () => procs.map((p, i) => Math.max(0, (p.peakRss() ?? 0) - (base[i] ?? 0)));
+  };
+  const deployPeak = peakSince();
   await applyGitRepo(s, {
     name: repo,
     repo,
@@ -198,7 +230,17 @@ async function bytesRun(
   if (encrypt) await encryptRepo(s, repo, fleet.agents.length);
   await waitDeployed(s.up, repo, commit, fleet.agents.length);
   const first = await measureChange(s, fleet, m0, bundleBytes, Date.now() - m0.t);
+  const deploy = deployPeak();
   say(`bytes${encrypt ? ' (encrypted)' : ''}: first deployment of ${o.files} files / ${bundleBytes} bytes done`);
+  // One resync of the deployed bundle (the agents' default interval is 30 s): the largest rise of each agent's
+  // RSS over a low point before it, sampled, since the deployment's memory is still being given back in the
+  // window (the render worker retires after 60 s idle), which a peak over the RSS at its start would hide.
+  // The encrypted run, reported for its layer counts only, skips it.
+  let resync: number[] = [];
+  if (!encrypt) {
+    resync = await largestRise(procs, RESYNC_WINDOW_MS);
+    say(`bytes: agents' peak RSS growth: deploying ${deploy.map(fmtBytes).join(' / ')}, one resync ${resync.map(fmtBytes).join(' / ')}`);
+  }
   const changes: ChangeFigures[] = [];
   const paths = Object.keys(files);
   for (let r = 0; r < o.rounds; r++) {
@@ -219,6 +261,7 @@ async function bytesRun(
     bundleBytes,
     bundleGzipBytes: gzippedSize(files),
     initial: { controllerBlobBytes: first.controllerBlobBytes, agentBlobBytes: first.agents.map((a) => a.blobBytes) },
+    agentPeakRssGrowth: { deploy, resync },
     changes,
     median: {
       changedFileBytes: median(changes.map((c) => c.changedFileBytes)),

@@ -1,5 +1,5 @@
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -15,6 +15,7 @@ import { costlyToRender, hostileCorpus, type HostileInput } from '../e2e/support
 import { W, applyGitRepo, waitDeployed, type BenchStack } from './lib/fleet.js';
 import { REAL_LABEL, type RealFleet } from './lib/realfleet.js';
 import { fmtBytes, fmtMs, median } from './lib/stats.js';
+import { resetPeakRss } from './lib/procs.js';
 
 /**
  * Hostile content (issue 13). Two parts:
@@ -56,16 +57,6 @@ function vm(field: 'VmHWM' | 'VmRSS', pid: number | 'self' = 'self'): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-/** Resets the peak RSS (VmHWM) of a process to its current RSS; false where the kernel refuses. */
-function resetPeak(pid: number | 'self' = 'self'): boolean {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** A CRD-like bundle (as large charts ship): `count` files of about 2.5 MB, schemas about 45 levels deep. */
 export function crdBundle(count: number): BundleFile[] {
   const schema = (depth: number): Record<string, unknown> => {
@@ -101,7 +92,7 @@ export function crdBundle(count: number): BundleFile[] {
 /** Runs `work`, measuring time, peak RSS growth of this process and the longest event-loop stall. */
 async function measure(input: string, path: HostileRow['path'], work: () => Promise<unknown>): Promise<HostileRow> {
   const base = vm('VmRSS');
-  resetPeak();
+  resetPeakRss();
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   const started = performance.now();
@@ -214,7 +205,7 @@ async function onFleet(
   say(`hostile: good GitRepo alone: ${alone.map(fmtMs).join(', ')}`);
   const procs = [fleet.controller, ...fleet.agents.map((a) => a.proc)];
   const base = new Map(procs.map((p) => [p.name, p.rss() ?? 0]));
-  for (const p of procs) resetPeak(p.pid);
+  for (const p of procs) resetPeakRss(p.pid);
   const corpus = [...hostileCorpus('app'), costlyToRender()];
   const withHostile: number[] = [];
   for (let i = 0; i < rounds * corpus.length; i++) {

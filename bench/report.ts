@@ -36,6 +36,11 @@ function bytesReport(r: BytesResult): string {
     table(['change', 'file changed', 'controller up (events)', ...agents, 'registry log: up / agents down', 'cache growth', 'commit->Ready'], rows).trimEnd(),
     `median per change: changed file ${fmtBytes(r.median.changedFileBytes)}; controller uploads ${fmtBytes(r.median.controllerTotal)}; each agent downloads ${fmtBytes(r.median.agentTotal)}` +
       ` (manifest included); a single-layer design moves the whole bundle: ${fmtBytes(r.bundleBytes)} raw, ${fmtBytes(r.bundleGzipBytes)} gzipped, each way`,
+    ...(r.agentPeakRssGrowth
+      ? [
+          `agents' peak RSS growth with this bundle: deploying it ${r.agentPeakRssGrowth.deploy.map(fmtBytes).join(' / ')}; one resync of it ${r.agentPeakRssGrowth.resync.map(fmtBytes).join(' / ')}`,
+        ]
+      : []),
     ...(r.encrypted
       ? [
           `with spec.encryption (AES-GCM-SIV): median blobs per change ${r.encrypted.controllerBlobsUploaded} up / ${r.encrypted.agentBlobsDownloaded} down per agent;` +
