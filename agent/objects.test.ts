@@ -141,10 +141,16 @@ describe('agent objects', () => {
     ];
     for (const c of cases) it(c.name, () => c.check(prepare([c.input])[0] as DesiredObject));
 
-    it('does not change the rendered input', () => {
-      const input = obj('v1', 'ConfigMap', 'c');
-      prepare([input]);
-      expect(input.metadata).to.deep.equal({ name: 'c' });
+    it('does not change the rendered input (the render cache keeps it for the next reconcile)', () => {
+      const input = obj('v1', 'ConfigMap', 'c', undefined, { data: { k: 'v' }, status: { x: 1 } });
+      input.metadata = { ...input.metadata, uid: 'u', labels: { app: 'x' }, annotations: { a: 'b' }, managedFields: [{ manager: 'm' }] };
+      const before = structuredClone(input);
+      const [out] = prepare([input, obj('rbac.authorization.k8s.io/v1', 'ClusterRole', 'r', 'oops')]);
+      expect(input).to.deep.equal(before);
+      expect(out?.object.metadata).to.not.have.property('uid');
+      expect(out?.object.metadata).to.not.have.property('managedFields');
+      expect(out?.object.metadata.labels).to.include({ app: 'x', [Label.BundleID]: 'bd-1' });
+      expect(out?.object).to.deep.include({ data: { k: 'v' } });
     });
 
     it("accepts a custom resource whose CRD is in the same bundle, with the CRD's scope", () => {

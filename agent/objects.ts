@@ -98,6 +98,7 @@ export interface PrepareContext {
 
 /** A desired object, ready to apply, and whether its kind is known to the cluster now. */
 export interface DesiredObject {
+  /** Shares its content (all but the top level and metadata) with the rendered object: copy before changing it. */
   object: KubeObject;
   id: ObjectId;
   namespaced: boolean;
@@ -125,8 +126,10 @@ export function prepareObjects(rendered: readonly RenderedObject[], ctx: Prepare
       missingObjects.push(`${source.kind} ${source.metadata.namespace ? `${source.metadata.namespace}/` : ''}${source.metadata.name}`);
       continue;
     }
-    const object = structuredClone(source) as unknown as KubeObject;
-    delete object.status;
+    // A shallow copy: the content below the top level and metadata stays shared with the render cache (never
+    // changed in place), so a resync of a large bundle does not copy it again.
+    const { status: _status, ...top } = source as unknown as KubeObject & { status?: unknown };
+    const object = { ...top, metadata: { ...source.metadata } } as KubeObject;
     for (const field of SERVER_METADATA) delete object.metadata[field];
     if (!namespaced) delete object.metadata.namespace;
     else if (!object.metadata.namespace) object.metadata.namespace = ctx.fallbackNamespace ?? FALLBACK_NAMESPACE;
