@@ -67,13 +67,13 @@ export class ChartScope {
   /** Index downloads this scope made (the rest were shared). */
   downloads = 0;
 
-  /** The index of repository `repo` (no trailing slash) read with `access`: downloaded by the first asker, shared with the rest. */
-  async index(repo: string, access: ChartAccess, settings: FetchSettings, what: string): Promise<Buffer> {
+  /** The index of repository `repo` read with `access`: downloaded (`get`) by the first asker, shared with the rest. */
+  async index(repo: string, access: ChartAccess, get: () => Promise<Buffer>): Promise<Buffer> {
     const key = chartCacheKey('index', [repo, ...accessParts(access)]);
     let pending = this.indexes.get(key);
     if (!pending) {
       this.downloads += 1;
-      pending = download(`${repo}/index.yaml`, access, settings, what, 'repository');
+      pending = get();
       this.indexes.set(key, pending);
       // A failed download is not shared: the next asker tries again, and its error names its own bundle.
       pending.catch(() => this.indexes.delete(key));
@@ -84,7 +84,8 @@ export class ChartScope {
 
 /** The index.yaml of Helm repository `repo` (no trailing slash): through `settings.scope` when there is one. */
 export async function repositoryIndex(repo: string, access: ChartAccess, settings: FetchSettings, what: string): Promise<Buffer> {
-  return settings.scope ? await settings.scope.index(repo, access, settings, what) : await download(`${repo}/index.yaml`, access, settings, what, 'repository');
+  const get = () => download(`${repo}/index.yaml`, access, settings, what, 'repository');
+  return settings.scope ? await settings.scope.index(repo, access, get) : await get();
 }
 
 /** A fetched chart. */

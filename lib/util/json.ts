@@ -59,14 +59,9 @@ function compareCodeUnits(a: string, b: string): number {
  * registries already hold (artifact config and manifest, options hash): never change the output.
  */
 export function canonicalJSON(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJSON(v))).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.entries(value)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => compareCodeUnits(a, b));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJSON(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
+  const pieces: string[] = [];
+  hashCanonicalJSON({ update: (piece) => pieces.push(piece) }, value);
+  return pieces.join('');
 }
 
 /** Where {@link hashCanonicalJSON} writes: a hash, or anything with the same `update`. */
@@ -75,8 +70,8 @@ export interface HashSink {
 }
 
 /**
- * Feeds `sink` the very bytes of {@link canonicalJSON}(value) without building that string: for hashing a
- * large object (a 1 MiB ConfigMap) without holding a second and third copy of it. Small pieces are joined
+ * Feeds `sink` the bytes of {@link canonicalJSON}(value) (which is this, joined) without building that
+ * string: for hashing a large object (a 1 MiB ConfigMap) without holding a second and third copy of it. Small pieces are joined
  * into chunks of up to 64 KiB before each update, so a small object costs one update, as before.
  */
 export function hashCanonicalJSON(sink: HashSink, value: unknown): void {
