@@ -46,7 +46,9 @@ export const ControllerConfigSchema = z.strictObject({
     .int()
     .min(0)
     .default(32)
-    .describe('MiB of remote Helm charts kept between commits while their repository index is unchanged (0: pull at every commit).'),
+    .describe(
+      'MiB of remote Helm charts kept between commits while their repository index is unchanged, with the indexes and chart downloads kept for a conditional GET (0: pull and download at every commit).',
+    ),
   agentTokenTtl: durationMs('24h').describe('Lifetime of agent credentials issued at registration.'),
   maxBundleBytesInEtcd: z.coerce.number().int().default(1_000_000).describe('Above this, a bundle cannot be stored inline (etcd mode).'),
   maxBundleFiles: z.coerce

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,8 @@ import { createCA, issueCert } from './tls.js';
  * run) with basic auth, serving the files of one folder, i.e. the `index.yaml` and chart `.tgz` files that
  * the real `helm package` and `helm repo index` write there ({@link publishChart}). Every request is
  * recorded (method, path, status), so tests can see what the controller fetched and that agents fetched
- * nothing.
+ * nothing. Files carry an `ETag` and a `Last-Modified`, and a conditional GET that still matches is answered
+ * `304 Not Modified`, as by the static web servers and object stores that host most Helm repositories.
  */
 
 const run = promisify(execFile);
@@ -59,9 +60,9 @@ export async function startHelmRepo(options: { dir?: string } = {}): Promise<Hel
   const log: HelmRepoRequest[] = [];
   const server: Server = createServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const answer = (status: number, body: Buffer | string, type = 'text/plain') => {
+    const answer = (status: number, body: Buffer | string, type = 'text/plain', validators: Record<string, string> = {}) => {
       log.push({ method: req.method ?? 'GET', path, status });
-      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...validators });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     if (!authorized(req.headers.authorization, expected)) {
@@ -75,8 +76,22 @@ export async function startHelmRepo(options: { dir?: string } = {}): Promise<Hel
       answer(404, 'not found\n');
       return;
     }
-    readFile(file).then(
-      (body) => answer(200, body, file.endsWith('.yaml') ? 'application/x-yaml' : 'application/gzip'),
+    // Validators as a static web server gives them (an ETag of the content, the file's Last-Modified), and
+    // 304 Not Modified for a conditional GET that still matches (If-None-Match first, as RFC 9110 says).
+    Promise.all([readFile(file), stat(file)]).then(
+      ([body, info]) => {
+        const etag = `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`;
+        const lastModified = new Date(Math.floor(info.mtimeMs / 1000) * 1000).toUTCString();
+        const ifNoneMatch = req.headers['if-none-match'];
+        const ifModifiedSince = req.headers['if-modified-since'];
+        const fresh =
+          ifNoneMatch !== undefined
+            ? ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)
+            : ifModifiedSince !== undefined && Date.parse(ifModifiedSince) >= Date.parse(lastModified);
+        const validators = { etag, 'last-modified': lastModified };
+        if (fresh) answer(304, '', undefined, validators);
+        else answer(200, body, file.endsWith('.yaml') ? 'application/x-yaml' : 'application/gzip', validators);
+      },
       () => answer(404, 'not found\n'),
     );
   });

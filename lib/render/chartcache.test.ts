@@ -10,12 +10,11 @@ const chart = (version: string, size: number): FetchedChart => ({
 });
 
 describe('the chart cache', () => {
-  it('gives back what it keeps, and counts hits and misses', () => {
+  it('gives back what it keeps', () => {
     const cache = new ChartCache(1000);
     cache.set('a', chart('1.0.0', 10));
     expect(cache.get<FetchedChart>('a')?.version).to.equal('1.0.0');
     expect(cache.get('b')).to.equal(undefined);
-    expect({ hits: cache.hits, misses: cache.misses }).to.deep.equal({ hits: 1, misses: 1 });
   });
 
   it('reports each lookup and the bytes it keeps to its observer', () => {

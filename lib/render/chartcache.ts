@@ -13,12 +13,16 @@ export interface CachedFiles {
  * newer release. For a chart of an HTTP(S) Helm repository the resolution depends only on the constraint
  * and the repository's index.yaml: with the same index bytes, `helm pull` picks the same version and
  * downloads the same archive, and `helm dependency build` the same dependency archives. So the index is
- * still fetched at every commit (that is how a new release is seen), and when it is byte for byte the one
+ * still read at every commit (that is how a new release is seen), and when it is byte for byte the one
  * a chart was pulled against, under the same constraint (for dependencies: the same chart files) and the
  * same credentials, what was pulled then is used again: no helm process and no archive download.
  * An `oci://` chart at an exact version is kept by the digest of the manifest its tag names (one `HEAD` per
  * commit instead of a helm process); one at a range of versions, and dependencies from `oci://` registries,
  * are pulled every time (helm resolves them against the registry's tags).
+ *
+ * Downloads (an index.yaml, a chart given as a plain `https://…/x.tgz` URL) that the server answered with an
+ * `ETag` or a `Last-Modified` are kept too, with those validators: the next commit asks for them again with
+ * `If-None-Match` / `If-Modified-Since`, and a `304 Not Modified` answer (no body) stands for the bytes kept.
  *
  * The key holds a hash of the credentials and TLS settings, so a chart pulled with one GitRepo's Secret is
  * never handed to a GitRepo whose credentials differ (each must first be allowed to read the index with its
@@ -27,10 +31,6 @@ export interface CachedFiles {
 export class ChartCache {
   private readonly entries = new Map<string, { value: CachedFiles; bytes: number }>();
   private bytes = 0;
-  /** Lookups that found an entry, and those that did not. */
-  hits = 0;
-  misses = 0;
-
   constructor(
     private readonly maxBytes = DEFAULT_CHART_CACHE_BYTES,
     private readonly observer?: ChartCacheObserver,
@@ -40,11 +40,19 @@ export class ChartCache {
   get<T extends CachedFiles>(key: string): T | undefined {
     const entry = this.entries.get(key);
     this.observer?.lookup(entry !== undefined);
-    if (!entry) {
-      this.misses += 1;
-      return undefined;
-    }
-    this.hits += 1;
+    if (!entry) return undefined;
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    return entry.value as T;
+  }
+
+  /**
+   * What is kept under `key`, if anything, as {@link get} but not counted as a lookup: for entries that are
+   * the means of a fetch rather than its result (a download kept for a conditional GET).
+   */
+  peek<T extends CachedFiles>(key: string): T | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
     this.entries.delete(key);
     this.entries.set(key, entry);
     return entry.value as T;
@@ -97,8 +105,11 @@ export function accessParts(access: ChartAccess): string[] {
   ];
 }
 
-/** A key of `kind` (`chart`, `dependencies`, `index`) over `parts`, each hashed with its length so that no two different lists give the same bytes. */
-export function chartCacheKey(kind: 'chart' | 'dependencies' | 'index', parts: readonly string[]): string {
+/**
+ * A key of `kind` (`chart`, `dependencies`, `index`, `download`) over `parts`, each hashed with its length so
+ * that no two different lists give the same bytes.
+ */
+export function chartCacheKey(kind: 'chart' | 'dependencies' | 'index' | 'download', parts: readonly string[]): string {
   const h = createHash('sha256').update(`${kind}\n`);
   for (const part of parts) h.update(`${Buffer.byteLength(part)}:`).update(part);
   return `${kind}:${h.digest('hex')}`;

@@ -10,7 +10,7 @@ import { parseYamlDocuments } from '../bundle/manifest.js';
 import { type FlotillaError, StallingError, TransientError } from '../errors.js';
 import { CommandError, redact, runBounded } from './exec.js';
 import { type ArchiveLimits, type ChartArchive, readChartArchive } from './untar.js';
-import { type ChartCache, accessParts, chartCacheKey } from './chartcache.js';
+import { type CachedFiles, type ChartCache, accessParts, chartCacheKey } from './chartcache.js';
 import { sha256Digest } from '../oci/digest.js';
 import { RegistryClient } from '../oci/client.js';
 
@@ -64,15 +64,12 @@ export interface FetchSettings {
  */
 export class ChartScope {
   private readonly indexes = new Map<string, Promise<Buffer>>();
-  /** Index downloads this scope made (the rest were shared). */
-  downloads = 0;
 
   /** The index of repository `repo` read with `access`: downloaded (`get`) by the first asker, shared with the rest. */
   async index(repo: string, access: ChartAccess, get: () => Promise<Buffer>): Promise<Buffer> {
     const key = chartCacheKey('index', [repo, ...accessParts(access)]);
     let pending = this.indexes.get(key);
     if (!pending) {
-      this.downloads += 1;
       pending = get();
       this.indexes.set(key, pending);
       // A failed download is not shared: the next asker tries again, and its error names its own bundle.
@@ -317,7 +314,23 @@ export function classifyHelmFailure(err: unknown, what: string): FlotillaError |
   return new TransientError(Reason.ChartRepositoryUnreachable, `${quoted}; the chart repository could not be reached: retried at the next poll`);
 }
 
-/** Downloads a chart archive or a repository index over HTTP(S) with the given access, within the limits. */
+/** A download kept in the chart cache for a conditional GET: its bytes (one file) and the server's validators. */
+interface KeptDownload extends CachedFiles {
+  etag?: string;
+  lastModified?: string;
+}
+
+/** One value of a response header (undici gives an array for a repeated one). */
+function headerValue(value: string | string[] | undefined): string | undefined {
+  const one = Array.isArray(value) ? value[0] : value;
+  return one && one.length <= 1024 ? one : undefined;
+}
+
+/**
+ * Downloads a chart archive or a repository index over HTTP(S) with the given access, within the limits.
+ * With a chart cache, a download the server gave an `ETag` or `Last-Modified` is kept with them, and asked
+ * for again conditionally: `304 Not Modified` returns the kept bytes (see {@link ChartCache}).
+ */
 export async function download(
   url: string,
   access: ChartAccess,
@@ -332,6 +345,11 @@ export async function download(
   });
   const headers: Record<string, string> =
     access.username !== undefined ? { authorization: `Basic ${Buffer.from(`${access.username}:${access.password ?? ''}`).toString('base64')}` } : {};
+  const key = settings.cache ? chartCacheKey('download', [url, ...accessParts(access)]) : undefined;
+  const kept = key ? settings.cache?.peek<KeptDownload>(key) : undefined;
+  const keptBytes = kept?.files[0]?.content;
+  if (keptBytes && kept?.etag) headers['if-none-match'] = kept.etag;
+  if (keptBytes && kept?.lastModified) headers['if-modified-since'] = kept.lastModified;
   try {
     const res = await request(url, { dispatcher: agent, headers, signal: AbortSignal.timeout(settings.timeoutMs) }).catch((err: unknown) => {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
@@ -349,6 +367,10 @@ export async function download(
       await res.body.dump();
       throw new StallingError(Reason.ChartNotFound, `${what}: not found (404); fix helm.${field === 'chart' ? 'chart' : 'repo'} in fleet.yaml`);
     }
+    if (res.statusCode === 304 && keptBytes) {
+      await res.body.dump();
+      return keptBytes;
+    }
     if (res.statusCode !== 200) {
       await res.body.dump();
       throw new TransientError(Reason.ChartRepositoryUnreachable, `${what}: answered ${res.statusCode}; retried at the next poll`);
@@ -363,7 +385,14 @@ export async function download(
       }
       chunks.push(chunk as Buffer);
     }
-    return Buffer.concat(chunks);
+    const body = Buffer.concat(chunks);
+    const etag = headerValue(res.headers.etag);
+    const lastModified = headerValue(res.headers['last-modified']);
+    if (key && (etag || lastModified)) {
+      const entry: KeptDownload = { files: [{ path: 'download', content: body }], ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) };
+      settings.cache?.set(key, entry);
+    }
+    return body;
   } finally {
     await agent.close();
   }
