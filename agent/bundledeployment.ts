@@ -110,6 +110,8 @@ export interface DeploymentObserver {
   pruned(count: number): void;
   /** Objects found modified or missing by the drift check of a BundleDeployment that was in sync until then. */
   driftDetected(count: number): void;
+  /** One object read to plan a new deployment (`deploying`) or to check an applied one for drift. */
+  read(deploying: boolean): void;
 }
 
 type BD = BundleDeployment & KubeObject;
@@ -363,6 +365,7 @@ export class BundleDeploymentReconciler {
       comparePatches: run.bd.spec.options?.diff?.comparePatches,
       verified: this.verified,
       force: forceOf(run.bd),
+      onRead: () => this.o.observer?.read(run.deploying),
     };
   }
 

@@ -136,9 +136,13 @@ describe('agent deploy: dry runs per deployment', () => {
     expect(stats.dryRuns, 'the next plan reads the object and trusts what was written').to.equal(1);
   });
 
-  it('reads only the metadata of a ConfigMap it verified, and the whole object once its version changed', async () => {
+  it('reads only the metadata of a ConfigMap it verified, and the whole object once its version changed; reports each read', async () => {
     const { applier, objects, reads } = memoryApplier();
-    const ctx = { applier, log: pino({ level: 'silent' }), verified: new VerifiedCache() };
+    let told = 0;
+    const onRead = () => {
+      told += 1;
+    };
+    const ctx = { applier, log: pino({ level: 'silent' }), verified: new VerifiedCache(), onRead };
     await applyPlan(ctx, await planObjects(ctx, [desired({ k: 'v' })]), [], () => true, false);
     expect(reads).to.deep.equal({ whole: 1, metadata: 0 });
     const resync = await planObjects(ctx, [desired({ k: 'v' })]);
@@ -150,6 +154,7 @@ describe('agent deploy: dry runs per deployment', () => {
     const drifted = await planObjects(ctx, [desired({ k: 'v' })]);
     expect(drifted[0]?.drift.state).to.equal('modified');
     expect(reads, 'another version: read whole to compare').to.deep.equal({ whole: 2, metadata: 2 });
+    expect(told, 'every read is reported (the metrics count them)').to.equal(4);
     objects.delete('ConfigMap/a/c');
     expect((await planObjects(ctx, [desired({ k: 'v' })]))[0]?.drift.state).to.not.equal('unchanged');
   });

@@ -54,6 +54,8 @@ export interface DeployContext {
    * `helm.force`, and `correctDrift.force`); otherwise such a refusal fails the plan and nothing is applied.
    */
   force?: boolean;
+  /** Called at each read of a desired object to plan it (a GET, or a GET of its metadata alone). */
+  onRead?: () => void;
 }
 
 /**
@@ -193,11 +195,13 @@ async function readOne(ctx: DeployContext, desired: DesiredObject): Promise<Read
   const key = ctx.verified?.key(desired, ctx.comparePatches);
   if (!desired.served) return { desired, live: undefined, key };
   if (key !== undefined && withoutStatus(desired.id) && ctx.verified?.expects(key)) {
+    ctx.onRead?.();
     const meta = await ctx.applier.getMetadata(desired.id);
     if (!meta) return { desired, live: undefined, key, known: 'missing' };
     if (ctx.verified.has(key, meta)) return { desired, live: meta, key, known: 'unchanged' };
     // Another version: read whole, to compare.
   }
+  ctx.onRead?.();
   const live = await ctx.applier.get(desired.id);
   const read = { desired, live, key };
   if (!live) return { ...read, known: 'missing' };

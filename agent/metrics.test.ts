@@ -28,6 +28,7 @@ describe('agent metrics', () => {
       flotilla_blob_cache_hits_total: 'counter',
       flotilla_blob_cache_misses_total: 'counter',
       flotilla_objects_applied_total: 'counter',
+      flotilla_objects_read_total: 'counter',
       flotilla_objects_pruned_total: 'counter',
       flotilla_drift_detected_objects_total: 'counter',
       flotilla_drift_corrected_objects_total: 'counter',
@@ -37,13 +38,18 @@ describe('agent metrics', () => {
     expect(namingProblems(page)).to.deep.equal([]);
   });
 
-  it('counts objects applied, drift corrections among them, pruned objects and drift found', async () => {
+  it('counts objects applied, drift corrections among them, pruned objects, drift found and objects read by purpose', async () => {
     const m = createAgentMetrics({ defaultMetrics: false });
     m.deployments.applied(3, false);
     m.deployments.applied(2, true);
     m.deployments.pruned(4);
     m.deployments.driftDetected(2);
+    m.deployments.read(true);
+    m.deployments.read(false);
+    m.deployments.read(false);
     const page = await scrape(m);
+    expect(sampleSum(page, 'flotilla_objects_read_total', { purpose: 'deploy' })).to.equal(1);
+    expect(sampleSum(page, 'flotilla_objects_read_total', { purpose: 'drift-check' })).to.equal(2);
     expect(sampleSum(page, 'flotilla_objects_applied_total')).to.equal(5);
     expect(sampleSum(page, 'flotilla_drift_corrected_objects_total')).to.equal(2);
     expect(sampleSum(page, 'flotilla_objects_pruned_total')).to.equal(4);

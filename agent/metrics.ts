@@ -38,6 +38,7 @@ export interface AgentMetrics extends ReconcileMetrics {
   blobCacheHits: Counter;
   blobCacheMisses: Counter;
   objectsApplied: Counter;
+  objectsRead: Counter<'purpose'>;
   objectsPruned: Counter;
   driftDetected: Counter;
   driftCorrected: Counter;
@@ -71,6 +72,11 @@ export function createAgentMetrics(options: RegistryOptions = {}): AgentMetrics 
     blobCacheHits: c('flotilla_blob_cache_hits_total', 'Blobs read from the on-disk blob cache instead of the registry.'),
     blobCacheMisses: c('flotilla_blob_cache_misses_total', 'Blobs not in the on-disk blob cache, downloaded from the registry.'),
     objectsApplied: c('flotilla_objects_applied_total', 'Objects written downstream by deploys and drift corrections.'),
+    objectsRead: c(
+      'flotilla_objects_read_total',
+      'Objects read downstream to plan what to write, by purpose: deploy (a new deployment) or drift-check (an applied one, at each resync).',
+      ['purpose'],
+    ),
     objectsPruned: c('flotilla_objects_pruned_total', 'Objects deleted downstream: they left their bundle, or their BundleDeployment is gone.'),
     driftDetected: c(
       'flotilla_drift_detected_objects_total',
@@ -98,6 +104,9 @@ export function createAgentMetrics(options: RegistryOptions = {}): AgentMetrics 
       },
       driftDetected(count) {
         m.driftDetected.inc(count);
+      },
+      read(deploying) {
+        m.objectsRead.inc({ purpose: deploying ? 'deploy' : 'drift-check' });
       },
     },
     registryEvent(event) {

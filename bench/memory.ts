@@ -27,6 +27,8 @@ import {
 } from './lib/fleet.js';
 import { PeakSampler, cpuOfParts, pidsMatching, type FlotillaProcess } from './lib/procs.js';
 import { median } from './lib/stats.js';
+import { parseExposition, sampleSum } from '../lib/ops/exposition.js';
+import { request } from 'undici';
 
 /**
  * Memory: peak RSS (VmHWM) of the controller process and of agent processes while a fleet of N bundles
@@ -53,6 +55,11 @@ export interface MemoryResult {
   cpuSeconds: Record<string, number>;
   /** The most frequent requests each API server received during the rollout. */
   apiRequests: { upstream: { request: string; count: number }[]; downstream: { request: string; count: number }[] };
+  /**
+   * What the agents did to the downstream objects during the rollout (their /metrics): objects read to plan
+   * a new deployment, read by drift checks (every `--resync`), and applied. Each bundle holds one object.
+   */
+  objects: ObjectCounts;
   /** Progress every ~10 s: seconds since the commit, Bundles, BundleDeployments, Ready ones. */
   timeline: { s: number; bundles: number; bundleDeployments: number; ready: number }[];
   /** A later commit that changes one bundle: until Ready everywhere, and what it cost (see oneBundleChange). */
@@ -63,8 +70,40 @@ export interface MemoryResult {
     upstreamWrites: { request: string; count: number }[];
     /** CPU-seconds of each part of the fleet from the commit to Ready (the benchmark's GET of the GitRepo every 250 ms included). */
     cpuSeconds: Record<string, number>;
+    /** What the agents did to downstream objects from the commit to Ready (one object changed). */
+    objects: ObjectCounts;
   };
   agents: { peakRssBytes: number[]; maxPeakRssBytes: number; medianPeakRssBytes: number; medianRssAfterBytes: number; medianIdleRssBytes: number };
+}
+
+/** Downstream objects the agents read and applied (their counters `flotilla_objects_read_total` and `flotilla_objects_applied_total`). */
+export interface ObjectCounts {
+  /** Read to plan a new deployment (`purpose="deploy"`). */
+  deployReads: number;
+  /** Read by drift checks of applied deployments (`purpose="drift-check"`). */
+  driftReads: number;
+  applied: number;
+}
+
+/** The agents' object counters now, summed over the agents (scraped from /metrics on each one's probe port). */
+async function agentObjectCounts(agents: readonly FlotillaProcess[]): Promise<ObjectCounts> {
+  const pages = await Promise.all(
+    agents.map(async (a) => {
+      const res = await request(`http://127.0.0.1:${a.probePort}/metrics`);
+      return parseExposition(await res.body.text());
+    }),
+  );
+  const sum = (name: string, labels: Record<string, string> = {}) => pages.reduce((n, p) => n + sampleSum(p, name, labels), 0);
+  return {
+    deployReads: sum('flotilla_objects_read_total', { purpose: 'deploy' }),
+    driftReads: sum('flotilla_objects_read_total', { purpose: 'drift-check' }),
+    applied: sum('flotilla_objects_applied_total'),
+  };
+}
+
+/** `b - a`, counter by counter. */
+function objectDelta(a: ObjectCounts, b: ObjectCounts): ObjectCounts {
+  return { deployReads: b.deployReads - a.deployReads, driftReads: b.driftReads - a.driftReads, applied: b.applied - a.applied };
 }
 
 /**
@@ -132,10 +171,12 @@ async function oneBundleChange(
   expected: number,
   counts: () => Promise<Record<string, number>[]>,
   cpu: () => Record<string, number>,
+  objects: () => Promise<ObjectCounts>,
 ): Promise<MemoryResult['change']> {
   const registryLog = () => readFile(s.registry.logFile, 'utf8').catch(() => '');
   const mark = (await registryLog()).length;
   const req0 = await counts();
+  const obj0 = await objects();
   const cpu0 = cpu();
   const t0 = Date.now();
   const commit = await s.git.commit(repo, { 'b-0000/cm.yaml': configMapOfSize('cm-b-0000', 1024) }, 'one bundle changed');
@@ -157,6 +198,7 @@ async function oneBundleChange(
   const readyMs = Date.now() - t0;
   const cpu1 = cpu();
   const req1 = await counts();
+  const obj1 = await objects();
   // The registry logs a request after answering it: a second for the last lines to land.
   await sleep(1000);
   const registry = parseAccessLog((await registryLog()).slice(mark));
@@ -174,6 +216,7 @@ async function oneBundleChange(
     registryByKind: Object.fromEntries([...byKind].sort((a, b) => b[1] - a[1])),
     upstreamWrites: writes,
     cpuSeconds: Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, Math.round((v - (cpu0[k] ?? 0)) * 10) / 10])),
+    objects: objectDelta(obj0, obj1),
   };
 }
 
@@ -232,6 +275,8 @@ export async function benchMemory(
     const planeDirs = [join(dir, 'mem-upstream'), join(dir, 'mem-downstream')] as const;
     const counts = () => Promise.all(planes.map((p, i) => apiRequestCounts(planeDirs[i] ?? '', p.server)));
     const req0 = await counts();
+    const agentProcs = procs.slice(1);
+    const obj0 = await agentObjectCounts(agentProcs);
     const t0 = Date.now();
     await applyGitRepo(ms, {
       name: repo,
@@ -244,12 +289,21 @@ export async function benchMemory(
     const rolloutMs = Date.now() - t0;
     const cpu1 = cpuOfParts(parts, BENCH_PROCESS);
     const req1 = await counts();
+    const obj1 = await agentObjectCounts(agentProcs);
     const cpuSpent = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, Math.round((v - (cpu0[k] ?? 0)) * 10) / 10]));
     const steadyMs = o.steadyMs ?? 40_000;
     await sleep(steadyMs);
     const peaks = sampler.result();
     say('memory: one more commit, changing one bundle of the repository');
-    const change = await oneBundleChange(s, ms.up, repo, o.bundles * Math.min(o.targets, o.clusters), counts, () => cpuOfParts(parts, BENCH_PROCESS));
+    const change = await oneBundleChange(
+      s,
+      ms.up,
+      repo,
+      o.bundles * Math.min(o.targets, o.clusters),
+      counts,
+      () => cpuOfParts(parts, BENCH_PROCESS),
+      () => agentObjectCounts(agentProcs),
+    );
     const agentPeaks = procs.slice(1).map((p) => peaks[p.name] ?? Number.NaN);
     return {
       bundles: o.bundles,
@@ -260,6 +314,7 @@ export async function benchMemory(
       steadyMs,
       cpuSeconds: cpuSpent,
       timeline,
+      objects: objectDelta(obj0, obj1),
       change,
       apiRequests: { upstream: topDeltas(req0[0] ?? {}, req1[0] ?? {}), downstream: topDeltas(req0[1] ?? {}, req1[1] ?? {}) },
       controller: { peakRssBytes: peaks[controller.name] ?? Number.NaN, rssAfterBytes: controller.rss() ?? Number.NaN, idleRssBytes: idle[0] ?? Number.NaN },

@@ -120,6 +120,8 @@ describe('metrics: /metrics of the real controller and agent processes', functio
     expect(sampleSum(page, 'flotilla_artifact_pulled_bytes_total')).to.be.greaterThan(0);
     expect(sampleSum(page, 'flotilla_blob_cache_misses_total')).to.be.greaterThan(0);
     expect(sampleSum(page, 'flotilla_objects_applied_total')).to.be.at.least(2);
+    // Each object was read to plan its deployment before it was applied.
+    expect(sampleSum(page, 'flotilla_objects_read_total', { purpose: 'deploy' })).to.be.at.least(2);
     expect(sampleSum(page, 'flotilla_reconcile_total', { controller: 'bundledeployment', outcome: 'success' })).to.be.greaterThan(0);
     expect(sampleSum(page, 'flotilla_reconcile_duration_seconds_count', { controller: 'bundledeployment' })).to.be.greaterThan(0);
     expect(sampleSum(page, 'flotilla_agent_bundledeployments')).to.equal(1);
@@ -134,6 +136,10 @@ describe('metrics: /metrics of the real controller and agent processes', functio
     );
     expect(sampleSum(after, 'flotilla_drift_detected_objects_total')).to.be.greaterThan(sampleSum(before, 'flotilla_drift_detected_objects_total'));
     expect(sampleSum(after, 'flotilla_objects_applied_total')).to.be.greaterThan(sampleSum(before, 'flotilla_objects_applied_total'));
+    // The drift was found by a drift check, which read the objects.
+    expect(sampleSum(after, 'flotilla_objects_read_total', { purpose: 'drift-check' })).to.be.greaterThan(
+      sampleSum(before, 'flotilla_objects_read_total', { purpose: 'drift-check' }),
+    );
     expect(await downstream.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: APP_NS, name: 'metrics-a' }), 'metrics-a re-applied').to.not.equal(undefined);
   });
 
