@@ -108,12 +108,17 @@ export async function withCommitCharts(
     return (await resolver)(source, bundleDir);
   };
   const out: LoadedBundle[] = [];
-  // One download of each repository's index for the whole commit, however many bundles name it.
+  // One download of each repository's index for the whole commit, however many bundles name it, and one
+  // client per OCI registry for the tag checks of its oci:// charts.
   const scope = new ChartScope();
-  for (const bundle of bundles) {
-    const got = await withRemoteCharts(bundle, access, fetch, limits, build, scope);
-    out.push(got.bundle);
-    charts.set(bundle.name, got.charts);
+  try {
+    for (const bundle of bundles) {
+      const got = await withRemoteCharts(bundle, access, fetch, limits, build, scope);
+      out.push(got.bundle);
+      charts.set(bundle.name, got.charts);
+    }
+  } finally {
+    await scope.close();
   }
   return { bundles: out, charts };
 }

@@ -106,10 +106,10 @@ export function accessParts(access: ChartAccess): string[] {
 }
 
 /**
- * A key of `kind` (`chart`, `dependencies`, `index`, `download`) over `parts`, each hashed with its length so
- * that no two different lists give the same bytes.
+ * A key of `kind` (`chart`, `dependencies`, `index`, `download`, `registry`) over `parts`, each hashed with its
+ * length so that no two different lists give the same bytes.
  */
-export function chartCacheKey(kind: 'chart' | 'dependencies' | 'index' | 'download', parts: readonly string[]): string {
+export function chartCacheKey(kind: 'chart' | 'dependencies' | 'index' | 'download' | 'registry', parts: readonly string[]): string {
   const h = createHash('sha256').update(`${kind}\n`);
   for (const part of parts) h.update(`${Buffer.byteLength(part)}:`).update(part);
   return `${kind}:${h.digest('hex')}`;

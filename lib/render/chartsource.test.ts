@@ -4,6 +4,7 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_BUNDLE_LIMITS } from '../bundle/index.js';
 import { FlotillaError } from '../errors.js';
+import { RegistryClient } from '../oci/client.js';
 import { ChartCache } from './chartcache.js';
 import { ChartScope, download, repositoryIndex, type FetchSettings } from './chartsource.js';
 
@@ -174,5 +175,42 @@ describe('chart downloads kept with their validators: a conditional GET at the n
     expect((err as Error).message)
       .to.contain('bundle two')
       .and.contain('answered 304');
+  });
+});
+
+describe("a commit's chart scope: one registry client per OCI registry and credentials", () => {
+  /** Clients made through the scope, and how often each was closed. */
+  function maker() {
+    const made: { registry: string; client: RegistryClient; closed: number }[] = [];
+    const make = (registry: string) => () => {
+      const client = new RegistryClient({ registry });
+      const entry = { registry, client, closed: 0 };
+      const close = client.close.bind(client);
+      client.close = async () => {
+        entry.closed += 1;
+        await close();
+      };
+      made.push(entry);
+      return client;
+    };
+    return { made, make };
+  }
+
+  it('shares a client between the oci:// charts of one registry read with the same credentials, and closes each once', async () => {
+    const scope = new ChartScope();
+    const { made, make } = maker();
+    const one = scope.registryClient('charts.example:5000', { username: 'a', password: 'p' }, make('charts.example:5000'));
+    const two = scope.registryClient('charts.example:5000', { username: 'a', password: 'p' }, make('charts.example:5000'));
+    const otherUser = scope.registryClient('charts.example:5000', { username: 'b', password: 'p' }, make('charts.example:5000'));
+    const otherRegistry = scope.registryClient('other.example', { username: 'a', password: 'p' }, make('other.example'));
+    expect(two).to.equal(one);
+    expect(otherUser).to.not.equal(one);
+    expect(otherRegistry).to.not.equal(one);
+    expect(made.map((m) => m.registry)).to.deep.equal(['charts.example:5000', 'charts.example:5000', 'other.example']);
+    await scope.close();
+    expect(made.map((m) => m.closed)).to.deep.equal([1, 1, 1]);
+    // A scope closed is empty: a later asker gets a new client.
+    expect(scope.registryClient('charts.example:5000', { username: 'a', password: 'p' }, make('charts.example:5000'))).to.not.equal(one);
+    await scope.close();
   });
 });

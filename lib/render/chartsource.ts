@@ -60,10 +60,13 @@ export interface FetchSettings {
  * What the chart fetches of one commit share: each Helm repository's index.yaml is downloaded once per
  * commit (and credentials), however many of its bundles and dependencies name the repository, so every
  * bundle of the commit resolves its version against the same index. Made per commit, never kept longer:
- * the next commit reads the index again (a constraint may resolve to a release published since).
+ * the next commit reads the index again (a constraint may resolve to a release published since). The
+ * `oci://` charts of a commit share one registry client per registry and credentials (its connections and
+ * tokens), closed with {@link close} when the commit's charts are fetched.
  */
 export class ChartScope {
   private readonly indexes = new Map<string, Promise<Buffer>>();
+  private readonly clients = new Map<string, RegistryClient>();
 
   /** The index of repository `repo` read with `access`: downloaded (`get`) by the first asker, shared with the rest. */
   async index(repo: string, access: ChartAccess, get: () => Promise<Buffer>): Promise<Buffer> {
@@ -76,6 +79,24 @@ export class ChartScope {
       pending.catch(() => this.indexes.delete(key));
     }
     return await pending;
+  }
+
+  /** The registry client for `registry` with `access`: made (`make`) by the first asker, shared with the rest until {@link close}. */
+  registryClient(registry: string, access: ChartAccess, make: () => RegistryClient): RegistryClient {
+    const key = chartCacheKey('registry', [registry, ...accessParts(access)]);
+    let client = this.clients.get(key);
+    if (!client) {
+      client = make();
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+
+  /** Closes the registry clients of the commit. */
+  async close(): Promise<void> {
+    const clients = [...this.clients.values()];
+    this.clients.clear();
+    await Promise.all(clients.map((c) => c.close()));
   }
 }
 
@@ -189,21 +210,25 @@ async function ociChartDigest(
   const path = source.reference.replace(/^oci:\/\//i, '');
   const slash = path.indexOf('/');
   if (slash <= 0) return undefined;
-  const client = new RegistryClient({
-    registry: path.slice(0, slash),
-    ...(access.caPem ? { caPem: access.caPem } : {}),
-    insecureSkipTLS: access.insecureSkipTLSVerify ?? false,
-    ...(access.username !== undefined ? { credentials: { username: access.username, password: access.password ?? '' } } : {}),
-    retry: { retries: 0 },
-    timeouts: { connectMs: settings.timeoutMs, headersMs: settings.timeoutMs, bodyMs: settings.timeoutMs },
-    userAgent: 'flotilla-chart-check',
-  });
+  const registry = path.slice(0, slash);
+  const make = () =>
+    new RegistryClient({
+      registry,
+      ...(access.caPem ? { caPem: access.caPem } : {}),
+      insecureSkipTLS: access.insecureSkipTLSVerify ?? false,
+      ...(access.username !== undefined ? { credentials: { username: access.username, password: access.password ?? '' } } : {}),
+      retry: { retries: 0 },
+      timeouts: { connectMs: settings.timeoutMs, headersMs: settings.timeoutMs, bodyMs: settings.timeoutMs },
+      userAgent: 'flotilla-chart-check',
+    });
+  // Within a commit, one client per registry and credentials (settings.scope); alone, a client for this check.
+  const client = settings.scope ? settings.scope.registryClient(registry, access, make) : make();
   try {
     return await client.resolve(path.slice(slash + 1), source.version.replace(/\+/g, '_'));
   } catch {
     return undefined;
   } finally {
-    await client.close();
+    if (!settings.scope) await client.close();
   }
 }
 
