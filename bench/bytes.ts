@@ -1,14 +1,14 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'undici';
 import { configMapFiles, configMapOfSize, folderBytes, gzippedSize, totalSize } from './lib/content.js';
 import { W, applyGitRepo, bundleDeploymentsOf, deleteGitRepo, waitDeployed, type BenchStack } from './lib/fleet.js';
 import { API_VERSION } from '../lib/api/index.js';
 import { waitFor } from '../stack/net.js';
 import { REAL_LABEL, type RealFleet } from './lib/realfleet.js';
 import { fmtBytes, median } from './lib/stats.js';
-import { resetPeakRss, type FlotillaProcess } from './lib/procs.js';
+import { resetPeakRss, scrapeMetrics, type FlotillaProcess } from './lib/procs.js';
+import { sampleSum } from '../lib/ops/exposition.js';
 import { blobFile, parseAccessLog, readTap, settledLength, tallyTap, trafficByAgent, type TappedEvent } from './lib/traffic.js';
 
 /**
@@ -109,10 +109,7 @@ async function encryptRepo(s: BenchStack, repo: string, expected: number): Promi
 }
 
 async function metric(port: number, name: string): Promise<number> {
-  const res = await request(`http://127.0.0.1:${port}/metrics`);
-  const text = await res.body.text();
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
+  return sampleSum(await scrapeMetrics(port), name);
 }
 
 function manifestBytes(events: readonly TappedEvent[], since: number, storageDir: string): number {

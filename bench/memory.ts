@@ -25,10 +25,9 @@ import {
   type BenchStack,
   type BenchCluster,
 } from './lib/fleet.js';
-import { PeakSampler, cpuOfParts, pidsMatching, type FlotillaProcess } from './lib/procs.js';
+import { PeakSampler, cpuOfParts, pidsMatching, scrapeMetrics, type FlotillaProcess } from './lib/procs.js';
 import { median } from './lib/stats.js';
-import { parseExposition, sampleSum } from '../lib/ops/exposition.js';
-import { request } from 'undici';
+import { sampleSum } from '../lib/ops/exposition.js';
 
 /**
  * Memory: peak RSS (VmHWM) of the controller process and of agent processes while a fleet of N bundles
@@ -87,12 +86,7 @@ export interface ObjectCounts {
 
 /** The agents' object counters now, summed over the agents (scraped from /metrics on each one's probe port). */
 async function agentObjectCounts(agents: readonly FlotillaProcess[]): Promise<ObjectCounts> {
-  const pages = await Promise.all(
-    agents.map(async (a) => {
-      const res = await request(`http://127.0.0.1:${a.probePort}/metrics`);
-      return parseExposition(await res.body.text());
-    }),
-  );
+  const pages = await Promise.all(agents.map((a) => scrapeMetrics(a.probePort)));
   const sum = (name: string, labels: Record<string, string> = {}) => pages.reduce((n, p) => n + sampleSum(p, name, labels), 0);
   return {
     deployReads: sum('flotilla_objects_read_total', { purpose: 'deploy' }),

@@ -36,11 +36,7 @@ function bytesReport(r: BytesResult): string {
     table(['change', 'file changed', 'controller up (events)', ...agents, 'registry log: up / agents down', 'cache growth', 'commit->Ready'], rows).trimEnd(),
     `median per change: changed file ${fmtBytes(r.median.changedFileBytes)}; controller uploads ${fmtBytes(r.median.controllerTotal)}; each agent downloads ${fmtBytes(r.median.agentTotal)}` +
       ` (manifest included); a single-layer design moves the whole bundle: ${fmtBytes(r.bundleBytes)} raw, ${fmtBytes(r.bundleGzipBytes)} gzipped, each way`,
-    ...(r.agentPeakRssGrowth
-      ? [
-          `agents' peak RSS growth with this bundle: deploying it ${r.agentPeakRssGrowth.deploy.map(fmtBytes).join(' / ')}; one resync of it ${r.agentPeakRssGrowth.resync.map(fmtBytes).join(' / ')}`,
-        ]
-      : []),
+    `agents' peak RSS growth with this bundle: deploying it ${r.agentPeakRssGrowth.deploy.map(fmtBytes).join(' / ')}; one resync of it ${r.agentPeakRssGrowth.resync.map(fmtBytes).join(' / ')}`,
     ...(r.encrypted
       ? [
           `with spec.encryption (AES-GCM-SIV): median blobs per change ${r.encrypted.controllerBlobsUploaded} up / ${r.encrypted.agentBlobsDownloaded} down per agent;` +
@@ -263,7 +259,7 @@ function memoryTargets(r: MemoryResult): string[] {
           `; 1,000 bundles on 10 clusters Ready within 30 s of the commit: ${fmtMs(r.rolloutMs)} ${met(r.rolloutMs <= 30_000)}`
         : ''),
   ];
-  if (r.objects && r.bundleDeployments > 0) {
+  if (r.bundleDeployments > 0) {
     // Each bundle of the benchmark holds one object: one object per BundleDeployment.
     const per = (n: number) => (n / r.bundleDeployments).toFixed(2);
     const once = (n: number) => met(n <= r.bundleDeployments);
@@ -329,10 +325,8 @@ function memoryReport(r: MemoryResult): string {
               .sort(([, a], [, b]) => b - a)
               .map(([k, v]) => `${k} ${v.toFixed(1)}`)
               .join(', ')}` +
-            (r.change.objects
-              ? `; the changed object read ${r.change.objects.deployReads} time(s) to plan it and applied ${r.change.objects.applied} time(s) (target 1 each: ` +
-                `${r.change.objects.deployReads <= 1 && r.change.objects.applied <= 1 ? 'MET' : 'NOT MET'}), drift checks read ${r.change.objects.driftReads} objects meanwhile`
-              : ''),
+            `; the changed object read ${r.change.objects.deployReads} time(s) to plan it and applied ${r.change.objects.applied} time(s) (target 1 each: ` +
+            `${r.change.objects.deployReads <= 1 && r.change.objects.applied <= 1 ? 'MET' : 'NOT MET'}), drift checks read ${r.change.objects.driftReads} objects meanwhile`,
         ]
       : []),
   ].join('\n');

@@ -5,6 +5,7 @@ import { request } from 'undici';
 import { spawnManaged, type ManagedProcess } from '../../stack/proc.js';
 import { freePort, waitFor } from '../../stack/net.js';
 import { BUILD_DIR } from './build.js';
+import { type Exposition, parseExposition } from '../../lib/ops/exposition.js';
 
 /**
  * Flotilla processes started by the benchmarks (the controller, agents), the way production runs them:
@@ -53,6 +54,12 @@ export function procStatusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number |
   } catch {
     return undefined;
   }
+}
+
+/** The Prometheus page a Flotilla process serves on /metrics at loopback `port` (its probe or metrics port). */
+export async function scrapeMetrics(port: number): Promise<Exposition> {
+  const res = await request(`http://127.0.0.1:${port}/metrics`);
+  return parseExposition(await res.body.text());
 }
 
 /** Resets the peak RSS (VmHWM) of a process to its current RSS; false where the kernel refuses. */
